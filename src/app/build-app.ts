@@ -1,0 +1,132 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { withSecrets } from '../config/secrets.js';
+import { DomainError } from '../core/errors.js';
+import { openDatabase, type Database, type Role } from '../db/database.js';
+import { migrationStatus, migratorConfig, type MigrationStatus } from '../db/migration-source.js';
+import { classifyDbError } from '../db/pg-errors.js';
+import { AuditRepository } from '../features/audit/audit-repository.js';
+import { registerHealthRoutes } from '../features/health/health-routes.js';
+import { OrgsRepository } from '../features/orgs/orgs-repository.js';
+import { OrgsService } from '../features/orgs/orgs-service.js';
+import { PasswordHasher } from '../features/users/passwords.js';
+import { UsersRepository } from '../features/users/users-repository.js';
+import { UsersService } from '../features/users/users-service.js';
+import { createHttpMetrics } from '../http/metrics.js';
+import { ApiRegistry } from '../http/registry.js';
+import { createHttpServer, type HttpServer } from '../http/server.js';
+import { VERSION } from './version.js';
+
+export interface Services {
+  orgs: OrgsService;
+  users: UsersService;
+  audit: AuditRepository;
+}
+
+export interface Migrations {
+  status(): Promise<MigrationStatus>;
+  latest(): Promise<string[]>;
+  rollback(all?: boolean): Promise<string[]>;
+}
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  services: Services;
+  migrations: Migrations;
+  /** Present when built with `http: true` (the daemon). */
+  http: HttpServer | null;
+  registry: ApiRegistry | null;
+  stop(): Promise<void>;
+}
+
+export interface BuildOptions {
+  role: Role;
+  http?: boolean;
+}
+
+/**
+ * The composition root: the only place that constructs the pool, repositories, services and the
+ * HTTP server, hands feature routes to the server, and knows the order things stop in.
+ */
+export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOptions): Promise<App> {
+  const config = withSecrets(rawConfig);
+  const stopHooks: (() => Promise<void>)[] = [];
+  const db = await openDatabase(config, logger, opts.role);
+  stopHooks.push(() => db.close());
+
+  try {
+    const knex = db.knex;
+    const audit = new AuditRepository(knex);
+    const orgs = new OrgsService(new OrgsRepository(knex), audit);
+    const users = new UsersService(new UsersRepository(knex), orgs, new PasswordHasher(config.auth.bcrypt_rounds), audit);
+    const migrations: Migrations = {
+      status: () => migrationStatus(knex),
+      latest: async () => ((await knex.migrate.latest(migratorConfig())) as [number, string[]])[1],
+      rollback: async (all = false) => ((await knex.migrate.rollback(migratorConfig(), all)) as [number, string[]])[1],
+    };
+
+    let http: HttpServer | null = null;
+    let registry: ApiRegistry | null = null;
+    if (opts.http) {
+      registry = new ApiRegistry();
+      registerHealthRoutes(registry, {
+        version: VERSION,
+        checks: [
+          { name: 'database', check: () => db.ping() },
+          {
+            name: 'migrations',
+            check: async () => {
+              const { pending } = await migrations.status();
+              if (pending.length) throw new Error(`${pending.length} pending migration(s): ${pending.join(', ')}`);
+            },
+          },
+        ],
+      });
+      http = createHttpServer({ config, logger, registry, metrics: createHttpMetrics(), classifyError: classifyDbError });
+      const server = http;
+      // The server stops first so in-flight requests can still use the pool.
+      stopHooks.push(() => server.close(config.shutdown.grace_ms));
+    }
+
+    let stopped = false;
+    return {
+      config,
+      logger,
+      db,
+      services: { orgs, users, audit },
+      migrations,
+      http,
+      registry,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const hook of stopHooks.reverse()) {
+          try {
+            await hook();
+          } catch (err) {
+            logger.error({ err }, 'error while stopping');
+          }
+        }
+      },
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}
+
+/** Refuse to serve a database whose schema is behind the code (unless told to migrate). */
+export async function ensureMigrated(app: App, migrate: boolean): Promise<void> {
+  const { pending } = await app.migrations.status();
+  if (pending.length === 0) return;
+  if (!migrate) {
+    throw new DomainError(
+      'unavailable',
+      `the database has ${pending.length} pending migration(s) (${pending.join(', ')}); run 'sentinel migrate latest' or start with 'sentinel serve --migrate'`,
+    );
+  }
+  const applied = await app.migrations.latest();
+  app.logger.info({ applied }, 'migrations applied');
+}

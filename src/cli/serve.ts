@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { buildApp, ensureMigrated } from '../app/build-app.js';
+import { runUntilSignal } from '../app/lifecycle.js';
+import { loadFor, loggerFor } from '../app/with-app.js';
+import { VERSION } from '../app/version.js';
+import type { CliContext } from './program.js';
+
+export function registerServeCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('serve')
+    .description('run the daemon: HTTP API, scheduler, workers')
+    .option('--migrate', 'apply pending migrations before serving')
+    .action(async (o: { migrate?: boolean }) => {
+      const appEnv = ctx.appEnv(true);
+      const loaded = loadFor(appEnv);
+      const logger = loggerFor(appEnv, loaded, loaded.config.log.level);
+      logger.info({ version: VERSION, config_file: loaded.file, data_dir: loaded.config.data_dir }, 'starting');
+      const app = await buildApp(loaded.config, logger, { role: 'daemon', http: true });
+      try {
+        await ensureMigrated(app, o.migrate === true);
+        const addr = await app.http!.listen();
+        logger.info({ host: addr.host, port: addr.port, embedded_db: app.db.embedded !== null }, 'ready');
+      } catch (err) {
+        await app.stop();
+        throw err;
+      }
+      await runUntilSignal(app, ctx.io.signals, () => loadFor(appEnv));
+    });
+}

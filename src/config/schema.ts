@@ -1,0 +1,80 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The configuration contract. `config/default.json` holds a value for every key below (a test
+ * checks both stay in step). `writeOnly` marks secrets: they are masked by `config print` and
+ * generated into `<data_dir>/secrets/` when left empty.
+ */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const Secret = (description: string) => Type.String({ writeOnly: true, description });
+const Obj = <T extends Record<string, TSchema>>(props: T, description: string) =>
+  Type.Object(props, { additionalProperties: false, description });
+const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
+const Millis = (description: string) => Type.Integer({ minimum: 0, maximum: 86_400_000, description });
+
+export const ConfigSchema = Obj(
+  {
+    data_dir: Type.String({
+      description:
+        'Where Sentinel keeps its state (embedded database, secrets, backups). Empty: /var/lib/sentinel for root, $XDG_DATA_HOME/sentinel or ~/.local/share/sentinel otherwise.',
+    }),
+    http: Obj(
+      {
+        host: Type.String({ minLength: 1, description: 'Listen address; 127.0.0.1 behind a reverse proxy.' }),
+        port: Port('Listen port; 0 picks a free one.'),
+        cors_origins: Type.Array(Type.String({ minLength: 1 }), {
+          description: 'Origins allowed by CORS; "*" allows any. Empty: no cross-origin access.',
+        }),
+        trust_proxy: Type.Boolean({ description: 'Trust X-Forwarded-For / X-Forwarded-Proto from the proxy in front.' }),
+        body_limit_bytes: Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'Largest request body (after decompression).' }),
+      },
+      'HTTP server.',
+    ),
+    database: Obj(
+      {
+        url: Type.String({
+          writeOnly: true,
+          description: 'postgres:// URL of an external PostgreSQL (>= 14). Empty: the embedded server in <data_dir>/postgres.',
+        }),
+        pool_max: Type.Integer({ minimum: 1, maximum: 1000, description: 'Largest connection pool.' }),
+        statement_timeout_ms: Millis('Statement timeout for API queries.'),
+        connect_timeout_ms: Millis('How long to wait for a new connection before answering 503.'),
+        embedded: Obj(
+          {
+            port: Port('Port of the embedded server; 0 picks a free one and records it in <data_dir>/postgres.port.'),
+            os_user: Type.String({ minLength: 1, description: 'Unprivileged system user that runs the embedded server when Sentinel runs as root (created if missing).' }),
+          },
+          'The embedded default database.',
+        ),
+      },
+      'PostgreSQL.',
+    ),
+    log: Obj(
+      {
+        level: Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], description: 'pino log level.' }),
+      },
+      'Logging (JSON lines on stdout).',
+    ),
+    auth: Obj(
+      {
+        bcrypt_rounds: Type.Integer({ minimum: 4, maximum: 15, description: 'bcrypt cost for passwords.' }),
+        access_ttl: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Lifetime of access tokens.' }),
+        refresh_ttl: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Lifetime of refresh tokens.' }),
+        jwt_secret: Secret('HS256 signing key for access tokens. Empty: generated into <data_dir>/secrets/jwt_secret.'),
+        encryption_key: Secret('Key for secrets stored in the database. Empty: generated into <data_dir>/secrets/encryption_key.'),
+      },
+      'Authentication.',
+    ),
+    shutdown: Obj(
+      {
+        grace_ms: Millis('On SIGTERM/SIGINT: how long in-flight requests and jobs may take before exit.'),
+      },
+      'Shutdown.',
+    ),
+  },
+  'Sentinel configuration.',
+);
+
+export type Config = Static<typeof ConfigSchema>;

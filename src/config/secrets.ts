@@ -1,0 +1,29 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomToken } from '../core/ids.js';
+import type { Config } from './schema.js';
+
+export const secretsDir = (config: Config): string => join(config.data_dir, 'secrets');
+
+/** Read <data_dir>/secrets/<name>, creating it (mode 0600, 256 random bits) on first use. */
+export function readOrCreateSecret(config: Config, name: string): string {
+  const dir = secretsDir(config);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, name);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const value = randomToken(32);
+  writeFileSync(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
+  return value;
+}
+
+/** Fill the secrets the operator did not configure from <data_dir>/secrets/. */
+export function withSecrets(config: Config): Config {
+  return {
+    ...config,
+    auth: {
+      ...config.auth,
+      jwt_secret: config.auth.jwt_secret || readOrCreateSecret(config, 'jwt_secret'),
+      encryption_key: config.auth.encryption_key || readOrCreateSecret(config, 'encryption_key'),
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { DomainError } from './errors.js';
+
+export interface PageRequest {
+  limit?: number;
+  cursor?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 1000;
+
+export function pageLimit(limit?: number): number {
+  if (limit === undefined) return DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new DomainError('validation_failed', `limit must be an integer from 1 to ${MAX_LIMIT}`, {
+      errors: [{ path: 'query/limit', message: `must be from 1 to ${MAX_LIMIT}` }],
+    });
+  }
+  return limit;
+}
+
+/** Opaque keyset cursors: the sort key of the last item, base64url-encoded. */
+export const encodeCursor = (key: string): string => Buffer.from(key, 'utf8').toString('base64url');
+
+export function decodeCursor(cursor?: string): string | undefined {
+  if (cursor === undefined) return undefined;
+  const key = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!key || encodeCursor(key) !== cursor) {
+    throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
+  }
+  return key;
+}
+
+/** Given limit+1 rows, the page and the cursor of its last item. */
+export function toPage<T>(rows: T[], limit: number, key: (row: T) => string): Page<T> {
+  const items = rows.slice(0, limit);
+  return { items, next_cursor: rows.length > limit ? encodeCursor(key(items[items.length - 1])) : null };
+}
+
+/** Walk every page (CLI listings print everything). */
+export async function collectAll<T>(fetchPage: (cursor?: string) => Promise<Page<T>>): Promise<T[]> {
+  const all: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await fetchPage(cursor);
+    all.push(...page.items);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor);
+  return all;
+}

@@ -1,0 +1,82 @@
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { EmbeddedPostgres } from './embedded-postgres.js';
+
+// int8 (count(*), bigint ids) as JS numbers: every value we store fits in 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export type Role = 'daemon' | 'cli';
+
+export interface Database {
+  knex: Knex;
+  /** Connection URL in use (contains a password: never log it). */
+  url: string;
+  embedded: EmbeddedPostgres | null;
+  /** Round trip to PostgreSQL; throws when it is not reachable. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createKnex(url: string, config: Config, logger: Logger): Knex {
+  const knex = knexFactory({
+    client: 'pg',
+    connection: {
+      connectionString: url,
+      connectionTimeoutMillis: config.database.connect_timeout_ms,
+      statement_timeout: config.database.statement_timeout_ms,
+      application_name: 'sentinel',
+    },
+    pool: {
+      min: 0,
+      max: config.database.pool_max,
+      // A dead server must turn into a fast 503, not a queue of waiting requests.
+      acquireTimeoutMillis: config.database.connect_timeout_ms + 500,
+      createTimeoutMillis: config.database.connect_timeout_ms,
+      idleTimeoutMillis: 30_000,
+      propagateCreateError: true,
+    },
+    acquireConnectionTimeout: config.database.connect_timeout_ms + 1000,
+    log: {
+      warn: (m: unknown) => logger.warn({ knex: m }, 'knex warning'),
+      error: (m: unknown) => logger.error({ knex: m }, 'knex error'),
+      deprecate: (m: unknown) => logger.debug({ knex: m }, 'knex deprecation'),
+      debug: () => undefined,
+    },
+  });
+  return knex;
+}
+
+/**
+ * Open the configured database: an external server from database.url, or the embedded
+ * default (started, or joined when another Sentinel process already runs it).
+ */
+export async function openDatabase(config: Config, logger: Logger, role: Role): Promise<Database> {
+  let embedded: EmbeddedPostgres | null = null;
+  let url = config.database.url;
+  if (!url) {
+    embedded = new EmbeddedPostgres({
+      dataDir: config.data_dir,
+      port: config.database.embedded.port,
+      osUser: config.database.embedded.os_user,
+      logger,
+      supervise: role === 'daemon',
+      adoptOrphan: role === 'daemon',
+    });
+    url = await embedded.start();
+  }
+  const knex = createKnex(url, config, logger);
+  return {
+    knex,
+    url,
+    embedded,
+    async ping() {
+      await knex.raw('select 1');
+    },
+    async close() {
+      await knex.destroy();
+      if (embedded) await embedded.stop();
+    },
+  };
+}

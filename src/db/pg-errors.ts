@@ -1,0 +1,46 @@
+import { DomainError } from '../core/errors.js';
+
+/** How long clients are told to wait while PostgreSQL is unreachable. */
+export const DB_RETRY_AFTER_SECONDS = 2;
+
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH', 'EAI_AGAIN']);
+/** SQLSTATE classes 08 (connection exception), 57P01-57P03 (shutdown, cannot connect now), 53300 (too many connections). */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|Timeout acquiring a connection|Client has encountered a connection error|the database system is (starting up|shutting down)/i;
+
+interface PgLikeError {
+  code?: unknown;
+  name?: unknown;
+  message?: unknown;
+  errors?: unknown;
+}
+
+/** True when the error means "PostgreSQL is not reachable right now" (as opposed to a bad query). */
+export function isUnavailable(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as PgLikeError;
+  if (typeof e.code === 'string' && (UNAVAILABLE_NODE_CODES.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true;
+  if (e.name === 'KnexTimeoutError') return true;
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
+  // AggregateError from dual-stack connects (127.0.0.1 and ::1 both refused).
+  if (Array.isArray(e.errors)) return e.errors.some(isUnavailable);
+  return false;
+}
+
+/**
+ * Map a database error to the domain error model: unreachable → `unavailable` (503 +
+ * Retry-After), unique violation → `conflict`. Anything else is not the client's fault and
+ * stays unknown (500).
+ */
+export function classifyDbError(err: unknown): DomainError | null {
+  if (err instanceof DomainError) return err;
+  if (isUnavailable(err)) {
+    return new DomainError('unavailable', 'the database is unavailable; retry shortly', {
+      retryAfter: DB_RETRY_AFTER_SECONDS,
+    });
+  }
+  const code = (err as PgLikeError | null)?.code;
+  if (code === '23505') return new DomainError('conflict', 'already exists');
+  if (code === '57014') return new DomainError('unavailable', 'the query took too long (statement timeout)', { retryAfter: DB_RETRY_AFTER_SECONDS });
+  return null;
+}

@@ -1,0 +1,33 @@
+import type { Knex } from 'knex';
+
+export interface OrgRow {
+  id: string;
+  slug: string;
+  name: string;
+  limits: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export class OrgsRepository {
+  constructor(private readonly knex: Knex) {}
+
+  async insert(slug: string, name: string): Promise<OrgRow> {
+    const [row] = await this.knex<OrgRow>('organizations').insert({ slug, name }).returning('*');
+    return row;
+  }
+
+  async findBySlug(slug: string): Promise<OrgRow | undefined> {
+    return this.knex<OrgRow>('organizations').where({ slug }).first();
+  }
+
+  async list(limit: number, afterSlug?: string): Promise<OrgRow[]> {
+    const q = this.knex<OrgRow>('organizations').orderBy('slug').limit(limit);
+    if (afterSlug !== undefined) q.where('slug', '>', afterSlug);
+    return q;
+  }
+
+  async delete(id: string): Promise<number> {
+    return this.knex('organizations').where({ id }).delete();
+  }
+}

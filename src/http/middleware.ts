@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import cors from '@koa/cors';
+import type { Context, Middleware, ParameterizedContext } from 'koa';
+import type { Logger } from 'pino';
+import type { HttpState } from './context.js';
+import { routeLabel } from './metrics.js';
+
+export const REQUEST_ID_HEADER = 'X-Request-Id';
+const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+type StateCtx = ParameterizedContext<Partial<HttpState>>;
+
+/**
+ * Reuses the caller's X-Request-Id (so a proxy's id threads through our logs) only when it is
+ * short and plain; anything else could inject into logs or headers, so it is replaced. The header
+ * is set before anything else runs, and the problem middleware never clears headers, so error
+ * answers carry it too.
+ */
+export function requestIdMiddleware(): Middleware {
+  return async (koaCtx, next) => {
+    const ctx = koaCtx as StateCtx;
+    const incoming = ctx.get(REQUEST_ID_HEADER);
+    const id = SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = id;
+    ctx.set(REQUEST_ID_HEADER, id);
+    await next();
+  };
+}
+
+/**
+ * Gives each request a child logger and writes one access line when it ends. It logs ctx.path,
+ * not ctx.url (query strings may hold tokens), and no headers or bodies (Authorization, passwords).
+ */
+export function accessLogMiddleware(logger: Logger): Middleware {
+  return async (koaCtx, next) => {
+    const ctx = koaCtx as StateCtx;
+    const started = process.hrtime.bigint();
+    const log = logger.child({ request_id: ctx.state.requestId });
+    ctx.state.log = log;
+    let failed = false;
+    try {
+      await next();
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      const status = failed ? 500 : ctx.status;
+      const line = {
+        method: ctx.method,
+        path: ctx.path,
+        route: routeLabel(ctx),
+        status,
+        duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
+      };
+      if (status >= 500) log.warn(line, 'request');
+      else log.info(line, 'request');
+    }
+  };
+}
+
+// API answers are JSON and never need to load anything; only Swagger UI gets a page-shaped policy.
+const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+// Swagger UI renders with inline style attributes, hence 'unsafe-inline' for styles only; scripts
+// come from our own files (the initializer is a file too), never inline.
+const DOCS_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+export function securityHeadersMiddleware(opts: { docsPrefix?: string } = {}): Middleware {
+  const docs = opts.docsPrefix ?? '/docs';
+  return async (ctx, next) => {
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('X-Frame-Options', 'DENY');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('Cross-Origin-Resource-Policy', 'same-origin');
+    const isDocs = ctx.path === docs || ctx.path.startsWith(`${docs}/`);
+    ctx.set('Content-Security-Policy', isDocs ? DOCS_CSP : API_CSP);
+    // ctx.secure honours X-Forwarded-Proto only when app.proxy (http.trust_proxy) is on.
+    if (ctx.secure) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+    await next();
+  };
+}
+
+/**
+ * An allow-list: the Origin is echoed back only when configured ("*" admits any origin); for any
+ * other origin no Access-Control-Allow-Origin is sent and the browser blocks the read. Bearer
+ * tokens, not cookies, so no credentials mode.
+ */
+export function corsMiddleware(origins: readonly string[]): Middleware {
+  const allowAny = origins.includes('*');
+  const allowed = new Set(origins);
+  return cors({
+    origin: (ctx: Context) => {
+      const origin = ctx.get('Origin');
+      if (!origin) return '';
+      return allowAny || allowed.has(origin) ? origin : '';
+    },
+    allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding', 'X-Request-Id'],
+    exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Location'],
+    maxAge: 600,
+  });
+}

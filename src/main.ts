@@ -1,0 +1,19 @@
+import { pino } from 'pino';
+import { runCli } from './cli/program.js';
+
+const logStdout = pino.destination({ fd: 1, sync: false });
+const exitCode = await runCli(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  readStdin: async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
+  env: process.env,
+  logStdout,
+  logStderr: pino.destination({ fd: 2, sync: true }),
+  signals: process,
+});
+logStdout.flushSync();
+process.exit(exitCode);

@@ -1,0 +1,26 @@
+import { randomBytes } from 'node:crypto';
+import { SYSTEM_ACTOR } from '../../src/core/actor.js';
+import type { Services } from '../../src/app/build-app.js';
+import type { Organization } from '../../src/features/orgs/orgs-service.js';
+import type { User } from '../../src/features/users/users-service.js';
+
+const uniq = () => randomBytes(3).toString('hex');
+
+export async function createOrg(services: Services, slug = `org-${uniq()}`): Promise<Organization> {
+  return services.orgs.create(SYSTEM_ACTOR, { slug, name: `Org ${slug}` });
+}
+
+export async function createUser(
+  services: Services,
+  opts: { email?: string; password?: string; org?: string; role?: string; superadmin?: boolean } = {},
+): Promise<User & { password: string }> {
+  const password = opts.password ?? `pw-${uniq()}-${uniq()}`;
+  const user = await services.users.create(SYSTEM_ACTOR, {
+    email: opts.email ?? `user-${uniq()}@example.test`,
+    password,
+    org: opts.org,
+    role: opts.role,
+    superadmin: opts.superadmin,
+  });
+  return { ...user, password };
+}

@@ -1,0 +1,20 @@
+import { buildApp, type App } from '../../src/app/build-app.js';
+import { createLogger } from '../../src/app/logger.js';
+import { LogCapture } from './capture.js';
+import { testConfig } from './config.js';
+
+export interface TestApp {
+  app: App;
+  baseUrl: string;
+  logs: LogCapture;
+  stop(): Promise<void>;
+}
+
+/** The whole app (composition root, real HTTP server on 127.0.0.1:0) on the given database. */
+export async function startTestApp(databaseUrl: string, env: Record<string, string> = {}): Promise<TestApp> {
+  const logs = new LogCapture();
+  const config = testConfig(databaseUrl, env);
+  const app = await buildApp(config, createLogger(config.log.level, logs), { role: 'daemon', http: true });
+  const addr = await app.http!.listen();
+  return { app, baseUrl: `http://127.0.0.1:${addr.port}`, logs, stop: () => app.stop() };
+}
