@@ -17,6 +17,9 @@ import { ApiRegistry } from '../http/registry.js';
 import { createHttpServer, type HttpServer } from '../http/server.js';
 import { VERSION } from './version.js';
 
+export type { User } from '../features/users/users-service.js';
+export type { Organization } from '../features/orgs/orgs-service.js';
+
 export interface Services {
   orgs: OrgsService;
   users: UsersService;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { SYSTEM_ACTOR } from '../core/actor.js';
 import { randomToken } from '../core/ids.js';
 import { collectAll, MAX_LIMIT } from '../core/pagination.js';
-import type { User } from '../features/users/users-service.js';
+import type { User } from '../app/build-app.js';
 import { withApp } from '../app/with-app.js';
 import { printJson, printTable, type CliIO } from './io.js';
 import { usage, type CliContext } from './program.js';

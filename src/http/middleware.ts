@@ -3,7 +3,7 @@ import cors from '@koa/cors';
 import type { Context, Middleware, ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
 import type { HttpState } from './context.js';
-import { routeLabel } from './metrics.js';
+import { UNMATCHED_ROUTE, routeLabel } from './metrics.js';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -28,8 +28,8 @@ export function requestIdMiddleware(): Middleware {
 }
 
 /**
- * Gives each request a child logger and writes one access line when it ends. It logs ctx.path,
- * not ctx.url (query strings may hold tokens), and no headers or bodies (Authorization, passwords).
+ * Gives each request a child logger and writes one access line when it ends. Never the query
+ * string (it may hold tokens), headers (Authorization) or bodies (passwords).
  */
 export function accessLogMiddleware(logger: Logger): Middleware {
   return async (koaCtx, next) => {
@@ -45,12 +45,14 @@ export function accessLogMiddleware(logger: Logger): Middleware {
       throw err;
     } finally {
       const status = failed ? 500 : ctx.status;
+      const route = routeLabel(ctx);
       const line = {
         method: ctx.method,
-        path: ctx.path,
-        route: routeLabel(ctx),
+        route,
+        // Matched paths can carry credentials (POST /heartbeats/{token}); the template says enough.
+        ...(route === UNMATCHED_ROUTE ? { path: ctx.path } : {}),
         status,
-        duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
+        duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3,
       };
       if (status >= 500) log.warn(line, 'request');
       else log.info(line, 'request');

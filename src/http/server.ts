@@ -1,0 +1,209 @@
+import { createReadStream, readdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join } from 'node:path';
+import { Router } from '@koa/router';
+import Koa from 'koa';
+import bodyParser from 'koa-bodyparser';
+import type { Logger } from 'pino';
+import getAbsoluteFSPath from 'swagger-ui-dist/absolute-path.js';
+import type { Config } from '../config/schema.js';
+import type { DomainError } from '../core/errors.js';
+import type { HttpMetrics } from './metrics.js';
+import { accessLogMiddleware, corsMiddleware, requestIdMiddleware, securityHeadersMiddleware } from './middleware.js';
+import { problemMiddleware } from './problem.js';
+import { API_PREFIX, type ApiRegistry, type OpenApiInfo } from './registry.js';
+
+export interface HttpServerOptions {
+  config: Config;
+  logger: Logger;
+  registry: ApiRegistry;
+  metrics: HttpMetrics;
+  classifyError?: (err: unknown) => DomainError | null;
+  /** Routes outside the registry (e.g. OTLP's /v1/metrics); they still get every middleware. */
+  extraRoutes?: (router: Router) => void;
+  openapiInfo?: OpenApiInfo;
+}
+
+export interface HttpServer {
+  app: Koa;
+  /** The bare request handler (no connection tracking): for embedding or in-process tests. */
+  callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  listen(): Promise<{ port: number; host: string }>;
+  /** Stops accepting, lets in-flight requests finish for up to graceMs, then cuts the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+// Longer than nginx's default upstream keepalive_timeout (60 s) so the proxy, not us, closes an
+// idle connection: otherwise it may reuse a socket we are closing and answer 502.
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+// Slowloris guards: headers must arrive within 15 s, the whole request (10 MiB body) within 120 s.
+const HEADERS_TIMEOUT_MS = 15_000;
+const REQUEST_TIMEOUT_MS = 120_000;
+
+const DOCS_TYPES: Record<string, string> = { '.js': 'application/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png' };
+// Our own page and initializer replace these (the shipped initializer points at the petstore demo).
+const DOCS_EXCLUDED = new Set(['index.js', 'absolute-path.js', 'swagger-initializer.js']);
+
+const DOCS_HTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Sentinel API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+<link rel="stylesheet" href="/docs/index.css">
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-initializer.js"></script>
+</body>
+</html>
+`;
+
+const DOCS_INITIALIZER = `window.addEventListener('load', function () {
+  window.ui = SwaggerUIBundle({
+    url: '${API_PREFIX}/openapi.json',
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: 'BaseLayout'
+  });
+});
+`;
+
+function docsAssets(): Map<string, string> {
+  const dir = getAbsoluteFSPath();
+  const files = new Map<string, string>();
+  // A fixed allow-list read once: request paths are looked up, never joined onto the directory.
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isFile() && DOCS_TYPES[extname(entry.name)] && !DOCS_EXCLUDED.has(entry.name)) {
+      files.set(entry.name, join(dir, entry.name));
+    }
+  }
+  return files;
+}
+
+function builtinRoutes(router: Router, opts: HttpServerOptions): void {
+  const { metrics, registry } = opts;
+  router.get('/metrics', async (ctx) => {
+    ctx.body = await metrics.registry.metrics();
+    ctx.set('Content-Type', metrics.registry.contentType);
+  });
+
+  let openapi: string | undefined;
+  router.get(`${API_PREFIX}/openapi.json`, (ctx) => {
+    // Built on first use: by then the composition root has registered every feature's routes.
+    openapi ??= JSON.stringify(registry.openapi(opts.openapiInfo ?? { title: 'Sentinel API', version: '0.0.0' }));
+    ctx.type = 'application/json';
+    ctx.body = openapi;
+  });
+
+  const assets = docsAssets();
+  router.get(['/docs', '/docs/'], (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = DOCS_HTML;
+  });
+  router.get('/docs/swagger-initializer.js', (ctx) => {
+    ctx.type = DOCS_TYPES['.js'];
+    ctx.body = DOCS_INITIALIZER;
+  });
+  router.get('/docs/:file', (ctx) => {
+    const file = assets.get(ctx.params.file);
+    if (!file) return; // left as 404: the problem middleware answers it
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = createReadStream(file);
+    ctx.type = DOCS_TYPES[extname(file)];
+  });
+}
+
+export function createHttpServer(opts: HttpServerOptions): HttpServer {
+  const { config, logger, metrics } = opts;
+  const app = new Koa({ proxy: config.http.trust_proxy });
+  // Having a listener replaces Koa's console.error default; such errors escaped the problem layer.
+  app.on('error', (err: unknown) => logger.error({ err }, 'koa error'));
+
+  const router = new Router();
+  builtinRoutes(router, opts);
+  opts.registry.mount(router);
+  opts.extraRoutes?.(router);
+
+  // Security headers and CORS sit before the body parser so its 400/413 answers carry them too
+  // (a browser must be able to read a 413 problem from an allowed origin).
+  app.use(requestIdMiddleware());
+  app.use(accessLogMiddleware(logger));
+  app.use(metrics.middleware);
+  app.use(problemMiddleware({ logger, classify: opts.classifyError }));
+  app.use(securityHeadersMiddleware());
+  app.use(corsMiddleware(config.http.cors_origins));
+  app.use(
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: String(config.http.body_limit_bytes),
+      extendTypes: { json: ['application/*+json'] },
+    }),
+  );
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+
+  let server: Server | null = null;
+  let closing: Promise<void> | null = null;
+  let draining = false;
+  const inFlight = new Set<ServerResponse>();
+
+  const listen = async (): Promise<{ port: number; host: string }> => {
+    if (server) throw new Error('HTTP server already listening');
+    const handle = app.callback();
+    const s = createServer((req, res) => {
+      inFlight.add(res);
+      // Draining: this connection must not be reused once the answer is out.
+      if (draining) res.setHeader('Connection', 'close');
+      res.on('close', () => {
+        inFlight.delete(res);
+        // Its keep-alive socket has just become idle; close it so server.close() can complete.
+        if (draining) setImmediate(() => s.closeIdleConnections());
+      });
+      void handle(req, res);
+    });
+    s.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    s.headersTimeout = HEADERS_TIMEOUT_MS;
+    s.requestTimeout = REQUEST_TIMEOUT_MS;
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(config.http.port, config.http.host, () => {
+        s.off('error', reject);
+        resolve();
+      });
+    });
+    server = s;
+    const addr = s.address() as AddressInfo;
+    logger.info({ host: addr.address, port: addr.port }, 'HTTP server listening');
+    return { port: addr.port, host: addr.address };
+  };
+
+  const close = (graceMs: number): Promise<void> => {
+    const s = server;
+    if (!s) return Promise.resolve();
+    closing ??= new Promise<void>((resolve) => {
+      draining = true;
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+      const force = setTimeout(() => {
+        logger.warn({ in_flight: inFlight.size, grace_ms: graceMs }, 'grace period over; closing remaining connections');
+        s.closeAllConnections();
+      }, graceMs);
+      s.close(() => {
+        clearTimeout(force);
+        server = null;
+        closing = null;
+        draining = false;
+        logger.info('HTTP server closed');
+        resolve();
+      });
+      s.closeIdleConnections();
+    });
+    return closing;
+  };
+
+  return { app, callback: () => app.callback(), listen, close };
+}
