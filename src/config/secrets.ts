@@ -8,6 +8,8 @@ export const secretsDir = (config: Config): string => join(config.data_dir, 'sec
 /** Read <data_dir>/secrets/<name>, creating it (mode 0600, 256 random bits) on first use. */
 export function readOrCreateSecret(config: Config, name: string): string {
   const dir = secretsDir(config);
+  // data_dir itself stays traversable: the embedded server's unprivileged user works inside it.
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o755 });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, name);
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
@@ -107,6 +107,39 @@ export class EmbeddedPostgres {
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o755 });
     mkdirSync(this.secretsDir, { recursive: true, mode: 0o700 });
     this.prepareUser();
+    if (this.ids.uid !== undefined) {
+      // The server's user must be able to traverse (not list) data_dir to reach its cluster.
+      chmodSync(this.opts.dataDir, statSync(this.opts.dataDir).mode & 0o7777 | 0o011);
+    }
+    // One starter at a time: a CLI command issued while the daemon initializes waits, then joins.
+    const release = await this.lock();
+    try {
+      return await this.startLocked();
+    } finally {
+      release();
+    }
+  }
+
+  private async lock(): Promise<() => void> {
+    const file = join(this.opts.dataDir, 'postgres.start.lock');
+    const deadline = Date.now() + START_TIMEOUT_MS * 2;
+    for (;;) {
+      try {
+        const fd = openSync(file, 'wx', 0o600);
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        return () => rmSync(file, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const holder = Number(readFileSync(file, 'utf8').trim());
+        if (!holder || !pidAlive(holder)) rmSync(file, { force: true });
+        else if (Date.now() > deadline) throw new Error(`another process (pid ${holder}) has been starting the embedded PostgreSQL for too long`);
+        else await sleep(200);
+      }
+    }
+  }
+
+  private async startLocked(): Promise<string> {
     this.bins = await this.binaries();
     this.password = this.readOrCreatePassword();
     if (!existsSync(join(this.pgdata, 'PG_VERSION'))) await this.initdb();
