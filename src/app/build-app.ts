@@ -5,13 +5,22 @@ import { DomainError } from '../core/errors.js';
 import { openDatabase, type Database, type Role } from '../db/database.js';
 import { migrationStatus, migratorConfig, type MigrationStatus } from '../db/migration-source.js';
 import { classifyDbError } from '../db/pg-errors.js';
+import { parseDuration } from '../core/duration.js';
+import { RateLimiter } from '../core/rate-limiter.js';
+import { SecretBox } from '../core/secrets.js';
 import { AuditRepository } from '../features/audit/audit-repository.js';
+import { createAuthenticator, registerAuthRoutes } from '../features/auth/auth-routes.js';
+import { AuthService, type ApiKeyAuthenticator, type SecondFactor } from '../features/auth/auth-service.js';
+import { SessionsRepository } from '../features/auth/sessions-repository.js';
+import { AccessTokens } from '../features/auth/tokens.js';
+import { OrgGuard } from '../features/orgs/org-guard.js';
 import { registerHealthRoutes } from '../features/health/health-routes.js';
 import { OrgsRepository } from '../features/orgs/orgs-repository.js';
 import { OrgsService } from '../features/orgs/orgs-service.js';
 import { PasswordHasher } from '../features/users/passwords.js';
 import { UsersRepository } from '../features/users/users-repository.js';
 import { UsersService } from '../features/users/users-service.js';
+import { UserSchema } from '../features/users/users-schemas.js';
 import { createHttpMetrics } from '../http/metrics.js';
 import { ApiRegistry } from '../http/registry.js';
 import { createHttpServer, type HttpServer } from '../http/server.js';
@@ -24,6 +33,8 @@ export interface Services {
   orgs: OrgsService;
   users: UsersService;
   audit: AuditRepository;
+  auth: AuthService;
+  orgGuard: OrgGuard;
 }
 
 export interface Migrations {
@@ -61,9 +72,36 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
 
   try {
     const knex = db.knex;
+    const ms = (d: string) => parseDuration(d) ?? 0;
     const audit = new AuditRepository(knex);
-    const orgs = new OrgsService(new OrgsRepository(knex), audit);
-    const users = new UsersService(new UsersRepository(knex), orgs, new PasswordHasher(config.auth.bcrypt_rounds), audit);
+    const orgsRepo = new OrgsRepository(knex);
+    const orgGuard = new OrgGuard(orgsRepo);
+    const orgs = new OrgsService(orgsRepo, audit);
+    const usersRepo = new UsersRepository(knex);
+    const passwords = new PasswordHasher(config.auth.bcrypt_rounds);
+    const users = new UsersService(usersRepo, orgs, passwords, audit);
+    const sessions = new SessionsRepository(knex);
+    const secretBox = new SecretBox(config.auth.encryption_key);
+    const loginWindowMs = ms(config.rate_limits.login_window);
+
+    // [api-keys wiring] replaced by the api-keys feature
+    const apiKeyAuth: ApiKeyAuthenticator = { authenticate: async () => null };
+    // [totp wiring] replaced by the totp feature
+    const secondFactor: SecondFactor = { isEnabled: async () => false, verifyLogin: async () => false };
+    void secretBox;
+
+    const auth = new AuthService({
+      users: usersRepo,
+      sessions,
+      tokens: new AccessTokens(config.auth.jwt_secret, ms(config.auth.access_ttl) / 1000),
+      passwords,
+      audit,
+      secondFactor,
+      apiKeys: apiKeyAuth,
+      loginPerIp: new RateLimiter(config.rate_limits.login_per_minute_per_ip, 60_000),
+      failuresPerAccount: new RateLimiter(config.rate_limits.login_failures_per_account, loginWindowMs),
+      refreshTtlMs: ms(config.auth.refresh_ttl),
+    });
     const migrations: Migrations = {
       status: () => migrationStatus(knex),
       latest: async () => ((await knex.migrate.latest(migratorConfig())) as [number, string[]])[1],
@@ -74,6 +112,9 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     let registry: ApiRegistry | null = null;
     if (opts.http) {
       registry = new ApiRegistry();
+      registry.setAuthenticator(createAuthenticator(auth));
+      registerAuthRoutes(registry, { auth, profile: (actor) => users.profile(actor), profileSchema: UserSchema });
+      // [routes wiring] orgs, users, members, audit, api keys, totp
       registerHealthRoutes(registry, {
         version: VERSION,
         checks: [
@@ -87,7 +128,15 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
           },
         ],
       });
-      http = createHttpServer({ config, logger, registry, metrics: createHttpMetrics(), classifyError: classifyDbError });
+      http = createHttpServer({
+        config,
+        logger,
+        registry,
+        metrics: createHttpMetrics(),
+        classifyError: classifyDbError,
+        apiRateLimiter: new RateLimiter(config.rate_limits.api_per_minute, 60_000),
+        openapiInfo: { title: 'Sentinel API', version: VERSION },
+      });
       const server = http;
       // The server stops first so in-flight requests can still use the pool.
       stopHooks.push(() => server.close(config.shutdown.grace_ms));
@@ -98,7 +147,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       config,
       logger,
       db,
-      services: { orgs, users, audit },
+      services: { orgs, users, audit, auth, orgGuard },
       migrations,
       http,
       registry,

@@ -62,10 +62,20 @@ export const ConfigSchema = Obj(
         bcrypt_rounds: Type.Integer({ minimum: 4, maximum: 15, description: 'bcrypt cost for passwords.' }),
         access_ttl: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Lifetime of access tokens.' }),
         refresh_ttl: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Lifetime of refresh tokens.' }),
+        api_key_rotation_grace: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'How long the previous secret of a rotated API key keeps working.' }),
         jwt_secret: Secret('HS256 signing key for access tokens. Empty: generated into <data_dir>/secrets/jwt_secret.'),
         encryption_key: Secret('Key for secrets stored in the database. Empty: generated into <data_dir>/secrets/encryption_key.'),
       },
       'Authentication.',
+    ),
+    rate_limits: Obj(
+      {
+        api_per_minute: Type.Integer({ minimum: 1, description: 'Requests per minute per client IP on the API.' }),
+        login_per_minute_per_ip: Type.Integer({ minimum: 1, description: 'Login attempts per minute per client IP.' }),
+        login_failures_per_account: Type.Integer({ minimum: 1, description: 'Failed logins (or 2FA codes) per account per login_window before the account is throttled.' }),
+        login_window: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Window of the per-account login limit.' }),
+      },
+      'Rate limits (429 with Retry-After beyond them).',
     ),
     shutdown: Obj(
       {

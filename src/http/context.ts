@@ -1,5 +1,7 @@
 import type { ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
+import type { Actor, RequestMeta } from '../core/actor.js';
+import { DomainError } from '../core/errors.js';
 
 /**
  * What the kit's middleware puts on `ctx.state`. Features that add their own state (the auth
@@ -14,6 +16,18 @@ export interface HttpState {
   log: Logger;
   /** OpenAPI path of the matched registry route, e.g. "/organizations/{org}" (metrics label). */
   routeTemplate?: string;
+  /** Set by the authenticator for every route that is not public. */
+  actor?: Actor;
 }
 
 export type HttpContext = ParameterizedContext<HttpState>;
+
+/** The authenticated actor of a request. */
+export function actorOf(ctx: HttpContext): Actor {
+  const actor = ctx.state.actor;
+  if (!actor) throw new DomainError('unauthenticated', 'authentication required');
+  return actor;
+}
+
+/** Client address (X-Forwarded-For only with http.trust_proxy) and user agent, for the audit log. */
+export const metaOf = (ctx: HttpContext): RequestMeta => ({ ip: ctx.ip || null, userAgent: ctx.get('User-Agent') || null });

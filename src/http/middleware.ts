@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import cors from '@koa/cors';
 import type { Context, Middleware, ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
+import { DomainError } from '../core/errors.js';
+import type { RateLimiter } from '../core/rate-limiter.js';
 import type { HttpState } from './context.js';
+import { setRateLimitHeaders } from './problem.js';
 import { UNMATCHED_ROUTE, routeLabel } from './metrics.js';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
@@ -102,4 +105,25 @@ export function corsMiddleware(origins: readonly string[]): Middleware {
     exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Location'],
     maxAge: 600,
   });
+}
+
+/**
+ * Per-client-IP request limit on the API. The client IP is Koa's ctx.ip, which honours
+ * X-Forwarded-For only when http.trust_proxy is set. Health probes and /metrics are exempt so a
+ * busy load balancer or scraper cannot lock itself out.
+ */
+export function rateLimitMiddleware(limiter: RateLimiter): Middleware {
+  return async (ctx, next) => {
+    if (!ctx.path.startsWith('/api/') || ctx.path.startsWith('/api/v1/health')) return next();
+    const d = limiter.hit(ctx.ip || 'unknown');
+    const rl = { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds };
+    if (!d.allowed) {
+      throw new DomainError('rate_limited', `rate limit of ${d.limit} requests per ${Math.round(limiter.windowMs / 1000)} s exceeded; retry in ${d.resetSeconds} s`, {
+        retryAfter: d.resetSeconds,
+        rateLimit: rl,
+      });
+    }
+    setRateLimitHeaders(ctx, rl);
+    await next();
+  };
 }

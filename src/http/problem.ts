@@ -86,6 +86,8 @@ export function sendProblem(ctx: ParameterizedContext, err: DomainError): void {
   if (typeof retryAfter === 'number' && Number.isFinite(retryAfter)) {
     ctx.set('Retry-After', String(Math.max(0, Math.ceil(retryAfter))));
   }
+  const rl = err.details.rateLimit as { limit: number; remaining: number; reset: number } | undefined;
+  if (rl) setRateLimitHeaders(ctx, rl);
   writeProblem(ctx as AnyContext, status, {
     slug: err.code,
     title: TITLES[err.code],
@@ -183,4 +185,11 @@ function handleError(ctx: AnyContext, err: unknown, opts: ProblemOptions): void 
   log.error({ err }, 'unhandled error');
   const { slug, title } = slugFor(status);
   writeProblem(ctx, status, { slug, title, detail: status === 500 ? 'internal error' : title.toLowerCase() });
+}
+
+/** IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), as seconds and counts. */
+export function setRateLimitHeaders(ctx: ParameterizedContext, rl: { limit: number; remaining: number; reset: number }): void {
+  ctx.set('RateLimit-Limit', String(rl.limit));
+  ctx.set('RateLimit-Remaining', String(rl.remaining));
+  ctx.set('RateLimit-Reset', String(rl.reset));
 }

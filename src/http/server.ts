@@ -10,7 +10,8 @@ import getAbsoluteFSPath from 'swagger-ui-dist/absolute-path.js';
 import type { Config } from '../config/schema.js';
 import type { DomainError } from '../core/errors.js';
 import type { HttpMetrics } from './metrics.js';
-import { accessLogMiddleware, corsMiddleware, requestIdMiddleware, securityHeadersMiddleware } from './middleware.js';
+import type { RateLimiter } from '../core/rate-limiter.js';
+import { accessLogMiddleware, corsMiddleware, rateLimitMiddleware, requestIdMiddleware, securityHeadersMiddleware } from './middleware.js';
 import { problemMiddleware } from './problem.js';
 import { API_PREFIX, type ApiRegistry, type OpenApiInfo } from './registry.js';
 
@@ -23,6 +24,8 @@ export interface HttpServerOptions {
   /** Routes outside the registry (e.g. OTLP's /v1/metrics); they still get every middleware. */
   extraRoutes?: (router: Router) => void;
   openapiInfo?: OpenApiInfo;
+  /** Per-IP API rate limiter (runs before the body is parsed). */
+  apiRateLimiter?: RateLimiter;
 }
 
 export interface HttpServer {
@@ -137,6 +140,7 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
   app.use(problemMiddleware({ logger, classify: opts.classifyError }));
   app.use(securityHeadersMiddleware());
   app.use(corsMiddleware(config.http.cors_origins));
+  if (opts.apiRateLimiter) app.use(rateLimitMiddleware(opts.apiRateLimiter));
   app.use(
     bodyParser({
       enableTypes: ['json'],

@@ -37,7 +37,7 @@ describe('bin/sentinel serve on the embedded PostgreSQL (child processes)', func
   });
 
   after(async () => {
-    if (daemon.proc.exitCode === null) {
+    if (daemon && daemon.proc.exitCode === null) {
       daemon.proc.kill('SIGKILL');
       await daemon.exited;
     }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { OrgRole } from '../../core/roles.js';
 
 export interface OrgRow {
   id: string;
@@ -25,6 +26,12 @@ export class OrgsRepository {
     const q = this.knex<OrgRow>('organizations').orderBy('slug').limit(limit);
     if (afterSlug !== undefined) q.where('slug', '>', afterSlug);
     return q;
+  }
+
+  /** The user's role in the org, or null when not a member. */
+  async roleOf(orgId: string, userId: string): Promise<OrgRole | null> {
+    const row = await this.knex('memberships').where({ org_id: orgId, user_id: userId }).first('role');
+    return (row?.role as OrgRole | undefined) ?? null;
   }
 
   async delete(id: string): Promise<number> {

@@ -28,6 +28,10 @@ export class UsersRepository {
     return row;
   }
 
+  async findById(id: string): Promise<UserRow | undefined> {
+    return this.knex<UserRow>('users').where({ id }).first();
+  }
+
   async findByEmail(email: string): Promise<UserRow | undefined> {
     return this.knex<UserRow>('users').whereRaw('lower(email) = lower(?)', [email]).first();
   }

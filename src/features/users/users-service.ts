@@ -108,6 +108,14 @@ export class UsersService {
     return this.present(await this.require(email));
   }
 
+  /** The signed-in user's own profile. */
+  async profile(actor: Actor): Promise<User> {
+    if (actor.kind !== 'user') throw new DomainError('unauthenticated', 'a user session is required');
+    const row = await this.repo.findById(actor.userId);
+    if (!row) throw new DomainError('unauthenticated', 'session is no longer valid');
+    return this.present(row);
+  }
+
   async setPassword(actor: Actor, email: string, password: string): Promise<void> {
     requirePrivileged(actor);
     const row = await this.require(email);

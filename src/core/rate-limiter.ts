@@ -1,0 +1,63 @@
+/**
+ * Fixed-window counters kept in process memory (one daemon; a restart forgets them, which only
+ * ever errs towards letting a client in). Old windows are swept so memory stays bounded by the
+ * number of active keys.
+ */
+export interface RateDecision {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** Seconds until the window resets. */
+  resetSeconds: number;
+}
+
+export class RateLimiter {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+  private lastSweep = 0;
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Count one hit against `key` and say whether it is within the limit. */
+  hit(key: string): RateDecision {
+    const now = this.now();
+    this.sweep(now);
+    let w = this.windows.get(key);
+    if (!w || w.resetAt <= now) {
+      w = { count: 0, resetAt: now + this.windowMs };
+      this.windows.set(key, w);
+    }
+    w.count++;
+    return this.decision(w, now);
+  }
+
+  /** The state of `key` without counting. */
+  peek(key: string): RateDecision {
+    const now = this.now();
+    const w = this.windows.get(key);
+    if (!w || w.resetAt <= now) return { allowed: true, limit: this.limit, remaining: this.limit, resetSeconds: Math.ceil(this.windowMs / 1000) };
+    return this.decision(w, now);
+  }
+
+  reset(key: string): void {
+    this.windows.delete(key);
+  }
+
+  private decision(w: { count: number; resetAt: number }, now: number): RateDecision {
+    return {
+      allowed: w.count <= this.limit,
+      limit: this.limit,
+      remaining: Math.max(0, this.limit - w.count),
+      resetSeconds: Math.max(1, Math.ceil((w.resetAt - now) / 1000)),
+    };
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < this.windowMs) return;
+    this.lastSweep = now;
+    for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
+  }
+}

@@ -1,0 +1,116 @@
+import { Type } from '@sinclair/typebox';
+import type { Actor } from '../../core/actor.js';
+import { DomainError } from '../../core/errors.js';
+import { actorOf, metaOf, type HttpContext } from '../../http/context.js';
+import type { ApiRegistry, Authenticator } from '../../http/registry.js';
+import type { AuthService } from './auth-service.js';
+
+// Credentials in URLs end up in proxy logs and browser history.
+const QUERY_CREDENTIALS = ['access_token', 'token', 'api_key', 'apikey', 'key'];
+
+function unauthenticated(ctx: HttpContext, message: string): DomainError {
+  ctx.set('WWW-Authenticate', 'Bearer realm="sentinel"');
+  return new DomainError('unauthenticated', message);
+}
+
+/** Bearer tokens → actor, for the registry: `user` routes take access tokens, `any` routes API keys too. */
+export function createAuthenticator(auth: AuthService): Authenticator {
+  return async (ctx, route) => {
+    if (route.auth === 'none') return;
+    if (QUERY_CREDENTIALS.some((k) => ctx.query[k] !== undefined)) {
+      throw unauthenticated(ctx, 'credentials in the query string are refused; send Authorization: Bearer <token>');
+    }
+    const header = ctx.get('Authorization');
+    const m = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header);
+    if (!m) throw unauthenticated(ctx, header ? 'malformed Authorization header' : 'authentication required');
+    const token = m[1];
+    if (route.auth === 'user' && token.startsWith('snt_')) throw unauthenticated(ctx, 'this endpoint needs a user token, not an API key');
+    try {
+      ctx.state.actor = await auth.authenticate(token, ctx.ip || null);
+    } catch (err) {
+      if (err instanceof DomainError && err.code === 'unauthenticated') throw unauthenticated(ctx, err.message);
+      throw err;
+    }
+  };
+}
+
+const UserSummary = Type.Object({ id: Type.String({ format: 'uuid' }), email: Type.String(), name: Type.Union([Type.String(), Type.Null()]), superadmin: Type.Boolean() });
+const TokenPairSchema = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
+  refresh_token: Type.String({ description: 'Opaque, single use: every refresh returns a new one.' }),
+  user: UserSummary,
+});
+
+export interface AuthRouteDeps {
+  auth: AuthService;
+  /** GET /auth/me: the caller's profile (the users feature presents it). */
+  profile(actor: Actor): Promise<unknown>;
+  profileSchema: ReturnType<typeof Type.Object>;
+}
+
+export function registerAuthRoutes(registry: ApiRegistry, deps: AuthRouteDeps): void {
+  const { auth } = deps;
+  registry.route({
+    method: 'post',
+    path: '/auth/login',
+    operationId: 'login',
+    summary: 'Exchange email and password (and a 2FA code when enabled) for tokens',
+    tags: ['auth'],
+    auth: 'none',
+    body: Type.Object(
+      {
+        email: Type.String({ minLength: 1, maxLength: 254 }),
+        password: Type.String({ minLength: 1, maxLength: 1024 }),
+        totp_code: Type.Optional(Type.String({ minLength: 6, maxLength: 32, description: 'TOTP code, or a recovery code' })),
+      },
+      { additionalProperties: false },
+    ),
+    responses: { 200: { description: 'Tokens.', schema: TokenPairSchema }, 401: { description: 'Invalid credentials or 2FA code.' }, 429: { description: 'Too many attempts.' } },
+    handler: async (ctx, { body }) => {
+      ctx.body = await auth.login(body, metaOf(ctx));
+    },
+  });
+
+  registry.route({
+    method: 'post',
+    path: '/auth/refresh',
+    operationId: 'refreshToken',
+    summary: 'Exchange a refresh token for a new pair (the old one is spent; reusing it revokes the session)',
+    tags: ['auth'],
+    auth: 'none',
+    body: Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+    responses: { 200: { description: 'New tokens.', schema: TokenPairSchema }, 401: { description: 'Invalid, expired or reused refresh token.' } },
+    handler: async (ctx, { body }) => {
+      ctx.body = await auth.refresh(body.refresh_token, metaOf(ctx));
+    },
+  });
+
+  registry.route({
+    method: 'post',
+    path: '/auth/logout',
+    operationId: 'logout',
+    summary: 'Revoke the current session (its access and refresh tokens stop working)',
+    tags: ['auth'],
+    auth: 'user',
+    responses: { 204: { description: 'Signed out.' } },
+    handler: async (ctx) => {
+      await auth.logout(actorOf(ctx), metaOf(ctx));
+      ctx.status = 204;
+    },
+  });
+
+  registry.route({
+    method: 'get',
+    path: '/auth/me',
+    operationId: 'me',
+    summary: 'The signed-in user with their memberships',
+    tags: ['auth'],
+    auth: 'user',
+    responses: { 200: { description: 'The user.', schema: deps.profileSchema } },
+    handler: async (ctx) => {
+      ctx.body = await deps.profile(actorOf(ctx));
+    },
+  });
+}
