@@ -88,8 +88,9 @@ export class AuthService {
     const ipDecision = this.d.loginPerIp.hit(meta.ip ?? 'unknown');
     if (!ipDecision.allowed) throw rateLimited(ipDecision, 'login attempts from this address');
     const account = input.email.trim().toLowerCase();
+    // Only failures count against an account; once they reach the limit, even the right password waits out the window.
     const accountDecision = this.d.failuresPerAccount.peek(account);
-    if (!accountDecision.allowed) throw rateLimited(accountDecision, 'failed logins for this account');
+    if (accountDecision.remaining === 0) throw rateLimited(accountDecision, 'failed logins for this account');
 
     const user = await this.d.users.findByEmail(input.email.trim());
     // Unknown emails cost one bcrypt comparison too, so timing does not reveal which emails exist.
