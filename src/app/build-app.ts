@@ -8,15 +8,25 @@ import { classifyDbError } from '../db/pg-errors.js';
 import { parseDuration } from '../core/duration.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { SecretBox } from '../core/secrets.js';
+import { registerApiKeyRoutes } from '../features/api-keys/api-keys-routes.js';
+import { ApiKeysRepository } from '../features/api-keys/api-keys-repository.js';
+import { ApiKeysService } from '../features/api-keys/api-keys-service.js';
 import { AuditRepository } from '../features/audit/audit-repository.js';
+import { registerAuditRoutes } from '../features/audit/audit-routes.js';
+import { AuditService } from '../features/audit/audit-service.js';
 import { createAuthenticator, registerAuthRoutes } from '../features/auth/auth-routes.js';
 import { AuthService, type ApiKeyAuthenticator, type SecondFactor } from '../features/auth/auth-service.js';
 import { SessionsRepository } from '../features/auth/sessions-repository.js';
 import { AccessTokens } from '../features/auth/tokens.js';
+import { registerTotpRoutes } from '../features/totp/totp-routes.js';
+import { TotpRepository } from '../features/totp/totp-repository.js';
+import { TOTP_ATTEMPT_LIMIT, TOTP_ATTEMPT_WINDOW_MS, TotpService } from '../features/totp/totp-service.js';
 import { OrgGuard } from '../features/orgs/org-guard.js';
 import { registerHealthRoutes } from '../features/health/health-routes.js';
 import { OrgsRepository } from '../features/orgs/orgs-repository.js';
 import { OrgsService } from '../features/orgs/orgs-service.js';
+import { registerOrgRoutes } from '../features/orgs/orgs-routes.js';
+import { registerUserRoutes } from '../features/users/users-routes.js';
 import { PasswordHasher } from '../features/users/passwords.js';
 import { UsersRepository } from '../features/users/users-repository.js';
 import { UsersService } from '../features/users/users-service.js';
@@ -35,6 +45,7 @@ export interface Services {
   audit: AuditRepository;
   auth: AuthService;
   orgGuard: OrgGuard;
+  apiKeys: ApiKeysService;
 }
 
 export interface Migrations {
@@ -76,19 +87,22 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const audit = new AuditRepository(knex);
     const orgsRepo = new OrgsRepository(knex);
     const orgGuard = new OrgGuard(orgsRepo);
-    const orgs = new OrgsService(orgsRepo, audit);
     const usersRepo = new UsersRepository(knex);
+    const orgs = new OrgsService(orgsRepo, audit, orgGuard, usersRepo);
     const passwords = new PasswordHasher(config.auth.bcrypt_rounds);
-    const users = new UsersService(usersRepo, orgs, passwords, audit);
     const sessions = new SessionsRepository(knex);
+    // Password change and disable end every session of the user (sessions are the SessionRevoker).
+    const users = new UsersService(usersRepo, orgs, passwords, audit, sessions);
+    const auditLog = new AuditService(audit, orgGuard);
     const secretBox = new SecretBox(config.auth.encryption_key);
     const loginWindowMs = ms(config.rate_limits.login_window);
 
     // [api-keys wiring] replaced by the api-keys feature
-    const apiKeyAuth: ApiKeyAuthenticator = { authenticate: async () => null };
+    const apiKeys = new ApiKeysService(new ApiKeysRepository(knex), orgGuard, audit, { rotationGraceMs: ms(config.auth.api_key_rotation_grace) });
+    const apiKeyAuth: ApiKeyAuthenticator = apiKeys;
     // [totp wiring] replaced by the totp feature
-    const secondFactor: SecondFactor = { isEnabled: async () => false, verifyLogin: async () => false };
-    void secretBox;
+    const totp = new TotpService({ repo: new TotpRepository(knex), box: secretBox, users: usersRepo, audit, attempts: new RateLimiter(TOTP_ATTEMPT_LIMIT, TOTP_ATTEMPT_WINDOW_MS) });
+    const secondFactor: SecondFactor = totp;
 
     const auth = new AuthService({
       users: usersRepo,
@@ -115,6 +129,11 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       registry.setAuthenticator(createAuthenticator(auth));
       registerAuthRoutes(registry, { auth, profile: (actor) => users.profile(actor), profileSchema: UserSchema });
       // [routes wiring] orgs, users, members, audit, api keys, totp
+      registerOrgRoutes(registry, orgs);
+      registerUserRoutes(registry, users);
+      registerAuditRoutes(registry, auditLog);
+      registerApiKeyRoutes(registry, apiKeys);
+      registerTotpRoutes(registry, { totp });
       registerHealthRoutes(registry, {
         version: VERSION,
         checks: [
@@ -147,7 +166,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       config,
       logger,
       db,
-      services: { orgs, users, audit, auth, orgGuard },
+      services: { orgs, users, audit, auth, orgGuard, apiKeys },
       migrations,
       http,
       registry,

@@ -3,12 +3,14 @@ import { LOG_LEVELS, type LogLevel } from '../config/schema.js';
 import { DomainError, EXIT_CODE, isDomainError } from '../core/errors.js';
 import type { AppEnv } from '../app/with-app.js';
 import { VERSION } from '../app/version.js';
+import { registerApiKeyCommands } from './apikey.js';
 import { registerConfigCommands } from './config.js';
 import type { CliIO } from './io.js';
 import { registerMigrateCommands } from './migrate.js';
 import { registerOrgCommands } from './org.js';
 import { registerServeCommand } from './serve.js';
 import { registerSeedCommand } from './seed.js';
+import { registerTokenCommands } from './token.js';
 import { registerUserCommands } from './user.js';
 
 export interface CliContext {
@@ -40,6 +42,8 @@ export function buildProgram(io: CliIO): Command {
   registerSeedCommand(program, ctx);
   registerOrgCommands(program, ctx);
   registerUserCommands(program, ctx);
+  registerApiKeyCommands(program, ctx);
+  registerTokenCommands(program, ctx);
   registerConfigCommands(program, ctx);
   // Every subcommand reports through the same output and exits through runCli.
   const inherit = (cmd: Command) => {

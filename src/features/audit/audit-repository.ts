@@ -4,11 +4,13 @@ import type { AuditEntry, AuditSink } from '../../core/audit.js';
 function actorLabel(entry: AuditEntry): { actor: string; actor_user_id: string | null } {
   const a = entry.actor;
   if (a.kind === 'user') return { actor: `user:${a.userId}`, actor_user_id: a.userId };
+  if (a.kind === 'apikey') return { actor: `apikey:${a.keyId}`, actor_user_id: null };
   return { actor: a.kind, actor_user_id: null };
 }
 
 export interface AuditRow {
-  id: number;
+  /** bigint: pg hands it over as a string. */
+  id: string;
   org_id: string | null;
   actor: string;
   actor_user_id: string | null;
@@ -37,8 +39,8 @@ export class AuditRepository implements AuditSink {
     });
   }
 
-  /** Newest first; `beforeId` is the keyset cursor. */
-  async list(orgId: string | null, limit: number, beforeId?: number): Promise<AuditRow[]> {
+  /** Newest first; `beforeId` is the keyset cursor; orgId null lists every entry (the admin log). */
+  async list(orgId: string | null, limit: number, beforeId?: string): Promise<AuditRow[]> {
     const q = this.knex<AuditRow>('audit_log').orderBy('id', 'desc').limit(limit);
     if (orgId !== null) q.where({ org_id: orgId });
     if (beforeId !== undefined) q.where('id', '<', beforeId);

@@ -10,11 +10,26 @@ export interface OrgRow {
   updated_at: Date;
 }
 
+export interface MemberRow {
+  user_id: string;
+  email: string;
+  name: string | null;
+  role: OrgRole;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** What a membership change did; `lastOwner` means it was refused to keep the org's last owner. */
+export interface MembershipChange {
+  previous: OrgRole | null;
+  lastOwner: boolean;
+}
+
 export class OrgsRepository {
   constructor(private readonly knex: Knex) {}
 
-  async insert(slug: string, name: string): Promise<OrgRow> {
-    const [row] = await this.knex<OrgRow>('organizations').insert({ slug, name }).returning('*');
+  async insert(slug: string, name: string, limits: Record<string, unknown> = {}): Promise<OrgRow> {
+    const [row] = await this.knex<OrgRow>('organizations').insert({ slug, name, limits: JSON.stringify(limits) as never }).returning('*');
     return row;
   }
 
@@ -22,10 +37,47 @@ export class OrgsRepository {
     return this.knex<OrgRow>('organizations').where({ slug }).first();
   }
 
+  async findById(id: string): Promise<OrgRow | undefined> {
+    return this.knex<OrgRow>('organizations').where({ id }).first();
+  }
+
   async list(limit: number, afterSlug?: string): Promise<OrgRow[]> {
     const q = this.knex<OrgRow>('organizations').orderBy('slug').limit(limit);
     if (afterSlug !== undefined) q.where('slug', '>', afterSlug);
     return q;
+  }
+
+  /** The orgs a user is a member of, by slug. */
+  async listForUser(userId: string, limit: number, afterSlug?: string): Promise<OrgRow[]> {
+    const q = this.knex<OrgRow>('organizations as o')
+      .join('memberships as m', 'm.org_id', 'o.id')
+      .where('m.user_id', userId)
+      .select('o.*')
+      .orderBy('o.slug')
+      .limit(limit);
+    if (afterSlug !== undefined) q.where('o.slug', '>', afterSlug);
+    return q;
+  }
+
+  /**
+   * Read-modify-write of one org under a row lock, so concurrent PATCHes of different limit keys
+   * do not lose each other's changes. `change` gets the current row and returns the new values.
+   */
+  async update(id: string, change: (row: OrgRow) => { name?: string; limits?: Record<string, unknown> }): Promise<{ before: OrgRow; after: OrgRow } | undefined> {
+    return this.knex.transaction(async (trx) => {
+      const before = await trx<OrgRow>('organizations').where({ id }).forUpdate().first();
+      if (!before) return undefined;
+      const patch = change(before);
+      const [after] = await trx<OrgRow>('organizations')
+        .where({ id })
+        .update({
+          ...(patch.name !== undefined ? { name: patch.name } : {}),
+          ...(patch.limits !== undefined ? { limits: JSON.stringify(patch.limits) as never } : {}),
+          updated_at: trx.fn.now() as never,
+        })
+        .returning('*');
+      return { before, after };
+    });
   }
 
   /** The user's role in the org, or null when not a member. */
@@ -36,5 +88,65 @@ export class OrgsRepository {
 
   async delete(id: string): Promise<number> {
     return this.knex('organizations').where({ id }).delete();
+  }
+
+  private membersQuery(orgId: string) {
+    return this.knex('memberships as m')
+      .join('users as u', 'u.id', 'm.user_id')
+      .where('m.org_id', orgId)
+      .select('m.user_id', 'u.email', 'u.name', 'm.role', 'm.created_at', 'm.updated_at');
+  }
+
+  /** Members of one org by email (keyset on email: emails are unique). */
+  async members(orgId: string, limit: number, afterEmail?: string): Promise<MemberRow[]> {
+    const q = this.membersQuery(orgId).orderBy('u.email').limit(limit);
+    if (afterEmail !== undefined) q.where('u.email', '>', afterEmail);
+    return q as Promise<MemberRow[]>;
+  }
+
+  async member(orgId: string, userId: string): Promise<MemberRow | undefined> {
+    return this.membersQuery(orgId).where('m.user_id', userId).first() as Promise<MemberRow | undefined>;
+  }
+
+  /**
+   * Set a user's role in an org (adding the membership if `upsert`). One transaction locks the
+   * org's owner rows, so two concurrent demotions cannot leave the org without an owner.
+   * Returns previous null and does nothing when the user is not a member and `upsert` is false.
+   * `check` sees the locked current role and may throw to refuse (authorization that depends on it).
+   */
+  async setRole(orgId: string, userId: string, role: OrgRole, opts: { upsert?: boolean; check?: (previous: OrgRole | null) => void } = {}): Promise<MembershipChange> {
+    return this.knex.transaction(async (trx) => {
+      const owners = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
+      const current = await trx('memberships').where({ org_id: orgId, user_id: userId }).forUpdate().first('role');
+      const previous = (current?.role as OrgRole | undefined) ?? null;
+      if (previous === null && opts.upsert === false) return { previous, lastOwner: false };
+      opts.check?.(previous);
+      if (previous === 'owner' && role !== 'owner' && owners.length <= 1) return { previous, lastOwner: true };
+      await trx('memberships')
+        .insert({ org_id: orgId, user_id: userId, role })
+        .onConflict(['org_id', 'user_id'])
+        .merge({ role, updated_at: trx.fn.now() });
+      return { previous, lastOwner: false };
+    });
+  }
+
+  /** Add a membership; false when the user is already a member. */
+  async addMember(orgId: string, userId: string, role: OrgRole): Promise<boolean> {
+    const rows = await this.knex('memberships').insert({ org_id: orgId, user_id: userId, role }).onConflict(['org_id', 'user_id']).ignore().returning('user_id');
+    return rows.length === 1;
+  }
+
+  /** Remove a membership unless it is the org's last owner (same lock as setRole). */
+  async removeMember(orgId: string, userId: string, check?: (previous: OrgRole) => void): Promise<MembershipChange> {
+    return this.knex.transaction(async (trx) => {
+      const owners = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
+      const current = await trx('memberships').where({ org_id: orgId, user_id: userId }).forUpdate().first('role');
+      const previous = (current?.role as OrgRole | undefined) ?? null;
+      if (previous === null) return { previous, lastOwner: false };
+      check?.(previous);
+      if (previous === 'owner' && owners.length <= 1) return { previous, lastOwner: true };
+      await trx('memberships').where({ org_id: orgId, user_id: userId }).delete();
+      return { previous, lastOwner: false };
+    });
   }
 }

@@ -1,81 +1,294 @@
-import { isPrivileged, type Actor } from '../../core/actor.js';
+import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
-import { DomainError, conflict, notFound } from '../../core/errors.js';
+import { authorize, requireSuperadmin } from '../../core/authorize.js';
+import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
 import { SLUG_PATTERN, isSlug } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
-import type { OrgRow, OrgsRepository } from './orgs-repository.js';
+import { isOrgRole, ORG_ROLES, type OrgRole } from '../../core/roles.js';
+import type { OrgGuard } from './org-guard.js';
+import type { MemberRow, OrgRow, OrgsRepository } from './orgs-repository.js';
+import { LIMIT_BOUNDS, NAME_MAX, SIGNALS, type OrgLimits, type OrgLimitsPatch } from './orgs-schemas.js';
 
 export interface Organization {
   id: string;
   slug: string;
   name: string;
-  limits: Record<string, unknown>;
+  limits: OrgLimits;
   created_at: string;
   updated_at: string;
+}
+
+export interface Member {
+  user_id: string;
+  email: string;
+  name: string | null;
+  role: OrgRole;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What the orgs feature needs to know about users (the users feature's repository provides it). */
+export interface UserDirectory {
+  findById(id: string): Promise<{ id: string; email: string } | undefined>;
+  findByEmail(email: string): Promise<{ id: string; email: string } | undefined>;
 }
 
 export const toOrganization = (r: OrgRow): Organization => ({
   id: r.id,
   slug: r.slug,
   name: r.name,
-  limits: r.limits,
+  limits: r.limits as OrgLimits,
   created_at: r.created_at.toISOString(),
   updated_at: r.updated_at.toISOString(),
 });
 
-function requirePrivileged(actor: Actor): void {
-  // Per-org roles arrive with the identity layer; until then only the operator and superadmins act.
-  if (!isPrivileged(actor)) throw new DomainError('forbidden', 'not allowed');
+const toMember = (r: MemberRow): Member => ({
+  user_id: r.user_id,
+  email: r.email,
+  name: r.name,
+  role: r.role,
+  created_at: r.created_at.toISOString(),
+  updated_at: r.updated_at.toISOString(),
+});
+
+const invalid = (message: string, errors: ErrorDetail[]) => new DomainError('validation_failed', message, { errors });
+
+export function parseRole(role: string): OrgRole {
+  if (!isOrgRole(role)) throw invalid(`unknown role '${role}': use one of ${ORG_ROLES.join(', ')}`, [{ path: 'role', message: `must be one of ${ORG_ROLES.join(', ')}` }]);
+  return role;
+}
+
+function checkName(name: string): string {
+  const n = name.trim();
+  if (!n || n.length > NAME_MAX) throw invalid(`name must be 1 to ${NAME_MAX} characters`, [{ path: 'name', message: `must be 1 to ${NAME_MAX} characters` }]);
+  return n;
+}
+
+/**
+ * Limits arriving through the CLI (or any caller that skipped ajv) get the same bounds as the
+ * HTTP schema. `allowNull`: in a patch, null removes an override.
+ */
+export function checkLimits(input: unknown, allowNull: boolean): OrgLimitsPatch {
+  const errors: ErrorDetail[] = [];
+  const num = (v: unknown, path: string, b: { minimum: number; maximum: number }) => {
+    if (v === undefined || (v === null && allowNull)) return;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < b.minimum || v > b.maximum) {
+      errors.push({ path, message: `must be an integer from ${b.minimum} to ${b.maximum}${allowNull ? ', or null to remove the override' : ''}` });
+    }
+  };
+  const object = (v: unknown, path: string, keys: readonly string[]): Record<string, unknown> | null => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      errors.push({ path, message: 'must be an object' });
+      return null;
+    }
+    for (const k of Object.keys(v)) if (!keys.includes(k)) errors.push({ path: `${path}/${k}`, message: 'is not an allowed field' });
+    return v as Record<string, unknown>;
+  };
+  const limits = object(input, 'limits', ['retention_days', 'ingest_points_per_second', 'max_series']);
+  if (limits) {
+    if (limits.retention_days !== undefined) {
+      const rd = object(limits.retention_days, 'limits/retention_days', SIGNALS);
+      if (rd) for (const s of SIGNALS) num(rd[s], `limits/retention_days/${s}`, LIMIT_BOUNDS.retention_days);
+    }
+    num(limits.ingest_points_per_second, 'limits/ingest_points_per_second', LIMIT_BOUNDS.ingest_points_per_second);
+    num(limits.max_series, 'limits/max_series', LIMIT_BOUNDS.max_series);
+  }
+  if (errors.length) throw invalid(`invalid limits: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors);
+  return input as OrgLimitsPatch;
+}
+
+/** Apply a patch to stored limits: numbers set, null removes, absent keeps. */
+export function mergeLimits(current: OrgLimits, patch: OrgLimitsPatch): OrgLimits {
+  const out: Record<string, unknown> = { ...current };
+  if (patch.retention_days) {
+    const rd: Record<string, number> = { ...(current.retention_days ?? {}) };
+    for (const s of SIGNALS) {
+      const v = patch.retention_days[s];
+      if (v === null) delete rd[s];
+      else if (v !== undefined) rd[s] = v;
+    }
+    if (Object.keys(rd).length) out.retention_days = rd;
+    else delete out.retention_days;
+  }
+  for (const k of ['ingest_points_per_second', 'max_series'] as const) {
+    const v = patch[k];
+    if (v === null) delete out[k];
+    else if (v !== undefined) out[k] = v;
+  }
+  return out as OrgLimits;
+}
+
+export interface CreateOrgInput {
+  slug: string;
+  name?: string;
+  limits?: OrgLimits;
+}
+
+export interface UpdateOrgInput {
+  name?: string;
+  limits?: OrgLimitsPatch;
+}
+
+export interface AddMemberInput {
+  user_id?: string;
+  email?: string;
+  role: string;
 }
 
 export class OrgsService {
   constructor(
     private readonly repo: OrgsRepository,
     private readonly audit: AuditSink,
+    private readonly guard: OrgGuard,
+    private readonly users: UserDirectory,
   ) {}
 
-  async create(actor: Actor, input: { slug: string; name?: string }): Promise<Organization> {
-    requirePrivileged(actor);
+  /**
+   * Instance-level: superadmins and the CLI only. The creator does not become a member; an owner
+   * is added afterwards (POST …/members, `sentinel user grant`), because a superadmin already has
+   * every permission in every org and should not show up as a member of each org they set up.
+   */
+  async create(actor: Actor, input: CreateOrgInput, meta: RequestMeta = {}): Promise<Organization> {
+    requireSuperadmin(actor);
     if (!isSlug(input.slug)) {
-      throw new DomainError('validation_failed', `invalid slug '${input.slug}': use lowercase letters, digits and inner hyphens, at most 63 characters`, {
-        errors: [{ path: 'slug', message: `must match ${SLUG_PATTERN}` }],
-      });
+      throw invalid(`invalid slug '${input.slug}': use lowercase letters, digits and inner hyphens, at most 63 characters`, [{ path: 'slug', message: `must match ${SLUG_PATTERN}` }]);
     }
-    const name = (input.name ?? input.slug).trim();
-    if (!name || name.length > 200) throw new DomainError('validation_failed', 'name must be 1 to 200 characters', { errors: [{ path: 'name', message: 'must be 1 to 200 characters' }] });
+    const name = checkName(input.name ?? input.slug);
+    const limits = input.limits === undefined ? {} : mergeLimits({}, checkLimits(input.limits, false));
     if (await this.repo.findBySlug(input.slug)) throw conflict(`organization '${input.slug}' already exists`);
     let row: OrgRow;
     try {
-      row = await this.repo.insert(input.slug, name);
+      row = await this.repo.insert(input.slug, name, limits);
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw conflict(`organization '${input.slug}' already exists`);
       throw err;
     }
-    await this.audit.record({ actor, action: 'org.create', orgId: row.id, targetType: 'organization', targetId: row.id, details: { slug: row.slug } });
+    await this.audit.record({ actor, action: 'org.create', orgId: row.id, targetType: 'organization', targetId: row.id, details: { slug: row.slug, name, limits }, ...meta });
     return toOrganization(row);
   }
 
+  /** Superadmins (and the CLI) see every org, a user the orgs they belong to, an API key its own org. */
   async list(actor: Actor, page: PageRequest = {}): Promise<Page<Organization>> {
-    requirePrivileged(actor);
     const limit = pageLimit(page.limit);
-    const rows = await this.repo.list(limit + 1, decodeCursor(page.cursor));
+    const after = decodeCursor(page.cursor);
+    let rows: OrgRow[];
+    switch (actor.kind) {
+      case 'anonymous':
+        throw new DomainError('unauthenticated', 'authentication required');
+      case 'apikey': {
+        const own = await this.repo.findById(actor.orgId);
+        if (own) authorize(actor, 'org.read', { id: own.id, role: null });
+        rows = own && (after === undefined || own.slug > after) ? [own] : [];
+        break;
+      }
+      case 'user':
+        rows = actor.superadmin ? await this.repo.list(limit + 1, after) : await this.repo.listForUser(actor.userId, limit + 1, after);
+        break;
+      case 'system':
+        rows = await this.repo.list(limit + 1, after);
+        break;
+    }
     const p = toPage(rows, limit, (r) => r.slug);
     return { items: p.items.map(toOrganization), next_cursor: p.next_cursor };
   }
 
   async get(actor: Actor, slug: string): Promise<Organization> {
-    requirePrivileged(actor);
-    return toOrganization(await this.require(slug));
+    return toOrganization(await this.guard.require(actor, slug, 'org.read'));
   }
 
-  async delete(actor: Actor, slug: string): Promise<void> {
-    requirePrivileged(actor);
-    const row = await this.require(slug);
-    await this.repo.delete(row.id);
-    await this.audit.record({ actor, action: 'org.delete', orgId: row.id, targetType: 'organization', targetId: row.id, details: { slug } });
+  async update(actor: Actor, slug: string, input: UpdateOrgInput, meta: RequestMeta = {}): Promise<Organization> {
+    const org = await this.guard.require(actor, slug, 'org.update');
+    const name = input.name === undefined ? undefined : checkName(input.name);
+    const patch = input.limits === undefined ? undefined : checkLimits(input.limits, true);
+    if (name === undefined && patch === undefined) return toOrganization(org);
+    const result = await this.repo.update(org.id, (row) => ({
+      ...(name !== undefined ? { name } : {}),
+      ...(patch !== undefined ? { limits: mergeLimits(row.limits as OrgLimits, patch) } : {}),
+    }));
+    if (!result) throw notFound(`organization '${slug}'`);
+    const { before, after } = result;
+    const changes: Record<string, { from: unknown; to: unknown }> = {};
+    if (before.name !== after.name) changes.name = { from: before.name, to: after.name };
+    if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) changes.limits = { from: before.limits, to: after.limits };
+    if (Object.keys(changes).length) {
+      await this.audit.record({ actor, action: 'org.update', orgId: org.id, targetType: 'organization', targetId: org.id, details: { slug, changes }, ...meta });
+    }
+    return toOrganization(after);
   }
 
-  /** The org row for a slug; 404 when it does not exist. */
+  async delete(actor: Actor, slug: string, meta: RequestMeta = {}): Promise<void> {
+    const org = await this.guard.require(actor, slug, 'org.delete');
+    await this.repo.delete(org.id);
+    await this.audit.record({ actor, action: 'org.delete', orgId: org.id, targetType: 'organization', targetId: org.id, details: { slug }, ...meta });
+  }
+
+  async members(actor: Actor, slug: string, page: PageRequest = {}): Promise<Page<Member>> {
+    const org = await this.guard.require(actor, slug, 'member.read');
+    const limit = pageLimit(page.limit);
+    const rows = await this.repo.members(org.id, limit + 1, decodeCursor(page.cursor));
+    const p = toPage(rows, limit, (r) => r.email);
+    return { items: p.items.map(toMember), next_cursor: p.next_cursor };
+  }
+
+  /** Add an existing user to an org. Granting `owner` needs an owner (member.manage_owners). */
+  async addMember(actor: Actor, slug: string, input: AddMemberInput, meta: RequestMeta = {}): Promise<Member> {
+    const org = await this.guard.require(actor, slug, 'member.manage');
+    const role = parseRole(input.role);
+    if ((input.user_id === undefined) === (input.email === undefined)) {
+      throw invalid('give exactly one of user_id and email', [{ path: input.user_id === undefined ? 'user_id' : 'email', message: 'give exactly one of user_id and email' }]);
+    }
+    if (role === 'owner') authorize(actor, 'member.manage_owners', org);
+    const user = input.user_id !== undefined ? await this.users.findById(input.user_id) : await this.users.findByEmail(input.email!.trim());
+    if (!user) throw notFound(`user '${input.user_id ?? input.email}'`);
+    if (!(await this.repo.addMember(org.id, user.id, role))) throw conflict(`'${user.email}' is already a member of '${slug}'; change the role with PATCH …/members/${user.id}`);
+    await this.audit.record({ actor, action: 'member.add', orgId: org.id, targetType: 'user', targetId: user.id, details: { email: user.email, role }, ...meta });
+    return toMember((await this.repo.member(org.id, user.id))!);
+  }
+
+  /**
+   * Change a member's role (`upsert`: add them when they are not a member, as `sentinel user
+   * grant` does). Taking the owner role away or giving it needs an owner; the org's last owner
+   * cannot be demoted (conflict).
+   */
+  async setMemberRole(actor: Actor, slug: string, userId: string, roleName: string, meta: RequestMeta = {}, upsert = false): Promise<Member> {
+    const org = await this.guard.require(actor, slug, 'member.manage');
+    const role = parseRole(roleName);
+    const user = await this.users.findById(userId);
+    if (!user) throw notFound(upsert ? `user '${userId}'` : 'member');
+    const { previous, lastOwner } = await this.repo.setRole(org.id, user.id, role, {
+      upsert,
+      check: (prev) => {
+        if (prev === 'owner' || role === 'owner') authorize(actor, 'member.manage_owners', org);
+      },
+    });
+    if (previous === null && !upsert) throw notFound('member');
+    if (lastOwner) throw conflict(`'${user.email}' is the last owner of '${slug}'; make someone else owner first`);
+    if (previous !== role) {
+      await this.audit.record({
+        actor,
+        action: previous === null ? 'member.add' : 'member.role_change',
+        orgId: org.id,
+        targetType: 'user',
+        targetId: user.id,
+        details: previous === null ? { email: user.email, role } : { email: user.email, from: previous, to: role },
+        ...meta,
+      });
+    }
+    return toMember((await this.repo.member(org.id, user.id))!);
+  }
+
+  /** Remove a member (effective on their next request: every request reads memberships afresh). */
+  async removeMember(actor: Actor, slug: string, userId: string, meta: RequestMeta = {}): Promise<void> {
+    const org = await this.guard.require(actor, slug, 'member.manage');
+    const { previous, lastOwner } = await this.repo.removeMember(org.id, userId, (prev) => {
+      if (prev === 'owner') authorize(actor, 'member.manage_owners', org);
+    });
+    if (previous === null) throw notFound('member');
+    if (lastOwner) throw conflict(`the last owner of '${slug}' cannot be removed; make someone else owner first`);
+    await this.audit.record({ actor, action: 'member.remove', orgId: org.id, targetType: 'user', targetId: userId, details: { role: previous }, ...meta });
+  }
+
+  /** The org row for a slug, without authorization (for other services' own lookups); 404 when missing. */
   async require(slug: string): Promise<OrgRow> {
     const row = await this.repo.findBySlug(slug);
     if (!row) throw notFound(`organization '${slug}'`);

@@ -43,7 +43,7 @@ export class UsersRepository {
     return q;
   }
 
-  async update(id: string, patch: Partial<Pick<UserRow, 'password_hash' | 'disabled_at' | 'name'>>, bumpTokenVersion = false): Promise<void> {
+  async update(id: string, patch: Partial<Pick<UserRow, 'password_hash' | 'disabled_at' | 'name' | 'superadmin'>>, bumpTokenVersion = false): Promise<void> {
     const q = this.knex('users').where({ id });
     await q.update({ ...patch, updated_at: this.knex.fn.now(), ...(bumpTokenVersion ? { token_version: this.knex.raw('token_version + 1') } : {}) });
   }
@@ -58,20 +58,23 @@ export class UsersRepository {
   }
 
   /**
-   * Set a user's role in an org. Runs in one transaction that locks the org's owner rows, so two
-   * concurrent demotions cannot leave the org without an owner.
+   * Delete a user unless they are the last owner of some org (returns those orgs' slugs and
+   * deletes nothing). Locks the owner rows of the user's orgs like the membership changes do.
+   * Sessions and memberships go with the user (ON DELETE CASCADE).
    */
-  async setRole(orgId: string, userId: string, role: OrgRole): Promise<{ previous: OrgRole | null; lastOwner: boolean }> {
+  async deleteUnlessLastOwner(id: string): Promise<{ deleted: boolean; lastOwnerOf: string[] }> {
     return this.knex.transaction(async (trx) => {
-      const owners = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
-      const current = await trx('memberships').where({ org_id: orgId, user_id: userId }).first('role');
-      const previous = (current?.role as OrgRole | undefined) ?? null;
-      if (previous === 'owner' && role !== 'owner' && owners.length <= 1) return { previous, lastOwner: true };
-      await trx('memberships')
-        .insert({ org_id: orgId, user_id: userId, role })
-        .onConflict(['org_id', 'user_id'])
-        .merge({ role, updated_at: trx.fn.now() });
-      return { previous, lastOwner: false };
+      const owned = trx('memberships').where({ user_id: id, role: 'owner' }).select('org_id');
+      const owners: { org_id: string; user_id: string }[] = await trx('memberships').whereIn('org_id', owned).andWhere({ role: 'owner' }).forUpdate().select('org_id', 'user_id');
+      const counts = new Map<string, number>();
+      for (const o of owners) counts.set(o.org_id, (counts.get(o.org_id) ?? 0) + 1);
+      const sole = [...counts].filter(([, n]) => n <= 1).map(([orgId]) => orgId);
+      if (sole.length) {
+        const slugs: { slug: string }[] = await trx('organizations').whereIn('id', sole).orderBy('slug').select('slug');
+        return { deleted: false, lastOwnerOf: slugs.map((r) => r.slug) };
+      }
+      const n = await trx('users').where({ id }).delete();
+      return { deleted: n === 1, lastOwnerOf: [] };
     });
   }
 }

@@ -1,14 +1,23 @@
-import { isPrivileged, type Actor } from '../../core/actor.js';
+import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
-import { DomainError, conflict, notFound } from '../../core/errors.js';
+import { requireSuperadmin } from '../../core/authorize.js';
+import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { isOrgRole, ORG_ROLES, type OrgRole } from '../../core/roles.js';
 import type { PasswordHasher } from './passwords.js';
 import type { MembershipRow, UserRow, UsersRepository } from './users-repository.js';
 
-/** What the users feature needs from organizations. */
-export interface OrgLookup {
+/** What the users feature needs from organizations (the orgs feature's service provides it). */
+export interface OrgMembership {
+  /** Existence only, no authorization. */
   require(slug: string): Promise<{ id: string; slug: string }>;
+  /** Give a user a role in an org (adding them when `upsert`), with the orgs feature's checks. */
+  setMemberRole(actor: Actor, slug: string, userId: string, role: string, meta?: RequestMeta, upsert?: boolean): Promise<unknown>;
+}
+
+/** Ends every session of a user (the auth feature's sessions repository). */
+export interface SessionRevoker {
+  revokeAllOfUser(userId: string): Promise<void>;
 }
 
 export interface User {
@@ -31,8 +40,21 @@ export interface CreateUserInput {
   role?: string;
 }
 
+export interface UpdateUserInput {
+  /** null clears the name. */
+  name?: string | null;
+  disabled?: boolean;
+  superadmin?: boolean;
+}
+
+export interface ChangePasswordInput {
+  current_password: string;
+  new_password: string;
+}
+
 // Deliberately simple: one @, no spaces, a dot in the domain. Real validation is the mail that arrives.
 const EMAIL = /^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$/;
+export const USER_NAME_MAX = 200;
 
 function toUser(r: UserRow, memberships: MembershipRow[]): User {
   return {
@@ -47,33 +69,44 @@ function toUser(r: UserRow, memberships: MembershipRow[]): User {
   };
 }
 
-function requirePrivileged(actor: Actor): void {
-  if (!isPrivileged(actor)) throw new DomainError('forbidden', 'not allowed');
-}
+const invalid = (message: string, errors: ErrorDetail[]) => new DomainError('validation_failed', message, { errors });
 
 function requireRole(role: string): OrgRole {
-  if (!isOrgRole(role)) {
-    throw new DomainError('validation_failed', `unknown role '${role}': use one of ${ORG_ROLES.join(', ')}`, {
-      errors: [{ path: 'role', message: `must be one of ${ORG_ROLES.join(', ')}` }],
-    });
-  }
+  if (!isOrgRole(role)) throw invalid(`unknown role '${role}': use one of ${ORG_ROLES.join(', ')}`, [{ path: 'role', message: `must be one of ${ORG_ROLES.join(', ')}` }]);
   return role;
+}
+
+function checkName(name: string | null | undefined): string | null {
+  if (name === undefined || name === null) return null;
+  const n = name.trim();
+  if (n.length > USER_NAME_MAX) throw invalid(`name must be at most ${USER_NAME_MAX} characters`, [{ path: 'name', message: `must be at most ${USER_NAME_MAX} characters` }]);
+  return n || null;
+}
+
+/** Same path convention as ajv's errors, for the one route whose field names differ from the service's. */
+function renamePath(err: unknown, from: string, to: string): unknown {
+  if (err instanceof DomainError && err.details.errors) {
+    return new DomainError(err.code, err.message, { ...err.details, errors: err.details.errors.map((e) => (e.path === from ? { ...e, path: to } : e)) });
+  }
+  return err;
 }
 
 export class UsersService {
   constructor(
     private readonly repo: UsersRepository,
-    private readonly orgs: OrgLookup,
+    private readonly orgs: OrgMembership,
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditSink,
+    private readonly sessions: SessionRevoker,
   ) {}
 
-  async create(actor: Actor, input: CreateUserInput): Promise<User> {
-    requirePrivileged(actor);
+  async create(actor: Actor, input: CreateUserInput, meta: RequestMeta = {}): Promise<User> {
+    requireSuperadmin(actor);
     const email = input.email.trim();
     if (!EMAIL.test(email) || email.length > 254) {
-      throw new DomainError('validation_failed', `invalid email '${input.email}'`, { errors: [{ path: 'email', message: 'must be an email address' }] });
+      throw invalid(`invalid email '${input.email}'`, [{ path: 'email', message: 'must be an email address' }]);
     }
+    const name = checkName(input.name);
     if ((input.org === undefined) !== (input.role === undefined)) {
       throw new DomainError('bad_request', '--org and --role go together');
     }
@@ -83,18 +116,18 @@ export class UsersService {
     const password_hash = await this.hasher.hash(input.password);
     let row: UserRow;
     try {
-      row = await this.repo.insert({ email, name: input.name ?? null, password_hash, superadmin: input.superadmin ?? false });
+      row = await this.repo.insert({ email, name, password_hash, superadmin: input.superadmin ?? false });
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw conflict(`user '${email}' already exists`);
       throw err;
     }
-    await this.audit.record({ actor, action: 'user.create', targetType: 'user', targetId: row.id, details: { email, superadmin: row.superadmin } });
-    if (org && role) await this.applyRole(actor, org, row, role);
+    await this.audit.record({ actor, action: 'user.create', targetType: 'user', targetId: row.id, details: { email, superadmin: row.superadmin }, ...meta });
+    if (org && role) await this.orgs.setMemberRole(actor, org.slug, row.id, role, meta, true);
     return this.present(row);
   }
 
   async list(actor: Actor, opts: PageRequest & { org?: string } = {}): Promise<Page<User>> {
-    requirePrivileged(actor);
+    requireSuperadmin(actor);
     const limit = pageLimit(opts.limit);
     const org = opts.org === undefined ? undefined : await this.orgs.require(opts.org);
     const rows = await this.repo.list(limit + 1, decodeCursor(opts.cursor), org?.id);
@@ -103,9 +136,15 @@ export class UsersService {
     return { items: page.items.map((r) => toUser(r, memberships)), next_cursor: page.next_cursor };
   }
 
+  /** By email (the CLI). */
   async get(actor: Actor, email: string): Promise<User> {
-    requirePrivileged(actor);
+    requireSuperadmin(actor);
     return this.present(await this.require(email));
+  }
+
+  /** By id: superadmins see anyone; a user sees only themself (anyone else is "not found"). */
+  async getById(actor: Actor, id: string): Promise<User> {
+    return this.present(await this.visible(actor, id));
   }
 
   /** The signed-in user's own profile. */
@@ -116,35 +155,127 @@ export class UsersService {
     return this.present(row);
   }
 
-  async setPassword(actor: Actor, email: string, password: string): Promise<void> {
-    requirePrivileged(actor);
+  /**
+   * Superadmins may change name, superadmin and disabled; users only their own name. Nobody
+   * disables or demotes themself here (that could lock the last administrator out; the CLI can).
+   */
+  async update(actor: Actor, id: string, input: UpdateUserInput, meta: RequestMeta = {}): Promise<User> {
+    const row = await this.visible(actor, id);
+    const privileged = actor.kind === 'system' || (actor.kind === 'user' && actor.superadmin);
+    if (!privileged && (input.disabled !== undefined || input.superadmin !== undefined)) {
+      throw new DomainError('forbidden', 'only a superadmin may change disabled or superadmin');
+    }
+    const self = actor.kind === 'user' && actor.userId === row.id;
+    if (self && (input.disabled === true || input.superadmin === false)) {
+      throw conflict('you cannot disable yourself or drop your own superadmin role; ask another superadmin or use the CLI');
+    }
+    const patch: { name?: string | null; superadmin?: boolean; disabled_at?: Date | null } = {};
+    const changes: Record<string, { from: unknown; to: unknown }> = {};
+    if (input.name !== undefined) {
+      const name = checkName(input.name);
+      if (name !== row.name) {
+        patch.name = name;
+        changes.name = { from: row.name, to: name };
+      }
+    }
+    if (input.superadmin !== undefined && input.superadmin !== row.superadmin) {
+      patch.superadmin = input.superadmin;
+      changes.superadmin = { from: row.superadmin, to: input.superadmin };
+    }
+    const disabling = input.disabled === true && row.disabled_at === null;
+    const enabling = input.disabled === false && row.disabled_at !== null;
+    if (disabling || enabling) patch.disabled_at = disabling ? new Date() : null;
+    if (Object.keys(patch).length === 0) return this.present(row);
+
+    await this.repo.update(row.id, patch, disabling);
+    if (disabling) await this.sessions.revokeAllOfUser(row.id);
+    if (Object.keys(changes).length) {
+      await this.audit.record({ actor, action: 'user.update', targetType: 'user', targetId: row.id, details: { email: row.email, changes }, ...meta });
+    }
+    if (disabling || enabling) {
+      await this.audit.record({ actor, action: disabling ? 'user.disable' : 'user.enable', targetType: 'user', targetId: row.id, details: { email: row.email }, ...meta });
+    }
+    return this.present((await this.repo.findById(row.id))!);
+  }
+
+  /** Superadmins only, never oneself; refused while the user is the last owner of an org. */
+  async delete(actor: Actor, id: string, meta: RequestMeta = {}): Promise<void> {
+    requireSuperadmin(actor);
+    if (actor.kind === 'user' && actor.userId === id) throw conflict('you cannot delete yourself; ask another superadmin or use the CLI');
+    const row = await this.repo.findById(id);
+    if (!row) throw notFound('user');
+    const { deleted, lastOwnerOf } = await this.repo.deleteUnlessLastOwner(row.id);
+    if (lastOwnerOf.length) throw conflict(`'${row.email}' is the last owner of ${lastOwnerOf.map((s) => `'${s}'`).join(', ')}; make someone else owner first`);
+    if (!deleted) throw notFound('user');
+    await this.audit.record({ actor, action: 'user.delete', targetType: 'user', targetId: row.id, details: { email: row.email }, ...meta });
+  }
+
+  /** An administrator sets someone's password (the CLI's `user passwd`): every session of theirs ends. */
+  async setPassword(actor: Actor, email: string, password: string, meta: RequestMeta = {}): Promise<void> {
+    requireSuperadmin(actor);
     const row = await this.require(email);
     const password_hash = await this.hasher.hash(password);
     await this.repo.update(row.id, { password_hash }, true);
-    await this.audit.record({ actor, action: 'user.password_change', targetType: 'user', targetId: row.id });
+    await this.sessions.revokeAllOfUser(row.id);
+    await this.audit.record({ actor, action: 'user.password_change', targetType: 'user', targetId: row.id, details: { email: row.email, by: 'admin' }, ...meta });
   }
 
-  async setDisabled(actor: Actor, email: string, disabled: boolean): Promise<User> {
-    requirePrivileged(actor);
+  /**
+   * The signed-in user changes their own password. A wrong current password is a 400 naming
+   * `body/current_password` (not 401: the caller's token is fine, and clients treat 401 as "sign
+   * in again"). Afterwards every session ends, this one included: sign in with the new password.
+   */
+  async changeOwnPassword(actor: Actor, input: ChangePasswordInput, meta: RequestMeta = {}): Promise<void> {
+    if (actor.kind !== 'user') throw new DomainError('unauthenticated', 'a user session is required');
+    const row = await this.repo.findById(actor.userId);
+    if (!row || row.disabled_at) throw new DomainError('unauthenticated', 'session is no longer valid');
+    if (!row.password_hash || !(await this.hasher.verify(input.current_password, row.password_hash))) {
+      await this.audit.record({ actor, action: 'user.password_change_failed', targetType: 'user', targetId: row.id, details: { email: row.email, reason: 'wrong current password' }, ...meta });
+      throw invalid('the current password is wrong', [{ path: 'body/current_password', message: 'is not the current password' }]);
+    }
+    let password_hash: string;
+    try {
+      password_hash = await this.hasher.hash(input.new_password);
+    } catch (err) {
+      throw renamePath(err, 'password', 'body/new_password');
+    }
+    await this.repo.update(row.id, { password_hash }, true);
+    await this.sessions.revokeAllOfUser(row.id);
+    await this.audit.record({ actor, action: 'user.password_change', targetType: 'user', targetId: row.id, details: { email: row.email, by: 'self' }, ...meta });
+  }
+
+  /** The CLI's `user disable|enable`: disabling ends every session at once. */
+  async setDisabled(actor: Actor, email: string, disabled: boolean, meta: RequestMeta = {}): Promise<User> {
+    requireSuperadmin(actor);
     const row = await this.require(email);
     await this.repo.update(row.id, { disabled_at: disabled ? new Date() : null }, disabled);
-    await this.audit.record({ actor, action: disabled ? 'user.disable' : 'user.enable', targetType: 'user', targetId: row.id });
-    return this.present((await this.repo.findByEmail(email))!);
+    if (disabled) await this.sessions.revokeAllOfUser(row.id);
+    await this.audit.record({ actor, action: disabled ? 'user.disable' : 'user.enable', targetType: 'user', targetId: row.id, details: { email: row.email }, ...meta });
+    return this.present((await this.repo.findById(row.id))!);
   }
 
-  async grant(actor: Actor, email: string, orgSlug: string, role: string): Promise<User> {
-    requirePrivileged(actor);
+  /** The CLI's `user grant`: set (or add) a membership through the orgs feature's checks. */
+  async grant(actor: Actor, email: string, orgSlug: string, role: string, meta: RequestMeta = {}): Promise<User> {
     const r = requireRole(role);
     const row = await this.require(email);
-    const org = await this.orgs.require(orgSlug);
-    await this.applyRole(actor, org, row, r);
+    await this.orgs.setMemberRole(actor, orgSlug, row.id, r, meta, true);
     return this.present(row);
   }
 
-  private async applyRole(actor: Actor, org: { id: string; slug: string }, user: UserRow, role: OrgRole): Promise<void> {
-    const { previous, lastOwner } = await this.repo.setRole(org.id, user.id, role);
-    if (lastOwner) throw conflict(`'${user.email}' is the last owner of '${org.slug}'; make someone else owner first`);
-    await this.audit.record({ actor, action: 'member.role_change', orgId: org.id, targetType: 'user', targetId: user.id, details: { from: previous, to: role } });
+  /** The user behind `sentinel token create` (the auth feature signs for it): CLI and superadmins only. */
+  async authUserByEmail(actor: Actor, email: string): Promise<UserRow> {
+    requireSuperadmin(actor);
+    return this.require(email);
+  }
+
+  /** The user row `actor` may see: anyone for superadmins, only themself otherwise (else 404). */
+  private async visible(actor: Actor, id: string): Promise<UserRow> {
+    if (actor.kind === 'anonymous') throw new DomainError('unauthenticated', 'authentication required');
+    const privileged = actor.kind === 'system' || (actor.kind === 'user' && actor.superadmin);
+    const self = actor.kind === 'user' && actor.userId === id;
+    const row = privileged || self ? await this.repo.findById(id) : undefined;
+    if (!row) throw notFound('user');
+    return row;
   }
 
   private async require(email: string): Promise<UserRow> {

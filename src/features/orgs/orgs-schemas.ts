@@ -1,0 +1,108 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { SLUG_PATTERN } from '../../core/ids.js';
+import { ORG_ROLES } from '../../core/roles.js';
+
+/**
+ * Bounds of the per-org limits. The service checks them too (the CLI does not pass through ajv),
+ * so both read these numbers.
+ */
+export const LIMIT_BOUNDS = {
+  retention_days: { minimum: 1, maximum: 3650 },
+  ingest_points_per_second: { minimum: 1, maximum: 10_000_000 },
+  max_series: { minimum: 1, maximum: 100_000_000 },
+} as const;
+
+export const SIGNALS = ['metrics', 'logs', 'events'] as const;
+export type Signal = (typeof SIGNALS)[number];
+
+export const NAME_MAX = 200;
+
+const RoleSchema = Type.Unsafe<(typeof ORG_ROLES)[number]>({ type: 'string', enum: [...ORG_ROLES] });
+
+const days = (signal: string) => Type.Integer({ ...LIMIT_BOUNDS.retention_days, description: `Days ${signal} are kept.` });
+const nullable = <T extends ReturnType<typeof Type.Integer>>(s: T) => Type.Union([s, Type.Null()]);
+
+/** Limits as stored and shown: only the overrides that were set (the rest use the instance defaults). */
+export const LimitsSchema = Type.Object(
+  {
+    retention_days: Type.Optional(
+      Type.Object(
+        { metrics: Type.Optional(days('metrics')), logs: Type.Optional(days('logs')), events: Type.Optional(days('events')) },
+        { additionalProperties: false },
+      ),
+    ),
+    ingest_points_per_second: Type.Optional(Type.Integer({ ...LIMIT_BOUNDS.ingest_points_per_second, description: 'Sustained ingest rate (points per second).' })),
+    max_series: Type.Optional(Type.Integer({ ...LIMIT_BOUNDS.max_series, description: 'Distinct metric series the org may hold.' })),
+  },
+  { additionalProperties: false },
+);
+export type OrgLimits = Static<typeof LimitsSchema>;
+
+/** A change to the limits: a number sets a value, null removes the override. */
+export const LimitsPatchSchema = Type.Object(
+  {
+    retention_days: Type.Optional(
+      Type.Object(
+        { metrics: Type.Optional(nullable(days('metrics'))), logs: Type.Optional(nullable(days('logs'))), events: Type.Optional(nullable(days('events'))) },
+        { additionalProperties: false },
+      ),
+    ),
+    ingest_points_per_second: Type.Optional(nullable(Type.Integer(LIMIT_BOUNDS.ingest_points_per_second))),
+    max_series: Type.Optional(nullable(Type.Integer(LIMIT_BOUNDS.max_series))),
+  },
+  { additionalProperties: false, description: 'Keys left out are unchanged; null removes an override.' },
+);
+export type OrgLimitsPatch = Static<typeof LimitsPatchSchema>;
+
+export const OrganizationSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  slug: Type.String(),
+  name: Type.String(),
+  limits: LimitsSchema,
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+});
+
+export const OrgParamsSchema = Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) });
+
+export const CreateOrgBodySchema = Type.Object(
+  {
+    slug: Type.String({ pattern: SLUG_PATTERN, description: 'Lowercase letters, digits and inner hyphens, at most 63 characters.' }),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: NAME_MAX })),
+    limits: Type.Optional(LimitsSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateOrgBodySchema = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: NAME_MAX })),
+    limits: Type.Optional(LimitsPatchSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const MemberSchema = Type.Object({
+  user_id: Type.String({ format: 'uuid' }),
+  email: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  role: RoleSchema,
+  created_at: Type.String({ format: 'date-time', description: 'When the user joined the organization.' }),
+  updated_at: Type.String({ format: 'date-time' }),
+});
+
+export const MemberParamsSchema = Type.Object({
+  org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }),
+  user_id: Type.String({ format: 'uuid' }),
+});
+
+export const AddMemberBodySchema = Type.Object(
+  {
+    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'The user to add (or give email).' })),
+    email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, description: 'The user to add (or give user_id).' })),
+    role: RoleSchema,
+  },
+  { additionalProperties: false, description: 'Exactly one of user_id and email.' },
+);
+
+export const UpdateMemberBodySchema = Type.Object({ role: RoleSchema }, { additionalProperties: false });
