@@ -4,7 +4,9 @@ import { withSecrets } from '../config/secrets.js';
 import { DomainError } from '../core/errors.js';
 import { openDatabase, type Database, type Role } from '../db/database.js';
 import { migrationStatus, migratorConfig, type MigrationStatus } from '../db/migration-source.js';
+import { ChangeFeed } from '../db/change-feed.js';
 import { classifyDbError } from '../db/pg-errors.js';
+import { NO_CACHE, ReadCache, type Cacher } from '../db/read-cache.js';
 import { parseDuration } from '../core/duration.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { SecretBox } from '../core/secrets.js';
@@ -83,14 +85,26 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
 
   try {
     const knex = db.knex;
+    // The daemon caches the per-request auth lookups, invalidated by its own writes and by
+    // PostgreSQL NOTIFY for everyone else's; short-lived CLI commands read straight through.
+    let cache: Cacher = NO_CACHE;
+    if (opts.http) {
+      const feed = new ChangeFeed(db.url, logger);
+      const readCache = new ReadCache(feed);
+      readCache.watch(knex);
+      feed.onChange((table) => (table ? readCache.invalidate(table) : readCache.clear()));
+      await feed.start();
+      stopHooks.push(() => feed.stop());
+      cache = readCache;
+    }
     const ms = (d: string) => parseDuration(d) ?? 0;
     const audit = new AuditRepository(knex);
-    const orgsRepo = new OrgsRepository(knex);
+    const orgsRepo = new OrgsRepository(knex, cache);
     const orgGuard = new OrgGuard(orgsRepo);
     const usersRepo = new UsersRepository(knex);
     const orgs = new OrgsService(orgsRepo, audit, orgGuard, usersRepo);
     const passwords = new PasswordHasher(config.auth.bcrypt_rounds);
-    const sessions = new SessionsRepository(knex);
+    const sessions = new SessionsRepository(knex, cache);
     // Password change and disable end every session of the user (sessions are the SessionRevoker).
     const users = new UsersService(usersRepo, orgs, passwords, audit, sessions);
     const auditLog = new AuditService(audit, orgGuard);
@@ -98,7 +112,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const loginWindowMs = ms(config.rate_limits.login_window);
 
     // [api-keys wiring] replaced by the api-keys feature
-    const apiKeys = new ApiKeysService(new ApiKeysRepository(knex), orgGuard, audit, { rotationGraceMs: ms(config.auth.api_key_rotation_grace) });
+    const apiKeys = new ApiKeysService(new ApiKeysRepository(knex, cache), orgGuard, audit, { rotationGraceMs: ms(config.auth.api_key_rotation_grace) });
     const apiKeyAuth: ApiKeyAuthenticator = apiKeys;
     // [totp wiring] replaced by the totp feature
     const totp = new TotpService({ repo: new TotpRepository(knex), box: secretBox, users: usersRepo, audit, attempts: new RateLimiter(TOTP_ATTEMPT_LIMIT, TOTP_ATTEMPT_WINDOW_MS) });

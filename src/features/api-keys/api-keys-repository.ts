@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { NO_CACHE, type Cacher } from '../../db/read-cache.js';
 import type { ApiKeyScope } from '../../core/permissions.js';
 
 export interface ApiKeyRow {
@@ -35,7 +36,10 @@ const TABLE = 'api_keys';
  * key id from another org matches nothing. The two exceptions say why in their comments.
  */
 export class ApiKeysRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    private readonly cache: Cacher = NO_CACHE,
+  ) {}
 
   async insert(orgId: string, k: NewApiKey): Promise<ApiKeyRow> {
     const [row] = await this.knex<ApiKeyRow>(TABLE)
@@ -75,10 +79,13 @@ export class ApiKeysRepository {
    * Authentication: the presented key decides the org, so this lookup is by hash across orgs.
    * Matches the current secret or the previous one (the service checks the grace period).
    */
+  /** Cached (see ReadCache): every request with an API key asks. */
   async findBySecretHash(hash: string): Promise<ApiKeyRow | undefined> {
-    return this.knex<ApiKeyRow>(TABLE)
-      .where((w) => w.where({ secret_hash: hash }).orWhere({ previous_secret_hash: hash }))
-      .first();
+    return this.cache.get([TABLE], hash, () =>
+      this.knex<ApiKeyRow>(TABLE)
+        .where((w) => w.where({ secret_hash: hash }).orWhere({ previous_secret_hash: hash }))
+        .first(),
+    );
   }
 
   /** Marks the key revoked; returns the row, or undefined when no live key of this org has that id. */

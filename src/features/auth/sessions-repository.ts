@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { NO_CACHE, type Cacher } from '../../db/read-cache.js';
 
 export interface SessionRow {
   id: string;
@@ -20,7 +21,10 @@ export interface SessionState {
 }
 
 export class SessionsRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    private readonly cache: Cacher = NO_CACHE,
+  ) {}
 
   async insert(s: { user_id: string; family_id: string; refresh_hash: string; expires_at: Date; ip: string | null; user_agent: string | null }): Promise<SessionRow> {
     const [row] = await this.knex<SessionRow>('sessions').insert(s).returning('*');
@@ -49,10 +53,13 @@ export class SessionsRepository {
     return (await this.knex('sessions').where({ id: sessionId }).first('family_id'))?.family_id as string | undefined;
   }
 
+  /** Cached (see ReadCache): every authenticated request asks. */
   async state(sessionId: string): Promise<SessionState | undefined> {
-    return this.knex('sessions as s')
-      .join('users as u', 'u.id', 's.user_id')
-      .where('s.id', sessionId)
-      .first('u.id as user_id', 'u.superadmin', 'u.disabled_at', 'u.token_version', 's.revoked_at');
+    return this.cache.get(['sessions', 'users'], sessionId, () =>
+      this.knex('sessions as s')
+        .join('users as u', 'u.id', 's.user_id')
+        .where('s.id', sessionId)
+        .first('u.id as user_id', 'u.superadmin', 'u.disabled_at', 'u.token_version', 's.revoked_at'),
+    );
   }
 }

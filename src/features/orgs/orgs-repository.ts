@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { NO_CACHE, type Cacher } from '../../db/read-cache.js';
 import type { OrgRole } from '../../core/roles.js';
 
 export interface OrgRow {
@@ -26,15 +27,19 @@ export interface MembershipChange {
 }
 
 export class OrgsRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    private readonly cache: Cacher = NO_CACHE,
+  ) {}
 
   async insert(slug: string, name: string, limits: Record<string, unknown> = {}): Promise<OrgRow> {
     const [row] = await this.knex<OrgRow>('organizations').insert({ slug, name, limits: JSON.stringify(limits) as never }).returning('*');
     return row;
   }
 
+  /** Cached (see ReadCache): every org-scoped request resolves its slug here. */
   async findBySlug(slug: string): Promise<OrgRow | undefined> {
-    return this.knex<OrgRow>('organizations').where({ slug }).first();
+    return this.cache.get(['organizations'], slug, () => this.knex<OrgRow>('organizations').where({ slug }).first());
   }
 
   async findById(id: string): Promise<OrgRow | undefined> {
@@ -82,8 +87,10 @@ export class OrgsRepository {
 
   /** The user's role in the org, or null when not a member. */
   async roleOf(orgId: string, userId: string): Promise<OrgRole | null> {
-    const row = await this.knex('memberships').where({ org_id: orgId, user_id: userId }).first('role');
-    return (row?.role as OrgRole | undefined) ?? null;
+    return this.cache.get(['memberships'], `${orgId}:${userId}`, async () => {
+      const row = await this.knex('memberships').where({ org_id: orgId, user_id: userId }).first('role');
+      return (row?.role as OrgRole | undefined) ?? null;
+    });
   }
 
   async delete(id: string): Promise<number> {
