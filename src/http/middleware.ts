@@ -35,11 +35,17 @@ export function requestIdMiddleware(): Middleware {
  * string (it may hold tokens), headers (Authorization) or bodies (passwords).
  */
 export function accessLogMiddleware(logger: Logger): Middleware {
+  // Access lines hold only method, route template, status and timing, so they skip the redaction
+  // pass (the costliest part of logging). Re-made when SIGHUP changes the root logger's level.
+  let access = logger.child({}, { redact: [] });
+  const accessLog = () => (access.level === logger.level ? access : (access = logger.child({}, { redact: [] })));
   return async (koaCtx, next) => {
     const ctx = koaCtx as StateCtx;
     const started = process.hrtime.bigint();
-    const log = logger.child({ request_id: ctx.state.requestId });
-    ctx.state.log = log;
+    const requestId = ctx.state.requestId;
+    // The child logger is made on first use: most requests only ever write the access line.
+    let child: Logger | undefined;
+    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= logger.child({ request_id: requestId })), configurable: true, enumerable: true });
     let failed = false;
     try {
       await next();
@@ -50,6 +56,7 @@ export function accessLogMiddleware(logger: Logger): Middleware {
       const status = failed ? 500 : ctx.status;
       const route = routeLabel(ctx);
       const line = {
+        request_id: requestId,
         method: ctx.method,
         route,
         // Matched paths can carry credentials (POST /heartbeats/{token}); the template says enough.
@@ -57,8 +64,8 @@ export function accessLogMiddleware(logger: Logger): Middleware {
         status,
         duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3,
       };
-      if (status >= 500) log.warn(line, 'request');
-      else log.info(line, 'request');
+      if (status >= 500) accessLog().warn(line, 'request');
+      else accessLog().info(line, 'request');
     }
   };
 }

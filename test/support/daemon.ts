@@ -1,4 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/config/paths.js';
 
@@ -49,4 +51,39 @@ export function postgresPids(pgdata: string): number[] {
     .split('\n')
     .filter((l) => l.includes(`postgres -D ${pgdata} `))
     .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * For benchmarks: the daemon's logs go to a file (as to journald in production, not through a
+ * pipe this process must drain), and readiness is polled on a fixed port.
+ */
+export async function startDaemonLoggingTo(logFile: string, env: Record<string, string>, timeoutMs = 60_000): Promise<Daemon> {
+  const port = await freePort();
+  const fd = openSync(logFile, 'a');
+  const proc = spawn(process.execPath, [BIN, 'serve', '--migrate'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env, SENTINEL_HTTP_PORT: String(port) },
+    stdio: ['ignore', fd, fd],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`daemon exited (${proc.exitCode}); see ${logFile}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/api/v1/health/ready`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`daemon not ready in ${timeoutMs} ms; see ${logFile}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc, port, stdout: () => '', exited };
 }

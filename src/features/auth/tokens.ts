@@ -4,6 +4,7 @@ import { DomainError } from '../../core/errors.js';
 
 export const TOKEN_ISSUER = 'sentinel';
 export const TOKEN_AUDIENCE = 'sentinel-api';
+const VERIFIED_CACHE_SIZE = 10_000;
 
 export interface AccessClaims {
   sub: string;
@@ -40,7 +41,26 @@ export class AccessTokens {
     });
   }
 
+  /**
+   * Verified tokens are remembered until they expire (bounded), so a client reusing its token
+   * does not pay for HMAC and JSON parsing on every request. Revocation is not affected: the
+   * session is still checked on every request.
+   */
+  private readonly verified = new Map<string, { claims: AccessClaims; expMs: number }>();
+
   verify(token: string): AccessClaims {
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.expMs > Date.now()) return known.claims;
+      this.verified.delete(token);
+    }
+    const claims = this.verifyUncached(token);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
+    this.verified.set(token, { claims, expMs: claims.exp * 1000 });
+    return claims;
+  }
+
+  private verifyUncached(token: string): AccessClaims & { exp: number } {
     let payload: jwt.JwtPayload | string;
     try {
       payload = jwt.verify(token, this.key, { algorithms: ['HS256'], issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE });
@@ -51,6 +71,6 @@ export class AccessTokens {
     if (typeof payload === 'string' || typeof payload.exp !== 'number' || typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.tv !== 'number') {
       throw new DomainError('unauthenticated', 'invalid token');
     }
-    return { sub: payload.sub, sid: payload.sid, tv: payload.tv };
+    return { sub: payload.sub, sid: payload.sid, tv: payload.tv, exp: payload.exp };
   }
 }
