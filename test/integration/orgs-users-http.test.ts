@@ -477,7 +477,9 @@ describe('organizations, members, users and audit log over HTTP', () => {
     it('DELETE /users/{id}: superadmins only; not yourself; not the last owner of an org; their tokens die', async () => {
       const u = await createUser(t.app.services);
       const tokens = await login(u.email, u.password);
-      expect((await call('DELETE', `/users/${u.id}`, who.alice.token)).status).to.equal(403);
+      // Like GET and PATCH: another user's id is 404 to a non-superadmin, never 403.
+      expect((await call('DELETE', `/users/${u.id}`, who.alice.token)).status).to.equal(404);
+      expect((await call('DELETE', `/users/${who.alice.id}`, who.alice.token)).status).to.equal(403);
       expect((await call('DELETE', `/users/${who.root.id}`, who.root.token)).status).to.equal(409);
       const owner = await call('DELETE', `/users/${who.bob.id}`, who.root.token);
       expect(owner.status).to.equal(409);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import type { Services } from '../../src/app/build-app.js';
+import type { ApiKeyScope } from '../../src/core/permissions.js';
+import type { ApiKeyWithSecret } from '../../src/features/api-keys/api-keys-service.js';
 import type { Organization } from '../../src/features/orgs/orgs-service.js';
 import type { User } from '../../src/features/users/users-service.js';
 
@@ -23,4 +25,9 @@ export async function createUser(
     superadmin: opts.superadmin,
   });
   return { ...user, password };
+}
+
+/** An API key of `org` (created as the CLI would); the secret is returned this once. */
+export async function createApiKey(services: Services, org: string, scopes: ApiKeyScope[] = ['ingest'], name = `key-${uniq()}`): Promise<ApiKeyWithSecret> {
+  return services.apiKeys.create(SYSTEM_ACTOR, org, { name, scopes });
 }

@@ -95,7 +95,7 @@ export function registerUserRoutes(registry: ApiRegistry, users: UsersService): 
     tags: ['users'],
     auth: 'user',
     params: UserParamsSchema,
-    responses: { 204: { description: 'Deleted; their sessions end with them.' }, 403: { description: 'Not a superadmin.' }, 404: notFound, 409: { description: 'Yourself, or the last owner of an organization.' } },
+    responses: { 204: { description: 'Deleted; their sessions end with them.' }, 403: { description: "Not a superadmin, and the id is your own (anyone else's is 404)." }, 404: notFound, 409: { description: 'Yourself, or the last owner of an organization.' } },
     handler: async (ctx, { params }) => {
       await users.delete(actorOf(ctx), params.id, metaOf(ctx));
       ctx.status = 204;

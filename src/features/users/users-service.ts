@@ -198,12 +198,15 @@ export class UsersService {
     return this.present((await this.repo.findById(row.id))!);
   }
 
-  /** Superadmins only, never oneself; refused while the user is the last owner of an org. */
+  /**
+   * Superadmins only, never oneself; refused while the user is the last owner of an org. As with
+   * GET and PATCH, anyone else's id is "not found" to a non-superadmin (never forbidden: another
+   * tenant's user is 404); their own id is forbidden.
+   */
   async delete(actor: Actor, id: string, meta: RequestMeta = {}): Promise<void> {
+    const row = await this.visible(actor, id);
     requireSuperadmin(actor);
     if (actor.kind === 'user' && actor.userId === id) throw conflict('you cannot delete yourself; ask another superadmin or use the CLI');
-    const row = await this.repo.findById(id);
-    if (!row) throw notFound('user');
     const { deleted, lastOwnerOf } = await this.repo.deleteUnlessLastOwner(row.id);
     if (lastOwnerOf.length) throw conflict(`'${row.email}' is the last owner of ${lastOwnerOf.map((s) => `'${s}'`).join(', ')}; make someone else owner first`);
     if (!deleted) throw notFound('user');

@@ -1,0 +1,221 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/config/paths.js';
+import { PERMISSIONS, type ApiKeyScope, type Permission } from '../../src/core/permissions.js';
+import type { RouteInfo } from '../../src/http/registry.js';
+import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { createApiKey, createUser } from '../support/factories.js';
+import { ApiClient, expectProblem, fillPath, type Answer } from '../support/http.js';
+import { tenantChecksum } from '../support/tenant-checksum.js';
+import { addMember, createTenant, type Tenant } from '../support/tenants.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * Role matrix: every mutating endpoint under /organizations/{org} × every org role, plus a
+ * superadmin, a non-member, and API keys of every scope. Each call runs in a fresh org that has
+ * its own owner besides the caller (last-owner rules never interfere), and must be allowed (the
+ * route's success status) or refused exactly as the permission table `PERMISSIONS` says: the least
+ * role comes from the table, not from this file. A refused call changes none of the org's rows.
+ *
+ * Rules from the README beyond one permission per route, encoded in MUTATIONS:
+ * - giving the owner role, or changing or removing an owner, also needs `member.manage_owners`;
+ * - API keys never create, rotate or revoke keys: those routes take user tokens only (401 for a key);
+ * - superadmins may do everything without being members; a non-member gets 404, never 403.
+ */
+
+const MANY = { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000000', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '100000000' };
+
+/** README: roles are ordered viewer < editor < admin < owner, a role can do all a lower one can. */
+const ROLES = ['viewer', 'editor', 'admin', 'owner'] as const;
+type Role = (typeof ROLES)[number];
+/** README: scopes imply the narrower ones, admin ⊇ write ⊇ read; ingest stands alone. */
+const SCOPE_GRANTS: Record<ApiKeyScope, ApiKeyScope[]> = { ingest: ['ingest'], read: ['read'], write: ['write', 'read'], admin: ['admin', 'write', 'read'] };
+const SCOPES = Object.keys(SCOPE_GRANTS) as ApiKeyScope[];
+
+interface Case {
+  label: string;
+  /** Every permission the call needs (the table decides who holds them). */
+  perms: Permission[];
+  /** Status when allowed. */
+  status: number;
+  request(org: Tenant): { params: Record<string, string>; body?: unknown };
+}
+
+interface RouteRules {
+  cases: Case[];
+  /** README: these routes take user tokens only, whatever the key's scopes (a key gets 401). */
+  userTokenOnly?: boolean;
+}
+
+/** Every mutating route under /organizations/{org}, keyed by `METHOD path`. */
+const MUTATIONS: Record<string, RouteRules> = {
+  'PATCH /organizations/{org}': {
+    cases: [
+      { label: 'rename and set limits', perms: ['org.update'], status: 200, request: (o) => ({ params: { org: o.org.slug }, body: { name: 'Renamed', limits: { max_series: 1234 } } }) },
+    ],
+  },
+  'DELETE /organizations/{org}': {
+    cases: [{ label: 'delete the org', perms: ['org.delete'], status: 204, request: (o) => ({ params: { org: o.org.slug } }) }],
+  },
+  'POST /organizations/{org}/members': {
+    cases: [
+      { label: 'add a viewer', perms: ['member.manage'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: { user_id: o.outsider.id, role: 'viewer' } }) },
+      {
+        label: 'add an owner',
+        perms: ['member.manage', 'member.manage_owners'],
+        status: 201,
+        request: (o) => ({ params: { org: o.org.slug }, body: { email: o.outsider.email, role: 'owner' } }),
+      },
+    ],
+  },
+  'PATCH /organizations/{org}/members/{user_id}': {
+    cases: [
+      { label: 'viewer → editor', perms: ['member.manage'], status: 200, request: (o) => ({ params: { org: o.org.slug, user_id: o.viewer.id }, body: { role: 'editor' } }) },
+      {
+        label: 'viewer → owner',
+        perms: ['member.manage', 'member.manage_owners'],
+        status: 200,
+        request: (o) => ({ params: { org: o.org.slug, user_id: o.viewer.id }, body: { role: 'owner' } }),
+      },
+      {
+        label: 'owner → admin',
+        perms: ['member.manage', 'member.manage_owners'],
+        status: 200,
+        request: (o) => ({ params: { org: o.org.slug, user_id: o.coOwner.id }, body: { role: 'admin' } }),
+      },
+    ],
+  },
+  'DELETE /organizations/{org}/members/{user_id}': {
+    cases: [
+      { label: 'remove a viewer', perms: ['member.manage'], status: 204, request: (o) => ({ params: { org: o.org.slug, user_id: o.viewer.id } }) },
+      { label: 'remove an owner', perms: ['member.manage', 'member.manage_owners'], status: 204, request: (o) => ({ params: { org: o.org.slug, user_id: o.coOwner.id } }) },
+    ],
+  },
+  'POST /organizations/{org}/api-keys': {
+    userTokenOnly: true,
+    cases: [{ label: 'create a key', perms: ['apikey.manage'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: { name: 'made', scopes: ['read'] } }) }],
+  },
+  'DELETE /organizations/{org}/api-keys/{id}': {
+    userTokenOnly: true,
+    cases: [{ label: 'revoke a key', perms: ['apikey.manage'], status: 204, request: (o) => ({ params: { org: o.org.slug, id: o.key.id } }) }],
+  },
+  'POST /organizations/{org}/api-keys/{id}/rotate': {
+    userTokenOnly: true,
+    cases: [{ label: 'rotate a key', perms: ['apikey.manage'], status: 200, request: (o) => ({ params: { org: o.org.slug, id: o.key.id } }) }],
+  },
+};
+
+const MUTATING = new Set(['post', 'put', 'patch', 'delete']);
+const key = (r: RouteInfo) => `${r.method.toUpperCase()} ${r.path}`;
+
+/** The least org role holding every permission in `perms`, per PERMISSIONS. */
+function leastRole(perms: Permission[]): Role {
+  return perms.map((p) => PERMISSIONS[p].role as Role).reduce((a, b) => (ROLES.indexOf(a) >= ROLES.indexOf(b) ? a : b));
+}
+
+/** Whether a key with `scope` holds every permission in `perms`, per PERMISSIONS (null scope: never). */
+function scopeAllows(scope: ApiKeyScope, perms: Permission[]): boolean {
+  return perms.every((p) => {
+    const need = PERMISSIONS[p].scope as ApiKeyScope | null;
+    return need !== null && SCOPE_GRANTS[scope].includes(need);
+  });
+}
+
+type Caller = { kind: 'role'; role: Role } | { kind: 'superadmin' } | { kind: 'non-member' } | { kind: 'key'; scope: ApiKeyScope };
+
+const CALLERS: Caller[] = [
+  ...ROLES.map((role) => ({ kind: 'role', role }) as const),
+  { kind: 'superadmin' },
+  { kind: 'non-member' },
+  ...SCOPES.map((scope) => ({ kind: 'key', scope }) as const),
+];
+
+const callerName = (c: Caller) => (c.kind === 'role' ? c.role : c.kind === 'key' ? `API key (${c.scope})` : c.kind);
+
+describe('role matrix: every mutating org endpoint × every role, per the permission table', () => {
+  let url: string;
+  let t: TestApp;
+  let api: ApiClient;
+  let root: string;
+  /** Owner of another org: a member elsewhere, not of the org under test. */
+  let stranger: string;
+
+  before(async () => {
+    url = await cloneDatabase();
+    t = await startTestApp(url, MANY);
+    api = new ApiClient(t.baseUrl, 'role-matrix/1.0');
+    const su = await createUser(t.app.services, { superadmin: true });
+    root = (await api.login(su.email, su.password)).access_token;
+    const elsewhere = await createTenant(t.app.services, { slugPrefix: 'elsewhere' });
+    stranger = (await api.login(elsewhere.owner.email, elsewhere.owner.password)).access_token;
+  });
+  after(async () => {
+    await t?.stop();
+    if (url) await dropDatabase(url);
+  });
+
+  it('every mutating route under /organizations/{org} has an entry, and every entry is a registered route', () => {
+    const registered = t.app.registry!.routes().filter((r) => MUTATING.has(r.method) && r.path.startsWith('/organizations/{org}'));
+    expect(registered.length).to.be.greaterThan(0);
+    const missing = registered.map(key).filter((k) => !(k in MUTATIONS));
+    expect(missing, 'mutating org routes with no MUTATIONS entry (add one)').to.deep.equal([]);
+    const stale = Object.keys(MUTATIONS).filter((k) => !registered.map(key).includes(k));
+    expect(stale, 'MUTATIONS entries for routes that are not registered').to.deep.equal([]);
+    for (const r of registered) {
+      expect(MUTATIONS[key(r)].userTokenOnly ?? false, `${key(r)}: takes user tokens only (README) ⇔ registered with auth 'user'`).to.equal(r.auth === 'user');
+    }
+  });
+
+  /** A fresh org and a caller in it; the expected status from the permission table. */
+  async function arrange(rules: RouteRules, c: Case, caller: Caller): Promise<{ org: Tenant; token: string; expected: number }> {
+    const s = t.app.services;
+    const org = await createTenant(s, { slugPrefix: 'rm' });
+    switch (caller.kind) {
+      case 'role': {
+        const u = await addMember(s, org, caller.role);
+        const token = (await api.login(u.email, u.password)).access_token;
+        const allowed = ROLES.indexOf(caller.role) >= ROLES.indexOf(leastRole(c.perms));
+        return { org, token, expected: allowed ? c.status : 403 };
+      }
+      case 'superadmin':
+        return { org, token: root, expected: c.status };
+      case 'non-member':
+        return { org, token: stranger, expected: 404 };
+      case 'key': {
+        const k = await createApiKey(s, org.org.slug, [caller.scope]);
+        // The first use records last_used_at; make it now, so that a refused call shows no change.
+        await api.call('GET', '/organizations', k.secret);
+        const expected = rules.userTokenOnly ? 401 : scopeAllows(caller.scope, c.perms) ? c.status : 403;
+        return { org, token: k.secret, expected };
+      }
+    }
+  }
+
+  for (const [route, rules] of Object.entries(MUTATIONS)) {
+    const [method, template] = route.split(' ');
+    for (const c of rules.cases) {
+      it(`${route} (${c.label}): needs ${c.perms.join(' + ')}`, async () => {
+        for (const caller of CALLERS) {
+          const { org, token, expected } = await arrange(rules, c, caller);
+          const req = c.request(org);
+          const label = `${callerName(caller)} ${method} ${fillPath(template, req.params)} (${c.label})`;
+          const before = await tenantChecksum(url, org.org.id, org.memberIds);
+          const res: Answer = await api.call(method, fillPath(template, req.params), token, req.body);
+          if (expected >= 400) {
+            expectProblem(res, expected, label);
+            expect(await tenantChecksum(url, org.org.id, org.memberIds), `${label}: refused, yet the org's rows changed`).to.deep.equal(before);
+          } else {
+            expect(res.status, `${label}: ${res.text}`).to.equal(expected);
+          }
+        }
+      });
+    }
+  }
+
+  it("README's permission table is PERMISSIONS (the table this matrix reads)", () => {
+    const readme = readFileSync(join(packageRoot(), 'README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| `([a-z_]+\.[a-z_]+)` \| (\w+) \| (?:`(\w+)`|—) \|/gm)].map((m) => [m[1], { role: m[2], scope: m[3] ?? null }]);
+    expect(Object.fromEntries(rows)).to.deep.equal(PERMISSIONS);
+  });
+});

@@ -1,0 +1,265 @@
+import { expect } from 'chai';
+import { generate } from 'otplib';
+import type { AuthMode, RouteInfo } from '../../src/http/registry.js';
+import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { createUser } from '../support/factories.js';
+import { ApiClient, expectProblem, fillPath, placeholders, type Answer } from '../support/http.js';
+import { tablesWithoutTenantScope, tenantChecksum, TENANT_ROWS } from '../support/tenant-checksum.js';
+import { createTenant, type Tenant } from '../support/tenants.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * The cross-tenant matrix, generated from the router's own route table: for every registered
+ * route with a path parameter, org A's owner (a plain user) aims a valid request at org B's slug
+ * and ids and gets 404 problem+json, and none of B's rows change (checksums computed in SQL before
+ * and after). The same requests against the caller's own org succeed (the control), so only
+ * tenancy stops them. A route with a path parameter but no entry in CROSS_TENANT fails the suite.
+ * API keys: org A's admin-scoped key gets 404 from B's routes, and nothing of B through /auth or
+ * /users.
+ */
+
+const MANY = { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000000', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '100000000' };
+
+interface Req {
+  params?: Record<string, string>;
+  query?: Record<string, string>;
+  body?: unknown;
+}
+
+interface Entry {
+  /** Valid requests aimed at tenant `v`'s resources (org B in the sweep, the caller's own org in the control). */
+  requests(v: Tenant): Req[];
+  /** Who succeeds with exactly these requests against their own tenant, and with which status. */
+  control: { as: 'owner' | 'superadmin'; status: number };
+}
+
+/**
+ * How to aim each route with a path parameter at a tenant, keyed by `METHOD path`. Every body is
+ * one the route accepts (the control proves it), so that only tenancy can refuse it.
+ */
+const CROSS_TENANT: Record<string, Entry> = {
+  'GET /organizations/{org}': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'PATCH /organizations/{org}': {
+    requests: (v) => [{ params: { org: v.org.slug }, body: { name: 'Hijacked', limits: { retention_days: { metrics: 1 }, max_series: 1 } } }],
+    control: { as: 'owner', status: 200 },
+  },
+  'DELETE /organizations/{org}': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 204 } },
+  'GET /organizations/{org}/members': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/members': {
+    requests: (v) => [
+      { params: { org: v.org.slug }, body: { user_id: v.outsider.id, role: 'owner' } },
+      { params: { org: v.org.slug }, body: { email: v.outsider.email, role: 'viewer' } },
+    ],
+    control: { as: 'owner', status: 201 },
+  },
+  'PATCH /organizations/{org}/members/{user_id}': {
+    requests: (v) => [
+      { params: { org: v.org.slug, user_id: v.viewer.id }, body: { role: 'owner' } },
+      { params: { org: v.org.slug, user_id: v.coOwner.id }, body: { role: 'viewer' } },
+    ],
+    control: { as: 'owner', status: 200 },
+  },
+  'DELETE /organizations/{org}/members/{user_id}': {
+    requests: (v) => [{ params: { org: v.org.slug, user_id: v.viewer.id } }, { params: { org: v.org.slug, user_id: v.coOwner.id } }],
+    control: { as: 'owner', status: 204 },
+  },
+  'GET /organizations/{org}/audit-log': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/api-keys': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/api-keys': {
+    requests: (v) => [{ params: { org: v.org.slug }, body: { name: 'planted', scopes: ['admin'] } }],
+    control: { as: 'owner', status: 201 },
+  },
+  'DELETE /organizations/{org}/api-keys/{id}': { requests: (v) => [{ params: { org: v.org.slug, id: v.key.id } }], control: { as: 'owner', status: 204 } },
+  'POST /organizations/{org}/api-keys/{id}/rotate': { requests: (v) => [{ params: { org: v.org.slug, id: v.key.id } }], control: { as: 'owner', status: 200 } },
+  // Users are instance-wide: "B's users" are B's members. Only superadmins may act on other users.
+  'GET /users/{id}': { requests: (v) => [{ params: { id: v.owner.id } }, { params: { id: v.viewer.id } }], control: { as: 'superadmin', status: 200 } },
+  'PATCH /users/{id}': {
+    requests: (v) => [
+      { params: { id: v.owner.id }, body: { name: 'Hijacked' } },
+      { params: { id: v.viewer.id }, body: { disabled: true } },
+    ],
+    control: { as: 'superadmin', status: 200 },
+  },
+  'DELETE /users/{id}': { requests: (v) => [{ params: { id: v.viewer.id } }, { params: { id: v.coOwner.id } }], control: { as: 'superadmin', status: 204 } },
+};
+
+/**
+ * Routes under /auth and /users without path parameters, for org A's API key (the ones with
+ * parameters use CROSS_TENANT). `key` is A's key secret: presented as a credential everywhere.
+ */
+const KEY_PROBES: Record<string, (v: Tenant, key: string) => Req> = {
+  'POST /auth/login': (v, key) => ({ body: { email: v.owner.email, password: key } }),
+  'POST /auth/refresh': (_v, key) => ({ body: { refresh_token: key } }),
+  'POST /auth/logout': () => ({}),
+  'GET /auth/me': () => ({}),
+  'GET /auth/totp': () => ({}),
+  'POST /auth/totp/setup': () => ({}),
+  'POST /auth/totp/enable': () => ({ body: { code: '123456' } }),
+  'POST /auth/totp/disable': () => ({ body: { code: '123456' } }),
+  'GET /users': (v) => ({ query: { org: v.org.slug } }),
+  'POST /users': () => ({ body: { email: 'planted@example.test', password: 'planted-password' } }),
+  'POST /users/me/password': (v) => ({ body: { current_password: v.owner.password, new_password: 'planted-password' } }),
+};
+
+const key = (r: RouteInfo) => `${r.method.toUpperCase()} ${r.path}`;
+const hasParams = (r: RouteInfo) => placeholders(r.path).length > 0;
+
+describe('cross-tenant matrix (generated from the route table)', () => {
+  let url: string;
+  let t: TestApp;
+  let api: ApiClient;
+  let A: Tenant;
+  let B: Tenant;
+  let attacker: string;
+  let root: string;
+
+  const routes = () => t.app.registry!.routes();
+
+  function target(r: RouteInfo, req: Req): string {
+    const qs = req.query ? `?${new URLSearchParams(req.query).toString()}` : '';
+    return fillPath(r.path, req.params ?? {}) + qs;
+  }
+
+  async function send(r: RouteInfo, req: Req, token: string): Promise<Answer> {
+    return api.call(r.method, target(r, req), token, req.body);
+  }
+
+  /** Things of B's that no answer to A may contain (ids the caller put in the URL may be echoed). */
+  function expectNoDataOf(v: Tenant, res: Answer, label: string): void {
+    for (const secret of [v.org.id, v.org.name, v.owner.email, v.coOwner.email, v.viewer.email, v.key.prefix]) {
+      expect(res.text, `${label} leaks ${secret}`).to.not.contain(secret);
+    }
+  }
+
+  const checksum = (v: Tenant) => tenantChecksum(url, v.org.id, v.memberIds);
+
+  before(async () => {
+    url = await cloneDatabase();
+    t = await startTestApp(url, MANY);
+    api = new ApiClient(t.baseUrl, 'tenant-matrix/1.0');
+    const s = t.app.services;
+    A = await createTenant(s, { slugPrefix: 'a' });
+    B = await createTenant(s, { slugPrefix: 'b' });
+    attacker = (await api.login(A.owner.email, A.owner.password)).access_token;
+    const su = await createUser(s, { superadmin: true });
+    root = (await api.login(su.email, su.password)).access_token;
+
+    // Give B a row in every tenant table: sessions for each member, and 2FA (with recovery codes) for its viewer.
+    for (const u of [B.owner, B.coOwner, B.viewer]) await api.login(u.email, u.password);
+    const viewer = (await api.login(B.viewer.email, B.viewer.password)).access_token;
+    const setup = await api.call<{ secret: string }>('POST', '/auth/totp/setup', viewer);
+    expect(setup.status, setup.text).to.equal(200);
+    const enable = await api.call('POST', '/auth/totp/enable', viewer, { code: await generate({ secret: setup.body.secret }) });
+    expect(enable.status, enable.text).to.equal(200);
+  });
+  after(async () => {
+    await t?.stop();
+    if (url) await dropDatabase(url);
+  });
+
+  it('the checksum covers every table, and B has rows in each', async () => {
+    expect(await tablesWithoutTenantScope(url), 'tables with no rule in TENANT_ROWS or NOT_TENANT_DATA').to.deep.equal([]);
+    const sums = await checksum(B);
+    for (const table of Object.keys(TENANT_ROWS)) expect(Number(sums[table].split(':')[0]), `B's rows in ${table}`).to.be.greaterThan(0);
+  });
+
+  it('every registered route with a path parameter has an entry, and every entry is a registered route', () => {
+    const registered = routes().filter(hasParams).map(key);
+    expect(registered.length, 'routes with a path parameter').to.be.greaterThan(0);
+    const missing = registered.filter((k) => !(k in CROSS_TENANT));
+    expect(missing, 'routes with a path parameter but no CROSS_TENANT entry (add one)').to.deep.equal([]);
+    const stale = Object.keys(CROSS_TENANT).filter((k) => !registered.includes(k));
+    expect(stale, 'CROSS_TENANT entries for routes that are not registered').to.deep.equal([]);
+
+    const probed = routes().filter((r) => /^\/(auth|users)(\/|$)/.test(r.path) && !hasParams(r)).map(key);
+    expect(probed.filter((k) => !(k in KEY_PROBES)), '/auth and /users routes with no KEY_PROBES entry (add one)').to.deep.equal([]);
+    expect(Object.keys(KEY_PROBES).filter((k) => !probed.includes(k)), 'KEY_PROBES entries for routes that are not registered').to.deep.equal([]);
+  });
+
+  it("the requests are valid: aimed at the caller's own fresh org, each one succeeds (control)", async () => {
+    for (const r of routes().filter(hasParams)) {
+      const entry = CROSS_TENANT[key(r)];
+      // One fresh tenant per request: some of them delete what the next would need.
+      const count = entry.requests(B).length;
+      for (let i = 0; i < count; i++) {
+        const own = await createTenant(t.app.services, { slugPrefix: 'c' });
+        const token = entry.control.as === 'superadmin' ? root : (await api.login(own.owner.email, own.owner.password)).access_token;
+        const res = await send(r, entry.requests(own)[i], token);
+        expect(res.status, `control ${key(r)} #${i} as ${entry.control.as}: ${res.text}`).to.equal(entry.control.status);
+      }
+    }
+  });
+
+  it("org A's owner gets 404 problem+json from every such route with org B's slug and ids; none of B's rows change", async () => {
+    const before = await checksum(B);
+    let calls = 0;
+    for (const r of routes().filter(hasParams)) {
+      for (const req of CROSS_TENANT[key(r)].requests(B)) {
+        const label = `A's owner ${r.method.toUpperCase()} ${target(r, req)}`;
+        const res = await send(r, req, attacker);
+        expectProblem(res, 404, label);
+        expectNoDataOf(B, res, label);
+        calls++;
+      }
+    }
+    expect(calls).to.be.greaterThan(0);
+    expect(await checksum(B)).to.deep.equal(before);
+  });
+
+  it("org A's owner with A's own slug and B's ids (member user ids, key ids) gets 404; neither org changes", async () => {
+    const before = [await checksum(A), await checksum(B)];
+    let calls = 0;
+    for (const r of routes().filter((r) => placeholders(r.path).includes('org') && placeholders(r.path).length > 1)) {
+      for (const req of CROSS_TENANT[key(r)].requests(B)) {
+        const mixed = { ...req, params: { ...req.params, org: A.org.slug } };
+        const label = `A's owner ${r.method.toUpperCase()} ${target(r, mixed)}`;
+        const res = await send(r, mixed, attacker);
+        expectProblem(res, 404, label);
+        expectNoDataOf(B, res, label);
+        calls++;
+      }
+    }
+    expect(calls).to.be.greaterThan(0);
+    expect([await checksum(A), await checksum(B)]).to.deep.equal(before);
+  });
+
+  it("org A's admin-scoped API key gets 404 from every `any` route with B's slug and ids; none of B's rows change", async () => {
+    const before = await checksum(B);
+    const anyRoutes = routes().filter((r) => r.auth === 'any' && hasParams(r));
+    expect(anyRoutes.length).to.be.greaterThan(0);
+    for (const r of anyRoutes) {
+      for (const req of CROSS_TENANT[key(r)].requests(B)) {
+        const label = `A's key ${r.method.toUpperCase()} ${target(r, req)}`;
+        const res = await send(r, req, A.key.secret);
+        expectProblem(res, 404, label);
+        expectNoDataOf(B, res, label);
+      }
+    }
+    expect(await checksum(B)).to.deep.equal(before);
+  });
+
+  it("org A's API key sees nothing of B through the `any` routes without an org", async () => {
+    for (const r of routes().filter((r) => r.auth === 'any' && !hasParams(r))) {
+      expect(r.method, `${key(r)}: an org-less \`any\` route that is not a GET needs a case here`).to.equal('get');
+      const res = await api.call(r.method, r.path, A.key.secret);
+      expect(res.status, `${key(r)}: ${res.text}`).to.equal(200);
+      expect(res.text, key(r)).to.not.contain(B.org.slug);
+      expectNoDataOf(B, res, `A's key ${key(r)}`);
+    }
+  });
+
+  it("org A's API key reaches nothing of B's through /auth and /users routes (401, or 404); B unchanged", async () => {
+    const before = await checksum(B);
+    const expected: Record<AuthMode, number> = { user: 401, none: 401, any: 404 };
+    for (const r of routes().filter((r) => /^\/(auth|users)(\/|$)/.test(r.path))) {
+      const reqs = hasParams(r) ? CROSS_TENANT[key(r)].requests(B) : [KEY_PROBES[key(r)](B, A.key.secret)];
+      for (const req of reqs) {
+        const label = `A's key ${r.method.toUpperCase()} ${target(r, req)} (auth ${r.auth})`;
+        const res = await send(r, req, A.key.secret);
+        expectProblem(res, expected[r.auth], label);
+        expectNoDataOf(B, res, label);
+      }
+    }
+    expect(await checksum(B)).to.deep.equal(before);
+  });
+});
