@@ -20,6 +20,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         await ensureMigrated(app, o.migrate === true);
         const addr = await app.http!.listen();
         logger.info({ host: addr.host, port: addr.port, embedded_db: app.db.embedded !== null }, 'ready');
+        // Daemon logs are buffered; the ready line is what supervisors and operators wait for.
+        logger.flush();
       } catch (err) {
         await app.stop();
         throw err;
