@@ -1,12 +1,11 @@
 import { expect } from 'chai';
-import pg from 'pg';
 import { sha256 } from '../../src/core/secrets.js';
 import type { Clock } from '../../src/core/clock.js';
 import { ApiKeysRepository } from '../../src/features/api-keys/api-keys-repository.js';
 import { ApiKeysService } from '../../src/features/api-keys/api-keys-service.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -49,16 +48,6 @@ async function login(t: TestApp, email: string, password: string): Promise<strin
   const res = await call<{ access_token: string }>(t, 'POST', '/auth/login', null, { email, password });
   expect(res.status, JSON.stringify(res.body)).to.equal(200);
   return res.body.access_token;
-}
-
-async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,19 +1,8 @@
 import { expect } from 'chai';
 import bcrypt from 'bcrypt';
-import pg from 'pg';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { cloneDatabase, dropDatabase } from '../support/db.js';
-
-async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 
 describe('CLI: org and user commands', () => {
   let url: string;

@@ -1,9 +1,8 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -69,16 +68,6 @@ interface Answer<T> {
 }
 
 const uniq = () => randomBytes(3).toString('hex');
-
-async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 describe('organizations, members, users and audit log over HTTP', () => {
   let url: string;
