@@ -17,7 +17,7 @@ import { AuditRepository } from '../features/audit/audit-repository.js';
 import { registerAuditRoutes } from '../features/audit/audit-routes.js';
 import { AuditService } from '../features/audit/audit-service.js';
 import { createAuthenticator, registerAuthRoutes } from '../features/auth/auth-routes.js';
-import { AuthService, type ApiKeyAuthenticator, type SecondFactor } from '../features/auth/auth-service.js';
+import { AuthService } from '../features/auth/auth-service.js';
 import { SessionsRepository } from '../features/auth/sessions-repository.js';
 import { AccessTokens } from '../features/auth/tokens.js';
 import { registerTotpRoutes } from '../features/totp/totp-routes.js';
@@ -111,12 +111,8 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const secretBox = new SecretBox(config.auth.encryption_key);
     const loginWindowMs = ms(config.rate_limits.login_window);
 
-    // [api-keys wiring] replaced by the api-keys feature
     const apiKeys = new ApiKeysService(new ApiKeysRepository(knex, cache), orgGuard, audit, { rotationGraceMs: ms(config.auth.api_key_rotation_grace) });
-    const apiKeyAuth: ApiKeyAuthenticator = apiKeys;
-    // [totp wiring] replaced by the totp feature
     const totp = new TotpService({ repo: new TotpRepository(knex), box: secretBox, users: usersRepo, audit, attempts: new RateLimiter(TOTP_ATTEMPT_LIMIT, TOTP_ATTEMPT_WINDOW_MS) });
-    const secondFactor: SecondFactor = totp;
 
     const auth = new AuthService({
       users: usersRepo,
@@ -124,8 +120,8 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       tokens: new AccessTokens(config.auth.jwt_secret, ms(config.auth.access_ttl) / 1000),
       passwords,
       audit,
-      secondFactor,
-      apiKeys: apiKeyAuth,
+      secondFactor: totp,
+      apiKeys,
       loginPerIp: new RateLimiter(config.rate_limits.login_per_minute_per_ip, 60_000),
       failuresPerAccount: new RateLimiter(config.rate_limits.login_failures_per_account, loginWindowMs),
       refreshTtlMs: ms(config.auth.refresh_ttl),
@@ -142,7 +138,6 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       registry = new ApiRegistry();
       registry.setAuthenticator(createAuthenticator(auth));
       registerAuthRoutes(registry, { auth, profile: (actor) => users.profile(actor), profileSchema: UserSchema });
-      // [routes wiring] orgs, users, members, audit, api keys, totp
       registerOrgRoutes(registry, orgs);
       registerUserRoutes(registry, users);
       registerAuditRoutes(registry, auditLog);
