@@ -18,6 +18,13 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const app = await buildApp(loaded.config, logger, { role: 'daemon', http: true });
       try {
         await ensureMigrated(app, o.migrate === true);
+      } catch (err) {
+        await app.stop();
+        throw err;
+      }
+      // Signal handlers go in before anyone can see "ready" (a SIGHUP right after it must not kill us).
+      const stopped = runUntilSignal(app, ctx.io.signals, () => loadFor(appEnv));
+      try {
         const addr = await app.http!.listen();
         logger.info({ host: addr.host, port: addr.port, embedded_db: app.db.embedded !== null }, 'ready');
         // Daemon logs are buffered; the ready line is what supervisors and operators wait for.
@@ -26,6 +33,6 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         await app.stop();
         throw err;
       }
-      await runUntilSignal(app, ctx.io.signals, () => loadFor(appEnv));
+      await stopped;
     });
 }

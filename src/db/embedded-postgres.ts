@@ -85,6 +85,8 @@ export class EmbeddedPostgres {
   private restartTimer: NodeJS.Timeout | null = null;
   private watchTimer: NodeJS.Timeout | null = null;
   private readonly recent: string[] = [];
+  /** Written to postgres.owner: which process and which instance in it stops the server. */
+  private readonly ownerToken = `${process.pid}:${randomToken(6)}`;
 
   constructor(private readonly opts: EmbeddedPostgresOptions) {
     this.pgdata = join(opts.dataDir, 'postgres');
@@ -147,12 +149,13 @@ export class EmbeddedPostgres {
     const running = await this.runningServer();
     if (running) {
       this.port = running.port;
-      const owner = this.readOwner();
-      if (this.opts.adoptOrphan && (owner === null || !pidAlive(owner))) {
+      if (this.opts.adoptOrphan) {
+        // The daemon takes the server over, whoever started it: a CLI command that started it
+        // then leaves it running, and a server left behind by a killed daemon gets an owner.
         this.adoptedPid = running.pid;
         this.owned = true;
-        writeFileSync(this.ownerFile, String(process.pid));
-        this.opts.logger.info({ pid: running.pid, port: this.port }, 'adopted the running embedded PostgreSQL');
+        writeFileSync(this.ownerFile, this.ownerToken);
+        this.opts.logger.info({ pid: running.pid, port: this.port }, 'took over the running embedded PostgreSQL');
         if (this.opts.supervise) this.watchAdopted();
       } else {
         this.opts.logger.debug({ port: this.port }, 'using the running embedded PostgreSQL');
@@ -169,6 +172,13 @@ export class EmbeddedPostgres {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.watchTimer) clearInterval(this.watchTimer);
     if (!this.owned) return;
+    this.owned = false;
+    if (this.readOwner() !== this.ownerToken) {
+      // A daemon took the server over while we used it: it is theirs to stop now.
+      this.child = null;
+      this.adoptedPid = null;
+      return;
+    }
     const pid = this.child?.pid ?? this.adoptedPid;
     if (pid && pidAlive(pid)) {
       // SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit.
@@ -179,7 +189,6 @@ export class EmbeddedPostgres {
     }
     this.child = null;
     this.adoptedPid = null;
-    this.owned = false;
     rmSync(this.ownerFile, { force: true });
     this.opts.logger.info('embedded PostgreSQL stopped');
   }
@@ -249,10 +258,8 @@ export class EmbeddedPostgres {
     return pw;
   }
 
-  private readOwner(): number | null {
-    if (!existsSync(this.ownerFile)) return null;
-    const pid = Number(readFileSync(this.ownerFile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  private readOwner(): string | null {
+    return existsSync(this.ownerFile) ? readFileSync(this.ownerFile, 'utf8').trim() : null;
   }
 
   private async initdb(): Promise<void> {
@@ -315,7 +322,7 @@ export class EmbeddedPostgres {
     );
     this.child = child;
     this.owned = true;
-    writeFileSync(this.ownerFile, String(process.pid));
+    writeFileSync(this.ownerFile, this.ownerToken);
     const onData = (chunk: Buffer) => {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (!line.trim()) continue;
@@ -353,14 +360,30 @@ export class EmbeddedPostgres {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopping) return;
-      this.spawnServer().catch((err: Error) => {
+      this.recover().catch((err: Error) => {
         this.opts.logger.error({ err: err.message, retry_in_ms: this.backoffMs }, 'embedded PostgreSQL restart failed');
         this.scheduleRestart();
       });
     }, delay);
   }
 
+  /** After an unexpected exit: join a server someone else already restarted, or start one. */
+  private async recover(): Promise<void> {
+    const release = await this.lock();
+    try {
+      const running = await this.runningServer();
+      if (!running) return await this.spawnServer();
+      this.port = running.port;
+      this.adoptedPid = running.pid;
+      writeFileSync(this.ownerFile, this.ownerToken);
+      this.watchAdopted();
+    } finally {
+      release();
+    }
+  }
+
   private watchAdopted(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
     this.watchTimer = setInterval(() => {
       if (this.stopping || this.adoptedPid === null || pidAlive(this.adoptedPid)) return;
       this.opts.logger.error({ pid: this.adoptedPid }, 'embedded PostgreSQL exited unexpectedly; restarting');

@@ -7,7 +7,7 @@ import { startDaemon, type Daemon } from '../support/daemon.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitForLog(d: Daemon, pattern: RegExp, ms = 5000): Promise<string> {
+async function waitForLog(d: Daemon, pattern: RegExp, ms = 10_000): Promise<string> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const line = d.stdout().split('\n').find((l) => pattern.test(l));

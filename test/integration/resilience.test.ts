@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory from 'knex';
@@ -120,16 +120,39 @@ describe('PostgreSQL outages', function () {
       }
     });
 
-    it('a daemon adopts a server whose owner died, and stops it on shutdown', async () => {
+    it('a daemon takes over a server a CLI command started; the CLI then leaves it running; the daemon stops it', async () => {
+      const dir = tempDataDir();
+      const quiet = pino({ level: 'silent' });
+      const cliServer = new EmbeddedPostgres({ dataDir: dir, port: 0, osUser: 'sentinel', logger: quiet });
+      try {
+        const url = await cliServer.start();
+        const pid = cliServer.postmasterPid()!;
+        expect(cliServer.isOwner).to.equal(true);
+        const daemon = new EmbeddedPostgres({ dataDir: dir, port: 0, osUser: 'sentinel', logger: quiet, adoptOrphan: true, supervise: true });
+        await daemon.start();
+        expect(daemon.isOwner).to.equal(true);
+        expect(daemon.postmasterPid()).to.equal(pid);
+        // The CLI command ends: the server must stay up for the daemon.
+        await cliServer.stop();
+        expect(cliServer.postmasterPid()).to.equal(pid);
+        expect(await canConnect(url)).to.equal(true);
+        await daemon.stop();
+        expect(cliServer.postmasterPid()).to.equal(null);
+      } finally {
+        await cliServer.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a daemon adopts a server left behind by a killed daemon, and stops it on shutdown', async () => {
       const dir = tempDataDir();
       const quiet = pino({ level: 'silent' });
       const orphan = new EmbeddedPostgres({ dataDir: dir, port: 0, osUser: 'sentinel', logger: quiet });
       try {
         await orphan.start();
         const pid = orphan.postmasterPid()!;
-        // Pretend the owner died without stopping it (as after SIGKILL of the daemon).
-        const { writeFileSync } = await import('node:fs');
-        writeFileSync(join(dir, 'postgres.owner'), '999999');
+        // The owner died without stopping it (as after SIGKILL of the daemon).
+        writeFileSync(join(dir, 'postgres.owner'), '999999:gone');
         const daemon = new EmbeddedPostgres({ dataDir: dir, port: 0, osUser: 'sentinel', logger: quiet, adoptOrphan: true });
         await daemon.start();
         expect(daemon.isOwner).to.equal(true);
