@@ -46,6 +46,7 @@ export interface Services {
   users: UsersService;
   audit: AuditRepository;
   auth: AuthService;
+  totp: TotpService;
   orgGuard: OrgGuard;
   apiKeys: ApiKeysService;
 }
@@ -175,7 +176,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       config,
       logger,
       db,
-      services: { orgs, users, audit, auth, orgGuard, apiKeys },
+      services: { orgs, users, audit, auth, totp, orgGuard, apiKeys },
       migrations,
       http,
       registry,

@@ -79,6 +79,17 @@ export function registerUserCommands(program: Command, ctx: CliContext): void {
   }
 
   user
+    .command('reset-2fa <email>')
+    .description('turn off two-factor authentication for a user who lost their authenticator and recovery codes')
+    .action(async (email: string) => {
+      const had = await withApp(ctx.appEnv(), async (app) => {
+        const u = await app.services.users.authUserByEmail(SYSTEM_ACTOR, email);
+        return app.services.totp.reset(SYSTEM_ACTOR, u.id);
+      });
+      io.stdout(had ? `two-factor authentication turned off for ${email}\n` : `${email} had no two-factor authentication\n`);
+    });
+
+  user
     .command('grant <email>')
     .description("set a user's role in an organization")
     .requiredOption('--org <slug>', 'organization')

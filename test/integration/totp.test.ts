@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import { TotpRepository } from '../../src/features/totp/totp-repository.js';
+import { cli } from '../support/cli.js';
+import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { createUser } from '../support/factories.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -264,5 +266,20 @@ describe('TOTP two-factor authentication', () => {
         expect(logs, 'logs').to.not.contain(form);
       }
     }
+  });
+
+  it('sentinel user reset-2fa turns 2FA off for a locked-out user (operator recovery); unknown user exits 3', async () => {
+    const w = await enrolledUser();
+    expect((await login(w.email, w.password)).status).to.equal(401);
+    const env = testEnv(url);
+    const r = await cli(['user', 'reset-2fa', w.email], env);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal(`two-factor authentication turned off for ${w.email}\n`);
+    expect((await login(w.email, w.password)).status).to.equal(200);
+    expect(await t.app.db.knex('recovery_codes').where({ user_id: w.id }).count('* as n').first()).to.deep.equal({ n: 0 });
+    expect((await cli(['user', 'reset-2fa', w.email], env)).stdout).to.contain('had no two-factor authentication');
+    expect((await cli(['user', 'reset-2fa', 'ghost@example.test'], env)).code).to.equal(3);
+    const actions = (await t.app.db.knex('audit_log').where({ target_id: w.id }).select('action')).map((x: { action: string }) => x.action);
+    expect(actions).to.include('totp.reset');
   });
 });

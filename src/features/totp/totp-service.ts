@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
 import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
+import { requireSuperadmin } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { badRequest, conflict, DomainError } from '../../core/errors.js';
 import type { RateLimiter } from '../../core/rate-limiter.js';
@@ -130,6 +131,19 @@ export class TotpService {
     await this.d.repo.remove(userId);
     this.d.attempts.reset(userId);
     await this.d.audit.record({ actor, action: 'totp.disable', targetType: 'user', targetId: userId, details: { proof: how }, ...meta });
+  }
+
+  /**
+   * Operator recovery (`sentinel user reset-2fa`): turn 2FA off for a user who lost both the
+   * authenticator and the recovery codes. Superadmins and the CLI only.
+   */
+  async reset(actor: Actor, userId: string, meta: RequestMeta = {}): Promise<boolean> {
+    requireSuperadmin(actor);
+    const had = Boolean(await this.d.repo.find(userId));
+    await this.d.repo.remove(userId);
+    this.d.attempts.reset(userId);
+    if (had) await this.d.audit.record({ actor, action: 'totp.reset', targetType: 'user', targetId: userId, ...meta });
+    return had;
   }
 
   // --- SecondFactor (called by the auth feature's login) ---
