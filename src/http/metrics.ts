@@ -27,11 +27,28 @@ export function createHttpMetrics(opts: HttpMetricsOptions = {}): HttpMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const inFlight = new Gauge({
+  // A plain counter read at scrape time: per-request Gauge.inc/dec would hash labels twice.
+  let inFlightCount = 0;
+  new Gauge({
     name: 'sentinel_http_requests_in_flight',
     help: 'HTTP requests being processed.',
     registers: [registry],
+    collect() {
+      this.set(inFlightCount);
+    },
   });
+  // One labelled child per (method, route template, status), looked up by a string key instead
+  // of prom-client hashing a label object on every request. Bounded: routes are templates.
+  const children = new Map<string, { observe(value: number): void }>();
+  const observe = (method: string, route: string, status: string, seconds: number): void => {
+    const key = `${method} ${route} ${status}`;
+    let child = children.get(key);
+    if (!child) {
+      child = duration.labels(method, route, status);
+      children.set(key, child);
+    }
+    child.observe(seconds);
+  };
 
   let defaultsCollected = false;
   const collectDefault = (): void => {
@@ -43,8 +60,8 @@ export function createHttpMetrics(opts: HttpMetricsOptions = {}): HttpMetrics {
 
   const middleware: Middleware = async (koaCtx, next) => {
     const ctx = koaCtx as ParameterizedContext<Partial<HttpState>>;
-    const stop = duration.startTimer();
-    inFlight.inc();
+    const started = performance.now();
+    inFlightCount++;
     let failed = false;
     try {
       await next();
@@ -52,8 +69,8 @@ export function createHttpMetrics(opts: HttpMetricsOptions = {}): HttpMetrics {
       failed = true;
       throw err;
     } finally {
-      inFlight.dec();
-      stop({ method: ctx.method, route: routeLabel(ctx), status: String(failed ? 500 : ctx.status) });
+      inFlightCount--;
+      observe(ctx.method, routeLabel(ctx), String(failed ? 500 : ctx.status), (performance.now() - started) / 1000);
     }
   };
 

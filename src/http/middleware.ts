@@ -34,6 +34,18 @@ export function requestIdMiddleware(): Middleware {
  * Gives each request a child logger and writes one access line when it ends. Never the query
  * string (it may hold tokens), headers (Authorization) or bodies (passwords).
  */
+/** Per-request state whose child logger is made on first use: most requests only write the access line. */
+class RequestState {
+  private child: Logger | undefined;
+  constructor(
+    private readonly root: Logger,
+    readonly requestId: string,
+  ) {}
+  get log(): Logger {
+    return (this.child ??= this.root.child({ request_id: this.requestId }));
+  }
+}
+
 export function accessLogMiddleware(logger: Logger): Middleware {
   // Access lines hold only method, route template, status and timing, so they skip the redaction
   // pass (the costliest part of logging). Re-made when SIGHUP changes the root logger's level.
@@ -41,11 +53,9 @@ export function accessLogMiddleware(logger: Logger): Middleware {
   const accessLog = () => (access.level === logger.level ? access : (access = logger.child({}, { redact: [] })));
   return async (koaCtx, next) => {
     const ctx = koaCtx as StateCtx;
-    const started = process.hrtime.bigint();
-    const requestId = ctx.state.requestId;
-    // The child logger is made on first use: most requests only ever write the access line.
-    let child: Logger | undefined;
-    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= logger.child({ request_id: requestId })), configurable: true, enumerable: true });
+    const started = performance.now();
+    const requestId = ctx.state.requestId as string;
+    ctx.state = new RequestState(logger, requestId) as unknown as Partial<HttpState>;
     let failed = false;
     try {
       await next();
@@ -62,7 +72,7 @@ export function accessLogMiddleware(logger: Logger): Middleware {
         // Matched paths can carry credentials (POST /heartbeats/{token}); the template says enough.
         ...(route === UNMATCHED_ROUTE ? { path: ctx.path } : {}),
         status,
-        duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3,
+        duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
       };
       if (status >= 500) accessLog().warn(line, 'request');
       else accessLog().info(line, 'request');
