@@ -1,4 +1,5 @@
-import type { Router } from '@koa/router';
+import { Router } from '@koa/router';
+import type { Middleware } from 'koa';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -180,12 +181,44 @@ export class ApiRegistry {
 
   /** Registers every route on `router` under `prefix`, OpenAPI `{x}` becoming the router's `:x`. */
   mount(router: Router, prefix = API_PREFIX): void {
+    for (const route of this.#routes) this.#register(router, route, prefix);
+  }
+
+  /**
+   * The registry's routes as one middleware that picks a router by the first path segment after
+   * `prefix` (`/organizations/…`, `/auth/…`), so a request is matched against the few routes of
+   * its group instead of every route (@koa/router tests each route's pattern in turn). Each
+   * group keeps its own allowedMethods (405 with Allow).
+   */
+  middleware(prefix = API_PREFIX): Middleware {
+    const groups = new Map<string, Router>();
     for (const route of this.#routes) {
-      const koaPath = prefix + route.def.path.replace(PLACEHOLDER, ':$1');
-      router[route.def.method](koaPath, async (ctx) => {
-        await this.#run(ctx as unknown as HttpContext, route);
-      });
+      const segment = route.def.path.split('/')[1] ?? '';
+      let router = groups.get(segment);
+      if (!router) groups.set(segment, (router = new Router()));
+      this.#register(router, route, prefix);
     }
+    const handlers = new Map<string, Middleware>();
+    for (const [segment, router] of groups) {
+      const routes = router.routes() as unknown as Middleware;
+      const allowed = router.allowedMethods() as unknown as Middleware;
+      handlers.set(segment, (ctx, next) => routes(ctx, () => allowed(ctx, next)));
+    }
+    const start = prefix.length + 1;
+    return (ctx, next) => {
+      const path = ctx.path;
+      if (path.length <= start || !path.startsWith(prefix) || path[prefix.length] !== '/') return next();
+      const end = path.indexOf('/', start);
+      const handler = handlers.get(end === -1 ? path.slice(start) : path.slice(start, end));
+      return handler ? handler(ctx, next) : next();
+    };
+  }
+
+  #register(router: Router, route: CompiledRoute, prefix: string): void {
+    const koaPath = prefix + route.def.path.replace(PLACEHOLDER, ':$1');
+    router[route.def.method](koaPath, async (ctx) => {
+      await this.#run(ctx as unknown as HttpContext, route);
+    });
   }
 
   async #run(ctx: HttpContext, route: CompiledRoute): Promise<void> {

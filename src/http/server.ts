@@ -129,7 +129,6 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
 
   const router = new Router();
   builtinRoutes(router, opts);
-  opts.registry.mount(router);
   opts.extraRoutes?.(router);
 
   // Security headers and CORS sit before the body parser so its 400/413 answers carry them too
@@ -149,6 +148,7 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
     }),
   );
   app.use(router.routes());
+  app.use(opts.registry.middleware());
   app.use(router.allowedMethods());
 
   let server: Server | null = null;
