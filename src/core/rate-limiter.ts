@@ -1,3 +1,5 @@
+import { DomainError } from './errors.js';
+
 /**
  * Fixed-window counters kept in process memory (one daemon; a restart forgets them, which only
  * ever errs towards letting a client in). Old windows are swept so memory stays bounded by the
@@ -60,4 +62,12 @@ export class RateLimiter {
     this.lastSweep = now;
     for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
   }
+}
+
+/** The 429 for a refused decision: Retry-After and RateLimit-* come from `details`. */
+export function rateLimitError(d: RateDecision, message: string): DomainError {
+  return new DomainError('rate_limited', `${message}; retry in ${d.resetSeconds} s`, {
+    retryAfter: d.resetSeconds,
+    rateLimit: { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds },
+  });
 }

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import cors from '@koa/cors';
 import type { Context, Middleware, ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
-import { DomainError } from '../core/errors.js';
-import type { RateLimiter } from '../core/rate-limiter.js';
+import { rateLimitError, type RateLimiter } from '../core/rate-limiter.js';
 import type { HttpState } from './context.js';
 import { setRateLimitHeaders } from './problem.js';
 import { UNMATCHED_ROUTE, routeLabel } from './metrics.js';
@@ -133,14 +132,8 @@ export function rateLimitMiddleware(limiter: RateLimiter): Middleware {
   return async (ctx, next) => {
     if (!ctx.path.startsWith('/api/') || ctx.path.startsWith('/api/v1/health')) return next();
     const d = limiter.hit(ctx.ip || 'unknown');
-    const rl = { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds };
-    if (!d.allowed) {
-      throw new DomainError('rate_limited', `rate limit of ${d.limit} requests per ${Math.round(limiter.windowMs / 1000)} s exceeded; retry in ${d.resetSeconds} s`, {
-        retryAfter: d.resetSeconds,
-        rateLimit: rl,
-      });
-    }
-    setRateLimitHeaders(ctx, rl);
+    if (!d.allowed) throw rateLimitError(d, `rate limit of ${d.limit} requests per ${Math.round(limiter.windowMs / 1000)} s exceeded`);
+    setRateLimitHeaders(ctx, { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds });
     await next();
   };
 }

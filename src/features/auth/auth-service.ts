@@ -3,7 +3,7 @@ import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
 import { DomainError } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
-import type { RateDecision, RateLimiter } from '../../core/rate-limiter.js';
+import { rateLimitError, type RateLimiter } from '../../core/rate-limiter.js';
 import { sha256 } from '../../core/secrets.js';
 import type { SessionsRepository } from './sessions-repository.js';
 import type { AccessTokens } from './tokens.js';
@@ -70,13 +70,6 @@ export interface AuthDeps {
 export const REFRESH_TOKEN_PREFIX = 'sntr_';
 export const API_KEY_PREFIX = 'snt_';
 
-export function rateLimited(d: RateDecision, what: string): DomainError {
-  return new DomainError('rate_limited', `too many ${what}; retry in ${d.resetSeconds} s`, {
-    retryAfter: d.resetSeconds,
-    rateLimit: { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds },
-  });
-}
-
 const invalidCredentials = () => new DomainError('unauthenticated', 'invalid email or password');
 
 export class AuthService {
@@ -86,11 +79,11 @@ export class AuthService {
 
   async login(input: LoginInput, meta: RequestMeta): Promise<TokenPair> {
     const ipDecision = this.d.loginPerIp.hit(meta.ip ?? 'unknown');
-    if (!ipDecision.allowed) throw rateLimited(ipDecision, 'login attempts from this address');
+    if (!ipDecision.allowed) throw rateLimitError(ipDecision, 'too many login attempts from this address');
     const account = input.email.trim().toLowerCase();
     // Only failures count against an account; once they reach the limit, even the right password waits out the window.
     const accountDecision = this.d.failuresPerAccount.peek(account);
-    if (accountDecision.remaining === 0) throw rateLimited(accountDecision, 'failed logins for this account');
+    if (accountDecision.remaining === 0) throw rateLimitError(accountDecision, 'too many failed logins for this account');
 
     const user = await this.d.users.findByEmail(input.email.trim());
     // Unknown emails cost one bcrypt comparison too, so timing does not reveal which emails exist.

@@ -5,7 +5,7 @@ import type { AuditSink } from '../../core/audit.js';
 import { requireSuperadmin } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { badRequest, conflict, DomainError } from '../../core/errors.js';
-import type { RateLimiter } from '../../core/rate-limiter.js';
+import { rateLimitError, type RateLimiter } from '../../core/rate-limiter.js';
 import { sha256, type SecretBox } from '../../core/secrets.js';
 import type { TotpRepository, TotpRow } from './totp-repository.js';
 
@@ -172,10 +172,7 @@ export class TotpService {
   private throttle(userId: string): void {
     const d = this.d.attempts.hit(userId);
     if (!d.allowed) {
-      throw new DomainError('rate_limited', `too many 2FA code attempts; retry in ${d.resetSeconds} s`, {
-        retryAfter: d.resetSeconds,
-        rateLimit: { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds },
-      });
+      throw rateLimitError(d, 'too many 2FA code attempts');
     }
   }
 
