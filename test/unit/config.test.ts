@@ -131,6 +131,6 @@ describe('config loader', () => {
     expect(statSync(join(dataDir, 'secrets', 'jwt_secret')).mode & 0o777).to.equal(0o600);
     expect(statSync(join(dataDir, 'secrets')).mode & 0o777).to.equal(0o700);
     expect(withSecrets(config).auth.jwt_secret).to.equal(filled.auth.jwt_secret);
-    expect(readOrCreateSecret(config, 'jwt_secret')).to.equal(filled.auth.jwt_secret);
+    expect(readOrCreateSecret(config.data_dir, 'jwt_secret')).to.equal(filled.auth.jwt_secret);
   });
 });
