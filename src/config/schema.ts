@@ -12,6 +12,7 @@ const Secret = (description: string) => Type.String({ writeOnly: true, descripti
 const Obj = <T extends Record<string, TSchema>>(props: T, description: string) =>
   Type.Object(props, { additionalProperties: false, description });
 const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
+const Duration = (description: string) => Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description });
 const Millis = (description: string) => Type.Integer({ minimum: 0, maximum: 86_400_000, description });
 
 export const ConfigSchema = Obj(
@@ -76,6 +77,38 @@ export const ConfigSchema = Obj(
         login_window: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Window of the per-account login limit.' }),
       },
       'Rate limits (429 with Retry-After beyond them).',
+    ),
+    ingest: Obj(
+      {
+        points_per_second: Type.Integer({ minimum: 1, description: 'Default per-org ingest rate (points, log records and events per second; an org limit overrides it).' }),
+        max_series: Type.Integer({ minimum: 1, description: 'Default per-org maximum of metric series (an org limit overrides it).' }),
+        flush_interval_ms: Type.Integer({ minimum: 0, maximum: 1000, description: 'How long the writer gathers concurrent requests into one commit.' }),
+        max_flush_items: Type.Integer({ minimum: 1, description: 'Largest number of items in one commit; a full group is written at once.' }),
+        writer_connections: Type.Integer({ minimum: 1, maximum: 32, description: 'Commits the writer runs at the same time.' }),
+        max_age: Duration('Oldest timestamp accepted, relative to now.'),
+        max_future: Duration('Furthest timestamp in the future accepted, relative to now.'),
+        series_cache_size: Type.Integer({ minimum: 1, description: 'Series ids kept in memory (LRU).' }),
+        idempotency_ttl: Duration('How long an Idempotency-Key answer is kept.'),
+      },
+      'Telemetry ingest.',
+    ),
+    query: Obj(
+      {
+        max_series: Type.Integer({ minimum: 1, description: 'Most series a metric query may read or answer with.' }),
+        max_buckets: Type.Integer({ minimum: 1, description: 'Most step buckets per series in one answer ((end - start) / step).' }),
+        statement_timeout_ms: Millis('Statement timeout of telemetry queries (422 beyond it).'),
+      },
+      'Telemetry queries.',
+    ),
+    retention: Obj(
+      {
+        metrics_days: Type.Integer({ minimum: 1, maximum: 3650, description: 'Days metric points are kept (an org limit overrides it).' }),
+        logs_days: Type.Integer({ minimum: 1, maximum: 3650, description: 'Days log records are kept (an org limit overrides it).' }),
+        events_days: Type.Integer({ minimum: 1, maximum: 3650, description: 'Days events are kept (an org limit overrides it).' }),
+        delete_batch_size: Type.Integer({ minimum: 1, description: 'Rows per DELETE when only some orgs\' data in a day has expired.' }),
+        partitions_ahead_days: Type.Integer({ minimum: 1, maximum: 30, description: 'Daily partitions created ahead of today.' }),
+      },
+      'Retention of telemetry.',
     ),
     shutdown: Obj(
       {

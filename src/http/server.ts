@@ -24,6 +24,8 @@ export interface HttpServerOptions {
   /** Routes outside the registry (e.g. OTLP's /v1/metrics); they still get every middleware. */
   extraRoutes?: (router: Router) => void;
   openapiInfo?: OpenApiInfo;
+  /** Path prefixes whose routes read the request body themselves (no JSON body parser). */
+  rawBodyPrefixes?: string[];
   /** Per-IP API rate limiter (runs before the body is parsed). */
   apiRateLimiter?: RateLimiter;
 }
@@ -140,13 +142,14 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
   app.use(securityHeadersMiddleware());
   app.use(corsMiddleware(config.http.cors_origins));
   if (opts.apiRateLimiter) app.use(rateLimitMiddleware(opts.apiRateLimiter));
-  app.use(
-    bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: String(config.http.body_limit_bytes),
-      extendTypes: { json: ['application/*+json'] },
-    }),
-  );
+  const parseJson = bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: String(config.http.body_limit_bytes),
+    extendTypes: { json: ['application/*+json'] },
+  });
+  // Routes that read their own bodies (OTLP takes protobuf too and answers errors in its own format).
+  const rawBody = opts.rawBodyPrefixes ?? [];
+  app.use((ctx, next) => (rawBody.some((p) => ctx.path.startsWith(p)) ? next() : parseJson(ctx, next)));
   app.use(router.routes());
   app.use(opts.registry.middleware());
   app.use(router.allowedMethods());

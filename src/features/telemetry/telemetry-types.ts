@@ -1,0 +1,73 @@
+/**
+ * The normalized telemetry that every ingest path (native JSON, OTLP JSON, OTLP protobuf)
+ * produces and the writer stores. Timestamps are Unix epoch milliseconds (PostgreSQL keeps
+ * microseconds; sub-millisecond OTLP precision is dropped).
+ */
+export interface PointIn {
+  name: string;
+  labels: Record<string, string>;
+  ts: number;
+  value: number;
+}
+
+export interface LogIn {
+  ts: number;
+  /** OpenTelemetry severity number 1–24 (TRACE 1, DEBUG 5, INFO 9, WARN 13, ERROR 17, FATAL 21). */
+  severityNumber: number;
+  severityText: string;
+  body: string;
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+  traceId: string | null;
+  spanId: string | null;
+}
+
+export interface EventIn {
+  ts: number;
+  type: string;
+  title: string;
+  text: string | null;
+  tags: string[];
+}
+
+export interface TelemetryBatch {
+  points: PointIn[];
+  logs: LogIn[];
+  events: EventIn[];
+}
+
+/** Native levels and the OpenTelemetry severity number each stands for (the lowest of its range). */
+export const LEVELS = { trace: 1, debug: 5, info: 9, warn: 13, error: 17, fatal: 21 } as const;
+export type Level = keyof typeof LEVELS;
+
+/** The level name of an OpenTelemetry severity number (0, unspecified, reads as info). */
+export function levelOf(severityNumber: number): Level {
+  if (severityNumber >= 21) return 'fatal';
+  if (severityNumber >= 17) return 'error';
+  if (severityNumber >= 13) return 'warn';
+  if (severityNumber >= 9 || severityNumber <= 0) return 'info';
+  if (severityNumber >= 5) return 'debug';
+  return 'trace';
+}
+
+export const SIGNALS = ['metrics', 'logs', 'events'] as const;
+export type Signal = (typeof SIGNALS)[number];
+export type Counts = Record<Signal, number>;
+
+/**
+ * What an ingest call did. `rejected` is only ever non-zero in partial mode (OTLP), where items
+ * that cannot be stored (a new series over the org's series limit) are dropped and counted while
+ * the rest is stored; `messages` says why, for OTLP's partialSuccess.errorMessage.
+ */
+export interface IngestResult {
+  accepted: Counts;
+  rejected: Counts;
+  messages: string[];
+}
+
+export interface IngestOptions {
+  /** OTLP: drop what cannot be stored and count it; native: reject the whole batch (400). */
+  partial: boolean;
+  /** Native only: a retried batch with the same key is stored once and answered the same. */
+  idempotencyKey?: string;
+}
