@@ -1,3 +1,5 @@
+import type { Actor } from '../../core/actor.js';
+
 /**
  * The normalized telemetry that every ingest path (native JSON, OTLP JSON, OTLP protobuf)
  * produces and the writer stores. Timestamps are Unix epoch milliseconds (PostgreSQL keeps
@@ -70,4 +72,13 @@ export interface IngestOptions {
   partial: boolean;
   /** Native only: a retried batch with the same key is stored once and answered the same. */
   idempotencyKey?: string;
+}
+
+/** The ingest entry point the HTTP adapters (native and OTLP routes) call. */
+export interface TelemetryIngest {
+  /**
+   * Stores `batch` for the org `orgSlug` names (user tokens: role ≥ editor) or, when null, the
+   * org of the API key (scope `ingest`). Resolves only after the data is committed.
+   */
+  ingest(actor: Actor, orgSlug: string | null, batch: TelemetryBatch, opts: IngestOptions): Promise<IngestResult>;
 }

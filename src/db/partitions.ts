@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 
-/** The day-partitioned telemetry tables (see the telemetry migration). */
+/** The day-partitioned telemetry tables (see the telemetry migration); shared by ingest and retention. */
 export const PARTITIONED_TABLES = ['points', 'logs', 'events'] as const;
 export type PartitionedTable = (typeof PARTITIONED_TABLES)[number];
 
