@@ -33,6 +33,15 @@ import { PasswordHasher } from '../features/users/passwords.js';
 import { UsersRepository } from '../features/users/users-repository.js';
 import { UsersService } from '../features/users/users-service.js';
 import { UserSchema } from '../features/users/users-schemas.js';
+import { GroupCommitWriter } from '../features/telemetry/group-commit-writer.js';
+import { IngestRepository } from '../features/telemetry/ingest-repository.js';
+import { SeriesRepository } from '../features/telemetry/series-repository.js';
+import { SeriesStore } from '../features/telemetry/series-store.js';
+import type { LimitDefaults, OrgDirectory, OrgLimitOverrides } from '../features/telemetry/telemetry-limits-source.js';
+import { registerTelemetryRoutes } from '../features/telemetry/telemetry-routes.js';
+import { TelemetryService } from '../features/telemetry/telemetry-service.js';
+import { PartitionsRepository } from '../db/partitions.js';
+import { TokenBuckets } from '../core/token-bucket.js';
 import { createHttpMetrics } from '../http/metrics.js';
 import { ApiRegistry } from '../http/registry.js';
 import { createHttpServer, type HttpServer } from '../http/server.js';
@@ -49,6 +58,7 @@ export interface Services {
   totp: TotpService;
   orgGuard: OrgGuard;
   apiKeys: ApiKeysService;
+  telemetry: TelemetryService;
 }
 
 export interface Migrations {
@@ -127,6 +137,44 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       failuresPerAccount: new RateLimiter(config.rate_limits.login_failures_per_account, loginWindowMs),
       refreshTtlMs: ms(config.auth.refresh_ttl),
     });
+    // Telemetry: the orgs feature owns the limits; telemetry sees them through OrgDirectory.
+    const directory: OrgDirectory = {
+      overrides: async (orgId) => (await orgsRepo.findById(orgId))?.limits as OrgLimitOverrides | undefined,
+      all: async () => {
+        const out: { id: string; slug: string; limits: OrgLimitOverrides }[] = [];
+        for (let page = await orgsRepo.list(1000); page.length > 0; page = await orgsRepo.list(1000, page[page.length - 1].slug)) {
+          for (const o of page) out.push({ id: o.id, slug: o.slug, limits: o.limits as OrgLimitOverrides });
+        }
+        return out;
+      },
+    };
+    const limitDefaults: LimitDefaults = {
+      pointsPerSecond: config.ingest.points_per_second,
+      maxSeries: config.ingest.max_series,
+      retentionDays: { metrics: config.retention.metrics_days, logs: config.retention.logs_days, events: config.retention.events_days },
+    };
+    const ingestRepo = new IngestRepository(knex);
+    const partitions = new PartitionsRepository(knex);
+    const writer = new GroupCommitWriter(
+      ingestRepo,
+      partitions,
+      { flushIntervalMs: config.ingest.flush_interval_ms, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
+      logger,
+    );
+    // Runs after the HTTP server has drained (hooks run in reverse): requests still waiting on a commit finish first.
+    stopHooks.push(() => writer.stop());
+    const telemetry = new TelemetryService({
+      orgs: orgGuard,
+      directory,
+      series: new SeriesStore(new SeriesRepository(knex), { cacheSize: config.ingest.series_cache_size }, (err) => logger.warn({ err }, 'series last_seen_at update failed')),
+      writer,
+      repo: ingestRepo,
+      buckets: new TokenBuckets(),
+      limitDefaults,
+      maxAgeMs: ms(config.ingest.max_age),
+      maxFutureMs: ms(config.ingest.max_future),
+    });
+
     const migrations: Migrations = {
       status: () => migrationStatus(knex),
       latest: async () => ((await knex.migrate.latest(migratorConfig())) as [number, string[]])[1],
@@ -144,6 +192,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       registerAuditRoutes(registry, auditLog);
       registerApiKeyRoutes(registry, apiKeys);
       registerTotpRoutes(registry, { totp });
+      registerTelemetryRoutes(registry, telemetry);
       registerHealthRoutes(registry, {
         version: VERSION,
         checks: [
@@ -164,6 +213,9 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
         metrics: createHttpMetrics(),
         classifyError: classifyDbError,
         apiRateLimiter: new RateLimiter(config.rate_limits.api_per_minute, 60_000),
+        // Ingest has per-organization token buckets instead of the per-IP request limit.
+        rateLimitExempt: /^\/api\/v1\/(?:organizations\/[^/]+\/)?telemetry$/,
+        rawBodyPrefixes: ['/v1/'],
         openapiInfo: { title: 'Sentinel API', version: VERSION },
       });
       const server = http;
@@ -176,7 +228,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       config,
       logger,
       db,
-      services: { orgs, users, audit, auth, totp, orgGuard, apiKeys },
+      services: { orgs, users, audit, auth, totp, orgGuard, apiKeys, telemetry },
       migrations,
       http,
       registry,

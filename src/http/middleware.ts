@@ -126,11 +126,12 @@ export function corsMiddleware(origins: readonly string[]): Middleware {
 /**
  * Per-client-IP request limit on the API. The client IP is Koa's ctx.ip, which honours
  * X-Forwarded-For only when http.trust_proxy is set. Health probes and /metrics are exempt so a
- * busy load balancer or scraper cannot lock itself out.
+ * busy load balancer or scraper cannot lock itself out, and so are the paths `exempt` matches
+ * (ingest, which has per-organization token buckets of its own).
  */
-export function rateLimitMiddleware(limiter: RateLimiter): Middleware {
+export function rateLimitMiddleware(limiter: RateLimiter, exempt?: RegExp): Middleware {
   return async (ctx, next) => {
-    if (!ctx.path.startsWith('/api/') || ctx.path.startsWith('/api/v1/health')) return next();
+    if (!ctx.path.startsWith('/api/') || ctx.path.startsWith('/api/v1/health') || exempt?.test(ctx.path)) return next();
     const d = limiter.hit(ctx.ip || 'unknown');
     if (!d.allowed) throw rateLimitError(d, `rate limit of ${d.limit} requests per ${Math.round(limiter.windowMs / 1000)} s exceeded`);
     setRateLimitHeaders(ctx, { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds });

@@ -28,6 +28,8 @@ export interface HttpServerOptions {
   rawBodyPrefixes?: string[];
   /** Per-IP API rate limiter (runs before the body is parsed). */
   apiRateLimiter?: RateLimiter;
+  /** Paths the per-IP limiter leaves alone (they are limited otherwise). */
+  rateLimitExempt?: RegExp;
 }
 
 export interface HttpServer {
@@ -141,7 +143,7 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
   app.use(problemMiddleware({ logger, classify: opts.classifyError }));
   app.use(securityHeadersMiddleware());
   app.use(corsMiddleware(config.http.cors_origins));
-  if (opts.apiRateLimiter) app.use(rateLimitMiddleware(opts.apiRateLimiter));
+  if (opts.apiRateLimiter) app.use(rateLimitMiddleware(opts.apiRateLimiter, opts.rateLimitExempt));
   const parseJson = bodyParser({
     enableTypes: ['json'],
     jsonLimit: String(config.http.body_limit_bytes),

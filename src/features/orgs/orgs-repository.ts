@@ -43,7 +43,8 @@ export class OrgsRepository {
   }
 
   async findById(id: string): Promise<OrgRow | undefined> {
-    return this.knex<OrgRow>('organizations').where({ id }).first();
+    // Keyed apart from slugs (which cannot contain ':').
+    return this.cache.get(['organizations'], `id:${id}`, () => this.knex<OrgRow>('organizations').where({ id }).first());
   }
 
   async list(limit: number, afterSlug?: string): Promise<OrgRow[]> {

@@ -1,0 +1,138 @@
+import type { Logger } from 'pino';
+import { DomainError } from '../../core/errors.js';
+import { dayStart, type PartitionedTable, type PartitionsRepository } from '../../db/partitions.js';
+import { classifyDbError, DB_RETRY_AFTER_SECONDS } from '../../db/pg-errors.js';
+import type { IngestRepository, WriteItem } from './ingest-repository.js';
+
+export interface WriterOptions {
+  /** How long the first request of a group waits for others to join it. */
+  flushIntervalMs: number;
+  /** A group this large is written at once. */
+  maxFlushItems: number;
+  /** Commits in flight at the same time. */
+  connections: number;
+}
+
+export type WriteOutcome = 'stored' | 'duplicate';
+
+interface Pending {
+  item: WriteItem;
+  size: number;
+  resolve(outcome: WriteOutcome): void;
+  reject(err: unknown): void;
+}
+
+const NO_PARTITION = '23514'; // check_violation: "no partition of relation … found for row"
+
+/**
+ * Group commit (DESIGN §7): concurrent requests are gathered for a few milliseconds and
+ * written in one transaction, and each request's promise settles only after that transaction
+ * has committed (or failed: then every request in it fails, and only those). While all
+ * connections are busy, new requests gather into the next group, so a busy writer makes
+ * bigger, cheaper commits instead of a queue of small ones.
+ */
+export class GroupCommitWriter {
+  private queue: Pending[] = [];
+  private queuedSize = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private active = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly knownPartitions = new Set<string>();
+  private stopping = false;
+
+  constructor(
+    private readonly repo: IngestRepository,
+    private readonly partitions: PartitionsRepository,
+    private readonly opts: WriterOptions,
+    private readonly log: Logger,
+  ) {}
+
+  write(item: WriteItem): Promise<WriteOutcome> {
+    if (this.stopping) return Promise.reject(new DomainError('unavailable', 'the server is shutting down', { retryAfter: DB_RETRY_AFTER_SECONDS }));
+    return new Promise<WriteOutcome>((resolve, reject) => {
+      const size = item.points.length + item.logs.length + item.events.length || 1;
+      this.queue.push({ item, size, resolve, reject });
+      this.queuedSize += size;
+      if (this.queuedSize >= this.opts.maxFlushItems || this.opts.flushIntervalMs === 0) this.kick();
+      else this.timer ??= setTimeout(() => this.kick(), this.opts.flushIntervalMs);
+    });
+  }
+
+  /** Writes what is queued and waits for every commit in flight. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.kick();
+    while (this.inFlight.size > 0 || this.queue.length > 0) {
+      await Promise.allSettled([...this.inFlight]);
+      this.kick();
+    }
+  }
+
+  private kick(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.active < this.opts.connections && this.queue.length > 0) {
+      let size = 0;
+      let n = 0;
+      while (n < this.queue.length && (n === 0 || size + this.queue[n].size <= this.opts.maxFlushItems)) size += this.queue[n++].size;
+      const group = this.queue.slice(0, n);
+      this.queue = this.queue.slice(n);
+      this.queuedSize -= size;
+      this.active++;
+      const run = this.flush(group).finally(() => {
+        this.active--;
+        this.inFlight.delete(run);
+        // Whatever arrived during this commit has already waited long enough.
+        if (this.queue.length > 0) this.kick();
+      });
+      this.inFlight.add(run);
+    }
+  }
+
+  private async flush(group: Pending[]): Promise<void> {
+    const items = group.map((p) => p.item);
+    try {
+      await this.ensurePartitions(items);
+      let duplicates: Set<number>;
+      try {
+        duplicates = await this.repo.commit(items);
+      } catch (err) {
+        // A partition dropped since we last looked (retention): create it again and retry once.
+        if ((err as { code?: string }).code !== NO_PARTITION) throw err;
+        this.knownPartitions.clear();
+        await this.ensurePartitions(items);
+        duplicates = await this.repo.commit(items);
+      }
+      group.forEach((p, n) => p.resolve(duplicates.has(n) ? 'duplicate' : 'stored'));
+    } catch (err) {
+      const domain = classifyDbError(err);
+      if (!domain) this.log.error({ err, requests: group.length }, 'telemetry commit failed');
+      else if (domain.code === 'unavailable') this.log.warn({ requests: group.length, reason: (err as Error).message }, 'telemetry commit failed: database unavailable');
+      const answer = domain ?? new DomainError('unavailable', 'telemetry could not be stored; retry shortly', { retryAfter: DB_RETRY_AFTER_SECONDS });
+      for (const p of group) p.reject(answer);
+    }
+  }
+
+  private async ensurePartitions(items: readonly WriteItem[]): Promise<void> {
+    const needed = new Map<PartitionedTable, Set<number>>();
+    const note = (table: PartitionedTable, ts: number) => {
+      const day = dayStart(ts);
+      if (this.knownPartitions.has(`${table}:${day}`)) return;
+      let days = needed.get(table);
+      if (!days) needed.set(table, (days = new Set()));
+      days.add(day);
+    };
+    for (const item of items) {
+      for (const p of item.points) note('points', p.ts);
+      for (const l of item.logs) note('logs', l.ts);
+      for (const e of item.events) note('events', e.ts);
+    }
+    for (const [table, days] of needed) {
+      const created = await this.partitions.ensure(table, days);
+      if (created.length) this.log.info({ partitions: created }, 'telemetry partitions created');
+      for (const day of days) this.knownPartitions.add(`${table}:${day}`);
+    }
+  }
+}

@@ -1,0 +1,129 @@
+import type { Knex } from 'knex';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { EventIn, LogIn } from './telemetry-types.js';
+
+export interface StoredPoint {
+  seriesId: number;
+  ts: number;
+  value: number;
+}
+
+/** One request's share of a group commit. */
+export interface WriteItem {
+  orgId: string;
+  points: StoredPoint[];
+  logs: LogIn[];
+  events: EventIn[];
+  idempotency?: { key: string; hash: Buffer; response: unknown };
+}
+
+// COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
+const SPECIAL = /[\\\t\n\r]/;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+function text(v: string | null): string {
+  if (v === null) return '\\N';
+  return SPECIAL.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c]) : v;
+}
+const iso = (ms: number) => new Date(ms).toISOString();
+// jsonb refuses \u0000 and lone surrogates (which JSON.stringify writes as \udXXX escapes); an
+// escape is one only after an even number of backslashes.
+const BAD_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi;
+function json(v: unknown): string {
+  const s = JSON.stringify(v);
+  return text(s.includes('\\u') ? s.replace(BAD_ESCAPE, '$1\\ufffd') : s);
+}
+
+async function copy(client: PoolClient, sql: string, body: string): Promise<void> {
+  if (!body) return;
+  const stream = client.query(copyFrom(sql));
+  await new Promise<void>((resolve, reject) => {
+    stream.on('error', reject);
+    stream.on('finish', resolve);
+    stream.end(body);
+  });
+}
+
+/**
+ * The SQL of a group commit: every request of the group in one transaction — idempotency keys
+ * first (a key another transaction already stored excludes its request), then one COPY per
+ * table, then the usage counters. Nothing is visible, and no request is answered, before COMMIT.
+ */
+export class IngestRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /** Returns the indexes of items not written because their idempotency key was already stored. */
+  async commit(items: readonly WriteItem[]): Promise<Set<number>> {
+    const client = (await this.knex.client.acquireConnection()) as PoolClient;
+    try {
+      await client.query('begin');
+      try {
+        const duplicates = await this.claimKeys(client, items);
+        let points = '';
+        let logs = '';
+        let events = '';
+        const usage = new Map<string, [number, number, number]>();
+        items.forEach((item, n) => {
+          if (duplicates.has(n)) return;
+          const org = item.orgId;
+          for (const p of item.points) points += `${org}\t${p.seriesId}\t${iso(p.ts)}\t${p.value}\n`;
+          for (const l of item.logs) {
+            logs += `${org}\t${iso(l.ts)}\t${l.severityNumber}\t${text(l.severityText)}\t${text(l.body)}\t${json(l.attributes)}\t${json(l.resource)}\t${text(l.traceId)}\t${text(l.spanId)}\n`;
+          }
+          for (const e of item.events) events += `${org}\t${iso(e.ts)}\t${text(e.type)}\t${text(e.title)}\t${text(e.text)}\t${json(e.tags)}\n`;
+          const u = usage.get(org) ?? [0, 0, 0];
+          u[0] += item.points.length;
+          u[1] += item.logs.length;
+          u[2] += item.events.length;
+          usage.set(org, u);
+        });
+        await copy(client, 'copy points (org_id, series_id, ts, value) from stdin', points);
+        await copy(client, 'copy logs (org_id, ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id) from stdin', logs);
+        await copy(client, 'copy events (org_id, ts, type, title, text, tags) from stdin', events);
+        if (usage.size) {
+          // Sorted by org so that concurrent commits take the counter rows' locks in one order.
+          const orgs = [...usage.keys()].sort();
+          await client.query(
+            `insert into usage_daily (org_id, day, points, logs, events)
+             select o, (now() at time zone 'utc')::date, p, l, e from unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) as u(o, p, l, e)
+             on conflict (org_id, day) do update set points = usage_daily.points + excluded.points,
+               logs = usage_daily.logs + excluded.logs, events = usage_daily.events + excluded.events`,
+            [orgs, orgs.map((o) => usage.get(o)![0]), orgs.map((o) => usage.get(o)![1]), orgs.map((o) => usage.get(o)![2])],
+          );
+        }
+        await client.query('commit');
+        return duplicates;
+      } catch (err) {
+        await client.query('rollback').catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      await this.knex.client.releaseConnection(client);
+    }
+  }
+
+  private async claimKeys(client: PoolClient, items: readonly WriteItem[]): Promise<Set<number>> {
+    const keyed = items.map((item, n) => ({ item, n })).filter((x) => x.item.idempotency);
+    const duplicates = new Set<number>();
+    if (keyed.length === 0) return duplicates;
+    const { rows } = await client.query<{ org_id: string; key: string }>(
+      `insert into ingest_idempotency (org_id, key, request_hash, response)
+       select * from unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[])
+       on conflict (org_id, key) do nothing returning org_id, key`,
+      [
+        keyed.map((x) => x.item.orgId),
+        keyed.map((x) => x.item.idempotency!.key),
+        keyed.map((x) => x.item.idempotency!.hash),
+        keyed.map((x) => JSON.stringify(x.item.idempotency!.response)),
+      ],
+    );
+    const claimed = new Set(rows.map((r) => `${r.org_id}\u0000${r.key}`));
+    for (const { item, n } of keyed) if (!claimed.has(`${item.orgId}\u0000${item.idempotency!.key}`)) duplicates.add(n);
+    return duplicates;
+  }
+
+  async storedAnswer(orgId: string, key: string): Promise<{ hash: Buffer; response: unknown } | undefined> {
+    const row = await this.knex('ingest_idempotency').where({ org_id: orgId, key }).first<{ request_hash: Buffer; response: unknown } | undefined>('request_hash', 'response');
+    return row ? { hash: row.request_hash, response: row.response } : undefined;
+  }
+}

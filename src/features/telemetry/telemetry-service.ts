@@ -1,0 +1,203 @@
+import { createHash } from 'node:crypto';
+import type { Actor } from '../../core/actor.js';
+import { authorize, type OrgAccess } from '../../core/authorize.js';
+import { DomainError, notFound, type ErrorDetail } from '../../core/errors.js';
+import type { TokenBuckets } from '../../core/token-bucket.js';
+import type { GroupCommitWriter } from './group-commit-writer.js';
+import type { IngestRepository, StoredPoint, WriteItem } from './ingest-repository.js';
+import { nativeBatch } from './native-batch.js';
+import type { SeriesStore } from './series-store.js';
+import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
+import { INGEST_LIMITS } from './telemetry-limits.js';
+import type { Accepted, TelemetryBodyT } from './telemetry-schemas.js';
+import type { Counts, IngestOptions, IngestResult, LogIn, EventIn, PointIn, TelemetryBatch, TelemetryIngest } from './telemetry-types.js';
+
+export interface TelemetryServiceDeps {
+  orgs: OrgAccess;
+  directory: OrgDirectory;
+  series: SeriesStore;
+  writer: GroupCommitWriter;
+  repo: IngestRepository;
+  buckets: TokenBuckets;
+  limitDefaults: LimitDefaults;
+  maxAgeMs: number;
+  maxFutureMs: number;
+  now?: () => number;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+// PostgreSQL text cannot hold NUL, and jsonb refuses lone surrogates: both are replaced, not refused.
+const BAD_CHARS = /[\u0000\ud800-\udfff]/;
+function clean(s: string): string {
+  if (!BAD_CHARS.test(s)) return s;
+  return s.replaceAll('\u0000', '\ufffd').replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+function cleanRecord<T>(r: Record<string, T>): Record<string, T> {
+  let out: Record<string, T> | null = null;
+  for (const k in r) {
+    const v = r[k];
+    const ck = clean(k);
+    const cv = (typeof v === 'string' ? clean(v) : v) as T;
+    if (out || ck !== k || cv !== v) {
+      out ??= { ...r };
+      if (ck !== k) delete out[k];
+      out[ck] = cv;
+    }
+  }
+  return out ?? r;
+}
+
+const zero = (): Counts => ({ metrics: 0, logs: 0, events: 0 });
+
+/**
+ * Ingest (DESIGN §7): resolve the org from the credential, check the batch (time window, series
+ * limit) and the org's rate, hand it to the group-commit writer, and answer only after commit.
+ * Native batches are all or nothing; OTLP (partial mode) drops what cannot be stored and counts it.
+ */
+export class TelemetryService implements TelemetryIngest {
+  private readonly now: () => number;
+  private readonly inFlightKeys = new Map<string, Promise<Accepted>>();
+
+  constructor(private readonly d: TelemetryServiceDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /** POST /telemetry and /organizations/{org}/telemetry. */
+  async ingestNative(actor: Actor, orgSlug: string | null, body: TelemetryBodyT, opts: { idempotencyKey?: string } = {}): Promise<Accepted> {
+    const total = (body.metrics?.length ?? 0) + (body.logs?.length ?? 0) + (body.events?.length ?? 0);
+    if (total > INGEST_LIMITS.maxItems) throw new DomainError('payload_too_large', `the batch holds ${total} items; at most ${INGEST_LIMITS.maxItems} per request`);
+    const orgId = await this.orgOf(actor, orgSlug);
+    const { batch, errors } = nativeBatch(body, this.now());
+    if (errors.length) throw new DomainError('validation_failed', 'request validation failed', { errors });
+    const key = opts.idempotencyKey;
+    if (key === undefined) return { accepted: (await this.store(orgId, batch, { partial: false })).accepted };
+
+    if (!IDEMPOTENCY_KEY.test(key)) throw new DomainError('validation_failed', 'invalid Idempotency-Key', { errors: [{ path: 'header/idempotency-key', message: 'must be 1–255 printable ASCII characters' }] });
+    const hash = createHash('sha256').update(JSON.stringify(body)).digest();
+    const slot = `${orgId}\u0000${key}`;
+    // The same key already in flight in this process: wait for that answer instead of racing it.
+    const running = this.inFlightKeys.get(slot);
+    if (running) {
+      await running.catch(() => undefined);
+      return this.ingestNative(actor, orgSlug, body, opts);
+    }
+    const work = (async (): Promise<Accepted> => {
+      const stored = await this.d.repo.storedAnswer(orgId, key);
+      if (stored) return this.replay(stored, hash);
+      const accepted = { accepted: batchCounts(batch) };
+      const result = await this.store(orgId, batch, { partial: false }, { key, hash, response: accepted });
+      if (result.duplicate) {
+        const first = await this.d.repo.storedAnswer(orgId, key);
+        if (!first) throw new DomainError('unavailable', 'the first answer for this Idempotency-Key is not readable yet; retry', { retryAfter: 1 });
+        return this.replay(first, hash);
+      }
+      return accepted;
+    })();
+    this.inFlightKeys.set(slot, work);
+    try {
+      return await work;
+    } finally {
+      this.inFlightKeys.delete(slot);
+    }
+  }
+
+  /** The OTLP adapters' entry point (and the native one's core). */
+  async ingest(actor: Actor, orgSlug: string | null, batch: TelemetryBatch, opts: IngestOptions): Promise<IngestResult> {
+    const orgId = await this.orgOf(actor, orgSlug);
+    const { accepted, rejected, messages } = await this.store(orgId, batch, opts);
+    return { accepted, rejected, messages };
+  }
+
+  private replay(stored: { hash: Buffer; response: unknown }, hash: Buffer): Accepted {
+    if (!stored.hash.equals(hash)) throw new DomainError('conflict', 'this Idempotency-Key was used with a different body');
+    return stored.response as Accepted;
+  }
+
+  private async orgOf(actor: Actor, orgSlug: string | null): Promise<string> {
+    if (orgSlug !== null) return (await this.d.orgs.require(actor, orgSlug, 'telemetry.ingest')).id;
+    if (actor.kind !== 'apikey') {
+      if (actor.kind === 'anonymous') throw new DomainError('unauthenticated', 'authentication required');
+      throw new DomainError('bad_request', 'only API keys decide the organization by themselves; with a user token use POST /organizations/{org}/telemetry');
+    }
+    authorize(actor, 'telemetry.ingest', { id: actor.orgId, role: null });
+    return actor.orgId;
+  }
+
+  private async store(
+    orgId: string,
+    input: TelemetryBatch,
+    opts: IngestOptions,
+    idempotency?: WriteItem['idempotency'],
+  ): Promise<IngestResult & { duplicate: boolean }> {
+    const overrides = await this.d.directory.overrides(orgId);
+    if (!overrides) throw notFound('organization');
+    const limits = effectiveLimits(overrides, this.d.limitDefaults);
+    const rejected = zero();
+    const messages: string[] = [];
+    const errors: ErrorDetail[] = [];
+    const refuse = (signal: keyof Counts, path: string, message: string) => {
+      rejected[signal]++;
+      errors.push({ path: `body/${signal}/${path}`, message });
+    };
+
+    // The time window keeps one client from creating partitions for arbitrary days.
+    const now = this.now();
+    const oldest = now - this.d.maxAgeMs;
+    const newest = now + this.d.maxFutureMs;
+    const inWindow = <T extends { ts: number }>(items: T[], signal: keyof Counts): T[] =>
+      items.filter((item, i) => {
+        if (item.ts >= oldest && item.ts <= newest) return true;
+        refuse(signal, `${i}/ts`, item.ts < oldest ? 'is older than ingest.max_age allows' : 'is further in the future than ingest.max_future allows');
+        return false;
+      });
+    const points: PointIn[] = inWindow(input.points, 'metrics');
+    const logs: LogIn[] = inWindow(input.logs, 'logs');
+    const events: EventIn[] = inWindow(input.events, 'events');
+    if (errors.length && !opts.partial) throw new DomainError('validation_failed', 'request validation failed', { errors });
+    if (errors.length) messages.push(`${errors.length} item(s) outside the accepted time window`);
+
+    const cost = points.length + logs.length + events.length;
+    const decision = this.d.buckets.take(orgId, limits.ingest_points_per_second, cost);
+    if (!decision.allowed) {
+      throw new DomainError('rate_limited', `ingest rate limit of ${limits.ingest_points_per_second} items per second exceeded; retry in ${decision.retryAfterSeconds} s`, {
+        retryAfter: decision.retryAfterSeconds,
+        rateLimit: { limit: decision.limit, remaining: decision.remaining, reset: decision.retryAfterSeconds },
+      });
+    }
+
+    for (const p of points) {
+      p.name = clean(p.name);
+      p.labels = cleanRecord(p.labels);
+    }
+    const { ids, refused } = await this.d.series.resolve(orgId, points, limits.max_series);
+    if (refused.length) {
+      const message = `would create a new series beyond the organization's limit of ${limits.max_series} series`;
+      if (!opts.partial) {
+        throw new DomainError('validation_failed', `the batch would pass the organization's limit of ${limits.max_series} series`, {
+          errors: refused.slice(0, 100).map((i) => ({ path: `body/metrics/${input.points.indexOf(points[i])}/name`, message })),
+        });
+      }
+      rejected.metrics += refused.length;
+      messages.push(`${refused.length} point(s) refused: ${message}`);
+    }
+    const stored: StoredPoint[] = [];
+    for (let i = 0; i < points.length; i++) {
+      const id = ids[i];
+      if (id !== null) stored.push({ seriesId: id, ts: points[i].ts, value: points[i].value });
+    }
+    const item: WriteItem = {
+      orgId,
+      points: stored,
+      logs: logs.map((l) => ({ ...l, severityText: clean(l.severityText), body: clean(l.body), attributes: cleanRecord(l.attributes), resource: cleanRecord(l.resource) })),
+      events: events.map((e) => ({ ...e, type: clean(e.type), title: clean(e.title), text: e.text === null ? null : clean(e.text), tags: e.tags.map(clean) })),
+      idempotency,
+    };
+    const outcome = await this.d.writer.write(item);
+    return { accepted: { metrics: stored.length, logs: item.logs.length, events: item.events.length }, rejected, messages, duplicate: outcome === 'duplicate' };
+  }
+}
+
+function batchCounts(b: TelemetryBatch): Counts {
+  return { metrics: b.points.length, logs: b.logs.length, events: b.events.length };
+}
