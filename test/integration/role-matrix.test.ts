@@ -50,6 +50,16 @@ interface RouteRules {
 
 /** Every mutating route under /organizations/{org}, keyed by `METHOD path`. */
 const MUTATIONS: Record<string, RouteRules> = {
+  'POST /organizations/{org}/telemetry': {
+    cases: [
+      {
+        label: 'send telemetry',
+        perms: ['telemetry.ingest'],
+        status: 202,
+        request: (o) => ({ params: { org: o.org.slug }, body: { metrics: [{ name: 'm', value: 1 }], logs: [{ level: 'info', message: 'l' }], events: [{ type: 'e', title: 't' }] } }),
+      },
+    ],
+  },
   'PATCH /organizations/{org}': {
     cases: [
       { label: 'rename and set limits', perms: ['org.update'], status: 200, request: (o) => ({ params: { org: o.org.slug }, body: { name: 'Renamed', limits: { max_series: 1234 } } }) },

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { generate } from 'otplib';
 import type { AuthMode, RouteInfo } from '../../src/http/registry.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
-import { createUser } from '../support/factories.js';
+import { SYSTEM_ACTOR } from '../../src/core/actor.js';
+import { createApiKey, createUser } from '../support/factories.js';
 import { ApiClient, expectProblem, fillPath, placeholders, type Answer } from '../support/http.js';
 import { tablesWithoutTenantScope, tenantChecksum, TENANT_ROWS } from '../support/tenant-checksum.js';
 import { createTenant, type Tenant } from '../support/tenants.js';
@@ -71,6 +72,10 @@ const CROSS_TENANT: Record<string, Entry> = {
   },
   'DELETE /organizations/{org}/api-keys/{id}': { requests: (v) => [{ params: { org: v.org.slug, id: v.key.id } }], control: { as: 'owner', status: 204 } },
   'POST /organizations/{org}/api-keys/{id}/rotate': { requests: (v) => [{ params: { org: v.org.slug, id: v.key.id } }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/telemetry': {
+    requests: (v) => [{ params: { org: v.org.slug }, body: { metrics: [{ name: 'planted', value: 1 }], logs: [{ level: 'error', message: 'planted' }], events: [{ type: 'planted', title: 'planted' }] } }],
+    control: { as: 'owner', status: 202 },
+  },
   // Users are instance-wide: "B's users" are B's members. Only superadmins may act on other users.
   'GET /users/{id}': { requests: (v) => [{ params: { id: v.owner.id } }, { params: { id: v.viewer.id } }], control: { as: 'superadmin', status: 200 } },
   'PATCH /users/{id}': {
@@ -146,6 +151,8 @@ describe('cross-tenant matrix (generated from the route table)', () => {
 
     // Give B a row in every tenant table: sessions for each member, and 2FA (with recovery codes) for its viewer.
     for (const u of [B.owner, B.coOwner, B.viewer]) await api.login(u.email, u.password);
+    // And telemetry: series, points, logs, events, usage and an idempotency key.
+    await s.telemetry.ingestNative(SYSTEM_ACTOR, B.org.slug, { metrics: [{ name: 'b.metric', value: 1, labels: { secret: 'b' } }], logs: [{ level: 'info', message: 'b log' }], events: [{ type: 'b', title: 'b event' }] }, { idempotencyKey: 'b-batch' });
     const viewer = (await api.login(B.viewer.email, B.viewer.password)).access_token;
     const setup = await api.call<{ secret: string }>('POST', '/auth/totp/setup', viewer);
     expect(setup.status, setup.text).to.equal(200);
@@ -239,13 +246,22 @@ describe('cross-tenant matrix (generated from the route table)', () => {
   });
 
   it("org A's API key sees nothing of B through the `any` routes without an org", async () => {
+    const before = await checksum(B);
     for (const r of routes().filter((r) => r.auth === 'any' && !hasParams(r))) {
+      if (key(r) === 'POST /telemetry') {
+        // The key decides the org: naming B in the payload changes nothing of B's.
+        const ingestKey = (await createApiKey(t.app.services, A.org.slug, ['ingest'])).secret;
+        const res = await api.call(r.method, r.path, ingestKey, { org: B.org.slug, org_id: B.org.id, metrics: [{ name: 'b.metric', value: 666, labels: { secret: 'b' } }] });
+        expect(res.status, res.text).to.equal(202);
+        continue;
+      }
       expect(r.method, `${key(r)}: an org-less \`any\` route that is not a GET needs a case here`).to.equal('get');
       const res = await api.call(r.method, r.path, A.key.secret);
       expect(res.status, `${key(r)}: ${res.text}`).to.equal(200);
       expect(res.text, key(r)).to.not.contain(B.org.slug);
       expectNoDataOf(B, res, `A's key ${key(r)}`);
     }
+    expect(await checksum(B)).to.deep.equal(before);
   });
 
   it("org A's API key reaches nothing of B's through /auth and /users routes (401, or 404); B unchanged", async () => {

@@ -15,6 +15,12 @@ export const TENANT_ROWS: Record<string, { column: string; by: 'org' | 'members'
   sessions: { column: 'user_id', by: 'members' },
   user_totp: { column: 'user_id', by: 'members' },
   recovery_codes: { column: 'user_id', by: 'members' },
+  series: { column: 'org_id', by: 'org' },
+  points: { column: 'org_id', by: 'org' },
+  logs: { column: 'org_id', by: 'org' },
+  events: { column: 'org_id', by: 'org' },
+  usage_daily: { column: 'org_id', by: 'org' },
+  ingest_idempotency: { column: 'org_id', by: 'org' },
 };
 
 /** Tables that hold no tenant data (say why when adding one). */
@@ -33,11 +39,15 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
-/** Base tables of the schema that neither map above mentions: a new table must be scoped here first. */
+/**
+ * Tables of the schema that neither map above mentions: a new table must be scoped here first.
+ * Partitions (points_p20261128 …) are covered by their partitioned parent.
+ */
 export async function tablesWithoutTenantScope(url: string): Promise<string[]> {
   return withClient(url, async (c) => {
     const { rows } = await c.query<{ table_name: string }>(
-      "select table_name from information_schema.tables where table_schema = current_schema() and table_type = 'BASE TABLE' order by table_name",
+      `select c.relname as table_name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = current_schema() and c.relkind in ('r', 'p') and not c.relispartition order by 1`,
     );
     return rows.map((r) => r.table_name).filter((n) => !(n in TENANT_ROWS) && !(n in NOT_TENANT_DATA));
   });
