@@ -75,15 +75,18 @@ export async function up(knex: Knex): Promise<void> {
     ) partition by range (ts)`);
   await knex.raw('create index events_org_ts on events (org_id, ts, id)');
 
-  // Ingested counts per org and UTC day, upserted in the same transaction as the data.
+  // Ingested counts per org and UTC day, upserted in the same transaction as the data. One row
+  // per writer slot: concurrent commits of one org would otherwise queue on a single row's lock
+  // until each other's COMMIT (readers sum the slots).
   await knex.raw(`
     create table usage_daily (
       org_id uuid not null references organizations(id) on delete cascade,
       day date not null,
+      slot smallint not null default 0,
       points bigint not null default 0,
       logs bigint not null default 0,
       events bigint not null default 0,
-      primary key (org_id, day)
+      primary key (org_id, day, slot)
     )`);
 
   // Idempotency-Key answers, written in the transaction that stores the batch.

@@ -37,9 +37,16 @@ import { GroupCommitWriter } from '../features/telemetry/group-commit-writer.js'
 import { IngestRepository } from '../features/telemetry/ingest-repository.js';
 import { SeriesRepository } from '../features/telemetry/series-repository.js';
 import { SeriesStore } from '../features/telemetry/series-store.js';
-import type { LimitDefaults, OrgDirectory, OrgLimitOverrides } from '../features/telemetry/telemetry-limits-source.js';
+import { effectiveLimits, type LimitDefaults, type OrgDirectory, type OrgLimitOverrides } from '../features/telemetry/telemetry-limits-source.js';
 import { registerTelemetryRoutes } from '../features/telemetry/telemetry-routes.js';
 import { TelemetryService } from '../features/telemetry/telemetry-service.js';
+import { QueryRepository } from '../features/telemetry/query-repository.js';
+import { registerQueryRoutes } from '../features/telemetry/query-routes.js';
+import { QueryService } from '../features/telemetry/query-service.js';
+import { registerOtlpRoutes } from '../features/telemetry/otlp-routes.js';
+import { PartitionMaintenance } from '../features/retention/partition-maintenance.js';
+import { RetentionRepository } from '../features/retention/retention-repository.js';
+import { RetentionService, type RetentionPolicySource } from '../features/retention/retention-service.js';
 import { PartitionsRepository } from '../db/partitions.js';
 import { TokenBuckets } from '../core/token-bucket.js';
 import { createHttpMetrics } from '../http/metrics.js';
@@ -59,6 +66,9 @@ export interface Services {
   orgGuard: OrgGuard;
   apiKeys: ApiKeysService;
   telemetry: TelemetryService;
+  query: QueryService;
+  retention: RetentionService;
+  partitions: PartitionMaintenance;
 }
 
 export interface Migrations {
@@ -175,6 +185,24 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       maxFutureMs: ms(config.ingest.max_future),
     });
 
+    const query = new QueryService(new QueryRepository(knex), orgGuard, directory, {
+      maxSeries: config.query.max_series,
+      maxBuckets: config.query.max_buckets,
+      statementTimeoutMs: config.query.statement_timeout_ms,
+      limitDefaults,
+    });
+    const policies: RetentionPolicySource = {
+      retentionDays: async () => (await directory.all()).map((o) => ({ orgId: o.id, days: effectiveLimits(o.limits, limitDefaults).retention_days })),
+    };
+    const retention = new RetentionService(
+      new RetentionRepository(knex),
+      partitions,
+      policies,
+      { defaults: limitDefaults.retentionDays, deleteBatchSize: config.retention.delete_batch_size, idempotencyTtlMs: ms(config.ingest.idempotency_ttl) },
+      logger,
+    );
+    const partitionMaintenance = new PartitionMaintenance(partitions, { aheadDays: config.retention.partitions_ahead_days }, logger);
+
     const migrations: Migrations = {
       status: () => migrationStatus(knex),
       latest: async () => ((await knex.migrate.latest(migratorConfig())) as [number, string[]])[1],
@@ -193,6 +221,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       registerApiKeyRoutes(registry, apiKeys);
       registerTotpRoutes(registry, { totp });
       registerTelemetryRoutes(registry, telemetry);
+      registerQueryRoutes(registry, query);
       registerHealthRoutes(registry, {
         version: VERSION,
         checks: [
@@ -206,6 +235,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
           },
         ],
       });
+      const authenticate = createAuthenticator(auth);
       http = createHttpServer({
         config,
         logger,
@@ -216,8 +246,22 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
         // Ingest has per-organization token buckets instead of the per-IP request limit.
         rateLimitExempt: /^\/api\/v1\/(?:organizations\/[^/]+\/)?telemetry$/,
         rawBodyPrefixes: ['/v1/'],
+        // OTLP/HTTP lives at the spec's paths, outside /api/v1.
+        extraRoutes: (router) =>
+          registerOtlpRoutes(router, {
+            ingest: telemetry,
+            authenticate: async (ctx) => authenticate(ctx, { method: 'post', path: ctx.path, operationId: 'otlp', auth: 'any' }),
+            bodyLimitBytes: config.http.body_limit_bytes,
+          }),
         openapiInfo: { title: 'Sentinel API', version: VERSION },
       });
+      // Until the jobs scheduler exists: partitions ahead at start and hourly (the writer still
+      // creates a missing one on demand).
+      const ensurePartitions = () => partitionMaintenance.run().catch((err: unknown) => logger.warn({ err }, 'creating telemetry partitions ahead failed'));
+      void ensurePartitions();
+      const partitionTimer = setInterval(() => void ensurePartitions(), 3_600_000);
+      partitionTimer.unref();
+      stopHooks.push(async () => clearInterval(partitionTimer));
       const server = http;
       // The server stops first so in-flight requests can still use the pool.
       stopHooks.push(() => server.close(config.shutdown.grace_ms));
@@ -228,7 +272,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       config,
       logger,
       db,
-      services: { orgs, users, audit, auth, totp, orgGuard, apiKeys, telemetry },
+      services: { orgs, users, audit, auth, totp, orgGuard, apiKeys, telemetry, query, retention, partitions: partitionMaintenance },
       migrations,
       http,
       registry,

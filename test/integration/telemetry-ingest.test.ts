@@ -18,7 +18,7 @@ interface Problem {
 async function post<T = unknown>(t: TestApp, path: string, token: string | null, body: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
   const h: Record<string, string> = { 'content-type': 'application/json', ...headers };
   if (token) h.authorization = `Bearer ${token}`;
-  const res = await fetch(`${t.baseUrl}/api/v1${path}`, { method: 'POST', headers: h, body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) });
+  const res = await fetch(`${t.baseUrl}/api/v1${path}`, { method: 'POST', headers: h, body: typeof body === 'string' ? body : body instanceof Uint8Array ? new Blob([new Uint8Array(body)]) : JSON.stringify(body) });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : null) as T, headers: res.headers };
 }
@@ -79,7 +79,7 @@ describe('telemetry ingest (native JSON)', function () {
     const events = await query(url, 'select type, title, text, tags from events where org_id = $1', [orgA.id]);
     expect(events).to.deep.equal([{ type: 'deploy', title: 'v1.2.3', text: 'rolled out', tags: ['prod', 'api'] }]);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [orgB.id])).to.equal(0);
-    const usage = await query<{ points: number; logs: number; events: number }>(url, 'select points, logs, events from usage_daily where org_id = $1', [orgA.id]);
+    const usage = await query<{ points: number; logs: number; events: number }>(url, 'select sum(points)::int as points, sum(logs)::int as logs, sum(events)::int as events from usage_daily where org_id = $1', [orgA.id]);
     expect(usage).to.deep.equal([{ points: 3, logs: 1, events: 1 }]);
   });
 

@@ -39,13 +39,16 @@ export class GroupCommitWriter {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly knownPartitions = new Set<string>();
   private stopping = false;
+  private readonly freeSlots: number[];
 
   constructor(
     private readonly repo: IngestRepository,
     private readonly partitions: PartitionsRepository,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.freeSlots = Array.from({ length: opts.connections }, (_, i) => i);
+  }
 
   write(item: WriteItem): Promise<WriteOutcome> {
     if (this.stopping) return Promise.reject(new DomainError('unavailable', 'the server is shutting down', { retryAfter: DB_RETRY_AFTER_SECONDS }));
@@ -81,8 +84,10 @@ export class GroupCommitWriter {
       this.queue = this.queue.slice(n);
       this.queuedSize -= size;
       this.active++;
-      const run = this.flush(group).finally(() => {
+      const slot = this.freeSlots.pop() ?? 0;
+      const run = this.flush(group, slot).finally(() => {
         this.active--;
+        this.freeSlots.push(slot);
         this.inFlight.delete(run);
         // Whatever arrived during this commit has already waited long enough.
         if (this.queue.length > 0) this.kick();
@@ -91,19 +96,19 @@ export class GroupCommitWriter {
     }
   }
 
-  private async flush(group: Pending[]): Promise<void> {
+  private async flush(group: Pending[], slot: number): Promise<void> {
     const items = group.map((p) => p.item);
     try {
       await this.ensurePartitions(items);
       let duplicates: Set<number>;
       try {
-        duplicates = await this.repo.commit(items);
+        duplicates = await this.repo.commit(items, slot);
       } catch (err) {
         // A partition dropped since we last looked (retention): create it again and retry once.
         if ((err as { code?: string }).code !== NO_PARTITION) throw err;
         this.knownPartitions.clear();
         await this.ensurePartitions(items);
-        duplicates = await this.repo.commit(items);
+        duplicates = await this.repo.commit(items, slot);
       }
       group.forEach((p, n) => p.resolve(duplicates.has(n) ? 'duplicate' : 'stored'));
     } catch (err) {

@@ -52,8 +52,12 @@ async function copy(client: PoolClient, sql: string, body: string): Promise<void
 export class IngestRepository {
   constructor(private readonly knex: Knex) {}
 
-  /** Returns the indexes of items not written because their idempotency key was already stored. */
-  async commit(items: readonly WriteItem[]): Promise<Set<number>> {
+  /**
+   * Returns the indexes of items not written because their idempotency key was already stored.
+   * `slot` (the writer connection) picks the usage counter row, so concurrent commits never wait
+   * on each other's counters.
+   */
+  async commit(items: readonly WriteItem[], slot = 0): Promise<Set<number>> {
     const client = (await this.knex.client.acquireConnection()) as PoolClient;
     try {
       await client.query('begin');
@@ -84,11 +88,11 @@ export class IngestRepository {
           // Sorted by org so that concurrent commits take the counter rows' locks in one order.
           const orgs = [...usage.keys()].sort();
           await client.query(
-            `insert into usage_daily (org_id, day, points, logs, events)
-             select o, (now() at time zone 'utc')::date, p, l, e from unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) as u(o, p, l, e)
-             on conflict (org_id, day) do update set points = usage_daily.points + excluded.points,
+            `insert into usage_daily (org_id, day, slot, points, logs, events)
+             select o, (now() at time zone 'utc')::date, $5, p, l, e from unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) as u(o, p, l, e)
+             on conflict (org_id, day, slot) do update set points = usage_daily.points + excluded.points,
                logs = usage_daily.logs + excluded.logs, events = usage_daily.events + excluded.events`,
-            [orgs, orgs.map((o) => usage.get(o)![0]), orgs.map((o) => usage.get(o)![1]), orgs.map((o) => usage.get(o)![2])],
+            [orgs, orgs.map((o) => usage.get(o)![0]), orgs.map((o) => usage.get(o)![1]), orgs.map((o) => usage.get(o)![2]), slot],
           );
         }
         await client.query('commit');
