@@ -76,6 +76,17 @@ const CROSS_TENANT: Record<string, Entry> = {
     requests: (v) => [{ params: { org: v.org.slug }, body: { metrics: [{ name: 'planted', value: 1 }], logs: [{ level: 'error', message: 'planted' }], events: [{ type: 'planted', title: 'planted' }] } }],
     control: { as: 'owner', status: 202 },
   },
+  'GET /organizations/{org}/metrics': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/metrics/query': {
+    requests: (v) => [
+      { params: { org: v.org.slug }, query: { name: 'b.metric' } },
+      { params: { org: v.org.slug }, query: { name: 'b.metric', filter: 'secret=~.*', by: 'secret', agg: 'max' } },
+    ],
+    control: { as: 'owner', status: 200 },
+  },
+  'GET /organizations/{org}/logs': { requests: (v) => [{ params: { org: v.org.slug }, query: { q: 'b', level: 'trace' } }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/events': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/usage': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
   // Users are instance-wide: "B's users" are B's members. Only superadmins may act on other users.
   'GET /users/{id}': { requests: (v) => [{ params: { id: v.owner.id } }, { params: { id: v.viewer.id } }], control: { as: 'superadmin', status: 200 } },
   'PATCH /users/{id}': {

@@ -1,0 +1,102 @@
+/**
+ * OTLP/HTTP request bodies (protobuf or the OTLP JSON mapping) → TelemetryBatch.
+ *
+ * Metric mapping (OTLP → Sentinel series):
+ * - Gauge and Sum: each data point is one point; name = the metric name, value = asDouble or asInt.
+ *   Sums are stored as sent (cumulative totals stay totals, delta sums stay per-interval increments).
+ * - Histogram: `<name>_count`, `<name>_sum` (when the point has a sum) and `<name>_bucket` with a
+ *   label `le` per explicit bound plus `le="+Inf"`, valued with cumulative counts (Prometheus style).
+ * - ExponentialHistogram: `<name>_count` and `<name>_sum` only (no buckets).
+ * - Summary: `<name>_count`, `<name>_sum`, and `<name>` with a label `quantile` per quantile.
+ * - Labels: the data point's attributes, the scope's attributes, `otel_scope_name` (the scope name,
+ *   when non-empty) and these resource attributes only: service.name, service.namespace,
+ *   service.instance.id, service.version, host.name, deployment.environment,
+ *   deployment.environment.name, k8s.namespace.name, k8s.pod.name, k8s.container.name,
+ *   cloud.region. Other resource attributes are not put on series (each would multiply their
+ *   number). On a key clash the data point attribute wins over the scope's, which win over the
+ *   resource's. Attribute values become text: strings as they are, ints, doubles and booleans as
+ *   printed (`42`, `0.5`, `true`), arrays and key-value lists as compact JSON.
+ * - Names: characters a label key or metric name may not contain become `_`, and a leading `_`
+ *   is added when the first character may not start one (`http.status code` → `http.status_code`,
+ *   `1xx` → `_1xx`).
+ * - Timestamp: timeUnixNano, else startTimeUnixNano, else the time of arrival; millisecond precision.
+ * - Dropped and counted in partialSuccess.rejectedDataPoints (the rest of the request is stored): a
+ *   data point with a NaN/Infinity value, more than 32 labels (after the rules above), a label key
+ *   over 100 or value over 1024 characters, a name (with suffix) over 200 characters, an empty
+ *   metric name or attribute key, inconsistent histogram buckets, unreadable numbers, and data
+ *   points past the 10,000th of a request. A data point flagged "no recorded value" (a staleness
+ *   marker) is skipped without being counted.
+ *
+ * Log mapping (one log row per LogRecord):
+ * - ts = timeUnixNano, else observedTimeUnixNano, else the time of arrival.
+ * - severity_number as sent; when unset, derived from severityText if that names a level
+ *   (TRACE, DEBUG, INFO, WARN/WARNING, ERROR/ERR, FATAL/CRITICAL, also INFO2 …), else 9 (info).
+ *   severity_text as sent, else the level name of the number (trace … fatal).
+ * - body: a string body as is; other kinds as printed (numbers, booleans) or compact JSON.
+ * - attributes: the record's attributes as a JSON object (ints beyond 2^53 as decimal strings,
+ *   NaN/Infinity as strings, bytes as base64); resource: all resource attributes, plus
+ *   `otel.scope.name` when the scope has a name; trace_id/span_id as lowercase hex (null when
+ *   absent or invalid).
+ * - Dropped and counted in partialSuccess.rejectedLogRecords: a body over 65,536 characters, more
+ *   than 64 attributes (record or resource), an attribute key over 100 or value (JSON) over 4,096
+ *   characters, a severityText over 4,096 characters, an unreadable timestamp, and records past
+ *   the 10,000th of a request.
+ *
+ * Malformed input (protobuf that does not decode, JSON that does not parse, a structure of the
+ * wrong type) fails the whole request with bad_request.
+ */
+import { DomainError } from '../../core/errors.js';
+import type { TelemetryBatch } from './telemetry-types.js';
+import { collectLogs, type LogsDecodeState } from './otlp-logs.js';
+import { collectMetrics, type MetricsDecodeState } from './otlp-metrics.js';
+import { OTLP_MESSAGES, type OtlpFormat, type ProtoMessageType } from './otlp-proto.js';
+import { Rejections, type Obj } from './otlp-values.js';
+
+export type { OtlpFormat } from './otlp-proto.js';
+
+export interface OtlpDecoded {
+  batch: TelemetryBatch;
+  /** Data points (metrics) or log records (logs) dropped, in OTLP's own units. */
+  rejected: number;
+  /** Why, one line per reason, for partialSuccess.errorMessage. */
+  messages: string[];
+}
+
+const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The request as a plain object tree, the same shape for both encodings. */
+export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: ProtoMessageType): Obj {
+  if (format === 'protobuf') {
+    try {
+      // Longs as decimal strings, as in JSON; bytes stay Buffers (ids become hex later).
+      return type.toObject(type.decode(body), { longs: String });
+    } catch (err) {
+      // Truncated or corrupt input, or nesting deep enough to exhaust the stack.
+      throw new DomainError('bad_request', `invalid OTLP protobuf: ${reason(err)}`);
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8').replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw new DomainError('bad_request', `invalid OTLP JSON: ${reason(err)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new DomainError('bad_request', 'invalid OTLP JSON: the body must be an object');
+  return parsed as Obj;
+}
+
+/** POST /v1/metrics: ExportMetricsServiceRequest → points. `now` (epoch ms) stands in for missing timestamps. */
+export function decodeOtlpMetrics(body: Uint8Array, format: OtlpFormat, now: number): OtlpDecoded {
+  const request = parseOtlpRequest(body, format, OTLP_MESSAGES.metricsRequest);
+  const state: MetricsDecodeState = { points: [], rejections: new Rejections('data point(s)'), seen: 0 };
+  collectMetrics(request, now, state);
+  return { batch: { points: state.points, logs: [], events: [] }, rejected: state.rejections.count, messages: state.rejections.messages() };
+}
+
+/** POST /v1/logs: ExportLogsServiceRequest → log rows. `now` (epoch ms) stands in for missing timestamps. */
+export function decodeOtlpLogs(body: Uint8Array, format: OtlpFormat, now: number): OtlpDecoded {
+  const request = parseOtlpRequest(body, format, OTLP_MESSAGES.logsRequest);
+  const state: LogsDecodeState = { logs: [], rejections: new Rejections('log record(s)'), seen: 0 };
+  collectLogs(request, now, state);
+  return { batch: { points: [], logs: state.logs, events: [] }, rejected: state.rejections.count, messages: state.rejections.messages() };
+}

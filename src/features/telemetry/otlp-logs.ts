@@ -1,0 +1,118 @@
+import { INGEST_LIMITS as L } from './telemetry-limits.js';
+import { LEVELS, levelOf, type LogIn } from './telemetry-types.js';
+import { anyToText, attributesToObject, idToHex, listAt, nanosToMs, objectAt, put, Rejections, stringAt, valueLength, type Obj } from './otlp-values.js';
+
+// The mapping rule itself is documented at the top of otlp-decode.ts.
+
+export const SCOPE_NAME_ATTRIBUTE = 'otel.scope.name';
+
+// Spellings loggers commonly put in severityText for the six OpenTelemetry ranges.
+const TEXT_LEVELS: Record<string, number> = {
+  ...LEVELS,
+  warning: LEVELS.warn,
+  err: LEVELS.error,
+  critical: LEVELS.fatal,
+  crit: LEVELS.fatal,
+};
+const LEVEL_TEXT = /^([a-z]+)([1-4])?$/;
+
+/** The severity number a severityText names ("WARN", "warning", "ERROR3"), or 0. */
+export function severityFromText(text: string): number {
+  const m = LEVEL_TEXT.exec(text.trim().toLowerCase());
+  if (!m || !Object.hasOwn(TEXT_LEVELS, m[1])) return 0;
+  // The digit picks within a range only for the spec's own short names (INFO2 … INFO4).
+  const step = m[2] && Object.hasOwn(LEVELS, m[1]) ? Number(m[2]) - 1 : m[2] ? -1 : 0;
+  return step < 0 ? 0 : TEXT_LEVELS[m[1]] + step;
+}
+
+const SEVERITY_NAME = /^SEVERITY_NUMBER_([A-Z]+[1-4]?)$/;
+
+/** severityNumber as sent: an integer 1–24 (or, leniently, the enum's name); 0 for unset or out of range. */
+function severityNumberOf(v: unknown): number {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 1 && v <= 24 ? v : 0;
+  if (typeof v === 'string') {
+    const m = SEVERITY_NAME.exec(v);
+    return m ? severityFromText(m[1]) : 0;
+  }
+  return 0;
+}
+
+/** Why an attribute map cannot be stored, or null. */
+function attributesProblem(attrs: Record<string, unknown>, what: string): string | null {
+  const keys = Object.keys(attrs);
+  if (keys.length > L.maxAttributes) return `more than ${L.maxAttributes} ${what} attributes`;
+  for (const k of keys) {
+    if (k === '') return `a ${what} attribute with an empty key`;
+    if (k.length > L.attributeKeyMax) return `a ${what} attribute key longer than ${L.attributeKeyMax} characters`;
+    if (valueLength(attrs[k]) > L.attributeValueMax) return `a ${what} attribute value longer than ${L.attributeValueMax} characters`;
+  }
+  return null;
+}
+
+export interface LogsDecodeState {
+  logs: LogIn[];
+  rejections: Rejections;
+  /** Log records seen so far (the unit of INGEST_LIMITS.maxItems and of rejectedLogRecords). */
+  seen: number;
+}
+
+function collectRecord(rec: Obj, resource: Record<string, unknown>, where: string, now: number, state: LogsDecodeState): void {
+  const reject = (reason: string) => state.rejections.add(reason);
+  if (++state.seen > L.maxItems) return reject(`the request holds more than ${L.maxItems} log records`);
+  const time = nanosToMs(rec.timeUnixNano);
+  const observed = nanosToMs(rec.observedTimeUnixNano);
+  if (Number.isNaN(time) || Number.isNaN(observed)) return reject('an unreadable timeUnixNano or observedTimeUnixNano');
+  const ts = time || observed || now;
+
+  const givenText = stringAt(rec.severityText);
+  const severityNumber = severityNumberOf(rec.severityNumber) || severityFromText(givenText) || LEVELS.info;
+  // No limit of its own in INGEST_LIMITS; an attribute value's bound is the closest kind of text.
+  if (givenText.length > L.attributeValueMax) return reject(`a severityText longer than ${L.attributeValueMax} characters`);
+
+  const body = anyToText(rec.body, `${where}.body`);
+  if (body.length > L.logBodyMax) return reject(`a body longer than ${L.logBodyMax} characters`);
+  const attributes = attributesToObject(rec.attributes, `${where}.attributes`);
+  const problem = attributesProblem(attributes, 'log');
+  if (problem) return reject(problem);
+
+  state.logs.push({
+    ts,
+    severityNumber,
+    severityText: givenText || levelOf(severityNumber),
+    body,
+    attributes,
+    resource,
+    traceId: idToHex(rec.traceId, 16),
+    spanId: idToHex(rec.spanId, 8),
+  });
+}
+
+/** Walks ExportLogsServiceRequest (as a plain object) into `state`. */
+export function collectLogs(request: Obj, now: number, state: LogsDecodeState): void {
+  listAt(request.resourceLogs, 'resourceLogs').forEach((rlItem, r) => {
+    const rl = objectAt(rlItem, `resourceLogs[${r}]`);
+    const resourceObj = objectAt(rl.resource, `resourceLogs[${r}].resource`);
+    const resourceAttrs = attributesToObject(resourceObj.attributes, `resourceLogs[${r}].resource.attributes`);
+    listAt(rl.scopeLogs, `resourceLogs[${r}].scopeLogs`).forEach((slItem, s) => {
+      const sWhere = `resourceLogs[${r}].scopeLogs[${s}]`;
+      const sl = objectAt(slItem, sWhere);
+      const scopeName = stringAt(objectAt(sl.scope, `${sWhere}.scope`).name);
+      let resource = resourceAttrs;
+      if (scopeName) {
+        resource = { ...resourceAttrs };
+        put(resource, SCOPE_NAME_ATTRIBUTE, scopeName);
+      }
+      const records = listAt(sl.logRecords, `${sWhere}.logRecords`);
+      // The same resource object is shared by the records of one scope, so it is checked once.
+      const problem = attributesProblem(resource, 'resource');
+      if (problem) {
+        for (let i = 0; i < records.length; i++) {
+          if (++state.seen > L.maxItems) state.rejections.add(`the request holds more than ${L.maxItems} log records`);
+          else state.rejections.add(problem);
+        }
+        return;
+      }
+      records.forEach((rec, i) => collectRecord(objectAt(rec, `${sWhere}.logRecords[${i}]`), resource, `${sWhere}.logRecords[${i}]`, now, state));
+    });
+  });
+}

@@ -1,0 +1,182 @@
+import { DomainError } from '../../core/errors.js';
+
+/**
+ * Readers for the loosely typed request tree both encodings decode to: JSON.parse of the OTLP JSON
+ * mapping, or protobufjs toObject (longs as decimal strings, bytes as Buffers). Structures of the
+ * wrong type make the whole request a 400; a scalar of the wrong type spoils only its item.
+ */
+export type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+export const malformed = (where: string, what: string): DomainError => new DomainError('bad_request', `invalid OTLP request: ${where} must be ${what}`);
+
+export function objectAt(v: unknown, where: string): Obj {
+  if (v === undefined || v === null) return {};
+  if (!isObj(v)) throw malformed(where, 'an object');
+  return v;
+}
+
+export function listAt(v: unknown, where: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw malformed(where, 'an array');
+  return v;
+}
+
+export const stringAt = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+const UNSIGNED = /^\d+$/;
+const SIGNED = /^-?\d+$/;
+const NANOS_PER_MS = 1_000_000n;
+
+/**
+ * A *TimeUnixNano field as epoch milliseconds: 0 when absent or zero (OTLP's "unset"), NaN when
+ * unreadable. BigInt keeps a 19-digit nanosecond string exact before the division.
+ */
+export function nanosToMs(v: unknown): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === 'string') return UNSIGNED.test(v) ? Number(BigInt(v) / NANOS_PER_MS) : NaN;
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.floor(v / 1e6) : NaN;
+  return NaN;
+}
+
+/** A 64-bit integer field (string or number) as a Number; NaN when unreadable, `absent` when missing. */
+export function int64(v: unknown, absent = NaN): number {
+  if (v === undefined || v === null) return absent;
+  if (typeof v === 'string') return SIGNED.test(v) ? Number(v) : NaN;
+  if (typeof v === 'number') return Number.isInteger(v) ? v : NaN;
+  return NaN;
+}
+
+/** A double field: numbers, plus the strings proto3 JSON allows ("NaN", "Infinity", "1.5"). */
+export function double(v: unknown, absent = NaN): number {
+  if (v === undefined || v === null) return absent;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string' && v.trim() !== '') return Number(v);
+  return NaN;
+}
+
+const bytesToBase64 = (v: unknown): string => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : stringAt(v));
+
+// A hostile body could nest arrays thousands deep; the recursion below stops well before the stack does.
+const MAX_DEPTH = 32;
+
+/** An AnyValue as the JS value stored in a log's attributes/resource (jsonb). */
+export function anyToJs(v: unknown, where: string, depth = 0): unknown {
+  if (depth > MAX_DEPTH) throw malformed(where, `nested at most ${MAX_DEPTH} levels deep`);
+  const a = objectAt(v, where);
+  if (typeof a.stringValue === 'string') return a.stringValue;
+  if (typeof a.boolValue === 'boolean') return a.boolValue;
+  if (a.intValue !== undefined && a.intValue !== null) {
+    const n = int64(a.intValue);
+    // Beyond 2^53 a Number would silently change the value; the decimal string keeps it.
+    return Number.isSafeInteger(n) ? n : typeof a.intValue === 'string' ? a.intValue : null;
+  }
+  if (a.doubleValue !== undefined && a.doubleValue !== null) {
+    const n = double(a.doubleValue);
+    // JSON (and jsonb) have no NaN or Infinity.
+    return Number.isFinite(n) ? n : String(n);
+  }
+  if (a.arrayValue !== undefined && a.arrayValue !== null) {
+    const arr = objectAt(a.arrayValue, where);
+    return listAt(arr.values, where).map((x) => anyToJs(x, where, depth + 1));
+  }
+  if (a.kvlistValue !== undefined && a.kvlistValue !== null) {
+    const kv = objectAt(a.kvlistValue, where);
+    return attributesToObject(kv.values, where, depth + 1);
+  }
+  if (a.bytesValue !== undefined && a.bytesValue !== null) return bytesToBase64(a.bytesValue);
+  return null;
+}
+
+/** obj[key] = value, also for the key "__proto__", which plain assignment would swallow. */
+export function put<T>(obj: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
+}
+
+/** KeyValue[] → plain object (a repeated key: the last one wins). */
+export function attributesToObject(list: unknown, where: string, depth = 0): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const item of listAt(list, where)) {
+    const kv = objectAt(item, where);
+    if (typeof kv.key !== 'string') throw malformed(`${where}[].key`, 'a string');
+    put(out, kv.key, anyToJs(kv.value, where, depth));
+  }
+  return out;
+}
+
+/** An AnyValue as text: strings as they are, other scalars as JSON would print them, structures as compact JSON. */
+export function anyToText(v: unknown, where: string): string {
+  const js = anyToJs(v, where);
+  if (typeof js === 'string') return js;
+  if (js === null) return '';
+  if (typeof js === 'number' || typeof js === 'boolean') return String(js);
+  return JSON.stringify(js);
+}
+
+/** KeyValue[] → [key, text] pairs, for metric labels. */
+export function attributesToText(list: unknown, where: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const item of listAt(list, where)) {
+    const kv = objectAt(item, where);
+    if (typeof kv.key !== 'string') throw malformed(`${where}[].key`, 'a string');
+    out.push([kv.key, anyToText(kv.value, where)]);
+  }
+  return out;
+}
+
+const HEX = /^[0-9a-fA-F]*$/;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * traceId / spanId as lowercase hex, or null when empty, all zero (the spec's "invalid id") or
+ * not `size` bytes. JSON carries hex per the OTLP mapping; base64 (the generic proto3 mapping some
+ * encoders still use) is accepted too.
+ */
+export function idToHex(v: unknown, size: number): string | null {
+  let hex: string | null = null;
+  if (v instanceof Uint8Array) {
+    if (v.length === size) hex = Buffer.from(v).toString('hex');
+  } else if (typeof v === 'string') {
+    if (v.length === size * 2 && HEX.test(v)) hex = v.toLowerCase();
+    else if (v.length > 0 && BASE64.test(v)) {
+      const b = Buffer.from(v, 'base64');
+      if (b.length === size) hex = b.toString('hex');
+    }
+  }
+  return hex === null || /^0*$/.test(hex) ? null : hex;
+}
+
+/** JSON length of a value as stored (strings count their characters). */
+export const valueLength = (v: unknown): number => (typeof v === 'string' ? v.length : v === null || typeof v !== 'object' ? 0 : JSON.stringify(v).length);
+
+/**
+ * Counts dropped items by reason for OTLP's partialSuccess.errorMessage. The number of distinct
+ * reasons kept is bounded: a request of many differently named bad metrics must not build a huge
+ * message.
+ */
+export class Rejections {
+  count = 0;
+  readonly #reasons = new Map<string, number>();
+  #other = 0;
+
+  constructor(
+    private readonly unit: string,
+    private readonly maxReasons = 10,
+  ) {}
+
+  add(reason: string, n = 1): void {
+    this.count += n;
+    const seen = this.#reasons.get(reason);
+    if (seen !== undefined) this.#reasons.set(reason, seen + n);
+    else if (this.#reasons.size < this.maxReasons) this.#reasons.set(reason, n);
+    else this.#other += n;
+  }
+
+  messages(): string[] {
+    const out = [...this.#reasons].map(([reason, n]) => `${n} ${this.unit} rejected: ${reason}`);
+    if (this.#other) out.push(`${this.#other} ${this.unit} rejected for other reasons`);
+    return out;
+  }
+}

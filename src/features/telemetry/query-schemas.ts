@@ -1,0 +1,167 @@
+import { Type } from '@sinclair/typebox';
+import { SLUG_PATTERN } from '../../core/ids.js';
+import { MAX_LIMIT } from '../../core/pagination.js';
+import { MAX_ATTR_FILTERS, MAX_BY, MAX_MATCHERS } from './query-params.js';
+import { AGGREGATIONS } from './query-repository.js';
+import { INGEST_LIMITS } from './telemetry-limits.js';
+import { LEVELS } from './telemetry-types.js';
+
+/** Request (query string) and response schemas of the telemetry query API (DESIGN §6). */
+
+export const OrgParams = Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) });
+
+const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `Items per page (default 50, at most ${MAX_LIMIT}).` }));
+const Cursor = Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'next_cursor of the previous page.' }));
+const TimeIn = (description: string) => Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: `${description} RFC 3339 or Unix epoch milliseconds.` }));
+const Start = TimeIn('Start of the range (inclusive); default one hour before end.');
+const End = TimeIn('End of the range (exclusive); default now.');
+const TimeOut = Type.String({ format: 'date-time', description: 'RFC 3339, UTC.' });
+
+// ---------------------------------------------------------------------------------------------
+// GET /organizations/{org}/metrics
+
+export const MetricNamesQuery = Type.Object(
+  {
+    limit: Limit,
+    cursor: Cursor,
+    prefix: Type.Optional(Type.String({ maxLength: INGEST_LIMITS.metricNameMax, description: 'Only names starting with this.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const MetricNameSchema = Type.Object({
+  name: Type.String(),
+  label_keys: Type.Array(Type.String(), { description: 'Every label key any series of this metric has, sorted.' }),
+  series: Type.Integer({ minimum: 0, description: 'Number of series (label sets) stored for this name.' }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// GET /organizations/{org}/metrics/query
+
+export const MetricQueryQuery = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.metricNameMax, description: 'Metric name.' }),
+    start: Start,
+    end: End,
+    step: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 32,
+        description: 'Bucket width: 30s, 5m, 1h or plain seconds (default 60s). Buckets start at `start`; (end - start) / step is bounded by query.max_buckets.',
+      }),
+    ),
+    agg: Type.Optional(Type.Unsafe<(typeof AGGREGATIONS)[number]>({ type: 'string', enum: [...AGGREGATIONS], description: 'Aggregation over the raw points of each bucket (default avg); percentiles interpolate.' })),
+    by: Type.Optional(
+      Type.Array(Type.String({ maxLength: 1024 }), {
+        maxItems: MAX_BY,
+        description: 'Comma-separated label names: one answer series per distinct combination of their values, aggregating the raw points of all its series. Without it: one answer series per stored series.',
+      }),
+    ),
+    filter: Type.Optional(
+      Type.Array(Type.String({ maxLength: 4096 }), {
+        maxItems: MAX_MATCHERS,
+        description:
+          'Label matchers, comma-separated and/or repeated, all of which must hold: label=value, label!=value, label=~regex, label!~regex. Regexes (PostgreSQL syntax) match the whole value; a missing label reads as "".',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Point = Type.Tuple([TimeOut, Type.Union([Type.Number(), Type.Null()], { description: 'null for NaN or an infinity (JSON has no such numbers).' })], {
+  description: '[bucket start, value]',
+});
+
+export const MetricQueryResultSchema = Type.Object({
+  series: Type.Array(
+    Type.Object({
+      labels: Type.Record(Type.String(), Type.String(), { description: 'The series labels, or with `by` only those labels (a label the group lacks is left out).' }),
+      points: Type.Array(Point, { description: 'Ascending; buckets without points are left out.' }),
+    }),
+    { description: 'Sorted by labels.' },
+  ),
+});
+
+// ---------------------------------------------------------------------------------------------
+// GET /organizations/{org}/logs
+
+const LEVEL_NAMES = Object.keys(LEVELS) as (keyof typeof LEVELS)[];
+
+/** `attr.<key>=<value>` parameters come in through patternProperties (the service checks the keys). */
+export const ATTR_PREFIX = 'attr.';
+
+export const LogsQuery = Type.Object(
+  {
+    start: Start,
+    end: End,
+    level: Type.Optional(Type.Unsafe<keyof typeof LEVELS>({ type: 'string', enum: LEVEL_NAMES, description: 'Least level: records at this level or above.' })),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Case-insensitive substring of the body (% and _ are literal).' })),
+    limit: Limit,
+    cursor: Cursor,
+  },
+  {
+    additionalProperties: false,
+    patternProperties: {
+      '^attr\\.': Type.Array(Type.String({ maxLength: INGEST_LIMITS.attributeValueMax }), { maxItems: MAX_ATTR_FILTERS }),
+    },
+    description: `Also attr.<key>=<value> (up to ${MAX_ATTR_FILTERS}): the attribute must equal the value (repeated: any of the values).`,
+  },
+);
+
+const Json = Type.Record(Type.String(), Type.Unknown());
+
+export const LogRecordSchema = Type.Object({
+  ts: TimeOut,
+  level: Type.Unsafe<keyof typeof LEVELS>({ type: 'string', enum: LEVEL_NAMES }),
+  severity_number: Type.Integer({ minimum: 0, maximum: 24, description: 'OpenTelemetry severity number.' }),
+  severity_text: Type.String(),
+  body: Type.String(),
+  attributes: Json,
+  resource: Json,
+  trace_id: Type.Union([Type.String(), Type.Null()]),
+  span_id: Type.Union([Type.String(), Type.Null()]),
+});
+
+// ---------------------------------------------------------------------------------------------
+// GET /organizations/{org}/events
+
+export const EventsQuery = Type.Object(
+  {
+    start: Start,
+    end: End,
+    type: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: INGEST_LIMITS.eventTypeMax }), { maxItems: 16, description: 'Event type (repeated: any of them).' })),
+    tag: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: INGEST_LIMITS.tagMax }), { maxItems: 16, description: 'Tag the event must carry (repeated: all of them).' })),
+    limit: Limit,
+    cursor: Cursor,
+  },
+  { additionalProperties: false },
+);
+
+export const EventSchema = Type.Object({
+  id: Type.String({ description: 'Event id (decimal digits).' }),
+  ts: TimeOut,
+  type: Type.String(),
+  title: Type.String(),
+  text: Type.Union([Type.String(), Type.Null()]),
+  tags: Type.Array(Type.String()),
+});
+
+// ---------------------------------------------------------------------------------------------
+// GET /organizations/{org}/usage
+
+const Count = Type.Integer({ minimum: 0 });
+const Counts = (description: string) => Type.Object({ metrics: Count, logs: Count, events: Count }, { description: `${description}: metrics counts points, logs log records, events events.` });
+
+export const UsageSchema = Type.Object({
+  today: Counts('Ingested during the current UTC day'),
+  month: Counts('Ingested during the current UTC month so far'),
+  active_series: Type.Integer({ minimum: 0, description: 'Series stored for the org (what the max_series limit counts).' }),
+  limits: Type.Object(
+    {
+      ingest_points_per_second: Type.Integer(),
+      max_series: Type.Integer(),
+      retention_days: Type.Object({ metrics: Type.Integer(), logs: Type.Integer(), events: Type.Integer() }),
+    },
+    { description: "The org's effective limits (its overrides over the instance defaults)." },
+  ),
+});

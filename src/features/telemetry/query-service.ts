@@ -1,0 +1,344 @@
+import type { Actor } from '../../core/actor.js';
+import type { OrgAccess } from '../../core/authorize.js';
+import { DomainError, notFound } from '../../core/errors.js';
+import { decodeCursor, encodeCursor, pageLimit, type Page } from '../../core/pagination.js';
+import {
+  decodeTsIdCursor,
+  encodeTsIdCursor,
+  escapeLike,
+  invalid,
+  MAX_ATTR_FILTERS,
+  parseBy,
+  parseFilters,
+  parseRange,
+  parseStep,
+  type LabelMatcher,
+} from './query-params.js';
+import { AGGREGATIONS, type Aggregation, type BucketRow, type QueryRepository, type SeriesRow } from './query-repository.js';
+import { INGEST_LIMITS } from './telemetry-limits.js';
+import { effectiveLimits, type EffectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
+import { LEVELS, levelOf, type Counts, type Level } from './telemetry-types.js';
+
+export interface QueryOptions {
+  /** query.max_series: most series one metric query may read. */
+  maxSeries: number;
+  /** query.max_buckets: most buckets ((end - start) / step) per answer series. */
+  maxBuckets: number;
+  /** query.statement_timeout_ms: a metric query running longer is cancelled (422). */
+  statementTimeoutMs: number;
+  limitDefaults: LimitDefaults;
+  /** Epoch milliseconds; tests pin it. */
+  now?: () => number;
+}
+
+export interface MetricNamesInput {
+  limit?: number;
+  cursor?: string;
+  prefix?: string;
+}
+
+export interface MetricName {
+  name: string;
+  label_keys: string[];
+  series: number;
+}
+
+export interface MetricQueryInput {
+  name: string;
+  start?: string | number;
+  end?: string | number;
+  step?: string | number;
+  agg?: string;
+  /** Comma-separated label names (or a list of such strings). */
+  by?: string | string[];
+  /** Matchers, comma-separated and/or one per element. */
+  filter?: string | string[];
+}
+
+export type Point = [string, number | null];
+
+export interface MetricSeries {
+  labels: Record<string, string>;
+  points: Point[];
+}
+
+export interface MetricQueryResult {
+  series: MetricSeries[];
+}
+
+export interface LogsInput {
+  start?: string | number;
+  end?: string | number;
+  level?: string;
+  q?: string;
+  /** attribute key → value (or any of several values). */
+  attributes?: Record<string, string | string[]>;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface LogRecord {
+  ts: string;
+  level: Level;
+  severity_number: number;
+  severity_text: string;
+  body: string;
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+  trace_id: string | null;
+  span_id: string | null;
+}
+
+export interface EventsInput {
+  start?: string | number;
+  end?: string | number;
+  type?: string | string[];
+  tag?: string | string[];
+  limit?: number;
+  cursor?: string;
+}
+
+export interface EventRecord {
+  id: string;
+  ts: string;
+  type: string;
+  title: string;
+  text: string | null;
+  tags: string[];
+}
+
+export interface Usage {
+  today: Counts;
+  month: Counts;
+  active_series: number;
+  limits: EffectiveLimits;
+}
+
+const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** JSON has no NaN or infinities; such an aggregate is answered as null. */
+const finite = (v: number | null): number | null => (v === null || Number.isFinite(v) ? v : null);
+
+/** The stable sort key of a label set: JSON of its entries in key order. */
+const labelKey = (labels: Record<string, string>): string => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+const pgCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
+
+const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * Reads telemetry: metric names, metric queries (bucketed aggregates), logs, events and usage.
+ * Every method authorizes through OrgAccess ('telemetry.read': role viewer or an API key with
+ * the read scope; another org's slug is 404) and then reads only that org's rows.
+ */
+export class QueryService {
+  private readonly now: () => number;
+
+  constructor(
+    private readonly repo: QueryRepository,
+    private readonly orgs: OrgAccess,
+    private readonly directory: OrgDirectory,
+    private readonly opts: QueryOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async listMetrics(actor: Actor, orgSlug: string, input: MetricNamesInput = {}): Promise<Page<MetricName>> {
+    const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
+    const limit = pageLimit(input.limit);
+    const afterName = decodeCursor(input.cursor);
+    const rows = await this.repo.metricNames(org.id, { prefix: input.prefix || undefined, afterName, limit: limit + 1 });
+    const items = rows.slice(0, limit).map((r) => ({ name: r.name, label_keys: r.label_keys, series: r.series }));
+    return { items, next_cursor: rows.length > limit ? encodeCursor(items[items.length - 1].name) : null };
+  }
+
+  /**
+   * Two statements in one transaction under query.statement_timeout_ms: the matching series
+   * (at most max_series), then every bucket's aggregate of their points.
+   */
+  async query(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<MetricQueryResult> {
+    const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
+    const q = this.parseQuery(input);
+    try {
+      const { rows, plan } = await this.repo.metricScope(org.id, this.opts.statementTimeoutMs, async (scope) => {
+        const found = await scope.series(q.name, q.matchers, this.opts.maxSeries + 1);
+        if (found.length > this.opts.maxSeries) {
+          throw new DomainError(
+            'limit_exceeded',
+            `the query matches more than ${this.opts.maxSeries} series; query.max_series is ${this.opts.maxSeries} (narrow it with filter)`,
+          );
+        }
+        const grouping = groupSeries(found, q.by);
+        const aggregated = await scope.aggregate({ ids: grouping.ids, groups: grouping.groups, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg });
+        return { rows: aggregated, plan: grouping };
+      });
+      return { series: present(rows, plan) };
+    } catch (err) {
+      throw await this.translate(err, q.matchers);
+    }
+  }
+
+  async logs(actor: Actor, orgSlug: string, input: LogsInput = {}): Promise<Page<LogRecord>> {
+    const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
+    const { startMs, endMs } = parseRange(input, this.now());
+    const limit = pageLimit(input.limit);
+    let minSeverity: number | null = null;
+    if (input.level !== undefined) {
+      if (!Object.hasOwn(LEVELS, input.level)) throw invalid('level', `must be one of ${Object.keys(LEVELS).join(', ')}`);
+      minSeverity = LEVELS[input.level as Level];
+    }
+    const attributes = Object.entries(input.attributes ?? {}).map(([key, v]) => {
+      if (key === '' || key.length > INGEST_LIMITS.attributeKeyMax) throw invalid(`attr.${key}`, `attribute keys are 1 to ${INGEST_LIMITS.attributeKeyMax} characters`);
+      const values = asList(v);
+      if (values.length === 0) throw invalid(`attr.${key}`, 'needs a value');
+      return { key, values };
+    });
+    if (attributes.length > MAX_ATTR_FILTERS) throw invalid('attr', `at most ${MAX_ATTR_FILTERS} attribute filters`);
+    const after = decodeTsIdCursor(input.cursor);
+    const bodyLike = input.q ? `%${escapeLike(input.q)}%` : null;
+    const rows = await this.timed(this.repo.logs(org.id, { startMs, endMs, minSeverity, bodyLike, attributes, after, limit: limit + 1 }, this.opts.statementTimeoutMs));
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => ({
+        ts: r.ts.toISOString(),
+        level: levelOf(r.severity_number),
+        severity_number: r.severity_number,
+        severity_text: r.severity_text,
+        body: r.body,
+        attributes: r.attributes,
+        resource: r.resource,
+        trace_id: r.trace_id,
+        span_id: r.span_id,
+      })),
+      next_cursor: rows.length > limit ? encodeTsIdCursor({ tsUs: last.ts_us, id: last.id }) : null,
+    };
+  }
+
+  async events(actor: Actor, orgSlug: string, input: EventsInput = {}): Promise<Page<EventRecord>> {
+    const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
+    const { startMs, endMs } = parseRange(input, this.now());
+    const limit = pageLimit(input.limit);
+    const filter = { startMs, endMs, types: asList(input.type), tags: asList(input.tag), after: decodeTsIdCursor(input.cursor), limit: limit + 1 };
+    const rows = await this.timed(this.repo.events(org.id, filter, this.opts.statementTimeoutMs));
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => ({ id: r.id, ts: r.ts.toISOString(), type: r.type, title: r.title, text: r.text, tags: r.tags })),
+      next_cursor: rows.length > limit ? encodeTsIdCursor({ tsUs: last.ts_us, id: last.id }) : null,
+    };
+  }
+
+  /** Ingested counts (usage_daily, per UTC day) of today and this month, series in use, effective limits. */
+  async usage(actor: Actor, orgSlug: string): Promise<Usage> {
+    const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
+    const today = isoDay(this.now());
+    const [u, overrides] = await Promise.all([this.repo.usage(org.id, today, `${today.slice(0, 8)}01`), this.directory.overrides(org.id)]);
+    if (!overrides) throw notFound(`organization '${orgSlug}'`);
+    return {
+      today: { metrics: u.today_points, logs: u.today_logs, events: u.today_events },
+      month: { metrics: u.month_points, logs: u.month_logs, events: u.month_events },
+      active_series: u.active_series,
+      limits: effectiveLimits(overrides, this.opts.limitDefaults),
+    };
+  }
+
+  private parseQuery(input: MetricQueryInput) {
+    const name = typeof input.name === 'string' ? input.name : '';
+    if (name === '' || name.length > INGEST_LIMITS.metricNameMax) throw invalid('name', `must be 1 to ${INGEST_LIMITS.metricNameMax} characters`);
+    const { startMs, endMs } = parseRange(input, this.now());
+    const stepMs = parseStep(input.step);
+    const agg = (input.agg ?? 'avg') as Aggregation;
+    if (!AGGREGATIONS.includes(agg)) throw invalid('agg', `must be one of ${AGGREGATIONS.join(', ')}`);
+    const by = parseBy(input.by);
+    const matchers = parseFilters(input.filter);
+    // Limits after every input check: a malformed request is a 400 whatever its size.
+    const buckets = Math.ceil((endMs - startMs) / stepMs);
+    if (buckets > this.opts.maxBuckets) {
+      throw new DomainError('limit_exceeded', `the query spans ${buckets} buckets; query.max_buckets is ${this.opts.maxBuckets} (use a larger step or a shorter range)`);
+    }
+    return { name, startMs, endMs, stepMs, agg, by, matchers };
+  }
+
+  private timeoutError(): DomainError {
+    return new DomainError(
+      'limit_exceeded',
+      `the query ran longer than query.statement_timeout_ms (${this.opts.statementTimeoutMs} ms); use a shorter range, a larger step or narrower filters`,
+    );
+  }
+
+  /** Logs and events run under the same statement timeout as metric queries. */
+  private async timed<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      throw pgCode(err) === '57014' ? this.timeoutError() : err;
+    }
+  }
+
+  /** PostgreSQL errors a client can cause, as domain errors. */
+  private async translate(err: unknown, matchers: readonly LabelMatcher[]): Promise<unknown> {
+    const code = pgCode(err);
+    if (code === '57014') return this.timeoutError();
+    if (code === '2201B') {
+      // Name the offending matcher: compile each regex on its own (only on this error path).
+      for (const m of matchers) {
+        if (m.op !== '=~' && m.op !== '!~') continue;
+        const problem = await this.repo.checkRegex(m.value);
+        if (problem) return invalid('filter', `invalid regex in filter '${m.source}': ${problem}`, `invalid regex in '${m.source}': ${problem}`);
+      }
+      return invalid('filter', `invalid regex: ${(err as Error).message}`);
+    }
+    return err;
+  }
+}
+
+interface Grouping {
+  ids: number[];
+  /** null: ungrouped (each stored series answers for itself, keyed by its id). */
+  groups: number[] | null;
+  /** Answer labels per group number (or per series id when ungrouped). */
+  labels: Map<number, Record<string, string>>;
+}
+
+/** Which answer series each stored series feeds: itself, or the group of its `by` label values. */
+function groupSeries(series: SeriesRow[], by: string[]): Grouping {
+  const labels = new Map<number, Record<string, string>>();
+  const ids = series.map((s) => s.id);
+  if (by.length === 0) {
+    for (const s of series) labels.set(s.id, s.labels);
+    return { ids, groups: null, labels };
+  }
+  const byKey = new Map<string, number>();
+  const groups = series.map((s) => {
+    const picked: Record<string, string> = {};
+    for (const l of by) if (s.labels[l] !== undefined) picked[l] = s.labels[l];
+    const key = labelKey(picked);
+    let g = byKey.get(key);
+    if (g === undefined) {
+      g = byKey.size;
+      byKey.set(key, g);
+      labels.set(g, picked);
+    }
+    return g;
+  });
+  return { ids, groups, labels };
+}
+
+/** Rows into answer series: sorted by labels, points ascending. */
+function present(rows: BucketRow[], plan: Grouping): MetricSeries[] {
+  const points = new Map<number, [number, number | null][]>();
+  for (const r of rows) {
+    let list = points.get(r.g);
+    if (!list) points.set(r.g, (list = []));
+    list.push([r.t, finite(r.v)]);
+  }
+  const out: { key: string; series: MetricSeries }[] = [];
+  for (const [g, list] of points) {
+    const labels = plan.labels.get(g) ?? {};
+    list.sort((a, b) => a[0] - b[0]);
+    out.push({ key: labelKey(labels), series: { labels, points: list.map(([t, v]) => [new Date(t).toISOString(), v]) } });
+  }
+  out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return out.map((o) => o.series);
+}
