@@ -176,7 +176,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const telemetry = new TelemetryService({
       orgs: orgGuard,
       directory,
-      series: new SeriesStore(new SeriesRepository(knex), { cacheSize: config.ingest.series_cache_size }, (err) => logger.warn({ err }, 'series last_seen_at update failed')),
+      series: new SeriesStore(new SeriesRepository(knex), { cacheSize: config.ingest.series_cache_size }),
       writer,
       repo: ingestRepo,
       buckets: new TokenBuckets(),

@@ -6,6 +6,7 @@ import { VERSION } from '../app/version.js';
 import { registerApiKeyCommands } from './apikey.js';
 import { registerConfigCommands } from './config.js';
 import type { CliIO } from './io.js';
+import { registerJobsCommands } from './jobs.js';
 import { registerMigrateCommands } from './migrate.js';
 import { registerOrgCommands } from './org.js';
 import { registerServeCommand } from './serve.js';
@@ -45,6 +46,7 @@ export function buildProgram(io: CliIO): Command {
   registerApiKeyCommands(program, ctx);
   registerTokenCommands(program, ctx);
   registerConfigCommands(program, ctx);
+  registerJobsCommands(program, ctx);
   // Every subcommand reports through the same output and exits through runCli.
   const inherit = (cmd: Command) => {
     for (const sub of cmd.commands) {

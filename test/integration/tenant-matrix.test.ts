@@ -78,7 +78,7 @@ const CROSS_TENANT: Record<string, Entry> = {
   },
   'GET /organizations/{org}/metrics': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
   'GET /organizations/{org}/metrics/query': {
-    requests: (v) => [
+    requests: (v): Req[] => [
       { params: { org: v.org.slug }, query: { name: 'b.metric' } },
       { params: { org: v.org.slug }, query: { name: 'b.metric', filter: 'secret=~.*', by: 'secret', agg: 'max' } },
     ],

@@ -13,6 +13,9 @@ export interface SeriesIdRow {
   labels_hash: Buffer;
 }
 
+// bigint arrives as a string unless the process installed an int8 parser.
+const asNumber = (r: SeriesIdRow): SeriesIdRow => (typeof r.id === 'number' ? r : { ...r, id: Number(r.id) });
+
 /** SQL of the series table for ingest: lookups and insert-or-get by (org, name, labels hash). */
 export class SeriesRepository {
   constructor(private readonly knex: Knex) {}
@@ -25,7 +28,7 @@ export class SeriesRepository {
         where s.org_id = ?`,
       [keys.map((k) => k.name), keys.map((k) => k.hash), orgId],
     );
-    return rows;
+    return rows.map(asNumber);
   }
 
   /**
@@ -44,6 +47,7 @@ export class SeriesRepository {
        returning id, name, labels_hash`,
       [orgId, sorted.map((k) => k.name), sorted.map((k) => k.canon), sorted.map((k) => k.hash)],
     );
+    inserted.forEach((r, i) => (inserted[i] = asNumber(r)));
     if (inserted.length === keys.length) return inserted;
     const got = new Set(inserted.map((r) => `${r.name}\u0000${r.labels_hash.toString('hex')}`));
     const rest = sorted.filter((k) => !got.has(`${k.name}\u0000${k.hash.toString('hex')}`));

@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { SeriesKey, SeriesRepository } from './series-repository.js';
 
-/** How often a series' last_seen_at is refreshed (retention removes series unseen for longer than the org's retention). */
+/**
+ * Cache entries live this long; a series is looked up again and its last_seen_at refreshed when
+ * it comes back. Retention removes series unseen for longer than the org's metrics retention (at
+ * least a day), so a cached id always names a series that exists.
+ */
 const TOUCH_INTERVAL_MS = 3_600_000;
 const COUNT_TTL_MS = 60_000;
 
-interface Cached {
-  id: number;
-  touchedAt: number;
-}
 
 export interface Resolution {
   /** Series id per input point, or null for a point whose new series was refused. */
@@ -35,41 +35,34 @@ export function canonicalLabels(labels: Record<string, string>): string {
  * requests cannot together pass the limit; the count is per process (documented).
  */
 export class SeriesStore {
-  private readonly cache: LRUCache<string, Cached>;
+  private readonly cache: LRUCache<string, number>;
   private readonly counts = new Map<string, { n: number; at: number }>();
   private readonly chains = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly repo: SeriesRepository,
     opts: { cacheSize: number },
-    private readonly onError: (err: unknown) => void,
     private readonly now: () => number = Date.now,
   ) {
-    this.cache = new LRUCache({ max: opts.cacheSize });
+    this.cache = new LRUCache({ max: opts.cacheSize, ttl: TOUCH_INTERVAL_MS, updateAgeOnGet: false, perf: { now } });
   }
 
   async resolve(orgId: string, points: readonly { name: string; labels: Record<string, string> }[], maxSeries: number): Promise<Resolution> {
     const now = this.now();
     const ids: (number | null)[] = new Array<number | null>(points.length).fill(null);
     const missing = new Map<string, number[]>();
-    const stale: number[] = [];
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
       const key = `${orgId}\u0000${p.name}\u0000${canonicalLabels(p.labels)}`;
       const hit = this.cache.get(key);
-      if (hit) {
-        ids[i] = hit.id;
-        if (now - hit.touchedAt > TOUCH_INTERVAL_MS) {
-          hit.touchedAt = now;
-          stale.push(hit.id);
-        }
+      if (hit !== undefined) {
+        ids[i] = hit;
       } else {
         const at = missing.get(key);
         if (at) at.push(i);
         else missing.set(key, [i]);
       }
     }
-    if (stale.length) this.repo.touch(orgId, stale).catch(this.onError);
     const refused: number[] = [];
     if (missing.size > 0) await this.serialized(orgId, () => this.load(orgId, missing, ids, refused, maxSeries, now));
     return { ids, refused };
@@ -82,18 +75,19 @@ export class SeriesStore {
       const hash = createHash('sha256').update(canon).digest();
       keys.set(`${name}\u0000${hash.toString('hex')}`, { name, canon, hash });
     }
-    const assign = (rows: { id: number; name: string; labels_hash: Buffer }[], touchedAt: number) => {
+    const assign = (rows: { id: number; name: string; labels_hash: Buffer }[]) => {
       for (const r of rows) {
         const k = keys.get(`${r.name}\u0000${r.labels_hash.toString('hex')}`);
         if (!k) continue;
         const cacheKey = `${orgId}\u0000${k.name}\u0000${k.canon}`;
-        this.cache.set(cacheKey, { id: r.id, touchedAt });
+        this.cache.set(cacheKey, r.id);
         for (const i of missing.get(cacheKey) ?? []) ids[i] = r.id;
         keys.delete(`${r.name}\u0000${r.labels_hash.toString('hex')}`);
       }
     };
-    // Existing series: loaded with touchedAt 0 so that the first use refreshes last_seen_at.
-    assign(await this.repo.find(orgId, [...keys.values()]), 0);
+    const found = await this.repo.find(orgId, [...keys.values()]);
+    await this.repo.touch(orgId, found.map((r) => r.id));
+    assign(found);
     if (keys.size === 0) return;
 
     // Recounted now and then: retention and other processes change the number too.
@@ -105,7 +99,7 @@ export class SeriesStore {
     for (const k of fresh.slice(room)) for (const i of missing.get(`${orgId}\u0000${k.name}\u0000${k.canon}`) ?? []) refused.push(i);
     const rows = await this.repo.insertOrGet(orgId, allowed);
     this.counts.set(orgId, { n: count + rows.length, at: cached && now - cached.at < COUNT_TTL_MS ? cached.at : now });
-    assign(rows, now);
+    assign(rows);
     refused.sort((a, b) => a - b);
   }
 

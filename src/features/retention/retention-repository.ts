@@ -1,0 +1,149 @@
+import type { Knex } from 'knex';
+import { partitionName, PartitionsRepository, type PartitionedTable, type PartitionInfo } from '../../db/partitions.js';
+
+/** SQLSTATE lock_not_available: `lock_timeout` expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** The columns after org_id in each table's index (see the telemetry migration): the order batches walk in. */
+const ORDER: Record<PartitionedTable, [string, string]> = { points: ['series_id', 'ts'], logs: ['ts', 'id'], events: ['ts', 'id'] };
+const TYPE: Record<string, string> = { series_id: 'bigint', id: 'bigint', ts: 'timestamptz' };
+
+/** Where a batch ended: the ORDER columns of its last row, as PostgreSQL's text (exact to the microsecond). */
+export type RowKey = [string, string];
+
+export interface DeleteBatch {
+  /** Rows the batch selected: fewer than the limit means the org's expired rows are done. */
+  seen: number;
+  /** Rows it deleted (fewer than seen only when another session deleted some meanwhile). */
+  deleted: number;
+  last: RowKey | null;
+}
+
+/**
+ * The retention job's SQL. Every delete here is one bounded batch (`limit` rows) so that no single
+ * statement holds row locks or produces WAL for long; the service loops until a batch comes back
+ * short. Partition names are checked against our naming scheme and passed as identifier bindings
+ * (`??`), never pasted into SQL.
+ */
+export class RetentionRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * The distinct orgs with rows in one partition. A loose index scan (one index descent per org
+   * over the org_id-leading index every partitioned table has) instead of `select distinct`,
+   * which would read every row of a day.
+   */
+  async orgsInPartition(p: PartitionInfo): Promise<string[]> {
+    const name = checked(p);
+    const { rows } = await this.knex.raw<{ rows: { org_id: string }[] }>(
+      `with recursive o(org_id) as (
+         (select org_id from ?? order by org_id limit 1)
+         union all
+         select (select t.org_id from ?? t where t.org_id > o.org_id order by t.org_id limit 1) from o where o.org_id is not null
+       )
+       select org_id from o where org_id is not null`,
+      [name, name],
+    );
+    return rows.map((r) => r.org_id);
+  }
+
+  /**
+   * Deletes the next batch of up to `limit` rows of one org in one partition: those with
+   * ts < `before`, or all of them when `before` is null (an org that no longer exists).
+   *
+   * `after` is the key of the previous batch's last row (null at first): the batch starts there in
+   * the org_id-leading index instead of at the org's first entry, so the index entries of rows
+   * deleted by earlier batches are not walked again and again (a day of one org takes linear,
+   * not quadratic, time). `>=` rather than `>`: rows sharing that key which the previous batch
+   * did not reach are taken now, and the ones it deleted are invisible to this statement.
+   *
+   * The DELETE itself matches tuple ids only, so it is a TID scan. That is exact: the batch is
+   * read in the same snapshot, telemetry rows are never updated, and a slot reused by a later
+   * insert is invisible to that snapshot.
+   */
+  async deleteOrgRows(p: PartitionInfo, orgId: string, before: Date | null, limit: number, after: RowKey | null): Promise<DeleteBatch> {
+    const name = checked(p);
+    const [k1, k2] = ORDER[p.table];
+    const params: Knex.RawBinding[] = [name, orgId];
+    let where = 'org_id = ?';
+    if (before) {
+      where += ' and ts < ?';
+      params.push(before);
+    }
+    if (after) {
+      where += ` and (${k1}, ${k2}) >= (?::${TYPE[k1]}, ?::${TYPE[k2]})`;
+      params.push(after[0], after[1]);
+    }
+    params.push(limit, name);
+    const { rows } = await this.knex.raw<{ rows: { seen: string; deleted: string; k1: string | null; k2: string | null }[] }>(
+      `with batch as materialized (
+         select ctid as c, ${k1} as k1, ${k2} as k2 from ?? where ${where} order by ${k1}, ${k2} limit ?
+       ), del as (
+         delete from ?? where ctid = any(array(select c from batch)) returning 1
+       ), last as (
+         select k1::text, k2::text from batch order by k1 desc, k2 desc limit 1
+       )
+       select (select count(*) from batch) as seen, (select count(*) from del) as deleted, last.k1, last.k2
+         from (select 1) one left join last on true`,
+      params,
+    );
+    const r = rows[0];
+    return { seen: Number(r.seen), deleted: Number(r.deleted), last: r.k1 === null || r.k2 === null ? null : [r.k1, r.k2] };
+  }
+
+  /**
+   * Drops a whole partition, waiting at most `lockTimeoutMs` for its lock. Dropping a partition
+   * locks the parent table exclusively; waiting behind a long query would queue every insert and
+   * query of that table behind the DROP, so we give up instead (false) and the next run retries.
+   */
+  async dropPartition(p: PartitionInfo, lockTimeoutMs: number): Promise<boolean> {
+    checked(p);
+    try {
+      await this.knex.transaction(async (trx) => {
+        await trx.raw(`set local lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`);
+        await new PartitionsRepository(trx).drop(p);
+      });
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes up to `limit` series of one org not seen since `before` and without a point at or
+   * after it, so a series whose last_seen_at lags its newest retained points (the writer
+   * refreshes it at most hourly) keeps its name and labels until those points expire too.
+   * last_seen_at is checked again on the outer DELETE: a series the writer touched meanwhile
+   * is re-evaluated on its new row version and kept.
+   */
+  async deleteStaleSeries(orgId: string, before: Date, limit: number): Promise<number> {
+    const res = await this.knex.raw<{ rowCount: number }>(
+      `delete from series where org_id = ? and last_seen_at < ? and id = any(array(
+         select s.id from series s
+          where s.org_id = ? and s.last_seen_at < ?
+            and not exists (select 1 from points p where p.org_id = s.org_id and p.series_id = s.id and p.ts >= ?)
+          limit ?))`,
+      [orgId, before, orgId, before, before, limit],
+    );
+    return res.rowCount ?? 0;
+  }
+
+  /**
+   * Deletes up to `limit` stored Idempotency-Key answers created before `before`, across orgs:
+   * expiry is the same for every org, and the created_at index serves exactly this scan. Tuple
+   * ids only on the outer DELETE, as in deleteOrgRows.
+   */
+  async deleteIdempotencyKeys(before: Date, limit: number): Promise<number> {
+    const res = await this.knex.raw<{ rowCount: number }>(
+      'delete from ingest_idempotency where ctid = any(array(select ctid from ingest_idempotency where created_at < ? limit ?))',
+      [before, limit],
+    );
+    return res.rowCount ?? 0;
+  }
+}
+
+function checked(p: PartitionInfo): string {
+  if (partitionName(p.table, p.day) !== p.name) throw new Error(`not a partition name: ${p.name}`);
+  return p.name;
+}

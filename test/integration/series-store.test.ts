@@ -1,0 +1,71 @@
+import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
+import { SeriesRepository } from '../../src/features/telemetry/series-repository.js';
+import { canonicalLabels, SeriesStore } from '../../src/features/telemetry/series-store.js';
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
+
+describe('series store (ids for ingest)', function () {
+  this.timeout(60_000);
+  let url: string;
+  let knex: Knex;
+  let orgId: string;
+  let clock: number;
+  const now = () => clock;
+
+  before(async () => {
+    url = await cloneDatabase();
+    knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 8 } });
+    [{ id: orgId }] = await query<{ id: string }>(url, "insert into organizations (slug, name) values ('s', 'S') returning id");
+  });
+  after(async () => {
+    await knex?.destroy();
+    if (url) await dropDatabase(url);
+  });
+  beforeEach(() => (clock = Date.UTC(2026, 10, 28, 12)));
+
+  it('canonical labels do not depend on key order', () => {
+    expect(canonicalLabels({ b: '2', a: '1' })).to.equal(canonicalLabels({ a: '1', b: '2' }));
+    expect(canonicalLabels({})).to.equal('{}');
+    expect(JSON.parse(canonicalLabels({ 'k"\\': 'v\n' }))).to.deep.equal({ 'k"\\': 'v\n' });
+  });
+
+  it('concurrent stores creating overlapping series agree on one id per series and create no duplicates', async () => {
+    const stores = Array.from({ length: 6 }, () => new SeriesStore(new SeriesRepository(knex), { cacheSize: 1000 }, now));
+    const points = Array.from({ length: 50 }, (_, i) => ({ name: 'conc', labels: { i: String(i % 20) } }));
+    const results = await Promise.all(stores.map((s, n) => s.resolve(orgId, n % 2 ? [...points].reverse() : points, 1000)));
+    const idOf = (r: { ids: (number | null)[] }, n: number, i: number) => r.ids[n % 2 ? points.length - 1 - i : i];
+    for (let i = 0; i < points.length; i++) {
+      const ids = new Set(results.map((r, n) => idOf(r, n, i)));
+      expect(ids.size, `point ${i}`).to.equal(1);
+    }
+    const [{ n }] = await query<{ n: number }>(url, "select count(*)::int as n from series where org_id = $1 and name = 'conc'", [orgId]);
+    expect(n).to.equal(20);
+  });
+
+  it('refuses only the new series beyond the limit, in input order; existing ones keep resolving', async () => {
+    const store = new SeriesStore(new SeriesRepository(knex), { cacheSize: 1000 }, now);
+    const [{ n: before }] = await query<{ n: number }>(url, 'select count(*)::int as n from series where org_id = $1', [orgId]);
+    const r = await store.resolve(orgId, [{ name: 'lim', labels: { a: '1' } }, { name: 'conc', labels: { i: '0' } }, { name: 'lim', labels: { a: '2' } }, { name: 'lim', labels: { a: '1' } }], before + 1);
+    expect(r.refused).to.deep.equal([2]);
+    expect(r.ids[0]).to.be.a('number');
+    expect(r.ids[3]).to.equal(r.ids[0]);
+    expect(r.ids[1]).to.be.a('number');
+    expect(r.ids[2]).to.equal(null);
+  });
+
+  it('serves ids from memory for an hour, then looks them up again and refreshes last_seen_at', async () => {
+    const store = new SeriesStore(new SeriesRepository(knex), { cacheSize: 1000 }, now);
+    const p = [{ name: 'seen', labels: { x: '1' } }];
+    const [id] = (await store.resolve(orgId, p, 1000)).ids;
+    const old = '2026-11-20T00:00:00Z';
+    await query(url, 'update series set last_seen_at = $1 where id = $2', [old, id]);
+    clock += 30 * 60_000;
+    expect((await store.resolve(orgId, p, 1000)).ids).to.deep.equal([id]);
+    const [mid] = await query<{ t: Date }>(url, 'select last_seen_at as t from series where id = $1', [id]);
+    expect(mid.t.toISOString()).to.equal(new Date(old).toISOString());
+    clock += 31 * 60_000;
+    expect((await store.resolve(orgId, p, 1000)).ids).to.deep.equal([id]);
+    const [after] = await query<{ t: Date }>(url, 'select last_seen_at as t from series where id = $1', [id]);
+    expect(Date.now() - after.t.getTime()).to.be.below(60_000);
+  });
+});
