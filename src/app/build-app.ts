@@ -258,7 +258,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       // Until the jobs scheduler exists: partitions ahead at start and hourly (the writer still
       // creates a missing one on demand).
       const ensurePartitions = () => partitionMaintenance.run().catch((err: unknown) => logger.warn({ err }, 'creating telemetry partitions ahead failed'));
-      void ensurePartitions();
+      await ensurePartitions();
       const partitionTimer = setInterval(() => void ensurePartitions(), 3_600_000);
       partitionTimer.unref();
       stopHooks.push(async () => clearInterval(partitionTimer));
