@@ -98,6 +98,7 @@ export class GroupCommitWriter {
 
   private async flush(group: Pending[], slot: number): Promise<void> {
     const items = group.map((p) => p.item);
+    const started = performance.now();
     try {
       await this.ensurePartitions(items);
       let duplicates: Set<number>;
@@ -111,6 +112,9 @@ export class GroupCommitWriter {
         duplicates = await this.repo.commit(items, slot);
       }
       group.forEach((p, n) => p.resolve(duplicates.has(n) ? 'duplicate' : 'stored'));
+      if (this.log.isLevelEnabled('debug')) {
+        this.log.debug({ requests: group.length, items: group.reduce((n, p) => n + p.size, 0), ms: Math.round((performance.now() - started) * 10) / 10 }, 'telemetry committed');
+      }
     } catch (err) {
       const domain = classifyDbError(err);
       if (!domain) this.log.error({ err, requests: group.length }, 'telemetry commit failed');
