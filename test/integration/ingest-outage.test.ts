@@ -1,12 +1,7 @@
 import { expect } from 'chai';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import knexFactory from 'knex';
-import { pino } from 'pino';
-import { EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
-import { migratorConfig } from '../../src/db/migration-source.js';
+import type { EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { query } from '../support/db.js';
+import { startOwnPostgres, type OwnPostgres } from '../support/own-postgres.js';
 import { createApiKey, createOrg } from '../support/factories.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -15,25 +10,20 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** PostgreSQL stopped under ingest: only 202 (stored) or 503 + Retry-After (not stored), never 500. */
 describe('ingest while PostgreSQL goes away', function () {
   this.timeout(120_000);
-  let dir: string;
+  let own: OwnPostgres;
   let pgServer: EmbeddedPostgres;
   let url: string;
   let t: TestApp;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sentinel-pg-'));
-    chmodSync(dir, 0o755);
-    pgServer = new EmbeddedPostgres({ dataDir: dir, port: 0, osUser: 'sentinel', logger: pino({ level: 'silent' }) });
-    url = await pgServer.start();
-    const knex = knexFactory({ client: 'pg', connection: url });
-    await knex.migrate.latest(migratorConfig());
-    await knex.destroy();
+    own = await startOwnPostgres();
+    pgServer = own.server;
+    url = own.url;
     t = await startTestApp(url, { SENTINEL_DATABASE_CONNECT_TIMEOUT_MS: '1000' });
   });
   after(async () => {
     await t?.stop();
-    await pgServer?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await own?.remove();
   });
 
   it('answers 503 with Retry-After for what it could not store and keeps every 202 batch', async () => {

@@ -1,22 +1,15 @@
 import { expect } from 'chai';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import knexFactory from 'knex';
 import pg from 'pg';
 import { pino } from 'pino';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
-import { migratorConfig } from '../../src/db/migration-source.js';
 import { LogCapture } from '../support/capture.js';
+import { startOwnPostgres, tempDataDir, type OwnPostgres } from '../support/own-postgres.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function tempDataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sentinel-pg-'));
-  chmodSync(dir, 0o755);
-  return dir;
-}
 
 async function canConnect(url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
@@ -34,24 +27,19 @@ describe('PostgreSQL outages', function () {
   this.timeout(120_000);
 
   describe('a server this test starts and stops under a running app', () => {
-    let dir: string;
+    let own: OwnPostgres;
     let pgServer: EmbeddedPostgres;
     let t: TestApp;
 
     before(async () => {
-      dir = tempDataDir();
-      pgServer = new EmbeddedPostgres({ dataDir: dir, port: 0, osUser: 'sentinel', logger: pino({ level: 'silent' }) });
-      const url = await pgServer.start();
-      const knex = knexFactory({ client: 'pg', connection: url });
-      await knex.migrate.latest(migratorConfig());
-      await knex.destroy();
-      t = await startTestApp(url, { SENTINEL_DATABASE_CONNECT_TIMEOUT_MS: '1000' });
+      own = await startOwnPostgres();
+      pgServer = own.server;
+      t = await startTestApp(own.url, { SENTINEL_DATABASE_CONNECT_TIMEOUT_MS: '1000' });
     });
 
     after(async () => {
       await t?.stop();
-      await pgServer?.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await own?.remove();
     });
 
     it('ready is 200 while PostgreSQL runs', async () => {

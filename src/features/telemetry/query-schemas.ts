@@ -1,5 +1,4 @@
 import { Type } from '@sinclair/typebox';
-import { SLUG_PATTERN } from '../../core/ids.js';
 import { MAX_LIMIT } from '../../core/pagination.js';
 import { MAX_ATTR_FILTERS, MAX_BY, MAX_MATCHERS } from './query-params.js';
 import { AGGREGATIONS } from './query-repository.js';
@@ -8,7 +7,7 @@ import { LEVELS } from './telemetry-types.js';
 
 /** Request (query string) and response schemas of the telemetry query API (DESIGN §6). */
 
-export const OrgParams = Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) });
+export { OrgParams } from './telemetry-schemas.js';
 
 const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `Items per page (default 50, at most ${MAX_LIMIT}).` }));
 const Cursor = Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'next_cursor of the previous page.' }));
