@@ -1,0 +1,145 @@
+/**
+ * Shared by the telemetry benchmarks: the real daemon on the embedded default PostgreSQL with a
+ * temp data dir, an org and an API key made with the CLI, and a `pg` URL to the same server for
+ * the ceilings. Everything started here is stopped by `stop()`, also when the run fails or is
+ * interrupted.
+ */
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
+import { BIN, postgresPids, runBin, startDaemonLoggingTo, type Daemon } from '../test/support/daemon.js';
+
+export interface BenchSentinel {
+  dataDir: string;
+  env: Record<string, string>;
+  daemon: Daemon;
+  /** http://127.0.0.1:<port>/api/v1 */
+  api: string;
+  /** The API key's secret (scopes ingest, read) of org `bench`. */
+  apiKey: string;
+  orgId: string;
+  /** postgres:// URL of the daemon's embedded server. */
+  pgUrl: string;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+export const pct = (a: number, b: number): string => `${((100 * a) / b).toFixed(0)}%`;
+
+/** The embedded server's URL as the daemon makes it (user and database `sentinel`). */
+export function embeddedPgUrl(dataDir: string): string {
+  const password = readFileSync(join(dataDir, 'secrets', 'postgres_password'), 'utf8').trim();
+  const port = readFileSync(join(dataDir, 'postgres.port'), 'utf8').trim();
+  return `postgres://sentinel:${encodeURIComponent(password)}@127.0.0.1:${port}/sentinel`;
+}
+
+/** Daily partitions of `points` for every UTC day touched by [fromMs, toMs]. */
+export async function ensurePointPartitions(client: pg.Client, fromMs: number, toMs: number): Promise<void> {
+  for (let day = dayStart(fromMs); day <= toMs; day += DAY_MS) {
+    const sql = `create table if not exists ${partitionName('points', day)} partition of points for values from ('${new Date(day).toISOString()}') to ('${new Date(day + DAY_MS).toISOString()}')`;
+    try {
+      await client.query(sql);
+    } catch (err) {
+      // The daemon created it at the same moment.
+      const code = (err as { code?: string }).code;
+      if (code !== '42P07' && code !== '23505') throw err;
+    }
+  }
+}
+
+/** `bin/sentinel` processes (by pid) whose environment names this data dir: the daemon, if its start failed half-way. */
+function processesOf(dataDir: string): number[] {
+  const needle = `SENTINEL_DATA_DIR=${dataDir}\0`;
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'latin1').includes(BIN) && readFileSync(`/proc/${d}/environ`, 'latin1').includes(needle)) out.push(Number(d));
+    } catch {
+      // gone, or not ours
+    }
+  }
+  return out;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** SIGTERM the daemon (it stops its PostgreSQL), then anything of this data dir still running. */
+async function cleanUp(dataDir: string, daemon: Daemon | null, keep: boolean): Promise<void> {
+  if (daemon && daemon.proc.exitCode === null && daemon.proc.signalCode === null) {
+    daemon.proc.kill('SIGTERM');
+    await Promise.race([daemon.exited, sleep(30_000)]);
+  }
+  for (const pid of processesOf(dataDir)) process.kill(pid, 'SIGTERM');
+  const pgdata = join(dataDir, 'postgres');
+  for (let i = 0; i < 100 && (processesOf(dataDir).length || postgresPids(pgdata).length); i++) await sleep(100);
+  // PostgreSQL left behind (its owner was killed): fast shutdown of that postmaster only.
+  for (const pid of postgresPids(pgdata)) if (alive(pid)) process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 100 && postgresPids(pgdata).length; i++) await sleep(100);
+  if (!keep) rmSync(dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  else console.log(`data dir kept: ${dataDir}`);
+}
+
+/**
+ * `bin/sentinel serve --migrate` with logs in <data_dir>/sentinel.log, quotas out of the way,
+ * org `bench` and an API key with scopes ingest,read. SENTINEL_BENCH_KEEP=1 keeps the data dir;
+ * SENTINEL_BENCH_DAEMON_NODE_OPTIONS becomes the daemon's NODE_OPTIONS.
+ */
+export async function startSentinel(name: string, extraEnv: Record<string, string> = {}): Promise<BenchSentinel> {
+  const dataDir = mkdtempSync(join(tmpdir(), `sentinel-bench-${name}-`));
+  chmodSync(dataDir, 0o755);
+  const env: Record<string, string> = {
+    SENTINEL_DATA_DIR: dataDir,
+    SENTINEL_HTTP_PORT: '0',
+    SENTINEL_LOG_LEVEL: 'info',
+    SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000000',
+    SENTINEL_INGEST_POINTS_PER_SECOND: '1000000000',
+    SENTINEL_INGEST_MAX_SERIES: '100000000',
+    ...extraEnv,
+  };
+  // E.g. --import=<a profiler preload>: reaches the daemon (and the CLI calls) only.
+  if (process.env.SENTINEL_BENCH_DAEMON_NODE_OPTIONS) env.NODE_OPTIONS = process.env.SENTINEL_BENCH_DAEMON_NODE_OPTIONS;
+  const keep = process.env.SENTINEL_BENCH_KEEP === '1';
+  let daemon: Daemon | null = null;
+  let stopped: Promise<void> | null = null;
+  const stop = () => (stopped ??= cleanUp(dataDir, daemon, keep));
+  // Ctrl-C or a kill of the benchmark: stop what it started before exiting.
+  const onSignal = (sig: NodeJS.Signals) => {
+    console.error(`\n${sig}: stopping the daemon`);
+    void stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    daemon = await startDaemonLoggingTo(join(dataDir, 'sentinel.log'), env);
+    const cli = (args: string[]) => {
+      const r = runBin(args, env);
+      if (r.code !== 0) throw new Error(`sentinel ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    cli(['org', 'create', 'bench']);
+    const { secret } = JSON.parse(cli(['apikey', 'create', '--org', 'bench', '--name', 'bench', '--scopes', 'ingest,read', '--json'])) as { secret: string };
+    const pgUrl = embeddedPgUrl(dataDir);
+    const c = new pg.Client(pgUrl);
+    await c.connect();
+    const orgId = (await c.query<{ id: string }>(`select id from organizations where slug = 'bench'`)).rows[0].id;
+    await c.end();
+    return { dataDir, env, daemon, api: `http://127.0.0.1:${daemon.port}/api/v1`, apiKey: secret, orgId, pgUrl, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Resident set size of a process, MiB. */
+export const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;

@@ -1,0 +1,265 @@
+/**
+ * Ingest benchmarks, each beside its ceiling measured in the same run:
+ *  (a) batched ingest — POST /api/v1/telemetry, 4 connections, 1,000-point bodies (100 series ×
+ *      10 timestamps) → points/s, vs a raw COPY of the same points as wide rows (org, name,
+ *      labels jsonb, ts, value; plain table, no index) from 4 connections, 1,000 rows per
+ *      COPY + commit (target ≥ 100%); reference: the same points as narrow rows COPYed straight
+ *      into `points` (its index included);
+ *  (b) single-point requests — 50 connections, one metric per body → req/s and p99, vs bare Koa +
+ *      koa-bodyparser answering the same 202 without a database (target ≥ 60%, p99 < 30 ms);
+ *  (d) daemon RSS under (a)-style load for SENTINEL_BENCH_RSS_SECONDS (default 300; 0 skips it),
+ *      sampled every 10 s; after a 30 s warm-up it should stay within 10%.
+ *
+ *   npm run bench:ingest          (SENTINEL_BENCH_SECONDS=10 per measurement by default)
+ */
+import { spawn } from 'node:child_process';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { machineLine } from './machine.js';
+import { ensurePointPartitions, median, pct, rssMiB, startSentinel } from './harness.js';
+
+const seconds = Number(process.env.SENTINEL_BENCH_SECONDS ?? 10);
+const rssSeconds = Number(process.env.SENTINEL_BENCH_RSS_SECONDS ?? 300);
+const ROUNDS = 3;
+const BATCH_CONNECTIONS = 4;
+const SINGLE_CONNECTIONS = 50;
+const SERIES = 100;
+const TIMES = 10;
+const POINTS_PER_BODY = SERIES * TIMES;
+const METRIC = 'bench.ingest';
+const RSS_WARMUP_S = 30;
+const RSS_INTERVAL_S = 10;
+
+type Result = autocannon.Result;
+// The promise form: with a callback, autocannon ignores `warmup`.
+const run = async (opts: autocannon.Options): Promise<Result> => await autocannon(opts);
+
+// Every batch (request body or COPY) gets 10 timestamps of its own, 1 ms apart, in the hour
+// before the run started (inside ingest.max_age / max_future); after an hour they wrap around.
+const HOUR = 3_600_000;
+const tsBase = Date.now() - HOUR;
+let batchNo = 0;
+const nextBatchTs = () => tsBase + ((batchNo++ * TIMES) % HOUR);
+const value = (h: number, j: number, t: number) => (t % 1000) + h / 100 + j;
+const labelsJson = (h: number) => `{"host":"h${h}","region":"eu"}`;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function ingestBody(): string {
+  const t0 = nextBatchTs();
+  const items: string[] = [];
+  for (let j = 0; j < TIMES; j++) for (let h = 0; h < SERIES; h++) items.push(`{"name":"${METRIC}","value":${value(h, j, t0)},"ts":${t0 + j},"labels":${labelsJson(h)}}`);
+  return `{"metrics":[${items.join(',')}]}`;
+}
+
+/** COPY text rows of one batch: the same points as ingestBody(), wide or narrow. */
+function wideRows(org: string): string {
+  const t0 = nextBatchTs();
+  let s = '';
+  for (let j = 0; j < TIMES; j++) {
+    const ts = iso(t0 + j);
+    for (let h = 0; h < SERIES; h++) s += `${org}\t${METRIC}\t${labelsJson(h)}\t${ts}\t${value(h, j, t0)}\n`;
+  }
+  return s;
+}
+function narrowRows(org: string, seriesIds: number[]): string {
+  const t0 = nextBatchTs();
+  let s = '';
+  for (let j = 0; j < TIMES; j++) {
+    const ts = iso(t0 + j);
+    for (let h = 0; h < SERIES; h++) s += `${org}\t${seriesIds[h]}\t${ts}\t${value(h, j, t0)}\n`;
+  }
+  return s;
+}
+
+/**
+ * `connections` sessions each looping BEGIN; COPY <1,000 rows>; COMMIT for `duration` s (after
+ * `warmup` s not counted) → rows/s.
+ */
+async function copyRate(pgUrl: string, sql: string, rows: () => string, duration: number, warmup = 1): Promise<number> {
+  const clients = await Promise.all(
+    Array.from({ length: BATCH_CONNECTIONS }, async () => {
+      const c = new pg.Client(pgUrl);
+      await c.connect();
+      return c;
+    }),
+  );
+  try {
+    const batch = async (c: pg.Client) => {
+      const body = rows();
+      await c.query('begin');
+      const stream = c.query(copyFrom(sql));
+      await new Promise<void>((resolve, reject) => {
+        stream.on('error', reject);
+        stream.on('finish', resolve);
+        stream.end(body);
+      });
+      await c.query('commit');
+    };
+    const loop = async (c: pg.Client, until: number) => {
+      let n = 0;
+      while (Date.now() < until) {
+        await batch(c);
+        n += POINTS_PER_BODY;
+      }
+      return n;
+    };
+    const w = Date.now() + warmup * 1000;
+    await Promise.all(clients.map((c) => loop(c, w)));
+    const t0 = performance.now();
+    const end = Date.now() + duration * 1000;
+    const counts = await Promise.all(clients.map((c) => loop(c, end)));
+    return counts.reduce((a, b) => a + b, 0) / ((performance.now() - t0) / 1000);
+  } finally {
+    await Promise.all(clients.map((c) => c.end()));
+  }
+}
+
+/** Autocannon options for POST /telemetry that fail the run on any non-2xx answer (first one kept for the message). */
+function telemetryLoad(url: string, apiKey: string, body: (() => string) | string) {
+  const seen: { first?: string } = {};
+  const request: autocannon.Request = {
+    method: 'POST',
+    path: '/api/v1/telemetry',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+    onResponse: (status: number, resBody: string) => {
+      if ((status < 200 || status > 299) && !seen.first) seen.first = `${status} ${String(resBody).slice(0, 400)}`;
+    },
+  };
+  if (typeof body === 'function') {
+    request.setupRequest = (req: autocannon.Request) => {
+      req.body = body();
+      return req;
+    };
+  } else request.body = body;
+  const check = (r: Result, what: string) => {
+    if (r.non2xx || r.errors || r.timeouts) throw new Error(`${what}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; first non-2xx answer: ${seen.first ?? '-'}`);
+    return r;
+  };
+  return { opts: { url, requests: [request] } as autocannon.Options, check };
+}
+
+/** Bare Koa + koa-bodyparser in its own process, answering the ingest route's 202 body without a database. */
+function bareKoa(): Promise<{ port: number; stop: () => void }> {
+  const code = `
+    import Koa from 'koa';
+    import bodyParser from 'koa-bodyparser';
+    const app = new Koa();
+    app.use(bodyParser());
+    app.use((ctx) => {
+      const m = ctx.request.body && ctx.request.body.metrics;
+      if (!Array.isArray(m)) ctx.throw(400);
+      ctx.status = 202;
+      ctx.body = { accepted: { metrics: m.length, logs: 0, events: 0 } };
+    });
+    const s = app.listen(0, '127.0.0.1', () => console.log(s.address().port));
+  `;
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    p.once('exit', (c) => reject(new Error(`bare Koa exited ${c}`)));
+    p.stdout.once('data', (c: Buffer) => resolve({ port: Number(String(c).trim()), stop: () => p.kill('SIGTERM') }));
+  });
+}
+
+console.log(machineLine());
+console.log(`${seconds} s per measurement, ${ROUNDS} alternating rounds (medians); RSS run ${rssSeconds ? `${rssSeconds} s` : 'skipped'}`);
+const s = await startSentinel('ingest');
+const base = `http://127.0.0.1:${s.daemon.port}`;
+const admin = new pg.Client(s.pgUrl);
+let koa: { port: number; stop: () => void } | null = null;
+try {
+  await admin.connect();
+  await ensurePointPartitions(admin, tsBase - HOUR, Date.now() + HOUR);
+
+  // First request creates the 100 series (and proves the body is accepted); their ids feed the narrow COPY.
+  const first = await fetch(`${base}/api/v1/telemetry`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${s.apiKey}` }, body: ingestBody() });
+  if (first.status !== 202) throw new Error(`first ingest answered ${first.status}: ${await first.text()}`);
+  const { rows: seriesRows } = await admin.query<{ id: string; host: string }>(`select id, labels->>'host' as host from series where org_id = $1 and name = $2`, [s.orgId, METRIC]);
+  const seriesIds = Array.from({ length: SERIES }, (_, h) => Number(seriesRows.find((r) => r.host === `h${h}`)!.id));
+
+  // (a) Batched ingest vs COPY.
+  await admin.query('drop table if exists bench_wide_ceiling');
+  await admin.query('create table bench_wide_ceiling (org_id uuid, name text, labels jsonb, ts timestamptz, value double precision)');
+  const wide: number[] = [];
+  const narrow: number[] = [];
+  const ingest: number[] = [];
+  const p99s: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    wide.push(await copyRate(s.pgUrl, 'copy bench_wide_ceiling (org_id, name, labels, ts, value) from stdin', () => wideRows(s.orgId), seconds));
+    const load = telemetryLoad(base, s.apiKey, ingestBody);
+    const r = load.check(await run({ ...load.opts, connections: BATCH_CONNECTIONS, duration: seconds, warmup: { connections: BATCH_CONNECTIONS, duration: 1 } } as autocannon.Options), 'batched ingest');
+    ingest.push((r['2xx'] * POINTS_PER_BODY) / r.duration);
+    p99s.push(r.latency.p99);
+    narrow.push(await copyRate(s.pgUrl, 'copy points (org_id, series_id, ts, value) from stdin', () => narrowRows(s.orgId, seriesIds), seconds));
+  }
+  await admin.query('drop table bench_wide_ceiling');
+  const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
+  const a = median(ingest);
+  const w = median(wide);
+  const n = median(narrow);
+  console.log(
+    `(a) batched ingest (${BATCH_CONNECTIONS} conn, ${POINTS_PER_BODY} points/request): ${k(a)} points/s (p99 ${median(p99s)} ms)   ` +
+      `ceiling: wide-row COPY ${k(w)} points/s   ratio ${pct(a, w)} (target >= 100%)   ` +
+      `reference: narrow COPY into points ${k(n)} points/s (ingest ${pct(a, n)} of it)   rounds: ingest ${ingest.map(k).join(' / ')}, wide ${wide.map(k).join(' / ')}, narrow ${narrow.map(k).join(' / ')}`,
+  );
+
+  // (b) Single-point requests vs bare Koa.
+  const singleBody = JSON.stringify({ metrics: [{ name: 'bench.single', value: 1.5, labels: { host: 'h1', region: 'eu' } }] });
+  koa = await bareKoa();
+  const bare: Result[] = [];
+  const single: Result[] = [];
+  const warmup = { connections: 10, duration: 1 };
+  for (let i = 0; i < ROUNDS; i++) {
+    const bareLoad = telemetryLoad(`http://127.0.0.1:${koa.port}`, s.apiKey, singleBody);
+    bare.push(bareLoad.check(await run({ ...bareLoad.opts, connections: SINGLE_CONNECTIONS, duration: seconds, warmup } as autocannon.Options), 'bare Koa'));
+    const load = telemetryLoad(base, s.apiKey, singleBody);
+    single.push(load.check(await run({ ...load.opts, connections: SINGLE_CONNECTIONS, duration: seconds, warmup } as autocannon.Options), 'single-point ingest'));
+  }
+  koa.stop();
+  koa = null;
+  const rate = (r: Result) => r['2xx'] / r.duration;
+  const sr = median(single.map(rate));
+  const br = median(bare.map(rate));
+  const sp = median(single.map((r) => r.latency.p99));
+  console.log(
+    `(b) single-point POST /telemetry (${SINGLE_CONNECTIONS} conn): ${sr.toFixed(0)} req/s p99 ${sp} ms   ceiling: bare Koa + bodyparser ${br.toFixed(0)} req/s p99 ${median(bare.map((r) => r.latency.p99))} ms   ` +
+      `ratio ${pct(sr, br)} (target >= 60%)   p99 ${sp < 30 ? 'within' : 'OVER'} target (< 30 ms)   rounds: ${single.map((r) => rate(r).toFixed(0)).join(' / ')} vs ${bare.map((r) => rate(r).toFixed(0)).join(' / ')}`,
+  );
+
+  // (d) RSS under sustained batched ingest.
+  if (rssSeconds > 0) {
+    const pid = s.daemon.proc.pid!;
+    const idle = rssMiB(pid);
+    const samples: { t: number; mib: number }[] = [];
+    const t0 = Date.now();
+    const timer = setInterval(() => samples.push({ t: Math.round((Date.now() - t0) / 1000), mib: rssMiB(pid) }), RSS_INTERVAL_S * 1000);
+    const load = telemetryLoad(base, s.apiKey, ingestBody);
+    let r: Result;
+    try {
+      r = load.check(await run({ ...load.opts, connections: BATCH_CONNECTIONS, duration: rssSeconds }), 'sustained ingest');
+    } finally {
+      clearInterval(timer);
+    }
+    const counted = samples.filter((x) => x.t >= RSS_WARMUP_S);
+    const f = (m: number) => `${m.toFixed(1)} MiB`;
+    if (counted.length === 0) {
+      console.log(`(d) RSS: run too short for the ${RSS_WARMUP_S} s warm-up; samples ${samples.map((x) => `${x.t}s ${f(x.mib)}`).join(', ')}`);
+    } else {
+      const mibs = counted.map((x) => x.mib);
+      const max = Math.max(...mibs);
+      const min = Math.min(...mibs);
+      const spread = (max - min) / min;
+      console.log(
+        `(d) daemon RSS under ${rssSeconds} s of batched ingest (${((r['2xx'] * POINTS_PER_BODY) / r.duration / 1000).toFixed(1)}k points/s): ` +
+          `first after ${RSS_WARMUP_S} s warm-up ${f(counted[0].mib)}, max ${f(max)}, last ${f(counted[counted.length - 1].mib)}, spread ${(100 * spread).toFixed(1)}% ` +
+          `(target within 10%: ${spread <= 0.1 ? 'yes' : 'NO'})   reference: idle before the load ${f(idle)}; samples every ${RSS_INTERVAL_S} s: ${samples.map((x) => x.mib.toFixed(0)).join(' ')}`,
+      );
+    }
+  }
+  const { rows } = await admin.query<{ n: string }>('select count(*)::bigint as n from points');
+  console.log(`points stored in the run: ${rows[0].n}`);
+} finally {
+  koa?.stop();
+  await admin.end().catch(() => undefined);
+  await s.stop();
+}
