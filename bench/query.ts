@@ -183,7 +183,7 @@ try {
   };
 
   // QueryRepository's SQL (src/features/telemetry/query-repository.ts), parameters numbered as it numbers them.
-  const SERIES_SQL = `select id, labels from series where org_id = $1 and name = $2 and coalesce(labels->>$3, '') = $4 limit $5`;
+  const SERIES_SQL = `select id, labels from series where org_id = $1 and name = $2 and labels @> jsonb_build_object($3::text, $4::text) limit $5`;
   const BIN = `date_bin($2::bigint * interval '1 millisecond', p.ts, $1::timestamptz)`;
   const RANGE = `p.org_id = $3 and p.ts >= $1 and p.ts < $4`;
   const GROUPED_SQL = `select g::float8 as g, (extract(epoch from b) * 1000)::float8 as t, v from (select s.g, ${BIN} as b, avg(p.value) as v

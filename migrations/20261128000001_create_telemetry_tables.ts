@@ -18,7 +18,9 @@ import type { Knex } from 'knex';
  *   index: each would cost more on ingest than it saves on the bounded range scans).
  * - events (org_id, ts, id): the same listing shape.
  * - series: (org_id, name, labels_hash) unique is the insert-or-get key and also serves lookups
- *   by name (the query's first step) and the list of metric names.
+ *   by name (the query's first step) and the list of metric names; a GIN index on labels
+ *   (jsonb_path_ops) answers `label=value` filters (`labels @> {"label": "value"}`) without
+ *   reading every series of a metric. Series are written once, so both cost little on ingest.
  * There are no foreign keys from points to series: a check per ingested row would cost more than
  * the whole insert; series and points of a deleted org are removed by its deletion (cascade on
  * series, the org's rows by the retention job's org sweep).
@@ -36,6 +38,7 @@ export async function up(knex: Knex): Promise<void> {
       primary key (org_id, id),
       unique (org_id, name, labels_hash)
     )`);
+  await knex.raw('create index series_labels on series using gin (labels jsonb_path_ops)');
 
   await knex.raw(`
     create table points (

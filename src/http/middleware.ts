@@ -110,7 +110,7 @@ export function securityHeadersMiddleware(opts: { docsPrefix?: string } = {}): M
 export function corsMiddleware(origins: readonly string[]): Middleware {
   const allowAny = origins.includes('*');
   const allowed = new Set(origins);
-  return cors({
+  const handle = cors({
     origin: (ctx: Context) => {
       const origin = ctx.get('Origin');
       if (!origin) return '';
@@ -121,6 +121,13 @@ export function corsMiddleware(origins: readonly string[]): Middleware {
     exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Location'],
     maxAge: 600,
   });
+  // Most requests (agents, collectors, scripts) send no Origin: they only need the Vary header
+  // that keeps a cache from serving their answer to a browser.
+  return (ctx, next) => {
+    if (ctx.get('Origin')) return handle(ctx, next);
+    ctx.vary('Origin');
+    return next();
+  };
 }
 
 /**

@@ -25,7 +25,12 @@ function text(v: string | null): string {
   if (v === null) return '\\N';
   return SPECIAL.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c]) : v;
 }
-const iso = (ms: number) => new Date(ms).toISOString();
+/** RFC 3339 of epoch ms; a batch repeats a few timestamps across many series, so the last one is remembered. */
+function isoFormatter(): (ms: number) => string {
+  let lastMs = NaN;
+  let lastIso = '';
+  return (ms) => (ms === lastMs ? lastIso : ((lastMs = ms), (lastIso = new Date(ms).toISOString())));
+}
 // jsonb refuses \u0000 and lone surrogates (which JSON.stringify writes as \udXXX escapes); an
 // escape is one only after an even number of backslashes.
 const BAD_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi;
@@ -63,6 +68,7 @@ export class IngestRepository {
       await client.query('begin');
       try {
         const duplicates = await this.claimKeys(client, items);
+        const iso = isoFormatter();
         let points = '';
         let logs = '';
         let events = '';

@@ -327,6 +327,13 @@ function groupSeries(series: SeriesRow[], by: string[]): Grouping {
 
 /** Rows into answer series: sorted by labels, points ascending. */
 function present(rows: BucketRow[], plan: Grouping): MetricSeries[] {
+  // Every series shares the same few bucket starts: format each once, not once per point.
+  const stamps = new Map<number, string>();
+  const stamp = (t: number): string => {
+    let s = stamps.get(t);
+    if (s === undefined) stamps.set(t, (s = new Date(t).toISOString()));
+    return s;
+  };
   const points = new Map<number, [number, number | null][]>();
   for (const r of rows) {
     let list = points.get(r.g);
@@ -337,7 +344,7 @@ function present(rows: BucketRow[], plan: Grouping): MetricSeries[] {
   for (const [g, list] of points) {
     const labels = plan.labels.get(g) ?? {};
     list.sort((a, b) => a[0] - b[0]);
-    out.push({ key: labelKey(labels), series: { labels, points: list.map(([t, v]) => [new Date(t).toISOString(), v]) } });
+    out.push({ key: labelKey(labels), series: { labels, points: list.map(([t, v]) => [stamp(t), v]) } });
   }
   out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out.map((o) => o.series);
