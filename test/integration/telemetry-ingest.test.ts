@@ -196,6 +196,20 @@ describe('telemetry ingest (native JSON)', function () {
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [org.id])).to.equal(4);
   });
 
+  it('streams a large group commit in chunks and stores every row exactly', async () => {
+    const org = await createOrg(t.app.services);
+    const ts = Date.now() - 5000;
+    const metrics = Array.from({ length: 8000 }, (_, i) => ({ name: 'big', value: i + 0.25, ts: ts + (i % 7), labels: { s: String(i % 500) } }));
+    const logs = Array.from({ length: 2000 }, (_, i) => ({ level: 'info' as const, message: `line ${i} ${'x'.repeat(200)}\t\\end`, ts }));
+    const res = await t.app.services.telemetry.ingestNative({ kind: 'system' }, org.slug, { metrics, logs });
+    expect(res).to.deep.equal({ accepted: { metrics: 8000, logs: 2000, events: 0 } });
+    const [p] = await query<{ n: string; sum: number }>(url, 'select count(*) as n, sum(value) as sum from points where org_id = $1', [org.id]);
+    expect(Number(p.n)).to.equal(8000);
+    expect(p.sum).to.equal(metrics.reduce((a, m) => a + m.value, 0));
+    const [l] = await query<{ n: string; bodies: string }>(url, 'select count(*) as n, count(*) filter (where right(body, 5) = $2) as bodies from logs where org_id = $1', [org.id, '\t\\end']);
+    expect([Number(l.n), Number(l.bodies)]).to.deep.equal([2000, 2000]);
+  });
+
   it('creates a missing day partition on demand', async () => {
     const twoDaysAgo = Date.now() - 2 * 86_400_000;
     const day = new Date(twoDaysAgo).toISOString().slice(0, 10).replaceAll('-', '');

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Knex } from 'knex';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -39,15 +40,47 @@ function json(v: unknown): string {
   return text(s.includes('\\u') ? s.replace(BAD_ESCAPE, '$1\\ufffd') : s);
 }
 
-async function copy(client: PoolClient, sql: string, body: string): Promise<void> {
-  if (!body) return;
+/**
+ * Streams `lines` into one COPY in chunks of about 64 KiB (with backpressure): a group commit of
+ * tens of thousands of rows never becomes one multi-megabyte string.
+ */
+async function copy(client: PoolClient, sql: string, lines: Iterable<string>): Promise<void> {
   const stream = client.query(copyFrom(sql));
-  await new Promise<void>((resolve, reject) => {
+  const done = new Promise<void>((resolve, reject) => {
     stream.on('error', reject);
     stream.on('finish', resolve);
-    stream.end(body);
   });
+  let chunk = '';
+  for (const line of lines) {
+    chunk += line;
+    if (chunk.length >= CHUNK) {
+      const more = stream.write(chunk);
+      chunk = '';
+      if (!more) await Promise.race([once(stream, 'drain'), done]);
+    }
+  }
+  stream.end(chunk);
+  await done;
 }
+
+const CHUNK = 65_536;
+
+/** COPY lines of one table for every item not skipped; `iso` formats a row's timestamp. */
+function* lines<T>(items: readonly WriteItem[], skip: Set<number>, rowsOf: (item: WriteItem) => readonly T[], line: (org: string, row: T, iso: (ms: number) => string) => string): Generator<string> {
+  const iso = isoFormatter();
+  for (let n = 0; n < items.length; n++) {
+    if (skip.has(n)) continue;
+    for (const row of rowsOf(items[n])) yield line(items[n].orgId, row, iso);
+  }
+}
+
+const POINTS_COPY = 'copy points (org_id, series_id, ts, value) from stdin';
+const pointLine = (org: string, p: StoredPoint, iso: (ms: number) => string) => `${org}\t${p.seriesId}\t${iso(p.ts)}\t${p.value}\n`;
+const LOGS_COPY = 'copy logs (org_id, ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id) from stdin';
+const logLine = (org: string, l: LogIn, iso: (ms: number) => string) =>
+  `${org}\t${iso(l.ts)}\t${l.severityNumber}\t${text(l.severityText)}\t${text(l.body)}\t${json(l.attributes)}\t${json(l.resource)}\t${text(l.traceId)}\t${text(l.spanId)}\n`;
+const EVENTS_COPY = 'copy events (org_id, ts, type, title, text, tags) from stdin';
+const eventLine = (org: string, e: EventIn, iso: (ms: number) => string) => `${org}\t${iso(e.ts)}\t${text(e.type)}\t${text(e.title)}\t${text(e.text)}\t${json(e.tags)}\n`;
 
 /**
  * The SQL of a group commit: every request of the group in one transaction — idempotency keys
@@ -68,28 +101,19 @@ export class IngestRepository {
       await client.query('begin');
       try {
         const duplicates = await this.claimKeys(client, items);
-        const iso = isoFormatter();
-        let points = '';
-        let logs = '';
-        let events = '';
         const usage = new Map<string, [number, number, number]>();
         items.forEach((item, n) => {
           if (duplicates.has(n)) return;
-          const org = item.orgId;
-          for (const p of item.points) points += `${org}\t${p.seriesId}\t${iso(p.ts)}\t${p.value}\n`;
-          for (const l of item.logs) {
-            logs += `${org}\t${iso(l.ts)}\t${l.severityNumber}\t${text(l.severityText)}\t${text(l.body)}\t${json(l.attributes)}\t${json(l.resource)}\t${text(l.traceId)}\t${text(l.spanId)}\n`;
-          }
-          for (const e of item.events) events += `${org}\t${iso(e.ts)}\t${text(e.type)}\t${text(e.title)}\t${text(e.text)}\t${json(e.tags)}\n`;
-          const u = usage.get(org) ?? [0, 0, 0];
+          const u = usage.get(item.orgId) ?? [0, 0, 0];
           u[0] += item.points.length;
           u[1] += item.logs.length;
           u[2] += item.events.length;
-          usage.set(org, u);
+          usage.set(item.orgId, u);
         });
-        await copy(client, 'copy points (org_id, series_id, ts, value) from stdin', points);
-        await copy(client, 'copy logs (org_id, ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id) from stdin', logs);
-        await copy(client, 'copy events (org_id, ts, type, title, text, tags) from stdin', events);
+        const total = (i: number) => [...usage.values()].reduce((sum, u) => sum + u[i], 0);
+        if (total(0)) await copy(client, POINTS_COPY, lines(items, duplicates, (i) => i.points, pointLine));
+        if (total(1)) await copy(client, LOGS_COPY, lines(items, duplicates, (i) => i.logs, logLine));
+        if (total(2)) await copy(client, EVENTS_COPY, lines(items, duplicates, (i) => i.events, eventLine));
         if (usage.size) {
           // Sorted by org so that concurrent commits take the counter rows' locks in one order.
           const orgs = [...usage.keys()].sort();
