@@ -33,7 +33,6 @@ const LOAD_CONNECTIONS = 2;
 /** Rows per COPY + commit while loading. */
 const LOAD_ROWS_PER_COMMIT = 500_000;
 const MAX_SERIES = 1000; // query.max_series default: the lookup reads max_series + 1 rows at most
-const STATEMENT_TIMEOUT_MS = 10_000; // query.statement_timeout_ms default
 
 if (SERIES < 800 || PER_SERIES < 60) throw new Error('need at least 800 series (svc7 = series 700..799) and 60 points per series (the last hour)');
 
@@ -143,7 +142,7 @@ try {
       `points: table ${size[0].heap}, indexes ${size[0].idx}`,
   );
 
-  // The ceiling's session: the planner settings the repository sets per transaction.
+  // The ceiling's session: the planner setting the repository gives its sessions.
   const raw = new pg.Client(s.pgUrl);
   await raw.connect();
   await raw.query('set jit = off');
@@ -206,15 +205,13 @@ try {
     });
     return raw.query(GROUPED_SQL, [...common, groups]);
   };
-  /** The two statements; with `tx`, wrapped as the repository runs them (read-only transaction, SET LOCAL). */
-  const viaSql = async (c: Case, tx = false) => {
+  /** The two statements, as the repository runs them. */
+  const viaSql = async (c: Case) => {
     const t = performance.now();
-    if (tx) await raw.query(`begin read only; set local statement_timeout = ${STATEMENT_TIMEOUT_MS}; set local jit = off`);
     const found = await raw.query<{ id: string; labels: Record<string, string> }>(SERIES_SQL, [org, c.name, c.filter[0], c.filter[1], MAX_SERIES + 1]);
     const t1 = performance.now();
     const agg = await aggregate(c, found.rows);
     const t2 = performance.now();
-    if (tx) await raw.query('commit');
     return { ms: performance.now() - t, lookupMs: t1 - t, aggMs: t2 - t1, series: found.rows.length, rows: agg.rows.length };
   };
 
@@ -230,7 +227,7 @@ try {
     }
   }
 
-  console.log(`${QUERIES} sequential requests per query after ${WARMUP} warm-up, API, SQL and SQL-in-transaction interleaved (one connection each); latency measured by the client`);
+  console.log(`${QUERIES} sequential requests per query after ${WARMUP} warm-up, API and SQL interleaved (one connection each); latency measured by the client`);
   for (const c of cases) {
     // Same answer both ways, checked once.
     const first = await viaApi(c);
@@ -242,7 +239,6 @@ try {
 
     const api: number[] = [];
     const direct: { ms: number; lookupMs: number; aggMs: number }[] = [];
-    const inTx: number[] = [];
     for (let i = 0; i < WARMUP + QUERIES; i++) {
       // Rotate the order, so none always runs on another's warm caches.
       const steps = [
@@ -255,10 +251,6 @@ try {
           const d = await viaSql(c);
           if (i >= WARMUP) direct.push(d);
         },
-        async () => {
-          const d = await viaSql(c, true);
-          if (i >= WARMUP) inTx.push(d.ms);
-        },
       ];
       for (let j = 0; j < steps.length; j++) await steps[(i + j) % steps.length]();
     }
@@ -268,8 +260,7 @@ try {
       `${c.title} (${sql.series} series, ${apiPoints} answer points, ${(first.body.length / 1024).toFixed(0)} KiB JSON): ` +
         `API p50 ${ms(quantile(api, 0.5))} p95 ${ms(ap95)} (target < ${c.target} ms: ${ap95 < c.target ? 'yes' : 'NO'})   ` +
         `ceiling: raw SQL p50 ${ms(quantile(direct.map((d) => d.ms), 0.5))} p95 ${ms(sp95)} (lookup p95 ${ms(quantile(direct.map((d) => d.lookupMs), 0.95))}, aggregation p95 ${ms(quantile(direct.map((d) => d.aggMs), 0.95))})   ` +
-        `ratio ${(ap95 / sp95).toFixed(2)}× (target <= 2×: ${ap95 <= 2 * sp95 ? 'yes' : 'NO'})   ` +
-        `reference: the same SQL in the repository's transaction (BEGIN READ ONLY, SET LOCAL, COMMIT) p50 ${ms(quantile(inTx, 0.5))} p95 ${ms(quantile(inTx, 0.95))}`,
+        `ratio ${(ap95 / sp95).toFixed(2)}× (target <= 2×: ${ap95 <= 2 * sp95 ? 'yes' : 'NO'})`,
     );
   }
   await raw.end();

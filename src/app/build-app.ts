@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { withSecrets } from '../config/secrets.js';
 import { DomainError } from '../core/errors.js';
-import { openDatabase, type Database, type Role } from '../db/database.js';
+import { createKnex, openDatabase, type Database, type Role } from '../db/database.js';
 import { migrationStatus, migratorConfig, type MigrationStatus } from '../db/migration-source.js';
 import { ChangeFeed } from '../db/change-feed.js';
 import { classifyDbError } from '../db/pg-errors.js';
@@ -185,7 +185,10 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       maxFutureMs: ms(config.ingest.max_future),
     });
 
-    const query = new QueryService(new QueryRepository(knex), orgGuard, directory, {
+    // Telemetry queries get a pool of their own: their sessions carry query.statement_timeout_ms.
+    const queryKnex = createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' });
+    stopHooks.push(() => queryKnex.destroy());
+    const query = new QueryService(new QueryRepository(knex, queryKnex), orgGuard, directory, {
       maxSeries: config.query.max_series,
       maxBuckets: config.query.max_buckets,
       statementTimeoutMs: config.query.statement_timeout_ms,

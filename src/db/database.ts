@@ -19,18 +19,24 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function createKnex(url: string, config: Config, logger: Logger): Knex {
+/** A pool of its own (e.g. for telemetry queries): its size and the application_name it shows in pg_stat_activity. */
+export interface PoolOptions {
+  max: number;
+  applicationName: string;
+}
+
+export function createKnex(url: string, config: Config, logger: Logger, pool: PoolOptions = { max: config.database.pool_max, applicationName: 'sentinel' }): Knex {
   const knex = knexFactory({
     client: 'pg',
     connection: {
       connectionString: url,
       connectionTimeoutMillis: config.database.connect_timeout_ms,
       statement_timeout: config.database.statement_timeout_ms,
-      application_name: 'sentinel',
+      application_name: pool.applicationName,
     },
     pool: {
       min: 0,
-      max: config.database.pool_max,
+      max: pool.max,
       // A dead server must turn into a fast 503, not a queue of waiting requests.
       acquireTimeoutMillis: config.database.connect_timeout_ms + 500,
       createTimeoutMillis: config.database.connect_timeout_ms,

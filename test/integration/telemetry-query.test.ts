@@ -142,7 +142,7 @@ describe('telemetry query API', function () {
     all: async () => [],
   };
   const service = (o: Partial<QueryOptions> = {}) =>
-    new QueryService(new QueryRepository(knex), t.app.services.orgGuard, directory, {
+    new QueryService(new QueryRepository(knex, knex), t.app.services.orgGuard, directory, {
       maxSeries: 1000,
       maxBuckets: 11_000,
       statementTimeoutMs: 10_000,

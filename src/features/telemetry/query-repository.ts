@@ -153,14 +153,21 @@ class Params {
  * that reads no tenant data (it compiles a pattern).
  */
 export class QueryRepository {
-  constructor(private readonly knex: Knex) {}
+  /** The statement timeout each `reads` connection's session currently has. */
+  private readonly sessionTimeouts = new WeakMap<PgConnection, number>();
 
   /**
-   * Runs `fn` with the org's two metric statements in one read-only transaction whose
-   * statements stop after `timeoutMs` (PostgreSQL 57014 propagates).
+   * `reads` is a pool of its own for the query statements: this repository sets its sessions'
+   * statement_timeout and turns JIT off, which must not leak into the application's other work.
    */
+  constructor(
+    private readonly knex: Knex,
+    private readonly reads: Knex,
+  ) {}
+
+  /** Runs `fn` with the org's two metric statements on one connection whose statements stop after `timeoutMs` (57014 propagates). */
   async metricScope<T>(orgId: string, timeoutMs: number, fn: (scope: MetricScope) => Promise<T>): Promise<T> {
-    return this.inReadTx(timeoutMs, (conn) =>
+    return this.onReadConnection(timeoutMs, (conn) =>
       fn({
         series: (name, matchers, limit) => this.series(conn, orgId, name, matchers, limit),
         aggregate: (spec) => this.aggregate(conn, orgId, spec),
@@ -169,26 +176,22 @@ export class QueryRepository {
   }
 
   /**
-   * A read-only transaction with `set local statement_timeout`, on a pooled connection used
-   * directly: knex's transaction wrapper costs about a millisecond per query on its own, more
-   * than the whole of a small metric query. BEGIN and the settings travel in one round trip.
-   * JIT is off: its compile time (hundreds of ms) dwarfs these statements.
+   * A connection of the reads pool used directly, outside a transaction: a statement costs one
+   * round trip, as it would for a client of PostgreSQL (knex's transaction wrapper costs about
+   * a millisecond, BEGIN/COMMIT two more round trips). The session's timeout is set only when it
+   * differs from the one wanted. JIT stays off: its compile time (hundreds of ms) dwarfs these
+   * statements.
    */
-  private async inReadTx<T>(timeoutMs: number, fn: (conn: PgConnection) => Promise<T>): Promise<T> {
-    const pool = this.knex.client as unknown as PoolAccess;
+  private async onReadConnection<T>(timeoutMs: number, fn: (conn: PgConnection) => Promise<T>): Promise<T> {
+    const pool = this.reads.client as unknown as PoolAccess;
     const conn = await pool.acquireConnection();
     try {
-      let result: T;
-      try {
-        await conn.query(`begin read only; set local statement_timeout = ${Math.max(1, Math.trunc(timeoutMs))}; set local jit = off`);
-        result = await fn(conn);
-      } catch (err) {
-        // A connection that cannot even roll back is closed, so the pool discards it.
-        await conn.query('rollback').catch(() => conn.end().catch(() => undefined));
-        throw err;
+      const timeout = Math.max(1, Math.trunc(timeoutMs));
+      if (this.sessionTimeouts.get(conn) !== timeout) {
+        await conn.query(`set statement_timeout = ${timeout}; set jit = off`);
+        this.sessionTimeouts.set(conn, timeout);
       }
-      await conn.query('commit');
-      return result;
+      return await fn(conn);
     } finally {
       await pool.releaseConnection(conn);
     }
@@ -279,7 +282,7 @@ export class QueryRepository {
     afterCursor(p, where, f.after);
     const sql = `select ts, ${TS_US} as ts_us, id::text as id, severity_number, severity_text, body, attributes, resource, trace_id, span_id
                    from logs where ${where.join(' and ')} order by ts desc, id desc limit ${p.add(f.limit)}`;
-    return this.inReadTx(timeoutMs, async (conn) => (await conn.query<LogRow>(sql, p.values)).rows);
+    return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<LogRow>(sql, p.values)).rows);
   }
 
   async events(orgId: string, f: EventFilter, timeoutMs: number): Promise<EventRow[]> {
@@ -290,7 +293,7 @@ export class QueryRepository {
     afterCursor(p, where, f.after);
     const sql = `select id::text as id, ts, ${TS_US} as ts_us, type, title, text, tags
                    from events where ${where.join(' and ')} order by ts desc, id desc limit ${p.add(f.limit)}`;
-    return this.inReadTx(timeoutMs, async (conn) => (await conn.query<EventRow>(sql, p.values)).rows);
+    return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<EventRow>(sql, p.values)).rows);
   }
 
   /** Ingested counts of the UTC day `today` and of its month so far, and the org's series count. */
