@@ -191,6 +191,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const query = new QueryService(new QueryRepository(knex, queryKnex), orgGuard, directory, {
       maxSeries: config.query.max_series,
       maxBuckets: config.query.max_buckets,
+      maxPoints: config.query.max_points,
       statementTimeoutMs: config.query.statement_timeout_ms,
       limitDefaults,
     });

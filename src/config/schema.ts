@@ -96,6 +96,7 @@ export const ConfigSchema = Obj(
       {
         max_series: Type.Integer({ minimum: 1, description: 'Most series a metric query may read or answer with.' }),
         max_buckets: Type.Integer({ minimum: 1, description: 'Most step buckets per series in one answer ((end - start) / step).' }),
+        max_points: Type.Integer({ minimum: 1, description: 'Most points in one answer (answer series × buckets).' }),
         statement_timeout_ms: Millis('Statement timeout of telemetry queries (422 beyond it).'),
       },
       'Telemetry queries.',

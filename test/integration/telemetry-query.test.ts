@@ -145,6 +145,7 @@ describe('telemetry query API', function () {
     new QueryService(new QueryRepository(knex, knex), t.app.services.orgGuard, directory, {
       maxSeries: 1000,
       maxBuckets: 11_000,
+      maxPoints: 1_000_000,
       statementTimeoutMs: 10_000,
       limitDefaults: DEFAULTS,
       ...o,
@@ -373,6 +374,14 @@ describe('telemetry query API', function () {
       // ceil: 100 buckets and a bit is 101.
       expect((await fails(q({ start: String(B), end: String(B + 100 * MIN + 1), step: '1m' }, { maxBuckets: 100 }))).message).to.contain('101 buckets');
       expect((await q({ start: String(B), end: String(B + 100 * MIN), step: '1m' }, { maxBuckets: 100 })).series).to.have.length(4);
+    });
+
+    it('an answer that could hold more than query.max_points points is a 422 naming the limit; at the limit it answers', async () => {
+      // 4 series × 10 one-minute buckets = 40 points; grouped into fewer answer series it fits in less.
+      const err = await fails(q({ step: '1m' }, { maxPoints: 39 }));
+      expect(err.code).to.equal('limit_exceeded');
+      expect(err.message).to.contain('4 series × 10 buckets = 40 points; query.max_points is 39');
+      expect((await q({ step: '1m' }, { maxPoints: 40 })).series).to.have.length(4);
     });
 
     it('more series than query.max_series is a 422 naming the limit; at the limit it answers', async () => {

@@ -22,6 +22,8 @@ import { LEVELS, levelOf, type Counts, type Level } from './telemetry-types.js';
 export interface QueryOptions {
   /** query.max_series: most series one metric query may read. */
   maxSeries: number;
+  /** query.max_points: most points in one answer (answer series × buckets), so no answer outgrows memory. */
+  maxPoints: number;
   /** query.max_buckets: most buckets ((end - start) / step) per answer series. */
   maxBuckets: number;
   /** query.statement_timeout_ms: a metric query running longer is cancelled (422). */
@@ -153,8 +155,9 @@ export class QueryService {
   }
 
   /**
-   * Two statements in one transaction under query.statement_timeout_ms: the matching series
-   * (at most max_series), then every bucket's aggregate of their points.
+   * Two statements on one connection under query.statement_timeout_ms: the matching series (at
+   * most max_series, and at most max_points answer points), then every bucket's aggregate of
+   * their points.
    */
   async query(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<MetricQueryResult> {
     const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
@@ -169,6 +172,13 @@ export class QueryService {
           );
         }
         const grouping = groupSeries(found, q.by);
+        const answers = grouping.groups ? new Set(grouping.groups).size : grouping.ids.length;
+        if (answers * q.buckets > this.opts.maxPoints) {
+          throw new DomainError(
+            'limit_exceeded',
+            `the answer could hold ${answers} series × ${q.buckets} buckets = ${answers * q.buckets} points; query.max_points is ${this.opts.maxPoints} (use a larger step, a shorter range, narrower filters or by)`,
+          );
+        }
         const aggregated = await scope.aggregate({ ids: grouping.ids, groups: grouping.groups, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg });
         return { rows: aggregated, plan: grouping };
       });
@@ -257,7 +267,7 @@ export class QueryService {
     if (buckets > this.opts.maxBuckets) {
       throw new DomainError('limit_exceeded', `the query spans ${buckets} buckets; query.max_buckets is ${this.opts.maxBuckets} (use a larger step or a shorter range)`);
     }
-    return { name, startMs, endMs, stepMs, agg, by, matchers };
+    return { name, startMs, endMs, stepMs, agg, by, matchers, buckets };
   }
 
   private timeoutError(): DomainError {
