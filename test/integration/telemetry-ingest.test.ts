@@ -113,9 +113,11 @@ describe('telemetry ingest (native JSON)', function () {
     expect(paths).to.include.members(['body/metrics/1/name', 'body/metrics/2/value', 'body/logs/0/level']);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id])).to.equal(before);
     // Items that pass the schema but not the service's checks are listed the same way.
-    const late = await post<Problem>(t, '/telemetry', keyA, { metrics: [{ name: 'ok', value: 1 }, { name: 'y', value: 1, ts: 'yesterday' }, { name: 'z', value: 1, ts: Date.now() - 30 * 86_400_000 }] });
+    const late = await post<Problem>(t, '/telemetry', keyA, {
+      metrics: [{ name: 'ok', value: 1 }, { name: 'y', value: 1, ts: 'yesterday' }, { name: 'z', value: 1, ts: Date.now() - 30 * 86_400_000 }, { name: 'f', value: 1, ts: '2026-02-30T00:00:00Z' }],
+    });
     expect(late.status).to.equal(400);
-    expect(late.body.errors!.map((e) => e.path)).to.deep.equal(['body/metrics/1/ts']);
+    expect(late.body.errors!.map((e) => e.path)).to.deep.equal(['body/metrics/1/ts', 'body/metrics/3/ts']);
     const old = await post<Problem>(t, '/telemetry', keyA, { metrics: [{ name: 'ok', value: 1 }, { name: 'z', value: 1, ts: Date.now() - 30 * 86_400_000 }] });
     expect(old.status).to.equal(400);
     expect(old.body.errors!.map((e) => e.path)).to.deep.equal(['body/metrics/1/ts']);

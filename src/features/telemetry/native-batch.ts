@@ -1,14 +1,13 @@
 import type { ErrorDetail } from '../../core/errors.js';
+import { parseRfc3339 } from '../../core/timestamp.js';
 import type { TelemetryBodyT } from './telemetry-schemas.js';
 import { LEVELS, type TelemetryBatch } from './telemetry-types.js';
-
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 
 /** `ts` in: RFC 3339 or epoch milliseconds; absent means now. Returns NaN for an unreadable value. */
 export function parseTimestamp(ts: string | number | undefined, now: number): number {
   if (ts === undefined) return now;
   if (typeof ts === 'number') return Number.isSafeInteger(ts) ? ts : NaN;
-  return RFC3339.test(ts) ? Date.parse(ts) : NaN;
+  return parseRfc3339(ts) ?? NaN;
 }
 
 /**

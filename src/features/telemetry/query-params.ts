@@ -1,6 +1,7 @@
 import { parseDuration } from '../../core/duration.js';
 import { DomainError, type ErrorDetail } from '../../core/errors.js';
 import { decodeCursor, encodeCursor } from '../../core/pagination.js';
+import { parseRfc3339 } from '../../core/timestamp.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
 
 /**
@@ -26,7 +27,6 @@ export function invalidMany(message: string, errors: ErrorDetail[]): DomainError
   return new DomainError('validation_failed', message, { errors });
 }
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const EPOCH_MS = /^-?\d{1,16}$/;
 
 /**
@@ -40,14 +40,8 @@ export function parseTimestamp(param: string, raw: string | number): number {
   }
   const s = raw.trim();
   if (EPOCH_MS.test(s)) return Number(s);
-  const m = RFC3339.exec(s);
-  if (m) {
-    // Date.parse accepts impossible dates (Feb 30) by rolling over; refuse them instead.
-    const [, y, mo, d, h, mi, sec] = m.map(Number);
-    const ms = Date.parse(s.toUpperCase().replace(' ', 'T'));
-    const day = new Date(Date.UTC(y, mo - 1, d));
-    if (!Number.isNaN(ms) && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d && h < 24 && mi < 60 && sec < 60) return ms;
-  }
+  const ms = parseRfc3339(s);
+  if (ms !== null) return ms;
   throw invalid(param, `'${raw}' is not an RFC 3339 timestamp or Unix epoch milliseconds`, 'must be an RFC 3339 timestamp or Unix epoch milliseconds');
 }
 
