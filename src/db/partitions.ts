@@ -22,6 +22,12 @@ export function partitionDay(name: string): number | null {
   return m ? Date.UTC(Number(m[2]), Number(m[3]) - 1, Number(m[4])) : null;
 }
 
+/** The partition's name, after checking it is exactly ours (it is put into SQL as an identifier). */
+export function checkedPartitionName(info: PartitionInfo): string {
+  if (partitionName(info.table, info.day) !== info.name) throw new Error(`not a partition name: ${info.name}`);
+  return info.name;
+}
+
 export interface PartitionInfo {
   table: PartitionedTable;
   name: string;
@@ -72,7 +78,6 @@ export class PartitionsRepository {
   }
 
   async drop(info: PartitionInfo): Promise<void> {
-    if (partitionName(info.table, info.day) !== info.name) throw new Error(`not a partition name: ${info.name}`);
-    await this.knex.raw(`drop table if exists ${info.name}`);
+    await this.knex.raw(`drop table if exists ${checkedPartitionName(info)}`);
   }
 }

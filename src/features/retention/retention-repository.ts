@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { partitionName, PartitionsRepository, type PartitionedTable, type PartitionInfo } from '../../db/partitions.js';
+import { checkedPartitionName, PartitionsRepository, type PartitionedTable, type PartitionInfo } from '../../db/partitions.js';
 
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -34,7 +34,7 @@ export class RetentionRepository {
    * which would read every row of a day.
    */
   async orgsInPartition(p: PartitionInfo): Promise<string[]> {
-    const name = checked(p);
+    const name = checkedPartitionName(p);
     const { rows } = await this.knex.raw<{ rows: { org_id: string }[] }>(
       `with recursive o(org_id) as (
          (select org_id from ?? order by org_id limit 1)
@@ -62,7 +62,7 @@ export class RetentionRepository {
    * insert is invisible to that snapshot.
    */
   async deleteOrgRows(p: PartitionInfo, orgId: string, before: Date | null, limit: number, after: RowKey | null): Promise<DeleteBatch> {
-    const name = checked(p);
+    const name = checkedPartitionName(p);
     const [k1, k2] = ORDER[p.table];
     const params: Knex.RawBinding[] = [name, orgId];
     let where = 'org_id = ?';
@@ -97,7 +97,6 @@ export class RetentionRepository {
    * query of that table behind the DROP, so we give up instead (false) and the next run retries.
    */
   async dropPartition(p: PartitionInfo, lockTimeoutMs: number): Promise<boolean> {
-    checked(p);
     try {
       await this.knex.transaction(async (trx) => {
         await trx.raw(`set local lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`);
@@ -141,9 +140,4 @@ export class RetentionRepository {
     );
     return res.rowCount ?? 0;
   }
-}
-
-function checked(p: PartitionInfo): string {
-  if (partitionName(p.table, p.day) !== p.name) throw new Error(`not a partition name: ${p.name}`);
-  return p.name;
 }
