@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import type { Knex } from 'knex';
+import knexFactory, { type Knex } from 'knex';
 import { SYSTEM_ACTOR, type Actor } from '../../src/core/actor.js';
 import { DomainError } from '../../src/core/errors.js';
 import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
@@ -125,6 +125,8 @@ describe('telemetry query API', function () {
   let url: string;
   let t: TestApp;
   let knex: Knex;
+  /** The query pool, as in production its own: the repository sets its sessions' statement timeout. */
+  let reads: Knex;
   let orgA: { id: string; slug: string };
   let orgB: { id: string; slug: string };
   let viewerAId: string;
@@ -142,7 +144,7 @@ describe('telemetry query API', function () {
     all: async () => [],
   };
   const service = (o: Partial<QueryOptions> = {}) =>
-    new QueryService(new QueryRepository(knex, knex), t.app.services.orgGuard, directory, {
+    new QueryService(new QueryRepository(knex, reads), t.app.services.orgGuard, directory, {
       maxSeries: 1000,
       maxBuckets: 11_000,
       maxPoints: 1_000_000,
@@ -202,6 +204,7 @@ describe('telemetry query API', function () {
     url = await cloneDatabase();
     t = await startTestApp(url, MANY);
     knex = t.app.db.knex;
+    reads = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
     const s = t.app.services;
     orgA = await createOrg(s);
     orgB = await createOrg(s);
@@ -245,6 +248,7 @@ describe('telemetry query API', function () {
   });
 
   after(async () => {
+    await reads?.destroy();
     await t?.stop();
     if (url) await dropDatabase(url);
   });
