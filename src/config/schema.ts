@@ -29,7 +29,18 @@ export const ConfigSchema = Obj(
           description: 'Origins allowed by CORS; "*" allows any. Empty: no cross-origin access.',
         }),
         trust_proxy: Type.Boolean({ description: 'Trust X-Forwarded-For / X-Forwarded-Proto from the proxy in front.' }),
-        body_limit_bytes: Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'Largest request body (after decompression).' }),
+        proxy_hops: Type.Integer({
+          minimum: 1,
+          maximum: 16,
+          description:
+            'With trust_proxy: how many proxies stand in front. The client address is the X-Forwarded-For entry the outermost of them appended; entries the client wrote itself are ignored.',
+        }),
+        body_limit_bytes: Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'Largest ingest request body (after decompression).' }),
+        api_body_limit_bytes: Type.Integer({
+          minimum: 1024,
+          maximum: 1_073_741_824,
+          description: 'Largest JSON body (after decompression) on every other API route: login, organizations, users, keys.',
+        }),
       },
       'HTTP server.',
     ),
@@ -37,7 +48,7 @@ export const ConfigSchema = Obj(
       {
         url: Type.String({
           writeOnly: true,
-          description: 'postgres:// URL of an external PostgreSQL (>= 14). Empty: the embedded server in <data_dir>/postgres.',
+          description: 'postgres:// (or postgresql://) URL of an external PostgreSQL (>= 14). Empty: the embedded server in <data_dir>/postgres.',
         }),
         pool_max: Type.Integer({ minimum: 1, maximum: 1000, description: 'Largest connection pool.' }),
         statement_timeout_ms: Millis('Statement timeout for API queries.'),
@@ -64,8 +75,8 @@ export const ConfigSchema = Obj(
         access_ttl: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Lifetime of access tokens.' }),
         refresh_ttl: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Lifetime of refresh tokens.' }),
         api_key_rotation_grace: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'How long the previous secret of a rotated API key keeps working.' }),
-        jwt_secret: Secret('HS256 signing key for access tokens. Empty: generated into <data_dir>/secrets/jwt_secret.'),
-        encryption_key: Secret('Key for secrets stored in the database. Empty: generated into <data_dir>/secrets/encryption_key.'),
+        jwt_secret: Secret('HS256 signing key for access tokens, at least 32 bytes. Empty: generated into <data_dir>/secrets/jwt_secret.'),
+        encryption_key: Secret('Key for secrets stored in the database: 32 random bytes as 64 hex digits or 43-44 base64 characters (openssl rand -hex 32). Empty: generated into <data_dir>/secrets/encryption_key.'),
       },
       'Authentication.',
     ),

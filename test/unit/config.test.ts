@@ -1,10 +1,11 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, configKeys, defaultDataDir, envNameFor, loadConfig, maskSecrets } from '../../src/config/loader.js';
 import { packageRoot } from '../../src/config/paths.js';
 import { readOrCreateSecret, withSecrets } from '../../src/config/secrets.js';
+import { DomainError } from '../../src/core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sentinel-config-'));
 function file(name: string, content: unknown): string {
@@ -27,7 +28,7 @@ describe('config loader', () => {
   it('loads the defaults when nothing is configured', () => {
     const { config, file: f } = loadConfig({ env: { HOME: '/home/x' }, uid: 1000 });
     expect(f).to.equal(null);
-    expect(config.http).to.deep.equal({ host: '127.0.0.1', port: 8000, cors_origins: [], trust_proxy: false, body_limit_bytes: 10485760 });
+    expect(config.http).to.deep.equal({ host: '127.0.0.1', port: 8000, cors_origins: [], trust_proxy: false, proxy_hops: 1, body_limit_bytes: 10485760, api_body_limit_bytes: 1048576 });
     expect(config.auth.bcrypt_rounds).to.equal(12);
     expect(config.data_dir).to.equal('/home/x/.local/share/sentinel');
   });
@@ -49,16 +50,16 @@ describe('config loader', () => {
 
   it('layers defaults → file → env → *_FILE, recording where each value came from', () => {
     const cfg = file('layers.json', { http: { port: 9001, host: '0.0.0.0' }, log: { level: 'debug' } });
-    const secret = file('jwt.txt', 'from-a-file\n');
+    const secret = file('jwt.txt', 'from-a-file-from-a-file-from-a-file\n');
     const { config, sources } = loadConfig({
-      env: { SENTINEL_CONFIG: cfg, SENTINEL_HTTP_PORT: '9002', SENTINEL_HTTP_TRUST_PROXY: 'true', SENTINEL_HTTP_CORS_ORIGINS: 'https://a.example, https://b.example', SENTINEL_AUTH_JWT_SECRET_FILE: secret, SENTINEL_AUTH_JWT_SECRET: 'from-env' },
+      env: { SENTINEL_CONFIG: cfg, SENTINEL_HTTP_PORT: '9002', SENTINEL_HTTP_TRUST_PROXY: 'true', SENTINEL_HTTP_CORS_ORIGINS: 'https://a.example, https://b.example', SENTINEL_AUTH_JWT_SECRET_FILE: secret, SENTINEL_AUTH_JWT_SECRET: 'from-env-from-env-from-env-from-env' },
     });
     expect(config.http.host).to.equal('0.0.0.0');
     expect(config.http.port).to.equal(9002);
     expect(config.http.trust_proxy).to.equal(true);
     expect(config.http.cors_origins).to.deep.equal(['https://a.example', 'https://b.example']);
     expect(config.log.level).to.equal('debug');
-    expect(config.auth.jwt_secret).to.equal('from-a-file');
+    expect(config.auth.jwt_secret).to.equal('from-a-file-from-a-file-from-a-file');
     expect(sources['http.host']).to.equal(`file ${cfg}`);
     expect(sources['http.port']).to.equal('env SENTINEL_HTTP_PORT');
     expect(sources['auth.jwt_secret']).to.equal(`file SENTINEL_AUTH_JWT_SECRET_FILE (${secret})`);
@@ -110,11 +111,80 @@ describe('config loader', () => {
     it('never prints a secret value in an error', () => {
       const err = errorOf(() => loadConfig({ env: { SENTINEL_AUTH_JWT_SECRET: 'x'.repeat(10), SENTINEL_DATABASE_POOL_MAX: '0' } }));
       expect(err.message).to.not.contain('xxxxxxxxxx');
+      const enc = errorOf(() => loadConfig({ env: { SENTINEL_AUTH_ENCRYPTION_KEY: 'correct-horse-battery-staple', DATABASE_URL: 'mysql://root:hunter2@db/x' } }));
+      expect(enc.message).to.not.contain('correct-horse').and.not.contain('hunter2');
+    });
+
+    // Secrets and the database URL: rules JSON Schema cannot state, reported the same way.
+    const hex64 = 'ab'.repeat(32);
+    const b64 = Buffer.alloc(32, 7).toString('base64');
+    const shortJwt = file('short-jwt.json', { auth: { jwt_secret: 'only-31-bytes-long-aaaaaaaaaaaa' } });
+    const keyFile = file('passphrase.txt', 'my passphrase\n');
+    const secretCases: { name: string; env: Record<string, string>; file?: string; messages: string[] }[] = [
+      { name: 'jwt_secret shorter than 32 bytes (file)', env: {}, file: shortJwt, messages: [`auth.jwt_secret: "***" (from file ${shortJwt}): must be at least 32 bytes (it has 31); e.g. 'openssl rand -base64 32', or leave it empty to have one generated`] },
+      { name: 'jwt_secret shorter than 32 bytes (env)', env: { SENTINEL_AUTH_JWT_SECRET: 'short' }, messages: [`auth.jwt_secret: "***" (from env SENTINEL_AUTH_JWT_SECRET): must be at least 32 bytes (it has 5); e.g. 'openssl rand -base64 32', or leave it empty to have one generated`] },
+      { name: 'jwt_secret counted in bytes, not characters', env: { SENTINEL_AUTH_JWT_SECRET: 'é'.repeat(15) }, messages: [`auth.jwt_secret: "***" (from env SENTINEL_AUTH_JWT_SECRET): must be at least 32 bytes (it has 30); e.g. 'openssl rand -base64 32', or leave it empty to have one generated`] },
+      ...[
+        ['a passphrase', 'correct-horse-battery-staple'],
+        ['63 hex digits', hex64.slice(1)],
+        ['65 hex digits', `${hex64}a`],
+        ['base64 of 31 bytes', Buffer.alloc(31, 7).toString('base64')],
+        ['base64 of 33 bytes', Buffer.alloc(33, 7).toString('base64')],
+      ].map(([what, key]) => ({
+        name: `encryption_key: ${what}`,
+        env: { SENTINEL_AUTH_ENCRYPTION_KEY: key },
+        messages: [`auth.encryption_key: "***" (from env SENTINEL_AUTH_ENCRYPTION_KEY): must be 32 random bytes as 64 hex digits or 43-44 base64 characters (e.g. 'openssl rand -hex 32'), or empty to have one generated`],
+      })),
+      { name: 'encryption_key from a *_FILE', env: { SENTINEL_AUTH_ENCRYPTION_KEY_FILE: keyFile }, messages: [`auth.encryption_key: "***" (from file SENTINEL_AUTH_ENCRYPTION_KEY_FILE (${keyFile})): must be 32 random bytes as 64 hex digits or 43-44 base64 characters (e.g. 'openssl rand -hex 32'), or empty to have one generated`] },
+      ...[
+        ['DATABASE_URL', 'notaurl'],
+        ['SENTINEL_DATABASE_URL', 'notaurl'],
+        ['DATABASE_URL', 'mysql://root@db/x'],
+        ['SENTINEL_DATABASE_URL', '127.0.0.1:5432/sentinel'],
+      ].map(([name, url]) => ({
+        name: `database.url ${JSON.stringify(url)} in ${name}`,
+        env: { [name]: url },
+        messages: [`database.url: "***" (from env ${name}): must be a postgres:// URL (postgres://user:password@host:5432/database), or empty for the embedded server`],
+      })),
+    ];
+    for (const c of secretCases) {
+      it(c.name, () => {
+        const err = errorOf(() => loadConfig({ env: c.env, file: c.file }));
+        expect(err.code).to.equal('invalid_config');
+        expect(err.details.errors?.map((e) => `${e.path}: ${e.message}`)).to.deep.equal(c.messages);
+      });
+    }
+
+    it('accepts the documented forms: 32+ byte jwt_secret, 32-byte hex/base64/base64url encryption_key, postgres(ql):// URLs', () => {
+      for (const key of [hex64, hex64.toUpperCase(), b64, b64.replace(/=$/, ''), Buffer.alloc(32, 0xfb).toString('base64url')]) {
+        expect(loadConfig({ env: { SENTINEL_AUTH_ENCRYPTION_KEY: key } }).config.auth.encryption_key).to.equal(key);
+      }
+      expect(loadConfig({ env: { SENTINEL_AUTH_JWT_SECRET: 'j'.repeat(32) } }).config.auth.jwt_secret).to.have.length(32);
+      for (const url of ['postgres://u:p@db:5432/x', 'postgresql://db/x', 'postgres:///x?host=/run/postgresql']) {
+        expect(loadConfig({ env: { DATABASE_URL: url } }).config.database.url).to.equal(url);
+      }
+    });
+
+    it('holds a hand-edited secret file in <data_dir>/secrets to the same rule, naming the file', () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'sentinel-secrets-'));
+      mkdirSync(join(dataDir, 'secrets'), { mode: 0o700 });
+      writeFileSync(join(dataDir, 'secrets', 'encryption_key'), 'changeme\n', { mode: 0o600 });
+      const { config } = loadConfig({ env: { SENTINEL_DATA_DIR: dataDir } });
+      let caught: unknown;
+      try {
+        withSecrets(config);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).to.be.instanceOf(DomainError);
+      expect((caught as DomainError).code).to.equal('invalid_config');
+      expect((caught as DomainError).message).to.contain(`auth.encryption_key: "***" (from file ${join(dataDir, 'secrets', 'encryption_key')}): must be 32 random bytes`);
+      expect((caught as DomainError).message).to.not.contain('changeme');
     });
   });
 
   it('masks secrets and the password of database.url in config print', () => {
-    const { config } = loadConfig({ env: { SENTINEL_DATABASE_URL: 'postgres://u:hunter2@db/x', SENTINEL_AUTH_JWT_SECRET: 'topsecret' } });
+    const { config } = loadConfig({ env: { SENTINEL_DATABASE_URL: 'postgres://u:hunter2@db/x', SENTINEL_AUTH_JWT_SECRET: 'topsecret-topsecret-topsecret-topsecret' } });
     const masked = maskSecrets(config);
     expect(masked.database.url).to.equal('postgres://u:***@db/x');
     expect(masked.auth.jwt_secret).to.equal('***');
@@ -127,6 +197,8 @@ describe('config loader', () => {
     const { config } = loadConfig({ env: { SENTINEL_DATA_DIR: dataDir } });
     const filled = withSecrets(config);
     expect(filled.auth.jwt_secret).to.have.length.greaterThan(40);
+    // What Sentinel generates passes its own rules (loading it back as configured values).
+    expect(() => loadConfig({ env: { SENTINEL_AUTH_JWT_SECRET: filled.auth.jwt_secret, SENTINEL_AUTH_ENCRYPTION_KEY: filled.auth.encryption_key } })).to.not.throw();
     expect(filled.auth.encryption_key).to.not.equal(filled.auth.jwt_secret);
     expect(statSync(join(dataDir, 'secrets', 'jwt_secret')).mode & 0o777).to.equal(0o600);
     expect(statSync(join(dataDir, 'secrets')).mode & 0o777).to.equal(0o700);

@@ -5,6 +5,7 @@ import { DomainError } from '../../core/errors.js';
 export const TOKEN_ISSUER = 'sentinel';
 export const TOKEN_AUDIENCE = 'sentinel-api';
 const VERIFIED_CACHE_SIZE = 10_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface AccessClaims {
   sub: string;
@@ -68,9 +69,18 @@ export class AccessTokens {
       const reason = err instanceof jwt.TokenExpiredError ? 'token expired' : 'invalid token';
       throw new DomainError('unauthenticated', reason);
     }
-    if (typeof payload === 'string' || typeof payload.exp !== 'number' || typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.tv !== 'number') {
+    // sub and sid reach PostgreSQL as uuid parameters: anything else is a forged or foreign token.
+    if (
+      typeof payload === 'string' ||
+      typeof payload.exp !== 'number' ||
+      typeof payload.sub !== 'string' ||
+      typeof payload.sid !== 'string' ||
+      !UUID.test(payload.sub) ||
+      !UUID.test(payload.sid) ||
+      !Number.isSafeInteger(payload.tv)
+    ) {
       throw new DomainError('unauthenticated', 'invalid token');
     }
-    return { sub: payload.sub, sid: payload.sid, tv: payload.tv, exp: payload.exp };
+    return { sub: payload.sub, sid: payload.sid, tv: payload.tv as number, exp: payload.exp };
   }
 }
