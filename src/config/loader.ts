@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { DomainError, type ErrorDetail } from '../core/errors.js';
 import { packageRoot } from './paths.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { secretProblem } from './secrets.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/sentinel/sentinel.json';
 const ENV_PREFIX = 'SENTINEL_';
@@ -193,6 +194,36 @@ function describeErrors(errors: ErrorObject[], merged: JsonObject, sources: Reco
   return out;
 }
 
+function databaseUrlProblem(url: string): string | null {
+  if (url === '') return null;
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = '';
+  }
+  // Caught here rather than as a connection error at the first query, which names no key.
+  return protocol === 'postgres:' || protocol === 'postgresql:' ? null : 'must be a postgres:// URL (postgres://user:password@host:5432/database), or empty for the embedded server';
+}
+
+/** Rules JSON Schema cannot state (byte lengths, key encodings, URL syntax), reported like schema errors. */
+const VALUE_CHECKS: { path: string; problem: (value: string) => string | null }[] = [
+  { path: 'auth.jwt_secret', problem: (v) => secretProblem('auth.jwt_secret', v) },
+  { path: 'auth.encryption_key', problem: (v) => secretProblem('auth.encryption_key', v) },
+  { path: 'database.url', problem: databaseUrlProblem },
+];
+
+function checkValues(merged: JsonObject, sources: Record<string, string>): ErrorDetail[] {
+  const out: ErrorDetail[] = [];
+  for (const c of VALUE_CHECKS) {
+    const value = getPath(merged, c.path);
+    const problem = typeof value === 'string' ? c.problem(value) : null;
+    // Every checked key is a secret: the value is never echoed.
+    if (problem) out.push({ path: c.path, message: `${formatValue(value, true)} (from ${sources[c.path] ?? 'default'}): ${problem}` });
+  }
+  return out;
+}
+
 export function defaultDataDir(env: Env, uid: number): string {
   if (uid === 0) return '/var/lib/sentinel';
   const xdg = env.XDG_DATA_HOME;
@@ -231,6 +262,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     }
   }
   if (!validate(merged)) errors.push(...describeErrors(validate.errors ?? [], merged, sources));
+  errors.push(...checkValues(merged, sources));
   if (errors.length) throw new ConfigError(errors);
 
   const config = merged as unknown as Config;

@@ -176,12 +176,31 @@ describe('CLI: org and user commands', () => {
       expect(bad.code).to.equal(2);
       expect(bad.stderr).to.contain('http.port: 99999 (from env SENTINEL_HTTP_PORT): must be <= 65535');
       expect((await cli(['config', 'check', '/nonexistent/sentinel.json'], env)).code).to.equal(2);
-      const printed = await cli(['config', 'print'], { ...env, SENTINEL_AUTH_JWT_SECRET: 'do-not-show-me' });
+      const printed = await cli(['config', 'print'], { ...env, SENTINEL_AUTH_JWT_SECRET: 'do-not-show-me-do-not-show-me-do-not-show-me' });
       expect(printed.code).to.equal(0);
       expect(JSON.parse(printed.stdout).auth.jwt_secret).to.equal('***');
       expect(printed.stdout).to.not.contain('do-not-show-me');
       const dbUrl = new URL(url);
       if (dbUrl.password) expect(printed.stdout).to.not.contain(dbUrl.password);
+    });
+
+    it('a short jwt_secret, a malformed encryption_key or a database URL that is no URL: exit 2 naming the key and its source, value masked', async () => {
+      const { SENTINEL_DATABASE_URL: _own, ...withoutUrl } = env;
+      const cases: { env: Record<string, string>; line: string }[] = [
+        { env: { ...env, SENTINEL_AUTH_JWT_SECRET: 'sixteen-byte-key' }, line: 'auth.jwt_secret: "***" (from env SENTINEL_AUTH_JWT_SECRET): must be at least 32 bytes (it has 16)' },
+        { env: { ...env, SENTINEL_AUTH_ENCRYPTION_KEY: 'sixteen-byte-key' }, line: 'auth.encryption_key: "***" (from env SENTINEL_AUTH_ENCRYPTION_KEY): must be 32 random bytes' },
+        { env: { ...withoutUrl, DATABASE_URL: 'notaurl' }, line: 'database.url: "***" (from env DATABASE_URL): must be a postgres:// URL' },
+        { env: { ...env, SENTINEL_DATABASE_URL: 'notaurl' }, line: 'database.url: "***" (from env SENTINEL_DATABASE_URL): must be a postgres:// URL' },
+      ];
+      for (const c of cases) {
+        // Both offline (config check) and at start: serve must refuse before it opens anything.
+        for (const argv of [['config', 'check'], ['serve']]) {
+          const r = await cli(argv, c.env);
+          expect(r.code, `${argv.join(' ')}: ${r.stderr}`).to.equal(2);
+          expect(r.stderr).to.contain(c.line);
+          expect(r.stderr).to.not.contain('sixteen-byte-key').and.not.contain('notaurl');
+        }
+      }
     });
   });
 });
