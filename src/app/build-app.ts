@@ -19,6 +19,7 @@ import { AuditService } from '../features/audit/audit-service.js';
 import { createAuthenticator, registerAuthRoutes } from '../features/auth/auth-routes.js';
 import { AuthService } from '../features/auth/auth-service.js';
 import { SessionsRepository } from '../features/auth/sessions-repository.js';
+import { PasswordConfirmation } from '../features/auth/password-confirmation.js';
 import { AccessTokens } from '../features/auth/tokens.js';
 import { registerTotpRoutes } from '../features/totp/totp-routes.js';
 import { TotpRepository } from '../features/totp/totp-repository.js';
@@ -27,6 +28,9 @@ import { OrgGuard } from '../features/orgs/org-guard.js';
 import { registerHealthRoutes } from '../features/health/health-routes.js';
 import { OrgsRepository } from '../features/orgs/orgs-repository.js';
 import { OrgsService } from '../features/orgs/orgs-service.js';
+import { InvitationsRepository } from '../features/orgs/invitations-repository.js';
+import { registerInvitationRoutes } from '../features/orgs/invitations-routes.js';
+import { InvitationsService } from '../features/orgs/invitations-service.js';
 import { registerOrgRoutes } from '../features/orgs/orgs-routes.js';
 import { registerUserRoutes } from '../features/users/users-routes.js';
 import { PasswordHasher } from '../features/users/passwords.js';
@@ -86,6 +90,11 @@ export interface App {
   /** Present when built with `http: true` (the daemon). */
   http: HttpServer | null;
   registry: ApiRegistry | null;
+  /**
+   * Run the start hooks: work that needs the current schema (partitions ahead), so the daemon
+   * calls it after ensureMigrated and before listening. Once; stop() undoes what it started.
+   */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -101,6 +110,7 @@ export interface BuildOptions {
 export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOptions): Promise<App> {
   const config = withSecrets(rawConfig);
   const stopHooks: (() => Promise<void>)[] = [];
+  const startHooks: (() => Promise<void>)[] = [];
   const db = await openDatabase(config, logger, opts.role);
   stopHooks.push(() => db.close());
 
@@ -123,17 +133,22 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const orgsRepo = new OrgsRepository(knex, cache);
     const orgGuard = new OrgGuard(orgsRepo);
     const usersRepo = new UsersRepository(knex);
-    const orgs = new OrgsService(orgsRepo, audit, orgGuard, usersRepo);
+    const invitations = new InvitationsService(new InvitationsRepository(knex), orgsRepo, usersRepo, audit);
+    const orgs = new OrgsService(orgsRepo, audit, orgGuard, usersRepo, invitations);
     const passwords = new PasswordHasher(config.auth.bcrypt_rounds);
     const sessions = new SessionsRepository(knex, cache);
+    const loginWindowMs = ms(config.rate_limits.login_window);
+    // One per-account failure count for login and for re-entering the password while signed in
+    // (password change, enabling 2FA): a stolen access token is no way around the login limit.
+    const failuresPerAccount = new RateLimiter(config.rate_limits.login_failures_per_account, loginWindowMs);
+    const passwordConfirmation = new PasswordConfirmation(usersRepo, passwords, failuresPerAccount);
     // Password change and disable end every session of the user (sessions are the SessionRevoker).
-    const users = new UsersService(usersRepo, orgs, passwords, audit, sessions);
+    const users = new UsersService(usersRepo, orgs, passwords, audit, sessions, passwordConfirmation);
     const auditLog = new AuditService(audit, orgGuard);
     const secretBox = new SecretBox(config.auth.encryption_key);
-    const loginWindowMs = ms(config.rate_limits.login_window);
 
     const apiKeys = new ApiKeysService(new ApiKeysRepository(knex, cache), orgGuard, audit, { rotationGraceMs: ms(config.auth.api_key_rotation_grace) });
-    const totp = new TotpService({ repo: new TotpRepository(knex), box: secretBox, users: usersRepo, audit, attempts: new RateLimiter(TOTP_ATTEMPT_LIMIT, TOTP_ATTEMPT_WINDOW_MS) });
+    const totp = new TotpService({ repo: new TotpRepository(knex), password: passwordConfirmation, box: secretBox, users: usersRepo, audit, attempts: new RateLimiter(TOTP_ATTEMPT_LIMIT, TOTP_ATTEMPT_WINDOW_MS) });
 
     const auth = new AuthService({
       users: usersRepo,
@@ -144,7 +159,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       secondFactor: totp,
       apiKeys,
       loginPerIp: new RateLimiter(config.rate_limits.login_per_minute_per_ip, 60_000),
-      failuresPerAccount: new RateLimiter(config.rate_limits.login_failures_per_account, loginWindowMs),
+      failuresPerAccount,
       refreshTtlMs: ms(config.auth.refresh_ttl),
     });
     // Telemetry: the orgs feature owns the limits; telemetry sees them through OrgDirectory.
@@ -224,6 +239,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       registerAuditRoutes(registry, auditLog);
       registerApiKeyRoutes(registry, apiKeys);
       registerTotpRoutes(registry, { totp });
+      registerInvitationRoutes(registry, invitations);
       registerTelemetryRoutes(registry, telemetry);
       registerQueryRoutes(registry, query);
       registerHealthRoutes(registry, {
@@ -260,11 +276,15 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
         openapiInfo: { title: 'Sentinel API', version: VERSION },
       });
       // Until the jobs scheduler exists: partitions ahead at start and hourly (the writer still
-      // creates a missing one on demand).
+      // creates a missing one on demand). A start hook: on a fresh database the tables exist
+      // only once migrations have run.
       const ensurePartitions = () => partitionMaintenance.run().catch((err: unknown) => logger.warn({ err }, 'creating telemetry partitions ahead failed'));
-      await ensurePartitions();
-      const partitionTimer = setInterval(() => void ensurePartitions(), 3_600_000);
-      partitionTimer.unref();
+      let partitionTimer: NodeJS.Timeout | undefined;
+      startHooks.push(async () => {
+        await ensurePartitions();
+        partitionTimer = setInterval(() => void ensurePartitions(), 3_600_000);
+        partitionTimer.unref();
+      });
       stopHooks.push(async () => clearInterval(partitionTimer));
       const server = http;
       // The server stops first so in-flight requests can still use the pool.
@@ -272,6 +292,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     }
 
     let stopped = false;
+    let started = false;
     return {
       config,
       logger,
@@ -280,6 +301,11 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       migrations,
       http,
       registry,
+      async start() {
+        if (started) return;
+        started = true;
+        for (const hook of startHooks) await hook();
+      },
       async stop() {
         if (stopped) return;
         stopped = true;

@@ -3,7 +3,7 @@ import type { Actor } from '../../core/actor.js';
 import { DomainError } from '../../core/errors.js';
 import { actorOf, metaOf, type HttpContext } from '../../http/context.js';
 import type { ApiRegistry, Authenticator } from '../../http/registry.js';
-import type { AuthService } from './auth-service.js';
+import { API_KEY_PREFIX, type AuthService } from './auth-service.js';
 
 // Credentials in URLs end up in proxy logs and browser history.
 const QUERY_CREDENTIALS = ['access_token', 'token', 'api_key', 'apikey', 'key'];
@@ -21,10 +21,13 @@ export function createAuthenticator(auth: AuthService): Authenticator {
       throw unauthenticated(ctx, 'credentials in the query string are refused; send Authorization: Bearer <token>');
     }
     const header = ctx.get('Authorization');
-    const m = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header);
+    // RFC 7235 §2.1: the auth scheme is case-insensitive ("bearer", "BEARER" are Bearer).
+    const m = /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(header);
     if (!m) throw unauthenticated(ctx, header ? 'malformed Authorization header' : 'authentication required');
     const token = m[1];
-    if (route.auth === 'user' && token.startsWith('snt_')) throw unauthenticated(ctx, 'this endpoint needs a user token, not an API key');
+    // 403, not 401: the client did present a credential, of a kind this route never accepts;
+    // a 401 would tell it to authenticate again with the same key, forever.
+    if (route.auth === 'user' && token.startsWith(API_KEY_PREFIX)) throw new DomainError('forbidden', 'this endpoint needs a user token, not an API key');
     try {
       ctx.state.actor = await auth.authenticate(token, ctx.ip || null);
     } catch (err) {

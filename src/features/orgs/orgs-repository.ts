@@ -116,6 +116,11 @@ export class OrgsRepository {
     return this.membersQuery(orgId).where('m.user_id', userId).first() as Promise<MemberRow | undefined>;
   }
 
+  /** The member of the org with this email (any case), if any. */
+  async memberByEmail(orgId: string, email: string): Promise<MemberRow | undefined> {
+    return this.membersQuery(orgId).whereRaw('lower(u.email) = lower(?)', [email]).first() as Promise<MemberRow | undefined>;
+  }
+
   /**
    * Set a user's role in an org (adding the membership if `upsert`). One transaction locks the
    * org's owner rows, so two concurrent demotions cannot leave the org without an owner.

@@ -4,6 +4,7 @@ import type { ApiRegistry } from '../../http/registry.js';
 import {
   AddMemberBodySchema,
   CreateOrgBodySchema,
+  InvitationSentSchema,
   MemberParamsSchema,
   MemberSchema,
   OrganizationSchema,
@@ -110,20 +111,26 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     method: 'post',
     path: '/organizations/{org}/members',
     operationId: 'addMember',
-    summary: 'Add an existing user (by user_id or email) with a role (admins; granting owner: owners)',
+    summary: 'Add a user with a role: superadmins add directly, everyone else invites by email (admins; granting owner: owners)',
+    description:
+      'Superadmins add an existing user (by user_id or email) at once: 201 with the member. Anyone else (org admins, admin-scoped API keys) ' +
+      'invites by email: 202 {status: "invited"}, the same answer whether or not the address has an account, and no membership until the ' +
+      'invitee accepts it (GET /auth/invitations). user_id from a non-superadmin is refused (403) without being looked up.',
     tags: ['members'],
     auth: 'any',
     params: OrgParamsSchema,
     body: AddMemberBodySchema,
     responses: {
-      201: { description: 'Added.', schema: MemberSchema },
+      201: { description: 'Added (superadmins).', schema: MemberSchema },
+      202: { description: 'Invited (everyone else); the invitee accepts within 7 days.', schema: InvitationSentSchema },
       403: forbidden,
-      404: { description: 'No such organization or user.' },
+      404: { description: 'No such organization, or (superadmins) no such user.' },
       409: { description: 'Already a member (change the role with PATCH).' },
     },
     handler: async (ctx, { params, body }) => {
-      ctx.body = await orgs.addMember(actorOf(ctx), params.org, body, metaOf(ctx));
-      ctx.status = 201;
+      const result = await orgs.addMember(actorOf(ctx), params.org, body, metaOf(ctx));
+      ctx.status = result.kind === 'added' ? 201 : 202;
+      ctx.body = result.kind === 'added' ? result.member : result.invitation;
     },
   });
 

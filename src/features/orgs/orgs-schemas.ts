@@ -98,11 +98,36 @@ export const MemberParamsSchema = Type.Object({
 
 export const AddMemberBodySchema = Type.Object(
   {
-    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'The user to add (or give email).' })),
-    email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, description: 'The user to add (or give user_id).' })),
+    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'The user to add (or give email). Superadmins only: anyone else gets 403 and invites by email.' })),
+    email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, description: 'The user to add (superadmins) or to invite (everyone else); or give user_id.' })),
     role: RoleSchema,
   },
   { additionalProperties: false, description: 'Exactly one of user_id and email.' },
 );
+
+/** The answer to a non-superadmin's POST …/members: identical whether or not the address has an account. */
+export const InvitationSentSchema = Type.Object({
+  status: Type.Literal('invited'),
+  id: Type.String({ format: 'uuid', description: 'The invitation.' }),
+  email: Type.String({ description: 'The address invited, lower-cased.' }),
+  role: RoleSchema,
+  expires_at: Type.String({ format: 'date-time', description: 'The invitee can accept it until then (7 days).' }),
+});
+
+export const InvitationSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  org: Type.Object({ slug: Type.String(), name: Type.String() }),
+  role: RoleSchema,
+  created_at: Type.String({ format: 'date-time' }),
+  expires_at: Type.String({ format: 'date-time' }),
+});
+
+export const InvitationParamsSchema = Type.Object({ id: Type.String({ format: 'uuid' }) });
+
+export const InvitationAcceptedSchema = Type.Object({
+  org: Type.Object({ slug: Type.String(), name: Type.String() }),
+  /** Your role in the org now (the one you already had, if you were a member already). */
+  role: RoleSchema,
+});
 
 export const UpdateMemberBodySchema = Type.Object({ role: RoleSchema }, { additionalProperties: false });

@@ -1,10 +1,11 @@
-import type { Actor, RequestMeta } from '../../core/actor.js';
+import { isPrivileged, type Actor, type RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
 import { authorize, requireSuperadmin } from '../../core/authorize.js';
 import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
 import { SLUG_PATTERN, isSlug } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { isOrgRole, ORG_ROLES, type OrgRole } from '../../core/roles.js';
+import type { InvitationSent, InvitationsService } from './invitations-service.js';
 import type { OrgGuard } from './org-guard.js';
 import type { MemberRow, OrgRow, OrgsRepository } from './orgs-repository.js';
 import { LIMIT_BOUNDS, NAME_MAX, SIGNALS, type OrgLimits, type OrgLimitsPatch } from './orgs-schemas.js';
@@ -135,12 +136,16 @@ export interface AddMemberInput {
   role: string;
 }
 
+/** Superadmins and the CLI add directly; everyone else invites (see addMember). */
+export type AddMemberResult = { kind: 'added'; member: Member } | { kind: 'invited'; invitation: InvitationSent };
+
 export class OrgsService {
   constructor(
     private readonly repo: OrgsRepository,
     private readonly audit: AuditSink,
     private readonly guard: OrgGuard,
     private readonly users: UserDirectory,
+    private readonly invitations: InvitationsService,
   ) {}
 
   /**
@@ -230,19 +235,32 @@ export class OrgsService {
     return { items: p.items.map(toMember), next_cursor: p.next_cursor };
   }
 
-  /** Add an existing user to an org. Granting `owner` needs an owner (member.manage_owners). */
-  async addMember(actor: Actor, slug: string, input: AddMemberInput, meta: RequestMeta = {}): Promise<Member> {
+  /**
+   * Add someone to an org. Granting `owner` needs an owner (member.manage_owners).
+   * Superadmins and the CLI add an existing user directly. Anyone else (org admins, admin-scoped
+   * API keys) must not be able to probe for or pull in users of other tenants (DESIGN §7), so:
+   * - by email: always an invitation the invitee accepts, whether or not the address has an
+   *   account and whatever orgs it belongs to (same work, same answer: no existence oracle);
+   * - by user_id: refused (403) before the id is looked at. Ids of users outside the caller's org
+   *   are nothing an org admin should know, and an invitation needs an address; inviting by id
+   *   would either reveal whether the id exists or have nothing to send.
+   */
+  async addMember(actor: Actor, slug: string, input: AddMemberInput, meta: RequestMeta = {}): Promise<AddMemberResult> {
     const org = await this.guard.require(actor, slug, 'member.manage');
     const role = parseRole(input.role);
     if ((input.user_id === undefined) === (input.email === undefined)) {
       throw invalid('give exactly one of user_id and email', [{ path: input.user_id === undefined ? 'user_id' : 'email', message: 'give exactly one of user_id and email' }]);
     }
     if (role === 'owner') authorize(actor, 'member.manage_owners', org);
+    if (!isPrivileged(actor)) {
+      if (input.email === undefined) throw new DomainError('forbidden', 'only superadmins add users by user_id; invite them by email instead (they accept the invitation)');
+      return { kind: 'invited', invitation: await this.invitations.invite(actor, org, input.email, role, meta) };
+    }
     const user = input.user_id !== undefined ? await this.users.findById(input.user_id) : await this.users.findByEmail(input.email!.trim());
     if (!user) throw notFound(`user '${input.user_id ?? input.email}'`);
     if (!(await this.repo.addMember(org.id, user.id, role))) throw conflict(`'${user.email}' is already a member of '${slug}'; change the role with PATCH …/members/${user.id}`);
     await this.audit.record({ actor, action: 'member.add', orgId: org.id, targetType: 'user', targetId: user.id, details: { email: user.email, role }, ...meta });
-    return toMember((await this.repo.member(org.id, user.id))!);
+    return { kind: 'added', member: toMember((await this.repo.member(org.id, user.id))!) };
   }
 
   /**
@@ -253,6 +271,8 @@ export class OrgsService {
   async setMemberRole(actor: Actor, slug: string, userId: string, roleName: string, meta: RequestMeta = {}, upsert = false): Promise<Member> {
     const org = await this.guard.require(actor, slug, 'member.manage');
     const role = parseRole(roleName);
+    // Adding through here skips the invitation: only for those who may add directly (see addMember).
+    if (upsert && !isPrivileged(actor)) throw new DomainError('forbidden', 'only superadmins and the CLI add users directly; invite them by email instead');
     const user = await this.users.findById(userId);
     if (!user) throw notFound(upsert ? `user '${userId}'` : 'member');
     const { previous, lastOwner } = await this.repo.setRole(org.id, user.id, role, {

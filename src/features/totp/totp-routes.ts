@@ -7,6 +7,17 @@ const CodeBody = Type.Object(
   { code: Type.String({ minLength: 6, maxLength: 32, description: 'A current 6-digit TOTP code, or (to disable) an unused recovery code.' }) },
   { additionalProperties: false },
 );
+const EnableBody = Type.Object(
+  {
+    code: Type.String({ minLength: 6, maxLength: 32, description: 'A current 6-digit TOTP code from the app.' }),
+    password: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description: "The account's current password: an access token alone cannot turn 2FA on. A wrong one counts as a failed login.",
+    }),
+  },
+  { additionalProperties: false },
+);
 const SetupSchema = Type.Object({
   secret: Type.String({ description: 'Base32 TOTP seed: type it into an authenticator app, or use otpauth_url.' }),
   otpauth_url: Type.String({ description: 'otpauth://totp/… URI for a QR code.' }),
@@ -57,15 +68,15 @@ export function registerTotpRoutes(registry: ApiRegistry, deps: { totp: TotpServ
     method: 'post',
     path: '/auth/totp/enable',
     operationId: 'totpEnable',
-    summary: 'Confirm the pending secret with a current code; turns 2FA on and returns 10 recovery codes',
+    summary: 'Confirm the pending secret with a current code and the password; turns 2FA on and returns 10 recovery codes',
     tags: ['auth'],
     auth: 'user',
-    body: CodeBody,
+    body: EnableBody,
     responses: {
       200: { description: 'Recovery codes, shown once.', schema: RecoveryCodesSchema },
-      400: { description: 'Wrong code.' },
+      400: { description: 'Wrong code (errors[].path body/code) or wrong password (body/password).' },
       409: { description: 'No pending setup, or already enabled.' },
-      429: tooMany,
+      429: { description: 'Too many code attempts, or too many failed passwords (logins included) for this account (Retry-After).' },
     },
     handler: async (ctx, { body }) => {
       ctx.body = await totp.enable(actorOf(ctx), body, metaOf(ctx));

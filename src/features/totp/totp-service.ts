@@ -31,8 +31,18 @@ export interface UserLookup {
   findById(id: string): Promise<{ email: string; disabled_at: Date | null } | undefined>;
 }
 
+/**
+ * Checks a signed-in user's current password against the per-account failed-login limit (the
+ * auth feature's PasswordConfirmation): false when wrong, 429 while the account is limited.
+ */
+export interface PasswordConfirmer {
+  confirm(userId: string, password: string): Promise<boolean>;
+}
+
 export interface TotpDeps {
   repo: TotpRepository;
+  /** Enabling 2FA asks for the password again. */
+  password: PasswordConfirmer;
   box: SecretBox;
   users: UserLookup;
   audit: AuditSink;
@@ -103,13 +113,24 @@ export class TotpService {
     return { secret, otpauth_url: generateURI({ issuer: TOTP_ISSUER, label: user.email, secret, period: TOTP_PERIOD_SECONDS }) };
   }
 
-  /** Confirm the pending seed with a code from the app; returns the recovery codes (shown once). */
-  async enable(actor: Actor, input: { code: string }, meta: RequestMeta): Promise<{ recovery_codes: string[] }> {
+  /**
+   * Confirm the pending seed with a code from the app; returns the recovery codes (shown once).
+   * Needs the current password too: with an access token alone, someone could otherwise set up
+   * a seed of their own and turn 2FA on, locking the owner out of their account (as disabling
+   * needs a code). A wrong password counts as a failed login of the account.
+   */
+  async enable(actor: Actor, input: { code: string; password: string }, meta: RequestMeta): Promise<{ recovery_codes: string[] }> {
     const userId = requireUser(actor);
     this.throttle(userId);
     const row = await this.d.repo.find(userId);
     if (!row) throw conflict('no pending two-factor setup; call POST /auth/totp/setup first');
     if (row.enabled_at) throw conflict('two-factor authentication is already enabled');
+    if (!(await this.d.password.confirm(userId, input.password))) {
+      await this.d.audit.record({ actor, action: 'totp.enable_failed', targetType: 'user', targetId: userId, details: { reason: 'wrong password' }, ...meta });
+      // 400 naming the field, as POST /users/me/password answers a wrong current password (the
+      // token is fine; a 401 would make clients sign the user out).
+      throw badRequest('the password is wrong', [{ path: 'body/password', message: 'is not the current password' }]);
+    }
     const step = await this.matchStep(row, input.code.trim());
     if (step === null) throw invalidCode();
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);

@@ -46,11 +46,18 @@ export function registerUserRoutes(registry: ApiRegistry, users: UsersService): 
     path: '/users/me/password',
     operationId: 'changeOwnPassword',
     summary: 'Change your own password; every session of yours ends (sign in again)',
-    description: 'A wrong current_password answers 400 with errors[].path "body/current_password" (not 401: the access token itself is valid).',
+    description:
+      'A wrong current_password answers 400 with errors[].path "body/current_password" (not 401: the access token itself is valid). ' +
+      'Each wrong current_password counts as a failed login of the account (rate_limits.login_failures_per_account per login_window): ' +
+      'over the limit this route and login answer 429 with Retry-After until the window ends.',
     tags: ['users'],
     auth: 'user',
     body: ChangePasswordBodySchema,
-    responses: { 204: { description: 'Changed; all sessions, this one included, are revoked.' }, 400: { description: 'Wrong current password or unacceptable new one.' } },
+    responses: {
+      204: { description: 'Changed; all sessions, this one included, are revoked.' },
+      400: { description: 'Wrong current password or unacceptable new one.' },
+      429: { description: 'Too many failed passwords (logins included) for this account (Retry-After).' },
+    },
     handler: async (ctx, { body }) => {
       await users.changeOwnPassword(actorOf(ctx), body, metaOf(ctx));
       ctx.status = 204;

@@ -20,6 +20,14 @@ export interface SessionRevoker {
   revokeAllOfUser(userId: string): Promise<void>;
 }
 
+/**
+ * Checks a signed-in user's current password against the per-account failed-login limit (the
+ * auth feature's PasswordConfirmation): false when wrong, 429 while the account is limited.
+ */
+export interface PasswordConfirmer {
+  confirm(userId: string, password: string): Promise<boolean>;
+}
+
 export interface User {
   id: string;
   email: string;
@@ -98,6 +106,7 @@ export class UsersService {
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditSink,
     private readonly sessions: SessionRevoker,
+    private readonly confirmation: PasswordConfirmer,
   ) {}
 
   async create(actor: Actor, input: CreateUserInput, meta: RequestMeta = {}): Promise<User> {
@@ -226,13 +235,16 @@ export class UsersService {
   /**
    * The signed-in user changes their own password. A wrong current password is a 400 naming
    * `body/current_password` (not 401: the caller's token is fine, and clients treat 401 as "sign
-   * in again"). Afterwards every session ends, this one included: sign in with the new password.
+   * in again"). A wrong current password counts as a failed login of the account (a stolen access
+   * token must not be a way to guess the password without the login limit), and while the account
+   * is over that limit the answer is 429, even for the right password.
+   * Afterwards every session ends, this one included: sign in with the new password.
    */
   async changeOwnPassword(actor: Actor, input: ChangePasswordInput, meta: RequestMeta = {}): Promise<void> {
     if (actor.kind !== 'user') throw new DomainError('unauthenticated', 'a user session is required');
     const row = await this.repo.findById(actor.userId);
     if (!row || row.disabled_at) throw new DomainError('unauthenticated', 'session is no longer valid');
-    if (!row.password_hash || !(await this.hasher.verify(input.current_password, row.password_hash))) {
+    if (!(await this.confirmation.confirm(row.id, input.current_password))) {
       await this.audit.record({ actor, action: 'user.password_change_failed', targetType: 'user', targetId: row.id, details: { email: row.email, reason: 'wrong current password' }, ...meta });
       throw invalid('the current password is wrong', [{ path: 'body/current_password', message: 'is not the current password' }]);
     }
