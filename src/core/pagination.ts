@@ -1,4 +1,5 @@
 import { DomainError } from './errors.js';
+import { isStorableText } from './text.js';
 
 export interface PageRequest {
   limit?: number;
@@ -29,7 +30,8 @@ export const encodeCursor = (key: string): string => Buffer.from(key, 'utf8').to
 export function decodeCursor(cursor?: string): string | undefined {
   if (cursor === undefined) return undefined;
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!key || encodeCursor(key) !== cursor) {
+  // A NUL inside the decoded key would reach PostgreSQL as text it refuses.
+  if (!key || encodeCursor(key) !== cursor || !isStorableText(key)) {
     throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
   }
   return key;

@@ -8,6 +8,21 @@ const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
 const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|Timeout acquiring a connection|Client has encountered a connection error|the database system is (starting up|shutting down)/i;
 
+/**
+ * Data exceptions only a request's values cause (validation refuses them first; this is the
+ * backstop so a value that slips through is the client's 400, not our 500).
+ */
+const CLIENT_DATA_SQLSTATE = new Map([
+  ['22021', 'invalid byte sequence'],
+  ['22P05', 'untranslatable character'],
+  ['22P02', 'invalid text representation'],
+  ['22007', 'invalid datetime format'],
+  ['22008', 'datetime out of range'],
+  ['22003', 'number out of range'],
+  ['22001', 'string too long'],
+  ['2201B', 'invalid regular expression'],
+]);
+
 interface PgLikeError {
   code?: unknown;
   name?: unknown;
@@ -29,8 +44,8 @@ export function isUnavailable(err: unknown): boolean {
 
 /**
  * Map a database error to the domain error model: unreachable → `unavailable` (503 +
- * Retry-After), unique violation → `conflict`. Anything else is not the client's fault and
- * stays unknown (500).
+ * Retry-After), unique violation → `conflict`, a value PostgreSQL refuses → `bad_request`.
+ * Anything else is not the client's fault and stays unknown (500).
  */
 export function classifyDbError(err: unknown): DomainError | null {
   if (err instanceof DomainError) return err;
@@ -41,6 +56,9 @@ export function classifyDbError(err: unknown): DomainError | null {
   }
   const code = (err as PgLikeError | null)?.code;
   if (code === '23505') return new DomainError('conflict', 'already exists');
+  if (typeof code === 'string' && CLIENT_DATA_SQLSTATE.has(code)) {
+    return new DomainError('bad_request', `the database refused a value of this request (${CLIENT_DATA_SQLSTATE.get(code)})`);
+  }
   if (code === '57014') return new DomainError('unavailable', 'the query took too long (statement timeout)', { retryAfter: DB_RETRY_AFTER_SECONDS });
   return null;
 }

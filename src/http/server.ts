@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
 import { Router } from '@koa/router';
 import Koa from 'koa';
-import bodyParser from 'koa-bodyparser';
 import type { Logger } from 'pino';
 import getAbsoluteFSPath from 'swagger-ui-dist/absolute-path.js';
 import type { Config } from '../config/schema.js';
@@ -24,8 +23,6 @@ export interface HttpServerOptions {
   /** Routes outside the registry (e.g. OTLP's /v1/metrics); they still get every middleware. */
   extraRoutes?: (router: Router) => void;
   openapiInfo?: OpenApiInfo;
-  /** Path prefixes whose routes read the request body themselves (no JSON body parser). */
-  rawBodyPrefixes?: string[];
   /** Per-IP API rate limiter (runs before the body is parsed). */
   apiRateLimiter?: RateLimiter;
   /** Paths the per-IP limiter leaves alone (they are limited otherwise). */
@@ -127,7 +124,9 @@ function builtinRoutes(router: Router, opts: HttpServerOptions): void {
 
 export function createHttpServer(opts: HttpServerOptions): HttpServer {
   const { config, logger, metrics } = opts;
-  const app = new Koa({ proxy: config.http.trust_proxy });
+  // Behind proxies, X-Forwarded-For is "<what the client wrote>, …, <what each proxy appended>":
+  // only the last proxy_hops entries are believed, so a client cannot choose its own address.
+  const app = new Koa({ proxy: config.http.trust_proxy, maxIpsCount: config.http.proxy_hops });
   // Having a listener replaces Koa's console.error default; such errors escaped the problem layer.
   app.on('error', (err: unknown) => logger.error({ err }, 'koa error'));
 
@@ -144,16 +143,10 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
   app.use(securityHeadersMiddleware());
   app.use(corsMiddleware(config.http.cors_origins));
   if (opts.apiRateLimiter) app.use(rateLimitMiddleware(opts.apiRateLimiter, opts.rateLimitExempt));
-  const parseJson = bodyParser({
-    enableTypes: ['json'],
-    jsonLimit: String(config.http.body_limit_bytes),
-    extendTypes: { json: ['application/*+json'] },
-  });
-  // Routes that read their own bodies (OTLP takes protobuf too and answers errors in its own format).
-  const rawBody = opts.rawBodyPrefixes ?? [];
-  app.use((ctx, next) => (rawBody.some((p) => ctx.path.startsWith(p)) ? next() : parseJson(ctx, next)));
   app.use(router.routes());
-  app.use(opts.registry.middleware());
+  // API routes read their JSON bodies themselves, after authentication and with their own limit;
+  // extra routes (OTLP takes protobuf too and answers errors in its own format) read theirs.
+  app.use(opts.registry.middleware({ bodyLimitBytes: config.http.api_body_limit_bytes, bulkBodyLimitBytes: config.http.body_limit_bytes }));
   app.use(router.allowedMethods());
 
   let server: Server | null = null;

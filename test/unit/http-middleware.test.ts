@@ -78,7 +78,7 @@ describe('http middleware', () => {
     let srv: RunningServer;
     let proxied: RunningServer;
     before(async () => {
-      srv = await startServer({ routes, http: { body_limit_bytes: 1024 } });
+      srv = await startServer({ routes, http: { api_body_limit_bytes: 1024 } });
       proxied = await startServer({ routes, http: { trust_proxy: true } });
     });
     after(async () => {

@@ -10,7 +10,7 @@ describe('http problem+json and request ids', () => {
 
   before(async () => {
     srv = await startServer({
-      http: { body_limit_bytes: 2048 },
+      http: { api_body_limit_bytes: 2048 },
       classifyError: (err) =>
         (err as { code?: string }).code === 'ECONNREFUSED'
           ? new DomainError('unavailable', 'database unavailable', { retryAfter: 2.2 })

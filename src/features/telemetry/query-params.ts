@@ -29,19 +29,32 @@ export function invalidMany(message: string, errors: ErrorDetail[]): DomainError
 
 const EPOCH_MS = /^-?\d{1,16}$/;
 
+/** Times in are bounded to the years 0001–9999: inside both JavaScript's and PostgreSQL's range. */
+export const MIN_TIME_MS = -62_135_596_800_000;
+export const MAX_TIME_MS = 253_402_300_799_999;
+/** The largest `step`: a year of 366 days (a bucket wider than the query range is refused too). */
+export const MAX_STEP_MS = 366 * 86_400_000;
+
+function bounded(param: string, ms: number): number {
+  if (ms < MIN_TIME_MS || ms > MAX_TIME_MS) {
+    throw invalid(param, `${ms} is out of range: times must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z`, 'must lie between years 0001 and 9999');
+  }
+  return ms;
+}
+
 /**
  * A timestamp in: RFC 3339 (`2026-11-28T10:00:00Z`, any offset, fractions beyond milliseconds
  * dropped) or Unix epoch milliseconds. Returns epoch milliseconds.
  */
 export function parseTimestamp(param: string, raw: string | number): number {
   if (typeof raw === 'number') {
-    if (Number.isFinite(raw)) return Math.trunc(raw);
+    if (Number.isFinite(raw)) return bounded(param, Math.trunc(raw));
     throw invalid(param, 'must be an RFC 3339 timestamp or Unix epoch milliseconds');
   }
   const s = raw.trim();
-  if (EPOCH_MS.test(s)) return Number(s);
+  if (EPOCH_MS.test(s)) return bounded(param, Number(s));
   const ms = parseRfc3339(s);
-  if (ms !== null) return ms;
+  if (ms !== null) return bounded(param, ms);
   throw invalid(param, `'${raw}' is not an RFC 3339 timestamp or Unix epoch milliseconds`, 'must be an RFC 3339 timestamp or Unix epoch milliseconds');
 }
 
@@ -58,12 +71,17 @@ export function parseRange(input: { start?: string | number; end?: string | numb
   return { startMs, endMs };
 }
 
-/** `30s`, `5m`, `1h`, `250ms` or plain seconds; must be more than zero. Returns milliseconds. */
-export function parseStep(raw: string | number | undefined, defaultMs = 60_000): number {
+/**
+ * `30s`, `5m`, `1h`, `250ms` or plain seconds; more than zero, at most MAX_STEP_MS and at most
+ * the query range (`rangeMs`) it divides. Returns milliseconds.
+ */
+export function parseStep(raw: string | number | undefined, defaultMs = 60_000, rangeMs = Infinity): number {
   if (raw === undefined || raw === '') return defaultMs;
   const ms = parseDuration(raw);
   if (ms === null) throw invalid('step', `'${raw}' is not a duration: use 30s, 5m, 1h or plain seconds`, 'must be a duration such as 30s, 5m, 1h or plain seconds');
   if (ms <= 0) throw invalid('step', 'must be more than zero');
+  if (ms > MAX_STEP_MS) throw invalid('step', `must be at most ${MAX_STEP_MS / 86_400_000}d`);
+  if (ms > rangeMs) throw invalid('step', `must not be longer than the query range (${rangeMs} ms from start to end)`, 'must not be longer than the query range');
   return ms;
 }
 

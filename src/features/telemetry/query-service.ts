@@ -257,7 +257,7 @@ export class QueryService {
     const name = typeof input.name === 'string' ? input.name : '';
     if (name === '' || name.length > INGEST_LIMITS.metricNameMax) throw invalid('name', `must be 1 to ${INGEST_LIMITS.metricNameMax} characters`);
     const { startMs, endMs } = parseRange(input, this.now());
-    const stepMs = parseStep(input.step);
+    const stepMs = parseStep(input.step, undefined, endMs - startMs);
     const agg = (input.agg ?? 'avg') as Aggregation;
     if (!AGGREGATIONS.includes(agg)) throw invalid('agg', `must be one of ${AGGREGATIONS.join(', ')}`);
     const by = parseBy(input.by);

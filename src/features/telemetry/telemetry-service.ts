@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { toStorableText } from '../../core/text.js';
 import type { Actor } from '../../core/actor.js';
 import { authorize, type OrgAccess } from '../../core/authorize.js';
 import { DomainError, notFound, type ErrorDetail } from '../../core/errors.js';
@@ -28,11 +29,7 @@ export interface TelemetryServiceDeps {
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 // PostgreSQL text cannot hold NUL, and jsonb refuses lone surrogates: both are replaced, not refused.
-const BAD_CHARS = /[\u0000\ud800-\udfff]/;
-function clean(s: string): string {
-  if (!BAD_CHARS.test(s)) return s;
-  return s.replaceAll('\u0000', '\ufffd').replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
-}
+const clean = toStorableText;
 function cleanRecord<T>(r: Record<string, T>): Record<string, T> {
   let out: Record<string, T> | null = null;
   for (const k in r) {
