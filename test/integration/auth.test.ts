@@ -137,7 +137,10 @@ describe('authentication: login, tokens, sessions', () => {
     expect(q2.status).to.equal(401);
     expect((await fetch(`${t.baseUrl}/api/v1/auth/me`, { headers: { authorization: `Basic ${access_token}` } })).status).to.equal(401);
     expect((await fetch(`${t.baseUrl}/api/v1/auth/me`)).status).to.equal(401);
-    expect((await me(t, 'snt_notarealkey')).status).to.equal(401);
+    // An API key (valid or not) on a user-only route: a credential of the wrong kind → 403, not 401.
+    const key = await me(t, 'snt_notarealkey');
+    expect(key.status).to.equal(403);
+    expect(key.headers.get('content-type')).to.match(/^application\/problem\+json/);
   });
 
   it('refresh rotates: the new pair works, the spent token is refused and revokes the whole family', async () => {

@@ -272,34 +272,63 @@ describe('organizations, members, users and audit log over HTTP', () => {
       expectErrorAt(await call('GET', `/organizations/${orgA.slug}/members?cursor=%%%`, who.vera.token), 400, 'query/cursor');
     });
 
-    it('POST: admins add by email or user_id; owner role only by owners; bad input → 400; duplicate 409; unknown user 404', async () => {
+    it('POST: superadmins add by email or user_id (201); admins invite by email (202, no membership yet) and may not add by user_id (403); owner role only by owners; bad input → 400; duplicate 409; unknown user 404 for superadmins', async () => {
       const org = await createOrg(t.app.services, `mem-${uniq()}`);
       await t.app.services.orgs.setMemberRole({ kind: 'system' }, org.slug, who.alice.id, 'owner', {}, true);
       await t.app.services.orgs.setMemberRole({ kind: 'system' }, org.slug, who.adam.id, 'admin', {}, true);
       const p = `/organizations/${org.slug}/members`;
-      const byEmail = await call<Member>('POST', p, who.adam.token, { email: who.eddie.email.toUpperCase(), role: 'editor' });
+      const memberEmails = async () => (await call<Page<Member>>('GET', `${p}?limit=1000`, who.alice.token)).body.items.map((m) => m.email);
+
+      // Superadmins add directly.
+      const byEmail = await call<Member>('POST', p, who.root.token, { email: who.eddie.email.toUpperCase(), role: 'editor' });
       expect(byEmail.status, JSON.stringify(byEmail.body)).to.equal(201);
       expect(byEmail.body).to.include({ user_id: who.eddie.id, role: 'editor' });
-      const byId = await call<Member>('POST', p, who.adam.token, { user_id: who.vera.id, role: 'viewer' });
+      const byId = await call<Member>('POST', p, who.root.token, { user_id: who.vera.id, role: 'viewer' });
       expect(byId.status).to.equal(201);
       expect(byId.body).to.include({ email: who.vera.email, role: 'viewer' });
+      expect((await call('POST', p, who.root.token, { email: 'ghost@example.test', role: 'viewer' })).status).to.equal(404);
+      expect((await call('POST', p, who.root.token, { user_id: who.vera.id, role: 'editor' })).status).to.equal(409);
 
-      expect((await call('POST', p, who.adam.token, { user_id: who.loner.id, role: 'owner' })).status).to.equal(403);
-      expect((await call('POST', p, who.vera.token, { user_id: who.loner.id, role: 'viewer' })).status).to.equal(403);
-      expect((await call('POST', p, who.eddie.token, { user_id: who.loner.id, role: 'viewer' })).status).to.equal(403);
-      expect((await call('POST', p, who.adam.token, { user_id: who.vera.id, role: 'editor' })).status).to.equal(409);
-      expect((await call('POST', p, who.adam.token, { email: 'ghost@example.test', role: 'viewer' })).status).to.equal(404);
+      // An admin's email gets an invitation: 202, and the user is not a member until they accept.
+      const invited = await call<{ status: string; email: string; role: string; id: string; expires_at: string }>('POST', p, who.adam.token, { email: who.loner.email.toUpperCase(), role: 'viewer' });
+      expect(invited.status, JSON.stringify(invited.body)).to.equal(202);
+      expect(invited.body).to.include({ status: 'invited', email: who.loner.email.toLowerCase(), role: 'viewer' });
+      expect(Date.parse(invited.body.expires_at) - Date.now()).to.be.within(7 * 86_400_000 - 60_000, 7 * 86_400_000 + 60_000);
+      expect(await memberEmails()).to.not.include(who.loner.email);
+      expect((await call('POST', p, who.adam.token, { email: 'ghost@example.test', role: 'viewer' })).status, 'unknown address: invited all the same').to.equal(202);
+      // By user_id: refused before the id is looked at (an unknown id gets the same answer).
+      for (const user_id of [who.loner.id, '00000000-0000-4000-8000-000000000000']) {
+        const res = await call('POST', p, who.adam.token, { user_id, role: 'viewer' });
+        expect(res.status, JSON.stringify(res.body)).to.equal(403);
+        expect(res.body.detail).to.contain('invite them by email');
+      }
+
+      expect((await call('POST', p, who.adam.token, { email: who.loner.email, role: 'owner' })).status).to.equal(403);
+      expect((await call('POST', p, who.vera.token, { email: who.loner.email, role: 'viewer' })).status).to.equal(403);
+      expect((await call('POST', p, who.eddie.token, { email: who.loner.email, role: 'viewer' })).status).to.equal(403);
+      // A member of the admin's own org (which the admin can list anyway): 409, as before.
+      expect((await call('POST', p, who.adam.token, { email: who.vera.email, role: 'editor' })).status).to.equal(409);
+      expectErrorAt(await call('POST', p, who.adam.token, { email: 'not an address', role: 'viewer' }), 400, 'body/email');
       expectErrorAt(await call('POST', p, who.adam.token, { user_id: who.loner.id, role: 'god' }), 400, 'body/role');
       expectErrorAt(await call('POST', p, who.adam.token, { user_id: who.loner.id }), 400, 'body/role');
       expectErrorAt(await call('POST', p, who.adam.token, { user_id: 'not-a-uuid', role: 'viewer' }), 400, 'body/user_id');
       expectErrorAt(await call('POST', p, who.adam.token, { user_id: who.loner.id, role: 'viewer', admin: true }), 400, 'body/admin');
       expect((await call('POST', p, who.adam.token, { user_id: who.loner.id, email: who.loner.email, role: 'viewer' })).status).to.equal(400);
       expect((await call('POST', p, who.adam.token, { role: 'viewer' })).status).to.equal(400);
-      expect((await call<Page<Member>>('GET', `${p}?limit=1000`, who.alice.token)).body.items.map((m) => m.email)).to.not.include(who.loner.email);
+      expect(await memberEmails()).to.not.include(who.loner.email);
 
-      const owner = await call<Member>('POST', p, who.alice.token, { user_id: who.loner.id, role: 'owner' });
-      expect(owner.status).to.equal(201);
+      // An owner may invite an owner; accepting makes the invitee one.
+      const owner = await call<{ id: string; role: string }>('POST', p, who.alice.token, { email: who.loner.email, role: 'owner' });
+      expect(owner.status).to.equal(202);
       expect(owner.body.role).to.equal('owner');
+      const accepted = await call<{ org: { slug: string }; role: string }>('POST', `/auth/invitations/${owner.body.id}/accept`, who.loner.token);
+      expect(accepted.status, JSON.stringify(accepted.body)).to.equal(200);
+      expect(accepted.body).to.deep.equal({ org: { slug: org.slug, name: org.name }, role: 'owner' });
+      const roles = await query<{ role: string }>(url, 'select role from memberships where org_id = $1 and user_id = $2', [org.id, who.loner.id]);
+      expect(roles).to.deep.equal([{ role: 'owner' }]);
+      // The earlier invitation of the same address was replaced by this one.
+      expect((await call('POST', `/auth/invitations/${invited.body.id}/accept`, who.loner.token)).status).to.equal(404);
+      await t.app.services.orgs.removeMember({ kind: 'system' }, org.slug, who.loner.id);
     });
 
     it('PATCH: admins change roles but cannot grant or touch owner; the last owner cannot be demoted (409)', async () => {
@@ -360,7 +389,7 @@ describe('organizations, members, users and audit log over HTTP', () => {
   describe('tenant isolation', () => {
     it("another org's owner gets 404 from every org route, and the org is unchanged", async () => {
       const samples: Record<string, unknown> = {
-        'post /organizations/{org}/members': { user_id: who.loner.id, role: 'viewer' },
+        'post /organizations/{org}/members': { email: who.loner.email, role: 'viewer' },
         'patch /organizations/{org}': { name: 'hijacked' },
         'patch /organizations/{org}/members/{user_id}': { role: 'viewer' },
       };
@@ -549,14 +578,22 @@ describe('organizations, members, users and audit log over HTTP', () => {
       await t.app.services.orgs.setMemberRole(sys, org.slug, who.vera.id, 'viewer', {}, true);
       const base = `/organizations/${org.slug}`;
       expect((await call('PATCH', base, who.alice.token, { name: 'Audited', limits: { max_series: 10 } })).status).to.equal(200);
-      expect((await call('POST', `${base}/members`, who.alice.token, { user_id: who.eddie.id, role: 'editor' })).status).to.equal(201);
+      const invited = await call<{ id: string }>('POST', `${base}/members`, who.alice.token, { email: who.eddie.email, role: 'editor' });
+      expect(invited.status).to.equal(202);
+      expect((await call('POST', `/auth/invitations/${invited.body.id}/accept`, who.eddie.token)).status).to.equal(200);
       expect((await call('PATCH', `${base}/members/${who.eddie.id}`, who.alice.token, { role: 'admin' })).status).to.equal(200);
       expect((await call('DELETE', `${base}/members/${who.eddie.id}`, who.alice.token)).status).to.equal(204);
 
       const res = await call<Page<AuditEntry>>('GET', `${base}/audit-log`, who.alice.token);
       expect(res.status, JSON.stringify(res.body)).to.equal(200);
       const mine = res.body.items.filter((e) => e.actor.id === who.alice.id);
-      expect(mine.map((e) => e.action)).to.deep.equal(['member.remove', 'member.role_change', 'member.add', 'org.update']);
+      expect(mine.map((e) => e.action)).to.deep.equal(['member.remove', 'member.role_change', 'invitation.create', 'org.update']);
+      const acceptance = res.body.items.filter((e) => e.actor.id === who.eddie.id);
+      expect(acceptance.map((e) => [e.action, e.target, e.details])).to.deep.equal([
+        ['invitation.accept', { type: 'user', id: who.eddie.id }, { invitation_id: invited.body.id, email: who.eddie.email.toLowerCase(), role: 'editor' }],
+      ]);
+      expect(mine[2].target).to.deep.equal({ type: 'invitation', id: invited.body.id });
+      expect(mine[2].details).to.deep.equal({ email: who.eddie.email.toLowerCase(), role: 'editor' });
       for (const e of mine) {
         expect(e.actor).to.deep.equal({ type: 'user', id: who.alice.id });
         expect(e.org_id).to.equal(org.id);

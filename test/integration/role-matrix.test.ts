@@ -20,8 +20,10 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  *
  * Rules from the README beyond one permission per route, encoded in MUTATIONS:
  * - giving the owner role, or changing or removing an owner, also needs `member.manage_owners`;
- * - API keys never create, rotate or revoke keys: those routes take user tokens only (401 for a key);
- * - superadmins may do everything without being members; a non-member gets 404, never 403.
+ * - API keys never create, rotate or revoke keys: those routes take user tokens only (403 for a key);
+ * - superadmins may do everything without being members; a non-member gets 404, never 403;
+ * - adding a member: superadmins add directly (201); everyone else allowed to manage members
+ *   invites by email (202) and may not add by user_id at all (403).
  */
 
 const MANY = { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000000', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '100000000' };
@@ -39,12 +41,14 @@ interface Case {
   perms: Permission[];
   /** Status when allowed. */
   status: number;
+  /** Status for a superadmin, when it differs (they add members directly instead of inviting). */
+  superadminStatus?: number;
   request(org: Tenant): { params: Record<string, string>; body?: unknown };
 }
 
 interface RouteRules {
   cases: Case[];
-  /** README: these routes take user tokens only, whatever the key's scopes (a key gets 401). */
+  /** README: these routes take user tokens only, whatever the key's scopes (a key gets 403). */
   userTokenOnly?: boolean;
 }
 
@@ -70,11 +74,25 @@ const MUTATIONS: Record<string, RouteRules> = {
   },
   'POST /organizations/{org}/members': {
     cases: [
-      { label: 'add a viewer', perms: ['member.manage'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: { user_id: o.outsider.id, role: 'viewer' } }) },
       {
-        label: 'add an owner',
+        label: 'add a viewer by user_id (superadmins only)',
+        perms: ['member.manage'],
+        status: 403,
+        superadminStatus: 201,
+        request: (o) => ({ params: { org: o.org.slug }, body: { user_id: o.outsider.id, role: 'viewer' } }),
+      },
+      {
+        label: 'invite a viewer by email',
+        perms: ['member.manage'],
+        status: 202,
+        superadminStatus: 201,
+        request: (o) => ({ params: { org: o.org.slug }, body: { email: o.outsider.email, role: 'viewer' } }),
+      },
+      {
+        label: 'add an owner by email',
         perms: ['member.manage', 'member.manage_owners'],
-        status: 201,
+        status: 202,
+        superadminStatus: 201,
         request: (o) => ({ params: { org: o.org.slug }, body: { email: o.outsider.email, role: 'owner' } }),
       },
     ],
@@ -189,14 +207,14 @@ describe('role matrix: every mutating org endpoint × every role, per the permis
         return { org, token, expected: allowed ? c.status : 403 };
       }
       case 'superadmin':
-        return { org, token: root, expected: c.status };
+        return { org, token: root, expected: c.superadminStatus ?? c.status };
       case 'non-member':
         return { org, token: stranger, expected: 404 };
       case 'key': {
         const k = await createApiKey(s, org.org.slug, [caller.scope]);
         // The first use records last_used_at; make it now, so that a refused call shows no change.
         await api.call('GET', '/organizations', k.secret);
-        const expected = rules.userTokenOnly ? 401 : scopeAllows(caller.scope, c.perms) ? c.status : 403;
+        const expected = rules.userTokenOnly ? 403 : scopeAllows(caller.scope, c.perms) ? c.status : 403;
         return { org, token: k.secret, expected };
       }
     }

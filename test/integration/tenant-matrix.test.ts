@@ -30,8 +30,25 @@ interface Req {
 interface Entry {
   /** Valid requests aimed at tenant `v`'s resources (org B in the sweep, the caller's own org in the control). */
   requests(v: Tenant): Req[];
-  /** Who succeeds with exactly these requests against their own tenant, and with which status. */
-  control: { as: 'owner' | 'superadmin'; status: number };
+  /** Who succeeds with exactly these requests against their own tenant, and with which status (invitee: the tenant's outsider). */
+  control: { as: 'owner' | 'superadmin' | 'invitee'; status: number };
+  /** Makes what `requests` aims at, before the control's and B's requests are built. */
+  prepare?(v: Tenant, api: ApiClient): Promise<void>;
+}
+
+/** An invitation of each tenant that was prepared, addressed to its outsider. */
+const invitations = new Map<string, string>();
+const invitationOf = (v: Tenant): string => {
+  const id = invitations.get(v.org.id);
+  if (!id) throw new Error(`no invitation prepared for ${v.org.slug}`);
+  return id;
+};
+/** The tenant's owner invites its outsider (through the API, as an org owner does). */
+async function invite(v: Tenant, api: ApiClient): Promise<void> {
+  const token = (await api.login(v.owner.email, v.owner.password)).access_token;
+  const res = await api.call<{ id: string }>('POST', `/organizations/${v.org.slug}/members`, token, { email: v.outsider.email, role: 'editor' });
+  expect(res.status, res.text).to.equal(202);
+  invitations.set(v.org.id, res.body.id);
 }
 
 /**
@@ -46,12 +63,14 @@ const CROSS_TENANT: Record<string, Entry> = {
   },
   'DELETE /organizations/{org}': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 204 } },
   'GET /organizations/{org}/members': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  // Org owners invite (202, the same for every address); adding by user_id is for superadmins
+  // (orgs-users-http.test.ts), so it cannot have an owner's control here.
   'POST /organizations/{org}/members': {
     requests: (v) => [
-      { params: { org: v.org.slug }, body: { user_id: v.outsider.id, role: 'owner' } },
-      { params: { org: v.org.slug }, body: { email: v.outsider.email, role: 'viewer' } },
+      { params: { org: v.org.slug }, body: { email: v.outsider.email, role: 'owner' } },
+      { params: { org: v.org.slug }, body: { email: `nobody-${v.org.slug}@example.test`, role: 'viewer' } },
     ],
-    control: { as: 'owner', status: 201 },
+    control: { as: 'owner', status: 202 },
   },
   'PATCH /organizations/{org}/members/{user_id}': {
     requests: (v) => [
@@ -97,6 +116,9 @@ const CROSS_TENANT: Record<string, Entry> = {
     control: { as: 'superadmin', status: 200 },
   },
   'DELETE /users/{id}': { requests: (v) => [{ params: { id: v.viewer.id } }, { params: { id: v.coOwner.id } }], control: { as: 'superadmin', status: 204 } },
+  // Invitations belong to their invitee: "B's invitation" is B's org inviting B's outsider.
+  'POST /auth/invitations/{id}/accept': { prepare: invite, requests: (v) => [{ params: { id: invitationOf(v) } }], control: { as: 'invitee', status: 200 } },
+  'POST /auth/invitations/{id}/decline': { prepare: invite, requests: (v) => [{ params: { id: invitationOf(v) } }], control: { as: 'invitee', status: 204 } },
 };
 
 /**
@@ -110,7 +132,8 @@ const KEY_PROBES: Record<string, (v: Tenant, key: string) => Req> = {
   'GET /auth/me': () => ({}),
   'GET /auth/totp': () => ({}),
   'POST /auth/totp/setup': () => ({}),
-  'POST /auth/totp/enable': () => ({ body: { code: '123456' } }),
+  'POST /auth/totp/enable': (v) => ({ body: { code: '123456', password: v.owner.password } }),
+  'GET /auth/invitations': () => ({}),
   'POST /auth/totp/disable': () => ({ body: { code: '123456' } }),
   'GET /users': (v) => ({ query: { org: v.org.slug } }),
   'POST /users': () => ({ body: { email: 'planted@example.test', password: 'planted-password' } }),
@@ -167,8 +190,10 @@ describe('cross-tenant matrix (generated from the route table)', () => {
     const viewer = (await api.login(B.viewer.email, B.viewer.password)).access_token;
     const setup = await api.call<{ secret: string }>('POST', '/auth/totp/setup', viewer);
     expect(setup.status, setup.text).to.equal(200);
-    const enable = await api.call('POST', '/auth/totp/enable', viewer, { code: await generate({ secret: setup.body.secret }) });
+    const enable = await api.call('POST', '/auth/totp/enable', viewer, { code: await generate({ secret: setup.body.secret }), password: B.viewer.password });
     expect(enable.status, enable.text).to.equal(200);
+    // And a pending invitation (to B's outsider), which the routes with an invitation id aim at.
+    await invite(B, api);
   });
   after(async () => {
     await t?.stop();
@@ -201,7 +226,9 @@ describe('cross-tenant matrix (generated from the route table)', () => {
       const count = entry.requests(B).length;
       for (let i = 0; i < count; i++) {
         const own = await createTenant(t.app.services, { slugPrefix: 'c' });
-        const token = entry.control.as === 'superadmin' ? root : (await api.login(own.owner.email, own.owner.password)).access_token;
+        await entry.prepare?.(own, api);
+        const as = { owner: own.owner, invitee: own.outsider, superadmin: null }[entry.control.as];
+        const token = as ? (await api.login(as.email, as.password)).access_token : root;
         const res = await send(r, entry.requests(own)[i], token);
         expect(res.status, `control ${key(r)} #${i} as ${entry.control.as}: ${res.text}`).to.equal(entry.control.status);
       }
@@ -275,9 +302,10 @@ describe('cross-tenant matrix (generated from the route table)', () => {
     expect(await checksum(B)).to.deep.equal(before);
   });
 
-  it("org A's API key reaches nothing of B's through /auth and /users routes (401, or 404); B unchanged", async () => {
+  it("org A's API key reaches nothing of B's through /auth and /users routes (403 on user-only routes, 401, or 404); B unchanged", async () => {
     const before = await checksum(B);
-    const expected: Record<AuthMode, number> = { user: 401, none: 401, any: 404 };
+    // user: a key is the wrong kind of credential there (403); none: login/refresh refuse it as a password or refresh token.
+    const expected: Record<AuthMode, number> = { user: 403, none: 401, any: 404 };
     for (const r of routes().filter((r) => /^\/(auth|users)(\/|$)/.test(r.path))) {
       const reqs = hasParams(r) ? CROSS_TENANT[key(r)].requests(B) : [KEY_PROBES[key(r)](B, A.key.secret)];
       for (const req of reqs) {

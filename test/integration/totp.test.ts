@@ -81,7 +81,7 @@ describe('TOTP two-factor authentication', () => {
     const u = await newUser();
     const { secret } = await setup(u.token);
     await awayFromStepBoundary();
-    const res = await call<{ recovery_codes: string[] }>('POST', '/auth/totp/enable', { token: u.token, body: { code: await codeAt(secret, -1) } });
+    const res = await call<{ recovery_codes: string[] }>('POST', '/auth/totp/enable', { token: u.token, body: { code: await codeAt(secret, -1), password: u.password } });
     expect(res.status, JSON.stringify(res.body)).to.equal(200);
     issued.push(...res.body.recovery_codes);
     return { ...u, secret, recoveryCodes: res.body.recovery_codes };
@@ -118,14 +118,31 @@ describe('TOTP two-factor authentication', () => {
 
   it('enable refuses a wrong code and leaves 2FA off; enable without a setup is a conflict', async () => {
     const u = await newUser();
-    expect((await call('POST', '/auth/totp/enable', { token: u.token, body: { code: '123456' } })).status).to.equal(409);
+    expect((await call('POST', '/auth/totp/enable', { token: u.token, body: { code: '123456', password: u.password } })).status).to.equal(409);
     const { secret } = await setup(u.token);
     await awayFromStepBoundary();
-    const res = await call<{ errors: { path: string }[] }>('POST', '/auth/totp/enable', { token: u.token, body: { code: await wrongCode(secret) } });
+    const res = await call<{ errors: { path: string }[] }>('POST', '/auth/totp/enable', { token: u.token, body: { code: await wrongCode(secret), password: u.password } });
     expect(res.status).to.equal(400);
     expect(res.body.errors.map((e) => e.path)).to.include('body/code');
     expect(await statusOf(u.token)).to.include({ enabled: false });
     expect((await login(u.email, u.password)).status).to.equal(200);
+  });
+
+  it('enable needs the current password: a stolen access token alone cannot turn 2FA on (400 body/password, or missing → 400)', async () => {
+    const u = await newUser();
+    const { secret } = await setup(u.token);
+    await awayFromStepBoundary();
+    const code = await codeAt(secret);
+    const missing = await call<{ errors: { path: string }[] }>('POST', '/auth/totp/enable', { token: u.token, body: { code } });
+    expect(missing.status).to.equal(400);
+    expect(missing.body.errors.map((e) => e.path)).to.include('body/password');
+    const wrong = await call<{ errors: { path: string }[] }>('POST', '/auth/totp/enable', { token: u.token, body: { code, password: 'not-the-password' } });
+    expect(wrong.status, JSON.stringify(wrong.body)).to.equal(400);
+    expect(wrong.body.errors.map((e) => e.path)).to.deep.equal(['body/password']);
+    expect(await statusOf(u.token)).to.include({ enabled: false });
+    expect((await login(u.email, u.password)).status, 'the owner still signs in without a code').to.equal(200);
+    const failed = (await t.app.db.knex('audit_log').where({ target_id: u.id, action: 'totp.enable_failed' }).select('details')) as { details: Record<string, unknown> }[];
+    expect(failed.map((r) => r.details)).to.deep.equal([{ reason: 'wrong password' }]);
   });
 
   it('enable with a right code returns 10 distinct recovery codes; login then requires totp_code', async () => {
@@ -200,10 +217,10 @@ describe('TOTP two-factor authentication', () => {
     const { secret } = await setup(u.token);
     const wrong = await wrongCode(secret);
     const statuses: number[] = [];
-    for (let i = 0; i < 5; i++) statuses.push((await call('POST', '/auth/totp/enable', { token: u.token, body: { code: wrong } })).status);
+    for (let i = 0; i < 5; i++) statuses.push((await call('POST', '/auth/totp/enable', { token: u.token, body: { code: wrong, password: u.password } })).status);
     expect(statuses).to.deep.equal([400, 400, 400, 400, 400]);
     await awayFromStepBoundary();
-    const blocked = await call('POST', '/auth/totp/enable', { token: u.token, body: { code: await codeAt(secret) } });
+    const blocked = await call('POST', '/auth/totp/enable', { token: u.token, body: { code: await codeAt(secret), password: u.password } });
     expect(blocked.status).to.equal(429);
     expect(Number(blocked.headers.get('retry-after'))).to.be.within(1, 300);
     expect(blocked.headers.get('ratelimit-limit')).to.equal('5');

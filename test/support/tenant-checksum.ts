@@ -9,6 +9,7 @@ import pg from 'pg';
 export const TENANT_ROWS: Record<string, { column: string; by: 'org' | 'members' }> = {
   organizations: { column: 'id', by: 'org' },
   memberships: { column: 'org_id', by: 'org' },
+  invitations: { column: 'org_id', by: 'org' },
   api_keys: { column: 'org_id', by: 'org' },
   audit_log: { column: 'org_id', by: 'org' },
   users: { column: 'id', by: 'members' },
