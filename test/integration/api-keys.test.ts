@@ -145,10 +145,10 @@ describe('API keys over HTTP', () => {
     expect(listed.body.items.map((k) => k.id)).to.include.members([admin.id, ingest.id]);
     expect((await listKeys(t, ingest.secret, orgA)).status).to.equal(403);
     expect((await listKeys(t, write.secret, orgA)).status).to.equal(403);
-    // Keys never mint, rotate or revoke keys.
-    expect((await call(t, 'POST', `/organizations/${orgA}/api-keys`, admin.secret, { name: 'x' })).status).to.equal(401);
-    expect((await call(t, 'POST', `/organizations/${orgA}/api-keys/${ingest.id}/rotate`, admin.secret)).status).to.equal(401);
-    expect((await call(t, 'DELETE', `/organizations/${orgA}/api-keys/${ingest.id}`, admin.secret)).status).to.equal(401);
+    // Keys never mint, rotate or revoke keys: those routes take user tokens only, and a key there is 403 (a credential of the wrong kind).
+    expect((await call(t, 'POST', `/organizations/${orgA}/api-keys`, admin.secret, { name: 'x' })).status).to.equal(403);
+    expect((await call(t, 'POST', `/organizations/${orgA}/api-keys/${ingest.id}/rotate`, admin.secret)).status).to.equal(403);
+    expect((await call(t, 'DELETE', `/organizations/${orgA}/api-keys/${ingest.id}`, admin.secret)).status).to.equal(403);
     // Unknown and malformed keys.
     expect((await listKeys(t, `snt_${'A'.repeat(32)}`, orgA)).status).to.equal(401);
     expect((await listKeys(t, 'snt_short', orgA)).status).to.equal(401);
