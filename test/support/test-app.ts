@@ -15,6 +15,8 @@ export async function startTestApp(databaseUrl: string, env: Record<string, stri
   const logs = new LogCapture();
   const config = testConfig(databaseUrl, env);
   const app = await buildApp(config, createLogger(config.log.level, logs), { role: 'daemon', http: true });
+  // As `serve` does: start hooks after migrations (the test databases are migrated), then listen.
+  await app.start();
   const addr = await app.http!.listen();
   return { app, baseUrl: `http://127.0.0.1:${addr.port}`, logs, stop: () => app.stop() };
 }
