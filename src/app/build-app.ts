@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import { withSecrets } from '../config/secrets.js';
 import { DomainError } from '../core/errors.js';
 import { createKnex, openDatabase, type Database, type Role } from '../db/database.js';
-import { migrationStatus, migratorConfig, type MigrationStatus } from '../db/migration-source.js';
+import { migrationStatus, migratorConfig, rollbackPlan, type MigrationStatus, type RollbackPlan } from '../db/migration-source.js';
 import { ChangeFeed } from '../db/change-feed.js';
 import { classifyDbError } from '../db/pg-errors.js';
 import { NO_CACHE, ReadCache, type Cacher } from '../db/read-cache.js';
@@ -60,6 +60,7 @@ import { VERSION } from './version.js';
 
 export type { User } from '../features/users/users-service.js';
 export type { Organization } from '../features/orgs/orgs-service.js';
+export type { RollbackPlan } from '../db/migration-source.js';
 
 export interface Services {
   orgs: OrgsService;
@@ -79,6 +80,8 @@ export interface Migrations {
   status(): Promise<MigrationStatus>;
   latest(): Promise<string[]>;
   rollback(all?: boolean): Promise<string[]>;
+  /** What rollback(all) would undo and drop, without dropping anything. */
+  rollbackPlan(all?: boolean): Promise<RollbackPlan>;
 }
 
 export interface App {
@@ -226,6 +229,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       status: () => migrationStatus(knex),
       latest: async () => ((await knex.migrate.latest(migratorConfig())) as [number, string[]])[1],
       rollback: async (all = false) => ((await knex.migrate.rollback(migratorConfig(), all)) as [number, string[]])[1],
+      rollbackPlan: (all = false) => rollbackPlan(knex, all),
     };
 
     let http: HttpServer | null = null;

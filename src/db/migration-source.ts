@@ -52,3 +52,62 @@ export async function migrationStatus(knex: Knex): Promise<MigrationStatus> {
   const [done, pending] = (await knex.migrate.list(migratorConfig())) as [{ name: string }[], MigrationFile[]];
   return { applied: done.map((d) => d.name), pending: pending.map((p) => p.name) };
 }
+
+/** What `migrate rollback` would undo, measured before anything is dropped. */
+export interface RollbackPlan {
+  /** Migrations to undo, in the order they are undone (newest first). */
+  migrations: string[];
+  /** True when the first batch (an install's base schema) is among them. */
+  firstBatch: boolean;
+  /** Tables the down migrations drop (partitions not listed); null when the dry run failed. */
+  tables: string[] | null;
+  /** Why the tables could not be listed. */
+  dryRunError?: string;
+}
+
+class DryRunDone extends Error {}
+
+async function tableNames(db: Knex | Knex.Transaction): Promise<string[]> {
+  const { rows } = (await db.raw(
+    "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = current_schema() and c.relkind in ('r', 'p') and not c.relispartition order by 1",
+  )) as { rows: { relname: string }[] };
+  return rows.map((r) => r.relname);
+}
+
+/**
+ * The migrations knex's rollback would undo (the last batch, or all) and the tables their down
+ * functions drop. The tables are found by running those down functions in a transaction that is
+ * then rolled back (PostgreSQL DDL is transactional), so the list is what would really go, not
+ * a guess; lock_timeout keeps the dry run from queueing behind a busy daemon for long.
+ */
+export async function rollbackPlan(knex: Knex, all: boolean): Promise<RollbackPlan> {
+  if (!(await knex.schema.hasTable('knex_migrations'))) return { migrations: [], firstBatch: false, tables: [] };
+  const applied = (await knex('knex_migrations').select('name', 'batch').orderBy('id', 'desc')) as { name: string; batch: number }[];
+  if (applied.length === 0) return { migrations: [], firstBatch: false, tables: [] };
+  const batches = applied.map((m) => m.batch);
+  const last = Math.max(...batches);
+  const first = Math.min(...batches);
+  const undo = all ? applied : applied.filter((m) => m.batch === last);
+  const plan: RollbackPlan = { migrations: undo.map((m) => m.name), firstBatch: all || last === first, tables: null };
+  const source = new FolderMigrationSource();
+  const files = new Map((await source.getMigrations()).map((f) => [f.name, f]));
+  try {
+    await knex.transaction(async (trx) => {
+      await trx.raw("set local lock_timeout = '5s'");
+      const before = await tableNames(trx);
+      for (const m of undo) {
+        const file = files.get(m.name);
+        if (!file) throw new Error(`the file of applied migration ${m.name} is missing`);
+        const migration = await source.getMigration(file);
+        if (!migration.down) throw new Error(`migration ${m.name} has no down function`);
+        await migration.down(trx);
+      }
+      const after = new Set(await tableNames(trx));
+      plan.tables = before.filter((t) => !after.has(t));
+      throw new DryRunDone();
+    });
+  } catch (err) {
+    if (!(err instanceof DryRunDone)) plan.dryRunError = (err as Error).message;
+  }
+  return plan;
+}

@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { dropDatabase, emptyDatabase } from '../support/db.js';
+import { dropDatabase, emptyDatabase, query } from '../support/db.js';
+import knexFactory from 'knex';
+import { migratorConfig } from '../../src/db/migration-source.js';
 
 async function tables(url: string): Promise<string[]> {
   const c = new pg.Client({ connectionString: url });
@@ -47,16 +49,97 @@ describe('migrations (sentinel migrate)', () => {
     const again = await cli(['migrate', 'latest'], env);
     expect(again.stdout).to.equal('already up to date\n');
 
-    const down = await cli(['migrate', 'rollback', '--all'], env);
+    const down = await cli(['migrate', 'rollback', '--all', '--yes'], env);
     expect(down.code, down.stderr).to.equal(0);
     expect(down.stdout).to.contain('rolled back');
     expect(await tables(url)).to.deep.equal([]);
 
-    expect((await cli(['migrate', 'rollback'], env)).stdout).to.equal('nothing to roll back\n');
+    const nothing = await cli(['migrate', 'rollback'], env);
+    expect([nothing.code, nothing.stdout]).to.deep.equal([0, 'nothing to roll back\n']);
     expect((await cli(['migrate', 'latest'], env)).code).to.equal(0);
     expect(await tables(url)).to.deep.equal(first);
     const status = await cli(['migrate', 'status', '--json'], env);
     expect(JSON.parse(status.stdout).pending).to.deep.equal([]);
+  });
+
+  describe('rollback drops data only when confirmed', () => {
+    let db: string;
+    let dbEnv: Record<string, string>;
+    beforeEach(async () => {
+      db = await emptyDatabase();
+      dbEnv = testEnv(db);
+    });
+    afterEach(() => dropDatabase(db));
+
+    /** Apply migrations up to `last`, each in a batch of its own, as successive upgrades do. */
+    async function migrateOneBatchEach(last: string): Promise<void> {
+      const knex = knexFactory({ client: 'pg', connection: db });
+      try {
+        for (;;) {
+          const [done] = (await knex.migrate.list(migratorConfig())) as [{ name: string }[], unknown[]];
+          if (done.some((m) => m.name === last)) break;
+          await knex.migrate.up(migratorConfig());
+        }
+      } finally {
+        await knex.destroy();
+      }
+    }
+    /** The indented lines right under a heading of the command's output. */
+    const listed = (out: string, heading: RegExp): string[] => {
+      const lines = out.split(heading)[1]?.split('\n') ?? [];
+      const end = lines.findIndex((l) => !l.startsWith('  '));
+      return lines.slice(0, end < 0 ? lines.length : end).map((l) => l.trim());
+    };
+
+    it('without --yes: exit 2, prints the migration and the tables it would drop, drops nothing; with --yes drops exactly those', async () => {
+      // The telemetry migration: partitioned tables whose partitions go with them.
+      const newest = '20261128000001_create_telemetry_tables';
+      await migrateOneBatchEach(newest);
+      await query(db, "create table points_p20260101 partition of points for values from ('2026-01-01') to ('2026-01-02')");
+      const before = await tables(db);
+
+      const preview = await cli(['migrate', 'rollback'], dbEnv);
+      expect(preview.code, preview.stderr).to.equal(2);
+      expect(preview.stderr).to.match(/not rolled back: back up first.*--yes/);
+      expect(listed(preview.stdout, /would roll back 1 migration\(s\):\n/)[0]).to.equal(newest);
+      expect(await tables(db)).to.deep.equal(before);
+      expect((await query(db, 'select 1 from knex_migrations where name = $1', [newest])).length).to.equal(1);
+      const wouldDrop = listed(preview.stdout, /it would drop \d+ table\(s\) and every row in them:\n/);
+
+      const done = await cli(['migrate', 'rollback', '--yes'], dbEnv);
+      expect(done.code, done.stderr).to.equal(0);
+      expect(done.stdout).to.contain(`rolled back 1 migration(s):\n  ${newest}\n`);
+      const after = await tables(db);
+      expect(wouldDrop).to.include.members(['points', 'logs', 'events', 'series']);
+      // Partitions go with their table and are not listed one by one.
+      expect(before).to.include('points_p20260101');
+      expect(wouldDrop).to.not.include('points_p20260101');
+      expect(before.filter((t) => !after.includes(t) && t !== 'points_p20260101')).to.deep.equal(wouldDrop);
+      expect(after).to.not.include('points_p20260101');
+      expect(listed(done.stdout, /dropping \d+ table\(s\) and every row in them:\n/)).to.deep.equal(wouldDrop);
+    });
+
+    it('refuses to undo the first batch without --all, even with --yes; --all without --yes only previews', async () => {
+      expect((await cli(['migrate', 'latest'], dbEnv)).code).to.equal(0);
+      await query(db, "insert into organizations (slug, name) values ('keep', 'Keep me')");
+      const before = await tables(db);
+
+      const refused = await cli(['migrate', 'rollback', '--yes'], dbEnv);
+      expect(refused.code).to.equal(2);
+      expect(refused.stderr).to.contain("the last batch is the first one").and.contain("'sentinel migrate rollback --all --yes'");
+      expect(refused.stdout).to.match(/would roll back \d+ migration\(s\) \(including the first batch/);
+      expect(await tables(db)).to.deep.equal(before);
+
+      const preview = await cli(['migrate', 'rollback', '--all'], dbEnv);
+      expect(preview.code).to.equal(2);
+      expect(listed(preview.stdout, /it would drop \d+ table\(s\) and every row in them:\n/)).to.include.members(['organizations', 'users', 'audit_log']);
+      expect(await tables(db)).to.deep.equal(before);
+      expect(await query(db, "select slug from organizations")).to.deep.equal([{ slug: 'keep' }]);
+
+      const all = await cli(['migrate', 'rollback', '--all', '--yes'], dbEnv);
+      expect(all.code, all.stderr).to.equal(0);
+      expect(await tables(db)).to.deep.equal([]);
+    });
   });
 
   it('the audit log refuses updates and deletes', async () => {
