@@ -47,7 +47,7 @@ import { TelemetryService } from '../features/telemetry/telemetry-service.js';
 import { QueryRepository } from '../features/telemetry/query-repository.js';
 import { registerQueryRoutes } from '../features/telemetry/query-routes.js';
 import { QueryService } from '../features/telemetry/query-service.js';
-import { registerOtlpRoutes } from '../features/telemetry/otlp-routes.js';
+import { documentOtlpRoutes, registerOtlpRoutes } from '../features/telemetry/otlp-routes.js';
 import { PartitionMaintenance } from '../features/retention/partition-maintenance.js';
 import { RetentionRepository } from '../features/retention/retention-repository.js';
 import { RetentionService, type RetentionPolicySource } from '../features/retention/retention-service.js';
@@ -246,6 +246,8 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       registerInvitationRoutes(registry, invitations);
       registerTelemetryRoutes(registry, telemetry);
       registerQueryRoutes(registry, query);
+      // OTLP is mounted below (extraRoutes), outside the registry; the registry documents it.
+      documentOtlpRoutes(registry);
       registerHealthRoutes(registry, {
         version: VERSION,
         checks: [
@@ -269,7 +271,6 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
         apiRateLimiter: new RateLimiter(config.rate_limits.api_per_minute, 60_000),
         // Ingest has per-organization token buckets instead of the per-IP request limit.
         rateLimitExempt: /^\/api\/v1\/(?:organizations\/[^/]+\/)?telemetry$/,
-        rawBodyPrefixes: ['/v1/'],
         // OTLP/HTTP lives at the spec's paths, outside /api/v1.
         extraRoutes: (router) =>
           registerOtlpRoutes(router, {
@@ -277,7 +278,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
             authenticate: async (ctx) => authenticate(ctx, { method: 'post', path: ctx.path, operationId: 'otlp', auth: 'any' }),
             bodyLimitBytes: config.http.body_limit_bytes,
           }),
-        openapiInfo: { title: 'Sentinel API', version: VERSION },
+        openapiInfo: { title: 'Sentinel API', version: VERSION, license: { name: 'Apache-2.0', identifier: 'Apache-2.0' } },
       });
       // Until the jobs scheduler exists: partitions ahead at start and hourly (the writer still
       // creates a missing one on demand). A start hook: on a fresh database the tables exist

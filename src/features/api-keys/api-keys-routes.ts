@@ -24,6 +24,7 @@ export function registerApiKeyRoutes(registry: ApiRegistry, apiKeys: ApiKeysServ
     summary: "List the organization's live API keys (never their secrets)",
     tags: TAGS,
     auth: 'any',
+    permission: 'apikey.read',
     params: OrgParams,
     query: PageQuerySchema,
     responses: { 200: { description: 'A page of keys.', schema: pageOf(ApiKeySchema) }, 403: FORBIDDEN, 404: NOT_FOUND },

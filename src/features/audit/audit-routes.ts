@@ -16,6 +16,7 @@ export function registerAuditRoutes(registry: ApiRegistry, audit: AuditService):
     summary: "The organization's audit log, newest first (admins and owners; API keys with the admin scope)",
     tags: ['audit'],
     auth: 'any',
+    permission: 'audit.read',
     params: Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) }),
     query: PageQuerySchema,
     responses: { 200: { description: 'One page of entries.', schema: AuditPage }, 403: { description: 'Role too low.' }, 404: { description: 'No such organization (or not yours).' } },

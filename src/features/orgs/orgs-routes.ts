@@ -25,6 +25,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     summary: 'Organizations the caller can see (superadmins: all; users: their memberships; API keys: their own)',
     tags: ['organizations'],
     auth: 'any',
+    permission: 'org.read',
     query: PageQuerySchema,
     responses: { 200: { description: 'One page of organizations, by slug.', schema: pageOf(OrganizationSchema) } },
     handler: async (ctx, { query }) => {
@@ -54,6 +55,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     summary: 'One organization with its limits',
     tags: ['organizations'],
     auth: 'any',
+    permission: 'org.read',
     params: OrgParamsSchema,
     responses: { 200: { description: 'The organization.', schema: OrganizationSchema }, 403: forbidden, 404: notFound },
     handler: async (ctx, { params }) => {
@@ -69,6 +71,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     description: 'Limits merge key by key: keys left out stay as they are, null removes an override (the instance default applies).',
     tags: ['organizations'],
     auth: 'any',
+    permission: 'org.update',
     params: OrgParamsSchema,
     body: UpdateOrgBodySchema,
     responses: { 200: { description: 'The updated organization.', schema: OrganizationSchema }, 403: forbidden, 404: notFound },
@@ -84,6 +87,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     summary: 'Delete an organization and everything it owns (owners)',
     tags: ['organizations'],
     auth: 'any',
+    permission: 'org.delete',
     params: OrgParamsSchema,
     responses: { 204: { description: 'Deleted.' }, 403: forbidden, 404: notFound },
     handler: async (ctx, { params }) => {
@@ -99,6 +103,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     summary: 'Members of an organization with their roles, by email',
     tags: ['members'],
     auth: 'any',
+    permission: 'member.read',
     params: OrgParamsSchema,
     query: PageQuerySchema,
     responses: { 200: { description: 'One page of members.', schema: pageOf(MemberSchema) }, 403: forbidden, 404: notFound },
@@ -118,6 +123,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
       'invitee accepts it (GET /auth/invitations). user_id from a non-superadmin is refused (403) without being looked up.',
     tags: ['members'],
     auth: 'any',
+    permission: 'member.manage',
     params: OrgParamsSchema,
     body: AddMemberBodySchema,
     responses: {
@@ -141,6 +147,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     summary: "Change a member's role (admins; giving or taking the owner role: owners)",
     tags: ['members'],
     auth: 'any',
+    permission: 'member.manage',
     params: MemberParamsSchema,
     body: UpdateMemberBodySchema,
     responses: {
@@ -161,6 +168,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     summary: 'Remove a member (admins; removing an owner: owners). Effective on their next request',
     tags: ['members'],
     auth: 'any',
+    permission: 'member.manage',
     params: MemberParamsSchema,
     responses: {
       204: { description: 'Removed.' },

@@ -5,8 +5,10 @@ import getRawBody from 'raw-body';
 import { DomainError, HTTP_STATUS, isDomainError } from '../../core/errors.js';
 import { actorOf, type HttpContext } from '../../http/context.js';
 import { setRateLimitHeaders } from '../../http/problem.js';
+import type { ApiRegistry } from '../../http/registry.js';
 import { decodeOtlpLogs, decodeOtlpMetrics, type OtlpDecoded } from './otlp-decode.js';
 import { exportResponse, OTLP_CONTENT_TYPES, otlpFormatOf, statusBody, type OtlpFormat, type OtlpSignal } from './otlp-proto.js';
+import { OtlpHeadersSchema, otlpJsonRequestSchema, otlpJsonResponseSchema, otlpProtobufSchema, otlpRequestMessage, RpcStatusSchema } from './otlp-schemas.js';
 import type { TelemetryIngest } from './telemetry-types.js';
 
 export interface OtlpRouteDeps {
@@ -110,6 +112,47 @@ export function registerOtlpRoutes(router: Router, deps: OtlpRouteDeps): void {
         // An unknown Content-Type gives no encoding to answer in; JSON is the readable choice.
         answerError(ctx, err, format ?? 'json');
       }
+    });
+  }
+}
+
+/**
+ * The OTLP receivers in the OpenAPI document. They are mounted outside the registry (above), so
+ * the registry only documents them; what they say here is what registerOtlpRoutes does.
+ */
+export function documentOtlpRoutes(registry: ApiRegistry): void {
+  const { json, protobuf } = OTLP_CONTENT_TYPES;
+  const status = { [json]: RpcStatusSchema, [protobuf]: otlpProtobufSchema('google.rpc.Status') };
+  const error = (description: string) => ({ description, content: status });
+  for (const signal of ['metrics', 'logs'] as const) {
+    const message = otlpRequestMessage(signal);
+    const answer = `Export${signal === 'metrics' ? 'Metrics' : 'Logs'}ServiceResponse`;
+    registry.external({
+      method: 'post',
+      path: OTLP_PATHS[signal],
+      operationId: signal === 'metrics' ? 'otlpExportMetrics' : 'otlpExportLogs',
+      summary: `OTLP/HTTP ${signal} receiver (${message}); the API key decides the organization`,
+      description:
+        'OpenTelemetry exporters post here (https://opentelemetry.io/docs/specs/otlp/#otlphttp). The answer uses the ' +
+        "request's encoding. Items that cannot be stored are dropped and counted in partialSuccess; the rest are stored. " +
+        '429 and 503 carry Retry-After.',
+      tags: ['telemetry'],
+      auth: 'any',
+      permission: 'telemetry.ingest',
+      apiKeyOnly: true,
+      headers: OtlpHeadersSchema,
+      requestBody: { content: { [protobuf]: otlpProtobufSchema(message), [json]: otlpJsonRequestSchema(signal) } },
+      responses: {
+        200: { description: `Stored, or partly stored (partialSuccess). ${answer}.`, content: { [json]: otlpJsonResponseSchema(signal), [protobuf]: otlpProtobufSchema(answer) } },
+        400: error('Undecodable body, invalid gzip, or a user token (only API keys decide the organization).'),
+        401: error('Missing or invalid API key.'),
+        403: error("The key's scopes do not include ingest."),
+        413: error('Body (after decompression) over http.body_limit_bytes.'),
+        415: error('Not application/x-protobuf or application/json, or a Content-Encoding other than gzip.'),
+        429: error("Over the organization's ingest rate; see Retry-After."),
+        503: error('The database is unavailable; retry after Retry-After.'),
+        500: { description: 'A defect of ours (problem+json with the request id).' },
+      },
     });
   }
 }

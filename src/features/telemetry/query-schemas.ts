@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { MAX_LIMIT } from '../../core/pagination.js';
 import { MAX_ATTR_FILTERS, MAX_BY, MAX_MATCHERS } from './query-params.js';
 import { AGGREGATIONS } from './query-repository.js';
@@ -67,7 +67,14 @@ export const MetricQueryQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const Point = Type.Tuple([TimeOut, Type.Union([Type.Number(), Type.Null()], { description: 'null for NaN or an infinity (JSON has no such numbers).' })], {
+const PointValue = Type.Union([Type.Number(), Type.Null()], { description: 'null for NaN or an infinity (JSON has no such numbers).' });
+// Not Type.Tuple: it emits draft-07's `items: [...]` + `additionalItems`, which OpenAPI 3.1 readers
+// reject; 3.1 (JSON Schema 2020-12) says prefixItems, which the registry's ajv also understands.
+const Point = Type.Unsafe<[Static<typeof TimeOut>, Static<typeof PointValue>]>({
+  type: 'array',
+  prefixItems: [TimeOut, PointValue],
+  minItems: 2,
+  maxItems: 2,
   description: '[bucket start, value]',
 });
 

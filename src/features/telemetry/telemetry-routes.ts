@@ -30,7 +30,10 @@ export function registerTelemetryRoutes(registry: ApiRegistry, telemetry: Teleme
     description: DESCRIPTION,
     tags: TAGS,
     auth: 'any',
+    permission: 'telemetry.ingest',
+    apiKeyOnly: true,
     body: TelemetryBody,
+    bulkBody: true,
     responses: RESPONSES,
     handler: async (ctx, { body }) => {
       ctx.body = await telemetry.ingestNative(actorOf(ctx), null, body, { idempotencyKey: idempotencyKey(ctx) });
@@ -46,8 +49,10 @@ export function registerTelemetryRoutes(registry: ApiRegistry, telemetry: Teleme
     description: DESCRIPTION,
     tags: TAGS,
     auth: 'any',
+    permission: 'telemetry.ingest',
     params: OrgParams,
     body: TelemetryBody,
+    bulkBody: true,
     responses: { ...RESPONSES, 404: { description: 'No such organization, or not visible to the caller.' } },
     handler: async (ctx, { params, body }) => {
       ctx.body = await telemetry.ingestNative(actorOf(ctx), params.org, body, { idempotencyKey: idempotencyKey(ctx) });
