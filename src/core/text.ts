@@ -23,23 +23,26 @@ const pointerToken = (key: string): string => toStorableText(key).replaceAll('~'
  */
 export function findUnstorableText(value: unknown, root: string, max: number): string[] {
   const found: string[] = [];
-  const stack: [unknown, string][] = [[value, root]];
-  while (stack.length > 0 && found.length < max) {
+  if (max <= 0) return found;
+  if (typeof value === 'string') return isStorableText(value) ? found : [root];
+  // Only containers are stacked and only their paths are built: a body of many plain values costs
+  // one test per string, not one path string per value.
+  const stack: [object, string][] = value !== null && typeof value === 'object' ? [[value, root]] : [];
+  while (stack.length > 0) {
     const [node, path] = stack.pop()!;
-    if (typeof node === 'string') {
-      if (!isStorableText(node)) found.push(path);
-    } else if (Array.isArray(node)) {
-      for (let i = node.length - 1; i >= 0; i--) stack.push([node[i], `${path}/${i}`]);
-    } else if (node !== null && typeof node === 'object') {
-      const keys = Object.keys(node);
-      for (let i = keys.length - 1; i >= 0; i--) {
-        const key = keys[i];
-        const at = `${path}/${pointerToken(key)}`;
-        if (!isStorableText(key)) {
-          found.push(at);
-          if (found.length >= max) break;
-        } else stack.push([(node as Record<string, unknown>)[key], at]);
-      }
+    const isArray = Array.isArray(node);
+    const keys = isArray ? null : Object.keys(node);
+    const n = isArray ? (node as unknown[]).length : keys!.length;
+    for (let i = 0; i < n; i++) {
+      const key = isArray ? String(i) : keys![i];
+      const child = (node as Record<string, unknown>)[key];
+      const keyOk = isArray || isStorableText(key);
+      if (keyOk && typeof child !== 'string' && (child === null || typeof child !== 'object')) continue;
+      const at = `${path}/${isArray ? key : pointerToken(key)}`;
+      if (!keyOk || (typeof child === 'string' && !isStorableText(child))) {
+        found.push(at);
+        if (found.length >= max) return found;
+      } else if (typeof child === 'object') stack.push([child as object, at]);
     }
   }
   return found;
