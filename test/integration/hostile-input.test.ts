@@ -114,7 +114,7 @@ describe('hostile input: no 500 for any client mistake', function () {
     admin = (await api.login(root.email, root.password)).access_token;
     tenant = await createTenant(t.app.services);
     key = (await createApiKey(t.app.services, tenant.org.slug, ['ingest', 'admin'])).secret;
-    doc = (await (await fetch(`${t.baseUrl}/api/v1/openapi.json`)).json()) as Doc;
+    doc = (await api.get<Doc>('/openapi.json')).body;
   });
   after(async () => {
     await t?.stop();
@@ -122,12 +122,13 @@ describe('hostile input: no 500 for any client mistake', function () {
   });
 
   /** Sends a request while /health is polled every 5 ms; returns the answer and the slowest /health. */
-  async function withHealth(send: () => Promise<Response>): Promise<{ res: Response; text: string; slowestHealthMs: number }> {
+  async function withHealth(send: () => Promise<Answer>): Promise<{ res: Answer; slowestHealthMs: number }> {
     let done = false;
     let slowest = 0;
     const poll = (async () => {
       while (!done) {
         const started = performance.now();
+        // Raw fetch: the poll measures the server, not the client's answer validation.
         const h = await fetch(`${t.baseUrl}/api/v1/health`);
         await h.arrayBuffer();
         slowest = Math.max(slowest, performance.now() - started);
@@ -136,8 +137,7 @@ describe('hostile input: no 500 for any client mistake', function () {
     })();
     try {
       const res = await send();
-      const text = await res.text();
-      return { res, text, slowestHealthMs: slowest };
+      return { res, slowestHealthMs: slowest };
     } finally {
       done = true;
       await poll;
@@ -145,10 +145,10 @@ describe('hostile input: no 500 for any client mistake', function () {
   }
 
   /** The common contract of a refused request: 4xx problem+json with a request id. */
-  function expectClientProblem(res: Response, text: string, status: number, label: string): Problem {
-    expect(res.status, `${label}: ${text.slice(0, 500)}`).to.equal(status);
-    expect(res.headers.get('content-type'), `${label}: content type`).to.match(/^application\/problem\+json/);
-    const body = JSON.parse(text) as Problem;
+  function expectClientProblem(res: Answer, status: number, label: string): Problem {
+    expect(res.status, `${label}: ${res.text.slice(0, 500)}`).to.equal(status);
+    expect(res.contentType, `${label}: content type`).to.match(/^application\/problem\+json/);
+    const body = JSON.parse(res.text) as Problem;
     expect(body.status, label).to.equal(status);
     expect(body.request_id, `${label}: request id`).to.be.a('string').and.equal(res.headers.get('x-request-id'));
     return body;
@@ -181,16 +181,7 @@ describe('hostile input: no 500 for any client mistake', function () {
           if ((op.servers ?? item.servers)?.some((s) => s.url !== '/api/v1')) continue;
           const params = op.parameters ?? [];
           const token = credentialFor(op);
-          const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-          const send = async (url: string, body?: unknown): Promise<Answer<Problem>> => {
-            const res = await fetch(`${t.baseUrl}/api/v1${url}`, {
-              method: method.toUpperCase(),
-              headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
-              body: body === undefined ? undefined : JSON.stringify(body),
-            });
-            const text = await res.text();
-            return { status: res.status, body: (text ? JSON.parse(text) : null) as Problem, text, contentType: res.headers.get('content-type') ?? '' };
-          };
+          const send = (url: string, body?: unknown) => api.call<Problem>(method, url, token, body);
           const expectNamed = (res: Answer<Problem>, where: string, label: string) => {
             checked++;
             if (res.status !== 400 || !res.contentType.startsWith('application/problem+json') || !res.body?.request_id) {
@@ -235,12 +226,8 @@ describe('hostile input: no 500 for any client mistake', function () {
     });
 
     it('ingest stores NUL and a lone surrogate replaced by U+FFFD (202), in a log message and a label', async () => {
-      const res = await fetch(`${t.baseUrl}/api/v1/telemetry`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ logs: [{ level: 'info', message: 'nul\u0000 and \ud800 here' }], metrics: [{ name: 'hostile_m', value: 1, labels: { k: 'v\udc00\u0000' } }] }),
-      });
-      expect(res.status, await res.text()).to.equal(202);
+      const res = await api.post('/telemetry', key, { logs: [{ level: 'info', message: 'nul\u0000 and \ud800 here' }], metrics: [{ name: 'hostile_m', value: 1, labels: { k: 'v\udc00\u0000' } }] });
+      expect(res.status, res.text).to.equal(202);
       const logs = await query<{ body: string }>(dbUrl, `select body from logs where body like 'nul%'`);
       expect(logs.map((l) => l.body)).to.deep.equal(['nul\ufffd and \ufffd here']);
       const series = await query<{ labels: Record<string, string> }>(dbUrl, `select labels from series where name = 'hostile_m'`);
@@ -261,13 +248,12 @@ describe('hostile input: no 500 for any client mistake', function () {
       slowParse?: true;
       /** Builds what `send` needs beforehand: the test client shares the server's event loop. */
       prepare?(): void;
-      send(): Promise<Response>;
+      send(): Promise<Answer>;
     }
-    const post = (url: string, body: Buffer | string, headers: Record<string, string>) =>
-      fetch(`${t.baseUrl}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+    const post = (url: string, body: Buffer | string, headers: Record<string, string>) => api.raw('POST', url, { body, headers });
     const login = JSON.stringify({ email: 'nobody@example.test', password: 'x' });
     const batch = JSON.stringify({ metrics: [{ name: 'm', value: 1 }] });
-    const get = (url: string, token: string | null = admin) => fetch(`${t.baseUrl}/api/v1${url}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const get = (url: string, token: string | null = admin) => api.get(url, token);
     const org = () => `/organizations/${tenant.org.slug}`;
     const poisonedCursor = Buffer.from('a\u0000b', 'utf8').toString('base64url');
 
@@ -352,11 +338,11 @@ describe('hostile input: no 500 for any client mistake', function () {
     for (const c of cases) {
       it(`${c.label} → ${c.status} problem+json${c.slowParse ? '' : `, /health within ${HEALTH_BUDGET_MS} ms meanwhile`}`, async () => {
         c.prepare?.();
-        const { res, text, slowestHealthMs } = await withHealth(c.send);
-        const body = expectClientProblem(res, text, c.status, c.label);
+        const { res, slowestHealthMs } = await withHealth(c.send);
+        const body = expectClientProblem(res, c.status, c.label);
         if (c.path) expect(body.errors?.map((e) => e.path), c.label).to.include(c.path);
         expect(body.errors?.length ?? 0, 'errors are capped').to.be.at.most(MAX_REPORTED_ERRORS);
-        expect(text.length, 'a short answer').to.be.below(8_192);
+        expect(res.text.length, 'a short answer').to.be.below(8_192);
         if (!c.slowParse) expect(slowestHealthMs, '/health while the hostile request was served').to.be.below(HEALTH_BUDGET_MS);
       });
     }
@@ -376,7 +362,7 @@ describe('hostile input: no 500 for any client mistake', function () {
       const token = await forged({ sub: claims.sub, sid: claims.sid, tv: claims.tv });
       const res = await get('/auth/me', token);
       expect(res.status).to.equal(200);
-      expect(((await res.json()) as { id: string }).id).to.equal(me.body.id);
+      expect((res.body as { id: string }).id).to.equal(me.body.id);
       // And a token signed with another key is refused: the forged ones above carry the real key.
       const other = createHmac('sha256', 'x').digest('base64url');
       expect((await get('/auth/me', `${token.split('.').slice(0, 2).join('.')}.${other}`)).status).to.equal(401);

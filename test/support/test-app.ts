@@ -2,10 +2,13 @@ import { buildApp, type App } from '../../src/app/build-app.js';
 import { createLogger } from '../../src/app/logger.js';
 import { LogCapture } from './capture.js';
 import { testConfig } from './config.js';
+import { ApiClient } from './http.js';
 
 export interface TestApp {
   app: App;
   baseUrl: string;
+  /** The shared client: every answer it gets is validated against the app's OpenAPI document. */
+  api: ApiClient;
   logs: LogCapture;
   stop(): Promise<void>;
 }
@@ -18,5 +21,6 @@ export async function startTestApp(databaseUrl: string, env: Record<string, stri
   // As `serve` does: start hooks after migrations (the test databases are migrated), then listen.
   await app.start();
   const addr = await app.http!.listen();
-  return { app, baseUrl: `http://127.0.0.1:${addr.port}`, logs, stop: () => app.stop() };
+  const baseUrl = `http://127.0.0.1:${addr.port}`;
+  return { app, baseUrl, api: new ApiClient(baseUrl), logs, stop: () => app.stop() };
 }
