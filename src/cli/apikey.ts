@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { SYSTEM_ACTOR } from '../core/actor.js';
 import { parseDuration } from '../core/duration.js';
+import type { ApiKeyScope } from '../core/permissions.js';
 import { collectAll, MAX_LIMIT } from '../core/pagination.js';
 import { withApp } from '../app/with-app.js';
 import { printJson, printTable } from './io.js';
-import { usage, type CliContext } from './program.js';
+import { usage, type CliContext } from './context.js';
 
 /** `--expires 90d` (from now) or an RFC 3339 time → RFC 3339. */
 function expiresAt(value: string, now = Date.now()): string {
@@ -14,7 +15,8 @@ function expiresAt(value: string, now = Date.now()): string {
   throw usage(`--expires: '${value}' is neither a duration (90d, 12h, 30m) nor an RFC 3339 time`);
 }
 
-const scopesOf = (value: string): string[] => value.split(',').map((s) => s.trim()).filter(Boolean);
+/** Scope names as given, once each; the service checks them against the API's schema (errors name body/scopes/…). */
+const scopesOf = (value: string): ApiKeyScope[] => [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))] as ApiKeyScope[];
 
 export function registerApiKeyCommands(program: Command, ctx: CliContext): void {
   const apikey = program.command('apikey').description("manage organizations' API keys");

@@ -2,10 +2,11 @@ import type { Command } from 'commander';
 import { SYSTEM_ACTOR } from '../core/actor.js';
 import { randomToken } from '../core/ids.js';
 import { collectAll, MAX_LIMIT } from '../core/pagination.js';
+import type { OrgRole } from '../core/roles.js';
 import type { User } from '../app/build-app.js';
 import { withApp } from '../app/with-app.js';
 import { printJson, printTable, type CliIO } from './io.js';
-import { usage, type CliContext } from './program.js';
+import { usage, type CliContext } from './context.js';
 
 /** The password from stdin (first line), or a generated one that is printed once. */
 async function passwordFrom(io: CliIO, fromStdin: boolean | undefined): Promise<{ password: string; generated: boolean }> {
@@ -35,7 +36,8 @@ export function registerUserCommands(program: Command, ctx: CliContext): void {
     .action(async (email: string, o: { passwordStdin?: boolean; name?: string; org?: string; role?: string; superadmin?: boolean; json?: boolean }) => {
       const { password, generated } = await passwordFrom(io, o.passwordStdin);
       const created = await withApp(ctx.appEnv(), (app) =>
-        app.services.users.create(SYSTEM_ACTOR, { email, password, name: o.name, org: o.org, role: o.role, superadmin: o.superadmin }),
+        // As typed on the command line: the service validates it (errors name body/email, body/role …, as over HTTP).
+        app.services.users.create(SYSTEM_ACTOR, { email, password, name: o.name, org: o.org, role: o.role as OrgRole | undefined, superadmin: o.superadmin }),
       );
       if (o.json) printJson(io, generated ? { ...created, password } : created);
       else {

@@ -1,10 +1,6 @@
+import { Type, type Static } from '@sinclair/typebox';
 import { DomainError } from './errors.js';
 import { isStorableText } from './text.js';
-
-export interface PageRequest {
-  limit?: number;
-  cursor?: string;
-}
 
 export interface Page<T> {
   items: T[];
@@ -13,6 +9,20 @@ export interface Page<T> {
 
 export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 1000;
+
+/**
+ * `?limit=&cursor=` of every list route (DESIGN §6); the cursor is opaque. Defined here rather
+ * than in the http kit because services take it as their page type and telemetry's query schemas
+ * (which may not import http) spread its properties; routes take it from http/schemas.ts.
+ */
+export const PageQuerySchema = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `Items per page (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT}).` })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'next_cursor of the previous page.' })),
+  },
+  { additionalProperties: false },
+);
+export type PageRequest = Static<typeof PageQuerySchema>;
 
 export function pageLimit(limit?: number): number {
   if (limit === undefined) return DEFAULT_LIMIT;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import type { Services } from '../../src/app/build-app.js';
 import type { ApiKeyScope } from '../../src/core/permissions.js';
+import type { OrgRole } from '../../src/core/roles.js';
 import type { ApiKeyWithSecret } from '../../src/features/api-keys/api-keys-service.js';
 import type { Organization } from '../../src/features/orgs/orgs-service.js';
 import type { User } from '../../src/features/users/users-service.js';
@@ -14,7 +15,7 @@ export async function createOrg(services: Services, slug = `org-${uniq()}`): Pro
 
 export async function createUser(
   services: Services,
-  opts: { email?: string; password?: string; org?: string; role?: string; superadmin?: boolean } = {},
+  opts: { email?: string; password?: string; org?: string; role?: OrgRole; superadmin?: boolean } = {},
 ): Promise<User & { password: string }> {
   const password = opts.password ?? `pw-${uniq()}-${uniq()}`;
   const user = await services.users.create(SYSTEM_ACTOR, {

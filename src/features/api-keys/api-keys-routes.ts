@@ -1,10 +1,11 @@
 import { actorOf, metaOf, type HttpContext } from '../../http/context.js';
-import { PageQuerySchema, pageOf } from '../../http/page-schemas.js';
+import { OrgParams, PageQuerySchema, orgParamsWith, pageOf, uuid } from '../../http/schemas.js';
 import type { ApiRegistry } from '../../http/registry.js';
-import { ApiKeySchema, ApiKeyWithSecretSchema, CreateApiKeyBody, KeyParams, OrgParams } from './api-keys-schemas.js';
+import { ApiKeySchema, ApiKeyWithSecretSchema, CreateApiKeyBody } from './api-keys-schemas.js';
 import type { ApiKeysService } from './api-keys-service.js';
 
 const TAGS = ['api-keys'];
+const KeyParams = orgParamsWith({ id: uuid('API key id.') });
 const NOT_FOUND = { description: 'No such organization or key, or not visible to the caller.' };
 const FORBIDDEN = { description: "The caller's role or the key's scopes do not allow it." };
 

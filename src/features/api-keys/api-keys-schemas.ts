@@ -1,6 +1,6 @@
-import { Type } from '@sinclair/typebox';
-import { SLUG_PATTERN } from '../../core/ids.js';
+import { Type, type Static } from '@sinclair/typebox';
 import { API_KEY_SCOPES, type ApiKeyScope } from '../../core/permissions.js';
+import { NOT_BLANK_PATTERN } from '../../core/validation.js';
 
 export const ScopeSchema = Type.Unsafe<ApiKeyScope>({
   type: 'string',
@@ -33,16 +33,14 @@ export const ApiKeyWithSecretSchema = Type.Composite([
 
 export const CreateApiKeyBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 100 }),
+    name: Type.String({ minLength: 1, maxLength: 100, pattern: NOT_BLANK_PATTERN, description: 'Stored without surrounding blanks.' }),
     scopes: Type.Optional(Type.Array(ScopeSchema, { minItems: 1, maxItems: API_KEY_SCOPES.length, uniqueItems: true, description: 'Default ["ingest"].' })),
     expires_at: Type.Optional(Type.String({ format: 'date-time', description: 'RFC 3339, in the future. Omit for a key that does not expire.' })),
   },
   { additionalProperties: false },
 );
 
-export const OrgParams = Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) });
-export const KeyParams = Type.Object({
-  org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }),
-  id: Type.String({ format: 'uuid', description: 'API key id.' }),
-});
+export type ApiKey = Static<typeof ApiKeySchema>;
+export type ApiKeyWithSecret = Static<typeof ApiKeyWithSecretSchema>;
+export type CreateApiKeyInput = Static<typeof CreateApiKeyBody>;
 

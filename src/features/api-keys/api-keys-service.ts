@@ -2,12 +2,15 @@ import { isPrivileged, type Actor, type RequestMeta } from '../../core/actor.js'
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
+import { DomainError, conflict, notFound } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
-import { API_KEY_SCOPES, type ApiKeyScope } from '../../core/permissions.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { sha256 } from '../../core/secrets.js';
+import { compile, validationError } from '../../core/validation.js';
 import type { ApiKeyRow, ApiKeysRepository } from './api-keys-repository.js';
+import { CreateApiKeyBody, type ApiKey, type ApiKeyWithSecret, type CreateApiKeyInput } from './api-keys-schemas.js';
+
+export type { ApiKey, ApiKeyWithSecret, CreateApiKeyInput };
 
 /** Same as the auth feature's API_KEY_PREFIX: the authenticator routes `snt_…` bearer tokens here. */
 export const KEY_PREFIX = 'snt_';
@@ -19,34 +22,8 @@ export const DISPLAY_PREFIX_LENGTH = 12;
 const KEY_SHAPE = /^snt_[A-Za-z0-9_-]{32,128}$/;
 /** last_used_at / last_ip are written at most this often per key, so busy keys do not pay an UPDATE per request. */
 export const DEFAULT_LAST_USE_INTERVAL_MS = 60_000;
-const NAME_MAX = 100;
-
-/** An API key as the API shows it: never the secret or its hash. */
-export interface ApiKey {
-  id: string;
-  name: string;
-  /** The key's first characters, to recognise it (`snt_AbCdEfGh`). */
-  prefix: string;
-  scopes: ApiKeyScope[];
-  expires_at: string | null;
-  last_used_at: string | null;
-  last_ip: string | null;
-  /** After a rotation: until when the previous secret still works. */
-  previous_valid_until: string | null;
-  created_by: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-/** Only in the create and rotate answers: the one time the secret is shown. */
-export type ApiKeyWithSecret = ApiKey & { secret: string };
-
-export interface CreateApiKeyInput {
-  name: string;
-  scopes?: string[];
-  /** RFC 3339, in the future. */
-  expires_at?: string;
-}
+// The route's schema: the CLI gets the same checks and error paths (core/validation).
+const validCreate = compile(CreateApiKeyBody);
 
 export interface ApiKeysOptions {
   /** How long the previous secret keeps working after a rotation (config auth.api_key_rotation_grace). */
@@ -80,10 +57,6 @@ function newSecret(): { secret: string; prefix: string; secret_hash: string } {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function invalid(message: string, errors: ErrorDetail[]): DomainError {
-  return new DomainError('validation_failed', message, { errors });
-}
-
 /**
  * Org API keys. Authorization happens here (through OrgAccess and the permission table), so the
  * HTTP API and the CLI get the same checks. Also the authenticator for `snt_…` bearer tokens.
@@ -111,7 +84,7 @@ export class ApiKeysService {
     const org = await this.orgs.require(actor, orgSlug, 'apikey.read');
     const limit = pageLimit(page.limit);
     const after = decodeCursor(page.cursor);
-    if (after !== undefined && !UUID.test(after)) throw invalid('invalid cursor', [{ path: 'query/cursor', message: 'invalid cursor' }]);
+    if (after !== undefined && !UUID.test(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
     const rows = await this.repo.list(org.id, limit + 1, after);
     const p = toPage(rows, limit, (r) => r.id);
     return { items: p.items.map(toApiKey), next_cursor: p.next_cursor };
@@ -119,9 +92,10 @@ export class ApiKeysService {
 
   async create(actor: Actor, orgSlug: string, input: CreateApiKeyInput, meta: RequestMeta = {}): Promise<ApiKeyWithSecret> {
     const org = await this.orgs.require(actor, orgSlug, 'apikey.manage');
-    const name = this.validName(input.name);
-    const scopes = this.validScopes(input.scopes);
-    const expiresAt = this.validExpiry(input.expires_at);
+    input = validCreate(input);
+    const name = input.name.trim();
+    const scopes = input.scopes ?? ['ingest'];
+    const expiresAt = this.futureExpiry(input.expires_at);
     const s = newSecret();
     const row = await this.repo.insert(org.id, {
       name,
@@ -228,27 +202,11 @@ export class ApiKeysService {
     });
   }
 
-  private validName(raw: string): string {
-    const name = (raw ?? '').trim();
-    if (!name || name.length > NAME_MAX) throw invalid(`name must be 1 to ${NAME_MAX} characters`, [{ path: 'body/name', message: `must be 1 to ${NAME_MAX} characters` }]);
-    return name;
-  }
-
-  private validScopes(raw: string[] | undefined): ApiKeyScope[] {
-    if (raw === undefined) return ['ingest'];
-    const bad = raw.filter((s) => !(API_KEY_SCOPES as readonly string[]).includes(s));
-    if (bad.length || raw.length === 0) {
-      const message = bad.length ? `unknown scope '${bad[0]}': use ${API_KEY_SCOPES.join(', ')}` : `at least one scope: ${API_KEY_SCOPES.join(', ')}`;
-      throw invalid(message, [{ path: 'body/scopes', message: `must be one or more of ${API_KEY_SCOPES.join(', ')}` }]);
-    }
-    return [...new Set(raw as ApiKeyScope[])];
-  }
-
-  private validExpiry(raw: string | undefined): Date | null {
+  /** The one rule the schema cannot state: a date-time (checked by the schema) that is still ahead. */
+  private futureExpiry(raw: string | undefined): Date | null {
     if (raw === undefined) return null;
     const at = new Date(raw);
-    if (Number.isNaN(at.getTime())) throw invalid(`invalid expires_at '${raw}'`, [{ path: 'body/expires_at', message: 'must be an RFC 3339 date-time' }]);
-    if (at <= this.clock.now()) throw invalid('expires_at must be in the future', [{ path: 'body/expires_at', message: 'must be in the future' }]);
+    if (at <= this.clock.now()) throw validationError([{ path: 'body/expires_at', message: 'must be in the future' }], 'expires_at must be in the future');
     return at;
   }
 }

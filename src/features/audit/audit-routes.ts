@@ -1,7 +1,5 @@
-import { Type } from '@sinclair/typebox';
-import { SLUG_PATTERN } from '../../core/ids.js';
 import { actorOf } from '../../http/context.js';
-import { PageQuerySchema, pageOf } from '../../http/page-schemas.js';
+import { OrgParams, PageQuerySchema, pageOf } from '../../http/schemas.js';
 import type { ApiRegistry } from '../../http/registry.js';
 import { AuditEntrySchema } from './audit-schemas.js';
 import type { AuditService } from './audit-service.js';
@@ -17,7 +15,7 @@ export function registerAuditRoutes(registry: ApiRegistry, audit: AuditService):
     tags: ['audit'],
     auth: 'any',
     permission: 'audit.read',
-    params: Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) }),
+    params: OrgParams,
     query: PageQuerySchema,
     responses: { 200: { description: 'One page of entries.', schema: AuditPage }, 403: { description: 'Role too low.' }, 404: { description: 'No such organization (or not yours).' } },
     handler: async (ctx, { params, query }) => {

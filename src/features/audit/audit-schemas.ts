@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 
 export const AuditEntrySchema = Type.Object({
   id: Type.String({ description: 'Increasing; newer entries have larger ids.' }),
@@ -14,3 +14,5 @@ export const AuditEntrySchema = Type.Object({
   details: Type.Record(Type.String(), Type.Unknown(), { description: 'What changed; never a secret.' }),
   created_at: Type.String({ format: 'date-time' }),
 });
+
+export type AuditLogEntry = Static<typeof AuditEntrySchema>;

@@ -3,19 +3,9 @@ import { requireSuperadmin, type OrgAccess } from '../../core/authorize.js';
 import { DomainError } from '../../core/errors.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import type { AuditRepository, AuditRow } from './audit-repository.js';
+import type { AuditLogEntry } from './audit-schemas.js';
 
-export interface AuditLogEntry {
-  id: string;
-  org_id: string | null;
-  /** `type` user | apikey | system | anonymous; `id` the user or API key id. */
-  actor: { type: string; id: string | null };
-  action: string;
-  target: { type: string; id: string | null } | null;
-  ip: string | null;
-  user_agent: string | null;
-  details: Record<string, unknown>;
-  created_at: string;
-}
+export type { AuditLogEntry };
 
 function toEntry(r: AuditRow): AuditLogEntry {
   const colon = r.actor.indexOf(':');

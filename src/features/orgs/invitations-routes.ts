@@ -1,8 +1,8 @@
 import { actorOf, metaOf } from '../../http/context.js';
-import { PageQuerySchema, pageOf } from '../../http/page-schemas.js';
+import { IdParams, PageQuerySchema, pageOf } from '../../http/schemas.js';
 import type { ApiRegistry } from '../../http/registry.js';
 import type { InvitationsService } from './invitations-service.js';
-import { InvitationAcceptedSchema, InvitationParamsSchema, InvitationSchema } from './orgs-schemas.js';
+import { InvitationAcceptedSchema, InvitationSchema } from './orgs-schemas.js';
 
 const notFound = { description: 'No such unexpired invitation addressed to you.' };
 
@@ -29,7 +29,7 @@ export function registerInvitationRoutes(registry: ApiRegistry, invitations: Inv
     summary: 'Join the organization with the invited role (the invitation is used up)',
     tags: ['auth'],
     auth: 'user',
-    params: InvitationParamsSchema,
+    params: IdParams,
     responses: { 200: { description: 'You are a member now.', schema: InvitationAcceptedSchema }, 404: notFound },
     handler: async (ctx, { params }) => {
       ctx.body = await invitations.accept(actorOf(ctx), params.id, metaOf(ctx));
@@ -43,7 +43,7 @@ export function registerInvitationRoutes(registry: ApiRegistry, invitations: Inv
     summary: 'Decline an invitation (it is deleted; the org may invite you again)',
     tags: ['auth'],
     auth: 'user',
-    params: InvitationParamsSchema,
+    params: IdParams,
     responses: { 204: { description: 'Declined.' }, 404: notFound },
     handler: async (ctx, { params }) => {
       await invitations.decline(actorOf(ctx), params.id, metaOf(ctx));

@@ -1,20 +1,19 @@
 import { actorOf, metaOf } from '../../http/context.js';
-import { PageQuerySchema, pageOf } from '../../http/page-schemas.js';
+import { OrgParams, PageQuerySchema, orgParamsWith, pageOf, uuid } from '../../http/schemas.js';
 import type { ApiRegistry } from '../../http/registry.js';
 import {
   AddMemberBodySchema,
   CreateOrgBodySchema,
   InvitationSentSchema,
-  MemberParamsSchema,
   MemberSchema,
   OrganizationSchema,
-  OrgParamsSchema,
   UpdateMemberBodySchema,
   UpdateOrgBodySchema,
 } from './orgs-schemas.js';
 import type { OrgsService } from './orgs-service.js';
 
 const notFound = { description: 'No such organization (or not one the caller belongs to).' };
+const MemberParams = orgParamsWith({ user_id: uuid() });
 const forbidden = { description: 'The caller’s role (or API key scope) does not allow this.' };
 
 export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): void {
@@ -56,7 +55,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     tags: ['organizations'],
     auth: 'any',
     permission: 'org.read',
-    params: OrgParamsSchema,
+    params: OrgParams,
     responses: { 200: { description: 'The organization.', schema: OrganizationSchema }, 403: forbidden, 404: notFound },
     handler: async (ctx, { params }) => {
       ctx.body = await orgs.get(actorOf(ctx), params.org);
@@ -72,7 +71,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     tags: ['organizations'],
     auth: 'any',
     permission: 'org.update',
-    params: OrgParamsSchema,
+    params: OrgParams,
     body: UpdateOrgBodySchema,
     responses: { 200: { description: 'The updated organization.', schema: OrganizationSchema }, 403: forbidden, 404: notFound },
     handler: async (ctx, { params, body }) => {
@@ -88,7 +87,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     tags: ['organizations'],
     auth: 'any',
     permission: 'org.delete',
-    params: OrgParamsSchema,
+    params: OrgParams,
     responses: { 204: { description: 'Deleted.' }, 403: forbidden, 404: notFound },
     handler: async (ctx, { params }) => {
       await orgs.delete(actorOf(ctx), params.org, metaOf(ctx));
@@ -104,7 +103,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     tags: ['members'],
     auth: 'any',
     permission: 'member.read',
-    params: OrgParamsSchema,
+    params: OrgParams,
     query: PageQuerySchema,
     responses: { 200: { description: 'One page of members.', schema: pageOf(MemberSchema) }, 403: forbidden, 404: notFound },
     handler: async (ctx, { params, query }) => {
@@ -124,7 +123,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     tags: ['members'],
     auth: 'any',
     permission: 'member.manage',
-    params: OrgParamsSchema,
+    params: OrgParams,
     body: AddMemberBodySchema,
     responses: {
       201: { description: 'Added (superadmins).', schema: MemberSchema },
@@ -148,7 +147,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     tags: ['members'],
     auth: 'any',
     permission: 'member.manage',
-    params: MemberParamsSchema,
+    params: MemberParams,
     body: UpdateMemberBodySchema,
     responses: {
       200: { description: 'The member.', schema: MemberSchema },
@@ -169,7 +168,7 @@ export function registerOrgRoutes(registry: ApiRegistry, orgs: OrgsService): voi
     tags: ['members'],
     auth: 'any',
     permission: 'member.manage',
-    params: MemberParamsSchema,
+    params: MemberParams,
     responses: {
       204: { description: 'Removed.' },
       403: forbidden,

@@ -1,23 +1,18 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SLUG_PATTERN } from '../../core/ids.js';
-import { ORG_ROLES } from '../../core/roles.js';
+import { OrgRoleSchema as RoleSchema } from '../../core/roles.js';
+import { EMAIL_PATTERN, NOT_BLANK_PATTERN } from '../../core/validation.js';
 
-/**
- * Bounds of the per-org limits. The service checks them too (the CLI does not pass through ajv),
- * so both read these numbers.
- */
+/** Bounds of the per-org limits. */
 export const LIMIT_BOUNDS = {
   retention_days: { minimum: 1, maximum: 3650 },
   ingest_points_per_second: { minimum: 1, maximum: 10_000_000 },
   max_series: { minimum: 1, maximum: 100_000_000 },
 } as const;
 
-export const SIGNALS = ['metrics', 'logs', 'events'] as const;
-export type Signal = (typeof SIGNALS)[number];
-
 export const NAME_MAX = 200;
 
-const RoleSchema = Type.Unsafe<(typeof ORG_ROLES)[number]>({ type: 'string', enum: [...ORG_ROLES] });
+const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, pattern: NOT_BLANK_PATTERN, description: 'Stored without surrounding blanks.' });
 
 const days = (signal: string) => Type.Integer({ ...LIMIT_BOUNDS.retention_days, description: `Days ${signal} are kept.` });
 const nullable = <T extends ReturnType<typeof Type.Integer>>(s: T) => Type.Union([s, Type.Null()]);
@@ -63,12 +58,10 @@ export const OrganizationSchema = Type.Object({
   updated_at: Type.String({ format: 'date-time' }),
 });
 
-export const OrgParamsSchema = Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) });
-
 export const CreateOrgBodySchema = Type.Object(
   {
     slug: Type.String({ pattern: SLUG_PATTERN, description: 'Lowercase letters, digits and inner hyphens, at most 63 characters.' }),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: NAME_MAX })),
+    name: Type.Optional(Name),
     limits: Type.Optional(LimitsSchema),
   },
   { additionalProperties: false },
@@ -76,7 +69,7 @@ export const CreateOrgBodySchema = Type.Object(
 
 export const UpdateOrgBodySchema = Type.Object(
   {
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: NAME_MAX })),
+    name: Type.Optional(Name),
     limits: Type.Optional(LimitsPatchSchema),
   },
   { additionalProperties: false },
@@ -91,15 +84,10 @@ export const MemberSchema = Type.Object({
   updated_at: Type.String({ format: 'date-time' }),
 });
 
-export const MemberParamsSchema = Type.Object({
-  org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }),
-  user_id: Type.String({ format: 'uuid' }),
-});
-
 export const AddMemberBodySchema = Type.Object(
   {
     user_id: Type.Optional(Type.String({ format: 'uuid', description: 'The user to add (or give email). Superadmins only: anyone else gets 403 and invites by email.' })),
-    email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, description: 'The user to add (superadmins) or to invite (everyone else); or give user_id.' })),
+    email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, pattern: EMAIL_PATTERN, description: 'The user to add (superadmins) or to invite (everyone else); or give user_id.' })),
     role: RoleSchema,
   },
   { additionalProperties: false, description: 'Exactly one of user_id and email.' },
@@ -122,8 +110,6 @@ export const InvitationSchema = Type.Object({
   expires_at: Type.String({ format: 'date-time' }),
 });
 
-export const InvitationParamsSchema = Type.Object({ id: Type.String({ format: 'uuid' }) });
-
 export const InvitationAcceptedSchema = Type.Object({
   org: Type.Object({ slug: Type.String(), name: Type.String() }),
   /** Your role in the org now (the one you already had, if you were a member already). */
@@ -131,3 +117,14 @@ export const InvitationAcceptedSchema = Type.Object({
 });
 
 export const UpdateMemberBodySchema = Type.Object({ role: RoleSchema }, { additionalProperties: false });
+
+// Requests and answers of the orgs feature, as their schemas say (DESIGN §2: no parallel interfaces).
+export type Organization = Static<typeof OrganizationSchema>;
+export type Member = Static<typeof MemberSchema>;
+export type CreateOrgInput = Static<typeof CreateOrgBodySchema>;
+export type UpdateOrgInput = Static<typeof UpdateOrgBodySchema>;
+export type AddMemberInput = Static<typeof AddMemberBodySchema>;
+export type UpdateMemberInput = Static<typeof UpdateMemberBodySchema>;
+export type InvitationSent = Static<typeof InvitationSentSchema>;
+export type Invitation = Static<typeof InvitationSchema>;
+export type InvitationAccepted = Static<typeof InvitationAcceptedSchema>;

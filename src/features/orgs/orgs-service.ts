@@ -1,32 +1,36 @@
 import { isPrivileged, type Actor, type RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
 import { authorize, requireSuperadmin } from '../../core/authorize.js';
-import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
-import { SLUG_PATTERN, isSlug } from '../../core/ids.js';
+import { DomainError, conflict, notFound } from '../../core/errors.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
-import { isOrgRole, ORG_ROLES, type OrgRole } from '../../core/roles.js';
-import type { InvitationSent, InvitationsService } from './invitations-service.js';
+import { SIGNALS } from '../../core/signals.js';
+import { compile, validationError } from '../../core/validation.js';
+import type { InvitationsService } from './invitations-service.js';
 import type { OrgGuard } from './org-guard.js';
 import type { MemberRow, OrgRow, OrgsRepository } from './orgs-repository.js';
-import { LIMIT_BOUNDS, NAME_MAX, SIGNALS, type OrgLimits, type OrgLimitsPatch } from './orgs-schemas.js';
+import {
+  AddMemberBodySchema,
+  CreateOrgBodySchema,
+  UpdateMemberBodySchema,
+  UpdateOrgBodySchema,
+  type AddMemberInput,
+  type CreateOrgInput,
+  type InvitationSent,
+  type Member,
+  type OrgLimits,
+  type OrgLimitsPatch,
+  type Organization,
+  type UpdateOrgInput,
+} from './orgs-schemas.js';
 
-export interface Organization {
-  id: string;
-  slug: string;
-  name: string;
-  limits: OrgLimits;
-  created_at: string;
-  updated_at: string;
-}
+export type { AddMemberInput, CreateOrgInput, Member, Organization, UpdateOrgInput };
 
-export interface Member {
-  user_id: string;
-  email: string;
-  name: string | null;
-  role: OrgRole;
-  created_at: string;
-  updated_at: string;
-}
+// The routes' own schemas: the CLI and other callers get the same checks and error paths as HTTP
+// (and a body the registry already checked is not checked twice; see core/validation).
+const validCreate = compile(CreateOrgBodySchema);
+const validUpdate = compile(UpdateOrgBodySchema);
+const validAddMember = compile(AddMemberBodySchema);
+const validMemberRole = compile(UpdateMemberBodySchema);
 
 /** What the orgs feature needs to know about users (the users feature's repository provides it). */
 export interface UserDirectory {
@@ -52,52 +56,6 @@ const toMember = (r: MemberRow): Member => ({
   updated_at: r.updated_at.toISOString(),
 });
 
-const invalid = (message: string, errors: ErrorDetail[]) => new DomainError('validation_failed', message, { errors });
-
-export function parseRole(role: string): OrgRole {
-  if (!isOrgRole(role)) throw invalid(`unknown role '${role}': use one of ${ORG_ROLES.join(', ')}`, [{ path: 'role', message: `must be one of ${ORG_ROLES.join(', ')}` }]);
-  return role;
-}
-
-function checkName(name: string): string {
-  const n = name.trim();
-  if (!n || n.length > NAME_MAX) throw invalid(`name must be 1 to ${NAME_MAX} characters`, [{ path: 'name', message: `must be 1 to ${NAME_MAX} characters` }]);
-  return n;
-}
-
-/**
- * Limits arriving through the CLI (or any caller that skipped ajv) get the same bounds as the
- * HTTP schema. `allowNull`: in a patch, null removes an override.
- */
-export function checkLimits(input: unknown, allowNull: boolean): OrgLimitsPatch {
-  const errors: ErrorDetail[] = [];
-  const num = (v: unknown, path: string, b: { minimum: number; maximum: number }) => {
-    if (v === undefined || (v === null && allowNull)) return;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < b.minimum || v > b.maximum) {
-      errors.push({ path, message: `must be an integer from ${b.minimum} to ${b.maximum}${allowNull ? ', or null to remove the override' : ''}` });
-    }
-  };
-  const object = (v: unknown, path: string, keys: readonly string[]): Record<string, unknown> | null => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      errors.push({ path, message: 'must be an object' });
-      return null;
-    }
-    for (const k of Object.keys(v)) if (!keys.includes(k)) errors.push({ path: `${path}/${k}`, message: 'is not an allowed field' });
-    return v as Record<string, unknown>;
-  };
-  const limits = object(input, 'limits', ['retention_days', 'ingest_points_per_second', 'max_series']);
-  if (limits) {
-    if (limits.retention_days !== undefined) {
-      const rd = object(limits.retention_days, 'limits/retention_days', SIGNALS);
-      if (rd) for (const s of SIGNALS) num(rd[s], `limits/retention_days/${s}`, LIMIT_BOUNDS.retention_days);
-    }
-    num(limits.ingest_points_per_second, 'limits/ingest_points_per_second', LIMIT_BOUNDS.ingest_points_per_second);
-    num(limits.max_series, 'limits/max_series', LIMIT_BOUNDS.max_series);
-  }
-  if (errors.length) throw invalid(`invalid limits: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors);
-  return input as OrgLimitsPatch;
-}
-
 /** Apply a patch to stored limits: numbers set, null removes, absent keeps. */
 export function mergeLimits(current: OrgLimits, patch: OrgLimitsPatch): OrgLimits {
   const out: Record<string, unknown> = { ...current };
@@ -119,23 +77,6 @@ export function mergeLimits(current: OrgLimits, patch: OrgLimitsPatch): OrgLimit
   return out as OrgLimits;
 }
 
-export interface CreateOrgInput {
-  slug: string;
-  name?: string;
-  limits?: OrgLimits;
-}
-
-export interface UpdateOrgInput {
-  name?: string;
-  limits?: OrgLimitsPatch;
-}
-
-export interface AddMemberInput {
-  user_id?: string;
-  email?: string;
-  role: string;
-}
-
 /** Superadmins and the CLI add directly; everyone else invites (see addMember). */
 export type AddMemberResult = { kind: 'added'; member: Member } | { kind: 'invited'; invitation: InvitationSent };
 
@@ -155,11 +96,9 @@ export class OrgsService {
    */
   async create(actor: Actor, input: CreateOrgInput, meta: RequestMeta = {}): Promise<Organization> {
     requireSuperadmin(actor);
-    if (!isSlug(input.slug)) {
-      throw invalid(`invalid slug '${input.slug}': use lowercase letters, digits and inner hyphens, at most 63 characters`, [{ path: 'slug', message: `must match ${SLUG_PATTERN}` }]);
-    }
-    const name = checkName(input.name ?? input.slug);
-    const limits = input.limits === undefined ? {} : mergeLimits({}, checkLimits(input.limits, false));
+    input = validCreate(input);
+    const name = (input.name ?? input.slug).trim();
+    const limits = input.limits === undefined ? {} : mergeLimits({}, input.limits);
     if (await this.repo.findBySlug(input.slug)) throw conflict(`organization '${input.slug}' already exists`);
     let row: OrgRow;
     try {
@@ -203,8 +142,9 @@ export class OrgsService {
 
   async update(actor: Actor, slug: string, input: UpdateOrgInput, meta: RequestMeta = {}): Promise<Organization> {
     const org = await this.guard.require(actor, slug, 'org.update');
-    const name = input.name === undefined ? undefined : checkName(input.name);
-    const patch = input.limits === undefined ? undefined : checkLimits(input.limits, true);
+    input = validUpdate(input);
+    const name = input.name?.trim();
+    const patch = input.limits;
     if (name === undefined && patch === undefined) return toOrganization(org);
     const result = await this.repo.update(org.id, (row) => ({
       ...(name !== undefined ? { name } : {}),
@@ -247,9 +187,11 @@ export class OrgsService {
    */
   async addMember(actor: Actor, slug: string, input: AddMemberInput, meta: RequestMeta = {}): Promise<AddMemberResult> {
     const org = await this.guard.require(actor, slug, 'member.manage');
-    const role = parseRole(input.role);
+    input = validAddMember(input);
+    const role = input.role;
+    // A rule across two fields, which the schema (and so the document) states in words only.
     if ((input.user_id === undefined) === (input.email === undefined)) {
-      throw invalid('give exactly one of user_id and email', [{ path: input.user_id === undefined ? 'user_id' : 'email', message: 'give exactly one of user_id and email' }]);
+      throw validationError([{ path: input.user_id === undefined ? 'body/user_id' : 'body/email', message: 'give exactly one of user_id and email' }]);
     }
     if (role === 'owner') authorize(actor, 'member.manage_owners', org);
     if (!isPrivileged(actor)) {
@@ -270,7 +212,8 @@ export class OrgsService {
    */
   async setMemberRole(actor: Actor, slug: string, userId: string, roleName: string, meta: RequestMeta = {}, upsert = false): Promise<Member> {
     const org = await this.guard.require(actor, slug, 'member.manage');
-    const role = parseRole(roleName);
+    // The PATCH body's schema (its role arrives here as a string; callers include the CLI's `user grant`).
+    const { role } = validMemberRole({ role: roleName });
     // Adding through here skips the invitation: only for those who may add directly (see addMember).
     if (upsert && !isPrivileged(actor)) throw new DomainError('forbidden', 'only superadmins and the CLI add users directly; invite them by email instead');
     const user = await this.users.findById(userId);

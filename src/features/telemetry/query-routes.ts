@@ -1,5 +1,5 @@
 import { actorOf } from '../../http/context.js';
-import { pageOf } from '../../http/page-schemas.js';
+import { OrgParams, pageOf } from '../../http/schemas.js';
 import type { ApiRegistry } from '../../http/registry.js';
 import {
   ATTR_PREFIX,
@@ -11,7 +11,6 @@ import {
   MetricNamesQuery,
   MetricQueryQuery,
   MetricQueryResultSchema,
-  OrgParams,
   UsageSchema,
 } from './query-schemas.js';
 import type { QueryService } from './query-service.js';

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { MAX_LIMIT } from '../../core/pagination.js';
+import { PageQuerySchema } from '../../core/pagination.js';
 import { MAX_ATTR_FILTERS, MAX_BY, MAX_MATCHERS } from './query-params.js';
 import { AGGREGATIONS } from './query-repository.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
@@ -7,10 +7,8 @@ import { LEVELS } from './telemetry-types.js';
 
 /** Request (query string) and response schemas of the telemetry query API (DESIGN §6). */
 
-export { OrgParams } from './telemetry-schemas.js';
-
-const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `Items per page (default 50, at most ${MAX_LIMIT}).` }));
-const Cursor = Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'next_cursor of the previous page.' }));
+// The list routes' page parameters (the http kit's PageQuerySchema is this one; features' schemas may not import http).
+const { limit: Limit, cursor: Cursor } = PageQuerySchema.properties;
 const TimeIn = (description: string) => Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: `${description} RFC 3339 or Unix epoch milliseconds.` }));
 const Start = TimeIn('Start of the range (inclusive); default one hour before end.');
 const End = TimeIn('End of the range (exclusive); default now.');

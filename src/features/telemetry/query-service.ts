@@ -1,3 +1,4 @@
+import type { Static } from '@sinclair/typebox';
 import type { Actor } from '../../core/actor.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { DomainError, notFound } from '../../core/errors.js';
@@ -16,8 +17,9 @@ import {
 } from './query-params.js';
 import { AGGREGATIONS, type Aggregation, type BucketRow, type QueryRepository, type SeriesRow } from './query-repository.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
-import { effectiveLimits, type EffectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
-import { LEVELS, levelOf, type Counts, type Level } from './telemetry-types.js';
+import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
+import type { EventSchema, LogRecordSchema, MetricNameSchema, MetricNamesQuery, MetricQueryResultSchema, UsageSchema } from './query-schemas.js';
+import { LEVELS, levelOf, type Level } from './telemetry-types.js';
 
 export interface QueryOptions {
   /** query.max_series: most series one metric query may read. */
@@ -33,18 +35,6 @@ export interface QueryOptions {
   now?: () => number;
 }
 
-export interface MetricNamesInput {
-  limit?: number;
-  cursor?: string;
-  prefix?: string;
-}
-
-export interface MetricName {
-  name: string;
-  label_keys: string[];
-  series: number;
-}
-
 export interface MetricQueryInput {
   name: string;
   start?: string | number;
@@ -55,17 +45,6 @@ export interface MetricQueryInput {
   by?: string | string[];
   /** Matchers, comma-separated and/or one per element. */
   filter?: string | string[];
-}
-
-export type Point = [string, number | null];
-
-export interface MetricSeries {
-  labels: Record<string, string>;
-  points: Point[];
-}
-
-export interface MetricQueryResult {
-  series: MetricSeries[];
 }
 
 export interface LogsInput {
@@ -79,18 +58,6 @@ export interface LogsInput {
   cursor?: string;
 }
 
-export interface LogRecord {
-  ts: string;
-  level: Level;
-  severity_number: number;
-  severity_text: string;
-  body: string;
-  attributes: Record<string, unknown>;
-  resource: Record<string, unknown>;
-  trace_id: string | null;
-  span_id: string | null;
-}
-
 export interface EventsInput {
   start?: string | number;
   end?: string | number;
@@ -100,21 +67,18 @@ export interface EventsInput {
   cursor?: string;
 }
 
-export interface EventRecord {
-  id: string;
-  ts: string;
-  type: string;
-  title: string;
-  text: string | null;
-  tags: string[];
-}
-
-export interface Usage {
-  today: Counts;
-  month: Counts;
-  active_series: number;
-  limits: EffectiveLimits;
-}
+/*
+ * Answers are the Static types of the route schemas. The inputs stay wider than the query
+ * schemas (times as numbers, lists as comma-separated strings): the service parses them itself,
+ * with the same `query/…` error paths over HTTP and when called directly.
+ */
+export type MetricNamesInput = Static<typeof MetricNamesQuery>;
+export type MetricName = Static<typeof MetricNameSchema>;
+export type MetricQueryResult = Static<typeof MetricQueryResultSchema>;
+export type MetricSeries = MetricQueryResult['series'][number];
+export type LogRecord = Static<typeof LogRecordSchema>;
+export type EventRecord = Static<typeof EventSchema>;
+export type Usage = Static<typeof UsageSchema>;
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 

@@ -1,4 +1,4 @@
-import type { Signal } from './telemetry-types.js';
+import type { Signal } from '../../core/signals.js';
 
 /** An org's limits after instance defaults are applied (org overrides win). */
 export interface EffectiveLimits {

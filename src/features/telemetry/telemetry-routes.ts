@@ -1,6 +1,7 @@
 import { actorOf, type HttpContext } from '../../http/context.js';
 import type { ApiRegistry } from '../../http/registry.js';
-import { AcceptedSchema, OrgParams, TelemetryBody } from './telemetry-schemas.js';
+import { OrgParams } from '../../http/schemas.js';
+import { AcceptedSchema, TelemetryBody } from './telemetry-schemas.js';
 import type { TelemetryService } from './telemetry-service.js';
 
 const TAGS = ['telemetry'];
@@ -34,6 +35,8 @@ export function registerTelemetryRoutes(registry: ApiRegistry, telemetry: Teleme
     apiKeyOnly: true,
     body: TelemetryBody,
     bulkBody: true,
+    // Per-organization token buckets (points/s) limit ingest, not the per-IP request limit.
+    rateLimit: 'ingest',
     responses: RESPONSES,
     handler: async (ctx, { body }) => {
       ctx.body = await telemetry.ingestNative(actorOf(ctx), null, body, { idempotencyKey: idempotencyKey(ctx) });
@@ -53,6 +56,8 @@ export function registerTelemetryRoutes(registry: ApiRegistry, telemetry: Teleme
     params: OrgParams,
     body: TelemetryBody,
     bulkBody: true,
+    // Per-organization token buckets (points/s) limit ingest, not the per-IP request limit.
+    rateLimit: 'ingest',
     responses: { ...RESPONSES, 404: { description: 'No such organization, or not visible to the caller.' } },
     handler: async (ctx, { params, body }) => {
       ctx.body = await telemetry.ingestNative(actorOf(ctx), params.org, body, { idempotencyKey: idempotencyKey(ctx) });

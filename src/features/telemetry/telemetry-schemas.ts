@@ -1,9 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { SLUG_PATTERN } from '../../core/ids.js';
 import { INGEST_LIMITS as L } from './telemetry-limits.js';
 import { LEVELS } from './telemetry-types.js';
-
-export const OrgParams = Type.Object({ org: Type.String({ pattern: SLUG_PATTERN, description: 'Organization slug.' }) });
 
 const Timestamp = Type.Unsafe<string | number>({
   type: ['string', 'integer'],

@@ -1,4 +1,5 @@
 import type { Actor } from '../../core/actor.js';
+import type { Signal } from '../../core/signals.js';
 
 /**
  * The normalized telemetry that every ingest path (native JSON, OTLP JSON, OTLP protobuf)
@@ -52,8 +53,6 @@ export function levelOf(severityNumber: number): Level {
   return 'trace';
 }
 
-export const SIGNALS = ['metrics', 'logs', 'events'] as const;
-export type Signal = (typeof SIGNALS)[number];
 export type Counts = Record<Signal, number>;
 
 /**

@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, metaOf } from '../../http/context.js';
-import { PageQuerySchema, pageOf } from '../../http/page-schemas.js';
+import { IdParams, OrgSlugSchema, PageQuerySchema, pageOf } from '../../http/schemas.js';
 import type { ApiRegistry } from '../../http/registry.js';
-import { SLUG_PATTERN } from '../../core/ids.js';
-import { ChangePasswordBodySchema, CreateUserBodySchema, UpdateUserBodySchema, UserParamsSchema, UserSchema } from './users-schemas.js';
+import { ChangePasswordBodySchema, CreateUserBodySchema, UpdateUserBodySchema, UserSchema } from './users-schemas.js';
 import type { UsersService } from './users-service.js';
 
 const notFound = { description: 'No such user (or, for non-superadmins, not yourself).' };
@@ -16,7 +15,7 @@ export function registerUserRoutes(registry: ApiRegistry, users: UsersService): 
     summary: 'All users with their memberships, by email (superadmins)',
     tags: ['users'],
     auth: 'user',
-    query: Type.Composite([PageQuerySchema, Type.Object({ org: Type.Optional(Type.String({ pattern: SLUG_PATTERN, description: 'Only members of this organization.' })) })], {
+    query: Type.Composite([PageQuerySchema, Type.Object({ org: Type.Optional({ ...OrgSlugSchema, description: 'Only members of this organization.' }) })], {
       additionalProperties: false,
     }),
     responses: { 200: { description: 'One page of users.', schema: pageOf(UserSchema) }, 403: { description: 'Not a superadmin.' } },
@@ -71,7 +70,7 @@ export function registerUserRoutes(registry: ApiRegistry, users: UsersService): 
     summary: 'One user (superadmins: anyone; others: only themselves)',
     tags: ['users'],
     auth: 'user',
-    params: UserParamsSchema,
+    params: IdParams,
     responses: { 200: { description: 'The user.', schema: UserSchema }, 404: notFound },
     handler: async (ctx, { params }) => {
       ctx.body = await users.getById(actorOf(ctx), params.id);
@@ -86,7 +85,7 @@ export function registerUserRoutes(registry: ApiRegistry, users: UsersService): 
     description: 'Disabling ends every session of the user at once. Nobody can disable themselves or drop their own superadmin role here (409).',
     tags: ['users'],
     auth: 'user',
-    params: UserParamsSchema,
+    params: IdParams,
     body: UpdateUserBodySchema,
     responses: { 200: { description: 'The user.', schema: UserSchema }, 403: { description: 'Only superadmins change disabled or superadmin.' }, 404: notFound, 409: { description: 'Would lock yourself out.' } },
     handler: async (ctx, { params, body }) => {
@@ -101,7 +100,7 @@ export function registerUserRoutes(registry: ApiRegistry, users: UsersService): 
     summary: 'Delete a user (superadmins; not yourself; not the last owner of an organization)',
     tags: ['users'],
     auth: 'user',
-    params: UserParamsSchema,
+    params: IdParams,
     responses: { 204: { description: 'Deleted; their sessions end with them.' }, 403: { description: "Not a superadmin, and the id is your own (anyone else's is 404)." }, 404: notFound, 409: { description: 'Yourself, or the last owner of an organization.' } },
     handler: async (ctx, { params }) => {
       await users.delete(actorOf(ctx), params.id, metaOf(ctx));

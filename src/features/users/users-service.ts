@@ -1,11 +1,29 @@
 import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
 import { requireSuperadmin } from '../../core/authorize.js';
-import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
+import { DomainError, conflict, notFound } from '../../core/errors.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
-import { isOrgRole, ORG_ROLES, type OrgRole } from '../../core/roles.js';
+import { compile, validationError } from '../../core/validation.js';
 import type { PasswordHasher } from './passwords.js';
 import type { MembershipRow, UserRow, UsersRepository } from './users-repository.js';
+import {
+  ChangePasswordBodySchema,
+  CreateUserBodySchema,
+  CreateUserInputSchema,
+  UpdateUserBodySchema,
+  type ChangePasswordInput,
+  type CreateUserInput,
+  type UpdateUserInput,
+  type User,
+} from './users-schemas.js';
+
+export type { ChangePasswordInput, CreateUserInput, UpdateUserInput, User };
+
+// The routes' schemas: the CLI gets the same checks and error paths (core/validation). The
+// create body is a part of the create input, so a body the registry checked is not checked again.
+const validCreate = compile(CreateUserInputSchema, { trusts: [CreateUserBodySchema] });
+const validUpdate = compile(UpdateUserBodySchema);
+const validChangePassword = compile(ChangePasswordBodySchema);
 
 /** What the users feature needs from organizations (the orgs feature's service provides it). */
 export interface OrgMembership {
@@ -28,42 +46,6 @@ export interface PasswordConfirmer {
   confirm(userId: string, password: string): Promise<boolean>;
 }
 
-export interface User {
-  id: string;
-  email: string;
-  name: string | null;
-  superadmin: boolean;
-  disabled: boolean;
-  memberships: { org: string; role: OrgRole }[];
-  created_at: string;
-  updated_at: string;
-}
-
-export interface CreateUserInput {
-  email: string;
-  password: string;
-  name?: string;
-  superadmin?: boolean;
-  org?: string;
-  role?: string;
-}
-
-export interface UpdateUserInput {
-  /** null clears the name. */
-  name?: string | null;
-  disabled?: boolean;
-  superadmin?: boolean;
-}
-
-export interface ChangePasswordInput {
-  current_password: string;
-  new_password: string;
-}
-
-// Deliberately simple: one @, no spaces, a dot in the domain. Real validation is the mail that arrives.
-const EMAIL = /^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$/;
-export const USER_NAME_MAX = 200;
-
 function toUser(r: UserRow, memberships: MembershipRow[]): User {
   return {
     id: r.id,
@@ -77,27 +59,8 @@ function toUser(r: UserRow, memberships: MembershipRow[]): User {
   };
 }
 
-const invalid = (message: string, errors: ErrorDetail[]) => new DomainError('validation_failed', message, { errors });
-
-function requireRole(role: string): OrgRole {
-  if (!isOrgRole(role)) throw invalid(`unknown role '${role}': use one of ${ORG_ROLES.join(', ')}`, [{ path: 'role', message: `must be one of ${ORG_ROLES.join(', ')}` }]);
-  return role;
-}
-
-function checkName(name: string | null | undefined): string | null {
-  if (name === undefined || name === null) return null;
-  const n = name.trim();
-  if (n.length > USER_NAME_MAX) throw invalid(`name must be at most ${USER_NAME_MAX} characters`, [{ path: 'name', message: `must be at most ${USER_NAME_MAX} characters` }]);
-  return n || null;
-}
-
-/** Same path convention as ajv's errors, for the one route whose field names differ from the service's. */
-function renamePath(err: unknown, from: string, to: string): unknown {
-  if (err instanceof DomainError && err.details.errors) {
-    return new DomainError(err.code, err.message, { ...err.details, errors: err.details.errors.map((e) => (e.path === from ? { ...e, path: to } : e)) });
-  }
-  return err;
-}
+/** Names are stored trimmed; blank clears. */
+const cleanName = (name: string | null | undefined): string | null => name?.trim() || null;
 
 export class UsersService {
   constructor(
@@ -111,15 +74,13 @@ export class UsersService {
 
   async create(actor: Actor, input: CreateUserInput, meta: RequestMeta = {}): Promise<User> {
     requireSuperadmin(actor);
+    input = validCreate(input);
     const email = input.email.trim();
-    if (!EMAIL.test(email) || email.length > 254) {
-      throw invalid(`invalid email '${input.email}'`, [{ path: 'email', message: 'must be an email address' }]);
-    }
-    const name = checkName(input.name);
+    const name = cleanName(input.name);
     if ((input.org === undefined) !== (input.role === undefined)) {
       throw new DomainError('bad_request', '--org and --role go together');
     }
-    const role = input.role === undefined ? undefined : requireRole(input.role);
+    const role = input.role;
     const org = input.org === undefined ? undefined : await this.orgs.require(input.org);
     if (await this.repo.findByEmail(email)) throw conflict(`user '${email}' already exists`);
     const password_hash = await this.hasher.hash(input.password);
@@ -170,6 +131,7 @@ export class UsersService {
    */
   async update(actor: Actor, id: string, input: UpdateUserInput, meta: RequestMeta = {}): Promise<User> {
     const row = await this.visible(actor, id);
+    input = validUpdate(input);
     const privileged = actor.kind === 'system' || (actor.kind === 'user' && actor.superadmin);
     if (!privileged && (input.disabled !== undefined || input.superadmin !== undefined)) {
       throw new DomainError('forbidden', 'only a superadmin may change disabled or superadmin');
@@ -181,7 +143,7 @@ export class UsersService {
     const patch: { name?: string | null; superadmin?: boolean; disabled_at?: Date | null } = {};
     const changes: Record<string, { from: unknown; to: unknown }> = {};
     if (input.name !== undefined) {
-      const name = checkName(input.name);
+      const name = cleanName(input.name);
       if (name !== row.name) {
         patch.name = name;
         changes.name = { from: row.name, to: name };
@@ -242,18 +204,14 @@ export class UsersService {
    */
   async changeOwnPassword(actor: Actor, input: ChangePasswordInput, meta: RequestMeta = {}): Promise<void> {
     if (actor.kind !== 'user') throw new DomainError('unauthenticated', 'a user session is required');
+    input = validChangePassword(input);
     const row = await this.repo.findById(actor.userId);
     if (!row || row.disabled_at) throw new DomainError('unauthenticated', 'session is no longer valid');
     if (!(await this.confirmation.confirm(row.id, input.current_password))) {
       await this.audit.record({ actor, action: 'user.password_change_failed', targetType: 'user', targetId: row.id, details: { email: row.email, reason: 'wrong current password' }, ...meta });
-      throw invalid('the current password is wrong', [{ path: 'body/current_password', message: 'is not the current password' }]);
+      throw validationError([{ path: 'body/current_password', message: 'is not the current password' }], 'the current password is wrong');
     }
-    let password_hash: string;
-    try {
-      password_hash = await this.hasher.hash(input.new_password);
-    } catch (err) {
-      throw renamePath(err, 'password', 'body/new_password');
-    }
+    const password_hash = await this.hasher.hash(input.new_password, 'new_password');
     await this.repo.update(row.id, { password_hash }, true);
     await this.sessions.revokeAllOfUser(row.id);
     await this.audit.record({ actor, action: 'user.password_change', targetType: 'user', targetId: row.id, details: { email: row.email, by: 'self' }, ...meta });
@@ -271,9 +229,9 @@ export class UsersService {
 
   /** The CLI's `user grant`: set (or add) a membership through the orgs feature's checks. */
   async grant(actor: Actor, email: string, orgSlug: string, role: string, meta: RequestMeta = {}): Promise<User> {
-    const r = requireRole(role);
     const row = await this.require(email);
-    await this.orgs.setMemberRole(actor, orgSlug, row.id, r, meta, true);
+    // The orgs feature validates the role (body/role, as PATCH …/members says).
+    await this.orgs.setMemberRole(actor, orgSlug, row.id, role, meta, true);
     return this.present(row);
   }
 
