@@ -1,6 +1,6 @@
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { AssertionError, expect } from 'chai';
-import { recordAnswer, recordFailure, recordOperations } from './observed-answers.js';
+import { runRecorder, type AnswerRecorder } from './observed-answers.js';
 import { validatorFor, type ResponseValidator } from './response-schemas.js';
 
 /** One answer from the server: status, parsed JSON body (null when empty or not JSON), raw text and bytes, headers. */
@@ -38,6 +38,13 @@ export interface RawRequest {
   encoding?: 'gzip' | 'deflate' | 'br';
 }
 
+export interface ApiClientOptions {
+  /** The document to check answers against; by default the one the server serves. */
+  validator?: ResponseValidator;
+  /** By default the run's registry (observed-answers.ts). */
+  recorder?: AnswerRecorder;
+}
+
 const COMPRESS = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync };
 const isJson = (contentType: string) => /^application\/([a-z.+-]*\+)?json\b/i.test(contentType);
 
@@ -49,10 +56,16 @@ const isJson = (contentType: string) => /^application\/([a-z.+-]*\+)?json\b/i.te
 export class ApiClient {
   #validator: Promise<ResponseValidator> | null = null;
 
+  readonly #recorder: AnswerRecorder;
+
   constructor(
     readonly baseUrl: string,
     private readonly userAgent = 'sentinel-test/1.0',
-  ) {}
+    options: ApiClientOptions = {},
+  ) {
+    if (options.validator) this.#validator = Promise.resolve(options.validator);
+    this.#recorder = options.recorder ?? runRecorder;
+  }
 
   /** A JSON request under /api/v1. */
   call<T = unknown>(method: string, path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
@@ -103,7 +116,7 @@ export class ApiClient {
       const text = await res.text();
       if (res.status !== 200) throw new Error(`GET /api/v1/openapi.json answered ${res.status}: answers cannot be validated`);
       const v = validatorFor(text);
-      recordOperations(v.operations.map((o) => ({ operationId: o.op.operationId, method: o.method, path: o.path })));
+      this.#recorder.operations(v.operations.map((o) => ({ operationId: o.op.operationId, method: o.method, path: o.path })));
       return v;
     })();
     // A failed fetch is retried by the next request rather than remembered.
@@ -116,11 +129,11 @@ export class ApiClient {
     const verdict = (await this.validator()).check(method, pathname, answer);
     if (!verdict) return;
     if (verdict.errors.length === 0) {
-      recordAnswer(verdict.operationId, verdict.status);
+      this.#recorder.answer(verdict.operationId, verdict.status);
       return;
     }
     const request = `${method.toUpperCase()} ${pathname}`;
-    recordFailure({ operationId: verdict.operationId, status: verdict.status, request, errors: verdict.errors });
+    this.#recorder.failure({ operationId: verdict.operationId, status: verdict.status, request, errors: verdict.errors });
     throw new AssertionError(`${verdict.operationId} (${request}) answered ${verdict.status}, which its declared response does not describe:\n  ${verdict.errors.join('\n  ')}\nbody: ${answer.text.slice(0, 500)}`);
   }
 }

@@ -37,6 +37,15 @@ export function recordFailure(failure: ValidationFailure): void {
   failures.push(failure);
 }
 
+/** Where an ApiClient reports what it validated; the run's registry unless a test passes its own. */
+export interface AnswerRecorder {
+  operations(ops: DocumentedOperation[]): void;
+  answer(operationId: string, status: number): void;
+  failure(failure: ValidationFailure): void;
+}
+
+export const runRecorder: AnswerRecorder = { operations: recordOperations, answer: recordAnswer, failure: recordFailure };
+
 export interface ObservedAnswers {
   operations: DocumentedOperation[];
   /** operationId → status → how many answers with that status were validated. */
