@@ -4,14 +4,18 @@ import tseslint from 'typescript-eslint';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 
 const layers = ['core', 'config', 'db', 'http', 'jobs', 'features', 'app', 'cli', 'tui'];
-/** DESIGN.md §2: what each layer may import from src/ (besides itself). */
+/**
+ * DESIGN.md §2: what each layer may import from src/ (besides itself). Features get config only
+ * in their *-module.ts (and the shared contract src/features/feature-module.ts): turning the
+ * config into constructor options is the module's job, so services and repositories never see it.
+ */
 const allowed = {
   core: [],
   config: ['core'],
   db: ['core', 'config'],
   http: ['core', 'config'],
   jobs: ['core', 'db'],
-  features: ['core', 'db', 'http'],
+  features: ['core', 'db', 'http', 'config'],
   app: layers,
   cli: ['app', 'core', 'config'],
   tui: ['core'],
@@ -30,11 +34,23 @@ for (const f of features) {
     message: 'a feature must not import another feature (DESIGN.md §2); take an interface in the constructor.',
   });
 }
-// Services and repositories do not know about HTTP; only a feature's *-routes.ts does.
+// The shared module contract beside the feature folders belongs to none of them.
 zones.push({
-  target: './src/features/**/!(*-routes).ts',
+  target: './src/features/*.ts',
+  from: features.map((g) => `./src/features/${g}`),
+  message: 'src/features/*.ts is the contract between features and the composition root; it imports no feature.',
+});
+// Services and repositories know neither HTTP nor the config file; a feature's *-routes.ts
+// speaks HTTP, and its *-module.ts (the feature's own wiring) may use both.
+zones.push({
+  target: './src/features/**/!(*-routes|*-module).ts',
   from: ['./src/http'],
-  message: "only a feature's *-routes.ts may import src/http (DESIGN.md §2).",
+  message: "only a feature's *-routes.ts and *-module.ts may import src/http (DESIGN.md §2).",
+});
+zones.push({
+  target: './src/features/**/!(*-module).ts',
+  from: ['./src/config'],
+  message: "only a feature's *-module.ts reads the config; hand its services options (DESIGN.md §2).",
 });
 zones.push({ target: './src/main.ts', from: layers.filter((l) => l !== 'cli').map((l) => `./src/${l}`), message: 'main.ts imports only src/cli.' });
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig, maskSecrets } from '../config/loader.js';
 import { printJson } from './io.js';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 
 export function registerConfigCommands(program: Command, ctx: CliContext): void {
   const config = program.command('config').description('inspect the configuration');

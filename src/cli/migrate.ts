@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { withApp } from '../app/with-app.js';
 import type { RollbackPlan } from '../app/build-app.js';
 import { printJson, type CliIO } from './io.js';
-import { usage, type CliContext } from './program.js';
+import { usage, type CliContext } from './context.js';
 
 function printPlan(io: CliIO, plan: RollbackPlan, confirmed: boolean): void {
   io.stdout(`${confirmed ? 'rolling back' : 'would roll back'} ${plan.migrations.length} migration(s)${plan.firstBatch ? ' (including the first batch: the base schema)' : ''}:\n`);

@@ -3,7 +3,7 @@ import { SYSTEM_ACTOR } from '../core/actor.js';
 import { collectAll, MAX_LIMIT } from '../core/pagination.js';
 import { withApp } from '../app/with-app.js';
 import { printJson, printTable } from './io.js';
-import { usage, type CliContext } from './program.js';
+import { usage, type CliContext } from './context.js';
 
 /** The keys of `org limits --set`, as paths into the org's `limits`. */
 const LIMIT_KEYS = ['retention_days.metrics', 'retention_days.logs', 'retention_days.events', 'ingest_points_per_second', 'max_series'] as const;

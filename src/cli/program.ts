@@ -1,10 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { LOG_LEVELS, type LogLevel } from '../config/schema.js';
-import { DomainError, EXIT_CODE, isDomainError } from '../core/errors.js';
-import type { AppEnv } from '../app/with-app.js';
+import { EXIT_CODE, isDomainError } from '../core/errors.js';
 import { VERSION } from '../app/version.js';
 import { registerApiKeyCommands } from './apikey.js';
 import { registerConfigCommands } from './config.js';
+import type { CliContext } from './context.js';
 import type { CliIO } from './io.js';
 import { registerJobsCommands } from './jobs.js';
 import { registerMigrateCommands } from './migrate.js';
@@ -13,12 +13,6 @@ import { registerServeCommand } from './serve.js';
 import { registerSeedCommand } from './seed.js';
 import { registerTokenCommands } from './token.js';
 import { registerUserCommands } from './user.js';
-
-export interface CliContext {
-  io: CliIO;
-  /** The global options, read when a command runs. */
-  appEnv(daemon?: boolean): AppEnv;
-}
 
 export function buildProgram(io: CliIO): Command {
   const program = new Command('sentinel');
@@ -77,5 +71,3 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return 1;
   }
 }
-
-export const usage = (message: string): DomainError => new DomainError('bad_request', message);

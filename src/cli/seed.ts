@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { seedDemo } from '../../seeds/demo.js';
 import { withApp } from '../app/with-app.js';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 
 export function registerSeedCommand(program: Command, ctx: CliContext): void {
   program

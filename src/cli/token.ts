@@ -4,7 +4,7 @@ import { parseDuration } from '../core/duration.js';
 import { conflict } from '../core/errors.js';
 import { withApp } from '../app/with-app.js';
 import { printJson } from './io.js';
-import { usage, type CliContext } from './program.js';
+import { usage, type CliContext } from './context.js';
 
 /** A scripting token outliving a year is a credential nobody remembers; use a shorter one and re-issue. */
 const MAX_TTL_SECONDS = 365 * 86_400;

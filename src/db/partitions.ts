@@ -1,8 +1,10 @@
 import type { Knex } from 'knex';
 
-/** The day-partitioned telemetry tables (see the telemetry migration); shared by ingest and retention. */
-export const PARTITIONED_TABLES = ['points', 'logs', 'events'] as const;
-export type PartitionedTable = (typeof PARTITIONED_TABLES)[number];
+/*
+ * Day partitions of range-partitioned tables: naming, creating ahead, listing, dropping. Which
+ * tables are partitioned is the owning feature's knowledge (telemetry's points, logs, events):
+ * it hands its list to the repository, so this kit never names a feature's table.
+ */
 
 export const DAY_MS = 86_400_000;
 
@@ -10,16 +12,16 @@ export const DAY_MS = 86_400_000;
 export const dayStart = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS;
 
 /** `points_p20261128` for the UTC day starting at `day`. */
-export function partitionName(table: PartitionedTable, day: number): string {
+export function partitionName(table: string, day: number): string {
   return `${table}_p${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}`;
 }
 
-const NAME = /^(points|logs|events)_p(\d{4})(\d{2})(\d{2})$/;
+const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})$/;
 
 /** The UTC day a partition name stands for, or null for a name that is not ours. */
 export function partitionDay(name: string): number | null {
   const m = NAME.exec(name);
-  return m ? Date.UTC(Number(m[2]), Number(m[3]) - 1, Number(m[4])) : null;
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : null;
 }
 
 /** The partition's name, after checking it is exactly ours (it is put into SQL as an identifier). */
@@ -28,21 +30,31 @@ export function checkedPartitionName(info: PartitionInfo): string {
   return info.name;
 }
 
-export interface PartitionInfo {
-  table: PartitionedTable;
+export interface PartitionInfo<T extends string = string> {
+  table: T;
   name: string;
   /** Start of its UTC day (epoch ms). */
   day: number;
 }
 
-export class PartitionsRepository {
-  constructor(private readonly knex: Knex) {}
+/** `T`: the names of the partitioned tables this repository manages. */
+export class PartitionsRepository<T extends string = string> {
+  constructor(
+    private readonly knex: Knex,
+    private readonly tables: readonly T[],
+  ) {}
+
+  /** The partitioned tables this repository manages. */
+  get partitionedTables(): readonly T[] {
+    return this.tables;
+  }
 
   /**
    * Creates the partitions of `days` that do not exist yet. Safe to run from several processes at
    * once: a partition another session created between our check and our CREATE is fine.
    */
-  async ensure(table: PartitionedTable, days: Iterable<number>): Promise<string[]> {
+  async ensure(table: T, days: Iterable<number>): Promise<string[]> {
+    if (!this.tables.includes(table)) throw new Error(`not a partitioned table of this repository: ${table}`);
     const created: string[] = [];
     for (const day of new Set([...days].map(dayStart))) {
       const name = partitionName(table, day);
@@ -62,17 +74,17 @@ export class PartitionsRepository {
     return created;
   }
 
-  async list(table?: PartitionedTable): Promise<PartitionInfo[]> {
+  async list(table?: T): Promise<PartitionInfo<T>[]> {
     const { rows } = await this.knex.raw<{ rows: { parent: string; name: string }[] }>(
       `select p.relname as parent, c.relname as name
          from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
         where p.relname = any(?) order by c.relname`,
-      [table ? [table] : [...PARTITIONED_TABLES]],
+      [table ? [table] : [...this.tables]],
     );
-    const out: PartitionInfo[] = [];
+    const out: PartitionInfo<T>[] = [];
     for (const r of rows) {
       const day = partitionDay(r.name);
-      if (day !== null) out.push({ table: r.parent as PartitionedTable, name: r.name, day });
+      if (day !== null && partitionName(r.parent, day) === r.name) out.push({ table: r.parent as T, name: r.name, day });
     }
     return out;
   }

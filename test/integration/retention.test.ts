@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
-import { DAY_MS, dayStart, PartitionsRepository, partitionName, PARTITIONED_TABLES, type PartitionedTable, type PartitionInfo } from '../../src/db/partitions.js';
+import { DAY_MS, dayStart, PartitionsRepository as DbPartitionsRepository, partitionName, type PartitionInfo } from '../../src/db/partitions.js';
+import { RETAINED_TABLES as PARTITIONED_TABLES, type RetainedTable as PartitionedTable } from '../../src/features/retention/retained-tables.js';
 import { PartitionMaintenance } from '../../src/features/retention/partition-maintenance.js';
 import { RetentionRepository, type DeleteBatch, type RowKey } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays, type RetentionPolicySource, type RetentionReport } from '../../src/features/retention/retention-service.js';
@@ -21,11 +22,17 @@ const day = (offset: number) => TODAY + offset * DAY_MS;
 const HOURS = [2, 6, 10, 12, 14, 18, 22];
 const TABLES: PartitionedTable[] = ['points', 'logs', 'events'];
 const days = (n: number): RetentionDays => ({ metrics: n, logs: n, events: n });
+/** The db kit's repository over the telemetry tables, as the retention module builds it. */
+class PartitionsRepository extends DbPartitionsRepository<PartitionedTable> {
+  constructor(knex: Knex) {
+    super(knex, PARTITIONED_TABLES);
+  }
+}
 
 /** The real repository, with every batch's size recorded, to see that deletes are batched. */
 class RecordingRepository extends RetentionRepository {
   readonly batches: number[] = [];
-  override async deleteOrgRows(p: PartitionInfo, orgId: string, before: Date | null, limit: number, after: RowKey | null): Promise<DeleteBatch> {
+  override async deleteOrgRows(p: PartitionInfo<PartitionedTable>, orgId: string, before: Date | null, limit: number, after: RowKey | null): Promise<DeleteBatch> {
     const b = await super.deleteOrgRows(p, orgId, before, limit, after);
     this.batches.push(b.deleted);
     return b;

@@ -1,4 +1,5 @@
 import { buildApp, type App } from '../../src/app/build-app.js';
+import { startApp } from '../../src/app/lifecycle.js';
 import { createLogger } from '../../src/app/logger.js';
 import { LogCapture } from './capture.js';
 import { testConfig } from './config.js';
@@ -18,9 +19,9 @@ export async function startTestApp(databaseUrl: string, env: Record<string, stri
   const logs = new LogCapture();
   const config = testConfig(databaseUrl, env);
   const app = await buildApp(config, createLogger(config.log.level, logs), { role: 'daemon', http: true });
-  // As `serve` does: start hooks after migrations (the test databases are migrated), then listen.
-  await app.start();
-  const addr = await app.http!.listen();
+  // As `serve` does: the lifecycle's phases after the database (the test databases are migrated:
+  // the check passes), a failed phase stops what had started.
+  const addr = await startApp(app, { migrate: false });
   const baseUrl = `http://127.0.0.1:${addr.port}`;
   return { app, baseUrl, api: new ApiClient(baseUrl), logs, stop: () => app.stop() };
 }

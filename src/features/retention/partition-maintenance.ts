@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DAY_MS, dayStart, PARTITIONED_TABLES, type PartitionsRepository } from '../../db/partitions.js';
+import { DAY_MS, dayStart, type PartitionsRepository } from '../../db/partitions.js';
 
 export interface PartitionMaintenanceOptions {
   /** retention.partitions_ahead_days: days after today that get their partitions now. */
@@ -7,13 +7,14 @@ export interface PartitionMaintenanceOptions {
 }
 
 /**
- * Creates the day-partitions of points, logs and events ahead of time, so ingest around
- * midnight never waits on a CREATE TABLE (the writer still creates a missing one on demand).
- * Yesterday is included for the writer's late arrivals just after midnight. Idempotent.
+ * Creates the day-partitions of the repository's tables (telemetry's points, logs and events)
+ * ahead of time, so ingest around midnight never waits on a CREATE TABLE (the writer still
+ * creates a missing one on demand). Yesterday is included for the writer's late arrivals just
+ * after midnight. Idempotent.
  */
-export class PartitionMaintenance {
+export class PartitionMaintenance<T extends string = string> {
   constructor(
-    private readonly partitions: Pick<PartitionsRepository, 'ensure'>,
+    private readonly partitions: Pick<PartitionsRepository<T>, 'ensure' | 'partitionedTables'>,
     private readonly o: PartitionMaintenanceOptions,
     private readonly logger: Logger,
   ) {}
@@ -23,7 +24,7 @@ export class PartitionMaintenance {
     const days: number[] = [];
     for (let i = -1; i <= this.o.aheadDays; i++) days.push(today + i * DAY_MS);
     const created: string[] = [];
-    for (const table of PARTITIONED_TABLES) created.push(...(await this.partitions.ensure(table, days)));
+    for (const table of this.partitions.partitionedTables) created.push(...(await this.partitions.ensure(table, days)));
     this.logger.info({ job: 'partitions', created: created.length }, 'partition maintenance finished');
     return { created };
   }

@@ -1,11 +1,12 @@
 import type { Knex } from 'knex';
-import { checkedPartitionName, PartitionsRepository, type PartitionedTable, type PartitionInfo } from '../../db/partitions.js';
+import { checkedPartitionName, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
+import type { RetainedTable } from './retained-tables.js';
 
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
 /** The columns after org_id in each table's index (see the telemetry migration): the order batches walk in. */
-const ORDER: Record<PartitionedTable, [string, string]> = { points: ['series_id', 'ts'], logs: ['ts', 'id'], events: ['ts', 'id'] };
+const ORDER: Record<RetainedTable, [string, string]> = { points: ['series_id', 'ts'], logs: ['ts', 'id'], events: ['ts', 'id'] };
 const TYPE: Record<string, string> = { series_id: 'bigint', id: 'bigint', ts: 'timestamptz' };
 
 /** Where a batch ended: the ORDER columns of its last row, as PostgreSQL's text (exact to the microsecond). */
@@ -33,7 +34,7 @@ export class RetentionRepository {
    * over the org_id-leading index every partitioned table has) instead of `select distinct`,
    * which would read every row of a day.
    */
-  async orgsInPartition(p: PartitionInfo): Promise<string[]> {
+  async orgsInPartition(p: PartitionInfo<RetainedTable>): Promise<string[]> {
     const name = checkedPartitionName(p);
     const { rows } = await this.knex.raw<{ rows: { org_id: string }[] }>(
       `with recursive o(org_id) as (
@@ -61,7 +62,7 @@ export class RetentionRepository {
    * read in the same snapshot, telemetry rows are never updated, and a slot reused by a later
    * insert is invisible to that snapshot.
    */
-  async deleteOrgRows(p: PartitionInfo, orgId: string, before: Date | null, limit: number, after: RowKey | null): Promise<DeleteBatch> {
+  async deleteOrgRows(p: PartitionInfo<RetainedTable>, orgId: string, before: Date | null, limit: number, after: RowKey | null): Promise<DeleteBatch> {
     const name = checkedPartitionName(p);
     const [k1, k2] = ORDER[p.table];
     const params: Knex.RawBinding[] = [name, orgId];
@@ -96,11 +97,11 @@ export class RetentionRepository {
    * locks the parent table exclusively; waiting behind a long query would queue every insert and
    * query of that table behind the DROP, so we give up instead (false) and the next run retries.
    */
-  async dropPartition(p: PartitionInfo, lockTimeoutMs: number): Promise<boolean> {
+  async dropPartition(p: PartitionInfo<RetainedTable>, lockTimeoutMs: number): Promise<boolean> {
     try {
       await this.knex.transaction(async (trx) => {
         await trx.raw(`set local lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`);
-        await new PartitionsRepository(trx).drop(p);
+        await new PartitionsRepository(trx, [p.table]).drop(p);
       });
       return true;
     } catch (err) {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { DAY_MS, type PartitionedTable, type PartitionInfo, type PartitionsRepository } from '../../db/partitions.js';
+import { DAY_MS, type PartitionInfo, type PartitionsRepository } from '../../db/partitions.js';
+import type { RetainedTable } from './retained-tables.js';
 import type { RetentionRepository, RowKey } from './retention-repository.js';
 
 /** The kinds of telemetry an org's retention is set for (organizations.limits.retention_days). */
@@ -7,8 +8,8 @@ export type RetentionKind = 'metrics' | 'logs' | 'events';
 export type RetentionDays = Record<RetentionKind, number>;
 
 /** Which retention applies to which day-partitioned table. */
-const TABLE_KIND: Record<PartitionedTable, RetentionKind> = { points: 'metrics', logs: 'logs', events: 'events' };
-const TABLES = Object.keys(TABLE_KIND) as PartitionedTable[];
+const TABLE_KIND: Record<RetainedTable, RetentionKind> = { points: 'metrics', logs: 'logs', events: 'events' };
+const TABLES = Object.keys(TABLE_KIND) as RetainedTable[];
 
 /**
  * Every existing org with its effective retention (its own limits over the config defaults).
@@ -37,7 +38,7 @@ export interface RetentionReport {
   /** Partitions due to be dropped whose lock was busy; the next run retries them. */
   deferred_partitions: string[];
   /** Rows removed by per-org batched deletes, per table. */
-  rows_deleted: Record<PartitionedTable, number>;
+  rows_deleted: Record<RetainedTable, number>;
   /** Orgs that no longer exist whose leftover rows were removed. */
   deleted_orgs_swept: number;
   series_removed: number;
@@ -58,7 +59,7 @@ export class RetentionService {
 
   constructor(
     private readonly repo: RetentionRepository,
-    private readonly partitions: Pick<PartitionsRepository, 'list'>,
+    private readonly partitions: Pick<PartitionsRepository<RetainedTable>, 'list'>,
     private readonly policies: RetentionPolicySource,
     private readonly o: RetentionOptions,
     private readonly logger: Logger,
@@ -83,7 +84,7 @@ export class RetentionService {
     const orgs = await this.policies.retentionDays();
     const known = new Map(orgs.map((p) => [p.orgId, p.days]));
     // Rows of orgs missing from the list: deleted orgs, or orgs created after we read it.
-    const unknown: { p: PartitionInfo; orgId: string }[] = [];
+    const unknown: { p: PartitionInfo<RetainedTable>; orgId: string }[] = [];
 
     for (const table of TABLES) {
       const kind = TABLE_KIND[table];
@@ -146,7 +147,7 @@ export class RetentionService {
   }
 
   /** One org's rows before `before` (all of them for null) in one partition, batch after batch. */
-  private async deleteRows(p: PartitionInfo, orgId: string, before: Date | null): Promise<number> {
+  private async deleteRows(p: PartitionInfo<RetainedTable>, orgId: string, before: Date | null): Promise<number> {
     let total = 0;
     for (let after: RowKey | null = null; ; ) {
       const b = await this.repo.deleteOrgRows(p, orgId, before, this.o.deleteBatchSize, after);

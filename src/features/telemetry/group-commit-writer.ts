@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { DomainError } from '../../core/errors.js';
-import { dayStart, type PartitionedTable, type PartitionsRepository } from '../../db/partitions.js';
+import { dayStart, type PartitionsRepository } from '../../db/partitions.js';
+import type { TelemetryTable } from './telemetry-tables.js';
 import { classifyDbError, DB_RETRY_AFTER_SECONDS } from '../../db/pg-errors.js';
 import type { IngestRepository, WriteItem } from './ingest-repository.js';
 
@@ -43,7 +44,7 @@ export class GroupCommitWriter {
 
   constructor(
     private readonly repo: IngestRepository,
-    private readonly partitions: PartitionsRepository,
+    private readonly partitions: PartitionsRepository<TelemetryTable>,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
   ) {
@@ -125,8 +126,8 @@ export class GroupCommitWriter {
   }
 
   private async ensurePartitions(items: readonly WriteItem[]): Promise<void> {
-    const needed = new Map<PartitionedTable, Set<number>>();
-    const note = (table: PartitionedTable, ts: number) => {
+    const needed = new Map<TelemetryTable, Set<number>>();
+    const note = (table: TelemetryTable, ts: number) => {
       const day = dayStart(ts);
       if (this.knownPartitions.has(`${table}:${day}`)) return;
       let days = needed.get(table);

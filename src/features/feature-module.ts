@@ -1,0 +1,96 @@
+import type { Router } from '@koa/router';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Database } from '../db/database.js';
+import type { Cacher } from '../db/read-cache.js';
+import type { ApiRegistry } from '../http/registry.js';
+
+/*
+ * The contract between a feature and the composition root (DESIGN §2). It lives here, beside the
+ * feature folders and in none of them, because features may not import src/app; only a
+ * feature's `<name>-module.ts` (and this file) may import src/config, since turning the config
+ * into constructor options is the module's job.
+ */
+
+/** The shared dependencies every module is built from; the composition root builds them once. */
+export interface Kits {
+  /** With the generated secrets filled in. */
+  config: Config;
+  logger: Logger;
+  db: Database;
+  /** The daemon's read cache; short CLI commands get one that reads straight through. */
+  cache: Cacher;
+  /** The running Sentinel's version (for /health and the OpenAPI document). */
+  version: string;
+  /** True in `serve` (HTTP, start hooks), false in a one-shot CLI command. */
+  daemon: boolean;
+}
+
+/**
+ * One step of start or stop. A start hook that overruns its timeout fails the start; a stop hook
+ * that overruns is logged and left behind so the rest still stop (src/app/lifecycle.ts).
+ */
+export interface Hook {
+  name: string;
+  timeoutMs: number;
+  run(): Promise<void>;
+}
+
+/**
+ * A job as data: the jobs kit schedules it, `sentinel jobs run <name>` runs it now. `run` gets
+ * the module's services (jobs are declared before anything is built, so `jobs list` and a
+ * mistyped name need no database) and a signal that is aborted when the run should give up.
+ */
+export interface JobSpec<S, R = unknown> {
+  name: string;
+  description: string;
+  /** Cron expression the scheduler uses unless `jobs.<name>.schedule` says otherwise. */
+  defaultSchedule?: string;
+  timeoutMs?: number;
+  run(services: S, signal: AbortSignal): Promise<R>;
+  /** The human-readable report of `sentinel jobs run` (without --json). */
+  print?(result: R): string;
+}
+
+/** HTTP served outside the API registry (until the server takes these as route options). */
+export interface RawHttp {
+  /** Routes that read their own bodies, outside /api/v1 (OTLP/HTTP at the spec's paths). */
+  routes?(router: Router): void;
+  /** Paths limited by something of their own (ingest token buckets), not the per-IP API limit. */
+  rateLimitExempt?: RegExp;
+}
+
+/** What `build` returns: the module's pieces, wired. */
+export interface BuiltModule<Provides, Services> {
+  /** The small interfaces this module offers other modules, by the names in `provides`. */
+  provides: Provides;
+  /** What the CLI, seeds and tests call (merged into `app.services`). */
+  services: Services;
+  /** API routes (daemon only). */
+  routes?(registry: ApiRegistry): void;
+  http?: RawHttp;
+  /** Run in list order after migrations, before the HTTP server listens (daemon only). */
+  start?: Hook[];
+  /** Run in reverse list order after the HTTP server has drained (daemon and CLI). */
+  stop?: Hook[];
+}
+
+/**
+ * A feature as the composition root sees it. `requires` and `provides` name the interfaces that
+ * cross feature boundaries; the root checks before building anything that each required name is
+ * provided by exactly one module, and TypeScript checks that the provided type fits the need.
+ * A module may need one provided by a later module in the list (users ↔ auth, orgs ↔ audit): it
+ * gets a reference that resolves once the provider is built, to be called at run time only.
+ */
+export interface FeatureModule<Needs = object, Provides = object, Services = object> {
+  readonly name: string;
+  readonly requires: readonly (keyof Needs & string)[];
+  readonly provides: readonly (keyof Provides & string)[];
+  build(kits: Kits, needs: Needs): BuiltModule<Provides, Services>;
+  readonly jobs?: readonly JobSpec<Services>[];
+}
+
+/** Identity, so the three type parameters are inferred from the object literal. */
+export function defineModule<Needs, Provides, Services>(m: FeatureModule<Needs, Provides, Services>): FeatureModule<Needs, Provides, Services> {
+  return m;
+}

@@ -1,0 +1,97 @@
+import type { OrgAccess } from '../../core/authorize.js';
+import { parseDuration } from '../../core/duration.js';
+import { TokenBuckets } from '../../core/token-bucket.js';
+import { createKnex } from '../../db/database.js';
+import { PartitionsRepository } from '../../db/partitions.js';
+import { defineModule } from '../feature-module.js';
+import { GroupCommitWriter } from './group-commit-writer.js';
+import { IngestRepository } from './ingest-repository.js';
+import { registerOtlpRoutes } from './otlp-routes.js';
+import { QueryRepository } from './query-repository.js';
+import { registerQueryRoutes } from './query-routes.js';
+import { QueryService } from './query-service.js';
+import { SeriesRepository } from './series-repository.js';
+import { SeriesStore } from './series-store.js';
+import { effectiveLimits, type LimitDefaults, type OrgDirectory, type OrgLimitOverrides } from './telemetry-limits-source.js';
+import { registerTelemetryRoutes } from './telemetry-routes.js';
+import { TelemetryService } from './telemetry-service.js';
+import { TELEMETRY_TABLES } from './telemetry-tables.js';
+
+/** Organizations' stored limit overrides (the orgs feature keeps and validates them). */
+export interface OrgLimitsSource {
+  overrides(orgId: string): Promise<object | undefined>;
+  all(): Promise<{ id: string; slug: string; limits: object }[]>;
+}
+
+/** Every org with its effective retention, for the retention feature. */
+export interface RetentionPolicies {
+  retentionDays(): Promise<{ orgId: string; days: Record<'metrics' | 'logs' | 'events', number> }[]>;
+}
+
+const ms = (d: string) => parseDuration(d) ?? 0;
+
+/** Ingest (native and OTLP/HTTP, group commit) and queries over metrics, logs and events. */
+export const telemetryModule = defineModule({
+  name: 'telemetry',
+  requires: ['orgAccess', 'orgLimits'],
+  provides: ['retentionPolicies'],
+  build(kits, needs: { orgAccess: OrgAccess; orgLimits: OrgLimitsSource }) {
+    const { config, logger, db } = kits;
+    const knex = db.knex;
+    // The orgs feature owns the limits and validated them when they were stored.
+    const directory: OrgDirectory = {
+      overrides: async (orgId) => (await needs.orgLimits.overrides(orgId)) as OrgLimitOverrides | undefined,
+      all: async () => (await needs.orgLimits.all()) as { id: string; slug: string; limits: OrgLimitOverrides }[],
+    };
+    const limitDefaults: LimitDefaults = {
+      pointsPerSecond: config.ingest.points_per_second,
+      maxSeries: config.ingest.max_series,
+      retentionDays: { metrics: config.retention.metrics_days, logs: config.retention.logs_days, events: config.retention.events_days },
+    };
+    const ingestRepo = new IngestRepository(knex);
+    const writer = new GroupCommitWriter(
+      ingestRepo,
+      new PartitionsRepository(knex, TELEMETRY_TABLES),
+      { flushIntervalMs: config.ingest.flush_interval_ms, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
+      logger,
+    );
+    const telemetry = new TelemetryService({
+      orgs: needs.orgAccess,
+      directory,
+      series: new SeriesStore(new SeriesRepository(knex), { cacheSize: config.ingest.series_cache_size }),
+      writer,
+      repo: ingestRepo,
+      buckets: new TokenBuckets(),
+      limitDefaults,
+      maxAgeMs: ms(config.ingest.max_age),
+      maxFutureMs: ms(config.ingest.max_future),
+    });
+    // Queries get a pool of their own: their sessions carry query.statement_timeout_ms.
+    const queryKnex = createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' });
+    const query = new QueryService(new QueryRepository(knex, queryKnex), needs.orgAccess, directory, {
+      maxSeries: config.query.max_series,
+      maxBuckets: config.query.max_buckets,
+      maxPoints: config.query.max_points,
+      statementTimeoutMs: config.query.statement_timeout_ms,
+      limitDefaults,
+    });
+    const retentionPolicies: RetentionPolicies = {
+      retentionDays: async () => (await directory.all()).map((o) => ({ orgId: o.id, days: effectiveLimits(o.limits, limitDefaults).retention_days })),
+    };
+    return {
+      provides: { retentionPolicies },
+      services: { telemetry, query },
+      routes: (registry) => {
+        registerTelemetryRoutes(registry, telemetry);
+        registerQueryRoutes(registry, query);
+        // OTLP/HTTP at the spec's paths, outside /api/v1: served and documented by the registry.
+        registerOtlpRoutes(registry, { ingest: telemetry, bodyLimitBytes: config.http.body_limit_bytes });
+      },
+      // After the HTTP server has drained (stop runs in reverse): requests still waiting on a commit finish first.
+      stop: [
+        { name: 'telemetry writer', timeoutMs: config.shutdown.grace_ms, run: () => writer.stop() },
+        { name: 'telemetry query pool', timeoutMs: 5000, run: () => queryKnex.destroy() },
+      ],
+    };
+  },
+});
