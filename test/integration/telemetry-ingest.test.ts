@@ -2,26 +2,8 @@ import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
+import { expectProblem, type Problem } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
-
-interface Answer<T = unknown> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
-interface Problem {
-  status: number;
-  detail: string;
-  errors?: { path: string; message: string }[];
-}
-
-async function post<T = unknown>(t: TestApp, path: string, token: string | null, body: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
-  const h: Record<string, string> = { 'content-type': 'application/json', ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  const res = await fetch(`${t.baseUrl}/api/v1${path}`, { method: 'POST', headers: h, body: typeof body === 'string' ? body : body instanceof Uint8Array ? new Blob([new Uint8Array(body)]) : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as T, headers: res.headers };
-}
 
 const count = async (url: string, sql: string, params: unknown[] = []) => Number((await query<{ n: string }>(url, sql, params))[0].n);
 
@@ -47,7 +29,7 @@ describe('telemetry ingest (native JSON)', function () {
 
   it('stores metrics, logs and events and answers 202 with the counts only after commit', async () => {
     const ts = Date.now() - 60_000;
-    const res = await post(t, '/telemetry', keyA, {
+    const res = await t.api.post('/telemetry', keyA, {
       org: orgB.slug, // ignored: the key decides
       metrics: [
         { name: 'cpu.usage', value: 0.5, ts, labels: { host: 'a', core: '0' } },
@@ -84,7 +66,7 @@ describe('telemetry ingest (native JSON)', function () {
   });
 
   it('replaces NUL characters and lone surrogates instead of failing the commit', async () => {
-    const res = await post(t, '/telemetry', keyA, { logs: [{ level: 'info', message: 'a\u0000b', attributes: { k: 'x\u0000y' } }], metrics: [{ name: 'nul', value: 1, labels: { k: 'v\ud800' } }] });
+    const res = await t.api.post('/telemetry', keyA, { logs: [{ level: 'info', message: 'a\u0000b', attributes: { k: 'x\u0000y' } }], metrics: [{ name: 'nul', value: 1, labels: { k: 'v\ud800' } }] });
     expect(res.status, JSON.stringify(res.body)).to.equal(202);
     const [log] = await query<{ body: string; attributes: { k: string } }>(url, "select body, attributes from logs where org_id = $1 and body like 'a%b'", [orgA.id]);
     expect(log).to.deep.equal({ body: 'a\ufffdb', attributes: { k: 'x\ufffdy' } });
@@ -92,19 +74,19 @@ describe('telemetry ingest (native JSON)', function () {
 
   it('accepts gzip bodies and answers 413 for a gzip bomb, storing nothing', async () => {
     const before = await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id]);
-    const ok = await post(t, '/telemetry', keyA, gzipSync(JSON.stringify({ metrics: [{ name: 'gz', value: 2 }] })), { 'content-encoding': 'gzip' });
+    const ok = await t.api.post('/telemetry', keyA, gzipSync(JSON.stringify({ metrics: [{ name: 'gz', value: 2 }] })), { 'content-encoding': 'gzip' });
     expect(ok.status, JSON.stringify(ok.body)).to.equal(202);
     // ~10 MiB of spaces compresses to ~10 KiB: small on the wire, far over the 256 KiB limit once inflated.
     const bomb = gzipSync(Buffer.from(`{"metrics":[${' '.repeat(10 * 1024 * 1024)}]}`));
     expect(bomb.length).to.be.below(64 * 1024);
-    const res = await post<Problem>(t, '/telemetry', keyA, bomb, { 'content-encoding': 'gzip' });
+    const res = await t.api.post<Problem>('/telemetry', keyA, bomb, { 'content-encoding': 'gzip' });
     expect(res.status).to.equal(413);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id])).to.equal(before + 1);
   });
 
   it('answers the status matrix: 400 invalid items (all listed, nothing stored), 401, 403, 404, 413, 415', async () => {
     const before = await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id]);
-    const bad = await post<Problem>(t, '/telemetry', keyA, {
+    const bad = await t.api.post<Problem>('/telemetry', keyA, {
       metrics: [{ name: 'ok', value: 1 }, { name: '9bad', value: 1 }, { name: 'x', value: 'high' }, { name: 'y', value: 1, ts: 'yesterday' }, { name: 'z', value: 1, ts: Date.now() - 30 * 86_400_000 }],
       logs: [{ level: 'loud', message: 'x' }],
     });
@@ -113,27 +95,32 @@ describe('telemetry ingest (native JSON)', function () {
     expect(paths).to.include.members(['body/metrics/1/name', 'body/metrics/2/value', 'body/logs/0/level']);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id])).to.equal(before);
     // Items that pass the schema but not the service's checks are listed the same way.
-    const late = await post<Problem>(t, '/telemetry', keyA, {
+    const late = await t.api.post<Problem>('/telemetry', keyA, {
       metrics: [{ name: 'ok', value: 1 }, { name: 'y', value: 1, ts: 'yesterday' }, { name: 'z', value: 1, ts: Date.now() - 30 * 86_400_000 }, { name: 'f', value: 1, ts: '2026-02-30T00:00:00Z' }],
     });
     expect(late.status).to.equal(400);
     expect(late.body.errors!.map((e) => e.path)).to.deep.equal(['body/metrics/1/ts', 'body/metrics/3/ts']);
-    const old = await post<Problem>(t, '/telemetry', keyA, { metrics: [{ name: 'ok', value: 1 }, { name: 'z', value: 1, ts: Date.now() - 30 * 86_400_000 }] });
+    const old = await t.api.post<Problem>('/telemetry', keyA, { metrics: [{ name: 'ok', value: 1 }, { name: 'z', value: 1, ts: Date.now() - 30 * 86_400_000 }] });
     expect(old.status).to.equal(400);
     expect(old.body.errors!.map((e) => e.path)).to.deep.equal(['body/metrics/1/ts']);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id])).to.equal(before);
 
-    expect((await post(t, '/telemetry', null, { metrics: [] })).status).to.equal(401);
-    expect((await post(t, '/telemetry', 'snt_' + 'x'.repeat(32), { metrics: [] })).status).to.equal(401);
+    expect((await t.api.post('/telemetry', null, { metrics: [] })).status).to.equal(401);
+    expect((await t.api.post('/telemetry', 'snt_' + 'x'.repeat(32), { metrics: [] })).status).to.equal(401);
     const readKey = (await createApiKey(t.app.services, orgA.slug, ['read'])).secret;
-    expect((await post(t, '/telemetry', readKey, { metrics: [{ name: 'a', value: 1 }] })).status).to.equal(403);
+    expect((await t.api.post('/telemetry', readKey, { metrics: [{ name: 'a', value: 1 }] })).status).to.equal(403);
     // A key of A addressing B's org path: not found, never forbidden.
-    expect((await post(t, `/organizations/${orgB.slug}/telemetry`, keyA, { metrics: [{ name: 'a', value: 1 }] })).status).to.equal(404);
-    expect((await post(t, '/telemetry', keyA, 'x'.repeat(300_000))).status).to.equal(413);
-    const tooMany = await post(t, '/telemetry', keyA, { metrics: Array.from({ length: 6000 }, () => ({ name: 'm', value: 1 })), logs: Array.from({ length: 4001 }, () => ({ level: 'info', message: '' })) });
-    expect([400, 413]).to.include(tooMany.status);
-    expect((await post(t, '/telemetry', keyA, 'name=x', { 'content-type': 'text/plain' })).status).to.equal(415);
-    expect((await post(t, '/telemetry', keyA, '{"metrics": [')).status).to.equal(400);
+    expect((await t.api.post(`/organizations/${orgB.slug}/telemetry`, keyA, { metrics: [{ name: 'a', value: 1 }] })).status).to.equal(404);
+    expect((await t.api.post('/telemetry', keyA, 'x'.repeat(300_000))).status).to.equal(413);
+    // More than 10,000 items in all (README "Status codes": 413), in a body well under the byte
+    // limit, so that only the item count can be refused.
+    const tooManyItems = { metrics: Array.from({ length: 6000 }, () => ({ name: 'm', value: 1 })), events: Array.from({ length: 4001 }, () => ({ type: 't', title: 'x' })) };
+    expect(JSON.stringify(tooManyItems).length).to.be.below(250_000);
+    const tooMany = await t.api.post<Problem>('/telemetry', keyA, tooManyItems);
+    expectProblem(tooMany, 413, '10,001 items');
+    expect(tooMany.body.detail).to.match(/10,?001 items/);
+    expect((await t.api.post('/telemetry', keyA, 'name=x', { 'content-type': 'text/plain' })).status).to.equal(415);
+    expect((await t.api.post('/telemetry', keyA, '{"metrics": [')).status).to.equal(400);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id])).to.equal(before);
   });
 
@@ -142,32 +129,32 @@ describe('telemetry ingest (native JSON)', function () {
     const viewer = await createUser(t.app.services, { org: orgA.slug, role: 'viewer' });
     const stranger = await createUser(t.app.services, { org: orgB.slug, role: 'owner' });
     const token = async (u: { email: string; password: string }) => {
-      const r = await post<{ access_token: string }>(t, '/auth/login', null, { email: u.email, password: u.password });
+      const r = await t.api.post<{ access_token: string }>('/auth/login', null, { email: u.email, password: u.password });
       return r.body.access_token;
     };
     const body = { events: [{ type: 'note', title: 'from a user' }] };
-    expect((await post(t, `/organizations/${orgA.slug}/telemetry`, await token(editor), body)).status).to.equal(202);
-    expect((await post(t, `/organizations/${orgA.slug}/telemetry`, await token(viewer), body)).status).to.equal(403);
-    expect((await post(t, `/organizations/${orgA.slug}/telemetry`, await token(stranger), body)).status).to.equal(404);
+    expect((await t.api.post(`/organizations/${orgA.slug}/telemetry`, await token(editor), body)).status).to.equal(202);
+    expect((await t.api.post(`/organizations/${orgA.slug}/telemetry`, await token(viewer), body)).status).to.equal(403);
+    expect((await t.api.post(`/organizations/${orgA.slug}/telemetry`, await token(stranger), body)).status).to.equal(404);
     // A user token cannot use the key-decides-the-org path.
-    expect((await post(t, '/telemetry', await token(editor), body)).status).to.equal(400);
+    expect((await t.api.post('/telemetry', await token(editor), body)).status).to.equal(400);
   });
 
   it('stores a batch retried with the same Idempotency-Key once and answers it the same', async () => {
     const body = { metrics: [{ name: 'idem', value: 7 }], events: [{ type: 'x', title: 'y' }] };
     const headers = { 'idempotency-key': 'batch-0001' };
-    const answers = await Promise.all([post(t, '/telemetry', keyA, body, headers), post(t, '/telemetry', keyA, body, headers)]);
-    const third = await post(t, '/telemetry', keyA, body, headers);
+    const answers = await Promise.all([t.api.post('/telemetry', keyA, body, headers), t.api.post('/telemetry', keyA, body, headers)]);
+    const third = await t.api.post('/telemetry', keyA, body, headers);
     for (const a of [...answers, third]) {
       expect(a.status).to.equal(202);
       expect(a.body).to.deep.equal({ accepted: { metrics: 1, logs: 0, events: 1 } });
     }
     expect(await count(url, "select count(*) as n from points p join series s on s.org_id = p.org_id and s.id = p.series_id where p.org_id = $1 and s.name = 'idem'", [orgA.id])).to.equal(1);
-    const other = await post<Problem>(t, '/telemetry', keyA, { metrics: [{ name: 'idem', value: 8 }] }, headers);
+    const other = await t.api.post<Problem>('/telemetry', keyA, { metrics: [{ name: 'idem', value: 8 }] }, headers);
     expect(other.status).to.equal(409);
     // Keys are per organization: B may use the same key for its own batch.
     const keyB = (await createApiKey(t.app.services, orgB.slug, ['ingest'])).secret;
-    expect((await post(t, '/telemetry', keyB, body, headers)).status).to.equal(202);
+    expect((await t.api.post('/telemetry', keyB, body, headers)).status).to.equal(202);
     expect(await count(url, "select count(*) as n from points p join series s on s.org_id = p.org_id and s.id = p.series_id where s.name = 'idem'")).to.equal(2);
   });
 
@@ -176,24 +163,24 @@ describe('telemetry ingest (native JSON)', function () {
     await t.app.services.orgs.update({ kind: 'system' }, org.slug, { limits: { ingest_points_per_second: 100 } });
     const key = (await createApiKey(t.app.services, org.slug, ['ingest'])).secret;
     const batch = { metrics: Array.from({ length: 100 }, (_, i) => ({ name: 'rate', value: i, labels: { i: String(i % 3) } })) };
-    expect((await post(t, '/telemetry', key, batch)).status).to.equal(202);
-    const res = await post<Problem>(t, '/telemetry', key, batch);
+    expect((await t.api.post('/telemetry', key, batch)).status).to.equal(202);
+    const res = await t.api.post<Problem>('/telemetry', key, batch);
     expect(res.status).to.equal(429);
     expect(Number(res.headers.get('retry-after'))).to.be.within(1, 2);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [org.id])).to.equal(100);
     // Another org is not affected.
-    expect((await post(t, '/telemetry', keyA, { metrics: [{ name: 'other', value: 1 }] })).status).to.equal(202);
+    expect((await t.api.post('/telemetry', keyA, { metrics: [{ name: 'other', value: 1 }] })).status).to.equal(202);
   });
 
   it('refuses new series beyond max_series (400, nothing stored) while existing series keep flowing', async () => {
     const org = await createOrg(t.app.services);
     await t.app.services.orgs.update({ kind: 'system' }, org.slug, { limits: { max_series: 2 } });
     const key = (await createApiKey(t.app.services, org.slug, ['ingest'])).secret;
-    expect((await post(t, '/telemetry', key, { metrics: [{ name: 'a', value: 1 }, { name: 'b', value: 1 }] })).status).to.equal(202);
-    const res = await post<Problem>(t, '/telemetry', key, { metrics: [{ name: 'a', value: 2 }, { name: 'c', value: 1 }] });
+    expect((await t.api.post('/telemetry', key, { metrics: [{ name: 'a', value: 1 }, { name: 'b', value: 1 }] })).status).to.equal(202);
+    const res = await t.api.post<Problem>('/telemetry', key, { metrics: [{ name: 'a', value: 2 }, { name: 'c', value: 1 }] });
     expect(res.status).to.equal(400);
     expect(res.body.errors!.map((e) => e.path)).to.deep.equal(['body/metrics/1/name']);
-    expect((await post(t, '/telemetry', key, { metrics: [{ name: 'a', value: 3 }, { name: 'b', value: 3 }] })).status).to.equal(202);
+    expect((await t.api.post('/telemetry', key, { metrics: [{ name: 'a', value: 3 }, { name: 'b', value: 3 }] })).status).to.equal(202);
     expect(await count(url, 'select count(*) as n from series where org_id = $1', [org.id])).to.equal(2);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [org.id])).to.equal(4);
   });
@@ -216,7 +203,7 @@ describe('telemetry ingest (native JSON)', function () {
     const twoDaysAgo = Date.now() - 2 * 86_400_000;
     const day = new Date(twoDaysAgo).toISOString().slice(0, 10).replaceAll('-', '');
     await query(url, `drop table if exists points_p${day}`);
-    const res = await post(t, '/telemetry', keyA, { metrics: [{ name: 'old', value: 1, ts: twoDaysAgo }] });
+    const res = await t.api.post('/telemetry', keyA, { metrics: [{ name: 'old', value: 1, ts: twoDaysAgo }] });
     expect(res.status, JSON.stringify(res.body)).to.equal(202);
     expect(await count(url, `select count(*) as n from points_p${day}`)).to.equal(1);
   });
