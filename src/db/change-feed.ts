@@ -1,33 +1,46 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { ChangeSource } from './read-cache.js';
 
 export const CHANGE_CHANNEL = 'sentinel_changes';
 
 /**
- * LISTENs on `sentinel_changes` (see the migration that creates the triggers) over one dedicated
- * connection, and reconnects with backoff when it drops. While it is not listening, `connected`
- * is false: caches that depend on it must not serve entries, since changes may be missed.
+ * LISTENs on `sentinel_changes` (see the migration that creates the triggers: the payload is the
+ * changed table's name) over one dedicated connection, and reconnects with backoff when it drops.
+ * While it is not listening, `connected` is false: caches that depend on it must not serve
+ * entries, since changes may be missed; status listeners hear both the loss and the return, so
+ * they can drop what they hold.
  */
-export class ChangeFeed {
+export class ChangeFeed implements ChangeSource {
   private client: pg.Client | null = null;
   private listening = false;
   private stopped = false;
-  private retryMs = 500;
+  private retryMs: number;
   private timer: NodeJS.Timeout | null = null;
-  private readonly listeners = new Set<(table: string | null) => void>();
+  private readonly changeListeners = new Set<(table: string | null) => void>();
+  private readonly statusListeners = new Set<(connected: boolean) => void>();
 
   constructor(
     private readonly url: string,
     private readonly logger: Logger,
-  ) {}
+    private readonly opts: { retryMs?: number } = {},
+  ) {
+    this.retryMs = opts.retryMs ?? 500;
+  }
 
   get connected(): boolean {
     return this.listening;
   }
 
-  /** `table` is null when notifications may have been missed (reconnect): drop everything. */
-  onChange(fn: (table: string | null) => void): void {
-    this.listeners.add(fn);
+  /** `table` is null when a notification did not say which table changed. */
+  onChange(fn: (table: string | null) => void): () => void {
+    this.changeListeners.add(fn);
+    return () => this.changeListeners.delete(fn);
+  }
+
+  onStatus(fn: (connected: boolean) => void): () => void {
+    this.statusListeners.add(fn);
+    return () => this.statusListeners.delete(fn);
   }
 
   async start(): Promise<void> {
@@ -37,13 +50,16 @@ export class ChangeFeed {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.listening = false;
-    await this.client?.end().catch(() => undefined);
+    const client = this.client;
     this.client = null;
+    this.setListening(false);
+    await client?.end().catch(() => undefined);
   }
 
-  private emit(table: string | null): void {
-    for (const fn of this.listeners) fn(table);
+  private setListening(listening: boolean): void {
+    if (this.listening === listening) return;
+    this.listening = listening;
+    for (const fn of this.statusListeners) fn(listening);
   }
 
   private async connect(): Promise<void> {
@@ -52,28 +68,29 @@ export class ChangeFeed {
       if (this.client !== client) return;
       this.client = null;
       if (this.listening) this.logger.warn('change feed lost its connection; caches disabled until it is back');
-      this.listening = false;
-      this.emit(null);
+      this.setListening(false);
       this.scheduleReconnect();
     };
     client.on('error', lost);
     client.on('end', lost);
     client.on('notification', (msg) => {
-      if (msg.channel === CHANGE_CHANNEL) this.emit(msg.payload ?? null);
+      if (msg.channel !== CHANGE_CHANNEL) return;
+      for (const fn of this.changeListeners) fn(msg.payload || null);
     });
     this.client = client;
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANGE_CHANNEL}`);
     } catch (err) {
-      this.client = null;
+      if (this.client === client) this.client = null;
       await client.end().catch(() => undefined);
       throw err;
     }
-    // Anything cached before this point may predate a change we did not hear about.
-    this.emit(null);
-    this.listening = true;
-    this.retryMs = 500;
+    if (this.client !== client) return; // stopped meanwhile
+    // Status listeners drop what they hold: anything cached before this point may predate a
+    // change we did not hear about.
+    this.setListening(true);
+    this.retryMs = this.opts.retryMs ?? 500;
   }
 
   private scheduleReconnect(): void {

@@ -1,92 +1,143 @@
-import type { Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
 
 /**
- * A small read-through cache for the lookups every authenticated request makes (session state,
- * org by slug, membership role, API key by hash). Correctness over hit rate:
- *  - each entry records the generation of every table it was read from; a write to one of those
- *    tables (seen in this process through knex, or from anywhere through the change feed's
- *    NOTIFY at commit) bumps the generation and the entry is dead;
- *  - a value whose load overlapped an invalidation is not stored;
- *  - while the change feed is not listening, nothing is served from the cache.
+ * Where the cache hears about writes it did not make itself: the change feed (PostgreSQL NOTIFY
+ * from triggers, so any process's commits), or a stand-in in tests.
  */
-export interface CacheSignal {
+export interface ChangeSource {
+  /** False while changes may be going unheard: nothing may be served from the cache then. */
   readonly connected: boolean;
-}
-
-interface Entry {
-  value: unknown;
-  expires: number;
-  gens: number[];
-}
-
-const WRITE_SQL = /^\s*(?:insert\s+into|update|delete\s+from|truncate(?:\s+table)?)\s+"?([a-z_][a-z0-9_]*)"?/i;
-const COMMIT_SQL = /^\s*(commit|rollback|release\s+savepoint)/i;
-
-export class ReadCache {
-  private readonly entries = new Map<string, Entry>();
-  private readonly generations = new Map<string, number>();
-  private epoch = 0;
-
-  constructor(
-    private readonly signal: CacheSignal,
-    private readonly opts: { ttlMs: number; maxEntries: number } = { ttlMs: 60_000, maxEntries: 50_000 },
-  ) {}
-
-  get enabled(): boolean {
-    return this.signal.connected;
-  }
-
-  async get<T>(tables: readonly string[], key: string, load: () => Promise<T>): Promise<T> {
-    if (!this.enabled) return load();
-    const id = `${tables.join(',')}|${key}`;
-    const now = Date.now();
-    const hit = this.entries.get(id);
-    if (hit && hit.expires > now && this.current(tables, hit.gens)) return hit.value as T;
-    const gens = tables.map((t) => this.gen(t));
-    const epoch = this.epoch;
-    const value = await load();
-    if (this.enabled && epoch === this.epoch && this.current(tables, gens)) {
-      if (this.entries.size >= this.opts.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-      this.entries.delete(id);
-      this.entries.set(id, { value, expires: now + this.opts.ttlMs, gens });
-    }
-    return value;
-  }
-
-  invalidate(table: string): void {
-    this.generations.set(table, this.gen(table) + 1);
-  }
-
-  clear(): void {
-    this.epoch++;
-    this.entries.clear();
-  }
-
-  /** Invalidate on this process's own writes, before and after each statement and at transaction end. */
-  watch(knex: Knex): void {
-    const onQuery = (q: { sql?: string }) => {
-      const sql = q.sql ?? '';
-      const m = WRITE_SQL.exec(sql);
-      if (m) this.invalidate(m[1].toLowerCase());
-      else if (COMMIT_SQL.test(sql)) this.clear();
-    };
-    knex.on('query', onQuery);
-    knex.on('query-response', (_r: unknown, q: { sql?: string }) => onQuery(q));
-    knex.on('query-error', (_e: unknown, q: { sql?: string }) => onQuery(q));
-  }
-
-  private gen(table: string): number {
-    return this.generations.get(table) ?? 0;
-  }
-
-  private current(tables: readonly string[], gens: number[]): boolean {
-    return tables.every((t, i) => this.gen(t) === gens[i]);
-  }
+  /** A commit changed `table`; null: a change to tables unknown. */
+  onChange(fn: (table: string | null) => void): void;
+  /** Listening started or stopped; either way, changes may have been missed in between. */
+  onStatus(fn: (connected: boolean) => void): void;
 }
 
 /** What repositories depend on: the cache, or a pass-through where there is none (CLI). */
 export interface Cacher {
   get<T>(tables: readonly string[], key: string, load: () => Promise<T>): Promise<T>;
+  /**
+   * Forget what was read from `table` (only what was read under `key`, when given). Call it after
+   * the write has ended — committed, rolled back or failed — never before the commit, or a load
+   * that starts in between would store the old row: see `writing`.
+   */
+  invalidate(table: string, key?: string): void;
 }
 
-export const NO_CACHE: Cacher = { get: (_tables, _key, load) => load() };
+export const NO_CACHE: Cacher = {
+  get: (_tables, _key, load) => load(),
+  invalidate: () => undefined,
+};
+
+export type Touch = (table: string, key?: string) => void;
+
+/**
+ * Runs a write (a statement or a whole transaction) and, once it has settled, applies the
+ * invalidations it declared with `touch` — before the returned promise resolves, so the caller's
+ * next read sees the write. Also when it failed: a failed COMMIT may still have committed.
+ * Declare before the statement that writes, so a failure after it still invalidates.
+ */
+export async function writing<T>(cache: Cacher, write: (touch: Touch) => Promise<T>): Promise<T> {
+  const touched: [string, string | undefined][] = [];
+  try {
+    return await write((table, key) => void touched.push([table, key]));
+  } finally {
+    for (const [table, key] of touched) cache.invalidate(table, key);
+  }
+}
+
+export interface ReadCacheOptions {
+  /** Entries kept (least recently used go first). */
+  max?: number;
+  /** Longest an entry is served, as a backstop; invalidation is what keeps entries correct. */
+  ttlMs?: number;
+  /** Clock for the TTL, in ms (tests). */
+  now?: () => number;
+}
+
+interface Entry {
+  value: unknown;
+  /** Generation of each of the entry's tables when its load started. */
+  gens: number[];
+}
+
+interface Load {
+  tables: readonly string[];
+  key: string;
+  /** Set when an invalidation covering this load arrives while it runs: its value may predate it. */
+  stale: boolean;
+}
+
+/**
+ * A small read-through cache for the lookups every authenticated request makes (session state,
+ * org by slug, membership role, API key by hash). Correctness over hit rate:
+ *  - repositories invalidate after their own writes (`writing`), so this process reads its writes;
+ *  - the change feed invalidates the tables other processes' commits changed, one table at a time
+ *    (the NOTIFY names it); a whole-table invalidation bumps that table's generation, which kills
+ *    every entry read from it in O(1);
+ *  - a load that was running when an invalidation covering it arrived does not store its value,
+ *    since it may have read the row before that write committed;
+ *  - while the feed is not listening nothing is served or stored, and when it starts or stops
+ *    listening everything is dropped: notifications may have been missed.
+ */
+export class ReadCache implements Cacher {
+  private readonly entries: LRUCache<string, Entry>;
+  private readonly generations = new Map<string, number>();
+  private readonly loads = new Set<Load>();
+  /** The table lists entries were read under, by their joined name: a keyed invalidation finds its entries directly. */
+  private readonly tableSets = new Map<string, readonly string[]>();
+
+  constructor(
+    private readonly source: ChangeSource,
+    opts: ReadCacheOptions = {},
+  ) {
+    const now = opts.now;
+    this.entries = new LRUCache<string, Entry>({
+      max: opts.max ?? 50_000,
+      ttl: opts.ttlMs ?? 60_000,
+      // Read the clock on every check: lru-cache's default reuses one reading for a millisecond.
+      ttlResolution: 0,
+      ...(now ? { perf: { now } } : {}),
+    });
+    source.onChange((table) => (table === null ? this.clear() : this.invalidate(table)));
+    source.onStatus(() => this.clear());
+  }
+
+  async get<T>(tables: readonly string[], key: string, load: () => Promise<T>): Promise<T> {
+    if (!this.source.connected) return load();
+    const set = tables.join(',');
+    const id = `${set}\u0000${key}`;
+    const hit = this.entries.get(id);
+    if (hit && tables.every((t, i) => this.gen(t) === hit.gens[i])) return hit.value as T;
+    if (!this.tableSets.has(set)) this.tableSets.set(set, tables);
+    const gens = tables.map((t) => this.gen(t));
+    const running: Load = { tables, key, stale: false };
+    this.loads.add(running);
+    let value: T;
+    try {
+      value = await load();
+    } finally {
+      this.loads.delete(running);
+    }
+    if (!running.stale && this.source.connected) this.entries.set(id, { value, gens });
+    return value;
+  }
+
+  invalidate(table: string, key?: string): void {
+    for (const l of this.loads) if ((key === undefined || l.key === key) && l.tables.includes(table)) l.stale = true;
+    if (key === undefined) {
+      this.generations.set(table, this.gen(table) + 1);
+      return;
+    }
+    for (const [set, tables] of this.tableSets) if (tables.includes(table)) this.entries.delete(`${set}\u0000${key}`);
+  }
+
+  clear(): void {
+    for (const l of this.loads) l.stale = true;
+    this.entries.clear();
+  }
+
+  private gen(table: string): number {
+    return this.generations.get(table) ?? 0;
+  }
+}

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { NO_CACHE, type Cacher } from '../../db/read-cache.js';
+import { NO_CACHE, writing, type Cacher } from '../../db/read-cache.js';
 import type { ApiKeyScope } from '../../core/permissions.js';
 
 export interface ApiKeyRow {
@@ -42,10 +42,13 @@ export class ApiKeysRepository {
   ) {}
 
   async insert(orgId: string, k: NewApiKey): Promise<ApiKeyRow> {
-    const [row] = await this.knex<ApiKeyRow>(TABLE)
-      .insert({ org_id: orgId, ...k })
-      .returning('*');
-    return row;
+    return writing(this.cache, async (touch) => {
+      touch(TABLE, k.secret_hash); // a lookup of the hash before it existed cached "no such key"
+      const [row] = await this.knex<ApiKeyRow>(TABLE)
+        .insert({ org_id: orgId, ...k })
+        .returning('*');
+      return row;
+    });
   }
 
   /** Live (not revoked) keys of one org, oldest first; `afterId` is the keyset cursor. */
@@ -79,7 +82,7 @@ export class ApiKeysRepository {
    * Authentication: the presented key decides the org, so this lookup is by hash across orgs.
    * Matches the current secret or the previous one (the service checks the grace period).
    */
-  /** Cached (see ReadCache): every request with an API key asks. */
+  /** Cached (see ReadCache; every write below invalidates): every request with an API key asks. */
   async findBySecretHash(hash: string): Promise<ApiKeyRow | undefined> {
     return this.cache.get([TABLE], hash, () =>
       this.knex<ApiKeyRow>(TABLE)
@@ -90,12 +93,16 @@ export class ApiKeysRepository {
 
   /** Marks the key revoked; returns the row, or undefined when no live key of this org has that id. */
   async revoke(orgId: string, id: string): Promise<ApiKeyRow | undefined> {
-    const [row] = await this.knex<ApiKeyRow>(TABLE)
-      .where({ org_id: orgId, id })
-      .whereNull('revoked_at')
-      .update({ revoked_at: this.knex.fn.now(), updated_at: this.knex.fn.now() } as never)
-      .returning('*');
-    return row as ApiKeyRow | undefined;
+    // The whole table: the entries are keyed by hashes this method does not know.
+    return writing(this.cache, async (touch) => {
+      touch(TABLE);
+      const [row] = await this.knex<ApiKeyRow>(TABLE)
+        .where({ org_id: orgId, id })
+        .whereNull('revoked_at')
+        .update({ revoked_at: this.knex.fn.now(), updated_at: this.knex.fn.now() } as never)
+        .returning('*');
+      return row as ApiKeyRow | undefined;
+    });
   }
 
   /**
@@ -104,18 +111,21 @@ export class ApiKeysRepository {
    * that was already handed out without also invalidating it.
    */
   async rotate(orgId: string, id: string, secret: { prefix: string; secret_hash: string }, previousValidUntil: Date | null): Promise<ApiKeyRow | undefined> {
-    const [row] = await this.knex<ApiKeyRow>(TABLE)
-      .where({ org_id: orgId, id })
-      .whereNull('revoked_at')
-      .update({
-        prefix: secret.prefix,
-        secret_hash: secret.secret_hash,
-        previous_secret_hash: previousValidUntil ? this.knex.ref('secret_hash') : null,
-        previous_valid_until: previousValidUntil,
-        updated_at: this.knex.fn.now(),
-      } as never)
-      .returning('*');
-    return row as ApiKeyRow | undefined;
+    return writing(this.cache, async (touch) => {
+      touch(TABLE);
+      const [row] = await this.knex<ApiKeyRow>(TABLE)
+        .where({ org_id: orgId, id })
+        .whereNull('revoked_at')
+        .update({
+          prefix: secret.prefix,
+          secret_hash: secret.secret_hash,
+          previous_secret_hash: previousValidUntil ? this.knex.ref('secret_hash') : null,
+          previous_valid_until: previousValidUntil,
+          updated_at: this.knex.fn.now(),
+        } as never)
+        .returning('*');
+      return row as ApiKeyRow | undefined;
+    });
   }
 
   /**
@@ -123,9 +133,12 @@ export class ApiKeysRepository {
    * database) write at most once per interval; updated_at is left alone (it tracks changes).
    */
   async touch(orgId: string, id: string, ip: string | null, at: Date, minIntervalMs: number): Promise<void> {
-    await this.knex(TABLE)
-      .where({ org_id: orgId, id })
-      .where((w) => w.whereNull('last_used_at').orWhere('last_used_at', '<=', new Date(at.getTime() - minIntervalMs)))
-      .update({ last_used_at: at, last_ip: ip });
+    await writing(this.cache, async (touch) => {
+      touch(TABLE);
+      await this.knex(TABLE)
+        .where({ org_id: orgId, id })
+        .where((w) => w.whereNull('last_used_at').orWhere('last_used_at', '<=', new Date(at.getTime() - minIntervalMs)))
+        .update({ last_used_at: at, last_ip: ip });
+    });
   }
 }

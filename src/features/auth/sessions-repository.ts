@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { NO_CACHE, type Cacher } from '../../db/read-cache.js';
+import { NO_CACHE, writing, type Cacher } from '../../db/read-cache.js';
 
 export interface SessionRow {
   id: string;
@@ -26,6 +26,7 @@ export class SessionsRepository {
     private readonly cache: Cacher = NO_CACHE,
   ) {}
 
+  /** Invalidates nothing: nothing is cached for a session before it exists (its id is new). */
   async insert(s: { user_id: string; family_id: string; refresh_hash: string; expires_at: Date; ip: string | null; user_agent: string | null }): Promise<SessionRow> {
     const [row] = await this.knex<SessionRow>('sessions').insert(s).returning('*');
     return row;
@@ -37,23 +38,32 @@ export class SessionsRepository {
 
   /** Mark a session's refresh token spent; false when another request spent it first. */
   async markRotated(id: string): Promise<boolean> {
-    const n = await this.knex('sessions').where({ id }).whereNull('rotated_at').update({ rotated_at: this.knex.fn.now() });
-    return n === 1;
+    return writing(this.cache, async (touch) => {
+      touch('sessions', id);
+      const n = await this.knex('sessions').where({ id }).whereNull('rotated_at').update({ rotated_at: this.knex.fn.now() });
+      return n === 1;
+    });
   }
 
   async revokeFamily(familyId: string): Promise<void> {
-    await this.knex('sessions').where({ family_id: familyId }).whereNull('revoked_at').update({ revoked_at: this.knex.fn.now() });
+    await writing(this.cache, async (touch) => {
+      touch('sessions');
+      await this.knex('sessions').where({ family_id: familyId }).whereNull('revoked_at').update({ revoked_at: this.knex.fn.now() });
+    });
   }
 
   async revokeAllOfUser(userId: string): Promise<void> {
-    await this.knex('sessions').where({ user_id: userId }).whereNull('revoked_at').update({ revoked_at: this.knex.fn.now() });
+    await writing(this.cache, async (touch) => {
+      touch('sessions');
+      await this.knex('sessions').where({ user_id: userId }).whereNull('revoked_at').update({ revoked_at: this.knex.fn.now() });
+    });
   }
 
   async familyOf(sessionId: string): Promise<string | undefined> {
     return (await this.knex('sessions').where({ id: sessionId }).first('family_id'))?.family_id as string | undefined;
   }
 
-  /** Cached (see ReadCache): every authenticated request asks. */
+  /** Cached (see ReadCache): every authenticated request asks. Writes to `users` invalidate it there (UsersRepository). */
   async state(sessionId: string): Promise<SessionState | undefined> {
     return this.cache.get(['sessions', 'users'], sessionId, () =>
       this.knex('sessions as s')

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { OrgRole } from '../../core/roles.js';
+import { NO_CACHE, writing, type Cacher } from '../../db/read-cache.js';
 
 export interface InvitationRow {
   org_id: string;
@@ -33,7 +34,10 @@ export interface Acceptance {
  * invitation theirs: an id alone never finds another address's invitation.
  */
 export class InvitationsRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    private readonly cache: Cacher = NO_CACHE,
+  ) {}
 
   /**
    * Create the invitation of (org, email), or refresh the one already there (new role, inviter
@@ -68,15 +72,17 @@ export class InvitationsRepository {
    * undefined when there is no such invitation for that address.
    */
   async accept(id: string, email: string, userId: string): Promise<Acceptance | undefined> {
-    return this.knex.transaction(async (trx) => {
+    // Adds a membership, which the read cache holds (role by org and user).
+    return writing(this.cache, (touch) => this.knex.transaction(async (trx) => {
       const inv = await trx<InvitationRow>('invitations').where({ id, email }).andWhere('expires_at', '>', trx.fn.now()).forUpdate().first();
       if (!inv) return undefined;
+      touch('memberships', `${inv.org_id}:${userId}`);
       const inserted = await trx('memberships').insert({ org_id: inv.org_id, user_id: userId, role: inv.role }).onConflict(['org_id', 'user_id']).ignore().returning('role');
       const current = inserted.length ? inv.role : ((await trx('memberships').where({ org_id: inv.org_id, user_id: userId }).first('role')) as { role: OrgRole }).role;
       await trx('invitations').where({ org_id: inv.org_id, id: inv.id }).delete();
       const org = (await trx('organizations').where({ id: inv.org_id }).first('slug', 'name')) as { slug: string; name: string };
       return { org_id: inv.org_id, org_slug: org.slug, org_name: org.name, role: current, invited_role: inv.role, added: inserted.length === 1 };
-    });
+    }));
   }
 
   /** Delete an unexpired invitation addressed to `email`; undefined when there is none. */

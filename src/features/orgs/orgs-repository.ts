@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { NO_CACHE, type Cacher } from '../../db/read-cache.js';
+import { NO_CACHE, writing, type Cacher } from '../../db/read-cache.js';
 import type { OrgRole } from '../../core/roles.js';
 
 export interface OrgRow {
@@ -33,11 +33,14 @@ export class OrgsRepository {
   ) {}
 
   async insert(slug: string, name: string, limits: Record<string, unknown> = {}): Promise<OrgRow> {
-    const [row] = await this.knex<OrgRow>('organizations').insert({ slug, name, limits: JSON.stringify(limits) as never }).returning('*');
-    return row;
+    return writing(this.cache, async (touch) => {
+      touch('organizations', slug); // a lookup of the slug before it existed cached "no such org"
+      const [row] = await this.knex<OrgRow>('organizations').insert({ slug, name, limits: JSON.stringify(limits) as never }).returning('*');
+      return row;
+    });
   }
 
-  /** Cached (see ReadCache): every org-scoped request resolves its slug here. */
+  /** Cached (see ReadCache; every write below invalidates): every org-scoped request resolves its slug here. */
   async findBySlug(slug: string): Promise<OrgRow | undefined> {
     return this.cache.get(['organizations'], slug, () => this.knex<OrgRow>('organizations').where({ slug }).first());
   }
@@ -70,9 +73,11 @@ export class OrgsRepository {
    * do not lose each other's changes. `change` gets the current row and returns the new values.
    */
   async update(id: string, change: (row: OrgRow) => { name?: string; limits?: Record<string, unknown> }): Promise<{ before: OrgRow; after: OrgRow } | undefined> {
-    return this.knex.transaction(async (trx) => {
+    return writing(this.cache, (touch) => this.knex.transaction(async (trx) => {
       const before = await trx<OrgRow>('organizations').where({ id }).forUpdate().first();
       if (!before) return undefined;
+      touch('organizations', before.slug);
+      touch('organizations', `id:${id}`);
       const patch = change(before);
       const [after] = await trx<OrgRow>('organizations')
         .where({ id })
@@ -83,7 +88,7 @@ export class OrgsRepository {
         })
         .returning('*');
       return { before, after };
-    });
+    }));
   }
 
   /** The user's role in the org, or null when not a member. */
@@ -95,7 +100,11 @@ export class OrgsRepository {
   }
 
   async delete(id: string): Promise<number> {
-    return this.knex('organizations').where({ id }).delete();
+    return writing(this.cache, (touch) => {
+      // Its memberships and API keys go with it (ON DELETE CASCADE); their cache keys are unknown here.
+      for (const table of ['organizations', 'memberships', 'api_keys']) touch(table);
+      return this.knex('organizations').where({ id }).delete();
+    });
   }
 
   private membersQuery(orgId: string) {
@@ -128,7 +137,8 @@ export class OrgsRepository {
    * `check` sees the locked current role and may throw to refuse (authorization that depends on it).
    */
   async setRole(orgId: string, userId: string, role: OrgRole, opts: { upsert?: boolean; check?: (previous: OrgRole | null) => void } = {}): Promise<MembershipChange> {
-    return this.knex.transaction(async (trx) => {
+    return writing(this.cache, (touch) => this.knex.transaction(async (trx) => {
+      touch('memberships', `${orgId}:${userId}`);
       const owners = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
       const current = await trx('memberships').where({ org_id: orgId, user_id: userId }).forUpdate().first('role');
       const previous = (current?.role as OrgRole | undefined) ?? null;
@@ -140,18 +150,22 @@ export class OrgsRepository {
         .onConflict(['org_id', 'user_id'])
         .merge({ role, updated_at: trx.fn.now() });
       return { previous, lastOwner: false };
-    });
+    }));
   }
 
   /** Add a membership; false when the user is already a member. */
   async addMember(orgId: string, userId: string, role: OrgRole): Promise<boolean> {
-    const rows = await this.knex('memberships').insert({ org_id: orgId, user_id: userId, role }).onConflict(['org_id', 'user_id']).ignore().returning('user_id');
-    return rows.length === 1;
+    return writing(this.cache, async (touch) => {
+      touch('memberships', `${orgId}:${userId}`);
+      const rows = await this.knex('memberships').insert({ org_id: orgId, user_id: userId, role }).onConflict(['org_id', 'user_id']).ignore().returning('user_id');
+      return rows.length === 1;
+    });
   }
 
   /** Remove a membership unless it is the org's last owner (same lock as setRole). */
   async removeMember(orgId: string, userId: string, check?: (previous: OrgRole) => void): Promise<MembershipChange> {
-    return this.knex.transaction(async (trx) => {
+    return writing(this.cache, (touch) => this.knex.transaction(async (trx) => {
+      touch('memberships', `${orgId}:${userId}`);
       const owners = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
       const current = await trx('memberships').where({ org_id: orgId, user_id: userId }).forUpdate().first('role');
       const previous = (current?.role as OrgRole | undefined) ?? null;
@@ -160,6 +174,6 @@ export class OrgsRepository {
       if (previous === 'owner' && owners.length <= 1) return { previous, lastOwner: true };
       await trx('memberships').where({ org_id: orgId, user_id: userId }).delete();
       return { previous, lastOwner: false };
-    });
+    }));
   }
 }

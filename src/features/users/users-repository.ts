@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { OrgRole } from '../../core/roles.js';
+import { NO_CACHE, writing, type Cacher } from '../../db/read-cache.js';
 
 export interface UserRow {
   id: string;
@@ -20,12 +21,22 @@ export interface MembershipRow {
   org_slug: string;
 }
 
+/**
+ * Nothing here is cached, but the read cache holds session state joined with users (see
+ * SessionsRepository.state): every write invalidates `users`.
+ */
 export class UsersRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    private readonly cache: Cacher = NO_CACHE,
+  ) {}
 
   async insert(u: { email: string; name: string | null; password_hash: string | null; superadmin: boolean }): Promise<UserRow> {
-    const [row] = await this.knex<UserRow>('users').insert(u).returning('*');
-    return row;
+    return writing(this.cache, async (touch) => {
+      touch('users');
+      const [row] = await this.knex<UserRow>('users').insert(u).returning('*');
+      return row;
+    });
   }
 
   async findById(id: string): Promise<UserRow | undefined> {
@@ -44,8 +55,12 @@ export class UsersRepository {
   }
 
   async update(id: string, patch: Partial<Pick<UserRow, 'password_hash' | 'disabled_at' | 'name' | 'superadmin'>>, bumpTokenVersion = false): Promise<void> {
-    const q = this.knex('users').where({ id });
-    await q.update({ ...patch, updated_at: this.knex.fn.now(), ...(bumpTokenVersion ? { token_version: this.knex.raw('token_version + 1') } : {}) });
+    await writing(this.cache, async (touch) => {
+      touch('users');
+      await this.knex('users')
+        .where({ id })
+        .update({ ...patch, updated_at: this.knex.fn.now(), ...(bumpTokenVersion ? { token_version: this.knex.raw('token_version + 1') } : {}) });
+    });
   }
 
   async membershipsOf(userIds: string[]): Promise<MembershipRow[]> {
@@ -63,7 +78,8 @@ export class UsersRepository {
    * Sessions and memberships go with the user (ON DELETE CASCADE).
    */
   async deleteUnlessLastOwner(id: string): Promise<{ deleted: boolean; lastOwnerOf: string[] }> {
-    return this.knex.transaction(async (trx) => {
+    return writing(this.cache, (touch) => this.knex.transaction(async (trx) => {
+      for (const table of ['users', 'memberships', 'sessions']) touch(table);
       const owned = trx('memberships').where({ user_id: id, role: 'owner' }).select('org_id');
       const owners: { org_id: string; user_id: string }[] = await trx('memberships').whereIn('org_id', owned).andWhere({ role: 'owner' }).forUpdate().select('org_id', 'user_id');
       const counts = new Map<string, number>();
@@ -75,6 +91,6 @@ export class UsersRepository {
       }
       const n = await trx('users').where({ id }).delete();
       return { deleted: n === 1, lastOwnerOf: [] };
-    });
+    }));
   }
 }
