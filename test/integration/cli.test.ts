@@ -3,6 +3,9 @@ import bcrypt from 'bcrypt';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
+import { createUser } from '../support/factories.js';
+import type { Problem } from '../support/http.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
 
 describe('CLI: org and user commands', () => {
   let url: string;
@@ -46,7 +49,7 @@ describe('CLI: org and user commands', () => {
 
       const invalid = await cli(['org', 'create', 'Not A Slug'], env);
       expect(invalid.code).to.equal(2);
-      expect(invalid.stderr).to.contain("invalid slug 'Not A Slug'");
+      expect(invalid.stderr).to.match(/^error: invalid input: body\/slug must match pattern /);
       expect((await cli(['org', 'create'], env)).code).to.equal(2);
       expect((await cli(['org', 'frobnicate'], env)).code).to.equal(2);
       expect((await cli(['--log-level', 'loud', 'org', 'list'], env)).code).to.equal(2);
@@ -202,5 +205,46 @@ describe('CLI: org and user commands', () => {
         }
       }
     });
+  });
+
+  describe('the CLI and HTTP name the same field for the same bad input', () => {
+    let t: TestApp;
+    let token: string;
+    before(async () => {
+      t = await startTestApp(url);
+      const root = await createUser(t.app.services, { superadmin: true });
+      token = (await t.api.login(root.email, root.password)).access_token;
+      expect((await cli(['org', 'create', 'same-paths'], env)).code).to.equal(0);
+      expect((await cli(['user', 'create', 'same-paths@example.test'], env)).code).to.equal(0);
+    });
+    after(() => t?.stop());
+
+    /** The paths a CLI validation error names (its message lists `path message` pairs). */
+    const cliPaths = (stderr: string) => [...stderr.matchAll(/(?:^error: invalid input: |; )(body\/\S+) /g)].map((m) => m[1]);
+
+    const userId = async () => (await query<{ id: string }>(url, "select id from users where email = 'same-paths@example.test'"))[0].id;
+    const past = '2000-01-01T00:00:00.000Z';
+    const cases: { label: string; argv: string[]; http: () => Promise<[string, string, unknown]>; path: string }[] = [
+      { label: 'org slug', argv: ['org', 'create', 'Bad_Slug'], http: async () => ['POST', '/organizations', { slug: 'Bad_Slug' }], path: 'body/slug' },
+      { label: 'org name', argv: ['org', 'create', 'blank-name', '--name', '   '], http: async () => ['POST', '/organizations', { slug: 'blank-name', name: '   ' }], path: 'body/name' },
+      { label: 'org limit', argv: ['org', 'limits', 'same-paths', '--set', 'max_series=0'], http: async () => ['PATCH', '/organizations/same-paths', { limits: { max_series: 0 } }], path: 'body/limits/max_series' },
+      { label: 'API key scope', argv: ['apikey', 'create', '--org', 'same-paths', '--name', 'k', '--scopes', 'ingest,root'], http: async () => ['POST', '/organizations/same-paths/api-keys', { name: 'k', scopes: ['ingest', 'root'] }], path: 'body/scopes/1' },
+      { label: 'API key expiry', argv: ['apikey', 'create', '--org', 'same-paths', '--name', 'k', '--expires', past], http: async () => ['POST', '/organizations/same-paths/api-keys', { name: 'k', expires_at: past }], path: 'body/expires_at' },
+      { label: 'API key name', argv: ['apikey', 'create', '--org', 'same-paths', '--name', ' '], http: async () => ['POST', '/organizations/same-paths/api-keys', { name: ' ' }], path: 'body/name' },
+      { label: 'user email', argv: ['user', 'create', 'not-an-email'], http: async () => ['POST', '/users', { email: 'not-an-email', password: 'long enough password' }], path: 'body/email' },
+      { label: 'member role', argv: ['user', 'grant', 'same-paths@example.test', '--org', 'same-paths', '--role', 'boss'], http: async () => ['PATCH', `/organizations/same-paths/members/${await userId()}`, { role: 'boss' }], path: 'body/role' },
+    ];
+    for (const c of cases) {
+      it(`${c.label}: ${c.path}`, async () => {
+        const r = await cli(c.argv, env);
+        expect(r.code, r.stderr).to.equal(2);
+        const [method, path, body] = await c.http();
+        const res = await t.api.call<Problem>(method, path, token, body);
+        expect(res.status, res.text).to.equal(400);
+        const httpPaths = (res.body.errors ?? []).map((e) => e.path);
+        expect(httpPaths).to.include(c.path);
+        expect(cliPaths(r.stderr), r.stderr).to.deep.equal(httpPaths);
+      });
+    }
   });
 });

@@ -438,7 +438,7 @@ describe('organizations, members, users and audit log over HTTP', () => {
       expectErrorAt(await call('POST', '/users', who.root.token, { email: `y-${uniq()}@example.test`, password: 'whatever123', role: 'owner' }), 400, 'body/role');
       expectErrorAt(await call('POST', '/users', who.root.token, { email: `y-${uniq()}@example.test`, password: 'short' }), 400, 'body/password');
       expectErrorAt(await call('POST', '/users', who.root.token, { email: `y-${uniq()}@example.test` }), 400, 'body/password');
-      expectErrorAt(await call('POST', '/users', who.root.token, { email: 'not-an-email', password: 'whatever123' }), 400, 'email');
+      expectErrorAt(await call('POST', '/users', who.root.token, { email: 'not-an-email', password: 'whatever123' }), 400, 'body/email');
       const long = await call('POST', '/users', who.root.token, { email: `y-${uniq()}@example.test`, password: 'é'.repeat(37) });
       expect(long.status).to.equal(400);
       expect(long.body.detail).to.contain('74 bytes long; the limit is 72 bytes');

@@ -206,7 +206,7 @@ export class ApiKeysService {
   private futureExpiry(raw: string | undefined): Date | null {
     if (raw === undefined) return null;
     const at = new Date(raw);
-    if (at <= this.clock.now()) throw validationError([{ path: 'body/expires_at', message: 'must be in the future' }], 'expires_at must be in the future');
+    if (at <= this.clock.now()) throw validationError([{ path: 'body/expires_at', message: 'must be in the future' }]);
     return at;
   }
 }
