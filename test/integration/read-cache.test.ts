@@ -4,6 +4,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { pino } from 'pino';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
+import type { OrgRole } from '../../src/core/roles.js';
 import { ChangeFeed } from '../../src/db/change-feed.js';
 import { ReadCache, writing, type Cacher, type ChangeSource } from '../../src/db/read-cache.js';
 import { ApiKeysRepository } from '../../src/features/api-keys/api-keys-repository.js';
@@ -13,6 +14,7 @@ import { OrgsRepository } from '../../src/features/orgs/orgs-repository.js';
 import { UsersRepository } from '../../src/features/users/users-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
+import type { TokenPair } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 /** A change source that only says what the test makes it say. */
@@ -436,13 +438,14 @@ describe('read cache in the daemon', () => {
     await dropDatabase(url);
   });
 
-  async function session(role: string) {
+  async function session(role: OrgRole) {
     const org = await createOrg(t.app.services);
     const u = await createUser(t.app.services, { org: org.slug, role });
-    const res = await fetch(`${t.baseUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: u.email, password: u.password }) });
-    const { access_token } = (await res.json()) as { access_token: string };
-    const get = () => fetch(`${t.baseUrl}/api/v1/organizations/${org.slug}`, { headers: { authorization: `Bearer ${access_token}` } });
-    return { org, user: u, token: access_token, get };
+    const login = await t.api.post<TokenPair>('/auth/login', null, { email: u.email, password: u.password });
+    expect(login.status).to.equal(200);
+    const token = login.body.access_token;
+    const get = () => t.api.get(`/organizations/${org.slug}`, token);
+    return { org, user: u, token, get };
   }
 
   /** The daemon hears another connection's commit asynchronously: ask until it answers `want` or the deadline passes. */
@@ -489,7 +492,7 @@ describe('read cache in the daemon', () => {
     // A second owner, so demoting the first is allowed.
     await createUser(t.app.services, { org: s.org.slug, role: 'owner' });
     expect((await s.get()).status).to.equal(200);
-    const patch = () => fetch(`${t.baseUrl}/api/v1/organizations/${s.org.slug}`, { method: 'PATCH', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'renamed' }) });
+    const patch = () => t.api.call('PATCH', `/organizations/${s.org.slug}`, s.token, { name: 'renamed' });
     expect((await patch()).status).to.equal(200);
     // Demote through the service (a transaction locking the owner rows), then ask immediately.
     await t.app.services.orgs.setMemberRole(SYSTEM_ACTOR, s.org.slug, s.user.id, 'viewer');
