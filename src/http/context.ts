@@ -10,14 +10,19 @@ import { DomainError } from '../core/errors.js';
  *   declare module '../../http/context.js' { interface HttpState { actor?: Actor } }
  */
 export interface HttpState {
-  /** Set by the request-id middleware before anything else runs. */
+  /** Set by the frame middleware before anything else runs. */
   requestId: string;
   /** Child logger carrying request_id; use it instead of the root logger inside a request. */
   log: Logger;
-  /** OpenAPI path of the matched registry route, e.g. "/organizations/{org}" (metrics label). */
-  routeTemplate?: string;
-  /** Set by the authenticator for every route that is not public. */
+  /** The matched route (made when it was registered): its template labels metrics and the access line. */
+  route?: RouteTag;
+  /** Set by the authenticator for every route that is not public; the access line names its id. */
   actor?: Actor;
+}
+
+/** A route as metrics and the access log name it, e.g. "/organizations/{org}": never the raw path. */
+export interface RouteTag {
+  readonly template: string;
 }
 
 export type HttpContext = ParameterizedContext<HttpState>;

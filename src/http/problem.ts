@@ -132,28 +132,45 @@ function classifySafely(opts: ProblemOptions, err: unknown, log: Logger): Domain
   }
 }
 
+/** The problem layer as two calls, for a middleware that wraps the rest of the stack itself (the frame). */
+export interface ProblemAnswerer {
+  /** Answers whatever was thrown downstream. */
+  answer(ctx: ParameterizedContext, err: unknown): void;
+  /** Gives a router's bare 404/405/501 (a status without a body) the problem shape. */
+  settle(ctx: ParameterizedContext): void;
+}
+
+export function problemAnswerer(opts: ProblemOptions): ProblemAnswerer {
+  return {
+    answer: (ctx, err) => handleError(ctx as AnyContext, err, opts),
+    settle: (ctx) => {
+      if (ctx.body != null) return;
+      if (ctx.status === 404) {
+        sendProblem(ctx, new DomainError('not_found', 'no route matches this path'));
+      } else if (ctx.status === 405) {
+        sendStatusProblem(ctx, 405, `method ${ctx.method} is not allowed here; allowed: ${ctx.response.get('Allow')}`);
+      } else if (ctx.status === 501) {
+        sendStatusProblem(ctx, 501, `method ${ctx.method} is not implemented`);
+      }
+    },
+  };
+}
+
 /**
  * Turns everything thrown downstream into a problem+json answer, and gives router-level 404/405/501
  * (which arrive as a bare status with no body) the same shape. Unknown errors answer a generic 500:
  * the stack goes to the log only, so internals never reach the client.
  */
 export function problemMiddleware(opts: ProblemOptions): Middleware {
-  return async (koaCtx, next) => {
-    const ctx = koaCtx as AnyContext;
+  const problems = problemAnswerer(opts);
+  return async (ctx, next) => {
     try {
       await next();
     } catch (err) {
-      handleError(ctx, err, opts);
+      problems.answer(ctx, err);
       return;
     }
-    if (ctx.body != null) return;
-    if (ctx.status === 404) {
-      sendProblem(ctx, new DomainError('not_found', 'no route matches this path'));
-    } else if (ctx.status === 405) {
-      sendStatusProblem(ctx, 405, `method ${ctx.method} is not allowed here; allowed: ${ctx.response.get('Allow')}`);
-    } else if (ctx.status === 501) {
-      sendStatusProblem(ctx, 501, `method ${ctx.method} is not implemented`);
-    }
+    problems.settle(ctx);
   };
 }
 

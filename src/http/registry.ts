@@ -1,14 +1,15 @@
 import { Router } from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
 import bodyParser from 'koa-bodyparser';
 import { DomainError, type ErrorDetail } from '../core/errors.js';
-import { UNSTORABLE_TEXT_MESSAGE, findUnstorableText } from '../core/text.js';
-import { API_KEY_SCOPES, PERMISSIONS, scopeGrants, type Permission } from '../core/permissions.js';
-import type { HttpContext } from './context.js';
-import { PROBLEM_CONTENT_TYPE, ProblemSchema } from './problem.js';
+import { markValidated, newAjv, toErrorDetails, unstorableDetails } from '../core/validation.js';
+import { PERMISSIONS, type Permission } from '../core/permissions.js';
+import type { HttpContext, RouteTag } from './context.js';
+import { openApiDocument, placeholders, routerPath, type OpenApiInfo } from './openapi.js';
+
+export type { OpenApiInfo } from './openapi.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -66,9 +67,19 @@ export interface RouteDef<P extends Maybe = undefined, Q extends Maybe = undefin
    * stores NUL and unpaired surrogates as U+FFFD instead of refusing the batch.
    */
   bulkBody?: boolean;
+  /** Which limit applies before the route runs; default 'api'. See RateLimitPolicy. */
+  rateLimit?: RateLimitPolicy;
   responses: Record<number, ResponseDef>;
   handler: (ctx: HttpContext, input: RouteInput<P, Q, B>) => Promise<void> | void;
 }
+
+/**
+ * 'api': the per-client-IP request limit (rate_limits.api_per_minute). 'ingest': not that limit,
+ * because the service applies per-organization token buckets of its own (points per second, 429
+ * with Retry-After). 'none': no limit at all, for health probes a load balancer must never be
+ * locked out of.
+ */
+export type RateLimitPolicy = 'api' | 'ingest' | 'none';
 
 export interface RouteInfo {
   method: HttpMethod;
@@ -83,22 +94,14 @@ export interface RouteInfo {
  */
 export type Authenticator = (ctx: HttpContext, route: RouteInfo) => Promise<void> | void;
 
-export interface OpenApiInfo {
-  title: string;
-  version: string;
-  description?: string;
-  /** SPDX `identifier`, as OpenAPI 3.1 allows. */
-  license?: { name: string; identifier?: string };
-}
-
 /**
- * An operation the server answers outside the registry (e.g. OTLP/HTTP at the spec's root paths,
- * which reads its own bodies and answers in its own format). The registry only documents it, so
- * the OpenAPI document still says everything the server does.
+ * A route served at its own path outside /api/v1 that reads its own raw body and answers in its
+ * own format (OTLP/HTTP at the spec's paths, answering google.rpc.Status). The registry serves it
+ * (authentication, rate-limit policy, metrics label) and documents it, from this one declaration.
  */
-export interface ExternalOperation {
+export interface RawRouteDef {
   method: HttpMethod;
-  /** The path on the server, not under /api/v1: it is documented with a `servers: [{url: '/'}]` of its own. */
+  /** The path on the server, not under /api/v1: it is documented with a `servers: [{url: '/'}]` of its own. No placeholders. */
   path: string;
   operationId: string;
   summary: string;
@@ -107,11 +110,20 @@ export interface ExternalOperation {
   auth: AuthMode;
   permission?: Permission;
   apiKeyOnly?: boolean;
+  /** Default 'api' (counted only when the path is under /api/, which a raw route's is not). */
+  rateLimit?: RateLimitPolicy;
   /** Request headers (an object schema whose properties become header parameters). */
   headers?: TSchema;
   requestBody?: { description?: string; content: Record<string, TSchema> };
   /** By status; a 4xx/5xx without content is application/problem+json, as for routes. */
   responses: Record<number, { description: string; content?: Record<string, TSchema> }>;
+  /** Runs after authentication; reads the body from ctx.req itself. */
+  handler: (ctx: HttpContext) => Promise<void> | void;
+  /**
+   * Answers a DomainError (authentication's included) in the route's own format. Without it, or
+   * for any other error, the answer is problem+json.
+   */
+  answerError?: (ctx: HttpContext, err: DomainError) => void;
 }
 
 type AnyRouteDef = RouteDef<Maybe, Maybe, Maybe>;
@@ -119,6 +131,7 @@ type AnyRouteDef = RouteDef<Maybe, Maybe, Maybe>;
 interface CompiledRoute {
   def: AnyRouteDef;
   info: RouteInfo;
+  tag: RouteTag;
   params?: ValidateFunction;
   query?: ValidateFunction;
   body?: ValidateFunction;
@@ -126,71 +139,6 @@ interface CompiledRoute {
   bodyFirstError?: ValidateFunction;
 }
 
-// ajv-formats is CommonJS with an `exports.default`; under NodeNext the default import is module.exports.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
-  addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
-
-function newAjv(coerce: boolean, allErrors = true): Ajv {
-  const ajv = new Ajv({
-    allErrors,
-    // 'array' lets ?tag=a and ?tag=a&tag=b both satisfy an array schema, and a lone value a scalar one.
-    coerceTypes: coerce ? 'array' : false,
-    useDefaults: true,
-    removeAdditional: false,
-    strict: true,
-    strictTypes: false,
-    strictTuples: false,
-  });
-  addFormats(ajv);
-  ajv.addKeyword('example');
-  // OpenAPI 3.1 (JSON Schema 2020-12) writes tuples as prefixItems (e.g. the metric query's points); ajv's
-  // draft-07 mode checks the same thing as its `items: [...]`.
-  ajv.addKeyword({ keyword: 'prefixItems', type: 'array', schemaType: 'array', macro: (items: unknown) => ({ items }) });
-  return ajv;
-}
-
-const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-
-function placeholders(path: string): string[] {
-  return [...path.matchAll(PLACEHOLDER)].map((m) => m[1]);
-}
-
-// TypeBox marks schemas with symbol keys; JSON round-tripping drops them for the OpenAPI document.
-function plain<T>(schema: T): T {
-  return JSON.parse(JSON.stringify(schema)) as T;
-}
-
-/**
- * Paths look like "body/email", "query/limit", "params/org", "body/items/3/name": the input's
- * location followed by the JSON pointer into it, naming the missing or unknown field itself
- * rather than its parent object.
- */
-function toErrorDetails(where: 'params' | 'query' | 'body', errors: ErrorObject[], out: ErrorDetail[]): void {
-  const seen = new Set<string>();
-  for (const e of errors) {
-    if (out.length >= MAX_REPORTED_ERRORS) return;
-    let path = where + e.instancePath;
-    let message = e.message ?? 'is invalid';
-    if (e.keyword === 'required') {
-      path += `/${String(e.params.missingProperty)}`;
-      message = 'is required';
-    } else if (e.keyword === 'additionalProperties') {
-      path += `/${String(e.params.additionalProperty)}`;
-      message = 'is not an allowed field';
-    }
-    const key = `${path}\u0000${message}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push({ path, message });
-    }
-  }
-}
-
-/**
- * A problem lists at most this many fields: a body of 100,000 unknown keys gets a short answer,
- * and nothing spreads an unbounded array into a call.
- */
-export const MAX_REPORTED_ERRORS = 20;
 const LIST_EVERY_ERROR_BELOW_BYTES = 64 * 1024;
 
 /** Largest JSON bodies: ingest routes (bulkBody) and every other route. */
@@ -225,17 +173,12 @@ function bodyReader(limitBytes: number): BodyReader {
   };
 }
 
-/** Paths of strings PostgreSQL could not store, as validation errors. */
-function unstorable(value: unknown, where: 'params' | 'query' | 'body', out: ErrorDetail[]): void {
-  for (const path of findUnstorableText(value, where, MAX_REPORTED_ERRORS - out.length)) out.push({ path, message: UNSTORABLE_TEXT_MESSAGE });
-}
-
 export class ApiRegistry {
   readonly #routes: CompiledRoute[] = [];
-  readonly #external: ExternalOperation[] = [];
-  readonly #bodyAjv = newAjv(false);
-  readonly #bodyFirstErrorAjv = newAjv(false, false);
-  readonly #stringAjv = newAjv(true);
+  readonly #raw: { def: RawRouteDef; info: RouteInfo; tag: RouteTag }[] = [];
+  readonly #bodyAjv = newAjv();
+  readonly #bodyFirstErrorAjv = newAjv({ allErrors: false });
+  readonly #stringAjv = newAjv({ coerce: true });
   #authenticate: Authenticator | undefined;
   #readBody: BodyReader = bodyReader(DEFAULT_BODY_LIMITS.bodyLimitBytes);
   #readBulkBody: BodyReader = bodyReader(DEFAULT_BODY_LIMITS.bulkBodyLimitBytes);
@@ -251,7 +194,7 @@ export class ApiRegistry {
       if (r.def.operationId === def.operationId) throw new Error(`duplicate operationId ${def.operationId}`);
       if (r.def.method === def.method && r.def.path === def.path) throw new Error(`duplicate route ${def.method.toUpperCase()} ${def.path}`);
     }
-    if (this.#external.some((e) => e.path === def.path)) throw new Error(`${def.operationId}: ${def.path} is documented as an external path`);
+    if (this.#raw.some((e) => e.def.path === def.path)) throw new Error(`${def.operationId}: ${def.path} is a raw route's path`);
     this.#checkDocumented(def.operationId, def.auth ?? 'user', def.permission, def.apiKeyOnly);
     const inPath = placeholders(def.path);
     if (def.params) {
@@ -265,6 +208,8 @@ export class ApiRegistry {
     this.#routes.push({
       def: any,
       info: { method: def.method, path: def.path, operationId: def.operationId, auth: def.auth ?? 'user' },
+      // Made once here: a request only points at it (metrics label, access line).
+      tag: { template: def.path },
       params: def.params ? this.#stringAjv.compile(def.params) : undefined,
       query: def.query ? this.#stringAjv.compile(def.query) : undefined,
       body: def.body ? this.#bodyAjv.compile(def.body) : undefined,
@@ -277,24 +222,52 @@ export class ApiRegistry {
     return this.#routes.map((r) => ({ ...r.info }));
   }
 
-  /** Documents an operation served outside the registry; see ExternalOperation. */
-  external(op: ExternalOperation): this {
-    if (!op.path.startsWith('/')) throw new Error(`operation path must start with "/": ${op.path}`);
-    if (this.#routes.some((r) => r.def.operationId === op.operationId)) throw new Error(`duplicate operationId ${op.operationId}`);
+  /** Serves and documents a route outside /api/v1 that reads its own body; see RawRouteDef. */
+  raw(def: RawRouteDef): this {
+    if (!def.path.startsWith('/')) throw new Error(`raw route path must start with "/": ${def.path}`);
+    if (def.path.startsWith(`${API_PREFIX}/`)) throw new Error(`${def.operationId}: a raw route sits outside ${API_PREFIX}`);
+    if (placeholders(def.path).length) throw new Error(`${def.operationId}: a raw route path has no placeholders`);
+    if (this.#routes.some((r) => r.def.operationId === def.operationId)) throw new Error(`duplicate operationId ${def.operationId}`);
     // One key of the document's `paths` cannot hold both: they have different servers.
-    if (this.#routes.some((r) => r.def.path === op.path)) throw new Error(`${op.operationId}: ${op.path} is a registry route path`);
-    if (this.#external.some((e) => e.path === op.path && e.method === op.method)) throw new Error(`duplicate operation ${op.method.toUpperCase()} ${op.path}`);
-    this.#checkDocumented(op.operationId, op.auth, op.permission, op.apiKeyOnly);
-    this.#external.push(op);
+    if (this.#routes.some((r) => r.def.path === def.path)) throw new Error(`${def.operationId}: ${def.path} is a registry route path`);
+    if (this.#raw.some((e) => e.def.path === def.path && e.def.method === def.method)) throw new Error(`duplicate route ${def.method.toUpperCase()} ${def.path}`);
+    this.#checkDocumented(def.operationId, def.auth, def.permission, def.apiKeyOnly);
+    this.#raw.push({ def, info: { method: def.method, path: def.path, operationId: def.operationId, auth: def.auth }, tag: { template: def.path } });
     return this;
   }
 
-  externalOperations(): ExternalOperation[] {
-    return [...this.#external];
+  /** The raw routes: the operations served outside /api/v1. */
+  externalOperations(): RouteInfo[] {
+    return this.#raw.map((r) => ({ ...r.info }));
+  }
+
+  /**
+   * Whether a request path counts against the per-IP API limit, from the routes' `rateLimit`
+   * declarations: /api/ paths do unless their route says 'ingest' or 'none' (unmatched /api/
+   * paths count, so scanning is limited too); other paths only when a raw route there says 'api'.
+   * Built once, when the server is made; call it after every route is registered.
+   */
+  rateLimited(prefix = API_PREFIX): (path: string) => boolean {
+    const exemptExact = new Set<string>();
+    const exemptTemplates: string[] = [];
+    for (const { def } of this.#routes) {
+      if ((def.rateLimit ?? 'api') === 'api') continue;
+      // Another method on the same path may still be limited; its requests are then exempt too,
+      // which errs towards the limits the service applies itself.
+      if (placeholders(def.path).length === 0) exemptExact.add(prefix + def.path);
+      else exemptTemplates.push(prefix + def.path);
+    }
+    const escape = (t: string) => t.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[A-Za-z_][A-Za-z0-9_]*\\?\}/g, '[^/]+');
+    const exemptPattern = exemptTemplates.length ? new RegExp(`^(?:${exemptTemplates.map(escape).join('|')})$`) : null;
+    const limitedRaw = new Set(this.#raw.filter((r) => (r.def.rateLimit ?? 'api') === 'api').map((r) => r.def.path));
+    return (path) => {
+      if (!path.startsWith('/api/')) return limitedRaw.has(path);
+      return !exemptExact.has(path) && !(exemptPattern?.test(path) ?? false);
+    };
   }
 
   #checkDocumented(operationId: string, auth: AuthMode, permission: Permission | undefined, apiKeyOnly: boolean | undefined): void {
-    if (this.#external.some((e) => e.operationId === operationId)) throw new Error(`duplicate operationId ${operationId}`);
+    if (this.#raw.some((e) => e.def.operationId === operationId)) throw new Error(`duplicate operationId ${operationId}`);
     if ((permission || apiKeyOnly) && auth !== 'any') throw new Error(`${operationId}: permission and apiKeyOnly describe auth 'any' routes`);
     if (apiKeyOnly && permission && PERMISSIONS[permission].scope === null) throw new Error(`${operationId}: API keys only, but no API key scope grants ${permission}`);
   }
@@ -326,10 +299,11 @@ export class ApiRegistry {
       const allowed = router.allowedMethods() as unknown as Middleware;
       handlers.set(segment, (ctx, next) => routes(ctx, () => allowed(ctx, next)));
     }
+    const raw = this.#rawRouter();
     const start = prefix.length + 1;
     return (ctx, next) => {
       const path = ctx.path;
-      if (path.length <= start || !path.startsWith(prefix) || path[prefix.length] !== '/') return next();
+      if (path.length <= start || !path.startsWith(prefix) || path[prefix.length] !== '/') return raw && raw.paths.has(path) ? raw.handle(ctx, next) : next();
       const end = path.indexOf('/', start);
       const handler = handlers.get(end === -1 ? path.slice(start) : path.slice(start, end));
       return handler ? handler(ctx, next) : next();
@@ -337,14 +311,14 @@ export class ApiRegistry {
   }
 
   #register(router: Router, route: CompiledRoute, prefix: string): void {
-    const koaPath = prefix + route.def.path.replace(PLACEHOLDER, ':$1');
+    const koaPath = prefix + routerPath(route.def.path);
     router[route.def.method](koaPath, async (ctx) => {
       await this.#run(ctx as unknown as HttpContext, route);
     });
   }
 
   async #run(ctx: HttpContext, route: CompiledRoute): Promise<void> {
-    ctx.state.routeTemplate = route.def.path;
+    ctx.state.route = route.tag;
     // Credentials first: an unauthenticated client cannot make us read and parse a large body.
     if (this.#authenticate) await this.#authenticate(ctx, route.info);
     const bulk = route.def.bulkBody === true;
@@ -361,9 +335,9 @@ export class ApiRegistry {
     const errors: ErrorDetail[] = [];
     // Strings PostgreSQL cannot store are refused here, on every route, so no such value can
     // fail a statement later (a 500) or, worse, lose the audit row written beside it.
-    unstorable(input.params, 'params', errors);
-    unstorable(input.query, 'query', errors);
-    if (!bulk) unstorable(input.body, 'body', errors);
+    unstorableDetails(input.params, 'params', errors);
+    unstorableDetails(input.query, 'query', errors);
+    if (!bulk) unstorableDetails(input.body, 'body', errors);
     // Validators coerce and fill defaults in place, so handlers receive the typed values.
     if (route.params && !route.params(input.params)) toErrorDetails('params', route.params.errors ?? [], errors);
     if (route.query && !route.query(input.query)) toErrorDetails('query', route.query.errors ?? [], errors);
@@ -375,128 +349,41 @@ export class ApiRegistry {
       if (!validate(input.body)) toErrorDetails('body', validate.errors ?? [], errors);
     }
     if (errors.length > 0) throw new DomainError('validation_failed', 'request validation failed', { errors });
+    // The service the handler calls validates its input with the same schema (for the CLI and
+    // other callers); marking the body spares it a second pass. Bulk bodies are left out: ingest
+    // keeps its own checks and never re-validates, so the mark would be pure cost on the hot path.
+    if (route.def.body && !bulk) markValidated(input.body, route.def.body);
     await route.def.handler(ctx, input as RouteInput<Maybe, Maybe, Maybe>);
   }
 
-  /** An OpenAPI 3.1 document of every registered route; paths are relative to the /api/v1 server. */
+  #rawRouter(): { paths: Set<string>; handle: Middleware } | null {
+    if (this.#raw.length === 0) return null;
+    const router = new Router();
+    for (const route of this.#raw) {
+      router[route.def.method](route.def.path, async (koaCtx) => {
+        const ctx = koaCtx as unknown as HttpContext;
+        ctx.state.route = route.tag;
+        try {
+          if (this.#authenticate) await this.#authenticate(ctx, route.info);
+          await route.def.handler(ctx);
+        } catch (err) {
+          if (!(err instanceof DomainError) || !route.def.answerError) throw err;
+          route.def.answerError(ctx, err);
+        }
+      });
+    }
+    const routes = router.routes() as unknown as Middleware;
+    const allowed = router.allowedMethods() as unknown as Middleware;
+    return { paths: new Set(this.#raw.map((r) => r.def.path)), handle: (ctx, next) => routes(ctx, () => allowed(ctx, next)) };
+  }
+
+  /** An OpenAPI 3.1 document of every route; API paths are relative to the /api/v1 server. */
   openapi(info: OpenApiInfo): Record<string, unknown> {
-    const paths: Record<string, Record<string, unknown>> = {};
-    for (const { def, info: ri } of this.#routes) {
-      (paths[def.path] ??= {})[def.method] = this.#operation(def, ri);
-    }
-    // Path-level servers: these paths sit at the server's root, not under the document's /api/v1.
-    for (const op of this.#external) (paths[op.path] ??= { servers: [{ url: '/' }] })[op.method] = externalOperation(op);
-    return {
-      openapi: '3.1.0',
-      info: { title: info.title, version: info.version, ...(info.description ? { description: info.description } : {}), ...(info.license ? { license: info.license } : {}) },
-      servers: [{ url: API_PREFIX }],
-      paths,
-      components: {
-        schemas: { Problem: plain(ProblemSchema) },
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'User access token from POST /auth/login.' },
-          apiKey: { type: 'http', scheme: 'bearer', description: 'Organization API key (snt_…) sent as a bearer token.' },
-        },
-      },
-    };
+    return openApiDocument(
+      info,
+      API_PREFIX,
+      this.#routes.map((r) => ({ def: r.def, auth: r.info.auth })),
+      this.#raw.map((r) => r.def),
+    );
   }
-
-  #operation(def: AnyRouteDef, ri: RouteInfo): Record<string, unknown> {
-    const problem = problemResponse;
-
-    const parameters: Record<string, unknown>[] = [];
-    const pathProps = (def.params as { properties?: Record<string, TSchema> } | undefined)?.properties ?? {};
-    for (const name of placeholders(def.path)) {
-      const schema = pathProps[name] ? plain(pathProps[name]) : { type: 'string' };
-      parameters.push({ name, in: 'path', required: true, schema, ...describe(schema) });
-    }
-    const q = def.query as { properties?: Record<string, TSchema>; required?: string[] } | undefined;
-    for (const [name, s] of Object.entries(q?.properties ?? {})) {
-      const schema = plain(s);
-      parameters.push({ name, in: 'query', required: q?.required?.includes(name) ?? false, schema, ...describe(schema) });
-    }
-
-    const responses: Record<string, unknown> = {};
-    for (const [code, r] of Object.entries(def.responses)) {
-      const status = Number(code);
-      if (r.schema) {
-        responses[code] = { description: r.description, content: { [r.contentType ?? 'application/json']: { schema: plain(r.schema) } } };
-      } else if (status >= 400) {
-        responses[code] = problem(r.description);
-      } else if (r.contentType) {
-        responses[code] = { description: r.description, content: { [r.contentType]: {} } };
-      } else {
-        responses[code] = { description: r.description };
-      }
-    }
-    if ((def.params || def.query || def.body) && !responses['400']) responses['400'] = problem('Invalid input; `errors` lists each offending field.');
-    if (ri.auth !== 'none' && !responses['401']) responses['401'] = problem('Missing or invalid credentials.');
-    responses.default = problem('Error.');
-
-    const { security, note } = credentials(ri.auth, def.permission, def.apiKeyOnly);
-    const description = [def.description, note].filter(Boolean).join('\n\n');
-    return {
-      operationId: def.operationId,
-      summary: def.summary,
-      ...(description ? { description } : {}),
-      ...(def.tags?.length ? { tags: def.tags } : {}),
-      security,
-      ...(parameters.length ? { parameters } : {}),
-      ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: plain(def.body) } } } } : {}),
-      responses,
-    };
-  }
-}
-
-const problemResponse = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: '#/components/schemas/Problem' } } } });
-
-type SecurityRequirement = Record<string, string[]>;
-
-/**
- * What the document says about credentials, from what the authenticator and the route's service
- * accept. OpenAPI 3.1 lets a non-OAuth requirement list role names: the apiKey entry names the
- * scope the permission needs (wider scopes that include it are named in the note).
- */
-function credentials(auth: AuthMode, permission: Permission | undefined, apiKeyOnly = false): { security: SecurityRequirement[]; note?: string } {
-  if (auth === 'none') return { security: [] };
-  if (auth === 'user') return { security: [{ bearer: [] }], note: 'Credentials: a user access token; API keys are refused.' };
-  if (!permission) return { security: [{ bearer: [] }, { apiKey: [] }], note: 'Credentials: a user access token or an API key.' };
-  const scope = PERMISSIONS[permission].scope;
-  if (scope === null) return { security: [{ bearer: [] }], note: 'Credentials: a user access token; API keys are refused whatever their scopes.' };
-  const wider = API_KEY_SCOPES.filter((s) => s !== scope && scopeGrants([s], permission));
-  const key = `an API key of the organization with the \`${scope}\` scope${wider.length ? ` (${wider.map((s) => `\`${s}\``).join(' and ')} include it)` : ''}`;
-  if (apiKeyOnly) return { security: [{ apiKey: [scope] }], note: `Credentials: ${key}; user access tokens are refused.` };
-  return { security: [{ bearer: [] }, { apiKey: [scope] }], note: `Credentials: a user access token, or ${key}.` };
-}
-
-function externalOperation(op: ExternalOperation): Record<string, unknown> {
-  const headers = (op.headers as { properties?: Record<string, TSchema>; required?: string[] } | undefined) ?? {};
-  const parameters = Object.entries(headers.properties ?? {}).map(([name, s]) => {
-    const schema = plain(s);
-    return { name, in: 'header', required: headers.required?.includes(name) ?? false, schema, ...describe(schema) };
-  });
-  const content = (byType: Record<string, TSchema>) => Object.fromEntries(Object.entries(byType).map(([type, s]) => [type, { schema: plain(s) }]));
-  const responses: Record<string, unknown> = {};
-  for (const [code, r] of Object.entries(op.responses)) {
-    responses[code] = r.content ? { description: r.description, content: content(r.content) } : Number(code) >= 400 ? problemResponse(r.description) : { description: r.description };
-  }
-  const { security, note } = credentials(op.auth, op.permission, op.apiKeyOnly);
-  const description = [op.description, note].filter(Boolean).join('\n\n');
-  return {
-    operationId: op.operationId,
-    summary: op.summary,
-    ...(description ? { description } : {}),
-    ...(op.tags?.length ? { tags: op.tags } : {}),
-    security,
-    ...(parameters.length ? { parameters } : {}),
-    ...(op.requestBody
-      ? { requestBody: { required: true, ...(op.requestBody.description ? { description: op.requestBody.description } : {}), content: content(op.requestBody.content) } }
-      : {}),
-    responses,
-  };
-}
-
-function describe(schema: unknown): { description?: string } {
-  const d = (schema as { description?: unknown }).description;
-  return typeof d === 'string' ? { description: d } : {};
 }

@@ -3,15 +3,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
 import { Router } from '@koa/router';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import getAbsoluteFSPath from 'swagger-ui-dist/absolute-path.js';
 import type { Config } from '../config/schema.js';
 import type { DomainError } from '../core/errors.js';
 import type { HttpMetrics } from './metrics.js';
 import type { RateLimiter } from '../core/rate-limiter.js';
-import { accessLogMiddleware, corsMiddleware, rateLimitMiddleware, requestIdMiddleware, securityHeadersMiddleware } from './middleware.js';
-import { problemMiddleware } from './problem.js';
+import type { RouteTag } from './context.js';
+import { DOCS_CSP, frameMiddleware } from './middleware.js';
+import { problemAnswerer } from './problem.js';
 import { API_PREFIX, type ApiRegistry, type OpenApiInfo } from './registry.js';
 
 export interface HttpServerOptions {
@@ -20,13 +21,12 @@ export interface HttpServerOptions {
   registry: ApiRegistry;
   metrics: HttpMetrics;
   classifyError?: (err: unknown) => DomainError | null;
-  /** Routes outside the registry (e.g. OTLP's /v1/metrics); they still get every middleware. */
-  extraRoutes?: (router: Router) => void;
   openapiInfo?: OpenApiInfo;
-  /** Per-IP API rate limiter (runs before the body is parsed). */
+  /**
+   * Per-IP API rate limiter (runs before the body is parsed). Which paths it counts follows the
+   * routes' `rateLimit` declarations (registry.rateLimited()).
+   */
   apiRateLimiter?: RateLimiter;
-  /** Paths the per-IP limiter leaves alone (they are limited otherwise). */
-  rateLimitExempt?: RegExp;
 }
 
 export interface HttpServer {
@@ -89,37 +89,65 @@ function docsAssets(): Map<string, string> {
   return files;
 }
 
+/** Tags the built-in routes' requests with their path, as the registry does for its routes. */
+function tagged(template: string, handler: Middleware): Middleware {
+  const tag: RouteTag = { template };
+  return (ctx, next) => {
+    (ctx.state as { route?: RouteTag }).route = tag;
+    return handler(ctx, next);
+  };
+}
+
+/** Pages and their assets get a policy that lets them load our own scripts and styles (the frame sets the API's). */
+function page(template: string, handler: Middleware): Middleware {
+  return tagged(template, (ctx, next) => {
+    ctx.res.setHeader('Content-Security-Policy', DOCS_CSP);
+    return handler(ctx, next);
+  });
+}
+
 function builtinRoutes(router: Router, opts: HttpServerOptions): void {
   const { metrics, registry } = opts;
-  router.get('/metrics', async (ctx) => {
+  router.get('/metrics', tagged('/metrics', async (ctx) => {
     ctx.body = await metrics.registry.metrics();
     ctx.set('Content-Type', metrics.registry.contentType);
-  });
+  }));
 
   let openapi: string | undefined;
-  router.get(`${API_PREFIX}/openapi.json`, (ctx) => {
+  router.get(`${API_PREFIX}/openapi.json`, tagged(`${API_PREFIX}/openapi.json`, (ctx) => {
     // Built on first use: by then the composition root has registered every feature's routes.
     openapi ??= JSON.stringify(registry.openapi(opts.openapiInfo ?? { title: 'Sentinel API', version: '0.0.0' }));
     ctx.type = 'application/json';
     ctx.body = openapi;
-  });
+  }));
 
   const assets = docsAssets();
-  router.get(['/docs', '/docs/'], (ctx) => {
+  router.get(['/docs', '/docs/'], page('/docs', (ctx) => {
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = DOCS_HTML;
-  });
-  router.get('/docs/swagger-initializer.js', (ctx) => {
+  }));
+  router.get('/docs/swagger-initializer.js', page('/docs/swagger-initializer.js', (ctx) => {
     ctx.type = DOCS_TYPES['.js'];
     ctx.body = DOCS_INITIALIZER;
-  });
-  router.get('/docs/:file', (ctx) => {
+  }));
+  router.get('/docs/:file', page('/docs/:file', (ctx) => {
     const file = assets.get(ctx.params.file);
     if (!file) return; // left as 404: the problem middleware answers it
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = createReadStream(file);
     ctx.type = DOCS_TYPES[extname(file)];
-  });
+  }));
+}
+
+/** A middleware made on the first request, when every route is registered. */
+function lazy(make: () => Middleware): Middleware {
+  let mw: Middleware | undefined;
+  return (ctx, next) => (mw ??= make())(ctx, next);
+}
+
+function lazyPolicy(make: () => (path: string) => boolean): (path: string) => boolean {
+  let policy: ((path: string) => boolean) | undefined;
+  return (path) => (policy ??= make())(path);
 }
 
 export function createHttpServer(opts: HttpServerOptions): HttpServer {
@@ -132,21 +160,26 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
 
   const router = new Router();
   builtinRoutes(router, opts);
-  opts.extraRoutes?.(router);
 
-  // Security headers and CORS sit before the body parser so its 400/413 answers carry them too
-  // (a browser must be able to read a 413 problem from an allowed origin).
-  app.use(requestIdMiddleware());
-  app.use(accessLogMiddleware(logger));
-  app.use(metrics.middleware);
-  app.use(problemMiddleware({ logger, classify: opts.classifyError }));
-  app.use(securityHeadersMiddleware());
-  app.use(corsMiddleware(config.http.cors_origins));
-  if (opts.apiRateLimiter) app.use(rateLimitMiddleware(opts.apiRateLimiter, opts.rateLimitExempt));
-  app.use(router.routes());
+  // One frame around everything: its headers are set before any route runs, so the 400/413 of
+  // a body and the 429 of a limit carry them too (a browser must be able to read a 413 problem
+  // from an allowed origin).
+  app.use(
+    frameMiddleware({
+      logger,
+      metrics,
+      problems: problemAnswerer({ logger, classify: opts.classifyError }),
+      corsOrigins: config.http.cors_origins,
+      apiRateLimiter: opts.apiRateLimiter,
+      // Built lazily: the composition root may register routes after making the server.
+      rateLimited: lazyPolicy(() => opts.registry.rateLimited()),
+    }),
+  );
   // API routes read their JSON bodies themselves, after authentication and with their own limit;
-  // extra routes (OTLP takes protobuf too and answers errors in its own format) read theirs.
-  app.use(opts.registry.middleware({ bodyLimitBytes: config.http.api_body_limit_bytes, bulkBodyLimitBytes: config.http.body_limit_bytes }));
+  // raw routes (OTLP takes protobuf too and answers errors in its own format) read theirs. The
+  // registry comes first: nearly every request is one of its routes.
+  app.use(lazy(() => opts.registry.middleware({ bodyLimitBytes: config.http.api_body_limit_bytes, bulkBodyLimitBytes: config.http.body_limit_bytes })));
+  app.use(router.routes());
   app.use(router.allowedMethods());
 
   let server: Server | null = null;

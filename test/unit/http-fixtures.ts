@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../../src/config/schema.js';
 import type { DomainError } from '../../src/core/errors.js';
+import type { RateLimiter } from '../../src/core/rate-limiter.js';
 import { createHttpMetrics, type HttpMetrics } from '../../src/http/metrics.js';
 import { ApiRegistry } from '../../src/http/registry.js';
 import { createHttpServer, type HttpServer } from '../../src/http/server.js';
@@ -53,6 +54,7 @@ export interface StartOptions {
   http?: Partial<Config['http']>;
   routes?: (registry: ApiRegistry) => void;
   classifyError?: (err: unknown) => DomainError | null;
+  apiRateLimiter?: RateLimiter;
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
@@ -66,6 +68,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     registry,
     metrics,
     classifyError: opts.classifyError,
+    apiRateLimiter: opts.apiRateLimiter,
     openapiInfo: { title: 'Sentinel test', version: '0.0.0-test' },
   });
   const { port } = await http.listen();

@@ -1,12 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { expect } from 'chai';
-import { ApiRegistry, type ExternalOperation, type RouteDef } from '../../src/http/registry.js';
+import { DomainError } from '../../src/core/errors.js';
+import { ApiRegistry, type RawRouteDef, type RouteDef } from '../../src/http/registry.js';
 import { startServer, type RunningServer } from './http-fixtures.js';
 
 /**
  * How the registry documents credentials (from a route's auth, the permission its service checks
- * and apiKeyOnly), operations served outside it, and 2020-12 tuples that its draft-07 ajv must
+ * and apiKeyOnly), raw routes served outside /api/v1 from the same declaration, and 2020-12 tuples that its draft-07 ajv must
  * still validate.
  */
 
@@ -26,7 +27,7 @@ const route = (operationId: string, extra: Partial<RouteDef>): RouteDef => ({
   ...extra,
 });
 
-const external = (extra: Partial<ExternalOperation> = {}): ExternalOperation => ({
+const external = (extra: Partial<RawRouteDef> = {}): RawRouteDef => ({
   method: 'post',
   path: '/v1/things',
   operationId: 'postThings',
@@ -36,10 +37,13 @@ const external = (extra: Partial<ExternalOperation> = {}): ExternalOperation => 
   apiKeyOnly: true,
   requestBody: { content: { 'application/json': Type.Object({ a: Type.String() }), 'application/x-protobuf': Type.Unsafe({ contentMediaType: 'application/x-protobuf' }) } },
   responses: { 200: { description: 'stored', content: { 'application/json': Type.Object({}) } }, 400: { description: 'bad' } },
+  handler: (ctx) => {
+    ctx.body = { stored: true };
+  },
   ...extra,
 });
 
-describe('http ApiRegistry: OpenAPI credentials and external operations', () => {
+describe('http ApiRegistry: OpenAPI credentials and raw routes', () => {
   it('derives security from auth and the permission: user tokens only, scoped keys, keys never, keys only', () => {
     const r = new ApiRegistry();
     r.route(route('open', { auth: 'none' }));
@@ -69,10 +73,10 @@ describe('http ApiRegistry: OpenAPI credentials and external operations', () => 
     expect(() => r.route(route('b', { auth: 'any', permission: 'org.delete', apiKeyOnly: true }))).to.throw(/no API key scope grants org\.delete/);
   });
 
-  it('documents an external operation at the server root, with its own bodies, and a valid document', async () => {
+  it('documents a raw route at the server root, with its own bodies, and a valid document', async () => {
     const r = new ApiRegistry();
     r.route(route('inside', { auth: 'none' }));
-    r.external(
+    r.raw(
       external({
         headers: Type.Object({ 'Content-Encoding': Type.Optional(Type.Literal('gzip', { description: 'compression' })) }),
       }),
@@ -91,17 +95,89 @@ describe('http ApiRegistry: OpenAPI credentials and external operations', () => 
     await SwaggerParser.validate(structuredClone(doc) as never);
   });
 
-  it('refuses an external operation that clashes with a route or another operation', () => {
+  it('refuses a raw route that clashes with a route or another operation, or sits under /api/v1', () => {
     const r = new ApiRegistry();
     r.route(route('inside', { auth: 'none' }));
-    r.external(external());
-    expect(() => r.external(external({ operationId: 'other' }))).to.throw(/duplicate operation POST \/v1\/things/);
-    expect(() => r.external(external({ path: '/v1/other' , operationId: 'inside' }))).to.throw(/duplicate operationId inside/);
-    expect(() => r.external(external({ path: '/inside', operationId: 'x' }))).to.throw(/registry route path/);
+    r.raw(external());
+    expect(() => r.raw(external({ operationId: 'other' }))).to.throw(/duplicate route POST \/v1\/things/);
+    expect(() => r.raw(external({ path: '/api/v1/things', operationId: 'under' }))).to.throw(/outside \/api\/v1/);
+    expect(() => r.raw(external({ path: '/v1/other' , operationId: 'inside' }))).to.throw(/duplicate operationId inside/);
+    expect(() => r.raw(external({ path: '/inside', operationId: 'x' }))).to.throw(/registry route path/);
     expect(() => r.route(route('postThings', { auth: 'none', path: '/else' }))).to.throw(/duplicate operationId postThings/);
-    expect(() => r.route(route('y', { auth: 'none', path: '/v1/things' }))).to.throw(/external path/);
+    expect(() => r.route(route('y', { auth: 'none', path: '/v1/things' }))).to.throw(/raw route's path/);
     // Another method on the same external path is fine.
-    r.external(external({ method: 'get', operationId: 'getThings' }));
+    r.raw(external({ method: 'get', operationId: 'getThings' }));
+  });
+
+  describe('a raw route is served and documented from one declaration', () => {
+    let srv: RunningServer;
+    const seen: string[] = [];
+    before(async () => {
+      srv = await startServer({
+        routes: (r) => {
+          r.setAuthenticator((ctx, info) => {
+            seen.push(`${info.operationId} ${info.auth}`);
+            if (info.auth === 'none') return;
+            if (ctx.get('Authorization') !== 'Bearer good') throw new DomainError('unauthenticated', 'bad key');
+            ctx.state.actor = { kind: 'apikey', keyId: 'k1', orgId: 'o1', scopes: ['ingest'] };
+          });
+          r.raw(
+            external({
+              rateLimit: 'ingest',
+              handler: async (ctx) => {
+                // Reads its own body: nothing parsed it before the handler.
+                const chunks: Buffer[] = [];
+                for await (const c of ctx.req) chunks.push(c as Buffer);
+                if (chunks.length === 0) throw new DomainError('bad_request', 'empty');
+                ctx.type = 'text/plain';
+                ctx.body = `got ${Buffer.concat(chunks).toString('utf8')}`;
+              },
+              answerError: (ctx, err) => {
+                ctx.status = err.code === 'unauthenticated' ? 401 : 400;
+                ctx.type = 'text/plain';
+                ctx.body = `own format: ${err.code}`;
+              },
+            }),
+          );
+          r.raw(external({ method: 'get', operationId: 'getThings', auth: 'none', permission: undefined, apiKeyOnly: undefined, requestBody: undefined, handler: () => { throw new DomainError('not_found', 'nothing'); } }));
+        },
+      });
+    });
+    after(() => srv.close());
+
+    it('authenticates through the registry, then hands the raw body to the handler', async () => {
+      const res = await fetch(`${srv.url}/v1/things`, { method: 'POST', headers: { Authorization: 'Bearer good', 'Content-Type': 'application/x-protobuf' }, body: 'raw bytes' });
+      expect(res.status).to.equal(200);
+      expect(await res.text()).to.equal('got raw bytes');
+      expect(seen).to.include('postThings any');
+      const line = srv.log.lines().find((l) => l.request_id === res.headers.get('x-request-id') && l.msg === 'request');
+      expect(line).to.include({ route: '/v1/things', actor: 'apikey:k1', status: 200 });
+    });
+
+    it("answers errors, the authenticator's too, in the route's own format", async () => {
+      const unauth = await fetch(`${srv.url}/v1/things`, { method: 'POST', headers: { Authorization: 'Bearer bad' }, body: 'x' });
+      expect(unauth.status).to.equal(401);
+      expect(await unauth.text()).to.equal('own format: unauthenticated');
+      const empty = await fetch(`${srv.url}/v1/things`, { method: 'POST', headers: { Authorization: 'Bearer good' } });
+      expect(await empty.text()).to.equal('own format: bad_request');
+    });
+
+    it('without answerError, errors are problem+json; another method is 405', async () => {
+      const res = await fetch(`${srv.url}/v1/things`);
+      expect(res.status).to.equal(404);
+      expect(res.headers.get('content-type')).to.match(/problem\+json/);
+      const put = await fetch(`${srv.url}/v1/things`, { method: 'PUT' });
+      expect(put.status).to.equal(405);
+      expect(put.headers.get('allow')).to.include('POST');
+    });
+
+    it('is in the served OpenAPI document, at the server root', async () => {
+      const doc = (await (await fetch(`${srv.url}/api/v1/openapi.json`)).json()) as Doc;
+      expect(doc.paths['/v1/things'].servers).to.deep.equal([{ url: '/' }]);
+      expect(doc.paths['/v1/things'].post).to.have.property('operationId', 'postThings');
+      expect(doc.paths['/v1/things'].get).to.have.property('operationId', 'getThings');
+      expect(srv.registry.externalOperations().map((o) => `${o.method} ${o.path}`)).to.deep.equal(['post /v1/things', 'get /v1/things']);
+    });
   });
 
   describe('prefixItems (the OpenAPI 3.1 tuple) in a route schema', () => {

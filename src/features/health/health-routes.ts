@@ -57,6 +57,8 @@ export function registerHealthRoutes(registry: ApiRegistry, deps: HealthDeps): v
     summary: 'Liveness: the process is up and serving HTTP',
     tags: ['health'],
     auth: 'none',
+    // A busy load balancer or orchestrator must never lock itself out of its probe.
+    rateLimit: 'none',
     responses: { 200: { description: 'Alive.', schema: LiveResponse } },
     handler: (ctx) => {
       ctx.set('Cache-Control', 'no-store');
@@ -71,6 +73,8 @@ export function registerHealthRoutes(registry: ApiRegistry, deps: HealthDeps): v
     summary: 'Readiness: every dependency (database, migrations, queue) answers',
     tags: ['health'],
     auth: 'none',
+    // A busy load balancer or orchestrator must never lock itself out of its probe.
+    rateLimit: 'none',
     responses: {
       200: { description: 'Ready to serve traffic.', schema: ReadyResponse },
       503: { description: 'Not ready; see the failing checks. Carries Retry-After.', schema: ReadyResponse },

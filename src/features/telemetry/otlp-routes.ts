@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { Router } from '@koa/router';
 import inflate from 'inflation';
 import getRawBody from 'raw-body';
-import { DomainError, HTTP_STATUS, isDomainError } from '../../core/errors.js';
+import { DomainError, HTTP_STATUS } from '../../core/errors.js';
 import { actorOf, type HttpContext } from '../../http/context.js';
 import { setRateLimitHeaders } from '../../http/problem.js';
 import type { ApiRegistry } from '../../http/registry.js';
@@ -13,8 +12,6 @@ import type { TelemetryIngest } from './telemetry-types.js';
 
 export interface OtlpRouteDeps {
   ingest: TelemetryIngest;
-  /** Sets ctx.state.actor from the bearer token, or throws DomainError('unauthenticated'). */
-  authenticate: (ctx: HttpContext) => Promise<void>;
   /** Applies to the decompressed body, so a small gzip bomb is refused like a large body. */
   bodyLimitBytes: number;
   now?: () => number;
@@ -85,49 +82,20 @@ function answerError(ctx: HttpContext, err: DomainError, format: OtlpFormat): vo
  * POST /v1/logs, protobuf or JSON, optionally gzip. They sit outside /api/v1 and answer in OTLP's
  * own format (ExportMetricsServiceResponse / ExportLogsServiceResponse with partialSuccess, or a
  * google.rpc.Status on errors, in the request's encoding) instead of problem+json, because
- * exporters parse those bodies. Errors other than DomainErrors go to the problem middleware.
+ * exporters parse those bodies. Errors other than DomainErrors go to the problem layer. One
+ * declaration per signal both serves and documents the route; the registry authenticates before
+ * the handler runs, and the per-IP API limit leaves it alone (rateLimit 'ingest': the service's
+ * per-organization token buckets apply).
  */
-export function registerOtlpRoutes(router: Router, deps: OtlpRouteDeps): void {
+export function registerOtlpRoutes(registry: ApiRegistry, deps: OtlpRouteDeps): void {
   const now = deps.now ?? Date.now;
-  for (const signal of ['metrics', 'logs'] as const) {
-    const path = OTLP_PATHS[signal];
-    router.post(path, async (koaCtx) => {
-      const ctx = koaCtx as unknown as HttpContext;
-      ctx.state.routeTemplate = path;
-      const format = otlpFormatOf(ctx.request.type);
-      try {
-        await deps.authenticate(ctx);
-        if (!format) {
-          throw new DomainError('unsupported_media_type', `Content-Type must be ${OTLP_CONTENT_TYPES.protobuf} or ${OTLP_CONTENT_TYPES.json}`);
-        }
-        const body = await readBody(ctx, deps.bodyLimitBytes);
-        const decoded = DECODERS[signal](body, format, now());
-        const result = await deps.ingest.ingest(actorOf(ctx), null, decoded.batch, { partial: true });
-        const rejected = decoded.rejected + result.rejected[signal];
-        ctx.status = 200;
-        ctx.body = exportResponse(signal, format, rejected, rejected > 0 ? errorMessage([...decoded.messages, ...result.messages]) : '');
-        ctx.type = OTLP_CONTENT_TYPES[format];
-      } catch (err) {
-        if (!isDomainError(err)) throw err;
-        // An unknown Content-Type gives no encoding to answer in; JSON is the readable choice.
-        answerError(ctx, err, format ?? 'json');
-      }
-    });
-  }
-}
-
-/**
- * The OTLP receivers in the OpenAPI document. They are mounted outside the registry (above), so
- * the registry only documents them; what they say here is what registerOtlpRoutes does.
- */
-export function documentOtlpRoutes(registry: ApiRegistry): void {
   const { json, protobuf } = OTLP_CONTENT_TYPES;
   const status = { [json]: RpcStatusSchema, [protobuf]: otlpProtobufSchema('google.rpc.Status') };
   const error = (description: string) => ({ description, content: status });
   for (const signal of ['metrics', 'logs'] as const) {
     const message = otlpRequestMessage(signal);
     const answer = `Export${signal === 'metrics' ? 'Metrics' : 'Logs'}ServiceResponse`;
-    registry.external({
+    registry.raw({
       method: 'post',
       path: OTLP_PATHS[signal],
       operationId: signal === 'metrics' ? 'otlpExportMetrics' : 'otlpExportLogs',
@@ -140,6 +108,7 @@ export function documentOtlpRoutes(registry: ApiRegistry): void {
       auth: 'any',
       permission: 'telemetry.ingest',
       apiKeyOnly: true,
+      rateLimit: 'ingest',
       headers: OtlpHeadersSchema,
       requestBody: { content: { [protobuf]: otlpProtobufSchema(message), [json]: otlpJsonRequestSchema(signal) } },
       responses: {
@@ -153,6 +122,21 @@ export function documentOtlpRoutes(registry: ApiRegistry): void {
         503: error('The database is unavailable; retry after Retry-After.'),
         500: { description: 'A defect of ours (problem+json with the request id).' },
       },
+      handler: async (ctx) => {
+        const format = otlpFormatOf(ctx.request.type);
+        if (!format) {
+          throw new DomainError('unsupported_media_type', `Content-Type must be ${OTLP_CONTENT_TYPES.protobuf} or ${OTLP_CONTENT_TYPES.json}`);
+        }
+        const body = await readBody(ctx, deps.bodyLimitBytes);
+        const decoded = DECODERS[signal](body, format, now());
+        const result = await deps.ingest.ingest(actorOf(ctx), null, decoded.batch, { partial: true });
+        const rejected = decoded.rejected + result.rejected[signal];
+        ctx.status = 200;
+        ctx.body = exportResponse(signal, format, rejected, rejected > 0 ? errorMessage([...decoded.messages, ...result.messages]) : '');
+        ctx.type = OTLP_CONTENT_TYPES[format];
+      },
+      // An unknown Content-Type gives no encoding to answer in; JSON is the readable choice.
+      answerError: (ctx, err) => answerError(ctx, err, otlpFormatOf(ctx.request.type) ?? 'json'),
     });
   }
 }
