@@ -59,7 +59,7 @@ export async function ensureMigrated(app: Pick<App, 'migrations' | 'logger'>, mi
  * Phases 2 to 5 on a built app (phase 1 is buildApp). When a phase fails, whatever was started
  * is stopped (stopApp) and the error is thrown: the daemon exits instead of half-serving.
  */
-export async function startApp(app: LifecycleApp, o: { migrate: boolean }): Promise<{ host: string; port: number }> {
+export async function startApp(app: LifecycleApp, o: { migrate: boolean; beforeListen?: () => void }): Promise<{ host: string; port: number }> {
   const { logger } = app;
   try {
     if (!app.http) throw new Error('startApp needs an app built with http: true');
@@ -68,6 +68,7 @@ export async function startApp(app: LifecycleApp, o: { migrate: boolean }): Prom
       logger.debug({ hook: hook.name }, 'start hook');
       await runHook(hook);
     }
+    o.beforeListen?.();
     const addr = await app.http.listen();
     logger.info({ host: addr.host, port: addr.port, embedded_db: app.db.embedded !== null }, 'ready');
     // Daemon logs are buffered; the ready line is what supervisors and operators wait for.
@@ -183,4 +184,16 @@ export function runUntilSignal(app: App, signals: Signals, load: () => LoadedCon
     signals.on('SIGTERM', onTerm);
     signals.on('SIGINT', onInt);
   });
+}
+
+/**
+ * `sentinel serve` after the database is open: phases 2–5, then serve until SIGTERM or SIGINT and
+ * stop. The signal handlers go in before the server listens: once "ready" is out, a supervisor
+ * may signal at once, and without a handler the kernel's default would kill the process
+ * (leaving an embedded PostgreSQL behind).
+ */
+export async function serveUntilSignal(app: App, o: { migrate: boolean; signals: Signals; load: () => LoadedConfig }): Promise<void> {
+  let stopped: Promise<void> | undefined;
+  await startApp(app, { migrate: o.migrate, beforeListen: () => (stopped = runUntilSignal(app, o.signals, o.load)) });
+  await stopped;
 }

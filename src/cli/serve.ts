@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { buildApp } from '../app/build-app.js';
 import { lockDataDir } from '../app/data-dir-lock.js';
-import { runUntilSignal, startApp } from '../app/lifecycle.js';
+import { serveUntilSignal } from '../app/lifecycle.js';
 import { loadFor, loggerFor } from '../app/with-app.js';
 import { VERSION } from '../app/version.js';
 import type { CliContext } from './context.js';
@@ -23,9 +23,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         // Lifecycle phase 1 (open the database), then 2–5 (migrations, start hooks, listen, ready);
         // a failed phase stops what had started.
         const app = await buildApp(loaded.config, logger, { role: 'daemon', http: true });
-        await startApp(app, { migrate: o.migrate === true });
-        // Installed in the same tick as "ready" is logged: no signal is handled in between.
-        await runUntilSignal(app, ctx.io.signals, () => loadFor(appEnv));
+        await serveUntilSignal(app, { migrate: o.migrate === true, signals: ctx.io.signals, load: () => loadFor(appEnv) });
       } finally {
         // After app.stop(): the embedded PostgreSQL is down before another daemon may start.
         await lock.release();

@@ -51,11 +51,12 @@ function fakeApp(o: { pending?: string[]; startHooks?: Hook[]; stopHooks?: Hook[
 }
 
 describe('lifecycle: start and stop phases', () => {
-  it('starts in order: migrate or check → start hooks in list order → listen → ready', async () => {
+  it('starts in order: migrate or check → start hooks in list order → signal handlers → listen → ready', async () => {
     const { app, calls, messages } = fakeApp({ pending: ['20260101000000_create_things.ts'] });
-    const addr = await startApp(app, { migrate: true });
+    // serve installs its signal handlers there: a supervisor may signal as soon as it sees "ready".
+    const addr = await startApp(app, { migrate: true, beforeListen: () => calls.push('signal handlers') });
     expect(addr).to.deep.equal({ host: '127.0.0.1', port: 1234 });
-    expect(calls).to.deep.equal(['migration status', 'migrations applied', 'feed started', 'partitions ahead', 'listen']);
+    expect(calls).to.deep.equal(['migration status', 'migrations applied', 'feed started', 'partitions ahead', 'signal handlers', 'listen']);
     expect(messages().map((m) => m.msg).filter((m) => m === 'migrations applied' || m === 'ready')).to.deep.equal(['migrations applied', 'ready']);
   });
 
