@@ -49,6 +49,13 @@ describe('the API contract (meta-test)', () => {
     expect(compiled).to.be.greaterThan(3 * validator.operations.length);
   });
 
+  it('the served document is the registry\'s (the test apps check answers against the latter, read in-process)', () => {
+    const own = t.app.registry!.openapi({ title: 'Sentinel API', version: 'test' }) as unknown as OpenApiDocument & { components: unknown };
+    expect(doc.paths).to.deep.equal(own.paths);
+    expect((doc as unknown as { components: unknown }).components).to.deep.equal(own.components);
+    expect(doc.servers).to.deep.equal(own.servers);
+  });
+
   it('every registered route and every externally served operation is in the document, under its operationId', () => {
     const routes = t.app.registry!.routes();
     expect(routes.length).to.be.greaterThan(20);

@@ -14,17 +14,15 @@ interface Tokens {
   user: { id: string; email: string };
 }
 
-async function post(t: TestApp, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${t.baseUrl}/api/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-}
+const post = (t: TestApp, path: string, body: unknown, headers: Record<string, string> = {}) => t.api.post(path, null, body, headers);
 
 async function login(t: TestApp, email: string, password: string, headers: Record<string, string> = {}): Promise<Tokens> {
   const res = await post(t, '/auth/login', { email, password }, headers);
-  expect(res.status, await res.clone().text()).to.equal(200);
-  return (await res.json()) as Tokens;
+  expect(res.status, res.text).to.equal(200);
+  return res.body as Tokens;
 }
 
-const me = (t: TestApp, token: string) => fetch(`${t.baseUrl}/api/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+const me = (t: TestApp, token: string) => t.api.get('/auth/me', token);
 
 const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
@@ -55,7 +53,7 @@ describe('authentication: login, tokens, sessions', () => {
     expect(tokens.refresh_token).to.match(/^sntr_[A-Za-z0-9_-]{40,}$/);
     const res = await me(t, tokens.access_token);
     expect(res.status).to.equal(200);
-    expect(((await res.json()) as { email: string }).email).to.equal(u.email);
+    expect((res.body as { email: string }).email).to.equal(u.email);
   });
 
   it('unknown email and wrong password get the same answer in about the same time', async () => {
@@ -66,7 +64,7 @@ describe('authentication: login, tokens, sessions', () => {
         const t0 = performance.now();
         const res = await post(slow, '/auth/login', { email, password: 'wrong-password-123' });
         const ms = performance.now() - t0;
-        const body = (await res.json()) as Record<string, unknown>;
+        const body = res.body as Record<string, unknown>;
         delete body.request_id;
         return { status: res.status, body, ms };
       };
@@ -130,13 +128,13 @@ describe('authentication: login, tokens, sessions', () => {
   it('refuses tokens in the query string and malformed Authorization headers', async () => {
     const u = await createUser(t.app.services);
     const { access_token } = await login(t, u.email, u.password);
-    const q = await fetch(`${t.baseUrl}/api/v1/auth/me?access_token=${access_token}`);
+    const q = await t.api.get(`/auth/me?access_token=${access_token}`);
     expect(q.status).to.equal(401);
-    expect(((await q.json()) as { detail: string }).detail).to.contain('query string');
-    const q2 = await fetch(`${t.baseUrl}/api/v1/auth/me?access_token=${access_token}`, { headers: { authorization: `Bearer ${access_token}` } });
+    expect((q.body as { detail: string }).detail).to.contain('query string');
+    const q2 = await t.api.get(`/auth/me?access_token=${access_token}`, access_token);
     expect(q2.status).to.equal(401);
-    expect((await fetch(`${t.baseUrl}/api/v1/auth/me`, { headers: { authorization: `Basic ${access_token}` } })).status).to.equal(401);
-    expect((await fetch(`${t.baseUrl}/api/v1/auth/me`)).status).to.equal(401);
+    expect((await t.api.raw('GET', '/api/v1/auth/me', { headers: { authorization: `Basic ${access_token}` } })).status).to.equal(401);
+    expect((await t.api.get('/auth/me')).status).to.equal(401);
     // An API key (valid or not) on a user-only route: a credential of the wrong kind → 403, not 401.
     const key = await me(t, 'snt_notarealkey');
     expect(key.status).to.equal(403);
@@ -148,7 +146,7 @@ describe('authentication: login, tokens, sessions', () => {
     const first = await login(t, u.email, u.password);
     const r1 = await post(t, '/auth/refresh', { refresh_token: first.refresh_token });
     expect(r1.status).to.equal(200);
-    const second = (await r1.json()) as Tokens;
+    const second = r1.body as Tokens;
     expect(second.refresh_token).to.not.equal(first.refresh_token);
     expect((await me(t, second.access_token)).status).to.equal(200);
 
@@ -188,7 +186,7 @@ describe('authentication: login, tokens, sessions', () => {
   it('validates the login body (unknown fields named by path)', async () => {
     const res = await post(t, '/auth/login', { email: 'a@b.c', password: 'x', extra: 1 });
     expect(res.status).to.equal(400);
-    const body = (await res.json()) as { errors: { path: string }[] };
+    const body = res.body as { errors: { path: string }[] };
     expect(body.errors.map((e) => e.path)).to.include('body/extra');
   });
 
@@ -234,7 +232,7 @@ describe('rate limits', () => {
   it('limits requests per client IP with RateLimit-* headers; X-Forwarded-For does not bypass it without http.trust_proxy', async () => {
     const t = await startTestApp(url, { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '5' });
     try {
-      const hit = (xff: string) => fetch(`${t.baseUrl}/api/v1/auth/me`, { headers: { 'x-forwarded-for': xff } });
+      const hit = (xff: string) => t.api.raw('GET', '/api/v1/auth/me', { headers: { 'x-forwarded-for': xff } });
       const first = await hit('10.0.0.1');
       expect(first.status).to.equal(401);
       expect(first.headers.get('ratelimit-limit')).to.equal('5');
@@ -245,7 +243,7 @@ describe('rate limits', () => {
       expect(Number(over.headers.get('retry-after'))).to.be.within(1, 60);
       expect(over.headers.get('ratelimit-remaining')).to.equal('0');
       // Health probes are not counted.
-      expect((await fetch(`${t.baseUrl}/api/v1/health`)).status).to.equal(200);
+      expect((await t.api.get('/health')).status).to.equal(200);
     } finally {
       await t.stop();
     }
@@ -254,7 +252,7 @@ describe('rate limits', () => {
   it('with http.trust_proxy the client address comes from X-Forwarded-For', async () => {
     const t = await startTestApp(url, { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '2', SENTINEL_HTTP_TRUST_PROXY: 'true' });
     try {
-      const hit = (xff: string) => fetch(`${t.baseUrl}/api/v1/auth/me`, { headers: { 'x-forwarded-for': xff } });
+      const hit = (xff: string) => t.api.raw('GET', '/api/v1/auth/me', { headers: { 'x-forwarded-for': xff } });
       expect((await hit('203.0.113.1')).status).to.equal(401);
       expect((await hit('203.0.113.1')).status).to.equal(401);
       expect((await hit('203.0.113.1')).status).to.equal(429);

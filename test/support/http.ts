@@ -63,8 +63,11 @@ export class ApiClient {
     private readonly userAgent = 'sentinel-test/1.0',
     options: ApiClientOptions = {},
   ) {
-    if (options.validator) this.#validator = Promise.resolve(options.validator);
     this.#recorder = options.recorder ?? runRecorder;
+    if (options.validator) {
+      this.#validator = Promise.resolve(options.validator);
+      this.#recorder.operations(this.#operationsOf(options.validator));
+    }
   }
 
   /** A JSON request under /api/v1. */
@@ -116,12 +119,16 @@ export class ApiClient {
       const text = await res.text();
       if (res.status !== 200) throw new Error(`GET /api/v1/openapi.json answered ${res.status}: answers cannot be validated`);
       const v = validatorFor(text);
-      this.#recorder.operations(v.operations.map((o) => ({ operationId: o.op.operationId, method: o.method, path: o.path })));
+      this.#recorder.operations(this.#operationsOf(v));
       return v;
     })();
     // A failed fetch is retried by the next request rather than remembered.
     this.#validator.catch(() => (this.#validator = null));
     return this.#validator;
+  }
+
+  #operationsOf(v: ResponseValidator) {
+    return v.operations.map((o) => ({ operationId: o.op.operationId, method: o.method, path: o.path }));
   }
 
   async #validate(method: string, path: string, answer: Answer): Promise<void> {

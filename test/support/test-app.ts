@@ -4,6 +4,7 @@ import { createLogger } from '../../src/app/logger.js';
 import { LogCapture } from './capture.js';
 import { testConfig } from './config.js';
 import { ApiClient } from './http.js';
+import { validatorFor } from './response-schemas.js';
 
 export interface TestApp {
   app: App;
@@ -23,5 +24,9 @@ export async function startTestApp(databaseUrl: string, env: Record<string, stri
   // the check passes), a failed phase stops what had started.
   const addr = await startApp(app, { migrate: false });
   const baseUrl = `http://127.0.0.1:${addr.port}`;
-  return { app, baseUrl, api: new ApiClient(baseUrl), logs, stop: () => app.stop() };
+  // The document from the registry in-process rather than over HTTP: fetching it would count
+  // against the per-IP rate limit that some tests count requests of. The served document is the
+  // same one (test/integration/api-contract.test.ts checks that).
+  const validator = validatorFor(JSON.stringify(app.registry!.openapi({ title: 'Sentinel API', version: 'test' })));
+  return { app, baseUrl, api: new ApiClient(baseUrl, undefined, { validator }), logs, stop: () => app.stop() };
 }
