@@ -3,7 +3,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { SignJWT } from 'jose';
 import { UNSTORABLE_TEXT_MESSAGE } from '../../src/core/text.js';
-import { MAX_REPORTED_ERRORS } from '../../src/http/registry.js';
+import { MAX_REPORTED_ERRORS } from '../../src/core/validation.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createUser } from '../support/factories.js';
 import { ApiClient, type Answer, type Problem } from '../support/http.js';
