@@ -1,4 +1,3 @@
-import type { Router } from '@koa/router';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Database } from '../db/database.js';
@@ -52,23 +51,17 @@ export interface JobSpec<S, R = unknown> {
   print?(result: R): string;
 }
 
-/** HTTP served outside the API registry (until the server takes these as route options). */
-export interface RawHttp {
-  /** Routes that read their own bodies, outside /api/v1 (OTLP/HTTP at the spec's paths). */
-  routes?(router: Router): void;
-  /** Paths limited by something of their own (ingest token buckets), not the per-IP API limit. */
-  rateLimitExempt?: RegExp;
-}
-
 /** What `build` returns: the module's pieces, wired. */
 export interface BuiltModule<Provides, Services> {
   /** The small interfaces this module offers other modules, by the names in `provides`. */
   provides: Provides;
   /** What the CLI, seeds and tests call (merged into `app.services`). */
   services: Services;
-  /** API routes (daemon only). */
+  /**
+   * Routes (daemon only): API routes and raw ones (own body and error format, e.g. OTLP at the
+   * spec's paths), each declaring its own rate limit (`rateLimit`), all in the registry.
+   */
   routes?(registry: ApiRegistry): void;
-  http?: RawHttp;
   /** Run in list order after migrations, before the HTTP server listens (daemon only). */
   start?: Hook[];
   /** Run in reverse list order after the HTTP server has drained (daemon and CLI). */

@@ -377,6 +377,19 @@ describe('CLI: jobs run', function () {
     expect(again.stdout).to.equal('no partitions created: all exist\n');
   });
 
+  it('jobs list names the jobs the modules declare, with their default schedules', async () => {
+    const r = await cli(['jobs', 'list', '--json'], env);
+    expect(r.code, r.stderr).to.equal(0);
+    const jobs = JSON.parse(r.stdout) as { name: string; defaultSchedule?: string; module: string }[];
+    expect(jobs.map((j) => [j.name, j.defaultSchedule, j.module])).to.deep.equal([
+      ['retention', '30 3 * * *', 'retention'],
+      ['partitions', '5 * * * *', 'retention'],
+    ]);
+    const table = await cli(['jobs', 'list'], env);
+    expect(table.stdout.split('\n')[0]).to.match(/^NAME +SCHEDULE +DESCRIPTION$/);
+    expect(table.stdout).to.match(/\npartitions +5 \* \* \* \* +create the day-partitions/);
+  });
+
   it('an unknown job name is a usage error (exit 2) that names the jobs', async () => {
     const r = await cli(['jobs', 'run', 'vacuum'], env);
     expect(r.code).to.equal(2);

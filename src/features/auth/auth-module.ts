@@ -13,11 +13,11 @@ import { AccessTokens } from './tokens.js';
 
 const ms = (d: string) => parseDuration(d) ?? 0;
 
-/** Login, tokens and sessions; the request authenticator every API route and OTLP go through. */
+/** Login, tokens and sessions; the registry's authenticator, which every route (OTLP too) goes through. */
 export const authModule = defineModule({
   name: 'auth',
   requires: ['auditSink', 'userAccounts', 'passwordHasher', 'userProfiles', 'secondFactor', 'apiKeyAuthenticator'],
-  provides: ['sessionRevoker', 'passwordConfirmer', 'requestAuthenticator'],
+  provides: ['sessionRevoker', 'passwordConfirmer'],
   build(
     kits,
     needs: {
@@ -49,7 +49,7 @@ export const authModule = defineModule({
     });
     const requestAuthenticator: Authenticator = createAuthenticator(auth);
     return {
-      provides: { sessionRevoker: sessions, passwordConfirmer, requestAuthenticator },
+      provides: { sessionRevoker: sessions, passwordConfirmer },
       services: { auth },
       routes: (registry) => {
         registry.setAuthenticator(requestAuthenticator);
