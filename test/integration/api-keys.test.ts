@@ -7,6 +7,7 @@ import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
+import type { Problem } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 const MANY = { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '1000' };
@@ -24,25 +25,8 @@ interface Key {
   created_by: string | null;
   secret?: string;
 }
-interface Problem {
-  status: number;
-  detail: string;
-  errors?: { path: string; message: string }[];
-}
-interface Answer<T = unknown> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
-
-async function call<T = unknown>(t: TestApp, method: string, path: string, token: string | null, body?: unknown): Promise<Answer<T>> {
-  const headers: Record<string, string> = { 'user-agent': 'api-keys-test/1' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${t.baseUrl}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as T, headers: res.headers };
-}
+/** The suite's requests carry their own User-Agent, which the audit rows must record. */
+const call = <T = unknown>(t: TestApp, method: string, path: string, token: string | null, body?: unknown) => t.api.withUserAgent('api-keys-test/1').call<T>(method, path, token, body);
 
 async function login(t: TestApp, email: string, password: string): Promise<string> {
   const res = await call<{ access_token: string }>(t, 'POST', '/auth/login', null, { email, password });
@@ -233,7 +217,7 @@ describe('API keys over HTTP', () => {
     // Indistinguishable from an org that does not exist.
     const none = await call<Problem>(t, 'GET', '/organizations/no-such-org/api-keys', kA.secret);
     expect(none.status).to.equal(404);
-    expect(res.body.detail.replace(orgB, 'X')).to.equal(none.body.detail.replace('no-such-org', 'X'));
+    expect(res.body.detail!.replace(orgB, 'X')).to.equal(none.body.detail!.replace('no-such-org', 'X'));
   });
 
   it('viewer and editor get 403 on create, rotate, revoke and list; admin and owner get 201', async () => {

@@ -106,6 +106,13 @@ export class ApiClient {
     return answer;
   }
 
+  /** The same server, document check and recorder, another User-Agent (audit rows record it). */
+  withUserAgent(userAgent: string): ApiClient {
+    const other = new ApiClient(this.baseUrl, userAgent, { recorder: this.#recorder });
+    other.#validator = this.#validator;
+    return other;
+  }
+
   async login(email: string, password: string): Promise<TokenPair> {
     const res = await this.call<TokenPair>('POST', '/auth/login', null, { email, password });
     expect(res.status, res.text).to.equal(200);
