@@ -4,6 +4,7 @@ import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
+import type { Answer, Problem } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -15,11 +16,6 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
 const MANY = { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '100000' };
 const UA = 'orgs-users-test/1.0';
 
-interface Problem {
-  status: number;
-  detail: string;
-  errors?: { path: string; message: string }[];
-}
 interface Page<T> {
   items: T[];
   next_cursor: string | null;
@@ -62,10 +58,6 @@ interface Tokens {
   access_token: string;
   refresh_token: string;
 }
-interface Answer<T> {
-  status: number;
-  body: T;
-}
 
 const uniq = () => randomBytes(3).toString('hex');
 
@@ -73,14 +65,8 @@ describe('organizations, members, users and audit log over HTTP', () => {
   let url: string;
   let t: TestApp;
 
-  async function call<T = Problem>(method: string, path: string, token: string | null, body?: unknown): Promise<Answer<T>> {
-    const headers: Record<string, string> = { 'user-agent': UA };
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${t.baseUrl}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-  }
+  // The suite's own User-Agent: the audit rows must record it.
+  const call = <T = Problem>(method: string, path: string, token: string | null, body?: unknown) => t.api.withUserAgent(UA).call<T>(method, path, token, body);
 
   async function login(email: string, password: string): Promise<Tokens> {
     const res = await call<Tokens>('POST', '/auth/login', null, { email, password });
@@ -208,7 +194,7 @@ describe('organizations, members, users and audit log over HTTP', () => {
       const missing = await call('GET', '/organizations/no-such-org', who.bob.token);
       expect(missing.status).to.equal(404);
       // Same answer for "exists but not yours" and "does not exist" (apart from the slug asked for).
-      expect(other.body.detail.replace(orgA.slug, 'X')).to.equal(missing.body.detail.replace('no-such-org', 'X'));
+      expect(other.body.detail!.replace(orgA.slug, 'X')).to.equal(missing.body.detail!.replace('no-such-org', 'X'));
       expect((await call('GET', `/organizations/${orgA.slug}`, who.loner.token)).status).to.equal(404);
       expect((await call('GET', `/organizations/${orgA.slug}`, who.root.token)).status).to.equal(200);
     });

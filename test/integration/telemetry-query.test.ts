@@ -10,6 +10,7 @@ import { QueryService, type MetricQueryInput, type MetricSeries, type QueryOptio
 import type { LimitDefaults, OrgDirectory, OrgLimitOverrides } from '../../src/features/telemetry/telemetry-limits-source.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
+import type { Answer, Problem } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -77,16 +78,6 @@ function expectClose(actual: [string, number | null][], expected: [string, numbe
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-interface Answer<T = unknown> {
-  status: number;
-  body: T;
-}
-interface Problem {
-  status: number;
-  detail: string;
-  type: string;
-  errors?: { path: string; message: string }[];
-}
 interface Page<T> {
   items: T[];
   next_cursor: string | null;
@@ -166,18 +157,9 @@ describe('telemetry query API', function () {
     throw new Error('expected a DomainError');
   }
 
-  async function call<T = unknown>(path: string, token: string | null, params: Params = {}): Promise<Answer<T>> {
-    const headers: Record<string, string> = {};
-    if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(`${t.baseUrl}/api/v1${path}${qs(params)}`, { headers });
-    return { status: res.status, body: (await res.json()) as T };
-  }
+  const call = <T = unknown>(path: string, token: string | null, params: Params = {}): Promise<Answer<T>> => t.api.get<T>(`${path}${qs(params)}`, token);
 
-  async function login(email: string, password: string): Promise<string> {
-    const res = await fetch(`${t.baseUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
-    expect(res.status).to.equal(200);
-    return ((await res.json()) as { access_token: string }).access_token;
-  }
+  const login = async (email: string, password: string): Promise<string> => (await t.api.login(email, password)).access_token;
 
   async function insertSeries(orgId: string, name: string, labels: Record<string, string>): Promise<number> {
     const canon = JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1))));
@@ -705,7 +687,7 @@ describe('telemetry query API', function () {
     });
 
     it('OpenAPI documents the five operations with their parameters', async () => {
-      const doc = (await (await fetch(`${t.baseUrl}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
+      const doc = (await t.api.get<{ paths: Record<string, Record<string, { operationId: string }>> }>('/openapi.json')).body;
       const ops = ['/organizations/{org}/metrics', '/organizations/{org}/metrics/query', '/organizations/{org}/logs', '/organizations/{org}/events', '/organizations/{org}/usage'].map(
         (p) => doc.paths[p]?.get?.operationId,
       );

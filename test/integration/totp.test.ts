@@ -5,6 +5,7 @@ import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { createUser } from '../support/factories.js';
+import type { Answer } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -35,11 +36,6 @@ async function wrongCode(secret: string): Promise<string> {
   }
 }
 
-interface Res<T = Record<string, unknown>> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
 
 describe('TOTP two-factor authentication', () => {
   let url: string;
@@ -47,13 +43,10 @@ describe('TOTP two-factor authentication', () => {
   /** Every secret and recovery code handed out, to look for them at rest and in the logs. */
   const issued: string[] = [];
 
-  async function call<T = Record<string, unknown>>(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Res<T>> {
-    const headers: Record<string, string> = {};
-    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-    if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${t.baseUrl}/api/v1${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as T, headers: res.headers };
+  async function call<T = Record<string, unknown>>(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer<T>> {
+    const res = await t.api.call<T | null>(method, path, opts.token ?? null, opts.body);
+    // An empty answer (204) reads as {} so that property checks on it fail by value, not by TypeError.
+    return { ...res, body: res.body ?? ({} as T) };
   }
 
   const login = (email: string, password: string, totp_code?: string) =>
