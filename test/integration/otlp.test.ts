@@ -11,33 +11,24 @@ import { expect } from 'chai';
 import { OTLP_MESSAGES } from '../../src/features/telemetry/otlp-proto.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createOrg } from '../support/factories.js';
+import type { Answer } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 type J = Record<string, unknown>;
 
-interface OtlpAnswer {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-}
-
-async function send(app: TestApp, path: string, body: Buffer | string, opts: { type?: string; token?: string | null; encoding?: string } = {}): Promise<OtlpAnswer> {
-  const headers: Record<string, string> = { 'content-type': opts.type ?? 'application/json' };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  if (opts.encoding) headers['content-encoding'] = opts.encoding;
-  const res = await fetch(`${app.baseUrl}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
-  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
-}
+/** OTLP/HTTP answers are JSON or protobuf: the shared client's raw request, bytes kept. */
+const send = (app: TestApp, path: string, body: Buffer | string, opts: { type?: string; token?: string | null; encoding?: string } = {}): Promise<Answer> =>
+  app.api.raw('POST', path, { token: opts.token, body, headers: { 'content-type': opts.type ?? 'application/json', ...(opts.encoding ? { 'content-encoding': opts.encoding } : {}) } });
 
 /** The answer's body as JSON, insisting that it is declared as such. */
-function jsonBody(a: OtlpAnswer): J {
+function jsonBody(a: Answer): J {
   expect(a.headers.get('content-type')).to.match(/^application\/json/);
-  return JSON.parse(a.body.toString()) as J;
+  return JSON.parse(a.text) as J;
 }
 /** A google.rpc.Status in protobuf, insisting on the content type. */
-function protoStatus(a: OtlpAnswer): J {
+function protoStatus(a: Answer): J {
   expect(a.headers.get('content-type')).to.equal('application/x-protobuf');
-  return OTLP_MESSAGES.status.toObject(OTLP_MESSAGES.status.decode(a.body));
+  return OTLP_MESSAGES.status.toObject(OTLP_MESSAGES.status.decode(a.bytes));
 }
 
 const nowNanos = (offsetMs = 0): string => String(BigInt(Date.now() + offsetMs) * 1_000_000n);
@@ -243,7 +234,7 @@ describe('OTLP/HTTP ingest (/v1/metrics, /v1/logs)', function () {
     const res = await send(t, '/v1/logs', body, { token: key, type: 'application/x-protobuf' });
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.equal('application/x-protobuf');
-    const answer = OTLP_MESSAGES.logsResponse.toObject(OTLP_MESSAGES.logsResponse.decode(res.body), { longs: Number }) as { partialSuccess: { rejectedLogRecords: number; errorMessage: string } };
+    const answer = OTLP_MESSAGES.logsResponse.toObject(OTLP_MESSAGES.logsResponse.decode(res.bytes), { longs: Number }) as { partialSuccess: { rejectedLogRecords: number; errorMessage: string } };
     expect(answer.partialSuccess.rejectedLogRecords).to.equal(2);
     expect(answer.partialSuccess.errorMessage).to.include('a body longer than 65536 characters').and.include('time window');
     const rows = await query<J>(url, "select body, severity_text, trace_id from logs where org_id = $1 and resource->>'service.name' = 'by-hand'", [org.id]);
@@ -335,7 +326,7 @@ describe('OTLP/HTTP ingest (/v1/metrics, /v1/logs)', function () {
   });
 
   it('reports OTLP requests under their own route in /metrics', async () => {
-    const text = await (await fetch(`${t.baseUrl}/metrics`)).text();
+    const { text } = await t.api.raw('GET', '/metrics');
     const counts = text.split('\n').filter((l) => l.startsWith('sentinel_http_request_duration_seconds_count{'));
     expect(counts.some((l) => l.includes('route="/v1/metrics"') && l.includes('status="200"'))).to.equal(true);
     expect(counts.some((l) => l.includes('route="/v1/logs"') && l.includes('status="400"'))).to.equal(true);
