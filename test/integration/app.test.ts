@@ -17,9 +17,9 @@ describe('the composed app over HTTP', () => {
   });
 
   it('publishes a valid OpenAPI 3.1 document that lists every registered route', async () => {
-    const res = await fetch(`${t.baseUrl}/api/v1/openapi.json`);
+    const res = await t.api.get('/openapi.json');
     expect(res.status).to.equal(200);
-    const doc = (await res.json()) as { openapi: string; servers: { url: string }[]; paths: Record<string, Record<string, { operationId: string; responses: object }>> };
+    const doc = res.body as { openapi: string; servers: { url: string }[]; paths: Record<string, Record<string, { operationId: string; responses: object }>> };
     expect(doc.openapi).to.match(/^3\.1\./);
     expect(doc.servers).to.deep.equal([{ url: '/api/v1' }]);
     await SwaggerParser.validate(structuredClone(doc) as never);
@@ -34,12 +34,12 @@ describe('the composed app over HTTP', () => {
   });
 
   it('exposes Prometheus metrics labelled by route template and status', async () => {
-    await fetch(`${t.baseUrl}/api/v1/health`);
-    await fetch(`${t.baseUrl}/api/v1/no/such/thing/12345`);
-    const res = await fetch(`${t.baseUrl}/metrics`);
+    await t.api.get('/health');
+    await t.api.get('/no/such/thing/12345');
+    const res = await t.api.raw('GET', '/metrics');
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
-    const text = await res.text();
+    const { text } = res;
     expect(text).to.match(/^# HELP /m);
     expect(text).to.match(/^process_resident_memory_bytes \d+/m);
     expect(text).to.match(/^sentinel_http_request_duration_seconds_bucket\{[^}]*route="\/health"[^}]*status="200"[^}]*\} \d+/m);
@@ -47,16 +47,16 @@ describe('the composed app over HTTP', () => {
   });
 
   it('answers unknown routes with a 404 problem and a request id', async () => {
-    const res = await fetch(`${t.baseUrl}/api/v1/nope`);
+    const res = await t.api.get('/nope');
     expect(res.status).to.equal(404);
     expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
-    const body = (await res.json()) as { status: number; request_id: string; title: string };
+    const body = res.body as { status: number; request_id: string; title: string };
     expect(body.status).to.equal(404);
     expect(body.request_id).to.equal(res.headers.get('x-request-id'));
   });
 
   it('logs one line per request with its request id, and no Authorization header', async () => {
-    const res = await fetch(`${t.baseUrl}/api/v1/health`, { headers: { authorization: 'Bearer snt_never_log_me' } });
+    const res = await t.api.get('/health', 'snt_never_log_me');
     const id = res.headers.get('x-request-id')!;
     await new Promise((r) => setTimeout(r, 50));
     const lines = t.logs.lines.filter((l) => l.includes(id));

@@ -37,12 +37,7 @@ describe('ingest while PostgreSQL goes away', function () {
     const client = async () => {
       while (!stop) {
         const batch = next++;
-        const res = await fetch(`${t.baseUrl}/api/v1/telemetry`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ metrics: Array.from({ length: 50 }, (_, i) => ({ name: 'outage', value: i, labels: { batch: String(batch) } })) }),
-        });
-        await res.text();
+        const res = await t.api.post('/telemetry', key, { metrics: Array.from({ length: 50 }, (_, i) => ({ name: 'outage', value: i, labels: { batch: String(batch) } })) });
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         if (res.status === 202) acknowledged.push(batch);
         if (res.status === 503 && !res.headers.get('retry-after')) missingRetryAfter++;

@@ -43,7 +43,7 @@ describe('PostgreSQL outages', function () {
     });
 
     it('ready is 200 while PostgreSQL runs', async () => {
-      const r = await fetch(`${t.baseUrl}/api/v1/health/ready`);
+      const r = await t.api.get('/health/ready');
       expect(r.status).to.equal(200);
     });
 
@@ -51,17 +51,17 @@ describe('PostgreSQL outages', function () {
       await pgServer.stop();
       for (let i = 0; i < 3; i++) {
         const t0 = Date.now();
-        const r = await fetch(`${t.baseUrl}/api/v1/health/ready`);
+        const r = await t.api.get('/health/ready');
         expect(Date.now() - t0).to.be.below(5000, 'answers quickly, does not hang');
         expect(r.status).to.equal(503);
         expect(Number(r.headers.get('retry-after'))).to.be.greaterThan(0);
-        const body = (await r.json()) as { status: string; checks: { name: string; ok: boolean; error?: string }[] };
+        const body = r.body as { status: string; checks: { name: string; ok: boolean; error?: string }[] };
         expect(body.status).to.equal('not_ready');
         const db = body.checks.find((c) => c.name === 'database')!;
         expect(db.ok).to.equal(false);
         expect(db.error).to.be.a('string').and.not.equal('');
       }
-      const live = await fetch(`${t.baseUrl}/api/v1/health`);
+      const live = await t.api.get('/health');
       expect(live.status).to.equal(200);
     });
 
@@ -71,7 +71,7 @@ describe('PostgreSQL outages', function () {
       const acceptedAt = Date.now();
       let status = 0;
       while (Date.now() - acceptedAt < 5000) {
-        status = (await fetch(`${t.baseUrl}/api/v1/health/ready`)).status;
+        status = (await t.api.get('/health/ready')).status;
         if (status === 200) break;
         await sleep(100);
       }
