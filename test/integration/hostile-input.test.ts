@@ -109,7 +109,7 @@ describe('hostile input: no 500 for any client mistake', function () {
   before(async () => {
     dbUrl = await cloneDatabase();
     t = await startTestApp(dbUrl, MANY);
-    api = new ApiClient(t.baseUrl);
+    api = t.api;
     const root = await createUser(t.app.services, { superadmin: true });
     admin = (await api.login(root.email, root.password)).access_token;
     tenant = await createTenant(t.app.services);

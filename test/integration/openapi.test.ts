@@ -80,11 +80,11 @@ describe('the OpenAPI document', () => {
   before(async () => {
     url = await cloneDatabase();
     t = await startTestApp(url, MANY);
-    const res = await fetch(`${t.baseUrl}/api/v1/openapi.json`);
+    api = t.api.withUserAgent('openapi-test/1.0');
+    const res = await api.get<Doc>('/openapi.json');
     expect(res.status).to.equal(200);
-    doc = (await res.json()) as Doc;
+    doc = res.body;
     routes = t.app.registry!.routes();
-    api = new ApiClient(t.baseUrl, 'openapi-test/1.0');
     tenant = await createTenant(t.app.services, { slugPrefix: 'oas', keyScopes: ['admin'] });
     userToken = (await api.login(tenant.owner.email, tenant.owner.password)).access_token;
   });
@@ -149,11 +149,10 @@ describe('the OpenAPI document', () => {
     const readKey = (await createApiKey(t.app.services, tenant.org.slug, ['read'])).secret;
     for (const [path, item] of outside) {
       expect(Object.keys(item).filter((k) => k !== 'servers'), path).to.deep.equal(['post']);
-      const send = (token: string | null) =>
-        fetch(`${t.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: '{}' });
+      const send = (token: string | null) => api.raw('POST', path, { token, body: '{}' });
       const none = await send(null);
       expect(none.status, `${path} without credentials`).to.equal(401);
-      expect(await none.json(), `${path}: a google.rpc.Status`).to.have.keys('code', 'message');
+      expect(none.body, `${path}: a google.rpc.Status`).to.have.keys('code', 'message');
       expect((await send(ingestKey)).status, `${path} with an ingest key`).to.equal(200);
       expect((await send(readKey)).status, `${path} with a read key (no ingest scope)`).to.equal(403);
       expect(hasUserToken(item.post.security)).to.equal(false);

@@ -172,7 +172,7 @@ describe('role matrix: every mutating org endpoint × every role, per the permis
   before(async () => {
     url = await cloneDatabase();
     t = await startTestApp(url, MANY);
-    api = new ApiClient(t.baseUrl, 'role-matrix/1.0');
+    api = t.api.withUserAgent('role-matrix/1.0');
     const su = await createUser(t.app.services, { superadmin: true });
     root = (await api.login(su.email, su.password)).access_token;
     const elsewhere = await createTenant(t.app.services, { slugPrefix: 'elsewhere' });
