@@ -98,10 +98,10 @@ describe('bin/sentinel serve on the embedded PostgreSQL (child processes)', func
     for (const s of [...secrets, 'super-secret-password']) expect(logs).to.not.contain(s);
   });
 
-  it('second start is quick and reuses the cluster', async () => {
-    const t0 = Date.now();
+  // How quick the second start is belongs to bench/startup.ts (second start beside the embedded
+  // PostgreSQL alone); here what it does: the first start's cluster, with its data, is the one served.
+  it('a second start reuses the cluster and its data, and stops it on SIGINT', async () => {
     const again = await startDaemon(env);
-    const elapsed = Date.now() - t0;
     try {
       const orgs = runBin(['org', 'list', '--json'], env);
       expect(JSON.parse(orgs.stdout).map((o: { slug: string }) => o.slug)).to.deep.equal(['acme']);
@@ -110,7 +110,5 @@ describe('bin/sentinel serve on the embedded PostgreSQL (child processes)', func
       expect((await again.exited).code).to.equal(0);
     }
     expect(postgresPids(join(dataDir, 'postgres'))).to.deep.equal([]);
-    // Reported by bench/startup.ts; here only a generous bound against a hang.
-    expect(elapsed).to.be.below(30_000);
   });
 });
