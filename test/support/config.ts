@@ -17,6 +17,14 @@ export function testEnv(databaseUrl: string, extra: Record<string, string> = {})
   };
 }
 
-export function testConfig(databaseUrl: string, extra: Record<string, string> = {}): Config {
-  return loadConfig({ env: testEnv(databaseUrl, extra) }).config;
+/** Never connected to: for servers under test that have no database (the http kit's unit tests). */
+const NO_DATABASE = 'postgres://sentinel@127.0.0.1:1/no-database';
+
+/**
+ * The one test configuration: the loader's result for testEnv (so every default and check is the
+ * real one), with `http` overrides on top for what environment strings cannot say.
+ */
+export function testConfig(databaseUrl: string = NO_DATABASE, extra: Record<string, string> = {}, http: Partial<Config['http']> = {}): Config {
+  const config = loadConfig({ env: testEnv(databaseUrl, extra) }).config;
+  return { ...config, http: { ...config.http, host: '127.0.0.1', port: 0, ...http } };
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../../src/config/schema.js';
@@ -7,13 +6,9 @@ import type { RateLimiter } from '../../src/core/rate-limiter.js';
 import { createHttpMetrics, type HttpMetrics } from '../../src/http/metrics.js';
 import { ApiRegistry } from '../../src/http/registry.js';
 import { createHttpServer, type HttpServer } from '../../src/http/server.js';
+import { testConfig } from '../support/config.js';
 
 // Shared by the http-*.test.ts files (not itself a test file: mocha only picks *.test.ts).
-
-export function testConfig(http: Partial<Config['http']> = {}): Config {
-  const defaults = JSON.parse(readFileSync(new URL('../../config/default.json', import.meta.url), 'utf8')) as Config;
-  return { ...defaults, http: { ...defaults.http, host: '127.0.0.1', port: 0, ...http } };
-}
 
 export interface CapturedLogger {
   logger: Logger;
@@ -63,7 +58,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   opts.routes?.(registry);
   const metrics = createHttpMetrics();
   const http = createHttpServer({
-    config: testConfig(opts.http),
+    config: testConfig(undefined, {}, opts.http),
     logger: log.logger,
     registry,
     metrics,
