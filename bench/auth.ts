@@ -5,6 +5,7 @@
  *  3. authenticated GET /api/v1/organizations/{org} req/s and p99 vs a bare Koa GET (target ≥ 35%).
  *
  *   npm run bench:auth            (SENTINEL_BENCH_SECONDS=10 by default)
+ *   SENTINEL_BENCH_PARTS=3 npm run bench:auth      (only the authenticated read; default 1,2,3)
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -18,7 +19,9 @@ const seconds = Number(process.env.SENTINEL_BENCH_SECONDS ?? 10);
 const rounds = Number(process.env.SENTINEL_BENCH_BCRYPT_ROUNDS ?? 12);
 
 type Result = autocannon.Result;
-const run = (opts: autocannon.Options) => new Promise<Result>((resolve, reject) => autocannon(opts, (err, r) => (err ? reject(err) : resolve(r))));
+// The promise form: with a callback, autocannon ignores `warmup`.
+const run = (opts: autocannon.Options): Promise<Result> => autocannon(opts);
+const parts = new Set((process.env.SENTINEL_BENCH_PARTS ?? '1,2,3').split(','));
 
 /** bcrypt.compare calls/s in a fresh Node process with the same thread pool as the daemon. */
 function bcryptCeiling(): Promise<number> {
@@ -78,44 +81,50 @@ try {
   const login = { url: `${base}/api/v1/auth/login`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: loginBody };
 
   // 1. Login throughput vs the bcrypt ceiling.
-  const ceiling = await bcryptCeiling();
-  const logins = await run({ ...login, connections: 16, duration: seconds });
-  const loginRate = logins.requests.average;
-  console.log(`login: ${loginRate.toFixed(1)} req/s (non-2xx ${logins.non2xx})   ceiling: bcrypt.compare ${ceiling.toFixed(1)} calls/s   ratio ${((100 * loginRate) / ceiling).toFixed(0)}% (target >= 90%)`);
+  if (parts.has('1')) {
+    const ceiling = await bcryptCeiling();
+    const logins = await run({ ...login, connections: 16, duration: seconds });
+    const loginRate = logins.requests.average;
+    console.log(`login: ${loginRate.toFixed(1)} req/s (non-2xx ${logins.non2xx})   ceiling: bcrypt.compare ${ceiling.toFixed(1)} calls/s   ratio ${((100 * loginRate) / ceiling).toFixed(0)}% (target >= 90%)`);
+  }
 
   // 2. Event loop stays free: health p99 with 50 logins in flight.
-  const idleHealth = await run({ url: `${base}/api/v1/health`, connections: 1, duration: Math.min(5, seconds) });
-  const [health] = await Promise.all([
-    run({ url: `${base}/api/v1/health`, connections: 1, duration: seconds }),
-    run({ ...login, connections: 50, duration: seconds + 1 }),
-  ]);
-  console.log(`GET /health p99 with 50 logins in flight: ${health.latency.p99} ms (target < 20 ms)   idle p99: ${idleHealth.latency.p99} ms`);
+  if (parts.has('2')) {
+    const idleHealth = await run({ url: `${base}/api/v1/health`, connections: 1, duration: Math.min(5, seconds) });
+    const [health] = await Promise.all([
+      run({ url: `${base}/api/v1/health`, connections: 1, duration: seconds }),
+      run({ ...login, connections: 50, duration: seconds + 1 }),
+    ]);
+    console.log(`GET /health p99 with 50 logins in flight: ${health.latency.p99} ms (target < 20 ms)   idle p99: ${idleHealth.latency.p99} ms`);
+  }
 
   // 3. Authenticated read vs bare Koa.
-  const res = await fetch(login.url, { method: 'POST', headers: login.headers, body: loginBody });
-  const { access_token } = (await res.json()) as { access_token: string };
-  const koa = await bareKoa();
-  try {
-    // Alternating rounds, medians: the ceiling and the figure see the same machine noise.
-    const bare: Result[] = [];
-    const authed: Result[] = [];
-    const third = Math.max(2, Math.round(seconds / 3));
-    for (let i = 0; i < 3; i++) {
-      // A short warm-up for both, so neither figure includes JIT compilation.
-      const warmup = { connections: 10, duration: 1 };
-      bare.push(await run({ url: `http://127.0.0.1:${koa.port}/api/v1/organizations/bench`, connections: 10, duration: third, warmup } as autocannon.Options));
-      const r = await run({ url: `${base}/api/v1/organizations/bench`, headers: { authorization: `Bearer ${access_token}` }, connections: 10, duration: third, warmup } as autocannon.Options);
-      if (r.non2xx) throw new Error(`authenticated GET answered ${r.non2xx} non-2xx`);
-      authed.push(r);
+  if (parts.has('3')) {
+    const res = await fetch(login.url, { method: 'POST', headers: login.headers, body: loginBody });
+    const { access_token } = (await res.json()) as { access_token: string };
+    const koa = await bareKoa();
+    try {
+      // Alternating rounds, medians: the ceiling and the figure see the same machine noise.
+      const bare: Result[] = [];
+      const authed: Result[] = [];
+      const third = Math.max(2, Math.round(seconds / 3));
+      for (let i = 0; i < 3; i++) {
+        // A short warm-up for both, so neither figure includes JIT compilation.
+        const warmup = { connections: 10, duration: 1 };
+        bare.push(await run({ url: `http://127.0.0.1:${koa.port}/api/v1/organizations/bench`, connections: 10, duration: third, warmup } as autocannon.Options));
+        const r = await run({ url: `${base}/api/v1/organizations/bench`, headers: { authorization: `Bearer ${access_token}` }, connections: 10, duration: third, warmup } as autocannon.Options);
+        if (r.non2xx) throw new Error(`authenticated GET answered ${r.non2xx} non-2xx`);
+        authed.push(r);
+      }
+      const med = (rs: Result[], f: (r: Result) => number) => rs.map(f).sort((a, b) => a - b)[1];
+      const a = med(authed, (r) => r.requests.average);
+      const b = med(bare, (r) => r.requests.average);
+      console.log(
+        `authenticated GET /organizations/{org}: ${a.toFixed(0)} req/s p99 ${med(authed, (r) => r.latency.p99)} ms   ceiling: bare Koa ${b.toFixed(0)} req/s p99 ${med(bare, (r) => r.latency.p99)} ms   ratio ${((100 * a) / b).toFixed(0)}% (target >= 35%; medians of 3 alternating rounds)`,
+      );
+    } finally {
+      koa.stop();
     }
-    const med = (rs: Result[], f: (r: Result) => number) => rs.map(f).sort((a, b) => a - b)[1];
-    const a = med(authed, (r) => r.requests.average);
-    const b = med(bare, (r) => r.requests.average);
-    console.log(
-      `authenticated GET /organizations/{org}: ${a.toFixed(0)} req/s p99 ${med(authed, (r) => r.latency.p99)} ms   ceiling: bare Koa ${b.toFixed(0)} req/s p99 ${med(bare, (r) => r.latency.p99)} ms   ratio ${((100 * a) / b).toFixed(0)}% (target >= 35%; medians of 3 alternating rounds)`,
-    );
-  } finally {
-    koa.stop();
   }
 } finally {
   daemon.proc.kill('SIGTERM');

@@ -11,6 +11,7 @@
  *      sampled every 10 s; after a 30 s warm-up it should stay within 10%.
  *
  *   npm run bench:ingest          (SENTINEL_BENCH_SECONDS=10 per measurement by default)
+ *   SENTINEL_BENCH_PARTS=b npm run bench:ingest    (only the single-point requests; default a,b,d)
  */
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
@@ -22,6 +23,7 @@ import { ensurePointPartitions, median, pct, rssMiB, startSentinel } from './har
 const seconds = Number(process.env.SENTINEL_BENCH_SECONDS ?? 10);
 const rssSeconds = Number(process.env.SENTINEL_BENCH_RSS_SECONDS ?? 300);
 const ROUNDS = 3;
+const parts = new Set((process.env.SENTINEL_BENCH_PARTS ?? 'a,b,d').split(','));
 const BATCH_CONNECTIONS = 4;
 const SINGLE_CONNECTIONS = 50;
 const SERIES = 100;
@@ -163,7 +165,9 @@ function bareKoa(): Promise<{ port: number; stop: () => void }> {
 
 console.log(machineLine());
 console.log(`${seconds} s per measurement, ${ROUNDS} alternating rounds (medians); RSS run ${rssSeconds ? `${rssSeconds} s` : 'skipped'}`);
-const s = await startSentinel('ingest');
+// SENTINEL_BENCH_DAEMON_ENV='K=V,…' adds daemon settings (e.g. SENTINEL_INGEST_FLUSH_INTERVAL_MS=1) to try a knob.
+const daemonEnv = Object.fromEntries((process.env.SENTINEL_BENCH_DAEMON_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const s = await startSentinel('ingest', daemonEnv);
 const base = `http://127.0.0.1:${s.daemon.port}`;
 const admin = new pg.Client(s.pgUrl);
 let koa: { port: number; stop: () => void } | null = null;
@@ -178,6 +182,7 @@ try {
   const seriesIds = Array.from({ length: SERIES }, (_, h) => Number(seriesRows.find((r) => r.host === `h${h}`)!.id));
 
   // (a) Batched ingest vs COPY.
+  if (parts.has('a')) {
   await admin.query('drop table if exists bench_wide_ceiling');
   await admin.query('create table bench_wide_ceiling (org_id uuid, name text, labels jsonb, ts timestamptz, value double precision)');
   const wide: number[] = [];
@@ -203,7 +208,10 @@ try {
       `reference: narrow COPY into points ${k(n)} points/s (ingest ${pct(a, n)} of it)   rounds: ingest ${ingest.map(k).join(' / ')}, wide ${wide.map(k).join(' / ')}, narrow ${narrow.map(k).join(' / ')}`,
   );
 
+  }
+
   // (b) Single-point requests vs bare Koa.
+  if (parts.has('b')) {
   const singleBody = JSON.stringify({ metrics: [{ name: 'bench.single', value: 1.5, labels: { host: 'h1', region: 'eu' } }] });
   koa = await bareKoa();
   const bare: Result[] = [];
@@ -226,8 +234,10 @@ try {
       `ratio ${pct(sr, br)} (target >= 60%)   p99 ${sp < 30 ? 'within' : 'OVER'} target (< 30 ms)   rounds: ${single.map((r) => rate(r).toFixed(0)).join(' / ')} vs ${bare.map((r) => rate(r).toFixed(0)).join(' / ')}`,
   );
 
+  }
+
   // (d) RSS under sustained batched ingest.
-  if (rssSeconds > 0) {
+  if (parts.has('d') && rssSeconds > 0) {
     const pid = s.daemon.proc.pid!;
     const idle = rssMiB(pid);
     const samples: { t: number; mib: number }[] = [];
