@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { ApiClient } from '../support/http.js';
 import type { ValidationFailure } from '../support/observed-answers.js';
+import { checkObservedAnswers } from '../support/response-coverage.js';
 import { ResponseValidator, operationSchemas, type OpenApiDocument } from '../support/response-schemas.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -99,6 +100,24 @@ describe('the API contract (meta-test)', () => {
       expect(validator.operationFor('post', '/v1/metrics')?.path).to.equal('/v1/metrics');
       expect(validator.check('GET', '/metrics', { status: 200, contentType: 'text/plain', text: '' })).to.equal(null);
       expect(validator.operationFor('delete', '/api/v1/health')).to.equal(null);
+    });
+
+    it('the run-level check fails on a recorded validation failure and, on a full run, on an operation never answered with a 2xx', () => {
+      const operations = [
+        { operationId: 'seen', method: 'get', path: '/a' },
+        { operationId: 'refusedOnly', method: 'get', path: '/b' },
+      ];
+      const answers = new Map([
+        ['seen', new Map([[200, 3]])],
+        ['refusedOnly', new Map([[403, 1]])],
+      ]);
+      const gap = checkObservedAnswers({ operations, answers, failures: [] }, true);
+      expect(gap.report).to.contain('never answered with a 2xx: refusedOnly (GET /b)');
+      expect(gap.problems).to.have.length(1);
+      // A partial run (one file) lists its gaps without failing on them.
+      expect(checkObservedAnswers({ operations, answers, failures: [] }, false).problems).to.deep.equal([]);
+      const failure = { operationId: 'seen', status: 200, request: 'GET /api/v1/a', errors: ['/ must be object'] };
+      expect(checkObservedAnswers({ operations, answers, failures: [failure] }, false).problems).to.deep.equal(['seen GET /api/v1/a → 200: / must be object']);
     });
 
     it('the shared client fails the request with the operation id, and reports it to its recorder', async () => {

@@ -56,10 +56,3 @@ export interface ObservedAnswers {
 export function observedAnswers(): ObservedAnswers {
   return { operations: [...operations.values()], answers: new Map([...answers].map(([k, v]) => [k, new Map(v)])), failures: [...failures] };
 }
-
-/** Operations answered with at least one validated 2xx. */
-export function observedSuccesses(): Set<string> {
-  const ok = new Set<string>();
-  for (const [id, byStatus] of answers) if ([...byStatus.keys()].some((s) => s >= 200 && s < 300)) ok.add(id);
-  return ok;
-}
