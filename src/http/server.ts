@@ -1,4 +1,5 @@
-import { createReadStream, readdirSync } from 'node:fs';
+import { createReadStream, readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
@@ -77,6 +78,33 @@ const DOCS_INITIALIZER = `window.addEventListener('load', function () {
 });
 `;
 
+// ReDoc's standalone bundle reads the document itself from the custom element's spec-url: no
+// inline script, so the pages' script-src 'self' holds. Search runs in the page (no worker).
+const REDOC_HTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Sentinel API reference</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<redoc spec-url="${API_PREFIX}/openapi.json" disable-search="true" hide-download-button="false"></redoc>
+<script src="/redoc/redoc.standalone.js"></script>
+</body>
+</html>
+`;
+const REDOC_BUNDLE = createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js');
+// The bundle's menu footer shows a logo fetched from Redocly's CDN: the pages' CSP would refuse it,
+// but the reader's browser would still try. Nothing of the docs leaves the machine.
+const REDOC_CDN_LOGO = 'https://cdn.redoc.ly/redoc/logo-mini.svg';
+
+/** The bundle as served: read once, on the first request for it, with the CDN reference removed. */
+function redocBundle(): () => Buffer {
+  let bundle: Buffer | undefined;
+  return () => (bundle ??= Buffer.from(readFileSync(REDOC_BUNDLE, 'utf8').replaceAll(REDOC_CDN_LOGO, 'data:,'), 'utf8'));
+}
+
 function docsAssets(): Map<string, string> {
   const dir = getAbsoluteFSPath();
   const files = new Map<string, string>();
@@ -129,6 +157,16 @@ function builtinRoutes(router: Router, opts: HttpServerOptions): void {
   router.get('/docs/swagger-initializer.js', page('/docs/swagger-initializer.js', (ctx) => {
     ctx.type = DOCS_TYPES['.js'];
     ctx.body = DOCS_INITIALIZER;
+  }));
+  router.get(['/redoc', '/redoc/'], page('/redoc', (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = REDOC_HTML;
+  }));
+  const redoc = redocBundle();
+  router.get('/redoc/redoc.standalone.js', page('/redoc/redoc.standalone.js', (ctx) => {
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.type = DOCS_TYPES['.js'];
+    ctx.body = redoc();
   }));
   router.get('/docs/:file', page('/docs/:file', (ctx) => {
     const file = assets.get(ctx.params.file);
