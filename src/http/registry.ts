@@ -346,7 +346,13 @@ export class ApiRegistry {
       // such bodies are answered with their first error only.
       const rawLength = (ctx.request as { rawBody?: string }).rawBody?.length ?? 0;
       const validate = rawLength > LIST_EVERY_ERROR_BELOW_BYTES ? route.bodyFirstError! : route.body;
-      if (!validate(input.body)) toErrorDetails('body', validate.errors ?? [], errors);
+      if (!validate(input.body)) {
+        // In a bulk body, a list longer than its limit is a size problem like too many bytes:
+        // 413, as the service answers for too many items in all.
+        const tooMany = bulk ? validate.errors?.find((e) => e.keyword === 'maxItems' && /^\/[^/]+$/.test(e.instancePath)) : undefined;
+        if (tooMany) throw new DomainError('payload_too_large', `body${tooMany.instancePath}: ${tooMany.message ?? 'too many items'}`);
+        toErrorDetails('body', validate.errors ?? [], errors);
+      }
     }
     if (errors.length > 0) throw new DomainError('validation_failed', 'request validation failed', { errors });
     // The service the handler calls validates its input with the same schema (for the CLI and

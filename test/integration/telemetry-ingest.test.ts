@@ -119,6 +119,10 @@ describe('telemetry ingest (native JSON)', function () {
     const tooMany = await t.api.post<Problem>('/telemetry', keyA, tooManyItems);
     expectProblem(tooMany, 413, '10,001 items');
     expect(tooMany.body.detail).to.match(/10,?001 items/);
+    // And in one list: the schema's per-list bound answers the same status, naming the list.
+    const oneList = await t.api.post<Problem>('/telemetry', keyA, { metrics: Array.from({ length: 10_001 }, () => ({ name: 'm', value: 1 })) });
+    expectProblem(oneList, 413, '10,001 metrics');
+    expect(oneList.body.detail).to.match(/^body\/metrics: .*10000/);
     expect((await t.api.post('/telemetry', keyA, 'name=x', { 'content-type': 'text/plain' })).status).to.equal(415);
     expect((await t.api.post('/telemetry', keyA, '{"metrics": [')).status).to.equal(400);
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id])).to.equal(before);
