@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { Type, type Static } from '@sinclair/typebox';
-import type { Middleware, ParameterizedContext } from 'koa';
+import type { ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
 import { DomainError, HTTP_STATUS, TITLES, isDomainError, type ErrorCode, type ErrorDetail } from '../core/errors.js';
 import type { HttpState } from './context.js';
@@ -79,7 +79,7 @@ function writeProblem(
   ctx.type = PROBLEM_CONTENT_TYPE;
 }
 
-/** Answers with the problem document for `err` (also used by middleware outside this file, e.g. rate limits). */
+/** Answers with the problem document for `err`. */
 export function sendProblem(ctx: ParameterizedContext, err: DomainError): void {
   const status = HTTP_STATUS[err.code];
   const retryAfter = err.details.retryAfter;
@@ -153,24 +153,6 @@ export function problemAnswerer(opts: ProblemOptions): ProblemAnswerer {
         sendStatusProblem(ctx, 501, `method ${ctx.method} is not implemented`);
       }
     },
-  };
-}
-
-/**
- * Turns everything thrown downstream into a problem+json answer, and gives router-level 404/405/501
- * (which arrive as a bare status with no body) the same shape. Unknown errors answer a generic 500:
- * the stack goes to the log only, so internals never reach the client.
- */
-export function problemMiddleware(opts: ProblemOptions): Middleware {
-  const problems = problemAnswerer(opts);
-  return async (ctx, next) => {
-    try {
-      await next();
-    } catch (err) {
-      problems.answer(ctx, err);
-      return;
-    }
-    problems.settle(ctx);
   };
 }
 

@@ -89,8 +89,9 @@ export interface RouteInfo {
 }
 
 /**
- * Called before input validation for every registry route (also auth 'none', so it may pick up an
- * optional token). The auth feature provides it via the composition root; the kit never imports it.
+ * Called before the body is read and input is validated, for every registry route and raw route
+ * (it lets auth 'none' routes through untouched). The auth feature provides it via the
+ * composition root; the kit never imports it.
  */
 export type Authenticator = (ctx: HttpContext, route: RouteInfo) => Promise<void> | void;
 
@@ -110,7 +111,7 @@ export interface RawRouteDef {
   auth: AuthMode;
   permission?: Permission;
   apiKeyOnly?: boolean;
-  /** Default 'api' (counted only when the path is under /api/, which a raw route's is not). */
+  /** Default 'api': counted by the per-IP limit like any API route ('ingest' or 'none' leave it out). */
   rateLimit?: RateLimitPolicy;
   /** Request headers (an object schema whose properties become header parameters). */
   headers?: TSchema;
@@ -245,7 +246,7 @@ export class ApiRegistry {
    * Whether a request path counts against the per-IP API limit, from the routes' `rateLimit`
    * declarations: /api/ paths do unless their route says 'ingest' or 'none' (unmatched /api/
    * paths count, so scanning is limited too); other paths only when a raw route there says 'api'.
-   * Built once, when the server is made; call it after every route is registered.
+   * The server builds it on the first request, when every route is registered.
    */
   rateLimited(prefix = API_PREFIX): (path: string) => boolean {
     const exemptExact = new Set<string>();
@@ -270,11 +271,6 @@ export class ApiRegistry {
     if (this.#raw.some((e) => e.def.operationId === operationId)) throw new Error(`duplicate operationId ${operationId}`);
     if ((permission || apiKeyOnly) && auth !== 'any') throw new Error(`${operationId}: permission and apiKeyOnly describe auth 'any' routes`);
     if (apiKeyOnly && permission && PERMISSIONS[permission].scope === null) throw new Error(`${operationId}: API keys only, but no API key scope grants ${permission}`);
-  }
-
-  /** Registers every route on `router` under `prefix`, OpenAPI `{x}` becoming the router's `:x`. */
-  mount(router: Router, prefix = API_PREFIX): void {
-    for (const route of this.#routes) this.#register(router, route, prefix);
   }
 
   /**

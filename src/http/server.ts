@@ -170,7 +170,7 @@ function builtinRoutes(router: Router, opts: HttpServerOptions): void {
   }));
   router.get('/docs/:file', page('/docs/:file', (ctx) => {
     const file = assets.get(ctx.params.file);
-    if (!file) return; // left as 404: the problem middleware answers it
+    if (!file) return; // left as 404: the frame answers it as a problem
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = createReadStream(file);
     ctx.type = DOCS_TYPES[extname(file)];

@@ -81,8 +81,8 @@ export class ApiKeysRepository {
   /**
    * Authentication: the presented key decides the org, so this lookup is by hash across orgs.
    * Matches the current secret or the previous one (the service checks the grace period).
+   * Cached (see ReadCache; every write below invalidates): every request with an API key asks.
    */
-  /** Cached (see ReadCache; every write below invalidates): every request with an API key asks. */
   async findBySecretHash(hash: string): Promise<ApiKeyRow | undefined> {
     return this.cache.get([TABLE], hash, () =>
       this.knex<ApiKeyRow>(TABLE)
