@@ -8,3 +8,10 @@ export function parseDuration(input: string | number): number | null {
   const n = Number(m[1]);
   return Math.round(n * UNITS[m[2] ?? 's']);
 }
+
+/** A duration the config schema has already checked (`30s`, `24h` …), in milliseconds. */
+export function configuredMs(input: string): number {
+  const ms = parseDuration(input);
+  if (ms === null) throw new Error(`not a duration: ${input}`);
+  return ms;
+}

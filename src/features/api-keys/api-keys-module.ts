@@ -1,6 +1,6 @@
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
-import { parseDuration } from '../../core/duration.js';
+import { configuredMs } from '../../core/duration.js';
 import { defineModule } from '../feature-module.js';
 import { ApiKeysRepository } from './api-keys-repository.js';
 import { registerApiKeyRoutes } from './api-keys-routes.js';
@@ -13,7 +13,7 @@ export const apiKeysModule = defineModule({
   provides: ['apiKeyAuthenticator'],
   build(kits, needs: { auditSink: AuditSink; orgAccess: OrgAccess }) {
     const apiKeys = new ApiKeysService(new ApiKeysRepository(kits.db.knex, kits.cache), needs.orgAccess, needs.auditSink, {
-      rotationGraceMs: parseDuration(kits.config.auth.api_key_rotation_grace) ?? 0,
+      rotationGraceMs: configuredMs(kits.config.auth.api_key_rotation_grace),
     });
     return {
       provides: { apiKeyAuthenticator: apiKeys },

@@ -1,7 +1,7 @@
 import type { TObject } from '@sinclair/typebox';
 import type { Actor } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
-import { parseDuration } from '../../core/duration.js';
+import { configuredMs } from '../../core/duration.js';
 import { RateLimiter } from '../../core/rate-limiter.js';
 import type { Authenticator } from '../../http/registry.js';
 import { defineModule } from '../feature-module.js';
@@ -11,7 +11,7 @@ import { PasswordConfirmation, type ConfirmationUserStore } from './password-con
 import { SessionsRepository } from './sessions-repository.js';
 import { AccessTokens } from './tokens.js';
 
-const ms = (d: string) => parseDuration(d) ?? 0;
+const ms = configuredMs;
 
 /** Login, tokens and sessions; the registry's authenticator, which every route (OTLP too) goes through. */
 export const authModule = defineModule({

@@ -1,4 +1,4 @@
-import { parseDuration } from '../../core/duration.js';
+import { configuredMs } from '../../core/duration.js';
 import { PartitionsRepository } from '../../db/partitions.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
 import { PartitionMaintenance } from './partition-maintenance.js';
@@ -60,7 +60,7 @@ export const retentionModule = defineModule({
       {
         defaults: { metrics: config.retention.metrics_days, logs: config.retention.logs_days, events: config.retention.events_days },
         deleteBatchSize: config.retention.delete_batch_size,
-        idempotencyTtlMs: parseDuration(config.ingest.idempotency_ttl) ?? 0,
+        idempotencyTtlMs: configuredMs(config.ingest.idempotency_ttl),
       },
       logger,
     );

@@ -1,5 +1,5 @@
 import type { OrgAccess } from '../../core/authorize.js';
-import { parseDuration } from '../../core/duration.js';
+import { configuredMs } from '../../core/duration.js';
 import { TokenBuckets } from '../../core/token-bucket.js';
 import { createKnex } from '../../db/database.js';
 import { PartitionsRepository } from '../../db/partitions.js';
@@ -28,7 +28,7 @@ export interface RetentionPolicies {
   retentionDays(): Promise<{ orgId: string; days: Record<'metrics' | 'logs' | 'events', number> }[]>;
 }
 
-const ms = (d: string) => parseDuration(d) ?? 0;
+const ms = configuredMs;
 
 /** Ingest (native and OTLP/HTTP, group commit) and queries over metrics, logs and events. */
 export const telemetryModule = defineModule({
