@@ -28,7 +28,9 @@ const NO_PARTITION = '23514'; // check_violation: "no partition of relation … 
 /**
  * Group commit (DESIGN §7): concurrent requests are gathered for a few milliseconds and
  * written in one transaction, and each request's promise settles only after that transaction
- * has committed (or failed: then every request in it fails, and only those). While all
+ * has committed. When it fails because the database is unreachable, every request in it fails
+ * (503, and only those); when it fails otherwise, its requests are committed one at a time so
+ * that only the one at fault fails. While all
  * connections are busy, new requests gather into the next group, so a busy writer makes
  * bigger, cheaper commits instead of a queue of small ones.
  */
@@ -98,31 +100,75 @@ export class GroupCommitWriter {
   }
 
   private async flush(group: Pending[], slot: number): Promise<void> {
-    const items = group.map((p) => p.item);
     const started = performance.now();
+    let duplicates: Set<number>;
     try {
-      await this.ensurePartitions(items);
-      let duplicates: Set<number>;
-      try {
-        duplicates = await this.repo.commit(items, slot);
-      } catch (err) {
-        // A partition dropped since we last looked (retention): create it again and retry once.
-        if ((err as { code?: string }).code !== NO_PARTITION) throw err;
-        this.knownPartitions.clear();
-        await this.ensurePartitions(items);
-        duplicates = await this.repo.commit(items, slot);
-      }
-      group.forEach((p, n) => p.resolve(duplicates.has(n) ? 'duplicate' : 'stored'));
-      if (this.log.isLevelEnabled('debug')) {
-        this.log.debug({ requests: group.length, items: group.reduce((n, p) => n + p.size, 0), ms: Math.round((performance.now() - started) * 10) / 10 }, 'telemetry committed');
-      }
+      duplicates = await this.commit(group.map((p) => p.item), slot);
     } catch (err) {
       const domain = classifyDbError(err);
-      if (!domain) this.log.error({ err, requests: group.length }, 'telemetry commit failed');
-      else if (domain.code === 'unavailable') this.log.warn({ requests: group.length, reason: (err as Error).message }, 'telemetry commit failed: database unavailable');
-      const answer = domain ?? new DomainError('unavailable', 'telemetry could not be stored; retry shortly', { retryAfter: DB_RETRY_AFTER_SECONDS });
-      for (const p of group) p.reject(answer);
+      if (domain?.code === 'unavailable' || group.length === 1) {
+        this.fail(group, err);
+        return;
+      }
+      // Anything else failed the whole transaction, and it may be one request's value (a data
+      // exception that validation let through) or a defect of ours: either way not the fault of
+      // every request merged into it, other orgs included, so none of them may get that request's
+      // 400 (OTLP exporters drop data on 400). Retrying the requests one at a time isolates the
+      // culprit, and only it fails; the rest are stored, as their clients were promised. Rare
+      // enough that N small commits on this connection cost nothing that matters; simpler and
+      // more robust than a blanket 503, which would have every client retry into the same value.
+      this.log.error({ err, requests: group.length, sqlstate: (err as { code?: unknown }).code }, 'telemetry group commit failed; committing its requests one at a time');
+      await this.commitOneByOne(group, slot);
+      return;
     }
+    group.forEach((p, n) => p.resolve(duplicates.has(n) ? 'duplicate' : 'stored'));
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ requests: group.length, items: group.reduce((n, p) => n + p.size, 0), ms: Math.round((performance.now() - started) * 10) / 10 }, 'telemetry committed');
+    }
+  }
+
+  private async commitOneByOne(group: Pending[], slot: number): Promise<void> {
+    for (let n = 0; n < group.length; n++) {
+      const p = group[n];
+      try {
+        const duplicates = await this.commit([p.item], slot);
+        p.resolve(duplicates.has(0) ? 'duplicate' : 'stored');
+      } catch (err) {
+        if (classifyDbError(err)?.code === 'unavailable') {
+          // The database went away meanwhile: the rest would each wait for their own timeout.
+          this.fail(group.slice(n), err);
+          return;
+        }
+        this.fail([p], err);
+      }
+    }
+  }
+
+  private async commit(items: WriteItem[], slot: number): Promise<Set<number>> {
+    await this.ensurePartitions(items);
+    try {
+      return await this.repo.commit(items, slot);
+    } catch (err) {
+      // A partition dropped since we last looked (retention): create it again and retry once.
+      if ((err as { code?: string }).code !== NO_PARTITION) throw err;
+      this.knownPartitions.clear();
+      await this.ensurePartitions(items);
+      return await this.repo.commit(items, slot);
+    }
+  }
+
+  /** Fails requests that were committed on their own (or all of them, the database being unreachable). */
+  private fail(requests: Pending[], err: unknown): void {
+    const domain = classifyDbError(err);
+    if (domain?.code === 'unavailable') {
+      this.log.warn({ requests: requests.length, reason: (err as Error).message }, 'telemetry commit failed: database unavailable');
+    } else {
+      // A value PostgreSQL refused (the request's 400 now that it was committed alone) still
+      // means validation let it through: a defect to see in the log, like an unknown error.
+      this.log.error({ err, requests: requests.length, orgs: [...new Set(requests.map((p) => p.item.orgId))] }, 'telemetry commit failed');
+    }
+    const answer = domain ?? new DomainError('unavailable', 'telemetry could not be stored; retry shortly', { retryAfter: DB_RETRY_AFTER_SECONDS });
+    for (const p of requests) p.reject(answer);
   }
 
   private async ensurePartitions(items: readonly WriteItem[]): Promise<void> {
