@@ -19,8 +19,14 @@ export type InputLocation = 'params' | 'query' | 'body';
  */
 export const MAX_REPORTED_ERRORS = 20;
 
-/** Deliberately simple (one @, no spaces, a dot in the domain): real validation is the mail that arrives. Surrounding blanks are trimmed by the services. */
-export const EMAIL_PATTERN = '^\\s*[^\\s@]{1,64}@[^\\s@]+\\.[^\\s@]+\\s*$';
+/**
+ * Deliberately simple (one @, no spaces, dot-separated non-empty domain labels): real validation is
+ * the mail that arrives. Surrounding blanks are trimmed by the services. No two parts of it can
+ * match the same character (labels exclude '.', blanks and '@'), so it runs in linear time: ajv
+ * with allErrors tests a pattern even when maxLength already failed, and the earlier
+ * `[^\s@]+\.[^\s@]+` backtracked quadratically on 'a@' + 60,000 dots (4 s of blocked event loop).
+ */
+export const EMAIL_PATTERN = '^\\s*[^\\s@]{1,64}@[^\\s@.]+(?:\\.[^\\s@.]+)+\\s*$';
 
 /** Text with something besides blanks (the services store it trimmed). */
 export const NOT_BLANK_PATTERN = '\\S';

@@ -3,7 +3,8 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { SignJWT } from 'jose';
 import { UNSTORABLE_TEXT_MESSAGE } from '../../src/core/text.js';
-import { MAX_REPORTED_ERRORS } from '../../src/core/validation.js';
+import { EMAIL_PATTERN, MAX_REPORTED_ERRORS } from '../../src/core/validation.js';
+import { ConfigSchema } from '../../src/config/schema.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createUser } from '../support/factories.js';
 import { ApiClient, type Answer, type Problem } from '../support/http.js';
@@ -235,6 +236,50 @@ describe('hostile input: no 500 for any client mistake', function () {
     });
   });
 
+  describe('every `pattern` runs in linear time (ajv with allErrors tests it even on a string over its maxLength)', () => {
+    /** Every pattern in a schema, at any depth (properties, propertyNames, items, unions …). */
+    function patternsIn(node: unknown, out: Set<string>): Set<string> {
+      if (Array.isArray(node)) for (const x of node) patternsIn(x, out);
+      else if (node !== null && typeof node === 'object') {
+        for (const [k, v] of Object.entries(node)) {
+          if (k === 'pattern' && typeof v === 'string') out.add(v);
+          else patternsIn(v, out);
+        }
+      }
+      return out;
+    }
+    // Long runs of one character between prefixes and suffixes that a pattern's parts may each
+    // accept: the shape of every catastrophic case (two overlapping quantifiers, then a mismatch).
+    const RUN = 20_000;
+    const fills = ['.', 'a', '0', '-', '_', ':', '/', ' ', '@', 'a.', 'a-', '0.'];
+    const prefixes = ['', 'a', 'a@', 'a@b', 'a@b.', ' a@b.c', '0', '_'];
+    const suffixes = ['', '@', '!', ' ', '\n', '\u0000', 'é'];
+    const BUDGET_MS = 20;
+
+    it('on pathological inputs of 20,000+ characters, each test stays under 20 ms (request schemas from the document, and the config schema)', async () => {
+      const patterns = patternsIn(ConfigSchema, patternsIn(doc, new Set()));
+      // The document has slugs, emails, label keys, metric names, durations: a walk that found few proves nothing.
+      expect(patterns.size).to.be.at.least(6);
+      expect([...patterns], 'the email pattern is among them').to.include(EMAIL_PATTERN);
+      const slow: string[] = [];
+      for (const source of patterns) {
+        const re = new RegExp(source, 'u'); // as ajv compiles it
+        for (const prefix of prefixes) {
+          for (const fill of fills) {
+            for (const suffix of suffixes) {
+              const input = prefix + fill.repeat(Math.ceil(RUN / fill.length)) + suffix;
+              const started = performance.now();
+              re.test(input);
+              const ms = performance.now() - started;
+              if (ms > BUDGET_MS) slow.push(`/${source}/ on ${JSON.stringify(prefix)} + ${JSON.stringify(fill)}×${RUN} + ${JSON.stringify(suffix)}: ${ms.toFixed(0)} ms`);
+            }
+          }
+        }
+      }
+      expect(slow, slow.join('\n')).to.deep.equal([]);
+    });
+  });
+
   describe('the table of other hostile inputs', () => {
     interface HostileCase {
       label: string;
@@ -297,6 +342,20 @@ describe('hostile input: no 500 for any client mistake', function () {
       bodyCase('50,000-deep nested arrays on login', 400, '/api/v1/auth/login', () => '['.repeat(50_000) + ']'.repeat(50_000)),
       { label: 'NUL in the login email (unauthenticated)', status: 400, path: 'body/email', send: () => post('/api/v1/auth/login', JSON.stringify({ email: 'a\u0000@b.test', password: 'x' }), {}) },
       { label: 'lone surrogate in the login password', status: 400, path: 'body/password', send: () => post('/api/v1/auth/login', JSON.stringify({ email: 'a@b.test', password: 'x\udfff' }), {}) },
+    );
+    // 60 KB (under the 64 KiB all-errors threshold, so every keyword runs, the pattern too even
+    // though maxLength failed): an email pattern whose domain parts overlap on '.' backtracked
+    // quadratically on it and held the event loop for seconds.
+    const pathologicalEmail = `a@${'.'.repeat(60_000)}@`;
+    cases.push(
+      bodyCase('a 60 KB pathological email on login (unauthenticated)', 400, '/api/v1/auth/login', () => JSON.stringify({ email: pathologicalEmail, password: 'x' }), undefined, { path: 'body/email' }),
+      bodyCase('a 60 KB pathological email on POST /users', 400, '/api/v1/users', () => JSON.stringify({ email: pathologicalEmail, password: 'long-enough-password' }), () => ({ authorization: `Bearer ${admin}` }), { path: 'body/email' }),
+      {
+        label: 'a 60 KB pathological email on POST /organizations/{org}/members',
+        status: 400,
+        path: 'body/email',
+        send: () => post(`/api/v1${org()}/members`, JSON.stringify({ email: pathologicalEmail, role: 'viewer' }), { authorization: `Bearer ${admin}` }),
+      },
     );
     for (const [route, extra] of [
       ['/metrics/query', '&name=m&step=60s'],
