@@ -44,6 +44,16 @@ export class RateLimiter {
     return this.decision(w, now);
   }
 
+  /**
+   * Take back one hit of `key` in its current window: for limits that count attempts before
+   * the work (so concurrent attempts cannot all pass one check) and then find an attempt was
+   * not a failure after all.
+   */
+  refund(key: string): void {
+    const w = this.windows.get(key);
+    if (w && w.count > 0 && w.resetAt > this.now()) w.count--;
+  }
+
   reset(key: string): void {
     this.windows.delete(key);
   }

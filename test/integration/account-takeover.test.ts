@@ -116,6 +116,21 @@ describe('account takeover paths', () => {
       expect(failed[0].n).to.equal(FAILURES);
     });
 
+    it(`${FAILURES * 4} wrong current passwords sent at once: at most ${FAILURES} are checked (400), the rest 429 with Retry-After; the right one is 429 afterwards`, async () => {
+      const victim = await createUser(t.app.services);
+      const stolen = (await api.login(victim.email, victim.password)).access_token;
+      const change = (current: string) => api.call('POST', '/users/me/password', stolen, { current_password: current, new_password: 'taken-over-password' });
+      // All in flight together: a limit checked before bcrypt and counted after it lets every one through.
+      const answers = await Promise.all(Array.from({ length: FAILURES * 4 }, (_, i) => change(`parallel-guess-${i}`)));
+      const wrong = answers.filter((r) => r.status === 400);
+      const refused = answers.filter((r) => r.status === 429);
+      expect(wrong.length + refused.length, answers.map((r) => `${r.status} ${r.text.slice(0, 120)}`).join('\n')).to.equal(answers.length);
+      expect(wrong.length, 'password checks that ran').to.be.at.most(FAILURES);
+      for (const r of refused) expect(Number(r.headers.get('retry-after')), 'Retry-After').to.be.within(1, 15 * 60);
+      expectProblem(await change(victim.password), 429, 'the right password after the limit');
+      expectProblem(await login(victim.email, victim.password), 429, "the victim's login");
+    });
+
     it('wrong passwords on 2FA enable count in the same per-account limit as password changes and logins', async () => {
       const victim = await createUser(t.app.services);
       const stolen = (await api.login(victim.email, victim.password)).access_token;

@@ -229,6 +229,26 @@ describe('rate limits', () => {
     }
   });
 
+  it('concurrent wrong passwords on one account: at most the limit are checked (401), the rest 429 with Retry-After; the right password is 429 afterwards', async () => {
+    const limit = 3;
+    const t = await startTestApp(url, { SENTINEL_RATE_LIMITS_LOGIN_FAILURES_PER_ACCOUNT: String(limit), SENTINEL_RATE_LIMITS_LOGIN_WINDOW: '15m', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '1000' });
+    try {
+      const u = await createUser(t.app.services);
+      // All in flight together: a limit checked before bcrypt and counted after it lets every one through.
+      const answers = await Promise.all(Array.from({ length: limit * 4 }, (_, i) => post(t, '/auth/login', { email: u.email, password: `parallel-guess-${i}` })));
+      const wrong = answers.filter((r) => r.status === 401);
+      const refused = answers.filter((r) => r.status === 429);
+      expect(wrong.length + refused.length, answers.map((r) => r.status).join(',')).to.equal(answers.length);
+      expect(wrong.length, 'password checks that ran').to.be.at.most(limit);
+      for (const r of refused) expect(Number(r.headers.get('retry-after')), 'Retry-After').to.be.within(1, 15 * 60);
+      const right = await post(t, '/auth/login', { email: u.email, password: u.password });
+      expect(right.status, 'the right password waits for the window').to.equal(429);
+      expect(right.headers.get('retry-after')).to.match(/^\d+$/);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('limits requests per client IP with RateLimit-* headers; X-Forwarded-For does not bypass it without http.trust_proxy', async () => {
     const t = await startTestApp(url, { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '5' });
     try {

@@ -81,9 +81,12 @@ export class AuthService {
     const ipDecision = this.d.loginPerIp.hit(meta.ip ?? 'unknown');
     if (!ipDecision.allowed) throw rateLimitError(ipDecision, 'too many login attempts from this address');
     const account = input.email.trim().toLowerCase();
-    // Only failures count against an account; once they reach the limit, even the right password waits out the window.
-    const accountDecision = this.d.failuresPerAccount.peek(account);
-    if (accountDecision.remaining === 0) throw rateLimitError(accountDecision, 'too many failed logins for this account');
+    // Only failures count against an account; once they reach the limit, even the right password
+    // waits out the window. The attempt is counted here, before bcrypt, and forgiven below when it
+    // was not a failure: a count taken after the comparison let any number of concurrent guesses
+    // pass the same check.
+    const accountDecision = this.d.failuresPerAccount.hit(account);
+    if (!accountDecision.allowed) throw rateLimitError(accountDecision, 'too many failed logins for this account');
 
     const user = await this.d.users.findByEmail(input.email.trim());
     // Unknown emails cost one bcrypt comparison too, so timing does not reveal which emails exist.
@@ -96,6 +99,8 @@ export class AuthService {
     }
     if (await this.d.secondFactor.isEnabled(user.id)) {
       if (!input.totp_code) {
+        // The password was right: asking for the code is no failed login.
+        this.d.failuresPerAccount.refund(account);
         throw new DomainError('unauthenticated', 'this account requires a 2FA code (totp_code)', {
           errors: [{ path: 'body/totp_code', message: 'is required' }],
         });
@@ -182,8 +187,8 @@ export class AuthService {
     };
   }
 
+  /** The attempt was already counted against the account (login counts before checking). */
   private async fail(account: string, userId: string | null, meta: RequestMeta, factor: 'password' | 'totp'): Promise<void> {
-    this.d.failuresPerAccount.hit(account);
     await this.d.audit.record({
       actor: { kind: 'anonymous' },
       action: 'auth.login_failed',

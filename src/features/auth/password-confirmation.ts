@@ -23,18 +23,20 @@ export class PasswordConfirmation {
 
   /**
    * true when `password` is the user's current password; false when wrong (counted). Throws 429
-   * while the account is over its limit, before bcrypt runs, exactly as login does. A success does
-   * not reset the count (unlike login): re-authenticating is no proof that the failures counted
-   * so far were the owner's typos rather than someone else's guesses through login.
+   * while the account is over its limit, before bcrypt runs, exactly as login does. The attempt is
+   * counted before bcrypt and refunded when it was right: counting after the comparison let any
+   * number of concurrent guesses pass the same check. A success does not reset the count (unlike
+   * login): re-authenticating is no proof that the failures counted so far were the owner's typos
+   * rather than someone else's guesses through login.
    */
   async confirm(userId: string, password: string): Promise<boolean> {
     const user = await this.users.findById(userId);
     if (!user || user.disabled_at || !user.password_hash) return false;
     const account = user.email.trim().toLowerCase();
-    const decision = this.failuresPerAccount.peek(account);
-    if (decision.remaining === 0) throw rateLimitError(decision, 'too many failed password attempts for this account');
-    if (await this.passwords.verify(password, user.password_hash)) return true;
-    this.failuresPerAccount.hit(account);
-    return false;
+    const decision = this.failuresPerAccount.hit(account);
+    if (!decision.allowed) throw rateLimitError(decision, 'too many failed password attempts for this account');
+    if (!(await this.passwords.verify(password, user.password_hash))) return false;
+    this.failuresPerAccount.refund(account);
+    return true;
   }
 }
