@@ -13,6 +13,7 @@ import { InvitationsRepository } from '../../src/features/orgs/invitations-repos
 import { OrgsRepository } from '../../src/features/orgs/orgs-repository.js';
 import { UsersRepository } from '../../src/features/users/users-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { startOwnPostgres, type OwnPostgres } from '../support/own-postgres.js';
 import { createOrg, createUser } from '../support/factories.js';
 import type { TokenPair } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -499,5 +500,63 @@ describe('read cache in the daemon', () => {
     expect((await patch()).status).to.equal(403);
     await t.app.services.orgs.delete(SYSTEM_ACTOR, s.org.slug);
     expect((await s.get()).status).to.equal(404);
+  });
+});
+
+/**
+ * A connection that goes silent: the feed's server process is stopped (SIGSTOP), so its socket
+ * stays open and the kernel still acknowledges, but nothing answers — what a half-open connection
+ * or a hung server looks like to the client. No error and no end arrive; only the heartbeat can
+ * notice. On a PostgreSQL of the test's own, whose processes this test may signal.
+ */
+describe('change feed: a connection that stops answering', function () {
+  this.timeout(120_000);
+  let own: OwnPostgres;
+
+  before(async () => {
+    own = await startOwnPostgres();
+  });
+  after(async () => {
+    await own?.remove();
+  });
+
+  it('is reported lost within the heartbeat window (caches stop serving), and the feed comes back on a new connection', async () => {
+    const heartbeatMs = 200;
+    const heartbeatTimeoutMs = 300;
+    const feed = new ChangeFeed(own.url, pino({ level: 'silent' }), { retryMs: 100, heartbeatMs, heartbeatTimeoutMs });
+    const c = new pg.Client({ connectionString: own.url });
+    await c.connect();
+    let stalled: number | undefined;
+    try {
+      await feed.start();
+      expect(feed.connected).to.equal(true);
+      const backend = async () => (await c.query<{ pid: number }>("select pid from pg_stat_activity where application_name = 'sentinel-change-feed'")).rows.map((r) => r.pid);
+      const [pid] = await backend();
+      expect(pid).to.be.a('number');
+
+      const statuses: boolean[] = [];
+      const lost = new Promise<number>((resolve) => feed.onStatus((up) => (statuses.push(up), up ? undefined : resolve(Date.now()))));
+      const back = new Promise<void>((resolve) => feed.onStatus((up) => up && resolve()));
+      process.kill(pid, 'SIGSTOP');
+      stalled = pid;
+      const stalledAt = Date.now();
+      // Bounded wait: without a heartbeat nothing is ever reported and this answers null.
+      const window = heartbeatMs + heartbeatTimeoutMs;
+      const lostAt = await Promise.race([lost, new Promise<null>((r) => setTimeout(() => r(null), window + 2000))]);
+      expect(lostAt, 'reported lost').to.not.equal(null);
+      expect(lostAt! - stalledAt).to.be.below(window + 1000);
+      expect(feed.connected).to.equal(false);
+
+      await back;
+      expect(feed.connected).to.equal(true);
+      expect(statuses).to.deep.equal([false, true]);
+      // Listening again on another server process: the stalled one is not it.
+      expect((await backend()).filter((p) => p !== pid)).to.have.length(1);
+    } finally {
+      // First: a stopped server process would hold up the feed's and the server's own shutdown.
+      if (stalled) process.kill(stalled, 'SIGCONT');
+      await feed.stop();
+      await c.end();
+    }
   });
 });
