@@ -86,6 +86,10 @@ export const ConfigSchema = Obj(
         login_per_minute_per_ip: Type.Integer({ minimum: 1, description: 'Login attempts per minute per client IP.' }),
         login_failures_per_account: Type.Integer({ minimum: 1, description: 'Failed logins (or 2FA codes) per account per login_window before the account is throttled.' }),
         login_window: Type.String({ pattern: '^\\d+(ms|s|m|h|d)?$', description: 'Window of the per-account login limit.' }),
+        auth_failures_per_minute_per_ip: Type.Integer({
+          minimum: 1,
+          description: 'Failed authentications (bad API keys or tokens) per minute per client IP, on every route, ingest included; beyond it 429 before any lookup.',
+        }),
       },
       'Rate limits (429 with Retry-After beyond them).',
     ),

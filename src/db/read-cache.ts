@@ -15,7 +15,12 @@ export interface ChangeSource {
 
 /** What repositories depend on: the cache, or a pass-through where there is none (CLI). */
 export interface Cacher {
-  get<T>(tables: readonly string[], key: string, load: () => Promise<T>): Promise<T>;
+  /**
+   * `keep`: whether a loaded value may be stored (default: every value). Lookups keyed by what
+   * a client sends (an API key's hash) keep only hits, so a flood of made-up keys costs no
+   * cache space and evicts nothing.
+   */
+  get<T>(tables: readonly string[], key: string, load: () => Promise<T>, keep?: (value: T) => boolean): Promise<T>;
   /**
    * Forget what was read from `table` (only what was read under `key`, when given). Call it after
    * the write has ended — committed, rolled back or failed — never before the commit, or a load
@@ -103,7 +108,7 @@ export class ReadCache implements Cacher {
     source.onStatus(() => this.clear());
   }
 
-  async get<T>(tables: readonly string[], key: string, load: () => Promise<T>): Promise<T> {
+  async get<T>(tables: readonly string[], key: string, load: () => Promise<T>, keep?: (value: T) => boolean): Promise<T> {
     if (!this.source.connected) return load();
     const set = tables.join(',');
     const id = `${set}\u0000${key}`;
@@ -119,7 +124,7 @@ export class ReadCache implements Cacher {
     } finally {
       this.loads.delete(running);
     }
-    if (!running.stale && this.source.connected) this.entries.set(id, { value, gens });
+    if (!running.stale && this.source.connected && (keep?.(value) ?? true)) this.entries.set(id, { value, gens });
     return value;
   }
 

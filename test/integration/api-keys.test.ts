@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { sha256 } from '../../src/core/secrets.js';
 import type { Clock } from '../../src/core/clock.js';
+import { ReadCache, type Cacher } from '../../src/db/read-cache.js';
 import { ApiKeysRepository } from '../../src/features/api-keys/api-keys-repository.js';
 import { ApiKeysService } from '../../src/features/api-keys/api-keys-service.js';
 import { cli } from '../support/cli.js';
@@ -310,6 +311,22 @@ describe('API keys over HTTP', () => {
       if (hashes.has(sha256(s))) hashed++;
     }
     expect(hashed, 'the secrets are stored as their sha256').to.be.greaterThan(secrets.length / 2);
+  });
+
+  it('a lookup of an unknown key is not cached (random keys cannot fill the cache and evict real entries); a known key is', async () => {
+    // The read cache as the app runs it (listening change feed), with the loads it really runs counted.
+    const cache = new ReadCache({ connected: true, onChange: () => undefined, onStatus: () => undefined });
+    let loads = 0;
+    const counted: Cacher = { get: (tables, key, load, keep) => cache.get(tables, key, () => (loads++, load()), keep), invalidate: (table, key) => cache.invalidate(table, key) };
+    const repo = new ApiKeysRepository(t.app.db.knex, counted);
+    const unknown = sha256(`snt_${'u'.repeat(32)}`);
+    expect(await repo.findBySecretHash(unknown)).to.equal(undefined);
+    expect(await repo.findBySecretHash(unknown)).to.equal(undefined);
+    expect(loads, 'both misses went to the database: neither was stored').to.equal(2);
+    const k = remember(await createKey(t, ownerA, orgA, { name: 'cached' }));
+    expect((await repo.findBySecretHash(sha256(k.secret)))?.id).to.equal(k.id);
+    expect((await repo.findBySecretHash(sha256(k.secret)))?.id).to.equal(k.id);
+    expect(loads, 'a found key is served from the cache the second time').to.equal(3);
   });
 
   it('the last-use write is throttled per key and catches up after the interval (service on the same database)', async () => {

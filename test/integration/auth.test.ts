@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { createSecretKey } from 'node:crypto';
+import { createSecretKey, randomBytes } from 'node:crypto';
 import { SignJWT, UnsecuredJWT, decodeJwt, generateKeyPair } from 'jose';
 import pg from 'pg';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
-import { createUser } from '../support/factories.js';
+import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 interface Tokens {
@@ -277,6 +277,32 @@ describe('rate limits', () => {
       expect((await hit('203.0.113.1')).status).to.equal(401);
       expect((await hit('203.0.113.1')).status).to.equal(429);
       expect((await hit('203.0.113.2')).status).to.equal(401);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('failed authentications per client IP are limited on every route, ingest too: random API keys get 401, then 429 with Retry-After; another client is unaffected', async () => {
+    const limit = 5;
+    const t = await startTestApp(url, { SENTINEL_RATE_LIMITS_AUTH_FAILURES_PER_MINUTE_PER_IP: String(limit), SENTINEL_HTTP_TRUST_PROXY: 'true' });
+    try {
+      const org = await createOrg(t.app.services);
+      const valid = (await createApiKey(t.app.services, org.slug)).secret;
+      const batch = { metrics: [{ name: 'auth_failures_m', value: 1 }] };
+      const ingest = (key: string, client: string) => t.api.post('/telemetry', key, batch, { 'x-forwarded-for': client });
+      const randomKey = () => `snt_${randomBytes(24).toString('base64url')}`;
+      // /telemetry is exempt from the per-IP API limit: without this one, every guess costs a lookup.
+      for (let i = 1; i <= limit; i++) expect((await ingest(randomKey(), '203.0.113.7')).status, `random key #${i}`).to.equal(401);
+      const over = await ingest(randomKey(), '203.0.113.7');
+      expect(over.status, over.text).to.equal(429);
+      expect(Number(over.headers.get('retry-after'))).to.be.within(1, 60);
+      expect(over.headers.get('content-type')).to.match(/problem\+json/);
+      // The same address on OTLP (a raw route, answering in its own format): refused before the lookup too.
+      const otlp = await t.api.raw('POST', '/v1/metrics', { body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${randomKey()}`, 'x-forwarded-for': '203.0.113.7' } });
+      expect(otlp.status).to.equal(429);
+      expect(otlp.headers.get('retry-after')).to.match(/^\d+$/);
+      // Another client with a valid key is not affected.
+      expect((await ingest(valid, '203.0.113.8')).status).to.equal(202);
     } finally {
       await t.stop();
     }

@@ -82,12 +82,18 @@ export class ApiKeysRepository {
    * Authentication: the presented key decides the org, so this lookup is by hash across orgs.
    * Matches the current secret or the previous one (the service checks the grace period).
    * Cached (see ReadCache; every write below invalidates): every request with an API key asks.
+   * Only found keys are kept: anyone can present made-up keys, and storing each "no such key"
+   * would let them evict the entries of real ones.
    */
   async findBySecretHash(hash: string): Promise<ApiKeyRow | undefined> {
-    return this.cache.get([TABLE], hash, () =>
-      this.knex<ApiKeyRow>(TABLE)
-        .where((w) => w.where({ secret_hash: hash }).orWhere({ previous_secret_hash: hash }))
-        .first(),
+    return this.cache.get(
+      [TABLE],
+      hash,
+      () =>
+        this.knex<ApiKeyRow>(TABLE)
+          .where((w) => w.where({ secret_hash: hash }).orWhere({ previous_secret_hash: hash }))
+          .first(),
+      (row) => row !== undefined,
     );
   }
 

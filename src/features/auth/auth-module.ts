@@ -47,7 +47,7 @@ export const authModule = defineModule({
       failuresPerAccount,
       refreshTtlMs: ms(config.auth.refresh_ttl),
     });
-    const requestAuthenticator: Authenticator = createAuthenticator(auth);
+    const requestAuthenticator: Authenticator = createAuthenticator(auth, new RateLimiter(config.rate_limits.auth_failures_per_minute_per_ip, 60_000));
     return {
       provides: { sessionRevoker: sessions, passwordConfirmer },
       services: { auth },

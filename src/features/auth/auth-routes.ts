@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Actor } from '../../core/actor.js';
 import { DomainError } from '../../core/errors.js';
+import { rateLimitError, type RateLimiter } from '../../core/rate-limiter.js';
 import { actorOf, metaOf, type HttpContext } from '../../http/context.js';
 import type { ApiRegistry, Authenticator } from '../../http/registry.js';
 import { API_KEY_PREFIX, type AuthService } from './auth-service.js';
@@ -13,8 +14,17 @@ function unauthenticated(ctx: HttpContext, message: string): DomainError {
   return new DomainError('unauthenticated', message);
 }
 
-/** Bearer tokens → actor, for the registry: `user` routes take access tokens, `any` routes API keys too. */
-export function createAuthenticator(auth: AuthService): Authenticator {
+/**
+ * Bearer tokens → actor, for the registry: `user` routes take access tokens, `any` routes API keys too.
+ * `failuresPerIp` (rate_limits.auth_failures_per_minute_per_ip) counts credentials refused per
+ * client address on every route, ingest and OTLP included (those are exempt from the per-IP
+ * request limit): without it any made-up `snt_…` key costs a database lookup, unlimited. Over the
+ * limit, a presented credential is refused with 429 before it is looked up. Checked before and
+ * counted after the lookup, so requests already in flight when the limit is reached still finish:
+ * an overshoot bounded by one client's concurrent requests, in exchange for valid credentials
+ * never being refused for a burst of their own successes.
+ */
+export function createAuthenticator(auth: AuthService, failuresPerIp: RateLimiter): Authenticator {
   return async (ctx, route) => {
     if (route.auth === 'none') return;
     if (QUERY_CREDENTIALS.some((k) => ctx.query[k] !== undefined)) {
@@ -28,10 +38,16 @@ export function createAuthenticator(auth: AuthService): Authenticator {
     // 403, not 401: the client did present a credential, of a kind this route never accepts;
     // a 401 would tell it to authenticate again with the same key, forever.
     if (route.auth === 'user' && token.startsWith(API_KEY_PREFIX)) throw new DomainError('forbidden', 'this endpoint needs a user token, not an API key');
+    const client = ctx.ip || 'unknown';
+    const seen = failuresPerIp.peek(client);
+    if (seen.remaining === 0) throw rateLimitError(seen, 'too many failed authentications from this address');
     try {
       ctx.state.actor = await auth.authenticate(token, ctx.ip || null);
     } catch (err) {
-      if (err instanceof DomainError && err.code === 'unauthenticated') throw unauthenticated(ctx, err.message);
+      if (err instanceof DomainError && err.code === 'unauthenticated') {
+        failuresPerIp.hit(client);
+        throw unauthenticated(ctx, err.message);
+      }
       throw err;
     }
   };
