@@ -67,6 +67,18 @@ export interface RollbackPlan {
 
 class DryRunDone extends Error {}
 
+/*
+ * The dry run's DROPs take ACCESS EXCLUSIVE locks held until its rollback, and a lock it waits
+ * for queues every later query on that table behind it: against a running daemon, the preview
+ * that is meant to be safe would stall it. So the dry run waits for no lock more than a blink
+ * and runs no statement long; when either fires it gives up and says the tables could not be
+ * listed (the migrations still are).
+ */
+const DRY_RUN_LOCK_TIMEOUT = '100ms';
+const DRY_RUN_STATEMENT_TIMEOUT = '2s';
+const LOCK_NOT_AVAILABLE = '55P03';
+const QUERY_CANCELED = '57014';
+
 async function tableNames(db: Knex | Knex.Transaction): Promise<string[]> {
   const { rows } = (await db.raw(
     "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = current_schema() and c.relkind in ('r', 'p') and not c.relispartition order by 1",
@@ -78,7 +90,7 @@ async function tableNames(db: Knex | Knex.Transaction): Promise<string[]> {
  * The migrations knex's rollback would undo (the last batch, or all) and the tables their down
  * functions drop. The tables are found by running those down functions in a transaction that is
  * then rolled back (PostgreSQL DDL is transactional), so the list is what would really go, not
- * a guess; lock_timeout keeps the dry run from queueing behind a busy daemon for long.
+ * a guess; short lock and statement timeouts keep it from stalling a running daemon.
  */
 export async function rollbackPlan(knex: Knex, all: boolean): Promise<RollbackPlan> {
   if (!(await knex.schema.hasTable('knex_migrations'))) return { migrations: [], firstBatch: false, tables: [] };
@@ -93,7 +105,8 @@ export async function rollbackPlan(knex: Knex, all: boolean): Promise<RollbackPl
   const files = new Map((await source.getMigrations()).map((f) => [f.name, f]));
   try {
     await knex.transaction(async (trx) => {
-      await trx.raw("set local lock_timeout = '5s'");
+      await trx.raw(`set local lock_timeout = '${DRY_RUN_LOCK_TIMEOUT}'`);
+      await trx.raw(`set local statement_timeout = '${DRY_RUN_STATEMENT_TIMEOUT}'`);
       const before = await tableNames(trx);
       for (const m of undo) {
         const file = files.get(m.name);
@@ -107,7 +120,13 @@ export async function rollbackPlan(knex: Knex, all: boolean): Promise<RollbackPl
       throw new DryRunDone();
     });
   } catch (err) {
-    if (!(err instanceof DryRunDone)) plan.dryRunError = (err as Error).message;
+    if (!(err instanceof DryRunDone)) {
+      const code = (err as { code?: unknown }).code;
+      plan.dryRunError =
+        code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED
+          ? `a table it drops is in use, e.g. by a running daemon; the dry run gave up rather than block it (${(err as Error).message})`
+          : (err as Error).message;
+    }
   }
   return plan;
 }

@@ -119,6 +119,35 @@ describe('migrations (sentinel migrate)', () => {
       expect(listed(done.stdout, /dropping \d+ table\(s\) and every row in them:\n/)).to.deep.equal(wouldDrop);
     });
 
+    it('the preview gives up on a table in use instead of stalling its users: quick, exit 2, migrations listed, tables not', async () => {
+      const newest = '20261128000001_create_telemetry_tables';
+      await migrateOneBatchEach(newest);
+      const before = await tables(db);
+      // Another session (a daemon's query) holding a lock on a table the rollback would drop.
+      const holder = new pg.Client({ connectionString: db });
+      await holder.connect();
+      try {
+        await holder.query('begin');
+        await holder.query('lock table series in access share mode');
+        const started = Date.now();
+        const preview = await cli(['migrate', 'rollback'], dbEnv);
+        const elapsed = Date.now() - started;
+        expect(preview.code, preview.stderr).to.equal(2);
+        expect(preview.stderr).to.match(/not rolled back: back up first.*--yes/);
+        expect(listed(preview.stdout, /would roll back 1 migration\(s\):\n/)).to.deep.equal([newest]);
+        expect(preview.stdout).to.contain('the tables it drops could not be listed (a table it drops is in use');
+        expect(preview.stdout).to.not.match(/it would drop/);
+        // Waited for the lock a blink, not the 5 s it used to (nor until the holder let go).
+        expect(elapsed).to.be.below(2500);
+        // The holder was not disturbed, and nothing was dropped.
+        expect((await holder.query('select count(*)::int as n from series')).rows).to.deep.equal([{ n: 0 }]);
+        await holder.query('commit');
+      } finally {
+        await holder.end();
+      }
+      expect(await tables(db)).to.deep.equal(before);
+    });
+
     it('refuses to undo the first batch without --all, even with --yes; --all without --yes only previews', async () => {
       expect((await cli(['migrate', 'latest'], dbEnv)).code).to.equal(0);
       await query(db, "insert into organizations (slug, name) values ('keep', 'Keep me')");
