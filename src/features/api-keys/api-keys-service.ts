@@ -3,7 +3,7 @@ import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { DomainError, conflict, notFound } from '../../core/errors.js';
-import { randomToken } from '../../core/ids.js';
+import { isUuid, randomToken } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { sha256 } from '../../core/secrets.js';
 import { compile, validationError } from '../../core/validation.js';
@@ -55,8 +55,6 @@ function newSecret(): { secret: string; prefix: string; secret_hash: string } {
   return { secret, prefix: secret.slice(0, DISPLAY_PREFIX_LENGTH), secret_hash: sha256(secret) };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * Org API keys. Authorization happens here (through OrgAccess and the permission table), so the
  * HTTP API and the CLI get the same checks. Also the authenticator for `snt_…` bearer tokens.
@@ -84,7 +82,7 @@ export class ApiKeysService {
     const org = await this.orgs.require(actor, orgSlug, 'apikey.read');
     const limit = pageLimit(page.limit);
     const after = decodeCursor(page.cursor);
-    if (after !== undefined && !UUID.test(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
     const rows = await this.repo.list(org.id, limit + 1, after);
     const p = toPage(rows, limit, (r) => r.id);
     return { items: p.items.map(toApiKey), next_cursor: p.next_cursor };
@@ -120,7 +118,7 @@ export class ApiKeysService {
   /** A new secret; the old one keeps working for the rotation grace period, then stops. */
   async rotate(actor: Actor, orgSlug: string, id: string, meta: RequestMeta = {}): Promise<ApiKeyWithSecret> {
     const org = await this.orgs.require(actor, orgSlug, 'apikey.manage');
-    const current = UUID.test(id) ? await this.repo.findLive(org.id, id) : undefined;
+    const current = isUuid(id) ? await this.repo.findLive(org.id, id) : undefined;
     if (!current) throw notFound('API key');
     const now = this.clock.now();
     if (current.expires_at && current.expires_at <= now) throw conflict('this API key has expired; create a new one');
@@ -143,7 +141,7 @@ export class ApiKeysService {
   /** Effective on the key's next request: authentication reads the row every time. */
   async revoke(actor: Actor, orgSlug: string, id: string, meta: RequestMeta = {}): Promise<void> {
     const org = await this.orgs.require(actor, orgSlug, 'apikey.manage');
-    const row = UUID.test(id) ? await this.repo.revoke(org.id, id) : undefined;
+    const row = isUuid(id) ? await this.repo.revoke(org.id, id) : undefined;
     if (!row) throw notFound('API key');
     await this.recordRevoke(actor, row, meta);
   }
@@ -151,7 +149,7 @@ export class ApiKeysService {
   /** The CLI's `apikey revoke <id>`: the id alone names the key, whatever its org. Operators only. */
   async revokeById(actor: Actor, id: string, meta: RequestMeta = {}): Promise<ApiKey> {
     if (!isPrivileged(actor)) throw new DomainError('forbidden', 'not allowed');
-    if (!UUID.test(id)) throw new DomainError('bad_request', `invalid API key id '${id}': expected a UUID`);
+    if (!isUuid(id)) throw new DomainError('bad_request', `invalid API key id '${id}': expected a UUID`);
     const found = await this.repo.findLiveAnyOrg(id);
     const row = found ? await this.repo.revoke(found.org_id, id) : undefined;
     if (!row) throw notFound(`API key '${id}'`);

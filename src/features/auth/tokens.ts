@@ -1,11 +1,11 @@
 import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { DomainError } from '../../core/errors.js';
+import { isUuid } from '../../core/ids.js';
 
 export const TOKEN_ISSUER = 'sentinel';
 export const TOKEN_AUDIENCE = 'sentinel-api';
 const VERIFIED_CACHE_SIZE = 10_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface AccessClaims {
   sub: string;
@@ -75,8 +75,8 @@ export class AccessTokens {
       typeof payload.exp !== 'number' ||
       typeof payload.sub !== 'string' ||
       typeof payload.sid !== 'string' ||
-      !UUID.test(payload.sub) ||
-      !UUID.test(payload.sid) ||
+      !isUuid(payload.sub) ||
+      !isUuid(payload.sid) ||
       !Number.isSafeInteger(payload.tv)
     ) {
       throw new DomainError('unauthenticated', 'invalid token');
