@@ -9,8 +9,9 @@ import { PartitionMaintenance } from '../../src/features/retention/partition-mai
 import { RetentionRepository, type DeleteBatch, type RowKey } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays, type RetentionPolicySource, type RetentionReport } from '../../src/features/retention/retention-service.js';
 import { LogCapture } from '../support/capture.js';
+import { retentionModule } from '../../src/features/retention/retention-module.js';
 import { cli } from '../support/cli.js';
-import { testEnv } from '../support/config.js';
+import { testConfig, testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 
 const HOUR = 3_600_000;
@@ -324,6 +325,80 @@ describe('retention', function () {
       const { rows } = await knex.raw<{ rows: { rel: string }[] }>(`select tableoid::regclass::text as rel from events where org_id = ?`, [orgId]);
       expect(rows).to.deep.equal([{ rel: 'events_p20310117' }]);
     });
+  });
+});
+
+describe('retention module: the "partitions ahead" start hook', function () {
+  this.timeout(60_000);
+  let url: string;
+  let knex: Knex;
+  /** The hourly timers created while a test runs (setInterval observed, not replaced). */
+  let hourly: NodeJS.Timeout[];
+  const realSetInterval = globalThis.setInterval;
+
+  before(async () => {
+    url = await cloneDatabase();
+    knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 4 } });
+  });
+  after(async () => {
+    await knex?.destroy();
+    if (url) await dropDatabase(url);
+  });
+  beforeEach(async () => {
+    // No partition exists, so the hook has to create (and can be made to wait for) one.
+    const repo = new PartitionsRepository(knex);
+    for (const p of await repo.list()) await repo.drop(p);
+    hourly = [];
+    globalThis.setInterval = ((fn: () => void, ms?: number) => {
+      const t = realSetInterval(fn, ms);
+      if (ms === HOUR) hourly.push(t);
+      return t;
+    }) as typeof setInterval;
+  });
+  afterEach(() => {
+    globalThis.setInterval = realSetInterval;
+    for (const t of hourly) clearInterval(t);
+  });
+
+  function hooks() {
+    const kits = { config: testConfig(url), logger: pino({ level: 'silent' }), db: { knex, url, embedded: null, ping: async () => undefined, close: async () => undefined }, cache: null as never, version: 'test', daemon: true };
+    const built = retentionModule.build(kits, { retentionPolicies: { retentionDays: async () => [] } });
+    const [start] = built.start!;
+    const [stop] = built.stop!;
+    expect([start.name, stop.name]).to.deep.equal(['partitions ahead', 'partitions timer']);
+    return { start, stop };
+  }
+
+  it('started and stopped in order: creates the partitions, runs hourly, and stop clears the timer', async () => {
+    const { start, stop } = hooks();
+    await start.run();
+    expect(await new PartitionsRepository(knex).list('points')).to.not.deep.equal([]);
+    expect(hourly).to.have.length(1);
+    await stop.run();
+  });
+
+  it('a start that overran and was stopped leaves no hourly timer behind when it finishes', async () => {
+    const { start, stop } = hooks();
+    // The hook's CREATE TABLE … PARTITION OF waits for this lock: the start overruns.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    let started: Promise<void> | undefined;
+    try {
+      await holder.query('begin');
+      await holder.query('lock table points in access exclusive mode');
+      started = start.run();
+      const waiting = async () => (await holder.query("select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'")).rowCount;
+      while (!(await waiting())) await new Promise((r) => setTimeout(r, 10));
+      // The lifecycle gives up on it (its timeout) and runs the stop hooks; the hook keeps going.
+      await stop.run();
+      await holder.query('commit');
+      await started;
+    } finally {
+      await holder.end();
+      await started?.catch(() => undefined);
+    }
+    expect(await new PartitionsRepository(knex).list('points'), 'the hook did run to its end').to.not.deep.equal([]);
+    expect(hourly, 'hourly timers installed after stop').to.have.length(0);
   });
 });
 

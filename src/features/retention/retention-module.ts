@@ -72,6 +72,7 @@ export const retentionModule = defineModule({
     // day on demand, so a failure here is a warning, not a reason to refuse to start.
     const ensurePartitions = () => maintenance.run().catch((err: unknown) => logger.warn({ err }, 'creating telemetry partitions ahead failed'));
     let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
     return {
       provides: {},
       services,
@@ -81,12 +82,25 @@ export const retentionModule = defineModule({
           timeoutMs: 60_000,
           run: async () => {
             await ensurePartitions();
+            // A start hook that overruns its timeout fails the start, which runs the stop hooks,
+            // but the hook itself keeps going: finishing after that, it must not leave an hourly
+            // timer behind against a destroyed pool.
+            if (stopped) return;
             timer = setInterval(() => void ensurePartitions(), HOUR_MS);
             timer.unref();
           },
         },
       ],
-      stop: [{ name: 'partitions timer', timeoutMs: 1000, run: async () => clearInterval(timer) }],
+      stop: [
+        {
+          name: 'partitions timer',
+          timeoutMs: 1000,
+          run: async () => {
+            stopped = true;
+            clearInterval(timer);
+          },
+        },
+      ],
     };
   },
 });
