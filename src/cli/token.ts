@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { SYSTEM_ACTOR } from '../core/actor.js';
 import { parseDuration } from '../core/duration.js';
-import { conflict } from '../core/errors.js';
 import { withApp } from '../app/with-app.js';
 import { printJson } from './io.js';
 import { usage, type CliContext } from './context.js';
@@ -30,9 +29,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       const ttl = ttlSeconds(o.ttl);
       const issued = await withApp(ctx.appEnv(), async (app) => {
         const user = await app.services.users.authUserByEmail(SYSTEM_ACTOR, o.user);
-        if (user.disabled_at) throw conflict(`user '${o.user}' is disabled; enable them first`);
-        const t = await app.services.auth.scriptToken(user, ttl);
-        await app.services.audit.record({ actor: SYSTEM_ACTOR, action: 'auth.token_create', targetType: 'user', targetId: user.id, details: { ttl_seconds: ttl } });
+        const t = await app.services.auth.scriptToken(SYSTEM_ACTOR, user, ttl);
         return { ...t, email: user.email };
       });
       const expiresAt = new Date(Date.now() + issued.expires_in * 1000).toISOString();

@@ -4,6 +4,7 @@ import { DomainError } from '../../core/errors.js';
 import { rateLimitError, type RateLimiter } from '../../core/rate-limiter.js';
 import { actorOf, metaOf, type HttpContext } from '../../http/context.js';
 import type { ApiRegistry, Authenticator } from '../../http/registry.js';
+import { LoginBodySchema, TokenPairSchema } from './auth-schemas.js';
 import { API_KEY_PREFIX, type AuthService } from './auth-service.js';
 
 // Credentials in URLs end up in proxy logs and browser history.
@@ -53,14 +54,6 @@ export function createAuthenticator(auth: AuthService, failuresPerIp: RateLimite
   };
 }
 
-const UserSummary = Type.Object({ id: Type.String({ format: 'uuid' }), email: Type.String(), name: Type.Union([Type.String(), Type.Null()]), superadmin: Type.Boolean() });
-const TokenPairSchema = Type.Object({
-  access_token: Type.String(),
-  token_type: Type.Literal('Bearer'),
-  expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
-  refresh_token: Type.String({ description: 'Opaque, single use: every refresh returns a new one.' }),
-  user: UserSummary,
-});
 
 export interface AuthRouteDeps {
   auth: AuthService;
@@ -78,14 +71,7 @@ export function registerAuthRoutes(registry: ApiRegistry, deps: AuthRouteDeps): 
     summary: 'Exchange email and password (and a 2FA code when enabled) for tokens',
     tags: ['auth'],
     auth: 'none',
-    body: Type.Object(
-      {
-        email: Type.String({ minLength: 1, maxLength: 254 }),
-        password: Type.String({ minLength: 1, maxLength: 1024 }),
-        totp_code: Type.Optional(Type.String({ minLength: 6, maxLength: 32, description: 'TOTP code, or a recovery code' })),
-      },
-      { additionalProperties: false },
-    ),
+    body: LoginBodySchema,
     responses: { 200: { description: 'Tokens.', schema: TokenPairSchema }, 401: { description: 'Invalid credentials or 2FA code.' }, 429: { description: 'Too many attempts.' } },
     handler: async (ctx, { body }) => {
       ctx.body = await auth.login(body, metaOf(ctx));

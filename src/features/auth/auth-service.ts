@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
-import { DomainError } from '../../core/errors.js';
+import { DomainError, conflict } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
 import { rateLimitError, type RateLimiter } from '../../core/rate-limiter.js';
 import { sha256 } from '../../core/secrets.js';
 import type { SessionsRepository } from './sessions-repository.js';
 import type { AccessTokens } from './tokens.js';
+import type { LoginInput, TokenPair } from './auth-schemas.js';
 
 /** What login needs to know about a user (the users feature's repository provides it). */
 export interface AuthUser {
@@ -40,19 +41,7 @@ export interface ApiKeyAuthenticator {
   authenticate(secret: string, ip: string | null): Promise<Actor | null>;
 }
 
-export interface LoginInput {
-  email: string;
-  password: string;
-  totp_code?: string;
-}
-
-export interface TokenPair {
-  access_token: string;
-  token_type: 'Bearer';
-  expires_in: number;
-  refresh_token: string;
-  user: { id: string; email: string; name: string | null; superadmin: boolean };
-}
+export type { LoginInput, TokenPair };
 
 export interface AuthDeps {
   users: UserStore;
@@ -155,7 +144,9 @@ export class AuthService {
   }
 
   /** An access token for scripting (`sentinel token create`): its own session, no refresh token. */
-  async scriptToken(user: AuthUser, ttlSeconds: number): Promise<{ access_token: string; expires_in: number }> {
+  /** `sentinel token create`: an access token with a session of its own, recorded in the audit log. */
+  async scriptToken(actor: Actor, user: AuthUser, ttlSeconds: number): Promise<{ access_token: string; expires_in: number }> {
+    if (user.disabled_at) throw conflict(`user '${user.email}' is disabled; enable them first`);
     const session = await this.d.sessions.insert({
       user_id: user.id,
       family_id: randomUUID(),
@@ -165,6 +156,7 @@ export class AuthService {
       user_agent: 'sentinel token create',
     });
     await this.d.sessions.markRotated(session.id);
+    await this.d.audit.record({ actor, action: 'auth.token_create', targetType: 'user', targetId: user.id, details: { ttl_seconds: ttlSeconds } });
     return { access_token: this.d.tokens.sign({ sub: user.id, sid: session.id, tv: user.token_version }, ttlSeconds), expires_in: ttlSeconds };
   }
 
