@@ -16,6 +16,9 @@ import type { App } from './build-app.js';
  * Stop runs the same list in reverse: the HTTP server drains (shutdown.grace_ms), the stop hooks
  * run in reverse list order, the database closes. Every hook has its own timeout: a stop hook
  * that overruns is logged and left behind, and the rest still stop.
+ * `serve` handles SIGTERM/SIGINT from its first step (watchSignals): one during startup lets the
+ * phase under way finish (no migration is cut in half), then startup ends there, what started
+ * is stopped in reverse, and the daemon exits 0.
  */
 
 /** What the phases touch of the app (tests drive them with stand-ins). */
@@ -27,6 +30,14 @@ const DATABASE_STOP_TIMEOUT_MS = 30_000;
 const HTTP_STOP_SLACK_MS = 2000;
 
 class HookTimeout extends Error {}
+
+/** Startup ended at a phase boundary because a stop signal came during it (not a failure: exit 0). */
+export class StartInterrupted extends Error {
+  constructor(readonly signal: Signal) {
+    super(`startup interrupted by ${signal}`);
+    this.name = 'StartInterrupted';
+  }
+}
 
 async function runHook(hook: Hook): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -59,17 +70,26 @@ export async function ensureMigrated(app: Pick<App, 'migrations' | 'logger'>, mi
  * Phases 2 to 5 on a built app (phase 1 is buildApp). When a phase fails, whatever was started
  * is stopped (stopApp) and the error is thrown: the daemon exits instead of half-serving.
  */
-export async function startApp(app: LifecycleApp, o: { migrate: boolean; beforeListen?: () => void }): Promise<{ host: string; port: number }> {
+export async function startApp(app: LifecycleApp, o: { migrate: boolean; interrupted?: () => Signal | null }): Promise<{ host: string; port: number }> {
   const { logger } = app;
+  // Between phases: a stop signal received during the one that just ended ends startup here.
+  const boundary = () => {
+    const signal = o.interrupted?.();
+    if (signal) throw new StartInterrupted(signal);
+  };
   try {
     if (!app.http) throw new Error('startApp needs an app built with http: true');
+    boundary();
     await ensureMigrated(app, o.migrate);
     for (const hook of app.startHooks) {
+      boundary();
       logger.debug({ hook: hook.name }, 'start hook');
       await runHook(hook);
     }
-    o.beforeListen?.();
+    boundary();
     const addr = await app.http.listen();
+    // Not "ready" when a signal came during listen: the supervisor asked us to stop.
+    boundary();
     logger.info({ host: addr.host, port: addr.port, embedded_db: app.db.embedded !== null }, 'ready');
     // Daemon logs are buffered; the ready line is what supervisors and operators wait for.
     logger.flush();
@@ -131,7 +151,7 @@ export function changedKeys(before: Config, after: Config): string[] {
     .filter((p) => JSON.stringify(valueAt(before, p)) !== JSON.stringify(valueAt(after, p)));
 }
 
-function reload(app: App, logger: Logger, load: () => LoadedConfig, current: { config: Config }): void {
+function reload(app: LifecycleApp, logger: Logger, load: () => LoadedConfig, current: { config: Config }): void {
   let next: Config;
   try {
     next = load().config;
@@ -154,46 +174,79 @@ function reload(app: App, logger: Logger, load: () => LoadedConfig, current: { c
 }
 
 /**
- * Serve until SIGTERM or SIGINT: then stop accepting, let in-flight work finish (bounded by
- * shutdown.grace_ms), stop the embedded database, and resolve. SIGHUP reloads the config file.
+ * The daemon's signal handlers, installed as `serve`'s first step and removed (dispose) as its
+ * last, whatever happens between: without a handler, a SIGTERM during startup (opening or
+ * initializing the database, migrations, start hooks) would take the kernel's default and kill
+ * the process mid-phase, leaving an embedded PostgreSQL behind; and handlers left on `process`
+ * after a failed start would leak.
  */
-export function runUntilSignal(app: App, signals: Signals, load: () => LoadedConfig): Promise<void> {
-  const logger = app.logger;
-  const current = { config: app.config };
-  return new Promise((resolve) => {
-    let stopping = false;
-    const onHup = () => reload(app, logger, load, current);
-    const onStop = (signal: Signal) => () => {
-      if (stopping) {
-        logger.warn({ signal }, 'already shutting down');
-        return;
-      }
-      stopping = true;
-      logger.info({ signal, grace_ms: app.config.shutdown.grace_ms }, 'shutting down');
-      void app.stop().finally(() => {
-        signals.off('SIGHUP', onHup);
-        signals.off('SIGTERM', onTerm);
-        signals.off('SIGINT', onInt);
-        logger.info('stopped');
-        resolve();
-      });
-    };
-    const onTerm = onStop('SIGTERM');
-    const onInt = onStop('SIGINT');
-    signals.on('SIGHUP', onHup);
-    signals.on('SIGTERM', onTerm);
-    signals.on('SIGINT', onInt);
-  });
+export interface SignalWatch {
+  /** The stop signal (SIGTERM/SIGINT) received so far, if any. */
+  requested(): Signal | null;
+  /** Resolves with the first stop signal (at once if one has come). */
+  readonly stopRequested: Promise<Signal>;
+  /** From now on the app serves: SIGHUP runs `reload` (until then it is logged and ignored). */
+  serving(reload: () => void): void;
+  dispose(): void;
+}
+
+export function watchSignals(signals: Signals, logger: Logger): SignalWatch {
+  let requested: Signal | null = null;
+  let reloadFn: (() => void) | null = null;
+  let resolveStop!: (signal: Signal) => void;
+  const stopRequested = new Promise<Signal>((resolve) => (resolveStop = resolve));
+  const onStop = (signal: Signal) => () => {
+    if (requested) {
+      logger.warn({ signal }, 'already shutting down');
+      return;
+    }
+    requested = signal;
+    if (!reloadFn) logger.info({ signal }, 'shutdown requested during startup; stopping once the phase under way has finished');
+    resolveStop(signal);
+  };
+  const onHup = () => {
+    if (reloadFn) reloadFn();
+    else logger.warn({ signal: 'SIGHUP' }, 'SIGHUP during startup: ignored (send it again once ready)');
+  };
+  const onTerm = onStop('SIGTERM');
+  const onInt = onStop('SIGINT');
+  signals.on('SIGTERM', onTerm);
+  signals.on('SIGINT', onInt);
+  signals.on('SIGHUP', onHup);
+  return {
+    requested: () => requested,
+    stopRequested,
+    serving: (reload) => (reloadFn = reload),
+    dispose: () => {
+      signals.off('SIGTERM', onTerm);
+      signals.off('SIGINT', onInt);
+      signals.off('SIGHUP', onHup);
+    },
+  };
 }
 
 /**
- * `sentinel serve` after the database is open: phases 2–5, then serve until SIGTERM or SIGINT and
- * stop. The signal handlers go in before the server listens: once "ready" is out, a supervisor
- * may signal at once, and without a handler the kernel's default would kill the process
- * (leaving an embedded PostgreSQL behind).
+ * `sentinel serve` after the database is open: phases 2–5, then serve until SIGTERM or SIGINT
+ * (`watch`, installed before the database was opened) and stop: stop accepting, let in-flight
+ * work finish (bounded by shutdown.grace_ms), stop the embedded database. SIGHUP reloads the
+ * config file. A stop signal during startup ends it at the next phase boundary, stops what had
+ * started, and returns normally (exit 0).
  */
-export async function serveUntilSignal(app: App, o: { migrate: boolean; signals: Signals; load: () => LoadedConfig }): Promise<void> {
-  let stopped: Promise<void> | undefined;
-  await startApp(app, { migrate: o.migrate, beforeListen: () => (stopped = runUntilSignal(app, o.signals, o.load)) });
-  await stopped;
+export async function serveUntilSignal(app: LifecycleApp, o: { migrate: boolean; watch: SignalWatch; load: () => LoadedConfig }): Promise<void> {
+  const { logger } = app;
+  const { watch } = o;
+  try {
+    await startApp(app, { migrate: o.migrate, interrupted: watch.requested });
+  } catch (err) {
+    if (!(err instanceof StartInterrupted)) throw err;
+    // startApp stopped what had started.
+    logger.info({ signal: err.signal }, 'stopped before ready');
+    return;
+  }
+  const current = { config: app.config };
+  watch.serving(() => reload(app, logger, o.load, current));
+  const signal = await watch.stopRequested;
+  logger.info({ signal, grace_ms: app.config.shutdown.grace_ms }, 'shutting down');
+  await stopApp(app);
+  logger.info('stopped');
 }

@@ -221,12 +221,14 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
   app.use(router.allowedMethods());
 
   let server: Server | null = null;
+  /** A listen under way: a close meanwhile waits for it (see close). */
+  let binding: Promise<void> | null = null;
   let closing: Promise<void> | null = null;
   let draining = false;
   const inFlight = new Set<ServerResponse>();
 
   const listen = async (): Promise<{ port: number; host: string }> => {
-    if (server) throw new Error('HTTP server already listening');
+    if (server || binding) throw new Error('HTTP server already listening');
     const handle = app.callback();
     const s = createServer((req, res) => {
       inFlight.add(res);
@@ -242,22 +244,31 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
     s.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     s.headersTimeout = HEADERS_TIMEOUT_MS;
     s.requestTimeout = REQUEST_TIMEOUT_MS;
-    await new Promise<void>((resolve, reject) => {
+    binding = new Promise<void>((resolve, reject) => {
       s.once('error', reject);
       s.listen(config.http.port, config.http.host, () => {
         s.off('error', reject);
+        // Before the listen promise settles, so a close that waited for it finds the server.
+        server = s;
         resolve();
       });
     });
-    server = s;
+    try {
+      await binding;
+    } finally {
+      binding = null;
+    }
     const addr = s.address() as AddressInfo;
     logger.info({ host: addr.address, port: addr.port }, 'HTTP server listening');
     return { port: addr.port, host: addr.address };
   };
 
-  const close = (graceMs: number): Promise<void> => {
+  const close = async (graceMs: number): Promise<void> => {
+    // Closing while a listen is under way: without waiting, there is nothing to close yet, this
+    // would return at once, and the server would then start listening after it "closed".
+    if (binding) await binding.catch(() => undefined);
     const s = server;
-    if (!s) return Promise.resolve();
+    if (!s) return;
     closing ??= new Promise<void>((resolve) => {
       draining = true;
       for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');

@@ -4,7 +4,10 @@ import { Type } from '@sinclair/typebox';
 import { expect } from 'chai';
 import { registerHealthRoutes } from '../../src/features/health/health-routes.js';
 import { createHttpMetrics } from '../../src/http/metrics.js';
-import { sleep, startServer, type RunningServer } from './http-fixtures.js';
+import { ApiRegistry } from '../../src/http/registry.js';
+import { createHttpServer } from '../../src/http/server.js';
+import { testConfig } from '../support/config.js';
+import { captureLogger, sleep, startServer, type RunningServer } from './http-fixtures.js';
 
 const Org = Type.Object({ org: Type.String({ pattern: '^[a-z0-9-]+$', description: 'Organization slug.' }) });
 
@@ -152,6 +155,20 @@ describe('http server', () => {
       expect(handlerFinishedAt).to.be.greaterThan(0);
       expect(closedAt).to.be.at.least(handlerFinishedAt);
       expect(closedAt - closeStarted).to.be.below(4000, 'closed well before the grace period ran out');
+    });
+
+    it('a close while listen is under way waits for it and closes the server (no listening after "closed")', async () => {
+      const http = createHttpServer({
+        config: testConfig(),
+        logger: captureLogger().logger,
+        registry: new ApiRegistry(),
+        metrics: createHttpMetrics(),
+        openapiInfo: { title: 'Sentinel test', version: '0.0.0-test' },
+      });
+      const listening = http.listen();
+      await http.close(1000);
+      const { port } = await listening;
+      expect(await connectionRefused(port)).to.equal('ECONNREFUSED');
     });
 
     it('cuts requests still running when the grace period ends', async () => {

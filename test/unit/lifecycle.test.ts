@@ -1,5 +1,6 @@
+import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
-import { startApp, stopApp, type LifecycleApp } from '../../src/app/lifecycle.js';
+import { serveUntilSignal, startApp, stopApp, watchSignals, type LifecycleApp, type Signals } from '../../src/app/lifecycle.js';
 import { createLogger } from '../../src/app/logger.js';
 import type { Config } from '../../src/config/schema.js';
 import type { Hook } from '../../src/features/feature-module.js';
@@ -51,12 +52,11 @@ function fakeApp(o: { pending?: string[]; startHooks?: Hook[]; stopHooks?: Hook[
 }
 
 describe('lifecycle: start and stop phases', () => {
-  it('starts in order: migrate or check → start hooks in list order → signal handlers → listen → ready', async () => {
+  it('starts in order: migrate or check → start hooks in list order → listen → ready', async () => {
     const { app, calls, messages } = fakeApp({ pending: ['20260101000000_create_things.ts'] });
-    // serve installs its signal handlers there: a supervisor may signal as soon as it sees "ready".
-    const addr = await startApp(app, { migrate: true, beforeListen: () => calls.push('signal handlers') });
+    const addr = await startApp(app, { migrate: true });
     expect(addr).to.deep.equal({ host: '127.0.0.1', port: 1234 });
-    expect(calls).to.deep.equal(['migration status', 'migrations applied', 'feed started', 'partitions ahead', 'signal handlers', 'listen']);
+    expect(calls).to.deep.equal(['migration status', 'migrations applied', 'feed started', 'partitions ahead', 'listen']);
     expect(messages().map((m) => m.msg).filter((m) => m === 'migrations applied' || m === 'ready')).to.deep.equal(['migrations applied', 'ready']);
   });
 
@@ -107,5 +107,118 @@ describe('lifecycle: start and stop phases', () => {
     await startApp(app, { migrate: false }).catch((err: unknown) => (error = err));
     expect((error as Error).message).to.equal("'retention: partitions ahead' did not finish within 50 ms");
     expect(calls).to.deep.equal(['migration status', 'feed started', 'http closed', 'query pool closed', 'writer stopped', 'feed stopped', 'database closed']);
+  });
+});
+
+/** Signals as `serve` sees them (process in production): an emitter the test fires. */
+function fakeSignals() {
+  const emitter = new EventEmitter();
+  const signals = emitter as unknown as Signals;
+  const installed = () => ['SIGTERM', 'SIGINT', 'SIGHUP'].reduce((n, s) => n + emitter.listenerCount(s), 0);
+  return { signals, fire: (s: 'SIGTERM' | 'SIGINT' | 'SIGHUP') => emitter.emit(s), installed };
+}
+
+describe('lifecycle: signals during startup (serve)', () => {
+  const load = () => {
+    throw new Error('no reload in these tests');
+  };
+
+  it('a SIGTERM during a start hook: that hook finishes, no later phase runs, what started is stopped in reverse, no "ready"; handlers removed', async () => {
+    const { app, calls, hook, messages } = fakeApp({ pending: ['20260101000000_create_things.ts'] });
+    const sig = fakeSignals();
+    app.startHooks = [
+      hook('feed started'),
+      hook('partitions ahead', {
+        run: async () => {
+          sig.fire('SIGTERM');
+          calls.push('partitions ahead');
+        },
+      }),
+      hook('never reached'),
+    ];
+    const watch = watchSignals(sig.signals, app.logger);
+    expect(sig.installed()).to.equal(3);
+    try {
+      await serveUntilSignal(app, { migrate: true, watch, load });
+    } finally {
+      watch.dispose();
+    }
+    expect(calls).to.deep.equal([
+      'migration status', 'migrations applied', 'feed started', 'partitions ahead',
+      'http closed', 'query pool closed', 'writer stopped', 'feed stopped', 'database closed',
+    ]);
+    const msgs = messages().map((m) => m.msg);
+    expect(msgs).to.not.include('ready');
+    expect(msgs).to.include('shutdown requested during startup; stopping once the phase under way has finished');
+    expect(msgs[msgs.length - 1]).to.equal('stopped before ready');
+    expect(sig.installed()).to.equal(0);
+  });
+
+  it('a SIGTERM before startApp (while the database was being opened): nothing more starts, the database is closed', async () => {
+    const { app, calls } = fakeApp({ pending: ['20260101000000_create_things.ts'] });
+    const sig = fakeSignals();
+    const watch = watchSignals(sig.signals, app.logger);
+    sig.fire('SIGINT');
+    await serveUntilSignal(app, { migrate: true, watch, load });
+    watch.dispose();
+    expect(calls).to.deep.equal(['http closed', 'query pool closed', 'writer stopped', 'feed stopped', 'database closed']);
+  });
+
+  it('a SIGTERM during listen: no "ready" (not after "stopped" either), the server is closed', async () => {
+    const { app, calls, messages } = fakeApp();
+    const sig = fakeSignals();
+    const listen = app.http!.listen;
+    app.http = { ...app.http!, listen: async () => (sig.fire('SIGTERM'), listen()) };
+    const watch = watchSignals(sig.signals, app.logger);
+    await serveUntilSignal(app, { migrate: false, watch, load });
+    watch.dispose();
+    expect(calls.slice(-6)).to.deep.equal(['listen', 'http closed', 'query pool closed', 'writer stopped', 'feed stopped', 'database closed']);
+    expect(messages().map((m) => m.msg)).to.not.include('ready');
+  });
+
+  it('a failed start throws, stops what started; the watch (disposed by serve in a finally) leaves no handler', async () => {
+    const { app, calls, hook } = fakeApp();
+    app.startHooks = [hook('feed started'), hook('broken', { run: async () => Promise.reject(new Error('no')) })];
+    const sig = fakeSignals();
+    const watch = watchSignals(sig.signals, app.logger);
+    let error: unknown;
+    try {
+      await serveUntilSignal(app, { migrate: false, watch, load }).catch((err: unknown) => (error = err));
+    } finally {
+      watch.dispose();
+    }
+    expect((error as Error).message).to.equal('no');
+    expect(calls).to.include('database closed');
+    expect(sig.installed()).to.equal(0);
+  });
+
+  it('once ready: SIGHUP reloads, SIGTERM stops ("shutting down" then "stopped"), a second one only warns', async () => {
+    const { app, calls, messages } = fakeApp();
+    const sig = fakeSignals();
+    const watch = watchSignals(sig.signals, app.logger);
+    sig.fire('SIGHUP'); // during startup: logged and ignored
+    let reloads = 0;
+    const serving = serveUntilSignal(app, {
+      migrate: false,
+      watch,
+      load: () => {
+        reloads++;
+        throw new Error('invalid file');
+      },
+    });
+    // "ready" is logged once listen has answered.
+    while (!messages().some((m) => m.msg === 'ready')) await new Promise((r) => setImmediate(r));
+    sig.fire('SIGHUP');
+    expect(reloads).to.equal(1);
+    sig.fire('SIGTERM');
+    sig.fire('SIGTERM');
+    await serving;
+    watch.dispose();
+    expect(calls[calls.length - 1]).to.equal('database closed');
+    const msgs = messages().map((m) => m.msg);
+    expect(msgs).to.include('SIGHUP during startup: ignored (send it again once ready)');
+    expect(msgs.indexOf('ready')).to.be.below(msgs.indexOf('shutting down'));
+    expect(msgs).to.include('already shutting down');
+    expect(msgs[msgs.length - 1]).to.equal('stopped');
   });
 });
