@@ -25,6 +25,26 @@ export interface Kits {
   daemon: boolean;
 }
 
+/** Enqueue one-off work by task name; the task is stored (committed) before this resolves. */
+export interface WorkQueue {
+  enqueue(task: string, payload: Record<string, unknown>): Promise<void>;
+}
+
+/**
+ * A one-off task as data, run by the queue's workers in the daemon: retried with exponential
+ * backoff (`backoffMs`, doubling) until `maxAttempts`; every attempt is recorded by the queue.
+ * The payload is JSON (it is stored in PostgreSQL while it waits).
+ */
+export interface TaskSpec<S, P = Record<string, unknown>> {
+  name: string;
+  /** Default 5. */
+  maxAttempts?: number;
+  /** Delay before the first retry, doubling after each; default 1000. */
+  backoffMs?: number;
+  timeoutMs?: number;
+  run(services: S, payload: P, signal: AbortSignal): Promise<void>;
+}
+
 /**
  * One step of start or stop. A start hook that overruns its timeout fails the start; a stop hook
  * that overruns is logged and left behind so the rest still stop (src/app/lifecycle.ts).
@@ -81,6 +101,8 @@ export interface FeatureModule<Needs = object, Provides = object, Services = obj
   readonly provides: readonly (keyof Provides & string)[];
   build(kits: Kits, needs: Needs): BuiltModule<Provides, Services>;
   readonly jobs?: readonly JobSpec<Services>[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each task has its own payload type
+  readonly tasks?: readonly TaskSpec<Services, any>[];
 }
 
 /** Identity, so the three type parameters are inferred from the object literal. */
