@@ -20,7 +20,9 @@ import { usersModule } from '../features/users/users-module.js';
 import { createHttpMetrics } from '../http/metrics.js';
 import { ApiRegistry } from '../http/registry.js';
 import { createHttpServer, type HttpServer } from '../http/server.js';
-import { composeModules, jobCatalog, moduleList, type JobInfo, type JobRegistry, type ServicesOf } from './compose.js';
+import { TaskStore } from '../jobs/task-store.js';
+import { PgWorkQueue } from '../jobs/work-queue.js';
+import { composeModules, jobCatalog, moduleList, taskNames, type JobInfo, type JobRegistry, type ServicesOf } from './compose.js';
 import { stopApp } from './lifecycle.js';
 import { VERSION } from './version.js';
 
@@ -137,7 +139,11 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       startHooks.push(kit.start);
       stopHooks.push(kit.stop);
     }
-    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon };
+    // One registry per app: the HTTP metrics and whatever the modules register (kits.metrics).
+    const httpMetrics = createHttpMetrics({ defaultMetrics: daemon });
+    // Enqueueing works in every process (a CLI command's tasks wait in PostgreSQL for the daemon).
+    const queue = new PgWorkQueue(new TaskStore(knex), new Set(taskNames(FEATURE_MODULES)), logger);
+    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue };
     const composed = composeModules(FEATURE_MODULES, kits, stopHooks);
     startHooks.push(...composed.startHooks);
     app.services = composed.services as unknown as Services;
@@ -150,7 +156,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
         config,
         logger,
         registry,
-        metrics: createHttpMetrics(),
+        metrics: httpMetrics,
         classifyError: classifyDbError,
         apiRateLimiter: new RateLimiter(config.rate_limits.api_per_minute, 60_000),
         openapiInfo: { title: 'Sentinel API', version: VERSION, license: { name: 'Apache-2.0', identifier: 'Apache-2.0' } },

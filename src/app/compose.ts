@@ -71,6 +71,7 @@ export function checkModuleList(modules: readonly AnyModule[]): void {
   const names = new Set<string>();
   const providers = new Map<string, string>();
   const jobs = new Map<string, string>();
+  const tasks = new Map<string, string>();
   for (const m of modules) {
     if (names.has(m.name)) throw new Error(`module '${m.name}' is in the list twice`);
     names.add(m.name);
@@ -84,12 +85,26 @@ export function checkModuleList(modules: readonly AnyModule[]): void {
       if (other) throw new Error(`job '${j.name}' is declared by both module '${other}' and module '${m.name}'`);
       jobs.set(j.name, m.name);
     }
+    for (const t of m.tasks ?? []) {
+      const other = tasks.get(t.name);
+      if (other) throw new Error(`task '${t.name}' is declared by both module '${other}' and module '${m.name}'`);
+      if (RESERVED_TASKS.includes(t.name)) throw new Error(`task '${t.name}' of module '${m.name}': the name is the jobs kit's own`);
+      tasks.set(t.name, m.name);
+    }
   }
   for (const m of modules) {
     for (const r of m.requires as readonly string[]) {
       if (!providers.has(r)) throw new Error(`module '${m.name}' requires '${r}', which no module in the list provides`);
     }
   }
+}
+
+/** Task names the jobs kit uses for its own queue entries (a scheduled job run). */
+export const RESERVED_TASKS: readonly string[] = ['jobs.run'];
+
+/** The task names the list declares, without building it (what `WorkQueue.enqueue` accepts). */
+export function taskNames(modules: readonly AnyModule[]): string[] {
+  return modules.flatMap((m) => (m.tasks ?? []).map((t) => t.name));
 }
 
 /** The jobs the list declares, without building it. */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Database } from '../db/database.js';
 import type { Cacher } from '../db/read-cache.js';
@@ -23,6 +24,16 @@ export interface Kits {
   version: string;
   /** True in `serve` (HTTP, start hooks), false in a one-shot CLI command. */
   daemon: boolean;
+  /**
+   * The app's Prometheus registry (served at /metrics by the daemon): modules register their own
+   * metrics in it, never in prom-client's process-wide default.
+   */
+  metrics: Registry;
+  /**
+   * The durable queue (src/jobs): `enqueue` stores the task in PostgreSQL; the daemon's workers
+   * run it. A CLI command gets the same queue: what it enqueues waits for the daemon.
+   */
+  queue: WorkQueue;
 }
 
 /** Enqueue one-off work by task name; the task is stored (committed) before this resolves. */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { pino, type Logger } from 'pino';
 import { DAY_MS, dayStart, PartitionsRepository as DbPartitionsRepository, partitionName, type PartitionInfo } from '../../src/db/partitions.js';
 import { RETAINED_TABLES as PARTITIONED_TABLES, type RetainedTable as PartitionedTable } from '../../src/features/retention/retained-tables.js';
@@ -361,7 +362,7 @@ describe('retention module: the "partitions ahead" start hook', function () {
   });
 
   function hooks() {
-    const kits = { config: testConfig(url), logger: pino({ level: 'silent' }), db: { knex, url, embedded: null, ping: async () => undefined, close: async () => undefined }, cache: null as never, version: 'test', daemon: true };
+    const kits = { config: testConfig(url), logger: pino({ level: 'silent' }), db: { knex, url, embedded: null, ping: async () => undefined, close: async () => undefined }, cache: null as never, version: 'test', daemon: true, metrics: new Registry(), queue: { enqueue: async () => undefined } };
     const built = retentionModule.build(kits, { retentionPolicies: { retentionDays: async () => [] } });
     const [start] = built.start!;
     const [stop] = built.stop!;
