@@ -12,6 +12,7 @@ import { apiKeysModule } from '../features/api-keys/api-keys-module.js';
 import { auditModule } from '../features/audit/audit-module.js';
 import { authModule } from '../features/auth/auth-module.js';
 import { healthModule } from '../features/health/health-module.js';
+import { mailModule } from '../features/mail/mail-module.js';
 import { orgsModule } from '../features/orgs/orgs-module.js';
 import { retentionModule } from '../features/retention/retention-module.js';
 import { telemetryModule } from '../features/telemetry/telemetry-module.js';
@@ -43,6 +44,7 @@ export const FEATURE_MODULES = moduleList([
   apiKeysModule,
   telemetryModule,
   retentionModule,
+  mailModule,
   healthModule,
 ]);
 

@@ -7,6 +7,7 @@ import { registerConfigCommands } from './config.js';
 import type { CliContext } from './context.js';
 import type { CliIO } from './io.js';
 import { registerJobsCommands } from './jobs.js';
+import { registerMailCommands } from './mail.js';
 import { registerMigrateCommands } from './migrate.js';
 import { registerOrgCommands } from './org.js';
 import { registerServeCommand } from './serve.js';
@@ -41,6 +42,7 @@ export function buildProgram(io: CliIO): Command {
   registerTokenCommands(program, ctx);
   registerConfigCommands(program, ctx);
   registerJobsCommands(program, ctx);
+  registerMailCommands(program, ctx);
   // Every subcommand reports through the same output and exits through runCli.
   const inherit = (cmd: Command) => {
     for (const sub of cmd.commands) {

@@ -126,6 +126,25 @@ export const ConfigSchema = Obj(
       },
       'Retention of telemetry.',
     ),
+    notifications: Obj(
+      {
+        smtp: Obj(
+          {
+            host: Type.String({ description: 'SMTP server for all outgoing mail (welcome emails, reports, alert emails). Empty: mail is not configured and nothing is sent.' }),
+            port: Port('SMTP port: 587 for submission with STARTTLS, 465 with secure, 25 for a local relay.'),
+            secure: Type.Boolean({ description: 'TLS from the first byte (implicit TLS, usually port 465).' }),
+            starttls: Type.Boolean({
+              description: 'Without secure: require the STARTTLS upgrade (refuse to send in clear). false: never upgrade, only for a relay on this host or a trusted network.',
+            }),
+            user: Type.String({ description: 'SMTP AUTH user name. Empty: no authentication.' }),
+            password: Secret('SMTP AUTH password (SENTINEL_NOTIFICATIONS_SMTP_PASSWORD_FILE to read it from a file).'),
+            from: Type.String({ description: 'The From address of every message, e.g. "Sentinel <sentinel@example.com>". Required when host is set.' }),
+          },
+          'Outgoing mail (one mailer on the job queue, retried with backoff, every message recorded in mail_log).',
+        ),
+      },
+      'Notifications.',
+    ),
     shutdown: Obj(
       {
         grace_ms: Millis('On SIGTERM/SIGINT: how long in-flight requests and jobs may take before exit.'),

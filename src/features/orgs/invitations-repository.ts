@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { OrgRole } from '../../core/roles.js';
 import { NO_CACHE, writing, type Cacher } from '../../db/read-cache.js';
+import { lockedOwners } from './orgs-repository.js';
 
 export interface InvitationRow {
   org_id: string;
@@ -26,6 +27,8 @@ export interface Acceptance {
   role: OrgRole;
   invited_role: OrgRole;
   added: boolean;
+  /** The invitee joined as the org's first owner (it had none before): they get the welcome email. */
+  first_owner: boolean;
 }
 
 /**
@@ -77,11 +80,12 @@ export class InvitationsRepository {
       const inv = await trx<InvitationRow>('invitations').where({ id, email }).andWhere('expires_at', '>', trx.fn.now()).forUpdate().first();
       if (!inv) return undefined;
       touch('memberships', `${inv.org_id}:${userId}`);
+      const owners = inv.role === 'owner' ? await lockedOwners(trx, inv.org_id, true) : [];
       const inserted = await trx('memberships').insert({ org_id: inv.org_id, user_id: userId, role: inv.role }).onConflict(['org_id', 'user_id']).ignore().returning('role');
       const current = inserted.length ? inv.role : ((await trx('memberships').where({ org_id: inv.org_id, user_id: userId }).first('role')) as { role: OrgRole }).role;
       await trx('invitations').where({ org_id: inv.org_id, id: inv.id }).delete();
       const org = (await trx('organizations').where({ id: inv.org_id }).first('slug', 'name')) as { slug: string; name: string };
-      return { org_id: inv.org_id, org_slug: org.slug, org_name: org.name, role: current, invited_role: inv.role, added: inserted.length === 1 };
+      return { org_id: inv.org_id, org_slug: org.slug, org_name: org.name, role: current, invited_role: inv.role, added: inserted.length === 1, first_owner: inserted.length === 1 && inv.role === 'owner' && owners.length === 0 };
     }));
   }
 

@@ -6,6 +6,7 @@ import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '..
 import type { OrgRole } from '../../core/roles.js';
 import type { InvitationsRepository } from './invitations-repository.js';
 import type { OrgsRepository } from './orgs-repository.js';
+import type { WelcomeMail } from './welcome-mail.js';
 import type { Invitation, InvitationAccepted, InvitationSent } from './orgs-schemas.js';
 
 export type { Invitation, InvitationAccepted, InvitationSent };
@@ -33,6 +34,7 @@ export class InvitationsService {
     private readonly orgs: OrgsRepository,
     private readonly users: InviteeLookup,
     private readonly audit: AuditSink,
+    private readonly welcome: WelcomeMail,
     clock?: Clock,
   ) {
     this.clock = clock ?? systemClock;
@@ -76,6 +78,7 @@ export class InvitationsService {
       details: { invitation_id: id, email: user.email, role: done.invited_role, ...(done.added ? {} : { already_member_as: done.role }) },
       ...meta,
     });
+    if (done.first_owner) await this.welcome.firstOwnerAdded({ id: done.org_id, slug: done.org_slug, name: done.org_name }, user);
     return { org: { slug: done.org_slug, name: done.org_name }, role: done.role };
   }
 

@@ -24,6 +24,19 @@ export interface MemberRow {
 export interface MembershipChange {
   previous: OrgRole | null;
   lastOwner: boolean;
+  /** The user became the org's first owner (it had none before): they get the welcome email. */
+  firstOwner: boolean;
+}
+
+/**
+ * The org's owners, locked, inside a membership write. Making someone owner also locks the org
+ * row (FOR NO KEY UPDATE, which leaves foreign-key checks alone) so that two first owners added at
+ * once are told apart: with no owner row yet there is nothing else to lock.
+ */
+export async function lockedOwners(trx: Knex.Transaction, orgId: string, addingOwner: boolean): Promise<string[]> {
+  if (addingOwner) await trx('organizations').where({ id: orgId }).forNoKeyUpdate().first('id');
+  const rows = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
+  return rows.map((r: { user_id: string }) => r.user_id);
 }
 
 export class OrgsRepository {
@@ -139,27 +152,29 @@ export class OrgsRepository {
   async setRole(orgId: string, userId: string, role: OrgRole, opts: { upsert?: boolean; check?: (previous: OrgRole | null) => void } = {}): Promise<MembershipChange> {
     return writing(this.cache, (touch) => this.knex.transaction(async (trx) => {
       touch('memberships', `${orgId}:${userId}`);
-      const owners = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
+      const owners = await lockedOwners(trx, orgId, role === 'owner');
       const current = await trx('memberships').where({ org_id: orgId, user_id: userId }).forUpdate().first('role');
       const previous = (current?.role as OrgRole | undefined) ?? null;
-      if (previous === null && opts.upsert === false) return { previous, lastOwner: false };
+      if (previous === null && opts.upsert === false) return { previous, lastOwner: false, firstOwner: false };
       opts.check?.(previous);
-      if (previous === 'owner' && role !== 'owner' && owners.length <= 1) return { previous, lastOwner: true };
+      if (previous === 'owner' && role !== 'owner' && owners.length <= 1) return { previous, lastOwner: true, firstOwner: false };
       await trx('memberships')
         .insert({ org_id: orgId, user_id: userId, role })
         .onConflict(['org_id', 'user_id'])
         .merge({ role, updated_at: trx.fn.now() });
-      return { previous, lastOwner: false };
+      return { previous, lastOwner: false, firstOwner: role === 'owner' && owners.length === 0 };
     }));
   }
 
-  /** Add a membership; false when the user is already a member. */
-  async addMember(orgId: string, userId: string, role: OrgRole): Promise<boolean> {
-    return writing(this.cache, async (touch) => {
+  /** Add a membership; `added` false when the user is already a member. */
+  async addMember(orgId: string, userId: string, role: OrgRole): Promise<{ added: boolean; firstOwner: boolean }> {
+    return writing(this.cache, (touch) => this.knex.transaction(async (trx) => {
       touch('memberships', `${orgId}:${userId}`);
-      const rows = await this.knex('memberships').insert({ org_id: orgId, user_id: userId, role }).onConflict(['org_id', 'user_id']).ignore().returning('user_id');
-      return rows.length === 1;
-    });
+      const owners = role === 'owner' ? await lockedOwners(trx, orgId, true) : [];
+      const rows = await trx('memberships').insert({ org_id: orgId, user_id: userId, role }).onConflict(['org_id', 'user_id']).ignore().returning('user_id');
+      const added = rows.length === 1;
+      return { added, firstOwner: added && role === 'owner' && owners.length === 0 };
+    }));
   }
 
   /** Remove a membership unless it is the org's last owner (same lock as setRole). */
@@ -169,11 +184,11 @@ export class OrgsRepository {
       const owners = await trx('memberships').where({ org_id: orgId, role: 'owner' }).forUpdate().select('user_id');
       const current = await trx('memberships').where({ org_id: orgId, user_id: userId }).forUpdate().first('role');
       const previous = (current?.role as OrgRole | undefined) ?? null;
-      if (previous === null) return { previous, lastOwner: false };
+      if (previous === null) return { previous, lastOwner: false, firstOwner: false };
       check?.(previous);
-      if (previous === 'owner' && owners.length <= 1) return { previous, lastOwner: true };
+      if (previous === 'owner' && owners.length <= 1) return { previous, lastOwner: true, firstOwner: false };
       await trx('memberships').where({ org_id: orgId, user_id: userId }).delete();
-      return { previous, lastOwner: false };
+      return { previous, lastOwner: false, firstOwner: false };
     }));
   }
 }

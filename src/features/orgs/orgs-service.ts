@@ -8,6 +8,7 @@ import { compile, validationError } from '../../core/validation.js';
 import type { InvitationsService } from './invitations-service.js';
 import type { OrgGuard } from './org-guard.js';
 import type { MemberRow, OrgRow, OrgsRepository } from './orgs-repository.js';
+import type { WelcomeMail } from './welcome-mail.js';
 import {
   AddMemberBodySchema,
   CreateOrgBodySchema,
@@ -87,6 +88,7 @@ export class OrgsService {
     private readonly guard: OrgGuard,
     private readonly users: UserDirectory,
     private readonly invitations: InvitationsService,
+    private readonly welcome: WelcomeMail,
   ) {}
 
   /**
@@ -200,8 +202,10 @@ export class OrgsService {
     }
     const user = input.user_id !== undefined ? await this.users.findById(input.user_id) : await this.users.findByEmail(input.email!.trim());
     if (!user) throw notFound(`user '${input.user_id ?? input.email}'`);
-    if (!(await this.repo.addMember(org.id, user.id, role))) throw conflict(`'${user.email}' is already a member of '${slug}'; change the role with PATCH …/members/${user.id}`);
+    const { added, firstOwner } = await this.repo.addMember(org.id, user.id, role);
+    if (!added) throw conflict(`'${user.email}' is already a member of '${slug}'; change the role with PATCH …/members/${user.id}`);
     await this.audit.record({ actor, action: 'member.add', orgId: org.id, targetType: 'user', targetId: user.id, details: { email: user.email, role }, ...meta });
+    if (firstOwner) await this.welcome.firstOwnerAdded(org, user);
     return { kind: 'added', member: toMember((await this.repo.member(org.id, user.id))!) };
   }
 
@@ -218,7 +222,7 @@ export class OrgsService {
     if (upsert && !isPrivileged(actor)) throw new DomainError('forbidden', 'only superadmins and the CLI add users directly; invite them by email instead');
     const user = await this.users.findById(userId);
     if (!user) throw notFound(upsert ? `user '${userId}'` : 'member');
-    const { previous, lastOwner } = await this.repo.setRole(org.id, user.id, role, {
+    const { previous, lastOwner, firstOwner } = await this.repo.setRole(org.id, user.id, role, {
       upsert,
       check: (prev) => {
         if (prev === 'owner' || role === 'owner') authorize(actor, 'member.manage_owners', org);
@@ -237,6 +241,7 @@ export class OrgsService {
         ...meta,
       });
     }
+    if (firstOwner) await this.welcome.firstOwnerAdded(org, user);
     return toMember((await this.repo.member(org.id, user.id))!);
   }
 

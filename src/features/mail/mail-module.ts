@@ -1,0 +1,52 @@
+import { DomainError } from '../../core/errors.js';
+import type { Mailer } from '../../core/mail.js';
+import { defineModule, type TaskSpec } from '../feature-module.js';
+import { MailLogRepository } from './mail-repository.js';
+import { MailService, type MailEnqueue, type MailTaskPayload } from './mail-service.js';
+import { smtpSender } from './smtp-sender.js';
+
+interface MailServices {
+  mail: MailService;
+}
+
+/*
+ * Retries: 1 s, 2 s, 4 s … (doubling) over 8 attempts, about two minutes in all: long enough to
+ * ride out an SMTP server's restart; a longer outage ends 'failed' in mail_log, where the
+ * operator sees it (and `sentinel mail test` shows the server's answer).
+ */
+export const MAIL_MAX_ATTEMPTS = 8;
+
+const mailSendTask: TaskSpec<MailServices, MailTaskPayload> = {
+  name: 'mail.send',
+  maxAttempts: MAIL_MAX_ATTEMPTS,
+  backoffMs: 1000,
+  timeoutMs: 90_000,
+  run: (s, payload, signal) => s.mail.deliver(payload, signal),
+};
+
+/** The one mailer (nodemailer over notifications.smtp), provided to other features as `mailer`. */
+export const mailModule = defineModule({
+  name: 'mail',
+  requires: [],
+  provides: ['mailer'],
+  tasks: [mailSendTask],
+  build(kits) {
+    const smtp = kits.config.notifications.smtp;
+    if (smtp.host && !smtp.from.trim()) {
+      throw new DomainError('invalid_config', 'invalid configuration:\n  notifications.smtp.from: required when notifications.smtp.host is set', {
+        errors: [{ path: 'notifications.smtp.from', message: 'required when notifications.smtp.host is set' }],
+      });
+    }
+    const sender = smtp.host ? smtpSender(smtp) : null;
+    // TEMPORARY until the jobs work adds Kits.queue: one attempt now, in the background, no retries.
+    const enqueue: MailEnqueue = async (payload) => {
+      void mail.deliver(payload).catch((err: unknown) => kits.logger.warn({ err }, 'mail delivery failed'));
+    };
+    const mail = new MailService(new MailLogRepository(kits.db.knex), sender, enqueue, MAIL_MAX_ATTEMPTS, kits.logger);
+    return {
+      provides: { mailer: mail as Mailer },
+      services: { mail },
+      stop: sender ? [{ name: 'smtp transport', timeoutMs: 1000, run: async () => sender.close() }] : [],
+    };
+  },
+});

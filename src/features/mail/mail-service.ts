@@ -1,0 +1,95 @@
+import type { Logger } from 'pino';
+import { DomainError } from '../../core/errors.js';
+import type { MailMessage, Mailer } from '../../core/mail.js';
+import { compile, EMAIL_PATTERN } from '../../core/validation.js';
+import { Type } from '@sinclair/typebox';
+import type { MailLogRepository, MailLogRow } from './mail-repository.js';
+import { describeSmtpError, type Envelope, type SmtpSender } from './smtp-sender.js';
+
+/** The payload of a `mail.send` task: the mail_log row and the message (stored while it waits). */
+export type MailTaskPayload = Envelope & { logId: string };
+
+/** Puts a `mail.send` task on the durable queue; resolves once it is stored. */
+export type MailEnqueue = (payload: MailTaskPayload) => Promise<void>;
+
+const validTestInput = compile(Type.Object({ to: Type.String({ minLength: 3, maxLength: 254, pattern: EMAIL_PATTERN }) }, { additionalProperties: false }));
+
+/**
+ * The one mailer (DESIGN §7). `send` records the message in mail_log and enqueues it; the queue's
+ * `mail.send` task calls `deliver`, one attempt per call, retried with backoff by the queue until
+ * `maxAttempts`. Every attempt updates the message's row: attempts, outcome, the SMTP error.
+ */
+export class MailService implements Mailer {
+  constructor(
+    private readonly repo: MailLogRepository,
+    /** null when notifications.smtp.host is empty. */
+    private readonly sender: SmtpSender | null,
+    private readonly enqueue: MailEnqueue,
+    /** The task's maxAttempts: the attempt that reaches it is the last, and its failure is final. */
+    private readonly maxAttempts: number,
+    private readonly logger: Logger,
+  ) {}
+
+  get configured(): boolean {
+    return this.sender !== null;
+  }
+
+  async send(message: MailMessage): Promise<void> {
+    if (!this.sender) throw notConfigured();
+    if (message.to.length === 0) throw new DomainError('bad_request', 'a message needs at least one recipient');
+    const logId = await this.repo.insert({ orgId: message.orgId ?? null, kind: message.kind, to: message.to, subject: message.subject });
+    await this.enqueue({ logId, to: message.to, subject: message.subject, text: message.text, html: message.html, attachments: message.attachments });
+  }
+
+  /**
+   * One delivery attempt of a queued message (the `mail.send` task). Throws the SMTP error so the
+   * queue retries; a message already sent (a task run again after a crash) or whose row is gone
+   * (its org was deleted) is not sent.
+   */
+  async deliver(payload: MailTaskPayload, signal?: AbortSignal): Promise<void> {
+    if (!this.sender) throw notConfigured();
+    const row = await this.repo.beginAttempt(payload.logId);
+    if (!row || row.outcome === 'sent') {
+      this.logger.info({ mail: payload.logId }, row ? 'mail already sent; not sending again' : 'mail record gone (its organization was deleted); not sent');
+      return;
+    }
+    await this.attempt(row, payload, row.attempts >= this.maxAttempts, signal);
+  }
+
+  /**
+   * `sentinel mail test`: one message through the same recording and sending as every other,
+   * but one attempt, now, so the operator sees the SMTP server's answer instead of a retry later.
+   */
+  async sendTest(to: string, signal?: AbortSignal): Promise<MailLogRow> {
+    if (!this.sender) throw notConfigured();
+    const address = validTestInput({ to }).to.trim();
+    const message = {
+      to: [address],
+      subject: 'Sentinel test message',
+      text: `This is a test message from Sentinel (sentinel mail test), sent at ${new Date().toISOString()}.\nIf you can read it, outgoing mail works.\n`,
+    };
+    const logId = await this.repo.insert({ orgId: null, kind: 'test', to: message.to, subject: message.subject });
+    const row = (await this.repo.beginAttempt(logId))!;
+    try {
+      await this.attempt(row, message, true, signal);
+    } catch (err) {
+      throw new DomainError('unavailable', `mail to ${address} was not delivered: ${describeSmtpError(err)}`);
+    }
+    return (await this.repo.findById(logId))!;
+  }
+
+  private async attempt(row: MailLogRow, mail: Envelope, final: boolean, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.sender!.send(mail, signal);
+    } catch (err) {
+      const error = describeSmtpError(err);
+      await this.repo.markFailed(row.id, error, final);
+      this.logger.warn({ mail: row.id, kind: row.kind, attempt: row.attempts, final, error }, final ? 'mail delivery failed; giving up' : 'mail delivery failed; will retry');
+      throw err;
+    }
+    await this.repo.markSent(row.id);
+    this.logger.info({ mail: row.id, kind: row.kind, attempt: row.attempts }, 'mail sent');
+  }
+}
+
+const notConfigured = () => new DomainError('invalid_config', 'mail is not configured: set notifications.smtp.host (and notifications.smtp.from)');

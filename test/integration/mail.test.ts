@@ -1,0 +1,215 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SYSTEM_ACTOR } from '../../src/core/actor.js';
+import { cli } from '../support/cli.js';
+import { testEnv } from '../support/config.js';
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
+import { createOrg, createUser } from '../support/factories.js';
+import { freePort, smtpEnv, TestSmtp } from '../support/smtp.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * The mailer against a real SMTP server (smtp-server on 127.0.0.1) and a real PostgreSQL: the
+ * welcome email to an org's first owner, retries while the SMTP server is down, every message in
+ * mail_log, `sentinel mail test`, and the SMTP password as a write-only, *_FILE-able secret.
+ */
+
+const uniq = () => randomBytes(3).toString('hex');
+
+interface MailLog {
+  id: string;
+  org_id: string | null;
+  kind: string;
+  to: string[];
+  subject: string;
+  outcome: string;
+  attempts: number;
+  last_error: string | null;
+  sent_at: Date | null;
+}
+
+const mailLogTo = (url: string, address: string) => query<MailLog>(url, 'select * from mail_log where $1 = any("to") order by created_at', [address]);
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('mail', function () {
+  this.timeout(60_000);
+  let url: string;
+  before(async () => {
+    url = await cloneDatabase();
+  });
+  after(() => dropDatabase(url));
+
+  describe('sentinel mail test', () => {
+    it('delivered → exit 0 and a sent mail_log row; SMTP server down → exit 1 with its error and a failed row; not configured → exit 2', async () => {
+      const smtp = await new TestSmtp(await freePort()).start();
+      try {
+        const env = testEnv(url, smtpEnv(smtp.port));
+        const ok = await cli(['mail', 'test', '--to', 'ops@example.test'], env);
+        expect(ok.code, ok.stderr).to.equal(0);
+        expect(ok.stdout).to.match(/^sent a test message to ops@example\.test \(mail_log [0-9a-f-]{36}\)\n$/);
+        const m = await smtp.waitFor((r) => r.to.includes('ops@example.test'));
+        expect(m.from).to.equal('sentinel@example.test');
+        expect(m.subject).to.equal('Sentinel test message');
+        const [row] = await mailLogTo(url, 'ops@example.test');
+        expect(row).to.include({ kind: 'test', org_id: null, outcome: 'sent', attempts: 1, last_error: null, subject: 'Sentinel test message' });
+        expect(row.sent_at).to.be.an.instanceOf(Date);
+      } finally {
+        await smtp.stop();
+      }
+
+      const downPort = await freePort();
+      const down = await cli(['mail', 'test', '--to', 'down@example.test'], testEnv(url, smtpEnv(downPort)));
+      expect(down.code).to.equal(1);
+      expect(down.stderr).to.match(/^error: mail to down@example\.test was not delivered: .*ECONNREFUSED/);
+      const [failed] = await mailLogTo(url, 'down@example.test');
+      expect(failed).to.include({ kind: 'test', outcome: 'failed', attempts: 1, sent_at: null });
+      expect(failed.last_error).to.contain('ECONNREFUSED');
+
+      const unconfigured = await cli(['mail', 'test', '--to', 'x@example.test'], testEnv(url));
+      expect(unconfigured.code).to.equal(2);
+      expect(unconfigured.stderr).to.contain('mail is not configured');
+      const bad = await cli(['mail', 'test', '--to', 'not an address'], testEnv(url, smtpEnv(downPort)));
+      expect(bad.code).to.equal(2);
+      expect((await cli(['mail', 'test'], testEnv(url, smtpEnv(downPort)))).code).to.equal(2);
+      // A host without a From address is a configuration error, named.
+      const noFrom = await cli(['mail', 'test', '--to', 'x@example.test'], testEnv(url, smtpEnv(downPort, { SENTINEL_NOTIFICATIONS_SMTP_FROM: '' })));
+      expect(noFrom.code).to.equal(2);
+      expect(noFrom.stderr).to.contain('notifications.smtp.from');
+    });
+
+    it('the SMTP password: masked by config print, read from SENTINEL_NOTIFICATIONS_SMTP_PASSWORD_FILE and used for AUTH', async () => {
+      const password = `smtp-pw-${uniq()}-${uniq()}`;
+      const smtp = await new TestSmtp(await freePort(), { user: 'sentinel', password }).start();
+      try {
+        const file = join(mkdtempSync(join(tmpdir(), 'sentinel-smtp-')), 'smtp_password');
+        writeFileSync(file, `${password}\n`, { mode: 0o600 });
+        const env = testEnv(url, smtpEnv(smtp.port, { SENTINEL_NOTIFICATIONS_SMTP_USER: 'sentinel', SENTINEL_NOTIFICATIONS_SMTP_PASSWORD_FILE: file }));
+
+        const printed = await cli(['config', 'print'], env);
+        expect(printed.code, printed.stderr).to.equal(0);
+        expect(JSON.parse(printed.stdout).notifications.smtp).to.include({ user: 'sentinel', password: '***', host: '127.0.0.1', port: smtp.port });
+        expect(printed.stdout).to.not.contain(password);
+        const fromEnv = await cli(['config', 'print'], { ...testEnv(url), SENTINEL_NOTIFICATIONS_SMTP_PASSWORD: password });
+        expect(JSON.parse(fromEnv.stdout).notifications.smtp.password).to.equal('***');
+        expect(fromEnv.stdout).to.not.contain(password);
+
+        const ok = await cli(['mail', 'test', '--to', 'auth@example.test'], env);
+        expect(ok.code, ok.stderr).to.equal(0);
+        await smtp.waitFor((r) => r.to.includes('auth@example.test'));
+
+        // The server does check it: a wrong password is refused, and the error says so.
+        writeFileSync(file, 'wrong-password\n');
+        const refused = await cli(['mail', 'test', '--to', 'auth2@example.test'], env);
+        expect(refused.code).to.equal(1);
+        expect(refused.stderr).to.contain('Invalid username or password');
+        expect(refused.stderr + refused.logs.text).to.not.contain(password);
+      } finally {
+        await smtp.stop();
+      }
+    });
+  });
+
+  describe('welcome email', () => {
+    let t: TestApp;
+    let smtp: TestSmtp;
+    let rootToken: string;
+    before(async () => {
+      smtp = await new TestSmtp(await freePort()).start();
+      t = await startTestApp(url, smtpEnv(smtp.port));
+      const root = await createUser(t.app.services, { superadmin: true });
+      rootToken = (await t.api.login(root.email, root.password)).access_token;
+    });
+    after(async () => {
+      await t.stop();
+      await smtp.stop();
+    });
+
+    it('adding an org’s first owner emails them (to, subject, the org named); a second owner gets nothing', async () => {
+      const slug = `acme-${uniq()}`;
+      const org = await t.api.post<{ id: string }>('/organizations', rootToken, { slug, name: 'Acme Rockets' });
+      expect(org.status, org.text).to.equal(201);
+      const first = await createUser(t.app.services);
+      const second = await createUser(t.app.services);
+
+      const added = await t.api.post(`/organizations/${slug}/members`, rootToken, { email: first.email, role: 'owner' });
+      expect(added.status, added.text).to.equal(201);
+      const m = await smtp.waitFor((r) => r.to.includes(first.email));
+      expect(m.subject).to.equal('Welcome to Sentinel: you own Acme Rockets');
+      expect(m.raw).to.contain(`"Acme Rockets" (${slug})`);
+      expect(m.raw).to.match(new RegExp(`^To: ${first.email.replace(/[.]/g, '\\.')}`, 'm'));
+      const row = await until('the welcome row to be sent', async () => (await mailLogTo(url, first.email)).find((r) => r.outcome === 'sent'));
+      expect(row).to.include({ kind: 'welcome', org_id: org.body.id, attempts: 1 });
+
+      const again = await t.api.post(`/organizations/${slug}/members`, rootToken, { email: second.email, role: 'owner' });
+      expect(again.status, again.text).to.equal(201);
+      // Recorded before the answer when it is queued at all: nothing recorded, nothing sent.
+      expect(await mailLogTo(url, second.email)).to.deep.equal([]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(smtp.received.filter((r) => r.to.includes(second.email))).to.deep.equal([]);
+      expect(smtp.received.filter((r) => r.to.includes(first.email))).to.have.length(1);
+    });
+
+    it('every way of making a first owner sends it once: user grant / user create --org --role owner, a role change to owner; an admin first gets none', async () => {
+      const s = t.app.services;
+      // user create --org --role owner (the service the CLI calls).
+      const a = await createOrg(s);
+      const viaCreate = await createUser(s, { org: a.slug, role: 'owner' });
+      await smtp.waitFor((r) => r.to.includes(viaCreate.email));
+
+      // An admin first (no welcome), then promoted while the org has no owner: now its first owner.
+      const b = await createOrg(s);
+      const promoted = await createUser(s, { org: b.slug, role: 'admin' });
+      expect(await mailLogTo(url, promoted.email)).to.deep.equal([]);
+      await s.orgs.setMemberRole(SYSTEM_ACTOR, b.slug, promoted.id, 'owner');
+      await smtp.waitFor((r) => r.to.includes(promoted.email));
+      // Already an owner: setting it again sends nothing more.
+      await s.orgs.setMemberRole(SYSTEM_ACTOR, b.slug, promoted.id, 'owner');
+      await s.users.grant(SYSTEM_ACTOR, viaCreate.email, b.slug, 'owner');
+      expect(await mailLogTo(url, promoted.email)).to.have.length(1);
+      expect((await mailLogTo(url, viaCreate.email)).map((r) => r.org_id)).to.deep.equal([a.id]);
+    });
+  });
+
+  describe('SMTP server down', () => {
+    // Enabled once the queue's workers run tasks (the jobs work); until then send() delivers once, directly.
+    it.skip('the welcome email is retried and recorded (retrying, the error), nothing crashes, and it is delivered once the server is back', async () => {
+      const port = await freePort();
+      const t = await startTestApp(url, smtpEnv(port));
+      let smtp: TestSmtp | null = null;
+      try {
+        const s = t.app.services;
+        const org = await createOrg(s);
+        const owner = await createUser(s, { org: org.slug, role: 'owner' });
+
+        const retrying = await until('a second failed attempt', async () => (await mailLogTo(url, owner.email)).find((r) => r.attempts >= 2 && r.outcome === 'retrying'));
+        expect(retrying).to.include({ kind: 'welcome', org_id: org.id, sent_at: null });
+        expect(retrying.last_error).to.contain('ECONNREFUSED');
+        // The daemon still serves.
+        expect((await t.api.raw('GET', '/health')).status).to.equal(200);
+
+        smtp = await new TestSmtp(port).start();
+        const m = await smtp.waitFor((r) => r.to.includes(owner.email), 30_000);
+        expect(m.raw).to.contain(org.slug);
+        const sent = await until('the row to be sent', async () => (await mailLogTo(url, owner.email)).find((r) => r.outcome === 'sent'));
+        expect(sent.attempts).to.be.greaterThan(2);
+        expect(sent.last_error).to.equal(null);
+        expect(smtp.received.filter((r) => r.to.includes(owner.email))).to.have.length(1);
+      } finally {
+        await t.stop();
+        await smtp?.stop();
+      }
+    });
+  });
+});
