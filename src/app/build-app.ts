@@ -14,6 +14,7 @@ import { authModule } from '../features/auth/auth-module.js';
 import { healthModule } from '../features/health/health-module.js';
 import { mailModule } from '../features/mail/mail-module.js';
 import { orgsModule } from '../features/orgs/orgs-module.js';
+import { reportsModule } from '../features/reports/reports-module.js';
 import { retentionModule } from '../features/retention/retention-module.js';
 import { telemetryModule } from '../features/telemetry/telemetry-module.js';
 import { totpModule } from '../features/totp/totp-module.js';
@@ -45,6 +46,7 @@ export const FEATURE_MODULES = moduleList([
   telemetryModule,
   retentionModule,
   mailModule,
+  reportsModule,
   healthModule,
 ]);
 

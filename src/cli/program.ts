@@ -10,6 +10,7 @@ import { registerJobsCommands } from './jobs.js';
 import { registerMailCommands } from './mail.js';
 import { registerMigrateCommands } from './migrate.js';
 import { registerOrgCommands } from './org.js';
+import { registerReportCommands } from './report.js';
 import { registerServeCommand } from './serve.js';
 import { registerSeedCommand } from './seed.js';
 import { registerTokenCommands } from './token.js';
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIO): Command {
   registerConfigCommands(program, ctx);
   registerJobsCommands(program, ctx);
   registerMailCommands(program, ctx);
+  registerReportCommands(program, ctx);
   // Every subcommand reports through the same output and exits through runCli.
   const inherit = (cmd: Command) => {
     for (const sub of cmd.commands) {

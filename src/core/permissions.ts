@@ -23,6 +23,9 @@ export const PERMISSIONS = {
   'telemetry.ingest': { role: 'editor', scope: 'ingest' },
   'telemetry.read': { role: 'viewer', scope: 'read' },
   'config.write': { role: 'editor', scope: 'write' },
+  'report.read': { role: 'viewer', scope: 'read' },
+  /** Generating stores a report for the org (and may take a while): admins, like the audit log. */
+  'report.generate': { role: 'admin', scope: 'admin' },
 } as const satisfies Record<string, { role: OrgRole; scope: ApiKeyScope | null }>;
 
 export type Permission = keyof typeof PERMISSIONS;

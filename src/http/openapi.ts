@@ -76,8 +76,9 @@ function operation(def: AnyRouteDef, auth: AuthMode): Record<string, unknown> {
   const responses: Record<string, unknown> = {};
   for (const [code, r] of Object.entries(def.responses)) {
     const status = Number(code);
+    const also = Object.fromEntries((r.alsoContentTypes ?? []).map((t) => [t, {}]));
     if (r.schema) {
-      responses[code] = { description: r.description, content: { [r.contentType ?? 'application/json']: { schema: plain(r.schema) } } };
+      responses[code] = { description: r.description, content: { [r.contentType ?? 'application/json']: { schema: plain(r.schema) }, ...also } };
     } else if (status >= 400) {
       responses[code] = problem(r.description);
     } else if (r.contentType) {

@@ -28,6 +28,8 @@ export interface ResponseDef {
   schema?: TSchema;
   /** Default application/json, or application/problem+json for 4xx/5xx without a schema. */
   contentType?: string;
+  /** Further media types the same answer may come in, without a schema (a download as CSV or HTML). */
+  alsoContentTypes?: string[];
 }
 
 type Maybe = TSchema | undefined;

@@ -10,8 +10,10 @@ import { registerOtlpRoutes } from './otlp-routes.js';
 import { QueryRepository } from './query-repository.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { QueryService } from './query-service.js';
+import { RejectionCounter } from './rejection-counter.js';
 import { SeriesRepository } from './series-repository.js';
 import { SeriesStore } from './series-store.js';
+import { StatsRepository, type DailyTelemetryStats } from './stats-repository.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory, type OrgLimitOverrides } from './telemetry-limits-source.js';
 import { registerTelemetryRoutes } from './telemetry-routes.js';
 import { TelemetryService } from './telemetry-service.js';
@@ -28,13 +30,18 @@ export interface RetentionPolicies {
   retentionDays(): Promise<{ orgId: string; days: Record<'metrics' | 'logs' | 'events', number> }[]>;
 }
 
+/** A day's ingest figures per org, for the reports feature (which may not read these tables itself). */
+export interface TelemetryStats {
+  daily(orgId: string, date: string, top: number): Promise<DailyTelemetryStats>;
+}
+
 const ms = configuredMs;
 
 /** Ingest (native and OTLP/HTTP, group commit) and queries over metrics, logs and events. */
 export const telemetryModule = defineModule({
   name: 'telemetry',
   requires: ['orgAccess', 'orgLimits'],
-  provides: ['retentionPolicies'],
+  provides: ['retentionPolicies', 'telemetryStats'],
   build(kits, needs: { orgAccess: OrgAccess; orgLimits: OrgLimitsSource }) {
     const { config, logger, db } = kits;
     const knex = db.knex;
@@ -49,6 +56,7 @@ export const telemetryModule = defineModule({
       retentionDays: { metrics: config.retention.metrics_days, logs: config.retention.logs_days, events: config.retention.events_days },
     };
     const ingestRepo = new IngestRepository(knex);
+    const stats = new StatsRepository(knex);
     const writer = new GroupCommitWriter(
       ingestRepo,
       new PartitionsRepository(knex, TELEMETRY_TABLES),
@@ -65,6 +73,7 @@ export const telemetryModule = defineModule({
       limitDefaults,
       maxAgeMs: ms(config.ingest.max_age),
       maxFutureMs: ms(config.ingest.max_future),
+      rejections: new RejectionCounter(stats, logger),
     });
     // Queries get a pool of their own: their sessions carry query.statement_timeout_ms.
     const queryKnex = createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' });
@@ -79,7 +88,7 @@ export const telemetryModule = defineModule({
       retentionDays: async () => (await directory.all()).map((o) => ({ orgId: o.id, days: effectiveLimits(o.limits, limitDefaults).retention_days })),
     };
     return {
-      provides: { retentionPolicies },
+      provides: { retentionPolicies, telemetryStats: stats as TelemetryStats },
       services: { telemetry, query },
       routes: (registry) => {
         registerTelemetryRoutes(registry, telemetry);

@@ -7,6 +7,7 @@ import type { TokenBuckets } from '../../core/token-bucket.js';
 import type { GroupCommitWriter } from './group-commit-writer.js';
 import type { IngestRepository, StoredPoint, WriteItem } from './ingest-repository.js';
 import { nativeBatch } from './native-batch.js';
+import type { RejectionReason } from './rejection-counter.js';
 import type { SeriesStore } from './series-store.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
@@ -23,6 +24,8 @@ export interface TelemetryServiceDeps {
   limitDefaults: LimitDefaults;
   maxAgeMs: number;
   maxFutureMs: number;
+  /** Counts refused ingest per reason (the daily report shows them); never changes an answer. */
+  rejections?: { record(orgId: string, reason: RejectionReason, items: number): Promise<void> };
   now?: () => number;
 }
 
@@ -63,10 +66,19 @@ export class TelemetryService implements TelemetryIngest {
   /** POST /telemetry and /organizations/{org}/telemetry. */
   async ingestNative(actor: Actor, orgSlug: string | null, body: TelemetryBodyT, opts: { idempotencyKey?: string } = {}): Promise<Accepted> {
     const total = (body.metrics?.length ?? 0) + (body.logs?.length ?? 0) + (body.events?.length ?? 0);
-    if (total > INGEST_LIMITS.maxItems) throw new DomainError('payload_too_large', `the batch holds ${total} items; at most ${INGEST_LIMITS.maxItems} per request`);
+    if (total > INGEST_LIMITS.maxItems) {
+      const err = new DomainError('payload_too_large', `the batch holds ${total} items; at most ${INGEST_LIMITS.maxItems} per request`);
+      // Checked before the org is resolved (cheapest first); counted only for a caller that may ingest there.
+      const orgId = await this.orgOf(actor, orgSlug).catch(() => null);
+      if (orgId !== null) await this.refused(orgId, 'too_many_items', total);
+      throw err;
+    }
     const orgId = await this.orgOf(actor, orgSlug);
     const { batch, errors } = nativeBatch(body, this.now());
-    if (errors.length) throw new DomainError('validation_failed', 'request validation failed', { errors });
+    if (errors.length) {
+      await this.refused(orgId, 'invalid_items', total);
+      throw new DomainError('validation_failed', 'request validation failed', { errors });
+    }
     const key = opts.idempotencyKey;
     if (key === undefined) return { accepted: (await this.store(orgId, batch, { partial: false })).accepted };
 
@@ -104,6 +116,10 @@ export class TelemetryService implements TelemetryIngest {
     const orgId = await this.orgOf(actor, orgSlug);
     const { accepted, rejected, messages } = await this.store(orgId, batch, opts);
     return { accepted, rejected, messages };
+  }
+
+  private async refused(orgId: string, reason: RejectionReason, items: number): Promise<void> {
+    await this.d.rejections?.record(orgId, reason, items);
   }
 
   private replay(stored: { hash: Buffer; response: unknown }, hash: Buffer): Accepted {
@@ -151,12 +167,14 @@ export class TelemetryService implements TelemetryIngest {
     const points: PointIn[] = inWindow(input.points, 'metrics');
     const logs: LogIn[] = inWindow(input.logs, 'logs');
     const events: EventIn[] = inWindow(input.events, 'events');
+    if (errors.length) await this.refused(orgId, 'outside_time_window', errors.length);
     if (errors.length && !opts.partial) throw new DomainError('validation_failed', 'request validation failed', { errors });
     if (errors.length) messages.push(`${errors.length} item(s) outside the accepted time window`);
 
     const cost = points.length + logs.length + events.length;
     const decision = this.d.buckets.take(orgId, limits.ingest_points_per_second, cost);
     if (!decision.allowed) {
+      await this.refused(orgId, 'rate_limited', cost);
       throw new DomainError('rate_limited', `ingest rate limit of ${limits.ingest_points_per_second} items per second exceeded; retry in ${decision.retryAfterSeconds} s`, {
         retryAfter: decision.retryAfterSeconds,
         rateLimit: { limit: decision.limit, remaining: decision.remaining, reset: decision.retryAfterSeconds },
@@ -169,6 +187,7 @@ export class TelemetryService implements TelemetryIngest {
     }
     const { ids, refused } = await this.d.series.resolve(orgId, points, limits.max_series);
     if (refused.length) {
+      await this.refused(orgId, 'series_limit', refused.length);
       const message = `would create a new series beyond the organization's limit of ${limits.max_series} series`;
       if (!opts.partial) {
         throw new DomainError('validation_failed', `the batch would pass the organization's limit of ${limits.max_series} series`, {

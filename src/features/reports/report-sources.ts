@@ -1,0 +1,52 @@
+import type { Actor } from '../../core/actor.js';
+import type { AlertingSection } from './reports-schemas.js';
+
+/*
+ * What the reports feature reads from other features, as the small interfaces the composition
+ * root hands over (it never imports their files).
+ */
+
+/** The telemetry feature's day figures (provided as `telemetryStats`). */
+export interface TelemetryDayStats {
+  daily(
+    orgId: string,
+    date: string,
+    top: number,
+  ): Promise<{
+    ingested: { points: number; logs: number; events: number };
+    top_series: { name: string; labels: Record<string, string>; points: number }[];
+    rejections: { reason: string; status: number; requests: number; items: number }[];
+  }>;
+}
+
+/**
+ * The alerting sections of a report. The alerting feature will provide one (and the reports
+ * module will then require it by name); until then NO_ALERTING answers with empty sections.
+ */
+export interface AlertingSummarySource {
+  daily(orgId: string, date: string): Promise<AlertingSection>;
+}
+
+export const NO_ALERTING: AlertingSummarySource = {
+  daily: async () => ({
+    configured: false,
+    note: 'alerting not configured',
+    alerts: { fired: 0, resolved: 0, items: [] },
+    response: { acknowledged: 0, mean_time_to_acknowledge_seconds: null, mean_time_to_resolve_seconds: null },
+    notifications: { deliveries: 0, failures: 0, by_channel: [] },
+  }),
+};
+
+/** Every organization (the daily job reports on each); the orgs feature's `orgLimits` fits. */
+export interface OrgList {
+  all(): Promise<{ id: string; slug: string }[]>;
+}
+
+/** An org's members with their roles (the orgs feature's `orgMembership` fits): who gets the email. */
+export interface MemberDirectory {
+  members(
+    actor: Actor,
+    slug: string,
+    page?: { limit?: number; cursor?: string },
+  ): Promise<{ items: { email: string; role: string }[]; next_cursor: string | null }>;
+}
