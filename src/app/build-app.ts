@@ -10,6 +10,7 @@ import { RateLimiter } from '../core/rate-limiter.js';
 import type { Hook, Kits } from '../features/feature-module.js';
 import { apiKeysModule } from '../features/api-keys/api-keys-module.js';
 import { auditModule } from '../features/audit/audit-module.js';
+import { backupsModule } from '../features/backups/backups-module.js';
 import { authModule } from '../features/auth/auth-module.js';
 import { healthModule } from '../features/health/health-module.js';
 import { mailModule } from '../features/mail/mail-module.js';
@@ -45,6 +46,7 @@ export const FEATURE_MODULES = moduleList([
   apiKeysModule,
   telemetryModule,
   retentionModule,
+  backupsModule,
   mailModule,
   reportsModule,
   healthModule,

@@ -3,6 +3,7 @@ import { LOG_LEVELS, type LogLevel } from '../config/schema.js';
 import { EXIT_CODE, isDomainError } from '../core/errors.js';
 import { VERSION } from '../app/version.js';
 import { registerApiKeyCommands } from './apikey.js';
+import { registerBackupCommands } from './backup.js';
 import { registerConfigCommands } from './config.js';
 import type { CliContext } from './context.js';
 import type { CliIO } from './io.js';
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIO): Command {
   registerTokenCommands(program, ctx);
   registerConfigCommands(program, ctx);
   registerJobsCommands(program, ctx);
+  registerBackupCommands(program, ctx);
   registerMailCommands(program, ctx);
   registerReportCommands(program, ctx);
   // Every subcommand reports through the same output and exits through runCli.

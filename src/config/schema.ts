@@ -126,6 +126,13 @@ export const ConfigSchema = Obj(
       },
       'Retention of telemetry.',
     ),
+    backups: Obj(
+      {
+        dir: Type.String({ description: 'Where backups are written (one directory per backup, mode 0700, files 0600). Empty: <data_dir>/backups.' }),
+        keep: Type.Integer({ minimum: 1, description: 'Complete backups kept by prune (the newest is never removed).' }),
+      },
+      'Backups (sentinel backup …, the backup and restore-drill jobs).',
+    ),
     notifications: Obj(
       {
         smtp: Obj(
