@@ -120,6 +120,16 @@ const MUTATIONS: Record<string, RouteRules> = {
       { label: 'remove an owner', perms: ['member.manage', 'member.manage_owners'], status: 204, request: (o) => ({ params: { org: o.org.slug, user_id: o.coOwner.id } }) },
     ],
   },
+  'POST /organizations/{org}/reports': {
+    cases: [
+      {
+        label: "generate yesterday's report",
+        perms: ['report.generate'],
+        status: 201,
+        request: (o) => ({ params: { org: o.org.slug }, body: { kind: 'daily', date: new Date(Date.now() - 86_400_000).toISOString().slice(0, 10) } }),
+      },
+    ],
+  },
   'POST /organizations/{org}/api-keys': {
     userTokenOnly: true,
     cases: [{ label: 'create a key', perms: ['apikey.manage'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: { name: 'made', scopes: ['read'] } }) }],

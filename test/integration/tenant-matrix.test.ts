@@ -51,6 +51,22 @@ async function invite(v: Tenant, api: ApiClient): Promise<void> {
   invitations.set(v.org.id, res.body.id);
 }
 
+/** A report of each tenant that was prepared (the day before yesterday, UTC). */
+const reports = new Map<string, string>();
+const reportOf = (v: Tenant): string => {
+  const id = reports.get(v.org.id);
+  if (!id) throw new Error(`no report prepared for ${v.org.slug}`);
+  return id;
+};
+const daysAgo = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10);
+/** The tenant's owner generates a report (through the API, as an org admin does). */
+async function makeReport(v: Tenant, api: ApiClient): Promise<void> {
+  const token = (await api.login(v.owner.email, v.owner.password)).access_token;
+  const res = await api.call<{ id: string }>('POST', `/organizations/${v.org.slug}/reports`, token, { date: daysAgo(2) });
+  expect(res.status, res.text).to.equal(201);
+  reports.set(v.org.id, res.body.id);
+}
+
 /**
  * How to aim each route with a path parameter at a tenant, keyed by `METHOD path`. Every body is
  * one the route accepts (the control proves it), so that only tenancy can refuse it.
@@ -106,6 +122,13 @@ const CROSS_TENANT: Record<string, Entry> = {
   'GET /organizations/{org}/logs': { requests: (v) => [{ params: { org: v.org.slug }, query: { q: 'b', level: 'trace' } }], control: { as: 'owner', status: 200 } },
   'GET /organizations/{org}/events': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
   'GET /organizations/{org}/usage': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/reports': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/reports': { requests: (v) => [{ params: { org: v.org.slug }, body: { kind: 'daily', date: daysAgo(1) } }], control: { as: 'owner', status: 201 } },
+  'GET /organizations/{org}/reports/{id}': {
+    prepare: makeReport,
+    requests: (v): Req[] => [{ params: { org: v.org.slug, id: reportOf(v) } }, { params: { org: v.org.slug, id: reportOf(v) }, query: { format: 'html' } }],
+    control: { as: 'owner', status: 200 },
+  },
   // Users are instance-wide: "B's users" are B's members. Only superadmins may act on other users.
   'GET /users/{id}': { requests: (v) => [{ params: { id: v.owner.id } }, { params: { id: v.viewer.id } }], control: { as: 'superadmin', status: 200 } },
   'PATCH /users/{id}': {
@@ -194,6 +217,12 @@ describe('cross-tenant matrix (generated from the route table)', () => {
     expect(enable.status, enable.text).to.equal(200);
     // And a pending invitation (to B's outsider), which the routes with an invitation id aim at.
     await invite(B, api);
+    // And a report (which the routes with a report id aim at), and a refused ingest (counted per reason).
+    await makeReport(B, api);
+    await s.telemetry.ingestNative(SYSTEM_ACTOR, B.org.slug, { metrics: [{ name: 'b.metric', value: 1, ts: Date.now() - 30 * 86_400_000 }] }).then(
+      () => expect.fail('an ingest outside the time window was accepted'),
+      () => undefined,
+    );
   });
   after(async () => {
     await t?.stop();

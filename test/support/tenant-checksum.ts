@@ -22,6 +22,8 @@ export const TENANT_ROWS: Record<string, { column: string; by: 'org' | 'members'
   events: { column: 'org_id', by: 'org' },
   usage_daily: { column: 'org_id', by: 'org' },
   ingest_idempotency: { column: 'org_id', by: 'org' },
+  ingest_rejections: { column: 'org_id', by: 'org' },
+  reports: { column: 'org_id', by: 'org' },
 };
 
 /** Tables that hold no tenant data (say why when adding one). */
