@@ -84,6 +84,8 @@ describe('composing feature modules', () => {
     expect(declaredJobs().map((j) => [j.name, j.module])).to.deep.equal([
       ['retention', 'retention'],
       ['partitions', 'retention'],
+      ['backup', 'backups'],
+      ['restore-drill', 'backups'],
     ]);
     expect(jobCatalog(FEATURE_MODULES)).to.deep.equal(declaredJobs());
     expect(() => checkModuleList(FEATURE_MODULES)).to.not.throw();
