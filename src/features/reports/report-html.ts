@@ -9,6 +9,7 @@ import type { ReportData } from './reports-schemas.js';
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ESC[c]);
 const num = (n: number) => n.toLocaleString('en-US');
+const longDate = (iso: string) => new Date(iso).toLocaleDateString('en-GB', { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
 
 function duration(seconds: number | null): string {
   if (seconds === null) return '—';
@@ -64,7 +65,7 @@ export function reportHtml(d: ReportData): string {
 <title>${esc(title)}</title><style>${CSS}</style></head>
 <body><main>
 <header><h1>${esc(d.org.slug)} · daily report</h1>
-<p class="sub">${esc(d.date)} (UTC, ${esc(d.period.start)} to ${esc(d.period.end)})</p></header>
+<p class="sub">${esc(longDate(d.period.start))} · ${esc(d.date)}, 00:00 to 24:00 UTC</p></header>
 <section id="ingested"><h2>Ingested</h2>
 ${cards([
   ['metric points', num(d.ingested.points)],
