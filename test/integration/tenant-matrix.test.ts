@@ -67,6 +67,17 @@ async function makeReport(v: Tenant, api: ApiClient): Promise<void> {
   reports.set(v.org.id, res.body.id);
 }
 
+let lastBackup: string | undefined;
+const backupId = (): string => {
+  if (!lastBackup) throw new Error('no backup prepared');
+  return lastBackup;
+};
+/** Takes a backup of the whole instance (tenant B's rows among the rest); set once the app runs. */
+let takeBackup: (() => Promise<string>) | undefined;
+async function backUp(): Promise<void> {
+  lastBackup = await takeBackup!();
+}
+
 /**
  * How to aim each route with a path parameter at a tenant, keyed by `METHOD path`. Every body is
  * one the route accepts (the control proves it), so that only tenancy can refuse it.
@@ -139,6 +150,8 @@ const CROSS_TENANT: Record<string, Entry> = {
     control: { as: 'superadmin', status: 200 },
   },
   'DELETE /users/{id}': { requests: (v) => [{ params: { id: v.viewer.id } }, { params: { id: v.coOwner.id } }], control: { as: 'superadmin', status: 204 } },
+  // Backups are the instance's: only superadmins see one, anyone else gets 404.
+  'POST /admin/backups/{id}/verify': { prepare: backUp, requests: () => [{ params: { id: backupId() } }], control: { as: 'superadmin', status: 200 } },
   // Invitations belong to their invitee: "B's invitation" is B's org inviting B's outsider.
   'POST /auth/invitations/{id}/accept': { prepare: invite, requests: (v) => [{ params: { id: invitationOf(v) } }], control: { as: 'invitee', status: 200 } },
   'POST /auth/invitations/{id}/decline': { prepare: invite, requests: (v) => [{ params: { id: invitationOf(v) } }], control: { as: 'invitee', status: 204 } },
@@ -215,6 +228,9 @@ describe('cross-tenant matrix (generated from the route table)', () => {
     expect(setup.status, setup.text).to.equal(200);
     const enable = await api.call('POST', '/auth/totp/enable', viewer, { code: await generate({ secret: setup.body.secret }), password: B.viewer.password });
     expect(enable.status, enable.text).to.equal(200);
+    // And a backup, which the route with a backup id aims at.
+    takeBackup = async () => (await s.backups.create(SYSTEM_ACTOR)).id;
+    await backUp();
     // And a pending invitation (to B's outsider), which the routes with an invitation id aim at.
     await invite(B, api);
     // And a report (which the routes with a report id aim at), and a refused ingest (counted per reason).

@@ -152,7 +152,14 @@ export class BackupService {
    * database is dropped afterwards, whatever happened.
    */
   async verify(actor: Actor, id: string): Promise<VerifyReport> {
-    requireSuperadmin(actor);
+    // A named resource: to anyone but a superadmin it does not exist (404, never 403), as for
+    // another organization's resources.
+    try {
+      requireSuperadmin(actor);
+    } catch (err) {
+      if (err instanceof DomainError && err.code === 'forbidden') throw notFound(`backup ${id}`);
+      throw err;
+    }
     const started = Date.now();
     const b = await this.require(id);
     const report = (problems: string[]): VerifyReport => ({

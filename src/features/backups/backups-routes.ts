@@ -45,8 +45,7 @@ export function registerBackupRoutes(registry: ApiRegistry, backups: BackupServi
     params: BackupParams,
     responses: {
       200: { description: 'The verification ran; `ok` says whether the backup is good and `problems` what is wrong.', schema: VerifyReportSchema },
-      403: { description: 'Not a superadmin.' },
-      404: { description: 'No such backup.' },
+      404: { description: 'No such backup (also to anyone but a superadmin).' },
     },
     handler: async (ctx, { params }) => {
       ctx.body = await backups.verify(actorOf(ctx), params.id);
