@@ -54,8 +54,8 @@ export const ReportDataSchema = Type.Object({
   }),
   rejections: Type.Array(
     Type.Object({
-      reason: Type.String({ description: 'rate_limited, too_many_items, invalid_items, outside_time_window, series_limit.' }),
-      status: Type.Integer({ description: 'The HTTP status the client got (OTLP partial answers: 200).' }),
+      reason: Type.String({ description: 'rate_limited, too_many_items, invalid_items, outside_time_window, series_limit; OTLP partial answers: dropped_outside_time_window, dropped_series_limit.' }),
+      status: Type.Integer({ description: 'The HTTP status the client got (200 for what an OTLP partial answer dropped).' }),
       requests: count('Requests refused (or partly refused) for this reason.'),
       items: count('Metrics, logs and events they carried.'),
     }),

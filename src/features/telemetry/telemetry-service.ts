@@ -167,7 +167,7 @@ export class TelemetryService implements TelemetryIngest {
     const points: PointIn[] = inWindow(input.points, 'metrics');
     const logs: LogIn[] = inWindow(input.logs, 'logs');
     const events: EventIn[] = inWindow(input.events, 'events');
-    if (errors.length) await this.refused(orgId, 'outside_time_window', errors.length);
+    if (errors.length) await this.refused(orgId, opts.partial ? 'dropped_outside_time_window' : 'outside_time_window', errors.length);
     if (errors.length && !opts.partial) throw new DomainError('validation_failed', 'request validation failed', { errors });
     if (errors.length) messages.push(`${errors.length} item(s) outside the accepted time window`);
 
@@ -187,7 +187,7 @@ export class TelemetryService implements TelemetryIngest {
     }
     const { ids, refused } = await this.d.series.resolve(orgId, points, limits.max_series);
     if (refused.length) {
-      await this.refused(orgId, 'series_limit', refused.length);
+      await this.refused(orgId, opts.partial ? 'dropped_series_limit' : 'series_limit', refused.length);
       const message = `would create a new series beyond the organization's limit of ${limits.max_series} series`;
       if (!opts.partial) {
         throw new DomainError('validation_failed', `the batch would pass the organization's limit of ${limits.max_series} series`, {
