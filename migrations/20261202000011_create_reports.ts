@@ -15,6 +15,8 @@ export async function up(knex: Knex): Promise<void> {
     t.date('date').notNullable();
     t.jsonb('data').notNullable();
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    /** Set when the daily-report job handed it to the mailer: each report is mailed once. */
+    t.timestamp('emailed_at', { useTz: true });
     t.primary(['org_id', 'id']);
     t.unique(['org_id', 'kind', 'date']);
   });

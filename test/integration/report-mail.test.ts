@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { freePort, smtpEnv, TestSmtp, type Received } from '../support/smtp.js';
@@ -7,8 +8,9 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
 /**
  * The daily-report job with SMTP configured, against a real SMTP server (smtp-server on
  * 127.0.0.1): each org's owners and admins (not its editors or viewers) receive yesterday's report
- * once, the HTML inline and as an attachment, with the figures the test ingested; a second run of
- * the job sends nothing more; an org with no data still gets its report.
+ * once, the HTML inline and as an attachment, with the figures the test ingested; further runs of
+ * the job send nothing more; a report made by hand before the job ran is mailed too; an org with
+ * no data still gets its report.
  */
 
 const DAY = 86_400_000;
@@ -59,7 +61,11 @@ describe('daily-report job: the report by email', function () {
     });
     expect(res.status, res.text).to.equal(202);
 
+    // The quiet org's report was made by hand before the job ran: the job still mails it.
+    await s.reports.generate(SYSTEM_ACTOR, quiet.slug, {});
     const first = await s.dailyReports.run();
+    expect(first.generated).to.deep.equal([org.slug]);
+    expect(first.existing).to.deep.equal([quiet.slug]);
     expect(first.emailed.sort()).to.deep.equal([org.slug, quiet.slug].sort());
     const date = first.date;
     const subject = `Sentinel daily report: ${org.slug}, ${date}`;
@@ -82,10 +88,9 @@ describe('daily-report job: the report by email', function () {
     expect(q.to).to.deep.equal([quietOwner.email]);
     expect(part(q, /Content-Type: text\/plain/i)).to.contain('Ingested: 0 metric points, 0 log lines, 0 events.');
 
-    // Run again (a retry, a second daemon): the reports exist, nothing is generated or sent again.
-    const second = await s.dailyReports.run();
-    expect(second.generated).to.deep.equal([]);
-    expect(second.emailed).to.deep.equal([]);
+    // Run again, twice at once (a retry, a second daemon): nothing is generated or sent again.
+    const again = await Promise.all([s.dailyReports.run(), s.dailyReports.run()]);
+    expect(again.flatMap((r) => [...r.generated, ...r.emailed])).to.deep.equal([]);
     await new Promise((r) => setTimeout(r, 500));
     expect(smtp.received.filter((r) => r.subject.startsWith('Sentinel daily report:'))).to.have.length(2);
     const logged = await query<{ org_id: string; n: number }>(url, "select org_id, count(*)::int as n from mail_log where kind = 'report' group by org_id order by org_id");

@@ -8,8 +8,9 @@ import { yesterdayUtc, type ReportsService } from './reports-service.js';
 export interface DailyReportResult {
   date: string;
   generated: string[];
-  /** Orgs whose report existed already (a second run of the day): neither made nor mailed again. */
+  /** Orgs whose report existed already (made by hand, or by an earlier run). */
   existing: string[];
+  /** Orgs whose report this run handed to the mailer (each report is mailed once, whoever made it). */
   emailed: string[];
 }
 
@@ -24,9 +25,10 @@ export interface DailyReportDeps {
 const RECIPIENT_ROLES = new Set(['owner', 'admin']);
 
 /**
- * Yesterday's report for every org, stored once (a second run finds them and does nothing), and
- * mailed to the org's owners and admins when SMTP is configured. Mail goes only with the run that
- * made the report, so a job run twice mails once. One org's failure does not stop the others;
+ * Yesterday's report for every org, stored once (a second run finds it), and mailed to the org's
+ * owners and admins when SMTP is configured, once per report (reports.emailed_at, claimed before
+ * the hand-over: a job run twice, or by two daemons, mails once; a report an admin made earlier
+ * that day is still mailed). One org's failure does not stop the others;
  * the run fails afterwards, naming them, so the job history shows it.
  */
 export async function runDailyReports(d: DailyReportDeps, signal?: AbortSignal): Promise<DailyReportResult> {
@@ -36,19 +38,15 @@ export async function runDailyReports(d: DailyReportDeps, signal?: AbortSignal):
   for (const org of await d.orgs.all()) {
     signal?.throwIfAborted();
     try {
-      const { data, created } = await d.reports.generate(SYSTEM_ACTOR, org.slug, { kind: 'daily', date });
-      if (!created) {
-        result.existing.push(org.slug);
-        continue;
-      }
-      result.generated.push(org.slug);
+      const { report, data, created } = await d.reports.generate(SYSTEM_ACTOR, org.slug, { kind: 'daily', date });
+      (created ? result.generated : result.existing).push(org.slug);
       if (!d.mailer.configured) continue;
       const members = await collectAll((cursor) => d.members.members(SYSTEM_ACTOR, org.slug, { limit: MAX_LIMIT, cursor }));
       const to = members.filter((m) => RECIPIENT_ROLES.has(m.role)).map((m) => m.email);
       if (to.length === 0) continue;
       const html = renderReport(data, 'html');
       const i = data.ingested;
-      await d.mailer.send({
+      const sent = await d.reports.sendOnce(org.id, report.id, () => d.mailer.send({
         kind: 'report',
         orgId: org.id,
         to,
@@ -61,8 +59,8 @@ export async function runDailyReports(d: DailyReportDeps, signal?: AbortSignal):
           `The full report is attached (${html.filename}).\n`,
         html: html.body,
         attachments: [{ filename: html.filename, content: html.body, contentType: 'text/html' }],
-      });
-      result.emailed.push(org.slug);
+      }));
+      if (sent) result.emailed.push(org.slug);
     } catch (err) {
       if (signal?.aborted) throw err;
       failed.push(`${org.slug}: ${err instanceof Error ? err.message : String(err)}`);

@@ -32,6 +32,18 @@ export class ReportsRepository {
     return { row, created: false };
   }
 
+  /**
+   * Marks the report as being mailed; true for exactly one caller (concurrent job runs), who
+   * sends it. `release` undoes it when the hand-over to the mailer failed, so the next run retries.
+   */
+  async claimMailing(orgId: string, id: string): Promise<boolean> {
+    return (await this.knex('reports').where({ org_id: orgId, id }).whereNull('emailed_at').update({ emailed_at: this.knex.fn.now() })) === 1;
+  }
+
+  async releaseMailing(orgId: string, id: string): Promise<void> {
+    await this.knex('reports').where({ org_id: orgId, id }).update({ emailed_at: null });
+  }
+
   async findByDate(orgId: string, kind: string, date: string): Promise<ReportRow | undefined> {
     return this.knex('reports').where({ org_id: orgId, kind, date }).first(select(this.knex)) as Promise<ReportRow | undefined>;
   }

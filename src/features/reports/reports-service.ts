@@ -86,6 +86,22 @@ export class ReportsService {
     return { report: toReport(row), data: row.data, created };
   }
 
+  /**
+   * Runs `send` (the hand-over to the mailer) for a stored report unless it went before, from
+   * this run or a concurrent one; false when it had. A failed hand-over is undone, so the next
+   * run retries it. For the daily-report job (no actor: it acts for the instance).
+   */
+  async sendOnce(orgId: string, reportId: string, send: () => Promise<void>): Promise<boolean> {
+    if (!(await this.d.repo.claimMailing(orgId, reportId))) return false;
+    try {
+      await send();
+      return true;
+    } catch (err) {
+      await this.d.repo.releaseMailing(orgId, reportId);
+      throw err;
+    }
+  }
+
   async list(actor: Actor, slug: string, page: PageRequest = {}): Promise<Page<Report>> {
     const org = await this.d.orgs.require(actor, slug, 'report.read');
     const limit = pageLimit(page.limit);
