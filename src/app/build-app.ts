@@ -13,6 +13,7 @@ import { auditModule } from '../features/audit/audit-module.js';
 import { backupsModule } from '../features/backups/backups-module.js';
 import { authModule } from '../features/auth/auth-module.js';
 import { healthModule } from '../features/health/health-module.js';
+import { jobsModule } from '../features/jobs/jobs-module.js';
 import { mailModule } from '../features/mail/mail-module.js';
 import { orgsModule } from '../features/orgs/orgs-module.js';
 import { reportsModule } from '../features/reports/reports-module.js';
@@ -25,6 +26,9 @@ import { ApiRegistry } from '../http/registry.js';
 import { createHttpServer, type HttpServer } from '../http/server.js';
 import { TaskStore } from '../jobs/task-store.js';
 import { PgWorkQueue } from '../jobs/work-queue.js';
+import { createJobsKit, type JobsKit } from '../jobs/jobs-kit.js';
+import { systemClock } from '../core/clock.js';
+import type { JobControl } from '../core/jobs.js';
 import { composeModules, jobCatalog, moduleList, taskNames, type JobInfo, type JobRegistry, type ServicesOf } from './compose.js';
 import { stopApp } from './lifecycle.js';
 import { VERSION } from './version.js';
@@ -49,6 +53,7 @@ export const FEATURE_MODULES = moduleList([
   backupsModule,
   mailModule,
   reportsModule,
+  jobsModule,
   healthModule,
 ]);
 
@@ -72,6 +77,8 @@ export interface App {
   db: Database;
   services: Services;
   jobs: JobRegistry;
+  /** Scheduler, queue workers and job runner (src/jobs); started by the lifecycle in the daemon. */
+  jobsKit: JobsKit;
   migrations: Migrations;
   /** Present when built with `http: true` (the daemon). */
   http: HttpServer | null;
@@ -126,6 +133,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     db,
     services: {} as Services,
     jobs: undefined as unknown as JobRegistry,
+    jobsKit: undefined as unknown as JobsKit,
     migrations,
     http,
     registry,
@@ -148,12 +156,42 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     // One registry per app: the HTTP metrics and whatever the modules register (kits.metrics).
     const httpMetrics = createHttpMetrics({ defaultMetrics: daemon });
     // Enqueueing works in every process (a CLI command's tasks wait in PostgreSQL for the daemon).
-    const queue = new PgWorkQueue(new TaskStore(knex), new Set(taskNames(FEATURE_MODULES)), logger);
-    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue };
+    const taskStore = new TaskStore(knex);
+    const queue = new PgWorkQueue(taskStore, new Set(taskNames(FEATURE_MODULES)), logger);
+    // The jobs kit is built from what the modules declare, so after them; the modules' view of
+    // it (the admin routes') is only called when serving.
+    let jobsKit: JobsKit | null = null;
+    const kitOf = (): JobsKit => {
+      if (!jobsKit) throw new Error('the jobs kit is used before it is built');
+      return jobsKit;
+    };
+    const jobs: JobControl = { list: () => kitOf().control.list(), history: (q) => kitOf().control.history(q), trigger: (name) => kitOf().control.trigger(name) };
+    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue, jobs };
     const composed = composeModules(FEATURE_MODULES, kits, stopHooks);
     startHooks.push(...composed.startHooks);
     app.services = composed.services as unknown as Services;
     app.jobs = composed.jobs;
+    jobsKit = createJobsKit({
+      knex,
+      url: db.url,
+      connectTimeoutMs: config.database.connect_timeout_ms,
+      jobs: composed.jobs.list(),
+      tasks: composed.tasks,
+      overrides: config.jobs,
+      store: taskStore,
+      queue,
+      concurrency: config.queue.concurrency,
+      pollMs: config.queue.poll_interval_ms,
+      graceMs: config.shutdown.grace_ms,
+      metrics: daemon ? httpMetrics.registry : null,
+      logger,
+      clock: systemClock,
+    });
+    app.jobsKit = jobsKit;
+    // After the modules' start hooks (the jobs use what they start); its stop hook is the last
+    // of the list, so it runs first: running work ends before the modules it uses stop.
+    if (daemon) startHooks.push(...jobsKit.start);
+    stopHooks.push(...jobsKit.stop);
 
     if (daemon) {
       registry = new ApiRegistry();

@@ -130,10 +130,23 @@ function provisional<T extends object>(name: string, consumer: string, provided:
   });
 }
 
+/** A module's task as the queue's workers run it: its spec bound to the module's services. */
+export interface Task {
+  name: string;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs?: number;
+  run(payload: Record<string, unknown>, signal: AbortSignal): Promise<void>;
+}
+
+export const DEFAULT_TASK_ATTEMPTS = 5;
+export const DEFAULT_TASK_BACKOFF_MS = 1000;
+
 export interface Composed {
   modules: { module: AnyModule; built: BuiltModule<unknown, object> }[];
   services: Record<string, unknown>;
   jobs: JobRegistry;
+  tasks: Task[];
   /** In list order, each named `<module>: <hook>`. */
   startHooks: Hook[];
 }
@@ -146,7 +159,7 @@ export interface Composed {
 export function composeModules(modules: readonly AnyModule[], kits: Kits, stopHooks: Hook[]): Composed {
   checkModuleList(modules);
   const provided = new Map<string, unknown>();
-  const out: Composed = { modules: [], services: {}, jobs: new JobRegistry([]), startHooks: [] };
+  const out: Composed = { modules: [], services: {}, jobs: new JobRegistry([]), tasks: [], startHooks: [] };
   const jobs: Job[] = [];
   for (const m of modules) {
     const needs: Record<string, unknown> = {};
@@ -172,6 +185,15 @@ export function composeModules(modules: readonly AnyModule[], kits: Kits, stopHo
         module: m.name,
         run: (signal) => spec.run(built.services, signal),
         print: spec.print ? (result) => spec.print!(result as never) : undefined,
+      });
+    }
+    for (const spec of m.tasks ?? []) {
+      out.tasks.push({
+        name: spec.name,
+        maxAttempts: spec.maxAttempts ?? DEFAULT_TASK_ATTEMPTS,
+        backoffMs: spec.backoffMs ?? DEFAULT_TASK_BACKOFF_MS,
+        timeoutMs: spec.timeoutMs,
+        run: (payload, signal) => spec.run(built.services, payload, signal),
       });
     }
     out.modules.push({ module: m, built });

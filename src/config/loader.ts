@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import { cronProblem } from '../core/cron.js';
 import { DomainError, type ErrorDetail } from '../core/errors.js';
 import { packageRoot } from './paths.js';
 import { ConfigSchema, type Config } from './schema.js';
@@ -146,6 +147,16 @@ function coerce(raw: string, type: string): Json {
       }
       return t === '' ? [] : t.split(',').map((s) => s.trim());
     }
+    case 'object': {
+      // Keys whose names are not fixed (jobs.<name>): the whole object as JSON.
+      const t = raw.trim();
+      if (!t.startsWith('{')) return raw;
+      try {
+        return JSON.parse(t) as Json;
+      } catch {
+        return raw;
+      }
+    }
     default:
       return raw;
   }
@@ -224,6 +235,29 @@ function checkValues(merged: JsonObject, sources: Record<string, string>): Error
   return out;
 }
 
+/** Where the value at `path` (or the nearest object holding it) came from. */
+function sourceAt(sources: Record<string, string>, path: string): string {
+  for (let p = path; p; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    if (sources[p]) return sources[p];
+  }
+  return 'default';
+}
+
+/** jobs.<name>.schedule must be a cron expression node-cron accepts (checked here, not at the first tick). */
+function checkSchedules(merged: JsonObject, sources: Record<string, string>): ErrorDetail[] {
+  const jobs = merged.jobs;
+  if (!isObject(jobs)) return [];
+  const out: ErrorDetail[] = [];
+  for (const [name, job] of Object.entries(jobs)) {
+    const schedule = isObject(job) ? job.schedule : undefined;
+    if (typeof schedule !== 'string') continue;
+    const problem = cronProblem(schedule);
+    const path = `jobs.${name}.schedule`;
+    if (problem) out.push({ path, message: `${formatValue(schedule, false)} (from ${sourceAt(sources, path)}): ${problem}` });
+  }
+  return out;
+}
+
 export function defaultDataDir(env: Env, uid: number): string {
   if (uid === 0) return '/var/lib/sentinel';
   const xdg = env.XDG_DATA_HOME;
@@ -263,6 +297,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   }
   if (!validate(merged)) errors.push(...describeErrors(validate.errors ?? [], merged, sources));
   errors.push(...checkValues(merged, sources));
+  errors.push(...checkSchedules(merged, sources));
   if (errors.length) throw new ConfigError(errors);
 
   const config = merged as unknown as Config;

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { JOB_NAME_PATTERN } from '../core/jobs.js';
 
 /**
  * The configuration contract. `config/default.json` holds a value for every key below (a test
@@ -151,6 +152,30 @@ export const ConfigSchema = Obj(
         ),
       },
       'Notifications.',
+    ),
+    jobs: Type.Record(
+      Type.String({ pattern: JOB_NAME_PATTERN }),
+      Obj(
+        {
+          schedule: Type.Optional(
+            Type.String({ minLength: 1, description: 'Cron expression in UTC (5 fields, or 6 with seconds first), e.g. "0 */6 * * *"; replaces the job\'s default schedule.' }),
+          ),
+          enabled: Type.Optional(Type.Boolean({ description: 'false: never scheduled (nor caught up); `sentinel jobs run` still runs it.' })),
+        },
+        'One job (its name as in `sentinel jobs list`).',
+      ),
+      {
+        additionalProperties: false,
+        description:
+          'Per-job overrides, keyed by job name: {"backup": {"schedule": "0 */4 * * *"}, "restore-drill": {"enabled": false}}. Jobs not named keep their defaults. As an environment variable: SENTINEL_JOBS holding the JSON object.',
+      },
+    ),
+    queue: Obj(
+      {
+        concurrency: Type.Integer({ minimum: 1, maximum: 64, description: 'Queued tasks and job runs this daemon runs at the same time.' }),
+        poll_interval_ms: Type.Integer({ minimum: 50, maximum: 60_000, description: 'How often the daemon looks for due work stored by other processes (the CLI, other daemons) and for retries coming due.' }),
+      },
+      'The durable queue (scheduled job runs, mail and other one-off tasks).',
     ),
     shutdown: Obj(
       {

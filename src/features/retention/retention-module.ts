@@ -11,7 +11,6 @@ interface RetentionServices {
   partitions: PartitionMaintenance;
 }
 
-const HOUR_MS = 3_600_000;
 const list = (names: string[]) => (names.length ? `: ${names.join(', ')}` : '');
 
 function printRetention(r: RetentionReport): string {
@@ -30,7 +29,8 @@ function printRetention(r: RetentionReport): string {
 const retentionJob: JobSpec<RetentionServices, RetentionReport> = {
   name: 'retention',
   description: 'drop expired day-partitions, delete expired rows per org, stale series and idempotency keys',
-  defaultSchedule: '30 3 * * *',
+  // Hourly (issue 9): an org's lowered retention takes effect within the hour.
+  defaultSchedule: '15 * * * *',
   run: (s) => s.retention.run(),
   print: printRetention,
 };
@@ -67,12 +67,10 @@ export const retentionModule = defineModule({
     const maintenance = new PartitionMaintenance(partitions, { aheadDays: config.retention.partitions_ahead_days }, logger);
     const services: RetentionServices = { retention, partitions: maintenance };
 
-    // Until the jobs kit schedules `partitions`: ahead at start (the tables exist only once
-    // migrations have run, hence a start hook) and hourly. The writer still creates a missing
-    // day on demand, so a failure here is a warning, not a reason to refuse to start.
-    const ensurePartitions = () => maintenance.run().catch((err: unknown) => logger.warn({ err }, 'creating telemetry partitions ahead failed'));
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
+    // The `partitions` job (hourly) keeps the days ahead; at start too, since the tables exist
+    // only once migrations have run (hence a start hook) and the daemon may have been down past
+    // the days it had made. The writer still creates a missing day on demand, so a failure here
+    // is a warning, not a reason to refuse to start.
     return {
       provides: {},
       services,
@@ -81,23 +79,7 @@ export const retentionModule = defineModule({
           name: 'partitions ahead',
           timeoutMs: 60_000,
           run: async () => {
-            await ensurePartitions();
-            // A start hook that overruns its timeout fails the start, which runs the stop hooks,
-            // but the hook itself keeps going: finishing after that, it must not leave an hourly
-            // timer behind against a destroyed pool.
-            if (stopped) return;
-            timer = setInterval(() => void ensurePartitions(), HOUR_MS);
-            timer.unref();
-          },
-        },
-      ],
-      stop: [
-        {
-          name: 'partitions timer',
-          timeoutMs: 1000,
-          run: async () => {
-            stopped = true;
-            clearInterval(timer);
+            await maintenance.run().catch((err: unknown) => logger.warn({ err }, 'creating telemetry partitions ahead failed'));
           },
         },
       ],

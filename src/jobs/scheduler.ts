@@ -1,0 +1,89 @@
+import { createTask, type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { CronSchedule } from '../core/cron.js';
+import type { JobTrigger } from '../core/jobs.js';
+
+export interface ScheduledJob {
+  name: string;
+  schedule: CronSchedule;
+}
+
+/** Queues one run of `job` for `slot`; false when that slot was already queued (by anyone). */
+export type EnqueueSlot = (job: string, slot: Date, trigger: JobTrigger) => Promise<boolean>;
+
+/**
+ * node-cron only enqueues (DESIGN §7): at each slot of a job's schedule (UTC) it queues a run
+ * keyed by (job, slot), and the queue's workers run it. Every daemon on the database ticks, and
+ * the key makes the first enqueue of a slot the only one, so a slot runs once however many
+ * daemons there are. node-cron hands the tick the slot it planned (to the second), not the time
+ * the timer fired, so late timers still agree on the key.
+ *
+ * On start, a job whose last run started before its schedule's latest slot missed that slot
+ * while no daemon was up: it is queued once, for that slot (trigger catch-up), however many
+ * slots went by. A job that never ran has missed nothing: a fresh install does not start with a
+ * backup, a restore drill and a report at once.
+ */
+export class Scheduler {
+  #tasks: ScheduledTask[] = [];
+
+  constructor(
+    private readonly jobs: readonly ScheduledJob[],
+    private readonly enqueue: EnqueueSlot,
+    /** The start time of each job's latest run, by job name. */
+    private readonly lastStarts: () => Promise<Map<string, Date>>,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The seam a tick goes through (node-cron's callback; tests call it with a slot of their own). */
+  async tick(job: string, slot: Date, trigger: JobTrigger = 'scheduled'): Promise<boolean> {
+    const at = new Date(Math.floor(slot.getTime() / 1000) * 1000);
+    try {
+      const queued = await this.enqueue(job, at, trigger);
+      this.logger.debug({ job, slot: at, trigger, queued }, queued ? 'job slot queued' : 'job slot already queued');
+      return queued;
+    } catch (err) {
+      this.logger.error({ job, slot: at, err }, 'could not queue a job run');
+      return false;
+    }
+  }
+
+  /** Queues, per job, the one latest slot missed since its last run; returns the jobs queued. */
+  async catchUp(): Promise<string[]> {
+    const now = this.clock.now();
+    const last = await this.lastStarts();
+    const queued: string[] = [];
+    for (const j of this.jobs) {
+      const started = last.get(j.name);
+      const slot = j.schedule.previous(now);
+      if (!started || !slot || started.getTime() >= slot.getTime()) continue;
+      this.logger.info({ job: j.name, slot, last_started: started }, 'job missed its latest slot while no daemon ran; catching up once');
+      if (await this.tick(j.name, slot, 'catch-up')) queued.push(j.name);
+    }
+    return queued;
+  }
+
+  start(): void {
+    if (this.#tasks.length) return;
+    const log = this.logger;
+    const cronLogger = {
+      info: (m: string) => log.debug({ cron: m }, 'node-cron'),
+      warn: (m: string) => log.warn({ cron: m }, 'node-cron'),
+      error: (m: string | Error) => log.error({ err: m }, 'node-cron'),
+      debug: (m: string | Error) => log.debug({ cron: m instanceof Error ? m.message : m }, 'node-cron'),
+    };
+    for (const j of this.jobs) {
+      const task = createTask(j.schedule.expression, (ctx) => this.tick(j.name, ctx.date), { timezone: 'UTC', name: `sentinel:${j.name}`, logger: cronLogger, unref: true });
+      // A tick node-cron could not fire on time (a blocked event loop) is still a slot.
+      task.on('execution:missed', (ctx) => void this.tick(j.name, ctx.date));
+      void task.start();
+      this.#tasks.push(task);
+    }
+  }
+
+  stop(): void {
+    for (const t of this.#tasks) void t.destroy();
+    this.#tasks = [];
+  }
+}
