@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { withSecrets } from '../config/secrets.js';
+import { ConfigError } from '../config/loader.js';
 import { openDatabase, type Database, type Role } from '../db/database.js';
 import { migrationStatus, migratorConfig, rollbackPlan, type MigrationStatus, type RollbackPlan } from '../db/migration-source.js';
 import { ChangeFeed } from '../db/change-feed.js';
@@ -63,6 +64,18 @@ export type Services = ServicesOf<typeof FEATURE_MODULES>;
 /** The jobs the modules declare, known without a database (`sentinel jobs list`, name checks). */
 export const declaredJobs = (): JobInfo[] => jobCatalog(FEATURE_MODULES);
 
+/**
+ * `jobs.<name>` keys must name a declared job (the config schema cannot know the names: the
+ * modules declare them). Checked before anything is opened, and by `config check`.
+ */
+export function checkJobsConfig(config: Pick<Config, 'jobs'>, sources: Record<string, string> = {}): void {
+  const names = declaredJobs().map((j) => j.name);
+  const unknown = Object.keys(config.jobs).filter((n) => !names.includes(n));
+  if (unknown.length === 0) return;
+  const from = (n: string) => sources[`jobs.${n}`] ?? sources[`jobs.${n}.schedule`] ?? sources[`jobs.${n}.enabled`] ?? sources.jobs;
+  throw new ConfigError(unknown.map((n) => ({ path: `jobs.${n}`, message: `unknown job${from(n) ? ` (from ${from(n)})` : ''}; the jobs are: ${names.join(', ')}` })));
+}
+
 export interface Migrations {
   status(): Promise<MigrationStatus>;
   latest(): Promise<string[]>;
@@ -113,6 +126,7 @@ function readCacheKit(db: Database, logger: Logger): { cache: Cacher; start: Hoo
  * Starting and stopping are the lifecycle's (src/app/lifecycle.ts).
  */
 export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOptions): Promise<App> {
+  checkJobsConfig(rawConfig);
   const config = withSecrets(rawConfig);
   const db = await openDatabase(config, logger, opts.role);
   const startHooks: Hook[] = [];

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkJobsConfig } from '../app/build-app.js';
 import { loadConfig, maskSecrets } from '../config/loader.js';
 import { printJson } from './io.js';
 import type { CliContext } from './context.js';
@@ -12,6 +13,7 @@ export function registerConfigCommands(program: Command, ctx: CliContext): void 
     .action((file: string | undefined) => {
       const appEnv = ctx.appEnv();
       const loaded = loadConfig({ file: file ?? appEnv.configFile, env: appEnv.env });
+      checkJobsConfig(loaded.config, loaded.sources);
       ctx.io.stdout(`configuration is valid${loaded.file ? ` (${loaded.file})` : ' (defaults and environment)'}\n`);
     });
 
