@@ -249,6 +249,25 @@ describe('backups', function () {
     expect(Number(/^sentinel_backup_age_seconds (\S+)$/m.exec(res.text)?.[1])).to.be.within(0, 60);
   });
 
+  it('the backup and restore-drill jobs: a backup then a good drill; a drill on a damaged newest backup fails and is counted', async () => {
+    const job = (name: string) => t.app.jobs.get(name)!;
+    const made = (await job('backup').run(new AbortController().signal)) as BackupSummary;
+    expect(made.status).to.equal('complete');
+    const drilled = (await job('restore-drill').run(new AbortController().signal)) as VerifyReport;
+    expect(drilled).to.include({ id: made.id, ok: true });
+    unlinkSync(join(dir, made.id, 'logs.copy.gz'));
+    let failed: unknown;
+    await job('restore-drill')
+      .run(new AbortController().signal)
+      .catch((err: unknown) => (failed = err));
+    expect((failed as Error)?.message).to.match(new RegExp(`restore drill: backup ${made.id} failed verification: logs\\.copy\\.gz is missing`));
+    const metrics = await t.api.raw('GET', '/metrics');
+    expect(metrics.text).to.match(/^sentinel_restore_drill_failures_total 1$/m);
+    // The same through the CLI: a failed drill exits non-zero.
+    const r = await cli(['jobs', 'run', 'restore-drill'], env());
+    expect(r.code).to.equal(1);
+  });
+
   it('prune keeps backups.keep newest complete backups, never the newest good one, and removes crashed writes', async () => {
     const pdir = mkdtempSync(join(tmpdir(), 'sentinel-prune-'));
     const penv = { ...env(), SENTINEL_BACKUPS_DIR: pdir, SENTINEL_BACKUPS_KEEP: '2' };

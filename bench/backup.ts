@@ -1,0 +1,167 @@
+/**
+ * Backup and verify throughput, each beside the ceiling measured in the same run: a raw
+ * `COPY (SELECT …) TO STDOUT` of the same tables in one REPEATABLE READ transaction, its bytes
+ * drained and counted by `pg` (what any backup must read; no gzip, no files, no checksums).
+ *
+ *  - backup: `sentinel backup create` (the real binary against the daemon's embedded PostgreSQL):
+ *    COPY, row checksums, gzip, sha256, files, fsync, rename → target ≥ 80% of the raw COPY's MB/s;
+ *  - verify: `sentinel backup verify <id>`: sha256 of the files, a trial restore into a scratch
+ *    database (COPY FROM, indexes, constraints), reading every table back and comparing. It does
+ *    several times the work of a COPY TO, so its ratio is reported, not held to the target.
+ *
+ * Data: SENTINEL_BENCH_POINTS points (default 10,000,000) over SENTINEL_BENCH_SERIES series
+ * (default 10,000), 60 s apart, ending now, COPYed straight into series and points.
+ *
+ *   npm run bench:backup
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { canonicalLabels } from '../src/features/telemetry/series-store.js';
+import { runBin } from '../test/support/daemon.js';
+import { ensurePointPartitions, pct, startSentinel } from './harness.js';
+import { machineLine } from './machine.js';
+
+const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
+const POINTS = Number(process.env.SENTINEL_BENCH_POINTS ?? 10_000_000);
+const PER_SERIES = Math.floor(POINTS / SERIES);
+const SPACING_MS = 60_000;
+const LOAD_CONNECTIONS = 2;
+const LOAD_ROWS_PER_COMMIT = 500_000;
+const MB = 1_000_000;
+
+async function copyInto(client: pg.Client, sql: string, chunks: Iterable<string>): Promise<void> {
+  const stream = client.query(copyFrom(sql));
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('error', reject);
+    stream.on('finish', resolve);
+  });
+  for (const chunk of chunks) if (!stream.write(chunk)) await new Promise((r) => stream.once('drain', r));
+  stream.end();
+  await done;
+}
+
+/** The ceiling: every data table COPYed out in one snapshot, bytes counted and dropped. */
+async function rawCopy(url: string): Promise<{ ms: number; bytes: number; rows: number }> {
+  const c = new pg.Client(url);
+  await c.connect();
+  try {
+    await c.query("set timezone = 'UTC'");
+    const t0 = performance.now();
+    await c.query('begin isolation level repeatable read read only');
+    const { rows: tables } = await c.query<{ name: string }>(
+      `select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = current_schema() and c.relkind in ('r', 'p') and not c.relispartition and c.relname not like 'knex\\_migrations%'`,
+    );
+    let bytes = 0;
+    let rows = 0;
+    for (const { name } of tables) {
+      const stream = c.query(copyTo(`COPY (SELECT * FROM "${name}") TO STDOUT`));
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++;
+        });
+        stream.on('end', resolve);
+        stream.on('error', reject);
+      });
+    }
+    await c.query('commit');
+    return { ms: performance.now() - t0, bytes, rows };
+  } finally {
+    await c.end();
+  }
+}
+
+function timedBin(args: string[], env: Record<string, string>): { ms: number; stdout: string } {
+  const t0 = performance.now();
+  const r = runBin(args, env);
+  if (r.code !== 0) throw new Error(`sentinel ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return { ms: performance.now() - t0, stdout: r.stdout };
+}
+
+const rate = (bytes: number, rows: number, ms: number) => `${(bytes / MB / (ms / 1000)).toFixed(1)} MB/s, ${Math.round(rows / (ms / 1000)).toLocaleString('en')} rows/s (${(ms / 1000).toFixed(1)} s)`;
+
+// ---------------------------------------------------------------------------------------------
+console.log(machineLine());
+const s = await startSentinel('backup');
+const admin = new pg.Client(s.pgUrl);
+try {
+  await admin.connect();
+  console.log(`server: PostgreSQL ${(await admin.query<{ v: string }>("select current_setting('server_version') as v")).rows[0].v}`);
+  const org = s.orgId;
+  const t0 = performance.now();
+  await copyInto(
+    admin,
+    'copy series (org_id, name, labels, labels_hash) from stdin',
+    (function* () {
+      let chunk = '';
+      for (let i = 0; i < SERIES; i++) {
+        const canon = canonicalLabels({ host: `h${i}`, shard: `s${i % 100}` });
+        chunk += `${org}\tbench.backup\t${canon}\t\\\\x${createHash('sha256').update(canon).digest('hex')}\n`;
+      }
+      yield chunk;
+    })(),
+  );
+  const { rows: idRows } = await admin.query<{ id: string; host: string }>(`select id, labels->>'host' as host from series where org_id = $1`, [org]);
+  const ids = new Array<number>(SERIES);
+  for (const r of idRows) ids[Number(r.host.slice(1))] = Number(r.id);
+  const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;
+  const firstTs = lastTs - (PER_SERIES - 1) * SPACING_MS;
+  await ensurePointPartitions(admin, firstTs, lastTs);
+  const stepsPerCommit = Math.max(1, Math.floor(LOAD_ROWS_PER_COMMIT / SERIES));
+  await Promise.all(
+    Array.from({ length: LOAD_CONNECTIONS }, async (_, w) => {
+      const c = new pg.Client(s.pgUrl);
+      await c.connect();
+      const from = Math.floor((w * SERIES) / LOAD_CONNECTIONS);
+      const to = Math.floor(((w + 1) * SERIES) / LOAD_CONNECTIONS);
+      for (let k0 = 0; k0 < PER_SERIES; k0 += stepsPerCommit) {
+        await copyInto(
+          c,
+          'copy points (org_id, series_id, ts, value) from stdin',
+          (function* () {
+            let chunk = '';
+            for (let k = k0; k < Math.min(PER_SERIES, k0 + stepsPerCommit); k++) {
+              const ts = new Date(firstTs + k * SPACING_MS).toISOString();
+              for (let i = from; i < to; i++) {
+                chunk += `${org}\t${ids[i]}\t${ts}\t${((i * 7919 + k * 104729) % 100_000) / 100}\n`;
+                if (chunk.length > 1 << 20) {
+                  yield chunk;
+                  chunk = '';
+                }
+              }
+            }
+            yield chunk;
+          })(),
+        );
+      }
+      await c.end();
+    }),
+  );
+  await admin.query('analyze');
+  console.log(`loaded ${(SERIES * PER_SERIES).toLocaleString('en')} points over ${SERIES.toLocaleString('en')} series with COPY in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  // Warm the cache the same way for both: one raw pass first, then raw / backup / raw.
+  await rawCopy(s.pgUrl);
+  const raw1 = await rawCopy(s.pgUrl);
+  const backup = timedBin(['backup', 'create', '--json'], s.env);
+  const raw2 = await rawCopy(s.pgUrl);
+  const ceiling = raw1.ms < raw2.ms ? raw1 : raw2;
+  const id = (JSON.parse(backup.stdout) as { id: string }).id;
+  const manifest = JSON.parse(readFileSync(join(s.dataDir, 'backups', id, 'manifest.json'), 'utf8')) as { tables: { rows: number; bytes: number }[] };
+  const rows = manifest.tables.reduce((n, t) => n + t.rows, 0);
+  const gz = manifest.tables.reduce((n, t) => n + t.bytes, 0);
+  if (rows !== ceiling.rows) throw new Error(`backup has ${rows} rows, the raw COPY read ${ceiling.rows}`);
+  console.log(`raw COPY TO STDOUT (ceiling, best of 2): ${rate(ceiling.bytes, ceiling.rows, ceiling.ms)}; rounds ${(raw1.ms / 1000).toFixed(1)} s / ${(raw2.ms / 1000).toFixed(1)} s`);
+  console.log(
+    `backup create: ${rate(ceiling.bytes, rows, backup.ms)} of COPY text → ${(gz / MB).toFixed(1)} MB gzipped (${pct(gz, ceiling.bytes)})   ratio ${pct(ceiling.ms, backup.ms)} (target >= 80%)`,
+  );
+  const verify = timedBin(['backup', 'verify', id, '--json'], s.env);
+  console.log(`backup verify (checksums + trial restore + read back): ${rate(ceiling.bytes, rows, verify.ms)}   ratio ${pct(ceiling.ms, verify.ms)} of the raw COPY TO (reported, no target)`);
+} finally {
+  await admin.end().catch(() => undefined);
+  await s.stop();
+}
