@@ -3,7 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { pino } from 'pino';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
+import { MailLogRepository } from '../../src/features/mail/mail-repository.js';
+import { MailService, type MailTaskPayload } from '../../src/features/mail/mail-service.js';
+import { smtpSender } from '../../src/features/mail/smtp-sender.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
@@ -50,6 +55,59 @@ describe('mail', function () {
     url = await cloneDatabase();
   });
   after(() => dropDatabase(url));
+
+  describe('one delivery attempt (the mail.send task)', () => {
+    let knex: Knex;
+    before(() => {
+      knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
+    });
+    after(() => knex.destroy());
+
+    it('counts every attempt in mail_log: retrying with the SMTP error, failed at the last, sent once the server is back, never sent twice', async () => {
+      const port = await freePort();
+      const queued: MailTaskPayload[] = [];
+      const sender = smtpSender({ host: '127.0.0.1', port, secure: false, starttls: false, user: '', password: '', from: 'sentinel@example.test' });
+      const mail = new MailService(new MailLogRepository(knex), sender, async (p) => void queued.push(p), 3, pino({ level: 'silent' }));
+      try {
+        expect(mail.configured).to.equal(true);
+        await mail.send({ kind: 'report', to: ['a@example.test'], subject: 'Daily report', text: 'secret figures 42' });
+        await mail.send({ kind: 'report', to: ['b@example.test'], subject: 'Daily report', text: 'more figures' });
+        expect(queued.map((p) => p.to)).to.deep.equal([['a@example.test'], ['b@example.test']]);
+        const [a, b] = queued;
+        expect((await knex('mail_log').where({ id: a.logId }).first()).outcome).to.equal('queued');
+
+        for (let i = 1; i <= 2; i++) {
+          const err = await mail.deliver(a).then(() => null, (e: unknown) => e as Error);
+          expect(err?.message).to.contain('ECONNREFUSED');
+          const row = await knex('mail_log').where({ id: a.logId }).first();
+          expect(row).to.include({ outcome: 'retrying', attempts: i });
+          expect(row.last_error).to.contain('ECONNREFUSED');
+        }
+        await mail.deliver(a).catch(() => {});
+        expect(await knex('mail_log').where({ id: a.logId }).first()).to.include({ outcome: 'failed', attempts: 3 });
+
+        const smtp = await new TestSmtp(port).start();
+        try {
+          await mail.deliver(b);
+          const m = await smtp.waitFor((r) => r.to.includes('b@example.test'));
+          expect(m.raw).to.contain('more figures');
+          const row = await knex('mail_log').where({ id: b.logId }).first();
+          expect(row).to.include({ outcome: 'sent', attempts: 1, last_error: null });
+          // The task run again (a worker that died after the server accepted it): not sent twice.
+          await mail.deliver(b);
+          expect(smtp.received.filter((r) => r.to.includes('b@example.test'))).to.have.length(1);
+          expect((await knex('mail_log').where({ id: b.logId }).first()).attempts).to.equal(1);
+        } finally {
+          await smtp.stop();
+        }
+        // Bodies are not kept in the log.
+        const logged = JSON.stringify(await knex('mail_log').whereIn('id', [a.logId, b.logId]));
+        expect(logged).to.not.contain('figures');
+      } finally {
+        sender.close();
+      }
+    });
+  });
 
   describe('sentinel mail test', () => {
     it('delivered → exit 0 and a sent mail_log row; SMTP server down → exit 1 with its error and a failed row; not configured → exit 2', async () => {
@@ -182,9 +240,28 @@ describe('mail', function () {
     });
   });
 
+  describe('welcome email queued by a CLI command', () => {
+    it('`sentinel user create --org --role owner` stores the message; the running daemon delivers it', async () => {
+      const smtp = await new TestSmtp(await freePort()).start();
+      const t = await startTestApp(url, smtpEnv(smtp.port));
+      try {
+        const org = await createOrg(t.app.services);
+        const email = `cli-owner-${uniq()}@example.test`;
+        const r = await cli(['user', 'create', email, '--org', org.slug, '--role', 'owner'], testEnv(url, smtpEnv(smtp.port)));
+        expect(r.code, r.stderr).to.equal(0);
+        // Recorded (and queued) before the command exited.
+        expect((await mailLogTo(url, email)).map((row) => row.kind)).to.deep.equal(['welcome']);
+        const m = await smtp.waitFor((x) => x.to.includes(email), 20_000);
+        expect(m.raw).to.contain(`(${org.slug})`);
+      } finally {
+        await t.stop();
+        await smtp.stop();
+      }
+    });
+  });
+
   describe('SMTP server down', () => {
-    // Enabled once the queue's workers run tasks (the jobs work); until then send() delivers once, directly.
-    it.skip('the welcome email is retried and recorded (retrying, the error), nothing crashes, and it is delivered once the server is back', async () => {
+    it('the welcome email is retried and recorded (retrying, the error), nothing crashes, and it is delivered once the server is back', async () => {
       const port = await freePort();
       const t = await startTestApp(url, smtpEnv(port));
       let smtp: TestSmtp | null = null;
@@ -197,7 +274,7 @@ describe('mail', function () {
         expect(retrying).to.include({ kind: 'welcome', org_id: org.id, sent_at: null });
         expect(retrying.last_error).to.contain('ECONNREFUSED');
         // The daemon still serves.
-        expect((await t.api.raw('GET', '/health')).status).to.equal(200);
+        expect((await t.api.get('/health')).status).to.equal(200);
 
         smtp = await new TestSmtp(port).start();
         const m = await smtp.waitFor((r) => r.to.includes(owner.email), 30_000);
@@ -205,6 +282,12 @@ describe('mail', function () {
         const sent = await until('the row to be sent', async () => (await mailLogTo(url, owner.email)).find((r) => r.outcome === 'sent'));
         expect(sent.attempts).to.be.greaterThan(2);
         expect(sent.last_error).to.equal(null);
+        // It went through the durable queue: one mail.send task, its attempts the same.
+        const tasks = await until('the task to be done', async () => {
+          const rows = await query<{ state: string; attempts: number }>(url, "select state, attempts from queue_tasks where task = 'mail.send' and payload->>'logId' = $1", [sent.id]);
+          return rows.length === 1 && rows[0].state === 'done' ? rows : undefined;
+        });
+        expect(tasks[0].attempts).to.equal(sent.attempts);
         expect(smtp.received.filter((r) => r.to.includes(owner.email))).to.have.length(1);
       } finally {
         await t.stop();

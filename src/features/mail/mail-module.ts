@@ -38,10 +38,9 @@ export const mailModule = defineModule({
       });
     }
     const sender = smtp.host ? smtpSender(smtp) : null;
-    // TEMPORARY until the jobs work adds Kits.queue: one attempt now, in the background, no retries.
-    const enqueue: MailEnqueue = async (payload) => {
-      void mail.deliver(payload).catch((err: unknown) => kits.logger.warn({ err }, 'mail delivery failed'));
-    };
+    // Stored in PostgreSQL before send() resolves, in the daemon and in a CLI command alike; the
+    // daemon's queue workers deliver it (a CLI command's mail waits for the daemon).
+    const enqueue: MailEnqueue = (payload) => kits.queue.enqueue(mailSendTask.name, payload);
     const mail = new MailService(new MailLogRepository(kits.db.knex), sender, enqueue, MAIL_MAX_ATTEMPTS, kits.logger);
     return {
       provides: { mailer: mail as Mailer },

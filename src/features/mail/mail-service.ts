@@ -47,10 +47,15 @@ export class MailService implements Mailer {
    * (its org was deleted) is not sent.
    */
   async deliver(payload: MailTaskPayload, signal?: AbortSignal): Promise<void> {
-    if (!this.sender) throw notConfigured();
     const row = await this.repo.beginAttempt(payload.logId);
     if (!row || row.outcome === 'sent') {
       this.logger.info({ mail: payload.logId }, row ? 'mail already sent; not sending again' : 'mail record gone (its organization was deleted); not sent');
+      return;
+    }
+    if (!this.sender) {
+      // Queued while SMTP was configured, and the daemon restarted without it: retrying cannot help.
+      await this.repo.markFailed(row.id, notConfigured().message, true);
+      this.logger.warn({ mail: row.id, kind: row.kind }, 'mail not sent: mail is no longer configured');
       return;
     }
     await this.attempt(row, payload, row.attempts >= this.maxAttempts, signal);
