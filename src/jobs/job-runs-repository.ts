@@ -102,6 +102,7 @@ export class JobRunsRepository {
       `select n as job from unnest(?::text[]) n
         where exists (select 1 from pg_locks l
                        where l.locktype = 'advisory' and l.objsubid = 1 and l.granted
+                         and l.database = (select oid from pg_database where datname = current_database())
                          and ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended('sentinel:job:' || n, 0))`,
       [[...names]],
     );

@@ -308,10 +308,10 @@ describe('jobs kit: scheduler, durable queue and runner on PostgreSQL', function
     await a.kit.scheduler.tick('quick', new Date(Date.UTC(2031, 0, 1)));
     await until('the scheduled run', async () => (await runsOf('quick')).filter((r) => r.outcome).length === 2);
     await new Promise((r) => setTimeout(r, 100));
-    const locks = await query<{ n: number }>(url, "select count(*)::int as n from pg_locks where locktype = 'advisory'");
+    const locks = await query<{ n: number }>(url, "select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())");
     expect(locks[0].n).to.equal(0);
     // And no lock connection left open either.
-    const conns = await query<{ n: number }>(url, "select count(*)::int as n from pg_stat_activity where application_name = 'sentinel job lock'");
+    const conns = await query<{ n: number }>(url, "select count(*)::int as n from pg_stat_activity where application_name = 'sentinel job lock' and datname = current_database()");
     expect(conns[0].n).to.equal(0);
   });
 
@@ -324,7 +324,7 @@ describe('jobs kit: scheduler, durable queue and runner on PostgreSQL', function
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {
-      const { rows } = await c.query<{ state: string }>("select a.state from pg_locks l join pg_stat_activity a using (pid) where l.locktype = 'advisory' and a.application_name = 'sentinel job lock'");
+      const { rows } = await c.query<{ state: string }>("select a.state from pg_locks l join pg_stat_activity a using (pid) where l.locktype = 'advisory' and a.application_name = 'sentinel job lock' and a.datname = current_database()");
       expect(rows.map((r) => r.state)).to.deep.equal(['idle in transaction']);
     } finally {
       await c.end();

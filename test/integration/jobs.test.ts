@@ -56,7 +56,10 @@ describe('jobs in the app: two daemons, admin API, metrics', function () {
   let root: string;
   let member: string;
   // A schedule override through the environment, as an operator might set it.
-  const env = { SENTINEL_JOBS: JSON.stringify({ partitions: { schedule: '7 * * * *' }, 'restore-drill': { enabled: false } }) };
+  // (The other jobs disabled, as test/support/config.ts does for every test app: no wall-clock ticks.)
+  const env = {
+    SENTINEL_JOBS: JSON.stringify({ partitions: { schedule: '7 * * * *' }, retention: {}, backup: { enabled: false }, 'restore-drill': { enabled: false }, 'daily-report': { enabled: false } }),
+  };
 
   before(async () => {
     url = await cloneDatabase();
@@ -153,7 +156,7 @@ describe('jobs in the app: two daemons, admin API, metrics', function () {
 
   it('after the runs, no advisory lock is left in pg_locks', async () => {
     await until('runs ended', async () => (await query(url, 'select 1 from job_runs where finished_at is null')).length === 0);
-    const [locks] = await query<{ n: number }>(url, "select count(*)::int as n from pg_locks where locktype = 'advisory'");
+    const [locks] = await query<{ n: number }>(url, "select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())");
     expect(locks.n).to.equal(0);
   });
 });
@@ -164,7 +167,7 @@ describe('CLI: jobs list | run | history, and the jobs config keys', function ()
   let env: Record<string, string>;
   before(async () => {
     url = await cloneDatabase();
-    env = testEnv(url);
+    env = { ...testEnv(url), SENTINEL_JOBS: '{}' };
   });
   after(async () => {
     if (url) await dropDatabase(url);

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { declaredJobs } from '../../src/app/build-app.js';
 import { loadConfig } from '../../src/config/loader.js';
 import type { Config } from '../../src/config/schema.js';
 
@@ -13,6 +14,10 @@ export function testEnv(databaseUrl: string, extra: Record<string, string> = {})
     SENTINEL_AUTH_BCRYPT_ROUNDS: '4',
     SENTINEL_LOG_LEVEL: 'info',
     SENTINEL_SHUTDOWN_GRACE_MS: '3000',
+    // No real cron ticks in tests: a backup or a report starting because the wall clock passed
+    // 06:00 would make a test's counts depend on when it runs. Tests of the scheduler drive its
+    // ticks through its seam, with jobs they enable.
+    SENTINEL_JOBS: JSON.stringify(Object.fromEntries(declaredJobs().map((j) => [j.name, { enabled: false }]))),
     ...extra,
   };
 }
