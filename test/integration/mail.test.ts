@@ -240,6 +240,28 @@ describe('mail', function () {
     });
   });
 
+  describe('welcome email: two first owners at once', () => {
+    it('two owners added to an ownerless org at the same moment: exactly one of them is its first owner and is welcomed', async () => {
+      const t = await startTestApp(url, smtpEnv(await freePort()));
+      try {
+        const s = t.app.services;
+        for (let i = 0; i < 5; i++) {
+          const org = await createOrg(s);
+          const [u1, u2] = [await createUser(s), await createUser(s)];
+          await Promise.all([
+            s.orgs.addMember(SYSTEM_ACTOR, org.slug, { email: u1.email, role: 'owner' }),
+            s.users.grant(SYSTEM_ACTOR, u2.email, org.slug, 'owner'),
+          ]);
+          const rows = await query<{ to: string[] }>(url, "select \"to\" from mail_log where org_id = $1 and kind = 'welcome'", [org.id]);
+          expect(rows, `round ${i}`).to.have.length(1);
+          expect([u1.email, u2.email]).to.include(rows[0].to[0]);
+        }
+      } finally {
+        await t.stop();
+      }
+    });
+  });
+
   describe('welcome email queued by a CLI command', () => {
     it('`sentinel user create --org --role owner` stores the message; the running daemon delivers it', async () => {
       const smtp = await new TestSmtp(await freePort()).start();
