@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import type { AuthMode, RouteInfo } from '../../src/http/registry.js';
-import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import { createApiKey, createUser } from '../support/factories.js';
 import { ApiClient, expectProblem, fillPath, placeholders, type Answer } from '../support/http.js';
@@ -233,6 +233,8 @@ describe('cross-tenant matrix (generated from the route table)', () => {
     await backUp();
     // And a pending invitation (to B's outsider), which the routes with an invitation id aim at.
     await invite(B, api);
+    // And a delivered email in the mail log (this app has no SMTP server: the row is written as the mailer would).
+    await query(url, `insert into mail_log (org_id, kind, "to", subject, outcome, attempts, sent_at) values ($1, 'welcome', $2, 'Welcome', 'sent', 1, now())`, [B.org.id, [B.owner.email]]);
     // And a report (which the routes with a report id aim at), and a refused ingest (counted per reason).
     await makeReport(B, api);
     await s.telemetry.ingestNative(SYSTEM_ACTOR, B.org.slug, { metrics: [{ name: 'b.metric', value: 1, ts: Date.now() - 30 * 86_400_000 }] }).then(
