@@ -28,6 +28,8 @@ export interface BackupOptions {
 const STALE_TEMP_MS = 6 * 3_600_000;
 /** gzip's fastest level: a backup runs at close to COPY's own speed instead of gzip's (bench/backup.ts). */
 const GZIP_LEVEL = 1;
+/** Larger output chunks than zlib's 16 KiB: fewer callbacks through the pipeline per MB. */
+const GZIP_CHUNK = 256 * 1024;
 
 function summary(b: StoredBackup): BackupSummary {
   const m = b.manifest;
@@ -99,7 +101,7 @@ export class BackupService {
             cb(null, c);
           },
         });
-        await pipeline(session.copyOut(t.name, t.columns), rows, createGzip({ level: GZIP_LEVEL }), count, this.store.writer(tmp, file));
+        await pipeline(session.copyOut(t.name, t.columns), rows, createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK }), count, this.store.writer(tmp, file));
         tables.push({ name: t.name, file, columns: t.columns, rows: rows.rows, bytes, sha256: sha.digest('hex'), content: rows.digest(), partitions: t.partitions });
       }
       const sequences = await session.sequences();
