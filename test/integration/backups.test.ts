@@ -171,6 +171,17 @@ describe('backups', function () {
         },
         /newer schema \(29991231000000_from_the_future\)/,
       ],
+      [
+        'a manifest whose partition bound smuggles in SQL',
+        (p) => {
+          const f = join(p, 'manifest.json');
+          const m = JSON.parse(readFileSync(f, 'utf8')) as { tables: { name: string; partitions: { bound: string }[] }[] };
+          const points = m.tables.find((x) => x.name === 'points')!;
+          points.partitions[0].bound = `${points.partitions[0].bound}; drop table users`;
+          writeFileSync(f, JSON.stringify(m));
+        },
+        /unexpected partition bound/,
+      ],
     ];
     for (const [what, damage, message] of cases) {
       it(what, async () => {

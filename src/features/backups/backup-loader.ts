@@ -34,6 +34,9 @@ export async function checkFiles(store: BackupStore, m: Manifest): Promise<strin
   return problems;
 }
 
+/** pg_get_expr of a range partition's bound over one column: FOR VALUES FROM ('…') TO ('…'), or MINVALUE/MAXVALUE. */
+const PARTITION_BOUND = /^FOR VALUES FROM \((?:'[^'\\]*'|MINVALUE)\) TO \((?:'[^'\\]*'|MAXVALUE)\)$|^DEFAULT$/;
+
 /** A migration source that stops at `last`: the schema the backup was taken at. */
 class UpToSource extends FolderMigrationSource {
   constructor(private readonly last: string) {
@@ -99,6 +102,11 @@ export interface LoadReport {
  */
 export async function loadInto(store: BackupStore, m: Manifest, opts: LoadOptions): Promise<LoadReport> {
   await checkSchema(m);
+  // A partition's bound goes into SQL as text: only the shape PostgreSQL itself writes for a
+  // range partition, so that a doctored manifest cannot smuggle a statement in. Checked before
+  // the target is touched.
+  for (const t of m.tables)
+    for (const p of t.partitions) if (!PARTITION_BOUND.test(p.bound)) throw damaged(m.id, `${p.name}: unexpected partition bound ${JSON.stringify(p.bound)}`);
   const target = await BackupSession.open(opts.targetUrl);
   try {
     const applied = await target.appliedMigrations();
