@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { withSecrets } from '../config/secrets.js';
 import { ConfigError } from '../config/loader.js';
-import { openDatabase, type Database, type Role } from '../db/database.js';
+import { createKnex, openDatabase, type Database, type Role } from '../db/database.js';
 import { migrationStatus, migratorConfig, rollbackPlan, type MigrationStatus, type RollbackPlan } from '../db/migration-source.js';
 import { ChangeFeed } from '../db/change-feed.js';
 import { classifyDbError } from '../db/pg-errors.js';
@@ -170,7 +170,12 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     // One registry per app: the HTTP metrics and whatever the modules register (kits.metrics).
     const httpMetrics = createHttpMetrics({ defaultMetrics: daemon });
     // Enqueueing works in every process (a CLI command's tasks wait in PostgreSQL for the daemon).
-    const taskStore = new TaskStore(knex);
+    // The jobs kit's own small pool (queue polls and claims, job records): it never waits behind
+    // API requests for a connection, nor they behind it, and pg_stat_activity names it. Closed
+    // after the modules have stopped (a stop hook may still enqueue).
+    const jobsKnex = createKnex(db.url, config, logger, { max: config.queue.concurrency + 2, applicationName: 'sentinel jobs' });
+    stopHooks.push({ name: 'jobs: database pool', timeoutMs: 5000, run: () => jobsKnex.destroy() });
+    const taskStore = new TaskStore(jobsKnex);
     const queue = new PgWorkQueue(taskStore, new Set(taskNames(FEATURE_MODULES)), logger);
     // The jobs kit is built from what the modules declare, so after them; the modules' view of
     // it (the admin routes') is only called when serving.
@@ -179,14 +184,14 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       if (!jobsKit) throw new Error('the jobs kit is used before it is built');
       return jobsKit;
     };
-    const jobs: JobControl = { list: () => kitOf().control.list(), history: (q) => kitOf().control.history(q), trigger: (name) => kitOf().control.trigger(name) };
+    const jobs: JobControl = { list: () => kitOf().control.list(), history: (q) => kitOf().control.history(q), trigger: (name) => kitOf().control.trigger(name), workersActive: () => kitOf().control.workersActive() };
     const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue, jobs };
     const composed = composeModules(FEATURE_MODULES, kits, stopHooks);
     startHooks.push(...composed.startHooks);
     app.services = composed.services as unknown as Services;
     app.jobs = composed.jobs;
     jobsKit = createJobsKit({
-      knex,
+      knex: jobsKnex,
       url: db.url,
       connectTimeoutMs: config.database.connect_timeout_ms,
       jobs: composed.jobs.list(),

@@ -57,6 +57,8 @@ export interface JobControl {
    * job and conflict when the job is running (anywhere on the database).
    */
   trigger(name: string): Promise<{ id: string }>;
+  /** The daemon's queue workers are taking work (readiness). */
+  workersActive(): boolean;
 }
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);

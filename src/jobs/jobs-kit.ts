@@ -173,6 +173,7 @@ export function createJobsKit(o: JobsKitOptions): JobsKit {
       if (!started) throw new DomainError('conflict', `job '${name}' is running; try again when it has finished`);
       return { id: started.id };
     },
+    workersActive: () => workers.active,
   };
 
   if (o.metrics) registerJobMetrics(o.metrics, o.jobs.map((j) => j.name), runs, store, logger);

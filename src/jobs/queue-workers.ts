@@ -177,6 +177,11 @@ export class QueueWorkers {
     return this.#inflight.size;
   }
 
+  /** Started and not stopping: taking work. */
+  get active(): boolean {
+    return this.#queue !== null && !this.#stopping;
+  }
+
   /** Stops fetching; tasks under way go on (see idle, abortAll). */
   pause(): void {
     this.#stopping = true;

@@ -174,7 +174,7 @@ describe('jobs kit: scheduler, durable queue and runner on PostgreSQL', function
     );
     release();
     await until('the run finished', async () => (await runsOf('manual')).every((r) => r.outcome));
-    expect((await runsOf('manual')).map((r) => [r.id, r.trigger, r.outcome])).to.deep.equal([[first.id, 'manual', 'ok']]);
+    expect((await runsOf('manual')).map((r) => [String(r.id), r.trigger, r.outcome])).to.deep.equal([[first.id, 'manual', 'ok']]);
   });
 
   it('a queued task survives a restart: stored by one process, run by the next one started', async () => {

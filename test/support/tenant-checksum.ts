@@ -31,6 +31,8 @@ export const TENANT_ROWS: Record<string, { column: string; by: 'org' | 'members'
 export const NOT_TENANT_DATA: Record<string, string> = {
   knex_migrations: 'migration bookkeeping',
   knex_migrations_lock: 'migration bookkeeping',
+  job_runs: "the instance's job runs (no org in them); only superadmins see them",
+  queue_tasks: 'the durable queue: work to do, no route serves its rows',
 };
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
