@@ -74,6 +74,10 @@ describe('bin/sentinel backup: embedded PostgreSQL 17 → PostgreSQL 15', functi
     const id = (JSON.parse(created.stdout) as { id: string }).id;
     const manifest = JSON.parse(readFileSync(join(dataDir, 'backups', id, 'manifest.json'), 'utf8')) as { postgres_version: string };
     expect(manifest.postgres_version).to.match(/^17\./);
+    // Verify's scratch database on the embedded server, beside the running daemon.
+    const verified = runBin(['backup', 'verify', id], env);
+    expect(verified.code, verified.stderr).to.equal(0);
+    expect(verified.stdout).to.contain(`backup ${id} is good`);
 
     const port = readFileSync(join(dataDir, 'postgres.port'), 'utf8').trim();
     const password = readFileSync(join(dataDir, 'secrets', 'postgres_password'), 'utf8').trim();
