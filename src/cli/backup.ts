@@ -96,6 +96,6 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .action(async (o: { json?: boolean }) => {
       const r = await withApp(ctx.appEnv(), (app) => app.services.backups.prune(SYSTEM_ACTOR));
       if (o.json) printJson(ctx.io, r);
-      else ctx.io.stdout(`kept ${r.kept.length}, removed ${r.removed.length}${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; leftover temporary directories removed: ${r.temporaries_removed.length}\n`);
+      else ctx.io.stdout(`kept ${r.kept.length}, removed ${r.removed.length}${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; leftover temporary directories removed: ${r.temporaries_removed.length}; leftover scratch databases dropped: ${r.scratch_databases_dropped.length}\n`);
     });
 }

@@ -289,6 +289,12 @@ describe('backups', function () {
       ids.push((JSON.parse(r.stdout) as BackupSummary).id);
     }
     mkdirSync(join(pdir, '.tmp-20200101T000000000Z-abcdef'));
+    // A scratch database of a verify killed a day ago, and one of a verify running now.
+    const dayAgo = Math.floor(Date.now() / 1000) - 86_400;
+    const stale = `sentinel_verify_${dayAgo}_${Math.random().toString(16).slice(2, 10)}`;
+    const current = `sentinel_verify_${Math.floor(Date.now() / 1000)}_${Math.random().toString(16).slice(2, 10)}`;
+    await query(url, `create database ${stale}`);
+    await query(url, `create database ${current}`);
     // A damaged backup newer than every good one: kept for the operator, never counted as good.
     const damagedId = '29990101T000000000Z-dddddd';
     mkdirSync(join(pdir, damagedId));
@@ -298,6 +304,9 @@ describe('backups', function () {
     expect(report.kept).to.deep.equal([ids[2], ids[1]]);
     expect(report.removed).to.deep.equal([ids[0]]);
     expect(report.temporaries_removed).to.deep.equal(['.tmp-20200101T000000000Z-abcdef']);
+    expect(report.scratch_databases_dropped).to.deep.equal([stale]);
+    expect((await query<{ n: string }>(url, "select datname as n from pg_database where datname like 'sentinel_verify_%'")).map((r) => r.n)).to.deep.equal([current]);
+    await query(url, `drop database ${current}`);
     expect(readdirSync(pdir).sort()).to.deep.equal([ids[1], ids[2], damagedId].sort());
     const list = await cli(['backup', 'list', '--json'], penv);
     expect((JSON.parse(list.stdout) as BackupSummary[]).map((b) => [b.id, b.status])).to.deep.equal([

@@ -168,6 +168,22 @@ export class BackupSession {
   async dropDatabase(name: string): Promise<void> {
     await this.query(`drop database if exists ${quoteIdent(name)} with (force)`);
   }
+
+  /** Databases on this server whose name starts with `prefix`. */
+  async databasesLike(prefix: string): Promise<string[]> {
+    const { rows } = await this.query<{ name: string }>(`select datname as name from pg_database where starts_with(datname, $1) order by 1`, [prefix]);
+    return rows.map((r) => r.name);
+  }
+
+  /** Drops it unless someone is connected (then PostgreSQL refuses and this returns false). */
+  async dropIdleDatabase(name: string): Promise<boolean> {
+    try {
+      await this.query(`drop database if exists ${quoteIdent(name)}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** The same server's URL with another database name. */

@@ -24,6 +24,8 @@ export interface BackupOptions {
   knexFor(url: string): Knex;
 }
 
+/** Scratch databases of verify: `sentinel_verify_<unix seconds>_<random>`. */
+const SCRATCH_PREFIX = 'sentinel_verify_';
 /** A temporary directory older than this is a crashed backup's, not one being written. */
 const STALE_TEMP_MS = 6 * 3_600_000;
 /** gzip's fastest level: a backup runs at close to COPY's own speed instead of gzip's (bench/backup.ts). */
@@ -182,7 +184,8 @@ export class BackupService {
       return report([(err as Error).message]);
     }
 
-    const scratch = `sentinel_verify_${randomBytes(6).toString('hex')}`;
+    // Its creation time in the name: prune drops the ones a killed verify left behind.
+    const scratch = `${SCRATCH_PREFIX}${Math.floor(Date.now() / 1000)}_${randomBytes(4).toString('hex')}`;
     const scratchUrl = withDatabaseName(this.opts.databaseUrl, scratch);
     const admin = await BackupSession.open(this.opts.databaseUrl);
     const problems: string[] = [];
@@ -250,6 +253,21 @@ export class BackupService {
     }
   }
 
+  /** Scratch databases a verify killed mid-way left behind (older than a verify can take, nobody connected). */
+  private async dropStaleScratch(): Promise<string[]> {
+    const admin = await BackupSession.open(this.opts.databaseUrl);
+    try {
+      const dropped: string[] = [];
+      for (const name of await admin.databasesLike(SCRATCH_PREFIX)) {
+        const created = Number(name.slice(SCRATCH_PREFIX.length).split('_')[0]) * 1000;
+        if (Number.isFinite(created) && Date.now() - created > STALE_TEMP_MS && (await admin.dropIdleDatabase(name))) dropped.push(name);
+      }
+      return dropped;
+    } finally {
+      await admin.close();
+    }
+  }
+
   /** Keep the `keep` newest complete backups (never fewer than one), drop older and damaged ones and crashed writes. */
   async prune(actor: Actor): Promise<PruneReport> {
     requireSuperadmin(actor);
@@ -270,6 +288,6 @@ export class BackupService {
         temporaries.push(name);
       }
     }
-    return { kept, removed, temporaries_removed: temporaries };
+    return { kept, removed, temporaries_removed: temporaries, scratch_databases_dropped: await this.dropStaleScratch() };
   }
 }

@@ -45,4 +45,6 @@ export interface PruneReport {
   kept: string[];
   removed: string[];
   temporaries_removed: string[];
+  /** `sentinel_verify_*` databases a killed verify left behind. */
+  scratch_databases_dropped: string[];
 }
