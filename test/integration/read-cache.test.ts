@@ -140,7 +140,7 @@ describe('read cache', () => {
       expect((await r.orgs.findBySlug(slug))?.id).to.equal(org.id);
       const user = await r.users.insert({ email: `u-${uniq()}@example.test`, name: null, password_hash: null, superadmin: false });
       expect(await r.orgs.roleOf(org.id, user.id)).to.equal(null);
-      expect(await r.orgs.addMember(org.id, user.id, 'viewer')).to.equal(true);
+      expect(await r.orgs.addMember(org.id, user.id, 'viewer')).to.deep.equal({ added: true, firstOwner: false });
       expect(await r.orgs.roleOf(org.id, user.id)).to.equal('viewer');
     });
 
