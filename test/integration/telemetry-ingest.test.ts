@@ -1,5 +1,9 @@
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
+import knexFactory from 'knex';
+import { pino } from 'pino';
+import { RejectionCounter } from '../../src/features/telemetry/rejection-counter.js';
+import { StatsRepository } from '../../src/features/telemetry/stats-repository.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { expectProblem, type Problem } from '../support/http.js';
@@ -174,6 +178,42 @@ describe('telemetry ingest (native JSON)', function () {
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [org.id])).to.equal(100);
     // Another org is not affected.
     expect((await t.api.post('/telemetry', keyA, { metrics: [{ name: 'other', value: 1 }] })).status).to.equal(202);
+  });
+
+  it('counts a refusal in memory (record() is synchronous) and writes the counts on flush', async () => {
+    const org = await createOrg(t.app.services);
+    await t.app.services.orgs.update({ kind: 'system' }, org.slug, { limits: { ingest_points_per_second: 10 } });
+    const key = (await createApiKey(t.app.services, org.slug, ['ingest'])).secret;
+    const batch = { metrics: Array.from({ length: 20 }, (_, i) => ({ name: 'rate', value: i })) };
+    expect((await t.api.post('/telemetry', key, batch)).status).to.equal(202);
+    expect((await t.api.post('/telemetry', key, batch)).status).to.equal(429);
+    const stored = () => query<{ requests: number; items: number }>(url, 'select requests, items from ingest_rejections where org_id = $1', [org.id]);
+    // The 429 was answered before its count was written; the flush writes it.
+    expect(await stored()).to.deep.equal([]);
+    await t.app.services.rejections.flush();
+    expect(await stored()).to.deep.equal([{ requests: 1, items: 20 }]);
+
+    // A database that cannot be reached: record() still returns at once, the failed write keeps
+    // the counts for the next one (here: a counter whose pool points at a dead port).
+    const dead = knexFactory({ client: 'pg', connection: 'postgres://sentinel@127.0.0.1:1/none', pool: { min: 0, max: 1 }, acquireConnectionTimeout: 2000, log: { warn: () => {}, error: () => {}, debug: () => {}, deprecate: () => {} } });
+    try {
+      const counter = new RejectionCounter(new StatsRepository(dead), pino({ level: 'silent' }), { flushIntervalMs: 60_000 });
+      const started = performance.now();
+      const returned: unknown = counter.record(org.id, 'rate_limited', 5);
+      counter.record(org.id, 'rate_limited', 7);
+      expect(returned).to.equal(undefined);
+      expect(performance.now() - started).to.be.below(50);
+      expect(counter.pending).to.equal(1);
+      await counter.flush(); // fails (logged), never throws
+      expect(counter.pending).to.equal(1);
+      // The kept counts are the same ones: written by a counter on the live database they sum up.
+      const live = new RejectionCounter(new StatsRepository(t.app.db.knex), pino({ level: 'silent' }));
+      live.record(org.id, 'rate_limited', 5);
+      await live.stop();
+      expect(await stored()).to.deep.equal([{ requests: 2, items: 25 }]);
+    } finally {
+      await dead.destroy();
+    }
   });
 
   it('refuses new series beyond max_series (400, nothing stored) while existing series keep flowing', async () => {

@@ -63,6 +63,7 @@ export const telemetryModule = defineModule({
       { flushIntervalMs: config.ingest.flush_interval_ms, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
       logger,
     );
+    const rejections = new RejectionCounter(stats, logger);
     const telemetry = new TelemetryService({
       orgs: needs.orgAccess,
       directory,
@@ -73,7 +74,7 @@ export const telemetryModule = defineModule({
       limitDefaults,
       maxAgeMs: ms(config.ingest.max_age),
       maxFutureMs: ms(config.ingest.max_future),
-      rejections: new RejectionCounter(stats, logger),
+      rejections,
     });
     // Queries get a pool of their own: their sessions carry query.statement_timeout_ms.
     const queryKnex = createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' });
@@ -89,7 +90,7 @@ export const telemetryModule = defineModule({
     };
     return {
       provides: { retentionPolicies, telemetryStats: stats as TelemetryStats },
-      services: { telemetry, query },
+      services: { telemetry, query, rejections },
       routes: (registry) => {
         registerTelemetryRoutes(registry, telemetry);
         registerQueryRoutes(registry, query);
@@ -100,6 +101,8 @@ export const telemetryModule = defineModule({
       stop: [
         { name: 'telemetry writer', timeoutMs: config.shutdown.grace_ms, run: () => writer.stop() },
         { name: 'telemetry query pool', timeoutMs: 5000, run: () => queryKnex.destroy() },
+        // Refused-ingest counts still in memory: written before the database closes.
+        { name: 'telemetry refused-ingest counts', timeoutMs: 5000, run: () => rejections.stop() },
       ],
     };
   },

@@ -25,7 +25,7 @@ export interface TelemetryServiceDeps {
   maxAgeMs: number;
   maxFutureMs: number;
   /** Counts refused ingest per reason (the daily report shows them); never changes an answer. */
-  rejections?: { record(orgId: string, reason: RejectionReason, items: number): Promise<void> };
+  rejections?: { record(orgId: string, reason: RejectionReason, items: number): void };
   now?: () => number;
 }
 
@@ -70,13 +70,13 @@ export class TelemetryService implements TelemetryIngest {
       const err = new DomainError('payload_too_large', `the batch holds ${total} items; at most ${INGEST_LIMITS.maxItems} per request`);
       // Checked before the org is resolved (cheapest first); counted only for a caller that may ingest there.
       const orgId = await this.orgOf(actor, orgSlug).catch(() => null);
-      if (orgId !== null) await this.refused(orgId, 'too_many_items', total);
+      if (orgId !== null) this.refused(orgId, 'too_many_items', total);
       throw err;
     }
     const orgId = await this.orgOf(actor, orgSlug);
     const { batch, errors } = nativeBatch(body, this.now());
     if (errors.length) {
-      await this.refused(orgId, 'invalid_items', total);
+      this.refused(orgId, 'invalid_items', total);
       throw new DomainError('validation_failed', 'request validation failed', { errors });
     }
     const key = opts.idempotencyKey;
@@ -118,8 +118,9 @@ export class TelemetryService implements TelemetryIngest {
     return { accepted, rejected, messages };
   }
 
-  private async refused(orgId: string, reason: RejectionReason, items: number): Promise<void> {
-    await this.d.rejections?.record(orgId, reason, items);
+  // Synchronous: counted in memory and written later, so a refusal never waits on the database.
+  private refused(orgId: string, reason: RejectionReason, items: number): void {
+    this.d.rejections?.record(orgId, reason, items);
   }
 
   private replay(stored: { hash: Buffer; response: unknown }, hash: Buffer): Accepted {
@@ -167,14 +168,14 @@ export class TelemetryService implements TelemetryIngest {
     const points: PointIn[] = inWindow(input.points, 'metrics');
     const logs: LogIn[] = inWindow(input.logs, 'logs');
     const events: EventIn[] = inWindow(input.events, 'events');
-    if (errors.length) await this.refused(orgId, opts.partial ? 'dropped_outside_time_window' : 'outside_time_window', errors.length);
+    if (errors.length) this.refused(orgId, opts.partial ? 'dropped_outside_time_window' : 'outside_time_window', errors.length);
     if (errors.length && !opts.partial) throw new DomainError('validation_failed', 'request validation failed', { errors });
     if (errors.length) messages.push(`${errors.length} item(s) outside the accepted time window`);
 
     const cost = points.length + logs.length + events.length;
     const decision = this.d.buckets.take(orgId, limits.ingest_points_per_second, cost);
     if (!decision.allowed) {
-      await this.refused(orgId, 'rate_limited', cost);
+      this.refused(orgId, 'rate_limited', cost);
       throw new DomainError('rate_limited', `ingest rate limit of ${limits.ingest_points_per_second} items per second exceeded; retry in ${decision.retryAfterSeconds} s`, {
         retryAfter: decision.retryAfterSeconds,
         rateLimit: { limit: decision.limit, remaining: decision.remaining, reset: decision.retryAfterSeconds },
@@ -187,7 +188,7 @@ export class TelemetryService implements TelemetryIngest {
     }
     const { ids, refused } = await this.d.series.resolve(orgId, points, limits.max_series);
     if (refused.length) {
-      await this.refused(orgId, opts.partial ? 'dropped_series_limit' : 'series_limit', refused.length);
+      this.refused(orgId, opts.partial ? 'dropped_series_limit' : 'series_limit', refused.length);
       const message = `would create a new series beyond the organization's limit of ${limits.max_series} series`;
       if (!opts.partial) {
         throw new DomainError('validation_failed', `the batch would pass the organization's limit of ${limits.max_series} series`, {
