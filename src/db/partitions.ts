@@ -37,6 +37,25 @@ export interface PartitionInfo<T extends string = string> {
   day: number;
 }
 
+/** SQLSTATE lock_not_available: `lock_timeout` expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** How long an on-demand CREATE (the writer's missing day) waits for the parent's lock by default. */
+export const WRITER_LOCK_TIMEOUT_MS = 10_000;
+
+export interface EnsureOptions {
+  /** Longest wait for the parent table's lock per CREATE (default WRITER_LOCK_TIMEOUT_MS). */
+  lockTimeoutMs?: number;
+  /** On lock timeout, list the partition as deferred instead of throwing. */
+  deferWhenBusy?: boolean;
+}
+
+export interface EnsureResult {
+  created: string[];
+  /** Not created: the parent stayed locked past the lock timeout (deferWhenBusy only). */
+  deferred: string[];
+}
+
 /** `T`: the names of the partitioned tables this repository manages. */
 export class PartitionsRepository<T extends string = string> {
   constructor(
@@ -52,26 +71,47 @@ export class PartitionsRepository<T extends string = string> {
   /**
    * Creates the partitions of `days` that do not exist yet. Safe to run from several processes at
    * once: a partition another session created between our check and our CREATE is fine.
+   *
+   * `CREATE TABLE … PARTITION OF` locks the parent exclusively: waiting for that lock behind a
+   * long query (a backup's snapshot holds ACCESS SHARE on every table) would queue every insert
+   * and query of the parent behind the CREATE. So each CREATE waits at most `lockTimeoutMs`
+   * (`SET LOCAL lock_timeout`); then it is deferred (`deferWhenBusy`, for the job creating days
+   * ahead, whose next run retries) or the lock error (SQLSTATE 55P03) is thrown (the writer, which
+   * needs the day now and answers 503 to retry).
    */
-  async ensure(table: T, days: Iterable<number>): Promise<string[]> {
+  async ensure(table: T, days: Iterable<number>, opts: EnsureOptions = {}): Promise<EnsureResult> {
     if (!this.tables.includes(table)) throw new Error(`not a partitioned table of this repository: ${table}`);
-    const created: string[] = [];
+    const lockTimeoutMs = Math.max(1, Math.trunc(opts.lockTimeoutMs ?? WRITER_LOCK_TIMEOUT_MS));
+    const result: EnsureResult = { created: [], deferred: [] };
     for (const day of new Set([...days].map(dayStart))) {
       const name = partitionName(table, day);
+      // The parent just stayed locked: its other missing days would only wait as long again.
+      const busy = result.deferred.length > 0;
       const from = new Date(day).toISOString();
       const to = new Date(day + DAY_MS).toISOString();
       try {
         const exists = await this.knex.raw<{ rows: unknown[] }>('select 1 from pg_class where relname = ? and relkind = ?', [name, 'r']);
         if (exists.rows.length) continue;
-        await this.knex.raw(`create table if not exists ${name} partition of ${table} for values from ('${from}') to ('${to}')`);
-        created.push(name);
+        if (busy) {
+          result.deferred.push(name);
+          continue;
+        }
+        await this.knex.transaction(async (trx) => {
+          await trx.raw(`set local lock_timeout = ${lockTimeoutMs}`);
+          await trx.raw(`create table if not exists ${name} partition of ${table} for values from ('${from}') to ('${to}')`);
+        });
+        result.created.push(name);
       } catch (err) {
         // 42P07 duplicate table / 23505 on pg_type: a concurrent creator won the race.
         const code = (err as { code?: string }).code;
+        if (code === LOCK_NOT_AVAILABLE && opts.deferWhenBusy) {
+          result.deferred.push(name);
+          continue;
+        }
         if (code !== '42P07' && code !== '23505') throw err;
       }
     }
-    return created;
+    return result;
   }
 
   async list(table?: T): Promise<PartitionInfo<T>[]> {

@@ -1,7 +1,7 @@
 import { configuredMs } from '../../core/duration.js';
 import { PartitionsRepository } from '../../db/partitions.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
-import { PartitionMaintenance } from './partition-maintenance.js';
+import { PartitionMaintenance, type PartitionMaintenanceReport } from './partition-maintenance.js';
 import { RETAINED_TABLES } from './retained-tables.js';
 import { RetentionRepository } from './retention-repository.js';
 import { RetentionService, type RetentionPolicySource, type RetentionReport } from './retention-service.js';
@@ -35,12 +35,16 @@ const retentionJob: JobSpec<RetentionServices, RetentionReport> = {
   print: printRetention,
 };
 
-const partitionsJob: JobSpec<RetentionServices, { created: string[] }> = {
+const printPartitions = (r: PartitionMaintenanceReport): string =>
+  (r.created.length ? `created ${r.created.length} partitions${list(r.created)}\n` : 'no partitions created: all exist\n') +
+  (r.deferred.length ? `partitions deferred (table busy, retried next run): ${r.deferred.length}${list(r.deferred)}\n` : '');
+
+const partitionsJob: JobSpec<RetentionServices, PartitionMaintenanceReport> = {
   name: 'partitions',
   description: 'create the day-partitions of yesterday through the coming days (retention.partitions_ahead_days)',
   defaultSchedule: '5 * * * *',
   run: (s) => s.partitions.run(),
-  print: (r) => (r.created.length ? `created ${r.created.length} partitions${list(r.created)}\n` : 'no partitions created: all exist\n'),
+  print: printPartitions,
 };
 
 /** Telemetry retention and the day-partitions it drops and creates ahead. */

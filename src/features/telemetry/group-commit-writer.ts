@@ -186,7 +186,7 @@ export class GroupCommitWriter {
       for (const e of item.events) note('events', e.ts);
     }
     for (const [table, days] of needed) {
-      const created = await this.partitions.ensure(table, days);
+      const { created } = await this.partitions.ensure(table, days);
       if (created.length) this.log.info({ partitions: created }, 'telemetry partitions created');
       for (const day of days) this.knownPartitions.add(`${table}:${day}`);
     }
