@@ -315,4 +315,36 @@ describe('backups', function () {
       [ids[1], 'complete'],
     ]);
   });
+
+  it('restore settles the in-flight work the backup caught: jobs.run tasks deleted, running tasks pending again, unfinished runs closed as skipped', async () => {
+    // Not due and leased far ahead, so the test daemon's workers leave them alone meanwhile.
+    const later = "now() + interval '1 day'";
+    await query(url, `insert into queue_tasks (task, payload, state, locked_by, lease_until, next_attempt_at, dedupe_key) values
+      ('jobs.run', '{"job":"backup"}', 'running', 'elsewhere', ${later}, ${later}, 'test:inflight-job-running'),
+      ('jobs.run', '{"job":"retention"}', 'pending', null, null, ${later}, 'test:inflight-job-pending'),
+      ('mail.send', '{"id":"x"}', 'running', 'elsewhere', ${later}, ${later}, 'test:inflight-mail-running'),
+      ('mail.send', '{"id":"y"}', 'done', null, null, ${later}, 'test:inflight-mail-done')`);
+    await query(url, "insert into job_runs (job, trigger, instance, pid) values ('backup', 'scheduled', 'elsewhere:1', 1)");
+    let b: BackupSummary;
+    try {
+      b = await t.app.services.backups.create(SYSTEM_ACTOR);
+    } finally {
+      await query(url, "delete from queue_tasks where dedupe_key like 'test:inflight-%'");
+      await query(url, "delete from job_runs where instance = 'elsewhere:1'");
+    }
+    const target = await fresh();
+    const r = await cli(['backup', 'restore', b.id, '--yes', '--database-url', target], env());
+    expect(r.code, r.stderr).to.equal(0);
+    const tasks = await query<{ dedupe_key: string; state: string; locked_by: string | null }>(
+      target,
+      "select dedupe_key, state, locked_by from queue_tasks where dedupe_key like 'test:inflight-%' order by dedupe_key",
+    );
+    expect(tasks).to.deep.equal([
+      { dedupe_key: 'test:inflight-mail-done', state: 'done', locked_by: null },
+      { dedupe_key: 'test:inflight-mail-running', state: 'pending', locked_by: null },
+    ]);
+    const runs = await query<{ outcome: string; error: string; finished: boolean }>(target, "select outcome, error, finished_at is not null as finished from job_runs where instance = 'elsewhere:1'");
+    expect(runs).to.deep.equal([{ outcome: 'skipped', error: 'in flight when the backup was taken', finished: true }]);
+    expect(await query(target, 'select 1 from job_runs where outcome is null')).to.have.length(0);
+  });
 });

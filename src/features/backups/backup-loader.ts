@@ -85,6 +85,36 @@ export interface LoadOptions {
   targetUrl: string;
   /** Apply the migrations after the backup's schema (restore) or stop at it (verify). */
   applyLater: boolean;
+  /**
+   * Restore only: settle the backup's own in-flight work (see settleInFlight). Verify leaves the
+   * rows as they are, since it compares them with the manifest.
+   */
+  settleInFlight?: boolean;
+  /** Aborts the load: the COPY in progress is destroyed and the transaction rolled back. */
+  signal?: AbortSignal;
+}
+
+/** job_runs.error of a run the backup caught under way (restore closes it as `skipped`). */
+export const IN_FLIGHT_ERROR = 'in flight when the backup was taken';
+
+/**
+ * A backup is taken while the jobs kit is working: a scheduled backup is itself a claimed
+ * `jobs.run` task (running) with an unfinished job_runs row, and mail may be queued or sending.
+ * Brought back as they are, the restored instance would reclaim the job task (a backup at once),
+ * close the run as failed (counted in sentinel_job_failures_total) and so on. So, in the load's
+ * transaction: pending and running `jobs.run` tasks are deleted (scheduled work belongs to the new
+ * instance's schedule and catch-up); other running tasks (mail.send …) go back to pending, to be
+ * sent again — at-least-once, as for a worker that died: a message in flight at snapshot time may
+ * have been delivered, but one not sent at all would be lost silently; unfinished job_runs rows
+ * are closed as `skipped` (not counted as a failure) with IN_FLIGHT_ERROR.
+ */
+async function settleInFlight(target: BackupSession, tables: string[]): Promise<void> {
+  if (tables.includes('queue_tasks')) {
+    await target.query("delete from queue_tasks where task = 'jobs.run' and state in ('pending', 'running')");
+    await target.query("update queue_tasks set state = 'pending', locked_by = null, lease_until = null, next_attempt_at = now(), updated_at = now() where state = 'running'");
+  }
+  if (tables.includes('job_runs'))
+    await target.query("update job_runs set outcome = 'skipped', finished_at = now(), error = $1 where outcome is null", [IN_FLIGHT_ERROR]);
 }
 
 export interface LoadReport {
@@ -96,7 +126,8 @@ export interface LoadReport {
 
 /**
  * Into an empty database: migrate it to the backup's schema, load every table with COPY FROM in
- * foreign-key order and the sequences in one transaction (a failure leaves it empty), then the
+ * foreign-key order and the sequences in one transaction (a failure rolls it back: the target is
+ * left migrated to the backup's schema, with no rows), then the
  * later migrations. Each table's rows are counted and hashed as they go in and compared with the
  * manifest before the commit.
  */
@@ -129,18 +160,25 @@ export async function loadInto(store: BackupStore, m: Manifest, opts: LoadOption
     try {
       for (const t of m.tables) for (const p of t.partitions) await target.createPartition(t.name, p.name, p.bound);
       for (const name of order) {
+        opts.signal?.throwIfAborted();
         const t = m.tables.find((x) => x.name === name)!;
         const hasher = new RowHasher();
         const sink = target.copyIn(t.name, t.columns);
-        await pipeline(store.reader(m.id, t.file), createGunzip(), hasher, sink);
+        await pipeline(store.reader(m.id, t.file), createGunzip(), hasher, sink, { signal: opts.signal });
         if (sink.rowCount !== t.rows) throw damaged(m.id, `${t.name}: loaded ${sink.rowCount} rows, the manifest says ${t.rows}`);
         if (hasher.digest() !== t.content) throw damaged(m.id, `${t.name}: content checksum ${hasher.digest()}, the manifest says ${t.content}`);
         rows += t.rows;
       }
       for (const s of m.sequences) await target.setSequence(s);
+      if (opts.settleInFlight)
+        await settleInFlight(
+          target,
+          m.tables.map((t) => t.name),
+        );
       await target.query('commit');
     } catch (err) {
       await target.query('rollback').catch(() => undefined);
+      if (opts.signal?.aborted) throw opts.signal.reason;
       if (err instanceof DomainError) throw err;
       throw new DomainError('internal', `loading backup ${m.id} failed: ${(err as Error).message}`);
     }

@@ -246,7 +246,7 @@ export class BackupService {
     const url = databaseUrl ?? this.opts.databaseUrl;
     const knex = this.opts.knexFor(url);
     try {
-      const r = await loadInto(this.store, m, { knex, targetUrl: url, applyLater: true });
+      const r = await loadInto(this.store, m, { knex, targetUrl: url, applyLater: true, settleInFlight: true });
       return { id, ...r, warnings, duration_ms: Date.now() - started };
     } finally {
       await knex.destroy();
