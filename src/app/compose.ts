@@ -1,4 +1,4 @@
-import type { BuiltModule, FeatureModule, Hook, Kits } from '../features/feature-module.js';
+import type { BuiltModule, FeatureModule, Hook, Kits, TaskAttempt } from '../features/feature-module.js';
 
 /*
  * Wiring a list of feature modules: checks the list (unique names, every required interface
@@ -136,7 +136,7 @@ export interface Task {
   maxAttempts: number;
   backoffMs: number;
   timeoutMs?: number;
-  run(payload: Record<string, unknown>, signal: AbortSignal): Promise<void>;
+  run(payload: Record<string, unknown>, signal: AbortSignal, attempt: TaskAttempt): Promise<void>;
 }
 
 export const DEFAULT_TASK_ATTEMPTS = 5;
@@ -193,7 +193,7 @@ export function composeModules(modules: readonly AnyModule[], kits: Kits, stopHo
         maxAttempts: spec.maxAttempts ?? DEFAULT_TASK_ATTEMPTS,
         backoffMs: spec.backoffMs ?? DEFAULT_TASK_BACKOFF_MS,
         timeoutMs: spec.timeoutMs,
-        run: (payload, signal) => spec.run(built.services, payload, signal),
+        run: (payload, signal, attempt) => spec.run(built.services, payload, signal, attempt),
       });
     }
     out.modules.push({ module: m, built });

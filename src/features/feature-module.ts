@@ -44,6 +44,14 @@ export interface WorkQueue {
   enqueue(task: string, payload: Record<string, unknown>): Promise<void>;
 }
 
+/** Which attempt of a task this run is, as the queue counts them (a claim is an attempt). */
+export interface TaskAttempt {
+  /** 1 for the first. */
+  attempt: number;
+  /** The attempt that reaches it is the last: its failure is final. */
+  maxAttempts: number;
+}
+
 /**
  * A one-off task as data, run by the queue's workers in the daemon: retried with exponential
  * backoff (`backoffMs`, doubling) until `maxAttempts`; every attempt is recorded by the queue.
@@ -56,7 +64,7 @@ export interface TaskSpec<S, P = Record<string, unknown>> {
   /** Delay before the first retry, doubling after each; default 1000. */
   backoffMs?: number;
   timeoutMs?: number;
-  run(services: S, payload: P, signal: AbortSignal): Promise<void>;
+  run(services: S, payload: P, signal: AbortSignal, attempt: TaskAttempt): Promise<void>;
 }
 
 /**

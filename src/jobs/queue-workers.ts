@@ -10,7 +10,7 @@ export interface QueueTaskDef {
   /** Delay before the first retry; doubles after each failed attempt. */
   backoffMs: number;
   timeoutMs?: number;
-  run(payload: Record<string, unknown>, signal: AbortSignal): Promise<void>;
+  run(payload: Record<string, unknown>, signal: AbortSignal, attempt: { attempt: number; maxAttempts: number }): Promise<void>;
 }
 
 export interface QueueWorkersOptions {
@@ -230,7 +230,7 @@ export class QueueWorkers {
     const running = (async () => {
       logger.debug(log, 'queue: task started');
       try {
-        await def.run(t.payload, controller.signal);
+        await def.run(t.payload, controller.signal, { attempt: t.attempts, maxAttempts: def.maxAttempts });
         await store.markDone(t.id, t.lockId);
         logger.info(log, 'queue: task done');
       } catch (err) {

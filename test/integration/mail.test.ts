@@ -63,11 +63,14 @@ describe('mail', function () {
     });
     after(() => knex.destroy());
 
+    // The queue's attempt count, as queue-workers passes it to the task (maxAttempts 3 here).
+    const nth = (attempt: number) => ({ attempt, maxAttempts: 3 });
+
     it('counts every attempt in mail_log: retrying with the SMTP error, failed at the last, sent once the server is back, never sent twice', async () => {
       const port = await freePort();
       const queued: MailTaskPayload[] = [];
       const sender = smtpSender({ host: '127.0.0.1', port, secure: false, starttls: false, user: '', password: '', from: 'sentinel@example.test' });
-      const mail = new MailService(new MailLogRepository(knex), sender, async (p) => void queued.push(p), 3, pino({ level: 'silent' }));
+      const mail = new MailService(new MailLogRepository(knex), sender, async (p) => void queued.push(p), pino({ level: 'silent' }));
       try {
         expect(mail.configured).to.equal(true);
         await mail.send({ kind: 'report', to: ['a@example.test'], subject: 'Daily report', text: 'secret figures 42' });
@@ -77,24 +80,24 @@ describe('mail', function () {
         expect((await knex('mail_log').where({ id: a.logId }).first()).outcome).to.equal('queued');
 
         for (let i = 1; i <= 2; i++) {
-          const err = await mail.deliver(a).then(() => null, (e: unknown) => e as Error);
+          const err = await mail.deliver(a, nth(i)).then(() => null, (e: unknown) => e as Error);
           expect(err?.message).to.contain('ECONNREFUSED');
           const row = await knex('mail_log').where({ id: a.logId }).first();
           expect(row).to.include({ outcome: 'retrying', attempts: i });
           expect(row.last_error).to.contain('ECONNREFUSED');
         }
-        await mail.deliver(a).catch(() => {});
+        await mail.deliver(a, nth(3)).catch(() => {});
         expect(await knex('mail_log').where({ id: a.logId }).first()).to.include({ outcome: 'failed', attempts: 3 });
 
         const smtp = await new TestSmtp(port).start();
         try {
-          await mail.deliver(b);
+          await mail.deliver(b, nth(1));
           const m = await smtp.waitFor((r) => r.to.includes('b@example.test'));
           expect(m.raw).to.contain('more figures');
           const row = await knex('mail_log').where({ id: b.logId }).first();
           expect(row).to.include({ outcome: 'sent', attempts: 1, last_error: null });
           // The task run again (a worker that died after the server accepted it): not sent twice.
-          await mail.deliver(b);
+          await mail.deliver(b, nth(1));
           expect(smtp.received.filter((r) => r.to.includes('b@example.test'))).to.have.length(1);
           expect((await knex('mail_log').where({ id: b.logId }).first()).attempts).to.equal(1);
         } finally {
@@ -103,6 +106,34 @@ describe('mail', function () {
         // Bodies are not kept in the log.
         const logged = JSON.stringify(await knex('mail_log').whereIn('id', [a.logId, b.logId]));
         expect(logged).to.not.contain('figures');
+      } finally {
+        sender.close();
+      }
+    });
+  });
+
+  describe('mail_log mirrors the queue’s attempt count', () => {
+    let knex: Knex;
+    before(() => {
+      knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
+    });
+    after(() => knex.destroy());
+
+    it('a claim that failed before deliver ran still counts: the queue’s last attempt marks the row failed, not retrying', async () => {
+      const port = await freePort();
+      const queued: MailTaskPayload[] = [];
+      const sender = smtpSender({ host: '127.0.0.1', port, secure: false, starttls: false, user: '', password: '', from: 'sentinel@example.test' });
+      const mail = new MailService(new MailLogRepository(knex), sender, async (p) => void queued.push(p), pino({ level: 'silent' }));
+      try {
+        await mail.send({ kind: 'report', to: ['gap@example.test'], subject: 'Daily report', text: 'x' });
+        const [p] = queued;
+        await mail.deliver(p, { attempt: 1, maxAttempts: 3 }).catch(() => {});
+        expect(await knex('mail_log').where({ id: p.logId }).first()).to.include({ outcome: 'retrying', attempts: 1 });
+        // Attempt 2 was claimed and failed before deliver ran (its worker lost the database):
+        // the queue's third attempt is its last, and the row says so.
+        const err = await mail.deliver(p, { attempt: 3, maxAttempts: 3 }).then(() => null, (e: unknown) => e as Error);
+        expect(err?.message).to.contain('ECONNREFUSED');
+        expect(await knex('mail_log').where({ id: p.logId }).first()).to.include({ outcome: 'failed', attempts: 3 });
       } finally {
         sender.close();
       }

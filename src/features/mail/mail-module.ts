@@ -21,7 +21,7 @@ const mailSendTask: TaskSpec<MailServices, MailTaskPayload> = {
   maxAttempts: MAIL_MAX_ATTEMPTS,
   backoffMs: 1000,
   timeoutMs: 90_000,
-  run: (s, payload, signal) => s.mail.deliver(payload, signal),
+  run: (s, payload, signal, attempt) => s.mail.deliver(payload, attempt, signal),
 };
 
 /** The one mailer (nodemailer over notifications.smtp), provided to other features as `mailer`. */
@@ -41,7 +41,7 @@ export const mailModule = defineModule({
     // Stored in PostgreSQL before send() resolves, in the daemon and in a CLI command alike; the
     // daemon's queue workers deliver it (a CLI command's mail waits for the daemon).
     const enqueue: MailEnqueue = (payload) => kits.queue.enqueue(mailSendTask.name, payload);
-    const mail = new MailService(new MailLogRepository(kits.db.knex), sender, enqueue, MAIL_MAX_ATTEMPTS, kits.logger);
+    const mail = new MailService(new MailLogRepository(kits.db.knex), sender, enqueue, kits.logger);
     return {
       provides: { mailer: mail as Mailer },
       services: { mail },

@@ -33,14 +33,15 @@ export class MailLogRepository {
   }
 
   /**
-   * Count an attempt before it is made, so a crash during it still shows up. Returns the row as it
-   * now is, or undefined when it is gone (its org was deleted while the message waited).
+   * Record an attempt before it is made, so a crash during it still shows up: `attempt` is the
+   * queue's own count (a claim that failed before this ran still counted there). Returns the row
+   * as it now is, or undefined when it is gone (its org was deleted while the message waited).
    */
-  async beginAttempt(id: string): Promise<MailLogRow | undefined> {
+  async beginAttempt(id: string, attempt: number): Promise<MailLogRow | undefined> {
     const [row] = await this.knex<MailLogRow>('mail_log')
       .where({ id })
       .whereNot({ outcome: 'sent' })
-      .increment('attempts', 1)
+      .update({ attempts: attempt })
       .returning('*');
     return row ?? (await this.knex<MailLogRow>('mail_log').where({ id }).first());
   }

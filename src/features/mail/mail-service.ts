@@ -6,6 +6,12 @@ import { Type } from '@sinclair/typebox';
 import type { MailLogRepository, MailLogRow } from './mail-repository.js';
 import { describeSmtpError, type Envelope, type SmtpSender } from './smtp-sender.js';
 
+/** Which attempt of the `mail.send` task this is, as the queue counts them. */
+export interface TaskAttempt {
+  attempt: number;
+  maxAttempts: number;
+}
+
 /** The payload of a `mail.send` task: the mail_log row and the message (stored while it waits). */
 export type MailTaskPayload = Envelope & { logId: string };
 
@@ -17,7 +23,8 @@ const validTestInput = compile(Type.Object({ to: Type.String({ minLength: 3, max
 /**
  * The one mailer (DESIGN §7). `send` records the message in mail_log and enqueues it; the queue's
  * `mail.send` task calls `deliver`, one attempt per call, retried with backoff by the queue until
- * `maxAttempts`. Every attempt updates the message's row: attempts, outcome, the SMTP error.
+ * its `maxAttempts`. Every attempt updates the message's row: attempts (the queue's count, so the
+ * row and the task agree on which attempt is the last), outcome, the SMTP error.
  */
 export class MailService implements Mailer {
   constructor(
@@ -25,8 +32,6 @@ export class MailService implements Mailer {
     /** null when notifications.smtp.host is empty. */
     private readonly sender: SmtpSender | null,
     private readonly enqueue: MailEnqueue,
-    /** The task's maxAttempts: the attempt that reaches it is the last, and its failure is final. */
-    private readonly maxAttempts: number,
     private readonly logger: Logger,
   ) {}
 
@@ -44,10 +49,11 @@ export class MailService implements Mailer {
   /**
    * One delivery attempt of a queued message (the `mail.send` task). Throws the SMTP error so the
    * queue retries; a message already sent (a task run again after a crash) or whose row is gone
-   * (its org was deleted) is not sent.
+   * (its org was deleted) is not sent. `attempt` is the queue's: the row mirrors it, and the
+   * attempt that reaches `maxAttempts` marks the row failed when it fails.
    */
-  async deliver(payload: MailTaskPayload, signal?: AbortSignal): Promise<void> {
-    const row = await this.repo.beginAttempt(payload.logId);
+  async deliver(payload: MailTaskPayload, attempt: TaskAttempt, signal?: AbortSignal): Promise<void> {
+    const row = await this.repo.beginAttempt(payload.logId, attempt.attempt);
     if (!row || row.outcome === 'sent') {
       this.logger.info({ mail: payload.logId }, row ? 'mail already sent; not sending again' : 'mail record gone (its organization was deleted); not sent');
       return;
@@ -58,7 +64,7 @@ export class MailService implements Mailer {
       this.logger.warn({ mail: row.id, kind: row.kind }, 'mail not sent: mail is no longer configured');
       return;
     }
-    await this.attempt(row, payload, row.attempts >= this.maxAttempts, signal);
+    await this.attempt(row, payload, attempt.attempt >= attempt.maxAttempts, signal);
   }
 
   /**
@@ -74,7 +80,7 @@ export class MailService implements Mailer {
       text: `This is a test message from Sentinel (sentinel mail test), sent at ${new Date().toISOString()}.\nIf you can read it, outgoing mail works.\n`,
     };
     const logId = await this.repo.insert({ orgId: null, kind: 'test', to: message.to, subject: message.subject });
-    const row = (await this.repo.beginAttempt(logId))!;
+    const row = (await this.repo.beginAttempt(logId, 1))!;
     try {
       await this.attempt(row, message, true, signal);
     } catch (err) {
