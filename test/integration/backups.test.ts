@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import pg from 'pg';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import type { BackupSummary, VerifyReport } from '../../src/features/backups/backups-schemas.js';
 import { cli } from '../support/cli.js';
@@ -346,5 +347,35 @@ describe('backups', function () {
     const runs = await query<{ outcome: string; error: string; finished: boolean }>(target, "select outcome, error, finished_at is not null as finished from job_runs where instance = 'elsewhere:1'");
     expect(runs).to.deep.equal([{ outcome: 'skipped', error: 'in flight when the backup was taken', finished: true }]);
     expect(await query(target, 'select 1 from job_runs where outcome is null')).to.have.length(0);
+  });
+
+  it('an aborted backup (the job signal) stops mid-COPY: rejects with the reason, lists nothing new, leaves no .tmp- directory and no session', async () => {
+    const before = readdirSync(dir).sort();
+    // A table late in the order is locked: the backup has written the earlier ones and waits in its COPY.
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table users in access exclusive mode');
+      const controller = new AbortController();
+      const created = t.app.services.backups.create(SYSTEM_ACTOR, controller.signal);
+      created.catch(() => undefined);
+      const sessions = () => query<{ wait: string | null }>(url, "select wait_event_type as wait from pg_stat_activity where application_name = 'sentinel-backup'");
+      for (let i = 0; i < 200 && !(await sessions()).some((s) => s.wait === 'Lock'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect((await sessions()).map((s) => s.wait)).to.include('Lock');
+      const tmp = readdirSync(dir).find((n) => n.startsWith('.tmp-') && !before.includes(n))!;
+      expect(readdirSync(join(dir, tmp)), 'tables written before the locked one').to.include('api_keys.copy.gz');
+      controller.abort(new Error('test abort'));
+      let err: unknown;
+      await created.catch((e: unknown) => (err = e));
+      expect((err as Error)?.message).to.equal('test abort');
+      expect(readdirSync(dir).sort()).to.deep.equal(before);
+      // Ended while the lock is still held: terminated, not left waiting behind it.
+      for (let i = 0; i < 40 && (await sessions()).length; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(await sessions()).to.have.length(0);
+    } finally {
+      await locker.query('rollback').catch(() => undefined);
+      await locker.end();
+    }
   });
 });

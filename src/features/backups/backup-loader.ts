@@ -190,14 +190,14 @@ export async function loadInto(store: BackupStore, m: Manifest, opts: LoadOption
 }
 
 /** Each table's row count and content checksum, read back from a database as the backup does. */
-export async function readBack(url: string, tables: { name: string; columns: string[] }[]): Promise<Map<string, string>> {
+export async function readBack(url: string, tables: { name: string; columns: string[] }[], signal?: AbortSignal): Promise<Map<string, string>> {
   const s = await BackupSession.open(url);
   try {
     await s.beginSnapshot();
     const out = new Map<string, string>();
     for (const t of tables) {
       const hasher = new RowHasher();
-      await pipeline(s.copyOut(t.name, t.columns), hasher, new Writable({ write: (_c, _e, cb) => cb() }));
+      await pipeline(s.copyOut(t.name, t.columns), hasher, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
       out.set(t.name, hasher.digest());
     }
     await s.query('commit');

@@ -30,16 +30,23 @@ export interface SequenceInfo {
 
 /** One connection with the settings COPY text depends on (backup-format.ts). */
 export class BackupSession {
-  private constructor(readonly client: pg.Client) {}
+  /** The server process of this session (pg_backend_pid), for terminate(). */
+  private pid: number | null = null;
+
+  private constructor(
+    readonly client: pg.Client,
+    private readonly url: string,
+  ) {}
 
   static async open(url: string): Promise<BackupSession> {
     const client = new pg.Client({ connectionString: url, application_name: 'sentinel-backup' });
     await client.connect();
     // A dropped connection would otherwise be an unhandled 'error' event that ends the process.
     client.on('error', () => undefined);
-    const s = new BackupSession(client);
+    const s = new BackupSession(client, url);
     try {
       for (const [k, v] of Object.entries(SESSION_SETTINGS)) await client.query(`select set_config($1, $2, false)`, [k, v]);
+      s.pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
     } catch (err) {
       await s.close();
       throw err;
@@ -49,6 +56,27 @@ export class BackupSession {
 
   async close(): Promise<void> {
     await this.client.end().catch(() => undefined);
+  }
+
+  /**
+   * Ends the session from outside (an abort): a backend blocked in a COPY, or waiting for a lock,
+   * does not read its socket, so closing the connection alone would leave it running until then.
+   * pg_terminate_backend on a connection of its own (a role may end its own sessions), then close.
+   */
+  async terminate(): Promise<void> {
+    if (this.pid !== null) {
+      const killer = new pg.Client({ connectionString: this.url, application_name: 'sentinel-backup' });
+      killer.on('error', () => undefined);
+      try {
+        await killer.connect();
+        await killer.query('select pg_terminate_backend($1)', [this.pid]);
+      } catch {
+        // Best effort: the close below still ends our side.
+      } finally {
+        await killer.end().catch(() => undefined);
+      }
+    }
+    await this.close();
   }
 
   query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {

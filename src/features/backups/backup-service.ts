@@ -64,27 +64,37 @@ export class BackupService {
   ) {}
 
   /** A consistent snapshot of every table into a new backup; failures are counted and leave no good-looking backup. */
-  async create(actor: Actor): Promise<BackupSummary> {
+  async create(actor: Actor, signal?: AbortSignal): Promise<BackupSummary> {
     requireSuperadmin(actor);
     try {
-      const m = await this.write();
+      const m = await this.write(signal);
       this.logger.info({ backup: m.id, tables: m.tables.length }, 'backup complete');
       return summary((await this.store.read(m.id))!);
     } catch (err) {
       this.metrics.failures.inc();
       this.logger.error({ err }, 'backup failed');
+      // Aborted (shutdown, the job's timeout): the signal's reason, which the job runner recognizes.
+      if (signal?.aborted) throw signal.reason;
       if (err instanceof DomainError) throw err;
       throw new DomainError('internal', `backup failed: ${(err as Error).message}`);
     }
   }
 
-  private async write(): Promise<Manifest> {
+  /**
+   * An abort (signal) destroys the COPY in progress, terminates the snapshot's session and
+   * removes the temporary directory.
+   */
+  private async write(signal?: AbortSignal): Promise<Manifest> {
+    signal?.throwIfAborted();
     const id = newBackupId(new Date());
     const tmp = await this.store.begin(id);
     this.writing.add(id);
     let session: BackupSession | null = null;
+    const onAbort = () => void session?.terminate();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       session = await BackupSession.open(this.opts.databaseUrl);
+      signal?.throwIfAborted();
       await session.beginSnapshot();
       const startedAt = new Date().toISOString();
       const schema = await session.schemaVersion();
@@ -92,6 +102,7 @@ export class BackupService {
       const postgres = await session.serverVersion();
       const tables: TableEntry[] = [];
       for (const t of await session.tables()) {
+        signal?.throwIfAborted();
         const file = dataFile(t.name);
         const rows = new RowHasher();
         const sha = createHash('sha256');
@@ -103,11 +114,12 @@ export class BackupService {
             cb(null, c);
           },
         });
-        await pipeline(session.copyOut(t.name, t.columns), rows, createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK }), count, this.store.writer(tmp, file));
+        await pipeline(session.copyOut(t.name, t.columns), rows, createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK }), count, this.store.writer(tmp, file), { signal });
         tables.push({ name: t.name, file, columns: t.columns, rows: rows.rows, bytes, sha256: sha.digest('hex'), content: rows.digest(), partitions: t.partitions });
       }
       const sequences = await session.sequences();
       await session.query('commit');
+      signal?.throwIfAborted();
       const manifest: Manifest = {
         format_version: FORMAT_VERSION,
         id,
@@ -126,6 +138,7 @@ export class BackupService {
       await this.store.discard(tmp).catch(() => undefined);
       throw err;
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       this.writing.delete(id);
       await session?.close();
     }
@@ -155,7 +168,7 @@ export class BackupService {
    * comparing each table's row count and content checksum with the manifest. The scratch
    * database is dropped afterwards, whatever happened.
    */
-  async verify(actor: Actor, id: string): Promise<VerifyReport> {
+  async verify(actor: Actor, id: string, signal?: AbortSignal): Promise<VerifyReport> {
     // A named resource: to anyone but a superadmin it does not exist (404, never 403), as for
     // another organization's resources.
     try {
@@ -193,15 +206,19 @@ export class BackupService {
       await admin.createDatabase(scratch);
       const knex = this.opts.knexFor(scratchUrl);
       try {
-        await loadInto(this.store, m, { knex, targetUrl: scratchUrl, applyLater: false });
+        await loadInto(this.store, m, { knex, targetUrl: scratchUrl, applyLater: false, signal });
       } finally {
         await knex.destroy();
       }
-      const back = await readBack(scratchUrl, m.tables);
+      signal?.throwIfAborted();
+      const back = await readBack(scratchUrl, m.tables, signal);
       for (const t of m.tables) if (back.get(t.name) !== t.content) problems.push(`${t.name}: restored content ${back.get(t.name)}, the manifest says ${t.content}`);
     } catch (err) {
+      // Aborted: the run failed, it did not find the backup bad.
+      if (signal?.aborted) throw signal.reason;
       problems.push((err as Error).message);
     } finally {
+      // With (force): also ends a session an abort left in the scratch database.
       await admin.dropDatabase(scratch).catch((err: unknown) => this.logger.error({ err, database: scratch }, 'dropping the scratch database failed'));
       await admin.close();
     }
@@ -209,11 +226,11 @@ export class BackupService {
   }
 
   /** The restore-drill job: verify the newest backup; a failure throws (the run is recorded failed) and is counted. */
-  async drill(actor: Actor): Promise<VerifyReport> {
+  async drill(actor: Actor, signal?: AbortSignal): Promise<VerifyReport> {
     try {
       const newest = (await this.store.list()).find((x) => x.manifest);
       if (!newest) throw new DomainError('not_found', 'restore drill: there is no complete backup to verify');
-      const r = await this.verify(actor, newest.id);
+      const r = await this.verify(actor, newest.id, signal);
       if (!r.ok) throw new DomainError('internal', `restore drill: backup ${r.id} failed verification: ${r.problems.join('; ')}`);
       return r;
     } catch (err) {

@@ -16,8 +16,10 @@ const backupJob: JobSpec<BackupServices, BackupSummary> = {
   name: 'backup',
   description: 'a consistent backup of every table into backups.dir, then prune to backups.keep',
   defaultSchedule: '0 */6 * * *',
-  run: async (s) => {
-    const b = await s.backups.create(SYSTEM_ACTOR);
+  // Far beyond a backup's normal time (bench/backup.ts); the signal aborts the COPY and removes the temporary directory.
+  timeoutMs: 2 * 3_600_000,
+  run: async (s, signal) => {
+    const b = await s.backups.create(SYSTEM_ACTOR, signal);
     await s.backups.prune(SYSTEM_ACTOR);
     return b;
   },
@@ -28,7 +30,9 @@ const drillJob: JobSpec<BackupServices, VerifyReport> = {
   name: 'restore-drill',
   description: 'verify the newest backup: checksums, then a trial restore into a scratch database',
   defaultSchedule: '0 4 * * 0',
-  run: (s) => s.backups.drill(SYSTEM_ACTOR),
+  // The signal aborts the trial restore; the scratch database is dropped either way.
+  timeoutMs: 2 * 3_600_000,
+  run: (s, signal) => s.backups.drill(SYSTEM_ACTOR, signal),
   print: (r) => `backup ${r.id} verified: ${r.tables} tables, ${r.rows} rows restored and compared in ${r.duration_ms} ms\n`,
 };
 
