@@ -135,6 +135,7 @@ export interface Task {
   name: string;
   maxAttempts: number;
   backoffMs: number;
+  maxBackoffMs?: number;
   timeoutMs?: number;
   run(payload: Record<string, unknown>, signal: AbortSignal, attempt: TaskAttempt): Promise<void>;
 }
@@ -192,6 +193,7 @@ export function composeModules(modules: readonly AnyModule[], kits: Kits, stopHo
         name: spec.name,
         maxAttempts: spec.maxAttempts ?? DEFAULT_TASK_ATTEMPTS,
         backoffMs: spec.backoffMs ?? DEFAULT_TASK_BACKOFF_MS,
+        maxBackoffMs: spec.maxBackoffMs,
         timeoutMs: spec.timeoutMs,
         run: (payload, signal, attempt) => spec.run(built.services, payload, signal, attempt),
       });

@@ -63,6 +63,8 @@ export interface TaskSpec<S, P = Record<string, unknown>> {
   maxAttempts?: number;
   /** Delay before the first retry, doubling after each; default 1000. */
   backoffMs?: number;
+  /** No delay between attempts exceeds it (the doubling stops there); default: no cap. */
+  maxBackoffMs?: number;
   timeoutMs?: number;
   run(services: S, payload: P, signal: AbortSignal, attempt: TaskAttempt): Promise<void>;
 }

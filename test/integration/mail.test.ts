@@ -8,7 +8,9 @@ import { pino } from 'pino';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import { MailLogRepository } from '../../src/features/mail/mail-repository.js';
 import { MailService, type MailTaskPayload } from '../../src/features/mail/mail-service.js';
+import { mailSendTask } from '../../src/features/mail/mail-module.js';
 import { smtpSender } from '../../src/features/mail/smtp-sender.js';
+import { retryDelayMs } from '../../src/jobs/queue-workers.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
@@ -137,6 +139,19 @@ describe('mail', function () {
       } finally {
         sender.close();
       }
+    });
+  });
+
+  describe('retry horizon', () => {
+    it('mail.send retries for hours, each wait capped at 10 min, the first ones quick (as the queue workers compute them)', () => {
+      const def = { backoffMs: mailSendTask.backoffMs!, maxBackoffMs: mailSendTask.maxBackoffMs };
+      const waits = Array.from({ length: mailSendTask.maxAttempts! - 1 }, (_, i) => retryDelayMs(def, i + 1));
+      expect(waits.slice(0, 3)).to.deep.equal([1000, 2000, 4000]);
+      expect(Math.max(...waits)).to.equal(600_000);
+      expect(waits.at(-1)).to.equal(600_000);
+      const total = waits.reduce((a, b) => a + b, 0);
+      // An SMTP outage of two hours (not two minutes) loses no mail.
+      expect(total).to.be.within(2 * 3_600_000, 3 * 3_600_000);
     });
   });
 

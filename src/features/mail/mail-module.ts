@@ -10,16 +10,18 @@ interface MailServices {
 }
 
 /*
- * Retries: 1 s, 2 s, 4 s … (doubling) over 8 attempts, about two minutes in all: long enough to
- * ride out an SMTP server's restart; a longer outage ends 'failed' in mail_log, where the
- * operator sees it (and `sentinel mail test` shows the server's answer).
+ * Retries: 1 s, 2 s, 4 s … (doubling) up to 10 min between attempts, then every 10 min, over 24
+ * attempts: about 2 h 27 min in all, long enough to ride out an SMTP server's outage of a couple
+ * of hours (the first retries stay quick for a restart); a longer one ends 'failed' in mail_log,
+ * where the operator sees it (and `sentinel mail test` shows the server's answer).
  */
-export const MAIL_MAX_ATTEMPTS = 8;
+export const MAIL_MAX_ATTEMPTS = 24;
 
-const mailSendTask: TaskSpec<MailServices, MailTaskPayload> = {
+export const mailSendTask: TaskSpec<MailServices, MailTaskPayload> = {
   name: 'mail.send',
   maxAttempts: MAIL_MAX_ATTEMPTS,
   backoffMs: 1000,
+  maxBackoffMs: 10 * 60_000,
   timeoutMs: 90_000,
   run: (s, payload, signal, attempt) => s.mail.deliver(payload, attempt, signal),
 };
