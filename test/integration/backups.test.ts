@@ -183,6 +183,16 @@ describe('backups', function () {
         },
         /unexpected partition bound/,
       ],
+      [
+        'a manifest whose file entry leads out of the backup (path traversal)',
+        (p) => {
+          const f = join(p, 'manifest.json');
+          const m = JSON.parse(readFileSync(f, 'utf8')) as { tables: { name: string; file: string }[] };
+          m.tables.find((x) => x.name === 'users')!.file = '../../etc/passwd';
+          writeFileSync(f, JSON.stringify(m));
+        },
+        /users: file "\.\.\/\.\.\/etc\/passwd" is not "users\.copy\.gz"/,
+      ],
     ];
     for (const [what, damage, message] of cases) {
       it(what, async () => {

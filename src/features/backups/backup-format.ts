@@ -14,6 +14,17 @@ export const TEMP_PREFIX = '.tmp-';
 export const ID_PATTERN = '^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$';
 export const dataFile = (table: string): string => `${table}.copy.gz`;
 
+/**
+ * What is wrong with a manifest's table entry as a path, or null: its file must be exactly
+ * dataFile(name), and the name a plain file name, so that a doctored manifest (a backup copied in
+ * from elsewhere) cannot make verify or restore read outside the backup's directory.
+ */
+export function entryFileProblem(t: { name: string; file: string }): string | null {
+  if (t.name === '' || /[/\\\0]/.test(t.name)) return `table name ${JSON.stringify(t.name)} is not a plain name`;
+  if (t.file !== dataFile(t.name)) return `${t.name}: file ${JSON.stringify(t.file)} is not ${JSON.stringify(dataFile(t.name))}`;
+  return null;
+}
+
 /*
  * The session settings both ends of a COPY run with: COPY's text form follows them (time zone
  * of timestamptz, bytea and float output), so a checksum taken at backup time and one taken

@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
-import { ID_PATTERN, MANIFEST, ManifestSchema, TEMP_PREFIX, type Manifest } from './backup-format.js';
+import { ID_PATTERN, MANIFEST, ManifestSchema, TEMP_PREFIX, entryFileProblem, type Manifest } from './backup-format.js';
 import type { Readable, Writable } from 'node:stream';
 
 /*
@@ -104,6 +104,10 @@ export class BackupStore {
       const parsed: unknown = JSON.parse(await readFile(join(this.path(id), MANIFEST), 'utf8'));
       if (!Value.Check(ManifestSchema, parsed)) return { id, manifest: null, problem: 'manifest.json does not have the expected shape', bytes };
       if (parsed.id !== id) return { id, manifest: null, problem: `manifest.json names another backup (${parsed.id})`, bytes };
+      for (const t of parsed.tables) {
+        const problem = entryFileProblem(t);
+        if (problem) return { id, manifest: null, problem: `manifest.json: ${problem}`, bytes };
+      }
       return { id, manifest: parsed, bytes };
     } catch (err) {
       return { id, manifest: null, problem: `manifest.json unreadable: ${(err as Error).message}`, bytes };
