@@ -213,6 +213,17 @@ export class QueueWorkers {
   }
 
   private execute(t: Claimed): Promise<void> {
+    // Claimed by a fetch that was under way when pause() came: give it back untouched (the
+    // attempt does not count) rather than start work during shutdown.
+    if (this.#stopping) {
+      const released = this.store.release(t.id, t.lockId).then(
+        () => this.logger.info({ task: t.task, task_id: t.id }, 'queue: task claimed while stopping; released, pending again'),
+        (err: unknown) => this.logger.warn({ task: t.task, task_id: t.id, err }, 'queue: could not release a task claimed while stopping; its lease will run out'),
+      );
+      // idle() waits for the release too.
+      this.#inflight.set(t.id, { controller: new AbortController(), done: released });
+      return released.finally(() => this.#inflight.delete(t.id));
+    }
     const done = this.attempt(t).finally(() => this.#inflight.delete(t.id));
     return done;
   }
@@ -236,26 +247,34 @@ export class QueueWorkers {
     }, Math.max(10, Math.floor(this.o.leaseMs / 3)));
     const running = (async () => {
       logger.debug(log, 'queue: task started');
+      // The task's outcome first, then its recording: a recording that fails (the database away)
+      // must not turn a task that succeeded into a failed attempt run again.
+      let failure: { err: unknown } | null = null;
       try {
         await def.run(t.payload, controller.signal, { attempt: t.attempts, maxAttempts: def.maxAttempts });
-        await store.markDone(t.id, t.lockId);
-        logger.info(log, 'queue: task done');
       } catch (err) {
-        const reason: unknown = controller.signal.reason;
-        if (reason instanceof ShutdownAbort || err instanceof ShutdownAbort) {
-          await store.release(t.id, t.lockId);
-          logger.warn(log, 'queue: task interrupted by shutdown; pending again');
-        } else if (t.attempts >= def.maxAttempts) {
-          await store.markFailed(t.id, t.lockId, errorText(err));
-          logger.error({ ...log, err: errorText(err) }, 'queue: task failed on its last attempt');
-        } else {
-          const delay = retryDelayMs(def, t.attempts);
-          await store.markRetry(t.id, t.lockId, errorText(err), delay);
-          logger.warn({ ...log, err: errorText(err), retry_in_ms: delay }, 'queue: task attempt failed; retried later');
-        }
+        failure = { err };
       } finally {
         clearTimeout(timer);
         clearInterval(renew);
+      }
+      if (!failure) {
+        await store.markDone(t.id, t.lockId);
+        logger.info(log, 'queue: task done');
+        return;
+      }
+      const { err } = failure;
+      const reason: unknown = controller.signal.reason;
+      if (reason instanceof ShutdownAbort || err instanceof ShutdownAbort) {
+        await store.release(t.id, t.lockId);
+        logger.warn(log, 'queue: task interrupted by shutdown; pending again');
+      } else if (t.attempts >= def.maxAttempts) {
+        await store.markFailed(t.id, t.lockId, errorText(err));
+        logger.error({ ...log, err: errorText(err) }, 'queue: task failed on its last attempt');
+      } else {
+        const delay = retryDelayMs(def, t.attempts);
+        await store.markRetry(t.id, t.lockId, errorText(err), delay);
+        logger.warn({ ...log, err: errorText(err), retry_in_ms: delay }, 'queue: task attempt failed; retried later');
       }
     })().catch((err: unknown) => logger.error({ ...log, err }, 'queue: could not record a task; its lease will run out and it is tried again'));
     this.#inflight.set(t.id, { controller, done: running });

@@ -4,8 +4,8 @@ import pg from 'pg';
 import { pino } from 'pino';
 import type { Clock } from '../../src/core/clock.js';
 import { createJobsKit, JOB_RUN_TASK, type JobsKit, type KitJob } from '../../src/jobs/jobs-kit.js';
-import type { QueueTaskDef } from '../../src/jobs/queue-workers.js';
-import { TaskStore } from '../../src/jobs/task-store.js';
+import { QueueWorkers, type QueueTaskDef } from '../../src/jobs/queue-workers.js';
+import { TaskStore, type TaskRow } from '../../src/jobs/task-store.js';
 import { PgWorkQueue } from '../../src/jobs/work-queue.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 
@@ -331,5 +331,90 @@ describe('jobs kit: scheduler, durable queue and runner on PostgreSQL', function
     }
     release();
     expect((await run).outcome).to.equal('ok');
+  });
+
+  describe('queue workers on their own (a store that can be made to stall or fail)', () => {
+    let knex: Knex;
+    const workers: QueueWorkers[] = [];
+    beforeEach(() => {
+      knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 4 } });
+    });
+    afterEach(async () => {
+      for (const w of workers.splice(0)) await w.destroy();
+      await knex.destroy();
+    });
+    const workersOn = (store: TaskStore, defs: QueueTaskDef[]) => {
+      const w = new QueueWorkers(store, new Map(defs.map((d) => [d.name, d])), { concurrency: 2, pollMs: 60_000, leaseMs: 60_000, keepDoneMs: HOUR, keepFailedMs: HOUR }, 'test:1', silent);
+      workers.push(w);
+      return w;
+    };
+
+    it('a task whose claim completes after pause() is released (pending, attempt not spent), not started', async () => {
+      let claimStarted!: () => void;
+      const claiming = new Promise<void>((r) => (claimStarted = r));
+      let finishClaim!: () => void;
+      const claimGate = new Promise<void>((r) => (finishClaim = r));
+      class StallingStore extends TaskStore {
+        override async claim(n: number, lockId: string, leaseMs: number): Promise<TaskRow[]> {
+          const rows = await super.claim(n, lockId, leaseMs);
+          if (rows.length) {
+            claimStarted();
+            await claimGate;
+          }
+          return rows;
+        }
+      }
+      const store = new StallingStore(knex);
+      let ran = 0;
+      const w = workersOn(store, [{ name: 'test.late', maxAttempts: 3, backoffMs: 100, run: async () => void ran++ }]);
+      w.start();
+      const id = (await store.insert({ task: 'test.late', payload: {} }))!;
+      w.wake(id);
+      await claiming;
+      // The claim is in the database (running, attempt 1) but not yet handed to a worker.
+      expect((await tasksOf('test.late')).map((t) => [t.state, t.attempts])).to.deep.equal([['running', 1]]);
+      w.pause();
+      finishClaim();
+      await until('the claim is given back', async () => (await tasksOf('test.late'))[0].state === 'pending');
+      await w.idle();
+      expect(ran).to.equal(0);
+      expect((await tasksOf('test.late')).map((t) => [t.state, t.attempts])).to.deep.equal([['pending', 0]]);
+    });
+
+    it('a task that succeeded but whose markDone failed is not re-run as a failed attempt: the row is left to its lease', async () => {
+      let markDoneCalls = 0;
+      class FlakyRecordStore extends TaskStore {
+        override async markDone(_id: string, _lockId: string): Promise<void> {
+          markDoneCalls++;
+          throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+        }
+      }
+      const store = new FlakyRecordStore(knex);
+      let ran = 0;
+      let finished!: () => void;
+      const done = new Promise<void>((r) => (finished = r));
+      const w = workersOn(store, [
+        {
+          name: 'test.once',
+          maxAttempts: 3,
+          backoffMs: 1,
+          run: async () => {
+            ran++;
+            finished();
+          },
+        },
+      ]);
+      w.start();
+      w.wake((await store.insert({ task: 'test.once', payload: {} }))!);
+      await done;
+      await until('the recording was tried', () => markDoneCalls === 1);
+      await w.idle();
+      // Still held by its claim (not pending for a retry, no error recorded as the task's).
+      const [row] = await query<{ state: string; attempts: number; last_error: string | null; lease_until: Date | null }>(url, "select * from queue_tasks where task = 'test.once'");
+      expect([row.state, row.attempts, row.last_error]).to.deep.equal(['running', 1, null]);
+      expect(row.lease_until!.getTime()).to.be.above(Date.now() + 30_000);
+      await w.poll();
+      expect(ran).to.equal(1);
+    });
   });
 });
