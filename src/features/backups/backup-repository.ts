@@ -13,6 +13,13 @@ import { SESSION_SETTINGS } from './backup-format.js';
 /** Tables whose rows belong to the migrator, not to the data: a restore migrates instead. */
 const MIGRATOR_TABLES = ['knex_migrations', 'knex_migrations_lock'];
 
+/**
+ * Not a relation an extension created (pg_depend deptype 'e', e.g. PostGIS's spatial_ref_sys in
+ * public): its rows are the extension's, which recreates them, and the migrator does not create
+ * it, so backing it up would make every restore fail. `c` is the pg_class row.
+ */
+const NOT_EXTENSION_MEMBER = `not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')`;
+
 export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
 export interface TableInfo {
@@ -117,7 +124,7 @@ export class BackupSession {
     const { rows } = await this.query<{ name: string }>(
       `select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = current_schema() and c.relkind in ('r', 'p') and not c.relispartition
-          and c.relname <> all($1) order by 1`,
+          and c.relname <> all($1) and ${NOT_EXTENSION_MEMBER} order by 1`,
       [MIGRATOR_TABLES],
     );
     const parts = await this.query<{ parent: string; name: string; bound: string }>(
@@ -138,7 +145,7 @@ export class BackupSession {
   async sequences(): Promise<SequenceInfo[]> {
     const { rows } = await this.query<{ name: string }>(
       `select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = current_schema() and c.relkind = 'S' and c.relname not like 'knex\\_migrations%' order by 1`,
+        where n.nspname = current_schema() and c.relkind = 'S' and c.relname not like 'knex\\_migrations%' and ${NOT_EXTENSION_MEMBER} order by 1`,
     );
     const out: SequenceInfo[] = [];
     for (const { name } of rows) {
