@@ -142,6 +142,25 @@ describe('mail', function () {
     });
   });
 
+  describe('enqueue fails', () => {
+    it('the mail_log row is marked failed with the error (not queued forever) and send() rethrows', async () => {
+      const knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
+      const sender = smtpSender({ host: '127.0.0.1', port: await freePort(), secure: false, starttls: false, user: '', password: '', from: 'sentinel@example.test' });
+      try {
+        const boom = new Error('queue_tasks: connection terminated');
+        const mail = new MailService(new MailLogRepository(knex), sender, async () => Promise.reject(boom), pino({ level: 'silent' }));
+        const err = await mail.send({ kind: 'report', to: ['noqueue@example.test'], subject: 'Daily report', text: 'x' }).then(() => null, (e: unknown) => e);
+        expect(err).to.equal(boom);
+        const [row] = await mailLogTo(url, 'noqueue@example.test');
+        expect(row).to.include({ outcome: 'failed', attempts: 0, sent_at: null });
+        expect(row.last_error).to.equal('not queued: queue_tasks: connection terminated');
+      } finally {
+        sender.close();
+        await knex.destroy();
+      }
+    });
+  });
+
   describe('retry horizon', () => {
     it('mail.send retries for hours, each wait capped at 10 min, the first ones quick (as the queue workers compute them)', () => {
       const def = { backoffMs: mailSendTask.backoffMs!, maxBackoffMs: mailSendTask.maxBackoffMs };

@@ -43,7 +43,16 @@ export class MailService implements Mailer {
     if (!this.sender) throw notConfigured();
     if (message.to.length === 0) throw new DomainError('bad_request', 'a message needs at least one recipient');
     const logId = await this.repo.insert({ orgId: message.orgId ?? null, kind: message.kind, to: message.to, subject: message.subject });
-    await this.enqueue({ logId, to: message.to, subject: message.subject, text: message.text, html: message.html, attachments: message.attachments });
+    try {
+      await this.enqueue({ logId, to: message.to, subject: message.subject, text: message.text, html: message.html, attachments: message.attachments });
+    } catch (err) {
+      // Two commits: the row is stored but no task will ever deliver it. Say so in the row
+      // (not 'queued' forever), then fail the caller as before.
+      const error = `not queued: ${err instanceof Error ? err.message : String(err)}`;
+      await this.repo.markFailed(logId, error, true).catch((e: unknown) => this.logger.error({ mail: logId, err: e }, 'mail not queued, and its mail_log row could not be marked failed'));
+      this.logger.warn({ mail: logId, kind: message.kind, error }, 'mail not queued');
+      throw err;
+    }
   }
 
   /**
