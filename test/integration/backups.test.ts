@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
+import { Value } from '@sinclair/typebox/value';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
-import type { BackupSummary, VerifyReport } from '../../src/features/backups/backups-schemas.js';
+import { PruneReportSchema, RestoreReportSchema, type BackupSummary, type PruneReport, type VerifyReport } from '../../src/features/backups/backups-schemas.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase, emptyDatabase, query } from '../support/db.js';
@@ -311,7 +312,8 @@ describe('backups', function () {
     mkdirSync(join(pdir, damagedId));
     const r = await cli(['backup', 'prune', '--json'], penv);
     expect(r.code, r.stderr).to.equal(0);
-    const report = JSON.parse(r.stdout);
+    const report = JSON.parse(r.stdout) as unknown as PruneReport;
+    expect([...Value.Errors(PruneReportSchema, report)].map((e) => `${e.path}: ${e.message}`), 'prune --json matches its schema').to.deep.equal([]);
     expect(report.kept).to.deep.equal([ids[2], ids[1]]);
     expect(report.removed).to.deep.equal([ids[0]]);
     expect(report.temporaries_removed).to.deep.equal(['.tmp-20200101T000000000Z-abcdef']);
@@ -344,8 +346,10 @@ describe('backups', function () {
       await query(url, "delete from job_runs where instance = 'elsewhere:1'");
     }
     const target = await fresh();
-    const r = await cli(['backup', 'restore', b.id, '--yes', '--database-url', target], env());
+    const r = await cli(['backup', 'restore', b.id, '--yes', '--json', '--database-url', target], env());
     expect(r.code, r.stderr).to.equal(0);
+    const report = JSON.parse(r.stdout) as unknown;
+    expect([...Value.Errors(RestoreReportSchema, report)].map((e) => `${e.path}: ${e.message}`), 'restore --json matches its schema').to.deep.equal([]);
     const tasks = await query<{ dedupe_key: string; state: string; locked_by: string | null }>(
       target,
       "select dedupe_key, state, locked_by from queue_tasks where dedupe_key like 'test:inflight-%' order by dedupe_key",

@@ -31,20 +31,23 @@ export const VerifyReportSchema = Type.Object({
 });
 export type VerifyReport = Static<typeof VerifyReportSchema>;
 
-export interface RestoreReport {
-  id: string;
-  tables: number;
-  rows: number;
-  migrated_to: string;
-  later_migrations: string[];
-  warnings: string[];
-  duration_ms: number;
-}
+export const RestoreReportSchema = Type.Object({
+  id: BackupIdSchema,
+  tables: Type.Integer({ minimum: 0 }),
+  rows: Type.Integer({ minimum: 0 }),
+  migrated_to: Type.String({ description: "The backup's schema version, which the target was migrated to before loading." }),
+  later_migrations: Type.Array(Type.String(), { description: 'Migrations this Sentinel has beyond the backup\'s, applied after loading.' }),
+  warnings: Type.Array(Type.String()),
+  duration_ms: Type.Integer({ minimum: 0 }),
+});
+/** `sentinel backup restore --json`. */
+export type RestoreReport = Static<typeof RestoreReportSchema>;
 
-export interface PruneReport {
-  kept: string[];
-  removed: string[];
-  temporaries_removed: string[];
-  /** `sentinel_verify_*` databases a killed verify left behind. */
-  scratch_databases_dropped: string[];
-}
+export const PruneReportSchema = Type.Object({
+  kept: Type.Array(BackupIdSchema),
+  removed: Type.Array(BackupIdSchema),
+  temporaries_removed: Type.Array(Type.String(), { description: 'Leftover `.tmp-<id>` directories of crashed backups.' }),
+  scratch_databases_dropped: Type.Array(Type.String(), { description: '`sentinel_verify_*` databases a killed verify left behind.' }),
+});
+/** `sentinel backup prune --json` (and the backup job's prune). */
+export type PruneReport = Static<typeof PruneReportSchema>;
