@@ -30,7 +30,7 @@ import { PgWorkQueue } from '../jobs/work-queue.js';
 import { createJobsKit, type JobsKit } from '../jobs/jobs-kit.js';
 import { systemClock } from '../core/clock.js';
 import type { JobControl } from '../core/jobs.js';
-import { composeModules, jobCatalog, moduleList, taskNames, type JobInfo, type JobRegistry, type ServicesOf } from './compose.js';
+import { composeModules, jobCatalog, moduleList, taskAttempts, type JobInfo, type JobRegistry, type ServicesOf } from './compose.js';
 import { stopApp } from './lifecycle.js';
 import { VERSION } from './version.js';
 
@@ -176,7 +176,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const jobsKnex = createKnex(db.url, config, logger, { max: config.queue.concurrency + 2, applicationName: 'sentinel jobs' });
     stopHooks.push({ name: 'jobs: database pool', timeoutMs: 5000, run: () => jobsKnex.destroy() });
     const taskStore = new TaskStore(jobsKnex);
-    const queue = new PgWorkQueue(taskStore, new Set(taskNames(FEATURE_MODULES)), logger);
+    const queue = new PgWorkQueue(taskStore, taskAttempts(FEATURE_MODULES), logger);
     // The jobs kit is built from what the modules declare, so after them; the modules' view of
     // it (the admin routes') is only called when serving.
     let jobsKit: JobsKit | null = null;

@@ -102,9 +102,12 @@ export function checkModuleList(modules: readonly AnyModule[]): void {
 /** Task names the jobs kit uses for its own queue entries (a scheduled job run). */
 export const RESERVED_TASKS: readonly string[] = ['jobs.run'];
 
-/** The task names the list declares, without building it (what `WorkQueue.enqueue` accepts). */
-export function taskNames(modules: readonly AnyModule[]): string[] {
-  return modules.flatMap((m) => (m.tasks ?? []).map((t) => t.name));
+/**
+ * The tasks the list declares with their attempt caps, without building it (what
+ * `WorkQueue.enqueue` accepts; the cap is stored with each queued task).
+ */
+export function taskAttempts(modules: readonly AnyModule[]): Map<string, number> {
+  return new Map(modules.flatMap((m) => (m.tasks ?? []).map((t) => [t.name, t.maxAttempts ?? DEFAULT_TASK_ATTEMPTS] as const)));
 }
 
 /** The jobs the list declares, without building it. */

@@ -73,6 +73,9 @@ const KEEP_FAILED_MS = 30 * 86_400_000;
 const AFTER_ABORT_MS = 5000;
 const HISTORY_MAX = 1000;
 
+/** A queued job run's attempts: for the runner failing to start it (database away), not the job's failures. */
+const JOB_RUN_ATTEMPTS = 3;
+
 export function jobSlotKey(job: string, slot: Date): string {
   return `job:${job}@${slot.toISOString()}`;
 }
@@ -100,7 +103,7 @@ export function createJobsKit(o: JobsKitOptions): JobsKit {
   const enabled = (name: string): boolean => o.overrides[name]?.enabled !== false;
 
   const enqueueSlot = async (job: string, slot: Date, trigger: JobTrigger): Promise<boolean> => {
-    const id = await store.insert({ task: JOB_RUN_TASK, payload: { job, slot: slot.toISOString(), trigger }, dedupeKey: jobSlotKey(job, slot) });
+    const id = await store.insert({ task: JOB_RUN_TASK, payload: { job, slot: slot.toISOString(), trigger }, dedupeKey: jobSlotKey(job, slot), maxAttempts: JOB_RUN_ATTEMPTS });
     if (id) o.queue.onEnqueued?.(id);
     return id !== null;
   };
@@ -115,7 +118,7 @@ export function createJobsKit(o: JobsKitOptions): JobsKit {
     name: JOB_RUN_TASK,
     // A job's failure is its run's outcome (recorded; the next slot tries again), not the
     // task's: the attempts are for the runner failing to start it (database away).
-    maxAttempts: 3,
+    maxAttempts: JOB_RUN_ATTEMPTS,
     backoffMs: 5000,
     run: async (payload, signal) => {
       const name = String(payload.job);

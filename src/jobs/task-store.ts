@@ -16,6 +16,8 @@ export interface TaskRow {
   payload: Record<string, unknown>;
   state: TaskState;
   attempts: number;
+  /** The task's attempt cap (null: queued before the column existed; no cap on reclaims). */
+  max_attempts: number | null;
   last_error: string | null;
   dedupe_key: string | null;
   next_attempt_at: Date;
@@ -33,14 +35,24 @@ export interface NewTask {
   dedupeKey?: string;
   /** Not before (default now). */
   notBefore?: Date;
+  /** The task's maxAttempts: a claim fails a task whose lease ran out on its last attempt. */
+  maxAttempts?: number;
 }
+
+/**
+ * Due for a claim: pending and its time has come, or running with a lease that ran out (its
+ * worker died or stalled). The one definition of "due", for `claim`, `due` and `countDue`.
+ */
+const DUE = "((state = 'pending' and next_attempt_at <= now()) or (state = 'running' and lease_until < now()))";
+/** A running task whose lease ran out on its last attempt: failed by the claim, not taken up again. */
+const SPENT = "(state = 'running' and lease_until < now() and max_attempts is not null and attempts >= max_attempts)";
 
 export class TaskStore {
   constructor(private readonly knex: Knex) {}
 
   /** Committed when it resolves; the id, or null when a task with the same dedupe key exists. */
   async insert(t: NewTask): Promise<string | null> {
-    const row = { task: t.task, payload: JSON.stringify(t.payload), dedupe_key: t.dedupeKey ?? null, next_attempt_at: t.notBefore ?? this.knex.fn.now() };
+    const row = { task: t.task, payload: JSON.stringify(t.payload), dedupe_key: t.dedupeKey ?? null, next_attempt_at: t.notBefore ?? this.knex.fn.now(), max_attempts: t.maxAttempts ?? null };
     const q = this.knex('queue_tasks').insert(row).returning<{ id: string }[]>('id');
     const rows = t.dedupeKey ? await q.onConflict('dedupe_key').ignore() : await q;
     return rows[0]?.id ?? null;
@@ -48,16 +60,23 @@ export class TaskStore {
 
   /**
    * Claims up to `n` due tasks for `lockId`: pending ones whose time has come, and running ones
-   * whose lease ran out (their worker died or stalled). Each claim counts as an attempt. SKIP
+   * whose lease ran out (their worker died or stalled). Each claim counts as an attempt. A task
+   * whose lease ran out on its last attempt (`max_attempts`) is marked failed instead. SKIP
    * LOCKED: concurrent claimers (other processes) take different tasks instead of waiting.
    */
   async claim(n: number, lockId: string, leaseMs: number): Promise<TaskRow[]> {
+    await this.knex.raw(
+      `update queue_tasks t
+          set state = 'failed', locked_by = null, lease_until = null, finished_at = now(), updated_at = now(),
+              last_error = 'lease expired on its last attempt (its worker died or stalled)' || coalesce('; before: ' || t.last_error, '')
+        where t.id in (select id from queue_tasks where ${SPENT} for update skip locked)`,
+    );
     const { rows } = await this.knex.raw<{ rows: TaskRow[] }>(
       `update queue_tasks t
           set state = 'running', attempts = t.attempts + 1, locked_by = ?, lease_until = now() + (? * interval '1 millisecond'), updated_at = now()
         where t.id in (
           select id from queue_tasks
-           where (state = 'pending' and next_attempt_at <= now()) or (state = 'running' and lease_until < now())
+           where ${DUE} and not ${SPENT}
            order by next_attempt_at, created_at
            limit ?
            for update skip locked)
@@ -67,22 +86,14 @@ export class TaskStore {
     return rows;
   }
 
-  /** The ids of due tasks (pending and due, or running with an expired lease), oldest first. */
+  /** The ids of due tasks (see DUE), oldest first. */
   async due(limit: number): Promise<string[]> {
-    const rows = await this.knex('queue_tasks')
-      .where((w) => w.where('state', 'pending').andWhere('next_attempt_at', '<=', this.knex.fn.now()))
-      .orWhere((w) => w.where('state', 'running').andWhere('lease_until', '<', this.knex.fn.now()))
-      .orderBy('next_attempt_at')
-      .limit(limit)
-      .select<{ id: string }[]>('id');
+    const rows = await this.knex('queue_tasks').whereRaw(DUE).orderBy('next_attempt_at').limit(limit).select<{ id: string }[]>('id');
     return rows.map((r) => r.id);
   }
 
   async countDue(): Promise<number> {
-    const [row] = await this.knex('queue_tasks')
-      .where((w) => w.where('state', 'pending').andWhere('next_attempt_at', '<=', this.knex.fn.now()))
-      .orWhere((w) => w.where('state', 'running').andWhere('lease_until', '<', this.knex.fn.now()))
-      .count<{ count: number }[]>('* as count');
+    const [row] = await this.knex('queue_tasks').whereRaw(DUE).count<{ count: number }[]>('* as count');
     return Number(row.count);
   }
 
@@ -117,10 +128,6 @@ export class TaskStore {
   /** Interrupted by shutdown: pending again at once, and the attempt does not count. */
   async release(id: string, lockId: string): Promise<void> {
     await this.held(id, lockId).update({ state: 'pending', locked_by: null, lease_until: null, attempts: this.knex.raw('greatest(attempts - 1, 0)'), updated_at: this.knex.fn.now() });
-  }
-
-  async get(id: string): Promise<TaskRow | undefined> {
-    return this.knex<TaskRow>('queue_tasks').where({ id }).first();
   }
 
   async delete(id: string): Promise<void> {

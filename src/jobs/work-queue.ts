@@ -13,14 +13,15 @@ export class PgWorkQueue {
 
   constructor(
     private readonly store: TaskStore,
-    /** The task names the modules declare; anything else is a defect of the caller. */
-    private readonly names: ReadonlySet<string>,
+    /** The tasks the modules declare, with their maxAttempts (stored with each task); any other name is a defect of the caller. */
+    private readonly tasks: ReadonlyMap<string, number>,
     private readonly logger: Logger,
   ) {}
 
   async enqueue(task: string, payload: Record<string, unknown>): Promise<void> {
-    if (!this.names.has(task)) throw new Error(`unknown task '${task}': no module declares it (known: ${[...this.names].join(', ') || 'none'})`);
-    const id = await this.store.insert({ task, payload });
+    const maxAttempts = this.tasks.get(task);
+    if (maxAttempts === undefined) throw new Error(`unknown task '${task}': no module declares it (known: ${[...this.tasks.keys()].join(', ') || 'none'})`);
+    const id = await this.store.insert({ task, payload, maxAttempts });
     if (id === null) return;
     this.logger.debug({ task, task_id: id }, 'task queued');
     this.onEnqueued?.(id);

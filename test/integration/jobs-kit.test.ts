@@ -45,7 +45,7 @@ describe('jobs kit: scheduler, durable queue and runner on PostgreSQL', function
     const knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 4 } });
     const store = new TaskStore(knex);
     const tasks = o.tasks ?? [];
-    const queue = new PgWorkQueue(store, new Set(tasks.map((t) => t.name)), silent);
+    const queue = new PgWorkQueue(store, new Map(tasks.map((t) => [t.name, t.maxAttempts])), silent);
     const kit = createJobsKit({
       knex,
       url,
@@ -348,6 +348,28 @@ describe('jobs kit: scheduler, durable queue and runner on PostgreSQL', function
       workers.push(w);
       return w;
     };
+
+    it('a claim fails a task whose lease ran out on its last attempt (max_attempts stored at enqueue) instead of taking it up again', async () => {
+      const store = new TaskStore(knex);
+      const queue = new PgWorkQueue(store, new Map([['test.stalls', 2]]), silent);
+      await queue.enqueue('test.stalls', { n: 1 });
+      await queue.enqueue('test.stalls', { n: 2 });
+      expect((await tasksOf('test.stalls')).map((t) => (t as unknown as { max_attempts: number }).max_attempts)).to.deep.equal([2, 2]);
+      // Both were taken by workers that died: n 1 on its last attempt, n 2 with one left.
+      await knex('queue_tasks').where({ task: 'test.stalls' }).update({ state: 'running', locked_by: 'dead:1/x', lease_until: knex.raw("now() - interval '1 second'") });
+      await knex('queue_tasks').whereRaw("payload->>'n' = '1'").update({ attempts: 2, last_error: 'attempt 1 failed' });
+      await knex('queue_tasks').whereRaw("payload->>'n' = '2'").update({ attempts: 1 });
+      const claimed = await store.claim(10, 'me:1/y', 60_000);
+      expect(claimed.map((r) => [r.payload, r.attempts])).to.deep.equal([[{ n: 2 }, 2]]);
+      const rows = await query<{ payload: { n: number }; state: string; attempts: number; last_error: string | null; locked_by: string | null }>(url, "select * from queue_tasks where task = 'test.stalls' order by payload->>'n'");
+      expect(rows.map((r) => [r.payload.n, r.state, r.attempts, r.locked_by])).to.deep.equal([
+        [1, 'failed', 2, null],
+        [2, 'running', 2, 'me:1/y'],
+      ]);
+      expect(rows[0].last_error).to.equal('lease expired on its last attempt (its worker died or stalled); before: attempt 1 failed');
+      // Nothing left to claim, and a failed task is not due.
+      expect(await store.claim(10, 'me:1/z', 60_000)).to.deep.equal([]);
+    });
 
     it('a task whose claim completes after pause() is released (pending, attempt not spent), not started', async () => {
       let claimStarted!: () => void;
