@@ -46,6 +46,8 @@ export class Scheduler {
   /** Cancels the pending retry waits. */
   readonly #retries = new Set<() => void>();
   #running = false;
+  /** Per job, the latest missed slot reported in this turn of the event loop (see missed()). */
+  readonly #missed = new Map<string, Date>();
   #catchUpTimer: NodeJS.Timeout | null = null;
   readonly #o: Required<SchedulerOptions>;
 
@@ -115,6 +117,27 @@ export class Scheduler {
     });
   }
 
+  /**
+   * node-cron's `execution:missed` (the timer fired late: a blocked event loop, a paused VM). It
+   * comes once per missed slot, all in one go (a VM paused 10 h: ten of an hourly job); only the
+   * latest of them is queued, like the catch-up at start.
+   */
+  missed(job: string, slot: Date): void {
+    const seen = this.#missed.get(job);
+    if (seen) {
+      if (slot > seen) this.#missed.set(job, slot);
+      return;
+    }
+    this.#missed.set(job, slot);
+    setImmediate(() => {
+      const latest = this.#missed.get(job);
+      this.#missed.delete(job);
+      if (!latest || !this.#running) return;
+      this.logger.warn({ job, slot: latest }, 'job slot missed (the timer fired late); queueing the latest missed slot only');
+      void this.tickWithRetry(job, latest);
+    });
+  }
+
   /** Queues, per job, the one latest slot missed since its last run; returns the jobs queued. */
   async catchUp(): Promise<string[]> {
     const now = this.clock.now();
@@ -143,7 +166,7 @@ export class Scheduler {
     for (const j of this.jobs) {
       const task = createTask(j.schedule.expression, (ctx) => void this.tickWithRetry(j.name, ctx.date), { timezone: 'UTC', name: `sentinel:${j.name}`, logger: cronLogger, unref: true });
       // A tick node-cron could not fire on time (a blocked event loop) is still a slot.
-      task.on('execution:missed', (ctx) => void this.tickWithRetry(j.name, ctx.date));
+      task.on('execution:missed', (ctx) => this.missed(j.name, ctx.date));
       void task.start();
       this.#tasks.push(task);
     }

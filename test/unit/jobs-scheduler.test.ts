@@ -118,4 +118,28 @@ describe('jobs scheduler: outage retry, periodic catch-up, missed ticks', () => 
       ['2031-01-01T10:00:00.000Z', 'catch-up'],
     ]);
   });
+
+  it("node-cron's execution:missed, once per missed slot (a VM paused 10 h), queues only the latest missed slot", async () => {
+    const calls: Call[] = [];
+    let enqueued!: () => void;
+    const first = new Promise<void>((r) => (enqueued = r));
+    const s = scheduler({
+      schedule: '0 * * * *',
+      enqueue: async (job, slot, trigger) => {
+        calls.push({ job, slot: slot.toISOString(), trigger });
+        enqueued();
+        return true;
+      },
+      options: { catchUpEveryMs: 3_600_000 },
+    });
+    s.start();
+    started.push(s);
+    // As node-cron reports them after the pause: ten in one go, oldest first.
+    const slots = Array.from({ length: 10 }, (_, i) => new Date(Date.UTC(2031, 0, 1, i)));
+    for (const slot of slots) s.missed('j', slot);
+    await within(first, 2000, 'the missed slot queued');
+    // A later turn of the event loop: everything reported was handled (nothing more queued).
+    await new Promise((r) => setImmediate(r));
+    expect(calls).to.deep.equal([{ job: 'j', slot: '2031-01-01T09:00:00.000Z', trigger: 'scheduled' }]);
+  });
 });
