@@ -227,3 +227,47 @@ describe('reports', function () {
     expect((await cli(['report', 'generate', '--org', 'no-such-org'], env)).code).to.equal(3);
   });
 });
+
+describe('daily-report job: days a run missed', function () {
+  this.timeout(60_000);
+  let url: string;
+  let t: TestApp;
+  before(async () => {
+    url = await cloneDatabase();
+    t = await startTestApp(url);
+  });
+  after(async () => {
+    await t?.stop();
+    if (url) await dropDatabase(url);
+  });
+
+  const reportDays = async (orgId: string) =>
+    (await query<{ date: string }>(url, "select to_char(date, 'YYYY-MM-DD') as date from reports where org_id = $1 and kind = 'daily' order by date", [orgId])).map((r) => r.date);
+  const lastDays = (n: number) => Array.from({ length: n }, (_, i) => iso(dayStart(n - i)));
+
+  it('with no reports, a run makes the last 7 days once per org; a second run makes none; days missed after the latest report are made, and only those', async () => {
+    const s = t.app.services;
+    const a = await createOrg(s);
+    const b = await createOrg(s);
+    const first = await s.dailyReports.run();
+    expect(first.generated.sort()).to.deep.equal([a.slug, b.slug].sort());
+    expect(first.caughtUp).to.have.length(12);
+    expect(await reportDays(a.id)).to.deep.equal(lastDays(7));
+    expect(await reportDays(b.id)).to.deep.equal(lastDays(7));
+
+    const second = await s.dailyReports.run();
+    expect(second.generated).to.deep.equal([]);
+    expect(second.caughtUp).to.deep.equal([]);
+    expect(second.existing.sort()).to.deep.equal([a.slug, b.slug].sort());
+    expect(await reportDays(a.id)).to.deep.equal(lastDays(7));
+
+    // The runs of the last two days never happened for org A (the daemon was down, or a run went
+    // past midnight): the next run makes both, and nothing before its latest report.
+    await query(url, "delete from reports where org_id = $1 and date >= $2", [a.id, iso(dayStart(2))]);
+    await query(url, "delete from reports where org_id = $1 and date = $2", [a.id, iso(dayStart(5))]);
+    const third = await s.dailyReports.run();
+    expect(third.generated).to.deep.equal([a.slug]);
+    expect(third.caughtUp.map((c) => [c.org, c.date])).to.deep.equal([[a.slug, iso(dayStart(2))]]);
+    expect(await reportDays(a.id)).to.deep.equal(lastDays(7).filter((d) => d !== iso(dayStart(5))));
+  });
+});

@@ -44,6 +44,17 @@ export class ReportsRepository {
     await this.knex('reports').where({ org_id: orgId, id }).update({ emailed_at: null });
   }
 
+  /**
+   * The latest date (YYYY-MM-DD) with a report of this kind on or before `onOrBefore`: the org's,
+   * or with `orgId` null any org's (the daily job's progress, for an org with none yet).
+   */
+  async latestDate(orgId: string | null, kind: string, onOrBefore: string): Promise<string | null> {
+    const q = this.knex('reports').where({ kind }).andWhere('date', '<=', onOrBefore);
+    if (orgId !== null) q.andWhere({ org_id: orgId });
+    const row = (await q.first(this.knex.raw(`to_char(max(date), 'YYYY-MM-DD') as date`))) as { date: string | null } | undefined;
+    return row?.date ?? null;
+  }
+
   async findByDate(orgId: string, kind: string, date: string): Promise<ReportRow | undefined> {
     return this.knex('reports').where({ org_id: orgId, kind, date }).first(select(this.knex)) as Promise<ReportRow | undefined>;
   }

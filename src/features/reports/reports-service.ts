@@ -87,6 +87,31 @@ export class ReportsService {
   }
 
   /**
+   * The latest day any org has a daily report for, read once before a run makes any: where the
+   * job had got to, for an org that has no report yet (a new org gets no backlog of empty days).
+   */
+  async dailyProgress(): Promise<string | null> {
+    return this.d.repo.latestDate(null, 'daily', yesterdayUtc(this.now()));
+  }
+
+  /**
+   * The days the daily job should make for an org, oldest first, ending with yesterday (which is
+   * always listed: it may exist, made by hand, and still need mailing): every day after the org's
+   * latest report (or, for an org with none, after `progress`: see `dailyProgress`), at most
+   * `maxDays`. A run delayed past midnight or an outage of a few days leaves no gap.
+   */
+  async daysToMake(orgId: string, maxDays: number, progress: string | null): Promise<string[]> {
+    const yesterday = yesterdayUtc(this.now());
+    const last = (await this.d.repo.latestDate(orgId, 'daily', yesterday)) ?? progress;
+    const end = Date.parse(`${yesterday}T00:00:00Z`);
+    let start = end - (maxDays - 1) * DAY_MS;
+    if (last !== null) start = Math.max(start, Math.min(end, Date.parse(`${last}T00:00:00Z`) + DAY_MS));
+    const days: string[] = [];
+    for (let t = start; t <= end; t += DAY_MS) days.push(new Date(t).toISOString().slice(0, 10));
+    return days;
+  }
+
+  /**
    * Runs `send` (the hand-over to the mailer) for a stored report unless it went before, from
    * this run or a concurrent one; false when it had. A failed hand-over is undone, so the next
    * run retries it. For the daily-report job (no actor: it acts for the instance).
