@@ -2,7 +2,9 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { DomainError } from '../core/errors.js';
 import type { JobOutcome, JobTrigger } from '../core/jobs.js';
-import type { JobRunsRepository } from './job-runs-repository.js';
+import { jobLock, type JobRunsRepository } from './job-runs-repository.js';
+
+export { JOB_LOCK_SQL } from './job-runs-repository.js';
 
 /** A job as the runner needs it (the app binds the modules' JobSpecs to their services). */
 export interface RunnableJob {
@@ -23,9 +25,6 @@ export interface StartedRun {
   id: string;
   done: Promise<RunResult>;
 }
-
-/** The lock's key: one 64-bit advisory lock per job name, in a namespace of Sentinel's own. */
-export const JOB_LOCK_SQL = "hashtextextended('sentinel:job:' || $1, 0)";
 
 const MAX_ERROR_LENGTH = 2000;
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH) || 'failed';
@@ -57,7 +56,8 @@ export interface JobRunnerOptions {
  * lock goes with its connection. The lock's connection is not the pool's: a busy pool cannot
  * delay the release, and the job's own queries cannot take the lock's slot. It sits idle in its
  * transaction while the job runs; in READ COMMITTED an idle transaction holds no snapshot, so
- * it does not hold back vacuum.
+ * it does not hold back vacuum, and its session has `idle_in_transaction_session_timeout` off
+ * so a server that sets one does not kill long runs.
  *
  * A run that finds the lock taken does not run the job: a scheduled or catch-up run is recorded
  * as `skipped` (so the slot's fate shows in the history), a manual one is refused (conflict)
@@ -82,9 +82,7 @@ export class JobRunner {
     let id: string;
     try {
       await client.connect();
-      await client.query('begin');
-      const { rows } = await client.query<{ got: boolean }>(`select pg_try_advisory_xact_lock(${JOB_LOCK_SQL}) as got`, [job.name]);
-      if (!rows[0].got) {
+      if (!(await jobLock.take(client, job.name))) {
         await client.end();
         return null;
       }
@@ -144,7 +142,7 @@ export class JobRunner {
         this.logger.error({ job: job.name, run: id, err }, 'could not record the end of a job run');
       } finally {
         // The commit releases the lock; closing the connection would too.
-        await client.query('commit').catch(() => undefined);
+        await jobLock.release(client).catch(() => undefined);
         await client.end().catch(() => undefined);
         this.#inflight.delete(id);
       }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type pg from 'pg';
 import type { JobOutcome, JobRun, JobTrigger } from '../core/jobs.js';
 
 interface JobRunRow {
@@ -35,6 +36,29 @@ export interface JobStats {
   lastDurationSeconds: number | null;
   failures: number;
 }
+
+/** The lock's key: one 64-bit advisory lock per job name, in a namespace of Sentinel's own ($1: the job's name). */
+export const JOB_LOCK_SQL = "hashtextextended('sentinel:job:' || $1, 0)";
+
+/**
+ * The job's lock on a connection of its own (see JobRunner), opened by `takeLock` and released by
+ * `releaseLock`. The session sits idle in its transaction while the job runs, so a server-wide
+ * `idle_in_transaction_session_timeout` would kill it (and abort every long run): it is switched
+ * off for this session only, before the transaction begins.
+ */
+export const jobLock = {
+  /** Begins the lock's transaction and tries the job's lock; false when another session holds it. */
+  async take(client: pg.ClientBase, job: string): Promise<boolean> {
+    await client.query('set idle_in_transaction_session_timeout = 0');
+    await client.query('begin');
+    const { rows } = await client.query<{ got: boolean }>(`select pg_try_advisory_xact_lock(${JOB_LOCK_SQL}) as got`, [job]);
+    return rows[0].got;
+  },
+  /** Ends the lock's transaction, which releases the lock. */
+  async release(client: pg.ClientBase): Promise<void> {
+    await client.query('commit');
+  },
+};
 
 /** `job_runs`, the record of every run (migrations/20261205000001_create_job_tables.ts). */
 export class JobRunsRepository {
@@ -75,11 +99,6 @@ export class JobRunsRepository {
       .update({ outcome: 'failed', error: 'abandoned: the process running it stopped before it finished', finished_at: this.knex.fn.now() });
   }
 
-  async get(id: string): Promise<JobRun | undefined> {
-    const row = await this.knex<JobRunRow>('job_runs').where('id', id).first();
-    return row && toRun(row);
-  }
-
   /** The latest run of each job (any outcome), by job name. */
   async latest(): Promise<Map<string, JobRun>> {
     const { rows } = await this.knex.raw<{ rows: JobRunRow[] }>('select distinct on (job) * from job_runs order by job, started_at desc, id desc');
@@ -103,7 +122,7 @@ export class JobRunsRepository {
         where exists (select 1 from pg_locks l
                        where l.locktype = 'advisory' and l.objsubid = 1 and l.granted
                          and l.database = (select oid from pg_database where datname = current_database())
-                         and ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended('sentinel:job:' || n, 0))`,
+                         and ((l.classid::int8 << 32) | l.objid::int8) = ${JOB_LOCK_SQL.replace('$1', 'n')})`,
       [[...names]],
     );
     return new Set(rows.map((r) => r.job));

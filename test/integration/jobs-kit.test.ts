@@ -333,6 +333,31 @@ describe('jobs kit: scheduler, durable queue and runner on PostgreSQL', function
     expect((await run).outcome).to.equal('ok');
   });
 
+  it('a long run survives a server-wide idle_in_transaction_session_timeout (the lock session turns it off)', async () => {
+    const dbName = new URL(url).pathname.slice(1);
+    await db.raw(`alter database ${dbName} set idle_in_transaction_session_timeout = '200ms'`);
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const a = daemon({ jobs: [{ name: 'long', description: 'l', module: 'test', run: async () => gate }] });
+      const run = a.kit.runNow('long');
+      await until('running', async () => (await a.kit.control.list())[0].running);
+      // Well past the server's limit while the lock session sits idle in its transaction.
+      await until('the lock session idle in transaction for over 1 s', async () => {
+        const rows = await query<{ idle_ms: number }>(
+          url,
+          "select extract(epoch from now() - state_change) * 1000 as idle_ms from pg_stat_activity where application_name = 'sentinel job lock' and datname = current_database() and state = 'idle in transaction'",
+        );
+        return rows.length === 1 && rows[0].idle_ms > 1000;
+      });
+      release();
+      const r = await run;
+      expect([r.outcome, r.error]).to.deep.equal(['ok', null]);
+    } finally {
+      await db.raw(`alter database ${dbName} reset idle_in_transaction_session_timeout`);
+    }
+  });
+
   describe('queue workers on their own (a store that can be made to stall or fail)', () => {
     let knex: Knex;
     const workers: QueueWorkers[] = [];
