@@ -6,18 +6,8 @@ import type { AlertingSection } from './reports-schemas.js';
  * root hands over (it never imports their files).
  */
 
-/** The telemetry feature's day figures (provided as `telemetryStats`). */
-export interface TelemetryDayStats {
-  daily(
-    orgId: string,
-    date: string,
-    top: number,
-  ): Promise<{
-    ingested: { points: number; logs: number; events: number };
-    top_series: { name: string; labels: Record<string, string>; points: number }[];
-    rejections: { reason: string; status: number; requests: number; items: number }[];
-  }>;
-}
+/** The telemetry feature's day figures (provided as `telemetryStats`): one definition, in core. */
+export type { TelemetryStats as TelemetryDayStats } from '../../core/telemetry-stats.js';
 
 /**
  * The alerting sections of a report. The alerting feature will provide one (and the reports

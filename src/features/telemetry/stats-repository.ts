@@ -1,12 +1,5 @@
 import type { Knex } from 'knex';
-
-/** What was stored and refused for one org on one UTC day (the daily report reads it). */
-export interface DailyTelemetryStats {
-  ingested: { points: number; logs: number; events: number };
-  /** Series by points stored that day, most first. */
-  top_series: { name: string; labels: Record<string, string>; points: number }[];
-  rejections: { reason: string; status: number; requests: number; items: number }[];
-}
+import type { DailyTelemetryStats, TelemetryStats } from '../../core/telemetry-stats.js';
 
 export interface RejectionRow {
   orgId: string;
@@ -23,7 +16,7 @@ const DAY_START = `(?::date)::timestamp at time zone 'UTC'`;
 const DAY_END = `(?::date + 1)::timestamp at time zone 'UTC'`;
 
 /** Per-day figures over telemetry's tables, and the refused-ingest counters. */
-export class StatsRepository {
+export class StatsRepository implements TelemetryStats {
   constructor(private readonly knex: Knex) {}
 
   /** Adds to each (org, day, reason) counter; concurrent adds sum (one statement, upsert). */

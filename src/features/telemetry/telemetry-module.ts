@@ -1,4 +1,5 @@
 import type { OrgAccess } from '../../core/authorize.js';
+import type { TelemetryStats } from '../../core/telemetry-stats.js';
 import { configuredMs } from '../../core/duration.js';
 import { TokenBuckets } from '../../core/token-bucket.js';
 import { createKnex } from '../../db/database.js';
@@ -13,7 +14,7 @@ import { QueryService } from './query-service.js';
 import { RejectionCounter } from './rejection-counter.js';
 import { SeriesRepository } from './series-repository.js';
 import { SeriesStore } from './series-store.js';
-import { StatsRepository, type DailyTelemetryStats } from './stats-repository.js';
+import { StatsRepository } from './stats-repository.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory, type OrgLimitOverrides } from './telemetry-limits-source.js';
 import { registerTelemetryRoutes } from './telemetry-routes.js';
 import { TelemetryService } from './telemetry-service.js';
@@ -30,10 +31,6 @@ export interface RetentionPolicies {
   retentionDays(): Promise<{ orgId: string; days: Record<'metrics' | 'logs' | 'events', number> }[]>;
 }
 
-/** A day's ingest figures per org, for the reports feature (which may not read these tables itself). */
-export interface TelemetryStats {
-  daily(orgId: string, date: string, top: number): Promise<DailyTelemetryStats>;
-}
 
 const ms = configuredMs;
 
