@@ -24,10 +24,10 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
 
   backup
     .command('create')
-    .description('back up every table now into backups.dir')
+    .description('back up every table now into backups.dir (a manual run of the backup job, then its prune; exit 4 while a backup runs)')
     .option('--json', 'print as JSON')
     .action(async (o: { json?: boolean }) => {
-      const b = await withApp(ctx.appEnv(), (app) => app.services.backups.create(SYSTEM_ACTOR));
+      const b = await withApp(ctx.appEnv(), (app) => app.services.backups.createNow(SYSTEM_ACTOR));
       if (o.json) printJson(ctx.io, b);
       else ctx.io.stdout(`backup ${b.id} complete: ${b.tables} tables, ${b.rows} rows, ${mb(b.bytes)}\n`);
     });

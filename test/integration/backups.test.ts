@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { Value } from '@sinclair/typebox/value';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
+import { JOB_LOCK_SQL } from '../../src/jobs/job-runner.js';
 import { PruneReportSchema, RestoreReportSchema, type BackupSummary, type PruneReport, type VerifyReport } from '../../src/features/backups/backups-schemas.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
@@ -92,7 +93,13 @@ describe('backups', function () {
     expect(r.stdout).to.contain(`restored backup ${id}`);
     // Another data_dir, so another generated encryption key: the operator is told.
     expect(r.stderr).to.contain('2FA secrets will not decrypt');
-    expect(await tableChecksums(target)).to.deep.equal(source);
+    // The backup's own job run (POST /admin/backups is a manual run of the backup job) was under way
+    // in its snapshot: the restore closes it as skipped (see the in-flight test below).
+    const restored = await tableChecksums(target);
+    expect(restored.get('job_runs')).not.to.deep.equal(source.get('job_runs'));
+    restored.delete('job_runs');
+    source.delete('job_runs');
+    expect(restored).to.deep.equal(source);
     // Sequences carry on after the restored rows.
     const [{ max }] = await query<{ max: number }>(target, 'select max(id)::int as max from series');
     const [{ next }] = await query<{ next: number }>(target, "select nextval(pg_get_serial_sequence('series', 'id'))::int as next");
@@ -296,7 +303,8 @@ describe('backups', function () {
     const penv = { ...env(), SENTINEL_BACKUPS_DIR: pdir, SENTINEL_BACKUPS_KEEP: '2' };
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = await cli(['backup', 'create', '--json'], penv);
+      // A manual backup is a run of the backup job, which prunes after it: keep all three meanwhile.
+      const r = await cli(['backup', 'create', '--json'], { ...penv, SENTINEL_BACKUPS_KEEP: '3' });
       expect(r.code, r.stderr).to.equal(0);
       ids.push((JSON.parse(r.stdout) as BackupSummary).id);
     }
@@ -416,5 +424,26 @@ describe('backups', function () {
       await query(url, 'alter extension plpgsql drop table ext_owned_demo').catch(() => undefined);
       await query(url, 'drop table ext_owned_demo');
     }
+  });
+
+  it("a manual backup (HTTP, CLI) takes the backup job's lock: refused with 409 / exit 4 while a backup runs, recorded as a manual run otherwise", async () => {
+    const before = readdirSync(dir).sort();
+    // Another process's run of the job: its lock held on a connection of its own.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query(`select pg_advisory_lock(${JOB_LOCK_SQL})`, ['backup']);
+      const res = await t.api.post('/admin/backups', root);
+      expect(res.status, res.text).to.equal(409);
+      const r = await cli(['backup', 'create'], env());
+      expect(r.code, r.stderr).to.equal(4);
+      expect(readdirSync(dir).sort()).to.deep.equal(before);
+    } finally {
+      await holder.end();
+    }
+    const res = await t.api.post<BackupSummary>('/admin/backups', root);
+    expect(res.status, res.text).to.equal(201);
+    const runs = await query<{ trigger: string; outcome: string; id: string }>(url, "select trigger, outcome, details->>'id' as id from job_runs where job = 'backup' order by started_at desc limit 1");
+    expect(runs).to.deep.equal([{ trigger: 'manual', outcome: 'ok', id: res.body.id }]);
   });
 });

@@ -5,6 +5,7 @@ import { createGzip } from 'node:zlib';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Actor } from '../../core/actor.js';
+import type { JobControl } from '../../core/jobs.js';
 import { requireSuperadmin } from '../../core/authorize.js';
 import { DomainError, notFound } from '../../core/errors.js';
 import { FORMAT_VERSION, RowHasher, dataFile, keyFingerprint, type Manifest, type TableEntry } from './backup-format.js';
@@ -22,7 +23,12 @@ export interface BackupOptions {
   version: string;
   /** A knex (for the migrator) on another database; the caller destroys it. */
   knexFor(url: string): Knex;
+  /** The jobs kit: a manual backup is a run of the `backup` job, under its lock. */
+  jobs: Pick<JobControl, 'trigger' | 'history'>;
 }
+
+/** How often a manual backup looks whether its job run has finished. */
+const RUN_POLL_MS = 200;
 
 /** Scratch databases of verify: `sentinel_verify_<unix seconds>_<random>`. */
 const SCRATCH_PREFIX = 'sentinel_verify_';
@@ -77,6 +83,23 @@ export class BackupService {
       if (signal?.aborted) throw signal.reason;
       if (err instanceof DomainError) throw err;
       throw new DomainError('internal', `backup failed: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * A backup now, by hand (POST /admin/backups, `sentinel backup create`): a manual run of the
+   * `backup` job, so under the job's advisory lock — refused (conflict: 409, exit 4) while a backup
+   * runs anywhere on the database, and recorded in job_runs; like every run of the job it prunes
+   * after the backup. Answers once the run has finished.
+   */
+  async createNow(actor: Actor): Promise<BackupSummary> {
+    requireSuperadmin(actor);
+    const { id } = await this.opts.jobs.trigger('backup');
+    for (;;) {
+      const run = (await this.opts.jobs.history({ job: 'backup', limit: 100 })).find((r) => r.id === id);
+      if (run?.outcome === 'ok') return run.details as BackupSummary;
+      if (run?.outcome) throw new DomainError('internal', run.error ?? `backup failed (job run ${id}: ${run.outcome})`);
+      await new Promise((resolve) => setTimeout(resolve, RUN_POLL_MS));
     }
   }
 

@@ -55,6 +55,7 @@ export const backupsModule = defineModule({
         encryptionKey: config.auth.encryption_key,
         version: kits.version,
         knexFor: (url) => createKnex(url, config, logger, { max: 2, applicationName: 'sentinel-restore' }),
+        jobs: kits.jobs,
       },
       metrics,
       logger,

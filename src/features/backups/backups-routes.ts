@@ -21,16 +21,17 @@ export function registerBackupRoutes(registry: ApiRegistry, backups: BackupServi
     method: 'post',
     path: '/admin/backups',
     operationId: 'createBackup',
-    summary: 'Take a backup now and answer once it is complete (superadmins)',
+    summary: 'Take a backup now (a manual run of the backup job, then its prune) and answer once it is complete (superadmins)',
     tags: ['admin'],
     auth: 'user',
     responses: {
       201: { description: 'The backup, written and published.', schema: BackupSummarySchema },
       403: { description: 'Not a superadmin.' },
+      409: { description: 'A backup is running (the backup job holds its lock somewhere on the database).' },
       500: { description: 'The backup failed (nothing is left that looks like a good backup).' },
     },
     handler: async (ctx) => {
-      ctx.body = await backups.create(actorOf(ctx));
+      ctx.body = await backups.createNow(actorOf(ctx));
       ctx.status = 201;
     },
   });
