@@ -6,6 +6,11 @@ import type { Knex } from 'knex';
  * are never stored here (a welcome or report body may carry links or figures an operator reading
  * the log has no business seeing); the queued task carries the body until it is delivered.
  * `org_id` is null for instance-level mail (`sentinel mail test`); an org's rows go with it.
+ *
+ * Keys (DESIGN §3 leads tenant tables' keys with org_id): like audit_log, mail_log is an
+ * exception. A row may belong to no org, and the queued task and every delivery attempt reach it
+ * by its own id, so the primary key is `id` alone; what is read per org (and the cascade when an
+ * org is deleted) goes through `mail_log_org`, which leads with org_id.
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('mail_log', (t) => {

@@ -161,6 +161,17 @@ describe('mail', function () {
     });
   });
 
+  describe('mail_log keys', () => {
+    it('the primary key is id alone (rows of no org: test mail), and the per-org index leads with org_id', async () => {
+      const idx = await query<{ indexname: string; indexdef: string }>(url, "select indexname, indexdef from pg_indexes where tablename = 'mail_log' order by indexname");
+      const def = (name: string) => idx.find((i) => i.indexname === name)?.indexdef ?? '';
+      expect(def('mail_log_pkey')).to.match(/\(id\)$/);
+      expect(def('mail_log_org')).to.match(/\(org_id, created_at DESC\)/);
+      // Every other index either leads with org_id or is the instance-wide one by time.
+      for (const i of idx) if (!['mail_log_pkey', 'mail_log_created'].includes(i.indexname)) expect(i.indexdef, i.indexname).to.match(/USING btree \(org_id[,)]/);
+    });
+  });
+
   describe('retry horizon', () => {
     it('mail.send retries for hours, each wait capped at 10 min, the first ones quick (as the queue workers compute them)', () => {
       const def = { backoffMs: mailSendTask.backoffMs!, maxBackoffMs: mailSendTask.maxBackoffMs };
