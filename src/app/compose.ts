@@ -1,4 +1,5 @@
-import type { BuiltModule, FeatureModule, Hook, Kits, TaskAttempt } from '../features/feature-module.js';
+import type { BuiltModule, FeatureModule, Hook, Kits } from '../features/feature-module.js';
+import type { QueueTaskDef } from '../jobs/queue-workers.js';
 
 /*
  * Wiring a list of feature modules: checks the list (unique names, every required interface
@@ -133,16 +134,6 @@ function provisional<T extends object>(name: string, consumer: string, provided:
   });
 }
 
-/** A module's task as the queue's workers run it: its spec bound to the module's services. */
-export interface Task {
-  name: string;
-  maxAttempts: number;
-  backoffMs: number;
-  maxBackoffMs?: number;
-  timeoutMs?: number;
-  run(payload: Record<string, unknown>, signal: AbortSignal, attempt: TaskAttempt): Promise<void>;
-}
-
 export const DEFAULT_TASK_ATTEMPTS = 5;
 export const DEFAULT_TASK_BACKOFF_MS = 1000;
 
@@ -150,7 +141,8 @@ export interface Composed {
   modules: { module: AnyModule; built: BuiltModule<unknown, object> }[];
   services: Record<string, unknown>;
   jobs: JobRegistry;
-  tasks: Task[];
+  /** The modules' tasks as the queue's workers run them: each spec bound to its module's services. */
+  tasks: QueueTaskDef[];
   /** In list order, each named `<module>: <hook>`. */
   startHooks: Hook[];
 }

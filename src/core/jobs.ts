@@ -65,6 +65,7 @@ const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 /** A run as the API and `--json` show it (snake_case, RFC 3339 UTC). */
 export function presentRun(r: JobRun) {
+  const details: unknown = r.details ?? null;
   return {
     id: r.id,
     job: r.job,
@@ -74,7 +75,7 @@ export function presentRun(r: JobRun) {
     finished_at: iso(r.finishedAt),
     outcome: r.outcome,
     error: r.error,
-    details: r.details ?? null,
+    details,
     instance: r.instance,
   };
 }

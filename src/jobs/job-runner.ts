@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { DomainError } from '../core/errors.js';
 import type { JobOutcome, JobTrigger } from '../core/jobs.js';
 import { jobLock, type JobRunsRepository } from './job-runs-repository.js';
+import { errorText, ShutdownAbort } from './run-errors.js';
 
 export { JOB_LOCK_SQL } from './job-runs-repository.js';
 
@@ -26,9 +27,6 @@ export interface StartedRun {
   done: Promise<RunResult>;
 }
 
-const MAX_ERROR_LENGTH = 2000;
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH) || 'failed';
-
 /** The job's report as JSON for job_runs.details (null when it is not JSON). */
 function asDetails(result: unknown): unknown {
   if (result === undefined) return null;
@@ -38,8 +36,6 @@ function asDetails(result: unknown): unknown {
     return null;
   }
 }
-
-class ShutdownAbort extends Error {}
 
 export interface JobRunnerOptions {
   /** The database to take the locks on (db.url): one connection of its own per run. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import BetterQueue from 'better-queue';
 import type { Logger } from 'pino';
+import { errorText, ShutdownAbort } from './run-errors.js';
 import type { TaskRow, TaskStore } from './task-store.js';
 
 /** A task as the workers run it (the app binds the modules' TaskSpecs to their services). */
@@ -28,9 +29,6 @@ export interface QueueWorkersOptions {
   keepFailedMs: number;
 }
 
-/** Interrupted by shutdown: the task goes back to pending without spending an attempt. */
-export class ShutdownAbort extends Error {}
-
 /** The delay before retrying after failed attempt number `attempt` (1 for the first). */
 export function retryDelayMs(def: Pick<QueueTaskDef, 'backoffMs' | 'maxBackoffMs'>, attempt: number): number {
   return Math.min(def.backoffMs * 2 ** (attempt - 1), def.maxBackoffMs ?? Infinity);
@@ -44,8 +42,6 @@ interface Claimed {
   lockId: string;
 }
 
-const MAX_ERROR_LENGTH = 2000;
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH) || 'failed';
 const PRUNE_EVERY_MS = 3_600_000;
 
 /**

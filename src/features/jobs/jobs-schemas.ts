@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { JOB_NAME_PATTERN, JOB_OUTCOMES, JOB_TRIGGERS } from '../../core/jobs.js';
+import { JOB_NAME_PATTERN, JOB_OUTCOMES, JOB_TRIGGERS, type presentRun, type presentStatus } from '../../core/jobs.js';
 
 const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC.' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -41,3 +41,15 @@ export const JobRunStartedSchema = Type.Object({ id: Type.String({ description: 
 
 export type JobStatusView = Static<typeof JobStatusSchema>;
 export type JobRunStarted = Static<typeof JobRunStartedSchema>;
+
+/*
+ * The core's JobRun and JobStatus (src/core/jobs.ts: the kit's and the CLI's types, which may not
+ * import a feature) are presented by presentRun/presentStatus; these schemas are that form's
+ * TypeBox twin for the API. A field added to or changed on one side only fails to compile here.
+ */
+/** Each assignable to the other (TypeBox's Static is an evaluated type, not identical to a declared one). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const runSchemaMatchesCore: Same<Static<typeof JobRunSchema>, ReturnType<typeof presentRun>> = true;
+const statusSchemaMatchesCore: Same<Static<typeof JobStatusSchema>, ReturnType<typeof presentStatus>> = true;
+void runSchemaMatchesCore;
+void statusSchemaMatchesCore;
