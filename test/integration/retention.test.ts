@@ -303,6 +303,53 @@ describe('retention', function () {
     });
   });
 
+  describe('aborted (the job\'s timeout, shutdown)', () => {
+    it('stops between delete batches with the signal\'s reason, keeping what it did', async () => {
+      const db = await cloneDatabase();
+      const k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
+      try {
+        const parts = new PartitionsRepository(k);
+        for (const t of PARTITIONED_TABLES) await parts.ensure(t, [day(-1), day(0)]);
+        const org = await insertOrg(k, 'aborted');
+        await insertRows(k, org, await insertSeries(k, org, 'm', NOW), [-1, 0]);
+        const controller = new AbortController();
+        const reason = new Error('timed out after 1 ms');
+        class AbortingRepository extends RecordingRepository {
+          override async deleteOrgRows(p: PartitionInfo<PartitionedTable>, orgId: string, before: Date | null, limit: number, after: RowKey | null): Promise<DeleteBatch> {
+            const b = await super.deleteOrgRows(p, orgId, before, limit, after);
+            controller.abort(reason);
+            return b;
+          }
+        }
+        const repo = new AbortingRepository(k);
+        const err = await service(k, repo, policySource(k, new Map([[org, 1]])), logger, { batch: 1 }).run(NOW, controller.signal).then(() => null, (e: unknown) => e);
+        expect(err).to.equal(reason);
+        // One batch of one row, then it stopped (unaborted, day −1's three early rows go in three batches per table).
+        expect(repo.batches).to.deep.equal([1]);
+      } finally {
+        await k.destroy();
+        await dropDatabase(db);
+      }
+    });
+
+    it('partition maintenance stops before the next table', async () => {
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const reason = new Error('interrupted');
+      const fake = {
+        partitionedTables: PARTITIONED_TABLES,
+        ensure: async (table: PartitionedTable) => {
+          seen.push(table);
+          controller.abort(reason);
+          return { created: [], deferred: [] };
+        },
+      };
+      const err = await new PartitionMaintenance(fake, { aheadDays: 1 }, logger).run(NOW, controller.signal).then(() => null, (e: unknown) => e);
+      expect(err).to.equal(reason);
+      expect(seen).to.deep.equal([PARTITIONED_TABLES[0]]);
+    });
+  });
+
   describe('partition maintenance', () => {
     // A day no other test touches, so every partition of it is new.
     const at = Date.UTC(2031, 0, 15, 9, 30);
@@ -420,10 +467,16 @@ describe('retention module: the "partitions ahead" start hook', function () {
     expect(built.stop ?? [], 'nothing to stop: no timer').to.deep.equal([]);
     await built.start![0].run();
     expect(await repo.list('points')).to.not.deep.equal([]);
-    expect(retentionModule.jobs!.map((j) => [j.name, j.defaultSchedule])).to.deep.equal([
-      ['retention', '15 * * * *'],
-      ['partitions', '5 * * * *'],
+    expect(retentionModule.jobs!.map((j) => [j.name, j.defaultSchedule, j.timeoutMs])).to.deep.equal([
+      ['retention', '15 * * * *', 30 * 60_000],
+      ['partitions', '5 * * * *', 5 * 60_000],
     ]);
+    // The jobs hand the runner's signal on: an aborted run (timeout, shutdown) stops with its reason.
+    for (const job of retentionModule.jobs!) {
+      const reason = new Error(`timed out: ${job.name}`);
+      const err = await job.run(built.services, AbortSignal.abort(reason)).then(() => null, (e: unknown) => e);
+      expect(err, job.name).to.equal(reason);
+    }
   });
 });
 

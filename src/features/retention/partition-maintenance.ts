@@ -31,13 +31,15 @@ export class PartitionMaintenance<T extends string = string> {
     private readonly logger: Logger,
   ) {}
 
-  async run(now = Date.now()): Promise<PartitionMaintenanceReport> {
+  /** `signal` (the job's timeout, shutdown) is checked before each table: an aborted run throws its reason. */
+  async run(now = Date.now(), signal?: AbortSignal): Promise<PartitionMaintenanceReport> {
     const today = dayStart(now);
     const days: number[] = [];
     for (let i = -1; i <= this.o.aheadDays; i++) days.push(today + i * DAY_MS);
     const report: PartitionMaintenanceReport = { created: [], deferred: [] };
     const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true };
     for (const table of this.partitions.partitionedTables) {
+      signal?.throwIfAborted();
       const r = await this.partitions.ensure(table, days, opts);
       report.created.push(...r.created);
       report.deferred.push(...r.deferred);

@@ -31,7 +31,9 @@ const retentionJob: JobSpec<RetentionServices, RetentionReport> = {
   description: 'drop expired day-partitions, delete expired rows per org, stale series and idempotency keys',
   // Hourly (issue 9): an org's lowered retention takes effect within the hour.
   defaultSchedule: '15 * * * *',
-  run: (s) => s.retention.run(),
+  // Batched deletes after a retention cut can take long; past this the run stops between batches.
+  timeoutMs: 30 * 60_000,
+  run: (s, signal) => s.retention.run(Date.now(), signal),
   print: printRetention,
 };
 
@@ -43,7 +45,8 @@ const partitionsJob: JobSpec<RetentionServices, PartitionMaintenanceReport> = {
   name: 'partitions',
   description: 'create the day-partitions of yesterday through the coming days (retention.partitions_ahead_days)',
   defaultSchedule: '5 * * * *',
-  run: (s) => s.partitions.run(),
+  timeoutMs: 5 * 60_000,
+  run: (s, signal) => s.partitions.run(Date.now(), signal),
   print: printPartitions,
 };
 

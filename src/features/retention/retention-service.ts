@@ -68,7 +68,12 @@ export class RetentionService {
     this.lockTimeoutMs = o.dropLockTimeoutMs ?? DEFAULT_DROP_LOCK_TIMEOUT_MS;
   }
 
-  async run(now = Date.now()): Promise<RetentionReport> {
+  /**
+   * `signal` (the job's timeout, shutdown) is checked between steps: each partition, each org's
+   * batch of deletes, each batch; an aborted run throws its reason, leaving what is done done (a
+   * later run carries on).
+   */
+  async run(now = Date.now(), signal?: AbortSignal): Promise<RetentionReport> {
     const started = Date.now();
     const { repo, partitions, logger } = this;
     const report: RetentionReport = {
@@ -92,6 +97,7 @@ export class RetentionService {
       // Orgs that were deleted need no say here: their rows may go whenever the living orgs' may.
       const dropBefore = orgs.reduce((min, p) => Math.min(min, cutoffOf(p.days)), orgs.length ? Infinity : cutoffOf(this.o.defaults));
       for (const p of await partitions.list(table)) {
+        signal?.throwIfAborted();
         if (p.day + DAY_MS <= dropBefore) {
           if (await repo.dropPartition(p, this.lockTimeoutMs)) report.dropped_partitions.push(p.name);
           else report.deferred_partitions.push(p.name);
@@ -101,7 +107,7 @@ export class RetentionService {
         for (const orgId of await repo.orgsInPartition(p)) {
           const days = known.get(orgId);
           if (!days) unknown.push({ p, orgId });
-          else if (cutoffOf(days) > p.day) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(cutoffOf(days)));
+          else if (cutoffOf(days) > p.day) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(cutoffOf(days)), signal);
         }
       }
     }
@@ -112,20 +118,22 @@ export class RetentionService {
       const alive = new Set((await this.policies.retentionDays()).map((p) => p.orgId));
       const swept = new Set<string>();
       for (const { p, orgId } of unknown) {
+        signal?.throwIfAborted();
         if (alive.has(orgId)) continue;
         swept.add(orgId);
-        report.rows_deleted[p.table] += await this.deleteRows(p, orgId, null);
+        report.rows_deleted[p.table] += await this.deleteRows(p, orgId, null, signal);
       }
       report.deleted_orgs_swept = swept.size;
     }
 
     // After the points: a series goes only when none of its points is retained any more.
     for (const p of orgs) {
+      signal?.throwIfAborted();
       const before = new Date(now - p.days.metrics * DAY_MS);
-      report.series_removed += await this.drain((n) => repo.deleteStaleSeries(p.orgId, before, n));
+      report.series_removed += await this.drain((n) => repo.deleteStaleSeries(p.orgId, before, n), signal);
     }
     const keysBefore = new Date(now - this.o.idempotencyTtlMs);
-    report.idempotency_keys_removed = await this.drain((n) => repo.deleteIdempotencyKeys(keysBefore, n));
+    report.idempotency_keys_removed = await this.drain((n) => repo.deleteIdempotencyKeys(keysBefore, n), signal);
 
     report.duration_ms = Date.now() - started;
     // Counts and partition names only: never org data.
@@ -147,9 +155,10 @@ export class RetentionService {
   }
 
   /** One org's rows before `before` (all of them for null) in one partition, batch after batch. */
-  private async deleteRows(p: PartitionInfo<RetainedTable>, orgId: string, before: Date | null): Promise<number> {
+  private async deleteRows(p: PartitionInfo<RetainedTable>, orgId: string, before: Date | null, signal?: AbortSignal): Promise<number> {
     let total = 0;
     for (let after: RowKey | null = null; ; ) {
+      signal?.throwIfAborted();
       const b = await this.repo.deleteOrgRows(p, orgId, before, this.o.deleteBatchSize, after);
       total += b.deleted;
       if (b.seen < this.o.deleteBatchSize) return total;
@@ -158,10 +167,11 @@ export class RetentionService {
   }
 
   /** Repeats one batched delete until a batch comes back short; returns the total. */
-  private async drain(batch: (limit: number) => Promise<number>): Promise<number> {
+  private async drain(batch: (limit: number) => Promise<number>, signal?: AbortSignal): Promise<number> {
     const limit = this.o.deleteBatchSize;
     let total = 0;
     for (;;) {
+      signal?.throwIfAborted();
       const n = await batch(limit);
       total += n;
       if (n < limit) return total;
