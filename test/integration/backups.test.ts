@@ -446,4 +446,20 @@ describe('backups', function () {
     const runs = await query<{ trigger: string; outcome: string; id: string }>(url, "select trigger, outcome, details->>'id' as id from job_runs where job = 'backup' order by started_at desc limit 1");
     expect(runs).to.deep.equal([{ trigger: 'manual', outcome: 'ok', id: res.body.id }]);
   });
+
+  it('an aborted verify (the restore-drill job signal) rejects with the reason and drops its scratch database', async () => {
+    const b = await t.app.services.backups.create(SYSTEM_ACTOR);
+    const scratchDbs = () => query<{ n: string }>(url, "select datname as n from pg_database where datname like 'sentinel_verify_%'");
+    const controller = new AbortController();
+    const verifying = t.app.services.backups.verify(SYSTEM_ACTOR, b.id, controller.signal);
+    verifying.catch(() => undefined);
+    // Aborted once its scratch database exists: mid-way through the trial restore.
+    for (let i = 0; i < 400 && !(await scratchDbs()).length; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(await scratchDbs()).to.have.length(1);
+    controller.abort(new Error('drill aborted'));
+    let err: unknown;
+    await verifying.catch((e: unknown) => (err = e));
+    expect((err as Error)?.message).to.equal('drill aborted');
+    expect(await scratchDbs()).to.have.length(0);
+  });
 });
