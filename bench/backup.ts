@@ -19,10 +19,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { to as copyTo } from 'pg-copy-streams';
 import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { BIN } from '../test/support/daemon.js';
-import { ensurePointPartitions, pct, startSentinel } from './harness.js';
+import { copyInto, ensurePointPartitions, loadPointGrid, pct, startSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
@@ -33,17 +33,6 @@ const LOAD_CONNECTIONS = 2;
 const LOAD_ROWS_PER_COMMIT = 500_000;
 const MB = 1_000_000;
 const ROUNDS = Number(process.env.SENTINEL_BENCH_ROUNDS ?? 2);
-
-async function copyInto(client: pg.Client, sql: string, chunks: Iterable<string>): Promise<void> {
-  const stream = client.query(copyFrom(sql));
-  const done = new Promise<void>((resolve, reject) => {
-    stream.on('error', reject);
-    stream.on('finish', resolve);
-  });
-  for (const chunk of chunks) if (!stream.write(chunk)) await new Promise((r) => stream.once('drain', r));
-  stream.end();
-  await done;
-}
 
 /** The ceiling: every data table COPYed out in one snapshot, bytes counted and dropped. */
 async function rawCopy(url: string): Promise<{ ms: number; bytes: number; rows: number; perTable: Map<string, number> }> {
@@ -121,36 +110,7 @@ try {
   const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;
   const firstTs = lastTs - (PER_SERIES - 1) * SPACING_MS;
   await ensurePointPartitions(admin, firstTs, lastTs);
-  const stepsPerCommit = Math.max(1, Math.floor(LOAD_ROWS_PER_COMMIT / SERIES));
-  await Promise.all(
-    Array.from({ length: LOAD_CONNECTIONS }, async (_, w) => {
-      const c = new pg.Client(s.pgUrl);
-      await c.connect();
-      const from = Math.floor((w * SERIES) / LOAD_CONNECTIONS);
-      const to = Math.floor(((w + 1) * SERIES) / LOAD_CONNECTIONS);
-      for (let k0 = 0; k0 < PER_SERIES; k0 += stepsPerCommit) {
-        await copyInto(
-          c,
-          'copy points (org_id, series_id, ts, value) from stdin',
-          (function* () {
-            let chunk = '';
-            for (let k = k0; k < Math.min(PER_SERIES, k0 + stepsPerCommit); k++) {
-              const ts = new Date(firstTs + k * SPACING_MS).toISOString();
-              for (let i = from; i < to; i++) {
-                chunk += `${org}\t${ids[i]}\t${ts}\t${((i * 7919 + k * 104729) % 100_000) / 100}\n`;
-                if (chunk.length > 1 << 20) {
-                  yield chunk;
-                  chunk = '';
-                }
-              }
-            }
-            yield chunk;
-          })(),
-        );
-      }
-      await c.end();
-    }),
-  );
+  await loadPointGrid(s.pgUrl, { orgId: org, seriesIds: ids, perSeries: PER_SERIES, firstTs, spacingMs: SPACING_MS, connections: LOAD_CONNECTIONS, rowsPerCommit: LOAD_ROWS_PER_COMMIT });
   console.log(`loaded ${(SERIES * PER_SERIES).toLocaleString('en')} points over ${SERIES.toLocaleString('en')} series with COPY in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   // Interleaved rounds (raw, backup, raw, backup …) after one warm-up pass, best of each: the

@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
 import { BIN, postgresPids, runBin, startDaemonLoggingTo, type Daemon } from '../test/support/daemon.js';
 
@@ -143,3 +144,70 @@ export async function startSentinel(name: string, extraEnv: Record<string, strin
 
 /** Resident set size of a process, MiB. */
 export const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+/** Streams `chunks` into `COPY … FROM STDIN` on `client`, with backpressure. */
+export async function copyInto(client: pg.Client, sql: string, chunks: Iterable<string>): Promise<void> {
+  const stream = client.query(copyFrom(sql));
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('error', reject);
+    stream.on('finish', resolve);
+  });
+  for (const chunk of chunks) {
+    if (!stream.write(chunk)) await new Promise((r) => stream.once('drain', r));
+  }
+  stream.end();
+  await done;
+}
+
+export interface PointGrid {
+  orgId: string;
+  /** Series ids; series i gets value ((i·7919 + k·104729) mod 100000)/100 at step k. */
+  seriesIds: readonly number[];
+  perSeries: number;
+  firstTs: number;
+  spacingMs: number;
+  connections: number;
+  rowsPerCommit: number;
+}
+
+/**
+ * `perSeries` points for every series, `spacingMs` apart from `firstTs`, COPYed straight into
+ * `points` over `connections` connections (each a share of the series), a commit every
+ * `rowsPerCommit` rows. The partitions must exist.
+ */
+export async function loadPointGrid(pgUrl: string, g: PointGrid): Promise<void> {
+  const n = g.seriesIds.length;
+  const stepsPerCommit = Math.max(1, Math.floor(g.rowsPerCommit / n));
+  await Promise.all(
+    Array.from({ length: g.connections }, async (_, w) => {
+      const c = new pg.Client(pgUrl);
+      await c.connect();
+      try {
+        const from = Math.floor((w * n) / g.connections);
+        const to = Math.floor(((w + 1) * n) / g.connections);
+        for (let k0 = 0; k0 < g.perSeries; k0 += stepsPerCommit) {
+          await copyInto(
+            c,
+            'copy points (org_id, series_id, ts, value) from stdin',
+            (function* () {
+              let chunk = '';
+              for (let k = k0; k < Math.min(g.perSeries, k0 + stepsPerCommit); k++) {
+                const ts = new Date(g.firstTs + k * g.spacingMs).toISOString();
+                for (let i = from; i < to; i++) {
+                  chunk += `${g.orgId}\t${g.seriesIds[i]}\t${ts}\t${((i * 7919 + k * 104729) % 100_000) / 100}\n`;
+                  if (chunk.length > 1 << 20) {
+                    yield chunk;
+                    chunk = '';
+                  }
+                }
+              }
+              yield chunk;
+            })(),
+          );
+        }
+      } finally {
+        await c.end();
+      }
+    }),
+  );
+}

@@ -16,10 +16,9 @@
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { machineLine } from './machine.js';
-import { ensurePointPartitions, startSentinel } from './harness.js';
+import { copyInto, ensurePointPartitions, loadPointGrid, startSentinel } from './harness.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
 const POINTS = Number(process.env.SENTINEL_BENCH_POINTS ?? 10_000_000);
@@ -44,19 +43,6 @@ const quantile = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
 };
 const ms = (x: number) => `${x.toFixed(2)} ms`;
-
-async function copyInto(client: pg.Client, sql: string, chunks: Iterable<string>): Promise<void> {
-  const stream = client.query(copyFrom(sql));
-  const done = new Promise<void>((resolve, reject) => {
-    stream.on('error', reject);
-    stream.on('finish', resolve);
-  });
-  for (const chunk of chunks) {
-    if (!stream.write(chunk)) await new Promise((r) => stream.once('drain', r));
-  }
-  stream.end();
-  await done;
-}
 
 // ---------------------------------------------------------------------------------------------
 console.log(machineLine());
@@ -93,41 +79,7 @@ try {
   const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;
   const firstTs = lastTs - (PER_SERIES - 1) * SPACING_MS;
   await ensurePointPartitions(admin, firstTs, lastTs);
-  const loaders = await Promise.all(
-    Array.from({ length: LOAD_CONNECTIONS }, async () => {
-      const c = new pg.Client(s.pgUrl);
-      await c.connect();
-      return c;
-    }),
-  );
-  const stepsPerCommit = Math.max(1, Math.floor(LOAD_ROWS_PER_COMMIT / SERIES));
-  await Promise.all(
-    loaders.map(async (c, w) => {
-      const from = Math.floor((w * SERIES) / LOAD_CONNECTIONS);
-      const to = Math.floor(((w + 1) * SERIES) / LOAD_CONNECTIONS);
-      for (let k0 = 0; k0 < PER_SERIES; k0 += stepsPerCommit) {
-        await copyInto(
-          c,
-          'copy points (org_id, series_id, ts, value) from stdin',
-          (function* () {
-            let chunk = '';
-            for (let k = k0; k < Math.min(PER_SERIES, k0 + stepsPerCommit); k++) {
-              const ts = new Date(firstTs + k * SPACING_MS).toISOString();
-              for (let i = from; i < to; i++) {
-                chunk += `${org}\t${ids[i]}\t${ts}\t${((i * 7919 + k * 104729) % 100_000) / 100}\n`;
-                if (chunk.length > 1 << 20) {
-                  yield chunk;
-                  chunk = '';
-                }
-              }
-            }
-            yield chunk;
-          })(),
-        );
-      }
-      await c.end();
-    }),
-  );
+  await loadPointGrid(s.pgUrl, { orgId: org, seriesIds: ids, perSeries: PER_SERIES, firstTs, spacingMs: SPACING_MS, connections: LOAD_CONNECTIONS, rowsPerCommit: LOAD_ROWS_PER_COMMIT });
   const loadedMs = performance.now() - t0;
   await admin.query('vacuum (analyze) points');
   await admin.query('analyze series');
