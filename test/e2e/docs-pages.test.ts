@@ -1,8 +1,6 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
+import { launchChromium, type TestBrowser } from '../support/browser.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -13,7 +11,6 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  * the docs), and run under the pages' Content-Security-Policy without a violation.
  */
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 // An operation summary from the document (src/features/audit/audit-routes.ts): proof the page
 // rendered the document itself, not just its frame.
 const SUMMARY = 'The whole audit log, newest first (superadmins)';
@@ -22,24 +19,17 @@ describe('API reference pages in a real browser', function () {
   this.timeout(90_000);
   let dbUrl: string;
   let t: TestApp;
+  let chromium: TestBrowser;
   let browser: Browser;
-  let profile: string;
 
   before(async () => {
-    if (!CHROMIUM) throw new Error('chromium is not installed (apt-get install chromium): the docs pages test needs a real browser and cannot pass without one');
     dbUrl = await cloneDatabase();
     t = await startTestApp(dbUrl);
-    profile = mkdtempSync(join(tmpdir(), 'sentinel-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      userDataDir: profile,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    chromium = await launchChromium('the docs pages test');
+    browser = chromium.browser;
   });
   after(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await chromium?.close();
     await t?.stop();
     if (dbUrl) await dropDatabase(dbUrl);
   });

@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
+import { launchChromium, type TestBrowser } from '../support/browser.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -14,7 +14,6 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  * and a screenshot is kept under test-artifacts/ (gitignored) for a human to look at.
  */
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const DAY = 86_400_000;
 const YESTERDAY = Math.floor(Date.now() / DAY) * DAY - DAY;
 const ARTIFACTS = resolve('test-artifacts');
@@ -23,24 +22,17 @@ describe('the daily report page in a real browser', function () {
   this.timeout(90_000);
   let dbUrl: string;
   let t: TestApp;
+  let chromium: TestBrowser;
   let browser: Browser;
-  let profile: string;
 
   before(async () => {
-    if (!CHROMIUM) throw new Error('chromium is not installed (apt-get install chromium): the report page test needs a real browser and cannot pass without one');
     dbUrl = await cloneDatabase();
     t = await startTestApp(dbUrl);
-    profile = mkdtempSync(join(tmpdir(), 'sentinel-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      userDataDir: profile,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    chromium = await launchChromium('the report page test');
+    browser = chromium.browser;
   });
   after(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await chromium?.close();
     await t?.stop();
     if (dbUrl) await dropDatabase(dbUrl);
   });
