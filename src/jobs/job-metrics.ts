@@ -35,55 +35,49 @@ export function registerJobMetrics(registry: Registry, jobNames: readonly string
     return p;
   };
 
+  // Every series is refilled from one snapshot at scrape time; without one (database away) it is left empty.
+  const fill = <M extends { reset(): void }>(write: (metric: M, s: Snapshot) => void) =>
+    async function collect(this: M): Promise<void> {
+      const s = await snapshot();
+      this.reset();
+      if (s) write(this, s);
+    };
+  const byJob = { labelNames: ['job'] as const, registers: [registry] };
+
   new Gauge({
     name: 'sentinel_job_last_success_timestamp_seconds',
     help: 'Unix time of the end of the job\'s last successful run (0: never succeeded).',
-    labelNames: ['job'] as const,
-    registers: [registry],
-    async collect() {
-      const s = await snapshot();
-      this.reset();
-      if (!s) return;
-      for (const job of jobNames) this.set({ job }, (s.jobs.get(job)?.lastSuccess?.getTime() ?? 0) / 1000);
-    },
+    ...byJob,
+    collect: fill<Gauge<'job'>>((m, s) => {
+      for (const job of jobNames) m.set({ job }, (s.jobs.get(job)?.lastSuccess?.getTime() ?? 0) / 1000);
+    }),
   });
   new Gauge({
     name: 'sentinel_job_duration_seconds',
     help: 'Duration of the job\'s last finished run (skipped runs aside).',
-    labelNames: ['job'] as const,
-    registers: [registry],
-    async collect() {
-      const s = await snapshot();
-      this.reset();
-      if (!s) return;
+    ...byJob,
+    collect: fill<Gauge<'job'>>((m, s) => {
       for (const job of jobNames) {
         const d = s.jobs.get(job)?.lastDurationSeconds;
-        if (d !== null && d !== undefined) this.set({ job }, d);
+        if (d !== null && d !== undefined) m.set({ job }, d);
       }
-    },
+    }),
   });
   new Counter({
     name: 'sentinel_job_failures_total',
     help: 'Runs of the job that failed or timed out (job_runs, every instance on the database).',
-    labelNames: ['job'] as const,
-    registers: [registry],
-    async collect() {
-      const s = await snapshot();
-      this.reset();
-      if (!s) return;
-      for (const job of jobNames) this.inc({ job }, s.jobs.get(job)?.failures ?? 0);
-    },
+    ...byJob,
+    collect: fill<Counter<'job'>>((m, s) => {
+      for (const job of jobNames) m.inc({ job }, s.jobs.get(job)?.failures ?? 0);
+    }),
   });
   new Gauge({
     name: 'sentinel_queue_tasks',
     help: 'Tasks in the durable queue by state (done and failed ones are pruned after a while).',
     labelNames: ['state'] as const,
     registers: [registry],
-    async collect() {
-      const s = await snapshot();
-      this.reset();
-      if (!s) return;
-      for (const state of TASK_STATES) this.set({ state }, s.tasks[state]);
-    },
+    collect: fill<Gauge<'state'>>((m, s) => {
+      for (const state of TASK_STATES) m.set({ state }, s.tasks[state]);
+    }),
   });
 }
