@@ -9,13 +9,16 @@ import { classifyDbError } from '../db/pg-errors.js';
 import { NO_CACHE, ReadCache, type Cacher } from '../db/read-cache.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import type { Hook, Kits } from '../features/feature-module.js';
+import { alertsModule } from '../features/alerts/alerts-module.js';
 import { apiKeysModule } from '../features/api-keys/api-keys-module.js';
 import { auditModule } from '../features/audit/audit-module.js';
 import { backupsModule } from '../features/backups/backups-module.js';
 import { authModule } from '../features/auth/auth-module.js';
 import { healthModule } from '../features/health/health-module.js';
+import { heartbeatsModule } from '../features/heartbeats/heartbeats-module.js';
 import { jobsModule } from '../features/jobs/jobs-module.js';
 import { mailModule } from '../features/mail/mail-module.js';
+import { notificationsModule } from '../features/notifications/notifications-module.js';
 import { orgsModule } from '../features/orgs/orgs-module.js';
 import { reportsModule } from '../features/reports/reports-module.js';
 import { retentionModule } from '../features/retention/retention-module.js';
@@ -28,7 +31,7 @@ import { createHttpServer, type HttpServer } from '../http/server.js';
 import { TaskStore } from '../jobs/task-store.js';
 import { PgWorkQueue } from '../jobs/work-queue.js';
 import { createJobsKit, type JobsKit } from '../jobs/jobs-kit.js';
-import { systemClock } from '../core/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { JobControl } from '../core/jobs.js';
 import { composeModules, jobCatalog, moduleList, taskAttempts, type JobInfo, type JobRegistry, type ServicesOf } from './compose.js';
 import { stopApp } from './lifecycle.js';
@@ -53,6 +56,9 @@ export const FEATURE_MODULES = moduleList([
   retentionModule,
   backupsModule,
   mailModule,
+  notificationsModule,
+  alertsModule,
+  heartbeatsModule,
   reportsModule,
   jobsModule,
   healthModule,
@@ -107,6 +113,8 @@ export interface App {
 export interface BuildOptions {
   role: Role;
   http?: boolean;
+  /** Default: the system clock. Tests pin time with their own. */
+  clock?: Clock;
 }
 
 /** The daemon's read cache: per-request auth lookups, kept correct by the change feed. */
@@ -185,7 +193,8 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       return jobsKit;
     };
     const jobs: JobControl = { list: () => kitOf().control.list(), history: (q) => kitOf().control.history(q), trigger: (name) => kitOf().control.trigger(name), workersActive: () => kitOf().control.workersActive() };
-    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue, jobs };
+    const clock = opts.clock ?? systemClock;
+    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue, jobs, clock };
     const composed = composeModules(FEATURE_MODULES, kits, stopHooks);
     startHooks.push(...composed.startHooks);
     app.services = composed.services as unknown as Services;
@@ -204,7 +213,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
       graceMs: config.shutdown.grace_ms,
       metrics: daemon ? httpMetrics.registry : null,
       logger,
-      clock: systemClock,
+      clock,
     });
     app.jobsKit = jobsKit;
     // After the modules' start hooks (the jobs use what they start); its stop hook is the last

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { UUID_PATTERN } from '../core/ids.js';
 import { JOB_NAME_PATTERN } from '../core/jobs.js';
 
 /**
@@ -150,8 +151,30 @@ export const ConfigSchema = Obj(
           },
           'Outgoing mail (one mailer on the job queue, retried with backoff, every message recorded in mail_log).',
         ),
+        allow_private_networks: Type.Boolean({
+          description:
+            'Let webhook and Slack channels reach loopback, link-local and private addresses (and redirects into them). false: refused when a channel is saved and again when it sends.',
+        }),
+        timeout_ms: Millis('Timeout of one delivery attempt (connect, send, answer) of a webhook or Slack notification.'),
+        max_attempts: Type.Integer({ minimum: 1, maximum: 50, description: 'Delivery attempts of one notification before it is recorded as failed (exponential backoff between them).' }),
+        backoff_ms: Millis('Delay before the first retry of a notification; it doubles after each failed attempt (at most 10 minutes).'),
       },
       'Notifications.',
+    ),
+    alerts: Obj(
+      {
+        enabled: Type.Boolean({ description: 'false: this daemon evaluates no rules, heartbeats or notification groups (another instance on the database may).' }),
+        tick_ms: Type.Integer({ minimum: 50, maximum: 60_000, description: 'How often the daemon looks for rules, heartbeats and notification groups that are due.' }),
+        concurrency: Type.Integer({ minimum: 1, maximum: 64, description: 'Rules this daemon evaluates at the same time.' }),
+        batch_size: Type.Integer({ minimum: 1, maximum: 10_000, description: 'Most due rules one daemon claims per tick (the rest wait for the next tick or another instance).' }),
+        max_rules_per_org: Type.Integer({ minimum: 1, description: 'Most alert rules one organization may have.' }),
+        preview_max_steps: Type.Integer({ minimum: 1, maximum: 100_000, description: 'Most evaluations one preview may run ((end - start) / interval).' }),
+        instance_channels: Type.Array(Type.String({ pattern: UUID_PATTERN }), {
+          description: "Channel ids (of any organization) that receive Sentinel's own alerts: no successful backup within twice its period, a failed restore drill.",
+        }),
+        external_url: Type.String({ description: 'The URL people reach Sentinel at (externalURL and generatorURL in webhook payloads, links in emails). Empty: http://<http.host>:<http.port>.' }),
+      },
+      'Alert evaluation and delivery.',
     ),
     jobs: Type.Record(
       Type.String({ pattern: JOB_NAME_PATTERN }),

@@ -26,6 +26,12 @@ export const PERMISSIONS = {
   'report.read': { role: 'viewer', scope: 'read' },
   /** Generating stores a report for the org (and may take a while): admins, like the audit log. */
   'report.generate': { role: 'admin', scope: 'admin' },
+  /** Alert rules, alerts, silences, maintenance windows, heartbeats and the delivery log: read. */
+  'alert.read': { role: 'viewer', scope: 'read' },
+  /** Alert rules, silences, maintenance windows, heartbeats: create, change, delete; acknowledge alerts. */
+  'alert.write': { role: 'editor', scope: 'write' },
+  /** Notification channels (they hold secrets and send traffic out): create, change, delete, test; resend. */
+  'channel.manage': { role: 'admin', scope: 'admin' },
 } as const satisfies Record<string, { role: OrgRole; scope: ApiKeyScope | null }>;
 
 export type Permission = keyof typeof PERMISSIONS;

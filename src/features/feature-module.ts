@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
+import type { Clock } from '../core/clock.js';
 import type { JobControl } from '../core/jobs.js';
 import type { Database } from '../db/database.js';
 import type { Cacher } from '../db/read-cache.js';
@@ -37,11 +38,20 @@ export interface Kits {
   queue: WorkQueue;
   /** The jobs and their runs (the jobs kit): what the admin routes show and trigger. */
   jobs: JobControl;
+  /** "Now" for features that decide by time (alert evaluation, heartbeats): tests pin it. */
+  clock: Clock;
 }
 
 /** Enqueue one-off work by task name; the task is stored (committed) before this resolves. */
 export interface WorkQueue {
-  enqueue(task: string, payload: Record<string, unknown>): Promise<void>;
+  enqueue(task: string, payload: Record<string, unknown>, opts?: EnqueueOptions): Promise<void>;
+}
+
+export interface EnqueueOptions {
+  /** Enqueueing the same key again (while the first is stored) does nothing: idempotent hand-offs. */
+  dedupeKey?: string;
+  /** Not run before this time (default: now). */
+  notBefore?: Date;
 }
 
 /** Which attempt of a task this run is, as the queue counts them (a claim is an attempt). */

@@ -18,10 +18,10 @@ export class PgWorkQueue {
     private readonly logger: Logger,
   ) {}
 
-  async enqueue(task: string, payload: Record<string, unknown>): Promise<void> {
+  async enqueue(task: string, payload: Record<string, unknown>, opts: { dedupeKey?: string; notBefore?: Date } = {}): Promise<void> {
     const maxAttempts = this.tasks.get(task);
     if (maxAttempts === undefined) throw new Error(`unknown task '${task}': no module declares it (known: ${[...this.tasks.keys()].join(', ') || 'none'})`);
-    const id = await this.store.insert({ task, payload, maxAttempts });
+    const id = await this.store.insert({ task, payload, maxAttempts, dedupeKey: opts.dedupeKey, notBefore: opts.notBefore });
     if (id === null) return;
     this.logger.debug({ task, task_id: id }, 'task queued');
     this.onEnqueued?.(id);

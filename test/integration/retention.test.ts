@@ -1,3 +1,4 @@
+import { systemClock } from '../../src/core/clock.js';
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
@@ -461,6 +462,7 @@ describe('retention module: the "partitions ahead" start hook', function () {
       metrics: new Registry(),
       queue: { enqueue: async () => undefined },
       jobs: null as never,
+      clock: systemClock,
     };
     const built = retentionModule.build(kits, { retentionPolicies: { retentionDays: async () => [] } });
     expect(built.start!.map((h) => h.name)).to.deep.equal(['partitions ahead']);

@@ -18,6 +18,9 @@ export function testEnv(databaseUrl: string, extra: Record<string, string> = {})
     // 06:00 would make a test's counts depend on when it runs. Tests of the scheduler drive its
     // ticks through its seam, with jobs they enable.
     SENTINEL_JOBS: JSON.stringify(Object.fromEntries(declaredJobs().map((j) => [j.name, { enabled: false }]))),
+    // Likewise no background alert evaluation: tests drive evaluation ticks with a pinned clock;
+    // the end-to-end alerting tests turn it on.
+    SENTINEL_ALERTS_ENABLED: 'false',
     ...extra,
   };
 }

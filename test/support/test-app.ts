@@ -1,6 +1,7 @@
 import { buildApp, type App } from '../../src/app/build-app.js';
 import { startApp } from '../../src/app/lifecycle.js';
 import { createLogger } from '../../src/app/logger.js';
+import type { Clock } from '../../src/core/clock.js';
 import { LogCapture } from './capture.js';
 import { testConfig } from './config.js';
 import { ApiClient } from './http.js';
@@ -16,10 +17,10 @@ export interface TestApp {
 }
 
 /** The whole app (composition root, real HTTP server on 127.0.0.1:0) on the given database. */
-export async function startTestApp(databaseUrl: string, env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(databaseUrl: string, env: Record<string, string> = {}, opts: { clock?: Clock } = {}): Promise<TestApp> {
   const logs = new LogCapture();
   const config = testConfig(databaseUrl, env);
-  const app = await buildApp(config, createLogger(config.log.level, logs), { role: 'daemon', http: true });
+  const app = await buildApp(config, createLogger(config.log.level, logs), { role: 'daemon', http: true, clock: opts.clock });
   // As `serve` does: the lifecycle's phases after the database (the test databases are migrated:
   // the check passes), a failed phase stops what had started.
   const addr = await startApp(app, { migrate: false });
