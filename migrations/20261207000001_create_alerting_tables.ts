@@ -146,6 +146,12 @@ export async function up(knex: Knex): Promise<void> {
     t.text('source').notNullable();
     t.text('source_id').notNullable();
     t.jsonb('group_labels').notNullable().defaultTo('{}');
+    /** The source's notification settings, snapshotted at each touch (features/alerts/alert-types.ts GroupSettings). */
+    t.text('receiver').notNullable();
+    t.specificType('channels', 'uuid[]').notNullable().defaultTo('{}');
+    t.integer('group_wait_ms').notNullable();
+    t.integer('group_interval_ms').notNullable();
+    t.integer('repeat_interval_ms').notNullable();
     /** Bumped by each notification sent: the dedup key of the next one (a crash between dispatch and commit resends the same key). */
     t.integer('seq').notNullable().defaultTo(0);
     t.timestamp('first_seen_at', { useTz: true });
