@@ -184,7 +184,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     const jobsKnex = createKnex(db.url, config, logger, { max: config.queue.concurrency + 2, applicationName: 'sentinel jobs' });
     stopHooks.push({ name: 'jobs: database pool', timeoutMs: 5000, run: () => jobsKnex.destroy() });
     const taskStore = new TaskStore(jobsKnex);
-    const queue = new PgWorkQueue(taskStore, taskAttempts(FEATURE_MODULES), logger);
+    const queue = new PgWorkQueue(taskStore, taskAttempts(FEATURE_MODULES, config), logger);
     // The jobs kit is built from what the modules declare, so after them; the modules' view of
     // it (the admin routes') is only called when serving.
     let jobsKit: JobsKit | null = null;

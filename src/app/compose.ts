@@ -1,4 +1,5 @@
-import type { BuiltModule, FeatureModule, Hook, Kits } from '../features/feature-module.js';
+import type { Config } from '../config/schema.js';
+import { taskSettings, type BuiltModule, type FeatureModule, type Hook, type Kits } from '../features/feature-module.js';
 import type { QueueTaskDef } from '../jobs/queue-workers.js';
 
 /*
@@ -107,8 +108,8 @@ export const RESERVED_TASKS: readonly string[] = ['jobs.run'];
  * The tasks the list declares with their attempt caps, without building it (what
  * `WorkQueue.enqueue` accepts; the cap is stored with each queued task).
  */
-export function taskAttempts(modules: readonly AnyModule[]): Map<string, number> {
-  return new Map(modules.flatMap((m) => (m.tasks ?? []).map((t) => [t.name, t.maxAttempts ?? DEFAULT_TASK_ATTEMPTS] as const)));
+export function taskAttempts(modules: readonly AnyModule[], config: Config): Map<string, number> {
+  return new Map(modules.flatMap((m) => (m.tasks ?? []).map((t) => [t.name, taskSettings(t, config).maxAttempts ?? DEFAULT_TASK_ATTEMPTS] as const)));
 }
 
 /** The jobs the list declares, without building it. */
@@ -184,12 +185,13 @@ export function composeModules(modules: readonly AnyModule[], kits: Kits, stopHo
       });
     }
     for (const spec of m.tasks ?? []) {
+      const set = taskSettings(spec, kits.config);
       out.tasks.push({
         name: spec.name,
-        maxAttempts: spec.maxAttempts ?? DEFAULT_TASK_ATTEMPTS,
-        backoffMs: spec.backoffMs ?? DEFAULT_TASK_BACKOFF_MS,
-        maxBackoffMs: spec.maxBackoffMs,
-        timeoutMs: spec.timeoutMs,
+        maxAttempts: set.maxAttempts ?? DEFAULT_TASK_ATTEMPTS,
+        backoffMs: set.backoffMs ?? DEFAULT_TASK_BACKOFF_MS,
+        maxBackoffMs: set.maxBackoffMs,
+        timeoutMs: set.timeoutMs,
         run: (payload, signal, attempt) => spec.run(built.services, payload, signal, attempt),
       });
     }

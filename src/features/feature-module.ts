@@ -76,6 +76,11 @@ export interface TaskSpec<S, P = Record<string, unknown>> {
   /** No delay between attempts exceeds it (the doubling stops there); default: no cap. */
   maxBackoffMs?: number;
   timeoutMs?: number;
+  /**
+   * Settings read from the configuration, over the fixed ones above (tasks are declared before
+   * anything is built, so the composition root resolves them).
+   */
+  configured?(config: Config): TaskSettings;
   run(services: S, payload: P, signal: AbortSignal, attempt: TaskAttempt): Promise<void>;
 }
 
@@ -137,6 +142,14 @@ export interface FeatureModule<Needs = object, Provides = object, Services = obj
   readonly jobs?: readonly JobSpec<Services>[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each task has its own payload type
   readonly tasks?: readonly TaskSpec<Services, any>[];
+}
+
+export type TaskSettings = Partial<Pick<TaskSpec<unknown>, 'maxAttempts' | 'backoffMs' | 'maxBackoffMs' | 'timeoutMs'>>;
+
+/** A task's settings under `config`: its fixed ones with the configured ones over them. */
+export function taskSettings(spec: TaskSpec<never, never>, config: Config): TaskSettings {
+  const { maxAttempts, backoffMs, maxBackoffMs, timeoutMs } = spec;
+  return { maxAttempts, backoffMs, maxBackoffMs, timeoutMs, ...spec.configured?.(config) };
 }
 
 /** Identity, so the three type parameters are inferred from the object literal. */
