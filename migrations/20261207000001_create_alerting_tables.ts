@@ -113,6 +113,8 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('rule_id').references('alert_rules.id').onDelete('CASCADE');
     /** sha256 of the alert's identifying labels (hex, 16 chars as Alertmanager's are). */
     t.text('fingerprint').notNullable();
+    /** Its notification group (alert-types.ts groupKeyOf of its source and group_by labels): the notification policy reads a group's alerts by it. */
+    t.text('group_key');
     t.jsonb('labels').notNullable();
     t.jsonb('annotations').notNullable().defaultTo('{}');
     t.text('state').notNullable().checkIn(['ok', 'pending', 'firing', 'resolved', 'no_data', 'error']);
@@ -137,6 +139,7 @@ export async function up(knex: Knex): Promise<void> {
   });
   await knex.raw("create unique index alerts_identity on alerts (coalesce(org_id, '00000000-0000-0000-0000-000000000000'::uuid), source, source_id, fingerprint)");
   await knex.raw('create index alerts_org_state on alerts (org_id, state, updated_at desc)');
+  await knex.raw('create index alerts_group on alerts (group_key) where group_key is not null');
 
   // Notification groups: one per rule (or heartbeat, instance check) and group_by values.
   await knex.schema.createTable('alert_groups', (t) => {

@@ -67,6 +67,8 @@ export interface AlertRow {
   source_id: string;
   rule_id: string | null;
   fingerprint: string;
+  /** groupKeyOf(source, source_id, its group_by labels): set by whoever writes the row; the notification policy reads a group's alerts by it. */
+  group_key: string | null;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   state: AlertState;
