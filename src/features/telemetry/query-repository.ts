@@ -272,17 +272,18 @@ export class QueryRepository {
   /** Newest first by (ts, id), strictly after the cursor; range [start, end); under a statement timeout. */
   async logs(orgId: string, f: LogFilter, timeoutMs: number): Promise<LogRow[]> {
     const p = new Params();
-    const where = [`org_id = ${p.add(orgId)}`, `ts >= ${p.add(new Date(f.startMs))}`, `ts < ${p.add(new Date(f.endMs))}`];
-    if (f.minSeverity !== null) {
-      const min = p.add(f.minSeverity);
-      where.push(f.minSeverity <= INFO ? `(severity_number >= ${min} or severity_number <= 0)` : `severity_number >= ${min}`);
-    }
-    if (f.bodyLike !== null) where.push(`body ilike ${p.add(f.bodyLike)} escape '\\'`);
-    for (const a of f.attributes) where.push(`attributes->>${p.add(a.key)} = any(${p.add(a.values)}::text[])`);
+    const where = logWhere(p, orgId, f);
     afterCursor(p, where, f.after);
     const sql = `select ts, ${TS_US} as ts_us, id::text as id, severity_number, severity_text, body, attributes, resource, trace_id, span_id
                    from logs where ${where.join(' and ')} order by ts desc, id desc limit ${p.add(f.limit)}`;
     return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<LogRow>(sql, p.values)).rows);
+  }
+
+  /** How many logs match (range [start, end), the same filters as `logs`; no cursor, no limit), under a statement timeout. */
+  async countLogs(orgId: string, f: Omit<LogFilter, 'after' | 'limit'>, timeoutMs: number): Promise<number> {
+    const p = new Params();
+    const sql = `select count(*)::float8 as n from logs where ${logWhere(p, orgId, f).join(' and ')}`;
+    return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<{ n: number }>(sql, p.values)).rows[0].n);
   }
 
   async events(orgId: string, f: EventFilter, timeoutMs: number): Promise<EventRow[]> {
@@ -315,6 +316,18 @@ export class QueryRepository {
 
 /** ts in epoch microseconds, exact (extract returns numeric): cursors must not lose PostgreSQL's precision. */
 const TS_US = `(extract(epoch from ts) * 1000000)::bigint::text`;
+
+/** The WHERE terms of a log read: the org, the range [start, end), the level, the body substring, the attributes. */
+function logWhere(p: Params, orgId: string, f: Omit<LogFilter, 'after' | 'limit'>): string[] {
+  const where = [`org_id = ${p.add(orgId)}`, `ts >= ${p.add(new Date(f.startMs))}`, `ts < ${p.add(new Date(f.endMs))}`];
+  if (f.minSeverity !== null) {
+    const min = p.add(f.minSeverity);
+    where.push(f.minSeverity <= INFO ? `(severity_number >= ${min} or severity_number <= 0)` : `severity_number >= ${min}`);
+  }
+  if (f.bodyLike !== null) where.push(`body ilike ${p.add(f.bodyLike)} escape '\\'`);
+  for (const a of f.attributes) where.push(`attributes->>${p.add(a.key)} = any(${p.add(a.values)}::text[])`);
+  return where;
+}
 
 // Row comparison on (ts, id) is an index condition of (org_id, ts, id): the page starts where the last one ended.
 function afterCursor(p: Params, where: string[], after: TsIdCursor | undefined): void {

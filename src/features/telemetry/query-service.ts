@@ -15,7 +15,8 @@ import {
   parseStep,
   type LabelMatcher,
 } from './query-params.js';
-import { AGGREGATIONS, type Aggregation, type BucketRow, type QueryRepository, type SeriesRow } from './query-repository.js';
+import { readMetric, type RawAnswerSeries } from './metric-read.js';
+import { AGGREGATIONS, type Aggregation, type QueryRepository } from './query-repository.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
 import type { EventSchema, LogRecordSchema, MetricNameSchema, MetricNamesQuery, MetricQueryResultSchema, UsageSchema } from './query-schemas.js';
@@ -82,12 +83,6 @@ export type Usage = Static<typeof UsageSchema>;
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-/** JSON has no NaN or infinities; such an aggregate is answered as null. */
-const finite = (v: number | null): number | null => (v === null || Number.isFinite(v) ? v : null);
-
-/** The stable sort key of a label set: JSON of its entries in key order. */
-const labelKey = (labels: Record<string, string>): string => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-
 const pgCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 
 const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
@@ -127,26 +122,8 @@ export class QueryService {
     const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
     const q = this.parseQuery(input);
     try {
-      const { rows, plan } = await this.repo.metricScope(org.id, this.opts.statementTimeoutMs, async (scope) => {
-        const found = await scope.series(q.name, q.matchers, this.opts.maxSeries + 1);
-        if (found.length > this.opts.maxSeries) {
-          throw new DomainError(
-            'limit_exceeded',
-            `the query matches more than ${this.opts.maxSeries} series; query.max_series is ${this.opts.maxSeries} (narrow it with filter)`,
-          );
-        }
-        const grouping = groupSeries(found, q.by);
-        const answers = grouping.groups ? new Set(grouping.groups).size : grouping.ids.length;
-        if (answers * q.buckets > this.opts.maxPoints) {
-          throw new DomainError(
-            'limit_exceeded',
-            `the answer could hold ${answers} series × ${q.buckets} buckets = ${answers * q.buckets} points; query.max_points is ${this.opts.maxPoints} (use a larger step, a shorter range, narrower filters or by)`,
-          );
-        }
-        const aggregated = await scope.aggregate({ ids: grouping.ids, groups: grouping.groups, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg });
-        return { rows: aggregated, plan: grouping };
-      });
-      return { series: present(rows, plan) };
+      const series = await readMetric(this.repo, org.id, q, this.opts);
+      return { series: present(series) };
     } catch (err) {
       throw await this.translate(err, q.matchers);
     }
@@ -267,40 +244,8 @@ export class QueryService {
   }
 }
 
-interface Grouping {
-  ids: number[];
-  /** null: ungrouped (each stored series answers for itself, keyed by its id). */
-  groups: number[] | null;
-  /** Answer labels per group number (or per series id when ungrouped). */
-  labels: Map<number, Record<string, string>>;
-}
-
-/** Which answer series each stored series feeds: itself, or the group of its `by` label values. */
-function groupSeries(series: SeriesRow[], by: string[]): Grouping {
-  const labels = new Map<number, Record<string, string>>();
-  const ids = series.map((s) => s.id);
-  if (by.length === 0) {
-    for (const s of series) labels.set(s.id, s.labels);
-    return { ids, groups: null, labels };
-  }
-  const byKey = new Map<string, number>();
-  const groups = series.map((s) => {
-    const picked: Record<string, string> = {};
-    for (const l of by) if (s.labels[l] !== undefined) picked[l] = s.labels[l];
-    const key = labelKey(picked);
-    let g = byKey.get(key);
-    if (g === undefined) {
-      g = byKey.size;
-      byKey.set(key, g);
-      labels.set(g, picked);
-    }
-    return g;
-  });
-  return { ids, groups, labels };
-}
-
-/** Rows into answer series: sorted by labels, points ascending. */
-function present(rows: BucketRow[], plan: Grouping): MetricSeries[] {
+/** Answer series with RFC 3339 bucket starts. */
+function present(series: RawAnswerSeries[]): MetricSeries[] {
   // Every series shares the same few bucket starts: format each once, not once per point.
   const stamps = new Map<number, string>();
   const stamp = (t: number): string => {
@@ -308,18 +253,5 @@ function present(rows: BucketRow[], plan: Grouping): MetricSeries[] {
     if (s === undefined) stamps.set(t, (s = new Date(t).toISOString()));
     return s;
   };
-  const points = new Map<number, [number, number | null][]>();
-  for (const r of rows) {
-    let list = points.get(r.g);
-    if (!list) points.set(r.g, (list = []));
-    list.push([r.t, finite(r.v)]);
-  }
-  const out: { key: string; series: MetricSeries }[] = [];
-  for (const [g, list] of points) {
-    const labels = plan.labels.get(g) ?? {};
-    list.sort((a, b) => a[0] - b[0]);
-    out.push({ key: labelKey(labels), series: { labels, points: list.map(([t, v]) => [stamp(t), v]) } });
-  }
-  out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return out.map((o) => o.series);
+  return series.map((a) => ({ labels: a.labels, points: a.points.map(([t, v]) => [stamp(t), v]) }));
 }

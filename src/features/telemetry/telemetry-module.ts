@@ -5,6 +5,8 @@ import { TokenBuckets } from '../../core/token-bucket.js';
 import { createKnex } from '../../db/database.js';
 import { PartitionsRepository } from '../../db/partitions.js';
 import { defineModule } from '../feature-module.js';
+import type { AlertQuerySource } from '../../core/alerting.js';
+import { AlertQuery } from './alert-query.js';
 import { GroupCommitWriter } from './group-commit-writer.js';
 import { IngestRepository } from './ingest-repository.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
@@ -38,7 +40,7 @@ const ms = configuredMs;
 export const telemetryModule = defineModule({
   name: 'telemetry',
   requires: ['orgAccess', 'orgLimits'],
-  provides: ['retentionPolicies', 'telemetryStats'],
+  provides: ['retentionPolicies', 'telemetryStats', 'alertQuery'],
   build(kits, needs: { orgAccess: OrgAccess; orgLimits: OrgLimitsSource }) {
     const { config, logger, db } = kits;
     const knex = db.knex;
@@ -75,18 +77,26 @@ export const telemetryModule = defineModule({
     });
     // Queries get a pool of their own: their sessions carry query.statement_timeout_ms.
     const queryKnex = createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' });
-    const query = new QueryService(new QueryRepository(knex, queryKnex), needs.orgAccess, directory, {
+    const queryRepo = new QueryRepository(knex, queryKnex);
+    const query = new QueryService(queryRepo, needs.orgAccess, directory, {
       maxSeries: config.query.max_series,
       maxBuckets: config.query.max_buckets,
       maxPoints: config.query.max_points,
       statementTimeoutMs: config.query.statement_timeout_ms,
       limitDefaults,
     });
+    // Alert rules read under the same limits as the query API.
+    const alertQuery: AlertQuerySource = new AlertQuery(queryRepo, {
+      maxSeries: config.query.max_series,
+      maxBuckets: config.query.max_buckets,
+      maxPoints: config.query.max_points,
+      statementTimeoutMs: config.query.statement_timeout_ms,
+    });
     const retentionPolicies: RetentionPolicies = {
       retentionDays: async () => (await directory.all()).map((o) => ({ orgId: o.id, days: effectiveLimits(o.limits, limitDefaults).retention_days })),
     };
     return {
-      provides: { retentionPolicies, telemetryStats: stats as TelemetryStats },
+      provides: { retentionPolicies, telemetryStats: stats as TelemetryStats, alertQuery },
       services: { telemetry, query, rejections },
       routes: (registry) => {
         registerTelemetryRoutes(registry, telemetry);

@@ -1,0 +1,56 @@
+import type { AlertLogQuery, AlertMetricQuery, AlertQuerySource, AlertSeries } from '../../core/alerting.js';
+import { DomainError } from '../../core/errors.js';
+import { readMetric, type MetricReadLimits } from './metric-read.js';
+import { escapeLike } from './query-params.js';
+import type { QueryRepository } from './query-repository.js';
+import { LEVELS, type Level } from './telemetry-types.js';
+
+/*
+ * Telemetry as alert rules read it (core/alerting.ts AlertQuerySource): by the rule's org id,
+ * with no actor (the rule's org was fixed when it was stored), under the query API's limits and
+ * statement timeout, through the same read (metric-read.ts) as GET …/metrics/query. Failures
+ * throw: the rule records them as its error.
+ */
+export class AlertQuery implements AlertQuerySource {
+  constructor(
+    private readonly repo: QueryRepository,
+    private readonly limits: MetricReadLimits & { maxBuckets: number },
+  ) {}
+
+  async metric(orgId: string, q: AlertMetricQuery): Promise<AlertSeries[]> {
+    if (!(q.stepMs > 0) || !(q.endMs > q.startMs)) throw new DomainError('validation_failed', 'a metric read needs end > start and step > 0');
+    const buckets = Math.ceil((q.endMs - q.startMs) / q.stepMs);
+    if (buckets > this.limits.maxBuckets) {
+      throw new DomainError('limit_exceeded', `the query spans ${buckets} buckets; query.max_buckets is ${this.limits.maxBuckets}`);
+    }
+    const matchers = Object.entries(q.filter).map(([label, value]) => ({ label, op: '=' as const, value, source: `${label}=${value}` }));
+    return this.timed(readMetric(this.repo, orgId, { name: q.name, matchers, by: q.by, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg, buckets }, this.limits));
+  }
+
+  async countLogs(orgId: string, q: AlertLogQuery): Promise<number> {
+    let minSeverity: number | null = null;
+    if (q.level !== undefined) {
+      if (!Object.hasOwn(LEVELS, q.level)) throw new DomainError('validation_failed', `unknown log level '${q.level}'`);
+      minSeverity = LEVELS[q.level as Level];
+    }
+    const filter = {
+      startMs: q.startMs,
+      endMs: q.endMs,
+      minSeverity,
+      bodyLike: q.q ? `%${escapeLike(q.q)}%` : null,
+      attributes: Object.entries(q.attributes ?? {}).map(([key, value]) => ({ key, values: [value] })),
+    };
+    return this.timed(this.repo.countLogs(orgId, filter, this.limits.statementTimeoutMs));
+  }
+
+  private async timed<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === '57014') {
+        throw new DomainError('limit_exceeded', `the query ran longer than query.statement_timeout_ms (${this.limits.statementTimeoutMs} ms)`);
+      }
+      throw err;
+    }
+  }
+}
