@@ -11,6 +11,12 @@ import type { ProblemAnswerer } from './problem.js';
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
+/**
+ * Path segments that are credentials (the heartbeat ping's token, POST /api/v1/heartbeats/{token}):
+ * a request no route took (a GET there, a trailing segment) has its raw path logged, minus these.
+ */
+const CREDENTIAL_IN_PATH = /(\/heartbeats\/)[^/]+/g;
+
 /** The tag of requests no route took: raw paths as labels would explode the metrics' cardinality. */
 export const UNMATCHED: RouteTag = { template: 'unmatched' };
 
@@ -163,7 +169,7 @@ export function frameMiddleware(opts: FrameOptions): Middleware {
       const line: Record<string, unknown> = { request_id: requestId, status, duration_ms: Math.round(elapsed * 1000) / 1000, ip: ctx.ip };
       const actor = actorLabel(state.actor);
       if (actor) line.actor = actor;
-      if (tag === UNMATCHED) line.path = ctx.path;
+      if (tag === UNMATCHED) line.path = ctx.path.replace(CREDENTIAL_IN_PATH, '$1{token}');
       if (status >= 500) record.log.warn(line, 'request');
       else record.log.info(line, 'request');
     }
