@@ -1,0 +1,73 @@
+import type { AlertSink, ExternalAlert } from '../../core/alerting.js';
+import { groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy } from './alert-types.js';
+import type { AlertsRepository, AlertWrite } from './alerts-repository.js';
+import { fingerprintOf } from './rule-condition.js';
+
+/** How a heartbeat's or instance check's alerts are grouped: one group per source, paged at once. */
+export const EXTERNAL_GROUP_TIMING = { groupWaitMs: 0, groupIntervalMs: 60_000, repeatIntervalMs: 4 * 3_600_000 } as const;
+
+/**
+ * Alerts raised by heartbeats and Sentinel's own checks (core/alerting.ts AlertSink): an alerts
+ * row per source (fingerprint of its labels), firing or resolved, then the source's group is
+ * touched so the notification policy groups, silences, acknowledges and delivers it like a
+ * rule's alert.
+ */
+export class AlertSinkService implements AlertSink {
+  constructor(
+    private readonly repo: AlertsRepository,
+    private readonly policy: () => NotificationPolicy,
+  ) {}
+
+  async raise(a: ExternalAlert): Promise<void> {
+    const labels = { ...a.labels, alertname: a.name, severity: a.severity };
+    const fingerprint = fingerprintOf(labels);
+    await this.repo.inSourceTx(a.orgId, a.source, a.sourceId, async (rows, write) => {
+      const prev = rows.find((r) => r.fingerprint === fingerprint);
+      if (prev?.state === 'firing') return; // idempotent while firing
+      const row: AlertWrite = {
+        id: prev?.id,
+        org_id: a.orgId,
+        source: a.source,
+        source_id: a.sourceId,
+        rule_id: null,
+        fingerprint,
+        group_key: groupKeyOf(a.source, a.sourceId, {}),
+        labels,
+        annotations: a.annotations,
+        error: null,
+        last_eval_at: a.at,
+        // A new firing episode: notified afresh, an earlier acknowledgement no longer applies.
+        state: 'firing',
+        value: null,
+        active_at: a.at,
+        fired_at: a.at,
+        resolved_at: null,
+        last_breach_at: a.at,
+        firing_notified_at: null,
+        resolved_notified_at: null,
+        ack_by: null,
+        ack_at: null,
+        ack_comment: null,
+        ack_expires_at: null,
+      };
+      await write([row]);
+    });
+    await this.policy().touch(this.settings(a.orgId, a.source, a.sourceId, a.name, a.channelIds), a.at);
+  }
+
+  async resolve(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'at'>): Promise<void> {
+    const resolved = await this.repo.inSourceTx(a.orgId, a.source, a.sourceId, async (rows, write) => {
+      const firing = rows.filter((r) => r.state === 'firing' || r.state === 'pending');
+      await write(firing.map((r) => ({ ...r, state: 'resolved', resolved_at: a.at, active_at: null, last_eval_at: a.at })));
+      return firing.length;
+    });
+    if (!resolved) return;
+    // The group's settings as the raise snapshotted them (the resolve carries no channels).
+    const settings = await this.repo.groupSettings(groupKeyOf(a.source, a.sourceId, {}));
+    if (settings) await this.policy().touch(settings, a.at);
+  }
+
+  private settings(orgId: string | null, source: AlertRow['source'], sourceId: string, receiver: string, channels: string[]): GroupSettings {
+    return { orgId, source, sourceId, receiver, channels, groupLabels: {}, ...EXTERNAL_GROUP_TIMING };
+  }
+}

@@ -1,0 +1,135 @@
+import type { Knex } from 'knex';
+import type { StateRecord } from './alert-state.js';
+import type { AlertRow, AlertState, GroupSettings, RuleRow } from './alert-types.js';
+
+/** An alerts row to insert or update: identity, labels and annotations, and its state record. */
+export interface AlertWrite extends StateRecord {
+  /** Set: update that row; absent: insert. */
+  id?: string;
+  org_id: string | null;
+  source: AlertRow['source'];
+  source_id: string;
+  rule_id: string | null;
+  fingerprint: string;
+  /** Its notification group (groupKeyOf); null for a rule-level record (never notified). */
+  group_key: string | null;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  error: string | null;
+  last_eval_at: Date | null;
+}
+
+const STATE_COLUMNS = [
+  'state',
+  'value',
+  'active_at',
+  'fired_at',
+  'resolved_at',
+  'last_breach_at',
+  'firing_notified_at',
+  'resolved_notified_at',
+  'ack_by',
+  'ack_at',
+  'ack_comment',
+  'ack_expires_at',
+] as const;
+
+/** A rule's transaction: what evaluateRule reads and writes while it holds the rule's row lock. */
+export interface RuleTx {
+  /** The rule's alerts rows (rule-level record included). */
+  instances(): Promise<AlertRow[]>;
+  write(rows: AlertWrite[]): Promise<void>;
+  remove(ids: string[]): Promise<void>;
+  /** last_eval_at and last_error of the rule. */
+  finish(at: Date, error: string | null): Promise<void>;
+}
+
+/**
+ * The alerts feature's evaluation SQL: claiming due rules and the alerts rows (instances of
+ * rules, heartbeats and Sentinel's own checks). Org-scoped reads name the org; the claim reads
+ * every org's due rules (it is the scheduler) and each rule is then read by its own org id.
+ */
+export class AlertsRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * Takes up to `limit` enabled rules due at `now` and moves each one's next_eval_at on by its
+   * interval, in one statement: SKIP LOCKED lets several instances claim side by side, and a
+   * rule claimed by one is no longer due for the others (a rule is evaluated once per tick).
+   * `now` is a parameter (the app's clock), never the database's now().
+   */
+  async claimDue(now: Date, limit: number): Promise<RuleRow[]> {
+    const { rows } = await this.knex.raw<{ rows: RuleRow[] }>(
+      `update alert_rules r set next_eval_at = ?::timestamptz + r.interval_ms * interval '1 millisecond'
+        where r.id in (select id from alert_rules where enabled and next_eval_at <= ?::timestamptz
+                        order by next_eval_at limit ? for update skip locked)
+        returning r.*`,
+      [now, now, limit],
+    );
+    return rows;
+  }
+
+  /** Runs `fn` in one transaction holding the rule's row lock (evaluations of one rule never interleave their writes). */
+  async inRuleTx<T>(orgId: string, ruleId: string, fn: (tx: RuleTx | null) => Promise<T>): Promise<T> {
+    return this.knex.transaction(async (trx) => {
+      const locked = await trx('alert_rules').where({ org_id: orgId, id: ruleId }).forUpdate().first('id');
+      if (!locked) return fn(null); // deleted meanwhile
+      return fn({
+        // Locked: an ack or the policy's notified-at written meanwhile is read, not overwritten.
+        instances: () => trx('alerts').where({ org_id: orgId, source: 'rule', source_id: ruleId }).forUpdate().select<AlertRow[]>('*'),
+        write: (rows) => this.writeRows(trx, rows),
+        remove: async (ids) => {
+          if (ids.length) await trx('alerts').where({ org_id: orgId, source: 'rule', source_id: ruleId }).whereIn('id', ids).delete();
+        },
+        finish: async (at, error) => {
+          await trx('alert_rules').where({ org_id: orgId, id: ruleId }).update({ last_eval_at: at, last_error: error });
+        },
+      });
+    });
+  }
+
+  private async writeRows(trx: Knex.Transaction, rows: AlertWrite[]): Promise<void> {
+    for (const r of rows) {
+      const values: Record<string, unknown> = { group_key: r.group_key, labels: JSON.stringify(r.labels), annotations: JSON.stringify(r.annotations), error: r.error, last_eval_at: r.last_eval_at, updated_at: trx.fn.now() };
+      for (const c of STATE_COLUMNS) values[c] = r[c];
+      if (r.id) await trx('alerts').where({ id: r.id }).update(values);
+      else await trx('alerts').insert({ ...values, org_id: r.org_id, source: r.source, source_id: r.source_id, rule_id: r.rule_id, fingerprint: r.fingerprint });
+    }
+  }
+
+  /** The alerts rows of one heartbeat or instance check (org null: instance-level). */
+  async ofSource(orgId: string | null, source: AlertRow['source'], sourceId: string, trx: Knex = this.knex): Promise<AlertRow[]> {
+    const q = trx('alerts').where({ source, source_id: sourceId });
+    if (orgId === null) q.whereNull('org_id');
+    else q.andWhere({ org_id: orgId });
+    return q.forUpdate().select<AlertRow[]>('*');
+  }
+
+  /** Writes rows of a heartbeat or instance check in one transaction; `fn` reads them locked. */
+  async inSourceTx<T>(orgId: string | null, source: AlertRow['source'], sourceId: string, fn: (rows: AlertRow[], write: (rows: AlertWrite[]) => Promise<void>) => Promise<T>): Promise<T> {
+    return this.knex.transaction(async (trx) => fn(await this.ofSource(orgId, source, sourceId, trx), (rows) => this.writeRows(trx, rows)));
+  }
+
+  /** The notification settings last snapshotted onto a group (for a resolve that carries none); null: no such group. */
+  async groupSettings(groupKey: string): Promise<GroupSettings | null> {
+    const g = await this.knex('alert_groups').where({ group_key: groupKey }).first();
+    if (!g) return null;
+    return {
+      orgId: g.org_id,
+      source: g.source,
+      sourceId: g.source_id,
+      receiver: g.receiver,
+      channels: g.channels,
+      groupLabels: g.group_labels,
+      groupWaitMs: g.group_wait_ms,
+      groupIntervalMs: g.group_interval_ms,
+      repeatIntervalMs: g.repeat_interval_ms,
+    };
+  }
+
+  /** Alerts per state, every org (the sentinel_alerts gauge at scrape time). */
+  async countByState(): Promise<{ state: AlertState; n: number }[]> {
+    const { rows } = await this.knex.raw<{ rows: { state: AlertState; n: number }[] }>('select state, count(*)::int as n from alerts group by state');
+    return rows;
+  }
+}
