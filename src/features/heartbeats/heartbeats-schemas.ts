@@ -18,6 +18,7 @@ const DurationIn = (description: string) =>
 const LabelKey = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' });
 const Labels = Type.Record(LabelKey, Type.String({ maxLength: 1024 }), {
   maxProperties: MAX_LABELS,
+  additionalProperties: false,
   description: `Added to the alert's labels (at most ${MAX_LABELS}; keys [A-Za-z_][A-Za-z0-9_]*, ≤ 128 characters; values ≤ 1024 characters).`,
 });
 const Severity = Type.Union(

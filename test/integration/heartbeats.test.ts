@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import { expect } from 'chai';
+import type { Clock } from '../../src/core/clock.js';
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
+import { createOrg, createUser } from '../support/factories.js';
+import { expectProblem, type Problem } from '../support/http.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * Heartbeats (issue 10 point 7) against a real PostgreSQL with a pinned clock: CRUD and its bad
+ * inputs (400 with paths), tenant isolation, the token kept out of logs and the audit log, the
+ * ping (404 for unknown tokens, 429 with Retry-After beyond one per second), a missed ping firing
+ * an alert through the alerts pipeline and a late ping resolving it; and Sentinel's own
+ * heartbeats: the backup one fires when the (disabled) backup job has not succeeded for twice
+ * its period and resolves after a successful run, the restore-drill one follows the newest drill.
+ */
+
+interface Hb {
+  id: string;
+  name: string;
+  period: number;
+  grace: number;
+  channels: string[];
+  labels: Record<string, string>;
+  severity: string;
+  token: string;
+  ping_url: string;
+  state: string;
+  last_ping_at: string | null;
+  due_at: string;
+}
+
+const S = 1000;
+const HOUR = 3_600_000;
+
+describe('heartbeats', function () {
+  this.timeout(60_000);
+  let url: string;
+  let t: TestApp;
+  let at = Date.now();
+  const clock: Clock = { now: () => new Date(at) };
+  let orgA: { id: string; slug: string };
+  let orgB: { id: string; slug: string };
+  let editorA: string;
+  let viewerA: string;
+  let editorB: string;
+
+  const base = () => `/organizations/${orgA.slug}/heartbeats`;
+  const create = async (body: Record<string, unknown>, token = editorA) => {
+    const res = await t.api.post<Hb>(base(), token, body);
+    expect(res.status, res.text).to.equal(201);
+    return res.body;
+  };
+  const alertOf = async (sourceId: string) =>
+    (await query<{ state: string; org_id: string | null; source: string; labels: Record<string, string> }>(url, 'select state, org_id, source, labels from alerts where source_id = $1', [sourceId]))[0];
+
+  before(async () => {
+    url = await cloneDatabase();
+    t = await startTestApp(url, { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000' }, { clock });
+    orgA = await createOrg(t.app.services);
+    orgB = await createOrg(t.app.services);
+    const e = await createUser(t.app.services, { org: orgA.slug, role: 'editor' });
+    const v = await createUser(t.app.services, { org: orgA.slug, role: 'viewer' });
+    const b = await createUser(t.app.services, { org: orgB.slug, role: 'editor' });
+    editorA = (await t.api.login(e.email, e.password)).access_token;
+    viewerA = (await t.api.login(v.email, v.password)).access_token;
+    editorB = (await t.api.login(b.email, b.password)).access_token;
+  });
+  after(async () => {
+    await t?.stop();
+    if (url) await dropDatabase(url);
+  });
+
+  it('creates, lists, reads, changes and deletes a heartbeat; the token reads back; audited without it', async () => {
+    at = Date.now();
+    const hb = await create({ name: ' nightly-etl ', period: '5m', grace: 30, labels: { team: 'data' }, severity: 'warning' });
+    expect(hb).to.include({ name: 'nightly-etl', period: 300, grace: 30, severity: 'warning', state: 'new', last_ping_at: null });
+    expect(hb.labels).to.deep.equal({ team: 'data' });
+    expect(hb.channels).to.deep.equal([]);
+    expect(hb.token).to.match(/^hb_[A-Za-z0-9_-]{43}$/);
+    expect(hb.ping_url.endsWith(`/api/v1/heartbeats/${hb.token}`), hb.ping_url).to.equal(true);
+    expect(hb.due_at).to.equal(new Date(at + 330 * S).toISOString());
+
+    const defaults = await create({ name: 'defaults', period: 60, grace: '1s' });
+    expect(defaults.severity).to.equal('critical');
+    expect(defaults.token).to.not.equal(hb.token);
+
+    const list = await t.api.get<{ items: Hb[]; next_cursor: string | null }>(`${base()}?limit=1`, viewerA);
+    expect(list.status, list.text).to.equal(200);
+    expect(list.body.items.map((h) => h.id)).to.deep.equal([hb.id]);
+    const page2 = await t.api.get<{ items: Hb[]; next_cursor: string | null }>(`${base()}?limit=1&cursor=${list.body.next_cursor}`, viewerA);
+    expect(page2.body.items.map((h) => h.id)).to.deep.equal([defaults.id]);
+
+    const one = await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA);
+    expect(one.status, one.text).to.equal(200);
+    expect(one.body.token, 'the org can read its token back').to.equal(hb.token);
+
+    const patched = await t.api.call<Hb>('PATCH', `${base()}/${hb.id}`, editorA, { period: '10m', name: 'etl' });
+    expect(patched.status, patched.text).to.equal(200);
+    expect(patched.body).to.include({ name: 'etl', period: 600, grace: 30, token: hb.token });
+    expect(patched.body.due_at, 'counted from the creation (never pinged)').to.equal(new Date(at + 630 * S).toISOString());
+
+    const dup = await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, { name: 'defaults' });
+    expectProblem(dup, 409, 'a taken name');
+
+    const del = await t.api.call('DELETE', `${base()}/${defaults.id}`, editorA);
+    expect(del.status, del.text).to.equal(204);
+    expectProblem(await t.api.get(`${base()}/${defaults.id}`, viewerA), 404, 'deleted');
+
+    const audit = await query<{ action: string; details: unknown }>(url, "select action, details from audit_log where org_id = $1 and action like 'heartbeat.%' order by id", [orgA.id]);
+    expect(audit.map((a) => a.action)).to.deep.equal(['heartbeat.create', 'heartbeat.create', 'heartbeat.update', 'heartbeat.delete']);
+    expect(JSON.stringify(audit)).to.not.include(hb.token);
+  });
+
+  it('refuses bad inputs with their paths (400), a viewer (403) and another org (404)', async () => {
+    const cases: [unknown, string][] = [
+      [{ name: 'a', period: '0s', grace: 1 }, 'body/period'],
+      [{ name: 'a', period: '999ms', grace: 1 }, 'body/period'],
+      [{ name: 'a', period: '32d', grace: 1 }, 'body/period'],
+      [{ name: 'a', period: 1e12, grace: 1 }, 'body/period'],
+      [{ name: 'a', period: 60, grace: 'soon' }, 'body/grace'],
+      [{ name: 'a', period: 60, grace: -1 }, 'body/grace'],
+      [{ name: 'a', period: 60, grace: true }, 'body/grace'],
+      [{ name: 'a', period: 60 }, 'body/grace'],
+      [{ name: '', period: 60, grace: 1 }, 'body/name'],
+      [{ name: '   ', period: 60, grace: 1 }, 'body/name'],
+      [{ name: 'x'.repeat(201), period: 60, grace: 1 }, 'body/name'],
+      [{ name: 'nul\u0000', period: 60, grace: 1 }, 'body/name'],
+      [{ name: 'a', period: 60, grace: 1, severity: 'page-everyone' }, 'body/severity'],
+      [{ name: 'a', period: 60, grace: 1, labels: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, 'body/labels'],
+      [{ name: 'a', period: 60, grace: 1, labels: { 'bad key': 'v' } }, 'body/labels'],
+      [{ name: 'a', period: 60, grace: 1, labels: { k: 'v'.repeat(1025) } }, 'body/labels/k'],
+      [{ name: 'a', period: 60, grace: 1, labels: { k: 1 } }, 'body/labels/k'],
+      [{ name: 'a', period: 60, grace: 1, channels: ['not-a-uuid'] }, 'body/channels/0'],
+      [{ name: 'a', period: 60, grace: 1, channels: [randomUUID()] }, 'body/channels/0'],
+      [{ name: 'a', period: 60, grace: 1, token: 'hb_mine' }, 'body'],
+    ];
+    for (const [body, path] of cases) {
+      const res = await t.api.post(base(), editorA, body);
+      const label = JSON.stringify(body).slice(0, 120);
+      expectProblem(res, 400, label);
+      const paths = ((res.body as Problem).errors ?? []).map((e) => e.path);
+      expect(paths.some((p) => p === path || p.startsWith(`${path}/`)), `${label}: ${JSON.stringify(paths)} names ${path}`).to.equal(true);
+    }
+    const hb = await create({ name: 'inputs', period: 60, grace: 1 });
+    expectProblem(await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, {}), 400, 'an empty patch');
+    expectProblem(await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, { grace: '40d' }), 400, 'a grace beyond 31 days');
+    expectProblem(await t.api.get(`${base()}/not-a-uuid`, viewerA), 400, 'a malformed id');
+
+    expectProblem(await t.api.post(base(), viewerA, { name: 'v', period: 60, grace: 1 }), 403, 'a viewer creating');
+    expectProblem(await t.api.call('DELETE', `${base()}/${hb.id}`, viewerA), 403, 'a viewer deleting');
+
+    // Org B's editor: A's heartbeat through B's slug, and A's slug, are both not found.
+    const inB = `/organizations/${orgB.slug}/heartbeats/${hb.id}`;
+    expectProblem(await t.api.get(inB, editorB), 404, "A's heartbeat under B");
+    expectProblem(await t.api.call('PATCH', inB, editorB, { name: 'taken-over' }), 404, "patching A's heartbeat under B");
+    expectProblem(await t.api.call('DELETE', inB, editorB), 404, "deleting A's heartbeat under B");
+    expectProblem(await t.api.get(`${base()}/${hb.id}`, editorB), 404, "A's slug for B's editor");
+    const still = await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA);
+    expect(still.body.name).to.equal('inputs');
+  });
+
+  it('pings: unknown tokens 404, more than one a second 429 with Retry-After; the token never reaches the logs', async () => {
+    at = Date.now();
+    const hb = await create({ name: 'pinged', period: 60, grace: 10 });
+    const path = `/heartbeats/${hb.token}`;
+    const ok = await t.api.post<{ ok: boolean; state: string }>(path, null);
+    expect(ok.status, ok.text).to.equal(200);
+    expect(ok.body).to.deep.equal({ ok: true, state: 'up' });
+    const got = await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA);
+    expect(got.body).to.include({ state: 'up', last_ping_at: new Date(at).toISOString(), due_at: new Date(at + 70 * S).toISOString() });
+
+    const again = await t.api.post(path, null);
+    expectProblem(again, 429, 'a second ping within the second');
+    expect(Number(again.headers.get('retry-after'))).to.be.at.least(1);
+    at += 1000;
+    expect((await t.api.post(path, null)).status, 'a second later').to.equal(200);
+
+    expectProblem(await t.api.post(`/heartbeats/hb_${'A'.repeat(43)}`, null), 404, 'an unknown token');
+    expectProblem(await t.api.post('/heartbeats/nonsense', null), 404, 'a token of another shape');
+    expectProblem(await t.api.post(`/heartbeats/${hb.token.slice(0, -1)}x`, null), 404, 'one character off');
+    // Requests no route takes log their path: a wrong method, a trailing segment.
+    expect((await t.api.raw('GET', `/api/v1${path}`)).status).to.equal(405);
+    expect((await t.api.raw('POST', `/api/v1${path}/extra`)).status).to.equal(404);
+
+    expect(t.logs.text).to.include('"route":"/heartbeats/{token}"');
+    expect(t.logs.text).to.include('/heartbeats/{token}/extra');
+    expect(t.logs.text, 'the token in a log line').to.not.include(hb.token);
+  });
+
+  it('a missed ping fires its alert (once), a late ping resolves it', async () => {
+    at = Date.now();
+    const hb = await create({ name: 'backup-cron', period: '1m', grace: '30s', labels: { env: 'prod' } });
+    const services = t.app.services;
+    // check() covers every org's heartbeats (earlier tests' too): assertions are on this one's rows.
+    at += 89 * S;
+    await services.heartbeats.check(clock.now());
+    expect(await alertOf(hb.id)).to.equal(undefined);
+    expect((await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA)).body.state).to.equal('new');
+
+    at += 2 * S;
+    expect(await services.heartbeats.check(clock.now()), 'missed after period + grace').to.be.at.least(1);
+    const fired = await alertOf(hb.id);
+    expect(fired).to.include({ state: 'firing', org_id: orgA.id, source: 'heartbeat' });
+    expect(fired.labels).to.include({ heartbeat: 'backup-cron', env: 'prod' });
+    expect((await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA)).body.state).to.equal('down');
+    at += 60 * S;
+    expect(await services.heartbeats.check(clock.now()), 'down is not claimed again').to.equal(0);
+    expect((await alertOf(hb.id)).state).to.equal('firing');
+
+    at += 60 * S;
+    const late = await t.api.post<{ ok: boolean; state: string }>(`/heartbeats/${hb.token}`, null);
+    expect(late.body).to.deep.equal({ ok: true, state: 'up' });
+    expect((await alertOf(hb.id)).state).to.equal('resolved');
+  });
+
+  it("Sentinel's backup heartbeat fires when the (disabled) backup job has not succeeded for twice its period, and resolves after a success", async () => {
+    const [{ installed }] = await query<{ installed: Date }>(url, 'select min(migration_time) as installed from knex_migrations');
+    const period = 6 * HOUR; // the backup job's default schedule, every 6 h (disabled in tests)
+    const checks = t.app.services.instanceChecks;
+
+    at = installed.getTime() + 2 * period - 60_000;
+    expect((await checks.run(clock.now())).backup.firing).to.equal(false);
+    expect(await alertOf('backup')).to.equal(undefined);
+
+    at = installed.getTime() + 2 * period + 60_000;
+    // As the scheduler would run it: the instance-checks job through the jobs kit (recorded in job_runs).
+    const run = await t.app.jobsKit.runNow('instance-checks');
+    expect(run.outcome, JSON.stringify(run)).to.equal('ok');
+    const r = await checks.run(clock.now());
+    expect(r.backup.firing, r.backup.summary).to.equal(true);
+    expect(r.backup.summary).to.include('disabled');
+    expect(await alertOf('backup')).to.include({ state: 'firing', org_id: null, source: 'instance' });
+    expect((await t.api.raw('GET', '/metrics')).text).to.match(/^sentinel_instance_alert_firing\{check="backup"\} 1$/m);
+
+    // A successful backup run (as the jobs kit records one), at the pinned time.
+    await query(url, "insert into job_runs (job, trigger, started_at, finished_at, outcome, instance, pid) values ('backup', 'manual', $1, $1, 'ok', 'test', 1)", [clock.now()]);
+    expect((await checks.run(clock.now())).backup.firing).to.equal(false);
+    expect((await alertOf('backup')).state).to.equal('resolved');
+    expect((await t.api.raw('GET', '/metrics')).text).to.match(/^sentinel_instance_alert_firing\{check="backup"\} 0$/m);
+  });
+
+  it("Sentinel's restore-drill heartbeat follows the newest finished drill", async () => {
+    const checks = t.app.services.instanceChecks;
+    const drill = (outcome: string, offset: number) =>
+      query(url, "insert into job_runs (job, trigger, started_at, finished_at, outcome, error, instance, pid) values ('restore-drill', 'manual', $1, $1, $2, $3, 'test', 1)", [
+        new Date(at + offset),
+        outcome,
+        outcome === 'ok' ? null : 'checksum mismatch in table points',
+      ]);
+    expect((await checks.run(clock.now()))['restore-drill'].firing, 'no drill yet').to.equal(false);
+    await drill('failed', 1);
+    const r = await checks.run(clock.now());
+    expect(r['restore-drill'].firing).to.equal(true);
+    expect(r['restore-drill'].summary).to.include('checksum mismatch');
+    expect(await alertOf('restore-drill')).to.include({ state: 'firing', org_id: null });
+    expect((await t.api.raw('GET', '/metrics')).text).to.match(/^sentinel_instance_alert_firing\{check="restore-drill"\} 1$/m);
+    await drill('skipped', 2);
+    expect((await checks.run(clock.now()))['restore-drill'].firing, 'a skipped run changes nothing').to.equal(true);
+    await drill('ok', 3);
+    expect((await checks.run(clock.now()))['restore-drill'].firing).to.equal(false);
+    expect((await alertOf('restore-drill')).state).to.equal('resolved');
+  });
+});
