@@ -1,17 +1,83 @@
-import type { AlertSink } from '../../core/alerting.js';
+import type { AlertQuerySource, AlertSink, ChannelDirectory, Notifier } from '../../core/alerting.js';
+import type { AuditSink } from '../../core/audit.js';
+import type { OrgAccess } from '../../core/authorize.js';
 import { defineModule } from '../feature-module.js';
+import { AlertEvaluator } from './alert-evaluator.js';
+import { AlertSinkService } from './alert-sink.js';
+import { groupKeyOf, type NotificationPolicy } from './alert-types.js';
+import { AlertsRepository } from './alerts-repository.js';
+import { AlertRulesRepository } from './alert-rules-repository.js';
+import { registerAlertRuleRoutes } from './alert-rules-routes.js';
+import { AlertRulesService } from './alert-rules-service.js';
+import { AlertsReadRepository } from './alerts-read-repository.js';
+import { registerAlertRoutes } from './alerts-routes.js';
+import { AlertsService } from './alerts-service.js';
+import { rulePreviewer } from './rule-preview.js';
+
+interface AlertsNeeds {
+  orgAccess: OrgAccess;
+  auditSink: AuditSink;
+  alertQuery: AlertQuerySource;
+  notifier: Notifier;
+  channelDirectory: ChannelDirectory;
+}
+
+/** Until the notification policy is wired: groups are keyed, nothing is sent. */
+const NO_POLICY: NotificationPolicy = {
+  touch: async (s) => groupKeyOf(s.source, s.sourceId, s.groupLabels),
+  flushDue: async () => 0,
+};
 
 /** Alert rules, their evaluation and state, silences, maintenance windows, acknowledgements and notification grouping. */
 export const alertsModule = defineModule({
   name: 'alerts',
-  requires: [],
+  requires: ['orgAccess', 'auditSink', 'alertQuery', 'notifier', 'channelDirectory'],
   provides: ['alertSink'],
-  build() {
-    // Skeleton: filled in by the alerts feature.
-    const alertSink: AlertSink = {
-      raise: () => Promise.reject(new Error('alerts: not built yet')),
-      resolve: () => Promise.reject(new Error('alerts: not built yet')),
+  build(kits, needs: AlertsNeeds) {
+    const { config, logger, clock } = kits;
+    const knex = kits.db.knex;
+    const alertsRepo = new AlertsRepository(knex);
+
+    // The notification policy: grouping, silences, maintenance windows, acks, repeat.
+    const policy: NotificationPolicy = NO_POLICY;
+
+    const alertEngine = new AlertEvaluator(
+      alertsRepo,
+      needs.alertQuery,
+      () => policy,
+      clock,
+      { tickMs: config.alerts.tick_ms, concurrency: config.alerts.concurrency, batchSize: config.alerts.batch_size },
+      logger,
+      kits.metrics,
+    );
+    const alertSink: AlertSink = new AlertSinkService(alertsRepo, () => policy);
+    // Rules CRUD and preview, the alerts list and acknowledgements (the API side).
+    const alertRules = new AlertRulesService({
+      repo: new AlertRulesRepository(knex),
+      orgs: needs.orgAccess,
+      audit: needs.auditSink,
+      channels: needs.channelDirectory,
+      maxRulesPerOrg: config.alerts.max_rules_per_org,
+      previewMaxSteps: config.alerts.preview_max_steps,
+      previewer: rulePreviewer(needs.alertQuery),
+      policy,
+      clock,
+    });
+    // TODO(lead): silences: the policy's SilenceCheck once it exists (until then `silenced` is false).
+    const alerts = new AlertsService({ repo: new AlertsReadRepository(knex), orgs: needs.orgAccess, audit: needs.auditSink, clock });
+
+    // Evaluation runs in the daemon only, and only where alerts.enabled (another instance may do it).
+    const evaluating = kits.daemon && config.alerts.enabled;
+    return {
+      provides: { alertSink },
+      services: { alertEngine, alertSink, alertRules, alerts },
+      routes: (registry) => {
+        registerAlertRuleRoutes(registry, alertRules);
+        registerAlertRoutes(registry, alerts);
+      },
+      start: evaluating ? [{ name: 'alert evaluation', timeoutMs: 1000, run: async () => alertEngine.start() }] : [],
+      // Waits for a running tick, so no evaluation writes after the database closes.
+      stop: evaluating ? [{ name: 'alert evaluation', timeoutMs: config.shutdown.grace_ms, run: () => alertEngine.stop() }] : [],
     };
-    return { provides: { alertSink }, services: {} };
   },
 });
