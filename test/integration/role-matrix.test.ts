@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/config/paths.js';
+import type { Services } from '../../src/app/build-app.js';
+import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import { PERMISSIONS, type ApiKeyScope, type Permission } from '../../src/core/permissions.js';
 import type { RouteInfo } from '../../src/http/registry.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
@@ -43,7 +45,8 @@ interface Case {
   status: number;
   /** Status for a superadmin, when it differs (they add members directly instead of inviting). */
   superadminStatus?: number;
-  request(org: Tenant): { params: Record<string, string>; body?: unknown };
+  /** May make what the call aims at first (a heartbeat to change), as the system actor through `services`. */
+  request(org: Tenant, services: Services): { params: Record<string, string>; body?: unknown } | Promise<{ params: Record<string, string>; body?: unknown }>;
 }
 
 interface RouteRules {
@@ -127,6 +130,29 @@ const MUTATIONS: Record<string, RouteRules> = {
         perms: ['report.generate'],
         status: 201,
         request: (o) => ({ params: { org: o.org.slug }, body: { kind: 'daily', date: new Date(Date.now() - 86_400_000).toISOString().slice(0, 10) } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/heartbeats': {
+    cases: [{ label: 'create a heartbeat', perms: ['alert.write'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: { name: 'nightly', period: '1h', grace: '5m' } }) }],
+  },
+  'PATCH /organizations/{org}/heartbeats/{id}': {
+    cases: [
+      {
+        label: 'change a heartbeat',
+        perms: ['alert.write'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.heartbeats.create(SYSTEM_ACTOR, o.org.slug, { name: 'hb', period: 60, grace: 5 })).id }, body: { period: '2m' } }),
+      },
+    ],
+  },
+  'DELETE /organizations/{org}/heartbeats/{id}': {
+    cases: [
+      {
+        label: 'delete a heartbeat',
+        perms: ['alert.write'],
+        status: 204,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.heartbeats.create(SYSTEM_ACTOR, o.org.slug, { name: 'hb', period: 60, grace: 5 })).id } }),
       },
     ],
   },
@@ -236,7 +262,7 @@ describe('role matrix: every mutating org endpoint × every role, per the permis
       it(`${route} (${c.label}): needs ${c.perms.join(' + ')}`, async () => {
         for (const caller of CALLERS) {
           const { org, token, expected } = await arrange(rules, c, caller);
-          const req = c.request(org);
+          const req = await c.request(org, t.app.services);
           const label = `${callerName(caller)} ${method} ${fillPath(template, req.params)} (${c.label})`;
           const before = await tenantChecksum(url, org.org.id, org.memberIds);
           const res: Answer = await api.call(method, fillPath(template, req.params), token, req.body);

@@ -25,6 +25,7 @@ export const TENANT_ROWS: Record<string, { column: string; by: 'org' | 'members'
   ingest_rejections: { column: 'org_id', by: 'org' },
   reports: { column: 'org_id', by: 'org' },
   mail_log: { column: 'org_id', by: 'org' },
+  heartbeats: { column: 'org_id', by: 'org' },
 };
 
 /** Tables that hold no tenant data (say why when adding one). */
