@@ -1,17 +1,120 @@
+import { Counter } from 'prom-client';
 import type { ChannelDirectory, Notifier } from '../../core/alerting.js';
-import { defineModule } from '../feature-module.js';
+import type { AuditSink } from '../../core/audit.js';
+import type { OrgAccess } from '../../core/authorize.js';
+import type { Mailer } from '../../core/mail.js';
+import { SecretBox } from '../../core/secrets.js';
+import { defineModule, type Hook, type TaskSpec } from '../feature-module.js';
+import { ChannelsRepository } from './channels-repository.js';
+import { ChannelsService } from './channels-service.js';
+import { DELIVER_TASK, DeliveryService, type DeliverPayload } from './delivery-service.js';
+import { NotificationsRepository } from './notifications-repository.js';
+import { registerNotificationRoutes } from './notifications-routes.js';
+
+interface NotificationServices {
+  channels: ChannelsService;
+  notifications: DeliveryService;
+}
+
+/** How often the daemon looks for queued notifications that have no task (a crash in between). */
+export const SWEEP_EVERY_MS = 60_000;
+
+/**
+ * One attempt per run; retried by the queue: notifications.backoff_ms doubling, at most 10 min
+ * apart, notifications.max_attempts in all. A run is bounded by the per-attempt timeout (plus
+ * time to record it).
+ */
+export const deliverTask: TaskSpec<NotificationServices, DeliverPayload> = {
+  name: DELIVER_TASK,
+  maxBackoffMs: 10 * 60_000,
+  configured: (config) => ({
+    maxAttempts: config.notifications.max_attempts,
+    backoffMs: config.notifications.backoff_ms,
+    timeoutMs: config.notifications.timeout_ms + 5000,
+  }),
+  run: (s, payload, signal, attempt) => s.notifications.deliver(payload, attempt, signal),
+};
 
 /** Notification channels (webhook, email, Slack), the notification outbox and its delivery log. */
 export const notificationsModule = defineModule({
   name: 'notifications',
-  requires: [],
+  requires: ['auditSink', 'orgAccess', 'mailer'],
   provides: ['notifier', 'channelDirectory'],
-  build() {
-    // Skeleton: filled in by the notifications feature.
-    const notifier: Notifier = {
-      dispatch: () => Promise.reject(new Error('notifications: not built yet')),
+  tasks: [deliverTask],
+  build(kits, needs: { auditSink: AuditSink; orgAccess: OrgAccess; mailer: Mailer }) {
+    const { config } = kits;
+    const box = new SecretBox(config.auth.encryption_key);
+    const channelsRepo = new ChannelsRepository(kits.db.knex);
+    const sent = new Counter({
+      name: 'sentinel_notifications_total',
+      help: 'Notification delivery attempts by channel type and outcome (sent, retrying, failed).',
+      labelNames: ['channel_type', 'outcome'] as const,
+      registers: [kits.metrics],
+    });
+    const notifications = new DeliveryService({
+      channels: channelsRepo,
+      repo: new NotificationsRepository(kits.db.knex),
+      orgs: needs.orgAccess,
+      audit: needs.auditSink,
+      queue: kits.queue,
+      sender: {
+        allowPrivate: config.notifications.allow_private_networks,
+        timeoutMs: config.notifications.timeout_ms,
+        userAgent: `Sentinel/${kits.version}`,
+        mailer: needs.mailer,
+        box,
+        clock: kits.clock,
+      },
+      externalUrl: config.alerts.external_url || `http://${config.http.host}:${config.http.port}`,
+      sent,
+      logger: kits.logger,
+    });
+    const channels = new ChannelsService({
+      repo: channelsRepo,
+      orgs: needs.orgAccess,
+      audit: needs.auditSink,
+      box,
+      allowPrivate: config.notifications.allow_private_networks,
+      test: (orgId, channel) => notifications.sendTest(orgId, channel),
+    });
+
+    // Daemon only: at start every queued notification without a task is enqueued (idempotent),
+    // then once a minute those older than a few seconds.
+    let timer: NodeJS.Timeout | null = null;
+    const sweep = () =>
+      notifications.sweep().then(
+        (n) => n > 0 && kits.logger.info({ notifications: n }, 'notifications: queued notifications without a task enqueued'),
+        (err: unknown) => kits.logger.error({ err }, 'notifications: sweep failed'),
+      );
+    const start: Hook[] = kits.daemon
+      ? [
+          {
+            name: 'outbox sweep',
+            timeoutMs: 30_000,
+            run: async () => {
+              await notifications.sweep(0);
+              timer = setInterval(() => void sweep(), SWEEP_EVERY_MS);
+              timer.unref();
+            },
+          },
+        ]
+      : [];
+    const stop: Hook[] = [
+      {
+        name: 'outbox sweep',
+        timeoutMs: 1000,
+        run: async () => {
+          if (timer) clearInterval(timer);
+          timer = null;
+        },
+      },
+    ];
+    return {
+      provides: { notifier: notifications as Notifier, channelDirectory: channels as ChannelDirectory },
+      services: { channels, notifications },
+      routes: (registry) => registerNotificationRoutes(registry, { channels, delivery: notifications }),
+      start,
+      stop,
     };
-    const channelDirectory: ChannelDirectory = { missing: async (_orgId, ids) => ids };
-    return { provides: { notifier, channelDirectory }, services: {} };
   },
 });

@@ -1,0 +1,149 @@
+import type { Knex } from 'knex';
+import type { ChannelType } from './notifications-schemas.js';
+
+export type NotificationState = 'queued' | 'sent' | 'retrying' | 'failed';
+export type NotificationStatus = 'firing' | 'resolved' | 'test';
+export type AttemptOutcome = 'sent' | 'retrying' | 'failed';
+
+export interface NotificationRow {
+  org_id: string;
+  id: string;
+  channel_id: string;
+  dedup_key: string;
+  group_key: string;
+  rule_id: string | null;
+  status: NotificationStatus;
+  /** The v4 payload (webhook body without signature); email and Slack render from it. */
+  payload: Record<string, unknown>;
+  state: NotificationState;
+  attempts: number;
+  last_error: string | null;
+  last_status_code: number | null;
+  resend_of: string | null;
+  created_at: Date;
+  updated_at: Date;
+  sent_at: Date | null;
+}
+
+export interface AttemptRow {
+  org_id: string;
+  notification_id: string;
+  attempt: number;
+  at: Date;
+  outcome: AttemptOutcome;
+  status_code: number | null;
+  error: string | null;
+  latency_ms: number;
+}
+
+export type NewNotification = Pick<NotificationRow, 'channel_id' | 'dedup_key' | 'group_key' | 'rule_id' | 'status' | 'payload'> & { resend_of?: string | null };
+
+export interface NotificationFilter {
+  state?: NotificationState;
+  ruleId?: string;
+  channelId?: string;
+}
+
+/** An attempt's result as the delivery records it. */
+export interface AttemptResult {
+  attempt: number;
+  outcome: AttemptOutcome;
+  statusCode: number | null;
+  error: string | null;
+  latencyMs: number;
+}
+
+const TABLE = 'notifications';
+
+/**
+ * The outbox (notifications) and its delivery record (notification_attempts). Tenant-scoped
+ * methods take orgId; `queuedWithoutAttempt` says why it is not.
+ */
+export class NotificationsRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * Stores the notification unless this channel already has one with its dedup key (the outbox
+   * is idempotent: a dispatch repeated after a crash stores nothing new); answers the stored row.
+   */
+  async insertOnce(orgId: string, n: NewNotification): Promise<NotificationRow> {
+    const row = { org_id: orgId, ...n, payload: JSON.stringify(n.payload), state: 'queued', resend_of: n.resend_of ?? null };
+    const [inserted] = await this.knex(TABLE).insert(row).onConflict(['org_id', 'channel_id', 'dedup_key']).ignore().returning('*');
+    if (inserted) return inserted as NotificationRow;
+    const found = await this.knex<NotificationRow>(TABLE).where({ org_id: orgId, channel_id: n.channel_id, dedup_key: n.dedup_key }).first();
+    if (!found) throw new Error(`notification ${n.dedup_key} neither inserted nor found`);
+    return found;
+  }
+
+  async find(orgId: string, id: string): Promise<NotificationRow | undefined> {
+    return this.knex<NotificationRow>(TABLE).where({ org_id: orgId, id }).first();
+  }
+
+  /**
+   * Queued notifications (not tests, which are sent in the request) created at least `minAgeMs`
+   * ago, oldest first: the sweep re-enqueues them (a crash between storing and enqueueing).
+   * Across orgs, deliberately: the sweep is the instance's, and each row keeps its org_id.
+   */
+  async queuedWithoutAttempt(minAgeMs: number, limit: number): Promise<Pick<NotificationRow, 'org_id' | 'id'>[]> {
+    return this.knex<NotificationRow>(TABLE)
+      .whereIn('state', ['queued'])
+      .whereNot({ status: 'test' })
+      .where('attempts', 0)
+      .whereRaw('created_at <= now() - make_interval(secs => ?)', [minAgeMs / 1000])
+      .orderBy('created_at')
+      .limit(limit)
+      .select('org_id', 'id');
+  }
+
+  /** Counts an attempt as begun; undefined when the row is gone or no longer due (sent or failed). */
+  async beginAttempt(orgId: string, id: string): Promise<NotificationRow | undefined> {
+    const [row] = await this.knex<NotificationRow>(TABLE)
+      .where({ org_id: orgId, id })
+      .whereIn('state', ['queued', 'retrying'])
+      .update({ attempts: this.knex.raw('attempts + 1') as never, updated_at: this.knex.fn.now() as never })
+      .returning('*');
+    return row as NotificationRow | undefined;
+  }
+
+  /** The attempt's row and the notification's state, in one transaction. */
+  async recordAttempt(orgId: string, id: string, r: AttemptResult): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      await trx('notification_attempts')
+        .insert({ org_id: orgId, notification_id: id, attempt: r.attempt, outcome: r.outcome, status_code: r.statusCode, error: r.error, latency_ms: r.latencyMs })
+        .onConflict(['org_id', 'notification_id', 'attempt'])
+        .merge();
+      await trx(TABLE)
+        .where({ org_id: orgId, id })
+        .update({
+          state: r.outcome,
+          last_error: r.error,
+          last_status_code: r.statusCode,
+          updated_at: trx.fn.now(),
+          ...(r.outcome === 'sent' ? { sent_at: trx.fn.now() } : {}),
+        });
+    });
+  }
+
+  /** Newest first, with the channel's type; `afterId` is the keyset cursor. */
+  async list(orgId: string, f: NotificationFilter, limit: number, afterId?: string): Promise<(NotificationRow & { channel_type: ChannelType })[]> {
+    const q = this.knex(`${TABLE} as n`)
+      .join('notification_channels as c', (j) => j.on('c.org_id', 'n.org_id').andOn('c.id', 'n.channel_id'))
+      .where('n.org_id', orgId)
+      .orderBy([
+        { column: 'n.created_at', order: 'desc' },
+        { column: 'n.id', order: 'desc' },
+      ])
+      .limit(limit)
+      .select('n.*', 'c.type as channel_type');
+    if (f.state) q.where('n.state', f.state);
+    if (f.ruleId) q.where('n.rule_id', f.ruleId);
+    if (f.channelId) q.where('n.channel_id', f.channelId);
+    if (afterId !== undefined) q.whereRaw('(n.created_at, n.id) < (select x.created_at, x.id from notifications x where x.org_id = ? and x.id = ?)', [orgId, afterId]);
+    return q;
+  }
+
+  async attemptsOf(orgId: string, ids: string[]): Promise<AttemptRow[]> {
+    if (ids.length === 0) return [];
+    return this.knex<AttemptRow>('notification_attempts').where({ org_id: orgId }).whereIn('notification_id', ids).orderBy([{ column: 'notification_id' }, { column: 'attempt' }]);
+  }
+}
