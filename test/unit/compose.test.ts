@@ -86,6 +86,7 @@ describe('composing feature modules', () => {
       ['partitions', 'retention'],
       ['backup', 'backups'],
       ['restore-drill', 'backups'],
+      ['instance-checks', 'heartbeats'],
       ['daily-report', 'reports'],
     ]);
     expect(jobCatalog(FEATURE_MODULES)).to.deep.equal(declaredJobs());
