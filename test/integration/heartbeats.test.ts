@@ -73,14 +73,16 @@ describe('heartbeats', function () {
 
   it('creates, lists, reads, changes and deletes a heartbeat; the token reads back; audited without it', async () => {
     at = Date.now();
+    const t0 = at;
     const hb = await create({ name: ' nightly-etl ', period: '5m', grace: 30, labels: { team: 'data' }, severity: 'warning' });
     expect(hb).to.include({ name: 'nightly-etl', period: 300, grace: 30, severity: 'warning', state: 'new', last_ping_at: null });
     expect(hb.labels).to.deep.equal({ team: 'data' });
     expect(hb.channels).to.deep.equal([]);
     expect(hb.token).to.match(/^hb_[A-Za-z0-9_-]{43}$/);
     expect(hb.ping_url.endsWith(`/api/v1/heartbeats/${hb.token}`), hb.ping_url).to.equal(true);
-    expect(hb.due_at).to.equal(new Date(at + 330 * S).toISOString());
+    expect(hb.due_at).to.equal(new Date(t0 + 330 * S).toISOString());
 
+    at += 1; // listed by creation time
     const defaults = await create({ name: 'defaults', period: 60, grace: '1s' });
     expect(defaults.severity).to.equal('critical');
     expect(defaults.token).to.not.equal(hb.token);
@@ -98,7 +100,7 @@ describe('heartbeats', function () {
     const patched = await t.api.call<Hb>('PATCH', `${base()}/${hb.id}`, editorA, { period: '10m', name: 'etl' });
     expect(patched.status, patched.text).to.equal(200);
     expect(patched.body).to.include({ name: 'etl', period: 600, grace: 30, token: hb.token });
-    expect(patched.body.due_at, 'counted from the creation (never pinged)').to.equal(new Date(at + 630 * S).toISOString());
+    expect(patched.body.due_at, 'counted from the creation (never pinged)').to.equal(new Date(t0 + 630 * S).toISOString());
 
     const dup = await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, { name: 'defaults' });
     expectProblem(dup, 409, 'a taken name');
@@ -179,6 +181,8 @@ describe('heartbeats', function () {
     expectProblem(await t.api.post(`/heartbeats/hb_${'A'.repeat(43)}`, null), 404, 'an unknown token');
     expectProblem(await t.api.post('/heartbeats/nonsense', null), 404, 'a token of another shape');
     expectProblem(await t.api.post(`/heartbeats/${hb.token.slice(0, -1)}x`, null), 404, 'one character off');
+    expectProblem(await t.api.post(`/heartbeats/hb_${'x'.repeat(300)}`, null), 400, 'a huge token');
+    expectProblem(await t.api.post('/heartbeats/hb_%00', null), 400, 'a NUL in the token');
     // Requests no route takes log their path: a wrong method, a trailing segment.
     expect((await t.api.raw('GET', `/api/v1${path}`)).status).to.equal(405);
     expect((await t.api.raw('POST', `/api/v1${path}/extra`)).status).to.equal(404);
@@ -260,5 +264,23 @@ describe('heartbeats', function () {
     await drill('ok', 3);
     expect((await checks.run(clock.now()))['restore-drill'].firing).to.equal(false);
     expect((await alertOf('restore-drill')).state).to.equal('resolved');
+  });
+
+  it('the daemon (alerts.enabled) checks on its own every alerts.tick_ms: a missed heartbeat fires without anyone calling check()', async () => {
+    at = Date.now();
+    const daemon = await startTestApp(url, { SENTINEL_ALERTS_ENABLED: 'true', SENTINEL_ALERTS_TICK_MS: '50' }, { clock });
+    try {
+      const hb = await create({ name: 'looped', period: '1s', grace: '1s' });
+      at += 2500;
+      const deadline = Date.now() + 10_000;
+      while ((await alertOf(hb.id))?.state !== 'firing') {
+        expect(Date.now(), 'the loop raised the alert within 10 s').to.be.below(deadline);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await daemon.api.post<{ state: string }>(`/heartbeats/${hb.token}`, null)).body.state).to.equal('up');
+      expect((await alertOf(hb.id)).state).to.equal('resolved');
+    } finally {
+      await daemon.stop();
+    }
   });
 });
