@@ -20,8 +20,9 @@ import {
   type UpdateRuleInput,
 } from './alert-rules-schemas.js';
 import { normalizeRule, ruleToDraft, type RuleDraft } from './alert-rules-draft.js';
-import type { GroupSettings, NotificationPolicy, RuleRow } from './alert-types.js';
+import type { NotificationPolicy, RuleRow } from './alert-types.js';
 import { groupLabelsOf } from './rule-condition.js';
+import { ruleGroupSettings } from './rule-evaluation.js';
 
 const validCreate = compile(CreateRuleBody);
 const validUpdate = compile(UpdateRuleBody);
@@ -59,22 +60,6 @@ export function toRule(r: RuleRow, state: RuleState = 'ok'): Rule {
     last_error: r.last_error,
     created_at: r.created_at.toISOString(),
     updated_at: r.updated_at.toISOString(),
-  };
-}
-
-/** The notification group of one of the rule's alerts (the same key the evaluator touches). */
-export function ruleGroupSettings(rule: RuleRow, labels: Record<string, string>): GroupSettings {
-  const groupLabels = groupLabelsOf(rule.group_by, labels);
-  return {
-    orgId: rule.org_id,
-    source: 'rule',
-    sourceId: rule.id,
-    receiver: rule.name,
-    channels: rule.channels,
-    groupLabels,
-    groupWaitMs: rule.group_wait_ms,
-    groupIntervalMs: rule.group_interval_ms,
-    repeatIntervalMs: rule.repeat_interval_ms,
   };
 }
 
@@ -216,7 +201,7 @@ export class AlertRulesService {
     if (!this.d.policy) return;
     const seen = new Set<string>();
     for (const a of resolved) {
-      const s = ruleGroupSettings(rule, a.labels);
+      const s = ruleGroupSettings(rule, groupLabelsOf(rule.group_by, a.labels));
       const key = JSON.stringify(s.groupLabels);
       if (seen.has(key)) continue;
       seen.add(key);
