@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
+import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import type { Clock } from '../../src/core/clock.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
@@ -160,6 +161,20 @@ describe('heartbeats', function () {
     expectProblem(await t.api.get(`${base()}/${hb.id}`, editorB), 404, "A's slug for B's editor");
     const still = await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA);
     expect(still.body.name).to.equal('inputs');
+  });
+
+  it("takes the org's own channels only: another org's channel is refused with its path", async () => {
+    const s = t.app.services;
+    const mine = await s.channels.create(SYSTEM_ACTOR, orgA.slug, { name: 'ops-mail', type: 'email', config: { to: ['ops@example.test'] } });
+    const theirs = await s.channels.create(SYSTEM_ACTOR, orgB.slug, { name: 'b-mail', type: 'email', config: { to: ['b@example.test'] } });
+    const hb = await create({ name: 'with-channel', period: 60, grace: 5, channels: [mine.id] });
+    expect(hb.channels).to.deep.equal([mine.id]);
+    const refused = await t.api.post(base(), editorA, { name: 'stolen', period: 60, grace: 5, channels: [mine.id, theirs.id] });
+    expectProblem(refused, 400, "B's channel");
+    expect((refused.body as Problem).errors).to.deep.equal([{ path: 'body/channels/1', message: 'no such channel in this organization' }]);
+    const patch = await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, { channels: [theirs.id] });
+    expectProblem(patch, 400, "patching in B's channel");
+    expect((await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA)).body.channels).to.deep.equal([mine.id]);
   });
 
   it('pings: unknown tokens 404, more than one a second 429 with Retry-After; the token never reaches the logs', async () => {
