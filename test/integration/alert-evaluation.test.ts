@@ -237,6 +237,37 @@ describe('alert evaluation', function () {
     expect(await ruleRecord(shared)).to.equal(undefined);
   });
 
+  it('alert sink: raise fires once (idempotent), resolve resolves, a new raise is a new episode; instance-level alerts have no org', async () => {
+    const sink = t.app.services.alertSink;
+    const sourceId = randomUUID();
+    const raise = (s: number, orgId: string | null = orgA.id, id = sourceId) =>
+      sink.raise({ orgId, source: orgId ? 'heartbeat' : 'instance', sourceId: id, name: 'nightly-etl', severity: 'critical', labels: { job: 'etl' }, annotations: { summary: 'missed' }, channelIds: [], at: at(s) });
+    const rows = (id = sourceId) => query<AlertRow>(url, 'select * from alerts where source_id = $1', [id]);
+    await raise(900);
+    await raise(910);
+    let [row] = await rows();
+    expect(row).to.include({ state: 'firing', source: 'heartbeat', org_id: orgA.id, rule_id: null, group_key: `heartbeat:${sourceId}:{}` });
+    expect(row.fired_at).to.deep.equal(at(900));
+    expect(row.labels).to.deep.equal({ job: 'etl', alertname: 'nightly-etl', severity: 'critical' });
+    expect(row.fingerprint).to.match(/^[0-9a-f]{16}$/);
+    await query(url, 'update alerts set ack_by = $2, ack_at = $3, firing_notified_at = $3 where id = $1', [row.id, null, at(911)]);
+    await sink.resolve({ orgId: orgA.id, source: 'heartbeat', sourceId, at: at(920) });
+    [row] = await rows();
+    expect(row.state).to.equal('resolved');
+    expect(row.resolved_at).to.deep.equal(at(920));
+    await sink.resolve({ orgId: orgA.id, source: 'heartbeat', sourceId, at: at(925) });
+    expect((await rows())[0].resolved_at).to.deep.equal(at(920));
+    await raise(930);
+    [row] = await rows();
+    expect(row).to.include({ state: 'firing', firing_notified_at: null, ack_at: null });
+    expect(row.fired_at).to.deep.equal(at(930));
+    expect(await rows()).to.have.length(1);
+
+    await raise(940, null, 'backup');
+    const [instance] = await rows('backup');
+    expect(instance).to.include({ org_id: null, source: 'instance', state: 'firing' });
+  });
+
   describe('with a second app on the same database', () => {
     let t2: TestApp;
     before(async () => {
