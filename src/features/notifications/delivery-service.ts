@@ -58,8 +58,10 @@ export class DeliveryService implements Notifier {
     const valid = wanted.filter(isUuid);
     // An org's alerts reach that org's channels only; Sentinel's own (orgId null) go to the
     // channels the operator configured, whatever their org.
-    const channels = n.orgId === null ? await this.d.channels.findAnyOrg(valid) : await this.d.channels.findMany(n.orgId, valid);
-    const skipped = wanted.filter((id) => !channels.some((c) => c.id === id));
+    const found = n.orgId === null ? await this.d.channels.findAnyOrg(valid) : await this.d.channels.findMany(n.orgId, valid);
+    // In the request's order, so the answer's ids line up with the channels asked for.
+    const channels = wanted.flatMap((id) => found.filter((c) => c.id === id));
+    const skipped = wanted.filter((id) => !found.some((c) => c.id === id));
     if (skipped.length > 0) {
       this.d.logger.warn({ org: n.orgId, group_key: n.groupKey, channels: skipped }, n.orgId ? 'notification: channels skipped (no such channel in the organization)' : 'notification: channels skipped (no such channel)');
     }
