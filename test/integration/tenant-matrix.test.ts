@@ -78,6 +78,59 @@ async function backUp(): Promise<void> {
   lastBackup = await takeBackup!();
 }
 
+/** What the alerting routes aim at, per tenant that was prepared. */
+interface AlertingOf {
+  channel: string;
+  notification: string;
+  rule: string;
+  alert: string;
+  silence: string;
+  window: string;
+  heartbeat: string;
+}
+const alerting = new Map<string, AlertingOf>();
+const alertingOf = (v: Tenant): AlertingOf => {
+  const x = alerting.get(v.org.id);
+  if (!x) throw new Error(`no alerting things prepared for ${v.org.slug}`);
+  return x;
+};
+/** One evaluation tick past every rule's first due time (set once the app runs; no background evaluation in tests). */
+let evaluateRules: (() => Promise<unknown>) | undefined;
+/**
+ * The tenant's owner makes one of each alerting thing through the API: an email channel and a
+ * test send of it (a notification and its attempt), a rule that fires on the tenant's own
+ * `b.metric` and, after one evaluation, its alert (and notification group), a silence, a
+ * maintenance window and a heartbeat. The rule names no channel, so no later tick sends
+ * anything of the tenant's while the sweeps run.
+ */
+async function makeAlerting(v: Tenant, api: ApiClient): Promise<void> {
+  if (alerting.has(v.org.id)) return;
+  const token = (await api.login(v.owner.email, v.owner.password)).access_token;
+  const at = (path: string) => `/organizations/${v.org.slug}${path}`;
+  const made = async (path: string, body: unknown): Promise<string> => {
+    const res = await api.post<{ id: string }>(at(path), token, body);
+    expect(res.status, `${path}: ${res.text}`).to.equal(201);
+    return res.body.id;
+  };
+  const ingested = await api.post(at('/telemetry'), token, { metrics: [{ name: 'b.metric', value: 1, labels: { secret: 'b' } }] });
+  expect(ingested.status, ingested.text).to.equal(202);
+  const channel = await made('/channels', { name: 'pager', type: 'email', config: { to: ['pager@example.test'] } });
+  const sent = await api.post<{ notification_id: string }>(at(`/channels/${channel}/test`), token);
+  expect(sent.status, sent.text).to.equal(200);
+  const rule = await made('/alert-rules', { name: 'b.metric up', kind: 'threshold', query: { name: 'b.metric', agg: 'max', window: '1h' }, op: '>', threshold: 0, interval: '1m', severity: 'critical' });
+  await evaluateRules!();
+  const alerts = await api.get<{ items: { id: string; state: string }[] }>(at(`/alerts?rule_id=${rule}`), token);
+  expect(alerts.status, alerts.text).to.equal(200);
+  const alert = alerts.body.items.find((a) => a.state === 'firing')?.id;
+  expect(alert, `a firing alert of ${v.org.slug}: ${alerts.text}`).to.be.a('string');
+  const silence = await made('/silences', { matchers: [{ name: 'alertname', op: '=', value: 'deploy' }], ends_at: new Date(Date.now() + 3_600_000).toISOString(), comment: 'deploy' });
+  const window = await made('/maintenance-windows', { name: 'nightly', matchers: [{ name: 'severity', op: '=', value: 'info' }], weekdays: [1, 2, 3, 4, 5, 6, 7], start: '02:00', end: '03:00', time_zone: 'UTC' });
+  const heartbeat = await made('/heartbeats', { name: 'nightly-backup', period: '1d', grace: '1h' });
+  alerting.set(v.org.id, { channel, notification: sent.body.notification_id, rule, alert: alert!, silence, window, heartbeat });
+}
+const org = (v: Tenant) => ({ org: v.org.slug });
+const own = (v: Tenant, thing: keyof AlertingOf) => ({ org: v.org.slug, id: alertingOf(v)[thing] });
+
 /**
  * How to aim each route with a path parameter at a tenant, keyed by `METHOD path`. Every body is
  * one the route accepts (the control proves it), so that only tenancy can refuse it.
@@ -89,6 +142,7 @@ async function backUp(): Promise<void> {
  */
 const NOT_TENANT_ROUTES: Record<string, string> = {
   'POST /admin/jobs/{name}/run': 'a job name is public; non-superadmins get 403',
+  'POST /heartbeats/{token}': 'the unguessable token is the credential (no other auth): whoever holds it may ping; an unknown token is 404 (heartbeats.test.ts)',
 };
 const CROSS_TENANT: Record<string, Entry> = {
   'GET /organizations/{org}': { requests: (v) => [{ params: { org: v.org.slug } }], control: { as: 'owner', status: 200 } },
@@ -163,6 +217,75 @@ const CROSS_TENANT: Record<string, Entry> = {
   // Invitations belong to their invitee: "B's invitation" is B's org inviting B's outsider.
   'POST /auth/invitations/{id}/accept': { prepare: invite, requests: (v) => [{ params: { id: invitationOf(v) } }], control: { as: 'invitee', status: 200 } },
   'POST /auth/invitations/{id}/decline': { prepare: invite, requests: (v) => [{ params: { id: invitationOf(v) } }], control: { as: 'invitee', status: 204 } },
+  // Alerting (channels and the delivery log, rules and alerts, silences, maintenance windows, heartbeats).
+  'GET /organizations/{org}/channels': { requests: (v) => [{ params: org(v) }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/channels': {
+    requests: (v) => [{ params: org(v), body: { name: 'planted', type: 'email', config: { to: ['planted@example.test'] } } }],
+    control: { as: 'owner', status: 201 },
+  },
+  'GET /organizations/{org}/channels/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'channel') }], control: { as: 'owner', status: 200 } },
+  'PATCH /organizations/{org}/channels/{id}': {
+    prepare: makeAlerting,
+    requests: (v) => [{ params: own(v, 'channel'), body: { name: 'hijacked', config: { to: ['planted@example.test'] } } }],
+    control: { as: 'owner', status: 200 },
+  },
+  'DELETE /organizations/{org}/channels/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'channel') }], control: { as: 'owner', status: 204 } },
+  'POST /organizations/{org}/channels/{id}/test': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'channel') }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/notifications': { requests: (v) => [{ params: org(v) }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/notifications/{id}/resend': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'notification') }], control: { as: 'owner', status: 202 } },
+  'GET /organizations/{org}/alert-rules': { requests: (v) => [{ params: org(v) }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/alert-rules': {
+    requests: (v) => [{ params: org(v), body: { name: 'planted', kind: 'threshold', query: { name: 'b.metric', agg: 'avg', window: '5m' }, op: '<', threshold: 1e9, interval: '1m', severity: 'info' } }],
+    control: { as: 'owner', status: 201 },
+  },
+  'GET /organizations/{org}/alert-rules/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'rule') }], control: { as: 'owner', status: 200 } },
+  'PATCH /organizations/{org}/alert-rules/{id}': {
+    prepare: makeAlerting,
+    requests: (v) => [{ params: own(v, 'rule'), body: { enabled: false, threshold: 1e9 } }],
+    control: { as: 'owner', status: 200 },
+  },
+  'DELETE /organizations/{org}/alert-rules/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'rule') }], control: { as: 'owner', status: 204 } },
+  'POST /organizations/{org}/alert-rules/{id}/preview': {
+    prepare: makeAlerting,
+    requests: (v) => [{ params: own(v, 'rule'), query: { start: String(Date.now() - 3_600_000), end: String(Date.now()) } }],
+    control: { as: 'owner', status: 200 },
+  },
+  'GET /organizations/{org}/alerts': { requests: (v) => [{ params: org(v) }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/alerts/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'alert') }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/alerts/{id}/ack': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'alert'), body: { comment: 'mine now' } }], control: { as: 'owner', status: 200 } },
+  'GET /organizations/{org}/silences': { requests: (v) => [{ params: org(v) }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/silences': {
+    requests: (v) => [{ params: org(v), body: { matchers: [{ name: 'alertname', op: '=~', value: '.+' }], ends_at: new Date(Date.now() + 86_400_000).toISOString(), comment: 'planted' } }],
+    control: { as: 'owner', status: 201 },
+  },
+  'GET /organizations/{org}/silences/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'silence') }], control: { as: 'owner', status: 200 } },
+  'PATCH /organizations/{org}/silences/{id}': {
+    prepare: makeAlerting,
+    requests: (v) => [{ params: own(v, 'silence'), body: { matchers: [{ name: 'alertname', op: '=~', value: '.+' }], comment: 'hijacked' } }],
+    control: { as: 'owner', status: 200 },
+  },
+  'DELETE /organizations/{org}/silences/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'silence') }], control: { as: 'owner', status: 204 } },
+  'GET /organizations/{org}/maintenance-windows': { requests: (v) => [{ params: org(v) }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/maintenance-windows': {
+    requests: (v) => [{ params: org(v), body: { name: 'planted', matchers: [{ name: 'severity', op: '=~', value: '.+' }], weekdays: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '00:00', time_zone: 'UTC' } }],
+    control: { as: 'owner', status: 201 },
+  },
+  'GET /organizations/{org}/maintenance-windows/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'window') }], control: { as: 'owner', status: 200 } },
+  'PATCH /organizations/{org}/maintenance-windows/{id}': {
+    prepare: makeAlerting,
+    requests: (v) => [{ params: own(v, 'window'), body: { matchers: [{ name: 'severity', op: '=~', value: '.+' }], start: '00:00', end: '00:00' } }],
+    control: { as: 'owner', status: 200 },
+  },
+  'DELETE /organizations/{org}/maintenance-windows/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'window') }], control: { as: 'owner', status: 204 } },
+  'GET /organizations/{org}/heartbeats': { requests: (v) => [{ params: org(v) }], control: { as: 'owner', status: 200 } },
+  'POST /organizations/{org}/heartbeats': { requests: (v) => [{ params: org(v), body: { name: 'planted', period: '1s', grace: '1s' } }], control: { as: 'owner', status: 201 } },
+  'GET /organizations/{org}/heartbeats/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'heartbeat') }], control: { as: 'owner', status: 200 } },
+  'PATCH /organizations/{org}/heartbeats/{id}': {
+    prepare: makeAlerting,
+    requests: (v) => [{ params: own(v, 'heartbeat'), body: { period: '1s', grace: '1s' } }],
+    control: { as: 'owner', status: 200 },
+  },
+  'DELETE /organizations/{org}/heartbeats/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'heartbeat') }], control: { as: 'owner', status: 204 } },
 };
 
 /**
@@ -252,6 +375,9 @@ describe('cross-tenant matrix (generated from the route table)', () => {
     );
     // Refusals are counted in memory and written by a timer: write them now.
     await s.rejections.flush();
+    // And one of each alerting thing (channel, notification and attempt, rule, alert and its group, silence, maintenance window, heartbeat).
+    evaluateRules = () => s.alertEngine.tick(new Date(Date.now() + 61_000));
+    await makeAlerting(B, api);
   });
   after(async () => {
     await t?.stop();

@@ -26,6 +26,17 @@ export const TENANT_ROWS: Record<string, { column: string; by: 'org' | 'members'
   reports: { column: 'org_id', by: 'org' },
   mail_log: { column: 'org_id', by: 'org' },
   heartbeats: { column: 'org_id', by: 'org' },
+  notification_channels: { column: 'org_id', by: 'org' },
+  notifications: { column: 'org_id', by: 'org' },
+  notification_attempts: { column: 'org_id', by: 'org' },
+  alert_rules: { column: 'org_id', by: 'org' },
+  silences: { column: 'org_id', by: 'org' },
+  maintenance_windows: { column: 'org_id', by: 'org' },
+  // org_id is nullable in these two: a row without one is Sentinel's own (instance-level) alert
+  // or its group, which belongs to no tenant (only superadmins and alerts.instance_channels see
+  // it); a tenant's rows are exactly those with its org_id.
+  alerts: { column: 'org_id', by: 'org' },
+  alert_groups: { column: 'org_id', by: 'org' },
 };
 
 /** Tables that hold no tenant data (say why when adding one). */
