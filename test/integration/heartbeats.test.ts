@@ -202,9 +202,24 @@ describe('heartbeats', function () {
     expect((await t.api.raw('GET', `/api/v1${path}`)).status).to.equal(405);
     expect((await t.api.raw('POST', `/api/v1${path}/extra`)).status).to.equal(404);
 
+    // A rotation: the old token is refused at once, the new one pings.
+    at += 1000;
+    const rotated = await t.api.post<Hb>(`${base()}/${hb.id}/rotate-token`, editorA);
+    expect(rotated.status, rotated.text).to.equal(200);
+    expect(rotated.body.token).to.match(/^hb_[A-Za-z0-9_-]{43}$/).and.not.equal(hb.token);
+    expect(rotated.body).to.include({ id: hb.id, state: 'up' });
+    expectProblem(await t.api.post(path, null), 404, 'the rotated-out token');
+    expect((await t.api.post(`/heartbeats/${rotated.body.token}`, null)).status, 'the new token').to.equal(200);
+    expectProblem(await t.api.post(`${base()}/${hb.id}/rotate-token`, viewerA), 403, 'a viewer rotating');
+    expectProblem(await t.api.post(`/organizations/${orgB.slug}/heartbeats/${hb.id}/rotate-token`, editorB), 404, "B rotating A's token");
+
     expect(t.logs.text).to.include('"route":"/heartbeats/{token}"');
     expect(t.logs.text).to.include('/heartbeats/{token}/extra');
     expect(t.logs.text, 'the token in a log line').to.not.include(hb.token);
+    expect(t.logs.text, 'the new token in a log line').to.not.include(rotated.body.token);
+    const audit = await query<{ details: unknown }>(url, "select details from audit_log where target_id = $1 and action = 'heartbeat.rotate_token'", [hb.id]);
+    expect(audit).to.have.length(1);
+    expect(JSON.stringify(audit)).to.not.include(rotated.body.token);
   });
 
   it('a missed ping fires its alert (once), a late ping resolves it', async () => {

@@ -55,6 +55,9 @@ interface RouteRules {
   userTokenOnly?: boolean;
 }
 
+/** A valid alert rule (alert-rules routes' cases). */
+const ALERT_RULE = { name: 'cpu', kind: 'threshold', query: { name: 'cpu', agg: 'avg', window: 60 }, op: '>', threshold: 80, interval: 60, severity: 'warning' } as const;
+
 /** Every mutating route under /organizations/{org}, keyed by `METHOD path`. */
 const MUTATIONS: Record<string, RouteRules> = {
   'POST /organizations/{org}/telemetry': {
@@ -153,6 +156,65 @@ const MUTATIONS: Record<string, RouteRules> = {
         perms: ['alert.write'],
         status: 204,
         request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.heartbeats.create(SYSTEM_ACTOR, o.org.slug, { name: 'hb', period: 60, grace: 5 })).id } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/heartbeats/{id}/rotate-token': {
+    cases: [
+      {
+        label: "rotate a heartbeat's token",
+        perms: ['alert.write'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.heartbeats.create(SYSTEM_ACTOR, o.org.slug, { name: 'hb', period: 60, grace: 5 })).id } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/alert-rules': {
+    cases: [{ label: 'create an alert rule', perms: ['alert.write'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: ALERT_RULE }) }],
+  },
+  'PATCH /organizations/{org}/alert-rules/{id}': {
+    cases: [
+      {
+        label: 'change an alert rule',
+        perms: ['alert.write'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.alertRules.create(SYSTEM_ACTOR, o.org.slug, ALERT_RULE)).id }, body: { threshold: 90 } }),
+      },
+    ],
+  },
+  'DELETE /organizations/{org}/alert-rules/{id}': {
+    cases: [
+      {
+        label: 'delete an alert rule',
+        perms: ['alert.write'],
+        status: 204,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.alertRules.create(SYSTEM_ACTOR, o.org.slug, ALERT_RULE)).id } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/alert-rules/{id}/preview': {
+    cases: [
+      {
+        label: 'preview an alert rule (the last hour; writes nothing)',
+        perms: ['alert.read'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.alertRules.create(SYSTEM_ACTOR, o.org.slug, ALERT_RULE)).id } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/alerts/{id}/ack': {
+    cases: [
+      {
+        label: 'acknowledge a firing alert',
+        perms: ['alert.write'],
+        status: 200,
+        request: async (o, s) => {
+          // A no_data rule over a metric the org never sent fires at its first evaluation.
+          const rule = await s.alertRules.create(SYSTEM_ACTOR, o.org.slug, { name: 'silent', kind: 'no_data', query: { name: 'never_sent', window: 60 }, interval: 60, severity: 'info' });
+          await s.alertEngine.tick(new Date(Date.now() + 120_000));
+          const [alert] = (await s.alerts.list(SYSTEM_ACTOR, o.org.slug, { rule_id: rule.id, state: 'firing' })).items;
+          return { params: { org: o.org.slug, id: alert.id }, body: { comment: 'on it' } };
+        },
       },
     ],
   },

@@ -74,6 +74,15 @@ export class HeartbeatsRepository {
     return row as HeartbeatRow | undefined;
   }
 
+  /** A new token: the old one stops working at once (its hash no longer matches a row). */
+  async setToken(orgId: string, id: string, token: { token_hash: string; token_sealed: string }, at: Date): Promise<HeartbeatRow | undefined> {
+    const [row] = await this.knex<HeartbeatRow>(TABLE)
+      .where({ org_id: orgId, id })
+      .update({ ...token, updated_at: at })
+      .returning('*');
+    return row as HeartbeatRow | undefined;
+  }
+
   /** The ping: the token decides the org, so this lookup is by its hash across orgs (unique). */
   async findByTokenHash(hash: string): Promise<HeartbeatRow | undefined> {
     return this.knex<HeartbeatRow>(TABLE).where({ token_hash: hash }).first();

@@ -98,6 +98,22 @@ export function registerHeartbeatRoutes(registry: ApiRegistry, heartbeats: Heart
 
   registry.route({
     method: 'post',
+    path: '/organizations/{org}/heartbeats/{id}/rotate-token',
+    operationId: 'rotateHeartbeatToken',
+    summary: 'Give a heartbeat a new ping token; the old one is refused (404) from now on (editors and above; API keys with the write scope)',
+    tags: TAGS,
+    auth: 'any',
+    permission: 'alert.write',
+    params: IdParams,
+    responses: { 200: { description: 'The heartbeat with its new token and ping_url.', schema: HeartbeatSchema }, 403: FORBIDDEN, 404: NOT_FOUND },
+    handler: async (ctx, { params }) => {
+      ctx.body = await heartbeats.rotateToken(actorOf(ctx), params.org, params.id, metaOf(ctx));
+      noStore(ctx);
+    },
+  });
+
+  registry.route({
+    method: 'post',
     path: '/heartbeats/{token}',
     operationId: 'pingHeartbeat',
     summary: 'Ping a heartbeat (no other credential: the token is one); a ping of a missed heartbeat resolves its alert',

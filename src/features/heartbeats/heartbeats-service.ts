@@ -26,6 +26,8 @@ export const TOKEN_PREFIX = 'hb_';
 /** Pings per second a heartbeat takes, sustained (a cron job pings once a minute at most; a loop gone wild is cut off). */
 const PINGS_PER_SECOND = 1;
 const validCreate = compile(CreateHeartbeatBody);
+/** `hb_` + 32 random bytes (256 bits), base64url. */
+const newToken = (): string => TOKEN_PREFIX + randomToken(32);
 const validUpdate = compile(UpdateHeartbeatBody);
 
 export interface HeartbeatsDeps {
@@ -81,7 +83,7 @@ export class HeartbeatsService {
     const org = await this.d.orgs.require(actor, slug, 'alert.write');
     input = validCreate(input);
     const fields = await this.fields(org.id, input);
-    const token = TOKEN_PREFIX + randomToken(32);
+    const token = newToken();
     const now = this.clock.now();
     const row = await this.unique(fields.name!, () =>
       this.d.repo.insert(
@@ -93,8 +95,7 @@ export class HeartbeatsService {
           channels: fields.channels ?? [],
           labels: fields.labels ?? {},
           severity: fields.severity ?? 'critical',
-          token_hash: sha256(token),
-          token_sealed: this.d.box.seal(token),
+          ...this.stored(token),
           // Never pinged: missed one period and grace after its creation.
           due_at: new Date(now.getTime() + fields.period_ms! + fields.grace_ms!),
           created_by: actor.kind === 'user' ? actor.userId : null,
@@ -114,6 +115,15 @@ export class HeartbeatsService {
     const row = await this.unique(patch.name ?? '', () => this.d.repo.update(org.id, id, patch, this.clock.now()));
     if (!row) throw notFound('heartbeat');
     await this.record(actor, 'heartbeat.update', row, meta);
+    return this.present(row);
+  }
+
+  /** A new ping token (a leaked one is useless from now on); the heartbeat's state and timing are kept. */
+  async rotateToken(actor: Actor, slug: string, id: string, meta: RequestMeta = {}): Promise<Heartbeat> {
+    const org = await this.d.orgs.require(actor, slug, 'alert.write');
+    const row = isUuid(id) ? await this.d.repo.setToken(org.id, id, this.stored(newToken()), this.clock.now()) : undefined;
+    if (!row) throw notFound('heartbeat');
+    await this.record(actor, 'heartbeat.rotate_token', row, meta);
     return this.present(row);
   }
 
@@ -234,6 +244,10 @@ export class HeartbeatsService {
     }
     if (errors.length) throw validationError(errors);
     return patch;
+  }
+
+  private stored(token: string): { token_hash: string; token_sealed: string } {
+    return { token_hash: sha256(token), token_sealed: this.d.box.seal(token) };
   }
 
   private async unique<T>(name: string, write: () => Promise<T>): Promise<T> {
