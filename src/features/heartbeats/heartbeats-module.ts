@@ -51,7 +51,7 @@ export const heartbeatsModule = defineModule({
       log: logger,
     });
     const instanceChecks = new InstanceChecks({ jobs: kits.jobs, alerts: needs.alertSink, repo, channels: config.alerts.instance_channels, clock });
-    registerInstanceCheckMetrics(kits.metrics, repo);
+    registerInstanceCheckMetrics(kits.metrics, repo, logger);
     const loop = new MissedCheckLoop(() => heartbeats.check(clock.now()), config.alerts.tick_ms, logger);
     const looping = kits.daemon && config.alerts.enabled;
     return {

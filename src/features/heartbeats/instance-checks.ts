@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { AlertSink } from '../../core/alerting.js';
 import { systemClock, type Clock } from '../../core/clock.js';
@@ -123,14 +124,22 @@ export class InstanceChecks {
 }
 
 /** `sentinel_instance_alert_firing{check}`: read at scrape from the alerts table, so every instance on the database shows the same. */
-export function registerInstanceCheckMetrics(registry: Registry, repo: HeartbeatsRepository): void {
+export function registerInstanceCheckMetrics(registry: Registry, repo: HeartbeatsRepository, logger: Pick<Logger, 'warn'>): void {
   new Gauge({
     name: 'sentinel_instance_alert_firing',
     help: "1 while Sentinel's own alert fires: check=backup (no successful backup within twice its period), check=restore-drill (the newest drill failed).",
     labelNames: ['check'],
     registers: [registry],
     async collect() {
-      const firing = new Set(await repo.firingInstanceChecks());
+      this.reset();
+      let firing: Set<string>;
+      try {
+        firing = new Set(await repo.firingInstanceChecks());
+      } catch (err) {
+        // A scrape must not fail because the database is away: the series are left out.
+        logger.warn({ err }, 'instance check metrics: could not read the alerts table');
+        return;
+      }
       for (const check of INSTANCE_CHECKS) this.set({ check }, firing.has(check) ? 1 : 0);
     },
   });
