@@ -153,7 +153,7 @@ export const ConfigSchema = Obj(
         ),
         allow_private_networks: Type.Boolean({
           description:
-            'Let webhook and Slack channels reach loopback, link-local and private addresses (and redirects into them). false: refused when a channel is saved and again when it sends.',
+            'Let webhook and Slack channels reach loopback and private addresses (and redirects into them). false: refused when a channel is saved and again when it sends. Link-local addresses (169.254.0.0/16, fe80::/10) are refused always.',
         }),
         timeout_ms: Millis('Timeout of one delivery attempt (connect, send, answer) of a webhook or Slack notification.'),
         max_attempts: Type.Integer({ minimum: 1, maximum: 50, description: 'Delivery attempts of one notification before it is recorded as failed (exponential backoff between them).' }),
