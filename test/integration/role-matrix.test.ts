@@ -58,6 +58,9 @@ interface RouteRules {
 /** A valid alert rule (alert-rules routes' cases). */
 const ALERT_RULE = { name: 'cpu', kind: 'threshold', query: { name: 'cpu', agg: 'avg', window: 60 }, op: '>', threshold: 80, interval: 60, severity: 'warning' } as const;
 
+/** A valid notification channel (channel routes' cases). */
+const EMAIL_CHANNEL = { name: 'ops', type: 'email', config: { to: ['a@example.test'] } } as const;
+
 /** Every mutating route under /organizations/{org}, keyed by `METHOD path`. */
 const MUTATIONS: Record<string, RouteRules> = {
   'POST /organizations/{org}/telemetry': {
@@ -214,6 +217,53 @@ const MUTATIONS: Record<string, RouteRules> = {
           await s.alertEngine.tick(new Date(Date.now() + 120_000));
           const [alert] = (await s.alerts.list(SYSTEM_ACTOR, o.org.slug, { rule_id: rule.id, state: 'firing' })).items;
           return { params: { org: o.org.slug, id: alert.id }, body: { comment: 'on it' } };
+        },
+      },
+    ],
+  },
+  // Email channels: no URL, so no traffic (mail is not configured here: a test answers ok false).
+  'POST /organizations/{org}/channels': {
+    cases: [{ label: 'create a channel', perms: ['channel.manage'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: EMAIL_CHANNEL }) }],
+  },
+  'PATCH /organizations/{org}/channels/{id}': {
+    cases: [
+      {
+        label: 'change a channel',
+        perms: ['channel.manage'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.channels.create(SYSTEM_ACTOR, o.org.slug, EMAIL_CHANNEL)).id }, body: { config: { to: ['b@example.test'] } } }),
+      },
+    ],
+  },
+  'DELETE /organizations/{org}/channels/{id}': {
+    cases: [
+      {
+        label: 'delete a channel',
+        perms: ['channel.manage'],
+        status: 204,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.channels.create(SYSTEM_ACTOR, o.org.slug, EMAIL_CHANNEL)).id } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/channels/{id}/test': {
+    cases: [
+      {
+        label: 'test a channel',
+        perms: ['channel.manage'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.channels.create(SYSTEM_ACTOR, o.org.slug, EMAIL_CHANNEL)).id } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/notifications/{id}/resend': {
+    cases: [
+      {
+        label: 'resend a notification',
+        perms: ['channel.manage'],
+        status: 202,
+        request: async (o, s) => {
+          const channel = await s.channels.create(SYSTEM_ACTOR, o.org.slug, EMAIL_CHANNEL);
+          return { params: { org: o.org.slug, id: (await s.channels.test(SYSTEM_ACTOR, o.org.slug, channel.id)).notification_id } };
         },
       },
     ],
