@@ -123,3 +123,35 @@ export interface AlertSink {
   /** Resolves it if it fires (a resolved notification is sent once); nothing otherwise. */
   resolve(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'at'>): Promise<void>;
 }
+
+/**
+ * One organization's alerting figures for one UTC day, the alerting section of its daily report.
+ * Provided by alerts as `alertingSummary`; the reports feature (which may not read alerting's
+ * tables) depends on this interface only, and its report schema has the same shape.
+ */
+export interface AlertingSummary {
+  /** False when the org has neither alert rules nor notification channels (the figures are then zero). */
+  configured: boolean;
+  /** Why a section is empty, e.g. "alerting not configured". */
+  note: string | null;
+  alerts: {
+    /** Alerts that started firing that day. */
+    fired: number;
+    /** Alerts resolved that day. */
+    resolved: number;
+    items: { rule: string; severity: string; fired_at: string; resolved_at: string | null; duration_seconds: number | null }[];
+  };
+  response: { acknowledged: number; mean_time_to_acknowledge_seconds: number | null; mean_time_to_resolve_seconds: number | null };
+  notifications: {
+    /** Delivery attempts that succeeded. */
+    deliveries: number;
+    /** Delivery attempts that failed. */
+    failures: number;
+    by_channel: { channel: string; type: string; deliveries: number; failures: number }[];
+  };
+}
+
+export interface AlertingSummarySource {
+  /** `date` is YYYY-MM-DD (UTC). */
+  daily(orgId: string, date: string): Promise<AlertingSummary>;
+}

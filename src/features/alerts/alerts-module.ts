@@ -4,7 +4,9 @@ import type { OrgAccess } from '../../core/authorize.js';
 import { defineModule } from '../feature-module.js';
 import { AlertEvaluator } from './alert-evaluator.js';
 import { AlertSinkService } from './alert-sink.js';
-import { groupKeyOf, type NotificationPolicy } from './alert-types.js';
+import type { NotificationPolicy } from './alert-types.js';
+import { AlertGroupsRepository } from './alert-groups-repository.js';
+import { AlertingSummaryReader } from './alerting-summary.js';
 import { AlertsRepository } from './alerts-repository.js';
 import { AlertRulesRepository } from './alert-rules-repository.js';
 import { registerAlertRuleRoutes } from './alert-rules-routes.js';
@@ -13,6 +15,13 @@ import { AlertsReadRepository } from './alerts-read-repository.js';
 import { registerAlertRoutes } from './alerts-routes.js';
 import { AlertsService } from './alerts-service.js';
 import { rulePreviewer } from './rule-preview.js';
+import { MaintenanceWindowsRepository } from './maintenance-windows-repository.js';
+import { registerMaintenanceWindowRoutes } from './maintenance-windows-routes.js';
+import { MaintenanceWindowsService } from './maintenance-windows-service.js';
+import { NotificationPolicyService, silenceCheck, suppressionSource } from './notification-policy.js';
+import { SilencesRepository } from './silences-repository.js';
+import { registerSilenceRoutes } from './silences-routes.js';
+import { SilencesService } from './silences-service.js';
 
 interface AlertsNeeds {
   orgAccess: OrgAccess;
@@ -22,24 +31,30 @@ interface AlertsNeeds {
   channelDirectory: ChannelDirectory;
 }
 
-/** Until the notification policy is wired: groups are keyed, nothing is sent. */
-const NO_POLICY: NotificationPolicy = {
-  touch: async (s) => groupKeyOf(s.source, s.sourceId, s.groupLabels),
-  flushDue: async () => 0,
-};
-
 /** Alert rules, their evaluation and state, silences, maintenance windows, acknowledgements and notification grouping. */
 export const alertsModule = defineModule({
   name: 'alerts',
   requires: ['orgAccess', 'auditSink', 'alertQuery', 'notifier', 'channelDirectory'],
-  provides: ['alertSink'],
+  provides: ['alertSink', 'alertingSummary'],
   build(kits, needs: AlertsNeeds) {
     const { config, logger, clock } = kits;
     const knex = kits.db.knex;
     const alertsRepo = new AlertsRepository(knex);
 
     // The notification policy: grouping, silences, maintenance windows, acks, repeat.
-    const policy: NotificationPolicy = NO_POLICY;
+    const silencesRepo = new SilencesRepository(knex);
+    const windowsRepo = new MaintenanceWindowsRepository(knex);
+    const suppression = suppressionSource(silencesRepo, windowsRepo);
+    const policy: NotificationPolicy = new NotificationPolicyService({
+      groups: new AlertGroupsRepository(knex),
+      suppression,
+      notifier: needs.notifier,
+      externalUrl: config.alerts.external_url || `http://${config.http.host}:${config.http.port}`,
+      logger,
+    });
+    const silences = new SilencesService(silencesRepo, needs.orgAccess, needs.auditSink, clock);
+    const maintenanceWindows = new MaintenanceWindowsService(windowsRepo, needs.orgAccess, needs.auditSink, clock);
+    const alertingSummary = new AlertingSummaryReader(knex);
 
     const alertEngine = new AlertEvaluator(
       alertsRepo,
@@ -63,17 +78,18 @@ export const alertsModule = defineModule({
       policy,
       clock,
     });
-    // TODO(lead): silences: the policy's SilenceCheck once it exists (until then `silenced` is false).
-    const alerts = new AlertsService({ repo: new AlertsReadRepository(knex), orgs: needs.orgAccess, audit: needs.auditSink, clock });
+    const alerts = new AlertsService({ repo: new AlertsReadRepository(knex), orgs: needs.orgAccess, audit: needs.auditSink, clock, silences: silenceCheck(suppression) });
 
     // Evaluation runs in the daemon only, and only where alerts.enabled (another instance may do it).
     const evaluating = kits.daemon && config.alerts.enabled;
     return {
-      provides: { alertSink },
-      services: { alertEngine, alertSink, alertRules, alerts },
+      provides: { alertSink, alertingSummary },
+      services: { alertEngine, alertSink, alertRules, alerts, silences, maintenanceWindows, notificationPolicy: policy, alertingSummary },
       routes: (registry) => {
         registerAlertRuleRoutes(registry, alertRules);
         registerAlertRoutes(registry, alerts);
+        registerSilenceRoutes(registry, silences);
+        registerMaintenanceWindowRoutes(registry, maintenanceWindows);
       },
       start: evaluating ? [{ name: 'alert evaluation', timeoutMs: 1000, run: async () => alertEngine.start() }] : [],
       // Waits for a running tick, so no evaluation writes after the database closes.

@@ -1,4 +1,5 @@
 import type { Actor } from '../../core/actor.js';
+import type { AlertingSummary, AlertingSummarySource } from '../../core/alerting.js';
 import type { AlertingSection } from './reports-schemas.js';
 
 /*
@@ -10,12 +11,15 @@ import type { AlertingSection } from './reports-schemas.js';
 export type { TelemetryStats as TelemetryDayStats } from '../../core/telemetry-stats.js';
 
 /**
- * The alerting sections of a report. The alerting feature will provide one (and the reports
- * module will then require it by name); until then NO_ALERTING answers with empty sections.
+ * The alerting sections of a report: the alerts feature's day figures (provided as
+ * `alertingSummary`), one definition in core. NO_ALERTING answers with empty sections (tests of
+ * rendering use it).
  */
-export interface AlertingSummarySource {
-  daily(orgId: string, date: string): Promise<AlertingSection>;
-}
+export type { AlertingSummarySource } from '../../core/alerting.js';
+
+// The report schema's section and core's summary are the same shape (checked at compile time).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const ALERTING_SHAPE_MATCHES: Same<AlertingSection, AlertingSummary> = true;
 
 export const NO_ALERTING: AlertingSummarySource = {
   daily: async () => ({

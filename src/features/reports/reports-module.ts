@@ -1,8 +1,9 @@
+import type { AlertingSummarySource } from '../../core/alerting.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import type { Mailer } from '../../core/mail.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
 import { printDailyReports, runDailyReports, type DailyReportResult } from './daily-report-job.js';
-import { NO_ALERTING, type MemberDirectory, type OrgList, type TelemetryDayStats } from './report-sources.js';
+import type { MemberDirectory, OrgList, TelemetryDayStats } from './report-sources.js';
 import { ReportsRepository } from './reports-repository.js';
 import { registerReportRoutes } from './reports-routes.js';
 import { ReportsService } from './reports-service.js';
@@ -24,12 +25,14 @@ const dailyReportJob: JobSpec<ReportsServices, DailyReportResult> = {
 /** Daily reports per organization: stored once, downloadable as JSON, CSV and HTML, mailed by the daily-report job. */
 export const reportsModule = defineModule({
   name: 'reports',
-  requires: ['orgAccess', 'orgLimits', 'orgMembership', 'telemetryStats', 'mailer'],
+  requires: ['orgAccess', 'orgLimits', 'orgMembership', 'telemetryStats', 'mailer', 'alertingSummary'],
   provides: [],
   jobs: [dailyReportJob],
-  build(kits, needs: { orgAccess: OrgAccess; orgLimits: OrgList; orgMembership: MemberDirectory; telemetryStats: TelemetryDayStats; mailer: Mailer }) {
-    // The alerting feature will provide its own source (and this module will require it by name).
-    const reports = new ReportsService({ repo: new ReportsRepository(kits.db.knex), orgs: needs.orgAccess, telemetry: needs.telemetryStats, alerting: NO_ALERTING });
+  build(
+    kits,
+    needs: { orgAccess: OrgAccess; orgLimits: OrgList; orgMembership: MemberDirectory; telemetryStats: TelemetryDayStats; mailer: Mailer; alertingSummary: AlertingSummarySource },
+  ) {
+    const reports = new ReportsService({ repo: new ReportsRepository(kits.db.knex), orgs: needs.orgAccess, telemetry: needs.telemetryStats, alerting: needs.alertingSummary });
     const dailyReports = {
       run: (signal?: AbortSignal) => runDailyReports({ reports, orgs: needs.orgLimits, members: needs.orgMembership, mailer: needs.mailer }, signal),
     };
