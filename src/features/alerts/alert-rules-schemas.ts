@@ -175,8 +175,8 @@ export type Rule = Static<typeof RuleSchema>;
 
 export const PreviewQuery = Type.Object(
   {
-    start: Type.String({ minLength: 1, maxLength: 64, description: 'RFC 3339 or Unix epoch milliseconds: the first evaluation.' }),
-    end: Type.String({ minLength: 1, maxLength: 64, description: 'RFC 3339 or Unix epoch milliseconds: no evaluation after it.' }),
+    start: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'RFC 3339 or Unix epoch milliseconds: the first evaluation. Default: an hour before end.' })),
+    end: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'RFC 3339 or Unix epoch milliseconds: no evaluation after it. Default: now.' })),
   },
   { additionalProperties: false },
 );
@@ -191,7 +191,7 @@ export const PreviewSchema = Type.Object({
       labels: StringMap,
       value: Type.Union([Type.Number(), Type.Null()]),
     }),
-    { description: 'Every change of state of every alert instance, in time order.' },
+    { description: 'Every change of state of every alert instance, in time order (the first 10,000; the counts cover all).' },
   ),
   fired: Type.Integer({ minimum: 0, description: 'Times an alert started firing.' }),
   resolved: Type.Integer({ minimum: 0, description: 'Times a firing alert resolved.' }),

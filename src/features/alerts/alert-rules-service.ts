@@ -164,8 +164,8 @@ export class AlertRulesService {
     const org = await this.d.orgs.require(actor, orgSlug, 'alert.read');
     input = validPreview(input);
     const rule = await this.find(org.id, id);
-    const startMs = parseTime('start', input.start);
-    const endMs = parseTime('end', input.end);
+    const endMs = input.end === undefined ? this.clock.now().getTime() : parseTime('end', input.end);
+    const startMs = input.start === undefined ? endMs - 3_600_000 : parseTime('start', input.start);
     if (startMs > endMs) throw validationError([{ path: 'query/start', message: 'must not be after end' }]);
     const steps = Math.floor((endMs - startMs) / rule.interval_ms) + 1;
     if (steps > this.d.previewMaxSteps) {

@@ -6,6 +6,9 @@ import type { AlertRow, RuleRow } from './alert-types.js';
 import { evaluateCondition, fingerprintOf, type ConditionResult } from './rule-condition.js';
 import { RULE_RECORD_FINGERPRINT, planRuleEvaluation } from './rule-evaluation.js';
 
+/** Transitions listed at most (the first ones); the counts cover all of them. Bounds the answer of a rule with many instances. */
+export const MAX_PREVIEW_TRANSITIONS = 10_000;
+
 /** Reads in flight at once: a preview of thousands of steps should neither hold the pool nor wait for each read in turn. */
 const READ_AHEAD = 8;
 
@@ -68,7 +71,7 @@ export function rulePreviewer(source: AlertQuerySource): RulePreviewer {
         for (const t of plan.transitions) {
           const fp = fingerprintOf(t.labels);
           changed.add(fp);
-          out.transitions.push({ at: now.toISOString(), state: t.transition.to, labels: t.labels, value: t.value });
+          if (out.transitions.length < MAX_PREVIEW_TRANSITIONS) out.transitions.push({ at: now.toISOString(), state: t.transition.to, labels: t.labels, value: t.value });
           if (t.transition.to === 'firing') {
             out.fired++;
             out.notifications++;
