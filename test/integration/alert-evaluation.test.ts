@@ -239,10 +239,10 @@ describe('alert evaluation', function () {
 
   it('alert sink: raise fires once (idempotent), resolve resolves, a new raise is a new episode; instance-level alerts have no org', async () => {
     const sink = t.app.services.alertSink;
-    const sourceId = randomUUID();
-    const raise = (s: number, orgId: string | null = orgA.id, id = sourceId) =>
+    const sourceId: string = randomUUID();
+    const raise = (s: number, orgId: string | null = orgA.id, id: string = sourceId) =>
       sink.raise({ orgId, source: orgId ? 'heartbeat' : 'instance', sourceId: id, name: 'nightly-etl', severity: 'critical', labels: { job: 'etl' }, annotations: { summary: 'missed' }, channelIds: [], at: at(s) });
-    const rows = (id = sourceId) => query<AlertRow>(url, 'select * from alerts where source_id = $1', [id]);
+    const rows = (id: string = sourceId) => query<AlertRow>(url, 'select * from alerts where source_id = $1', [id]);
     await raise(900);
     await raise(910);
     let [row] = await rows();
