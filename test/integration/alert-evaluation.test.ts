@@ -302,5 +302,24 @@ describe('alert evaluation', function () {
       expect(e.evaluated + f.evaluated).to.equal(1);
       expect((await ruleRow(id)).last_eval_at).to.deep.equal(at(815));
     });
+
+    it('the daemon loop (alerts.enabled) evaluates due rules by itself and stops cleanly', async () => {
+      await ingest(tokenA, orgA.slug, { metrics: [point('loop_m', 1000, 95)] });
+      const id = await addRule(orgA.id, { query: { name: 'loop_m', filter: {}, agg: 'max', window_ms: 60_000, by: [] }, next_eval_at: at(1000) });
+      nowMs = at(1001).getTime();
+      const t3 = await startTestApp(url, { ...ENV, SENTINEL_ALERTS_ENABLED: 'true', SENTINEL_ALERTS_TICK_MS: '50' }, { clock });
+      try {
+        const deadline = Date.now() + 10_000;
+        while ((await alertsOf(id)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        expect(states(await alertsOf(id))).to.deep.equal(['firing']);
+        expect((await ruleRow(id)).last_eval_at).to.deep.equal(at(1001));
+      } finally {
+        await t3.stop();
+      }
+      // Stopped: a rule due now is left alone.
+      await query(url, 'update alert_rules set next_eval_at = $2 where id = $1', [id, at(1001)]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await ruleRow(id)).next_eval_at).to.deep.equal(at(1001));
+    });
   });
 });
