@@ -34,6 +34,11 @@ const STATE_COLUMNS = [
   'ack_expires_at',
 ] as const;
 
+// The column types of an alerts row as jsonb_to_recordset reads them (writeRows).
+const RECORD_TYPES = `group_key text, labels jsonb, annotations jsonb, error text, last_eval_at timestamptz, state text, value float8,
+  active_at timestamptz, fired_at timestamptz, resolved_at timestamptz, last_breach_at timestamptz, firing_notified_at timestamptz,
+  resolved_notified_at timestamptz, ack_by uuid, ack_at timestamptz, ack_comment text, ack_expires_at timestamptz`;
+
 /** A rule's transaction: what evaluateRule reads and writes while it holds the rule's row lock. */
 export interface RuleTx {
   /** The rule's alerts rows (rule-level record included). */
@@ -88,12 +93,31 @@ export class AlertsRepository {
     });
   }
 
+  /** New rows in one multi-row insert, changed ones in one UPDATE … FROM jsonb_to_recordset (a rule may have many instances). */
   private async writeRows(trx: Knex.Transaction, rows: AlertWrite[]): Promise<void> {
-    for (const r of rows) {
-      const values: Record<string, unknown> = { group_key: r.group_key, labels: JSON.stringify(r.labels), annotations: JSON.stringify(r.annotations), error: r.error, last_eval_at: r.last_eval_at, updated_at: trx.fn.now() };
-      for (const c of STATE_COLUMNS) values[c] = r[c];
-      if (r.id) await trx('alerts').where({ id: r.id }).update(values);
-      else await trx('alerts').insert({ ...values, org_id: r.org_id, source: r.source, source_id: r.source_id, rule_id: r.rule_id, fingerprint: r.fingerprint });
+    const values = (r: AlertWrite) => {
+      const v: Record<string, unknown> = { group_key: r.group_key, labels: r.labels, annotations: r.annotations, error: r.error, last_eval_at: r.last_eval_at };
+      for (const c of STATE_COLUMNS) v[c] = r[c];
+      return v;
+    };
+    const inserts = rows.filter((r) => !r.id);
+    if (inserts.length) {
+      await trx('alerts').insert(
+        inserts.map((r) => {
+          const v = values(r);
+          return { ...v, labels: JSON.stringify(v.labels), annotations: JSON.stringify(v.annotations), org_id: r.org_id, source: r.source, source_id: r.source_id, rule_id: r.rule_id, fingerprint: r.fingerprint };
+        }),
+      );
+    }
+    const updates = rows.filter((r) => r.id);
+    if (updates.length) {
+      const cols = ['group_key', 'labels', 'annotations', 'error', 'last_eval_at', ...STATE_COLUMNS];
+      await trx.raw(
+        `update alerts a set ${cols.map((c) => `${c} = v.${c}`).join(', ')}, updated_at = now()
+           from jsonb_to_recordset(?::jsonb) as v(id uuid, ${RECORD_TYPES})
+          where a.id = v.id`,
+        [JSON.stringify(updates.map((r) => ({ id: r.id, ...values(r) })))],
+      );
     }
   }
 
