@@ -396,6 +396,13 @@ describe('notifications', function () {
       expect((await t.api.get(`/organizations/${a.slug}/notifications`, a.viewer)).status).to.equal(200);
 
       r.reply = () => ({ status: 200 });
+      // A name (not a literal address) goes through the guard's socket lookup, which lets it through here.
+      const byName = await createChannel(a, { name: `name-${uniq()}`, type: 'webhook', config: { url: `http://localhost:${r.port}/named` } });
+      const named = await t.api.post<TestAnswer>(`/organizations/${a.slug}/channels/${byName.id}/test`, a.token);
+      expect(named.body, named.text).to.include({ ok: true, status_code: 200 });
+      expect(r.hits.map((h) => h.url)).to.include('/named');
+      r.hits.splice(r.hits.findIndex((h) => h.url === '/named'), 1);
+
       const resent = await t.api.post<NotificationAnswer>(`/organizations/${a.slug}/notifications/${failed.body.notification_id}/resend`, a.token);
       expect(resent.status, resent.text).to.equal(202);
       expect(resent.body).to.include({ resend_of: failed.body.notification_id, state: 'queued', channel_id: ch.id });
