@@ -102,6 +102,11 @@ describe('heartbeats', function () {
     expect(patched.status, patched.text).to.equal(200);
     expect(patched.body).to.include({ name: 'etl', period: 600, grace: 30, token: hb.token });
     expect(patched.body.due_at, 'counted from the creation (never pinged)').to.equal(new Date(t0 + 630 * S).toISOString());
+    const both = await t.api.call<Hb>('PATCH', `${base()}/${hb.id}`, editorA, { period: '1s', grace: '1s' });
+    expect(both.status, both.text).to.equal(200);
+    expect(both.body.due_at, 'period and grace together').to.equal(new Date(t0 + 2 * S).toISOString());
+    const grace = await t.api.call<Hb>('PATCH', `${base()}/${hb.id}`, editorA, { grace: 60, period: 540 });
+    expect(grace.body.due_at).to.equal(new Date(t0 + 600 * S).toISOString());
 
     const dup = await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, { name: 'defaults' });
     expectProblem(dup, 409, 'a taken name');
@@ -111,7 +116,7 @@ describe('heartbeats', function () {
     expectProblem(await t.api.get(`${base()}/${defaults.id}`, viewerA), 404, 'deleted');
 
     const audit = await query<{ action: string; details: unknown }>(url, "select action, details from audit_log where org_id = $1 and action like 'heartbeat.%' order by id", [orgA.id]);
-    expect(audit.map((a) => a.action)).to.deep.equal(['heartbeat.create', 'heartbeat.create', 'heartbeat.update', 'heartbeat.delete']);
+    expect(audit.map((a) => a.action)).to.deep.equal(['heartbeat.create', 'heartbeat.create', 'heartbeat.update', 'heartbeat.update', 'heartbeat.update', 'heartbeat.delete']);
     expect(JSON.stringify(audit)).to.not.include(hb.token);
   });
 

@@ -90,7 +90,8 @@ function bodyWith(slot: Step[], bad: string): { body: unknown; pointer: string }
   const [step, ...rest] = slot;
   const inner = bodyWith(rest, bad);
   if ('index' in step) return { body: [inner.body], pointer: `/0${inner.pointer}` };
-  if ('mapKey' in step) return { body: { [`k${bad}`]: 'v' }, pointer: `/k\ufffd` };
+  // The key is `k` + the bad text; the error path names it with the bad characters as U+FFFD.
+  if ('mapKey' in step) return { body: { [`k${bad}`]: 'v' }, pointer: `/k${bad.replace(/\u0000|[\ud800-\udfff]/g, '\ufffd')}` };
   return { body: { [step.prop]: inner.body }, pointer: `/${step.prop}${inner.pointer}` };
 }
 

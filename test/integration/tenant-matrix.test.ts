@@ -286,6 +286,7 @@ const CROSS_TENANT: Record<string, Entry> = {
     control: { as: 'owner', status: 200 },
   },
   'DELETE /organizations/{org}/heartbeats/{id}': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'heartbeat') }], control: { as: 'owner', status: 204 } },
+  'POST /organizations/{org}/heartbeats/{id}/rotate-token': { prepare: makeAlerting, requests: (v) => [{ params: own(v, 'heartbeat') }], control: { as: 'owner', status: 200 } },
 };
 
 /**
