@@ -30,6 +30,7 @@ interface Hit {
 class Receiver {
   readonly hits: Hit[] = [];
   connections = 0;
+  /** status 0: never answer (the connection stays open until the client gives up). */
   reply: (hit: Hit, n: number) => { status: number; headers?: Record<string, string> } = () => ({ status: 200 });
   #server: Server | null = null;
 
@@ -47,6 +48,7 @@ class Receiver {
         const hit = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
         this.hits.push(hit);
         const r = this.reply(hit, this.hits.length);
+        if (r.status === 0) return;
         res.writeHead(r.status, r.headers ?? {});
         res.end('answer');
       });
@@ -349,6 +351,18 @@ describe('notifications', function () {
       const metrics = await t.api.raw('GET', '/metrics');
       expect(metrics.text).to.match(/sentinel_notifications_total\{channel_type="webhook",outcome="retrying"\} [1-9]/);
       expect(metrics.text).to.match(/sentinel_notifications_total\{channel_type="webhook",outcome="failed"\} [1-9]/);
+    });
+
+    it('an attempt is bounded by notifications.timeout_ms (a receiver that never answers)', async () => {
+      const r = await receiver();
+      r.reply = () => ({ status: 0 });
+      const ch = await createChannel(a, { name: `hang-${uniq()}`, type: 'webhook', config: { url: r.url } });
+      const started = Date.now();
+      const res = await t.api.post<TestAnswer>(`/organizations/${a.slug}/channels/${ch.id}/test`, a.token);
+      expect(res.body, res.text).to.include({ ok: false, status_code: null, error: 'timed out after 3000 ms' });
+      expect(res.body.latency_ms).to.be.within(2900, 4500);
+      expect(Date.now() - started).to.be.below(6000);
+      expect(r.hits).to.have.length(1);
     });
 
     it('Slack gets {text}; email goes through the mailer to a real SMTP server', async () => {
