@@ -226,6 +226,16 @@ describe('alert evaluation', function () {
     expect((await ruleRow(id)).last_error).to.equal(null);
   });
 
+  it('a rule disabled (or deleted) after it was claimed is skipped: nothing written', async () => {
+    await ingest(tokenA, orgA.slug, { metrics: [point('skip_m', 650, 95)] });
+    const id = await addRule(orgA.id, { query: { name: 'skip_m', filter: {}, agg: 'max', window_ms: 60_000, by: [] } });
+    const claimed = await ruleRow(id);
+    await query(url, 'update alert_rules set enabled = false where id = $1', [id]);
+    expect(await t.app.services.alertEngine.evaluateRule(claimed, at(655))).to.equal('skipped');
+    expect(await alertsOf(id)).to.deep.equal([]);
+    expect((await ruleRow(id)).last_eval_at).to.equal(null);
+  });
+
   it("an org's rule never reads another org's data", async () => {
     await ingest(tokenB, orgB.slug, { metrics: [point('b_only', 600, 99), point('shared_name', 600, 99)] });
     await ingest(tokenA, orgA.slug, { metrics: [point('shared_name', 600, 1)] });

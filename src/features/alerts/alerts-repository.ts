@@ -74,11 +74,12 @@ export class AlertsRepository {
     return rows;
   }
 
-  /** Runs `fn` in one transaction holding the rule's row lock (evaluations of one rule never interleave their writes). */
+  /** Runs `fn` in one transaction holding the rule's row lock (evaluations of one rule never interleave their writes); `fn(null)` when the rule is gone or disabled. */
   async inRuleTx<T>(orgId: string, ruleId: string, fn: (tx: RuleTx | null) => Promise<T>): Promise<T> {
     return this.knex.transaction(async (trx) => {
-      const locked = await trx('alert_rules').where({ org_id: orgId, id: ruleId }).forUpdate().first('id');
-      if (!locked) return fn(null); // deleted meanwhile
+      // Deleted or disabled since it was claimed: disabling resolved its alerts, which must stay so.
+      const locked = await trx('alert_rules').where({ org_id: orgId, id: ruleId, enabled: true }).forUpdate().first('id');
+      if (!locked) return fn(null);
       return fn({
         // Locked: an ack or the policy's notified-at written meanwhile is read, not overwritten.
         instances: () => trx('alerts').where({ org_id: orgId, source: 'rule', source_id: ruleId }).forUpdate().select<AlertRow[]>('*'),
