@@ -243,6 +243,16 @@ describe('heartbeats', function () {
     expect(fired).to.include({ state: 'firing', org_id: orgA.id, source: 'heartbeat' });
     expect(fired.labels).to.include({ heartbeat: 'backup-cron', env: 'prod' });
     expect((await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA)).body.state).to.equal('down');
+    // The org sees it among its alerts, named after the heartbeat; org B does not.
+    type AlertItem = { source: string; rule_name: string | null; labels: Record<string, string>; state: string };
+    const listed = await t.api.get<{ items: AlertItem[] }>(`/organizations/${orgA.slug}/alerts?state=firing`, viewerA);
+    expect(listed.status, listed.text).to.equal(200);
+    const mine = listed.body.items.filter((a) => a.source === 'heartbeat' && a.labels.heartbeat === 'backup-cron');
+    expect(mine, listed.text).to.have.length(1);
+    expect(mine[0]).to.include({ state: 'firing', rule_name: 'backup-cron' });
+    expect(mine[0].labels).to.include({ alertname: 'backup-cron', severity: 'critical', env: 'prod' });
+    const inB = await t.api.get<{ items: AlertItem[] }>(`/organizations/${orgB.slug}/alerts?state=firing`, editorB);
+    expect(inB.body.items.filter((a) => a.source === 'heartbeat')).to.deep.equal([]);
     at += 60 * S;
     expect(await services.heartbeats.check(clock.now()), 'down is not claimed again').to.equal(0);
     expect((await alertOf(hb.id)).state).to.equal('firing');
