@@ -260,6 +260,12 @@ describe('notifications', function () {
       expect(del.status).to.equal(204);
       expectProblem(await t.api.get(`/organizations/${a.slug}/channels/${slack.id}`, a.token), 404, 'deleted');
       expect(t.logs.text).not.to.include(secret);
+      expect(t.logs.text).not.to.include(slackUrl);
+      const rows = await query<{ action: string; details: unknown }>(url, "select action, details from audit_log where org_id = $1 and action like 'channel.%'", [a.id]);
+      expect(rows.map((r) => r.action)).to.include.members(['channel.create', 'channel.update', 'channel.delete']);
+      const audit = JSON.stringify(rows);
+      expect(audit).not.to.include(secret);
+      expect(audit).not.to.include(slackUrl);
     });
 
     it('refuses bad channels with the path of each mistake (NUL bytes, huge strings, wrong types, unknown fields, non-http URLs)', async () => {
