@@ -47,8 +47,7 @@ export class AlertEvaluator {
   constructor(
     private readonly repo: AlertsRepository,
     private readonly source: AlertQuerySource,
-    /** Read at each use: the policy may be wired after the evaluator is built. */
-    private readonly policy: () => NotificationPolicy,
+    private readonly policy: NotificationPolicy,
     private readonly clock: Clock,
     private readonly opts: EvaluatorOptions,
     private readonly logger: Logger,
@@ -91,7 +90,7 @@ export class AlertEvaluator {
       if (rules.length < this.opts.batchSize) break;
     }
     try {
-      result.flushed = await this.policy().flushDue(now);
+      result.flushed = await this.policy.flushDue(now);
     } catch (err) {
       this.logger.error({ err }, 'alerts: flushing notification groups failed');
     }
@@ -126,7 +125,7 @@ export class AlertEvaluator {
       if (!plan) outcome = 'skipped';
       else {
         for (const t of plan.transitions) this.logger.info({ rule_id: rule.id, labels: t.labels, from: t.transition.from, to: t.transition.to, value: t.value }, 'alert state changed');
-        for (const g of plan.groups) await this.policy().touch(g, now);
+        for (const g of plan.groups) await this.policy.touch(g, now);
         outcome = error === null ? 'ok' : 'error';
       }
     } catch (err) {

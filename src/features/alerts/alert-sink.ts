@@ -15,7 +15,7 @@ export const EXTERNAL_GROUP_TIMING = { groupWaitMs: 0, groupIntervalMs: 60_000, 
 export class AlertSinkService implements AlertSink {
   constructor(
     private readonly repo: AlertsRepository,
-    private readonly policy: () => NotificationPolicy,
+    private readonly policy: NotificationPolicy,
   ) {}
 
   async raise(a: ExternalAlert): Promise<void> {
@@ -52,7 +52,7 @@ export class AlertSinkService implements AlertSink {
       };
       await write([row]);
     });
-    await this.policy().touch(this.settings(a.orgId, a.source, a.sourceId, a.name, a.channelIds), a.at);
+    await this.policy.touch(this.settings(a.orgId, a.source, a.sourceId, a.name, a.channelIds), a.at);
   }
 
   async resolve(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'at'>): Promise<void> {
@@ -64,7 +64,7 @@ export class AlertSinkService implements AlertSink {
     if (!resolved) return;
     // The group's settings as the raise snapshotted them (the resolve carries no channels).
     const settings = await this.repo.groupSettings(groupKeyOf(a.source, a.sourceId, {}));
-    if (settings) await this.policy().touch(settings, a.at);
+    if (settings) await this.policy.touch(settings, a.at);
   }
 
   private settings(orgId: string | null, source: AlertRow['source'], sourceId: string, receiver: string, channels: string[]): GroupSettings {

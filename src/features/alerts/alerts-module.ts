@@ -59,13 +59,13 @@ export const alertsModule = defineModule({
     const alertEngine = new AlertEvaluator(
       alertsRepo,
       needs.alertQuery,
-      () => policy,
+      policy,
       clock,
       { tickMs: config.alerts.tick_ms, concurrency: config.alerts.concurrency, batchSize: config.alerts.batch_size },
       logger,
       kits.metrics,
     );
-    const alertSink: AlertSink = new AlertSinkService(alertsRepo, () => policy);
+    const alertSink: AlertSink = new AlertSinkService(alertsRepo, policy);
     // Rules CRUD and preview, the alerts list and acknowledgements (the API side).
     const alertRules = new AlertRulesService({
       repo: new AlertRulesRepository(knex),
