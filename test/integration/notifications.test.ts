@@ -391,6 +391,13 @@ describe('notifications', function () {
       for (const id of ids) await until('sent', async () => (await row(id)).state === 'sent');
       const mailLog = await query<{ kind: string; org_id: string }>(url, 'select kind, org_id from mail_log where $1 = any("to")', [to]);
       expect(mailLog).to.deep.equal([{ kind: 'alert', org_id: a.id }]);
+
+      const base = alertRequest(a.id, [mail.id], `resolved-${uniq()}`, { status: 'resolved' });
+      base.alerts[0] = { ...base.alerts[0], status: 'resolved', endsAt: '2026-11-30T04:30:00.000Z' };
+      await t.app.services.notifications.dispatch(base);
+      const resolved = await smtp.waitFor((x) => x.to.includes(to) && x.subject.startsWith('[RESOLVED]'));
+      expect(resolved.subject).to.equal('[RESOLVED] High CPU');
+      expect(resolved.raw).to.include('Ended: 2026-11-30T04:30:00.000Z');
     });
 
     it('channel test answers the outcome and is in the delivery log; resend queues a new notification; the log pages newest first', async () => {
