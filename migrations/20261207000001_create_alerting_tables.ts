@@ -206,8 +206,9 @@ export async function up(knex: Knex): Promise<void> {
     /** sha256 of the ping token (the lookup); the token itself sealed (shown to the org's users, never logged). */
     t.text('token_hash').notNullable().unique();
     t.text('token_sealed').notNullable();
-    t.integer('period_ms').notNullable();
-    t.integer('grace_ms').notNullable();
+    // bigint: 31 days in ms is past int4 (and so is period + grace).
+    t.bigInteger('period_ms').notNullable();
+    t.bigInteger('grace_ms').notNullable();
     t.specificType('channels', 'uuid[]').notNullable().defaultTo('{}');
     t.jsonb('labels').notNullable().defaultTo('{}');
     t.text('severity').notNullable().defaultTo('critical');

@@ -150,6 +150,13 @@ describe('heartbeats', function () {
       const paths = ((res.body as Problem).errors ?? []).map((e) => e.path);
       expect(paths.some((p) => p === path || p.startsWith(`${path}/`)), `${label}: ${JSON.stringify(paths)} names ${path}`).to.equal(true);
     }
+    // The largest: 31 days each (period + grace is past a 32-bit count of ms), created and pinged.
+    at = Date.now();
+    const monthly = await create({ name: 'monthly', period: '31d', grace: 31 * 86_400 });
+    expect(monthly).to.include({ period: 31 * 86_400, grace: 31 * 86_400, due_at: new Date(at + 62 * 86_400 * S).toISOString() });
+    expect((await t.api.post(`/heartbeats/${monthly.token}`, null)).status).to.equal(200);
+    expect((await t.api.call('PATCH', `${base()}/${monthly.id}`, editorA, { period: '31d', grace: '31d' })).status).to.equal(200);
+
     const hb = await create({ name: 'inputs', period: 60, grace: 1 });
     expectProblem(await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, {}), 400, 'an empty patch');
     expectProblem(await t.api.call('PATCH', `${base()}/${hb.id}`, editorA, { grace: '40d' }), 400, 'a grace beyond 31 days');

@@ -60,7 +60,7 @@ export class HeartbeatsRepository {
     const set: Record<string, unknown> = { ...patch, updated_at: at };
     if (patch.labels) set.labels = JSON.stringify(patch.labels);
     if (patch.period_ms !== undefined || patch.grace_ms !== undefined) {
-      set.due_at = this.knex.raw("coalesce(last_ping_at, created_at) + (?::int + ?::int) * interval '1 millisecond'", [
+      set.due_at = this.knex.raw("coalesce(last_ping_at, created_at) + (?::bigint + ?::bigint) * interval '1 millisecond'", [
         patch.period_ms ?? this.knex.ref('period_ms'),
         patch.grace_ms ?? this.knex.ref('grace_ms'),
       ]);
