@@ -268,6 +268,14 @@ describe('heartbeats', function () {
     const late = await t.api.post<{ ok: boolean; state: string }>(`/heartbeats/${hb.token}`, null);
     expect(late.body).to.deep.equal({ ok: true, state: 'up' });
     expect((await alertOf(hb.id)).state).to.equal('resolved');
+
+    // Deleted while down: its alert goes with it (resolved), nothing fires on without a heartbeat.
+    const gone = await create({ name: 'decommissioned', period: 1, grace: 1 });
+    at += 3 * S;
+    await services.heartbeats.check(clock.now());
+    expect((await alertOf(gone.id)).state).to.equal('firing');
+    expect((await t.api.call('DELETE', `${base()}/${gone.id}`, editorA)).status).to.equal(204);
+    expect((await alertOf(gone.id)).state).to.equal('resolved');
   });
 
   it("Sentinel's backup heartbeat fires when the (disabled) backup job has not succeeded for twice its period, and resolves after a success", async () => {
