@@ -1,0 +1,126 @@
+import { expect } from 'chai';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import type { AlertQuerySource } from '../../src/core/alerting.js';
+import { AlertEvaluator } from '../../src/features/alerts/alert-evaluator.js';
+import type { GroupSettings, NotificationPolicy, RuleRow } from '../../src/features/alerts/alert-types.js';
+import type { AlertsRepository, RuleTx } from '../../src/features/alerts/alerts-repository.js';
+
+/** The evaluation loop without a database: bounded concurrency, one rule's failure stays its own, stop waits for the tick. */
+
+const NOW = new Date('2026-12-01T00:00:00Z');
+
+function rule(id: string): RuleRow {
+  return {
+    org_id: 'org',
+    id,
+    name: id,
+    kind: 'threshold',
+    query: { name: id, filter: {}, agg: 'max', window_ms: 60_000, by: [] },
+    op: '>',
+    threshold: 1,
+    recovery_threshold: null,
+    interval_ms: 1000,
+    for_ms: 0,
+    keep_firing_for_ms: 0,
+    severity: 'critical',
+    labels: {},
+    annotations: {},
+    channels: [],
+    group_by: [],
+    group_wait_ms: 0,
+    group_interval_ms: 60_000,
+    repeat_interval_ms: 3_600_000,
+    enabled: true,
+    next_eval_at: NOW,
+    last_eval_at: null,
+    last_error: null,
+    created_by: null,
+    created_at: NOW,
+    updated_at: NOW,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: Set<string>; concurrency?: number; queryMs?: number }) {
+  let claimed = false;
+  let inFlight = 0;
+  const seen = { maxInFlight: 0, touched: [] as GroupSettings[], flushes: 0, finished: [] as [string, string | null][] };
+  const repo = {
+    claimDue: async () => {
+      if (claimed) return [];
+      claimed = true;
+      return opts.rules;
+    },
+    inRuleTx: async <T>(_org: string, ruleId: string, fn: (tx: RuleTx | null) => Promise<T>) => {
+      if (opts.failWrite?.has(ruleId)) throw new Error('connection lost');
+      return fn({
+        instances: async () => [],
+        write: async () => {},
+        remove: async () => {},
+        finish: async (_at, error) => {
+          seen.finished.push([ruleId, error]);
+        },
+      });
+    },
+    countByState: async () => [],
+  } as unknown as AlertsRepository;
+  const source: AlertQuerySource = {
+    metric: async (_org, q) => {
+      inFlight++;
+      seen.maxInFlight = Math.max(seen.maxInFlight, inFlight);
+      await sleep(opts.queryMs ?? 5);
+      inFlight--;
+      if (opts.failQuery?.has(q.name)) throw new Error('too many series');
+      return [{ labels: {}, points: [[NOW.getTime(), 5]] }];
+    },
+    countLogs: async () => 0,
+  };
+  const policy: NotificationPolicy = {
+    touch: async (s) => {
+      seen.touched.push(s);
+      return 'k';
+    },
+    flushDue: async () => {
+      seen.flushes++;
+      return 0;
+    },
+  };
+  const evaluator = new AlertEvaluator(repo, source, policy, { now: () => NOW }, { tickMs: 10, concurrency: opts.concurrency ?? 2, batchSize: 100 }, pino({ level: 'silent' }), new Registry());
+  return { evaluator, seen };
+}
+
+describe('alert evaluator loop', () => {
+  it('evaluates at most alerts.concurrency rules at once, touches changed groups, flushes once per tick', async () => {
+    const { evaluator, seen } = harness({ rules: ['a', 'b', 'c', 'd', 'e'].map(rule), concurrency: 2 });
+    const result = await evaluator.tick(NOW);
+    expect(result.evaluated).to.equal(5);
+    expect(result.outcomes.ok).to.equal(5);
+    expect(seen.maxInFlight).to.equal(2);
+    expect(seen.touched.map((g) => g.sourceId).sort()).to.deep.equal(['a', 'b', 'c', 'd', 'e']);
+    expect(seen.flushes).to.equal(1);
+  });
+
+  it("one rule's failed query is its error, a failed write its failure; the others are evaluated", async () => {
+    const { evaluator, seen } = harness({ rules: ['a', 'b', 'c'].map(rule), failQuery: new Set(['b']), failWrite: new Set(['c']) });
+    const result = await evaluator.tick(NOW);
+    expect(result.outcomes).to.deep.equal({ ok: 1, error: 1, failure: 1, skipped: 0 });
+    expect(seen.finished).to.deep.include.members([
+      ['a', null],
+      ['b', 'too many series'],
+    ]);
+    expect(seen.flushes).to.equal(1);
+  });
+
+  it('stop waits for the running tick', async () => {
+    const { evaluator, seen } = harness({ rules: ['a', 'b'].map(rule), queryMs: 100 });
+    evaluator.start();
+    await sleep(30); // the first tick is running (its queries take 100 ms)
+    await evaluator.stop();
+    expect(seen.finished.map(([id]) => id).sort()).to.deep.equal(['a', 'b']);
+    expect(seen.flushes).to.equal(1);
+    await sleep(50);
+    expect(seen.flushes).to.equal(1); // no tick after stop
+  });
+});
