@@ -46,9 +46,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: Set<string>; concurrency?: number; queryMs?: number }) {
   let claimed = false;
   let inFlight = 0;
-  const seen = { maxInFlight: 0, touched: [] as GroupSettings[], flushes: 0, finished: [] as [string, string | null][] };
+  const seen = { claims: 0, maxInFlight: 0, touched: [] as GroupSettings[], flushes: 0, finished: [] as [string, string | null][] };
   const repo = {
     claimDue: async () => {
+      seen.claims++;
       if (claimed) return [];
       claimed = true;
       return opts.rules;
@@ -116,7 +117,8 @@ describe('alert evaluator loop', () => {
   it('stop waits for the running tick', async () => {
     const { evaluator, seen } = harness({ rules: ['a', 'b'].map(rule), queryMs: 100 });
     evaluator.start();
-    await sleep(30); // the first tick is running (its queries take 100 ms)
+    // Until the first tick is running (its queries take 100 ms).
+    for (const deadline = Date.now() + 5000; seen.claims === 0 && Date.now() < deadline; ) await sleep(2);
     await evaluator.stop();
     expect(seen.finished.map(([id]) => id).sort()).to.deep.equal(['a', 'b']);
     expect(seen.flushes).to.equal(1);
