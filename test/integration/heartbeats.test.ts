@@ -278,6 +278,23 @@ describe('heartbeats', function () {
     expect((await alertOf(gone.id)).state).to.equal('resolved');
   });
 
+  it('concurrent checks (several daemons) take each missed heartbeat once', async () => {
+    at = Date.now();
+    const made = await Promise.all(Array.from({ length: 30 }, (_, i) => create({ name: `fleet-${i}`, period: 1, grace: 1 })));
+    at += 5 * S;
+    const [{ due }] = await query<{ due: number }>(url, "select count(*)::int as due from heartbeats where state <> 'down' and due_at <= $1", [clock.now()]);
+    expect(due).to.be.at.least(30);
+    const other = await startTestApp(url, {}, { clock });
+    try {
+      const counts = await Promise.all([t.app.services, other.app.services, t.app.services, other.app.services].map((s) => s.heartbeats.check(clock.now())));
+      expect(counts.reduce((a, b) => a + b, 0), `per check: ${counts.join(', ')}`).to.equal(due);
+    } finally {
+      await other.stop();
+    }
+    const rows = await query<{ n: number }>(url, "select count(*)::int as n from alerts where source = 'heartbeat' and state = 'firing' and source_id = any($1)", [made.map((h) => h.id)]);
+    expect(rows[0].n).to.equal(30);
+  });
+
   it("Sentinel's backup heartbeat fires when the (disabled) backup job has not succeeded for twice its period, and resolves after a success", async () => {
     const [{ installed }] = await query<{ installed: Date }>(url, 'select min(migration_time) as installed from knex_migrations');
     const period = 6 * HOUR; // the backup job's default schedule, every 6 h (disabled in tests)
