@@ -55,6 +55,10 @@ interface RouteRules {
   userTokenOnly?: boolean;
 }
 
+/** A valid silence (ending tomorrow) and maintenance window (silences and maintenance-windows routes' cases). */
+const SILENCE = () => ({ matchers: [{ name: 'service', op: '=~' as const, value: 'db-.*' }], ends_at: new Date(Date.now() + 86_400_000).toISOString(), comment: 'maintenance' });
+const WINDOW = { name: 'nightly', matchers: [{ name: 'env', op: '=' as const, value: 'staging' }], weekdays: [1, 2, 3, 4, 5], start: '02:00', end: '04:00', time_zone: 'Europe/Berlin' };
+
 /** A valid alert rule (alert-rules routes' cases). */
 const ALERT_RULE = { name: 'cpu', kind: 'threshold', query: { name: 'cpu', agg: 'avg', window: 60 }, op: '>', threshold: 80, interval: 60, severity: 'warning' } as const;
 
@@ -222,6 +226,52 @@ const MUTATIONS: Record<string, RouteRules> = {
     ],
   },
   // Email channels: no URL, so no traffic (mail is not configured here: a test answers ok false).
+  'POST /organizations/{org}/silences': {
+    cases: [{ label: 'create a silence', perms: ['alert.write'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: SILENCE() }) }],
+  },
+  'PATCH /organizations/{org}/silences/{id}': {
+    cases: [
+      {
+        label: 'change a silence',
+        perms: ['alert.write'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.silences.create(SYSTEM_ACTOR, o.org.slug, SILENCE())).id }, body: { comment: 'longer' } }),
+      },
+    ],
+  },
+  'DELETE /organizations/{org}/silences/{id}': {
+    cases: [
+      {
+        label: 'expire a silence',
+        perms: ['alert.write'],
+        status: 204,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.silences.create(SYSTEM_ACTOR, o.org.slug, SILENCE())).id } }),
+      },
+    ],
+  },
+  'POST /organizations/{org}/maintenance-windows': {
+    cases: [{ label: 'create a maintenance window', perms: ['alert.write'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: WINDOW }) }],
+  },
+  'PATCH /organizations/{org}/maintenance-windows/{id}': {
+    cases: [
+      {
+        label: 'change a maintenance window',
+        perms: ['alert.write'],
+        status: 200,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.maintenanceWindows.create(SYSTEM_ACTOR, o.org.slug, WINDOW)).id }, body: { end: '05:00' } }),
+      },
+    ],
+  },
+  'DELETE /organizations/{org}/maintenance-windows/{id}': {
+    cases: [
+      {
+        label: 'delete a maintenance window',
+        perms: ['alert.write'],
+        status: 204,
+        request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.maintenanceWindows.create(SYSTEM_ACTOR, o.org.slug, WINDOW)).id } }),
+      },
+    ],
+  },
   'POST /organizations/{org}/channels': {
     cases: [{ label: 'create a channel', perms: ['channel.manage'], status: 201, request: (o) => ({ params: { org: o.org.slug }, body: EMAIL_CHANNEL }) }],
   },
