@@ -81,11 +81,14 @@ export const notificationsModule = defineModule({
     // Daemon only: at start every queued notification without a task is enqueued (idempotent),
     // then once a minute those older than a few seconds.
     let timer: NodeJS.Timeout | null = null;
-    const sweep = () =>
-      notifications.sweep().then(
+    // The sweep under way, awaited by the stop hook (it must not outlive the database pool).
+    let running: Promise<unknown> = Promise.resolve();
+    const sweep = () => {
+      running = notifications.sweep().then(
         (n) => n > 0 && kits.logger.info({ notifications: n }, 'notifications: queued notifications without a task enqueued'),
         (err: unknown) => kits.logger.error({ err }, 'notifications: sweep failed'),
       );
+    };
     const start: Hook[] = kits.daemon
       ? [
           {
@@ -93,7 +96,7 @@ export const notificationsModule = defineModule({
             timeoutMs: 30_000,
             run: async () => {
               await notifications.sweep(0);
-              timer = setInterval(() => void sweep(), SWEEP_EVERY_MS);
+              timer = setInterval(sweep, SWEEP_EVERY_MS);
               timer.unref();
             },
           },
@@ -102,10 +105,11 @@ export const notificationsModule = defineModule({
     const stop: Hook[] = [
       {
         name: 'outbox sweep',
-        timeoutMs: 1000,
+        timeoutMs: 5000,
         run: async () => {
           if (timer) clearInterval(timer);
           timer = null;
+          await running;
         },
       },
     ];
