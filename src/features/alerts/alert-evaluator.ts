@@ -70,9 +70,15 @@ export class AlertEvaluator {
       help: 'Alerts (rule instances, heartbeats, instance checks) by state, read from the database at scrape time.',
       labelNames: ['state'],
       registers: [registry],
+      // An unreadable table leaves the series out (and is logged) rather than failing the whole scrape.
       collect: async function (this: Gauge<'state'>) {
-        const counts = new Map((await repo.countByState()).map((r) => [r.state, r.n]));
-        for (const s of ALERT_STATES) this.set({ state: s }, counts.get(s) ?? 0);
+        this.reset();
+        try {
+          const counts = new Map((await repo.countByState()).map((r) => [r.state, r.n]));
+          for (const s of ALERT_STATES) this.set({ state: s }, counts.get(s) ?? 0);
+        } catch (err) {
+          logger.warn({ err }, 'alerts: counting alerts for /metrics failed');
+        }
       },
     });
   }
