@@ -1,4 +1,4 @@
-import { nextState, type Transition } from './alert-state.js';
+import { nextState, type Observation, type Transition } from './alert-state.js';
 import { renderAnnotations } from './alert-template.js';
 import { groupKeyOf, type AlertRow, type GroupSettings, type RuleRow } from './alert-types.js';
 import type { AlertWrite } from './alerts-repository.js';
@@ -76,7 +76,7 @@ export function planRuleEvaluation(rule: RuleRow, existing: AlertRow[], result: 
 
   const timing = { forMs: rule.for_ms, keepFiringForMs: rule.keep_firing_for_ms };
   const groups = new Map<string, GroupSettings>();
-  const step = (prev: AlertRow | undefined, labels: Record<string, string>, fingerprint: string, obs: Parameters<typeof nextState>[1], value: number | null) => {
+  const step = (prev: AlertRow | undefined, labels: Record<string, string>, fingerprint: string, obs: Observation, value: number | null) => {
     const { record, transition } = nextState(prev ?? null, obs, value, timing, now);
     if (!transition && record.state === 'ok') {
       // Still ok: no row is needed (a vanished one goes).
