@@ -340,6 +340,26 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     expect(hook.bodies.filter((b) => (b as { groupKey: string }).groupKey === g.key)).to.have.length(1);
   });
 
+  it('flushes running at once (several daemons) take each due group once (SKIP LOCKED)', async () => {
+    const groups = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+      const g = group({ wait: 0, interval: MIN, repeat: HOUR });
+      await g.fire({ host: `many-${i}` });
+      return g;
+    }));
+    const other = new NotificationPolicyService({
+      groups: new AlertGroupsRepository(t.app.db.knex),
+      suppression: suppressionSource(new SilencesRepository(t.app.db.knex), new MaintenanceWindowsRepository(t.app.db.knex)),
+      notifier: t.app.services.notifications,
+      externalUrl: 'http://sentinel.test',
+      logger: t.app.logger,
+    });
+    await Promise.all([policy().flushDue(new Date(at)), other.flushDue(new Date(at)), policy().flushDue(new Date(at)), other.flushDue(new Date(at))]);
+    for (const g of groups) {
+      expect(await g.seq()).to.equal(1);
+      expect((await g.sent()).map((n) => n.dedup_key)).to.deep.equal([`${g.key}#0`]);
+    }
+  });
+
   it('a group without channels is flushed (its timers move on) without dispatching', async () => {
     const g = group({ wait: 0, interval: MIN, repeat: HOUR });
     g.settings.channels = [];
