@@ -181,6 +181,31 @@ describe('silences and maintenance windows', function () {
     });
   });
 
+  it("the alerts list's `silenced` flag: an active silence or an open maintenance window matching the labels", async () => {
+    // An org of its own: the other tests count its silences and windows.
+    const orgC = await createOrg(t.app.services);
+    const ed = await createUser(t.app.services, { org: orgC.slug, role: 'editor' });
+    const editor = (await t.api.login(ed.email, ed.password)).access_token;
+    const raise = (sourceId: string, labels: Record<string, string>) =>
+      t.app.services.alertSink.raise({ orgId: orgC.id, source: 'heartbeat', sourceId, name: `job-${sourceId}`, severity: 'warning', labels, annotations: {}, channelIds: [], at: new Date(at) });
+    await raise('etl', { team: 'data' });
+    await raise('web', { team: 'web' });
+    const silenced = async () => {
+      const list = ok(await t.api.get<Page<{ labels: Record<string, string>; silenced: boolean }>>(`/organizations/${orgC.slug}/alerts?state=firing`, editor));
+      return Object.fromEntries(list.items.map((a) => [a.labels.team, a.silenced]));
+    };
+    expect(await silenced()).to.deep.equal({ data: false, web: false });
+    ok(await t.api.post(silences(orgC.slug), editor, { matchers: [{ name: 'team', op: '=', value: 'data' }], starts_at: iso(T0 + HOUR), ends_at: iso(T0 + 2 * HOUR), comment: '' }), 201);
+    expect(await silenced(), 'pending').to.deep.equal({ data: false, web: false });
+    at = T0 + HOUR;
+    expect(await silenced(), 'active').to.deep.equal({ data: true, web: false });
+    // Mondays 11:00–11:30 UTC; T0 + 1 h is 11:00.
+    ok(await t.api.post(windows(orgC.slug), editor, { name: 'web deploys', matchers: [{ name: 'team', op: '=~', value: 'w.b' }], weekdays: [1], start: '11:00', end: '11:30', time_zone: 'UTC' }), 201);
+    expect(await silenced(), 'window open').to.deep.equal({ data: true, web: true });
+    at = T0 + 2 * HOUR;
+    expect(await silenced(), 'both over').to.deep.equal({ data: false, web: false });
+  });
+
   describe('maintenance windows', () => {
     it('create, get, list, update, delete; `active` follows the clock in the window\'s time zone', async () => {
       // Mondays 11:00–12:00 Berlin (UTC+1 in December): 10:00–11:00 UTC, so open at T0.
