@@ -14,7 +14,8 @@
  *      is shown apart, from the delivery log's timestamps.
  *  (b) evaluation cost: SENTINEL_BENCH_RULES threshold rules (default 1,000; filter svc=<one of
  *      1,000>, avg over 1 m) over SENTINEL_BENCH_SERIES series (default 10,000; 10 per rule),
- *      points COPYed in with the harness's loader. One tick of the engine (all rules due; default
+ *      points COPYed in with the harness's loader (from 4 min ago to 6 min ahead, 10 s apart, so
+ *      each evaluation reads 6 points per series whenever it runs). One tick of the engine (all rules due; default
  *      alerts.batch_size and concurrency: a tick claims up to 10 batches) run in this process: its CPU time (process.cpuUsage)
  *      and wall time, and PostgreSQL's CPU time (its processes' /proc stat) → target: the tick
  *      under 1 s of CPU. Ceiling: the same aggregate reads issued directly through telemetry's
@@ -43,7 +44,8 @@ import { machineLine } from './machine.js';
 const TRIALS = Number(process.env.SENTINEL_BENCH_TRIALS ?? 100);
 const RULES = Number(process.env.SENTINEL_BENCH_RULES ?? 1000);
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
-const PER_SERIES = 30;
+/** Points per series, SPACING_MS apart, from 4 min ago to ~6 min ahead: the rules' 1 m window holds 6 of each series' points for the whole run. */
+const PER_SERIES = 60;
 const SPACING_MS = 10_000;
 const EVAL_METRIC = 'bench.eval';
 
@@ -146,11 +148,11 @@ async function evaluationCost(): Promise<void> {
     const { rows: idRows } = await admin.query<{ id: string; host: string }>(`select id, labels->>'host' as host from series where org_id = $1 and name = $2`, [org, EVAL_METRIC]);
     const ids = new Array<number>(SERIES);
     for (const r of idRows) ids[Number(r.host.slice(1))] = Number(r.id);
-    const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;
-    const firstTs = lastTs - (PER_SERIES - 1) * SPACING_MS;
+    const firstTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS - 4 * 60_000;
+    const lastTs = firstTs + (PER_SERIES - 1) * SPACING_MS;
     await ensurePointPartitions(admin, firstTs, lastTs);
     await loadPointGrid(s.pgUrl, { orgId: org, seriesIds: ids, perSeries: PER_SERIES, firstTs, spacingMs: SPACING_MS, connections: 2, rowsPerCommit: 200_000 });
-    console.log(`(b) loaded ${SERIES.toLocaleString('en')} series × ${PER_SERIES} points (${SPACING_MS / 1000} s apart, the last at ${new Date(lastTs).toISOString()}) with COPY in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`(b) loaded ${SERIES.toLocaleString('en')} series × ${PER_SERIES} points (${SPACING_MS / 1000} s apart, ${new Date(firstTs).toISOString()} .. ${new Date(lastTs).toISOString()}: the 1 m window always holds 6 per series) with COPY in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     // The rules, through the API (as users make them): avg over 1 m of the 10 series of one svc, > 500.
     const key = adminKey(s);

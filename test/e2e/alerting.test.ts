@@ -480,10 +480,10 @@ describe('alerting end to end (real HTTP, SMTP and PostgreSQL on 127.0.0.1)', fu
      * How the resolve "during the downtime" is made honestly: nothing can be ingested over HTTP
      * while the app is down, so the recovering points are ingested before the stop, dated in the
      * future (ingest.max_future allows 10 min): from 1 s after the last breaching point on. The
-     * rule's window is 3 s, so until 3 s after the last breach the window still holds a breach
+     * rule's window is 5 s, so until 5 s after the last breach the window still holds a breach
      * and the alert fires; the app is stopped before then (checked in the database: still firing,
      * its resolve not notified), and started again only once the window holds nothing but the
-     * recovered values (3.6 s after the last breach). So the condition recovered while no instance was running, and the new
+     * recovered values (5.6 s after the last breach). So the condition recovered while no instance was running, and the new
      * instance's first evaluation resolves it: the resolved notification must come once.
      */
     it('no duplicate firing notification, the queued one is delivered, the resolve that happened while down is sent once', async () => {
@@ -495,8 +495,8 @@ describe('alerting end to end (real HTTP, SMTP and PostgreSQL on 127.0.0.1)', fu
       const whDown = await A.channel({ name: 'down', type: 'webhook', config: { url: `http://127.0.0.1:${downPort}/hook` } });
       const resolving = `resolves-while-down-${uniq()}`;
       const queued = `queued-while-down-${uniq()}`;
-      const r1 = await A.rule(thresholdRule(resolving, 'e2e.r1', [whUp], { query: { name: 'e2e.r1', agg: 'max', window: '3s' } }));
-      const r2 = await A.rule(thresholdRule(queued, 'e2e.r2', [whDown], { query: { name: 'e2e.r2', agg: 'max', window: '3s' } }));
+      const r1 = await A.rule(thresholdRule(resolving, 'e2e.r1', [whUp], { query: { name: 'e2e.r1', agg: 'max', window: '5s' } }));
+      const r2 = await A.rule(thresholdRule(queued, 'e2e.r2', [whDown], { query: { name: 'e2e.r2', agg: 'max', window: '5s' } }));
       feeder = new Feeder(A.api, A.token, A.slug, [
         { name: 'e2e.r1', labels: {}, value: () => 95 },
         { name: 'e2e.r2', labels: {}, value: () => 95 },
@@ -524,14 +524,15 @@ describe('alerting end to end (real HTTP, SMTP and PostgreSQL on 127.0.0.1)', fu
       ]);
       await t.stop();
       t = null;
+      const stoppedAfter = Date.now() - last;
       // The precondition: the app stopped while r1 still fired (its window still held a breach).
       const [r1Alert] = await query<{ state: string; resolved_notified_at: Date | null }>(url, 'select state, resolved_notified_at from alerts where rule_id = $1', [r1.id]);
-      expect(r1Alert).to.deep.equal({ state: 'firing', resolved_notified_at: null });
+      expect(r1Alert, `r1 still firing when the app stopped (${stoppedAfter} ms after the last breach)`).to.deep.equal({ state: 'firing', resolved_notified_at: null });
       const pending = await query<{ state: string }>(url, 'select state from notifications where rule_id = $1', [r2.id]);
       expect(pending.map((p) => p.state)).to.deep.equal(['retrying']);
 
       // Down until the window holds only recovered r1 points; then r2's receiver comes up and the app starts again.
-      await sleep(Math.max(0, last + 3600 - Date.now()));
+      await sleep(Math.max(0, last + 5600 - Date.now()));
       await down.start(downPort);
       t = await startTestApp(url, env);
       const A2 = await A.on(t);
