@@ -28,6 +28,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -176,8 +177,12 @@ async function evaluationCost(): Promise<void> {
     const pgdata = join(s.dataDir, 'postgres');
     const due = () => admin.query(`update alert_rules set next_eval_at = now() - interval '1 second' where org_id = $1`, [org]);
 
+    // Statements on the app's main pool (rule claims, alert writes, groups; telemetry's reads use their own pool: two per rule).
+    let statements = 0;
+    app.db.knex.on('query', () => statements++);
     const tick = async () => {
       await due();
+      const s0 = statements;
       const pg0 = postgresCpuMs(pgdata);
       const cpu0 = process.cpuUsage();
       const w0 = performance.now();
@@ -185,7 +190,7 @@ async function evaluationCost(): Promise<void> {
       const wall = performance.now() - w0;
       const cpu = process.cpuUsage(cpu0);
       if (evaluated !== RULES || outcomes.ok !== RULES) throw new Error(`a tick evaluated ${evaluated} rules (${JSON.stringify(outcomes)}), not ${RULES}`);
-      return { wall, cpuMs: (cpu.user + cpu.system) / 1000, pgMs: postgresCpuMs(pgdata) - pg0, evaluated };
+      return { wall, cpuMs: (cpu.user + cpu.system) / 1000, pgMs: postgresCpuMs(pgdata) - pg0, evaluated, statements: statements - s0 };
     };
     const first = await tick();
     const steady = [await tick(), await tick(), await tick()];
@@ -226,8 +231,8 @@ async function evaluationCost(): Promise<void> {
     const cCpu = med(ceilings.map((x) => x.cpuMs));
     console.log(
       `(b) alert states after the ticks: ${states.map((x) => `${x.state} ${x.n}`).join(', ')}; alerts.concurrency ${config.alerts.concurrency}, batch_size ${config.alerts.batch_size} (a tick claims up to 10 batches)\n` +
-        `(b) first tick (creates the alert rows): ${first.evaluated} rules evaluated, Node CPU ${ms(first.cpuMs)}, wall ${ms(first.wall)}, PostgreSQL CPU ${ms(first.pgMs)}\n` +
-        `(b) one tick, ${RULES} rules over ${SERIES.toLocaleString('en')} series (median of ${steady.length}): Node CPU ${ms(sCpu)} (target < 1000 ms: ${sCpu < 1000 ? 'yes' : 'NO'}), wall ${ms(med(steady.map((x) => x.wall)))}, PostgreSQL CPU ${ms(med(steady.map((x) => x.pgMs)))}   ` +
+        `(b) first tick (creates the alert rows): ${first.evaluated} rules evaluated, Node CPU ${ms(first.cpuMs)}, wall ${ms(first.wall)}, PostgreSQL CPU ${ms(first.pgMs)}, ${first.statements} statements on the main pool\n` +
+        `(b) one tick, ${RULES} rules over ${SERIES.toLocaleString('en')} series (median of ${steady.length}): Node CPU ${ms(sCpu)} (target < 1000 ms: ${sCpu < 1000 ? 'yes' : 'NO'}), wall ${ms(med(steady.map((x) => x.wall)))}, PostgreSQL CPU ${ms(med(steady.map((x) => x.pgMs)))}, ${med(steady.map((x) => x.statements))} statements on the main pool   ` +
         `ceiling: the same ${RULES} reads through AlertQuery (${ceilings[0].series} answer series): Node CPU ${ms(cCpu)}, wall ${ms(med(ceilings.map((x) => x.wall)))}, PostgreSQL CPU ${ms(med(ceilings.map((x) => x.pgMs)))}   ` +
         `ratio CPU ${(sCpu / cCpu).toFixed(2)}×, wall ${(med(steady.map((x) => x.wall)) / med(ceilings.map((x) => x.wall))).toFixed(2)}×`,
     );
@@ -346,7 +351,10 @@ async function latency(): Promise<void> {
   }
 }
 
-console.log(machineLine());
+const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+console.log(`${machineLine()}; ${load()}`);
 const parts = (process.env.SENTINEL_BENCH_PARTS ?? 'a,b').split(',');
 if (parts.includes('a')) await latency();
+if (parts.includes('a')) console.log(`(a) done; ${load()}`);
 if (parts.includes('b')) await evaluationCost();
+if (parts.includes('b')) console.log(`(b) done; ${load()}`);
