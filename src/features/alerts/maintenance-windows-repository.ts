@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Matcher } from './matchers.js';
+import type { WindowSchedule } from './maintenance-windows-schedule.js';
 
 export interface MaintenanceWindowRow {
   org_id: string;
@@ -16,6 +17,9 @@ export interface MaintenanceWindowRow {
 }
 
 export type MaintenanceWindowFields = Pick<MaintenanceWindowRow, 'name' | 'matchers' | 'weekdays' | 'start_time' | 'end_time' | 'time_zone'>;
+
+/** The row's schedule as maintenance-windows-schedule.ts judges it. */
+export const scheduleOf = (r: MaintenanceWindowRow): WindowSchedule => ({ weekdays: r.weekdays, start: r.start_time, end: r.end_time, time_zone: r.time_zone });
 
 const TABLE = 'maintenance_windows';
 

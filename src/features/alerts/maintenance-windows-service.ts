@@ -7,8 +7,8 @@ import { isUuid } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { compile, validationError } from '../../core/validation.js';
 import { matcherErrors } from './matchers.js';
-import type { MaintenanceWindowFields, MaintenanceWindowRow, MaintenanceWindowsRepository } from './maintenance-windows-repository.js';
-import { isActive, isValidTimeZone, type WindowSchedule } from './maintenance-windows-schedule.js';
+import { scheduleOf, type MaintenanceWindowFields, type MaintenanceWindowRow, type MaintenanceWindowsRepository } from './maintenance-windows-repository.js';
+import { isActive, isValidTimeZone } from './maintenance-windows-schedule.js';
 import {
   CreateMaintenanceWindowBody,
   UpdateMaintenanceWindowBody,
@@ -19,8 +19,6 @@ import {
 
 const validCreate = compile(CreateMaintenanceWindowBody);
 const validUpdate = compile(UpdateMaintenanceWindowBody);
-
-export const scheduleOf = (r: MaintenanceWindowRow): WindowSchedule => ({ weekdays: r.weekdays, start: r.start_time, end: r.end_time, time_zone: r.time_zone });
 
 export function toMaintenanceWindow(r: MaintenanceWindowRow, now: Date): MaintenanceWindow {
   return {

@@ -3,9 +3,8 @@ import type { NotificationRequest, NotifiedAlert, Notifier } from '../../core/al
 import type { AlertGroupRow, AlertGroupsRepository, FlushOutcome } from './alert-groups-repository.js';
 import { groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy } from './alert-types.js';
 import { matches, type Matcher } from './matchers.js';
-import type { MaintenanceWindowsRepository } from './maintenance-windows-repository.js';
+import { scheduleOf, type MaintenanceWindowsRepository } from './maintenance-windows-repository.js';
 import { activeUntil, type WindowSchedule } from './maintenance-windows-schedule.js';
-import { scheduleOf } from './maintenance-windows-service.js';
 import type { SilencesRepository } from './silences-repository.js';
 
 /*
