@@ -131,6 +131,16 @@ describe('alert state machine', () => {
     expect(nextState(acked, 'breach', 11, NO_WAIT, at(32)).record.ack_by).to.equal('u');
   });
 
+  it('an acknowledgement given while pending still holds when the same episode fires', () => {
+    const timing = { forMs: 60_000, keepFiringForMs: 0 };
+    const pending = nextState(null, 'breach', 1, timing, at(0)).record;
+    const acked: StateRecord = { ...pending, ack_by: 'u1', ack_at: at(10), ack_comment: 'on it', ack_expires_at: null };
+    const fired = nextState(acked, 'breach', 2, timing, at(60)).record;
+    expect(fired.state).to.equal('firing');
+    expect(fired).to.include({ ack_by: 'u1', ack_comment: 'on it' });
+    expect(fired.ack_at).to.deep.equal(at(10));
+  });
+
   it('never mutates the record it is given', () => {
     const prev = Object.freeze({ ...INITIAL_RECORD });
     nextState(prev, 'breach', 1, NO_WAIT, at(0));

@@ -70,21 +70,13 @@ export const INITIAL_RECORD: Readonly<StateRecord> = Object.freeze({
   ack_expires_at: null,
 });
 
-/** A new firing episode: notified afresh, any acknowledgement of an earlier one no longer applies. */
+/** Firing: notified afresh (an acknowledgement given while it was pending still applies). */
 function fire(r: StateRecord, now: Date): StateRecord {
-  return {
-    ...r,
-    state: 'firing',
-    fired_at: now,
-    resolved_at: null,
-    firing_notified_at: null,
-    resolved_notified_at: null,
-    ack_by: null,
-    ack_at: null,
-    ack_comment: null,
-    ack_expires_at: null,
-  };
+  return { ...r, state: 'firing', fired_at: now, resolved_at: null, firing_notified_at: null, resolved_notified_at: null };
 }
+
+/** A new episode (from ok or resolved): any acknowledgement of an earlier one no longer applies. */
+const NO_ACK = { ack_by: null, ack_at: null, ack_comment: null, ack_expires_at: null } as const;
 
 export function nextState(prev: StateRecord | null, obs: Observation, value: number | null, timing: Timing, now: Date): Step {
   const from = prev ?? INITIAL_RECORD;
@@ -99,7 +91,7 @@ export function nextState(prev: StateRecord | null, obs: Observation, value: num
       next = now.getTime() - since.getTime() >= timing.forMs ? fire(r, now) : r;
     } else {
       // ok, resolved (or a row left in no_data/error): a new episode starts.
-      const pending: StateRecord = { ...r, state: 'pending', active_at: now };
+      const pending: StateRecord = { ...r, ...NO_ACK, state: 'pending', active_at: now };
       next = timing.forMs <= 0 ? fire(pending, now) : pending;
     }
   } else if (from.state === 'firing') {
