@@ -155,6 +155,13 @@ async function evaluationCost(): Promise<void> {
     await loadPointGrid(s.pgUrl, { orgId: org, seriesIds: ids, perSeries: PER_SERIES, firstTs, spacingMs: SPACING_MS, connections: 2, rowsPerCommit: 200_000 });
     console.log(`(b) loaded ${SERIES.toLocaleString('en')} series × ${PER_SERIES} points (${SPACING_MS / 1000} s apart, ${new Date(firstTs).toISOString()} .. ${new Date(lastTs).toISOString()}: the 1 m window always holds 6 per series) with COPY in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
+    // Not by default (DESIGN §9: no tuning a production daemon would not have done); to see what autovacuum's analyze would change.
+    if (process.env.SENTINEL_BENCH_ANALYZE === '1') {
+      await admin.query('analyze series');
+      await admin.query('analyze points');
+      console.log('(b) ANALYZE series, points (SENTINEL_BENCH_ANALYZE=1)');
+    }
+
     // The rules, through the API (as users make them): avg over 1 m of the 10 series of one svc, > 500.
     const key = adminKey(s);
     const t1 = performance.now();
@@ -225,6 +232,20 @@ async function evaluationCost(): Promise<void> {
     };
     const ceilings = [await reads(), await reads(), await reads()];
     await queryKnex.destroy();
+
+    if (process.env.SENTINEL_BENCH_EXPLAIN === '1') {
+      // One rule's two reads as QueryRepository issues them (series lookup, then the aggregation).
+      await admin.query('set jit = off');
+      const explain = async (sql: string, params: unknown[]) => (await admin.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      const lookup = `select id, labels from series where org_id = $1 and name = $2 and labels @> jsonb_build_object($3::text, $4::text) limit $5`;
+      const params = [org, EVAL_METRIC, 'svc', 'svc7', config.query.max_series + 1];
+      console.log(`--- series lookup\n${await explain(lookup, params)}`);
+      const found = (await admin.query<{ id: string }>(lookup, params)).rows.map((r) => Number(r.id));
+      const end = Date.now();
+      const agg = `select g::float8 as g, (extract(epoch from b) * 1000)::float8 as t, v from (select p.series_id as g, date_bin($2::bigint * interval '1 millisecond', p.ts, $1::timestamptz) as b, avg(p.value) as v
+           from points p where p.org_id = $3 and p.ts >= $1 and p.ts < $4 and p.series_id = any($5::bigint[]) group by 1, 2) x`;
+      console.log(`--- aggregation\n${await explain(agg, [new Date(end - 60_000 + 1), 60_000, org, new Date(end + 1), found])}`);
+    }
 
     const med = (xs: number[]) => median(xs);
     const sCpu = med(steady.map((x) => x.cpuMs));
