@@ -330,6 +330,10 @@ describe('alerting end to end (real HTTP, SMTP and PostgreSQL on 127.0.0.1)', fu
       const email = await A.channel({ name: 'mail', type: 'email', config: { to: [mailTo] } });
       const ruleName = `cpu-high-${uniq()}`;
       const rule = await A.rule(thresholdRule(ruleName, 'e2e.cpu', [webhook, email]));
+      // The control: the same rule without a recovery threshold resolves as soon as the value is
+      // between the two (so the "no resolve between the thresholds" check below can fail).
+      const plainName = `cpu-no-hysteresis-${uniq()}`;
+      await A.rule(thresholdRule(plainName, 'e2e.cpu', [webhook], { recovery_threshold: undefined }));
 
       // Phases of the fed value: breach, then between the thresholds while firing (no resolve),
       // then below the recovery threshold (resolve), then between the thresholds again (no fire).
@@ -376,6 +380,8 @@ describe('alerting end to end (real HTTP, SMTP and PostgreSQL on 127.0.0.1)', fu
       await A.evaluations(rule.id, 3);
       expect((await A.alerts(rule.id)).map((x) => x.state), 'still firing between the thresholds').to.deep.equal(['firing']);
       expect(hooks.of(ruleName).map((h) => h.body.status)).to.deep.equal(['firing']);
+      await hooks.waitFor(plainName, 'resolved');
+      expect(hooks.of(ruleName).map((h) => h.body.status), 'still no resolve with the recovery threshold').to.deep.equal(['firing']);
 
       // Below the recovery threshold: one resolved notification per channel.
       phase = () => 50;
@@ -393,6 +399,7 @@ describe('alerting end to end (real HTTP, SMTP and PostgreSQL on 127.0.0.1)', fu
       await sleep(2100);
       await A.evaluations(rule.id, 3);
       expect(hooks.of(ruleName).map((h) => h.body.status), 'one firing and one resolved, nothing more').to.deep.equal(['firing', 'resolved']);
+      expect(hooks.of(plainName).map((h) => h.body.status), 'the control: fired once, resolved once').to.deep.equal(['firing', 'resolved']);
       expect(smtp.received.filter((m) => m.to.includes(mailTo))).to.have.length(2);
       expect((await A.alerts(rule.id)).map((x) => x.state)).to.not.include('firing');
 
