@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AlertQuerySource } from '../../core/alerting.js';
 import type { Clock } from '../../core/clock.js';
+import { SerialLoop } from '../../core/serial-loop.js';
 import { ALERT_STATES, type NotificationPolicy, type RuleRow } from './alert-types.js';
 import type { AlertsRepository } from './alerts-repository.js';
 import { evaluateCondition, type ConditionResult } from './rule-condition.js';
@@ -38,9 +39,7 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
  * its own: it is logged and counted, the loop goes on.
  */
 export class AlertEvaluator {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<unknown> | null = null;
-  private stopped = true;
+  private readonly loop: SerialLoop;
   private readonly evaluations: Counter<'outcome'>;
   private readonly seconds: Histogram;
 
@@ -53,6 +52,7 @@ export class AlertEvaluator {
     private readonly logger: Logger,
     registry: Registry,
   ) {
+    this.loop = new SerialLoop((signal) => this.tick(this.clock.now(), signal), { name: 'alerts: evaluation tick', intervalMs: opts.tickMs, logger });
     this.evaluations = new Counter({
       name: 'sentinel_alert_evaluations_total',
       help: 'Alert rule evaluations by outcome (ok; error: the rule query failed; failure: the evaluation could not be stored).',
@@ -84,9 +84,9 @@ export class AlertEvaluator {
   }
 
   /** Claims the rules due at `now`, evaluates them, flushes due notification groups. */
-  async tick(now: Date = this.clock.now()): Promise<TickResult> {
+  async tick(now: Date = this.clock.now(), signal?: AbortSignal): Promise<TickResult> {
     const result: TickResult = { evaluated: 0, outcomes: { ok: 0, error: 0, failure: 0, skipped: 0 }, flushed: 0 };
-    for (let batch = 0; batch < MAX_BATCHES_PER_TICK; batch++) {
+    for (let batch = 0; batch < MAX_BATCHES_PER_TICK && !signal?.aborted; batch++) {
       const rules = await this.repo.claimDue(now, this.opts.batchSize);
       await this.pool(rules, async (rule) => {
         const outcome = await this.evaluateRule(rule, now);
@@ -95,8 +95,10 @@ export class AlertEvaluator {
       });
       if (rules.length < this.opts.batchSize) break;
     }
+    // Stopping: the claimed work is done; due groups stay due for the next start (or another instance).
+    if (signal?.aborted) return result;
     try {
-      result.flushed = await this.policy.flushDue(now);
+      result.flushed = await this.policy.flushDue(now, signal);
     } catch (err) {
       this.logger.error({ err }, 'alerts: flushing notification groups failed');
     }
@@ -145,30 +147,12 @@ export class AlertEvaluator {
 
   /** Starts the loop (the daemon's start hook when alerts.enabled). */
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(0);
+    this.loop.start();
   }
 
-  /** Stops the loop; resolves once a running tick has finished. */
+  /** Stops the loop; resolves once a running tick has finished (it stops between batches). */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.running = this.tick()
-        .catch((err: unknown) => this.logger.error({ err }, 'alerts: evaluation tick failed'))
-        .finally(() => {
-          this.running = null;
-          this.schedule(this.opts.tickMs);
-        });
-    }, delayMs);
+    await this.loop.stop();
   }
 
   /** Runs `work` over `items`, at most `concurrency` at once. */

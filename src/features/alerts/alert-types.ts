@@ -118,8 +118,8 @@ export interface NotificationPolicy {
    * group_interval after the last notification). Returns the group key.
    */
   touch(settings: GroupSettings, now: Date): Promise<string>;
-  /** Flush every group whose time has come (claimed with SKIP LOCKED: one instance per group). */
-  flushDue(now: Date): Promise<number>;
+  /** Flush every group whose time has come (claimed with SKIP LOCKED: one instance per group); stops between groups once `signal` aborts. */
+  flushDue(now: Date, signal?: AbortSignal): Promise<number>;
 }
 
 /** The group key of an alert: its source and the values of its rule's group_by labels. */

@@ -149,11 +149,12 @@ export class NotificationPolicyService implements NotificationPolicy {
   }
 
   /** Flushes due groups one transaction each; a group that fails is logged and retried at the next call. Returns notifications dispatched. */
-  async flushDue(now: Date): Promise<number> {
+  async flushDue(now: Date, signal?: AbortSignal): Promise<number> {
     const done: string[] = [];
     const checks = new Map<string, SuppressionCheck>();
     let sent = 0;
-    while (done.length < this.batch) {
+    // Stopping: the group under way is finished, the rest stay due (next start, or another instance).
+    while (done.length < this.batch && !signal?.aborted) {
       let claimed: AlertGroupRow | undefined;
       try {
         const r = await this.o.groups.withDueGroup(now, done, async (g, tx) => {
