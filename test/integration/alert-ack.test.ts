@@ -140,6 +140,7 @@ describe('alerts and acknowledgements', function () {
       ['huge comment', { comment: 'x'.repeat(5000) }, 'body/comment'],
       ['expiry in the past', { comment: 'x', expires_at: '2020-01-01T00:00:00Z' }, 'body/expires_at'],
       ['expiry not a time', { comment: 'x', expires_at: 'tomorrow' }, 'body/expires_at'],
+      ['expiry on a leap second', { comment: 'x', expires_at: '2099-12-31T23:59:60Z' }, 'body/expires_at'],
       ['unknown field', { comment: 'x', by: 'me' }, 'body/by'],
     ];
     for (const [label, body, path] of cases) {

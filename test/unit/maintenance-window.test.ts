@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { activeUntil, isActive, isValidTimeZone, type WindowSchedule } from '../../src/features/alerts/maintenance-windows-schedule.js';
+import { MAX_CACHED_ZONES, activeUntil, cachedZoneCount, isActive, isValidTimeZone, type WindowSchedule } from '../../src/features/alerts/maintenance-windows-schedule.js';
 
 const at = (iso: string) => new Date(iso);
 const until = (w: WindowSchedule, iso: string) => activeUntil(w, at(iso))?.toISOString() ?? null;
@@ -92,5 +92,18 @@ describe('maintenance windows: when one is open', () => {
   it('time zone names: IANA names and UTC are valid; anything else is not', () => {
     for (const tz of ['UTC', 'Europe/Berlin', 'America/Argentina/Buenos_Aires', 'Etc/GMT+5']) expect(isValidTimeZone(tz), tz).to.equal(true);
     for (const tz of ['', 'Mars/Olympus', 'Europe/Berlin\u0000', '../../etc/passwd', 'x'.repeat(100), 'Europe/ Berlin']) expect(isValidTimeZone(tz), tz).to.equal(false);
+  });
+
+  it('the formatter cache: validation caches nothing, spellings of one zone share an entry, the size is bounded', () => {
+    const before = cachedZoneCount();
+    for (let i = 0; i < 200; i++) isValidTimeZone(i % 2 ? 'Europe/Berlin' : `Mars/Crater${i}`);
+    expect(cachedZoneCount(), 'validation').to.equal(before);
+    const w = (time_zone: string): WindowSchedule => ({ weekdays: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '00:00', time_zone });
+    isActive(w('Asia/Tokyo'), at('2026-03-02T12:00:00Z'));
+    const one = cachedZoneCount();
+    for (const tz of ['asia/tokyo', 'ASIA/TOKYO', 'Asia/TOKYO', 'aSiA/tOkYo']) expect(isActive(w(tz), at('2026-03-02T12:00:00Z')), tz).to.equal(true);
+    expect(cachedZoneCount(), 'case spellings').to.equal(one);
+    for (const tz of Intl.supportedValuesOf('timeZone').slice(0, MAX_CACHED_ZONES * 3)) isActive(w(tz), at('2026-03-02T12:00:00Z'));
+    expect(cachedZoneCount()).to.be.at.most(MAX_CACHED_ZONES);
   });
 });

@@ -104,8 +104,8 @@ const ruleFields = {
   for: duration(`How long the condition must hold before pending becomes firing. ${bounds('for')} Default 0.`),
   keep_firing_for: duration(`How long a firing alert keeps firing after the condition stops holding. ${bounds('keep_firing_for')} Default 0.`),
   severity: Type.Union(SEVERITIES.map((s) => Type.Literal(s)), { description: 'Sent as the alerts\' `severity` label.' }),
-  labels: labelMap(LABEL_NAME_PATTERN, RULE_LIMITS.maxLabels, RULE_LIMITS.labelValueMax, 'Added to every alert of the rule (templated with {{ $value }} and {{ $labels.x }}).'),
-  annotations: labelMap(LABEL_NAME_PATTERN, RULE_LIMITS.maxAnnotations, RULE_LIMITS.annotationValueMax, 'summary, description, runbook_url … (templated like labels).'),
+  labels: labelMap(LABEL_NAME_PATTERN, RULE_LIMITS.maxLabels, RULE_LIMITS.labelValueMax, 'Added to every alert of the rule, as given (not templated: labels identify an alert, so they must not change with its value).'),
+  annotations: labelMap(LABEL_NAME_PATTERN, RULE_LIMITS.maxAnnotations, RULE_LIMITS.annotationValueMax, 'summary, description, runbook_url … (templated with {{ $value }} and {{ $labels.x }}).'),
   channels: Type.Array(Type.String({ format: 'uuid' }), { maxItems: RULE_LIMITS.maxChannels, uniqueItems: true, description: "Channel ids of the organization that receive the rule's notifications." }),
   group_by: Type.Array(Type.String({ minLength: 1, maxLength: 100, pattern: METRIC_LABEL_PATTERN }), {
     maxItems: RULE_LIMITS.maxGroupBy,

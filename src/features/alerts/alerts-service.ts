@@ -99,6 +99,8 @@ export class AlertsService {
     let expiresAt: Date | null = null;
     if (input.expires_at !== undefined) {
       expiresAt = new Date(input.expires_at);
+      // ajv's date-time format admits a leap second (…T23:59:60Z), which Date cannot represent.
+      if (Number.isNaN(expiresAt.getTime())) throw validationError([{ path: 'body/expires_at', message: 'is not a representable time (a leap second such as 23:59:60 is not accepted)' }]);
       if (expiresAt.getTime() <= now.getTime()) throw validationError([{ path: 'body/expires_at', message: 'must be in the future' }]);
     }
     const current = isUuid(id) ? await this.d.repo.get(org.id, id) : undefined;

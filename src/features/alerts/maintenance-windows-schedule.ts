@@ -20,33 +20,55 @@ export interface WindowSchedule {
 const WEEKDAYS: Record<string, number> = { Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6, Sun: 7 };
 const DAY_MS = 86_400_000;
 
-// Building a DateTimeFormat costs far more than using one: one per zone, kept.
+const FORMAT_OPTIONS: Intl.DateTimeFormatOptions = {
+  hourCycle: 'h23',
+  weekday: 'short',
+  year: 'numeric',
+  month: 'numeric',
+  day: 'numeric',
+  hour: 'numeric',
+  minute: 'numeric',
+  second: 'numeric',
+};
+
+/** Zones kept at most: far above the zones in use; a flood of spellings cannot grow it further. */
+export const MAX_CACHED_ZONES = 64;
+
+// Building a DateTimeFormat costs far more than using one: one per zone, kept. Keyed by the
+// canonical name Intl resolves (it accepts any letter case: europe/berlin and EUROPE/BERLIN are
+// one entry), bounded (the oldest entry goes first).
 const formats = new Map<string, Intl.DateTimeFormat>();
+/** Spelling as stored → canonical name, bounded like `formats`. */
+const canonical = new Map<string, string>();
+
+function remember<V>(m: Map<string, V>, key: string, value: V): void {
+  if (m.size >= MAX_CACHED_ZONES) m.delete(m.keys().next().value as string);
+  m.set(key, value);
+}
 
 function formatFor(timeZone: string): Intl.DateTimeFormat {
-  let f = formats.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      weekday: 'short',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formats.set(timeZone, f);
-  }
+  const name = canonical.get(timeZone);
+  const cached = name === undefined ? undefined : formats.get(name);
+  if (cached) return cached;
+  const f = new Intl.DateTimeFormat('en-US', { ...FORMAT_OPTIONS, timeZone });
+  const resolved = f.resolvedOptions().timeZone;
+  remember(canonical, timeZone, resolved);
+  const kept = formats.get(resolved);
+  if (kept) return kept;
+  remember(formats, resolved, f);
   return f;
 }
 
-/** Whether `tz` is a time zone name Intl knows (an IANA name such as Europe/Berlin, or UTC). */
+/** How many formatters are cached (tests: the cache stays bounded). */
+export function cachedZoneCount(): number {
+  return formats.size;
+}
+
+/** Whether `tz` is a time zone name Intl knows (an IANA name such as Europe/Berlin, or UTC). Caches nothing: input may be anything. */
 export function isValidTimeZone(tz: string): boolean {
   if (!/^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$/.test(tz)) return false;
   try {
-    formatFor(tz);
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return true;
   } catch {
     return false;
