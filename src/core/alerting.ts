@@ -94,6 +94,17 @@ export interface Notifier {
   dispatch(n: NotificationRequest): Promise<string[]>;
 }
 
+/**
+ * Provided by notifications as `deliveryStats`: an org's delivery attempts in [startMs, endMs)
+ * (by the attempt's time; channel tests left out), for the alerting section of its daily report.
+ * A delivery is an attempt that succeeded, a failure one that did not (a notification retried
+ * twice and then sent is two failures and one delivery). The shape is the report's (reports
+ * AlertingSection.notifications), by_channel ordered by channel name.
+ */
+export interface DeliveryStats {
+  daily(orgId: string, startMs: number, endMs: number): Promise<AlertingSummary['notifications']>;
+}
+
 /** Provided by notifications: which channel ids exist in an org (rules and heartbeats name them). */
 export interface ChannelDirectory {
   /** The ids among `ids` that are not channels of this org (a bad reference, reported with its path). */
@@ -122,6 +133,8 @@ export interface AlertSink {
   raise(a: ExternalAlert): Promise<void>;
   /** Resolves it if it fires (a resolved notification is sent once); nothing otherwise. */
   resolve(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'at'>): Promise<void>;
+  /** The source's name or channels changed (e.g. a heartbeat PATCH): its existing notification group uses them from now on. */
+  reconfigure(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'name' | 'channelIds'>): Promise<void>;
 }
 
 /**

@@ -87,6 +87,8 @@ function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: 
       seen.flushes++;
       return 0;
     },
+    wakeOrg: async () => {},
+    reconfigure: async () => {},
   };
   const evaluator = new AlertEvaluator(repo, source, policy, { now: () => NOW }, { tickMs: 10, concurrency: opts.concurrency ?? 2, batchSize: 100 }, pino({ level: 'silent' }), new Registry());
   return { evaluator, seen };

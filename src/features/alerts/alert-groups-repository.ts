@@ -88,6 +88,36 @@ export class AlertGroupsRepository {
   }
 
   /**
+   * Makes the org's groups due at `now` when they have a flush pending or a firing alert (one
+   * held by a suppression that just ended may have none: planFlush left it asleep until the end
+   * it saw). Never later than a time already set.
+   */
+  async wakeOrg(orgId: string, now: Date): Promise<void> {
+    await this.knex.raw(
+      `update alert_groups g set next_flush_at = least(coalesce(g.next_flush_at, ?::timestamptz), ?::timestamptz)
+        where g.org_id = ?::uuid
+          and (g.next_flush_at is not null
+               or exists (select 1 from alerts a where a.org_id = g.org_id and a.group_key = g.group_key and a.state = 'firing'))`,
+      [now, now, orgId],
+    );
+  }
+
+  /** The source's settings onto all its groups (their group labels stay: they are part of the key). */
+  async reconfigure(s: Omit<GroupSettings, 'groupLabels'>): Promise<void> {
+    const q = this.knex('alert_groups').where({ source: s.source, source_id: s.sourceId });
+    if (s.orgId === null) q.whereNull('org_id');
+    else q.andWhere({ org_id: s.orgId });
+    await q.update({
+      receiver: s.receiver,
+      channels: s.channels,
+      group_wait_ms: s.groupWaitMs,
+      group_interval_ms: s.groupIntervalMs,
+      repeat_interval_ms: s.repeatIntervalMs,
+      updated_at: this.knex.fn.now(),
+    });
+  }
+
+  /**
    * Claims one group due at `now` (FOR UPDATE SKIP LOCKED: another instance takes another group)
    * other than `skip`, and runs `fn` in its transaction; undefined when none is due.
    */

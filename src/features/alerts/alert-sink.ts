@@ -67,6 +67,11 @@ export class AlertSinkService implements AlertSink {
     if (settings) await this.policy.touch(settings, a.at);
   }
 
+  async reconfigure(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'name' | 'channelIds'>): Promise<void> {
+    const { groupLabels: _labels, ...settings } = this.settings(a.orgId, a.source, a.sourceId, a.name, a.channelIds);
+    await this.policy.reconfigure(settings);
+  }
+
   private settings(orgId: string | null, source: AlertRow['source'], sourceId: string, receiver: string, channels: string[]): GroupSettings {
     return { orgId, source, sourceId, receiver, channels, groupLabels: {}, ...EXTERNAL_GROUP_TIMING };
   }

@@ -120,6 +120,14 @@ export interface NotificationPolicy {
   touch(settings: GroupSettings, now: Date): Promise<string>;
   /** Flush every group whose time has come (claimed with SKIP LOCKED: one instance per group); stops between groups once `signal` aborts. */
   flushDue(now: Date, signal?: AbortSignal): Promise<number>;
+  /**
+   * A silence or maintenance window of the org changed (created, updated, expired, deleted):
+   * every group of the org that has firing alerts or a pending flush is due at `now`, so alerts
+   * a suppression held go out at once (the flush decides what is sent; timers still apply).
+   */
+  wakeOrg(orgId: string, now: Date): Promise<void>;
+  /** A source's settings changed (rule or heartbeat PATCH): every existing group of that source takes the new receiver, channels and timers. */
+  reconfigure(settings: Omit<GroupSettings, 'groupLabels'>): Promise<void>;
 }
 
 /** The group key of an alert: its source and the values of its rule's group_by labels. */

@@ -148,6 +148,14 @@ export class NotificationPolicyService implements NotificationPolicy {
     return key;
   }
 
+  async wakeOrg(orgId: string, now: Date): Promise<void> {
+    await this.o.groups.wakeOrg(orgId, now);
+  }
+
+  async reconfigure(settings: Omit<GroupSettings, 'groupLabels'>): Promise<void> {
+    await this.o.groups.reconfigure(settings);
+  }
+
   /** Flushes due groups one transaction each; a group that fails is logged and retried at the next call. Returns notifications dispatched. */
   async flushDue(now: Date, signal?: AbortSignal): Promise<number> {
     const done: string[] = [];
