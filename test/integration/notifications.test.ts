@@ -491,6 +491,40 @@ describe('notifications', function () {
       expect(hosts).to.deep.equal([]);
     });
 
+    it('deliveryStats: attempts per channel in [start, end), channel tests left out, other orgs not counted', async () => {
+      const org = await tenant(t);
+      const r = await receiver();
+      let good = 0;
+      r.reply = (hit) => ({ status: hit.url.endsWith('/bad') ? 400 : ++good === 1 ? 503 : 200 });
+      const ch = await createChannel(org, { name: `stats-${uniq()}`, type: 'webhook', config: { url: r.url } });
+      const down = await createChannel(org, { name: `a-stats-${uniq()}`, type: 'webhook', config: { url: `${r.url}/bad` } });
+      const [id] = await t.app.services.notifications.dispatch(alertRequest(org.id, [ch.id], `stats-${uniq()}`));
+      const [bad] = await t.app.services.notifications.dispatch(alertRequest(org.id, [down.id], `stats-${uniq()}`));
+      await until('sent after a retry', async () => (await row(id)).state === 'sent');
+      await until('failed', async () => (await row(bad)).state === 'failed');
+      // A channel test is no delivery; another org's attempts are not this org's.
+      expect((await t.api.post<TestAnswer>(`/organizations/${org.slug}/channels/${ch.id}/test`, org.token)).body).to.include({ ok: true });
+      const hook = await createChannel(b, { name: `stats-${uniq()}`, type: 'webhook', config: { url: r.url } });
+      const [other] = await t.app.services.notifications.dispatch(alertRequest(b.id, [hook.id], `stats-${uniq()}`));
+      await until('other org sent', async () => (await row(other)).state === 'sent');
+
+      const [first, second] = await attemptsOf(id);
+      const day = await t.app.services.deliveryStats.daily(org.id, first.at.getTime() - 60_000, Date.now() + 60_000);
+      const [downName, chName] = [down.name, ch.name];
+      expect(day).to.deep.equal({
+        deliveries: 1,
+        failures: 2,
+        by_channel: [
+          { channel: downName, type: 'webhook', deliveries: 0, failures: 1 },
+          { channel: chName, type: 'webhook', deliveries: 1, failures: 1 },
+        ],
+      });
+      // [start, end): the first attempt is in when it starts the window, the second out when it ends it.
+      const part = await t.app.services.deliveryStats.daily(org.id, first.at.getTime(), second.at.getTime());
+      expect(part.by_channel.find((c) => c.channel === chName)).to.deep.equal({ channel: chName, type: 'webhook', deliveries: 0, failures: 1 });
+      expect(await t.app.services.deliveryStats.daily(org.id, 0, first.at.getTime() - 60_000)).to.deep.equal({ deliveries: 0, failures: 0, by_channel: [] });
+    });
+
     it('tenant isolation: an org dispatch never reaches another org’s channel; other orgs’ ids are 404; instance alerts reach any org’s channel', async () => {
       const rb = await receiver();
       const chB = await createChannel(b, { name: `b-${uniq()}`, type: 'webhook', config: { url: rb.url } });

@@ -1,5 +1,5 @@
 import { Counter } from 'prom-client';
-import type { ChannelDirectory, Notifier } from '../../core/alerting.js';
+import type { ChannelDirectory, DeliveryStats, Notifier } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import type { Mailer } from '../../core/mail.js';
@@ -39,12 +39,13 @@ export const deliverTask: TaskSpec<NotificationServices, DeliverPayload> = {
 export const notificationsModule = defineModule({
   name: 'notifications',
   requires: ['auditSink', 'orgAccess', 'mailer'],
-  provides: ['notifier', 'channelDirectory'],
+  provides: ['notifier', 'channelDirectory', 'deliveryStats'],
   tasks: [deliverTask],
   build(kits, needs: { auditSink: AuditSink; orgAccess: OrgAccess; mailer: Mailer }) {
     const { config } = kits;
     const box = new SecretBox(config.auth.encryption_key);
     const channelsRepo = new ChannelsRepository(kits.db.knex);
+    const notificationsRepo = new NotificationsRepository(kits.db.knex);
     const sent = new Counter({
       name: 'sentinel_notifications_total',
       help: 'Notification delivery attempts by channel type and outcome (sent, retrying, failed).',
@@ -53,7 +54,7 @@ export const notificationsModule = defineModule({
     });
     const notifications = new DeliveryService({
       channels: channelsRepo,
-      repo: new NotificationsRepository(kits.db.knex),
+      repo: notificationsRepo,
       orgs: needs.orgAccess,
       audit: needs.auditSink,
       queue: kits.queue,
@@ -113,9 +114,19 @@ export const notificationsModule = defineModule({
         },
       },
     ];
+    const deliveryStats: DeliveryStats = {
+      async daily(orgId, startMs, endMs) {
+        const byChannel = await notificationsRepo.deliveriesByChannel(orgId, new Date(startMs), new Date(endMs));
+        return {
+          deliveries: byChannel.reduce((n, c) => n + c.deliveries, 0),
+          failures: byChannel.reduce((n, c) => n + c.failures, 0),
+          by_channel: byChannel,
+        };
+      },
+    };
     return {
-      provides: { notifier: notifications as Notifier, channelDirectory: channels as ChannelDirectory },
-      services: { channels, notifications },
+      provides: { notifier: notifications as Notifier, channelDirectory: channels as ChannelDirectory, deliveryStats },
+      services: { channels, notifications, deliveryStats },
       routes: (registry) => registerNotificationRoutes(registry, { channels, delivery: notifications }),
       start,
       stop,

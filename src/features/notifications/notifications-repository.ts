@@ -142,6 +142,26 @@ export class NotificationsRepository {
     return q;
   }
 
+  /**
+   * An org's delivery attempts in [start, end) per channel (channel tests left out): sent ones
+   * are deliveries, the others (retrying, failed) failures. Ordered by channel name.
+   */
+  async deliveriesByChannel(orgId: string, start: Date, end: Date): Promise<{ channel: string; type: string; deliveries: number; failures: number }[]> {
+    const { rows } = await this.knex.raw<{ rows: { channel: string; type: string; deliveries: number; failures: number }[] }>(
+      `select c.name as channel, c.type,
+              count(*) filter (where t.outcome = 'sent')::int as deliveries,
+              count(*) filter (where t.outcome <> 'sent')::int as failures
+         from notification_attempts t
+         join notifications n on n.org_id = t.org_id and n.id = t.notification_id
+         join notification_channels c on c.org_id = n.org_id and c.id = n.channel_id
+        where t.org_id = :org and n.status <> 'test' and t.at >= :start and t.at < :end
+        group by c.id, c.name, c.type
+        order by c.name, c.id`,
+      { org: orgId, start, end },
+    );
+    return rows;
+  }
+
   async attemptsOf(orgId: string, ids: string[]): Promise<AttemptRow[]> {
     if (ids.length === 0) return [];
     return this.knex<AttemptRow>('notification_attempts').where({ org_id: orgId }).whereIn('notification_id', ids).orderBy([{ column: 'notification_id' }, { column: 'attempt' }]);
