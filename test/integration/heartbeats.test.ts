@@ -91,12 +91,16 @@ describe('heartbeats', function () {
     const list = await t.api.get<{ items: Hb[]; next_cursor: string | null }>(`${base()}?limit=1`, viewerA);
     expect(list.status, list.text).to.equal(200);
     expect(list.body.items.map((h) => h.id)).to.deep.equal([hb.id]);
+    expect(list.body.items[0], 'a viewer lists no token').to.not.have.any.keys('token', 'ping_url');
     const page2 = await t.api.get<{ items: Hb[]; next_cursor: string | null }>(`${base()}?limit=1&cursor=${list.body.next_cursor}`, viewerA);
     expect(page2.body.items.map((h) => h.id)).to.deep.equal([defaults.id]);
 
     const one = await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA);
     expect(one.status, one.text).to.equal(200);
-    expect(one.body.token, 'the org can read its token back').to.equal(hb.token);
+    expect(one.body, 'a viewer (alert.read only) could keep it up with the token').to.not.have.any.keys('token', 'ping_url');
+    const byEditor = await t.api.get<Hb>(`${base()}/${hb.id}`, editorA);
+    expect(byEditor.body.token, 'an editor can read its token back').to.equal(hb.token);
+    expect(byEditor.body.ping_url).to.equal(hb.ping_url);
 
     const patched = await t.api.call<Hb>('PATCH', `${base()}/${hb.id}`, editorA, { period: '10m', name: 'etl' });
     expect(patched.status, patched.text).to.equal(200);

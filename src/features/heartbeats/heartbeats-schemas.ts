@@ -58,8 +58,10 @@ export const HeartbeatSchema = Type.Object({
   channels: Type.Array(Type.String({ format: 'uuid' })),
   labels: Type.Record(Type.String(), Type.String()),
   severity: Type.String(),
-  token: Type.String({ description: 'The ping credential (hb_…): anyone holding it can ping; keep it like a password.' }),
-  ping_url: Type.String({ description: 'POST here to ping (alerts.external_url, else http://<http.host>:<http.port>, + /api/v1/heartbeats/<token>).' }),
+  token: Type.Optional(Type.String({ description: 'The ping credential (hb_…): anyone holding it can ping; keep it like a password. Only for callers with alert.write (editors, write keys); left out for viewers and read keys.' })),
+  ping_url: Type.Optional(
+    Type.String({ description: 'POST here to ping (alerts.external_url, else http://<http.host>:<http.port>, + /api/v1/heartbeats/<token>). Only with `token`.' }),
+  ),
   state: Type.Union(
     HEARTBEAT_STATES.map((s) => Type.Literal(s)),
     { description: 'new: never pinged; up; down: missed (its alert fires until the next ping).' },

@@ -1,7 +1,7 @@
 import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AlertSink, ChannelDirectory } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
-import type { OrgAccess } from '../../core/authorize.js';
+import { authorize, type OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
 import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
@@ -47,6 +47,16 @@ export interface HeartbeatsDeps {
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
+/** Whether the actor (already allowed alert.read in `org`) also holds alert.write there. */
+function mayWrite(actor: Actor, org: Parameters<typeof authorize>[2]): boolean {
+  try {
+    authorize(actor, 'alert.write', org);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Heartbeats (dead-man's switches, issue 10 point 7): a job pings its heartbeat's URL at least
  * every period; a heartbeat without a ping by last ping + period + grace is missed, goes down
@@ -69,14 +79,15 @@ export class HeartbeatsService {
     const after = decodeCursor(page.cursor);
     if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
     const p = toPage(await this.d.repo.list(org.id, limit + 1, after), limit, (r) => r.id);
-    return { items: p.items.map((r) => this.present(r)), next_cursor: p.next_cursor };
+    const withToken = mayWrite(actor, org);
+    return { items: p.items.map((r) => this.present(r, withToken)), next_cursor: p.next_cursor };
   }
 
   async get(actor: Actor, slug: string, id: string): Promise<Heartbeat> {
     const org = await this.d.orgs.require(actor, slug, 'alert.read');
     const row = isUuid(id) ? await this.d.repo.find(org.id, id) : undefined;
     if (!row) throw notFound('heartbeat');
-    return this.present(row);
+    return this.present(row, mayWrite(actor, org));
   }
 
   async create(actor: Actor, slug: string, input: CreateHeartbeatInput, meta: RequestMeta = {}): Promise<Heartbeat> {
@@ -194,8 +205,9 @@ export class HeartbeatsService {
     }
   }
 
-  present(r: HeartbeatRow): Heartbeat {
-    const token = this.d.box.open(r.token_sealed);
+  /** `withToken`: the caller holds alert.write (whoever can only read must not be able to keep a heartbeat up by pinging it). */
+  present(r: HeartbeatRow, withToken = true): Heartbeat {
+    const token = withToken ? this.d.box.open(r.token_sealed) : null;
     return {
       id: r.id,
       name: r.name,
@@ -204,8 +216,7 @@ export class HeartbeatsService {
       channels: r.channels,
       labels: r.labels,
       severity: r.severity,
-      token,
-      ping_url: `${this.d.baseUrl}/api/v1/heartbeats/${token}`,
+      ...(token === null ? {} : { token, ping_url: `${this.d.baseUrl}/api/v1/heartbeats/${token}` }),
       state: r.state,
       last_ping_at: iso(r.last_ping_at),
       due_at: r.due_at.toISOString(),
