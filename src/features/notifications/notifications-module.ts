@@ -14,6 +14,7 @@ import { registerNotificationRoutes } from './notifications-routes.js';
 interface NotificationServices {
   channels: ChannelsService;
   notifications: DeliveryService;
+  deliveryStats: DeliveryStats;
 }
 
 /** How often the daemon looks for queued notifications that have no task (a crash in between). */
