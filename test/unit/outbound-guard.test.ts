@@ -21,6 +21,33 @@ describe('outbound guard', () => {
     }
   });
 
+  it('judges IPv4-compatible addresses (::/96, except :: and ::1) by their IPv4 address, as URLs spell them', async () => {
+    const resolve = async () => [{ address: '93.184.216.34', family: 4 }];
+    const refusal = async (url: string, allowPrivate: boolean) => {
+      try {
+        await checkOutboundUrl(url, allowPrivate, { resolve });
+        return null;
+      } catch (err) {
+        expect(err, url).to.be.instanceOf(OutboundRefused);
+        return (err as Error).message;
+      }
+    };
+    // new URL() turns [::169.254.169.254] into [::a9fe:a9fe], which ipaddr.js alone rates unicast.
+    expect(new URL('http://[::169.254.169.254]/').hostname).to.equal('[::a9fe:a9fe]');
+    for (const allowPrivate of [false, true]) {
+      expect(await refusal('http://[::169.254.169.254]/', allowPrivate), String(allowPrivate)).to.match(/link-local/);
+      expect(refusalOf('::a9fe:a9fe', allowPrivate)).to.include({ always: true });
+    }
+    expect(await refusal('http://[::7f00:1]/', false)).to.match(/loopback/);
+    expect(await refusal('http://[::7f00:1]/', true)).to.equal(null);
+    expect(refusalOf('::a00:1', false)).to.include({ always: false });
+    expect(refusalOf('::c0a8:101', false)).to.include({ always: false });
+    expect(refusalOf('::808:808', false)).to.equal(null);
+    // :: and ::1 stay IPv6's unspecified and loopback.
+    expect(refusalOf('::', false)?.reason).to.match(/unspecified/);
+    expect(refusalOf('::1', false)?.reason).to.match(/loopback/);
+  });
+
   it('lets public unicast through', () => {
     for (const a of PUBLIC) expect(refusalOf(a, false), a).to.equal(null);
   });

@@ -38,9 +38,15 @@ const INTERNAL_V6: Record<string, string> = {
   multicast: 'a multicast address',
 };
 
-/** The IPv4 address an IPv6 one carries (NAT64 64:ff9b::/96, 6to4 2002::/16, IPv4-translated), if any. */
+/**
+ * The IPv4 address an IPv6 one carries (NAT64 64:ff9b::/96, 6to4 2002::/16, IPv4-translated,
+ * IPv4-compatible ::/96), if any.
+ */
 function embeddedV4(a: ipaddr.IPv6): ipaddr.IPv4 | null {
   const p = a.parts;
+  // ::/96 (deprecated IPv4-compatible, e.g. [::169.254.169.254], which URL parsing turns into
+  // ::a9fe:a9fe and ipaddr.js rates plain unicast); :: and ::1 are IPv6's own.
+  if (p.slice(0, 6).every((x) => x === 0) && (p[6] !== 0 || p[7] > 1)) return new ipaddr.IPv4([p[6] >> 8, p[6] & 0xff, p[7] >> 8, p[7] & 0xff]);
   switch (a.range()) {
     case 'rfc6052':
     case 'rfc6145':
@@ -53,7 +59,7 @@ function embeddedV4(a: ipaddr.IPv6): ipaddr.IPv4 | null {
 }
 
 /**
- * Classifies one IP address (IPv4-mapped and IPv4-embedding IPv6 forms are judged by their IPv4
+ * Classifies one IP address (IPv4-mapped, -compatible and -embedding IPv6 forms are judged by their IPv4
  * address). Link-local (169.254.0.0/16, where cloud metadata services answer, and fe80::/10) is
  * refused always; other internal ranges unless `allowPrivate`; anything not plain global
  * unicast (reserved, documentation, benchmarking ranges) is treated as internal too.
