@@ -468,6 +468,25 @@ describe('notifications', function () {
       expect(hop.hits.filter((h) => h.url.endsWith('/loop'))).to.have.length(4);
     });
 
+    it('a redirect to another origin gets no signature headers; one within the origin keeps them', async () => {
+      const first = await receiver();
+      const other = await receiver();
+      first.reply = (h) => (h.url.endsWith('/away') ? { status: 307, headers: { location: `${other.url}/landed` } } : h.url.endsWith('/near') ? { status: 308, headers: { location: '/hook/here' } } : { status: 200 });
+      const secret = `redir-secret-${uniq()}-${uniq()}`;
+      const away = await createChannel(a, { name: `away-${uniq()}`, type: 'webhook', config: { url: `${first.url}/away`, secret } });
+      expect((await t.api.post<TestAnswer>(`/organizations/${a.slug}/channels/${away.id}/test`, a.token)).body).to.include({ ok: true, status_code: 200 });
+      expect(first.hits[0].headers).to.include.keys('x-sentinel-signature', 'x-sentinel-timestamp');
+      expect(other.hits.map((h) => [h.method, h.url])).to.deep.equal([['POST', '/hook/landed']]);
+      expect(other.hits[0].headers).not.to.have.any.keys('x-sentinel-signature', 'x-sentinel-timestamp');
+      expect(JSON.parse(other.hits[0].body)).to.have.property('version', '4');
+
+      const near = await createChannel(a, { name: `near-${uniq()}`, type: 'webhook', config: { url: `${first.url}/near`, secret } });
+      expect((await t.api.post<TestAnswer>(`/organizations/${a.slug}/channels/${near.id}/test`, a.token)).body).to.include({ ok: true, status_code: 200 });
+      const landed = first.hits.find((h) => h.url === '/hook/here')!;
+      const ts = String(landed.headers['x-sentinel-timestamp']);
+      expect(landed.headers['x-sentinel-signature']).to.equal(`sha256=${createHmac('sha256', secret).update(`${ts}.${landed.body}`).digest('hex')}`);
+    });
+
     it('169.254.169.254 is refused even with private networks allowed: at save time, and at send time before any request exists', async () => {
       const saved = await t.api.post<Problem>(`/organizations/${a.slug}/channels`, a.token, { name: 'meta', type: 'webhook', config: { url: 'http://169.254.169.254/latest/meta-data/' } });
       expectProblem(saved, 400, 'metadata address');

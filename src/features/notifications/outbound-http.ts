@@ -4,6 +4,11 @@ import { assertReachable, guardedLookup, literalAddress, OutboundRefused, parseO
 
 /** Redirects followed at most (each hop checked by the guard). */
 export const MAX_REDIRECTS = 3;
+/**
+ * Headers sent to the channel's own origin only: the webhook's signature (a receiver elsewhere
+ * could replay it to the real one) and credentials, as browsers drop them on a cross-origin hop.
+ */
+const ORIGIN_ONLY_HEADER = /^(authorization|cookie|x-sentinel-signature|x-sentinel-timestamp)$/i;
 /** Of an answer body, this much is read (for the error text); the rest is discarded. */
 const MAX_ANSWER_BYTES = 1024;
 
@@ -64,21 +69,24 @@ const describe = (err: unknown): string => {
 /**
  * POSTs `body` to `rawUrl`, following at most MAX_REDIRECTS redirects itself (the client never
  * follows one on its own): each hop's URL is parsed and checked like the first. 307 and 308
- * repeat the POST; 301, 302 and 303 continue with a GET, as HTTP clients do.
+ * repeat the POST; 301, 302 and 303 continue with a GET, as HTTP clients do. A hop to another
+ * origin goes without the signature headers (ORIGIN_ONLY_HEADER).
  */
 export async function postWithGuard(rawUrl: string, body: string, o: PostOptions): Promise<PostOutcome> {
   let url: URL;
   let method: 'POST' | 'GET' = 'POST';
   let payload: string | null = body;
+  let headers = o.headers;
   try {
     url = parseOutboundUrl(rawUrl);
   } catch (err) {
     return { kind: 'refused', error: describe(err) };
   }
+  const origin = url.origin;
   for (let hop = 0; ; hop++) {
     let res: IncomingMessage;
     try {
-      res = await send(url, method, payload, o);
+      res = await send(url, method, payload, { ...o, headers });
     } catch (err) {
       if (err instanceof OutboundRefused) return { kind: 'refused', error: hop > 0 ? `redirect to ${url.origin}: ${err.message}` : err.message };
       if (o.signal.aborted) return { kind: 'error', error: o.signal.reason instanceof Error && o.signal.reason.name !== 'TimeoutError' ? o.signal.reason.message : 'timed out' };
@@ -98,6 +106,8 @@ export async function postWithGuard(rawUrl: string, body: string, o: PostOptions
         method = 'GET';
         payload = null;
       }
+      // Once it leaves the channel's origin, for every later hop (even one back to it).
+      if (url.origin !== origin) headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !ORIGIN_ONLY_HEADER.test(k)));
       continue;
     }
     try {
