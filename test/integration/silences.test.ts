@@ -206,6 +206,40 @@ describe('silences and maintenance windows', function () {
     expect(await silenced(), 'both over').to.deep.equal({ data: false, web: false });
   });
 
+  it('ending a silence early or deleting an open maintenance window releases the alerts they held at the next flush', async () => {
+    // An org of its own: the other tests count its silences and windows.
+    const orgD = await createOrg(t.app.services);
+    const ed = await createUser(t.app.services, { org: orgD.slug, role: 'editor' });
+    const editor = (await t.api.login(ed.email, ed.password)).access_token;
+    const MIN = 60_000;
+    const raise = (sourceId: string, team: string) =>
+      t.app.services.alertSink.raise({ orgId: orgD.id, source: 'heartbeat', sourceId, name: `job-${team}`, severity: 'warning', labels: { team }, annotations: {}, channelIds: [], at: new Date(at) });
+    const flush = () => t.app.services.notificationPolicy.flushDue(new Date(at));
+    const notified = async () => {
+      const rows = await query<{ team: string; notified: boolean }>(url, "select labels->>'team' as team, firing_notified_at is not null as notified from alerts where org_id = $1", [orgD.id]);
+      return Object.fromEntries(rows.map((r) => [r.team, r.notified]));
+    };
+    const sil = ok(await t.api.post<Silence>(silences(orgD.slug), editor, { matchers: [{ name: 'team', op: '=', value: 'data' }], ends_at: iso(T0 + 2 * HOUR), comment: '' }), 201);
+    // Mondays 10:00–12:00 UTC; T0 is Monday 10:00.
+    const win = ok(await t.api.post<Window>(windows(orgD.slug), editor, { name: 'web', matchers: [{ name: 'team', op: '=', value: 'web' }], weekdays: [1], start: '10:00', end: '12:00', time_zone: 'UTC' }), 201);
+    await raise(randomUUID(), 'data');
+    await raise(randomUUID(), 'web');
+    await flush();
+    expect(await notified(), 'held').to.deep.equal({ data: false, web: false });
+
+    at = T0 + 10 * MIN;
+    expect((await t.api.call('DELETE', `${silences(orgD.slug)}/${sil.id}`, editor)).status).to.equal(204);
+    at = T0 + 11 * MIN;
+    await flush();
+    expect(await notified(), 'the silence ended at +10 min').to.deep.equal({ data: true, web: false });
+
+    at = T0 + 20 * MIN;
+    expect((await t.api.call('DELETE', `${windows(orgD.slug)}/${win.id}`, editor)).status).to.equal(204);
+    at = T0 + 21 * MIN;
+    await flush();
+    expect(await notified(), 'the window deleted at +20 min').to.deep.equal({ data: true, web: true });
+  });
+
   describe('maintenance windows', () => {
     it('create, get, list, update, delete; `active` follows the clock in the window\'s time zone', async () => {
       // Mondays 11:00–12:00 Berlin (UTC+1 in December): 10:00–11:00 UTC, so open at T0.

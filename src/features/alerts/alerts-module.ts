@@ -52,8 +52,8 @@ export const alertsModule = defineModule({
       externalUrl: config.alerts.external_url || `http://${config.http.host}:${config.http.port}`,
       logger,
     });
-    const silences = new SilencesService(silencesRepo, needs.orgAccess, needs.auditSink, clock);
-    const maintenanceWindows = new MaintenanceWindowsService(windowsRepo, needs.orgAccess, needs.auditSink, clock);
+    const silences = new SilencesService(silencesRepo, needs.orgAccess, needs.auditSink, clock, policy);
+    const maintenanceWindows = new MaintenanceWindowsService(windowsRepo, needs.orgAccess, needs.auditSink, clock, policy);
     const alertingSummary = new AlertingSummaryReader(knex);
 
     const alertEngine = new AlertEvaluator(

@@ -6,6 +6,7 @@ import { conflict, notFound, type ErrorDetail } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { compile, validationError } from '../../core/validation.js';
+import type { NotificationPolicy } from './alert-types.js';
 import { matcherErrors } from './matchers.js';
 import { scheduleOf, type MaintenanceWindowFields, type MaintenanceWindowRow, type MaintenanceWindowsRepository } from './maintenance-windows-repository.js';
 import { isActive, isValidTimeZone } from './maintenance-windows-schedule.js';
@@ -49,6 +50,8 @@ export class MaintenanceWindowsService {
     private readonly orgs: OrgAccess,
     private readonly audit: AuditSink,
     private readonly clock: Clock = systemClock,
+    /** Woken on every change: a window closed (or narrowed) early releases the alerts it held now, not at the close the last flush saw. */
+    private readonly policy?: Pick<NotificationPolicy, 'wakeOrg'>,
   ) {}
 
   async list(actor: Actor, orgSlug: string, page: PageRequest = {}): Promise<Page<MaintenanceWindow>> {
@@ -75,6 +78,7 @@ export class MaintenanceWindowsService {
     const row = await this.repo.insert(org.id, fields, actor.kind === 'user' ? actor.userId : null).catch((err: unknown) => {
       throw isUniqueViolation(err) ? conflict(`a maintenance window named '${fields.name}' already exists`) : err;
     });
+    await this.policy?.wakeOrg(org.id, this.clock.now());
     await this.record(actor, 'maintenance_window.create', row, meta);
     return toMaintenanceWindow(row, this.clock.now());
   }
@@ -97,6 +101,7 @@ export class MaintenanceWindowsService {
       throw isUniqueViolation(err) ? conflict(`a maintenance window named '${fields.name}' already exists`) : err;
     });
     if (!row) throw notFound('maintenance window');
+    await this.policy?.wakeOrg(org.id, now);
     await this.record(actor, 'maintenance_window.update', row, meta);
     return toMaintenanceWindow(row, now);
   }
@@ -105,6 +110,7 @@ export class MaintenanceWindowsService {
     const org = await this.orgs.require(actor, orgSlug, 'alert.write');
     const row = isUuid(id) ? await this.repo.delete(org.id, id) : undefined;
     if (!row) throw notFound('maintenance window');
+    await this.policy?.wakeOrg(org.id, this.clock.now());
     await this.record(actor, 'maintenance_window.delete', row, meta);
   }
 

@@ -7,6 +7,7 @@ import { isUuid } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page } from '../../core/pagination.js';
 import { parseRfc3339 } from '../../core/timestamp.js';
 import { compile, validationError } from '../../core/validation.js';
+import type { NotificationPolicy } from './alert-types.js';
 import { matcherErrors, matchesEmpty, type Matcher } from './matchers.js';
 import type { SilenceFields, SilenceRow, SilencesRepository, SilenceState } from './silences-repository.js';
 import {
@@ -63,6 +64,8 @@ export class SilencesService {
     private readonly orgs: OrgAccess,
     private readonly audit: AuditSink,
     private readonly clock: Clock = systemClock,
+    /** Woken when a silence ends early or changes: the alerts it held go out now, not at the end the last flush saw. */
+    private readonly policy?: Pick<NotificationPolicy, 'wakeOrg'>,
   ) {}
 
   async list(actor: Actor, orgSlug: string, input: SilenceListInput = {}): Promise<Page<Silence>> {
@@ -114,6 +117,7 @@ export class SilencesService {
     );
     const row = await this.repo.update(org.id, id, fields, now);
     if (!row) throw notFound('silence');
+    await this.policy?.wakeOrg(org.id, now);
     await this.record(actor, 'silence.update', row, meta);
     return toSilence(row, now);
   }
@@ -121,8 +125,10 @@ export class SilencesService {
   /** DELETE: ends it now (it stays listed as expired). */
   async expire(actor: Actor, orgSlug: string, id: string, meta: RequestMeta = {}): Promise<void> {
     const org = await this.orgs.require(actor, orgSlug, 'alert.write');
-    const row = isUuid(id) ? await this.repo.expire(org.id, id, this.clock.now()) : undefined;
+    const now = this.clock.now();
+    const row = isUuid(id) ? await this.repo.expire(org.id, id, now) : undefined;
     if (!row) throw notFound('silence');
+    await this.policy?.wakeOrg(org.id, now);
     await this.record(actor, 'silence.expire', row, meta);
   }
 
