@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DomainError } from './errors.js';
+import { isUuid } from './ids.js';
 import { isStorableText } from './text.js';
 
 export interface Page<T> {
@@ -42,6 +43,18 @@ export function decodeCursor(cursor?: string): string | undefined {
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
   // A NUL inside the decoded key would reach PostgreSQL as text it refuses.
   if (!key || encodeCursor(key) !== cursor || !isStorableText(key)) {
+    throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
+  }
+  return key;
+}
+
+/**
+ * decodeCursor for lists keyed by a uuid (the last item's id): a cursor whose key is not a uuid
+ * is the client's 400 at query/cursor, not PostgreSQL's error on the uuid comparison.
+ */
+export function uuidCursor(cursor: string | undefined): string | undefined {
+  const key = decodeCursor(cursor);
+  if (key !== undefined && !isUuid(key)) {
     throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
   }
   return key;

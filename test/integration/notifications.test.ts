@@ -3,6 +3,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { expect } from 'chai';
 import type { NotificationRequest } from '../../src/core/alerting.js';
+import { uuidCursor } from '../../src/core/pagination.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
 import { expectProblem, type Problem } from '../support/http.js';
@@ -291,6 +292,22 @@ describe('notifications', function () {
       const bad = await t.api.call<Problem>('PATCH', `/organizations/${a.slug}/channels/${ch.id}`, a.token, { config: { url: 'http://127.0.0.1/' } });
       expectProblem(bad, 400, 'email config with a url');
       expect(bad.body.errors?.map((e) => e.path)).to.include('body/config/url');
+    });
+
+    it('list cursors are uuids (core uuidCursor): anything else is a 400 at query/cursor, never a 500', async () => {
+      const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
+      expect(uuidCursor(undefined)).to.equal(undefined);
+      expect(uuidCursor(Buffer.from(id).toString('base64url'))).to.equal(id);
+      for (const bad of [Buffer.from('not-a-uuid').toString('base64url'), Buffer.from(`${id}x`).toString('base64url'), '!!']) {
+        for (const path of ['channels', 'notifications']) {
+          const res = await t.api.get<Problem>(`/organizations/${a.slug}/${path}?cursor=${bad}`, a.token);
+          expectProblem(res, 400, `${path} ${bad}`);
+          expect(res.body.errors?.map((e) => e.path)).to.deep.equal(['query/cursor']);
+        }
+        expect(() => uuidCursor(bad)).to.throw('invalid cursor');
+      }
+      const fine = await t.api.get<{ items: unknown[] }>(`/organizations/${a.slug}/notifications?cursor=${Buffer.from(id).toString('base64url')}`, a.token);
+      expect(fine.status, fine.text).to.equal(200);
     });
 
     it('webhook: the Alertmanager v4 payload, signed with the secret (verified here), once per dedup key', async () => {

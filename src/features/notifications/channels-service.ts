@@ -4,7 +4,7 @@ import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { conflict, notFound } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
-import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
+import { pageLimit, toPage, type Page, type PageRequest, uuidCursor } from '../../core/pagination.js';
 import type { SecretBox } from '../../core/secrets.js';
 import { compile, validationError, type Validator } from '../../core/validation.js';
 import { openSecrets } from './channel-sender.js';
@@ -86,8 +86,7 @@ export class ChannelsService {
   async list(actor: Actor, slug: string, page: PageRequest = {}): Promise<Page<Channel>> {
     const org = await this.d.orgs.require(actor, slug, 'channel.manage');
     const limit = pageLimit(page.limit);
-    const after = decodeCursor(page.cursor);
-    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    const after = uuidCursor(page.cursor);
     const p = toPage(await this.d.repo.list(org.id, limit + 1, after), limit, (r) => r.id);
     return { items: p.items.map((r) => this.present(r)), next_cursor: p.next_cursor };
   }

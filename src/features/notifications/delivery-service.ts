@@ -7,8 +7,7 @@ import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { notFound } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
-import { decodeCursor, pageLimit, toPage, type Page } from '../../core/pagination.js';
-import { validationError } from '../../core/validation.js';
+import { pageLimit, toPage, type Page, uuidCursor } from '../../core/pagination.js';
 import type { TaskAttempt, WorkQueue } from '../feature-module.js';
 import { sendThrough, type SenderOptions, type SendResult } from './channel-sender.js';
 import type { ChannelRow, ChannelsRepository } from './channels-repository.js';
@@ -103,8 +102,7 @@ export class DeliveryService implements Notifier {
   async list(actor: Actor, slug: string, q: NotificationsQueryInput = {}): Promise<Page<Notification>> {
     const org = await this.d.orgs.require(actor, slug, 'alert.read');
     const limit = pageLimit(q.limit);
-    const after = decodeCursor(q.cursor);
-    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    const after = uuidCursor(q.cursor);
     const rows = await this.d.repo.list(org.id, { state: q.state, ruleId: q.rule_id, channelId: q.channel_id }, limit + 1, after);
     const page = toPage(rows, limit, (r) => r.id);
     const attempts = await this.d.repo.attemptsOf(org.id, page.items.map((r) => r.id));
