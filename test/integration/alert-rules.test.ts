@@ -67,7 +67,7 @@ describe('alert rules', function () {
 
   before(async () => {
     url = await cloneDatabase();
-    t = await startTestApp(url, { SENTINEL_ALERTS_MAX_RULES_PER_ORG: String(MAX_RULES), SENTINEL_ALERTS_PREVIEW_MAX_STEPS: '100' });
+    t = await startTestApp(url, { SENTINEL_ALERTS_MAX_RULES_PER_ORG: String(MAX_RULES), SENTINEL_ALERTS_PREVIEW_MAX_STEPS: '100', SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000' });
     orgA = await createOrg(t.app.services);
     orgB = await createOrg(t.app.services);
     const e = await createUser(t.app.services, { org: orgA.slug, role: 'editor' });
@@ -239,6 +239,27 @@ describe('alert rules', function () {
     const off = await t.api.call<RuleAnswer>('PATCH', `${rules(orgA.slug)}/${r.id}`, editorA, { enabled: false });
     expect(off.body).to.include({ enabled: false, next_eval_at: null });
     expectProblem(await t.api.call('PATCH', `${rules(orgA.slug)}/${r.id}`, viewerA, { enabled: true }), 403, 'viewer');
+  });
+
+  it('a PATCH of channels while firing: the next repeat goes to the new channel only', async () => {
+    const first = await addChannel(orgA.id, 'repeat-old');
+    const second = await addChannel(orgA.id, 'repeat-new');
+    const now = Date.now();
+    const ingested = await t.api.post('/telemetry', ingestKeyA, { metrics: [{ name: 'cpu_repeat', labels: { host: 'a' }, value: 99, ts: now - 30_000 }] });
+    expect(ingested.status, ingested.text).to.equal(202);
+    const r = await create(editorA, valid({ query: { name: 'cpu_repeat', filter: { host: 'a' }, agg: 'max', window: '5m' }, threshold: 50, interval: 60, group_wait: 0, repeat_interval: '1h', channels: [first] }));
+    expect(r.status, r.text).to.equal(201);
+    // Past its first (spread) evaluation: fires and is notified at once (group_wait 0).
+    await t.app.services.alertEngine.tick(new Date(now + 2 * MIN));
+    const sent = () => query<{ channel_id: string }>(url, 'select channel_id from notifications where rule_id = $1 order by created_at, dedup_key', [r.body.id]);
+    expect((await sent()).map((n) => n.channel_id), 'paged').to.deep.equal([first]);
+
+    const patched = await t.api.call<RuleAnswer>('PATCH', `${rules(orgA.slug)}/${r.body.id}`, editorA, { channels: [second] });
+    expect(patched.status, patched.text).to.equal(200);
+    await t.app.services.notificationPolicy.flushDue(new Date(now + 2 * MIN + 61 * MIN));
+    expect((await sent()).map((n) => n.channel_id), 'the repeat after repeat_interval').to.deep.equal([first, second]);
+    // The org's rule count is limited (a later test fills it).
+    expect((await t.api.call('DELETE', `${rules(orgA.slug)}/${r.body.id}`, editorA)).status).to.equal(204);
   });
 
   it("another org's rule is 404 for every route; a deleted rule is gone", async () => {

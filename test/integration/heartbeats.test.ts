@@ -193,6 +193,31 @@ describe('heartbeats', function () {
     expect((await t.api.get<Hb>(`${base()}/${hb.id}`, viewerA)).body.channels).to.deep.equal([mine.id]);
   });
 
+  it('a PATCH of channels or name while down: the next repeat goes to the new channel only, under the new receiver', async () => {
+    const s = t.app.services;
+    const old = await s.channels.create(SYSTEM_ACTOR, orgA.slug, { name: 'old-mail', type: 'email', config: { to: ['old@example.test'] } });
+    const fresh = await s.channels.create(SYSTEM_ACTOR, orgA.slug, { name: 'new-mail', type: 'email', config: { to: ['new@example.test'] } });
+    const hb = await create({ name: 'repeat-me', period: 60, grace: 5, channels: [old.id] });
+    at += 66_000;
+    await s.heartbeats.check(new Date(at));
+    await s.notificationPolicy.flushDue(new Date(at));
+    const sent = () =>
+      query<{ channel_id: string; dedup_key: string; receiver: string }>(
+        url,
+        "select channel_id, dedup_key, payload->>'receiver' as receiver from notifications where group_key = $1 order by created_at, dedup_key",
+        [`heartbeat:${hb.id}:{}`],
+      );
+    expect((await sent()).map((n) => n.channel_id), 'paged while down').to.deep.equal([old.id]);
+
+    const patched = await t.api.call<Hb>('PATCH', `${base()}/${hb.id}`, editorA, { channels: [fresh.id], name: 'repeat-me-renamed' });
+    expect(patched.status, patched.text).to.equal(200);
+    at += 4 * 3_600_000 + 60_000; // past repeat_interval (4 h)
+    await s.notificationPolicy.flushDue(new Date(at));
+    const after = (await sent()).slice(1);
+    expect(after.map((n) => n.channel_id), 'the repeat').to.deep.equal([fresh.id]);
+    expect(after[0].receiver).to.equal('repeat-me-renamed');
+  });
+
   it('pings: unknown tokens 404, more than one a second 429 with Retry-After; the token never reaches the logs', async () => {
     at = Date.now();
     const hb = await create({ name: 'pinged', period: 60, grace: 10 });

@@ -147,6 +147,12 @@ export class AlertRulesService {
     }
     if (!row) throw notFound('alert rule');
     if (current.enabled && !row.enabled) await this.settle(row, now);
+    // Existing groups keep a snapshot of channels, receiver and timers until a transition: a
+    // firing group would keep paging a removed channel on every repeat.
+    else if (this.d.policy && groupSettingsChanged(current, row)) {
+      const { groupLabels: _labels, ...settings } = ruleGroupSettings(row, {});
+      await this.d.policy.reconfigure(settings);
+    }
     const changed = Object.keys(input).filter((k) => k !== 'name' || cols.name !== current.name);
     await this.d.audit.record({ actor, action: 'alert_rule.update', orgId: org.id, targetType: 'alert_rule', targetId: row.id, details: { name: row.name, changed }, ...meta });
     return this.present(org.id, row);
@@ -217,6 +223,17 @@ export class AlertRulesService {
   private duplicate(err: unknown, name: string): unknown {
     return (err as { code?: string }).code === '23505' ? conflict(`an alert rule named '${name}' already exists`) : err;
   }
+}
+
+/** The settings an alert group snapshots from its rule (ruleGroupSettings) differ. */
+function groupSettingsChanged(a: RuleRow, b: RuleRow): boolean {
+  return (
+    a.name !== b.name ||
+    a.group_wait_ms !== b.group_wait_ms ||
+    a.group_interval_ms !== b.group_interval_ms ||
+    a.repeat_interval_ms !== b.repeat_interval_ms ||
+    JSON.stringify(a.channels) !== JSON.stringify(b.channels)
+  );
 }
 
 const EPOCH_MS = /^-?\d{1,16}$/;

@@ -125,6 +125,11 @@ export class HeartbeatsService {
     const patch = await this.fields(org.id, input);
     const row = await this.unique(patch.name ?? '', () => this.d.repo.update(org.id, id, patch, this.clock.now()));
     if (!row) throw notFound('heartbeat');
+    // Its alert group keeps the receiver and channels it was raised with: a down heartbeat would
+    // keep paging a removed channel on every repeat.
+    if (patch.name !== undefined || patch.channels !== undefined) {
+      await this.d.alerts.reconfigure({ orgId: row.org_id, source: 'heartbeat', sourceId: row.id, name: row.name, channelIds: row.channels });
+    }
     await this.record(actor, 'heartbeat.update', row, meta);
     return this.present(row);
   }
