@@ -213,7 +213,7 @@ describe('alert evaluation', function () {
     expect(record).to.include({ state: 'error', group_key: null });
     expect(record.error).to.equal(rule.last_error);
     // Still failing: no flapping resolve, the record stays.
-    expect(states((await evaluate(t, id, 500)).alerts)).to.deep.equal(Array(5).fill('firing'));
+    expect(states((await evaluate(t, id, 415)).alerts)).to.deep.equal(Array(5).fill('firing'));
     const metrics = await t.api.raw('GET', '/metrics');
     expect(metrics.text).to.match(/sentinel_alert_evaluations_total\{outcome="error"\} [1-9]/);
     expect(metrics.text).to.match(/sentinel_alerts\{state="firing"\} [1-9]/);
@@ -234,6 +234,52 @@ describe('alert evaluation', function () {
     expect(await t.app.services.alertEngine.evaluateRule(claimed, at(655))).to.equal('skipped');
     expect(await alertsOf(id)).to.deep.equal([]);
     expect((await ruleRow(id)).last_eval_at).to.equal(null);
+  });
+
+  it('a touch that fails rolls the alert state back, so the next evaluation makes the transition again and the group is due (review 1)', async () => {
+    await ingest(tokenA, orgA.slug, { metrics: [point('touch_m', 700, 95)] });
+    const id = await addRule(orgA.id, { query: { name: 'touch_m', filter: {}, agg: 'max', window_ms: 60_000, by: [] } });
+    const policy = t.app.services.notificationPolicy;
+    const real = policy.touch.bind(policy);
+    policy.touch = async () => {
+      throw new Error('database gone for a moment');
+    };
+    try {
+      const failed = await evaluate(t, id, 705);
+      expect(failed.outcome).to.equal('failure');
+      expect(failed.alerts, 'the state is not saved without its group').to.deep.equal([]);
+    } finally {
+      policy.touch = real;
+    }
+    const again = await evaluate(t, id, 715);
+    expect(states(again.alerts)).to.deep.equal(['firing']);
+    const groups = await query<{ next_flush_at: Date | null }>(url, 'select next_flush_at from alert_groups where group_key = $1', [`rule:${id}:{}`]);
+    expect(groups.map((g) => g.next_flush_at?.toISOString())).to.deep.equal([at(715).toISOString()]);
+  });
+
+  it('an evaluation older than the last one is skipped, not written over it (review 13)', async () => {
+    await ingest(tokenA, orgA.slug, { metrics: [point('stale_m', 720, 95)] });
+    const id = await addRule(orgA.id, { query: { name: 'stale_m', filter: {}, agg: 'max', window_ms: 60_000, by: [] } });
+    const claimedEarly = await ruleRow(id);
+    expect(states((await evaluate(t, id, 730)).alerts)).to.deep.equal(['firing']);
+    // A slow evaluation that started at 725 finishes after the one at 730 (or at the same instant).
+    expect(await t.app.services.alertEngine.evaluateRule(claimedEarly, at(725))).to.equal('skipped');
+    expect(await t.app.services.alertEngine.evaluateRule(claimedEarly, at(730))).to.equal('skipped');
+    const rows = await alertsOf(id);
+    expect(rows.map((a) => [a.state, a.last_eval_at?.toISOString()])).to.deep.equal([['firing', at(730).toISOString()]]);
+    expect((await ruleRow(id)).last_eval_at).to.deep.equal(at(730));
+  });
+
+  it("a source's write never updates another org's alerts row, even given its id (org_id in the WHERE)", async () => {
+    const { AlertsRepository } = await import('../../src/features/alerts/alerts-repository.js');
+    const repo = new AlertsRepository(t.app.db.knex);
+    await t.app.services.alertSink.raise({ orgId: orgA.id, source: 'heartbeat', sourceId: randomUUID(), name: 'hb-a', severity: 'critical', labels: {}, annotations: {}, channelIds: [], at: at(740) });
+    const [theirs] = await query<AlertRow>(url, "select * from alerts where org_id = $1 and source = 'heartbeat' and labels->>'alertname' = 'hb-a'", [orgA.id]);
+    await repo.inSourceTx(orgB.id, 'heartbeat', theirs.source_id, async (_rows, write) => {
+      await write([{ ...theirs, org_id: orgB.id, state: 'resolved', resolved_at: at(741) }]);
+    });
+    const [after] = await query<AlertRow>(url, 'select * from alerts where id = $1', [theirs.id]);
+    expect(after).to.include({ state: 'firing', org_id: orgA.id });
   });
 
   it("an org's rule never reads another org's data", async () => {

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { expect } from 'chai';
 import type { Notifier } from '../../src/core/alerting.js';
 import type { Clock } from '../../src/core/clock.js';
-import { AlertGroupsRepository } from '../../src/features/alerts/alert-groups-repository.js';
+import { AlertGroupsRepository, type AlertGroupRow, type GroupTx } from '../../src/features/alerts/alert-groups-repository.js';
 import { groupKeyOf, type GroupSettings } from '../../src/features/alerts/alert-types.js';
 import { MaintenanceWindowsRepository } from '../../src/features/alerts/maintenance-windows-repository.js';
 import { NotificationPolicyService, suppressionSource } from '../../src/features/alerts/notification-policy.js';
@@ -162,7 +162,9 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     };
   }
 
-  const summary = (n: Stored) => ({ key: n.dedup_key.slice(n.dedup_key.lastIndexOf('#')), status: n.payload.status, alerts: n.payload.alerts.map((a) => `${a.labels.host}:${a.status}`).sort() });
+  /** `#<seq>` of a dedup key `<group>#<seq>.<content hash>`. */
+  const seqOf = (dedupKey: string) => dedupKey.slice(dedupKey.lastIndexOf('#')).replace(/\.[0-9a-f]{16}$/, '');
+  const summary = (n: Stored) => ({ key: seqOf(n.dedup_key), status: n.payload.status, alerts: n.payload.alerts.map((a) => `${a.labels.host}:${a.status}`).sort() });
 
   it('group_wait holds the first notification, group_interval batches later changes, repeat_interval repeats; a resolve is sent once', async () => {
     const g = group({ wait: 30 * S, interval: 5 * MIN, repeat: HOUR });
@@ -330,7 +332,8 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     crash = false;
     await crashing.flushDue(new Date(at));
     expect(await g.seq()).to.equal(1);
-    expect(keys).to.deep.equal([`${g.key}#0`, `${g.key}#0`]);
+    expect(keys[0]).to.match(/#0\.[0-9a-f]{16}$/);
+    expect(keys, 'the same content: the same key').to.deep.equal([keys[0], keys[0]]);
     expect((await g.sent()).map(summary)).to.deep.equal([{ key: '#0', status: 'firing', alerts: ['crash:firing'] }]);
     expect(await g.flushAt(0)).to.equal(0);
     await until('the delivery', async () => {
@@ -356,8 +359,107 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     await Promise.all([policy().flushDue(new Date(at)), other.flushDue(new Date(at)), policy().flushDue(new Date(at)), other.flushDue(new Date(at))]);
     for (const g of groups) {
       expect(await g.seq()).to.equal(1);
-      expect((await g.sent()).map((n) => n.dedup_key)).to.deep.equal([`${g.key}#0`]);
+      expect((await g.sent()).map((n) => n.dedup_key.replace(/\.[0-9a-f]{16}$/, ''))).to.deep.equal([`${g.key}#0`]);
     }
+  });
+
+  it('a flush whose commit failed and whose group changed since sends the new content under a new key (review 4)', async () => {
+    const g = group({ wait: 0, interval: MIN, repeat: HOUR });
+    await g.fire({ host: 'first' });
+    class FailingFinish extends AlertGroupsRepository {
+      fail = true;
+      override async withDueGroup<T>(now: Date, skip: string[], fn: (g: AlertGroupRow, tx: GroupTx) => Promise<T>) {
+        return super.withDueGroup<T>(now, skip, (row, tx) =>
+          fn(row, {
+            ...tx,
+            finish: async (o) => {
+              if (this.fail) {
+                this.fail = false;
+                throw new Error('commit failed');
+              }
+              return tx.finish(o);
+            },
+          }),
+        );
+      }
+    }
+    const flaky = new NotificationPolicyService({
+      groups: new FailingFinish(t.app.db.knex),
+      suppression: suppressionSource(new SilencesRepository(t.app.db.knex), new MaintenanceWindowsRepository(t.app.db.knex)),
+      notifier: t.app.services.notifications,
+      externalUrl: 'http://sentinel.test',
+      logger: t.app.logger,
+    });
+    await flaky.flushDue(new Date(at));
+    expect(await g.seq(), 'rolled back').to.equal(0);
+    await g.fire({ host: 'second' });
+    await flaky.flushDue(new Date(at));
+    expect(await g.seq()).to.equal(1);
+    const sent = (await g.sent()).map(summary);
+    expect(sent.map((n) => n.alerts)).to.deep.include(['first:firing', 'second:firing']);
+  });
+
+  it('an alert sent by a flush whose now is before its fired_at counts as sent: no second page, its resolve goes out once (review 3)', async () => {
+    const g = group({ wait: 0, interval: MIN, repeat: HOUR });
+    const a = await g.fire({ host: 'skew' });
+    // Raised by another daemon whose clock is 2 s ahead of this tick's now.
+    await query(url, 'update alerts set fired_at = $2, active_at = $2 where id = $1', [a, new Date(T0 + 2 * S)]);
+    expect(await g.flushAt(0)).to.equal(1);
+    expect(await g.flushAt(2 * MIN), 'not paged again').to.equal(0);
+    at = T0 + 3 * MIN;
+    await g.resolve(a);
+    expect(await g.flushAt(3 * MIN)).to.equal(1);
+    expect(await g.flushAt(10 * MIN)).to.equal(0);
+    expect((await g.sent()).map(summary)).to.deep.equal([
+      { key: '#0', status: 'firing', alerts: ['skew:firing'] },
+      { key: '#1', status: 'resolved', alerts: ['skew:resolved'] },
+    ]);
+  });
+
+  it('wakeOrg after a silence is deleted early releases the held alert at once (review 2)', async () => {
+    const g = group({ wait: 0, interval: MIN, repeat: HOUR });
+    const host = `held-${randomBytes(3).toString('hex')}`;
+    const res = await t.api.post<{ id: string }>(`/organizations/${org.slug}/silences`, editor, { matchers: [{ name: 'host', op: '=', value: host }], ends_at: new Date(T0 + HOUR).toISOString(), comment: 'quiet' });
+    expect(res.status, res.text).to.equal(201);
+    await g.fire({ host });
+    expect(await g.flushAt(0)).to.equal(0);
+    at = T0 + 10 * MIN;
+    const del = await t.api.call('DELETE', `/organizations/${org.slug}/silences/${res.body.id}`, editor);
+    expect(del.status, del.text).to.equal(204);
+    await policy().wakeOrg(org.id, new Date(at));
+    expect(await g.nextFlush()).to.equal(new Date(T0 + 10 * MIN).toISOString());
+    expect(await g.flushAt(11 * MIN)).to.equal(1);
+    expect((await g.sent()).map(summary)).to.deep.equal([{ key: '#0', status: 'firing', alerts: [`${host}:firing`] }]);
+  });
+
+  it("wakeOrg also wakes a group with a firing alert and no flush pending, and no other org's group", async () => {
+    const g = group({ wait: 0, interval: MIN, repeat: HOUR });
+    await g.fire({ host: 'asleep' });
+    await query(url, 'update alert_groups set next_flush_at = null where group_key = $1', [g.key]);
+    const other = await createOrg(t.app.services, `np-o-${randomBytes(3).toString('hex')}`);
+    await policy().touch({ ...g.settings, orgId: other.id, sourceId: randomUUID() }, new Date(at + HOUR));
+    at = T0 + MIN;
+    await policy().wakeOrg(org.id, new Date(at));
+    expect(await g.nextFlush()).to.equal(new Date(T0 + MIN).toISOString());
+    const [theirs] = await query<{ next_flush_at: Date }>(url, 'select next_flush_at from alert_groups where org_id = $1', [other.id]);
+    expect(theirs.next_flush_at.toISOString(), 'untouched').to.equal(new Date(T0 + HOUR).toISOString());
+  });
+
+  it("reconfigure gives a source's existing groups its new receiver, channels and timers (review 5)", async () => {
+    const g = group({ wait: 0, interval: MIN, repeat: HOUR }, { host: 'x' });
+    await g.fire({ host: 'x' });
+    const { groupLabels: _gl, ...rest } = g.settings;
+    await policy().reconfigure({ ...rest, receiver: 'Renamed', channels: [], groupIntervalMs: 2 * MIN, repeatIntervalMs: 2 * HOUR });
+    const [row] = await query<Record<string, unknown>>(url, 'select receiver, channels, group_wait_ms, group_interval_ms, repeat_interval_ms, group_labels from alert_groups where group_key = $1', [g.key]);
+    expect(row).to.deep.equal({ receiver: 'Renamed', channels: [], group_wait_ms: 0, group_interval_ms: 2 * MIN, repeat_interval_ms: 2 * HOUR, group_labels: { host: 'x' } });
+  });
+
+  it('flushDue with an aborted signal (shutdown) claims no group; they stay due (review 14)', async () => {
+    const g = group({ wait: 0, interval: MIN, repeat: HOUR });
+    await g.fire({ host: 'stopping' });
+    expect(await policy().flushDue(new Date(at), AbortSignal.abort())).to.equal(0);
+    expect(await g.seq()).to.equal(0);
+    expect(await g.nextFlush()).to.equal(new Date(T0).toISOString());
   });
 
   it('a group without channels is flushed (its timers move on) without dispatching', async () => {

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { AlertQuerySource } from '../../src/core/alerting.js';
 import { AlertEvaluator } from '../../src/features/alerts/alert-evaluator.js';
-import type { GroupSettings, NotificationPolicy, RuleRow } from '../../src/features/alerts/alert-types.js';
+import { groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy, type RuleRow } from '../../src/features/alerts/alert-types.js';
 import type { AlertsRepository, RuleTx } from '../../src/features/alerts/alerts-repository.js';
 
 /** The evaluation loop without a database: bounded concurrency, one rule's failure stays its own, stop waits for the tick. */
@@ -43,21 +43,22 @@ function rule(id: string): RuleRow {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: Set<string>; concurrency?: number; queryMs?: number }) {
+function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: Set<string>; concurrency?: number; queryMs?: number; batchSize?: number; claimForever?: boolean; instances?: AlertRow[]; seriesLabels?: Record<string, string> }) {
   let claimed = false;
   let inFlight = 0;
   const seen = { claims: 0, maxInFlight: 0, touched: [] as GroupSettings[], flushes: 0, finished: [] as [string, string | null][] };
   const repo = {
     claimDue: async () => {
       seen.claims++;
-      if (claimed) return [];
+      if (claimed && !opts.claimForever) return [];
       claimed = true;
       return opts.rules;
     },
-    inRuleTx: async <T>(_org: string, ruleId: string, fn: (tx: RuleTx | null) => Promise<T>) => {
+    inRuleTx: async <T>(_org: string, ruleId: string, _at: Date, fn: (tx: RuleTx | null) => Promise<T>) => {
       if (opts.failWrite?.has(ruleId)) throw new Error('connection lost');
       return fn({
-        instances: async () => [],
+        db: undefined as unknown as RuleTx['db'],
+        instances: async () => opts.instances ?? [],
         write: async () => {},
         remove: async () => {},
         finish: async (_at, error) => {
@@ -74,7 +75,7 @@ function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: 
       await sleep(opts.queryMs ?? 5);
       inFlight--;
       if (opts.failQuery?.has(q.name)) throw new Error('too many series');
-      return [{ labels: {}, points: [[NOW.getTime(), 5]] }];
+      return [{ labels: opts.seriesLabels ?? {}, points: [[NOW.getTime(), 5]] }];
     },
     countLogs: async () => 0,
   };
@@ -90,7 +91,7 @@ function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: 
     wakeOrg: async () => {},
     reconfigure: async () => {},
   };
-  const evaluator = new AlertEvaluator(repo, source, policy, { now: () => NOW }, { tickMs: 10, concurrency: opts.concurrency ?? 2, batchSize: 100 }, pino({ level: 'silent' }), new Registry());
+  const evaluator = new AlertEvaluator(repo, source, policy, { now: () => NOW }, { tickMs: 10, concurrency: opts.concurrency ?? 2, batchSize: opts.batchSize ?? 100 }, pino({ level: 'silent' }), new Registry());
   return { evaluator, seen };
 }
 
@@ -127,5 +128,30 @@ describe('alert evaluator loop', () => {
     await sleep(50);
     expect(seen.flushes).to.equal(0); // no tick after stop
     expect(seen.claims).to.equal(1);
+  });
+
+  it('stop ends a tick at the next batch boundary (review 14: it used to claim up to 10 batches after stop)', async () => {
+    const { evaluator, seen } = harness({ rules: ['a', 'b'].map(rule), queryMs: 50, batchSize: 2, claimForever: true });
+    evaluator.start();
+    for (const deadline = Date.now() + 5000; seen.claims === 0 && Date.now() < deadline; ) await sleep(2);
+    await evaluator.stop();
+    expect(seen.claims).to.equal(1);
+    expect(seen.flushes).to.equal(0);
+  });
+
+  it('a firing alert whose group_by changed touches its new group even without a transition (review 6)', async () => {
+    const r = { ...rule('g'), query: { name: 'g', filter: {}, agg: 'max' as const, window_ms: 60_000, by: ['host'] }, group_by: ['host'] };
+    const labels = { alertname: 'g', severity: 'critical', host: 'h1' };
+    // The stored instance: firing, still grouped under the old (empty) group_by.
+    const firing = (fingerprint: string): AlertRow => ({
+      id: 'a1', org_id: 'org', source: 'rule', source_id: 'g', rule_id: 'g', fingerprint, group_key: groupKeyOf('rule', 'g', {}), labels,
+      annotations: {}, state: 'firing', value: 5, error: null, active_at: NOW, fired_at: new Date(NOW.getTime() - 60_000), resolved_at: null,
+      last_breach_at: new Date(NOW.getTime() - 1000), last_eval_at: new Date(NOW.getTime() - 1000), firing_notified_at: NOW, resolved_notified_at: null,
+      ack_by: null, ack_at: null, ack_comment: null, ack_expires_at: null, created_at: NOW, updated_at: NOW,
+    });
+    const { fingerprintOf } = await import('../../src/features/alerts/rule-condition.js');
+    const { evaluator, seen } = harness({ rules: [r], instances: [firing(fingerprintOf(labels))], seriesLabels: { host: 'h1' } });
+    await evaluator.tick(NOW);
+    expect(seen.touched.map((g) => g.groupLabels)).to.deep.equal([{ host: 'h1' }]);
   });
 });

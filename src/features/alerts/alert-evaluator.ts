@@ -122,18 +122,20 @@ export class AlertEvaluator {
         error = message(err);
         this.logger.warn({ rule_id: rule.id, org_id: rule.org_id, err: error }, 'alerts: rule query failed');
       }
-      const plan = await this.repo.inRuleTx(rule.org_id, rule.id, async (tx): Promise<RuleEvaluationPlan | null> => {
+      const plan = await this.repo.inRuleTx(rule.org_id, rule.id, now, async (tx): Promise<RuleEvaluationPlan | null> => {
         if (!tx) return null;
         const p = planRuleEvaluation(rule, await tx.instances(), result, error, now);
         await tx.remove(p.removals);
         await tx.write(p.writes);
         await tx.finish(now, error);
+        // In the rule's transaction: a failed touch rolls the state back, so the next evaluation
+        // makes the same transition and touches again (after a commit, it would be lost for good).
+        for (const g of p.groups) await this.policy.touch(g, now, tx.db);
         return p;
       });
       if (!plan) outcome = 'skipped';
       else {
         for (const t of plan.transitions) this.logger.info({ rule_id: rule.id, labels: t.labels, from: t.transition.from, to: t.transition.to, value: t.value }, 'alert state changed');
-        for (const g of plan.groups) await this.policy.touch(g, now);
         outcome = error === null ? 'ok' : 'error';
       }
     } catch (err) {

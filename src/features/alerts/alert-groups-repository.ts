@@ -51,10 +51,11 @@ export class AlertGroupsRepository {
    * starts an episode (first_seen_at = now) and waits group_wait, as Alertmanager's new groups
    * do; a pending one keeps its time unless group_interval after its last notification of this
    * episode (or, none yet, the end of group_wait) comes sooner. Blocks while a flush holds the
-   * row, so it builds on that flush's outcome.
+   * row, so it builds on that flush's outcome. `db`: the transaction that wrote the alerts'
+   * state, so the state and the group's wake-up commit together (or neither does).
    */
-  async touch(groupKey: string, s: GroupSettings, now: Date): Promise<void> {
-    await this.knex.raw(
+  async touch(groupKey: string, s: GroupSettings, now: Date, db: Knex = this.knex): Promise<void> {
+    await db.raw(
       `insert into alert_groups as g (org_id, group_key, source, source_id, group_labels, receiver, channels,
                                       group_wait_ms, group_interval_ms, repeat_interval_ms, first_seen_at, next_flush_at, updated_at)
        values (?, ?, ?, ?, ?::jsonb, ?, ?::uuid[], ?, ?, ?, ?::timestamptz, ?::timestamptz + ? ${ms}, ?::timestamptz)
@@ -158,8 +159,10 @@ export class AlertGroupsRepository {
       const mark = async (column: 'firing_notified_at' | 'resolved_notified_at', episode: 'fired_at' | 'resolved_at', rows: { id: string; at: Date | null }[]) => {
         rows = rows.filter((r) => r.at !== null);
         if (rows.length === 0) return;
+        // Never before the episode it marks: a flush whose now is earlier than fired_at (a tick's
+        // now taken at its start, another daemon's clock) still counts as having sent it.
         await trx.raw(
-          `update alerts a set ${column} = ? from unnest(?::uuid[], ?::timestamptz[]) as v(id, at)
+          `update alerts a set ${column} = greatest(?::timestamptz, a.${episode}) from unnest(?::uuid[], ?::timestamptz[]) as v(id, at)
             where a.id = v.id and date_trunc('milliseconds', a.${episode}) = v.at and a.org_id is not distinct from ?::uuid`,
           [now, rows.map((r) => r.id), rows.map((r) => r.at!.toISOString()), g.org_id],
         );

@@ -1,5 +1,6 @@
 import type { AlertSink, ExternalAlert } from '../../core/alerting.js';
 import { groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy } from './alert-types.js';
+import { INITIAL_RECORD } from './alert-state.js';
 import type { AlertsRepository, AlertWrite } from './alerts-repository.js';
 import { fingerprintOf } from './rule-condition.js';
 
@@ -21,10 +22,12 @@ export class AlertSinkService implements AlertSink {
   async raise(a: ExternalAlert): Promise<void> {
     const labels = { ...a.labels, alertname: a.name, severity: a.severity };
     const fingerprint = fingerprintOf(labels);
-    await this.repo.inSourceTx(a.orgId, a.source, a.sourceId, async (rows, write) => {
+    await this.repo.inSourceTx(a.orgId, a.source, a.sourceId, async (rows, write, trx) => {
       const prev = rows.find((r) => r.fingerprint === fingerprint);
       if (prev?.state === 'firing') return; // idempotent while firing
       const row: AlertWrite = {
+        // A new firing episode: notified afresh, an earlier acknowledgement no longer applies.
+        ...INITIAL_RECORD,
         id: prev?.id,
         org_id: a.orgId,
         source: a.source,
@@ -36,35 +39,26 @@ export class AlertSinkService implements AlertSink {
         annotations: a.annotations,
         error: null,
         last_eval_at: a.at,
-        // A new firing episode: notified afresh, an earlier acknowledgement no longer applies.
         state: 'firing',
-        value: null,
         active_at: a.at,
         fired_at: a.at,
-        resolved_at: null,
         last_breach_at: a.at,
-        firing_notified_at: null,
-        resolved_notified_at: null,
-        ack_by: null,
-        ack_at: null,
-        ack_comment: null,
-        ack_expires_at: null,
       };
       await write([row]);
+      // In the same transaction: the alert never fires without its group being due.
+      await this.policy.touch(this.settings(a.orgId, a.source, a.sourceId, a.name, a.channelIds), a.at, trx);
     });
-    await this.policy.touch(this.settings(a.orgId, a.source, a.sourceId, a.name, a.channelIds), a.at);
   }
 
   async resolve(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'at'>): Promise<void> {
-    const resolved = await this.repo.inSourceTx(a.orgId, a.source, a.sourceId, async (rows, write) => {
+    await this.repo.inSourceTx(a.orgId, a.source, a.sourceId, async (rows, write, trx) => {
       const firing = rows.filter((r) => r.state === 'firing' || r.state === 'pending');
+      if (firing.length === 0) return;
       await write(firing.map((r) => ({ ...r, state: 'resolved', resolved_at: a.at, active_at: null, last_eval_at: a.at })));
-      return firing.length;
+      // The group's settings as the raise snapshotted them (the resolve carries no channels); touched in the same transaction.
+      const settings = await this.repo.groupSettings(a.orgId, groupKeyOf(a.source, a.sourceId, {}), trx);
+      if (settings) await this.policy.touch(settings, a.at, trx);
     });
-    if (!resolved) return;
-    // The group's settings as the raise snapshotted them (the resolve carries no channels).
-    const settings = await this.repo.groupSettings(groupKeyOf(a.source, a.sourceId, {}));
-    if (settings) await this.policy.touch(settings, a.at);
   }
 
   async reconfigure(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'name' | 'channelIds'>): Promise<void> {

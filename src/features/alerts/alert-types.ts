@@ -1,3 +1,5 @@
+import type { Knex } from 'knex';
+
 /*
  * The alerts feature's rows as its parts share them (rules, evaluation, state machine,
  * notification policy). Columns: migrations/20261207000001_create_alerting_tables.ts.
@@ -115,9 +117,11 @@ export interface NotificationPolicy {
   /**
    * The alerts of this group changed (or may have): make sure the group exists with these
    * settings and is due for a flush when its timers say so (group_wait for a new group,
-   * group_interval after the last notification). Returns the group key.
+   * group_interval after the last notification). Returns the group key. `db`: the transaction
+   * that wrote the alert state (pass it, so a failed touch rolls the state back and the next
+   * evaluation retries the transition; a touch after the commit can be lost for good).
    */
-  touch(settings: GroupSettings, now: Date): Promise<string>;
+  touch(settings: GroupSettings, now: Date, db?: Knex): Promise<string>;
   /** Flush every group whose time has come (claimed with SKIP LOCKED: one instance per group); stops between groups once `signal` aborts. */
   flushDue(now: Date, signal?: AbortSignal): Promise<number>;
   /**

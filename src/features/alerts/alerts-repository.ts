@@ -41,6 +41,8 @@ const RECORD_TYPES = `group_key text, labels jsonb, annotations jsonb, error tex
 
 /** A rule's transaction: what evaluateRule reads and writes while it holds the rule's row lock. */
 export interface RuleTx {
+  /** The transaction itself (the policy's group touch joins it, so state and wake-up commit together). */
+  db: Knex.Transaction;
   /** The rule's alerts rows (rule-level record included). */
   instances(): Promise<AlertRow[]>;
   write(rows: AlertWrite[]): Promise<void>;
@@ -74,16 +76,25 @@ export class AlertsRepository {
     return rows;
   }
 
-  /** Runs `fn` in one transaction holding the rule's row lock (evaluations of one rule never interleave their writes); `fn(null)` when the rule is gone or disabled. */
-  async inRuleTx<T>(orgId: string, ruleId: string, fn: (tx: RuleTx | null) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in one transaction holding the rule's row lock (evaluations of one rule never
+   * interleave their writes); `fn(null)` when the rule is gone or disabled, or already evaluated
+   * at `at` or later (a slow evaluation must not overwrite a newer one's state).
+   */
+  async inRuleTx<T>(orgId: string, ruleId: string, at: Date, fn: (tx: RuleTx | null) => Promise<T>): Promise<T> {
     return this.knex.transaction(async (trx) => {
       // Deleted or disabled since it was claimed: disabling resolved its alerts, which must stay so.
-      const locked = await trx('alert_rules').where({ org_id: orgId, id: ruleId, enabled: true }).forUpdate().first('id');
+      const locked = await trx('alert_rules')
+        .where({ org_id: orgId, id: ruleId, enabled: true })
+        .where((w) => w.whereNull('last_eval_at').orWhere('last_eval_at', '<', at))
+        .forUpdate()
+        .first('id');
       if (!locked) return fn(null);
       return fn({
+        db: trx,
         // Locked: an ack or the policy's notified-at written meanwhile is read, not overwritten.
         instances: () => trx('alerts').where({ org_id: orgId, source: 'rule', source_id: ruleId }).forUpdate().select<AlertRow[]>('*'),
-        write: (rows) => this.writeRows(trx, rows),
+        write: (rows) => this.writeRows(trx, orgId, rows),
         remove: async (ids) => {
           if (ids.length) await trx('alerts').where({ org_id: orgId, source: 'rule', source_id: ruleId }).whereIn('id', ids).delete();
         },
@@ -95,7 +106,7 @@ export class AlertsRepository {
   }
 
   /** New rows in one multi-row insert, changed ones in one UPDATE … FROM jsonb_to_recordset (a rule may have many instances). */
-  private async writeRows(trx: Knex.Transaction, rows: AlertWrite[]): Promise<void> {
+  private async writeRows(trx: Knex.Transaction, orgId: string | null, rows: AlertWrite[]): Promise<void> {
     const values = (r: AlertWrite) => {
       const v: Record<string, unknown> = { group_key: r.group_key, labels: r.labels, annotations: r.annotations, error: r.error, last_eval_at: r.last_eval_at };
       for (const c of STATE_COLUMNS) v[c] = r[c];
@@ -116,8 +127,8 @@ export class AlertsRepository {
       await trx.raw(
         `update alerts a set ${cols.map((c) => `${c} = v.${c}`).join(', ')}, updated_at = now()
            from jsonb_to_recordset(?::jsonb) as v(id uuid, ${RECORD_TYPES})
-          where a.id = v.id`,
-        [JSON.stringify(updates.map((r) => ({ id: r.id, ...values(r) })))],
+          where a.id = v.id and a.org_id is not distinct from ?::uuid`,
+        [JSON.stringify(updates.map((r) => ({ id: r.id, ...values(r) }))), orgId],
       );
     }
   }
@@ -131,13 +142,21 @@ export class AlertsRepository {
   }
 
   /** Writes rows of a heartbeat or instance check in one transaction; `fn` reads them locked. */
-  async inSourceTx<T>(orgId: string | null, source: AlertRow['source'], sourceId: string, fn: (rows: AlertRow[], write: (rows: AlertWrite[]) => Promise<void>) => Promise<T>): Promise<T> {
-    return this.knex.transaction(async (trx) => fn(await this.ofSource(orgId, source, sourceId, trx), (rows) => this.writeRows(trx, rows)));
+  async inSourceTx<T>(
+    orgId: string | null,
+    source: AlertRow['source'],
+    sourceId: string,
+    fn: (rows: AlertRow[], write: (rows: AlertWrite[]) => Promise<void>, trx: Knex.Transaction) => Promise<T>,
+  ): Promise<T> {
+    return this.knex.transaction(async (trx) => fn(await this.ofSource(orgId, source, sourceId, trx), (rows) => this.writeRows(trx, orgId, rows), trx));
   }
 
   /** The notification settings last snapshotted onto a group (for a resolve that carries none); null: no such group. */
-  async groupSettings(groupKey: string): Promise<GroupSettings | null> {
-    const g = await this.knex('alert_groups').where({ group_key: groupKey }).first();
+  async groupSettings(orgId: string | null, groupKey: string, db: Knex = this.knex): Promise<GroupSettings | null> {
+    const q = db('alert_groups').where({ group_key: groupKey });
+    if (orgId === null) q.whereNull('org_id');
+    else q.andWhere({ org_id: orgId });
+    const g = await q.first();
     if (!g) return null;
     return {
       orgId: g.org_id,

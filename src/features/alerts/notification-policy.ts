@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { NotificationRequest, NotifiedAlert, Notifier } from '../../core/alerting.js';
 import type { AlertGroupRow, AlertGroupsRepository, FlushOutcome } from './alert-groups-repository.js';
@@ -21,9 +23,9 @@ import type { SilencesRepository } from './silences-repository.js';
  *   fires, the group wakes (next_flush_at) and the alert goes out if it was never sent.
  * - A resolved alert whose firing was notified is sent once as resolved (suppressed or not: who
  *   was paged learns it is over).
- * - The notification is dispatched first (the outbox stores it under `<group_key>#<seq>`), then
- *   the notified-at times, seq and the next wake-up are committed: a crash in between dispatches
- *   the same key again, which the outbox stores once.
+ * - The notification is dispatched first (the outbox stores it under `<group_key>#<seq>.<hash of
+ *   its alerts>`), then the notified-at times, seq and the next wake-up are committed: a crash in
+ *   between dispatches the same key again, which the outbox stores once (changed content: a new key).
  */
 
 /** Why an alert is not to be sent now, and until when (null: until something else changes). */
@@ -116,6 +118,17 @@ export function silenceCheck(source: SuppressionSource): { silenced(orgId: strin
 
 const NEVER = '0001-01-01T00:00:00Z';
 
+/**
+ * The dedup key's content part: which alerts (and episodes) a notification carries, as which
+ * status. A flush whose commit failed after its dispatch retries with the same seq; the same
+ * content gets the same key (the outbox stores it once), changed content a new one (so the
+ * outbox does not drop it while the commit marks its alerts as notified).
+ */
+function contentHash(alerts: NotifiedAlert[]): string {
+  const parts = alerts.map((a) => `${a.id ?? a.fingerprint}|${a.status}|${a.startsAt}|${a.endsAt}`).sort();
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
+}
+
 /** Labels (or annotations) every alert shares with the same value. */
 function common(maps: Record<string, string>[]): Record<string, string> {
   if (maps.length === 0) return {};
@@ -142,9 +155,9 @@ export class NotificationPolicyService implements NotificationPolicy {
     this.batch = o.batch ?? 1000;
   }
 
-  async touch(settings: GroupSettings, now: Date): Promise<string> {
+  async touch(settings: GroupSettings, now: Date, db?: Knex): Promise<string> {
     const key = groupKeyOf(settings.source, settings.sourceId, settings.groupLabels);
-    await this.o.groups.touch(key, settings, now);
+    await this.o.groups.touch(key, settings, now, db);
     return key;
   }
 
@@ -196,7 +209,7 @@ export class NotificationPolicyService implements NotificationPolicy {
       orgId: g.org_id,
       channelIds: g.channels,
       groupKey: g.group_key,
-      dedupKey: `${g.group_key}#${g.seq}`,
+      dedupKey: `${g.group_key}#${g.seq}.${contentHash(alerts)}`,
       ruleId: g.source === 'rule' ? g.source_id : null,
       status: firing.length > 0 ? 'firing' : 'resolved',
       receiver: g.receiver,

@@ -1,4 +1,4 @@
-import { nextState, type Observation, type Transition } from './alert-state.js';
+import { INITIAL_RECORD, nextState, type Observation, type Transition } from './alert-state.js';
 import { renderAnnotations } from './alert-template.js';
 import { groupKeyOf, type AlertRow, type GroupSettings, type RuleRow } from './alert-types.js';
 import type { AlertWrite } from './alerts-repository.js';
@@ -52,6 +52,7 @@ export function planRuleEvaluation(rule: RuleRow, existing: AlertRow[], result: 
     const labels = alertLabels(rule, {});
     plan.writes.push({
       ...base,
+      ...INITIAL_RECORD,
       id: ruleRecord?.id,
       fingerprint: RULE_RECORD_FINGERPRINT,
       group_key: null,
@@ -59,17 +60,7 @@ export function planRuleEvaluation(rule: RuleRow, existing: AlertRow[], result: 
       annotations: {},
       error,
       state: recordState,
-      value: null,
       active_at: ruleRecord?.state === recordState ? ruleRecord.active_at : now,
-      fired_at: null,
-      resolved_at: null,
-      last_breach_at: null,
-      firing_notified_at: null,
-      resolved_notified_at: null,
-      ack_by: null,
-      ack_at: null,
-      ack_comment: null,
-      ack_expires_at: null,
     });
   } else if (ruleRecord) plan.removals.push(ruleRecord.id);
   if (error !== null || !result) return plan;
@@ -89,10 +80,10 @@ export function planRuleEvaluation(rule: RuleRow, existing: AlertRow[], result: 
     const gl = groupLabelsOf(rule.group_by, labels);
     const groupKey = groupKeyOf('rule', rule.id, gl);
     plan.writes.push({ ...base, ...record, id: prev?.id, fingerprint, group_key: groupKey, labels, annotations, error: null });
-    if (transition) {
-      plan.transitions.push({ labels, transition, value: record.value });
-      groups.set(groupKey, ruleGroupSettings(rule, gl));
-    }
+    if (transition) plan.transitions.push({ labels, transition, value: record.value });
+    // A changed group_by moves the alert to another group: that group must exist and be due, or
+    // the alert (firing, no transition) would never be repeated or resolved to anyone.
+    if (transition || (prev && prev.group_key !== groupKey)) groups.set(groupKey, ruleGroupSettings(rule, gl));
   };
   for (const inst of result.instances) {
     step(rows.get(inst.fingerprint), inst.labels, inst.fingerprint, inst.observation, inst.value);
