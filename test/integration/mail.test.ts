@@ -142,6 +142,45 @@ describe('mail', function () {
     });
   });
 
+  describe('sendNow (one attempt, not queued)', () => {
+    let knex: Knex;
+    before(() => {
+      knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
+    });
+    after(() => knex.destroy());
+
+    it('sends over SMTP before it resolves and records sent; a refusal rejects with the SMTP error and records failed; an aborted signal rejects; nothing is queued', async () => {
+      const smtp = await new TestSmtp(await freePort()).start();
+      const queued: MailTaskPayload[] = [];
+      const sender = smtpSender({ host: '127.0.0.1', port: smtp.port, secure: false, starttls: false, user: '', password: '', from: 'sentinel@example.test' });
+      const mail = new MailService(new MailLogRepository(knex), sender, async (p) => void queued.push(p), pino({ level: 'silent' }));
+      const [ok, refused, late] = [`now-${uniq()}@example.test`, `refused-${uniq()}@example.test`, `late-${uniq()}@example.test`];
+      try {
+        await mail.sendNow({ kind: 'alert', to: [ok], subject: '[FIRING:1] now', text: 'x' }, AbortSignal.timeout(5000));
+        expect(smtp.received.filter((m) => m.to.includes(ok))).to.have.length(1);
+        expect(await mailLogTo(url, ok)).to.have.length(1);
+        expect((await mailLogTo(url, ok))[0]).to.include({ kind: 'alert', outcome: 'sent', attempts: 1, last_error: null });
+
+        smtp.rejectRecipients.set(refused, 'Mailbox unavailable (test)');
+        const err = await mail.sendNow({ kind: 'alert', to: [refused], subject: 's', text: 'x' }).then(() => null, (e: unknown) => e as Error);
+        expect(err?.message).to.match(/Mailbox unavailable \(test\)/);
+        const [row] = await mailLogTo(url, refused);
+        expect(row).to.include({ outcome: 'failed', attempts: 1 });
+        expect(row.last_error).to.match(/Mailbox unavailable \(test\)/);
+
+        const aborted = await mail.sendNow({ kind: 'alert', to: [late], subject: 's', text: 'x' }, AbortSignal.abort(new Error('gave up'))).then(() => null, (e: unknown) => e as Error);
+        expect(aborted?.message).to.equal('gave up');
+        expect(queued).to.deep.equal([]);
+      } finally {
+        sender.close();
+        await smtp.stop();
+      }
+      const unconfigured = new MailService(new MailLogRepository(knex), null, async () => {}, pino({ level: 'silent' }));
+      const err = await unconfigured.sendNow({ kind: 'alert', to: [ok], subject: 's', text: 'x' }).then(() => null, (e: unknown) => e as Error);
+      expect(err?.message).to.match(/not configured/);
+    });
+  });
+
   describe('enqueue fails', () => {
     it('the mail_log row is marked failed with the error (not queued forever) and send() rethrows', async () => {
       const knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });

@@ -417,6 +417,36 @@ describe('notifications', function () {
       expect(resolved.raw).to.include('Ended: 2026-11-30T04:30:00.000Z');
     });
 
+    it('email attempts go over SMTP within the attempt: sent once the server took it (with its latency); a refusing server → retrying, then failed, with the SMTP error', async () => {
+      const to = `now-${uniq()}@example.test`;
+      const mail = await createChannel(a, { name: `mail-${uniq()}`, type: 'email', config: { to: [to] } });
+      const [id] = await t.app.services.notifications.dispatch(alertRequest(a.id, [mail.id], `smtp-${uniq()}`));
+      await until('sent', async () => (await row(id)).state === 'sent');
+      // Recorded as sent only once the SMTP server has it (not when a queue took it).
+      expect(smtp.received.filter((m) => m.to.includes(to))).to.have.length(1);
+      const [sent] = await attemptsOf(id);
+      expect(sent).to.include({ attempt: 1, outcome: 'sent', status_code: null, error: null });
+      expect(sent.latency_ms).to.be.a('number').and.within(0, 3000);
+      expect(await query(url, "select outcome, attempts from mail_log where $1 = any(\"to\")", [to])).to.deep.equal([{ outcome: 'sent', attempts: 1 }]);
+
+      const refused = `refused-${uniq()}@example.test`;
+      smtp.rejectRecipients.set(refused, 'Mailbox unavailable (test)');
+      const bad = await createChannel(a, { name: `mail-${uniq()}`, type: 'email', config: { to: [refused] } });
+      const [n] = await t.app.services.notifications.dispatch(alertRequest(a.id, [bad.id], `smtp-${uniq()}`));
+      await until('failed', async () => (await row(n)).state === 'failed');
+      const attempts = await attemptsOf(n);
+      expect(attempts.map((x) => [x.attempt, x.outcome])).to.deep.equal([
+        [1, 'retrying'],
+        [2, 'retrying'],
+        [3, 'failed'],
+      ]);
+      for (const x of attempts) expect(x.error).to.match(/Mailbox unavailable \(test\)/);
+      expect((await row(n)).last_error).to.match(/Mailbox unavailable \(test\)/);
+      // Each attempt is one message in mail_log, failed with the server's answer.
+      const logged = await query<{ outcome: string; last_error: string }>(url, 'select outcome, last_error from mail_log where $1 = any("to")', [refused]);
+      expect(logged.map((l) => l.outcome)).to.deep.equal(['failed', 'failed', 'failed']);
+    });
+
     it('channel test answers the outcome and is in the delivery log; resend queues a new notification; the log pages newest first', async () => {
       const r = await receiver();
       const ch = await createChannel(a, { name: `test-${uniq()}`, type: 'webhook', config: { url: r.url } });
@@ -599,6 +629,15 @@ describe('notifications', function () {
     after(async () => {
       await t?.stop();
       if (url) await dropDatabase(url);
+    });
+
+    it('an email channel on an instance without SMTP fails at once with a clear error', async () => {
+      const ch = await t.api.post<ChannelAnswer>(`/organizations/${a.slug}/channels`, a.token, { name: `mail-${uniq()}`, type: 'email', config: { to: ['ops@example.test'] } });
+      expect(ch.status, ch.text).to.equal(201);
+      const [n] = await t.app.services.notifications.dispatch(alertRequest(a.id, [ch.body.id], `nosmtp-${uniq()}`));
+      await until('failed', async () => (await query<{ state: string }>(url, 'select state from notifications where id = $1', [n]))[0].state === 'failed');
+      const attempts = await query<{ outcome: string; error: string }>(url, 'select outcome, error from notification_attempts where notification_id = $1', [n]);
+      expect(attempts).to.deep.equal([{ outcome: 'failed', error: 'SMTP is not configured (notifications.smtp.host)' }]);
     });
 
     it('refuses loopback, private and link-local targets when saved (literal and resolved names)', async () => {

@@ -25,6 +25,8 @@ export async function freePort(): Promise<number> {
  */
 export class TestSmtp {
   readonly received: Received[] = [];
+  /** RCPT TO of these addresses is refused with this error (smtp-server answers 550 and its message). */
+  readonly rejectRecipients = new Map<string, string>();
   #server: SMTPServer | null = null;
 
   constructor(
@@ -42,6 +44,10 @@ export class TestSmtp {
       onAuth(a, _session, callback) {
         if (auth && a.username === auth.user && a.password === auth.password) callback(null, { user: a.username });
         else callback(new Error('Invalid username or password'));
+      },
+      onRcptTo: (address, _session, callback) => {
+        const refusal = this.rejectRecipients.get(address.address);
+        callback(refusal ? new Error(refusal) : undefined);
       },
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];

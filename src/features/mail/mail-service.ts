@@ -56,6 +56,24 @@ export class MailService implements Mailer {
   }
 
   /**
+   * One attempt now, not queued (Mailer.sendNow): its own mail_log row, sent or failed (final:
+   * the caller retries with a new message). Rejects with an Error whose message is the SMTP
+   * error as recorded (the original is its cause).
+   */
+  async sendNow(message: MailMessage, signal?: AbortSignal): Promise<void> {
+    if (!this.sender) throw notConfigured();
+    if (message.to.length === 0) throw new DomainError('bad_request', 'a message needs at least one recipient');
+    signal?.throwIfAborted();
+    const logId = await this.repo.insert({ orgId: message.orgId ?? null, kind: message.kind, to: message.to, subject: message.subject });
+    const row = (await this.repo.beginAttempt(logId, 1))!;
+    try {
+      await this.attempt(row, { to: message.to, subject: message.subject, text: message.text, html: message.html, attachments: message.attachments }, true, signal);
+    } catch (err) {
+      throw new Error(describeSmtpError(err), { cause: err });
+    }
+  }
+
+  /**
    * One delivery attempt of a queued message (the `mail.send` task). Throws the SMTP error so the
    * queue retries; a message already sent (a task run again after a crash) or whose row is gone
    * (its org was deleted) is not sent. `attempt` is the queue's: the row mirrors it, and the

@@ -56,10 +56,14 @@ async function post(url: string, body: string, headers: Record<string, string>, 
   }
 }
 
+/** An email channel's attempt when the instance has no SMTP server configured. */
+export const SMTP_NOT_CONFIGURED = 'SMTP is not configured (notifications.smtp.host)';
+
 /**
  * One delivery attempt of `payload` through `channel`. Never throws for the receiver's sake: the
- * result says what happened. Email is handed to the mailer (which queues and retries SMTP
- * itself): a message it accepted counts as sent.
+ * result says what happened. Email goes over SMTP within the attempt (the mailer's sendNow,
+ * bounded by the same per-attempt timeout), so its outcome, latency and retries are recorded
+ * like a webhook's.
  */
 export async function sendThrough(channel: ChannelRow, payload: WebhookPayload, orgId: string, o: SenderOptions, signal?: AbortSignal): Promise<SendResult> {
   const secrets = openSecrets(o.box, channel);
@@ -74,12 +78,15 @@ export async function sendThrough(channel: ChannelRow, payload: WebhookPayload, 
       return post(secrets.webhook_url, JSON.stringify({ text: slackText(payload) }), {}, o, signal);
     }
     case 'email': {
-      if (!o.mailer.configured) return { outcome: 'fail', statusCode: null, error: 'mail is not configured (notifications.smtp.host)' };
+      if (!o.mailer.configured) return { outcome: 'fail', statusCode: null, error: SMTP_NOT_CONFIGURED };
+      const timeout = AbortSignal.timeout(o.timeoutMs);
       try {
-        await o.mailer.send({ to: channel.config.to as string[], subject: title(payload), text: emailText(payload), kind: 'alert', orgId });
+        const message = { to: channel.config.to as string[], subject: title(payload), text: emailText(payload), kind: 'alert', orgId };
+        await o.mailer.sendNow(message, signal ? AbortSignal.any([timeout, signal]) : timeout);
         return { outcome: 'sent', statusCode: null, error: null };
       } catch (err) {
-        return { outcome: 'retry', statusCode: null, error: `not handed to the mailer: ${err instanceof Error ? err.message : String(err)}` };
+        // Any SMTP refusal is retried: a full mailbox or a greylisting server may take it later.
+        return { outcome: 'retry', statusCode: null, error: timeout.aborted ? `timed out after ${o.timeoutMs} ms` : err instanceof Error ? err.message : String(err) };
       }
     }
   }
