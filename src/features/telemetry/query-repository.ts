@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { LabelMatcher, TsIdCursor } from './query-params.js';
 
@@ -29,36 +30,38 @@ const MATCH_SQL: Record<LabelMatcher['op'] | '@>', (label: string, value: string
   '!~': (l, v) => `coalesce(labels->>${l}, '') !~ ${v}`,
 };
 
-export interface SeriesRow {
-  id: number;
-  labels: Record<string, string>;
-}
-
-export interface BucketRow {
-  /** The group (or, ungrouped, the series id) the value belongs to. */
-  g: number;
-  /** Bucket start, epoch milliseconds. */
-  t: number;
-  v: number;
-}
-
-export interface AggregateSpec {
-  /** Series to read. */
-  ids: number[];
-  /** Group of each series (same length as ids), or null: one answer series per stored series. */
-  groups: number[] | null;
+/** One metric read (series lookup, limits, aggregation) as QueryRepository.metricRead runs it. */
+export interface MetricReadSpec {
+  name: string;
+  matchers: readonly LabelMatcher[];
+  /** Group the matching series by these labels' values; [] keeps one answer series per stored series. */
+  by: string[];
   startMs: number;
   endMs: number;
   stepMs: number;
   agg: Aggregation;
+  /** Buckets per answer series. */
+  buckets: number;
+  /** More matching series than this: nothing is aggregated (the caller refuses the read). */
+  maxSeries: number;
+  /** More than this many answer series × buckets: nothing is aggregated either. */
+  maxPoints: number;
 }
 
-/** The two statements of a metric query, bound to one org and run in one transaction. */
-export interface MetricScope {
-  /** Series of `name` whose labels satisfy every matcher; at most `limit` rows. */
-  series(name: string, matchers: readonly LabelMatcher[], limit: number): Promise<SeriesRow[]>;
-  /** One aggregate per (group, bucket) holding points; empty buckets are absent. Unordered. */
-  aggregate(spec: AggregateSpec): Promise<BucketRow[]>;
+/** One answer series as the statement returns it: bucket starts (epoch ms) and aggregates, in no particular order. */
+export interface MetricReadSeries {
+  labels: Record<string, string>;
+  t: number[];
+  v: (number | null)[];
+}
+
+export interface MetricReadResult {
+  /** Matching series, counted up to maxSeries + 1. */
+  series: number;
+  /** Answer series they form (groups of their `by` values, or the series themselves). */
+  answers: number;
+  /** Answer series holding at least one point; empty when a limit refused the aggregation. */
+  rows: MetricReadSeries[];
 }
 
 export interface MetricNameRow {
@@ -128,13 +131,56 @@ const INFO = 9;
 
 /** A pooled pg connection, as knex's pool hands it out. */
 interface PgConnection {
-  query<R extends object>(sql: string, values?: unknown[]): Promise<{ rows: R[] }>;
+  query<R extends object>(sql: string | { text: string; values: unknown[]; name?: string }, values?: unknown[]): Promise<{ rows: R[] }>;
   end(): Promise<void>;
 }
 
 interface PoolAccess {
   acquireConnection(): Promise<PgConnection>;
   releaseConnection(conn: PgConnection): Promise<void>;
+}
+
+/** Distinct prepared statements per connection at most (alert reads have a few shapes: aggregation × grouped × filter terms). */
+const MAX_PREPARED = 64;
+
+/** A row of metricRead's statement: the counts (n not null) or one answer series. */
+interface MetricReadRow {
+  n: number | null;
+  answers: number | null;
+  labels: Record<string, string> | null;
+  gk: (string | null)[] | null;
+  t: number[] | null;
+  v: (number | null)[] | null;
+}
+
+/**
+ * The WHERE terms of label matchers. The non-empty `=` matchers make one containment term
+ * (`labels @> {"a": "x", "b": "y"}`, one parameter however many there are, answered by the GIN
+ * index on labels); a label given twice with different values gets a term of its own.
+ */
+function matcherTerms(p: Params, matchers: readonly LabelMatcher[]): string[] {
+  const terms: string[] = [];
+  const contains: Record<string, string> = {};
+  let any = false;
+  for (const m of matchers) {
+    if (m.op === '=' && m.value !== '' && !Object.hasOwn(contains, m.label)) {
+      contains[m.label] = m.value;
+      any = true;
+    } else {
+      terms.push(MATCH_SQL[m.op === '=' && m.value !== '' ? '@>' : m.op](p.add(m.label), p.add(m.value)));
+    }
+  }
+  return any ? [`labels @> ${p.add(JSON.stringify(contains))}::jsonb`, ...terms] : terms;
+}
+
+/** A group's answer labels: each `by` label it has, with its value. */
+function pickedLabels(by: string[], key: (string | null)[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  by.forEach((l, i) => {
+    const v = key[i];
+    if (v !== null && v !== undefined) picked[l] = v;
+  });
+  return picked;
 }
 
 /** Positional parameters for hand-built SQL: `p.add(v)` returns its placeholder ($1, $2, …). */
@@ -155,6 +201,8 @@ class Params {
 export class QueryRepository {
   /** The statement timeout each `reads` connection's session currently has. */
   private readonly sessionTimeouts = new WeakMap<PgConnection, number>();
+  /** Prepared statements' names by SQL text. */
+  private readonly statementNames = new Map<string, string>();
 
   /**
    * `reads` is a pool of its own for the query statements: this repository sets its sessions'
@@ -165,14 +213,87 @@ export class QueryRepository {
     private readonly reads: Knex,
   ) {}
 
-  /** Runs `fn` with the org's two metric statements on one connection whose statements stop after `timeoutMs` (57014 propagates). */
-  async metricScope<T>(orgId: string, timeoutMs: number, fn: (scope: MetricScope) => Promise<T>): Promise<T> {
-    return this.onReadConnection(timeoutMs, (conn) =>
-      fn({
-        series: (name, matchers, limit) => this.series(conn, orgId, name, matchers, limit),
-        aggregate: (spec) => this.aggregate(conn, orgId, spec),
-      }),
-    );
+  /**
+   * One metric read in ONE statement on one connection under the statement timeout: the
+   * matching series (at most maxSeries + 1), their count and the number of answer series they
+   * form, and — only when both are within the limits (a one-time filter, so a refused read reads
+   * no points) — every bucket's aggregate per answer series, one row per answer series with its
+   * buckets as arrays. Buckets are date_bin(step, ts, start), i.e. aligned to the query's start.
+   * Ungrouped, the points are read by an index range scan of points_series_ts (series_id = any
+   * of the looked-up ids). Grouped, series by series in lookup order (a lateral index scan, so
+   * a group's points reach its aggregate in the same order every time: a float sum depends on
+   * it), each point carrying its series' group key (the `by` labels' values, null where absent),
+   * so a group's aggregate runs over the raw points of all its series (an avg is the mean of the
+   * points, not a mean of per-series means). No ORDER BY: the caller orders the answer.
+   * `prepared`: a named statement (parsed once per connection, its plan cached; see `statement`).
+   */
+  async metricRead(orgId: string, q: MetricReadSpec, timeoutMs: number, prepared = false): Promise<MetricReadResult> {
+    const p = new Params();
+    const org = p.add(orgId);
+    const start = p.add(new Date(q.startMs));
+    const end = p.add(new Date(q.endMs));
+    const step = p.add(q.stepMs);
+    const lookupLimit = p.add(q.maxSeries + 1);
+    const maxSeries = p.add(q.maxSeries);
+    const buckets = p.add(q.buckets);
+    const maxPoints = p.add(q.maxPoints);
+    const where = [`org_id = ${org}`, `name = ${p.add(q.name)}`, ...matcherTerms(p, q.matchers)];
+    const grouped = q.by.length > 0;
+    const by = grouped ? p.add(q.by) : '';
+    // The group key: the `by` labels' values in `by` order (null: absent); arrays with nulls group as equal.
+    const key = `array(select labels->>k from unnest(${by}::text[]) with ordinality u(k, i) order by i)`;
+    const bin = `date_bin(${step}::bigint * interval '1 millisecond', p.ts, ${start}::timestamptz)`;
+    const sql = `with s as materialized (
+        select id, ${grouped ? `${key} as gk` : 'labels'} from series where ${where.join(' and ')} limit ${lookupLimit}),
+      k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
+      a as (${
+        grouped
+          ? `
+        select s.gk as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
+          from s cross join lateral (
+                 select p.ts, p.value from points p where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${start} and p.ts < ${end}) p
+         where (select n <= ${maxSeries} and answers::bigint * ${buckets} <= ${maxPoints} from k)`
+          : `
+        select p.series_id as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
+          from points p
+         where p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}
+           and p.series_id = any(array(select id from s))
+           and (select n <= ${maxSeries} and answers::bigint * ${buckets} <= ${maxPoints} from k)`
+      }
+         group by 1, 2),
+      x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
+      select k.n, k.answers, null::jsonb as labels, null::text[] as gk, null::float8[] as t, null::float8[] as v from k
+      union all
+      select null, null, ${grouped ? 'null::jsonb, x.g' : 's.labels, null::text[]'}, x.t, x.v
+        from x${grouped ? '' : ' join s on s.id = x.g'}`;
+    const rows = await this.onReadConnection(timeoutMs, async (conn) => (await conn.query<MetricReadRow>(this.statement(sql, p.values, prepared))).rows);
+    const out: MetricReadResult = { series: 0, answers: 0, rows: [] };
+    for (const r of rows) {
+      if (r.n !== null) {
+        out.series = r.n;
+        out.answers = r.answers ?? 0;
+      } else {
+        out.rows.push({ labels: r.labels ?? pickedLabels(q.by, r.gk ?? []), t: r.t ?? [], v: r.v ?? [] });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A statement as pg runs it; `prepared`: named, so each connection parses it and PostgreSQL
+   * plans it once (its plan cache may then keep a generic plan) and later runs send only
+   * Bind/Execute. Names are per SQL text, at most MAX_PREPARED of them (every connection keeps
+   * its prepared statements until it closes): beyond, statements run unnamed.
+   */
+  private statement(text: string, values: unknown[], prepared: boolean): { text: string; values: unknown[]; name?: string } {
+    if (!prepared) return { text, values };
+    let name = this.statementNames.get(text);
+    if (name === undefined && this.statementNames.size < MAX_PREPARED) {
+      // By the text's hash: another repository on the same pool names the same text alike.
+      name = `sentinel_read_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+      this.statementNames.set(text, name);
+    }
+    return name === undefined ? { text, values } : { text, values, name };
   }
 
   /**
@@ -195,42 +316,6 @@ export class QueryRepository {
     } finally {
       await pool.releaseConnection(conn);
     }
-  }
-
-  private async series(conn: PgConnection, orgId: string, name: string, matchers: readonly LabelMatcher[], limit: number): Promise<SeriesRow[]> {
-    const p = new Params();
-    const where = [`org_id = ${p.add(orgId)}`, `name = ${p.add(name)}`];
-    for (const m of matchers) where.push(MATCH_SQL[m.op === '=' && m.value !== '' ? '@>' : m.op](p.add(m.label), p.add(m.value)));
-    const { rows } = await conn.query<SeriesRow>(`select id, labels from series where ${where.join(' and ')} limit ${p.add(limit)}`, p.values);
-    return rows;
-  }
-
-  /**
-   * One statement for every series: buckets are date_bin(step, ts, start), i.e. aligned to the
-   * query's start. Ungrouped it is an index-only range scan of points_series_ts per series
-   * (series_id = any); grouped, the series ids join their group numbers so each group's
-   * aggregate runs over the raw points of all its series (an avg is the mean of the points, not
-   * a mean of per-series means). No ORDER BY: the planner may then hash-aggregate instead of
-   * sorting every point; the service orders the result rows. The bucket's epoch is computed per
-   * result row (outside the grouping), not per point.
-   */
-  private async aggregate(conn: PgConnection, orgId: string, s: AggregateSpec): Promise<BucketRow[]> {
-    if (s.ids.length === 0) return [];
-    const p = new Params();
-    const start = p.add(new Date(s.startMs));
-    const bin = `date_bin(${p.add(s.stepMs)}::bigint * interval '1 millisecond', p.ts, ${start}::timestamptz)`;
-    const range = `p.org_id = ${p.add(orgId)} and p.ts >= ${start} and p.ts < ${p.add(new Date(s.endMs))}`;
-    const inner = s.groups
-      ? `select s.g, ${bin} as b, ${AGG_SQL[s.agg]} as v
-           from points p join unnest(${p.add(s.ids)}::bigint[], ${p.add(s.groups)}::int[]) as s(id, g) on p.series_id = s.id
-          where ${range}
-          group by 1, 2`
-      : `select p.series_id as g, ${bin} as b, ${AGG_SQL[s.agg]} as v
-           from points p
-          where ${range} and p.series_id = any(${p.add(s.ids)}::bigint[])
-          group by 1, 2`;
-    const { rows } = await conn.query<BucketRow>(`select g::float8 as g, (extract(epoch from b) * 1000)::float8 as t, v from (${inner}) x`, p.values);
-    return rows;
   }
 
   /** Compiles `pattern` as a PostgreSQL regex; returns its error message, or null when it is valid. */
@@ -279,11 +364,11 @@ export class QueryRepository {
     return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<LogRow>(sql, p.values)).rows);
   }
 
-  /** How many logs match (range [start, end), the same filters as `logs`; no cursor, no limit), under a statement timeout. */
-  async countLogs(orgId: string, f: Omit<LogFilter, 'after' | 'limit'>, timeoutMs: number): Promise<number> {
+  /** How many logs match (range [start, end), the same filters as `logs`; no cursor, no limit), under a statement timeout; `prepared`: see `statement`. */
+  async countLogs(orgId: string, f: Omit<LogFilter, 'after' | 'limit'>, timeoutMs: number, prepared = false): Promise<number> {
     const p = new Params();
     const sql = `select count(*)::float8 as n from logs where ${logWhere(p, orgId, f).join(' and ')}`;
-    return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<{ n: number }>(sql, p.values)).rows[0].n);
+    return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<{ n: number }>(this.statement(sql, p.values, prepared))).rows[0].n);
   }
 
   async events(orgId: string, f: EventFilter, timeoutMs: number): Promise<EventRow[]> {
