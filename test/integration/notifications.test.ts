@@ -447,6 +447,69 @@ describe('notifications', function () {
       expect(logged.map((l) => l.outcome)).to.deep.equal(['failed', 'failed', 'failed']);
     });
 
+    it('the sweep settles what a dead worker left: the interrupted attempt recorded, queued again while attempts remain, else failed; live tasks and recent rows untouched', async () => {
+      const r = await receiver();
+      const ch = await createChannel(a, { name: `crash-${uniq()}`, type: 'webhook', config: { url: r.url } });
+      const [model] = await t.app.services.notifications.dispatch(alertRequest(a.id, [ch.id], `crash-${uniq()}`));
+      await until('model sent', async () => (await row(model)).state === 'sent');
+      r.hits.length = 0;
+      // The crash state, written straight to the tables: attempts counted by beginAttempt, its
+      // notification_attempts row missing, and the queue's task failed or spent (lease ran out on its last attempt).
+      const crashed = async (o: { attempts: number; idle: string; task: 'failed' | 'spent' | 'pending' | null }) => {
+        const [{ id }] = await query<{ id: string }>(
+          url,
+          `insert into notifications (org_id, channel_id, dedup_key, group_key, status, payload, state, attempts, created_at, updated_at)
+           select org_id, channel_id, $2, group_key, status, payload, 'retrying', $3, now() - interval '1 hour', now() - $4::interval from notifications where id = $1 returning id`,
+          [model, `crash-${uniq()}`, o.attempts, o.idle],
+        );
+        for (let n = 1; n < o.attempts; n++) {
+          await query(url, `insert into notification_attempts (org_id, notification_id, attempt, at, outcome, error, latency_ms) values ($1, $2, $3, now() - interval '30 minutes', 'retrying', 'HTTP 503', 5)`, [a.id, id, n]);
+        }
+        if (o.task) {
+          const [state, leaseUntil, next] = o.task === 'spent' ? ['running', "now() - interval '1 minute'", 'now()'] : o.task === 'pending' ? ['pending', 'null', "now() + interval '1 hour'"] : ['failed', 'null', 'now()'];
+          await query(
+            url,
+            `insert into queue_tasks (task, payload, state, attempts, max_attempts, dedupe_key, locked_by, lease_until, next_attempt_at)
+             values ('notify.deliver', $1, $2, 3, 3, $3, ${state === 'running' ? "'dead-worker'" : 'null'}, ${leaseUntil}, ${next})`,
+            [JSON.stringify({ org_id: a.id, id }), state, `notify:${id}`],
+          );
+        }
+        return id;
+      };
+      const spent = await crashed({ attempts: 2, idle: '10 minutes', task: 'spent' });
+      const last = await crashed({ attempts: 3, idle: '10 minutes', task: 'failed' });
+      const live = await crashed({ attempts: 2, idle: '10 minutes', task: 'pending' });
+      const recent = await crashed({ attempts: 2, idle: '1 second', task: null });
+      const [{ began }] = await query<{ began: Date }>(url, 'select updated_at as began from notifications where id = $1', [spent]);
+
+      expect(await t.app.services.notifications.sweep()).to.be.at.least(2);
+      await until('queued again and sent', async () => (await row(spent)).state === 'sent');
+      const again = await attemptsOf(spent);
+      expect(again.map((x) => [x.attempt, x.outcome, x.error])).to.deep.equal([
+        [1, 'retrying', 'HTTP 503'],
+        [2, 'retrying', 'attempt interrupted (process died)'],
+        [3, 'sent', null],
+      ]);
+      expect(again[1].at.getTime()).to.equal(began.getTime());
+      expect(r.hits).to.have.length(1);
+
+      expect(await row(last)).to.include({ state: 'failed', attempts: 3, last_error: 'attempt interrupted (process died)' });
+      expect((await attemptsOf(last)).map((x) => [x.attempt, x.outcome])).to.deep.equal([
+        [1, 'retrying'],
+        [2, 'retrying'],
+        [3, 'failed'],
+      ]);
+      for (const id of [live, recent]) {
+        expect(await row(id), id === live ? 'live task' : 'recent').to.include({ state: 'retrying', attempts: 2 });
+        expect(await attemptsOf(id)).to.have.length(1);
+      }
+      // Settled once: a second sweep finds nothing more of these.
+      await t.app.services.notifications.sweep();
+      expect((await attemptsOf(last)).length).to.equal(3);
+      expect((await attemptsOf(spent)).length).to.equal(3);
+      expect(r.hits).to.have.length(1);
+    });
+
     it('channel test answers the outcome and is in the delivery log; resend queues a new notification; the log pages newest first', async () => {
       const r = await receiver();
       const ch = await createChannel(a, { name: `test-${uniq()}`, type: 'webhook', config: { url: r.url } });

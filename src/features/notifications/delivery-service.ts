@@ -26,6 +26,8 @@ export interface DeliverPayload {
 /** Queued rows at least this old are re-enqueued by the sweep (younger ones are being enqueued). */
 export const SWEEP_MIN_AGE_MS = 5000;
 const SWEEP_BATCH = 500;
+/** What an attempt a dead worker left is recorded with (the sweep's). */
+export const ABANDONED_ERROR = 'attempt interrupted (process died)';
 
 export interface DeliveryDeps {
   channels: ChannelsRepository;
@@ -38,6 +40,13 @@ export interface DeliveryDeps {
   externalUrl: string;
   sent: Counter<'channel_type' | 'outcome'>;
   logger: Logger;
+  /** notifications.max_attempts: the row's count caps the attempts (a task the sweep enqueued again counts from 1). */
+  maxAttempts: number;
+  /**
+   * A row idle this long with no live task is the sweep's (the per-attempt task timeout plus
+   * the queue's lease: a live attempt has renewed its lease or recorded by then).
+   */
+  stuckAfterMs: number;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -84,7 +93,7 @@ export class DeliveryService implements Notifier {
     }
     const channel = await this.d.channels.find(row.org_id, row.channel_id);
     if (!channel) return; // deleted meanwhile (its notifications go with it)
-    const final = attempt.attempt >= attempt.maxAttempts;
+    const final = attempt.attempt >= attempt.maxAttempts || row.attempts >= this.d.maxAttempts;
     const result = await this.attempt(row, channel, final, signal);
     if (result.outcome === 'retry' && !final) throw new Error(`notification not delivered (attempt ${row.attempts}): ${result.error}`);
   }
@@ -131,20 +140,39 @@ export class DeliveryService implements Notifier {
 
   /**
    * Re-enqueues queued notifications that have no task (a crash between storing and enqueueing):
-   * idempotent, the task's dedupe key is the notification's. `minAgeMs` 0 at start.
+   * idempotent, the task's dedupe key is the notification's. `minAgeMs` 0 at start. Then settles
+   * the rows whose task is gone mid-delivery (a worker died during an attempt, and that was the
+   * task's last: the queue failed the task): the interrupted attempt is recorded, and the row is
+   * enqueued again under a new dedupe key while notifications.max_attempts allows, else failed.
+   * Stops between rows once `signal` aborts.
    */
-  async sweep(minAgeMs = SWEEP_MIN_AGE_MS): Promise<number> {
+  async sweep(minAgeMs = SWEEP_MIN_AGE_MS, signal?: AbortSignal): Promise<number> {
     let n = 0;
     const rows = await this.d.repo.queuedWithoutAttempt(minAgeMs, SWEEP_BATCH);
     for (const r of rows) {
+      if (signal?.aborted) return n;
       await this.enqueue(r);
+      n++;
+    }
+    for (const r of await this.d.repo.withoutLiveTask(this.d.stuckAfterMs, SWEEP_BATCH)) {
+      if (signal?.aborted) return n;
+      const final = r.attempts >= this.d.maxAttempts;
+      const state = r.attempts === 0 ? 'queued' : final ? 'failed' : 'retrying';
+      const record = r.attempts > 0 && !r.recorded;
+      if (!(await this.d.repo.abandonAttempt(r.org_id, r.id, { attempts: r.attempts, idleMs: this.d.stuckAfterMs, state, error: ABANDONED_ERROR, record }))) continue;
+      const log = { notification: r.id, org: r.org_id, attempt: r.attempts };
+      if (final) this.d.logger.warn(log, 'notification failed: its last attempt was interrupted (process died)');
+      else {
+        this.d.logger.warn(log, record ? 'notification attempt interrupted (process died); queued again' : 'notification without a live delivery task; queued again');
+        await this.enqueue(r, `${dedupeKeyOf(r.id)}#${r.attempts}`);
+      }
       n++;
     }
     return n;
   }
 
-  private async enqueue(row: Pick<NotificationRow, 'org_id' | 'id'>): Promise<void> {
-    await this.d.queue.enqueue(DELIVER_TASK, { org_id: row.org_id, id: row.id } satisfies DeliverPayload, { dedupeKey: dedupeKeyOf(row.id) });
+  private async enqueue(row: Pick<NotificationRow, 'org_id' | 'id'>, dedupeKey = dedupeKeyOf(row.id)): Promise<void> {
+    await this.d.queue.enqueue(DELIVER_TASK, { org_id: row.org_id, id: row.id } satisfies DeliverPayload, { dedupeKey });
   }
 
   /** Sends once and records the attempt (row, attempt row, metric, log). */

@@ -4,10 +4,11 @@ import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import type { Mailer } from '../../core/mail.js';
 import { SecretBox } from '../../core/secrets.js';
+import { SerialLoop } from '../../core/serial-loop.js';
 import { defineModule, type Hook, type TaskSpec } from '../feature-module.js';
 import { ChannelsRepository } from './channels-repository.js';
 import { ChannelsService } from './channels-service.js';
-import { DELIVER_TASK, DeliveryService, type DeliverPayload } from './delivery-service.js';
+import { DELIVER_TASK, DeliveryService, SWEEP_MIN_AGE_MS, type DeliverPayload } from './delivery-service.js';
 import { NotificationsRepository } from './notifications-repository.js';
 import { registerNotificationRoutes } from './notifications-routes.js';
 
@@ -19,6 +20,10 @@ interface NotificationServices {
 
 /** How often the daemon looks for queued notifications that have no task (a crash in between). */
 export const SWEEP_EVERY_MS = 60_000;
+/** The queue's lease (src/jobs/jobs-kit.ts LEASE_MS; a feature may not import the kit). */
+const QUEUE_LEASE_MS = 60_000;
+/** A run of notify.deliver: the per-attempt timeout plus time to record it. */
+const deliverTaskTimeoutMs = (attemptTimeoutMs: number) => attemptTimeoutMs + 5000;
 
 /**
  * One attempt per run; retried by the queue: notifications.backoff_ms doubling, at most 10 min
@@ -31,7 +36,7 @@ export const deliverTask: TaskSpec<NotificationServices, DeliverPayload> = {
   configured: (config) => ({
     maxAttempts: config.notifications.max_attempts,
     backoffMs: config.notifications.backoff_ms,
-    timeoutMs: config.notifications.timeout_ms + 5000,
+    timeoutMs: deliverTaskTimeoutMs(config.notifications.timeout_ms),
   }),
   run: (s, payload, signal, attempt) => s.notifications.deliver(payload, attempt, signal),
 };
@@ -70,6 +75,8 @@ export const notificationsModule = defineModule({
       externalUrl: config.alerts.external_url || `http://${config.http.host}:${config.http.port}`,
       sent,
       logger: kits.logger,
+      maxAttempts: config.notifications.max_attempts,
+      stuckAfterMs: deliverTaskTimeoutMs(config.notifications.timeout_ms) + QUEUE_LEASE_MS,
     });
     const channels = new ChannelsService({
       repo: channelsRepo,
@@ -81,16 +88,15 @@ export const notificationsModule = defineModule({
     });
 
     // Daemon only: at start every queued notification without a task is enqueued (idempotent),
-    // then once a minute those older than a few seconds.
-    let timer: NodeJS.Timeout | null = null;
-    // The sweep under way, awaited by the stop hook (it must not outlive the database pool).
-    let running: Promise<unknown> = Promise.resolve();
-    const sweep = () => {
-      running = notifications.sweep().then(
-        (n) => n > 0 && kits.logger.info({ notifications: n }, 'notifications: queued notifications without a task enqueued'),
-        (err: unknown) => kits.logger.error({ err }, 'notifications: sweep failed'),
-      );
-    };
+    // then once a minute those older than a few seconds, and those a dead worker left (sweep).
+    // One sweep at a time; stop waits for one under way (it must not outlive the database pool).
+    const sweeps = new SerialLoop(
+      async (signal) => {
+        const n = await notifications.sweep(SWEEP_MIN_AGE_MS, signal);
+        if (n > 0) kits.logger.info({ notifications: n }, 'notifications: notifications without a live task enqueued or settled');
+      },
+      { name: 'notifications: sweep', intervalMs: SWEEP_EVERY_MS, firstDelayMs: SWEEP_EVERY_MS, logger: kits.logger },
+    );
     const start: Hook[] = kits.daemon
       ? [
           {
@@ -98,23 +104,12 @@ export const notificationsModule = defineModule({
             timeoutMs: 30_000,
             run: async () => {
               await notifications.sweep(0);
-              timer = setInterval(sweep, SWEEP_EVERY_MS);
-              timer.unref();
+              sweeps.start();
             },
           },
         ]
       : [];
-    const stop: Hook[] = [
-      {
-        name: 'outbox sweep',
-        timeoutMs: 5000,
-        run: async () => {
-          if (timer) clearInterval(timer);
-          timer = null;
-          await running;
-        },
-      },
-    ];
+    const stop: Hook[] = [{ name: 'outbox sweep', timeoutMs: 5000, run: () => sweeps.stop() }];
     const deliveryStats: DeliveryStats = {
       async daily(orgId, startMs, endMs) {
         const byChannel = await notificationsRepo.deliveriesByChannel(orgId, new Date(startMs), new Date(endMs));

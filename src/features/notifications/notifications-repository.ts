@@ -95,6 +95,62 @@ export class NotificationsRepository {
       .select('org_id', 'id');
   }
 
+  /**
+   * Undelivered notifications (queued or retrying, not tests) idle for `idleMs` whose delivery
+   * task is gone: no pending or running task (one whose lease ran out on its last attempt counts
+   * as gone: the queue fails it) under its dedupe keys, `notify:<id>` and the sweep's
+   * `notify:<id>#<n>`. A worker that died mid-attempt on the task's last attempt leaves such a
+   * row (attempts counted, the attempt unrecorded). `recorded`: the row's last attempt has its
+   * notification_attempts row. Across orgs like queuedWithoutAttempt. Reads the queue's table
+   * (the WorkQueue interface has no lookup; read only, by its unique dedupe_key).
+   */
+  async withoutLiveTask(idleMs: number, limit: number): Promise<{ org_id: string; id: string; attempts: number; recorded: boolean }[]> {
+    const { rows } = await this.knex.raw<{ rows: { org_id: string; id: string; attempts: number; recorded: boolean }[] }>(
+      `select n.org_id, n.id, n.attempts,
+              exists (select 1 from notification_attempts a where a.org_id = n.org_id and a.notification_id = n.id and a.attempt = n.attempts) as recorded
+         from notifications n
+        where n.state in ('queued', 'retrying') and n.status <> 'test'
+          and n.updated_at <= now() - make_interval(secs => :idle)
+          and not exists (
+                select 1 from queue_tasks q
+                 where q.dedupe_key = any (array['notify:' || n.id] || array(select 'notify:' || n.id || '#' || g from generate_series(0, n.attempts) g))
+                   and (q.state = 'pending'
+                        or (q.state = 'running' and not (q.lease_until < now() and q.max_attempts is not null and q.attempts >= q.max_attempts))))
+        order by n.updated_at
+        limit :limit`,
+      { idle: idleMs / 1000, limit },
+    );
+    return rows;
+  }
+
+  /**
+   * Settles an attempt no one will finish (withoutLiveTask): records it (when `record`) with
+   * `error`, at the time it began, and sets the row's state (`retrying`: the sweep enqueues it
+   * again; `failed`: no attempts left). Guarded by the attempt count and the idle time, so of two
+   * sweeps at once one does it; false when this one did not.
+   */
+  async abandonAttempt(orgId: string, id: string, o: { attempts: number; idleMs: number; state: NotificationState; error: string; record: boolean }): Promise<boolean> {
+    return this.knex.transaction(async (trx) => {
+      const [before] = await trx<NotificationRow>(TABLE)
+        .where({ org_id: orgId, id, attempts: o.attempts })
+        .whereIn('state', ['queued', 'retrying'])
+        .whereRaw('updated_at <= now() - make_interval(secs => ?)', [o.idleMs / 1000])
+        .forUpdate()
+        .select('updated_at');
+      if (!before) return false;
+      if (o.record) {
+        await trx('notification_attempts')
+          .insert({ org_id: orgId, notification_id: id, attempt: o.attempts, at: before.updated_at, outcome: o.state, status_code: null, error: o.error, latency_ms: 0 })
+          .onConflict(['org_id', 'notification_id', 'attempt'])
+          .ignore();
+      }
+      await trx(TABLE)
+        .where({ org_id: orgId, id })
+        .update({ state: o.state, updated_at: trx.fn.now(), ...(o.record || o.state === 'failed' ? { last_error: o.error, last_status_code: null } : {}) });
+      return true;
+    });
+  }
+
   /** Counts an attempt as begun; undefined when the row is gone or no longer due (sent or failed). */
   async beginAttempt(orgId: string, id: string): Promise<NotificationRow | undefined> {
     const [row] = await this.knex<NotificationRow>(TABLE)
