@@ -503,6 +503,18 @@ describe('notifications', function () {
         expect(await row(id), id === live ? 'live task' : 'recent').to.include({ state: 'retrying', attempts: 2 });
         expect(await attemptsOf(id)).to.have.length(1);
       }
+      // A task the queue claims again after its worker died mid-attempt (not its last): the
+      // interrupted attempt is recorded before the next begins.
+      const reclaimed = await crashed({ attempts: 2, idle: '3 minutes', task: null });
+      await t.app.services.notifications.deliver({ org_id: a.id, id: reclaimed }, { attempt: 2, maxAttempts: 5 });
+      expect((await attemptsOf(reclaimed)).map((x) => [x.attempt, x.outcome, x.error])).to.deep.equal([
+        [1, 'retrying', 'HTTP 503'],
+        [2, 'retrying', 'attempt interrupted (process died)'],
+        [3, 'sent', null],
+      ]);
+      expect(r.hits).to.have.length(2);
+      r.hits.length = 1;
+
       // Settled once: a second sweep finds nothing more of these.
       await t.app.services.notifications.sweep();
       expect((await attemptsOf(last)).length).to.equal(3);

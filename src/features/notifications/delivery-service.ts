@@ -86,6 +86,8 @@ export class DeliveryService implements Notifier {
   /** One attempt of the `notify.deliver` task. Throws to have the queue retry it. */
   async deliver(p: DeliverPayload, attempt: TaskAttempt, signal?: AbortSignal): Promise<void> {
     if (!isUuid(p.org_id) || !isUuid(p.id)) return;
+    const interrupted = await this.d.repo.recordInterrupted(p.org_id, p.id, ABANDONED_ERROR);
+    if (interrupted !== null) this.d.logger.warn({ notification: p.id, org: p.org_id, attempt: interrupted }, 'notification attempt interrupted (process died); trying again');
     const row = await this.d.repo.beginAttempt(p.org_id, p.id);
     if (!row) {
       this.d.logger.info({ notification: p.id }, 'notification already delivered, failed, or gone; not sent');

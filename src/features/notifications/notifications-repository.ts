@@ -151,6 +151,25 @@ export class NotificationsRepository {
     });
   }
 
+  /**
+   * Before an attempt begins: when the row's last counted attempt has no record (its worker died
+   * during it, and the queue claimed the task again once the lease ran out), records it as
+   * interrupted, at the time it began. Answers the attempt number recorded, or null.
+   */
+  async recordInterrupted(orgId: string, id: string, error: string): Promise<number | null> {
+    const { rows } = await this.knex.raw<{ rows: { attempt: number }[] }>(
+      `insert into notification_attempts (org_id, notification_id, attempt, at, outcome, status_code, error, latency_ms)
+       select n.org_id, n.id, n.attempts, n.updated_at, 'retrying', null, :error, 0
+         from notifications n
+        where n.org_id = :org and n.id = :id and n.state in ('queued', 'retrying') and n.attempts > 0
+          and not exists (select 1 from notification_attempts a where a.org_id = n.org_id and a.notification_id = n.id and a.attempt = n.attempts)
+       on conflict (org_id, notification_id, attempt) do nothing
+       returning attempt`,
+      { org: orgId, id, error },
+    );
+    return rows[0]?.attempt ?? null;
+  }
+
   /** Counts an attempt as begun; undefined when the row is gone or no longer due (sent or failed). */
   async beginAttempt(orgId: string, id: string): Promise<NotificationRow | undefined> {
     const [row] = await this.knex<NotificationRow>(TABLE)
