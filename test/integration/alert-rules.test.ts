@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { rulePreviewer } from '../../src/features/alerts/rule-preview.js';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
@@ -58,6 +59,7 @@ describe('alert rules', function () {
   let viewerA: string;
   let adminB: string;
   let writeKeyA: string;
+  let readKeyA: string;
   let ingestKeyA: string;
   let channelA: string;
   let channelB: string;
@@ -77,6 +79,7 @@ describe('alert rules', function () {
     viewerA = (await t.api.login(v.email, v.password)).access_token;
     adminB = (await t.api.login(b.email, b.password)).access_token;
     writeKeyA = (await createApiKey(t.app.services, orgA.slug, ['write'])).secret;
+    readKeyA = (await createApiKey(t.app.services, orgA.slug, ['read'])).secret;
     ingestKeyA = (await createApiKey(t.app.services, orgA.slug, ['ingest'])).secret;
     channelA = await addChannel(orgA.id, 'ops');
     channelB = await addChannel(orgB.id, 'ops');
@@ -304,7 +307,7 @@ describe('alert rules', function () {
     const preview = async (over: Record<string, unknown>, from = 1, to = 10) => {
       const r = await create(editorA, valid({ query: { name: 'cpu', filter: { host: 'a' }, agg: 'max', window: 60 }, interval: 60, ...over }));
       expect(r.status, r.text).to.equal(201);
-      const res = await t.api.post<PreviewAnswer>(`${rules(orgA.slug)}/${r.body.id}/preview?start=${encodeURIComponent(at(from))}&end=${base + to * MIN}`, viewerA);
+      const res = await t.api.post<PreviewAnswer>(`${rules(orgA.slug)}/${r.body.id}/preview?start=${encodeURIComponent(at(from))}&end=${base + to * MIN}`, editorA);
       expect(res.status, res.text).to.equal(200);
       return res.body;
     };
@@ -342,13 +345,36 @@ describe('alert rules', function () {
       expect(p).to.include({ fired: 1, resolved: 0, notifications: 8 });
     });
 
+    it('stops reading when its signal aborts (the client went away)', async () => {
+      let reads = 0;
+      const gone = new AbortController();
+      const source = {
+        metric: async () => {
+          if (++reads === 3) gone.abort();
+          return [{ labels: { host: 'a' }, points: [[0, 1]] as [number, number | null][] }];
+        },
+        countLogs: async () => 0,
+      };
+      // A stored rule's row as the previewer takes it (nothing here touches the database).
+      const stored = { org_id: orgA.id, id: 'r', name: 'abort', kind: 'threshold', op: '>', threshold: 0, recovery_threshold: null, interval_ms: MIN, for_ms: 0, keep_firing_for_ms: 0, severity: 'warning', repeat_interval_ms: 3_600_000, query: { name: 'cpu', filter: {}, agg: 'max', by: [], window_ms: MIN }, labels: {}, annotations: {}, group_by: [] };
+      const failed = await rulePreviewer(source)
+        .preview(stored as never, 0, 999 * MIN, gone.signal)
+        .then(() => null, (err: Error) => err);
+      expect(failed, 'rejected').to.be.instanceOf(Error);
+      expect(reads, 'reads started after the abort: none beyond those already in flight').to.be.below(20);
+    });
+
     it('refuses a range of more than alerts.preview_max_steps evaluations, and bad times', async () => {
       const r = (await create(editorA, valid({ interval: 60 }))).body;
       const path = `${rules(orgA.slug)}/${r.id}/preview`;
-      const tooLong = await t.api.post(`${path}?start=${base}&end=${base + 100 * MIN}`, viewerA);
+      const tooLong = await t.api.post(`${path}?start=${base}&end=${base + 100 * MIN}`, editorA);
       expectProblem(tooLong, 400, '101 evaluations');
       expect((tooLong.body as Problem).errors?.map((e) => e.path)).to.deep.equal(['query/end']);
-      expect((await t.api.post<PreviewAnswer>(`${path}?start=${base}&end=${base + 99 * MIN}`, viewerA)).body.evaluations).to.equal(100);
+      expect((await t.api.post<PreviewAnswer>(`${path}?start=${base}&end=${base + 99 * MIN}`, editorA)).body.evaluations).to.equal(100);
+      // Reading runs thousands of telemetry queries: not for those who may only read.
+      expectProblem(await t.api.post(`${path}?start=${base}&end=${base + MIN}`, viewerA), 403, 'a viewer previews');
+      expectProblem(await t.api.post(`${path}?start=${base}&end=${base + MIN}`, readKeyA), 403, 'a read key previews');
+      expect((await t.api.post<PreviewAnswer>(`${path}?start=${base}&end=${base + MIN}`, writeKeyA)).status, 'a write key').to.equal(200);
       for (const [qs, param] of [
         ['start=yesterday&end=0', 'query/start'],
         [`start=${base}&end=2026-02-30T00:00:00Z`, 'query/end'],
@@ -356,10 +382,20 @@ describe('alert rules', function () {
         [`start=${Date.now() + 3_600_000}`, 'query/start'],
         [`start=${base}&end=${base}%00`, 'query/end'],
       ]) {
-        const res = await t.api.post(`${path}?${qs}`, viewerA);
+        const res = await t.api.post(`${path}?${qs}`, editorA);
         expectProblem(res, 400, qs);
         expect((res.body as Problem).errors?.map((e) => e.path), qs).to.include(param);
       }
+
+      expect((await t.api.call('DELETE', `${rules(orgA.slug)}/${r.id}`, editorA)).status, 'room for one more rule').to.equal(204);
+      // The cost bound: a 1 d window read every minute spans 1440 intervals; 100 steps × 60 allows 4 such evaluations.
+      const wide = (await create(editorA, valid({ interval: 60, query: { name: 'cpu', filter: { host: 'a' }, agg: 'max', window: '1d' } }))).body;
+      const widePath = `${rules(orgA.slug)}/${wide.id}/preview`;
+      const costly = await t.api.post(`${widePath}?start=${base}&end=${base + 4 * MIN}`, editorA);
+      expectProblem(costly, 400, 'five evaluations of a 1 d window');
+      expect((costly.body as Problem).errors?.[0]).to.include({ path: 'query/end' });
+      expect((costly.body as Problem).errors?.[0].message).to.match(/too costly: 5 evaluations .* at most 4 evaluations/);
+      expect((await t.api.post<PreviewAnswer>(`${widePath}?start=${base}&end=${base + 3 * MIN}`, editorA)).body.evaluations).to.equal(4);
     });
   });
 });

@@ -203,7 +203,7 @@ const MUTATIONS: Record<string, RouteRules> = {
     cases: [
       {
         label: 'preview an alert rule (the last hour; writes nothing)',
-        perms: ['alert.read'],
+        perms: ['alert.write'],
         status: 200,
         request: async (o, s) => ({ params: { org: o.org.slug, id: (await s.alertRules.create(SYSTEM_ACTOR, o.org.slug, ALERT_RULE)).id } }),
       },

@@ -114,22 +114,32 @@ export function registerAlertRuleRoutes(registry: ApiRegistry, rules: AlertRules
     method: 'post',
     path: '/organizations/{org}/alert-rules/{id}/preview',
     operationId: 'previewAlertRule',
-    summary: 'Evaluate a stored rule over stored history: when it would have fired and resolved (viewers and above; API keys with the read scope)',
+    summary: 'Evaluate a stored rule over stored history: when it would have fired and resolved (editors and above; API keys with the write scope)',
     description:
-      'Evaluates the rule at start, start + interval, … up to end (at most alerts.preview_max_steps evaluations) with the same condition and state machine as the evaluator (for, keep_firing_for, recovery_threshold). `notifications` counts per alert: the first firing, one more every repeat_interval while it fires, and one resolved per firing episode. Not simulated: group_wait, group_interval and grouping of alerts into one notification, silences, maintenance windows and acknowledgements. Nothing is stored or sent.',
+      'Evaluates the rule at start, start + interval, … up to end (at most alerts.preview_max_steps evaluations, and at most alerts.preview_max_steps × 60 evaluations × window/interval: a long window allows fewer) with the same condition and state machine as the evaluator (for, keep_firing_for, recovery_threshold). `notifications` counts per alert: the first firing, one more every repeat_interval while it fires, and one resolved per firing episode. Not simulated: group_wait, group_interval and grouping of alerts into one notification, silences, maintenance windows and acknowledgements. Nothing is stored or sent.',
     tags: TAGS,
     auth: 'any',
-    permission: 'alert.read',
+    permission: 'alert.write',
     params: RuleParams,
     query: PreviewQuery,
     responses: {
       200: { description: 'What the rule would have done.', schema: PreviewSchema },
-      400: { description: 'Bad start or end, or more evaluations than alerts.preview_max_steps.' },
+      400: { description: 'Bad start or end, more evaluations than alerts.preview_max_steps, or too costly (evaluations × the intervals one window spans).' },
       403: FORBIDDEN,
       404: NOT_FOUND,
     },
     handler: async (ctx, { params, query }) => {
-      ctx.body = await rules.preview(actorOf(ctx), params.org, params.id, query);
+      // A client that goes away stops the preview's reads (the response closing before it was written).
+      const gone = new AbortController();
+      const onClose = () => {
+        if (!ctx.res.writableEnded) gone.abort();
+      };
+      ctx.res.once('close', onClose);
+      try {
+        ctx.body = await rules.preview(actorOf(ctx), params.org, params.id, query, gone.signal);
+      } finally {
+        ctx.res.off('close', onClose);
+      }
     },
   });
 }

@@ -65,8 +65,20 @@ export function toRule(r: RuleRow, state: RuleState = 'ok'): Rule {
 
 /** Runs a stored rule over history (rule-preview.ts). */
 export interface RulePreviewer {
-  preview(rule: RuleRow, startMs: number, endMs: number): Promise<Preview>;
+  /** `signal`: stop reading (the client went away); the preview then rejects. */
+  preview(rule: RuleRow, startMs: number, endMs: number, signal?: AbortSignal): Promise<Preview>;
 }
+
+/**
+ * A preview's cost bound: evaluations × the evaluation intervals one window spans (each
+ * evaluation reads a whole window, so a 7-day window every minute reads each point ~10,000
+ * times). At most this many per allowed evaluation: a 1 h window every minute passes at
+ * alerts.preview_max_steps evaluations; longer windows get proportionally fewer.
+ */
+export const PREVIEW_WINDOW_INTERVALS_PER_STEP = 60;
+
+/** The window (ms) one evaluation of the rule reads. */
+const windowOf = (rule: RuleRow): number => (rule.query as { window_ms: number }).window_ms;
 
 export interface AlertRulesDeps {
   repo: AlertRulesRepository;
@@ -166,8 +178,9 @@ export class AlertRulesService {
     await this.d.audit.record({ actor, action: 'alert_rule.delete', orgId: org.id, targetType: 'alert_rule', targetId: row.id, details: { name: row.name, kind: row.kind }, ...meta });
   }
 
-  async preview(actor: Actor, orgSlug: string, id: string, input: PreviewInput): Promise<Preview> {
-    const org = await this.d.orgs.require(actor, orgSlug, 'alert.read');
+  /** alert.write: one call can run thousands of telemetry reads (bounded below), more than reading should allow. */
+  async preview(actor: Actor, orgSlug: string, id: string, input: PreviewInput, signal?: AbortSignal): Promise<Preview> {
+    const org = await this.d.orgs.require(actor, orgSlug, 'alert.write');
     input = validPreview(input);
     const rule = await this.find(org.id, id);
     const endMs = input.end === undefined ? this.clock.now().getTime() : parseTime('end', input.end);
@@ -177,7 +190,19 @@ export class AlertRulesService {
     if (steps > this.d.previewMaxSteps) {
       throw validationError([{ path: 'query/end', message: `${steps} evaluations (one per interval of ${rule.interval_ms / 1000} s); at most ${this.d.previewMaxSteps} (alerts.preview_max_steps)` }]);
     }
-    return this.d.previewer.preview(rule, startMs, endMs);
+    const perStep = Math.max(1, Math.ceil(windowOf(rule) / rule.interval_ms));
+    const maxCost = this.d.previewMaxSteps * PREVIEW_WINDOW_INTERVALS_PER_STEP;
+    // One evaluation is always allowed: it is what the evaluator itself runs every interval.
+    if (steps > 1 && steps * perStep > maxCost) {
+      const allowed = Math.max(1, Math.floor(maxCost / perStep));
+      throw validationError([
+        {
+          path: 'query/end',
+          message: `too costly: ${steps} evaluations each reading a window of ${perStep} intervals; with this window at most ${allowed} evaluations (a range of ${((allowed - 1) * rule.interval_ms) / 1000} s)`,
+        },
+      ]);
+    }
+    return this.d.previewer.preview(rule, startMs, endMs, signal);
   }
 
   private async find(orgId: string, id: string): Promise<RuleRow> {

@@ -29,7 +29,7 @@ type Read = { result: ConditionResult; error: null } | { result: null; error: st
  */
 export function rulePreviewer(source: AlertQuerySource): RulePreviewer {
   return {
-    async preview(rule: RuleRow, startMs: number, endMs: number): Promise<Preview> {
+    async preview(rule: RuleRow, startMs: number, endMs: number, signal?: AbortSignal): Promise<Preview> {
       const times: number[] = [];
       for (let t = startMs; t <= endMs; t += rule.interval_ms) times.push(t);
       const out: Preview = { evaluations: 0, transitions: [], fired: 0, resolved: 0, notifications: 0 };
@@ -38,8 +38,9 @@ export function rulePreviewer(source: AlertQuerySource): RulePreviewer {
       const notifiedAt = new Map<string, number>();
       let nextId = 0;
 
+      // A client gone away: no further reads are started (those in flight finish and are dropped).
       const read = (i: number): Promise<Read> =>
-        evaluateCondition(rule, source, new Date(times[i])).then(
+        (signal?.aborted ? Promise.reject(new Error('preview aborted: the client went away')) : evaluateCondition(rule, source, new Date(times[i]))).then(
           (result) => ({ result, error: null }),
           (err: unknown) => {
             if (isDomainError(err)) throw err;
@@ -56,6 +57,7 @@ export function rulePreviewer(source: AlertQuerySource): RulePreviewer {
       for (let i = 0; i < Math.min(READ_AHEAD, times.length); i++) queue(i);
 
       for (let i = 0; i < times.length; i++) {
+        signal?.throwIfAborted();
         const { result, error } = await reads[i];
         if (i + READ_AHEAD < times.length) queue(i + READ_AHEAD);
         const now = new Date(times[i]);
