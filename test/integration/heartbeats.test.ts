@@ -307,6 +307,18 @@ describe('heartbeats', function () {
     expect((await alertOf(gone.id)).state).to.equal('resolved');
   });
 
+  it('a stopping check starts no further batch (the loop aborts its signal on shutdown)', async () => {
+    at = Date.now();
+    const hb = await create({ name: 'stop-between-batches', period: 1, grace: 1 });
+    at += 3 * S;
+    const stopped = new AbortController();
+    stopped.abort();
+    expect(await t.app.services.heartbeats.check(clock.now(), stopped.signal), 'stopped: no batch').to.equal(0);
+    expect((await t.api.get<Hb>(`${base()}/${hb.id}`, editorA)).body.state).to.not.equal('down');
+    expect(await t.app.services.heartbeats.check(clock.now())).to.be.at.least(1);
+    expect((await t.api.get<Hb>(`${base()}/${hb.id}`, editorA)).body.state).to.equal('down');
+  });
+
   it('concurrent checks (several daemons) take each missed heartbeat once', async () => {
     at = Date.now();
     const made = await Promise.all(Array.from({ length: 30 }, (_, i) => create({ name: `fleet-${i}`, period: 1, grace: 1 })));

@@ -2,12 +2,12 @@ import type { AlertSink, ChannelDirectory } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { SecretBox } from '../../core/secrets.js';
+import { SerialLoop } from '../../core/serial-loop.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
 import { HeartbeatsRepository } from './heartbeats-repository.js';
 import { registerHeartbeatRoutes } from './heartbeats-routes.js';
 import { HeartbeatsService } from './heartbeats-service.js';
 import { INSTANCE_CHECKS, InstanceChecks, registerInstanceCheckMetrics, type InstanceCheckResult } from './instance-checks.js';
-import { MissedCheckLoop } from './missed-check-loop.js';
 
 interface HeartbeatsServices {
   heartbeats: HeartbeatsService;
@@ -52,7 +52,8 @@ export const heartbeatsModule = defineModule({
     });
     const instanceChecks = new InstanceChecks({ jobs: kits.jobs, alerts: needs.alertSink, repo, channels: config.alerts.instance_channels, clock });
     registerInstanceCheckMetrics(kits.metrics, repo, logger);
-    const loop = new MissedCheckLoop(() => heartbeats.check(clock.now()), config.alerts.tick_ms, logger);
+    // One run at a time, every alerts.tick_ms; stop() aborts the signal, which check() reads between batches.
+    const loop = new SerialLoop((signal) => heartbeats.check(clock.now(), signal), { name: 'heartbeats: missed check', intervalMs: config.alerts.tick_ms, firstDelayMs: config.alerts.tick_ms, logger });
     const looping = kits.daemon && config.alerts.enabled;
     return {
       provides: {},

@@ -181,10 +181,15 @@ export class HeartbeatsService {
     return { ok: true, state: pinged.row.state };
   }
 
-  /** The missed check (the daemon's loop every alerts.tick_ms; tests call it with a pinned time): how many went down. */
-  async check(now: Date = this.clock.now()): Promise<number> {
+  /**
+   * The missed check (the daemon's loop every alerts.tick_ms; tests call it with a pinned time):
+   * how many went down. `signal` (the loop's stop) is checked before each batch, so a shutdown
+   * never waits for a long backlog; what is left is claimed by the next run or another instance.
+   */
+  async check(now: Date = this.clock.now(), signal?: AbortSignal): Promise<number> {
     let total = 0;
     for (;;) {
+      if (signal?.aborted) return total;
       const n = await this.d.repo.claimMissed(now, this.d.batchSize, async (row) => {
         try {
           await this.d.alerts.raise({
