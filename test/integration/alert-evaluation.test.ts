@@ -282,6 +282,65 @@ describe('alert evaluation', function () {
     expect(after).to.include({ state: 'firing', org_id: orgA.id });
   });
 
+  it('a tick writes each claimed batch in one transaction: states per rule and org, a rule evaluated later skipped; a failing batch is written rule by rule', async () => {
+    await ingest(tokenA, orgA.slug, { metrics: [point('batch_m', 900, 95, { host: 'a' }), point('batch_m', 900, 90, { host: 'b' }), point('batch_m', 900, 10, { host: 'c' }), point('batch_ok', 900, 10)] });
+    await ingest(tokenB, orgB.slug, { metrics: [point('batch_b', 900, 99)] });
+    const due = at(900);
+    const r1 = await addRule(orgA.id, { query: { name: 'batch_m', filter: {}, agg: 'max', window_ms: 60_000, by: ['host'] }, group_by: ['host'], next_eval_at: due });
+    const r2 = await addRule(orgA.id, { query: { name: 'batch_ok', filter: {}, agg: 'max', window_ms: 60_000, by: [] }, next_eval_at: due });
+    const r3 = await addRule(orgA.id, { query: { name: 'batch_m', filter: {}, agg: 'max', window_ms: 60_000, by: [] }, next_eval_at: due });
+    const r4 = await addRule(orgB.id, { query: { name: 'batch_b', filter: {}, agg: 'max', window_ms: 60_000, by: [] }, next_eval_at: due });
+    // r3 was evaluated at a later time by another instance: this tick's older result is not written.
+    await query(url, 'update alert_rules set last_eval_at = $2 where id = $1', [r3, at(950)]);
+    const tick = async (s: number) => {
+      nowMs = at(s).getTime();
+      await query(url, 'update alert_rules set next_eval_at = $2 where id = any($1::uuid[])', [[r1, r2, r3, r4], at(s)]);
+      return t.app.services.alertEngine.tick(at(s));
+    };
+    const first = await tick(905);
+    expect(first.outcomes.skipped).to.be.at.least(1);
+    expect((await alertsOf(r1)).map((a) => [a.labels.host, a.state, a.group_key])).to.deep.equal([
+      ['a', 'firing', `rule:${r1}:{host="a"}`],
+      ['b', 'firing', `rule:${r1}:{host="b"}`],
+    ]);
+    expect(await alertsOf(r2)).to.deep.equal([]);
+    expect(await alertsOf(r3)).to.deep.equal([]);
+    expect((await ruleRow(r3)).last_eval_at).to.deep.equal(at(950));
+    expect(states(await alertsOf(r4))).to.deep.equal(['firing']);
+    expect((await alertsOf(r4))[0].org_id).to.equal(orgB.id);
+    for (const id of [r1, r2, r4]) expect((await ruleRow(id)).last_eval_at, id).to.deep.equal(at(905));
+    const groups = await query<{ group_key: string }>(url, 'select group_key from alert_groups where source_id = any($1::text[]) order by group_key', [[r1, r4]]);
+    expect(groups.map((g) => g.group_key).sort()).to.deep.equal([`rule:${r1}:{host="a"}`, `rule:${r1}:{host="b"}`, `rule:${r4}:{}`].sort());
+
+    // Nothing changes: still firing, evaluated again (its last_eval_at moves on: it used to keep the first evaluation's).
+    await tick(915);
+    expect((await alertsOf(r1)).map((a) => [a.state, a.last_eval_at?.toISOString()])).to.deep.equal([
+      ['firing', at(915).toISOString()],
+      ['firing', at(915).toISOString()],
+    ]);
+
+    // r2 breaches, but its group's touch fails: the batch is rolled back and written rule by rule; only r2 fails.
+    await ingest(tokenA, orgA.slug, { metrics: [point('batch_ok', 921, 99)] });
+    const policy = t.app.services.notificationPolicy;
+    const real = policy.touch.bind(policy);
+    policy.touch = async (settings, now, db) => {
+      if (settings.sourceId === r2) throw new Error('touch failed');
+      return real(settings, now, db);
+    };
+    try {
+      const third = await tick(925);
+      expect(third.outcomes.failure).to.equal(1);
+    } finally {
+      policy.touch = real;
+    }
+    expect(await alertsOf(r2)).to.deep.equal([]);
+    expect((await ruleRow(r2)).last_eval_at).to.deep.equal(at(915));
+    expect((await ruleRow(r1)).last_eval_at).to.deep.equal(at(925));
+    expect((await ruleRow(r4)).last_eval_at).to.deep.equal(at(925));
+    await tick(935);
+    expect(states(await alertsOf(r2))).to.deep.equal(['firing']);
+  });
+
   it("an org's rule never reads another org's data", async () => {
     await ingest(tokenB, orgB.slug, { metrics: [point('b_only', 600, 99), point('shared_name', 600, 99)] });
     await ingest(tokenA, orgA.slug, { metrics: [point('shared_name', 600, 1)] });

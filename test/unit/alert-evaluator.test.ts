@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import type { AlertQuerySource } from '../../src/core/alerting.js';
 import { AlertEvaluator } from '../../src/features/alerts/alert-evaluator.js';
 import { groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy, type RuleRow } from '../../src/features/alerts/alert-types.js';
-import type { AlertsRepository, RuleTx } from '../../src/features/alerts/alerts-repository.js';
+import type { AlertsRepository, BatchTx, RuleTx } from '../../src/features/alerts/alerts-repository.js';
 
 /** The evaluation loop without a database: bounded concurrency, one rule's failure stays its own, stop waits for the tick. */
 
@@ -63,6 +63,19 @@ function harness(opts: { rules: RuleRow[]; failWrite?: Set<string>; failQuery?: 
         remove: async () => {},
         finish: async (_at, error) => {
           seen.finished.push([ruleId, error]);
+        },
+      });
+    },
+    inRulesTx: async <T>(rules: RuleRow[], _at: Date, fn: (tx: BatchTx) => Promise<T>) => {
+      if (rules.some((r) => opts.failWrite?.has(r.id))) throw new Error('connection lost');
+      return fn({
+        db: undefined as unknown as BatchTx['db'],
+        locked: new Set(rules.map((r) => r.id)),
+        instances: new Map(rules.map((r) => [r.id, (opts.instances ?? []).filter((a) => a.source_id === r.id)])),
+        write: async () => {},
+        remove: async () => {},
+        finish: async (results) => {
+          for (const x of results) seen.finished.push([x.ruleId, x.error]);
         },
       });
     },

@@ -3,8 +3,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AlertQuerySource } from '../../core/alerting.js';
 import type { Clock } from '../../core/clock.js';
 import { SerialLoop } from '../../core/serial-loop.js';
-import { ALERT_STATES, type NotificationPolicy, type RuleRow } from './alert-types.js';
-import type { AlertsRepository } from './alerts-repository.js';
+import { ALERT_STATES, groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy, type RuleRow } from './alert-types.js';
+import type { AlertsRepository, AlertWrite } from './alerts-repository.js';
 import { evaluateCondition, type ConditionResult } from './rule-condition.js';
 import { planRuleEvaluation, type RuleEvaluationPlan } from './rule-evaluation.js';
 
@@ -28,6 +28,13 @@ export interface TickResult {
 
 /** A tick claims at most this many batches, so one tick's length stays bounded; the rest wait for the next. */
 const MAX_BATCHES_PER_TICK = 10;
+
+/** A rule's read: its condition's answer, or the error of the read; how long it took. */
+interface RuleRead {
+  result: ConditionResult | null;
+  error: string | null;
+  ms: number;
+}
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, 2000);
 
@@ -83,16 +90,26 @@ export class AlertEvaluator {
     });
   }
 
-  /** Claims the rules due at `now`, evaluates them, flushes due notification groups. */
+  /**
+   * Claims the rules due at `now`, evaluates them, flushes due notification groups. Per batch:
+   * the reads (at most alerts.concurrency at once), then one transaction writes the whole
+   * batch's state (a handful of statements however many rules); should it fail, each rule is
+   * written in its own transaction, so one rule's failure stays its own. Stops between batches
+   * once `signal` aborts.
+   */
   async tick(now: Date = this.clock.now(), signal?: AbortSignal): Promise<TickResult> {
     const result: TickResult = { evaluated: 0, outcomes: { ok: 0, error: 0, failure: 0, skipped: 0 }, flushed: 0 };
     for (let batch = 0; batch < MAX_BATCHES_PER_TICK && !signal?.aborted; batch++) {
       const rules = await this.repo.claimDue(now, this.opts.batchSize);
+      const reads = new Map<string, RuleRead>();
       await this.pool(rules, async (rule) => {
-        const outcome = await this.evaluateRule(rule, now);
-        result.outcomes[outcome]++;
-        result.evaluated++;
+        reads.set(rule.id, await this.read(rule, now));
       });
+      const outcomes = await this.storeBatch(rules, reads, now);
+      for (const o of outcomes) {
+        result.outcomes[o]++;
+        result.evaluated++;
+      }
       if (rules.length < this.opts.batchSize) break;
     }
     // Stopping: the claimed work is done; due groups stay due for the next start (or another instance).
@@ -107,27 +124,36 @@ export class AlertEvaluator {
 
   /**
    * One evaluation of one rule at `now`: read, then in one transaction (holding the rule's row)
-   * its alerts rows and last_eval_at/last_error, then the changed groups to the policy. Never
-   * throws: the outcome says how it went.
+   * its alerts rows, last_eval_at/last_error and the touch of the changed groups. Never throws:
+   * the outcome says how it went.
    */
   async evaluateRule(rule: RuleRow, now: Date): Promise<EvaluationOutcome> {
-    const end = this.seconds.startTimer();
+    return this.store(rule, await this.read(rule, now), now);
+  }
+
+  /** The rule's condition at `now`, or the error of its read (logged). */
+  private async read(rule: RuleRow, now: Date): Promise<RuleRead> {
+    const started = performance.now();
+    try {
+      return { result: await evaluateCondition(rule, this.source, now), error: null, ms: performance.now() - started };
+    } catch (err) {
+      const error = message(err);
+      this.logger.warn({ rule_id: rule.id, org_id: rule.org_id, err: error }, 'alerts: rule query failed');
+      return { result: null, error, ms: performance.now() - started };
+    }
+  }
+
+  /** Writes one rule's evaluation in its own transaction (evaluateRule, and a batch's fallback). */
+  private async store(rule: RuleRow, read: RuleRead, now: Date): Promise<EvaluationOutcome> {
+    const started = performance.now();
     let outcome: EvaluationOutcome;
     try {
-      let result: ConditionResult | null = null;
-      let error: string | null = null;
-      try {
-        result = await evaluateCondition(rule, this.source, now);
-      } catch (err) {
-        error = message(err);
-        this.logger.warn({ rule_id: rule.id, org_id: rule.org_id, err: error }, 'alerts: rule query failed');
-      }
       const plan = await this.repo.inRuleTx(rule.org_id, rule.id, now, async (tx): Promise<RuleEvaluationPlan | null> => {
         if (!tx) return null;
-        const p = planRuleEvaluation(rule, await tx.instances(), result, error, now);
+        const p = planRuleEvaluation(rule, await tx.instances(), read.result, read.error, now);
         await tx.remove(p.removals);
         await tx.write(p.writes);
-        await tx.finish(now, error);
+        await tx.finish(now, read.error);
         // In the rule's transaction: a failed touch rolls the state back, so the next evaluation
         // makes the same transition and touches again (after a commit, it would be lost for good).
         for (const g of p.groups) await this.policy.touch(g, now, tx.db);
@@ -135,16 +161,75 @@ export class AlertEvaluator {
       });
       if (!plan) outcome = 'skipped';
       else {
-        for (const t of plan.transitions) this.logger.info({ rule_id: rule.id, labels: t.labels, from: t.transition.from, to: t.transition.to, value: t.value }, 'alert state changed');
-        outcome = error === null ? 'ok' : 'error';
+        this.logTransitions(rule, plan);
+        outcome = read.error === null ? 'ok' : 'error';
       }
     } catch (err) {
       this.logger.error({ err, rule_id: rule.id, org_id: rule.org_id }, 'alerts: evaluating a rule failed');
       outcome = 'failure';
     }
-    end();
-    if (outcome !== 'skipped') this.evaluations.inc({ outcome });
+    this.count(outcome, read.ms + performance.now() - started);
     return outcome;
+  }
+
+  /** Writes a claimed batch in one transaction; on failure, rule by rule. Outcomes in no particular order. */
+  private async storeBatch(rules: RuleRow[], reads: Map<string, RuleRead>, now: Date): Promise<EvaluationOutcome[]> {
+    if (rules.length === 0) return [];
+    const started = performance.now();
+    let plans: Map<string, RuleEvaluationPlan>;
+    try {
+      plans = await this.repo.inRulesTx(rules, now, async (tx) => {
+        const out = new Map<string, RuleEvaluationPlan>();
+        const writes: AlertWrite[] = [];
+        const removals: Pick<AlertRow, 'id' | 'org_id'>[] = [];
+        const finishes: { orgId: string; ruleId: string; error: string | null }[] = [];
+        const groups = new Map<string, GroupSettings>();
+        for (const rule of rules) {
+          if (!tx.locked.has(rule.id)) continue;
+          const read = reads.get(rule.id)!;
+          const p = planRuleEvaluation(rule, tx.instances.get(rule.id) ?? [], read.result, read.error, now);
+          out.set(rule.id, p);
+          writes.push(...p.writes);
+          for (const id of p.removals) removals.push({ id, org_id: rule.org_id });
+          finishes.push({ orgId: rule.org_id, ruleId: rule.id, error: read.error });
+          for (const g of p.groups) groups.set(groupKeyOf(g.source, g.sourceId, g.groupLabels), g);
+        }
+        await tx.remove(removals);
+        await tx.write(writes);
+        await tx.finish(finishes);
+        // In the batch's transaction, as in store(): state and wake-up commit together.
+        for (const g of groups.values()) await this.policy.touch(g, now, tx.db);
+        return out;
+      });
+    } catch (err) {
+      this.logger.warn({ err, rules: rules.length }, 'alerts: writing a batch of evaluations failed; writing them rule by rule');
+      const outcomes: EvaluationOutcome[] = [];
+      await this.pool(rules, async (rule) => {
+        outcomes.push(await this.store(rule, reads.get(rule.id)!, now));
+      });
+      return outcomes;
+    }
+    // The batch's write time shared out over its rules (the histogram is per rule).
+    const share = (performance.now() - started) / rules.length;
+    return rules.map((rule) => {
+      const plan = plans.get(rule.id);
+      const read = reads.get(rule.id)!;
+      if (!plan) return 'skipped';
+      this.logTransitions(rule, plan);
+      const outcome: EvaluationOutcome = read.error === null ? 'ok' : 'error';
+      this.count(outcome, read.ms + share);
+      return outcome;
+    });
+  }
+
+  private logTransitions(rule: RuleRow, plan: RuleEvaluationPlan): void {
+    for (const t of plan.transitions) this.logger.info({ rule_id: rule.id, labels: t.labels, from: t.transition.from, to: t.transition.to, value: t.value }, 'alert state changed');
+  }
+
+  private count(outcome: EvaluationOutcome, ms: number): void {
+    if (outcome === 'skipped') return;
+    this.evaluations.inc({ outcome });
+    this.seconds.observe(ms / 1000);
   }
 
   /** Starts the loop (the daemon's start hook when alerts.enabled). */

@@ -51,6 +51,20 @@ export interface RuleTx {
   finish(at: Date, error: string | null): Promise<void>;
 }
 
+/** A batch's transaction: the claimed rules still to be written (locked), their alerts rows (locked), and one statement per kind of write for all of them. */
+export interface BatchTx {
+  db: Knex.Transaction;
+  /** Ids of the rules locked: enabled and not evaluated at `at` or later (the others are skipped). */
+  locked: Set<string>;
+  /** The locked rules' alerts rows (rule-level records included), by rule id. */
+  instances: Map<string, AlertRow[]>;
+  write(rows: AlertWrite[]): Promise<void>;
+  /** Deletes these alerts rows (of the locked rules only). */
+  remove(rows: Pick<AlertRow, 'id' | 'org_id'>[]): Promise<void>;
+  /** last_eval_at = at and last_error of each rule. */
+  finish(results: { orgId: string; ruleId: string; error: string | null }[]): Promise<void>;
+}
+
 /**
  * The alerts feature's evaluation SQL: claiming due rules and the alerts rows (instances of
  * rules, heartbeats and Sentinel's own checks). Org-scoped reads name the org; the claim reads
@@ -105,30 +119,90 @@ export class AlertsRepository {
     });
   }
 
-  /** New rows in one multi-row insert, changed ones in one UPDATE … FROM jsonb_to_recordset (a rule may have many instances). */
-  private async writeRows(trx: Knex.Transaction, orgId: string | null, rows: AlertWrite[]): Promise<void> {
+  /**
+   * A batch of claimed rules in one transaction (the tick's path: a handful of statements per
+   * batch instead of several per rule). Locks the rules as inRuleTx does, in id order, and their
+   * alerts rows; `fn` writes every rule's rows at once. A failure rolls the whole batch back (the
+   * evaluator then writes rule by rule, so one rule's failure stays its own).
+   */
+  async inRulesTx<T>(rules: Pick<RuleRow, 'org_id' | 'id'>[], at: Date, fn: (tx: BatchTx) => Promise<T>): Promise<T> {
+    return this.knex.transaction(async (trx) => {
+      const orgs = rules.map((r) => r.org_id);
+      const ids = rules.map((r) => r.id);
+      const { rows: locked } = await trx.raw<{ rows: { id: string }[] }>(
+        `select r.id from alert_rules r join unnest(?::uuid[], ?::uuid[]) as k(org_id, id) on r.org_id = k.org_id and r.id = k.id
+          where r.enabled and (r.last_eval_at is null or r.last_eval_at < ?::timestamptz)
+          order by r.id for update of r`,
+        [orgs, ids, at],
+      );
+      const lockedIds = new Set(locked.map((r) => r.id));
+      const keep = rules.filter((r) => lockedIds.has(r.id));
+      const instances = new Map<string, AlertRow[]>();
+      if (keep.length) {
+        const { rows } = await trx.raw<{ rows: AlertRow[] }>(
+          `select a.* from alerts a join unnest(?::uuid[], ?::text[]) as k(org_id, source_id) on a.org_id = k.org_id and a.source_id = k.source_id
+            where a.source = 'rule' order by a.id for update of a`,
+          [keep.map((r) => r.org_id), keep.map((r) => r.id)],
+        );
+        for (const a of rows) {
+          const list = instances.get(a.source_id);
+          if (list) list.push(a);
+          else instances.set(a.source_id, [a]);
+        }
+      }
+      return fn({
+        db: trx,
+        locked: lockedIds,
+        instances,
+        write: (rows) => this.writeRows(trx, null, rows, true),
+        remove: async (rows) => {
+          if (rows.length === 0) return;
+          await trx.raw(
+            `delete from alerts a using unnest(?::uuid[], ?::uuid[]) as k(id, org_id) where a.id = k.id and a.org_id = k.org_id and a.source = 'rule'`,
+            [rows.map((r) => r.id), rows.map((r) => r.org_id as string)],
+          );
+        },
+        finish: async (results) => {
+          if (results.length === 0) return;
+          await trx.raw(
+            `update alert_rules r set last_eval_at = ?::timestamptz, last_error = k.error
+               from jsonb_to_recordset(?::jsonb) as k(org_id uuid, id uuid, error text) where r.org_id = k.org_id and r.id = k.id`,
+            [at, JSON.stringify(results.map((x) => ({ org_id: x.orgId, id: x.ruleId, error: x.error })))],
+          );
+        },
+      });
+    });
+  }
+
+  /**
+   * New rows in one insert, changed ones in one UPDATE, both FROM jsonb_to_recordset (one
+   * parameter however many rows: a batch of rules may have thousands of instances). `perRowOrg`:
+   * each row's own org_id is matched (a batch spans orgs); otherwise `orgId`.
+   */
+  private async writeRows(trx: Knex.Transaction, orgId: string | null, rows: AlertWrite[], perRowOrg = false): Promise<void> {
     const values = (r: AlertWrite) => {
       const v: Record<string, unknown> = { group_key: r.group_key, labels: r.labels, annotations: r.annotations, error: r.error, last_eval_at: r.last_eval_at };
       for (const c of STATE_COLUMNS) v[c] = r[c];
       return v;
     };
+    const cols = ['group_key', 'labels', 'annotations', 'error', 'last_eval_at', ...STATE_COLUMNS];
     const inserts = rows.filter((r) => !r.id);
     if (inserts.length) {
-      await trx('alerts').insert(
-        inserts.map((r) => {
-          const v = values(r);
-          return { ...v, labels: JSON.stringify(v.labels), annotations: JSON.stringify(v.annotations), org_id: r.org_id, source: r.source, source_id: r.source_id, rule_id: r.rule_id, fingerprint: r.fingerprint };
-        }),
+      const identity = ['org_id', 'source', 'source_id', 'rule_id', 'fingerprint'];
+      await trx.raw(
+        `insert into alerts (${[...identity, ...cols].join(', ')})
+         select ${[...identity, ...cols].map((c) => `v.${c}`).join(', ')}
+           from jsonb_to_recordset(?::jsonb) as v(org_id uuid, source text, source_id text, rule_id uuid, fingerprint text, ${RECORD_TYPES})`,
+        [JSON.stringify(inserts.map((r) => ({ org_id: r.org_id, source: r.source, source_id: r.source_id, rule_id: r.rule_id, fingerprint: r.fingerprint, ...values(r) })))],
       );
     }
     const updates = rows.filter((r) => r.id);
     if (updates.length) {
-      const cols = ['group_key', 'labels', 'annotations', 'error', 'last_eval_at', ...STATE_COLUMNS];
       await trx.raw(
         `update alerts a set ${cols.map((c) => `${c} = v.${c}`).join(', ')}, updated_at = now()
-           from jsonb_to_recordset(?::jsonb) as v(id uuid, ${RECORD_TYPES})
-          where a.id = v.id and a.org_id is not distinct from ?::uuid`,
-        [JSON.stringify(updates.map((r) => ({ id: r.id, ...values(r) }))), orgId],
+           from jsonb_to_recordset(?::jsonb) as v(id uuid, row_org uuid, ${RECORD_TYPES})
+          where a.id = v.id and a.org_id is not distinct from ${perRowOrg ? 'v.row_org' : '?::uuid'}`,
+        [JSON.stringify(updates.map((r) => ({ id: r.id, row_org: r.org_id, ...values(r) }))), ...(perRowOrg ? [] : [orgId])],
       );
     }
   }

@@ -79,7 +79,8 @@ export function planRuleEvaluation(rule: RuleRow, existing: AlertRow[], result: 
     const annotations = renderAnnotations(rule.annotations, record.value, labels);
     const gl = groupLabelsOf(rule.group_by, labels);
     const groupKey = groupKeyOf('rule', rule.id, gl);
-    plan.writes.push({ ...base, ...record, id: prev?.id, fingerprint, group_key: groupKey, labels, annotations, error: null });
+    // `record` carries every column of the previous row (nextState spreads it): base's last_eval_at goes after it.
+    plan.writes.push({ ...base, ...record, last_eval_at: now, id: prev?.id, fingerprint, group_key: groupKey, labels, annotations, error: null });
     if (transition) plan.transitions.push({ labels, transition, value: record.value });
     // A changed group_by moves the alert to another group: that group must exist and be due, or
     // the alert (firing, no transition) would never be repeated or resolved to anyone.
