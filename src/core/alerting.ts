@@ -135,6 +135,8 @@ export interface AlertSink {
   resolve(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'at'>): Promise<void>;
   /** The source's name or channels changed (e.g. a heartbeat PATCH): its existing notification group uses them from now on. */
   reconfigure(a: Pick<ExternalAlert, 'orgId' | 'source' | 'sourceId' | 'name' | 'channelIds'>): Promise<void>;
+  /** Instance level: the names of Sentinel's own checks whose alert fires now (the sentinel_alerts gauge; every instance answers the same). */
+  firingInstanceChecks(): Promise<string[]>;
 }
 
 /**

@@ -60,6 +60,10 @@ describe('alerting summary (the daily report\'s alerting section)', function () 
     await attempt(org.id, n2, 1, 'failed', at('23:59'));
     await attempt(org.id, n2, 2, 'sent', at('00:00', '2026-11-21'));
     await attempt(other.id, theirs, 1, 'sent', at('12:00'));
+    // A channel test (POST …/channels/{id}/test) is no delivery of an alert: left out.
+    const [probe] = await query<{ id: string }>(url, `insert into notifications (org_id, channel_id, dedup_key, group_key, status, payload, state) values ($1, $2, 'test#1', 'test', 'test', '{}', 'sent') returning id`, [org.id, ch.id]);
+    await attempt(org.id, probe.id, 1, 'sent', at('11:00'));
+    await attempt(org.id, probe.id, 2, 'failed', at('11:01'));
   });
   after(async () => {
     await t?.stop();

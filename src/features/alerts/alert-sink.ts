@@ -1,6 +1,7 @@
 import type { AlertSink, ExternalAlert } from '../../core/alerting.js';
 import { groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy } from './alert-types.js';
 import { INITIAL_RECORD } from './alert-state.js';
+import type { AlertingSummaryRepository } from './alerting-summary-repository.js';
 import type { AlertsRepository, AlertWrite } from './alerts-repository.js';
 import { fingerprintOf } from './rule-condition.js';
 
@@ -17,7 +18,12 @@ export class AlertSinkService implements AlertSink {
   constructor(
     private readonly repo: AlertsRepository,
     private readonly policy: NotificationPolicy,
+    private readonly summaries?: Pick<AlertingSummaryRepository, 'firingInstanceChecks'>,
   ) {}
+
+  async firingInstanceChecks(): Promise<string[]> {
+    return this.summaries ? this.summaries.firingInstanceChecks() : [];
+  }
 
   async raise(a: ExternalAlert): Promise<void> {
     const labels = { ...a.labels, alertname: a.name, severity: a.severity };

@@ -1,4 +1,4 @@
-import type { AlertQuerySource, AlertSink, ChannelDirectory, Notifier } from '../../core/alerting.js';
+import type { AlertQuerySource, AlertSink, ChannelDirectory, DeliveryStats, Notifier } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { defineModule } from '../feature-module.js';
@@ -7,6 +7,7 @@ import { AlertSinkService } from './alert-sink.js';
 import type { NotificationPolicy } from './alert-types.js';
 import { AlertGroupsRepository } from './alert-groups-repository.js';
 import { AlertingSummaryReader } from './alerting-summary.js';
+import { AlertingSummaryRepository } from './alerting-summary-repository.js';
 import { AlertsRepository } from './alerts-repository.js';
 import { AlertRulesRepository } from './alert-rules-repository.js';
 import { registerAlertRuleRoutes } from './alert-rules-routes.js';
@@ -29,12 +30,13 @@ interface AlertsNeeds {
   alertQuery: AlertQuerySource;
   notifier: Notifier;
   channelDirectory: ChannelDirectory;
+  deliveryStats: DeliveryStats;
 }
 
 /** Alert rules, their evaluation and state, silences, maintenance windows, acknowledgements and notification grouping. */
 export const alertsModule = defineModule({
   name: 'alerts',
-  requires: ['orgAccess', 'auditSink', 'alertQuery', 'notifier', 'channelDirectory'],
+  requires: ['orgAccess', 'auditSink', 'alertQuery', 'notifier', 'channelDirectory', 'deliveryStats'],
   provides: ['alertSink', 'alertingSummary'],
   build(kits, needs: AlertsNeeds) {
     const { config, logger, clock } = kits;
@@ -54,7 +56,8 @@ export const alertsModule = defineModule({
     });
     const silences = new SilencesService(silencesRepo, needs.orgAccess, needs.auditSink, clock, policy);
     const maintenanceWindows = new MaintenanceWindowsService(windowsRepo, needs.orgAccess, needs.auditSink, clock, policy);
-    const alertingSummary = new AlertingSummaryReader(knex);
+    const summaryRepo = new AlertingSummaryRepository(knex);
+    const alertingSummary = new AlertingSummaryReader(summaryRepo, needs.deliveryStats);
 
     const alertEngine = new AlertEvaluator(
       alertsRepo,
@@ -65,7 +68,7 @@ export const alertsModule = defineModule({
       logger,
       kits.metrics,
     );
-    const alertSink: AlertSink = new AlertSinkService(alertsRepo, policy);
+    const alertSink: AlertSink = new AlertSinkService(alertsRepo, policy, summaryRepo);
     // Rules CRUD and preview, the alerts list and acknowledgements (the API side).
     const alertRules = new AlertRulesService({
       repo: new AlertRulesRepository(knex),

@@ -51,7 +51,7 @@ export const heartbeatsModule = defineModule({
       log: logger,
     });
     const instanceChecks = new InstanceChecks({ jobs: kits.jobs, alerts: needs.alertSink, repo, channels: config.alerts.instance_channels, clock });
-    registerInstanceCheckMetrics(kits.metrics, repo, logger);
+    registerInstanceCheckMetrics(kits.metrics, needs.alertSink, logger);
     // One run at a time, every alerts.tick_ms; stop() aborts the signal, which check() reads between batches.
     const loop = new SerialLoop((signal) => heartbeats.check(clock.now(), signal), { name: 'heartbeats: missed check', intervalMs: config.alerts.tick_ms, firstDelayMs: config.alerts.tick_ms, logger });
     const looping = kits.daemon && config.alerts.enabled;

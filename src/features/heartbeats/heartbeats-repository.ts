@@ -138,12 +138,6 @@ export class HeartbeatsRepository {
     });
   }
 
-  /** Instance level (no org): which of Sentinel's own checks fire now, from the alerts table, so every instance answers the same. */
-  async firingInstanceChecks(): Promise<string[]> {
-    const rows = await this.knex('alerts').whereNull('org_id').where({ source: 'instance', state: 'firing' }).distinct('source_id');
-    return rows.map((r: { source_id: string }) => r.source_id);
-  }
-
   /** Instance level: when this database was first migrated (Sentinel installed); null before any migration. */
   async installedAt(): Promise<Date | null> {
     const row = await this.knex('knex_migrations').min({ at: 'migration_time' }).first();

@@ -123,8 +123,8 @@ export class InstanceChecks {
   }
 }
 
-/** `sentinel_instance_alert_firing{check}`: read at scrape from the alerts table, so every instance on the database shows the same. */
-export function registerInstanceCheckMetrics(registry: Registry, repo: HeartbeatsRepository, logger: Pick<Logger, 'warn'>): void {
+/** `sentinel_instance_alert_firing{check}`: read at scrape through the alert sink (the alerts table), so every instance on the database shows the same. */
+export function registerInstanceCheckMetrics(registry: Registry, alerts: Pick<AlertSink, 'firingInstanceChecks'>, logger: Pick<Logger, 'warn'>): void {
   new Gauge({
     name: 'sentinel_instance_alert_firing',
     help: "1 while Sentinel's own alert fires: check=backup (no successful backup within twice its period), check=restore-drill (the newest drill failed).",
@@ -134,10 +134,10 @@ export function registerInstanceCheckMetrics(registry: Registry, repo: Heartbeat
       this.reset();
       let firing: Set<string>;
       try {
-        firing = new Set(await repo.firingInstanceChecks());
+        firing = new Set(await alerts.firingInstanceChecks());
       } catch (err) {
         // A scrape must not fail because the database is away: the series are left out.
-        logger.warn({ err }, 'instance check metrics: could not read the alerts table');
+        logger.warn({ err }, 'instance check metrics: could not read the firing alerts');
         return;
       }
       for (const check of INSTANCE_CHECKS) this.set({ check }, firing.has(check) ? 1 : 0);
