@@ -462,6 +462,24 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     expect(await g.nextFlush()).to.equal(new Date(T0).toISOString());
   });
 
+  it("a flush gives way to an evaluation holding the group's alerts (no deadlock with its touch) and sends at the next tick", async () => {
+    const g = group({ wait: 0, interval: MIN, repeat: HOUR });
+    const id = await g.fire({ host: 'busy' });
+    const trx = await t.app.db.knex.transaction();
+    try {
+      await trx('alerts').where({ id }).forUpdate().first('id');
+      const started = Date.now();
+      await policy().flushDue(new Date(at));
+      expect(Date.now() - started, 'did not wait for the lock').to.be.below(5000);
+      expect(await g.seq()).to.equal(0);
+      // What an evaluation does next while holding them: touch the group; the flush holds nothing it waits for.
+      await policy().touch(g.settings, new Date(at), trx);
+    } finally {
+      await trx.commit();
+    }
+    expect(await g.flushAt(0)).to.equal(1);
+  });
+
   it('a group without channels is flushed (its timers move on) without dispatching', async () => {
     const g = group({ wait: 0, interval: MIN, repeat: HOUR });
     g.settings.channels = [];

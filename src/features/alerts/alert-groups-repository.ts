@@ -30,7 +30,7 @@ export interface FlushOutcome {
 
 /** The group's transaction while its row is locked (one instance flushes a group at a time). */
 export interface GroupTx {
-  /** Its firing alerts, and resolved ones whose firing was notified and whose resolve is not yet. */
+  /** Its firing alerts, and resolved ones whose firing was notified and whose resolve is not yet; locked (NOWAIT: rejects with code 55P03 while an evaluation holds them). */
   alerts(): Promise<AlertRow[]>;
   finish(outcome: FlushOutcome): Promise<void>;
 }
@@ -144,6 +144,11 @@ export class AlertGroupsRepository {
               ),
             )
             .orderBy([{ column: 'fired_at' }, { column: 'id' }])
+            // Locked without waiting: an evaluation (or the alert sink) holds its alerts' rows and
+            // then touches this group, so waiting here would deadlock; busy, the flush gives way
+            // (lock_not_available) and the group is flushed at the next tick.
+            .forUpdate()
+            .noWait()
             .select<AlertRow[]>('*'),
         finish: (o) => this.finish(trx, g, now, o),
       };

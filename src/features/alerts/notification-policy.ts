@@ -117,6 +117,8 @@ export function silenceCheck(source: SuppressionSource): { silenced(orgId: strin
 }
 
 const NEVER = '0001-01-01T00:00:00Z';
+/** PostgreSQL's lock_not_available (the group's alerts locked by an evaluation: GroupTx.alerts). */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * The dedup key's content part: which alerts (and episodes) a notification carries, as which
@@ -196,7 +198,8 @@ export class NotificationPolicyService implements NotificationPolicy {
         if (r.value) sent++;
       } catch (err) {
         if (!claimed) throw err;
-        this.o.logger.error({ err, group_key: claimed.group_key }, 'alerts: flushing a notification group failed; retried at the next tick');
+        if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) this.o.logger.debug({ group_key: claimed.group_key }, 'alerts: a group is being written by an evaluation; flushed at the next tick');
+        else this.o.logger.error({ err, group_key: claimed.group_key }, 'alerts: flushing a notification group failed; retried at the next tick');
       }
       if (claimed) done.push(claimed.id);
     }
