@@ -102,3 +102,15 @@ export const notFound = (what: string): DomainError => new DomainError('not_foun
 export const conflict = (message: string): DomainError => new DomainError('conflict', message);
 export const badRequest = (message: string, errors?: ErrorDetail[]): DomainError =>
   new DomainError(errors ? 'validation_failed' : 'bad_request', message, errors ? { errors } : {});
+
+/** PostgreSQL's unique_violation (23505): a name (or other unique key) already taken. */
+export const isUniqueViolation = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === '23505';
+
+/** Runs `write`; a unique violation becomes a 409 conflict with `message` (anything else is rethrown). */
+export async function conflictOnUnique<T>(write: () => Promise<T>, message: string): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    throw isUniqueViolation(err) ? conflict(message) : err;
+  }
+}

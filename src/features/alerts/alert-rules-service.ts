@@ -3,7 +3,7 @@ import type { ChannelDirectory } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
+import { DomainError, conflictOnUnique, notFound, type ErrorDetail } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
 import { parseRfc3339 } from '../../core/timestamp.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
@@ -127,12 +127,10 @@ export class AlertRulesService {
     input = validCreate(input);
     const cols = await this.check(org.id, { ...input });
     const now = this.clock.now();
-    let row: RuleRow | null;
-    try {
-      row = await this.d.repo.insertBounded(org.id, { ...cols, next_eval_at: this.spread(now, cols.interval_ms), created_by: actor.kind === 'user' ? actor.userId : null }, this.d.maxRulesPerOrg);
-    } catch (err) {
-      throw this.duplicate(err, cols.name);
-    }
+    const row = await conflictOnUnique(
+      () => this.d.repo.insertBounded(org.id, { ...cols, next_eval_at: this.spread(now, cols.interval_ms), created_by: actor.kind === 'user' ? actor.userId : null }, this.d.maxRulesPerOrg),
+      duplicate(cols.name),
+    );
     if (!row) throw new DomainError('limit_exceeded', `this organization has ${this.d.maxRulesPerOrg} alert rules, the most allowed (alerts.max_rules_per_org)`);
     await this.d.audit.record({ actor, action: 'alert_rule.create', orgId: org.id, targetType: 'alert_rule', targetId: row.id, details: { name: row.name, kind: row.kind }, ...meta });
     return toRule(row);
@@ -151,12 +149,10 @@ export class AlertRulesService {
     const now = this.clock.now();
     const reschedule =
       cols.interval_ms !== current.interval_ms || cols.kind !== current.kind || JSON.stringify(cols.query) !== JSON.stringify(current.query) || (cols.enabled && !current.enabled);
-    let row: RuleRow | undefined;
-    try {
-      row = await this.d.repo.update(org.id, id, { ...cols, ...(reschedule ? { next_eval_at: this.spread(now, cols.interval_ms), last_error: null } : {}) }, now);
-    } catch (err) {
-      throw this.duplicate(err, cols.name);
-    }
+    const row = await conflictOnUnique(
+      () => this.d.repo.update(org.id, id, { ...cols, ...(reschedule ? { next_eval_at: this.spread(now, cols.interval_ms), last_error: null } : {}) }, now),
+      duplicate(cols.name),
+    );
     if (!row) throw notFound('alert rule');
     if (current.enabled && !row.enabled) await this.settle(row, now);
     // Existing groups keep a snapshot of channels, receiver and timers until a transition: a
@@ -244,11 +240,9 @@ export class AlertRulesService {
   private spread(now: Date, intervalMs: number): Date {
     return new Date(now.getTime() + Math.floor(Math.random() * intervalMs));
   }
-
-  private duplicate(err: unknown, name: string): unknown {
-    return (err as { code?: string }).code === '23505' ? conflict(`an alert rule named '${name}' already exists`) : err;
-  }
 }
+
+const duplicate = (name: string): string => `an alert rule named '${name}' already exists`;
 
 /** The settings an alert group snapshots from its rule (ruleGroupSettings) differ. */
 function groupSettingsChanged(a: RuleRow, b: RuleRow): boolean {

@@ -2,7 +2,7 @@ import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { conflict, notFound, type ErrorDetail } from '../../core/errors.js';
+import { conflictOnUnique, notFound, type ErrorDetail } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { compile, validationError } from '../../core/validation.js';
@@ -36,8 +36,6 @@ export function toMaintenanceWindow(r: MaintenanceWindowRow, now: Date): Mainten
     updated_at: r.updated_at.toISOString(),
   };
 }
-
-const isUniqueViolation = (err: unknown) => (err as { code?: string } | null)?.code === '23505';
 
 /**
  * Recurring maintenance windows: while one is open, the alerts it matches are not notified (they
@@ -75,9 +73,7 @@ export class MaintenanceWindowsService {
     const org = await this.orgs.require(actor, orgSlug, 'alert.write');
     input = validCreate(input);
     const fields = checked({ name: input.name, matchers: input.matchers, weekdays: input.weekdays, start_time: input.start, end_time: input.end, time_zone: input.time_zone });
-    const row = await this.repo.insert(org.id, fields, actor.kind === 'user' ? actor.userId : null).catch((err: unknown) => {
-      throw isUniqueViolation(err) ? conflict(`a maintenance window named '${fields.name}' already exists`) : err;
-    });
+    const row = await conflictOnUnique(() => this.repo.insert(org.id, fields, actor.kind === 'user' ? actor.userId : null), `a maintenance window named '${fields.name}' already exists`);
     await this.policy?.wakeOrg(org.id, this.clock.now());
     await this.record(actor, 'maintenance_window.create', row, meta);
     return toMaintenanceWindow(row, this.clock.now());
@@ -97,9 +93,7 @@ export class MaintenanceWindowsService {
       time_zone: input.time_zone ?? current.time_zone,
     });
     const now = this.clock.now();
-    const row = await this.repo.update(org.id, id, fields, now).catch((err: unknown) => {
-      throw isUniqueViolation(err) ? conflict(`a maintenance window named '${fields.name}' already exists`) : err;
-    });
+    const row = await conflictOnUnique(() => this.repo.update(org.id, id, fields, now), `a maintenance window named '${fields.name}' already exists`);
     if (!row) throw notFound('maintenance window');
     await this.policy?.wakeOrg(org.id, now);
     await this.record(actor, 'maintenance_window.update', row, meta);

@@ -4,7 +4,7 @@ import type { AuditSink } from '../../core/audit.js';
 import { authorize, type OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
-import { DomainError, conflict, notFound, type ErrorDetail } from '../../core/errors.js';
+import { DomainError, conflictOnUnique, notFound, type ErrorDetail } from '../../core/errors.js';
 import { isUuid, randomToken } from '../../core/ids.js';
 import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import { sha256, type SecretBox } from '../../core/secrets.js';
@@ -271,13 +271,8 @@ export class HeartbeatsService {
     return { token_hash: sha256(token), token_sealed: this.d.box.seal(token) };
   }
 
-  private async unique<T>(name: string, write: () => Promise<T>): Promise<T> {
-    try {
-      return await write();
-    } catch (err) {
-      if ((err as { code?: unknown }).code === '23505') throw conflict(`a heartbeat named '${name}' exists in this organization`);
-      throw err;
-    }
+  private unique<T>(name: string, write: () => Promise<T>): Promise<T> {
+    return conflictOnUnique(write, `a heartbeat named '${name}' exists in this organization`);
   }
 
   private async record(actor: Actor, action: string, row: HeartbeatRow, meta: RequestMeta): Promise<void> {
