@@ -254,8 +254,12 @@ describe('notifications', function () {
       const cleared = await t.api.call<ChannelAnswer>('PATCH', `/organizations/${a.slug}/channels/${created.id}`, a.token, { config: { url: r.url, secret: null } });
       expect(cleared.body.secrets_set).to.deep.equal([]);
 
-      const dup = await t.api.post(`/organizations/${a.slug}/channels`, a.token, { name: 'ops hook 2', type: 'email', config: { to: ['x@example.test'] } });
+      const dup = await t.api.post<Problem>(`/organizations/${a.slug}/channels`, a.token, { name: 'ops hook 2', type: 'email', config: { to: ['x@example.test'] } });
       expectProblem(dup, 409, 'duplicate name');
+      expect(dup.body.detail).to.equal("a channel named 'ops hook 2' exists in this organization");
+      const renamed = await t.api.call<Problem>('PATCH', `/organizations/${a.slug}/channels/${slack.id}`, a.token, { name: 'ops hook 2' });
+      expectProblem(renamed, 409, 'rename to a taken name');
+      expect(renamed.body.detail).to.equal("a channel named 'ops hook 2' exists in this organization");
 
       const del = await t.api.call('DELETE', `/organizations/${a.slug}/channels/${slack.id}`, a.token);
       expect(del.status).to.equal(204);

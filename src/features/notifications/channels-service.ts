@@ -2,7 +2,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
-import { conflict, notFound } from '../../core/errors.js';
+import { conflictOnUnique, notFound } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
 import { pageLimit, toPage, type Page, type PageRequest, uuidCursor } from '../../core/pagination.js';
 import type { SecretBox } from '../../core/secrets.js';
@@ -59,8 +59,6 @@ const validPatch = compile(PatchChannelBody);
 /** The URL fields the guard checks, per type. */
 const URL_FIELDS: Record<ChannelType, string[]> = { webhook: ['url'], email: [], slack: ['webhook_url'] };
 
-const isUniqueViolation = (err: unknown) => (err as { code?: string } | null)?.code === '23505';
-
 /**
  * Notification channels (issue 10 point 5): webhook, email, Slack. Write-only settings (the
  * webhook secret, the Slack URL, which is itself the credential) are sealed with SecretBox and
@@ -103,13 +101,10 @@ export class ChannelsService {
     await this.checkUrls(input.type, config);
     const { shown, secrets } = split(input.type, config, {});
     const name = input.name.trim();
-    let row: ChannelRow;
-    try {
-      row = await this.d.repo.insert(org.id, { name, type: input.type, config: shown, secrets_sealed: this.seal(secrets) });
-    } catch (err) {
-      if (isUniqueViolation(err)) throw conflict(`a channel named '${name}' exists in this organization`);
-      throw err;
-    }
+    const row = await conflictOnUnique(
+      () => this.d.repo.insert(org.id, { name, type: input.type, config: shown, secrets_sealed: this.seal(secrets) }),
+      `a channel named '${name}' exists in this organization`,
+    );
     await this.audit(actor, 'channel.create', row, meta);
     return this.present(row);
   }
@@ -127,13 +122,7 @@ export class ChannelsService {
       patch.config = shown;
       patch.secrets_sealed = this.seal(secrets);
     }
-    let row: ChannelRow | undefined;
-    try {
-      row = await this.d.repo.update(org.id, current.id, patch);
-    } catch (err) {
-      if (isUniqueViolation(err)) throw conflict(`a channel named '${patch.name}' exists in this organization`);
-      throw err;
-    }
+    const row = await conflictOnUnique(() => this.d.repo.update(org.id, current.id, patch), `a channel named '${patch.name}' exists in this organization`);
     if (!row) throw notFound('channel');
     await this.audit(actor, 'channel.update', row, meta, { changed: Object.keys(input) });
     return this.present(row);
