@@ -6,7 +6,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { DomainError, conflictOnUnique, notFound, type ErrorDetail } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
 import { parseRfc3339 } from '../../core/timestamp.js';
-import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
+import { pageLimit, toPage, uuidCursor, type Page, type PageRequest } from '../../core/pagination.js';
 import { compile, validationError } from '../../core/validation.js';
 import type { AlertRulesRepository, RuleColumns, RuleState } from './alert-rules-repository.js';
 import {
@@ -109,8 +109,7 @@ export class AlertRulesService {
   async list(actor: Actor, orgSlug: string, page: PageRequest = {}): Promise<Page<Rule>> {
     const org = await this.d.orgs.require(actor, orgSlug, 'alert.read');
     const limit = pageLimit(page.limit);
-    const after = decodeCursor(page.cursor);
-    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    const after = uuidCursor(page.cursor);
     const p = toPage(await this.d.repo.list(org.id, limit + 1, after), limit, (r) => r.id);
     const states = await this.d.repo.states(org.id, p.items.map((r) => r.id));
     return { items: p.items.map((r) => toRule(r, states.get(r.id))), next_cursor: p.next_cursor };

@@ -4,7 +4,7 @@ import type { OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { conflict, notFound } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
-import { decodeCursor, pageLimit, toPage, type Page } from '../../core/pagination.js';
+import { pageLimit, toPage, uuidCursor, type Page } from '../../core/pagination.js';
 import { compile, validationError } from '../../core/validation.js';
 import type { AlertsReadRepository, ListedAlert } from './alerts-read-repository.js';
 import { AckBody, AlertListQuery, type AckInput, type Alert, type AlertListInput } from './alerts-schemas.js';
@@ -73,8 +73,7 @@ export class AlertsService {
     const org = await this.d.orgs.require(actor, orgSlug, 'alert.read');
     input = validList(input);
     const limit = pageLimit(input.limit);
-    const after = decodeCursor(input.cursor);
-    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    const after = uuidCursor(input.cursor);
     const p = toPage(await this.d.repo.list(org.id, { state: input.state, ruleId: input.rule_id }, limit + 1, after), limit, (a) => a.id);
     return { items: await this.present(org.id, p.items), next_cursor: p.next_cursor };
   }

@@ -4,7 +4,7 @@ import type { OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { conflict, notFound, type ErrorDetail } from '../../core/errors.js';
 import { isUuid } from '../../core/ids.js';
-import { decodeCursor, pageLimit, toPage, type Page } from '../../core/pagination.js';
+import { pageLimit, toPage, uuidCursor, type Page } from '../../core/pagination.js';
 import { parseRfc3339 } from '../../core/timestamp.js';
 import { compile, validationError } from '../../core/validation.js';
 import type { NotificationPolicy } from './alert-types.js';
@@ -72,8 +72,7 @@ export class SilencesService {
     const org = await this.orgs.require(actor, orgSlug, 'alert.read');
     input = validList(input);
     const limit = pageLimit(input.limit);
-    const after = decodeCursor(input.cursor);
-    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    const after = uuidCursor(input.cursor);
     const now = this.clock.now();
     const rows = await this.repo.list(org.id, { limit: limit + 1, afterId: after, state: input.state, now });
     const p = toPage(rows, limit, (r) => r.id);

@@ -6,7 +6,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
 import { DomainError, conflictOnUnique, notFound, type ErrorDetail } from '../../core/errors.js';
 import { isUuid, randomToken } from '../../core/ids.js';
-import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
+import { pageLimit, toPage, uuidCursor, type Page, type PageRequest } from '../../core/pagination.js';
 import { sha256, type SecretBox } from '../../core/secrets.js';
 import { TokenBuckets } from '../../core/token-bucket.js';
 import { compile, validationError } from '../../core/validation.js';
@@ -76,8 +76,7 @@ export class HeartbeatsService {
   async list(actor: Actor, slug: string, page: PageRequest = {}): Promise<Page<Heartbeat>> {
     const org = await this.d.orgs.require(actor, slug, 'alert.read');
     const limit = pageLimit(page.limit);
-    const after = decodeCursor(page.cursor);
-    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    const after = uuidCursor(page.cursor);
     const p = toPage(await this.d.repo.list(org.id, limit + 1, after), limit, (r) => r.id);
     const withToken = mayWrite(actor, org);
     return { items: p.items.map((r) => this.present(r, withToken)), next_cursor: p.next_cursor };
