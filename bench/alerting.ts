@@ -184,7 +184,7 @@ async function evaluationCost(): Promise<void> {
     const pgdata = join(s.dataDir, 'postgres');
     const due = () => admin.query(`update alert_rules set next_eval_at = now() - interval '1 second' where org_id = $1`, [org]);
 
-    // Statements on the app's main pool (rule claims, alert writes, groups; telemetry's reads use their own pool: two per rule).
+    // Statements on the app's main pool (rule claims, alert writes, groups; telemetry's reads use their own pool: one per rule).
     let statements = 0;
     app.db.knex.on('query', () => statements++);
     const tick = async () => {
@@ -234,17 +234,16 @@ async function evaluationCost(): Promise<void> {
     await queryKnex.destroy();
 
     if (process.env.SENTINEL_BENCH_EXPLAIN === '1') {
-      // One rule's two reads as QueryRepository issues them (series lookup, then the aggregation).
+      // One rule's read exactly as QueryRepository issues it (one statement: series lookup and aggregation), taken from a stand-in connection.
       await admin.query('set jit = off');
-      const explain = async (sql: string, params: unknown[]) => (await admin.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
-      const lookup = `select id, labels from series where org_id = $1 and name = $2 and labels @> jsonb_build_object($3::text, $4::text) limit $5`;
-      const params = [org, EVAL_METRIC, 'svc', 'svc7', config.query.max_series + 1];
-      console.log(`--- series lookup\n${await explain(lookup, params)}`);
-      const found = (await admin.query<{ id: string }>(lookup, params)).rows.map((r) => Number(r.id));
+      let read: { text: string; values: unknown[] } | undefined;
+      const conn = { query: async (text: string, values?: unknown[]) => ((read = values ? { text, values } : read), { rows: [] }) };
+      const capture = { client: { acquireConnection: async () => conn, releaseConnection: async () => undefined } } as unknown as typeof queryKnex;
+      const limits = { maxSeries: config.query.max_series, maxBuckets: config.query.max_buckets, maxPoints: config.query.max_points, statementTimeoutMs: config.query.statement_timeout_ms };
       const end = Date.now();
-      const agg = `select g::float8 as g, (extract(epoch from b) * 1000)::float8 as t, v from (select p.series_id as g, date_bin($2::bigint * interval '1 millisecond', p.ts, $1::timestamptz) as b, avg(p.value) as v
-           from points p where p.org_id = $3 and p.ts >= $1 and p.ts < $4 and p.series_id = any($5::bigint[]) group by 1, 2) x`;
-      console.log(`--- aggregation\n${await explain(agg, [new Date(end - 60_000 + 1), 60_000, org, new Date(end + 1), found])}`);
+      await new AlertQuery(new QueryRepository(app.db.knex, capture), limits).metric(org, { name: EVAL_METRIC, filter: { svc: 'svc7' }, agg: 'avg', by: [], startMs: end - 60_000, endMs: end, stepMs: 60_000 });
+      const plan = (await admin.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${read!.text}`, read!.values)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      console.log(`--- one rule's read (series lookup + aggregation, one statement)\n${plan}`);
     }
 
     const med = (xs: number[]) => median(xs);

@@ -9,9 +9,7 @@ import { LEVELS, type Level } from './telemetry-types.js';
  * Telemetry as alert rules read it (core/alerting.ts AlertQuerySource): by the rule's org id,
  * with no actor (the rule's org was fixed when it was stored), under the query API's limits and
  * statement timeout, through the same read (metric-read.ts) as GET …/metrics/query. Failures
- * throw: the rule records them as its error. Reads run as prepared statements: a rule
- * evaluates the same few statement shapes every interval, so parsing and planning once per
- * connection saves both PostgreSQL and Node work.
+ * throw: the rule records them as its error.
  */
 export class AlertQuery implements AlertQuerySource {
   constructor(
@@ -26,7 +24,7 @@ export class AlertQuery implements AlertQuerySource {
       throw new DomainError('limit_exceeded', `the query spans ${buckets} buckets; query.max_buckets is ${this.limits.maxBuckets}`);
     }
     const matchers = Object.entries(q.filter).map(([label, value]) => ({ label, op: '=' as const, value, source: `${label}=${value}` }));
-    return this.timed(readMetric(this.repo, orgId, { name: q.name, matchers, by: q.by, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg, buckets }, this.limits, true));
+    return this.timed(readMetric(this.repo, orgId, { name: q.name, matchers, by: q.by, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg, buckets }, this.limits));
   }
 
   async countLogs(orgId: string, q: AlertLogQuery): Promise<number> {
@@ -42,7 +40,7 @@ export class AlertQuery implements AlertQuerySource {
       bodyLike: q.q ? `%${escapeLike(q.q)}%` : null,
       attributes: Object.entries(q.attributes ?? {}).map(([key, value]) => ({ key, values: [value] })),
     };
-    return this.timed(this.repo.countLogs(orgId, filter, this.limits.statementTimeoutMs, true));
+    return this.timed(this.repo.countLogs(orgId, filter, this.limits.statementTimeoutMs));
   }
 
   private async timed<T>(work: Promise<T>): Promise<T> {

@@ -53,11 +53,10 @@ export function answerSeries(rows: MetricReadSeries[]): RawAnswerSeries[] {
  * One statement on one connection under the statement timeout (QueryRepository.metricRead):
  * the matching series (at most max_series), the answer's size (at most max_points points), and
  * only within both limits every bucket's aggregate of their points. PostgreSQL errors propagate
- * (the caller translates them). `prepared`: the statement is named (alert rules: a few fixed
- * shapes evaluated over and over).
+ * (the caller translates them).
  */
-export async function readMetric(repo: QueryRepository, orgId: string, q: MetricRead, limits: MetricReadLimits, prepared = false): Promise<RawAnswerSeries[]> {
-  const found = await repo.metricRead(orgId, { ...q, maxSeries: limits.maxSeries, maxPoints: limits.maxPoints }, limits.statementTimeoutMs, prepared);
+export async function readMetric(repo: QueryRepository, orgId: string, q: MetricRead, limits: MetricReadLimits): Promise<RawAnswerSeries[]> {
+  const found = await repo.metricRead(orgId, { ...q, maxSeries: limits.maxSeries, maxPoints: limits.maxPoints }, limits.statementTimeoutMs);
   if (found.series > limits.maxSeries) {
     throw new DomainError('limit_exceeded', `the query matches more than ${limits.maxSeries} series; query.max_series is ${limits.maxSeries} (narrow it with filter)`);
   }

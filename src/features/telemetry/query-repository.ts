@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { LabelMatcher, TsIdCursor } from './query-params.js';
 
@@ -131,7 +130,7 @@ const INFO = 9;
 
 /** A pooled pg connection, as knex's pool hands it out. */
 interface PgConnection {
-  query<R extends object>(sql: string | { text: string; values: unknown[]; name?: string }, values?: unknown[]): Promise<{ rows: R[] }>;
+  query<R extends object>(sql: string, values?: unknown[]): Promise<{ rows: R[] }>;
   end(): Promise<void>;
 }
 
@@ -139,9 +138,6 @@ interface PoolAccess {
   acquireConnection(): Promise<PgConnection>;
   releaseConnection(conn: PgConnection): Promise<void>;
 }
-
-/** Distinct prepared statements per connection at most (alert reads have a few shapes: aggregation × grouped × filter terms). */
-const MAX_PREPARED = 64;
 
 /** A row of metricRead's statement: the counts (n not null) or one answer series. */
 interface MetricReadRow {
@@ -201,8 +197,6 @@ class Params {
 export class QueryRepository {
   /** The statement timeout each `reads` connection's session currently has. */
   private readonly sessionTimeouts = new WeakMap<PgConnection, number>();
-  /** Prepared statements' names by SQL text. */
-  private readonly statementNames = new Map<string, string>();
 
   /**
    * `reads` is a pool of its own for the query statements: this repository sets its sessions'
@@ -225,9 +219,11 @@ export class QueryRepository {
    * it), each point carrying its series' group key (the `by` labels' values, null where absent),
    * so a group's aggregate runs over the raw points of all its series (an avg is the mean of the
    * points, not a mean of per-series means). No ORDER BY: the caller orders the answer.
-   * `prepared`: a named statement (parsed once per connection, its plan cached; see `statement`).
+   * Unnamed, not prepared: a named statement's cached generic plan does not know the label
+   * filter's value and may walk every series of the metric where the custom plan uses the GIN
+   * index (measured: slower, and no less Node CPU).
    */
-  async metricRead(orgId: string, q: MetricReadSpec, timeoutMs: number, prepared = false): Promise<MetricReadResult> {
+  async metricRead(orgId: string, q: MetricReadSpec, timeoutMs: number): Promise<MetricReadResult> {
     const p = new Params();
     const org = p.add(orgId);
     const start = p.add(new Date(q.startMs));
@@ -266,7 +262,7 @@ export class QueryRepository {
       union all
       select null, null, ${grouped ? 'null::jsonb, x.g' : 's.labels, null::text[]'}, x.t, x.v
         from x${grouped ? '' : ' join s on s.id = x.g'}`;
-    const rows = await this.onReadConnection(timeoutMs, async (conn) => (await conn.query<MetricReadRow>(this.statement(sql, p.values, prepared))).rows);
+    const rows = await this.onReadConnection(timeoutMs, async (conn) => (await conn.query<MetricReadRow>(sql, p.values)).rows);
     const out: MetricReadResult = { series: 0, answers: 0, rows: [] };
     for (const r of rows) {
       if (r.n !== null) {
@@ -277,23 +273,6 @@ export class QueryRepository {
       }
     }
     return out;
-  }
-
-  /**
-   * A statement as pg runs it; `prepared`: named, so each connection parses it and PostgreSQL
-   * plans it once (its plan cache may then keep a generic plan) and later runs send only
-   * Bind/Execute. Names are per SQL text, at most MAX_PREPARED of them (every connection keeps
-   * its prepared statements until it closes): beyond, statements run unnamed.
-   */
-  private statement(text: string, values: unknown[], prepared: boolean): { text: string; values: unknown[]; name?: string } {
-    if (!prepared) return { text, values };
-    let name = this.statementNames.get(text);
-    if (name === undefined && this.statementNames.size < MAX_PREPARED) {
-      // By the text's hash: another repository on the same pool names the same text alike.
-      name = `sentinel_read_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
-      this.statementNames.set(text, name);
-    }
-    return name === undefined ? { text, values } : { text, values, name };
   }
 
   /**
@@ -364,11 +343,11 @@ export class QueryRepository {
     return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<LogRow>(sql, p.values)).rows);
   }
 
-  /** How many logs match (range [start, end), the same filters as `logs`; no cursor, no limit), under a statement timeout; `prepared`: see `statement`. */
-  async countLogs(orgId: string, f: Omit<LogFilter, 'after' | 'limit'>, timeoutMs: number, prepared = false): Promise<number> {
+  /** How many logs match (range [start, end), the same filters as `logs`; no cursor, no limit), under a statement timeout. */
+  async countLogs(orgId: string, f: Omit<LogFilter, 'after' | 'limit'>, timeoutMs: number): Promise<number> {
     const p = new Params();
     const sql = `select count(*)::float8 as n from logs where ${logWhere(p, orgId, f).join(' and ')}`;
-    return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<{ n: number }>(this.statement(sql, p.values, prepared))).rows[0].n);
+    return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<{ n: number }>(sql, p.values)).rows[0].n);
   }
 
   async events(orgId: string, f: EventFilter, timeoutMs: number): Promise<EventRow[]> {
