@@ -126,12 +126,23 @@ export class AlertRulesRepository {
    * return to ok, in one statement. Returns the alerts that resolved (their groups must be
    * touched so the resolved notification goes out once).
    */
-  async settleAlerts(orgId: string, ruleId: string, now: Date): Promise<AlertRow[]> {
-    const firing = await this.knex('alerts')
+  /**
+   * Resolves the rule's firing alerts and returns them; `then` runs in the same transaction (the
+   * groups' touch: a resolve is never committed without its group being due for a flush).
+   */
+  async settleAlerts(orgId: string, ruleId: string, now: Date, then: (resolved: AlertRow[], db: Knex) => Promise<void>): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const resolved = await this.settleIn(trx, orgId, ruleId, now);
+      await then(resolved, trx);
+    });
+  }
+
+  private async settleIn(db: Knex, orgId: string, ruleId: string, now: Date): Promise<AlertRow[]> {
+    const firing = await db('alerts')
       .where({ org_id: orgId, rule_id: ruleId, state: 'firing' })
       .update({ state: 'resolved' satisfies AlertState, resolved_at: now, updated_at: now })
       .returning('*');
-    await this.knex('alerts')
+    await db('alerts')
       .where({ org_id: orgId, rule_id: ruleId })
       .whereIn('state', ['pending', 'no_data', 'error'])
       .update({ state: 'ok' satisfies AlertState, active_at: null, error: null, updated_at: now });

@@ -223,16 +223,18 @@ export class AlertRulesService {
   }
 
   private async settle(rule: RuleRow, now: Date): Promise<void> {
-    const resolved = await this.d.repo.settleAlerts(rule.org_id, rule.id, now);
-    if (!this.d.policy) return;
-    const seen = new Set<string>();
-    for (const a of resolved) {
-      const s = ruleGroupSettings(rule, groupLabelsOf(rule.group_by, a.labels));
-      const key = JSON.stringify(s.groupLabels);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      await this.d.policy.touch(s, now);
-    }
+    const policy = this.d.policy;
+    await this.d.repo.settleAlerts(rule.org_id, rule.id, now, async (resolved, db) => {
+      if (!policy) return;
+      const seen = new Set<string>();
+      for (const a of resolved) {
+        const s = ruleGroupSettings(rule, groupLabelsOf(rule.group_by, a.labels));
+        const key = JSON.stringify(s.groupLabels);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        await policy.touch(s, now, db);
+      }
+    });
   }
 
   /** First evaluation somewhere in the next interval, so rules created together do not all run in one tick. */
