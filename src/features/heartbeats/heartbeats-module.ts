@@ -17,7 +17,8 @@ interface HeartbeatsServices {
 const instanceChecksJob: JobSpec<HeartbeatsServices, InstanceCheckResult> = {
   name: 'instance-checks',
   description: "Sentinel's own heartbeats: alert when no backup succeeded within twice the backup job's period, or the newest restore drill failed",
-  defaultSchedule: '* * * * *',
+  // Every 5 minutes: the thresholds are hours (twice the backup period) and each run is a job_runs row.
+  defaultSchedule: '*/5 * * * *',
   timeoutMs: 60_000,
   run: (s) => s.instanceChecks.run(),
   print: (r) => INSTANCE_CHECKS.map((c) => `${c}: ${r[c].firing ? 'FIRING' : 'ok'} (${r[c].summary})\n`).join(''),

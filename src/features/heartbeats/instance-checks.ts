@@ -47,7 +47,7 @@ export function schedulePeriodMs(expression: string, now: Date): number | null {
 }
 
 /**
- * Sentinel's built-in heartbeats (issue 10 point 7), run by the instance-checks job every minute:
+ * Sentinel's built-in heartbeats (issue 10 point 7), run by the instance-checks job every 5 minutes:
  * - backup: no successful backup within twice the backup job's period (the longest gap between
  *   slots of its effective schedule). Counted from the start of the newest successful run (the
  *   snapshot's time); with none ever, from when the database was first migrated (Sentinel
