@@ -25,7 +25,6 @@
  *
  *   npm run bench:alerting
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { loadavg } from 'node:os';
@@ -36,10 +35,9 @@ import { buildApp, type App } from '../src/app/build-app.js';
 import { loadConfig } from '../src/config/loader.js';
 import { AlertQuery } from '../src/features/telemetry/alert-query.js';
 import { QueryRepository } from '../src/features/telemetry/query-repository.js';
-import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { createKnex } from '../src/db/database.js';
 import { postgresPids, runBin } from '../test/support/daemon.js';
-import { copyInto, ensurePointPartitions, loadPointGrid, median, startSentinel, type BenchSentinel } from './harness.js';
+import { ensurePointPartitions, loadPointGrid, loadSeries, median, startSentinel, type BenchSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const TRIALS = Number(process.env.SENTINEL_BENCH_TRIALS ?? 100);
@@ -134,21 +132,7 @@ async function evaluationCost(): Promise<void> {
     const svcs = RULES;
     const labelsOf = (i: number) => ({ host: `h${i}`, svc: `svc${i % svcs}` });
     const t0 = performance.now();
-    await copyInto(
-      admin,
-      'copy series (org_id, name, labels, labels_hash) from stdin',
-      (function* () {
-        let chunk = '';
-        for (let i = 0; i < SERIES; i++) {
-          const canon = canonicalLabels(labelsOf(i));
-          chunk += `${org}\t${EVAL_METRIC}\t${canon}\t\\\\x${createHash('sha256').update(canon).digest('hex')}\n`;
-        }
-        yield chunk;
-      })(),
-    );
-    const { rows: idRows } = await admin.query<{ id: string; host: string }>(`select id, labels->>'host' as host from series where org_id = $1 and name = $2`, [org, EVAL_METRIC]);
-    const ids = new Array<number>(SERIES);
-    for (const r of idRows) ids[Number(r.host.slice(1))] = Number(r.id);
+    const ids = await loadSeries(admin, org, EVAL_METRIC, SERIES, labelsOf);
     const firstTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS - 4 * 60_000;
     const lastTs = firstTs + (PER_SERIES - 1) * SPACING_MS;
     await ensurePointPartitions(admin, firstTs, lastTs);

@@ -15,14 +15,12 @@
  *   npm run bench:backup
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { BIN } from '../test/support/daemon.js';
-import { copyInto, ensurePointPartitions, loadPointGrid, pct, startSentinel } from './harness.js';
+import { ensurePointPartitions, loadPointGrid, loadSeries, pct, startSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
@@ -92,21 +90,7 @@ try {
   console.log(`server: PostgreSQL ${(await admin.query<{ v: string }>("select current_setting('server_version') as v")).rows[0].v}`);
   const org = s.orgId;
   const t0 = performance.now();
-  await copyInto(
-    admin,
-    'copy series (org_id, name, labels, labels_hash) from stdin',
-    (function* () {
-      let chunk = '';
-      for (let i = 0; i < SERIES; i++) {
-        const canon = canonicalLabels({ host: `h${i}`, shard: `s${i % 100}` });
-        chunk += `${org}\tbench.backup\t${canon}\t\\\\x${createHash('sha256').update(canon).digest('hex')}\n`;
-      }
-      yield chunk;
-    })(),
-  );
-  const { rows: idRows } = await admin.query<{ id: string; host: string }>(`select id, labels->>'host' as host from series where org_id = $1`, [org]);
-  const ids = new Array<number>(SERIES);
-  for (const r of idRows) ids[Number(r.host.slice(1))] = Number(r.id);
+  const ids = await loadSeries(admin, org, 'bench.backup', SERIES, (i) => ({ host: `h${i}`, shard: `s${i % 100}` }));
   const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;
   const firstTs = lastTs - (PER_SERIES - 1) * SPACING_MS;
   await ensurePointPartitions(admin, firstTs, lastTs);

@@ -4,12 +4,14 @@
  * the ceilings. Everything started here is stopped by `stop()`, also when the run fails or is
  * interrupted.
  */
+import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
+import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { BIN, postgresPids, runBin, startDaemonLoggingTo, type Daemon } from '../test/support/daemon.js';
 
 export interface BenchSentinel {
@@ -157,6 +159,33 @@ export async function copyInto(client: pg.Client, sql: string, chunks: Iterable<
   }
   stream.end();
   await done;
+}
+
+/**
+ * `n` series of `metric` COPYed with the daemon's canonical labels and hash; series i has the
+ * labels `labelsOf(i)`, whose `host` must be `h<i>`. Returns the ids in index order.
+ */
+export async function loadSeries(client: pg.Client, orgId: string, metric: string, n: number, labelsOf: (i: number) => Record<string, string>): Promise<number[]> {
+  await copyInto(
+    client,
+    'copy series (org_id, name, labels, labels_hash) from stdin',
+    (function* () {
+      let chunk = '';
+      for (let i = 0; i < n; i++) {
+        const canon = canonicalLabels(labelsOf(i));
+        chunk += `${orgId}\t${metric}\t${canon}\t\\\\x${createHash('sha256').update(canon).digest('hex')}\n`;
+        if (chunk.length > 1 << 20) {
+          yield chunk;
+          chunk = '';
+        }
+      }
+      yield chunk;
+    })(),
+  );
+  const { rows } = await client.query<{ id: string; host: string }>(`select id, labels->>'host' as host from series where org_id = $1 and name = $2`, [orgId, metric]);
+  const ids = new Array<number>(n);
+  for (const r of rows) ids[Number(r.host.slice(1))] = Number(r.id);
+  return ids;
 }
 
 export interface PointGrid {

@@ -13,12 +13,10 @@
  *
  *   npm run bench:query           (SENTINEL_BENCH_QUERIES=200 sequential requests per query)
  */
-import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import pg from 'pg';
-import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { machineLine } from './machine.js';
-import { copyInto, ensurePointPartitions, loadPointGrid, startSentinel } from './harness.js';
+import { ensurePointPartitions, loadPointGrid, loadSeries, startSentinel } from './harness.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
 const POINTS = Number(process.env.SENTINEL_BENCH_POINTS ?? 10_000_000);
@@ -55,25 +53,7 @@ try {
 
   // Series: COPYed with the daemon's canonical labels and hash, ids read back in index order.
   const t0 = performance.now();
-  await copyInto(
-    admin,
-    'copy series (org_id, name, labels, labels_hash) from stdin',
-    (function* () {
-      let chunk = '';
-      for (let i = 0; i < SERIES; i++) {
-        const canon = canonicalLabels(labelsOf(i));
-        chunk += `${org}\t${METRIC}\t${canon}\t\\\\x${createHash('sha256').update(canon).digest('hex')}\n`;
-        if (chunk.length > 1 << 20) {
-          yield chunk;
-          chunk = '';
-        }
-      }
-      yield chunk;
-    })(),
-  );
-  const { rows: idRows } = await admin.query<{ id: string; host: string }>(`select id, labels->>'host' as host from series where org_id = $1 and name = $2`, [org, METRIC]);
-  const ids = new Array<number>(SERIES);
-  for (const r of idRows) ids[Number(r.host.slice(1))] = Number(r.id);
+  const ids = await loadSeries(admin, org, METRIC, SERIES, labelsOf);
 
   // Points: PER_SERIES per series, SPACING_MS apart, the last one at the start of the current minute.
   const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;

@@ -19,7 +19,7 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  * must be refused with 400 naming exactly that field. Part two is a table of the other hostile
  * inputs: corrupt compressed bodies, huge bodies of unknown keys, out-of-range times, forged
  * tokens, poisoned cursors. Throughout, no answer is a 500, every answer is problem+json with a
- * request id, and /health keeps answering within 100 ms while the hostile request is served.
+ * request id, and /health keeps answering within 250 ms while the hostile request is served.
  */
 
 const JWT_SECRET = 'hostile-input-test-secret-0123456789abcdef';
@@ -28,7 +28,13 @@ const MANY = {
   SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '100000000',
   SENTINEL_AUTH_JWT_SECRET: JWT_SECRET,
 };
-const HEALTH_BUDGET_MS = 100;
+/*
+ * What the check tells apart is a server that stays responsive (parsing a 1 MiB body takes tens of
+ * milliseconds) from one whose work on a hostile input grows out of bounds (seconds). The client
+ * building and sending the body shares the process with the server and a 2-core machine runs
+ * PostgreSQL beside it: 100 ms was measured at 105 ms on a quiet run, so the bound leaves room.
+ */
+const HEALTH_BUDGET_MS = 250;
 /** Bulk ingest stores such text with U+FFFD instead (README, "Ingest"); telemetry-ingest.test.ts checks the stored rows. */
 const STORES_REPLACED_TEXT = new Set(['ingestTelemetry', 'ingestOrgTelemetry']);
 

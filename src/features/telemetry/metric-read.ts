@@ -1,6 +1,5 @@
 import { DomainError } from '../../core/errors.js';
-import type { LabelMatcher } from './query-params.js';
-import type { Aggregation, MetricReadSeries, QueryRepository } from './query-repository.js';
+import type { MetricReadSeries, MetricReadSpec, QueryRepository } from './query-repository.js';
 
 /*
  * One metric read as both the query API (QueryService.query) and alert rules (AlertQuery) run it:
@@ -8,17 +7,8 @@ import type { Aggregation, MetricReadSeries, QueryRepository } from './query-rep
  * query API would answer for the same query.
  */
 
-export interface MetricRead {
-  name: string;
-  matchers: readonly LabelMatcher[];
-  by: string[];
-  startMs: number;
-  endMs: number;
-  stepMs: number;
-  agg: Aggregation;
-  /** Buckets per answer series ((end - start) / step, rounded up). */
-  buckets: number;
-}
+/** What to read: the repository's spec without the limits (they come from MetricReadLimits). */
+export type MetricRead = Omit<MetricReadSpec, 'maxSeries' | 'maxPoints'>;
 
 export interface MetricReadLimits {
   maxSeries: number;
