@@ -236,7 +236,7 @@ describe('alert evaluation', function () {
     expect((await ruleRow(id)).last_eval_at).to.equal(null);
   });
 
-  it('a touch that fails rolls the alert state back, so the next evaluation makes the transition again and the group is due (review 1)', async () => {
+  it('a touch that fails rolls the alert state back, so the next evaluation makes the transition again and the group is due', async () => {
     await ingest(tokenA, orgA.slug, { metrics: [point('touch_m', 700, 95)] });
     const id = await addRule(orgA.id, { query: { name: 'touch_m', filter: {}, agg: 'max', window_ms: 60_000, by: [] } });
     const policy = t.app.services.notificationPolicy;
@@ -257,7 +257,7 @@ describe('alert evaluation', function () {
     expect(groups.map((g) => g.next_flush_at?.toISOString())).to.deep.equal([at(715).toISOString()]);
   });
 
-  it('an evaluation older than the last one is skipped, not written over it (review 13)', async () => {
+  it('an evaluation older than the last one is skipped, not written over it', async () => {
     await ingest(tokenA, orgA.slug, { metrics: [point('stale_m', 720, 95)] });
     const id = await addRule(orgA.id, { query: { name: 'stale_m', filter: {}, agg: 'max', window_ms: 60_000, by: [] } });
     const claimedEarly = await ruleRow(id);

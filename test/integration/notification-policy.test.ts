@@ -363,7 +363,7 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     }
   });
 
-  it('a flush whose commit failed and whose group changed since sends the new content under a new key (review 4)', async () => {
+  it('a flush whose commit failed and whose group changed since sends the new content under a new key', async () => {
     const g = group({ wait: 0, interval: MIN, repeat: HOUR });
     await g.fire({ host: 'first' });
     class FailingFinish extends AlertGroupsRepository {
@@ -399,7 +399,7 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     expect(sent.map((n) => n.alerts)).to.deep.include(['first:firing', 'second:firing']);
   });
 
-  it('an alert sent by a flush whose now is before its fired_at counts as sent: no second page, its resolve goes out once (review 3)', async () => {
+  it('an alert sent by a flush whose now is before its fired_at counts as sent: no second page, its resolve goes out once', async () => {
     const g = group({ wait: 0, interval: MIN, repeat: HOUR });
     const a = await g.fire({ host: 'skew' });
     // Raised by another daemon whose clock is 2 s ahead of this tick's now.
@@ -416,7 +416,7 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     ]);
   });
 
-  it('wakeOrg after a silence is deleted early releases the held alert at once (review 2)', async () => {
+  it('wakeOrg after a silence is deleted early releases the held alert at once', async () => {
     const g = group({ wait: 0, interval: MIN, repeat: HOUR });
     const host = `held-${randomBytes(3).toString('hex')}`;
     const res = await t.api.post<{ id: string }>(`/organizations/${org.slug}/silences`, editor, { matchers: [{ name: 'host', op: '=', value: host }], ends_at: new Date(T0 + HOUR).toISOString(), comment: 'quiet' });
@@ -445,7 +445,7 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     expect(theirs.next_flush_at.toISOString(), 'untouched').to.equal(new Date(T0 + HOUR).toISOString());
   });
 
-  it("reconfigure gives a source's existing groups its new receiver, channels and timers (review 5)", async () => {
+  it("reconfigure gives a source's existing groups its new receiver, channels and timers", async () => {
     const g = group({ wait: 0, interval: MIN, repeat: HOUR }, { host: 'x' });
     await g.fire({ host: 'x' });
     const { groupLabels: _gl, ...rest } = g.settings;
@@ -454,7 +454,7 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
     expect(row).to.deep.equal({ receiver: 'Renamed', channels: [], group_wait_ms: 0, group_interval_ms: 2 * MIN, repeat_interval_ms: 2 * HOUR, group_labels: { host: 'x' } });
   });
 
-  it('flushDue with an aborted signal (shutdown) claims no group; they stay due (review 14)', async () => {
+  it('flushDue with an aborted signal (shutdown) claims no group; they stay due', async () => {
     const g = group({ wait: 0, interval: MIN, repeat: HOUR });
     await g.fire({ host: 'stopping' });
     expect(await policy().flushDue(new Date(at), AbortSignal.abort())).to.equal(0);

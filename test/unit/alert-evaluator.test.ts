@@ -143,7 +143,7 @@ describe('alert evaluator loop', () => {
     expect(seen.claims).to.equal(1);
   });
 
-  it('stop ends a tick at the next batch boundary (review 14: it used to claim up to 10 batches after stop)', async () => {
+  it('stop ends a tick at the next batch boundary (rather than claiming up to 10 batches after stop)', async () => {
     const { evaluator, seen } = harness({ rules: ['a', 'b'].map(rule), queryMs: 50, batchSize: 2, claimForever: true });
     evaluator.start();
     for (const deadline = Date.now() + 5000; seen.claims === 0 && Date.now() < deadline; ) await sleep(2);
@@ -152,7 +152,7 @@ describe('alert evaluator loop', () => {
     expect(seen.flushes).to.equal(0);
   });
 
-  it('a firing alert whose group_by changed touches its new group even without a transition (review 6)', async () => {
+  it('a firing alert whose group_by changed touches its new group even without a transition', async () => {
     const r = { ...rule('g'), query: { name: 'g', filter: {}, agg: 'max' as const, window_ms: 60_000, by: ['host'] }, group_by: ['host'] };
     const labels = { alertname: 'g', severity: 'critical', host: 'h1' };
     // The stored instance: firing, still grouped under the old (empty) group_by.
