@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { expect } from 'chai';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import type { Clock } from '../../src/core/clock.js';
@@ -13,7 +14,8 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  * ping (404 for unknown tokens, 429 with Retry-After beyond one per second), a missed ping firing
  * an alert through the alerts pipeline and a late ping resolving it; and Sentinel's own
  * heartbeats: the backup one fires when the (disabled) backup job has not succeeded for twice
- * its period and resolves after a successful run, the restore-drill one follows the newest drill.
+ * its period and resolves after a successful run, the restore-drill one follows the newest drill;
+ * its alert is delivered (firing, then resolved) to the channels in alerts.instance_channels only.
  */
 
 interface Hb {
@@ -400,5 +402,147 @@ describe('heartbeats', function () {
     } finally {
       await daemon.stop();
     }
+  });
+});
+
+/** A webhook receiver on 127.0.0.1 recording each request. */
+async function receiver(): Promise<{ url: string; hits: { method: string; type: string; body: WebhookBody }[]; connections: () => number; close: () => Promise<void> }> {
+  const hits: { method: string; type: string; body: WebhookBody }[] = [];
+  let connections = 0;
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      hits.push({ method: req.method ?? '', type: String(req.headers['content-type'] ?? ''), body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as WebhookBody });
+      res.writeHead(200).end('ok');
+    });
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`,
+    hits,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+interface WebhookBody {
+  version: string;
+  groupKey: string;
+  truncatedAlerts: number;
+  status: string;
+  receiver: string;
+  groupLabels: Record<string, string>;
+  commonLabels: Record<string, string>;
+  commonAnnotations: Record<string, string>;
+  externalURL: string;
+  alerts: { status: string; labels: Record<string, string>; annotations: Record<string, string>; startsAt: string; endsAt: string }[];
+}
+
+async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe("Sentinel's own alert reaches alerts.instance_channels", function () {
+  this.timeout(60_000);
+  let url: string;
+  let t: TestApp | undefined;
+  let listed: Awaited<ReturnType<typeof receiver>>;
+  let unlisted: Awaited<ReturnType<typeof receiver>>;
+  let at = Date.now();
+  const clock: Clock = { now: () => new Date(at) };
+  const PRIVATE_OK = { SENTINEL_NOTIFICATIONS_ALLOW_PRIVATE_NETWORKS: 'true', SENTINEL_QUEUE_POLL_INTERVAL_MS: '50' };
+
+  before(async () => {
+    listed = await receiver();
+    unlisted = await receiver();
+    url = await cloneDatabase();
+  });
+  after(async () => {
+    await t?.stop();
+    if (url) await dropDatabase(url);
+    await listed?.close();
+    await unlisted?.close();
+  });
+
+  it('the backup check fires to the listed channel (of any org) and resolves there once; an unlisted channel gets nothing', async () => {
+    // The channels exist before the app that names one of them in alerts.instance_channels starts.
+    const first = await startTestApp(url, PRIVATE_OK);
+    let chA: { id: string };
+    let chB: { id: string };
+    try {
+      const orgA = await createOrg(first.app.services);
+      const orgB = await createOrg(first.app.services);
+      chA = await first.app.services.channels.create(SYSTEM_ACTOR, orgA.slug, { name: 'ops-hook', type: 'webhook', config: { url: listed.url } });
+      chB = await first.app.services.channels.create(SYSTEM_ACTOR, orgB.slug, { name: 'b-hook', type: 'webhook', config: { url: unlisted.url } });
+    } finally {
+      await first.stop();
+    }
+
+    const [{ installed }] = await query<{ installed: Date }>(url, 'select min(migration_time) as installed from knex_migrations');
+    const period = 6 * HOUR; // the backup job's default schedule (disabled in tests)
+    at = installed.getTime() + 2 * period + 60_000;
+    t = await startTestApp(url, { ...PRIVATE_OK, SENTINEL_ALERTS_INSTANCE_CHANNELS: chA.id }, { clock });
+    const app = t.app;
+    const sentTo = (channelId: string) =>
+      query<{ state: string; status: string }>(url, 'select state, status from notifications where channel_id = $1 order by created_at', [channelId]);
+    const labels = { check: 'backup', alertname: 'SentinelBackupOverdue', severity: 'critical' };
+
+    // The instance-checks job (as the scheduler runs it) raises the alert; the policy's flush sends it.
+    const run = await app.jobsKit.runNow('instance-checks');
+    expect(run.outcome, JSON.stringify(run)).to.equal('ok');
+    const [alert] = await query<{ state: string; org_id: string | null; labels: Record<string, string> }>(url, "select state, org_id, labels from alerts where source = 'instance' and source_id = 'backup'");
+    expect(alert).to.deep.include({ state: 'firing', org_id: null, labels });
+    const firedAt = clock.now().toISOString();
+    expect(await app.services.notificationPolicy.flushDue(clock.now()), 'one group flushed').to.equal(1);
+    await until('the firing notification delivered', async () => (await sentTo(chA.id)).some((n) => n.state === 'sent'));
+    await until('the receiver got it', () => listed.hits.length >= 1);
+    expect(listed.hits).to.have.length(1);
+    const firing = listed.hits[0];
+    expect(firing.method).to.equal('POST');
+    expect(firing.type).to.match(/^application\/json/);
+    expect(firing.body).to.include({ version: '4', groupKey: 'instance:backup:{}', truncatedAlerts: 0, status: 'firing', receiver: 'SentinelBackupOverdue' });
+    expect(firing.body.groupLabels).to.deep.equal({});
+    expect(firing.body.commonLabels).to.deep.equal(labels);
+    expect(firing.body.alerts).to.have.length(1);
+    expect(firing.body.alerts[0]).to.include({ status: 'firing', startsAt: firedAt, endsAt: '0001-01-01T00:00:00Z' });
+    expect(firing.body.alerts[0].labels).to.deep.equal(labels);
+    expect(firing.body.alerts[0].annotations.summary).to.include('the backup job is disabled');
+
+    // A successful backup, past group_interval (60 s) since the firing notification: resolved, sent once.
+    at += 2 * 60_000;
+    await query(url, "insert into job_runs (job, trigger, started_at, finished_at, outcome, instance, pid) values ('backup', 'manual', $1, $1, 'ok', 'test', 1)", [clock.now()]);
+    expect((await app.jobsKit.runNow('instance-checks')).outcome).to.equal('ok');
+    expect((await query<{ state: string }>(url, "select state from alerts where source = 'instance' and source_id = 'backup'"))[0].state).to.equal('resolved');
+    const resolvedAt = clock.now().toISOString();
+    expect(await app.services.notificationPolicy.flushDue(clock.now()), 'the resolve flushed').to.equal(1);
+    await until('the resolved notification delivered', async () => (await sentTo(chA.id)).filter((n) => n.state === 'sent').length === 2);
+    await until('the receiver got it', () => listed.hits.length >= 2);
+    const resolved = listed.hits[1];
+    expect(resolved.body).to.include({ version: '4', groupKey: 'instance:backup:{}', status: 'resolved', receiver: 'SentinelBackupOverdue' });
+    expect(resolved.body.alerts).to.have.length(1);
+    expect(resolved.body.alerts[0]).to.include({ status: 'resolved', startsAt: firedAt, endsAt: resolvedAt });
+    expect(resolved.body.alerts[0].labels).to.deep.equal(labels);
+
+    // Nothing further: another run and flush while it is resolved send nothing.
+    at += 2 * 60_000;
+    expect((await app.jobsKit.runNow('instance-checks')).outcome).to.equal('ok');
+    expect(await app.services.notificationPolicy.flushDue(clock.now())).to.equal(0);
+    await new Promise((r) => setTimeout(r, 300)); // a few queue polls
+    expect(listed.hits, 'one firing, one resolved').to.have.length(2);
+    expect((await sentTo(chA.id)).map((n) => n.status)).to.deep.equal(['firing', 'resolved']);
+    // The other org's channel, not in alerts.instance_channels: no notification, no connection.
+    expect(await sentTo(chB.id)).to.deep.equal([]);
+    expect(unlisted.hits).to.deep.equal([]);
+    expect(unlisted.connections()).to.equal(0);
   });
 });
