@@ -110,7 +110,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('source').notNullable().checkIn(['rule', 'heartbeat', 'instance']);
     /** The rule's or heartbeat's id, or the instance check's name. */
     t.text('source_id').notNullable();
-    t.uuid('rule_id').references('alert_rules.id').onDelete('CASCADE');
+    /** Null once its rule is deleted (source_id keeps the id): the resolved notification still goes out. */
+    t.uuid('rule_id').references('alert_rules.id').onDelete('SET NULL');
     /** sha256 of the alert's identifying labels (hex, 16 chars as Alertmanager's are). */
     t.text('fingerprint').notNullable();
     /** Its notification group (alert-types.ts groupKeyOf of its source and group_by labels): the notification policy reads a group's alerts by it. */

@@ -99,13 +99,13 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
 
   const policy = () => t.app.services.notificationPolicy;
 
-  /** A rule-like group of its own (fresh source id) with these timers. */
-  function group(timers: { wait: number; interval: number; repeat: number }, groupLabels: Record<string, string> = {}) {
+  /** A rule's group with these timers: of `rule`, or of a fresh (disabled) rule row. */
+  function group(timers: { wait: number; interval: number; repeat: number }, groupLabels: Record<string, string> = {}, rule?: { id: string; name: string }) {
     const settings: GroupSettings = {
       orgId: org.id,
       source: 'rule',
-      sourceId: randomUUID(),
-      receiver: 'High CPU',
+      sourceId: rule?.id ?? randomUUID(),
+      receiver: rule?.name ?? 'High CPU',
       channels: [channelId],
       groupLabels,
       groupWaitMs: timers.wait,
@@ -118,17 +118,26 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
       key,
       settings,
       /** Fires (a new episode) an alert with these labels; returns its id. */
-      async fire(labels: Record<string, string>): Promise<string> {
+      async fire(labels: Record<string, string>, state: 'firing' | 'pending' = 'firing'): Promise<string> {
         const all = { alertname: 'HighCPU', severity: 'critical', ...labels };
+        // As the evaluator's rows, they carry their rule's id: a (disabled) rule row stands for it.
+        if (!rule) {
+          await query(
+            url,
+            `insert into alert_rules (org_id, id, name, kind, query, interval_ms, severity, group_wait_ms, group_interval_ms, repeat_interval_ms, enabled)
+             values ($1, $2, $3, 'threshold', '{}', 60000, 'critical', $4, $5, $6, false) on conflict do nothing`,
+            [org.id, settings.sourceId, `np-${settings.sourceId}`, timers.wait, timers.interval, timers.repeat],
+          );
+        }
         const [row] = await query<{ id: string }>(
           url,
-          `insert into alerts (org_id, source, source_id, fingerprint, group_key, labels, state, active_at, fired_at, last_breach_at)
-           values ($1, 'rule', $2, $3, $4, $5, 'firing', $6, $6, $6)
+          `insert into alerts (org_id, source, source_id, rule_id, fingerprint, group_key, labels, state, active_at, fired_at, last_breach_at)
+           values ($1, 'rule', $2, $7, $3, $4, $5, $8, $6, case when $8 = 'firing' then $6::timestamptz end, $6)
            on conflict (coalesce(org_id, '00000000-0000-0000-0000-000000000000'::uuid), source, source_id, fingerprint)
            do update set state = 'firing', fired_at = $6, resolved_at = null, firing_notified_at = null, resolved_notified_at = null,
                          ack_by = null, ack_at = null, ack_comment = null, ack_expires_at = null
            returning id`,
-          [org.id, settings.sourceId, JSON.stringify(all), key, JSON.stringify(all), new Date(at)],
+          [org.id, settings.sourceId, JSON.stringify(all), key, JSON.stringify(all), new Date(at), settings.sourceId, state],
         );
         await touch();
         return row.id;
@@ -209,6 +218,75 @@ describe('notification policy: grouping, timers, silences, maintenance windows, 
       { key: '#2', status: 'firing', alerts: ['b:firing'] },
       { key: '#3', status: 'resolved', alerts: ['b:resolved'] },
     ]);
+  });
+
+  /** A real rule (channels: the webhook; group_wait 0) made over the API, answering its id and name. */
+  async function realRule(groupWait: string): Promise<{ id: string; name: string }> {
+    const name = `deleted-${randomBytes(3).toString('hex')}`;
+    const res = await t.api.post<{ id: string }>(`/organizations/${org.slug}/alert-rules`, editor, {
+      name,
+      kind: 'threshold',
+      query: { name: 'cpu', agg: 'avg', window: '5m' },
+      op: '>',
+      threshold: 80,
+      interval: '1m',
+      severity: 'critical',
+      channels: [channelId],
+      group_wait: groupWait,
+      group_interval: '5m',
+      repeat_interval: '1h',
+    });
+    expect(res.status, res.text).to.equal(201);
+    return { id: res.body.id, name };
+  }
+  const alertsOf = (ruleId: string) => query<{ state: string; rule_id: string | null }>(url, "select state, rule_id from alerts where source = 'rule' and source_id = $1", [ruleId]);
+  const groupsOf = (ruleId: string) => query<{ id: string }>(url, "select id from alert_groups where source = 'rule' and source_id = $1", [ruleId]);
+
+  it('deleting a rule whose alert was notified firing sends it resolved once at the next flush, then its alert and group go', async () => {
+    at = T0;
+    const rule = await realRule('0s');
+    const g = group({ wait: 0, interval: 5 * MIN, repeat: HOUR }, {}, rule);
+    const id = await g.fire({ host: 'a' });
+    expect(await g.flushAt(0)).to.equal(1);
+
+    at = T0 + MIN;
+    expect((await t.api.call('DELETE', `/organizations/${org.slug}/alert-rules/${rule.id}`, editor)).status).to.equal(204);
+    // Kept (rule_id null) until its resolve is sent; the list shows it resolved, named by its alertname.
+    expect(await alertsOf(rule.id)).to.deep.equal([{ state: 'resolved', rule_id: null }]);
+    const listed = await t.api.get<{ source: string; rule_id: string | null; rule_name: string | null; state: string }>(`/organizations/${org.slug}/alerts/${id}`, editor);
+    expect(listed.status, listed.text).to.equal(200);
+    expect(listed.body).to.include({ source: 'rule', rule_id: null, rule_name: 'HighCPU', state: 'resolved' });
+
+    // Due group_interval after the firing notification: one resolved notification reaches the receiver.
+    at = T0 + 5 * MIN;
+    await policy().flushDue(new Date(at));
+    expect((await g.sent()).map(summary)).to.deep.equal([
+      { key: '#0', status: 'firing', alerts: ['a:firing'] },
+      { key: '#1', status: 'resolved', alerts: ['a:resolved'] },
+    ]);
+    const resolved = await until('the resolved webhook', () => hook.bodies.find((b) => (b as { groupKey: string; status: string }).groupKey === g.key && (b as { status: string }).status === 'resolved'));
+    expect(resolved).to.deep.include({ status: 'resolved', receiver: rule.name, groupKey: g.key });
+    expect(await alertsOf(rule.id), 'sent: the alert goes').to.deep.equal([]);
+    expect(await groupsOf(rule.id), 'and its group').to.deep.equal([]);
+
+    for (const later of [6 * MIN, HOUR, 3 * HOUR]) await policy().flushDue(new Date(T0 + later));
+    expect(await g.sent(), 'nothing more').to.have.length(2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(hook.bodies.filter((b) => (b as { groupKey: string }).groupKey === g.key), 'the receiver got two').to.have.length(2);
+  });
+
+  it('deleting a rule whose alerts were never notified (pending, or firing within group_wait) sends nothing and leaves nothing', async () => {
+    at = T0;
+    const rule = await realRule('30s');
+    const g = group({ wait: 30 * S, interval: 5 * MIN, repeat: HOUR }, {}, rule);
+    await g.fire({ host: 'a' });
+    await g.fire({ host: 'b' }, 'pending');
+    at = T0 + 10 * S;
+    expect((await t.api.call('DELETE', `/organizations/${org.slug}/alert-rules/${rule.id}`, editor)).status).to.equal(204);
+    expect(await alertsOf(rule.id)).to.deep.equal([]);
+    expect(await groupsOf(rule.id)).to.deep.equal([]);
+    for (const later of [30 * S, 5 * MIN, 2 * HOUR]) await policy().flushDue(new Date(T0 + later));
+    expect(await g.sent()).to.deep.equal([]);
   });
 
   it('a group that fires again after a quiet time waits group_wait again', async () => {

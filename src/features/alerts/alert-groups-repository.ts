@@ -174,6 +174,22 @@ export class AlertGroupsRepository {
       };
       await mark('firing_notified_at', 'fired_at', o.sent.firing.map((a) => ({ id: a.id, at: a.fired_at })));
       await mark('resolved_notified_at', 'resolved_at', o.sent.resolved.map((a) => ({ id: a.id, at: a.resolved_at })));
+      // A deleted rule's alerts stayed only for this resolved notification: sent, they go, and
+      // the group with its last one (nothing would ever flush it again).
+      if (g.source === 'rule' && o.sent.resolved.length > 0) {
+        const gone = await trx('alerts')
+          .where({ group_key: g.group_key, org_id: g.org_id, source: 'rule', state: 'resolved' })
+          .whereNull('rule_id')
+          .whereRaw('resolved_notified_at >= resolved_at')
+          .delete();
+        if (gone > 0) {
+          const left = await trx('alerts').where({ group_key: g.group_key, org_id: g.org_id }).first('id');
+          if (!left) {
+            await trx('alert_groups').where({ id: g.id }).delete();
+            return;
+          }
+        }
+      }
     }
     await trx('alert_groups')
       .where({ id: g.id })

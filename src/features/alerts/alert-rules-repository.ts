@@ -92,13 +92,25 @@ export class AlertRulesRepository {
   }
 
   /**
-   * Deletes the rule; its alerts go with it (foreign key cascade) and so do its notification
-   * groups (nothing else would ever flush them). No notification is sent (README: delete vs disable).
+   * Deletes the rule as disabling settles it, in one transaction: its firing alerts resolve and
+   * `then` touches their groups (the resolved notification goes out at the group's next flush),
+   * the others return to ok. The alerts that will never be notified (ok, or resolved without a
+   * notified firing) go now, and so do the groups not touched; the resolved ones stay (rule_id
+   * set null by the foreign key, source_id the rule's id) until their group's flush has sent them
+   * (alert-groups-repository.ts finish). Undefined when there is no such rule.
    */
-  async delete(orgId: string, id: string): Promise<RuleRow | undefined> {
+  async delete(orgId: string, id: string, now: Date, then: (resolved: AlertRow[], db: Knex) => Promise<string[]>): Promise<RuleRow | undefined> {
     return this.knex.transaction(async (trx) => {
+      const locked = await trx(TABLE).where({ org_id: orgId, id }).forUpdate().first('id');
+      if (!locked) return undefined;
+      const resolved = (await this.settleIn(trx, orgId, id, now)).filter((a) => a.fired_at !== null && a.firing_notified_at !== null && a.firing_notified_at >= a.fired_at);
+      const keys = await then(resolved, trx);
+      await trx('alerts')
+        .where({ org_id: orgId, rule_id: id })
+        .whereNotIn('id', resolved.map((a) => a.id))
+        .delete();
+      await trx('alert_groups').where({ org_id: orgId, source: 'rule', source_id: id }).whereNotIn('group_key', keys).delete();
       const [row] = await trx(TABLE).where({ org_id: orgId, id }).delete().returning('*');
-      if (row) await trx('alert_groups').where({ org_id: orgId, source: 'rule', source_id: id }).delete();
       return row as RuleRow | undefined;
     });
   }

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Actor, RequestMeta } from '../../core/actor.js';
 import type { ChannelDirectory } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
@@ -20,7 +21,7 @@ import {
   type UpdateRuleInput,
 } from './alert-rules-schemas.js';
 import { normalizeRule, ruleToDraft, type RuleDraft } from './alert-rules-draft.js';
-import type { NotificationPolicy, RuleRow } from './alert-types.js';
+import type { AlertRow, NotificationPolicy, RuleRow } from './alert-types.js';
 import { groupLabelsOf } from './rule-condition.js';
 import { ruleGroupSettings } from './rule-evaluation.js';
 
@@ -165,10 +166,16 @@ export class AlertRulesService {
     return this.present(org.id, row);
   }
 
-  /** Its alerts are deleted with it and nothing is notified (README: disable it first to resolve them). */
+  /**
+   * Settles its alerts as disabling does (a firing one whose firing was notified is sent once as
+   * resolved, at its group's next flush), then deletes it, in one transaction.
+   */
   async delete(actor: Actor, orgSlug: string, id: string, meta: RequestMeta = {}): Promise<void> {
     const org = await this.d.orgs.require(actor, orgSlug, 'alert.write');
-    const row = isUuid(id) ? await this.d.repo.delete(org.id, id) : undefined;
+    const current = isUuid(id) ? await this.d.repo.get(org.id, id) : undefined;
+    if (!current) throw notFound('alert rule');
+    const now = this.clock.now();
+    const row = await this.d.repo.delete(org.id, id, now, (resolved, db) => this.touchGroups(current, resolved, now, db));
     if (!row) throw notFound('alert rule');
     await this.d.audit.record({ actor, action: 'alert_rule.delete', orgId: org.id, targetType: 'alert_rule', targetId: row.id, details: { name: row.name, kind: row.kind }, ...meta });
   }
@@ -223,18 +230,25 @@ export class AlertRulesService {
   }
 
   private async settle(rule: RuleRow, now: Date): Promise<void> {
-    const policy = this.d.policy;
     await this.d.repo.settleAlerts(rule.org_id, rule.id, now, async (resolved, db) => {
-      if (!policy) return;
-      const seen = new Set<string>();
-      for (const a of resolved) {
-        const s = ruleGroupSettings(rule, groupLabelsOf(rule.group_by, a.labels));
-        const key = JSON.stringify(s.groupLabels);
-        if (seen.has(key)) continue;
-        seen.add(key);
-        await policy.touch(s, now, db);
-      }
+      await this.touchGroups(rule, resolved, now, db);
     });
+  }
+
+  /** Makes the groups of these resolved alerts due (in the caller's transaction); returns their keys. */
+  private async touchGroups(rule: RuleRow, resolved: AlertRow[], now: Date, db: Knex): Promise<string[]> {
+    const policy = this.d.policy;
+    const keys = new Set<string>();
+    if (!policy) return [];
+    const seen = new Set<string>();
+    for (const a of resolved) {
+      const s = ruleGroupSettings(rule, groupLabelsOf(rule.group_by, a.labels));
+      const key = JSON.stringify(s.groupLabels);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      keys.add(await policy.touch(s, now, db));
+    }
+    return [...keys];
   }
 
   /** First evaluation somewhere in the next interval, so rules created together do not all run in one tick. */

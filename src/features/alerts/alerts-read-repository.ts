@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { AlertRow, AlertState } from './alert-types.js';
 
-/** An alerts row with its rule's name (null for heartbeats and instance checks). */
+/** An alerts row with its rule's name (null for heartbeats, instance checks and a deleted rule's alerts). */
 export type ListedAlert = AlertRow & { rule_name: string | null };
 
 export interface AlertFilter {

@@ -16,11 +16,11 @@ export const AckSchema = Type.Object(
   { description: 'null: not acknowledged (or the acknowledgement ended with its firing episode).' },
 );
 
-/** One alert instance of a rule (or of a heartbeat: source heartbeat, rule_id null). */
+/** One alert instance of a rule (or of a heartbeat: source heartbeat, rule_id null; a deleted rule's resolved alert awaiting its notification: source rule, rule_id null). */
 export const AlertSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   rule_id: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
-  rule_name: Type.Union([Type.String(), Type.Null()], { description: "The rule's name; for other sources the alert's alertname." }),
+  rule_name: Type.Union([Type.String(), Type.Null()], { description: "The rule's name; for other sources, and a deleted rule's alerts, the alert's alertname." }),
   source: Type.Union([Type.Literal('rule'), Type.Literal('heartbeat'), Type.Literal('instance')]),
   labels: StringMap,
   annotations: StringMap,
