@@ -205,7 +205,7 @@ describe('alerts and acknowledgements', function () {
     expect(again.ack).to.equal(null);
   });
 
-  it('disabling the rule resolves its firing alerts; deleting it deletes them', async () => {
+  it('disabling the rule resolves its firing alerts; deleting it then removes them (resolved already: nothing left to send)', async () => {
     const off = await t.api.call<{ enabled: boolean; state: string }>('PATCH', `/organizations/${orgA.slug}/alert-rules/${ruleId}`, editorA.token, { enabled: false });
     expect(off.status, off.text).to.equal(200);
     expect(off.body).to.include({ enabled: false, state: 'ok' });
@@ -213,5 +213,6 @@ describe('alerts and acknowledgements', function () {
     expect((await list(viewerA, '?state=resolved')).map((a) => a.labels.host).sort()).to.deep.equal(['a', 'b']);
     expect((await t.api.call('DELETE', `/organizations/${orgA.slug}/alert-rules/${ruleId}`, editorA.token)).status).to.equal(204);
     expect(await list(viewerA)).to.deep.equal([]);
+    expect(await query(url, 'select id from alert_groups where org_id = $1', [orgA.id])).to.deep.equal([]);
   });
 });
