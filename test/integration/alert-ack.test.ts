@@ -182,8 +182,13 @@ describe('alerts and acknowledgements', function () {
       [b.id, `apikey:${writeKeyA.id}`],
     ]);
     expect(audit[0].details).to.include({ comment: 'looking into it', expires_at: expires });
-    // A further evaluation while it fires keeps the acknowledgement.
-    expect((await list(viewerA, '?state=firing')).find((i) => i.id === a.id)!.ack?.comment).to.equal('looking into it');
+    // A further evaluation while it fires keeps the acknowledgement: 10 s later (the rule's
+    // interval), the T0 points are still in the 30 s window, so both hosts still breach.
+    expect((await tick(T0 + 10_000)).evaluated).to.equal(1);
+    const after = (await list(viewerA, '?state=firing')).find((i) => i.id === a.id)!;
+    expect(after).to.include({ state: 'firing', fired_at: new Date(T0).toISOString() });
+    expect(after.ack?.comment).to.equal('looking into it');
+    expect((await list(viewerA, '?state=firing')).find((i) => i.id === b.id)!.ack?.comment).to.equal('bot: restarting');
   });
 
   it('a resolved alert cannot be acknowledged (409); its acknowledgement ends with its episode', async () => {
