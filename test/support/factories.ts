@@ -7,7 +7,8 @@ import type { ApiKeyWithSecret } from '../../src/features/api-keys/api-keys-serv
 import type { Organization } from '../../src/features/orgs/orgs-service.js';
 import type { User } from '../../src/features/users/users-service.js';
 
-const uniq = () => randomBytes(3).toString('hex');
+// 48 bits: the role and tenant matrices create thousands of users and orgs per database (24 bits collided).
+const uniq = () => randomBytes(6).toString('hex');
 
 export async function createOrg(services: Services, slug = `org-${uniq()}`): Promise<Organization> {
   return services.orgs.create(SYSTEM_ACTOR, { slug, name: `Org ${slug}` });
