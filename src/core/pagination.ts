@@ -35,6 +35,10 @@ export function pageLimit(limit?: number): number {
   return limit;
 }
 
+/** The client's 400 for a cursor this server did not hand out (or one that was tampered with). */
+export const invalidCursor = (): DomainError =>
+  new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
+
 /** Opaque keyset cursors: the sort key of the last item, base64url-encoded. */
 export const encodeCursor = (key: string): string => Buffer.from(key, 'utf8').toString('base64url');
 
@@ -43,7 +47,7 @@ export function decodeCursor(cursor?: string): string | undefined {
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
   // A NUL inside the decoded key would reach PostgreSQL as text it refuses.
   if (!key || encodeCursor(key) !== cursor || !isStorableText(key)) {
-    throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
+    throw invalidCursor();
   }
   return key;
 }
@@ -55,7 +59,7 @@ export function decodeCursor(cursor?: string): string | undefined {
 export function uuidCursor(cursor: string | undefined): string | undefined {
   const key = decodeCursor(cursor);
   if (key !== undefined && !isUuid(key)) {
-    throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
+    throw invalidCursor();
   }
   return key;
 }

@@ -4,11 +4,12 @@ import type { OrgAccess } from '../../core/authorize.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { DomainError, conflict, notFound } from '../../core/errors.js';
 import { isUuid, randomToken } from '../../core/ids.js';
-import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
+import { pageLimit, toPage, uuidCursor, type Page, type PageRequest } from '../../core/pagination.js';
 import { sha256 } from '../../core/secrets.js';
 import { compile, validationError } from '../../core/validation.js';
 import type { ApiKeyRow, ApiKeysRepository } from './api-keys-repository.js';
 import { CreateApiKeyBody, type ApiKey, type ApiKeyWithSecret, type CreateApiKeyInput } from './api-keys-schemas.js';
+import { isoOrNull } from '../../core/timestamp.js';
 
 export type { ApiKey, ApiKeyWithSecret, CreateApiKeyInput };
 
@@ -32,7 +33,6 @@ export interface ApiKeysOptions {
   clock?: Clock;
 }
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 export function toApiKey(r: ApiKeyRow): ApiKey {
   return {
@@ -40,10 +40,10 @@ export function toApiKey(r: ApiKeyRow): ApiKey {
     name: r.name,
     prefix: r.prefix,
     scopes: r.scopes,
-    expires_at: iso(r.expires_at),
-    last_used_at: iso(r.last_used_at),
+    expires_at: isoOrNull(r.expires_at),
+    last_used_at: isoOrNull(r.last_used_at),
     last_ip: r.last_ip,
-    previous_valid_until: r.previous_secret_hash ? iso(r.previous_valid_until) : null,
+    previous_valid_until: r.previous_secret_hash ? isoOrNull(r.previous_valid_until) : null,
     created_by: r.created_by,
     created_at: r.created_at.toISOString(),
     updated_at: r.updated_at.toISOString(),
@@ -81,8 +81,7 @@ export class ApiKeysService {
   async list(actor: Actor, orgSlug: string, page: PageRequest = {}): Promise<Page<ApiKey>> {
     const org = await this.orgs.require(actor, orgSlug, 'apikey.read');
     const limit = pageLimit(page.limit);
-    const after = decodeCursor(page.cursor);
-    if (after !== undefined && !isUuid(after)) throw validationError([{ path: 'query/cursor', message: 'invalid cursor' }], 'invalid cursor');
+    const after = uuidCursor(page.cursor);
     const rows = await this.repo.list(org.id, limit + 1, after);
     const p = toPage(rows, limit, (r) => r.id);
     return { items: p.items.map(toApiKey), next_cursor: p.next_cursor };
@@ -109,7 +108,7 @@ export class ApiKeysService {
       orgId: org.id,
       targetType: 'api_key',
       targetId: row.id,
-      details: { name, prefix: row.prefix, scopes, expires_at: iso(expiresAt) },
+      details: { name, prefix: row.prefix, scopes, expires_at: isoOrNull(expiresAt) },
       ...meta,
     });
     return { ...toApiKey(row), secret: s.secret };
@@ -132,7 +131,7 @@ export class ApiKeysService {
       orgId: org.id,
       targetType: 'api_key',
       targetId: row.id,
-      details: { name: row.name, prefix: row.prefix, previous_prefix: current.prefix, previous_valid_until: iso(previousValidUntil) },
+      details: { name: row.name, prefix: row.prefix, previous_prefix: current.prefix, previous_valid_until: isoOrNull(previousValidUntil) },
       ...meta,
     });
     return { ...toApiKey(row), secret: s.secret };

@@ -1,7 +1,6 @@
 import type { Actor } from '../../core/actor.js';
 import { requireSuperadmin, type OrgAccess } from '../../core/authorize.js';
-import { DomainError } from '../../core/errors.js';
-import { decodeCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
+import { decodeCursor, invalidCursor, pageLimit, toPage, type Page, type PageRequest } from '../../core/pagination.js';
 import type { AuditRepository, AuditRow } from './audit-repository.js';
 import type { AuditLogEntry } from './audit-schemas.js';
 
@@ -25,7 +24,7 @@ function toEntry(r: AuditRow): AuditLogEntry {
 function cursorId(cursor?: string): string | undefined {
   const key = decodeCursor(cursor);
   if (key !== undefined && !/^[1-9][0-9]{0,18}$/.test(key)) {
-    throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
+    throw invalidCursor();
   }
   return key;
 }

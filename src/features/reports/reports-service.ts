@@ -1,7 +1,7 @@
 import type { Actor } from '../../core/actor.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { DomainError, notFound } from '../../core/errors.js';
-import { decodeCursor, encodeCursor, pageLimit, type Page, type PageRequest } from '../../core/pagination.js';
+import { decodeCursor, encodeCursor, invalidCursor, pageLimit, type Page, type PageRequest } from '../../core/pagination.js';
 import { renderReport, type RenderedReport } from './report-render.js';
 import type { AlertingSummarySource, TelemetryDayStats } from './report-sources.js';
 import type { ReportRow, ReportsRepository } from './reports-repository.js';
@@ -149,7 +149,7 @@ function afterOf(key: string | undefined): { date: string; id: string } | undefi
   if (key === undefined) return undefined;
   const [date, id] = key.split('|');
   if (!DATE.test(date ?? '') || !/^[0-9a-f-]{36}$/.test(id ?? '')) {
-    throw new DomainError('validation_failed', 'invalid cursor', { errors: [{ path: 'query/cursor', message: 'invalid cursor' }] });
+    throw invalidCursor();
   }
   return { date, id };
 }
