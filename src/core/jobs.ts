@@ -3,6 +3,7 @@
  * the jobs feature's admin routes, which may not import the kit (DESIGN §2). Like core/mail.ts,
  * the interface lives here and the composition root hands over the kit's implementation.
  */
+import { isoOrNull } from './timestamp.js';
 
 /** Job names as modules declare them (the `jobs.<name>` config keys, `/admin/jobs/{name}`). */
 export const JOB_NAME_PATTERN = '^[a-z][a-z0-9-]*$';
@@ -61,7 +62,6 @@ export interface JobControl {
   workersActive(): boolean;
 }
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 /** A run as the API and `--json` show it (snake_case, RFC 3339 UTC). */
 export function presentRun(r: JobRun) {
@@ -70,9 +70,9 @@ export function presentRun(r: JobRun) {
     id: r.id,
     job: r.job,
     trigger: r.trigger,
-    slot: iso(r.slot),
+    slot: isoOrNull(r.slot),
     started_at: r.startedAt.toISOString(),
-    finished_at: iso(r.finishedAt),
+    finished_at: isoOrNull(r.finishedAt),
     outcome: r.outcome,
     error: r.error,
     details,
@@ -91,6 +91,6 @@ export function presentStatus(s: JobStatus) {
     timeout_ms: s.timeoutMs,
     running: s.running,
     last_run: s.lastRun ? presentRun(s.lastRun) : null,
-    next_run: iso(s.nextRun),
+    next_run: isoOrNull(s.nextRun),
   };
 }

@@ -10,3 +10,6 @@ export function parseRfc3339(s: string): number | null {
   const day = new Date(Date.UTC(y, mo - 1, d));
   return !Number.isNaN(ms) && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d && h < 24 && mi < 60 && sec < 60 ? ms : null;
 }
+
+/** RFC 3339 out, or null for a time not set. */
+export const isoOrNull = (d: Date | null): string | null => (d ? d.toISOString() : null);

@@ -24,12 +24,12 @@ import { normalizeRule, ruleToDraft, type RuleDraft } from './alert-rules-draft.
 import type { AlertRow, NotificationPolicy, RuleRow } from './alert-types.js';
 import { groupLabelsOf } from './rule-condition.js';
 import { ruleGroupSettings } from './rule-evaluation.js';
+import { isoOrNull } from '../../core/timestamp.js';
 
 const validCreate = compile(CreateRuleBody);
 const validUpdate = compile(UpdateRuleBody);
 const validPreview = compile(PreviewQuery, { where: 'query' });
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 const sec = (ms: number): number => ms / 1000;
 
 export function toRule(r: RuleRow, state: RuleState = 'ok'): Rule {
@@ -56,8 +56,8 @@ export function toRule(r: RuleRow, state: RuleState = 'ok'): Rule {
     repeat_interval: sec(r.repeat_interval_ms),
     enabled: r.enabled,
     state,
-    last_eval_at: iso(r.last_eval_at),
-    next_eval_at: r.enabled ? iso(r.next_eval_at) : null,
+    last_eval_at: isoOrNull(r.last_eval_at),
+    next_eval_at: r.enabled ? isoOrNull(r.next_eval_at) : null,
     last_error: r.last_error,
     created_at: r.created_at.toISOString(),
     updated_at: r.updated_at.toISOString(),

@@ -8,11 +8,11 @@ import { pageLimit, toPage, uuidCursor, type Page } from '../../core/pagination.
 import { compile, validationError } from '../../core/validation.js';
 import type { AlertsReadRepository, ListedAlert } from './alerts-read-repository.js';
 import { AckBody, AlertListQuery, type AckInput, type Alert, type AlertListInput } from './alerts-schemas.js';
+import { isoOrNull } from '../../core/timestamp.js';
 
 const validList = compile(AlertListQuery, { where: 'query' });
 const validAck = compile(AckBody);
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 /**
  * Whether alerts are silenced now (an active silence or maintenance window matches their
@@ -43,11 +43,11 @@ export function toAlert(a: ListedAlert, silenced: boolean): Alert {
     state: a.state,
     value: a.value,
     since: since(a).toISOString(),
-    active_at: iso(a.active_at),
-    fired_at: iso(a.fired_at),
-    resolved_at: iso(a.resolved_at),
+    active_at: isoOrNull(a.active_at),
+    fired_at: isoOrNull(a.fired_at),
+    resolved_at: isoOrNull(a.resolved_at),
     silenced,
-    ack: a.ack_at ? { by: a.ack_by, at: a.ack_at.toISOString(), comment: a.ack_comment ?? '', expires_at: iso(a.ack_expires_at) } : null,
+    ack: a.ack_at ? { by: a.ack_by, at: a.ack_at.toISOString(), comment: a.ack_comment ?? '', expires_at: isoOrNull(a.ack_expires_at) } : null,
   };
 }
 
@@ -113,7 +113,7 @@ export class AlertsService {
       orgId: org.id,
       targetType: 'alert',
       targetId: row.id,
-      details: { rule_id: row.rule_id, state: row.state, comment: row.ack_comment, expires_at: iso(row.ack_expires_at), ...(actor.kind === 'apikey' ? { api_key_id: actor.keyId } : {}) },
+      details: { rule_id: row.rule_id, state: row.state, comment: row.ack_comment, expires_at: isoOrNull(row.ack_expires_at), ...(actor.kind === 'apikey' ? { api_key_id: actor.keyId } : {}) },
       ...meta,
     });
     return (await this.present(org.id, [row]))[0];

@@ -21,6 +21,7 @@ import {
   type PingAnswer,
   type UpdateHeartbeatInput,
 } from './heartbeats-schemas.js';
+import { isoOrNull } from '../../core/timestamp.js';
 
 export const TOKEN_PREFIX = 'hb_';
 /** Pings per second a heartbeat takes, sustained (a cron job pings once a minute at most; a loop gone wild is cut off). */
@@ -45,7 +46,6 @@ export interface HeartbeatsDeps {
   log?: { error(obj: object, msg: string): void };
 }
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 /** Whether the actor (already allowed alert.read in `org`) also holds alert.write there. */
 function mayWrite(actor: Actor, org: Parameters<typeof authorize>[2]): boolean {
@@ -227,7 +227,7 @@ export class HeartbeatsService {
       severity: r.severity,
       ...(token === null ? {} : { token, ping_url: `${this.d.baseUrl}/api/v1/heartbeats/${token}` }),
       state: r.state,
-      last_ping_at: iso(r.last_ping_at),
+      last_ping_at: isoOrNull(r.last_ping_at),
       due_at: r.due_at.toISOString(),
       created_at: r.created_at.toISOString(),
       updated_at: r.updated_at.toISOString(),

@@ -14,6 +14,7 @@ import type { ChannelRow, ChannelsRepository } from './channels-repository.js';
 import { storedPayload, testPayload, v4Payload } from './notification-render.js';
 import type { AttemptRow, NotificationRow, NotificationsRepository } from './notifications-repository.js';
 import type { ChannelTestResult, ChannelType, Notification, NotificationsQueryInput } from './notifications-schemas.js';
+import { isoOrNull } from '../../core/timestamp.js';
 
 /** The queue task that delivers one notification (one attempt per run; the queue retries). */
 export const DELIVER_TASK = 'notify.deliver';
@@ -49,7 +50,6 @@ export interface DeliveryDeps {
   stuckAfterMs: number;
 }
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const dedupeKeyOf = (id: string) => `notify:${id}`;
 
 /**
@@ -213,7 +213,7 @@ function present(r: NotificationRow, channelType: ChannelType, attempts: Attempt
       .map((a) => ({ attempt: a.attempt, at: a.at.toISOString(), outcome: a.outcome, status_code: a.status_code, error: a.error, latency_ms: a.latency_ms })),
     last_error: r.last_error,
     created_at: r.created_at.toISOString(),
-    sent_at: iso(r.sent_at),
+    sent_at: isoOrNull(r.sent_at),
     resend_of: r.resend_of,
   };
 }
