@@ -1,38 +1,13 @@
 import type { Knex } from 'knex';
-import type { StateRecord } from './alert-state.js';
+import { INITIAL_RECORD, type StateRecord } from './alert-state.js';
 import type { AlertRow, AlertState, GroupSettings, RuleRow } from './alert-types.js';
 
-/** An alerts row to insert or update: identity, labels and annotations, and its state record. */
-export interface AlertWrite extends StateRecord {
-  /** Set: update that row; absent: insert. */
-  id?: string;
-  org_id: string | null;
-  source: AlertRow['source'];
-  source_id: string;
-  rule_id: string | null;
-  fingerprint: string;
-  /** Its notification group (groupKeyOf); null for a rule-level record (never notified). */
-  group_key: string | null;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  error: string | null;
-  last_eval_at: Date | null;
-}
+/** An alerts row to insert or update: identity, labels and annotations, and its state record (`id` set: update that row; absent: insert). */
+export type AlertWrite = StateRecord &
+  Pick<AlertRow, 'org_id' | 'source' | 'source_id' | 'rule_id' | 'fingerprint' | 'group_key' | 'labels' | 'annotations' | 'error' | 'last_eval_at'> & { id?: string };
 
-const STATE_COLUMNS = [
-  'state',
-  'value',
-  'active_at',
-  'fired_at',
-  'resolved_at',
-  'last_breach_at',
-  'firing_notified_at',
-  'resolved_notified_at',
-  'ack_by',
-  'ack_at',
-  'ack_comment',
-  'ack_expires_at',
-] as const;
+/** The state record's columns, as alert-state.ts defines the record. */
+const STATE_COLUMNS = Object.keys(INITIAL_RECORD) as (keyof StateRecord)[];
 
 // The column types of an alerts row as jsonb_to_recordset reads them (writeRows).
 const RECORD_TYPES = `group_key text, labels jsonb, annotations jsonb, error text, last_eval_at timestamptz, state text, value float8,
