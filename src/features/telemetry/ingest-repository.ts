@@ -76,9 +76,11 @@ function* lines<T>(items: readonly WriteItem[], skip: Set<number>, rowsOf: (item
 
 const POINTS_COPY = 'copy points (org_id, series_id, ts, value) from stdin';
 const pointLine = (org: string, p: StoredPoint, iso: (ms: number) => string) => `${org}\t${p.seriesId}\t${iso(p.ts)}\t${p.value}\n`;
-const LOGS_COPY = 'copy logs (org_id, ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id) from stdin';
+const LOGS_COPY = 'copy logs (org_id, ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id, observed_ts, event_name) from stdin';
 const logLine = (org: string, l: LogIn, iso: (ms: number) => string) =>
-  `${org}\t${iso(l.ts)}\t${l.severityNumber}\t${text(l.severityText)}\t${text(l.body)}\t${json(l.attributes)}\t${json(l.resource)}\t${text(l.traceId)}\t${text(l.spanId)}\n`;
+  `${org}\t${iso(l.ts)}\t${l.severityNumber}\t${text(l.severityText)}\t${text(l.body)}\t${json(l.attributes)}\t${json(l.resource)}\t${text(l.traceId)}\t${text(l.spanId)}\t${
+    l.observedTs === null ? '\\N' : new Date(l.observedTs).toISOString()
+  }\t${text(l.eventName)}\n`;
 const EVENTS_COPY = 'copy events (org_id, ts, type, title, text, tags) from stdin';
 const eventLine = (org: string, e: EventIn, iso: (ms: number) => string) => `${org}\t${iso(e.ts)}\t${text(e.type)}\t${text(e.title)}\t${text(e.text)}\t${json(e.tags)}\n`;
 

@@ -32,6 +32,8 @@ export function nativeBatch(body: TelemetryBodyT, now: number): { batch: Telemet
       resource: {},
       traceId: null,
       spanId: null,
+      observedTs: null,
+      eventName: null,
     })),
     events: (body.events ?? []).map((e, i) => ({ ts: ts(e.ts, `body/events/${i}/ts`), type: e.type, title: e.title, text: e.text ?? null, tags: e.tags ?? [] })),
   };

@@ -50,7 +50,7 @@ import type { TelemetryBatch } from './telemetry-types.js';
 import { collectLogs, type LogsDecodeState } from './otlp-logs.js';
 import { collectMetrics, type MetricsDecodeState } from './otlp-metrics.js';
 import { OTLP_MESSAGES, type OtlpFormat, type ProtoMessageType } from './otlp-proto.js';
-import { Rejections, type Obj } from './otlp-values.js';
+import { Rejections, Warnings, type Obj } from './otlp-values.js';
 
 export type { OtlpFormat } from './otlp-proto.js';
 
@@ -60,6 +60,8 @@ export interface OtlpDecoded {
   rejected: number;
   /** Why, one line per reason, for partialSuccess.errorMessage. */
   messages: string[];
+  /** What was stored otherwise than sent (partialSuccess.errorMessage also when nothing was rejected). */
+  warnings: string[];
 }
 
 const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -88,15 +90,15 @@ export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: Pro
 /** POST /v1/metrics: ExportMetricsServiceRequest → points. `now` (epoch ms) stands in for missing timestamps. */
 export function decodeOtlpMetrics(body: Uint8Array, format: OtlpFormat, now: number): OtlpDecoded {
   const request = parseOtlpRequest(body, format, OTLP_MESSAGES.metricsRequest);
-  const state: MetricsDecodeState = { points: [], rejections: new Rejections('data point(s)'), seen: 0 };
+  const state: MetricsDecodeState = { points: [], rejections: new Rejections('data point(s)'), warnings: new Warnings(), seen: 0 };
   collectMetrics(request, now, state);
-  return { batch: { points: state.points, logs: [], events: [] }, rejected: state.rejections.count, messages: state.rejections.messages() };
+  return { batch: { points: state.points, logs: [], events: [] }, rejected: state.rejections.count, messages: state.rejections.messages(), warnings: state.warnings.messages() };
 }
 
 /** POST /v1/logs: ExportLogsServiceRequest → log rows. `now` (epoch ms) stands in for missing timestamps. */
 export function decodeOtlpLogs(body: Uint8Array, format: OtlpFormat, now: number): OtlpDecoded {
   const request = parseOtlpRequest(body, format, OTLP_MESSAGES.logsRequest);
-  const state: LogsDecodeState = { logs: [], rejections: new Rejections('log record(s)'), seen: 0 };
+  const state: LogsDecodeState = { logs: [], rejections: new Rejections('log record(s)'), warnings: new Warnings(), seen: 0 };
   collectLogs(request, now, state);
-  return { batch: { points: [], logs: state.logs, events: [] }, rejected: state.rejections.count, messages: state.rejections.messages() };
+  return { batch: { points: [], logs: state.logs, events: [] }, rejected: state.rejections.count, messages: state.rejections.messages(), warnings: state.warnings.messages() };
 }

@@ -1,6 +1,6 @@
 import { INGEST_LIMITS as L } from './telemetry-limits.js';
 import { LEVELS, levelOf, type LogIn } from './telemetry-types.js';
-import { anyToText, attributesToObject, idToHex, listAt, nanosToMs, objectAt, put, Rejections, stringAt, valueLength, type Obj } from './otlp-values.js';
+import { anyToText, attributesToObject, idToHex, listAt, nanosToMs, objectAt, put, Rejections, Warnings, stringAt, valueLength, type Obj } from './otlp-values.js';
 
 // The mapping rule itself is documented at the top of otlp-decode.ts.
 
@@ -52,6 +52,7 @@ function attributesProblem(attrs: Record<string, unknown>, what: string): string
 export interface LogsDecodeState {
   logs: LogIn[];
   rejections: Rejections;
+  warnings: Warnings;
   /** Log records seen so far (the unit of INGEST_LIMITS.maxItems and of rejectedLogRecords). */
   seen: number;
 }
@@ -62,7 +63,7 @@ function collectRecord(rec: Obj, resource: Record<string, unknown>, where: strin
   const time = nanosToMs(rec.timeUnixNano);
   const observed = nanosToMs(rec.observedTimeUnixNano);
   if (Number.isNaN(time) || Number.isNaN(observed)) return reject('an unreadable timeUnixNano or observedTimeUnixNano');
-  const ts = time || observed || now;
+  const ts = time ?? observed ?? now;
 
   const givenText = stringAt(rec.severityText);
   const severityNumber = severityNumberOf(rec.severityNumber) || severityFromText(givenText) || LEVELS.info;
@@ -84,6 +85,8 @@ function collectRecord(rec: Obj, resource: Record<string, unknown>, where: strin
     resource,
     traceId: idToHex(rec.traceId, 16),
     spanId: idToHex(rec.spanId, 8),
+    observedTs: observed,
+    eventName: null,
   });
 }
 

@@ -1,6 +1,6 @@
 import { INGEST_LIMITS as L } from './telemetry-limits.js';
 import type { PointIn } from './telemetry-types.js';
-import { attributesToText, double, int64, listAt, nanosToMs, objectAt, put, Rejections, stringAt, type Obj } from './otlp-values.js';
+import { attributesToText, double, int64, listAt, nanosToMs, objectAt, put, Rejections, Warnings, stringAt, type Obj } from './otlp-values.js';
 
 // The mapping rule itself is documented at the top of otlp-decode.ts.
 
@@ -64,12 +64,9 @@ function addLabels(into: Labels, pairs: [string, string][]): void {
   for (const [k, v] of pairs) put(into, sanitizeLabelKey(k), v);
 }
 
-/** ts of a data point: timeUnixNano, else startTimeUnixNano, else now; NaN when unreadable. */
+/** ts of a data point: timeUnixNano, else the time of arrival (never startTimeUnixNano); NaN when unreadable. */
 function pointTime(dp: Obj, now: number): number {
-  const t = nanosToMs(dp.timeUnixNano);
-  if (t !== 0) return t;
-  const start = nanosToMs(dp.startTimeUnixNano);
-  return start !== 0 ? start : now;
+  return nanosToMs(dp.timeUnixNano) ?? now;
 }
 
 /** A value that must be a non-negative integer count (fixed64). */
@@ -141,6 +138,7 @@ function partsOf(kind: Kind, dp: Obj, where: string): Part[] | string {
 export interface MetricsDecodeState {
   points: PointIn[];
   rejections: Rejections;
+  warnings: Warnings;
   /** OTLP data points seen so far (the unit of INGEST_LIMITS.maxItems and of rejectedDataPoints). */
   seen: number;
 }

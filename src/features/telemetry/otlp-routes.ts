@@ -131,8 +131,10 @@ export function registerOtlpRoutes(registry: ApiRegistry, deps: OtlpRouteDeps): 
         const decoded = DECODERS[signal](body, format, now());
         const result = await deps.ingest.ingest(actorOf(ctx), null, decoded.batch, { partial: true });
         const rejected = decoded.rejected + result.rejected[signal];
+        // Warnings go out with nothing rejected too (the spec: rejected 0 and a non-empty message).
+        const notes = [...(rejected > 0 ? [...decoded.messages, ...result.messages] : []), ...decoded.warnings];
         ctx.status = 200;
-        ctx.body = exportResponse(signal, format, rejected, rejected > 0 ? errorMessage([...decoded.messages, ...result.messages]) : '');
+        ctx.body = exportResponse(signal, format, rejected, notes.length ? errorMessage(notes) : '');
         ctx.type = OTLP_CONTENT_TYPES[format];
       },
       // An unknown Content-Type gives no encoding to answer in; JSON is the readable choice.

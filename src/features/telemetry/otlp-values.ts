@@ -30,13 +30,19 @@ const SIGNED = /^-?\d+$/;
 const NANOS_PER_MS = 1_000_000n;
 
 /**
- * A *TimeUnixNano field as epoch milliseconds: 0 when absent or zero (OTLP's "unset"), NaN when
- * unreadable. BigInt keeps a 19-digit nanosecond string exact before the division.
+ * A *TimeUnixNano field as epoch milliseconds (truncated): null when absent or zero (OTLP's
+ * "unset"), NaN when unreadable. Any other value is a real time, however small: 500 ns is the
+ * epoch's first millisecond, not "unset". BigInt keeps a 19-digit nanosecond string exact
+ * before the division.
  */
-export function nanosToMs(v: unknown): number {
-  if (v === undefined || v === null) return 0;
-  if (typeof v === 'string') return UNSIGNED.test(v) ? Number(BigInt(v) / NANOS_PER_MS) : NaN;
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.floor(v / 1e6) : NaN;
+export function nanosToMs(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') {
+    if (!UNSIGNED.test(v)) return NaN;
+    const ns = BigInt(v);
+    return ns === 0n ? null : Number(ns / NANOS_PER_MS);
+  }
+  if (typeof v === 'number') return !Number.isFinite(v) || v < 0 ? NaN : v === 0 ? null : Math.floor(v / 1e6);
   return NaN;
 }
 
@@ -178,5 +184,23 @@ export class Rejections {
     const out = [...this.#reasons].map(([reason, n]) => `${n} ${this.unit} rejected: ${reason}`);
     if (this.#other) out.push(`${this.#other} ${this.unit} rejected for other reasons`);
     return out;
+  }
+}
+
+/**
+ * What was stored otherwise than sent (a truncated attribute, a renamed label key, a part of a
+ * data point not kept): OTLP lets partialSuccess.errorMessage carry such warnings with nothing
+ * rejected. Distinct messages only, at most `max` of them.
+ */
+export class Warnings {
+  readonly #messages = new Set<string>();
+  constructor(private readonly max = 10) {}
+
+  add(message: string): void {
+    if (this.#messages.size < this.max) this.#messages.add(message);
+  }
+
+  messages(): string[] {
+    return [...this.#messages];
   }
 }

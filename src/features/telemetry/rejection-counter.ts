@@ -8,9 +8,12 @@ export const REJECTION_REASONS = {
   invalid_items: 400,
   outside_time_window: 400,
   series_limit: 400,
+  /** A new series whose name already has series of another kind (a gauge beside a counter). */
+  kind_conflict: 400,
   // OTLP answers partially: what it drops is not refused with a status of its own.
   dropped_outside_time_window: 200,
   dropped_series_limit: 200,
+  dropped_kind_conflict: 200,
 } as const;
 export type RejectionReason = keyof typeof REJECTION_REASONS;
 

@@ -1,10 +1,13 @@
 import type { Knex } from 'knex';
+import type { SeriesKind, SeriesMeta } from './telemetry-types.js';
 
 export interface SeriesKey {
   name: string;
   /** Canonical JSON of the labels (keys sorted). */
   canon: string;
+  /** sha256 of the stream identity: the canonical labels and the identifying part of `meta` (seriesIdentity). */
   hash: Buffer;
+  meta: SeriesMeta;
 }
 
 export interface SeriesIdRow {
@@ -40,18 +43,45 @@ export class SeriesRepository {
     if (keys.length === 0) return [];
     const sorted = [...keys].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : Buffer.compare(a.hash, b.hash)));
     const { rows: inserted } = await this.knex.raw<{ rows: SeriesIdRow[] }>(
-      `insert into series (org_id, name, labels, labels_hash)
-       select ?, k.name, k.labels, k.hash from unnest(?::text[], ?::jsonb[], ?::bytea[]) with ordinality as k(name, labels, hash, n)
+      `insert into series (org_id, name, labels, labels_hash, kind, temporality, monotonic, unit, description)
+       select ?, k.name, k.labels, k.hash, k.kind, k.temporality, k.monotonic, k.unit, k.description
+         from unnest(?::text[], ?::jsonb[], ?::bytea[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[])
+              with ordinality as k(name, labels, hash, kind, temporality, monotonic, unit, description, n)
         order by k.n
        on conflict (org_id, name, labels_hash) do nothing
        returning id, name, labels_hash`,
-      [orgId, sorted.map((k) => k.name), sorted.map((k) => k.canon), sorted.map((k) => k.hash)],
+      [
+        orgId,
+        sorted.map((k) => k.name),
+        sorted.map((k) => k.canon),
+        sorted.map((k) => k.hash),
+        sorted.map((k) => k.meta.kind),
+        sorted.map((k) => k.meta.temporality) as string[],
+        sorted.map((k) => k.meta.monotonic),
+        sorted.map((k) => k.meta.unit),
+        sorted.map((k) => k.meta.description),
+      ],
     );
     inserted.forEach((r, i) => (inserted[i] = asNumber(r)));
     if (inserted.length === keys.length) return inserted;
     const got = new Set(inserted.map((r) => `${r.name}\u0000${r.labels_hash.toString('hex')}`));
     const rest = sorted.filter((k) => !got.has(`${k.name}\u0000${k.hash.toString('hex')}`));
     return [...inserted, ...(await this.find(orgId, rest))];
+  }
+
+  /**
+   * The kind each of these names already has: the kind of any one of its series (one suffices,
+   * since a name's series share one kind; series of kind `unknown`, written before kinds were
+   * recorded, say nothing about their name). Names without such series are absent.
+   */
+  async kinds(orgId: string, names: readonly string[]): Promise<Map<string, SeriesKind>> {
+    if (names.length === 0) return new Map();
+    const { rows } = await this.knex.raw<{ rows: { name: string; kind: SeriesKind }[] }>(
+      `select n.name, s.kind from unnest(?::text[]) as n(name)
+         cross join lateral (select kind from series where org_id = ? and name = n.name and kind <> 'unknown' limit 1) s`,
+      [[...names], orgId],
+    );
+    return new Map(rows.map((r) => [r.name, r.kind]));
   }
 
   async count(orgId: string): Promise<number> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { SeriesKey, SeriesRepository } from './series-repository.js';
+import { NATIVE_META, type SeriesKind, type SeriesMeta } from './telemetry-types.js';
 
 /**
  * Cache entries live this long; a series is looked up again and its last_seen_at refreshed when
@@ -16,6 +17,27 @@ export interface Resolution {
   ids: (number | null)[];
   /** Indexes (into the input) of the points refused because their series would pass max_series. */
   refused: number[];
+  /**
+   * Indexes of the points refused because their name already has series of another kind (a
+   * counter `x_count` beside a histogram `x`'s `x_count`), with the kind the name has.
+   */
+  conflicts: { index: number; name: string; kind: SeriesKind; existing: SeriesKind }[];
+}
+
+export interface SeriesPoint {
+  name: string;
+  labels: Record<string, string>;
+  meta?: SeriesMeta;
+}
+
+/**
+ * The identity of a stream as text: its canonical labels and, unless it is a native gauge (the
+ * identity series had before descriptors existed, so their hashes still match), its kind,
+ * temporality and unit.
+ */
+export function seriesIdentity(canon: string, meta: SeriesMeta): string {
+  if (meta.kind === NATIVE_META.kind && meta.temporality === null && meta.unit === '') return canon;
+  return `${canon}\u0000${meta.kind}\u0000${meta.temporality ?? ''}\u0000${meta.unit}`;
 }
 
 /** Canonical form of a label set: keys sorted, so {a,b} and {b,a} are one series. */
@@ -47,42 +69,54 @@ export class SeriesStore {
     this.cache = new LRUCache({ max: opts.cacheSize, ttl: TOUCH_INTERVAL_MS, updateAgeOnGet: false, perf: { now } });
   }
 
-  async resolve(orgId: string, points: readonly { name: string; labels: Record<string, string> }[], maxSeries: number): Promise<Resolution> {
+  async resolve(orgId: string, points: readonly SeriesPoint[], maxSeries: number): Promise<Resolution> {
     const now = this.now();
     const ids: (number | null)[] = new Array<number | null>(points.length).fill(null);
-    const missing = new Map<string, number[]>();
+    /** Cache key → the input indexes and the key of the series they need. */
+    const missing = new Map<string, { at: number[]; key: SeriesKey | null; meta: SeriesMeta; name: string; canon: string }>();
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
-      const key = `${orgId}\u0000${p.name}\u0000${canonicalLabels(p.labels)}`;
+      const meta = p.meta ?? NATIVE_META;
+      const canon = canonicalLabels(p.labels);
+      const key = `${orgId}\u0000${p.name}\u0000${seriesIdentity(canon, meta)}`;
       const hit = this.cache.get(key);
       if (hit !== undefined) {
         ids[i] = hit;
       } else {
-        const at = missing.get(key);
-        if (at) at.push(i);
-        else missing.set(key, [i]);
+        const m = missing.get(key);
+        if (m) m.at.push(i);
+        else missing.set(key, { at: [i], key: null, meta, name: p.name, canon });
       }
     }
     const refused: number[] = [];
-    if (missing.size > 0) await this.serialized(orgId, () => this.load(orgId, missing, ids, refused, maxSeries, now));
-    return { ids, refused };
+    const conflicts: Resolution['conflicts'] = [];
+    if (missing.size > 0) await this.serialized(orgId, () => this.load(orgId, missing, ids, refused, conflicts, maxSeries, now));
+    return { ids, refused, conflicts };
   }
 
-  private async load(orgId: string, missing: Map<string, number[]>, ids: (number | null)[], refused: number[], maxSeries: number, now: number): Promise<void> {
-    const keys = new Map<string, SeriesKey>();
-    for (const cacheKey of missing.keys()) {
-      const [, name, canon] = cacheKey.split('\u0000');
-      const hash = createHash('sha256').update(canon).digest();
-      keys.set(`${name}\u0000${hash.toString('hex')}`, { name, canon, hash });
+  private async load(
+    orgId: string,
+    missing: Map<string, { at: number[]; meta: SeriesMeta; name: string; canon: string }>,
+    ids: (number | null)[],
+    refused: number[],
+    conflicts: Resolution['conflicts'],
+    maxSeries: number,
+    now: number,
+  ): Promise<void> {
+    /** `name \0 hash hex` → the key and its cache key. */
+    const keys = new Map<string, SeriesKey & { cacheKey: string }>();
+    for (const [cacheKey, m] of missing) {
+      const hash = createHash('sha256').update(seriesIdentity(m.canon, m.meta)).digest();
+      keys.set(`${m.name}\u0000${hash.toString('hex')}`, { name: m.name, canon: m.canon, hash, meta: m.meta, cacheKey });
     }
     const assign = (rows: { id: number; name: string; labels_hash: Buffer }[]) => {
       for (const r of rows) {
-        const k = keys.get(`${r.name}\u0000${r.labels_hash.toString('hex')}`);
+        const id = `${r.name}\u0000${r.labels_hash.toString('hex')}`;
+        const k = keys.get(id);
         if (!k) continue;
-        const cacheKey = `${orgId}\u0000${k.name}\u0000${k.canon}`;
-        this.cache.set(cacheKey, r.id);
-        for (const i of missing.get(cacheKey) ?? []) ids[i] = r.id;
-        keys.delete(`${r.name}\u0000${r.labels_hash.toString('hex')}`);
+        this.cache.set(k.cacheKey, r.id);
+        for (const i of missing.get(k.cacheKey)?.at ?? []) ids[i] = r.id;
+        keys.delete(id);
       }
     };
     const found = await this.repo.find(orgId, [...keys.values()]);
@@ -93,10 +127,22 @@ export class SeriesStore {
     // Recounted now and then: retention and other processes change the number too.
     const cached = this.counts.get(orgId);
     const count = cached && now - cached.at < COUNT_TTL_MS ? cached.n : await this.repo.count(orgId);
+    // One kind per name: a new series whose name already has series of another kind is refused.
+    const kinds = await this.repo.kinds(orgId, [...new Set([...keys.values()].map((k) => k.name))]);
+    const fresh: (SeriesKey & { cacheKey: string })[] = [];
+    for (const k of keys.values()) {
+      const existing = kinds.get(k.name);
+      if (existing === undefined || existing === k.meta.kind) {
+        kinds.set(k.name, k.meta.kind);
+        fresh.push(k);
+      } else {
+        for (const index of missing.get(k.cacheKey)?.at ?? []) conflicts.push({ index, name: k.name, kind: k.meta.kind, existing });
+      }
+    }
+    conflicts.sort((a, b) => a.index - b.index);
     const room = Math.max(0, maxSeries - count);
-    const fresh = [...keys.values()];
     const allowed = fresh.slice(0, room);
-    for (const k of fresh.slice(room)) for (const i of missing.get(`${orgId}\u0000${k.name}\u0000${k.canon}`) ?? []) refused.push(i);
+    for (const k of fresh.slice(room)) for (const i of missing.get(k.cacheKey)?.at ?? []) refused.push(i);
     const rows = await this.repo.insertOrGet(orgId, allowed);
     this.counts.set(orgId, { n: count + rows.length, at: cached && now - cached.at < COUNT_TTL_MS ? cached.at : now });
     assign(rows);

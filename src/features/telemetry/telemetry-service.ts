@@ -150,8 +150,13 @@ export class TelemetryService implements TelemetryIngest {
     const rejected = zero();
     const messages: string[] = [];
     const errors: ErrorDetail[] = [];
-    const refuse = (signal: keyof Counts, path: string, message: string) => {
-      rejected[signal]++;
+    // The data point each metric row belongs to (an OTLP histogram point is several rows): rows
+    // are dropped by data point, and rejections count data points.
+    const pointOf = new Map<PointIn, number>(input.points.map((p, i) => [p, p.point ?? -1 - i]));
+    const droppedPoints = new Set<number>();
+    const refuse = (signal: keyof Counts, path: string, message: string, point?: PointIn) => {
+      if (point) droppedPoints.add(pointOf.get(point)!);
+      else rejected[signal]++;
       errors.push({ path: `body/${signal}/${path}`, message });
     };
 
@@ -162,15 +167,19 @@ export class TelemetryService implements TelemetryIngest {
     const inWindow = <T extends { ts: number }>(items: T[], signal: keyof Counts): T[] =>
       items.filter((item, i) => {
         if (item.ts >= oldest && item.ts <= newest) return true;
-        refuse(signal, `${i}/ts`, item.ts < oldest ? 'is older than ingest.max_age allows' : 'is further in the future than ingest.max_future allows');
+        refuse(signal, `${i}/ts`, item.ts < oldest ? 'is older than ingest.max_age allows' : 'is further in the future than ingest.max_future allows', signal === 'metrics' ? (item as unknown as PointIn) : undefined);
         return false;
       });
-    const points: PointIn[] = inWindow(input.points, 'metrics');
+    let points: PointIn[] = inWindow(input.points, 'metrics');
     const logs: LogIn[] = inWindow(input.logs, 'logs');
     const events: EventIn[] = inWindow(input.events, 'events');
-    if (errors.length) this.refused(orgId, opts.partial ? 'dropped_outside_time_window' : 'outside_time_window', errors.length);
+    rejected.metrics += droppedPoints.size;
+    const outside = rejected.metrics + rejected.logs + rejected.events;
+    if (outside) this.refused(orgId, opts.partial ? 'dropped_outside_time_window' : 'outside_time_window', outside);
     if (errors.length && !opts.partial) throw new DomainError('validation_failed', 'request validation failed', { errors });
-    if (errors.length) messages.push(`${errors.length} item(s) outside the accepted time window`);
+    if (outside) messages.push(`${outside} item(s) outside the accepted time window`);
+    // The other rows of a data point with a row outside the window go too (its rows share one time, so this is rare).
+    if (droppedPoints.size) points = points.filter((p) => !droppedPoints.has(pointOf.get(p)!));
 
     const cost = points.length + logs.length + events.length;
     const decision = this.d.buckets.take(orgId, limits.ingest_points_per_second, cost);
@@ -186,27 +195,62 @@ export class TelemetryService implements TelemetryIngest {
       p.name = clean(p.name);
       p.labels = cleanRecord(p.labels);
     }
-    const { ids, refused } = await this.d.series.resolve(orgId, points, limits.max_series);
-    if (refused.length) {
-      this.refused(orgId, opts.partial ? 'dropped_series_limit' : 'series_limit', refused.length);
-      const message = `would create a new series beyond the organization's limit of ${limits.max_series} series`;
+    const { ids, refused, conflicts } = await this.d.series.resolve(orgId, points, limits.max_series);
+    const pathOf = (i: number) => `body/metrics/${input.points.indexOf(points[i])}/name`;
+    if (conflicts.length) {
+      const conflictMessage = (c: (typeof conflicts)[number]) => `metric "${c.name.slice(0, 100)}" has series of kind ${c.existing}; a ${c.kind} of the same name is refused`;
       if (!opts.partial) {
-        throw new DomainError('validation_failed', `the batch would pass the organization's limit of ${limits.max_series} series`, {
-          errors: refused.slice(0, 100).map((i) => ({ path: `body/metrics/${input.points.indexOf(points[i])}/name`, message })),
+        this.refused(orgId, 'kind_conflict', conflicts.length);
+        throw new DomainError('validation_failed', 'the batch mixes kinds under one metric name', {
+          errors: conflicts.slice(0, 100).map((c) => ({ path: pathOf(c.index), message: conflictMessage(c) })),
         });
       }
-      rejected.metrics += refused.length;
-      messages.push(`${refused.length} point(s) refused: ${message}`);
+      const byMessage = new Map<string, Set<number>>();
+      for (const c of conflicts) {
+        const m = conflictMessage(c);
+        const set = byMessage.get(m) ?? new Set<number>();
+        set.add(pointOf.get(points[c.index])!);
+        byMessage.set(m, set);
+      }
+      let n = 0;
+      for (const [m, set] of byMessage) {
+        for (const k of set) droppedPoints.add(k);
+        n += set.size;
+        if (messages.length < 10) messages.push(`${set.size} data point(s) rejected: ${m}`);
+      }
+      this.refused(orgId, 'dropped_kind_conflict', n);
     }
+    if (refused.length) {
+      const message = `would create a new series beyond the organization's limit of ${limits.max_series} series`;
+      if (!opts.partial) {
+        this.refused(orgId, 'series_limit', refused.length);
+        throw new DomainError('validation_failed', `the batch would pass the organization's limit of ${limits.max_series} series`, {
+          errors: refused.slice(0, 100).map((i) => ({ path: pathOf(i), message })),
+        });
+      }
+      const limited = new Set(refused.map((i) => pointOf.get(points[i])!).filter((k) => !droppedPoints.has(k)));
+      for (const k of limited) droppedPoints.add(k);
+      this.refused(orgId, 'dropped_series_limit', limited.size);
+      messages.push(`${limited.size} data point(s) refused: ${message}`);
+    }
+    // A data point is stored whole or not at all: a histogram whose bucket series was refused loses its _count and _sum too.
+    rejected.metrics = droppedPoints.size;
     const stored: StoredPoint[] = [];
     for (let i = 0; i < points.length; i++) {
       const id = ids[i];
-      if (id !== null) stored.push({ seriesId: id, ts: points[i].ts, value: points[i].value });
+      if (id !== null && !droppedPoints.has(pointOf.get(points[i])!)) stored.push({ seriesId: id, ts: points[i].ts, value: points[i].value });
     }
     const item: WriteItem = {
       orgId,
       points: stored,
-      logs: logs.map((l) => ({ ...l, severityText: clean(l.severityText), body: clean(l.body), attributes: cleanRecord(l.attributes), resource: cleanRecord(l.resource) })),
+      logs: logs.map((l) => ({
+        ...l,
+        severityText: clean(l.severityText),
+        body: clean(l.body),
+        attributes: cleanRecord(l.attributes),
+        resource: cleanRecord(l.resource),
+        eventName: l.eventName === null ? null : clean(l.eventName),
+      })),
       events: events.map((e) => ({ ...e, type: clean(e.type), title: clean(e.title), text: e.text === null ? null : clean(e.text), tags: e.tags.map(clean) })),
       idempotency,
     };

@@ -6,11 +6,45 @@ import type { Signal } from '../../core/signals.js';
  * produces and the writer stores. Timestamps are Unix epoch milliseconds (PostgreSQL keeps
  * microseconds; sub-millisecond OTLP precision is dropped).
  */
+/**
+ * What a series is, beside its name and labels (the OpenTelemetry metrics data model). Kind,
+ * temporality and unit identify a stream: two streams differing in any of them are two series.
+ * Kinds: `gauge`; `counter` (a monotonic sum); `updowncounter` (a non-monotonic sum); the parts
+ * (`_count`, `_sum`, `_bucket`) of a `histogram` or an `exponential_histogram`; the parts
+ * (`_count`, `_sum`, quantiles) of a `summary`. `unknown` marks series written before kinds were
+ * recorded. Temporality: `cumulative` or `delta` for sums and histograms, null for gauges.
+ */
+export const SERIES_KINDS = ['gauge', 'counter', 'updowncounter', 'histogram', 'exponential_histogram', 'summary', 'unknown'] as const;
+export type SeriesKind = (typeof SERIES_KINDS)[number];
+export type Temporality = 'cumulative' | 'delta';
+
+export interface SeriesMeta {
+  kind: SeriesKind;
+  temporality: Temporality | null;
+  /** Sums: OTLP's isMonotonic; histogram and summary parts: true; gauges: false. Follows from kind, so not identifying of its own. */
+  monotonic: boolean;
+  /** UCUM unit as sent ('' when none). */
+  unit: string;
+  /** Not identifying: the first description a series was created with is kept. */
+  description: string;
+}
+
+/** Native API points: plain gauges without unit. */
+export const NATIVE_META: SeriesMeta = Object.freeze({ kind: 'gauge', temporality: null, monotonic: false, unit: '', description: '' });
+
 export interface PointIn {
   name: string;
   labels: Record<string, string>;
   ts: number;
   value: number;
+  /** The stream's descriptor; absent: NATIVE_META. */
+  meta?: SeriesMeta;
+  /**
+   * The OTLP data point this row is part of (a histogram point becomes several rows): the rows
+   * of one data point are stored together or not at all, and count as one in rejections.
+   * Absent: the row is a data point of its own.
+   */
+  point?: number;
 }
 
 export interface LogIn {
@@ -23,6 +57,10 @@ export interface LogIn {
   resource: Record<string, unknown>;
   traceId: string | null;
   spanId: string | null;
+  /** When the collecting side observed the record (OTLP observedTimeUnixNano), epoch ms; null when not sent. */
+  observedTs: number | null;
+  /** OTLP LogRecord.eventName; null when not sent. */
+  eventName: string | null;
 }
 
 export interface EventIn {
