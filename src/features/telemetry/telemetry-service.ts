@@ -152,10 +152,12 @@ export class TelemetryService implements TelemetryIngest {
     const errors: ErrorDetail[] = [];
     // The data point each metric row belongs to (an OTLP histogram point is several rows): rows
     // are dropped by data point, and rejections count data points.
-    const pointOf = new Map<PointIn, number>(input.points.map((p, i) => [p, p.point ?? -1 - i]));
+    // Built only when something is dropped: the common batch never needs it.
+    let keys: Map<PointIn, number> | null = null;
+    const pointOf = (p: PointIn): number => (keys ??= new Map(input.points.map((q, i) => [q, q.point ?? -1 - i]))).get(p)!;
     const droppedPoints = new Set<number>();
     const refuse = (signal: keyof Counts, path: string, message: string, point?: PointIn) => {
-      if (point) droppedPoints.add(pointOf.get(point)!);
+      if (point) droppedPoints.add(pointOf(point));
       else rejected[signal]++;
       errors.push({ path: `body/${signal}/${path}`, message });
     };
@@ -179,7 +181,7 @@ export class TelemetryService implements TelemetryIngest {
     if (errors.length && !opts.partial) throw new DomainError('validation_failed', 'request validation failed', { errors });
     if (outside) messages.push(`${outside} item(s) outside the accepted time window`);
     // The other rows of a data point with a row outside the window go too (its rows share one time, so this is rare).
-    if (droppedPoints.size) points = points.filter((p) => !droppedPoints.has(pointOf.get(p)!));
+    if (droppedPoints.size) points = points.filter((p) => !droppedPoints.has(pointOf(p)));
 
     const cost = points.length + logs.length + events.length;
     const decision = this.d.buckets.take(orgId, limits.ingest_points_per_second, cost);
@@ -209,7 +211,7 @@ export class TelemetryService implements TelemetryIngest {
       for (const c of conflicts) {
         const m = conflictMessage(c);
         const set = byMessage.get(m) ?? new Set<number>();
-        set.add(pointOf.get(points[c.index])!);
+        set.add(pointOf(points[c.index]));
         byMessage.set(m, set);
       }
       let n = 0;
@@ -228,7 +230,7 @@ export class TelemetryService implements TelemetryIngest {
           errors: refused.slice(0, 100).map((i) => ({ path: pathOf(i), message })),
         });
       }
-      const limited = new Set(refused.map((i) => pointOf.get(points[i])!).filter((k) => !droppedPoints.has(k)));
+      const limited = new Set(refused.map((i) => pointOf(points[i])).filter((k) => !droppedPoints.has(k)));
       for (const k of limited) droppedPoints.add(k);
       this.refused(orgId, 'dropped_series_limit', limited.size);
       messages.push(`${limited.size} data point(s) refused: ${message}`);
@@ -238,7 +240,7 @@ export class TelemetryService implements TelemetryIngest {
     const stored: StoredPoint[] = [];
     for (let i = 0; i < points.length; i++) {
       const id = ids[i];
-      if (id !== null && !droppedPoints.has(pointOf.get(points[i])!)) stored.push({ seriesId: id, ts: points[i].ts, value: points[i].value });
+      if (id !== null && (droppedPoints.size === 0 || !droppedPoints.has(pointOf(points[i])))) stored.push({ seriesId: id, ts: points[i].ts, value: points[i].value });
     }
     const item: WriteItem = {
       orgId,
