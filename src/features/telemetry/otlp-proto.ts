@@ -1,9 +1,6 @@
 import protobuf from 'protobufjs';
-// The static protobufjs code the OpenTelemetry JS packages generated from opentelemetry-proto
-// v1.3 (CommonJS, typed only as a Root). Pinned through @opentelemetry/otlp-transformer 0.52.1,
-// the last release that ships it.
-import otlpRoot from '@opentelemetry/otlp-transformer/build/src/generated/root.js';
 import type { ErrorCode } from '../../core/errors.js';
+import { OTLP_PROTO_FILES } from './otlp-proto-files.js';
 
 /** The part of a protobufjs message class (static or reflected) this feature uses. */
 export interface ProtoMessageType {
@@ -13,25 +10,31 @@ export interface ProtoMessageType {
   toObject(message: object, options?: protobuf.IConversionOptions): Record<string, unknown>;
 }
 
-interface CollectorNamespace {
-  metrics: { v1: { ExportMetricsServiceRequest: ProtoMessageType; ExportMetricsServiceResponse: ProtoMessageType } };
-  logs: { v1: { ExportLogsServiceRequest: ProtoMessageType; ExportLogsServiceResponse: ProtoMessageType } };
+/**
+ * The vendored opentelemetry-proto files (otlp-proto-files.ts) parsed into one protobufjs Root,
+ * field names in camelCase as the OTLP JSON mapping spells them. toObject({ longs: String }) gives
+ * the tree the decoders read: (fixed/s)int64 as decimal strings, bytes as Buffers, enums as numbers,
+ * unset fields absent. google.rpc.Status, which OTLP/HTTP error bodies carry, is not among them;
+ * only its first two fields are used (details, field 3, is optional and never sent).
+ */
+function loadRoot(): protobuf.Root {
+  const root = new protobuf.Root();
+  for (const text of Object.values(OTLP_PROTO_FILES)) protobuf.parse(text, root, { keepCase: false });
+  root.define('google.rpc').add(new protobuf.Type('Status').add(new protobuf.Field('code', 1, 'int32')).add(new protobuf.Field('message', 2, 'string')));
+  // Resolving every reference now turns a broken definition into a startup failure, not a 500.
+  root.resolveAll();
+  return root;
 }
 
-const collector = (otlpRoot as unknown as { opentelemetry: { proto: { collector: CollectorNamespace } } }).opentelemetry.proto.collector;
-
-// The generated root lacks google.rpc.Status, which OTLP/HTTP error bodies carry; only its
-// first two fields are used (details, field 3, is optional and never sent).
-const statusRoot = protobuf.Root.fromJSON({
-  nested: { google: { nested: { rpc: { nested: { Status: { fields: { code: { type: 'int32', id: 1 }, message: { type: 'string', id: 2 } } } } } } } },
-});
+const root = loadRoot();
+const message = (name: string): ProtoMessageType => root.lookupType(name) as unknown as ProtoMessageType;
 
 export const OTLP_MESSAGES = {
-  metricsRequest: collector.metrics.v1.ExportMetricsServiceRequest,
-  metricsResponse: collector.metrics.v1.ExportMetricsServiceResponse,
-  logsRequest: collector.logs.v1.ExportLogsServiceRequest,
-  logsResponse: collector.logs.v1.ExportLogsServiceResponse,
-  status: statusRoot.lookupType('google.rpc.Status') as unknown as ProtoMessageType,
+  metricsRequest: message('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest'),
+  metricsResponse: message('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse'),
+  logsRequest: message('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest'),
+  logsResponse: message('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse'),
+  status: message('google.rpc.Status'),
 } as const;
 
 export type OtlpFormat = 'json' | 'protobuf';
