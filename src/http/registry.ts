@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { ValidateFunction } from 'ajv';
 import bodyParser from 'koa-bodyparser';
-import { DomainError, type ErrorDetail } from '../core/errors.js';
+import { DomainError, HTTP_STATUS, type ErrorDetail } from '../core/errors.js';
 import { markValidated, newAjv, toErrorDetails, unstorableDetails } from '../core/validation.js';
 import { PERMISSIONS, type Permission } from '../core/permissions.js';
 import type { HttpContext, RouteTag } from './context.js';
@@ -123,13 +123,42 @@ export interface RawRouteDef {
   /** Runs after authentication; reads the body from ctx.req itself. */
   handler: (ctx: HttpContext) => Promise<void> | void;
   /**
-   * Answers a DomainError (authentication's included) in the route's own format. Without it, or
-   * for any other error, the answer is problem+json.
+   * Answers every error of the route in its own format: DomainErrors (authentication's included),
+   * infrastructure errors the registry's classifier knows (PostgreSQL unreachable: `unavailable`,
+   * 503 with Retry-After, as the problem layer classifies them), and anything else as `internal`
+   * (500, the message naming the request id; the error itself is logged). The registry logs each
+   * error as the problem layer does; answerError only writes the answer. Without it, errors are
+   * problem+json.
    */
   answerError?: (ctx: HttpContext, err: DomainError) => void;
 }
 
+/** Infrastructure errors ("PostgreSQL unreachable") as DomainErrors; null for one it does not know. */
+export type ErrorClassifier = (err: unknown) => DomainError | null;
+
+/**
+ * A path prefix owned by raw routes that answer in their own format ("/v1/" for OTLP/HTTP): a
+ * request under it that no raw route takes (an unknown path, or a method the path's routes do
+ * not take) is answered by `unmatched` instead of the problem layer's 404/405.
+ */
+export interface RawScopeDef {
+  /** Starts and ends with "/"; outside /api/v1. */
+  prefix: string;
+  /**
+   * Writes the answer (status, body, type). `allow` holds the methods the path's raw routes take
+   * (the registry has set the Allow header: answer 405), or is empty for a path no raw route
+   * serves (answer 404). OPTIONS on a served path is answered by the registry (204 with Allow).
+   */
+  unmatched: (ctx: HttpContext, allow: readonly string[]) => void;
+}
+
 type AnyRouteDef = RouteDef<Maybe, Maybe, Maybe>;
+
+interface RawEntry {
+  def: RawRouteDef;
+  info: RouteInfo;
+  tag: RouteTag;
+}
 
 interface CompiledRoute {
   def: AnyRouteDef;
@@ -148,6 +177,11 @@ const LIST_EVERY_ERROR_BELOW_BYTES = 64 * 1024;
 export interface BodyLimits {
   bodyLimitBytes: number;
   bulkBodyLimitBytes: number;
+}
+
+export interface RegistryMiddlewareOptions extends BodyLimits {
+  /** The classifier the problem layer uses, for the errors raw routes answer themselves (answerError). */
+  classifyError?: ErrorClassifier;
 }
 
 const DEFAULT_BODY_LIMITS: BodyLimits = { bodyLimitBytes: 1_048_576, bulkBodyLimitBytes: 10_485_760 };
@@ -178,7 +212,9 @@ function bodyReader(limitBytes: number): BodyReader {
 
 export class ApiRegistry {
   readonly #routes: CompiledRoute[] = [];
-  readonly #raw: { def: RawRouteDef; info: RouteInfo; tag: RouteTag }[] = [];
+  readonly #raw: RawEntry[] = [];
+  readonly #rawScopes: RawScopeDef[] = [];
+  #classifyError: ErrorClassifier | undefined;
   readonly #bodyAjv = newAjv();
   readonly #bodyFirstErrorAjv = newAjv({ allErrors: false });
   readonly #stringAjv = newAjv({ coerce: true });
@@ -239,6 +275,15 @@ export class ApiRegistry {
     return this;
   }
 
+  /** Claims a path prefix for raw routes answering in their own format; see RawScopeDef. */
+  rawScope(def: RawScopeDef): this {
+    if (!def.prefix.startsWith('/') || !def.prefix.endsWith('/') || def.prefix.length < 3) throw new Error(`raw scope prefix must be "/<segment>/…/": ${def.prefix}`);
+    if (def.prefix.startsWith(`${API_PREFIX}/`) || API_PREFIX.startsWith(def.prefix)) throw new Error(`raw scope ${def.prefix} overlaps ${API_PREFIX}`);
+    if (this.#rawScopes.some((s) => s.prefix.startsWith(def.prefix) || def.prefix.startsWith(s.prefix))) throw new Error(`raw scope ${def.prefix} overlaps another`);
+    this.#rawScopes.push(def);
+    return this;
+  }
+
   /** The raw routes: the operations served outside /api/v1. */
   externalOperations(): RouteInfo[] {
     return this.#raw.map((r) => ({ ...r.info }));
@@ -281,9 +326,10 @@ export class ApiRegistry {
    * its group instead of every route (@koa/router tests each route's pattern in turn). Each
    * group keeps its own allowedMethods (405 with Allow).
    */
-  middleware(limits: BodyLimits = DEFAULT_BODY_LIMITS, prefix = API_PREFIX): Middleware {
+  middleware(limits: RegistryMiddlewareOptions = DEFAULT_BODY_LIMITS, prefix = API_PREFIX): Middleware {
     this.#readBody = bodyReader(limits.bodyLimitBytes);
     this.#readBulkBody = bodyReader(limits.bulkBodyLimitBytes);
+    this.#classifyError = limits.classifyError;
     const groups = new Map<string, Router>();
     for (const route of this.#routes) {
       const segment = route.def.path.split('/')[1] ?? '';
@@ -301,7 +347,7 @@ export class ApiRegistry {
     const start = prefix.length + 1;
     return (ctx, next) => {
       const path = ctx.path;
-      if (path.length <= start || !path.startsWith(prefix) || path[prefix.length] !== '/') return raw && raw.paths.has(path) ? raw.handle(ctx, next) : next();
+      if (path.length <= start || !path.startsWith(prefix) || path[prefix.length] !== '/') return raw ? raw(ctx, next) : next();
       const end = path.indexOf('/', start);
       const handler = handlers.get(end === -1 ? path.slice(start) : path.slice(start, end));
       return handler ? handler(ctx, next) : next();
@@ -360,25 +406,71 @@ export class ApiRegistry {
     await route.def.handler(ctx, input as RouteInput<Maybe, Maybe, Maybe>);
   }
 
-  #rawRouter(): { paths: Set<string>; handle: Middleware } | null {
-    if (this.#raw.length === 0) return null;
-    const router = new Router();
+  /**
+   * Raw routes by exact path and method (no pattern matching: their paths have no placeholders),
+   * and the raw scopes' answers for what no raw route under them takes. Null when there is nothing
+   * outside /api/v1 to serve.
+   */
+  #rawRouter(): Middleware | null {
+    if (this.#raw.length === 0 && this.#rawScopes.length === 0) return null;
+    const byPath = new Map<string, Map<string, RawEntry>>();
     for (const route of this.#raw) {
-      router[route.def.method](route.def.path, async (koaCtx) => {
-        const ctx = koaCtx as unknown as HttpContext;
-        ctx.state.route = route.tag;
-        try {
-          if (this.#authenticate) await this.#authenticate(ctx, route.info);
-          await route.def.handler(ctx);
-        } catch (err) {
-          if (!(err instanceof DomainError) || !route.def.answerError) throw err;
-          route.def.answerError(ctx, err);
-        }
-      });
+      let byMethod = byPath.get(route.def.path);
+      if (!byMethod) byPath.set(route.def.path, (byMethod = new Map()));
+      byMethod.set(route.def.method.toUpperCase(), route);
     }
-    const routes = router.routes() as unknown as Middleware;
-    const allowed = router.allowedMethods() as unknown as Middleware;
-    return { paths: new Set(this.#raw.map((r) => r.def.path)), handle: (ctx, next) => routes(ctx, () => allowed(ctx, next)) };
+    const scopes = this.#rawScopes;
+    return async (koaCtx, next) => {
+      const ctx = koaCtx as unknown as HttpContext;
+      const byMethod = byPath.get(ctx.path);
+      const route = byMethod && (byMethod.get(ctx.method) ?? (ctx.method === 'HEAD' ? byMethod.get('GET') : undefined));
+      if (route) return this.#runRaw(ctx, route);
+      const scope = scopes.find((s) => ctx.path.startsWith(s.prefix));
+      if (!byMethod && !scope) return next();
+      const allow = byMethod ? [...byMethod.keys()] : [];
+      if (allow.length) {
+        ctx.set('Allow', allow.join(', '));
+        if (ctx.method === 'OPTIONS') {
+          ctx.status = 204;
+          return;
+        }
+      }
+      // Without a scope: the bare 404/405 the problem layer gives its shape (as a router would).
+      if (scope) scope.unmatched(ctx, allow);
+      else ctx.status = 405;
+    };
+  }
+
+  async #runRaw(ctx: HttpContext, route: RawEntry): Promise<void> {
+    ctx.state.route = route.tag;
+    try {
+      if (this.#authenticate) await this.#authenticate(ctx, route.info);
+      await route.def.handler(ctx);
+    } catch (err) {
+      // A body already on its way cannot be replaced: the frame records the error.
+      if (!route.def.answerError || ctx.headerSent || !ctx.writable) throw err;
+      route.def.answerError(ctx, this.#domainErrorOf(ctx, err));
+    }
+  }
+
+  /** What a raw route answers for `err`, logged as the problem layer logs what it answers. */
+  #domainErrorOf(ctx: HttpContext, err: unknown): DomainError {
+    const log = ctx.state.log;
+    let domain: DomainError | null = err instanceof DomainError ? err : null;
+    if (!domain && this.#classifyError) {
+      try {
+        domain = this.#classifyError(err);
+      } catch (classifyErr) {
+        log?.error({ err: classifyErr }, 'error classifier threw');
+      }
+    }
+    if (!domain) {
+      log?.error({ err }, 'unhandled error');
+      return new DomainError('internal', `internal error; quote request id ${ctx.state.requestId} when reporting it`);
+    }
+    if (HTTP_STATUS[domain.code] >= 500) log?.error({ err, code: domain.code }, domain.message);
+    else log?.debug({ code: domain.code }, domain.message);
+    return domain;
   }
 
   /** An OpenAPI 3.1 document of every route; API paths are relative to the /api/v1 server. */

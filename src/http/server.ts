@@ -214,9 +214,14 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
     }),
   );
   // API routes read their JSON bodies themselves, after authentication and with their own limit;
-  // raw routes (OTLP takes protobuf too and answers errors in its own format) read theirs. The
-  // registry comes first: nearly every request is one of its routes.
-  app.use(lazy(() => opts.registry.middleware({ bodyLimitBytes: config.http.api_body_limit_bytes, bulkBodyLimitBytes: config.http.body_limit_bytes })));
+  // raw routes (OTLP takes protobuf too and answers errors in its own format) read theirs, and
+  // classify errors as the problem layer does. The registry comes first: nearly every request is
+  // one of its routes.
+  app.use(
+    lazy(() =>
+      opts.registry.middleware({ bodyLimitBytes: config.http.api_body_limit_bytes, bulkBodyLimitBytes: config.http.body_limit_bytes, classifyError: opts.classifyError }),
+    ),
+  );
   app.use(router.routes());
   app.use(router.allowedMethods());
 

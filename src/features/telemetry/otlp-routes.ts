@@ -6,7 +6,7 @@ import { actorOf, type HttpContext } from '../../http/context.js';
 import { setRateLimitHeaders } from '../../http/problem.js';
 import type { ApiRegistry } from '../../http/registry.js';
 import { decodeOtlpLogs, decodeOtlpMetrics, type OtlpDecoded } from './otlp-decode.js';
-import { exportResponse, OTLP_CONTENT_TYPES, otlpFormatOf, statusBody, type OtlpFormat, type OtlpSignal } from './otlp-proto.js';
+import { encodeOtlp, exportResponse, OTLP_CONTENT_TYPES, OTLP_MESSAGES, otlpFormatOf, statusBody, type OtlpFormat, type OtlpSignal } from './otlp-proto.js';
 import { OtlpHeadersSchema, otlpJsonRequestSchema, otlpJsonResponseSchema, otlpProtobufSchema, otlpRequestMessage, RpcStatusSchema } from './otlp-schemas.js';
 import type { TelemetryIngest } from './telemetry-types.js';
 
@@ -57,17 +57,41 @@ async function readBody(ctx: HttpContext, limit: number): Promise<Buffer> {
     }
     if (e.type === 'request.size.invalid') throw new DomainError('bad_request', 'the request body is shorter or longer than its Content-Length');
     if (typeof e.code === 'string' && e.code.startsWith('Z_')) throw new DomainError('bad_request', 'the request body is not valid gzip');
+    // Any other client-side failure of the read (an aborted upload, a bad Content-Length): the
+    // client's 400, not a defect of ours.
+    const status = (err as { status?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) throw new DomainError('bad_request', `the request body could not be read: ${(err as Error).message}`);
     throw err;
   }
 }
 
-function answerError(ctx: HttpContext, err: DomainError, format: OtlpFormat): void {
+/**
+ * The OTLP spec lets 429 and 503 carry Retry-After; Sentinel always sends it, so exporters wait
+ * the server's time instead of their own backoff. Errors that name no wait get this one.
+ */
+const DEFAULT_RETRY_AFTER_SECONDS = 1;
+
+/** google.rpc.Code UNIMPLEMENTED: what the Collector's receiver pairs with HTTP 404 (and gRPC answers for an unknown method). */
+const GRPC_UNIMPLEMENTED = 12;
+
+/**
+ * The format of the request's body, which the answer uses: protobuf for application/x-protobuf,
+ * else JSON (an unknown or missing Content-Type gives no encoding to answer in; JSON is the readable choice).
+ */
+const answerFormat = (ctx: HttpContext): OtlpFormat => otlpFormatOf(ctx.request.type) ?? 'json';
+
+/**
+ * Every error of the receivers as a google.rpc.Status in the request's encoding, with the HTTP
+ * status that tells the exporter whether to retry (429/503 yes, with Retry-After; the rest no).
+ * The registry has classified what was thrown (PostgreSQL unreachable: unavailable) and logged it.
+ */
+function answerError(ctx: HttpContext, err: DomainError): void {
+  const format = answerFormat(ctx);
   const status = HTTP_STATUS[err.code];
-  if (status >= 500) ctx.state.log?.error({ err, code: err.code }, err.message);
-  else ctx.state.log?.debug({ code: err.code }, err.message);
-  const retryAfter = err.details.retryAfter;
-  if ((status === 429 || status === 503) && typeof retryAfter === 'number' && Number.isFinite(retryAfter)) {
-    ctx.set('Retry-After', String(Math.max(0, Math.ceil(retryAfter))));
+  if (status === 429 || status === 503) {
+    const retryAfter = err.details.retryAfter;
+    const seconds = typeof retryAfter === 'number' && Number.isFinite(retryAfter) ? Math.max(0, Math.ceil(retryAfter)) : DEFAULT_RETRY_AFTER_SECONDS;
+    ctx.set('Retry-After', String(seconds));
   }
   const rl = err.details.rateLimit as { limit: number; remaining: number; reset: number } | undefined;
   if (rl) setRateLimitHeaders(ctx, rl);
@@ -77,12 +101,37 @@ function answerError(ctx: HttpContext, err: DomainError, format: OtlpFormat): vo
   ctx.type = OTLP_CONTENT_TYPES[format];
 }
 
+const MAX_PATH_IN_MESSAGE = 200;
+
+/**
+ * Requests under /v1/ that no receiver takes: 404 for a path (POST /v1/traces: traces are not
+ * accepted) and 405 with Allow for another method on /v1/metrics or /v1/logs, as a Status too.
+ */
+function answerUnmatched(ctx: HttpContext, allow: readonly string[]): void {
+  const format = answerFormat(ctx);
+  const path = ctx.path.length <= MAX_PATH_IN_MESSAGE ? ctx.path : `${ctx.path.slice(0, MAX_PATH_IN_MESSAGE - 1)}…`;
+  const accepted = `this server receives OTLP metrics (POST ${OTLP_PATHS.metrics}) and logs (POST ${OTLP_PATHS.logs})`;
+  let message: string;
+  if (allow.length) {
+    ctx.status = 405;
+    message = `${ctx.method} is not allowed on ${path}; OTLP/HTTP exports are ${allow.join(', ')} requests`;
+  } else {
+    ctx.status = 404;
+    message = ctx.path === '/v1/traces' ? `traces are not accepted: ${accepted}` : `no OTLP receiver at ${path}: ${accepted}`;
+  }
+  ctx.state.log?.debug({ status: ctx.status }, message);
+  ctx.body = encodeOtlp(OTLP_MESSAGES.status, format, { code: GRPC_UNIMPLEMENTED, message });
+  ctx.type = OTLP_CONTENT_TYPES[format];
+}
+
 /**
  * OTLP/HTTP receivers (https://opentelemetry.io/docs/specs/otlp/#otlphttp): POST /v1/metrics and
  * POST /v1/logs, protobuf or JSON, optionally gzip. They sit outside /api/v1 and answer in OTLP's
  * own format (ExportMetricsServiceResponse / ExportLogsServiceResponse with partialSuccess, or a
  * google.rpc.Status on errors, in the request's encoding) instead of problem+json, because
- * exporters parse those bodies. Errors other than DomainErrors go to the problem layer. One
+ * exporters parse those bodies (https://opentelemetry.io/docs/specs/otlp/#failures-1: every 4xx
+ * and 5xx carries a Status). That holds for every answer under /v1/: authentication's errors, a
+ * database outage (503), a defect (500), unknown paths (404) and other methods (405). One
  * declaration per signal both serves and documents the route; the registry authenticates before
  * the handler runs, and the per-IP API limit leaves it alone (rateLimit 'ingest': the service's
  * per-organization token buckets apply).
@@ -92,6 +141,7 @@ export function registerOtlpRoutes(registry: ApiRegistry, deps: OtlpRouteDeps): 
   const { json, protobuf } = OTLP_CONTENT_TYPES;
   const status = { [json]: RpcStatusSchema, [protobuf]: otlpProtobufSchema('google.rpc.Status') };
   const error = (description: string) => ({ description, content: status });
+  registry.rawScope({ prefix: '/v1/', unmatched: answerUnmatched });
   for (const signal of ['metrics', 'logs'] as const) {
     const message = otlpRequestMessage(signal);
     const answer = `Export${signal === 'metrics' ? 'Metrics' : 'Logs'}ServiceResponse`;
@@ -103,7 +153,8 @@ export function registerOtlpRoutes(registry: ApiRegistry, deps: OtlpRouteDeps): 
       description:
         'OpenTelemetry exporters post here (https://opentelemetry.io/docs/specs/otlp/#otlphttp). The answer uses the ' +
         "request's encoding. Items that cannot be stored are dropped and counted in partialSuccess; the rest are stored. " +
-        '429 and 503 carry Retry-After.',
+        'Every error is a google.rpc.Status; 429 and 503 carry Retry-After and are the only ones to retry. Other methods ' +
+        'on this path answer 405 (with Allow), other paths under /v1/ 404 (traces are not accepted), both as a Status.',
       tags: ['telemetry'],
       auth: 'any',
       permission: 'telemetry.ingest',
@@ -118,9 +169,9 @@ export function registerOtlpRoutes(registry: ApiRegistry, deps: OtlpRouteDeps): 
         403: error("The key's scopes do not include ingest."),
         413: error('Body (after decompression) over http.body_limit_bytes.'),
         415: error('Not application/x-protobuf or application/json, or a Content-Encoding other than gzip.'),
-        429: error("Over the organization's ingest rate; see Retry-After."),
+        429: error("Over the organization's ingest rate, or too many refused credentials from this address; see Retry-After."),
         503: error('The database is unavailable; retry after Retry-After.'),
-        500: { description: 'A defect of ours (problem+json with the request id).' },
+        500: error('A defect of ours; the message names the request id (also in X-Request-Id).'),
       },
       handler: async (ctx) => {
         const format = otlpFormatOf(ctx.request.type);
@@ -137,8 +188,7 @@ export function registerOtlpRoutes(registry: ApiRegistry, deps: OtlpRouteDeps): 
         ctx.body = exportResponse(signal, format, rejected, notes.length ? errorMessage(notes) : '');
         ctx.type = OTLP_CONTENT_TYPES[format];
       },
-      // An unknown Content-Type gives no encoding to answer in; JSON is the readable choice.
-      answerError: (ctx, err) => answerError(ctx, err, otlpFormatOf(ctx.request.type) ?? 'json'),
+      answerError,
     });
   }
 }
