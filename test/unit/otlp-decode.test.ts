@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { DomainError } from '../../src/core/errors.js';
 import { decodeOtlpLogs, decodeOtlpMetrics, type OtlpDecoded } from '../../src/features/telemetry/otlp-decode.js';
+import { RESOURCE_ID_LABEL } from '../../src/features/telemetry/otlp-metrics.js';
 import { OTLP_MESSAGES, exportResponse, statusBody, type ProtoMessageType } from '../../src/features/telemetry/otlp-proto.js';
 
 type J = Record<string, unknown>;
@@ -51,6 +53,9 @@ function logsBoth(fixture: J): OtlpDecoded {
 }
 
 const gauge = (name: string, dataPoints: J[]): J => ({ name, gauge: { dataPoints } });
+/** Stream descriptors, written out here rather than taken from the code under test. */
+const GAUGE = { kind: 'gauge', temporality: null, monotonic: false, unit: '', description: '' };
+const HISTOGRAM = { kind: 'histogram', temporality: 'cumulative', monotonic: true, unit: '', description: '' };
 
 function errorOf(fn: () => unknown): DomainError {
   try {
@@ -64,37 +69,47 @@ function errorOf(fn: () => unknown): DomainError {
 
 describe('OTLP decoding', () => {
   describe('metrics', () => {
-    it('maps gauge and sum data points (double and int) to one point each, time in epoch ms', () => {
+    it('maps gauge and sum data points (double and int) to one point each, with kind, temporality, unit and description', () => {
       const out = metricsBoth(
         metricsRequest([
           gauge('temperature', [{ timeUnixNano: T, asDouble: 21.5 }]),
-          { name: 'requests', sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: [{ startTimeUnixNano: START, timeUnixNano: T, asInt: '7' }] } },
-          { name: 'ratio', sum: { aggregationTemporality: 1, dataPoints: [{ startTimeUnixNano: START, asDouble: 0.25 }] } },
+          {
+            name: 'requests',
+            unit: '{request}',
+            description: 'Requests served',
+            sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: [{ startTimeUnixNano: START, timeUnixNano: T, asInt: '7' }] },
+          },
+          // No timeUnixNano: the time of arrival, not startTimeUnixNano.
+          { name: 'ratio', unit: '1', sum: { aggregationTemporality: 1, dataPoints: [{ startTimeUnixNano: START, asDouble: 0.25 }] } },
           gauge('queue_depth', [{ asInt: '-3' }, { timeUnixNano: T, asDouble: 0 }]),
         ]),
       );
+      const counter = { kind: 'counter', temporality: 'cumulative', monotonic: true, unit: '{request}', description: 'Requests served' };
+      const upDown = { kind: 'updowncounter', temporality: 'delta', monotonic: false, unit: '1', description: '' };
       expect(out).to.deep.equal({
         batch: {
           points: [
-            { name: 'temperature', labels: {}, ts: T_MS, value: 21.5 },
-            { name: 'requests', labels: {}, ts: T_MS, value: 7 },
-            { name: 'ratio', labels: {}, ts: START_MS, value: 0.25 },
-            { name: 'queue_depth', labels: {}, ts: NOW, value: -3 },
-            { name: 'queue_depth', labels: {}, ts: T_MS, value: 0 },
+            { name: 'temperature', labels: {}, ts: T_MS, value: 21.5, meta: GAUGE, point: 1 },
+            { name: 'requests', labels: {}, ts: T_MS, value: 7, meta: counter, point: 2 },
+            { name: 'ratio', labels: {}, ts: NOW, value: 0.25, meta: upDown, point: 3 },
+            { name: 'queue_depth', labels: {}, ts: NOW, value: -3, meta: GAUGE, point: 4 },
+            { name: 'queue_depth', labels: {}, ts: T_MS, value: 0, meta: GAUGE, point: 5 },
           ],
           logs: [],
           events: [],
         },
         rejected: 0,
         messages: [],
+        warnings: [],
       });
     });
 
-    it('expands a histogram into _count, _sum and cumulative _bucket series with le (incl. +Inf)', () => {
+    it('expands a histogram into _count, _sum and cumulative _bucket series with le (incl. +Inf), all rows of a data point sharing its number', () => {
       const out = metricsBoth(
         metricsRequest([
           {
             name: 'http.duration',
+            unit: 'ms',
             histogram: {
               aggregationTemporality: 2,
               dataPoints: [
@@ -107,19 +122,21 @@ describe('OTLP decoding', () => {
         ]),
       );
       const a = { route: '/a' };
+      const meta = { ...HISTOGRAM, unit: 'ms' };
+      const row = (name: string, labels: Record<string, string>, value: number, point: number) => ({ name, labels, ts: T_MS, value, meta, point });
       expect(out.batch.points).to.deep.equal([
-        { name: 'http.duration_count', labels: a, ts: T_MS, value: 10 },
-        { name: 'http.duration_sum', labels: a, ts: T_MS, value: 4.5 },
-        { name: 'http.duration_bucket', labels: { ...a, le: '0.1' }, ts: T_MS, value: 2 },
-        { name: 'http.duration_bucket', labels: { ...a, le: '0.5' }, ts: T_MS, value: 5 },
-        { name: 'http.duration_bucket', labels: { ...a, le: '1' }, ts: T_MS, value: 9 },
-        { name: 'http.duration_bucket', labels: { ...a, le: '+Inf' }, ts: T_MS, value: 10 },
-        { name: 'http.duration_count', labels: { route: '/b' }, ts: T_MS, value: 4 },
+        row('http.duration_count', a, 10, 1),
+        row('http.duration_sum', a, 4.5, 1),
+        row('http.duration_bucket', { ...a, le: '0.1' }, 2, 1),
+        row('http.duration_bucket', { ...a, le: '0.5' }, 5, 1),
+        row('http.duration_bucket', { ...a, le: '1' }, 9, 1),
+        row('http.duration_bucket', { ...a, le: '+Inf' }, 10, 1),
+        row('http.duration_count', { route: '/b' }, 4, 2),
       ]);
-      expect(out.rejected).to.equal(0);
+      expect([out.rejected, out.warnings]).to.deep.equal([0, []]);
     });
 
-    it('maps a summary to _count, _sum and one series per quantile', () => {
+    it('maps a summary to _count, _sum and one series per quantile, kind summary, cumulative', () => {
       const out = metricsBoth(
         metricsRequest([
           {
@@ -128,30 +145,218 @@ describe('OTLP decoding', () => {
           },
         ]),
       );
+      const meta = { kind: 'summary', temporality: 'cumulative', monotonic: true, unit: '', description: '' };
       expect(out.batch.points).to.deep.equal([
-        { name: 'rpc_latency_count', labels: {}, ts: T_MS, value: 5 },
-        { name: 'rpc_latency_sum', labels: {}, ts: T_MS, value: 12.5 },
-        { name: 'rpc_latency', labels: { quantile: '0.5' }, ts: T_MS, value: 2 },
-        { name: 'rpc_latency', labels: { quantile: '0.99' }, ts: T_MS, value: 7.5 },
+        { name: 'rpc_latency_count', labels: {}, ts: T_MS, value: 5, meta, point: 1 },
+        { name: 'rpc_latency_sum', labels: {}, ts: T_MS, value: 12.5, meta, point: 1 },
+        { name: 'rpc_latency', labels: { quantile: '0.5' }, ts: T_MS, value: 2, meta, point: 1 },
+        { name: 'rpc_latency', labels: { quantile: '0.99' }, ts: T_MS, value: 7.5, meta, point: 1 },
       ]);
     });
 
-    it('maps an exponential histogram to _count and _sum only', () => {
+    it('maps an exponential histogram to _count and _sum only, and warns once per request that the rest is not stored', () => {
       const out = metricsBoth(
         metricsRequest([
           {
             name: 'payload_size',
             exponentialHistogram: {
+              aggregationTemporality: 1,
+              dataPoints: [
+                { timeUnixNano: T, count: '6', sum: 30, scale: 2, zeroCount: '1', positive: { offset: 1, bucketCounts: ['2', '3'] } },
+                { timeUnixNano: T, count: '2', sum: 3, min: 1, max: 2, attributes: [kv('k', s('v'))] },
+              ],
+            },
+          },
+          { name: 'other_size', exponentialHistogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '1', negative: { bucketCounts: ['1'] } }] } },
+        ]),
+      );
+      const delta = { kind: 'exponential_histogram', temporality: 'delta', monotonic: true, unit: '', description: '' };
+      expect(out.batch.points).to.deep.equal([
+        { name: 'payload_size_count', labels: {}, ts: T_MS, value: 6, meta: delta, point: 1 },
+        { name: 'payload_size_sum', labels: {}, ts: T_MS, value: 30, meta: delta, point: 1 },
+        { name: 'payload_size_count', labels: { k: 'v' }, ts: T_MS, value: 2, meta: delta, point: 2 },
+        { name: 'payload_size_sum', labels: { k: 'v' }, ts: T_MS, value: 3, meta: delta, point: 2 },
+        { name: 'other_size_count', labels: {}, ts: T_MS, value: 1, meta: { ...delta, temporality: 'cumulative' }, point: 3 },
+      ]);
+      expect(out.rejected).to.equal(0);
+      expect(out.warnings).to.deep.equal(['exponential histograms: only _count and _sum are stored; buckets, zeroCount, min and max are not']);
+      // Nothing but count and sum sent: nothing lost, no warning.
+      const plain = metricsBoth(metricsRequest([{ name: 'e', exponentialHistogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '0', sum: 0 }] } }]));
+      expect([plain.batch.points.length, plain.warnings]).to.deep.equal([2, []]);
+      // An explicit histogram's min and max are not stored either.
+      const minMax = metricsBoth(
+        metricsRequest([{ name: 'h', histogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '1', sum: 2, min: 2, max: 2, bucketCounts: ['1'] }] } }]),
+      );
+      expect(minMax.batch.points.map((p) => p.name)).to.deep.equal(['h_count', 'h_sum', 'h_bucket']);
+      expect(minMax.warnings).to.deep.equal(['histograms: min and max are not stored']);
+    });
+
+    it('temporality: sums, histograms and exponential histograms without it (0 or absent) are refused; JSON may name the enum', () => {
+      const fixture = metricsRequest([
+        { name: 'no_temporality', sum: { isMonotonic: true, dataPoints: [{ timeUnixNano: T, asInt: '1' }, { timeUnixNano: T, asInt: '2' }] } },
+        { name: 'zero_temporality', sum: { aggregationTemporality: 0, dataPoints: [{ timeUnixNano: T, asInt: '1' }] } },
+        { name: 'h', histogram: { dataPoints: [{ timeUnixNano: T, count: '1', bucketCounts: ['1'] }] } },
+        { name: 'e', exponentialHistogram: { dataPoints: [{ timeUnixNano: T, count: '1' }] } },
+        { name: 'named', sum: { aggregationTemporality: 'AGGREGATION_TEMPORALITY_DELTA', isMonotonic: true, dataPoints: [{ timeUnixNano: T, asInt: '3' }] } },
+        { name: 'named_c', histogram: { aggregationTemporality: 'AGGREGATION_TEMPORALITY_CUMULATIVE', dataPoints: [{ timeUnixNano: T, count: '0' }] } },
+      ]);
+      const out = metricsBoth(fixture);
+      expect(out.batch.points).to.deep.equal([
+        { name: 'named', labels: {}, ts: T_MS, value: 3, meta: { kind: 'counter', temporality: 'delta', monotonic: true, unit: '', description: '' }, point: 6 },
+        { name: 'named_c_count', labels: {}, ts: T_MS, value: 0, meta: HISTOGRAM, point: 7 },
+      ]);
+      expect(out.rejected).to.equal(5);
+      expect(out.messages).to.deep.equal([
+        '2 data point(s) rejected: metric "no_temporality": a sum without aggregationTemporality (neither delta nor cumulative)',
+        '1 data point(s) rejected: metric "zero_temporality": a sum without aggregationTemporality (neither delta nor cumulative)',
+        '1 data point(s) rejected: metric "h": a histogram without aggregationTemporality (neither delta nor cumulative)',
+        '1 data point(s) rejected: metric "e": an exponential histogram without aggregationTemporality (neither delta nor cumulative)',
+      ]);
+      // An unknown enum value is no temporality either.
+      const unknown = decodeOtlpMetrics(json(metricsRequest([{ name: 'x', sum: { aggregationTemporality: 3, dataPoints: [{ asInt: '1' }] } }])), 'json', NOW);
+      expect([unknown.rejected, unknown.batch.points]).to.deep.equal([1, []]);
+    });
+
+    it('int64 values beyond ±(2^53−1) (asInt, count, bucket counts) are refused with a message, never rounded', () => {
+      const max = '9007199254740991'; // 2^53 − 1
+      const out = metricsBoth(
+        metricsRequest([
+          gauge('g', [
+            { timeUnixNano: T, asInt: max, attributes: [kv('i', s('max'))] },
+            { timeUnixNano: T, asInt: `-${max}`, attributes: [kv('i', s('min'))] },
+            { timeUnixNano: T, asInt: '9007199254740993' },
+            { timeUnixNano: T, asInt: '-9007199254740992' },
+            { timeUnixNano: T, asInt: '9223372036854775807' },
+          ]),
+          {
+            name: 'h',
+            histogram: {
               aggregationTemporality: 2,
-              dataPoints: [{ timeUnixNano: T, count: '6', sum: 30, scale: 2, zeroCount: '1', positive: { offset: 1, bucketCounts: ['2', '3'] } }],
+              dataPoints: [
+                { timeUnixNano: T, count: '18446744073709551615' },
+                { timeUnixNano: T, count: '9007199254740992', bucketCounts: ['9007199254740992'] },
+                { timeUnixNano: T, count: max, bucketCounts: [max], attributes: [kv('i', s('max'))] },
+              ],
+            },
+          },
+          { name: 'q', summary: { dataPoints: [{ timeUnixNano: T, count: '9007199254740993' }] } },
+        ]),
+      );
+      expect(out.batch.points.map((p) => [p.name, p.labels.i, p.value])).to.deep.equal([
+        ['g', 'max', 9007199254740991],
+        ['g', 'min', -9007199254740991],
+        ['h_count', 'max', 9007199254740991],
+        ['h_bucket', 'max', 9007199254740991],
+      ]);
+      expect(out.rejected).to.equal(6);
+      expect(out.messages).to.deep.equal([
+        '3 data point(s) rejected: metric "g": an asInt beyond ±(2^53−1), which cannot be stored exactly',
+        '2 data point(s) rejected: metric "h": a count beyond ±(2^53−1), which cannot be stored exactly',
+        '1 data point(s) rejected: metric "q": a count beyond ±(2^53−1), which cannot be stored exactly',
+      ]);
+      // A bucket count alone beyond the limit; and JSON numbers, which JSON.parse already rounded.
+      const viaJson = decodeOtlpMetrics(
+        Buffer.from(
+          '{"resourceMetrics":[{"scopeMetrics":[{"metrics":[' +
+            '{"name":"j","gauge":{"dataPoints":[{"asInt":9007199254740993}]}},' +
+            '{"name":"b","histogram":{"aggregationTemporality":2,"dataPoints":[{"count":"1","bucketCounts":["1","18446744073709551615"],"explicitBounds":[1]}]}}]}]}]}',
+        ),
+        'json',
+        NOW,
+      );
+      expect(viaJson.batch.points).to.deep.equal([]);
+      expect(viaJson.messages).to.deep.equal([
+        '1 data point(s) rejected: metric "j": an asInt beyond ±(2^53−1), which cannot be stored exactly',
+        '1 data point(s) rejected: metric "b": a bucketCounts entry beyond ±(2^53−1), which cannot be stored exactly',
+      ]);
+    });
+
+    it('time: a timeUnixNano of 500 ns is a real time (the epoch), a missing one on a cumulative point is the arrival', () => {
+      const out = metricsBoth(
+        metricsRequest([
+          { name: 'c', sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: [{ startTimeUnixNano: START, asInt: '1' }, { startTimeUnixNano: START, timeUnixNano: '500', asInt: '2' }] } },
+          { name: 'h', histogram: { aggregationTemporality: 2, dataPoints: [{ startTimeUnixNano: START, count: '0' }] } },
+          gauge('g', [{ timeUnixNano: '999999', asInt: '3' }, { timeUnixNano: '1000000', asInt: '4' }]),
+        ]),
+      );
+      expect(out.batch.points.map((p) => [p.name, p.ts])).to.deep.equal([
+        ['c', NOW],
+        ['c', 0],
+        ['h_count', NOW],
+        ['g', 0],
+        ['g', 1],
+      ]);
+    });
+
+    it('a histogram whose bucket counts do not sum to its count is refused', () => {
+      const out = metricsBoth(
+        metricsRequest([
+          {
+            name: 'h',
+            histogram: {
+              aggregationTemporality: 1,
+              dataPoints: [
+                { timeUnixNano: T, count: '6', bucketCounts: ['1', '2', '2'], explicitBounds: [1, 2] },
+                { timeUnixNano: T, bucketCounts: ['0', '1'], explicitBounds: [1] }, // count absent: 0
+                { timeUnixNano: T, count: '5', sum: 7, bucketCounts: ['1', '2', '2'], explicitBounds: [1, 2], attributes: [kv('ok', s('yes'))] },
+              ],
             },
           },
         ]),
       );
-      expect(out.batch.points).to.deep.equal([
-        { name: 'payload_size_count', labels: {}, ts: T_MS, value: 6 },
-        { name: 'payload_size_sum', labels: {}, ts: T_MS, value: 30 },
+      expect(out.messages).to.deep.equal([
+        '1 data point(s) rejected: metric "h": a histogram whose bucketCounts sum to 5 but count is 6',
+        '1 data point(s) rejected: metric "h": a histogram whose bucketCounts sum to 1 but count is 0',
       ]);
+      expect(out.rejected).to.equal(2);
+      expect(out.batch.points.map((p) => [p.name, p.labels.le ?? '', p.value, p.point])).to.deep.equal([
+        ['h_count', '', 5, 3],
+        ['h_sum', '', 7, 3],
+        ['h_bucket', '1', 1, 3],
+        ['h_bucket', '2', 3, 3],
+        ['h_bucket', '+Inf', 5, 3],
+      ]);
+    });
+
+    it('otel_resource_id: a hash of the non-allow-listed resource attributes, unless service.instance.id is set; set last', () => {
+      // sha256 of the canonical JSON (keys sorted, values as text), first 16 hex digits, computed here by hand.
+      const idOf = (canonical: string) => createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+      const pid1 = idOf('{"process.pid":"1","telemetry.sdk.language":"nodejs"}');
+      const pid2 = idOf('{"process.pid":"2","telemetry.sdk.language":"nodejs"}');
+      const point = (v: string, attributes: J[] = []) => [gauge('g', [{ timeUnixNano: T, asInt: v, attributes }])];
+      const fixture: J = {
+        resourceMetrics: [
+          // The same attributes in another order and with a repeated key (the last wins): the same id.
+          { resource: { attributes: [kv('service.name', s('api')), kv('process.pid', int('1')), kv('telemetry.sdk.language', s('nodejs'))] }, scopeMetrics: [{ metrics: point('1') }] },
+          { resource: { attributes: [kv('telemetry.sdk.language', s('nodejs')), kv('process.pid', int('9')), kv('process.pid', int('1')), kv('service.name', s('api'))] }, scopeMetrics: [{ metrics: point('2') }] },
+          { resource: { attributes: [kv('service.name', s('api')), kv('process.pid', int('2')), kv('telemetry.sdk.language', s('nodejs'))] }, scopeMetrics: [{ metrics: point('3') }] },
+          // service.instance.id identifies the process: no hash.
+          { resource: { attributes: [kv('service.name', s('api')), kv('service.instance.id', s('i-1')), kv('process.pid', int('1'))] }, scopeMetrics: [{ metrics: point('4') }] },
+          // Only allow-listed attributes: nothing to tell processes apart by, no label.
+          { resource: { attributes: [kv('service.name', s('api')), kv('host.name', s('h'))] }, scopeMetrics: [{ metrics: point('5') }] },
+          // An empty service.instance.id identifies nothing.
+          { resource: { attributes: [kv('service.instance.id', s('')), kv('process.pid', int('2')), kv('telemetry.sdk.language', s('nodejs'))] }, scopeMetrics: [{ metrics: point('6') }] },
+          // Neither a scope nor a data point attribute of that name can stand in for it.
+          {
+            resource: { attributes: [kv('process.pid', int('1')), kv('telemetry.sdk.language', s('nodejs'))] },
+            scopeMetrics: [{ scope: { attributes: [kv('otel_resource_id', s('forged'))] }, metrics: [...point('7'), ...point('8', [kv('otel_resource_id', s('forged'))])] }],
+          },
+        ],
+      };
+      const out = metricsBoth(fixture);
+      expect(out.batch.points.map((p) => [p.value, p.labels])).to.deep.equal([
+        [1, { 'service.name': 'api', otel_resource_id: pid1 }],
+        [2, { 'service.name': 'api', otel_resource_id: pid1 }],
+        [3, { 'service.name': 'api', otel_resource_id: pid2 }],
+        [4, { 'service.name': 'api', 'service.instance.id': 'i-1' }],
+        [5, { 'service.name': 'api', 'host.name': 'h' }],
+        [6, { 'service.instance.id': '', otel_resource_id: pid2 }],
+        [7, { otel_resource_id: pid1 }],
+        [8, { otel_resource_id: pid1 }],
+      ]);
+      expect(pid1).to.not.equal(pid2);
+      expect(RESOURCE_ID_LABEL).to.equal('otel_resource_id');
+      expect(out.warnings).to.deep.equal(['an attribute "otel_resource_id" was replaced by the resource\'s identity']);
     });
 
     it('labels: data point ∪ scope attributes ∪ otel_scope_name ∪ allow-listed resource attributes, the data point winning', () => {
@@ -164,6 +369,7 @@ describe('OTLP decoding', () => {
         kv('process.pid', int('1234')),
         kv('telemetry.sdk.language', s('nodejs')),
       ];
+      const resourceId = createHash('sha256').update('{"process.pid":"1234","telemetry.sdk.language":"nodejs"}').digest('hex').slice(0, 16);
       const scope = { name: 'my-lib', version: '1.0', attributes: [kv('lib.attr', s('x')), kv('host.name', s('scope-host'))] };
       const attributes = [
         kv('code', int('200')),
@@ -190,6 +396,7 @@ describe('OTLP decoding', () => {
             'k8s.pod.name': 'pod-7',
             'cloud.region': 'eu-west-1',
             otel_scope_name: 'my-lib',
+            otel_resource_id: resourceId,
             'lib.attr': 'x',
             code: '200',
             ratio: '0.5',
@@ -199,8 +406,17 @@ describe('OTLP decoding', () => {
           },
           ts: T_MS,
           value: 1,
+          meta: GAUGE,
+          point: 1,
         },
-        { name: 'g', labels: { 'service.name': 'checkout', 'service.version': '1.2.3', 'host.name': 'web-1', 'k8s.pod.name': 'pod-7', 'cloud.region': 'eu-west-1' }, ts: T_MS, value: 2 },
+        {
+          name: 'g',
+          labels: { 'service.name': 'checkout', 'service.version': '1.2.3', 'host.name': 'web-1', 'k8s.pod.name': 'pod-7', 'cloud.region': 'eu-west-1', otel_resource_id: resourceId },
+          ts: T_MS,
+          value: 2,
+          meta: GAUGE,
+          point: 2,
+        },
       ]);
     });
 
@@ -220,9 +436,64 @@ describe('OTLP decoding', () => {
         ]),
       );
       expect(out.batch.points).to.deep.equal([
-        { name: 'http_server.duration__ms_', labels: { 'http.status_code': '1', _1xx: '2', h_llo: '3', a_b: '4', 'k8s.pod/name-x': '5' }, ts: T_MS, value: 1 },
-        { name: '_9lives', labels: {}, ts: T_MS, value: 2 },
-        { name: 'ns:metric.name/x-y', labels: {}, ts: T_MS, value: 3 },
+        { name: 'http_server.duration__ms_', labels: { 'http.status_code': '1', _1xx: '2', h_llo: '3', a_b: '4', 'k8s.pod/name-x': '5' }, ts: T_MS, value: 1, meta: GAUGE, point: 1 },
+        { name: '_9lives', labels: {}, ts: T_MS, value: 2, meta: GAUGE, point: 2 },
+        { name: 'ns:metric.name/x-y', labels: {}, ts: T_MS, value: 3, meta: GAUGE, point: 3 },
+      ]);
+      // Renaming alone loses nothing: no warning.
+      expect(out.warnings).to.deep.equal([]);
+    });
+
+    it('attribute keys that sanitize to one label key are all kept (__2, __3 … in key order, whatever the order sent) and reported', () => {
+      const keys = [kv('http.status code', s('space')), kv('http.status_code', s('valid')), kv('http.status:code', s('colon')), kv('http.status_code__2', s('taken'))];
+      const expected = { 'http.status_code': 'valid', 'http.status_code__3': 'space', 'http.status_code__4': 'colon', 'http.status_code__2': 'taken' };
+      const warning =
+        'attribute keys that sanitize to the same label key are kept apart: "http.status_code" as "http.status_code", ' +
+        '"http.status code" as "http.status_code__3", "http.status:code" as "http.status_code__4"';
+      for (const order of [keys, [...keys].reverse(), [keys[2], keys[0], keys[3], keys[1]]]) {
+        const out = metricsBoth(metricsRequest([gauge('g', [{ timeUnixNano: T, asInt: '1', attributes: order }, { timeUnixNano: T, asInt: '2', attributes: order }])]));
+        expect(out.batch.points.map((p) => p.labels)).to.deep.equal([expected, expected]);
+        expect([out.rejected, out.warnings]).to.deep.equal([0, [warning]]);
+      }
+      // No valid key among them: the first in code-unit order keeps the name; scope attributes too.
+      const out = metricsBoth(metricsRequest([gauge('g', [{ timeUnixNano: T, asInt: '1' }])], [], { attributes: [kv('a:b', s('colon')), kv('a b', s('space'))] }));
+      expect(out.batch.points[0].labels).to.deep.equal({ a_b: 'space', a_b__2: 'colon' });
+      expect(out.warnings).to.deep.equal(['attribute keys that sanitize to the same label key are kept apart: "a b" as "a_b", "a:b" as "a_b__2"']);
+    });
+
+    it('unit and description: stored as sent, NUL replaced, a long description truncated with a warning; wrong types refused', () => {
+      const out = metricsBoth(
+        metricsRequest([
+          { name: 'a', unit: 'By\u0000s', description: `d\u0000${'x'.repeat(2000)}`, gauge: { dataPoints: [{ timeUnixNano: T, asInt: '1' }] } },
+          { name: 'b', unit: 'u'.repeat(101), gauge: { dataPoints: [{ timeUnixNano: T, asInt: '2' }] } },
+          { name: 'c', unit: 'u'.repeat(100), gauge: { dataPoints: [{ timeUnixNano: T, asInt: '3' }] } },
+        ]),
+      );
+      expect(out.batch.points.map((p) => [p.name, p.meta?.unit, p.meta?.description])).to.deep.equal([
+        ['a', 'By\ufffds', `d\ufffd${'x'.repeat(1022)}`],
+        ['c', 'u'.repeat(100), ''],
+      ]);
+      expect(out.messages).to.deep.equal(['1 data point(s) rejected: metric "b": a unit longer than 100 characters']);
+      expect(out.warnings).to.deep.equal(['metric descriptions longer than 1024 characters are truncated']);
+
+      const wrong = decodeOtlpMetrics(
+        json(
+          metricsRequest([
+            { name: 'u', unit: 5, gauge: { dataPoints: [{ asInt: '1' }, { asInt: '2' }] } },
+            { name: 'd', description: { text: 'x' }, gauge: { dataPoints: [{ asInt: '1' }] } },
+            { name: 7, gauge: { dataPoints: [{ asInt: '1' }] } },
+            { name: 'm', sum: { aggregationTemporality: 2, isMonotonic: 'yes', dataPoints: [{ asInt: '1' }] } },
+          ]),
+        ),
+        'json',
+        NOW,
+      );
+      expect([wrong.rejected, wrong.batch.points]).to.deep.equal([5, []]);
+      expect(wrong.messages).to.deep.equal([
+        '2 data point(s) rejected: metric "u": a unit that is not a string',
+        '1 data point(s) rejected: metric "d": a description that is not a string',
+        '1 data point(s) rejected: a metric name that is not a string',
+        '1 data point(s) rejected: metric "m": a sum whose isMonotonic is not a boolean',
       ]);
     });
 
@@ -242,6 +513,7 @@ describe('OTLP decoding', () => {
           {
             name: 'h',
             histogram: {
+              aggregationTemporality: 2,
               dataPoints: [
                 { timeUnixNano: T, count: '3', bucketCounts: ['1', '2'], explicitBounds: [1, 2] }, // one bucket short
                 { timeUnixNano: T, count: '3', bucketCounts: ['1', '1', '1'], explicitBounds: [2, 1] }, // bounds not increasing
@@ -253,7 +525,7 @@ describe('OTLP decoding', () => {
           },
           gauge('', [{ asInt: '1' }]),
           gauge('x'.repeat(200), [{ timeUnixNano: T, asInt: '6' }]), // exactly 200: kept
-          { name: 'y'.repeat(195), histogram: { dataPoints: [{ count: '1' }] } }, // y…y_count is 201
+          { name: 'y'.repeat(195), histogram: { aggregationTemporality: 2, dataPoints: [{ count: '1' }] } }, // y…y_count is 201
         ]),
       );
       expect(out.rejected).to.equal(4 + 4 + 3 + 1 + 1 + 1);
@@ -278,7 +550,7 @@ describe('OTLP decoding', () => {
 
     it('skips data points flagged "no recorded value" without counting them', () => {
       const out = metricsBoth(metricsRequest([gauge('g', [{ timeUnixNano: T, flags: 1 }, { timeUnixNano: T, asDouble: 2 }])]));
-      expect(out.batch.points).to.deep.equal([{ name: 'g', labels: {}, ts: T_MS, value: 2 }]);
+      expect(out.batch.points).to.deep.equal([{ name: 'g', labels: {}, ts: T_MS, value: 2, meta: GAUGE, point: 2 }]);
       expect(out.rejected).to.equal(0);
     });
 
@@ -286,7 +558,7 @@ describe('OTLP decoding', () => {
       const dataPoints = Array.from({ length: 10_002 }, (_, i) => ({ timeUnixNano: T, asInt: String(i) }));
       const out = metricsBoth(metricsRequest([gauge('many', dataPoints)]));
       expect(out.batch.points).to.have.length(10_000);
-      expect(out.batch.points[9_999].value).to.equal(9_999);
+      expect([out.batch.points[9_999].value, out.batch.points[9_999].point]).to.deep.equal([9_999, 10_000]);
       expect(out.rejected).to.equal(2);
       expect(out.messages).to.deep.equal(['2 data point(s) rejected: the request holds more than 10000 data points']);
     });
@@ -302,7 +574,7 @@ describe('OTLP decoding', () => {
                   metrics: [
                     gauge('a', [{ timeUnixNano: 1.7000000001234568e18, asInt: 42, unknown: true }]),
                     gauge('b', [{ timeUnixNano: T, asDouble: '2.5' }]),
-                    { name: 'c', histogram: { dataPoints: [{ timeUnixNano: T, count: 3, bucketCounts: [1, 2], explicitBounds: [10] }] } },
+                    { name: 'c', histogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: 3, bucketCounts: [1, 2], explicitBounds: [10] }] } },
                     gauge('d', [{ timeUnixNano: 'soon', asInt: '1' }]),
                     gauge('e', [{ timeUnixNano: T, asInt: 'many' }]),
                   ],
@@ -315,13 +587,14 @@ describe('OTLP decoding', () => {
         NOW,
       );
       expect(out.batch.points).to.deep.equal([
-        { name: 'a', labels: {}, ts: T_MS, value: 42 },
-        { name: 'b', labels: {}, ts: T_MS, value: 2.5 },
-        { name: 'c_count', labels: {}, ts: T_MS, value: 3 },
-        { name: 'c_bucket', labels: { le: '10' }, ts: T_MS, value: 1 },
-        { name: 'c_bucket', labels: { le: '+Inf' }, ts: T_MS, value: 3 },
+        { name: 'a', labels: {}, ts: T_MS, value: 42, meta: GAUGE, point: 1 },
+        { name: 'b', labels: {}, ts: T_MS, value: 2.5, meta: GAUGE, point: 2 },
+        { name: 'c_count', labels: {}, ts: T_MS, value: 3, meta: HISTOGRAM, point: 3 },
+        { name: 'c_bucket', labels: { le: '10' }, ts: T_MS, value: 1, meta: HISTOGRAM, point: 3 },
+        { name: 'c_bucket', labels: { le: '+Inf' }, ts: T_MS, value: 3, meta: HISTOGRAM, point: 3 },
       ]);
       expect(out.rejected).to.equal(2);
+      expect(out.messages).to.deep.equal(['1 data point(s) rejected: metric "d": an unreadable timeUnixNano', '1 data point(s) rejected: metric "e": a NaN, infinite or unreadable value']);
     });
   });
 
@@ -481,8 +754,8 @@ describe('OTLP decoding', () => {
         [
           gauge('g', [{ timeUnixNano: T, asDouble: 1.25, attributes: [kv('a', s('1'))] }]),
           { name: 's', sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: [{ timeUnixNano: T, asInt: '9' }] } },
-          { name: 'h', histogram: { dataPoints: [{ timeUnixNano: T, count: '2', sum: 3, bucketCounts: ['1', '1'], explicitBounds: [2] }] } },
-          { name: 'e', exponentialHistogram: { dataPoints: [{ timeUnixNano: T, count: '2', sum: 3 }] } },
+          { name: 'h', histogram: { aggregationTemporality: 1, dataPoints: [{ timeUnixNano: T, count: '2', sum: 3, bucketCounts: ['1', '1'], explicitBounds: [2] }] } },
+          { name: 'e', exponentialHistogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '2', sum: 3 }] } },
           { name: 'q', summary: { dataPoints: [{ timeUnixNano: T, count: '2', sum: 3, quantileValues: [{ quantile: 0.9, value: 2 }] }] } },
         ],
         [kv('service.name', s('svc'))],
@@ -491,13 +764,36 @@ describe('OTLP decoding', () => {
       const out = metricsBoth(fixture);
       expect(out.batch.points.map((p) => p.name)).to.deep.equal(['g', 's', 'h_count', 'h_sum', 'h_bucket', 'h_bucket', 'e_count', 'e_sum', 'q_count', 'q_sum', 'q']);
       expect(out.batch.points.every((p) => p.labels['service.name'] === 'svc' && p.labels.otel_scope_name === 'scope')).to.equal(true);
+      expect(out.batch.points.map((p) => `${p.meta?.kind}/${p.meta?.temporality}/${p.point}`)).to.deep.equal([
+        'gauge/null/1',
+        'counter/cumulative/2',
+        'histogram/delta/3',
+        'histogram/delta/3',
+        'histogram/delta/3',
+        'histogram/delta/3',
+        'exponential_histogram/cumulative/4',
+        'exponential_histogram/cumulative/4',
+        'summary/cumulative/5',
+        'summary/cumulative/5',
+        'summary/cumulative/5',
+      ]);
     });
 
-    it('an empty request (protobuf: zero bytes; JSON: {}) is valid and holds nothing', () => {
-      for (const [body, format] of [[Buffer.alloc(0), 'protobuf'], [json({}), 'json']] as const) {
-        expect(decodeOtlpMetrics(body, format, NOW)).to.deep.equal({ batch: { points: [], logs: [], events: [] }, rejected: 0, messages: [] });
-        expect(decodeOtlpLogs(body, format, NOW).batch.logs).to.deep.equal([]);
+    it('an empty request (protobuf: zero bytes; JSON: {}, zero bytes or only whitespace) is valid and holds nothing', () => {
+      const bodies = [
+        [Buffer.alloc(0), 'protobuf'],
+        [json({}), 'json'],
+        [Buffer.alloc(0), 'json'],
+        [Buffer.from(' \r\n\t '), 'json'],
+        [Buffer.from('\uFEFF\n'), 'json'],
+      ] as const;
+      for (const [body, format] of bodies) {
+        const empty = { batch: { points: [], logs: [], events: [] }, rejected: 0, messages: [], warnings: [] };
+        expect(decodeOtlpMetrics(body, format, NOW), `${format} ${JSON.stringify(body.toString())}`).to.deep.equal(empty);
+        expect(decodeOtlpLogs(body, format, NOW), `${format} ${JSON.stringify(body.toString())}`).to.deep.equal(empty);
       }
+      // Whitespace JSON does not know (a no-break space) is not an empty body.
+      expect(errorOf(() => decodeOtlpMetrics(Buffer.from('\u00a0'), 'json', NOW)).code).to.equal('bad_request');
     });
 
     it('undecodable input is bad_request', () => {

@@ -1,31 +1,59 @@
 /**
  * OTLP/HTTP request bodies (protobuf or the OTLP JSON mapping) → TelemetryBatch.
  *
- * Metric mapping (OTLP → Sentinel series):
- * - Gauge and Sum: each data point is one point; name = the metric name, value = asDouble or asInt.
- *   Sums are stored as sent (cumulative totals stay totals, delta sums stay per-interval increments).
+ * Metric mapping (OTLP → Sentinel series). Every stored row is a point of a series; a series is
+ * one stream of the OpenTelemetry data model: its name, labels, kind, temporality and unit
+ * identify it (monotonicity follows from the kind; the description is kept, not identifying).
+ * - Gauge: one point per data point, value asDouble or asInt; kind `gauge`, no temporality.
+ * - Sum: one point per data point, stored as sent (cumulative totals stay totals, delta sums stay
+ *   per-interval increments); kind `counter` when isMonotonic, else `updowncounter`; temporality
+ *   `delta` (1) or `cumulative` (2) from aggregationTemporality.
  * - Histogram: `<name>_count`, `<name>_sum` (when the point has a sum) and `<name>_bucket` with a
- *   label `le` per explicit bound plus `le="+Inf"`, valued with cumulative counts (Prometheus style).
- * - ExponentialHistogram: `<name>_count` and `<name>_sum` only (no buckets).
- * - Summary: `<name>_count`, `<name>_sum`, and `<name>` with a label `quantile` per quantile.
+ *   label `le` per explicit bound plus `le="+Inf"`, valued with cumulative counts (Prometheus
+ *   style); every part is kind `histogram`, monotonic, with the metric's temporality.
+ * - ExponentialHistogram: `<name>_count` and `<name>_sum` only, kind `exponential_histogram`,
+ *   monotonic, with the metric's temporality.
+ * - Summary: `<name>_count`, `<name>_sum`, and `<name>` with a label `quantile` per quantile; kind
+ *   `summary`, temporality `cumulative`, monotonic.
+ * - unit = the metric's unit ('' when none; part of the identity), description = the metric's
+ *   description (truncated to 1024 characters). NUL in either is replaced by U+FFFD.
+ * - One kind per name: a data point whose series would have another kind than the series the
+ *   name already has (a counter `x_count` beside a histogram `x`) is refused (ingest does that).
  * - Labels: the data point's attributes, the scope's attributes, `otel_scope_name` (the scope name,
  *   when non-empty) and these resource attributes only: service.name, service.namespace,
  *   service.instance.id, service.version, host.name, deployment.environment,
  *   deployment.environment.name, k8s.namespace.name, k8s.pod.name, k8s.container.name,
- *   cloud.region. Other resource attributes are not put on series (each would multiply their
- *   number). On a key clash the data point attribute wins over the scope's, which win over the
- *   resource's. Attribute values become text: strings as they are, ints, doubles and booleans as
- *   printed (`42`, `0.5`, `true`), arrays and key-value lists as compact JSON.
+ *   cloud.region. On a key clash the data point attribute wins over the scope's, which win over
+ *   the resource's. Attribute values become text: strings as they are, ints, doubles and booleans
+ *   as printed (`42`, `0.5`, `true`), arrays and key-value lists as compact JSON.
+ * - Per-process identity: when the resource has no (or an empty) service.instance.id and has
+ *   attributes outside that list (process.pid, telemetry.sdk.*, …), every series of the resource
+ *   gets `otel_resource_id` = the first 16 hex digits of the SHA-256 of those attributes'
+ *   canonical JSON (keys sorted, values as text), so two processes never share a series. It is set
+ *   after every attribute: an attribute of that name is replaced (with a warning).
  * - Names: characters a label key or metric name may not contain become `_`, and a leading `_`
  *   is added when the first character may not start one (`http.status code` → `http.status_code`,
- *   `1xx` → `_1xx`).
- * - Timestamp: timeUnixNano, else startTimeUnixNano, else the time of arrival; millisecond precision.
+ *   `1xx` → `_1xx`). Keys of one attribute list that end up equal are all kept: the key that was
+ *   valid as sent keeps the name (else the first in code-unit order), the others, in code-unit
+ *   order, get `__2`, `__3` … (with a warning naming them).
+ * - Timestamp: timeUnixNano, else the time of arrival (never startTimeUnixNano, also for
+ *   cumulative points); millisecond precision; any non-zero value is a real time (500 ns is the
+ *   epoch, which the ingest time window then refuses).
+ * - Every row carries its descriptor and the number of its data point: the rows of one data point
+ *   (a histogram's parts) are stored together or not at all, and count as one rejection.
  * - Dropped and counted in partialSuccess.rejectedDataPoints (the rest of the request is stored): a
- *   data point with a NaN/Infinity value, more than 32 labels (after the rules above), a label key
- *   over 100 or value over 1024 characters, a name (with suffix) over 200 characters, an empty
- *   metric name or attribute key, inconsistent histogram buckets, unreadable numbers, and data
- *   points past the 10,000th of a request. A data point flagged "no recorded value" (a staleness
- *   marker) is skipped without being counted.
+ *   data point of a sum, histogram or exponential histogram without aggregationTemporality, with a
+ *   NaN/Infinity value, an integer (asInt, count, bucket count) beyond ±(2^53−1) (a double would
+ *   round it), more than 32 labels (after the rules above), a label key over 100 or value over 1024
+ *   characters, a name (with suffix) over 200 characters, a unit over 100 characters, an empty
+ *   metric name or attribute key, a name, unit or description that is not a string, a histogram
+ *   whose bucketCounts do not match explicitBounds or do not sum to its count, bounds not
+ *   increasing, unreadable numbers, and data points past the 10,000th of a request. A data point
+ *   flagged "no recorded value" (a staleness marker) is skipped without being counted.
+ * - Warnings (partialSuccess.errorMessage, also when nothing is rejected): attribute keys kept
+ *   apart under suffixed names, a truncated description, an `otel_resource_id` attribute replaced,
+ *   and what is not stored: exponential histograms' buckets, zeroCount, min and max, and explicit
+ *   histograms' min and max.
  *
  * Log mapping (one log row per LogRecord):
  * - ts = timeUnixNano, else observedTimeUnixNano, else the time of arrival.
@@ -43,7 +71,8 @@
  *   the 10,000th of a request.
  *
  * Malformed input (protobuf that does not decode, JSON that does not parse, a structure of the
- * wrong type) fails the whole request with bad_request.
+ * wrong type) fails the whole request with bad_request. An empty body (zero bytes, or for JSON
+ * only whitespace) is an empty request.
  */
 import { DomainError } from '../../core/errors.js';
 import type { TelemetryBatch } from './telemetry-types.js';
@@ -64,6 +93,9 @@ export interface OtlpDecoded {
   warnings: string[];
 }
 
+// Only what JSON itself calls whitespace.
+const JSON_WHITESPACE = /^[ \t\r\n]*$/;
+
 const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** The request as a plain object tree, the same shape for both encodings. */
@@ -77,9 +109,12 @@ export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: Pro
       throw new DomainError('bad_request', `invalid OTLP protobuf: ${reason(err)}`);
     }
   }
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8').replace(/^\uFEFF/, '');
+  // No body, as for protobuf's zero bytes: an empty request (the OTLP spec suggests accepting it).
+  if (JSON_WHITESPACE.test(text)) return {};
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8').replace(/^\uFEFF/, ''));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new DomainError('bad_request', `invalid OTLP JSON: ${reason(err)}`);
   }

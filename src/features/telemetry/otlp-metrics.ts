@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { toStorableText } from '../../core/text.js';
+import { canonicalLabels } from './series-store.js';
 import { INGEST_LIMITS as L } from './telemetry-limits.js';
-import type { PointIn } from './telemetry-types.js';
-import { attributesToText, double, int64, listAt, nanosToMs, objectAt, put, Rejections, Warnings, stringAt, type Obj } from './otlp-values.js';
+import type { PointIn, SeriesKind, SeriesMeta, Temporality } from './telemetry-types.js';
+import { attributesToText, double, INEXACT_INT64, int64, int64Inexact, listAt, nanosToMs, objectAt, put, Rejections, Warnings, type Obj } from './otlp-values.js';
 
 // The mapping rule itself is documented at the top of otlp-decode.ts.
 
@@ -20,6 +23,18 @@ export const RESOURCE_LABEL_KEYS: readonly string[] = [
 ];
 const RESOURCE_LABELS = new Set(RESOURCE_LABEL_KEYS);
 export const SCOPE_NAME_LABEL = 'otel_scope_name';
+/**
+ * The per-process identity of a resource without `service.instance.id`: a hash of its resource
+ * attributes outside RESOURCE_LABEL_KEYS, so two processes differing only in, say, process.pid
+ * write two series instead of interleaving their cumulative counters in one.
+ */
+export const RESOURCE_ID_LABEL = 'otel_resource_id';
+const INSTANCE_ID = 'service.instance.id';
+
+/** A unit is part of a stream's identity; UCUM units are short. */
+export const UNIT_MAX = 100;
+/** Longer descriptions are truncated (and reported). */
+export const DESCRIPTION_MAX = 1024;
 
 const LABEL_KEY = new RegExp(L.labelKeyPattern);
 const METRIC_NAME = new RegExp(L.metricNamePattern);
@@ -39,6 +54,70 @@ export function sanitizeMetricName(name: string): string {
 
 type Labels = Record<string, string>;
 
+/**
+ * `otel_resource_id` for a resource's attributes ([key, text] pairs, a repeated key: the last
+ * wins), or null: null when `service.instance.id` is set (non-empty; it is a label already) or
+ * when every attribute is on the allow-list. Otherwise the first 16 hex digits of the SHA-256 of
+ * the other attributes' canonical JSON (keys sorted, values as text).
+ */
+export function resourceIdOf(attributes: readonly [string, string][]): string | null {
+  const other: Labels = {};
+  let instance = '';
+  for (const [k, v] of attributes) {
+    if (k === INSTANCE_ID) instance = v;
+    else if (!RESOURCE_LABELS.has(k)) put(other, k, v);
+  }
+  if (instance !== '' || Object.keys(other).length === 0) return null;
+  return createHash('sha256').update(canonicalLabels(other)).digest('hex').slice(0, 16);
+}
+
+const quoted = (s: string): string => JSON.stringify(s.length > 100 ? `${s.slice(0, 100)}…` : s);
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * One attribute list ([key, text] pairs) as label [key, value] pairs with sanitized keys. Keys
+ * that sanitize to one label key are all kept: the key that was valid as sent (else the first
+ * in code-unit order) keeps the name, the others, in code-unit order of their original keys,
+ * get `__2`, `__3` … (skipping names the list already uses), and a warning names them. The
+ * result does not depend on the order the attributes were sent in. A repeated key: the last wins.
+ */
+export function sanitizedPairs(pairs: readonly [string, string][], warnings: Warnings): [string, string][] {
+  if (pairs.every(([k]) => k === '' || LABEL_KEY.test(k))) return pairs as [string, string][];
+  const byRaw = new Map<string, string>();
+  for (const [k, v] of pairs) byRaw.set(k, v);
+  const groups = new Map<string, string[]>();
+  for (const raw of byRaw.keys()) {
+    const key = sanitizeLabelKey(raw);
+    const group = groups.get(key);
+    if (group) group.push(raw);
+    else groups.set(key, [raw]);
+  }
+  const taken = new Set(groups.keys());
+  const out: [string, string][] = [];
+  for (const [key, raws] of [...groups].sort(([a], [b]) => byCodeUnits(a, b))) {
+    if (raws.length === 1) {
+      out.push([key, byRaw.get(raws[0])!]);
+      continue;
+    }
+    raws.sort((a, b) => (a === key ? -1 : b === key ? 1 : byCodeUnits(a, b)));
+    const stored: string[] = [];
+    let n = 2;
+    for (const raw of raws) {
+      let name = key;
+      if (stored.length > 0) {
+        while (taken.has(`${key}__${n}`)) n++;
+        name = `${key}__${n++}`;
+        taken.add(name);
+      }
+      stored.push(`${quoted(raw)} as ${quoted(name)}`);
+      out.push([name, byRaw.get(raw)!]);
+    }
+    const shown = stored.slice(0, 5).join(', ') + (stored.length > 5 ? ` and ${stored.length - 5} more` : '');
+    warnings.add(`attribute keys that sanitize to the same label key are kept apart: ${shown}`);
+  }
+  return out;
+}
+
 /** One stored series point of a data point: name suffix, the extra label (le, quantile), value. */
 interface Part {
   suffix: string;
@@ -47,6 +126,9 @@ interface Part {
 }
 
 const FLAG_NO_RECORDED_VALUE = 1;
+
+/** Why a data point cannot be stored; thrown by the readers below and counted per data point. */
+class Refused extends Error {}
 
 /** Why a label set cannot be stored, or null. `extra` counts a label still to be added (le, quantile). */
 function labelProblem(labels: Labels, extra: number): string | null {
@@ -60,8 +142,8 @@ function labelProblem(labels: Labels, extra: number): string | null {
   return null;
 }
 
-function addLabels(into: Labels, pairs: [string, string][]): void {
-  for (const [k, v] of pairs) put(into, sanitizeLabelKey(k), v);
+function addLabels(into: Labels, pairs: [string, string][], warnings: Warnings): void {
+  for (const [k, v] of sanitizedPairs(pairs, warnings)) put(into, k, v);
 }
 
 /** ts of a data point: timeUnixNano, else the time of arrival (never startTimeUnixNano); NaN when unreadable. */
@@ -69,38 +151,61 @@ function pointTime(dp: Obj, now: number): number {
   return nanosToMs(dp.timeUnixNano) ?? now;
 }
 
+/** An int64 field as a Number; NaN when unreadable; refused when a Number would round it. */
+function exactInt(v: unknown, field: string, absent = NaN): number {
+  const n = int64(v, absent);
+  if (Number.isNaN(n) && int64Inexact(v)) throw new Refused(`${field} ${INEXACT_INT64}`);
+  return n;
+}
+
 /** A value that must be a non-negative integer count (fixed64). */
-const count = (v: unknown): number => {
-  const n = int64(v, 0);
+const count = (v: unknown, field = 'a count'): number => {
+  const n = exactInt(v, field, 0);
   return n >= 0 ? n : NaN;
 };
 
-function numberParts(dp: Obj): Part[] | string {
-  if (dp.asDouble !== undefined && dp.asDouble !== null) return [{ suffix: '', value: double(dp.asDouble) }];
-  if (dp.asInt !== undefined && dp.asInt !== null) return [{ suffix: '', value: int64(dp.asInt) }];
-  return 'a data point without a value';
+const present = (v: unknown): boolean => v !== undefined && v !== null;
+
+function numberParts(dp: Obj): Part[] {
+  if (present(dp.asDouble)) return [{ suffix: '', value: double(dp.asDouble) }];
+  if (present(dp.asInt)) return [{ suffix: '', value: exactInt(dp.asInt, 'an asInt') }];
+  throw new Refused('a data point without a value');
 }
 
-function histogramParts(dp: Obj, where: string): Part[] | string {
-  const parts: Part[] = [{ suffix: '_count', value: count(dp.count) }];
-  if (dp.sum !== undefined && dp.sum !== null) parts.push({ suffix: '_sum', value: double(dp.sum) });
-  const counts = listAt(dp.bucketCounts, `${where}.bucketCounts`).map(count);
+function histogramParts(dp: Obj, where: string, warnings: Warnings): Part[] {
+  const total = count(dp.count);
+  const parts: Part[] = [{ suffix: '_count', value: total }];
+  if (present(dp.sum)) parts.push({ suffix: '_sum', value: double(dp.sum) });
+  const counts = listAt(dp.bucketCounts, `${where}.bucketCounts`).map((c) => count(c, 'a bucketCounts entry'));
   const bounds = listAt(dp.explicitBounds, `${where}.explicitBounds`).map((b) => double(b));
+  if (present(dp.min) || present(dp.max)) warnings.add('histograms: min and max are not stored');
   if (counts.length === 0) return parts;
-  if (counts.length !== bounds.length + 1) return 'a histogram whose bucketCounts do not have one more entry than explicitBounds';
+  if (counts.length !== bounds.length + 1) throw new Refused('a histogram whose bucketCounts do not have one more entry than explicitBounds');
+  // Checked before the sum: an unreadable entry is reported as such, not as a mismatch.
+  if (!Number.isFinite(total) || counts.some((c) => !Number.isFinite(c))) throw new Refused('a NaN, infinite or unreadable value');
+  const sum = counts.reduce((a, c) => a + c, 0);
+  if (sum !== total) {
+    const exact = Number.isSafeInteger(sum) ? String(sum) : String(counts.reduce((a, c) => a + BigInt(c), 0n));
+    throw new Refused(`a histogram whose bucketCounts sum to ${exact} but count is ${total}`);
+  }
   let cumulative = 0;
   for (let i = 0; i < bounds.length; i++) {
-    if (!Number.isFinite(bounds[i]) || (i > 0 && bounds[i] <= bounds[i - 1])) return 'a histogram whose explicitBounds are not finite and increasing';
+    if (!Number.isFinite(bounds[i]) || (i > 0 && bounds[i] <= bounds[i - 1])) throw new Refused('a histogram whose explicitBounds are not finite and increasing');
     cumulative += counts[i];
     parts.push({ suffix: '_bucket', extra: ['le', String(bounds[i])], value: cumulative });
   }
-  parts.push({ suffix: '_bucket', extra: ['le', '+Inf'], value: cumulative + counts[bounds.length] });
+  parts.push({ suffix: '_bucket', extra: ['le', '+Inf'], value: total });
   return parts;
 }
 
-function exponentialParts(dp: Obj): Part[] {
+function exponentialParts(dp: Obj, where: string, warnings: Warnings): Part[] {
   const parts: Part[] = [{ suffix: '_count', value: count(dp.count) }];
-  if (dp.sum !== undefined && dp.sum !== null) parts.push({ suffix: '_sum', value: double(dp.sum) });
+  if (present(dp.sum)) parts.push({ suffix: '_sum', value: double(dp.sum) });
+  const hasBuckets = (side: unknown, at: string) => listAt(objectAt(side, at).bucketCounts, `${at}.bucketCounts`).length > 0;
+  const zero = int64(dp.zeroCount, 0);
+  if (hasBuckets(dp.positive, `${where}.positive`) || hasBuckets(dp.negative, `${where}.negative`) || zero !== 0 || present(dp.min) || present(dp.max)) {
+    warnings.add('exponential histograms: only _count and _sum are stored; buckets, zeroCount, min and max are not');
+  }
   return parts;
 }
 
@@ -121,61 +226,120 @@ function summaryParts(dp: Obj, where: string): Part[] {
 const KINDS = ['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'] as const;
 type Kind = (typeof KINDS)[number];
 
-function partsOf(kind: Kind, dp: Obj, where: string): Part[] | string {
+function partsOf(kind: Kind, dp: Obj, where: string, warnings: Warnings): Part[] {
   switch (kind) {
     case 'gauge':
     case 'sum':
       return numberParts(dp);
     case 'histogram':
-      return histogramParts(dp, where);
+      return histogramParts(dp, where, warnings);
     case 'exponentialHistogram':
-      return exponentialParts(dp);
+      return exponentialParts(dp, where, warnings);
     case 'summary':
       return summaryParts(dp, where);
   }
+}
+
+/** AggregationTemporality: the enum number, or its name (the proto3 JSON mapping allows both). */
+function temporalityOf(v: unknown): Temporality | null {
+  if (v === 1 || v === 'AGGREGATION_TEMPORALITY_DELTA') return 'delta';
+  if (v === 2 || v === 'AGGREGATION_TEMPORALITY_CUMULATIVE') return 'cumulative';
+  return null;
+}
+
+const KIND_WORDS: Record<Kind, string> = { gauge: 'a gauge', sum: 'a sum', histogram: 'a histogram', exponentialHistogram: 'an exponential histogram', summary: 'a summary' };
+
+/** The stream descriptor every data point of a metric shares, or why none of them can be stored. */
+function metaOf(metric: Obj, kind: Kind, data: Obj, warnings: Warnings): SeriesMeta | string {
+  if (present(metric.unit) && typeof metric.unit !== 'string') return 'a unit that is not a string';
+  if (present(metric.description) && typeof metric.description !== 'string') return 'a description that is not a string';
+  // PostgreSQL text holds no NUL: replaced, as in names and labels.
+  const unit = toStorableText((metric.unit as string | undefined) ?? '');
+  if (unit.length > UNIT_MAX) return `a unit longer than ${UNIT_MAX} characters`;
+  let description = (metric.description as string | undefined) ?? '';
+  if (description.length > DESCRIPTION_MAX) {
+    description = description.slice(0, DESCRIPTION_MAX);
+    warnings.add(`metric descriptions longer than ${DESCRIPTION_MAX} characters are truncated`);
+  }
+  description = toStorableText(description);
+  let seriesKind: SeriesKind;
+  let temporality: Temporality | null = null;
+  let monotonic = true;
+  switch (kind) {
+    case 'gauge':
+      return Object.freeze({ kind: 'gauge', temporality: null, monotonic: false, unit, description });
+    case 'summary':
+      return Object.freeze({ kind: 'summary', temporality: 'cumulative', monotonic: true, unit, description });
+    case 'sum':
+      if (present(data.isMonotonic) && typeof data.isMonotonic !== 'boolean') return 'a sum whose isMonotonic is not a boolean';
+      monotonic = data.isMonotonic === true;
+      seriesKind = monotonic ? 'counter' : 'updowncounter';
+      break;
+    case 'histogram':
+      seriesKind = 'histogram';
+      break;
+    case 'exponentialHistogram':
+      seriesKind = 'exponential_histogram';
+      break;
+  }
+  temporality = temporalityOf(data.aggregationTemporality);
+  if (temporality === null) return `${KIND_WORDS[kind]} without aggregationTemporality (neither delta nor cumulative)`;
+  return Object.freeze({ kind: seriesKind, temporality, monotonic, unit, description });
 }
 
 export interface MetricsDecodeState {
   points: PointIn[];
   rejections: Rejections;
   warnings: Warnings;
-  /** OTLP data points seen so far (the unit of INGEST_LIMITS.maxItems and of rejectedDataPoints). */
+  /** OTLP data points seen so far (the unit of INGEST_LIMITS.maxItems and of rejectedDataPoints); also numbers them. */
   seen: number;
 }
 
-function metricPoints(metric: Obj, base: Labels, where: string, now: number, state: MetricsDecodeState): void {
-  const kind = KINDS.find((k) => metric[k] !== undefined && metric[k] !== null);
+function metricPoints(metric: Obj, base: Labels, resourceId: string | null, where: string, now: number, state: MetricsDecodeState): void {
+  const kind = KINDS.find((k) => present(metric[k]));
   if (!kind) return; // no data: nothing to store and nothing to reject
-  const rawName = stringAt(metric.name);
+  const rawName = typeof metric.name === 'string' ? metric.name : '';
   const name = sanitizeMetricName(rawName);
   const data = objectAt(metric[kind], `${where}.${kind}`);
   const dpWhere = `${where}.${kind}.dataPoints`;
   const reject = (reason: string) => state.rejections.add(rawName ? `metric "${rawName.slice(0, 100)}": ${reason}` : reason);
+  const meta = present(metric.name) && typeof metric.name !== 'string' ? 'a metric name that is not a string' : name === '' ? 'a metric without a name' : metaOf(metric, kind, data, state.warnings);
 
   for (const item of listAt(data.dataPoints, dpWhere)) {
     const dp = objectAt(item, `${dpWhere}[]`);
-    if (++state.seen > L.maxItems) {
+    const point = ++state.seen;
+    if (point > L.maxItems) {
       state.rejections.add(`the request holds more than ${L.maxItems} data points`);
       continue;
     }
     // A staleness marker (the series ended); there is no value to store and nothing wrong with it.
     if (int64(dp.flags, 0) & FLAG_NO_RECORDED_VALUE) continue;
-    if (name === '') {
-      reject('a metric without a name');
+    if (typeof meta === 'string') {
+      reject(meta);
       continue;
     }
     const ts = pointTime(dp, now);
     if (Number.isNaN(ts)) {
-      reject('an unreadable timeUnixNano or startTimeUnixNano');
+      reject('an unreadable timeUnixNano');
       continue;
     }
-    const parts = partsOf(kind, dp, dpWhere);
-    if (typeof parts === 'string') {
-      reject(parts);
+    let parts: Part[];
+    try {
+      parts = partsOf(kind, dp, dpWhere, state.warnings);
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      reject(err.message);
       continue;
     }
     const labels: Labels = { ...base };
-    addLabels(labels, attributesToText(dp.attributes, `${dpWhere}[].attributes`));
+    addLabels(labels, attributesToText(dp.attributes, `${dpWhere}[].attributes`), state.warnings);
+    // Last, so that no attribute can stand in for the resource's identity.
+    if (resourceId !== null) {
+      if (Object.hasOwn(labels, RESOURCE_ID_LABEL) && labels[RESOURCE_ID_LABEL] !== resourceId) {
+        state.warnings.add(`an attribute "${RESOURCE_ID_LABEL}" was replaced by the resource's identity`);
+      }
+      labels[RESOURCE_ID_LABEL] = resourceId;
+    }
     const problem =
       labelProblem(labels, parts.some((p) => p.extra) ? 1 : 0) ??
       (parts.some((p) => !Number.isFinite(p.value)) ? 'a NaN, infinite or unreadable value' : null) ??
@@ -187,7 +351,7 @@ function metricPoints(metric: Obj, base: Labels, where: string, now: number, sta
     for (const p of parts) {
       const pointLabels = p.extra ? { ...labels } : labels;
       if (p.extra) put(pointLabels, p.extra[0], p.extra[1]);
-      state.points.push({ name: name + p.suffix, labels: pointLabels, ts, value: p.value });
+      state.points.push({ name: name + p.suffix, labels: pointLabels, ts, value: p.value, meta, point });
     }
   }
 }
@@ -197,20 +361,23 @@ export function collectMetrics(request: Obj, now: number, state: MetricsDecodeSt
   listAt(request.resourceMetrics, 'resourceMetrics').forEach((rmItem, r) => {
     const rm = objectAt(rmItem, `resourceMetrics[${r}]`);
     const resource = objectAt(rm.resource, `resourceMetrics[${r}].resource`);
-    const resourceLabels = attributesToText(resource.attributes, `resourceMetrics[${r}].resource.attributes`).filter(([k]) => RESOURCE_LABELS.has(k));
+    const resourceAttributes = attributesToText(resource.attributes, `resourceMetrics[${r}].resource.attributes`);
+    const resourceLabels = resourceAttributes.filter(([k]) => RESOURCE_LABELS.has(k));
+    const resourceId = resourceIdOf(resourceAttributes);
     listAt(rm.scopeMetrics, `resourceMetrics[${r}].scopeMetrics`).forEach((smItem, s) => {
       const sWhere = `resourceMetrics[${r}].scopeMetrics[${s}]`;
       const sm = objectAt(smItem, sWhere);
       const scope = objectAt(sm.scope, `${sWhere}.scope`);
-      // Precedence, lowest first: resource, scope name, scope attributes, data point attributes.
+      // Precedence, lowest first: resource, scope name, scope attributes, data point attributes;
+      // otel_resource_id is set after all of them.
       const base: Labels = {};
-      addLabels(base, resourceLabels);
-      const scopeName = stringAt(scope.name);
+      addLabels(base, resourceLabels, state.warnings);
+      const scopeName = typeof scope.name === 'string' ? scope.name : '';
       if (scopeName) base[SCOPE_NAME_LABEL] = scopeName;
-      addLabels(base, attributesToText(scope.attributes, `${sWhere}.scope.attributes`));
+      addLabels(base, attributesToText(scope.attributes, `${sWhere}.scope.attributes`), state.warnings);
       listAt(sm.metrics, `${sWhere}.metrics`).forEach((mItem, m) => {
         const mWhere = `${sWhere}.metrics[${m}]`;
-        metricPoints(objectAt(mItem, mWhere), base, mWhere, now, state);
+        metricPoints(objectAt(mItem, mWhere), base, resourceId, mWhere, now, state);
       });
     });
   });

@@ -46,12 +46,26 @@ export function nanosToMs(v: unknown): number | null {
   return NaN;
 }
 
-/** A 64-bit integer field (string or number) as a Number; NaN when unreadable, `absent` when missing. */
+/**
+ * A 64-bit integer field (string or number) as a Number; `absent` when missing, NaN when
+ * unreadable and also when beyond ±(2^53−1): a Number (a stored double) would round such a value,
+ * so it is never returned rounded. `int64Inexact` tells that case apart, for a message.
+ */
 export function int64(v: unknown, absent = NaN): number {
   if (v === undefined || v === null) return absent;
-  if (typeof v === 'string') return SIGNED.test(v) ? Number(v) : NaN;
-  if (typeof v === 'number') return Number.isInteger(v) ? v : NaN;
-  return NaN;
+  let n = NaN;
+  if (typeof v === 'string') n = SIGNED.test(v) ? Number(v) : NaN;
+  else if (typeof v === 'number') n = Number.isInteger(v) ? v : NaN;
+  return Number.isSafeInteger(n) ? n : NaN;
+}
+
+/** Integers beyond this magnitude do not survive a double exactly. */
+export const INEXACT_INT64 = 'beyond ±(2^53−1), which cannot be stored exactly';
+
+/** Whether `v` is a readable integer that int64 refuses only because it is beyond ±(2^53−1). */
+export function int64Inexact(v: unknown): boolean {
+  if (typeof v === 'string') return SIGNED.test(v) && !Number.isSafeInteger(Number(v));
+  return typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v);
 }
 
 /** A double field: numbers, plus the strings proto3 JSON allows ("NaN", "Infinity", "1.5"). */
