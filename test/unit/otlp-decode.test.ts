@@ -621,6 +621,7 @@ describe('OTLP decoding', () => {
               ],
               traceId: '5B8EFFF798038103D269B633813FC60C',
               spanId: 'EEE19B7EC3C1B174',
+              eventName: 'checkout.failed',
             },
           ],
           [kv('service.name', s('api')), kv('process.pid', int('42'))],
@@ -640,16 +641,19 @@ describe('OTLP decoding', () => {
               resource: { 'service.name': 'api', 'process.pid': 42, 'otel.scope.name': 'logger-x' },
               traceId: '5b8efff798038103d269b633813fc60c',
               spanId: 'eee19b7ec3c1b174',
+              observedTs: 1_700_000_001_000,
+              eventName: 'checkout.failed',
             },
           ],
           events: [],
         },
         rejected: 0,
         messages: [],
+        warnings: [],
       });
     });
 
-    it('severity: the number as sent, else derived from severityText, else 9 (info)', () => {
+    it('severity: the number as sent, else derived from severityText, else 0 (unspecified, no text)', () => {
       const out = logsBoth(
         logsRequest([
           { severityNumber: 5 },
@@ -668,8 +672,8 @@ describe('OTLP decoding', () => {
         [13, 'Warning'],
         [18, 'ERROR2'],
         [21, 'fatal'],
-        [9, 'verbose'],
-        [9, 'info'],
+        [0, 'verbose'],
+        [0, ''],
         [10, 'notice'],
       ]);
       // JSON leniency: an enum name, or a number outside 1–24 (treated as unset).
@@ -695,9 +699,31 @@ describe('OTLP decoding', () => {
       expect(out.batch.logs.map((l) => l.body)).to.deep.equal(['plain "text"', '42', '1.5', 'true', '{"a":"b","n":1}', '["x",false]', '']);
     });
 
-    it('ts: timeUnixNano, else observedTimeUnixNano, else now', () => {
-      const out = logsBoth(logsRequest([{ timeUnixNano: T, observedTimeUnixNano: START }, { observedTimeUnixNano: START }, {}]));
-      expect(out.batch.logs.map((l) => l.ts)).to.deep.equal([T_MS, START_MS, NOW]);
+    it('ts: timeUnixNano (any non-zero value, 500 ns too), else observedTimeUnixNano, else now; observedTs: null when unset', () => {
+      const out = logsBoth(
+        logsRequest([{ timeUnixNano: T, observedTimeUnixNano: START }, { observedTimeUnixNano: START }, {}, { timeUnixNano: '500' }, { timeUnixNano: '0', observedTimeUnixNano: '0' }]),
+      );
+      expect(out.batch.logs.map((l) => [l.ts, l.observedTs])).to.deep.equal([
+        [T_MS, START_MS],
+        [START_MS, START_MS],
+        [NOW, null],
+        [0, null],
+        [NOW, null],
+      ]);
+      // JSON only: numbers beyond a fixed64 or of the wrong type are unreadable.
+      const bad = decodeOtlpLogs(json(logsRequest([{ observedTimeUnixNano: '18446744073709551616' }, { timeUnixNano: 1e30 }, { observedTimeUnixNano: true }, { observedTimeUnixNano: '18446744073709551615' }])), 'json', NOW);
+      expect(bad.batch.logs.map((l) => l.observedTs)).to.deep.equal([Math.floor(18446744073709551615 / 1e6)]);
+      expect(bad.messages).to.deep.equal(['3 log record(s) rejected: an unreadable timeUnixNano or observedTimeUnixNano']);
+    });
+
+    it('eventName: stored as sent (NUL included; the writer replaces it), empty as null; over 4,096 characters or not a string: the record is refused', () => {
+      const out = logsBoth(logsRequest([{ eventName: 'a.b' }, { eventName: '' }, {}, { eventName: 'x\u0000y' }, { eventName: 'e'.repeat(4096) }, { eventName: 'e'.repeat(4097) }]));
+      expect(out.batch.logs.map((l) => l.eventName)).to.deep.equal(['a.b', null, null, 'x\u0000y', 'e'.repeat(4096)]);
+      expect(out.messages).to.deep.equal(['1 log record(s) rejected: an eventName longer than 4096 characters']);
+      const wrong = decodeOtlpLogs(json(logsRequest([{ eventName: 42 }, { eventName: { stringValue: 'x' } }, { eventName: 'ok' }])), 'json', NOW);
+      expect(wrong.batch.logs.map((l) => l.eventName)).to.deep.equal(['ok']);
+      expect(wrong.rejected).to.equal(2);
+      expect(wrong.messages).to.deep.equal(['2 log record(s) rejected: an eventName that is not a string']);
     });
 
     it('trace and span ids: lowercase hex; null when absent, all zero or the wrong size; base64 accepted in JSON', () => {
@@ -733,10 +759,12 @@ describe('OTLP decoding', () => {
         { severityText: 'E'.repeat(4097) },
       ]);
       (fixture.resourceLogs as J[]).push({ resource: { attributes: attrs(65) }, scopeLogs: [{ logRecords: [{ body: s('a') }, { body: s('b') }] }] });
+      (fixture.resourceLogs as J[]).push({ resource: { attributes: [kv('k'.repeat(101), s('v'))] }, scopeLogs: [{ logRecords: [{ body: s('c') }] }] });
+      (fixture.resourceLogs as J[]).push({ resource: { attributes: [kv('', s('v'))] }, scopeLogs: [{ logRecords: [{ body: s('d') }] }] });
       const out = logsBoth(fixture);
       expect(out.batch.logs).to.have.length(1);
       expect(out.batch.logs[0].body).to.have.length(65_536);
-      expect(out.rejected).to.equal(6 + 2);
+      expect(out.rejected).to.equal(6 + 2 + 1 + 1);
       expect(out.messages).to.deep.equal([
         '1 log record(s) rejected: a body longer than 65536 characters',
         '1 log record(s) rejected: more than 64 log attributes',
@@ -744,6 +772,46 @@ describe('OTLP decoding', () => {
         '1 log record(s) rejected: a log attribute key longer than 100 characters',
         '1 log record(s) rejected: a severityText longer than 4096 characters',
         '2 log record(s) rejected: more than 64 resource attributes',
+        '1 log record(s) rejected: a resource attribute key longer than 100 characters',
+        '1 log record(s) rejected: a resource attribute with an empty key',
+      ]);
+      expect(out.warnings).to.deep.equal([]);
+    });
+
+    it('a resource attribute value over 4,096 characters is cut to 4,096, listed in sentinel.truncated_attributes and reported; its records are stored', () => {
+      const cmd = 'java -jar app.jar ' + 'x'.repeat(5000);
+      const structured = { arrayValue: { values: Array.from({ length: 500 }, (_, i) => s(`arg-${i}`)) } };
+      const structuredJson = JSON.stringify(Array.from({ length: 500 }, (_, i) => `arg-${i}`));
+      // A surrogate pair straddling the cut: the high half is not kept alone.
+      const emoji = 'e'.repeat(4095) + '\u{1F600}';
+      const fixture = logsRequest(
+        [{ body: s('one') }, { body: s('two') }],
+        [kv('service.name', s('api')), kv('process.command_line', s(cmd)), kv('process.command_args', structured), kv('emoji', s(emoji))],
+        { name: 'scope-' + 'n'.repeat(5000) },
+      );
+      // A second resource with nothing over the limit is left alone; one whose only record is refused gets no warning.
+      (fixture.resourceLogs as J[]).push({ resource: { attributes: [kv('service.name', s('web'))] }, scopeLogs: [{ logRecords: [{ body: s('three') }] }] });
+      (fixture.resourceLogs as J[]).push({ resource: { attributes: [kv('other', s('o'.repeat(4097)))] }, scopeLogs: [{ logRecords: [{ eventName: 'e'.repeat(4097) }] }] });
+      const out = logsBoth(fixture);
+      expect(out.rejected).to.equal(1);
+      expect(out.batch.logs.map((l) => l.body)).to.deep.equal(['one', 'two', 'three']);
+      const expectedResource = {
+        'service.name': 'api',
+        'process.command_line': cmd.slice(0, 4096),
+        'process.command_args': structuredJson.slice(0, 4096),
+        emoji: 'e'.repeat(4095),
+        'otel.scope.name': ('scope-' + 'n'.repeat(5000)).slice(0, 4096),
+        'sentinel.truncated_attributes': ['process.command_line', 'process.command_args', 'emoji', 'otel.scope.name'],
+      };
+      expect(out.batch.logs[0].resource).to.deep.equal(expectedResource);
+      expect(out.batch.logs[1].resource).to.deep.equal(expectedResource);
+      expect(out.batch.logs[2].resource).to.deep.equal({ 'service.name': 'web' });
+      expect(structuredJson.length).to.be.greaterThan(4096);
+      expect(out.warnings).to.deep.equal([
+        'resource attribute "process.command_line" truncated to 4096 characters (listed in sentinel.truncated_attributes)',
+        'resource attribute "process.command_args" truncated to 4096 characters (listed in sentinel.truncated_attributes)',
+        'resource attribute "emoji" truncated to 4096 characters (listed in sentinel.truncated_attributes)',
+        'resource attribute "otel.scope.name" truncated to 4096 characters (listed in sentinel.truncated_attributes)',
       ]);
     });
   });

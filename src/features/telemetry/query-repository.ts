@@ -80,6 +80,8 @@ export interface LogRow {
   resource: Record<string, unknown>;
   trace_id: string | null;
   span_id: string | null;
+  observed_ts: Date | null;
+  event_name: string | null;
 }
 
 export interface LogFilter {
@@ -338,7 +340,8 @@ export class QueryRepository {
     const p = new Params();
     const where = logWhere(p, orgId, f);
     afterCursor(p, where, f.after);
-    const sql = `select ts, ${TS_US} as ts_us, id::text as id, severity_number, severity_text, body, attributes, resource, trace_id, span_id
+    const sql = `select ts, ${TS_US} as ts_us, id::text as id, severity_number, severity_text, body, attributes, resource, trace_id, span_id,
+                          observed_ts, event_name
                    from logs where ${where.join(' and ')} order by ts desc, id desc limit ${p.add(f.limit)}`;
     return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<LogRow>(sql, p.values)).rows);
   }

@@ -116,14 +116,16 @@ const Json = Type.Record(Type.String(), Type.Unknown());
 
 export const LogRecordSchema = Type.Object({
   ts: TimeOut,
-  level: Type.Unsafe<keyof typeof LEVELS>({ type: 'string', enum: LEVEL_NAMES }),
-  severity_number: Type.Integer({ minimum: 0, maximum: 24, description: 'OpenTelemetry severity number.' }),
+  level: Type.Unsafe<keyof typeof LEVELS>({ type: 'string', enum: LEVEL_NAMES, description: 'The level of severity_number; 0 (unspecified) reads as info, and the level filter treats it so.' }),
+  severity_number: Type.Integer({ minimum: 0, maximum: 24, description: 'OpenTelemetry severity number; 0: unspecified (an OTLP record that set neither a number nor a level name).' }),
   severity_text: Type.String(),
   body: Type.String(),
   attributes: Json,
   resource: Json,
   trace_id: Type.Union([Type.String(), Type.Null()]),
   span_id: Type.Union([Type.String(), Type.Null()]),
+  observed_ts: Type.Union([TimeOut, Type.Null()], { description: 'When the collecting side observed the record (OTLP observedTimeUnixNano); null when not sent.' }),
+  event_name: Type.Union([Type.String(), Type.Null()], { description: 'OTLP LogRecord.eventName; null when not sent.' }),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -161,6 +161,8 @@ export class QueryService {
         resource: r.resource,
         trace_id: r.trace_id,
         span_id: r.span_id,
+        observed_ts: r.observed_ts?.toISOString() ?? null,
+        event_name: r.event_name,
       })),
       next_cursor: rows.length > limit ? encodeTsIdCursor({ tsUs: last.ts_us, id: last.id }) : null,
     };
