@@ -15,7 +15,8 @@ export interface AlertMetricQuery {
   name: string;
   /** Exact label matches. */
   filter: Record<string, string>;
-  agg: 'avg' | 'min' | 'max' | 'sum' | 'count' | 'p50' | 'p90' | 'p95' | 'p99';
+  /** increase and rate: per series, the growth of a counter (counter resets handled; a delta series' values summed); rate per second of step. */
+  agg: 'avg' | 'min' | 'max' | 'sum' | 'count' | 'p50' | 'p90' | 'p95' | 'p99' | 'increase' | 'rate';
   /** Group by these labels (one answer series per group); empty: one answer series per stored series. */
   by: string[];
   startMs: number;

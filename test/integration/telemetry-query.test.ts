@@ -272,7 +272,8 @@ describe('telemetry query API', function () {
 
     it('empty buckets are left out; start is inclusive and end exclusive', async () => {
       const res = await q({ step: '1m', agg: 'count', filter: 'host=d' });
-      expect(res.series).to.deep.equal([{ labels: { host: 'd' }, points: [[iso(B + MIN), 1]] }]);
+      // Series written without a descriptor (as before kinds were recorded): kind unknown.
+      expect(res.series).to.deep.equal([{ labels: { host: 'd' }, kind: 'unknown', temporality: null, unit: '', points: [[iso(B + MIN), 1]] }]);
       const all = await q({ start: String(B), end: String(B + 10 * MIN), step: '10m', agg: 'max', filter: 'host=a' });
       expect(all.series[0].points).to.deep.equal([[iso(B), Math.max(...data.s1.points.filter(([ts]) => ts >= B && ts < B + 10 * MIN).map(([, v]) => v))]]);
     });
@@ -408,23 +409,26 @@ describe('telemetry query API', function () {
     });
   });
 
+  /** A name whose series were all written without a descriptor (before kinds were recorded): kind and types say unknown. */
+  const legacyName = (name: string, label_keys: string[], series: number) => ({
+    name,
+    kind: 'unknown',
+    label_keys,
+    series,
+    types: [{ kind: 'unknown', temporality: null, monotonic: false, unit: '', description: '', series }],
+  });
+
   describe('metric names (service)', () => {
     it('lists names with sorted label keys and series counts, paged by name, filtered by prefix', async () => {
       const svc = service();
       const p1 = await svc.listMetrics(SYSTEM_ACTOR, orgA.slug, { limit: 2 });
-      expect(p1.items).to.deep.equal([
-        { name: 'big', label_keys: ['k'], series: 1 },
-        { name: 'cpu.system', label_keys: [], series: 1 },
-      ]);
+      expect(p1.items).to.deep.equal([legacyName('big', ['k'], 1), legacyName('cpu.system', [], 1)]);
       const p2 = await svc.listMetrics(SYSTEM_ACTOR, orgA.slug, { limit: 2, cursor: p1.next_cursor! });
-      expect(p2.items).to.deep.equal([
-        { name: 'cpu.user', label_keys: ['core'], series: 1 },
-        { name: 'req', label_keys: ['env', 'host', 'region'], series: 4 },
-      ]);
+      expect(p2.items).to.deep.equal([legacyName('cpu.user', ['core'], 1), legacyName('req', ['env', 'host', 'region'], 4)]);
       expect(p2.next_cursor).to.equal(null);
       expect((await svc.listMetrics(SYSTEM_ACTOR, orgA.slug, { prefix: 'cpu.' })).items.map((i) => i.name)).to.deep.equal(['cpu.system', 'cpu.user']);
       // B's "req" has a tenant label; A's listing never counts it.
-      expect((await svc.listMetrics(SYSTEM_ACTOR, orgB.slug)).items).to.deep.equal([{ name: 'req', label_keys: ['env', 'host', 'tenant'], series: 1 }]);
+      expect((await svc.listMetrics(SYSTEM_ACTOR, orgB.slug)).items).to.deep.equal([legacyName('req', ['env', 'host', 'tenant'], 1)]);
     });
   });
 
@@ -621,7 +625,7 @@ describe('telemetry query API', function () {
       expect(names.status).to.equal(200);
       expect(names.body.items.map((i) => i.name)).to.deep.equal(['big', 'cpu.system', 'cpu.user']);
       const next = await call<Page<{ name: string }>>(`/organizations/${orgA.slug}/metrics`, tokens.readA, { limit: 3, cursor: names.body.next_cursor! });
-      expect(next.body).to.deep.equal({ items: [{ name: 'req', label_keys: ['env', 'host', 'region'], series: 4 }], next_cursor: null });
+      expect(next.body).to.deep.equal({ items: [legacyName('req', ['env', 'host', 'region'], 4)], next_cursor: null });
 
       const logs = await call<Page<LogItem>>(`/organizations/${orgA.slug}/logs`, tokens.viewerA, {
         start: iso(B),

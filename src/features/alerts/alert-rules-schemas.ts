@@ -12,7 +12,8 @@ import { ALERT_STATES, COMPARISONS, RULE_KINDS } from './alert-types.js';
 export const SEVERITIES = ['critical', 'error', 'warning', 'info'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
-export const AGGREGATIONS = ['avg', 'min', 'max', 'sum', 'count', 'p50', 'p90', 'p95', 'p99'] as const;
+/** As the metric query's `agg`; increase and rate read counters (per series, resets handled). */
+export const AGGREGATIONS = ['avg', 'min', 'max', 'sum', 'count', 'p50', 'p90', 'p95', 'p99', 'increase', 'rate'] as const;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 /** Rule labels and annotations: Prometheus label names (they become the alerts' labels in v4 payloads). */

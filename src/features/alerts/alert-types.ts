@@ -18,7 +18,7 @@ export type AlertState = (typeof ALERT_STATES)[number];
 export interface MetricRuleQuery {
   name: string;
   filter: Record<string, string>;
-  agg: 'avg' | 'min' | 'max' | 'sum' | 'count' | 'p50' | 'p90' | 'p95' | 'p99';
+  agg: 'avg' | 'min' | 'max' | 'sum' | 'count' | 'p50' | 'p90' | 'p95' | 'p99' | 'increase' | 'rate';
   window_ms: number;
   by: string[];
 }

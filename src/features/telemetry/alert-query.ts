@@ -24,7 +24,9 @@ export class AlertQuery implements AlertQuerySource {
       throw new DomainError('limit_exceeded', `the query spans ${buckets} buckets; query.max_buckets is ${this.limits.maxBuckets}`);
     }
     const matchers = Object.entries(q.filter).map(([label, value]) => ({ label, op: '=' as const, value, source: `${label}=${value}` }));
-    return this.timed(readMetric(this.repo, orgId, { name: q.name, matchers, by: q.by, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg, buckets }, this.limits));
+    const read = { name: q.name, matchers, by: q.by, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg, buckets };
+    const series = await this.timed(readMetric(this.repo, orgId, read, this.limits));
+    return series.map((s) => ({ labels: s.labels, points: s.points }));
   }
 
   async countLogs(orgId: string, q: AlertLogQuery): Promise<number> {

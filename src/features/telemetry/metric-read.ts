@@ -1,5 +1,5 @@
 import { DomainError } from '../../core/errors.js';
-import type { MetricReadSeries, MetricReadSpec, QueryRepository } from './query-repository.js';
+import type { MetricReadSeries, MetricReadSpec, QueryRepository, SeriesDescriptor } from './query-repository.js';
 
 /*
  * One metric read as both the query API (QueryService.query) and alert rules (AlertQuery) run it:
@@ -19,6 +19,8 @@ export interface MetricReadLimits {
 /** One answer series with epoch-ms bucket starts, ascending (null: a non-finite aggregate). */
 export interface RawAnswerSeries {
   labels: Record<string, string>;
+  /** The stored series' kind, temporality and unit; null for a group (`by`). */
+  descriptor: SeriesDescriptor | null;
   points: [number, number | null][];
 }
 
@@ -28,12 +30,17 @@ export const finite = (v: number | null): number | null => (v === null || Number
 /** The stable sort key of a label set: JSON of its entries in key order. */
 export const labelKey = (labels: Record<string, string>): string => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
-/** Answer series sorted by labels, points ascending (non-finite aggregates as null). */
+/**
+ * Answer series sorted by labels (series of equal labels, i.e. streams differing in kind,
+ * temporality or unit, by those), points ascending (non-finite aggregates as null).
+ */
 export function answerSeries(rows: MetricReadSeries[]): RawAnswerSeries[] {
   const out = rows.map((r) => {
     const points: [number, number | null][] = r.t.map((t, i) => [t, finite(r.v[i] ?? null)]);
     points.sort((a, b) => a[0] - b[0]);
-    return { key: labelKey(r.labels), series: { labels: r.labels, points } };
+    const d = r.descriptor;
+    const key = d === null ? labelKey(r.labels) : `${labelKey(r.labels)}\u0000${JSON.stringify([d.kind, d.temporality ?? '', d.unit])}`;
+    return { key, series: { labels: r.labels, descriptor: d, points } };
   });
   out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out.map((o) => o.series);

@@ -1,12 +1,18 @@
 import type { Knex } from 'knex';
 import type { LabelMatcher, TsIdCursor } from './query-params.js';
+import type { SeriesKind, Temporality } from './telemetry-types.js';
 
-/** The aggregations a metric query offers; percentiles interpolate (percentile_cont). */
-export const AGGREGATIONS = ['avg', 'min', 'max', 'sum', 'count', 'p50', 'p90', 'p95', 'p99'] as const;
+/**
+ * The aggregations a metric query offers. Percentiles interpolate (percentile_cont); `increase`
+ * and `rate` are temporal: per series, the growth of a counter (TEMPORAL below).
+ */
+export const AGGREGATIONS = ['avg', 'min', 'max', 'sum', 'count', 'p50', 'p90', 'p95', 'p99', 'increase', 'rate'] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
+/** The aggregations over the raw points of a bucket (the others look at consecutive points of a series). */
+type PointAggregation = Exclude<Aggregation, 'increase' | 'rate'>;
 
 // Fixed SQL per aggregation (never built from input). count as float8 so every value parses alike.
-const AGG_SQL: Record<Aggregation, string> = {
+const AGG_SQL: Record<PointAggregation, string> = {
   avg: 'avg(p.value)',
   min: 'min(p.value)',
   max: 'max(p.value)',
@@ -17,6 +23,19 @@ const AGG_SQL: Record<Aggregation, string> = {
   p95: 'percentile_cont(0.95) within group (order by p.value)',
   p99: 'percentile_cont(0.99) within group (order by p.value)',
 };
+
+/**
+ * `increase` and `rate`: one delta per point of a series, from its previous point in the range
+ * (`p.prev`, lag() over the series' points by time). A delta series' points are increments
+ * already: the delta is the value. Otherwise (cumulative, and gauges or unknown kinds as
+ * Prometheus treats them) it is value − previous, or the value itself when it dropped (a counter
+ * reset: the counter restarted from 0); the range's first point has no previous and only sets the
+ * base (TEMPORAL_WHERE leaves it out). A bucket's increase is the sum of its deltas; rate divides
+ * it by the step in seconds.
+ */
+const DELTA_SQL = `case when s.temporality = 'delta' then p.value when p.value >= p.prev then p.value - p.prev else p.value end`;
+const TEMPORAL_WHERE = `(s.temporality = 'delta' or p.prev is not null)`;
+const isTemporal = (agg: Aggregation): agg is 'increase' | 'rate' => agg === 'increase' || agg === 'rate';
 
 // Matchers compare the label's value with '' standing in for a missing label (Prometheus:
 // `env!=prod` and `env!~prod` also match series without `env`, `env=""` matches only those).
@@ -47,9 +66,18 @@ export interface MetricReadSpec {
   maxPoints: number;
 }
 
+/** What a stored series is, beside its labels (its descriptor's identifying part). */
+export interface SeriesDescriptor {
+  kind: SeriesKind;
+  temporality: Temporality | null;
+  unit: string;
+}
+
 /** One answer series as the statement returns it: bucket starts (epoch ms) and aggregates, in no particular order. */
 export interface MetricReadSeries {
   labels: Record<string, string>;
+  /** The stored series' descriptor; null for a group (`by`), whose series may differ in it. */
+  descriptor: SeriesDescriptor | null;
   t: number[];
   v: (number | null)[];
 }
@@ -63,10 +91,22 @@ export interface MetricReadResult {
   rows: MetricReadSeries[];
 }
 
+/** One distinct descriptor among a metric name's series, with how many series have it. */
+export interface MetricTypeRow {
+  kind: SeriesKind;
+  temporality: Temporality | null;
+  monotonic: boolean;
+  unit: string;
+  description: string;
+  series: number;
+}
+
 export interface MetricNameRow {
   name: string;
   series: number;
   label_keys: string[];
+  /** Sorted by kind, temporality (null first), monotonic, unit, description. */
+  types: MetricTypeRow[];
 }
 
 export interface LogRow {
@@ -146,6 +186,9 @@ interface MetricReadRow {
   n: number | null;
   answers: number | null;
   labels: Record<string, string> | null;
+  kind: SeriesKind | null;
+  temporality: Temporality | null;
+  unit: string | null;
   gk: (string | null)[] | null;
   t: number[] | null;
   v: (number | null)[] | null;
@@ -220,7 +263,13 @@ export class QueryRepository {
    * a group's points reach its aggregate in the same order every time: a float sum depends on
    * it), each point carrying its series' group key (the `by` labels' values, null where absent),
    * so a group's aggregate runs over the raw points of all its series (an avg is the mean of the
-   * points, not a mean of per-series means). No ORDER BY: the caller orders the answer.
+   * points, not a mean of per-series means).
+   * `increase` and `rate` (grouped or not) read series by series too, each series' points in
+   * time order straight from the index (so lag() needs no sort), and turn them into deltas
+   * (DELTA_SQL) before the buckets sum them: a group's increase is the sum of its series'
+   * increases. Over the group's raw points it would be meaningless: lag() across the points of
+   * different series would subtract one process's counter from another's.
+   * No ORDER BY: the caller orders the answer.
    * Unnamed, not prepared: a named statement's cached generic plan does not know the label
    * filter's value and may walk every series of the metric where the custom plan uses the GIN
    * index (measured: slower, and no less Node CPU).
@@ -241,28 +290,40 @@ export class QueryRepository {
     // The group key: the `by` labels' values in `by` order (null: absent); arrays with nulls group as equal.
     const key = `array(select labels->>k from unnest(${by}::text[]) with ordinality u(k, i) order by i)`;
     const bin = `date_bin(${step}::bigint * interval '1 millisecond', p.ts, ${start}::timestamptz)`;
-    const sql = `with s as materialized (
-        select id, ${grouped ? `${key} as gk` : 'labels'} from series where ${where.join(' and ')} limit ${lookupLimit}),
-      k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
-      a as (${
-        grouped
-          ? `
-        select s.gk as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
+    const withinLimits = `(select n <= ${maxSeries} and answers::bigint * ${buckets} <= ${maxPoints} from k)`;
+    const range = `p.org_id = ${org} and p.series_id = s.id and p.ts >= ${start} and p.ts < ${end}`;
+    let a: string;
+    if (isTemporal(q.agg)) {
+      // Ties in ts (a retried native write) are ordered by value, so the deltas never depend on the plan.
+      const v = q.agg === 'rate' ? `sum(${DELTA_SQL}) / (${step}::bigint::float8 / 1000)` : `sum(${DELTA_SQL})`;
+      a = `
+        select s.${grouped ? 'gk' : 'id'} as g, ${bin} as b, ${v} as v
           from s cross join lateral (
-                 select p.ts, p.value from points p where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${start} and p.ts < ${end}) p
-         where (select n <= ${maxSeries} and answers::bigint * ${buckets} <= ${maxPoints} from k)`
-          : `
+                 select p.ts, p.value, lag(p.value) over (order by p.ts, p.value) as prev from points p where ${range}) p
+         where ${TEMPORAL_WHERE} and ${withinLimits}`;
+    } else if (grouped) {
+      a = `
+        select s.gk as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
+          from s cross join lateral (select p.ts, p.value from points p where ${range}) p
+         where ${withinLimits}`;
+    } else {
+      a = `
         select p.series_id as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
           from points p
          where p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}
            and p.series_id = any(array(select id from s))
-           and (select n <= ${maxSeries} and answers::bigint * ${buckets} <= ${maxPoints} from k)`
-      }
+           and ${withinLimits}`;
+    }
+    const sql = `with s as materialized (
+        select id, ${grouped ? `${key} as gk, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
+      k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
+      a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
-      select k.n, k.answers, null::jsonb as labels, null::text[] as gk, null::float8[] as t, null::float8[] as v from k
+      select k.n, k.answers, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk,
+             null::float8[] as t, null::float8[] as v from k
       union all
-      select null, null, ${grouped ? 'null::jsonb, x.g' : 's.labels, null::text[]'}, x.t, x.v
+      select null, null, ${grouped ? 'null::jsonb, null, null, null, x.g' : 's.labels, s.kind, s.temporality, s.unit, null::text[]'}, x.t, x.v
         from x${grouped ? '' : ' join s on s.id = x.g'}`;
     const rows = await this.onReadConnection(timeoutMs, async (conn) => (await conn.query<MetricReadRow>(sql, p.values)).rows);
     const out: MetricReadResult = { series: 0, answers: 0, rows: [] };
@@ -271,7 +332,12 @@ export class QueryRepository {
         out.series = r.n;
         out.answers = r.answers ?? 0;
       } else {
-        out.rows.push({ labels: r.labels ?? pickedLabels(q.by, r.gk ?? []), t: r.t ?? [], v: r.v ?? [] });
+        out.rows.push({
+          labels: r.labels ?? pickedLabels(q.by, r.gk ?? []),
+          descriptor: r.kind === null ? null : { kind: r.kind, temporality: r.temporality, unit: r.unit ?? '' },
+          t: r.t ?? [],
+          v: r.v ?? [],
+        });
       }
     }
     return out;
@@ -310,7 +376,7 @@ export class QueryRepository {
     }
   }
 
-  /** Metric names after `afterName` (by name), with their series count and label keys. */
+  /** Metric names after `afterName` (by name), with their series count, label keys and distinct descriptors. */
   async metricNames(orgId: string, opts: { prefix?: string; afterName?: string; limit: number }): Promise<MetricNameRow[]> {
     const where = ['org_id = ?'];
     const bindings: Knex.RawBinding[] = [orgId];
@@ -322,13 +388,20 @@ export class QueryRepository {
       where.push('name > ?');
       bindings.push(opts.afterName);
     }
-    bindings.push(opts.limit, orgId);
+    bindings.push(opts.limit, orgId, orgId);
+    // Text comparisons in "C" order, so the order does not depend on the database's collation.
     const { rows } = await this.knex.raw<{ rows: MetricNameRow[] }>(
       `with page as (
          select name, count(*)::int as series from series where ${where.join(' and ')} group by name order by name limit ?)
        select p.name, p.series,
               coalesce((select array_agg(k order by k) from (
-                 select distinct jsonb_object_keys(s.labels) as k from series s where s.org_id = ? and s.name = p.name) keys), '{}') as label_keys
+                 select distinct jsonb_object_keys(s.labels) as k from series s where s.org_id = ? and s.name = p.name) keys), '{}') as label_keys,
+              (select jsonb_agg(jsonb_build_object('kind', kind, 'temporality', temporality, 'monotonic', monotonic, 'unit', unit,
+                                                   'description', description, 'series', n)
+                                order by kind collate "C", temporality collate "C" nulls first, monotonic, unit collate "C", description collate "C")
+                 from (select kind, temporality, monotonic, unit, description, count(*)::int as n
+                         from series s where s.org_id = ? and s.name = p.name
+                        group by kind, temporality, monotonic, unit, description) d) as types
          from page p order by p.name`,
       bindings,
     );

@@ -52,7 +52,7 @@ export function registerQueryRoutes(registry: ApiRegistry, service: QueryService
     summary: 'Aggregate a metric in time buckets, per series or grouped by labels',
     description:
       'Buckets are aligned to `start`: bucket k covers [start + k·step, start + (k+1)·step) and is labelled by its start; empty buckets are left out. ' +
-      'The aggregation runs over the raw points in each bucket (with `by`, over all points of the group).',
+      'The aggregation runs over the raw points in each bucket (with `by`, over all points of the group); increase and rate run per series (with `by`, the per-series increases are summed).',
     tags: TAGS,
     auth: 'any',
     permission: 'telemetry.read',

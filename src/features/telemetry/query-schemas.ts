@@ -3,7 +3,7 @@ import { PageQuerySchema } from '../../core/pagination.js';
 import { MAX_ATTR_FILTERS, MAX_BY, MAX_MATCHERS } from './query-params.js';
 import { AGGREGATIONS } from './query-repository.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
-import { LEVELS } from './telemetry-types.js';
+import { LEVELS, SERIES_KINDS } from './telemetry-types.js';
 
 /** Request (query string) and response schemas of the telemetry query API (DESIGN §6). */
 
@@ -26,10 +26,30 @@ export const MetricNamesQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const KIND_TEXT =
+  'gauge; counter (a monotonic sum); updowncounter (a non-monotonic sum); histogram or exponential_histogram (its _count, _sum and _bucket parts); summary (its _count, _sum and quantile parts); unknown: written before kinds were recorded.';
+const Kind = (description: string) => Type.Unsafe<(typeof SERIES_KINDS)[number]>({ type: 'string', enum: [...SERIES_KINDS], description: `${description} ${KIND_TEXT}` });
+const TemporalityOut = Type.Union([Type.Literal('cumulative'), Type.Literal('delta'), Type.Null()], {
+  description: 'cumulative (each point is the total since the start) or delta (each point counts what happened since the previous one); null for gauges and series of kind unknown.',
+});
+const Unit = Type.String({ description: "UCUM unit as sent ('' when none)." });
+
 export const MetricNameSchema = Type.Object({
   name: Type.String(),
+  kind: Kind('The kind of the series of this name (a name has one kind; `unknown` only when all its series predate kinds).'),
   label_keys: Type.Array(Type.String(), { description: 'Every label key any series of this metric has, sorted.' }),
-  series: Type.Integer({ minimum: 0, description: 'Number of series (label sets) stored for this name.' }),
+  series: Type.Integer({ minimum: 0, description: 'Number of series (streams) stored for this name.' }),
+  types: Type.Array(
+    Type.Object({
+      kind: Kind('Kind.'),
+      temporality: TemporalityOut,
+      monotonic: Type.Boolean({ description: 'Counters and histogram/summary parts: true; gauges and up-down counters: false.' }),
+      unit: Unit,
+      description: Type.String({ description: 'As the writer described the metric.' }),
+      series: Type.Integer({ minimum: 1, description: 'Series of the name with this descriptor.' }),
+    }),
+    { description: 'One entry per distinct descriptor among the series of this name (e.g. a cumulative and a delta stream), sorted by kind, temporality, monotonic, unit, description.' },
+  ),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -47,7 +67,16 @@ export const MetricQueryQuery = Type.Object(
         description: 'Bucket width: 30s, 5m, 1h or plain seconds (default 60s). Buckets start at `start`; (end - start) / step is bounded by query.max_buckets.',
       }),
     ),
-    agg: Type.Optional(Type.Unsafe<(typeof AGGREGATIONS)[number]>({ type: 'string', enum: [...AGGREGATIONS], description: 'Aggregation over the raw points of each bucket (default avg); percentiles interpolate.' })),
+    agg: Type.Optional(
+      Type.Unsafe<(typeof AGGREGATIONS)[number]>({
+        type: 'string',
+        enum: [...AGGREGATIONS],
+        description:
+          'Aggregation over the raw points of each bucket (default avg); percentiles interpolate. increase: per series, how much a counter grew in the bucket ' +
+          '(cumulative series and gauges: the differences between consecutive points, a drop counting as a reset to 0; the range\'s first point only sets the base; ' +
+          'delta series: the sum of their values); rate: increase per second of step. With by, the sum of the group\'s per-series increases.',
+      }),
+    ),
     by: Type.Optional(
       Type.Array(Type.String({ maxLength: 1024 }), {
         maxItems: MAX_BY,
@@ -80,9 +109,15 @@ export const MetricQueryResultSchema = Type.Object({
   series: Type.Array(
     Type.Object({
       labels: Type.Record(Type.String(), Type.String(), { description: 'The series labels, or with `by` only those labels (a label the group lacks is left out).' }),
+      kind: Type.Optional(Kind('The stored series\' kind (without `by` only).')),
+      temporality: Type.Optional(TemporalityOut),
+      unit: Type.Optional(Unit),
       points: Type.Array(Point, { description: 'Ascending; buckets without points are left out.' }),
     }),
-    { description: 'Sorted by labels.' },
+    {
+      description:
+        'Sorted by labels. Without `by`, one per stored series with its kind, temporality and unit (streams of the same labels that differ in them are separate series); with `by`, groups, without them.',
+    },
   ),
 });
 

@@ -16,11 +16,11 @@ import {
   type LabelMatcher,
 } from './query-params.js';
 import { readMetric, type RawAnswerSeries } from './metric-read.js';
-import { AGGREGATIONS, type Aggregation, type QueryRepository } from './query-repository.js';
+import { AGGREGATIONS, type Aggregation, type MetricTypeRow, type QueryRepository } from './query-repository.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
 import type { EventSchema, LogRecordSchema, MetricNameSchema, MetricNamesQuery, MetricQueryResultSchema, UsageSchema } from './query-schemas.js';
-import { LEVELS, levelOf, type Level } from './telemetry-types.js';
+import { LEVELS, levelOf, type Level, type SeriesKind } from './telemetry-types.js';
 
 export interface QueryOptions {
   /** query.max_series: most series one metric query may read. */
@@ -109,14 +109,15 @@ export class QueryService {
     const limit = pageLimit(input.limit);
     const afterName = decodeCursor(input.cursor);
     const rows = await this.repo.metricNames(org.id, { prefix: input.prefix || undefined, afterName, limit: limit + 1 });
-    const items = rows.slice(0, limit).map((r) => ({ name: r.name, label_keys: r.label_keys, series: r.series }));
+    const items = rows.slice(0, limit).map((r) => ({ name: r.name, kind: nameKind(r.types), label_keys: r.label_keys, series: r.series, types: r.types }));
     return { items, next_cursor: rows.length > limit ? encodeCursor(items[items.length - 1].name) : null };
   }
 
   /**
-   * Two statements on one connection under query.statement_timeout_ms: the matching series (at
-   * most max_series, and at most max_points answer points), then every bucket's aggregate of
-   * their points.
+   * One statement on one connection under query.statement_timeout_ms (metric-read.ts): the
+   * matching series (at most max_series, and at most max_points answer points) and every
+   * bucket's aggregate of their points. Ungrouped answer series carry their series' kind,
+   * temporality and unit.
    */
   async query(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<MetricQueryResult> {
     const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
@@ -255,5 +256,13 @@ function present(series: RawAnswerSeries[]): MetricSeries[] {
     if (s === undefined) stamps.set(t, (s = new Date(t).toISOString()));
     return s;
   };
-  return series.map((a) => ({ labels: a.labels, points: a.points.map(([t, v]) => [stamp(t), v]) }));
+  return series.map((a) => ({ labels: a.labels, ...(a.descriptor ?? {}), points: a.points.map(([t, v]) => [stamp(t), v]) }));
+}
+
+/**
+ * A metric name's kind: the kind of its series (a name has one, ingest refuses a second), or
+ * `unknown` when all of them were written before kinds were recorded.
+ */
+function nameKind(types: readonly MetricTypeRow[]): SeriesKind {
+  return types.find((t) => t.kind !== 'unknown')?.kind ?? 'unknown';
 }

@@ -1,0 +1,526 @@
+import { createHash } from 'node:crypto';
+import { expect } from 'chai';
+import type { Knex } from 'knex';
+import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
+import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
+import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import type { SeriesMeta, Temporality } from '../../src/features/telemetry/telemetry-types.js';
+import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { createApiKey, createOrg, createUser } from '../support/factories.js';
+import { expectProblem, type Problem } from '../support/http.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * Temporality in queries, against real PostgreSQL over HTTP (every answer is validated against
+ * the OpenAPI document): agg=increase and agg=rate compared with a reference implementation of
+ * their definition written here (per series, consecutive points in time order; a drop is a
+ * counter reset; a delta series' values are summed; the range's first point only sets the base),
+ * plus a few buckets worked out by hand; grouping sums per-series increases; the descriptors
+ * (kind, temporality, unit) on answer series and in the list of metric names; an alert rule
+ * reading agg=rate.
+ */
+
+const SEC = 1000;
+const MIN = 60 * SEC;
+const HOUR = 60 * MIN;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+type Pt = [number, number];
+
+// ---------------------------------------------------------------------------------------------
+// The definition, computed without SQL
+
+/** Per bucket start: the summed deltas of the series' points in [start, end). Buckets without a delta are absent. */
+function refIncrease(points: Pt[], temporality: Temporality | null, start: number, end: number, step: number): Map<number, number> {
+  const pts = points.filter(([ts]) => ts >= start && ts < end).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out = new Map<number, number>();
+  pts.forEach(([ts, v], i) => {
+    let d: number;
+    if (temporality === 'delta') d = v;
+    else if (i === 0) return; // the base
+    else d = v >= pts[i - 1][1] ? v - pts[i - 1][1] : v; // a drop: restarted from 0
+    const b = start + Math.floor((ts - start) / step) * step;
+    out.set(b, (out.get(b) ?? 0) + d);
+  });
+  return out;
+}
+
+function sumMaps(maps: Map<number, number>[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of maps) for (const [b, v] of m) out.set(b, (out.get(b) ?? 0) + v);
+  return out;
+}
+
+/** As the answer lists them: ascending bucket starts; rate divides by the step in seconds. */
+function asPoints(m: Map<number, number>, agg: 'increase' | 'rate', step: number): [string, number][] {
+  return [...m.entries()].sort(([a], [b]) => a - b).map(([b, v]) => [iso(b), agg === 'rate' ? v / (step / 1000) : v]);
+}
+
+function expectClose(actual: [string, number | null][], expected: [string, number][], what: string): void {
+  expect(actual.map((p) => p[0]), `${what}: bucket starts`).to.deep.equal(expected.map((p) => p[0]));
+  actual.forEach(([, v], i) => expect(v, `${what} @ ${expected[i][0]}`).to.be.closeTo(expected[i][1], 1e-9 * Math.max(1, Math.abs(expected[i][1]))));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface AnswerSeries {
+  labels: Record<string, string>;
+  kind?: string;
+  temporality?: string | null;
+  unit?: string;
+  points: [string, number | null][];
+}
+interface MetricItem {
+  name: string;
+  kind: string;
+  label_keys: string[];
+  series: number;
+  types: { kind: string; temporality: string | null; monotonic: boolean; unit: string; description: string; series: number }[];
+}
+
+interface StoredSeries {
+  labels: Record<string, string>;
+  temporality: Temporality | null;
+  points: Pt[];
+}
+
+describe('telemetry increase and rate', function () {
+  this.timeout(120_000);
+
+  let url: string;
+  let t: TestApp;
+  let knex: Knex;
+  let orgA: { id: string; slug: string };
+  let orgB: { id: string; slug: string };
+  let readA: string;
+  let editorA: string;
+
+  /** Hour-aligned, a few hours ago: every point is in the past. */
+  const B = Math.floor((Date.now() - 3 * HOUR) / HOUR) * HOUR;
+  const at = (s: number) => B + s * SEC;
+  const W = { start: B, end: B + 10 * MIN };
+
+  const counter = (temporality: Temporality, unit = '1'): SeriesMeta => ({ kind: 'counter', temporality, monotonic: true, unit, description: 'Requests served' });
+
+  // http_requests_total{job=api,instance=a}, cumulative: resets exactly on a bucket start (60 s)
+  // and inside a bucket (105 s, 375 s), an unchanged value, empty buckets (240–360 s), and
+  // points outside [start, end) on both sides that must never count (not even as a base).
+  const cumA: StoredSeries = {
+    labels: { job: 'api', instance: 'a' },
+    temporality: 'cumulative',
+    points: (
+      [
+        [-5, 90],
+        [0, 100],
+        [15, 110],
+        [30, 125],
+        [45, 130],
+        [60, 5],
+        [75, 20],
+        [90, 22],
+        [105, 3],
+        [120, 10],
+        [135, 10],
+        [150, 40],
+        [180, 41],
+        [360, 50],
+        [375, 2],
+        [420, 9],
+        [480, 12],
+        [540, 30],
+        [585, 31],
+        [600, 1000],
+      ] as Pt[]
+    ).map(([s, v]): Pt => [at(s), v]),
+  };
+  // The same labels, a delta stream: its own series, values summed per bucket (a bucket of zeros is 0, not absent).
+  const deltaA: StoredSeries = {
+    labels: { job: 'api', instance: 'a' },
+    temporality: 'delta',
+    points: (
+      [
+        [-1, 50],
+        [0, 3],
+        [20, 4],
+        [40, 0],
+        [70, 7],
+        [130, 0],
+        [400, 5],
+        [599, 2],
+        [600, 99],
+      ] as Pt[]
+    ).map(([s, v]): Pt => [at(s), v]),
+  };
+  // Another process: every 30 s, +10 at first, a burst of +100 per 30 s from 4 min, a reset at 6 min, then +10 again.
+  const cumB: StoredSeries = { labels: { job: 'api', instance: 'b' }, temporality: 'cumulative', points: [] };
+  {
+    let v = 1000;
+    for (let s = 0; s <= 600; s += 30) {
+      if (s === 360) v = 4;
+      else if (s > 0) v += s > 240 && s <= 330 ? 100 : s > 360 && s <= 420 ? 150 : 10;
+      cumB.points.push([at(s), v]);
+    }
+  }
+  // A gauge read with increase: a drop counts as a reset, as Prometheus does.
+  const temp: StoredSeries = {
+    labels: { room: 'x' },
+    temporality: null,
+    points: ([[0, 20], [30, 22], [60, 19], [90, 25]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
+  };
+  // Written before kinds were recorded (kind unknown): read as cumulative.
+  const legacy: StoredSeries = {
+    labels: {},
+    temporality: null,
+    points: ([[0, 5], [20, 8], [40, 2], [50, 6]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
+  };
+
+  async function insertSeries(orgId: string, name: string, labels: Record<string, string>, meta: SeriesMeta | null): Promise<number> {
+    const canon = canonicalLabels(labels);
+    if (meta === null) {
+      // As the series table held them before descriptors: the defaults (kind unknown), hashed on the labels alone.
+      const hash = createHash('sha256').update(canon).digest();
+      const { rows } = await knex.raw<{ rows: { id: string }[] }>('insert into series (org_id, name, labels, labels_hash) values (?, ?, ?::jsonb, ?) returning id', [orgId, name, canon, hash]);
+      return Number(rows[0].id);
+    }
+    const hash = createHash('sha256').update(seriesIdentity(canon, meta)).digest();
+    const { rows } = await knex.raw<{ rows: { id: string }[] }>(
+      `insert into series (org_id, name, labels, labels_hash, kind, temporality, monotonic, unit, description)
+       values (?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?) returning id`,
+      [orgId, name, canon, hash, meta.kind, meta.temporality, meta.monotonic, meta.unit, meta.description],
+    );
+    return Number(rows[0].id);
+  }
+
+  async function insertPoints(orgId: string, seriesId: number, points: Pt[]): Promise<void> {
+    await knex.raw('insert into points (org_id, series_id, ts, value) select ?, ?, u.ts, u.v from unnest(?::timestamptz[], ?::float8[]) as u(ts, v)', [
+      orgId,
+      seriesId,
+      points.map(([ts]) => iso(ts)),
+      points.map(([, v]) => v),
+    ]);
+  }
+
+  async function store(orgId: string, name: string, s: StoredSeries, meta: SeriesMeta | null): Promise<void> {
+    await insertPoints(orgId, await insertSeries(orgId, name, s.labels, meta), s.points);
+  }
+
+  before(async () => {
+    url = await cloneDatabase();
+    t = await startTestApp(url, { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '1000' });
+    knex = t.app.db.knex;
+    const s = t.app.services;
+    orgA = await createOrg(s);
+    orgB = await createOrg(s);
+    readA = (await createApiKey(s, orgA.slug, ['read'])).secret;
+    const editor = await createUser(s, { org: orgA.slug, role: 'editor' });
+    editorA = (await t.api.login(editor.email, editor.password)).access_token;
+    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES);
+    for (const table of TELEMETRY_TABLES) await parts.ensure(table, [B - DAY_MS, B, B + DAY_MS, Date.now(), Date.now() + DAY_MS]);
+
+    await store(orgA.id, 'http_requests_total', cumA, counter('cumulative'));
+    await store(orgA.id, 'http_requests_total', deltaA, counter('delta'));
+    await store(orgA.id, 'http_requests_total', cumB, counter('cumulative'));
+    await store(orgA.id, 'temp', temp, { kind: 'gauge', temporality: null, monotonic: false, unit: 'Cel', description: 'Room temperature' });
+    await store(orgA.id, 'legacy_total', legacy, null);
+    // A name whose older series predate kinds: its kind is the newer series'.
+    await store(orgA.id, 'mixed_total', { labels: { v: '1' }, temporality: null, points: [[at(0), 1]] }, null);
+    await store(orgA.id, 'mixed_total', { labels: { v: '2' }, temporality: 'delta', points: [[at(0), 1]] }, counter('delta', 'By'));
+    await store(orgA.id, 'mixed_total', { labels: { v: '3' }, temporality: 'delta', points: [[at(0), 1]] }, counter('delta', 'By'));
+    // Another org, same name and labels, huge values: must never reach A's answers.
+    await store(orgB.id, 'http_requests_total', { ...cumA, points: cumA.points.map(([ts, v]): Pt => [ts, v * 1e6 + 7]) }, counter('cumulative'));
+    await knex.raw('analyze points');
+  });
+
+  after(async () => {
+    await t?.stop();
+    if (url) await dropDatabase(url);
+  });
+
+  type Params = Record<string, string | number | undefined>;
+  async function query(params: Params, token = readA): Promise<AnswerSeries[]> {
+    const res = await t.api.get<{ series: AnswerSeries[] }>(`/organizations/${orgA.slug}/metrics/query?${qs({ start: W.start, end: W.end, ...params })}`, token);
+    expect(res.status, res.text).to.equal(200);
+    return res.body.series;
+  }
+  function qs(params: Params): string {
+    const u = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== undefined) u.append(k, String(v));
+    return u.toString();
+  }
+  const same = (a: Record<string, string>, b: Record<string, string>) => canonicalLabels(a) === canonicalLabels(b);
+
+  describe('one series', () => {
+    it('cumulative: resets on a bucket start and inside a bucket, empty buckets left out (worked out by hand)', async () => {
+      const series = await query({ name: 'http_requests_total', agg: 'increase', step: '1m', filter: 'instance=a' });
+      const cum = series.find((s) => s.temporality === 'cumulative');
+      expect(cum, JSON.stringify(series)).to.not.equal(undefined);
+      // [0,60): 10+15+5 · [60,120): 5 (the reset at 60 s) +15+2+3 (the reset at 105 s) · [120,180): 7+0+30 · [180,240): 1 ·
+      // nothing in [240,360) · [360,420): 9+2 (reset) · [420,480): 7 · [480,540): 3 · [540,600): 18+1. The point at
+      // -5 s is no base, the one at 600 s is outside.
+      expect(cum!.points).to.deep.equal(
+        (
+          [
+            [0, 30],
+            [1, 25],
+            [2, 37],
+            [3, 1],
+            [6, 11],
+            [7, 7],
+            [8, 3],
+            [9, 19],
+          ] as Pt[]
+        ).map(([m, v]) => [iso(B + m * MIN), v]),
+      );
+      expectClose(cum!.points, asPoints(refIncrease(cumA.points, 'cumulative', W.start, W.end, MIN), 'increase', MIN), 'reference');
+    });
+
+    it('delta: the values of each bucket summed (a bucket of zeros is 0)', async () => {
+      const series = await query({ name: 'http_requests_total', agg: 'increase', step: '1m', filter: 'instance=a' });
+      const delta = series.find((s) => s.temporality === 'delta');
+      expect(delta!.points).to.deep.equal(
+        (
+          [
+            [0, 7],
+            [1, 7],
+            [2, 0],
+            [6, 5],
+            [9, 2],
+          ] as Pt[]
+        ).map(([m, v]) => [iso(B + m * MIN), v]),
+      );
+      expectClose(delta!.points, asPoints(refIncrease(deltaA.points, 'delta', W.start, W.end, MIN), 'increase', MIN), 'reference');
+    });
+
+    it('increase and rate equal the reference for every series and several steps', async () => {
+      const all: [string, StoredSeries][] = [
+        ['http_requests_total', cumA],
+        ['http_requests_total', deltaA],
+        ['http_requests_total', cumB],
+        ['temp', temp],
+        ['legacy_total', legacy],
+      ];
+      for (const step of [5 * SEC, 30 * SEC, MIN, 2 * MIN, 3 * MIN, 10 * MIN]) {
+        for (const agg of ['increase', 'rate'] as const) {
+          for (const name of ['http_requests_total', 'temp', 'legacy_total']) {
+            const series = await query({ name, agg, step: step / 1000 });
+            const stored = all.filter(([n]) => n === name).map(([, s]) => s);
+            expect(series, `${name} ${agg} ${step}`).to.have.length(stored.filter((s) => refIncrease(s.points, s.temporality, W.start, W.end, step).size > 0).length);
+            for (const s of stored) {
+              const temporality = s.temporality;
+              const got = series.find((x) => same(x.labels, s.labels) && (x.temporality ?? null) === temporality);
+              const expected = asPoints(refIncrease(s.points, temporality, W.start, W.end, step), agg, step);
+              expect(got, `${name} ${JSON.stringify(s.labels)} ${temporality} ${agg} ${step}`).to.not.equal(undefined);
+              expectClose(got!.points, expected, `${name} ${JSON.stringify(s.labels)} ${temporality} ${agg} step ${step}`);
+            }
+          }
+        }
+      }
+    });
+
+    it('a gauge and a series of unknown kind are read like cumulative counters (a drop is a reset)', async () => {
+      const [g] = await query({ name: 'temp', agg: 'increase', step: '1m' });
+      // [0,60): 22-20 · [60,120): 19 (dropped: a reset) + 6
+      expect(g.points).to.deep.equal([
+        [iso(B), 2],
+        [iso(B + MIN), 25],
+      ]);
+      const [l] = await query({ name: 'legacy_total', agg: 'rate', step: '1m' });
+      expect(l.points).to.deep.equal([[iso(B), (3 + 2 + 4) / 60]]);
+    });
+
+    it('the step: not dividing the range (a short last bucket, still divided by the step), smaller than the point spacing, the whole range', async () => {
+      const [cum3] = (await query({ name: 'http_requests_total', agg: 'rate', step: '3m', filter: 'instance=b' })).filter((s) => s.temporality === 'cumulative');
+      expect(cum3.points.map((p) => p[0])).to.deep.equal([0, 3, 6, 9].map((m) => iso(B + m * MIN)));
+      expectClose(cum3.points, asPoints(refIncrease(cumB.points, 'cumulative', W.start, W.end, 3 * MIN), 'rate', 3 * MIN), 'step 3m');
+      // [540,600) holds the deltas at 540 s and 570 s (the point at 600 s is outside): 20 / 180 s.
+      expect(cum3.points[3][1]).to.be.closeTo(20 / 180, 1e-12);
+
+      const fine = (await query({ name: 'http_requests_total', agg: 'rate', step: '5s', filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
+      // One point per non-empty bucket; the first (0 s) is the base, so the first bucket is 15 s: 10 / 5 s.
+      expect(fine.points[0]).to.deep.equal([iso(at(15)), 2]);
+      expect(fine.points).to.have.length(cumA.points.filter(([ts]) => ts > W.start && ts < W.end).length);
+
+      const whole = (await query({ name: 'http_requests_total', agg: 'increase', step: '10m', filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
+      expect(whole.points).to.deep.equal([[iso(B), 30 + 25 + 37 + 1 + 11 + 7 + 3 + 19]]);
+    });
+
+    it('the range start: a point on it only sets the base; an unaligned start aligns the buckets to itself', async () => {
+      const from60 = (await query({ name: 'http_requests_total', agg: 'increase', step: '1m', start: at(60), filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
+      // 5 at 60 s is the base now: 15+2+3 in [60,120).
+      expect(from60.points[0]).to.deep.equal([iso(at(60)), 20]);
+      const unaligned = (await query({ name: 'http_requests_total', agg: 'increase', step: '1m', start: at(7), filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
+      expectClose(unaligned.points, asPoints(refIncrease(cumA.points, 'cumulative', at(7), W.end, MIN), 'increase', MIN), 'start +7 s');
+      // 110 at 15 s is the base: [7 s, 67 s) holds 15 (30 s) + 5 (45 s) + 5 (60 s, a reset).
+      expect(unaligned.points[0]).to.deep.equal([iso(at(7)), 25]);
+    });
+
+    it('a range holding one point of a cumulative series (a base only), or none, answers no series', async () => {
+      expect((await query({ name: 'http_requests_total', agg: 'increase', step: '10s', start: at(170), end: at(200), filter: 'instance=a' })).map((s) => s.temporality)).to.deep.equal([]);
+      expect(await query({ name: 'http_requests_total', agg: 'rate', step: '1m', start: at(200), end: at(350), filter: 'instance=a' })).to.deep.equal([]);
+    });
+  });
+
+  describe('answer series', () => {
+    it('ungrouped: each series carries kind, temporality and unit, so streams of the same labels are told apart', async () => {
+      const series = await query({ name: 'http_requests_total', agg: 'increase', step: '10m' });
+      expect(series.map(({ labels, kind, temporality, unit }) => ({ labels, kind, temporality, unit }))).to.deep.equal([
+        { labels: { instance: 'a', job: 'api' }, kind: 'counter', temporality: 'cumulative', unit: '1' },
+        { labels: { instance: 'a', job: 'api' }, kind: 'counter', temporality: 'delta', unit: '1' },
+        { labels: { instance: 'b', job: 'api' }, kind: 'counter', temporality: 'cumulative', unit: '1' },
+      ]);
+      // Other aggregations too; the unknown kind's temporality is null.
+      const [g] = await query({ name: 'temp', agg: 'avg', step: '10m' });
+      expect(g).to.deep.equal({ labels: { room: 'x' }, kind: 'gauge', temporality: null, unit: 'Cel', points: [[iso(B), (20 + 22 + 19 + 25) / 4]] });
+      const [l] = await query({ name: 'legacy_total', agg: 'max', step: '10m' });
+      expect(l).to.deep.equal({ labels: {}, kind: 'unknown', temporality: null, unit: '', points: [[iso(B), 8]] });
+    });
+
+    it('grouped: no descriptor (a group may mix them)', async () => {
+      const series = await query({ name: 'http_requests_total', agg: 'sum', step: '10m', by: 'job' });
+      expect(series).to.have.length(1);
+      expect(Object.keys(series[0]).sort()).to.deep.equal(['labels', 'points']);
+    });
+  });
+
+  describe('by', () => {
+    it("sums the group's per-series increases, cumulative and delta alike", async () => {
+      for (const step of [MIN, 3 * MIN]) {
+        for (const agg of ['increase', 'rate'] as const) {
+          const series = await query({ name: 'http_requests_total', agg, step: step / 1000, by: 'job' });
+          expect(series.map((s) => s.labels)).to.deep.equal([{ job: 'api' }]);
+          const perSeries = [cumA, deltaA, cumB].map((s) => refIncrease(s.points, s.temporality, W.start, W.end, step));
+          expectClose(series[0].points, asPoints(sumMaps(perSeries), agg, step), `by job ${agg} ${step}`);
+        }
+      }
+      const byInstance = await query({ name: 'http_requests_total', agg: 'increase', step: '10m', by: 'instance' });
+      expect(byInstance.map((s) => [s.labels, s.points])).to.deep.equal([
+        [{ instance: 'a' }, [[iso(B), 133 + 7 + 7 + 0 + 5 + 2]]],
+        [{ instance: 'b' }, [[iso(B), [...refIncrease(cumB.points, 'cumulative', W.start, W.end, 10 * MIN).values()][0]]]],
+      ]);
+    });
+
+    it('is not the increase of the raw points of the group interleaved (that would subtract one process from another)', async () => {
+      const [group] = await query({ name: 'http_requests_total', agg: 'increase', step: '10m', by: 'job' });
+      const interleaved = refIncrease([...cumA.points, ...deltaA.points, ...cumB.points], 'cumulative', W.start, W.end, 10 * MIN);
+      expect(group.points[0][1]).to.not.be.closeTo([...interleaved.values()][0], 1);
+    });
+  });
+
+  describe('bad input', () => {
+    it('an unknown agg is a 400 naming query/agg', async () => {
+      for (const agg of ['increases', 'Rate', 'irate', '']) {
+        const res = await t.api.get<Problem>(`/organizations/${orgA.slug}/metrics/query?${qs({ name: 'http_requests_total', agg })}`, readA);
+        expectProblem(res, 400, `agg=${agg}`);
+        expect(res.body.errors?.[0].path, res.text).to.equal('query/agg');
+      }
+    });
+
+    it('a step longer than the range or of zero stays a 400 at query/step', async () => {
+      for (const step of ['0', '11m']) {
+        const res = await t.api.get<Problem>(`/organizations/${orgA.slug}/metrics/query?${qs({ name: 'http_requests_total', agg: 'rate', step, start: W.start, end: W.end })}`, readA);
+        expectProblem(res, 400, `step=${step}`);
+        expect(res.body.errors?.[0].path, res.text).to.equal('query/step');
+      }
+    });
+  });
+
+  describe('GET …/metrics', () => {
+    it('shows each name’s kind and its distinct descriptors (temporality, monotonic, unit, description) with series counts', async () => {
+      const res = await t.api.get<{ items: MetricItem[] }>(`/organizations/${orgA.slug}/metrics`, readA);
+      expect(res.status, res.text).to.equal(200);
+      const by = Object.fromEntries(res.body.items.map((i) => [i.name, i]));
+      expect(Object.keys(by)).to.deep.equal(['http_requests_total', 'legacy_total', 'mixed_total', 'temp']);
+      expect(by.http_requests_total).to.deep.equal({
+        name: 'http_requests_total',
+        kind: 'counter',
+        label_keys: ['instance', 'job'],
+        series: 3,
+        types: [
+          { kind: 'counter', temporality: 'cumulative', monotonic: true, unit: '1', description: 'Requests served', series: 2 },
+          { kind: 'counter', temporality: 'delta', monotonic: true, unit: '1', description: 'Requests served', series: 1 },
+        ],
+      });
+      expect(by.temp).to.deep.include({ kind: 'gauge', types: [{ kind: 'gauge', temporality: null, monotonic: false, unit: 'Cel', description: 'Room temperature', series: 1 }] });
+      expect(by.legacy_total).to.deep.include({ kind: 'unknown', types: [{ kind: 'unknown', temporality: null, monotonic: false, unit: '', description: '', series: 1 }] });
+      expect(by.mixed_total.kind).to.equal('counter');
+      expect(by.mixed_total.types).to.deep.equal([
+        { kind: 'counter', temporality: 'delta', monotonic: true, unit: 'By', description: 'Requests served', series: 2 },
+        { kind: 'unknown', temporality: null, monotonic: false, unit: '', description: '', series: 1 },
+      ]);
+      expect(by.mixed_total.series).to.equal(3);
+    });
+  });
+
+  describe('alert rules with agg=rate', () => {
+    const path = () => `/organizations/${orgA.slug}/alert-rules`;
+
+    it('a threshold rule on the rate of a counter fires and resolves where the reference rate crosses the threshold', async () => {
+      const create = await t.api.post<{ id: string; query: { agg: string } }>(path(), editorA, {
+        name: 'request burst',
+        kind: 'threshold',
+        query: { name: 'http_requests_total', filter: { instance: 'b' }, agg: 'rate', window: '1m' },
+        op: '>',
+        threshold: 1,
+        interval: '1m',
+        severity: 'warning',
+      });
+      expect(create.status, create.text).to.equal(201);
+      expect(create.body.query.agg).to.equal('rate');
+      const res = await t.api.post<{ evaluations: number; transitions: { at: string; state: string; labels: Record<string, string>; value: number | null }[] }>(
+        `${path()}/${create.body.id}/preview?start=${at(60)}&end=${at(600)}`,
+        editorA,
+      );
+      expect(res.status, res.text).to.equal(200);
+      expect(res.body.evaluations).to.equal(10);
+      // The evaluator reads (now − 1 m, now] as one bucket: the reference rate of that window.
+      const rateAt = (now: number) => {
+        const m = refIncrease(cumB.points, 'cumulative', now - MIN + 1, now + 1, MIN);
+        return m.size ? [...m.values()][0] / 60 : null;
+      };
+      const expected: { at: string; state: string; value: number }[] = [];
+      let firing = false;
+      for (let now = at(60); now <= at(600); now += MIN) {
+        const v = rateAt(now);
+        expect(v, iso(now)).to.not.equal(null);
+        if (v! > 1 && !firing) expected.push({ at: iso(now), state: 'firing', value: v! });
+        if (!(v! > 1) && firing) expected.push({ at: iso(now), state: 'resolved', value: v! });
+        firing = v! > 1;
+      }
+      expect(expected.length, 'the data crosses the threshold').to.be.at.least(2);
+      expect(res.body.transitions.map((x) => ({ at: x.at, state: x.state }))).to.deep.equal(expected.map((x) => ({ at: x.at, state: x.state })));
+      res.body.transitions.forEach((x, i) => expect(x.value).to.be.closeTo(expected[i].value, 1e-9));
+      expect(res.body.transitions[0].labels).to.deep.equal({ job: 'api', instance: 'b', alertname: 'request burst', severity: 'warning' });
+    });
+
+    it('a rate_of_change rule with agg=rate validates and evaluates; a bad agg is refused at body/query/agg', async () => {
+      const create = await t.api.post<{ id: string }>(path(), editorA, {
+        name: 'rate change',
+        kind: 'rate_of_change',
+        query: { name: 'http_requests_total', filter: { instance: 'b' }, agg: 'rate', window: '5m' },
+        op: '>',
+        threshold: 0,
+        interval: '1m',
+        severity: 'info',
+      });
+      expect(create.status, create.text).to.equal(201);
+      const res = await t.api.post<{ evaluations: number; transitions: { value: number | null }[] }>(`${path()}/${create.body.id}/preview?start=${at(300)}&end=${at(600)}`, editorA);
+      expect(res.status, res.text).to.equal(200);
+      expect(res.body.evaluations).to.equal(6);
+      // The burst (from 4 min) raises the rate: the rule fires with a finite positive change.
+      expect(res.body.transitions.length).to.be.at.least(1);
+      expect(res.body.transitions[0].value).to.be.a('number').and.to.be.greaterThan(0);
+
+      const bad = await t.api.post<Problem>(path(), editorA, {
+        name: 'bad agg',
+        kind: 'threshold',
+        query: { name: 'http_requests_total', agg: 'irate', window: '5m' },
+        op: '>',
+        threshold: 0,
+        interval: '1m',
+        severity: 'info',
+      });
+      expectProblem(bad, 400, 'agg irate');
+      expect(bad.body.errors?.map((e) => e.path)).to.include('body/query/agg');
+    });
+  });
+});
