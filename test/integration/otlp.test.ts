@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { ROOT_CONTEXT, trace, TraceFlags, type Meter } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
@@ -113,7 +114,9 @@ describe('OTLP/HTTP ingest (/v1/metrics, /v1/logs)', function () {
   }
 
   function expectMetricRows(rows: StoredPoint[], scope: string, from: number, to: number): void {
-    const base = { 'service.name': 'otlp-it', 'host.name': 'h1', otel_scope_name: scope };
+    // process.pid is outside the resource label allow-list: the process's identity is its hash (first 16 hex digits of SHA-256).
+    const otel_resource_id = createHash('sha256').update('{"process.pid":"4242"}').digest('hex').slice(0, 16);
+    const base = { 'service.name': 'otlp-it', 'host.name': 'h1', otel_scope_name: scope, otel_resource_id };
     const route = { ...base, route: '/checkout' };
     expect(rows.map(({ name, labels, value }) => ({ name, labels, value }))).to.deep.equal([
       { name: 'latency_ms_bucket', labels: { ...route, le: '1' }, value: 1 },
@@ -156,18 +159,25 @@ describe('OTLP/HTTP ingest (/v1/metrics, /v1/logs)', function () {
     const spanId = 'eee19b7ec3c1b174';
     const context = trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: TraceFlags.SAMPLED });
     const at = Date.now() - 5_000;
-    logger.emit({ timestamp: at, severityNumber: SeverityNumber.WARN, severityText: 'WARN', body: 'disk almost full', attributes: { 'disk.free_mb': 42, mount: '/var' }, context });
+    const emittedFrom = Date.now();
+    logger.emit({ timestamp: at, severityNumber: SeverityNumber.WARN, severityText: 'WARN', body: 'disk almost full', attributes: { 'disk.free_mb': 42, mount: '/var' }, context, eventName: 'disk.low' });
     logger.emit({ body: { structured: true, n: 1.5 } });
+    const emittedTo = Date.now();
     // The batch processor's flush waits for the export itself (the simple one's does not).
     await provider.forceFlush();
     expect(rec.codes).to.deep.equal([0]);
 
     const rows = await query<J>(
       url,
-      `select (extract(epoch from ts) * 1000)::bigint::text as ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id
+      `select (extract(epoch from ts) * 1000)::bigint::text as ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id, event_name,
+              (extract(epoch from observed_ts) * 1000)::bigint as observed_ms
          from logs where org_id = $1 and resource->>'otel.scope.name' = 'it-logs' order by ts`,
       [org.id],
     );
+    // The SDK stamps observedTimestamp when a record is emitted; the record without a timestamp is stored at it.
+    for (const r of rows) expect(Number(r.observed_ms)).to.be.within(emittedFrom, emittedTo);
+    expect(rows[1].ts).to.equal(String(rows[1].observed_ms));
+    for (const r of rows) delete r.observed_ms;
     const res = { 'service.name': 'otlp-it', 'host.name': 'h1', 'process.pid': 4242, 'otel.scope.name': 'it-logs' };
     expect(rows[0]).to.deep.equal({
       ts: String(at),
@@ -178,16 +188,19 @@ describe('OTLP/HTTP ingest (/v1/metrics, /v1/logs)', function () {
       resource: res,
       trace_id: traceId,
       span_id: spanId,
+      event_name: 'disk.low',
     });
     expect({ ...rows[1], ts: undefined }).to.deep.equal({
       ts: undefined,
-      severity_number: 9,
-      severity_text: 'info',
+      // Neither a severity number nor a text: unspecified (0) and stored so.
+      severity_number: 0,
+      severity_text: '',
       body: '{"structured":true,"n":1.5}',
       attributes: {},
       resource: res,
       trace_id: null,
       span_id: null,
+      event_name: null,
     });
   });
 
