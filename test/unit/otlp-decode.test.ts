@@ -189,6 +189,21 @@ describe('OTLP decoding', () => {
       );
       expect(minMax.batch.points.map((p) => p.name)).to.deep.equal(['h_count', 'h_sum', 'h_bucket']);
       expect(minMax.warnings).to.deep.equal(['histograms: min and max are not stored']);
+      // An attribute named like the label a part adds is replaced on that part, and reported.
+      const shadowed = metricsBoth(
+        metricsRequest([
+          { name: 'h', histogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '1', bucketCounts: ['1'], attributes: [kv('le', s('mine'))] }] } },
+          { name: 'q', summary: { dataPoints: [{ timeUnixNano: T, count: '1', quantileValues: [{ quantile: 0.5, value: 1 }], attributes: [kv('quantile', s('mine'))] }] } },
+        ]),
+      );
+      expect(shadowed.batch.points.map((p) => [p.name, p.labels])).to.deep.equal([
+        ['h_count', { le: 'mine' }],
+        ['h_bucket', { le: '+Inf' }],
+        ['q_count', { quantile: 'mine' }],
+        ['q_sum', { quantile: 'mine' }],
+        ['q', { quantile: '0.5' }],
+      ]);
+      expect(shadowed.warnings).to.deep.equal(['an attribute "le" was replaced by the bucket bound', 'an attribute "quantile" was replaced by the quantile']);
     });
 
     it('temporality: sums, histograms and exponential histograms without it (0 or absent) are refused; JSON may name the enum', () => {

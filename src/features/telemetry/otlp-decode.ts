@@ -51,9 +51,10 @@
  *   increasing, unreadable numbers, and data points past the 10,000th of a request. A data point
  *   flagged "no recorded value" (a staleness marker) is skipped without being counted.
  * - Warnings (partialSuccess.errorMessage, also when nothing is rejected): attribute keys kept
- *   apart under suffixed names, a truncated description, an `otel_resource_id` attribute replaced,
- *   and what is not stored: exponential histograms' buckets, zeroCount, min and max, and explicit
- *   histograms' min and max.
+ *   apart under suffixed names, a truncated description, an attribute replaced (`otel_resource_id`
+ *   by the resource's identity, `le` or `quantile` by a part's own label), and what is not
+ *   stored: exponential histograms' buckets, zeroCount, min and max, and explicit histograms'
+ *   min and max.
  *
  * Log mapping (one log row per LogRecord):
  * - ts = timeUnixNano, else observedTimeUnixNano, else the time of arrival.

@@ -348,6 +348,8 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
       reject(problem);
       continue;
     }
+    const extra = parts.find((p) => p.extra)?.extra?.[0];
+    if (extra !== undefined && Object.hasOwn(labels, extra)) state.warnings.add(`an attribute "${extra}" was replaced by the ${extra === 'le' ? 'bucket bound' : 'quantile'}`);
     for (const p of parts) {
       const pointLabels = p.extra ? { ...labels } : labels;
       if (p.extra) put(pointLabels, p.extra[0], p.extra[1]);
