@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { DomainError } from '../../src/core/errors.js';
 import { OTLP_MESSAGES } from '../../src/features/telemetry/otlp-proto.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
@@ -200,6 +201,26 @@ describe('OTLP/HTTP errors: a google.rpc.Status in the request encoding for ever
           const res = await send(t, path, { method, format, token: key });
           expect(rpcStatus(res, 405, format)).to.deep.equal({ code: UNIMPLEMENTED, message: `${method} is not allowed on ${path}; OTLP/HTTP exports are POST requests` });
           expect(res.headers.get('allow')).to.equal('POST');
+        }
+      });
+
+      it('503 UNAVAILABLE with Retry-After for a connection error the classifier knows, and for an unavailable error naming no wait', async () => {
+        const telemetry = t.app.services.telemetry as unknown as Record<string, unknown>;
+        const failures: [unknown, string, number][] = [
+          // What pg raises when PostgreSQL refuses the connection: classified as the problem layer classifies it.
+          [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), 'the database is unavailable; retry shortly', 2],
+          [new DomainError('unavailable', 'busy, no wait named'), 'busy, no wait named', 1],
+        ];
+        for (const [error, message, wait] of failures) {
+          telemetry.ingest = () => Promise.reject(error);
+          let res: Answer;
+          try {
+            res = await send(t, '/v1/metrics', { format, token: key, body: encode(format, metricsRequest(`unavailable_${format}`, [1])) });
+          } finally {
+            delete telemetry.ingest;
+          }
+          expect(rpcStatus(res, 503, format)).to.deep.equal({ code: UNAVAILABLE, message });
+          expect(retryAfterOf(res)).to.equal(wait);
         }
       });
 

@@ -66,8 +66,9 @@ async function readBody(ctx: HttpContext, limit: number): Promise<Buffer> {
 }
 
 /**
- * The OTLP spec lets 429 and 503 carry Retry-After; Sentinel always sends it, so exporters wait
- * the server's time instead of their own backoff. Errors that name no wait get this one.
+ * The OTLP spec lets 429 and 503 carry Retry-After; Sentinel always sends it, at least 1 s, so
+ * exporters wait the server's time instead of their own backoff (or none). Errors that name no
+ * wait get this one.
  */
 const DEFAULT_RETRY_AFTER_SECONDS = 1;
 
@@ -90,7 +91,7 @@ function answerError(ctx: HttpContext, err: DomainError): void {
   const status = HTTP_STATUS[err.code];
   if (status === 429 || status === 503) {
     const retryAfter = err.details.retryAfter;
-    const seconds = typeof retryAfter === 'number' && Number.isFinite(retryAfter) ? Math.max(0, Math.ceil(retryAfter)) : DEFAULT_RETRY_AFTER_SECONDS;
+    const seconds = typeof retryAfter === 'number' && Number.isFinite(retryAfter) ? Math.max(1, Math.ceil(retryAfter)) : DEFAULT_RETRY_AFTER_SECONDS;
     ctx.set('Retry-After', String(seconds));
   }
   const rl = err.details.rateLimit as { limit: number; remaining: number; reset: number } | undefined;
