@@ -58,7 +58,7 @@ export const OtlpHeadersSchema = Type.Object({
 /** google.rpc.Status: the error body of OTLP/HTTP. */
 export const RpcStatusSchema = Type.Object(
   {
-    code: Type.Integer({ description: 'A gRPC status code (3 invalid argument, 7 permission denied, 8 resource exhausted, 14 unavailable, 16 unauthenticated, …), not the HTTP status.' }),
+    code: Type.Integer({ description: 'A gRPC status code (3 invalid argument, 7 permission denied, 8 resource exhausted, 12 unimplemented, 13 internal, 14 unavailable, 16 unauthenticated), not the HTTP status.' }),
     message: Type.String(),
   },
   { description: 'google.rpc.Status, in the request\'s encoding (JSON or protobuf).' },
