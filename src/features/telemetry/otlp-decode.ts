@@ -57,19 +57,28 @@
  *   min and max.
  *
  * Log mapping (one log row per LogRecord):
- * - ts = timeUnixNano, else observedTimeUnixNano, else the time of arrival.
+ * - ts = timeUnixNano, else observedTimeUnixNano, else the time of arrival; any non-zero value is
+ *   a real time (500 ns is the epoch, which the time window then refuses). observed_ts =
+ *   observedTimeUnixNano, null when unset (absent or 0).
  * - severity_number as sent; when unset, derived from severityText if that names a level
- *   (TRACE, DEBUG, INFO, WARN/WARNING, ERROR/ERR, FATAL/CRITICAL, also INFO2 …), else 9 (info).
- *   severity_text as sent, else the level name of the number (trace … fatal).
+ *   (TRACE, DEBUG, INFO, WARN/WARNING, ERROR/ERR, FATAL/CRITICAL, also INFO2 …), else 0
+ *   (unspecified; the query API's `level` reads it as info). severity_text as sent, else the level
+ *   name of the number (trace … fatal), '' for 0.
+ * - event_name: eventName as sent; null when absent or empty.
  * - body: a string body as is; other kinds as printed (numbers, booleans) or compact JSON.
  * - attributes: the record's attributes as a JSON object (ints beyond 2^53 as decimal strings,
  *   NaN/Infinity as strings, bytes as base64); resource: all resource attributes, plus
  *   `otel.scope.name` when the scope has a name; trace_id/span_id as lowercase hex (null when
- *   absent or invalid).
+ *   absent or invalid). NUL and unpaired surrogates are stored as U+FFFD (TelemetryService).
+ * - A resource attribute value (or the scope name) over 4,096 characters is cut to 4,096 (a
+ *   structured value: its compact JSON, cut, as a string); the resource then lists the cut keys in
+ *   `sentinel.truncated_attributes` (not counted in the 64) and partialSuccess.errorMessage warns,
+ *   with nothing rejected.
  * - Dropped and counted in partialSuccess.rejectedLogRecords: a body over 65,536 characters, more
- *   than 64 attributes (record or resource), an attribute key over 100 or value (JSON) over 4,096
- *   characters, a severityText over 4,096 characters, an unreadable timestamp, and records past
- *   the 10,000th of a request.
+ *   than 64 attributes (record or resource), an attribute key over 100 characters (record or
+ *   resource) or a record attribute value (JSON) over 4,096, a severityText or eventName over
+ *   4,096 characters, an eventName that is not a string, an unreadable timestamp (JSON: not an
+ *   unsigned integer, or beyond 2^64−1), and records past the 10,000th of a request.
  *
  * Malformed input (protobuf that does not decode, JSON that does not parse, a structure of the
  * wrong type) fails the whole request with bad_request. An empty body (zero bytes, or for JSON
