@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
+import { RULE_RECORD_FINGERPRINT } from '../../src/features/alerts/rule-evaluation.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
 import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta, Temporality } from '../../src/features/telemetry/telemetry-types.js';
@@ -490,6 +491,32 @@ describe('telemetry increase and rate', function () {
       expect(res.body.transitions.map((x) => ({ at: x.at, state: x.state }))).to.deep.equal(expected.map((x) => ({ at: x.at, state: x.state })));
       res.body.transitions.forEach((x, i) => expect(x.value).to.be.closeTo(expected[i].value, 1e-9));
       expect(res.body.transitions[0].labels).to.deep.equal({ job: 'api', instance: 'b', alertname: 'request burst', severity: 'warning' });
+    });
+
+    it('an evaluation: streams of one label set (cumulative and delta) are one alert instance, their increases summed', async () => {
+      const create = await t.api.post<{ id: string }>(path(), editorA, {
+        name: 'requests on a',
+        kind: 'threshold',
+        query: { name: 'http_requests_total', filter: { instance: 'a' }, agg: 'increase', window: '10m' },
+        op: '>',
+        threshold: 100,
+        interval: '1m',
+        severity: 'critical',
+      });
+      expect(create.status, create.text).to.equal(201);
+      const [rule] = await knex('alert_rules').where({ id: create.body.id });
+      // (now − 10 m, now] with now at 599 s: from −1 s exclusive, so deltaA's −1 s point is out.
+      const now = at(599);
+      const outcome = await t.app.services.alertEngine.evaluateRule(rule, new Date(now));
+      expect(outcome).to.equal('ok');
+      const alerts = await knex('alerts').where({ rule_id: create.body.id }).whereNot({ fingerprint: RULE_RECORD_FINGERPRINT }).select('state', 'labels', 'value');
+      const expected = [cumA, deltaA].map((s) => [...refIncrease(s.points, s.temporality, now - 10 * MIN + 1, now + 1, 10 * MIN).values()][0]).reduce((a, b) => a + b);
+      expect(expected).to.equal(133 + 21);
+      expect(alerts.map((a: { state: string; labels: Record<string, string>; value: number }) => [a.state, a.labels, a.value])).to.deep.equal([
+        ['firing', { job: 'api', instance: 'a', alertname: 'requests on a', severity: 'critical' }, expected],
+      ]);
+      const [after] = await knex('alert_rules').where({ id: create.body.id }).select('last_error');
+      expect(after.last_error).to.equal(null);
     });
 
     it('a rate_of_change rule with agg=rate validates and evaluates; a bad agg is refused at body/query/agg', async () => {

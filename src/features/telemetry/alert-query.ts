@@ -1,6 +1,6 @@
 import type { AlertLogQuery, AlertMetricQuery, AlertQuerySource, AlertSeries } from '../../core/alerting.js';
 import { DomainError } from '../../core/errors.js';
-import { readMetric, type MetricReadLimits } from './metric-read.js';
+import { labelKey, readMetric, type MetricReadLimits, type RawAnswerSeries } from './metric-read.js';
 import { escapeLike } from './query-params.js';
 import type { QueryRepository } from './query-repository.js';
 import { LEVELS, type Level } from './telemetry-types.js';
@@ -25,7 +25,16 @@ export class AlertQuery implements AlertQuerySource {
     }
     const matchers = Object.entries(q.filter).map(([label, value]) => ({ label, op: '=' as const, value, source: `${label}=${value}` }));
     const read = { name: q.name, matchers, by: q.by, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, agg: q.agg, buckets };
-    const series = await this.timed(readMetric(this.repo, orgId, read, this.limits));
+    let series = await this.timed(readMetric(this.repo, orgId, read, this.limits));
+    if (q.by.length === 0 && hasSameLabels(series)) {
+      // An alert instance is a label set. Streams of one label set (e.g. a counter whose exporter
+      // went from cumulative to delta) are read again as one group each: grouped by every label
+      // key the answer has, a group is exactly one label set (a key a series lacks groups as
+      // absent), aggregated over its streams as `by` aggregates (increase: summed per series).
+      // Without any key: the label '' (no series has it, keys are 1+ characters) makes one group.
+      const keys = [...new Set(series.flatMap((s) => Object.keys(s.labels)))].sort();
+      series = await this.timed(readMetric(this.repo, orgId, { ...read, by: keys.length ? keys : [''] }, this.limits));
+    }
     return series.map((s) => ({ labels: s.labels, points: s.points }));
   }
 
@@ -55,4 +64,10 @@ export class AlertQuery implements AlertQuerySource {
       throw err;
     }
   }
+}
+
+/** Whether two answer series have the same labels (answer series come sorted by labels, so such ones are neighbours). */
+function hasSameLabels(series: readonly RawAnswerSeries[]): boolean {
+  for (let i = 1; i < series.length; i++) if (labelKey(series[i].labels) === labelKey(series[i - 1].labels)) return true;
+  return false;
 }
