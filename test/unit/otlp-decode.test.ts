@@ -183,6 +183,11 @@ describe('OTLP decoding', () => {
       // Nothing but count and sum sent: nothing lost, no warning.
       const plain = metricsBoth(metricsRequest([{ name: 'e', exponentialHistogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '0', sum: 0 }] } }]));
       expect([plain.batch.points.length, plain.warnings]).to.deep.equal([2, []]);
+      // A data point that is refused loses everything, not just the parts a warning would name.
+      const refused = metricsBoth(
+        metricsRequest([{ name: 'e', exponentialHistogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '1', sum: 'NaN', zeroCount: '1', attributes: [kv('a b', s('1')), kv('a_b', s('2'))] }] } }]),
+      );
+      expect([refused.rejected, refused.warnings]).to.deep.equal([1, []]);
       // An explicit histogram's min and max are not stored either.
       const minMax = metricsBoth(
         metricsRequest([{ name: 'h', histogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: T, count: '1', sum: 2, min: 2, max: 2, bucketCounts: ['1'] }] } }]),

@@ -53,6 +53,8 @@ export function sanitizeMetricName(name: string): string {
 }
 
 type Labels = Record<string, string>;
+/** Where a warning goes: the request's Warnings, or a data point's own list until it is stored. */
+type Notes = Pick<Warnings, 'add'>;
 
 /**
  * `otel_resource_id` for a resource's attributes ([key, text] pairs, a repeated key: the last
@@ -81,7 +83,7 @@ const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 
  * get `__2`, `__3` … (skipping names the list already uses), and a warning names them. The
  * result does not depend on the order the attributes were sent in. A repeated key: the last wins.
  */
-export function sanitizedPairs(pairs: readonly [string, string][], warnings: Warnings): [string, string][] {
+export function sanitizedPairs(pairs: readonly [string, string][], warnings: Notes): [string, string][] {
   if (pairs.every(([k]) => k === '' || LABEL_KEY.test(k))) return pairs as [string, string][];
   const byRaw = new Map<string, string>();
   for (const [k, v] of pairs) byRaw.set(k, v);
@@ -142,7 +144,7 @@ function labelProblem(labels: Labels, extra: number): string | null {
   return null;
 }
 
-function addLabels(into: Labels, pairs: [string, string][], warnings: Warnings): void {
+function addLabels(into: Labels, pairs: [string, string][], warnings: Notes): void {
   for (const [k, v] of sanitizedPairs(pairs, warnings)) put(into, k, v);
 }
 
@@ -172,7 +174,7 @@ function numberParts(dp: Obj): Part[] {
   throw new Refused('a data point without a value');
 }
 
-function histogramParts(dp: Obj, where: string, warnings: Warnings): Part[] {
+function histogramParts(dp: Obj, where: string, warnings: Notes): Part[] {
   const total = count(dp.count);
   const parts: Part[] = [{ suffix: '_count', value: total }];
   if (present(dp.sum)) parts.push({ suffix: '_sum', value: double(dp.sum) });
@@ -198,7 +200,7 @@ function histogramParts(dp: Obj, where: string, warnings: Warnings): Part[] {
   return parts;
 }
 
-function exponentialParts(dp: Obj, where: string, warnings: Warnings): Part[] {
+function exponentialParts(dp: Obj, where: string, warnings: Notes): Part[] {
   const parts: Part[] = [{ suffix: '_count', value: count(dp.count) }];
   if (present(dp.sum)) parts.push({ suffix: '_sum', value: double(dp.sum) });
   const hasBuckets = (side: unknown, at: string) => listAt(objectAt(side, at).bucketCounts, `${at}.bucketCounts`).length > 0;
@@ -226,7 +228,7 @@ function summaryParts(dp: Obj, where: string): Part[] {
 const KINDS = ['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'] as const;
 type Kind = (typeof KINDS)[number];
 
-function partsOf(kind: Kind, dp: Obj, where: string, warnings: Warnings): Part[] {
+function partsOf(kind: Kind, dp: Obj, where: string, warnings: Notes): Part[] {
   switch (kind) {
     case 'gauge':
     case 'sum':
@@ -250,7 +252,7 @@ function temporalityOf(v: unknown): Temporality | null {
 const KIND_WORDS: Record<Kind, string> = { gauge: 'a gauge', sum: 'a sum', histogram: 'a histogram', exponentialHistogram: 'an exponential histogram', summary: 'a summary' };
 
 /** The stream descriptor every data point of a metric shares, or why none of them can be stored. */
-function metaOf(metric: Obj, kind: Kind, data: Obj, warnings: Warnings): SeriesMeta | string {
+function metaOf(metric: Obj, kind: Kind, data: Obj, warnings: Notes): SeriesMeta | string {
   if (present(metric.unit) && typeof metric.unit !== 'string') return 'a unit that is not a string';
   if (present(metric.description) && typeof metric.description !== 'string') return 'a description that is not a string';
   // PostgreSQL text holds no NUL: replaced, as in names and labels.
@@ -303,7 +305,12 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
   const data = objectAt(metric[kind], `${where}.${kind}`);
   const dpWhere = `${where}.${kind}.dataPoints`;
   const reject = (reason: string) => state.rejections.add(rawName ? `metric "${rawName.slice(0, 100)}": ${reason}` : reason);
-  const meta = present(metric.name) && typeof metric.name !== 'string' ? 'a metric name that is not a string' : name === '' ? 'a metric without a name' : metaOf(metric, kind, data, state.warnings);
+  // Warnings about what a data point loses are reported only once one is stored.
+  const metricNotes: string[] = [];
+  const notes: string[] = [];
+  const toMetric: Notes = { add: (m) => void metricNotes.push(m) };
+  const toPoint: Notes = { add: (m) => void notes.push(m) };
+  const meta = present(metric.name) && typeof metric.name !== 'string' ? 'a metric name that is not a string' : name === '' ? 'a metric without a name' : metaOf(metric, kind, data, toMetric);
 
   for (const item of listAt(data.dataPoints, dpWhere)) {
     const dp = objectAt(item, `${dpWhere}[]`);
@@ -318,6 +325,7 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
       reject(meta);
       continue;
     }
+    notes.length = 0;
     const ts = pointTime(dp, now);
     if (Number.isNaN(ts)) {
       reject('an unreadable timeUnixNano');
@@ -325,18 +333,18 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
     }
     let parts: Part[];
     try {
-      parts = partsOf(kind, dp, dpWhere, state.warnings);
+      parts = partsOf(kind, dp, dpWhere, toPoint);
     } catch (err) {
       if (!(err instanceof Refused)) throw err;
       reject(err.message);
       continue;
     }
     const labels: Labels = { ...base };
-    addLabels(labels, attributesToText(dp.attributes, `${dpWhere}[].attributes`), state.warnings);
+    addLabels(labels, attributesToText(dp.attributes, `${dpWhere}[].attributes`), toPoint);
     // Last, so that no attribute can stand in for the resource's identity.
     if (resourceId !== null) {
       if (Object.hasOwn(labels, RESOURCE_ID_LABEL) && labels[RESOURCE_ID_LABEL] !== resourceId) {
-        state.warnings.add(`an attribute "${RESOURCE_ID_LABEL}" was replaced by the resource's identity`);
+        notes.push(`an attribute "${RESOURCE_ID_LABEL}" was replaced by the resource's identity`);
       }
       labels[RESOURCE_ID_LABEL] = resourceId;
     }
@@ -349,12 +357,14 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
       continue;
     }
     const extra = parts.find((p) => p.extra)?.extra?.[0];
-    if (extra !== undefined && Object.hasOwn(labels, extra)) state.warnings.add(`an attribute "${extra}" was replaced by the ${extra === 'le' ? 'bucket bound' : 'quantile'}`);
+    if (extra !== undefined && Object.hasOwn(labels, extra)) notes.push(`an attribute "${extra}" was replaced by the ${extra === 'le' ? 'bucket bound' : 'quantile'}`);
     for (const p of parts) {
       const pointLabels = p.extra ? { ...labels } : labels;
       if (p.extra) put(pointLabels, p.extra[0], p.extra[1]);
       state.points.push({ name: name + p.suffix, labels: pointLabels, ts, value: p.value, meta, point });
     }
+    for (const m of metricNotes) state.warnings.add(m);
+    for (const m of notes) state.warnings.add(m);
   }
 }
 
