@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import type { Knex } from 'knex';
+import knexFactory, { type Knex } from 'knex';
+import { DomainError } from '../../src/core/errors.js';
 import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
 import { RULE_RECORD_FINGERPRINT } from '../../src/features/alerts/rule-evaluation.js';
+import { readMetric } from '../../src/features/telemetry/metric-read.js';
+import { QueryRepository } from '../../src/features/telemetry/query-repository.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
 import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta, Temporality } from '../../src/features/telemetry/telemetry-types.js';
@@ -413,6 +416,32 @@ describe('telemetry increase and rate', function () {
         const res = await t.api.get<Problem>(`/organizations/${orgA.slug}/metrics/query?${qs({ name: 'http_requests_total', agg })}`, readA);
         expectProblem(res, 400, `agg=${agg}`);
         expect(res.body.errors?.[0].path, res.text).to.equal('query/agg');
+      }
+    });
+
+    it('the series and answer-size limits hold for increase and rate, grouped or not', async () => {
+      const reads = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+      try {
+        const repo = new QueryRepository(knex, reads);
+        const read = (agg: 'increase' | 'rate', by: string[], maxSeries: number, maxPoints: number) =>
+          readMetric(repo, orgA.id, { name: 'http_requests_total', matchers: [], by, startMs: W.start, endMs: W.end, stepMs: MIN, agg, buckets: 10 }, { maxSeries, maxPoints, statementTimeoutMs: 10_000 });
+        const refused = async (p: Promise<unknown>) => {
+          const err = await p.then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(err).to.be.instanceOf(DomainError);
+          return (err as DomainError).message;
+        };
+        for (const agg of ['increase', 'rate'] as const) {
+          expect(await refused(read(agg, [], 2, 1000))).to.contain('more than 2 series');
+          expect(await refused(read(agg, [], 3, 29))).to.contain('3 series × 10 buckets = 30 points');
+          expect(await refused(read(agg, ['job'], 3, 9))).to.contain('1 series × 10 buckets = 10 points');
+          expect(await read(agg, [], 3, 30)).to.have.length(3);
+          expect(await read(agg, ['job'], 3, 10)).to.have.length(1);
+        }
+      } finally {
+        await reads.destroy();
       }
     });
 
