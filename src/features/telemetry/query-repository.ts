@@ -4,7 +4,7 @@ import type { SeriesKind, Temporality } from './telemetry-types.js';
 
 /**
  * The aggregations a metric query offers. Percentiles interpolate (percentile_cont); `increase`
- * and `rate` are temporal: per series, the growth of a counter (TEMPORAL below).
+ * and `rate` are temporal: per series, the growth of a counter (DELTA_SQL below).
  */
 export const AGGREGATIONS = ['avg', 'min', 'max', 'sum', 'count', 'p50', 'p90', 'p95', 'p99', 'increase', 'rate'] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
@@ -265,7 +265,8 @@ export class QueryRepository {
    * so a group's aggregate runs over the raw points of all its series (an avg is the mean of the
    * points, not a mean of per-series means).
    * `increase` and `rate` (grouped or not) read series by series too, each series' points in
-   * time order straight from the index (so lag() needs no sort), and turn them into deltas
+   * time order straight from the index (lag() only sorts points of equal ts among themselves: an
+   * incremental sort), and turn them into deltas
    * (DELTA_SQL) before the buckets sum them: a group's increase is the sum of its series'
    * increases. Over the group's raw points it would be meaningless: lag() across the points of
    * different series would subtract one process's counter from another's.
