@@ -178,6 +178,13 @@ describe('telemetry increase and rate', function () {
     points: ([[0, 5], [20, 8], [40, 2], [50, 6]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
   };
 
+  // A cumulative up-down counter: no resets, a drop is a negative change.
+  const queue: StoredSeries = {
+    labels: { q: 'jobs' },
+    temporality: 'cumulative',
+    points: ([[0, 5], [20, 3], [40, 0], [70, 4], [100, 1]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
+  };
+
   async function insertSeries(orgId: string, name: string, labels: Record<string, string>, meta: SeriesMeta | null): Promise<number> {
     const canon = canonicalLabels(labels);
     if (meta === null) {
@@ -226,6 +233,7 @@ describe('telemetry increase and rate', function () {
     await store(orgA.id, 'http_requests_total', cumB, counter('cumulative'));
     await store(orgA.id, 'temp', temp, { kind: 'gauge', temporality: null, monotonic: false, unit: 'Cel', description: 'Room temperature' });
     await store(orgA.id, 'legacy_total', legacy, null);
+    await store(orgA.id, 'queue_length', queue, { kind: 'updowncounter', temporality: 'cumulative', monotonic: false, unit: '{item}', description: 'Items queued' });
     // A name whose older series predate kinds: its kind is the newer series'.
     await store(orgA.id, 'mixed_total', { labels: { v: '1' }, temporality: null, points: [[at(0), 1]] }, null);
     await store(orgA.id, 'mixed_total', { labels: { v: '2' }, temporality: 'delta', points: [[at(0), 1]] }, counter('delta', 'By'));
@@ -330,6 +338,17 @@ describe('telemetry increase and rate', function () {
       ]);
       const [l] = await query({ name: 'legacy_total', agg: 'rate', step: '1m' });
       expect(l.points).to.deep.equal([[iso(B), (3 + 2 + 4) / 60]]);
+    });
+
+    it('an up-down counter has no resets: a bucket\'s increase is its net change, negative when it went down', async () => {
+      const [q] = await query({ name: 'queue_length', agg: 'increase', step: '1m' });
+      // Worked out by hand: [0,60): (3-5) + (0-3) = -5 · [60,120): (4-0) + (1-4) = 1
+      expect(q.points).to.deep.equal([
+        [iso(B), -5],
+        [iso(B + MIN), 1],
+      ]);
+      const [r] = await query({ name: 'queue_length', agg: 'rate', step: '2m' });
+      expect(r.points).to.deep.equal([[iso(B), -4 / 120]]);
     });
 
     it('the step: not dividing the range (a short last bucket, still divided by the step), smaller than the point spacing, the whole range', async () => {
@@ -459,7 +478,7 @@ describe('telemetry increase and rate', function () {
       const res = await t.api.get<{ items: MetricItem[] }>(`/organizations/${orgA.slug}/metrics`, readA);
       expect(res.status, res.text).to.equal(200);
       const by = Object.fromEntries(res.body.items.map((i) => [i.name, i]));
-      expect(Object.keys(by)).to.deep.equal(['http_requests_total', 'legacy_total', 'mixed_total', 'temp']);
+      expect(Object.keys(by)).to.deep.equal(['http_requests_total', 'legacy_total', 'mixed_total', 'queue_length', 'temp']);
       expect(by.http_requests_total).to.deep.equal({
         name: 'http_requests_total',
         kind: 'counter',

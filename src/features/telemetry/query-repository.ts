@@ -27,13 +27,14 @@ const AGG_SQL: Record<PointAggregation, string> = {
 /**
  * `increase` and `rate`: one delta per point of a series, from its previous point in the range
  * (`p.prev`, lag() over the series' points by time). A delta series' points are increments
- * already: the delta is the value. Otherwise (cumulative, and gauges or unknown kinds as
- * Prometheus treats them) it is value − previous, or the value itself when it dropped (a counter
- * reset: the counter restarted from 0); the range's first point has no previous and only sets the
- * base (TEMPORAL_WHERE leaves it out). A bucket's increase is the sum of its deltas; rate divides
+ * already: the delta is the value. An up-down counter (declared non-monotonic) has no resets:
+ * value − previous, negative when it went down. Otherwise (cumulative counters and histogram or
+ * summary parts, and gauges or unknown kinds as Prometheus treats them) it is value − previous, or
+ * the value itself when it dropped (a counter reset: the counter restarted from 0); the range's
+ * first point has no previous and only sets the base (TEMPORAL_WHERE leaves it out). A bucket's increase is the sum of its deltas; rate divides
  * it by the step in seconds.
  */
-const DELTA_SQL = `case when s.temporality = 'delta' then p.value when p.value >= p.prev then p.value - p.prev else p.value end`;
+const DELTA_SQL = `case when s.temporality = 'delta' then p.value when p.value >= p.prev or s.kind = 'updowncounter' then p.value - p.prev else p.value end`;
 const TEMPORAL_WHERE = `(s.temporality = 'delta' or p.prev is not null)`;
 const isTemporal = (agg: Aggregation): agg is 'increase' | 'rate' => agg === 'increase' || agg === 'rate';
 
@@ -316,7 +317,7 @@ export class QueryRepository {
            and ${withinLimits}`;
     }
     const sql = `with s as materialized (
-        select id, ${grouped ? `${key} as gk, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
+        select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
       a as (${a}
          group by 1, 2),
