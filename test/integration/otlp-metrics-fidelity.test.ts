@@ -184,6 +184,12 @@ describe('OTLP metrics fidelity: streams, identity, whole data points, exact val
         expect(res).to.deep.equal({ status: 200, rejected: 1, message: "1 data point(s) refused: would create a new series beyond the organization's limit of 3 series" });
         expect(await pointCount(org.id, "s.name like 'lat%'")).to.equal(0);
         expect((await seriesOf(org.id)).filter((r) => r.name === 'pre').map((r) => r.values)).to.deep.equal([[1, 2]]);
+        // None of its series was created either: an empty _count or _sum would take up room under the limit.
+        expect((await seriesOf(org.id)).map((r) => r.name)).to.deep.equal(['pre']);
+        // A histogram that fits (two new series: _count and _sum, room for two) is then stored whole.
+        const small = { name: 'small', histogram: { aggregationTemporality: 1, dataPoints: [{ timeUnixNano: nowNanos(), count: '0', sum: 0 }] } };
+        expect(await send(format, org.key, request([small]))).to.deep.equal({ status: 200, rejected: 0, message: '' });
+        expect((await seriesOf(org.id)).map((r) => r.name).sort()).to.deep.equal(['pre', 'small_count', 'small_sum']);
       });
 
       it('integers beyond ±(2^53−1) are refused with a message; 2^53−1 itself is stored exactly', async () => {

@@ -28,6 +28,8 @@ export interface SeriesPoint {
   name: string;
   labels: Record<string, string>;
   meta?: SeriesMeta;
+  /** The data point the row belongs to (PointIn.point); absent: a data point of its own. */
+  point?: number;
 }
 
 /**
@@ -90,13 +92,15 @@ export class SeriesStore {
     }
     const refused: number[] = [];
     const conflicts: Resolution['conflicts'] = [];
-    if (missing.size > 0) await this.serialized(orgId, () => this.load(orgId, missing, ids, refused, conflicts, maxSeries, now));
+    const pointOf = (i: number) => points[i].point ?? -1 - i;
+    if (missing.size > 0) await this.serialized(orgId, () => this.load(orgId, missing, pointOf, ids, refused, conflicts, maxSeries, now));
     return { ids, refused, conflicts };
   }
 
   private async load(
     orgId: string,
     missing: Map<string, { at: number[]; meta: SeriesMeta; name: string; canon: string }>,
+    pointOf: (index: number) => number,
     ids: (number | null)[],
     refused: number[],
     conflicts: Resolution['conflicts'],
@@ -141,8 +145,9 @@ export class SeriesStore {
     }
     conflicts.sort((a, b) => a.index - b.index);
     const room = Math.max(0, maxSeries - count);
-    const allowed = fresh.slice(0, room);
-    for (const k of fresh.slice(room)) for (const i of missing.get(k.cacheKey)?.at ?? []) refused.push(i);
+    const allowed = fresh.length <= room ? fresh : wholePoints(fresh, room, (k) => (missing.get(k.cacheKey)?.at ?? []).map(pointOf));
+    const created = new Set(allowed);
+    for (const k of fresh) if (!created.has(k)) for (const i of missing.get(k.cacheKey)?.at ?? []) refused.push(i);
     const rows = await this.repo.insertOrGet(orgId, allowed);
     this.counts.set(orgId, { n: count + rows.length, at: cached && now - cached.at < COUNT_TTL_MS ? cached.at : now });
     assign(rows);
@@ -160,4 +165,29 @@ export class SeriesStore {
     });
     return run;
   }
+}
+
+/**
+ * The new series to create when not all fit in `room`: whole data points, in order, as long as
+ * all of a data point's series still fit (a histogram point whose buckets would pass the limit
+ * creates none of its series, so no empty `_count` or `_sum` takes up room).
+ */
+function wholePoints<K>(fresh: readonly K[], room: number, pointsOf: (key: K) => number[]): K[] {
+  const byPoint = new Map<number, K[]>();
+  for (const k of fresh) {
+    for (const p of new Set(pointsOf(k))) {
+      const list = byPoint.get(p);
+      if (list) list.push(k);
+      else byPoint.set(p, [k]);
+    }
+  }
+  const admitted = new Set<K>();
+  let left = room;
+  for (const keys of byPoint.values()) {
+    const need = keys.filter((k) => !admitted.has(k));
+    if (need.length > left) continue;
+    for (const k of need) admitted.add(k);
+    left -= need.length;
+  }
+  return fresh.filter((k) => admitted.has(k));
 }
