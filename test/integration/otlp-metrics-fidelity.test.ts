@@ -156,6 +156,17 @@ describe('OTLP metrics fidelity: streams, identity, whole data points, exact val
         expect(await seriesOf(org.id)).to.deep.equal(expected);
       });
 
+      it('a counter a_h_count first, then a histogram a_h: the histogram point is refused whole and creates none of its series', async () => {
+        const org = await freshOrg();
+        const ts = nowNanos();
+        expect(await send(format, org.key, request([sum('a_h_count', 2, [{ timeUnixNano: ts, asInt: '7' }])]))).to.deep.equal({ status: 200, rejected: 0, message: '' });
+        const histogram = { name: 'a_h', histogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: nowNanos(), count: '3', sum: 4.5, bucketCounts: ['1', '2'], explicitBounds: [1] }] } };
+        const res = await send(format, org.key, request([histogram]));
+        expect(res).to.deep.equal({ status: 200, rejected: 1, message: '1 data point(s) rejected: metric "a_h_count" has series of kind counter; a histogram of the same name is refused' });
+        // No empty a_h_sum or a_h_bucket series: they would take up room and fix those names' kind.
+        expect((await seriesOf(org.id)).map((r) => [r.name, r.kind, r.values])).to.deep.equal([['a_h_count', 'counter', [7]]]);
+      });
+
       it('two resources differing only in process.pid write two series, told apart by otel_resource_id', async () => {
         const org = await freshOrg();
         const ts = nowNanos();

@@ -229,6 +229,19 @@ describe('telemetry ingest (native JSON)', function () {
     expect(await count(url, 'select count(*) as n from points where org_id = $1', [org.id])).to.equal(4);
   });
 
+  it('refuses a native point under a name that OTLP writes as a counter (400 naming the item), creating no series of the batch', async () => {
+    const org = await createOrg(t.app.services);
+    const counter = { kind: 'counter' as const, temporality: 'cumulative' as const, monotonic: true, unit: '', description: '' };
+    const otlp = await t.app.services.telemetry.ingest({ kind: 'system' }, org.slug, { points: [{ name: 'jobs_total', labels: {}, ts: Date.now(), value: 5, meta: counter, point: 1 }], logs: [], events: [] }, { partial: true });
+    expect(otlp.rejected.metrics).to.equal(0);
+    const key = (await createApiKey(t.app.services, org.slug, ['ingest'])).secret;
+    const res = await t.api.post<Problem>('/telemetry', key, { metrics: [{ name: 'fresh', value: 1 }, { name: 'jobs_total', value: 2 }] });
+    expect(res.status, res.text).to.equal(400);
+    expect(res.body.errors).to.deep.equal([{ path: 'body/metrics/1/name', message: 'metric "jobs_total" has series of kind counter; a gauge of the same name is refused' }]);
+    // All or nothing: not even the new series of the batch's other point was created.
+    expect(await query<{ name: string; kind: string }>(url, 'select name, kind from series where org_id = $1', [org.id])).to.deep.equal([{ name: 'jobs_total', kind: 'counter' }]);
+  });
+
   it('streams a large group commit in chunks and stores every row exactly', async () => {
     const org = await createOrg(t.app.services);
     const ts = Date.now() - 5000;

@@ -71,11 +71,15 @@ export class SeriesStore {
     this.cache = new LRUCache({ max: opts.cacheSize, ttl: TOUCH_INTERVAL_MS, updateAgeOnGet: false, perf: { now } });
   }
 
-  async resolve(orgId: string, points: readonly SeriesPoint[], maxSeries: number): Promise<Resolution> {
+  /**
+   * `atomic` (the native API, all or nothing): when anything is refused, no series is created,
+   * since the whole batch will be refused.
+   */
+  async resolve(orgId: string, points: readonly SeriesPoint[], maxSeries: number, atomic = false): Promise<Resolution> {
     const now = this.now();
     const ids: (number | null)[] = new Array<number | null>(points.length).fill(null);
-    /** Cache key → the input indexes and the key of the series they need. */
-    const missing = new Map<string, { at: number[]; key: SeriesKey | null; meta: SeriesMeta; name: string; canon: string }>();
+    /** Cache key → the input indexes needing that series, and what identifies it. */
+    const missing = new Map<string, { at: number[]; meta: SeriesMeta; name: string; canon: string }>();
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
       const meta = p.meta ?? NATIVE_META;
@@ -87,13 +91,13 @@ export class SeriesStore {
       } else {
         const m = missing.get(key);
         if (m) m.at.push(i);
-        else missing.set(key, { at: [i], key: null, meta, name: p.name, canon });
+        else missing.set(key, { at: [i], meta, name: p.name, canon });
       }
     }
     const refused: number[] = [];
     const conflicts: Resolution['conflicts'] = [];
     const pointOf = (i: number) => points[i].point ?? -1 - i;
-    if (missing.size > 0) await this.serialized(orgId, () => this.load(orgId, missing, pointOf, ids, refused, conflicts, maxSeries, now));
+    if (missing.size > 0) await this.serialized(orgId, () => this.load(orgId, missing, pointOf, ids, refused, conflicts, maxSeries, atomic, now));
     return { ids, refused, conflicts };
   }
 
@@ -105,6 +109,7 @@ export class SeriesStore {
     refused: number[],
     conflicts: Resolution['conflicts'],
     maxSeries: number,
+    atomic: boolean,
     now: number,
   ): Promise<void> {
     /** `name \0 hash hex` → the key and its cache key. */
@@ -144,14 +149,19 @@ export class SeriesStore {
       }
     }
     conflicts.sort((a, b) => a.index - b.index);
+    // A data point with a conflicting series creates none of its series (a histogram whose
+    // _count is refused leaves no empty _sum or buckets behind).
+    const conflicted = new Set(conflicts.map((c) => pointOf(c.index)));
+    const candidates = conflicted.size === 0 ? fresh : fresh.filter((k) => !(missing.get(k.cacheKey)?.at ?? []).every((i) => conflicted.has(pointOf(i))));
     const room = Math.max(0, maxSeries - count);
-    const allowed = fresh.length <= room ? fresh : wholePoints(fresh, room, (k) => (missing.get(k.cacheKey)?.at ?? []).map(pointOf));
+    const allowed = candidates.length <= room ? candidates : wholePoints(candidates, room, (k) => (missing.get(k.cacheKey)?.at ?? []).map(pointOf));
     const created = new Set(allowed);
-    for (const k of fresh) if (!created.has(k)) for (const i of missing.get(k.cacheKey)?.at ?? []) refused.push(i);
+    for (const k of candidates) if (!created.has(k)) for (const i of missing.get(k.cacheKey)?.at ?? []) refused.push(i);
+    refused.sort((a, b) => a - b);
+    if (atomic && (conflicts.length > 0 || refused.length > 0)) return;
     const rows = await this.repo.insertOrGet(orgId, allowed);
     this.counts.set(orgId, { n: count + rows.length, at: cached && now - cached.at < COUNT_TTL_MS ? cached.at : now });
     assign(rows);
-    refused.sort((a, b) => a - b);
   }
 
   /** Runs `fn` after the org's previous series creation has finished. */

@@ -197,7 +197,7 @@ export class TelemetryService implements TelemetryIngest {
       p.name = clean(p.name);
       p.labels = cleanRecord(p.labels);
     }
-    const { ids, refused, conflicts } = await this.d.series.resolve(orgId, points, limits.max_series);
+    const { ids, refused, conflicts } = await this.d.series.resolve(orgId, points, limits.max_series, !opts.partial);
     const pathOf = (i: number) => `body/metrics/${input.points.indexOf(points[i])}/name`;
     if (conflicts.length) {
       const conflictMessage = (c: (typeof conflicts)[number]) => `metric "${c.name.slice(0, 100)}" has series of kind ${c.existing}; a ${c.kind} of the same name is refused`;
@@ -232,8 +232,10 @@ export class TelemetryService implements TelemetryIngest {
       }
       const limited = new Set(refused.map((i) => pointOf(points[i])).filter((k) => !droppedPoints.has(k)));
       for (const k of limited) droppedPoints.add(k);
-      this.refused(orgId, 'dropped_series_limit', limited.size);
-      messages.push(`${limited.size} data point(s) refused: ${message}`);
+      if (limited.size) {
+        this.refused(orgId, 'dropped_series_limit', limited.size);
+        messages.push(`${limited.size} data point(s) refused: ${message}`);
+      }
     }
     // A data point is stored whole or not at all: a histogram whose bucket series was refused loses its _count and _sum too.
     rejected.metrics = droppedPoints.size;
