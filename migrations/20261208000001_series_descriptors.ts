@@ -20,10 +20,14 @@ export async function up(knex: Knex): Promise<void> {
       add column monotonic boolean not null default false,
       add column unit text not null default '',
       add column description text not null default ''`);
+  // A name's kind (checked when a new series is created) from one row, without walking the
+  // name's series of kind unknown. Empty until series with kinds are written.
+  await knex.raw(`create index series_name_kind on series (org_id, name, kind) where kind <> 'unknown'`);
   await knex.raw('alter table logs add column observed_ts timestamptz, add column event_name text');
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.raw('drop index if exists series_name_kind');
   await knex.raw('alter table logs drop column if exists observed_ts, drop column if exists event_name');
   await knex.raw(`
     alter table series drop column if exists kind, drop column if exists temporality, drop column if exists monotonic,

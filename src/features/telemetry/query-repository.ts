@@ -30,12 +30,17 @@ const AGG_SQL: Record<PointAggregation, string> = {
  * already: the delta is the value. An up-down counter (declared non-monotonic) has no resets:
  * value − previous, negative when it went down. Otherwise (cumulative counters and histogram or
  * summary parts, and gauges or unknown kinds as Prometheus treats them) it is value − previous, or
- * the value itself when it dropped (a counter reset: the counter restarted from 0); the range's
- * first point has no previous and only sets the base (TEMPORAL_WHERE leaves it out). A bucket's increase is the sum of its deltas; rate divides
+ * the value itself when it dropped (a counter reset: the counter restarted from 0). The base of
+ * the range's first point is the series' last point in the INCREASE_LOOKBACK_MS (or one step,
+ * when longer) before start, so a window's increase includes the growth up to its first point
+ * (an alert's `rate` over its window reads the counter's full rate, not (n−1)/n of it); without
+ * such a point, the range's first point only sets the base (TEMPORAL_WHERE leaves it out). A bucket's increase is the sum of its deltas; rate divides
  * it by the step in seconds.
  */
 const DELTA_SQL = `case when s.temporality = 'delta' then p.value when p.value >= p.prev or s.kind = 'updowncounter' then p.value - p.prev else p.value end`;
 const TEMPORAL_WHERE = `(s.temporality = 'delta' or p.prev is not null)`;
+/** How far before a range's start increase/rate look for the base point (Prometheus's default lookback is 5 minutes too). */
+export const INCREASE_LOOKBACK_MS = 300_000;
 const isTemporal = (agg: Aggregation): agg is 'increase' | 'rate' => agg === 'increase' || agg === 'rate';
 
 // Matchers compare the label's value with '' standing in for a missing label (Prometheus:
@@ -298,11 +303,18 @@ export class QueryRepository {
     if (isTemporal(q.agg)) {
       // Ties in ts (a retried native write) are ordered by value, so the deltas never depend on the plan.
       const v = q.agg === 'rate' ? `sum(${DELTA_SQL}) / (${step}::bigint::float8 / 1000)` : `sum(${DELTA_SQL})`;
+      const lookbackStart = p.add(new Date(q.startMs - Math.max(q.stepMs, INCREASE_LOOKBACK_MS)));
+      // The base: the series' last point before start (one index probe, read backwards), then the range's points.
       a = `
         select s.${grouped ? 'gk' : 'id'} as g, ${bin} as b, ${v} as v
           from s cross join lateral (
-                 select p.ts, p.value, lag(p.value) over (order by p.ts, p.value) as prev from points p where ${range}) p
-         where ${TEMPORAL_WHERE} and ${withinLimits}`;
+                 select q.ts, q.value, lag(q.value) over (order by q.ts, q.value) as prev from (
+                   (select p.ts, p.value from points p
+                     where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${lookbackStart} and p.ts < ${start}
+                     order by p.ts desc, p.value desc limit 1)
+                   union all
+                   (select p.ts, p.value from points p where ${range})) q) p
+         where p.ts >= ${start} and ${TEMPORAL_WHERE} and ${withinLimits}`;
     } else if (grouped) {
       a = `
         select s.gk as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
