@@ -79,7 +79,7 @@ const pointLine = (org: string, p: StoredPoint, iso: (ms: number) => string) => 
 const LOGS_COPY = 'copy logs (org_id, ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id, observed_ts, event_name) from stdin';
 const logLine = (org: string, l: LogIn, iso: (ms: number) => string) =>
   `${org}\t${iso(l.ts)}\t${l.severityNumber}\t${text(l.severityText)}\t${text(l.body)}\t${json(l.attributes)}\t${json(l.resource)}\t${text(l.traceId)}\t${text(l.spanId)}\t${
-    l.observedTs === null ? '\\N' : new Date(l.observedTs).toISOString()
+    l.observedTs === null ? '\\N' : new Date(l.observedTs).toISOString() // not iso(): it remembers one value, the rows' ts
   }\t${text(l.eventName)}\n`;
 const EVENTS_COPY = 'copy events (org_id, ts, type, title, text, tags) from stdin';
 const eventLine = (org: string, e: EventIn, iso: (ms: number) => string) => `${org}\t${iso(e.ts)}\t${text(e.type)}\t${text(e.title)}\t${text(e.text)}\t${json(e.tags)}\n`;

@@ -31,11 +31,6 @@ export const SCOPE_NAME_LABEL = 'otel_scope_name';
 export const RESOURCE_ID_LABEL = 'otel_resource_id';
 const INSTANCE_ID = 'service.instance.id';
 
-/** A unit is part of a stream's identity; UCUM units are short. */
-export const UNIT_MAX = 100;
-/** Longer descriptions are truncated (and reported). */
-export const DESCRIPTION_MAX = 1024;
-
 const LABEL_KEY = new RegExp(L.labelKeyPattern);
 const METRIC_NAME = new RegExp(L.metricNamePattern);
 
@@ -257,11 +252,11 @@ function metaOf(metric: Obj, kind: Kind, data: Obj, warnings: Notes): SeriesMeta
   if (present(metric.description) && typeof metric.description !== 'string') return 'a description that is not a string';
   // PostgreSQL text holds no NUL: replaced, as in names and labels.
   const unit = toStorableText((metric.unit as string | undefined) ?? '');
-  if (unit.length > UNIT_MAX) return `a unit longer than ${UNIT_MAX} characters`;
+  if (unit.length > L.unitMax) return `a unit longer than ${L.unitMax} characters`;
   let description = (metric.description as string | undefined) ?? '';
-  if (description.length > DESCRIPTION_MAX) {
-    description = description.slice(0, DESCRIPTION_MAX);
-    warnings.add(`metric descriptions longer than ${DESCRIPTION_MAX} characters are truncated`);
+  if (description.length > L.descriptionMax) {
+    description = description.slice(0, L.descriptionMax);
+    warnings.add(`metric descriptions longer than ${L.descriptionMax} characters are truncated`);
   }
   description = toStorableText(description);
   let seriesKind: SeriesKind;

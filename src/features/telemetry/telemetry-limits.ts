@@ -13,6 +13,10 @@ export const INGEST_LIMITS = {
   labelKeyMax: 100,
   labelKeyPattern: '^[A-Za-z_][A-Za-z0-9_./-]*$',
   labelValueMax: 1024,
+  /** OTLP metric unit (part of a series' identity). */
+  unitMax: 100,
+  /** OTLP metric description: longer ones are truncated (with a warning), not refused. */
+  descriptionMax: 1024,
   logBodyMax: 65_536,
   maxAttributes: 64,
   attributeKeyMax: 100,
