@@ -18,8 +18,10 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  * Temporality in queries, against real PostgreSQL over HTTP (every answer is validated against
  * the OpenAPI document): agg=increase and agg=rate compared with a reference implementation of
  * their definition written here (per series, consecutive points in time order; a drop is a
- * counter reset; a delta series' values are summed; the range's first point only sets the base),
- * plus a few buckets worked out by hand; grouping sums per-series increases; the descriptors
+ * counter reset; a delta series' values are summed; the base of the range's first point is the
+ * series' last point in the 5 minutes, or one step when longer, before start, and only without
+ * one does the first point merely set the base), plus a few buckets worked out by hand, among them
+ * the lookback's edges; grouping sums per-series increases; the descriptors
  * (kind, temporality, unit) on answer series and in the list of metric names; an alert rule
  * reading agg=rate.
  */
@@ -34,15 +36,28 @@ type Pt = [number, number];
 // ---------------------------------------------------------------------------------------------
 // The definition, computed without SQL
 
-/** Per bucket start: the summed deltas of the series' points in [start, end). Buckets without a delta are absent. */
-function refIncrease(points: Pt[], temporality: Temporality | null, start: number, end: number, step: number): Map<number, number> {
-  const pts = points.filter(([ts]) => ts >= start && ts < end).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+/** Prometheus's default lookback, as the definition uses it (not imported: the test states the definition). */
+const LOOKBACK_MS = 5 * 60_000;
+
+/**
+ * Per bucket start: the summed deltas of the series' points in [start, end). The base of the
+ * range's first point is the series' last point in the lookback (5 minutes, or one step when
+ * longer) before start; without one, the first point only sets the base. Buckets without a delta
+ * are absent.
+ */
+function refIncrease(points: Pt[], temporality: Temporality | null, start: number, end: number, step: number, kind = 'counter'): Map<number, number> {
+  const order = (a: Pt, b: Pt) => a[0] - b[0] || a[1] - b[1];
+  const before = points.filter(([ts]) => ts < start && ts >= start - Math.max(step, LOOKBACK_MS)).sort(order);
+  const inRange = points.filter(([ts]) => ts >= start && ts < end).sort(order);
+  const base = before.length ? before[before.length - 1] : undefined;
   const out = new Map<number, number>();
-  pts.forEach(([ts, v], i) => {
+  inRange.forEach(([ts, v], i) => {
+    const prev = i > 0 ? inRange[i - 1] : base;
     let d: number;
     if (temporality === 'delta') d = v;
-    else if (i === 0) return; // the base
-    else d = v >= pts[i - 1][1] ? v - pts[i - 1][1] : v; // a drop: restarted from 0
+    else if (prev === undefined) return; // the base
+    else if (kind === 'updowncounter') d = v - prev[1];
+    else d = v >= prev[1] ? v - prev[1] : v; // a drop: restarted from 0
     const b = start + Math.floor((ts - start) / step) * step;
     out.set(b, (out.get(b) ?? 0) + d);
   });
@@ -108,7 +123,8 @@ describe('telemetry increase and rate', function () {
 
   // http_requests_total{job=api,instance=a}, cumulative: resets exactly on a bucket start (60 s)
   // and inside a bucket (105 s, 375 s), an unchanged value, empty buckets (240–360 s), and
-  // points outside [start, end) on both sides that must never count (not even as a base).
+  // points outside [start, end) on both sides: the one at -5 s is within the lookback, so it is
+  // the base of the point at 0 s (never a delta of its own); the one at 600 s never counts.
   const cumA: StoredSeries = {
     labels: { job: 'api', instance: 'a' },
     temporality: 'cumulative',
@@ -138,6 +154,7 @@ describe('telemetry increase and rate', function () {
     ).map(([s, v]): Pt => [at(s), v]),
   };
   // The same labels, a delta stream: its own series, values summed per bucket (a bucket of zeros is 0, not absent).
+  // Its point at -1 s is within the lookback but never counts: a delta series has no base.
   const deltaA: StoredSeries = {
     labels: { job: 'api', instance: 'a' },
     temporality: 'delta',
@@ -176,6 +193,15 @@ describe('telemetry increase and rate', function () {
     labels: {},
     temporality: null,
     points: ([[0, 5], [20, 8], [40, 2], [50, 6]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
+  };
+
+  // A cumulative counter with gaps longer than the lookback: the point at -360 s is 6 minutes
+  // before the range's start (beyond 5 minutes, within a 10-minute step), and 30 s → 400 s is a
+  // gap of 6 min 10 s; the point at 30 s is exactly 5 minutes before 330 s.
+  const sparse: StoredSeries = {
+    labels: { job: 'batch' },
+    temporality: 'cumulative',
+    points: ([[-360, 7], [0, 10], [30, 16], [400, 20], [420, 3]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
   };
 
   // A cumulative up-down counter: no resets, a drop is a negative change.
@@ -233,6 +259,7 @@ describe('telemetry increase and rate', function () {
     await store(orgA.id, 'http_requests_total', cumB, counter('cumulative'));
     await store(orgA.id, 'temp', temp, { kind: 'gauge', temporality: null, monotonic: false, unit: 'Cel', description: 'Room temperature' });
     await store(orgA.id, 'legacy_total', legacy, null);
+    await store(orgA.id, 'sparse_total', sparse, counter('cumulative'));
     await store(orgA.id, 'queue_length', queue, { kind: 'updowncounter', temporality: 'cumulative', monotonic: false, unit: '{item}', description: 'Items queued' });
     // A name whose older series predate kinds: its kind is the newer series'.
     await store(orgA.id, 'mixed_total', { labels: { v: '1' }, temporality: null, points: [[at(0), 1]] }, null);
@@ -266,13 +293,14 @@ describe('telemetry increase and rate', function () {
       const series = await query({ name: 'http_requests_total', agg: 'increase', step: '1m', filter: 'instance=a' });
       const cum = series.find((s) => s.temporality === 'cumulative');
       expect(cum, JSON.stringify(series)).to.not.equal(undefined);
-      // [0,60): 10+15+5 · [60,120): 5 (the reset at 60 s) +15+2+3 (the reset at 105 s) · [120,180): 7+0+30 · [180,240): 1 ·
-      // nothing in [240,360) · [360,420): 9+2 (reset) · [420,480): 7 · [480,540): 3 · [540,600): 18+1. The point at
-      // -5 s is no base, the one at 600 s is outside.
+      // [0,60): 10 (100−90: the point at -5 s, 5 s before start, is the base) +10+15+5 · [60,120): 5 (the reset at
+      // 60 s) +15+2+3 (the reset at 105 s) · [120,180): 7+0+30 · [180,240): 1 · nothing in [240,360) · [360,420): 9+2
+      // (reset) · [420,480): 7 · [480,540): 3 · [540,600): 18+1. The point at 600 s is outside.
+      // (Without the lookback, [0,60) would be 30: the point at 0 s only setting the base.)
       expect(cum!.points).to.deep.equal(
         (
           [
-            [0, 30],
+            [0, 40],
             [1, 25],
             [2, 37],
             [3, 1],
@@ -286,9 +314,10 @@ describe('telemetry increase and rate', function () {
       expectClose(cum!.points, asPoints(refIncrease(cumA.points, 'cumulative', W.start, W.end, MIN), 'increase', MIN), 'reference');
     });
 
-    it('delta: the values of each bucket summed (a bucket of zeros is 0)', async () => {
+    it('delta: the values of each bucket summed (a bucket of zeros is 0), points before start never count', async () => {
       const series = await query({ name: 'http_requests_total', agg: 'increase', step: '1m', filter: 'instance=a' });
       const delta = series.find((s) => s.temporality === 'delta');
+      // [0,60): 3+4+0 — the 50 at -1 s is within the lookback, yet a delta series takes no base (it would make 57).
       expect(delta!.points).to.deep.equal(
         (
           [
@@ -310,10 +339,11 @@ describe('telemetry increase and rate', function () {
         ['http_requests_total', cumB],
         ['temp', temp],
         ['legacy_total', legacy],
+        ['sparse_total', sparse],
       ];
       for (const step of [5 * SEC, 30 * SEC, MIN, 2 * MIN, 3 * MIN, 10 * MIN]) {
         for (const agg of ['increase', 'rate'] as const) {
-          for (const name of ['http_requests_total', 'temp', 'legacy_total']) {
+          for (const name of ['http_requests_total', 'temp', 'legacy_total', 'sparse_total']) {
             const series = await query({ name, agg, step: step / 1000 });
             const stored = all.filter(([n]) => n === name).map(([, s]) => s);
             expect(series, `${name} ${agg} ${step}`).to.have.length(stored.filter((s) => refIncrease(s.points, s.temporality, W.start, W.end, step).size > 0).length);
@@ -359,26 +389,68 @@ describe('telemetry increase and rate', function () {
       expect(cum3.points[3][1]).to.be.closeTo(20 / 180, 1e-12);
 
       const fine = (await query({ name: 'http_requests_total', agg: 'rate', step: '5s', filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
-      // One point per non-empty bucket; the first (0 s) is the base, so the first bucket is 15 s: 10 / 5 s.
-      expect(fine.points[0]).to.deep.equal([iso(at(15)), 2]);
-      expect(fine.points).to.have.length(cumA.points.filter(([ts]) => ts > W.start && ts < W.end).length);
+      // One point per non-empty bucket; the lookback is 5 minutes (longer than the step), so the point at -5 s is the
+      // base of the one at 0 s and the first bucket is 0 s: (100−90) / 5 s. Every point of [0 s, 600 s) has a bucket:
+      // 18 (without the lookback the first would be 15 s, and 17 buckets).
+      expect(fine.points[0]).to.deep.equal([iso(at(0)), 2]);
+      expect(fine.points).to.have.length(18);
+      expect(fine.points).to.have.length(cumA.points.filter(([ts]) => ts >= W.start && ts < W.end).length);
 
       const whole = (await query({ name: 'http_requests_total', agg: 'increase', step: '10m', filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
-      expect(whole.points).to.deep.equal([[iso(B), 30 + 25 + 37 + 1 + 11 + 7 + 3 + 19]]);
+      // The 1m buckets above summed; a 10m step looks back 10 minutes, and the point at -5 s is the base either way.
+      expect(whole.points).to.deep.equal([[iso(B), 40 + 25 + 37 + 1 + 11 + 7 + 3 + 19]]);
     });
 
-    it('the range start: a point on it only sets the base; an unaligned start aligns the buckets to itself', async () => {
+    it('the range start: the last point before it (within the lookback) is the base of a point on it; an unaligned start aligns the buckets to itself', async () => {
       const from60 = (await query({ name: 'http_requests_total', agg: 'increase', step: '1m', start: at(60), filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
-      // 5 at 60 s is the base now: 15+2+3 in [60,120).
-      expect(from60.points[0]).to.deep.equal([iso(at(60)), 20]);
+      // 130 at 45 s is the base: 5 at 60 s is a reset (5), then 15+2+3 in [60,120) — 25 (20 if 60 s only set the base).
+      expect(from60.points[0]).to.deep.equal([iso(at(60)), 25]);
       const unaligned = (await query({ name: 'http_requests_total', agg: 'increase', step: '1m', start: at(7), filter: 'instance=a' })).find((s) => s.temporality === 'cumulative')!;
       expectClose(unaligned.points, asPoints(refIncrease(cumA.points, 'cumulative', at(7), W.end, MIN), 'increase', MIN), 'start +7 s');
-      // 110 at 15 s is the base: [7 s, 67 s) holds 15 (30 s) + 5 (45 s) + 5 (60 s, a reset).
-      expect(unaligned.points[0]).to.deep.equal([iso(at(7)), 25]);
+      // 100 at 0 s is the base: [7 s, 67 s) holds 10 (15 s) + 15 (30 s) + 5 (45 s) + 5 (60 s, a reset) — 35 (25 if
+      // 15 s only set the base).
+      expect(unaligned.points[0]).to.deep.equal([iso(at(7)), 35]);
     });
 
-    it('a range holding one point of a cumulative series (a base only), or none, answers no series', async () => {
-      expect((await query({ name: 'http_requests_total', agg: 'increase', step: '10s', start: at(170), end: at(200), filter: 'instance=a' })).map((s) => s.temporality)).to.deep.equal([]);
+    it('the lookback: 5 minutes (its edge included), or one step when longer; a point earlier is no base', async () => {
+      const read = async (params: Params) => (await query({ name: 'sparse_total', agg: 'increase', ...params })).map((s) => s.points);
+      // Step 1m: the point at -360 s is 6 minutes before start, beyond the lookback, so 10 at 0 s only sets the base:
+      // [0,60): 16−10 · [360,420): 20−16 (400 s; inside the range the previous point is the base, however far) ·
+      // [420,480): 3 (a reset). (A base taken from any earlier point would make [0,60) 3+6 = 9.)
+      expect(await read({ step: '1m' })).to.deep.equal([
+        [
+          [iso(B), 6],
+          [iso(at(360)), 4],
+          [iso(at(420)), 3],
+        ],
+      ]);
+      // Step 10m: the lookback is one step, so -360 s is the base: (10−7) + 6 + 4 + 3 — 16 (13 with no lookback, or
+      // with a lookback held at 5 minutes).
+      expect(await read({ step: '10m' })).to.deep.equal([[[iso(B), 3 + 6 + 4 + 3]]]);
+      // Start 330 s: 16 at 30 s is exactly 5 minutes before it, the base of 20 at 400 s: [330,390) is empty,
+      // [390,450): 4 + 3 (a reset) — 7 (3 if 400 s only set the base).
+      expect(await read({ step: '1m', start: at(330) })).to.deep.equal([[[iso(at(390)), 4 + 3]]]);
+      // Start 331 s: 30 s is now 5 min 1 s before it, no base: only the reset at 420 s counts.
+      expect(await read({ step: '1m', start: at(331) })).to.deep.equal([[[iso(at(391)), 3]]]);
+      for (const [start, step] of [[W.start, MIN], [W.start, 10 * MIN], [at(330), MIN], [at(331), MIN]]) {
+        expect(await read({ step: step / 1000, start }), `start ${iso(start)} step ${step}`).to.deep.equal([asPoints(refIncrease(sparse.points, 'cumulative', start, W.end, step), 'increase', step)]);
+      }
+    });
+
+    it('a range holding one point: a cumulative point answers its growth from a base within the lookback, nothing without one; a delta point its value', async () => {
+      const temporalities = (series: AnswerSeries[]) => Object.fromEntries(series.map((s) => [s.temporality, s.points]));
+      // [170 s, 200 s): 41 at 180 s, its base 40 at 150 s (20 s before start): 1. deltaA has no point there.
+      expect(temporalities(await query({ name: 'http_requests_total', agg: 'increase', step: '10s', start: at(170), end: at(200), filter: 'instance=a' }))).to.deep.equal({
+        cumulative: [[iso(at(180)), 1]],
+      });
+      // [0 s, 10 s): cumA's 100 at 0 s over its base 90 at -5 s: 10; deltaA's 3 at 0 s, its 50 at -1 s not counted.
+      expect(temporalities(await query({ name: 'http_requests_total', agg: 'increase', step: '10s', start: at(0), end: at(10), filter: 'instance=a' }))).to.deep.equal({
+        cumulative: [[iso(B), 10]],
+        delta: [[iso(B), 3]],
+      });
+      // [390 s, 410 s): sparse's 20 at 400 s, its previous point (30 s) 6 minutes before start: no base, no series.
+      expect(await query({ name: 'sparse_total', agg: 'increase', step: '10s', start: at(390), end: at(410) })).to.deep.equal([]);
+      // No point in the range: no series, whatever lies before it.
       expect(await query({ name: 'http_requests_total', agg: 'rate', step: '1m', start: at(200), end: at(350), filter: 'instance=a' })).to.deep.equal([]);
     });
   });
@@ -417,7 +489,8 @@ describe('telemetry increase and rate', function () {
       }
       const byInstance = await query({ name: 'http_requests_total', agg: 'increase', step: '10m', by: 'instance' });
       expect(byInstance.map((s) => [s.labels, s.points])).to.deep.equal([
-        [{ instance: 'a' }, [[iso(B), 133 + 7 + 7 + 0 + 5 + 2]]],
+        // cumA's 143 (its point at -5 s the base, within the 10-minute lookback) + deltaA's 3+4+0 · 7 · 0 · 5 · 2.
+        [{ instance: 'a' }, [[iso(B), 143 + 7 + 7 + 0 + 5 + 2]]],
         [{ instance: 'b' }, [[iso(B), [...refIncrease(cumB.points, 'cumulative', W.start, W.end, 10 * MIN).values()][0]]]],
       ]);
     });
@@ -478,7 +551,7 @@ describe('telemetry increase and rate', function () {
       const res = await t.api.get<{ items: MetricItem[] }>(`/organizations/${orgA.slug}/metrics`, readA);
       expect(res.status, res.text).to.equal(200);
       const by = Object.fromEntries(res.body.items.map((i) => [i.name, i]));
-      expect(Object.keys(by)).to.deep.equal(['http_requests_total', 'legacy_total', 'mixed_total', 'queue_length', 'temp']);
+      expect(Object.keys(by)).to.deep.equal(['http_requests_total', 'legacy_total', 'mixed_total', 'queue_length', 'sparse_total', 'temp']);
       expect(by.http_requests_total).to.deep.equal({
         name: 'http_requests_total',
         kind: 'counter',
@@ -553,13 +626,15 @@ describe('telemetry increase and rate', function () {
       });
       expect(create.status, create.text).to.equal(201);
       const [rule] = await knex('alert_rules').where({ id: create.body.id });
-      // (now − 10 m, now] with now at 599 s: from −1 s exclusive, so deltaA's −1 s point is out.
+      // (now − 10 m, now] with now at 599 s: from −1 s exclusive, so deltaA's −1 s point is out (and, a delta
+      // series, it is no base); cumA's point at −5 s is the base (the lookback is 10 minutes), so cumA grows
+      // 10 + 133: 143 (133 if 0 s only set the base). deltaA: 3+4+0+7+0+5+2 = 21.
       const now = at(599);
       const outcome = await t.app.services.alertEngine.evaluateRule(rule, new Date(now));
       expect(outcome).to.equal('ok');
       const alerts = await knex('alerts').where({ rule_id: create.body.id }).whereNot({ fingerprint: RULE_RECORD_FINGERPRINT }).select('state', 'labels', 'value');
       const expected = [cumA, deltaA].map((s) => [...refIncrease(s.points, s.temporality, now - 10 * MIN + 1, now + 1, 10 * MIN).values()][0]).reduce((a, b) => a + b);
-      expect(expected).to.equal(133 + 21);
+      expect(expected).to.equal(143 + 21);
       expect(alerts.map((a: { state: string; labels: Record<string, string>; value: number }) => [a.state, a.labels, a.value])).to.deep.equal([
         ['firing', { job: 'api', instance: 'a', alertname: 'requests on a', severity: 'critical' }, expected],
       ]);
