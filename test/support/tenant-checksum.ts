@@ -18,6 +18,7 @@ export const TENANT_ROWS: Record<string, { column: string; by: 'org' | 'members'
   recovery_codes: { column: 'user_id', by: 'members' },
   series: { column: 'org_id', by: 'org' },
   points: { column: 'org_id', by: 'org' },
+  point_chunks: { column: 'org_id', by: 'org' },
   logs: { column: 'org_id', by: 'org' },
   events: { column: 'org_id', by: 'org' },
   usage_daily: { column: 'org_id', by: 'org' },
