@@ -1,0 +1,590 @@
+/**
+ * Chunk codec: the compact encoding of one series' points for one time window (the `data`
+ * column of `point_chunks`), plus the aggregates stored beside it.
+ *
+ * Format (version 1). Header bytes, then one bit stream (most significant bit first) padded with
+ * zero bits to a whole byte:
+ *
+ *   u8      version (1)
+ *   varint  count (unsigned LEB128, < 2^31)
+ *   u8      value mode (only when count > 0): 0 = XOR floats; 1 + k + 5·(order − 1) = decimal
+ *           values scaled by 10^k (k = 0..4) and coded as deltas (order 1) or
+ *           delta-of-deltas (order 2)
+ *   bits    timestamps: an integer sequence of order 2 with the timestamp buckets
+ *   bits    values: an integer sequence with the value buckets (decimal) or Gorilla XOR floats
+ *
+ * Integer sequence (timestamps in ms; decimal values as integers v·10^k): the first element as
+ * a sign bit and a 53-bit magnitude; then, per element, its delta (order 1) or delta-of-delta
+ * (order 2) zigzag-coded into the first bucket wide enough, with a unary prefix:
+ * `0` = zero, `10` + w₁ bits, `110` + w₂ bits, … and all ones = escape, followed by the element
+ * itself as a sign bit and 53-bit magnitude (any jump, including one whose delta is not a safe
+ * integer). After an escape the running delta is the exact delta if it is a safe integer, else 0
+ * — the decoder follows the same rule.
+ *
+ * XOR floats (Gorilla, as Prometheus writes them): the first value's 64 bits; then per value `0`
+ * if its bits equal the previous value's, else `1`, then `0` + the XOR's meaningful bits inside
+ * the previous window of leading/trailing zeros, or `1` + 5 bits of leading zeros (capped at 31)
+ * + 6 bits of (meaningful length − 1) + the meaningful bits. Every float64 bit pattern
+ * round-trips (NaN payloads as far as the JavaScript engine keeps them, ±Infinity, -0, subnormals).
+ *
+ * Decimal mode is chosen when every value v is finite, not -0, and for one k in 0..4 the
+ * integer s = Math.round(v·10^k) is a safe integer with s / 10^k === v exactly (the decoder
+ * computes s / 10^k), so decoding gives back the same float64 bits; the encoder measures both
+ * orders and keeps the smaller stream.
+ *
+ * Timestamps are safe integers (|t| ≤ 2^53 − 1) in any order; equal and decreasing allowed.
+ */
+
+export const CHUNK_CODEC_VERSION = 1;
+
+/** Bucket widths (bits of the zigzag-coded delta-of-delta) for timestamps. A 10 s interval with
+ * ±5 ms jitter gives |dod| ≤ 20: mostly the 5-bit bucket (7 bits), else 7 bits (10). */
+const TS_BUCKETS = [5, 7, 12, 20, 32] as const;
+/** Bucket widths for decimal values (deltas or delta-of-deltas of the scaled integers). */
+const VALUE_BUCKETS = [3, 7, 12, 20, 32] as const;
+
+const POW10 = [1, 10, 100, 1000, 10000] as const;
+const TWO32 = 4294967296;
+const MAX_COUNT = 0x7fffffff;
+
+export type ValueMode = 'xor' | 'decimal-delta' | 'decimal-dod';
+
+export interface DecodedChunk {
+  ts: number[];
+  values: number[];
+}
+
+// ---------------------------------------------------------------- float64 <-> two uint32 halves
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const HI = LITTLE ? 1 : 0;
+const LO = LITTLE ? 0 : 1;
+
+// ---------------------------------------------------------------- bits
+
+class BitWriter {
+  buf: Uint8Array;
+  pos = 0; // bit position
+
+  constructor(bytes: number) {
+    this.buf = new Uint8Array(bytes);
+  }
+
+  private ensure(bits: number): void {
+    const need = ((this.pos + bits + 7) >>> 3) + 1;
+    if (need > this.buf.length) {
+      const next = new Uint8Array(Math.max(need, this.buf.length * 2));
+      next.set(this.buf);
+      this.buf = next;
+    }
+  }
+
+  bit(b: number): void {
+    this.ensure(1);
+    if (b) this.buf[this.pos >>> 3] |= 0x80 >>> (this.pos & 7);
+    this.pos++;
+  }
+
+  /** The low `n` bits of `v` (n ≤ 32), most significant first. */
+  bits(v: number, n: number): void {
+    if (n === 0) return;
+    this.ensure(n);
+    const buf = this.buf;
+    let pos = this.pos;
+    while (n > 0) {
+      const space = 8 - (pos & 7);
+      const take = space < n ? space : n;
+      const chunk = (v >>> (n - take)) & ((1 << take) - 1);
+      buf[pos >>> 3] |= chunk << (space - take);
+      pos += take;
+      n -= take;
+    }
+    this.pos = pos;
+  }
+
+  /** The low `n` bits (n ≤ 64) of the 64-bit value hi:lo. */
+  bits64(hi: number, lo: number, n: number): void {
+    if (n > 32) {
+      this.bits(hi, n - 32);
+      this.bits(lo, 32);
+    } else {
+      this.bits(lo, n);
+    }
+  }
+
+  /** A sign bit and the 53-bit magnitude of a safe integer. */
+  signed53(v: number): void {
+    const neg = v < 0 ? 1 : 0;
+    const m = neg ? -v : v;
+    this.bit(neg);
+    this.bits(Math.floor(m / TWO32), 21);
+    this.bits(m >>> 0, 32);
+  }
+
+  byte(b: number): void {
+    // Only used before any partial byte: header bytes.
+    this.ensure(8);
+    this.buf[this.pos >>> 3] = b & 0xff;
+    this.pos += 8;
+  }
+
+  finish(): Buffer {
+    const len = (this.pos + 7) >>> 3;
+    return Buffer.from(this.buf.buffer, this.buf.byteOffset, len);
+  }
+}
+
+function corrupt(what: string): Error {
+  return new Error(`chunk data is corrupt: ${what}`);
+}
+
+class BitReader {
+  pos: number;
+  readonly end: number; // in bits
+
+  constructor(
+    readonly buf: Uint8Array,
+    startByte: number,
+  ) {
+    this.pos = startByte * 8;
+    this.end = buf.length * 8;
+  }
+
+  bit(): number {
+    if (this.pos >= this.end) throw corrupt('truncated');
+    const b = (this.buf[this.pos >>> 3] >>> (7 - (this.pos & 7))) & 1;
+    this.pos++;
+    return b;
+  }
+
+  /** n ≤ 32 bits as an unsigned number. */
+  bits(n: number): number {
+    if (n === 0) return 0;
+    if (this.pos + n > this.end) throw corrupt('truncated');
+    const buf = this.buf;
+    let pos = this.pos;
+    let out = 0;
+    while (n > 0) {
+      const avail = 8 - (pos & 7);
+      const take = avail < n ? avail : n;
+      const chunk = (buf[pos >>> 3] >>> (avail - take)) & ((1 << take) - 1);
+      out = out * (1 << take) + chunk;
+      pos += take;
+      n -= take;
+    }
+    this.pos = pos;
+    return out;
+  }
+
+  signed53(): number {
+    const neg = this.bit();
+    const m = this.bits(21) * TWO32 + this.bits(32);
+    if (neg) {
+      if (m === 0) throw corrupt('negative zero integer');
+      return -m;
+    }
+    return m;
+  }
+}
+
+// ---------------------------------------------------------------- integer sequences
+
+const zigzag = (e: number): number => (e >= 0 ? e * 2 : -e * 2 - 1);
+const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+
+/** Bits one element costs with these buckets (for measuring delta against delta-of-delta). */
+function bucketCost(e: number, buckets: readonly number[]): number {
+  if (e === 0) return 1;
+  if (!Number.isSafeInteger(e)) return buckets.length + 1 + 54;
+  const z = zigzag(e);
+  for (let b = 0; b < buckets.length; b++) {
+    if (z < 2 ** buckets[b]) return b + 2 + buckets[b];
+  }
+  return buckets.length + 1 + 54;
+}
+
+function writeIntSeq(w: BitWriter, xs: ArrayLike<number>, order: 1 | 2, buckets: readonly number[]): void {
+  const n = xs.length;
+  if (n === 0) return;
+  let prev = xs[0];
+  w.signed53(prev);
+  let prevD = 0;
+  const nb = buckets.length;
+  for (let i = 1; i < n; i++) {
+    const x = xs[i];
+    const d = x - prev;
+    const dSafe = Number.isSafeInteger(d);
+    const e = order === 1 ? d : d - prevD;
+    if (e === 0 && dSafe) {
+      w.bit(0);
+    } else {
+      let done = false;
+      if (dSafe && Number.isSafeInteger(e)) {
+        const z = zigzag(e);
+        for (let b = 0; b < nb; b++) {
+          const width = buckets[b];
+          if (z < 2 ** width) {
+            // b + 1 ones then a zero
+            w.bits(((1 << (b + 1)) - 1) << 1, b + 2);
+            if (width > 32) throw new Error('bucket wider than 32 bits');
+            w.bits(z >>> 0, width);
+            done = true;
+            break;
+          }
+        }
+      }
+      if (!done) {
+        w.bits((1 << (nb + 1)) - 1, nb + 1);
+        w.signed53(x);
+      }
+    }
+    prev = x;
+    prevD = dSafe ? d : 0;
+  }
+}
+
+function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], out: number[]): void {
+  if (n === 0) return;
+  let prev = r.signed53();
+  out.push(prev);
+  let prevD = 0;
+  const nb = buckets.length;
+  for (let i = 1; i < n; i++) {
+    let ones = 0;
+    while (ones <= nb && r.bit() === 1) ones++;
+    let x: number;
+    let d: number;
+    if (ones === 0) {
+      d = order === 1 ? 0 : prevD;
+      x = prev + d;
+    } else if (ones <= nb) {
+      const e = unzigzag(r.bits(buckets[ones - 1]));
+      d = order === 1 ? e : prevD + e;
+      x = prev + d;
+    } else {
+      x = r.signed53();
+      d = x - prev;
+    }
+    if (!Number.isSafeInteger(x)) throw corrupt('integer out of range');
+    prevD = Number.isSafeInteger(d) ? d : 0;
+    prev = x;
+    out.push(x);
+  }
+}
+
+// ---------------------------------------------------------------- XOR floats
+
+const ctz32 = (x: number): number => 31 - Math.clz32(x & -x);
+
+function writeXor(w: BitWriter, values: readonly number[]): void {
+  const n = values.length;
+  if (n === 0) return;
+  f64[0] = values[0];
+  let ph = u32[HI];
+  let pl = u32[LO];
+  w.bits(ph, 32);
+  w.bits(pl, 32);
+  let pLead = -1;
+  let pTrail = 0;
+  for (let i = 1; i < n; i++) {
+    f64[0] = values[i];
+    const h = u32[HI];
+    const l = u32[LO];
+    const xh = (h ^ ph) >>> 0;
+    const xl = (l ^ pl) >>> 0;
+    ph = h;
+    pl = l;
+    if (xh === 0 && xl === 0) {
+      w.bit(0);
+      continue;
+    }
+    let lead = xh !== 0 ? Math.clz32(xh) : 32 + Math.clz32(xl);
+    if (lead > 31) lead = 31;
+    const trail = xl !== 0 ? ctz32(xl) : 32 + ctz32(xh);
+    let t: number;
+    let sig: number;
+    if (pLead >= 0 && lead >= pLead && trail >= pTrail) {
+      w.bits(0b10, 2);
+      t = pTrail;
+      sig = 64 - pLead - pTrail;
+    } else {
+      sig = 64 - lead - trail;
+      w.bits(0b11, 2);
+      w.bits(lead, 5);
+      w.bits(sig - 1, 6);
+      pLead = lead;
+      pTrail = trail;
+      t = trail;
+    }
+    // shift hi:lo right by t, write the low `sig` bits
+    let sh: number;
+    let sl: number;
+    if (t >= 32) {
+      sh = 0;
+      sl = xh >>> (t - 32);
+    } else if (t > 0) {
+      sl = ((xl >>> t) | (xh << (32 - t))) >>> 0;
+      sh = xh >>> t;
+    } else {
+      sh = xh;
+      sl = xl;
+    }
+    w.bits64(sh, sl, sig);
+  }
+}
+
+function readXor(r: BitReader, n: number, out: number[]): void {
+  if (n === 0) return;
+  let ph = r.bits(32);
+  let pl = r.bits(32);
+  u32[HI] = ph;
+  u32[LO] = pl;
+  out.push(f64[0]);
+  let pLead = -1;
+  let pTrail = 0;
+  for (let i = 1; i < n; i++) {
+    if (r.bit() === 1) {
+      let sig: number;
+      let t: number;
+      if (r.bit() === 0) {
+        if (pLead < 0) throw corrupt('XOR window reused before one was set');
+        t = pTrail;
+        sig = 64 - pLead - pTrail;
+      } else {
+        const lead = r.bits(5);
+        sig = r.bits(6) + 1;
+        t = 64 - lead - sig;
+        if (t < 0) throw corrupt('XOR window wider than 64 bits');
+        pLead = lead;
+        pTrail = t;
+      }
+      let xh: number;
+      let xl: number;
+      if (sig > 32) {
+        xh = r.bits(sig - 32);
+        xl = r.bits(32);
+      } else {
+        xh = 0;
+        xl = r.bits(sig);
+      }
+      // shift hi:lo left by t
+      if (t >= 32) {
+        xh = xl << (t - 32);
+        xl = 0;
+      } else if (t > 0) {
+        xh = (xh << t) | (xl >>> (32 - t));
+        xl = xl << t;
+      }
+      ph = (ph ^ xh) >>> 0;
+      pl = (pl ^ xl) >>> 0;
+      u32[HI] = ph;
+      u32[LO] = pl;
+    }
+    out.push(f64[0]);
+  }
+}
+
+// ---------------------------------------------------------------- decimal detection
+
+/** The smallest k (0..4) at which every value is an exact decimal, or -1. Fills `scaled`. */
+function decimalScale(values: readonly number[], scaled: Float64Array): number {
+  let k = 0;
+  const n = values.length;
+  outer: while (k <= 4) {
+    const p = POW10[k];
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      let s = Math.round(v * p);
+      if (s === 0) s = 0; // no -0 integers: -0 itself then fails the check below
+      if (!Number.isSafeInteger(s) || !Object.is(s / p, v)) {
+        // Not representable at this k; a larger k may do (values with more fraction digits).
+        if (v !== v || v === Infinity || v === -Infinity || Object.is(v, -0)) return -1;
+        k++;
+        continue outer;
+      }
+      scaled[i] = s;
+    }
+    return k;
+  }
+  return -1;
+}
+
+function intSeqCost(xs: ArrayLike<number>, order: 1 | 2, buckets: readonly number[]): number {
+  let bits = 0;
+  let prevD = 0;
+  for (let i = 1; i < xs.length; i++) {
+    const d = xs[i] - xs[i - 1];
+    const dSafe = Number.isSafeInteger(d);
+    const e = order === 1 ? d : d - prevD;
+    bits += dSafe ? bucketCost(e, buckets) : buckets.length + 1 + 54;
+    prevD = dSafe ? d : 0;
+  }
+  return bits;
+}
+
+// ---------------------------------------------------------------- API
+
+/**
+ * Encodes one chunk. `ts` are safe-integer epoch milliseconds in any order (the decoder returns
+ * them in the same order); `values` any float64. Throws a RangeError on mismatched lengths or a
+ * timestamp that is not a safe integer.
+ */
+export function encodeChunk(ts: readonly number[], values: readonly number[]): Buffer {
+  const n = ts.length;
+  if (values.length !== n) throw new RangeError(`encodeChunk: ${n} timestamps but ${values.length} values`);
+  if (n > MAX_COUNT) throw new RangeError('encodeChunk: too many points');
+  for (let i = 0; i < n; i++) {
+    if (!Number.isSafeInteger(ts[i])) throw new RangeError(`encodeChunk: timestamp ${ts[i]} is not a safe integer`);
+  }
+  const w = new BitWriter(32 + n * 4);
+  w.byte(CHUNK_CODEC_VERSION);
+  let c = n;
+  do {
+    const b = c & 0x7f;
+    c >>>= 7;
+    w.byte(c ? b | 0x80 : b);
+  } while (c);
+  if (n === 0) return w.finish();
+
+  const scaled = new Float64Array(n);
+  const k = decimalScale(values, scaled);
+  let order: 1 | 2 = 1;
+  if (k >= 0) {
+    order = intSeqCost(scaled, 2, VALUE_BUCKETS) < intSeqCost(scaled, 1, VALUE_BUCKETS) ? 2 : 1;
+    w.byte(1 + k + 5 * (order - 1));
+  } else {
+    w.byte(0);
+  }
+  writeIntSeq(w, ts, 2, TS_BUCKETS);
+  if (k >= 0) writeIntSeq(w, scaled, order, VALUE_BUCKETS);
+  else writeXor(w, values);
+  return w.finish();
+}
+
+/** Decodes a chunk written by encodeChunk; throws an Error on anything malformed. */
+export function decodeChunk(data: Uint8Array): DecodedChunk {
+  if (data.length < 2) throw corrupt('truncated header');
+  if (data[0] !== CHUNK_CODEC_VERSION) throw corrupt(`unknown version ${data[0]}`);
+  let p = 1;
+  let n = 0;
+  let shift = 0;
+  for (;;) {
+    if (p >= data.length) throw corrupt('truncated count');
+    if (shift > 28) throw corrupt('count too large');
+    const b = data[p++];
+    n += (b & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (!(b & 0x80)) break;
+  }
+  if (n > MAX_COUNT) throw corrupt('count too large');
+  const ts: number[] = [];
+  const values: number[] = [];
+  if (n === 0) {
+    if (p !== data.length) throw corrupt('trailing bytes');
+    return { ts, values };
+  }
+  if (p >= data.length) throw corrupt('truncated header');
+  const mode = data[p++];
+  if (mode > 10) throw corrupt(`unknown value mode ${mode}`);
+  // Every point after the first costs at least one bit in each stream: bound the count by the
+  // bytes present before allocating anything for it.
+  if (n - 1 > ((data.length - p) * 8 - 54 - 1) / 2) throw corrupt('count larger than the data');
+  const r = new BitReader(data, p);
+  readIntSeq(r, n, 2, TS_BUCKETS, ts);
+  if (mode === 0) {
+    readXor(r, n, values);
+  } else {
+    const k = (mode - 1) % 5;
+    const order = mode > 5 ? 2 : 1;
+    readIntSeq(r, n, order, VALUE_BUCKETS, values);
+    const pw = POW10[k];
+    for (let i = 0; i < n; i++) values[i] = values[i] / pw;
+  }
+  // Only zero padding may follow the last bit.
+  if (((r.pos + 7) >>> 3) !== data.length) throw corrupt('trailing bytes');
+  if (r.pos & 7 && data[data.length - 1] & (0xff >>> (r.pos & 7))) throw corrupt('non-zero padding');
+  return { ts, values };
+}
+
+/** How the values of an encoded chunk are stored (for tests and benchmarks). */
+export function chunkValueMode(data: Uint8Array): ValueMode | 'empty' {
+  let p = 1;
+  while (data[p] & 0x80) p++;
+  if (data[1] === 0) return 'empty';
+  const mode = data[p + 1];
+  return mode === 0 ? 'xor' : mode > 5 ? 'decimal-dod' : 'decimal-delta';
+}
+
+export interface ChunkAggregates {
+  count: number;
+  firstTs: number;
+  lastTs: number;
+  min: number;
+  max: number;
+  sum: number;
+  firstValue: number;
+  lastValue: number;
+  increase: number;
+}
+
+/** PostgreSQL's float8 order: NaN above everything, -0 equal to 0. */
+function cmpFloat8(a: number, b: number): number {
+  if (a !== a) return b !== b ? 0 : 1;
+  if (b !== b) return -1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The aggregates stored beside a chunk's data. Points are taken in ascending (ts, value) order —
+ * ties on ts ordered by value as PostgreSQL orders float8 (NaN last, -0 equal to 0), otherwise
+ * in input order — and `sum` and `increase` are accumulated in that order. min/max follow
+ * PostgreSQL's float8 min()/max(): NaN counts as the largest value. increase is the counter
+ * growth: the sum over consecutive pairs of (v >= prev ? v - prev : v), a drop being a reset.
+ * Throws a RangeError when there is no point.
+ */
+export function chunkAggregates(ts: readonly number[], values: readonly number[]): ChunkAggregates {
+  const n = ts.length;
+  if (values.length !== n) throw new RangeError(`chunkAggregates: ${n} timestamps but ${values.length} values`);
+  if (n === 0) throw new RangeError('chunkAggregates: no points');
+  let sorted = true;
+  for (let i = 1; i < n; i++) {
+    const c = ts[i] - ts[i - 1];
+    if (c < 0 || (c === 0 && cmpFloat8(values[i - 1], values[i]) > 0)) {
+      sorted = false;
+      break;
+    }
+  }
+  let order: number[] | null = null;
+  if (!sorted) {
+    order = Array.from({ length: n }, (_, i) => i);
+    order.sort((a, b) => ts[a] - ts[b] || cmpFloat8(values[a], values[b]) || a - b);
+  }
+  const at = (i: number) => (order ? order[i] : i);
+  const v0 = values[at(0)];
+  let min = v0;
+  let max = v0;
+  let sum = v0;
+  let increase = 0;
+  let prev = v0;
+  for (let i = 1; i < n; i++) {
+    const v = values[at(i)];
+    if (cmpFloat8(v, min) < 0) min = v;
+    if (cmpFloat8(v, max) > 0) max = v;
+    sum += v;
+    increase += v >= prev ? v - prev : v;
+    prev = v;
+  }
+  return {
+    count: n,
+    firstTs: ts[at(0)],
+    lastTs: ts[at(n - 1)],
+    min,
+    max,
+    sum,
+    firstValue: v0,
+    lastValue: prev,
+    increase,
+  };
+}

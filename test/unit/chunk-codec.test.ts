@@ -1,0 +1,339 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  chunkAggregates,
+  chunkValueMode,
+  decodeChunk,
+  encodeChunk,
+  type ChunkAggregates,
+} from '../../src/features/telemetry/chunk-codec.js';
+
+const dv = new DataView(new ArrayBuffer(8));
+const bitsOf = (v: number): string => {
+  dv.setFloat64(0, v);
+  return dv.getBigUint64(0).toString(16).padStart(16, '0');
+};
+const fromBits = (hi: number, lo: number): number => {
+  dv.setUint32(0, hi);
+  dv.setUint32(4, lo);
+  return dv.getFloat64(0);
+};
+
+/**
+ * Bit-exact comparison. NaNs compare as NaN only: V8 itself quiets signalling NaNs and may
+ * canonicalise a NaN's payload when it stores it into an array (measured: the same bits read
+ * back as 7ff8000000000001 or 7ff8000000000000 from run to run), so a payload cannot be
+ * compared through number[]; the 'NaN payloads' example checks the encoded bits instead.
+ */
+function expectSameBits(actual: readonly number[], expected: readonly number[]): void {
+  expect(actual.length).to.equal(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    if (Number.isNaN(expected[i]) && Number.isNaN(actual[i])) continue;
+    if (!Object.is(actual[i], expected[i]) || bitsOf(actual[i]) !== bitsOf(expected[i])) {
+      expect.fail(`index ${i}: got ${actual[i]} (${bitsOf(actual[i])}), want ${expected[i]} (${bitsOf(expected[i])})`);
+    }
+  }
+}
+
+function roundTrip(ts: number[], values: number[]): Buffer {
+  const data = encodeChunk(ts, values);
+  const out = decodeChunk(data);
+  expect(out.ts).to.deep.equal(ts);
+  expectSameBits(out.values, values);
+  return data;
+}
+
+const MAX = Number.MAX_SAFE_INTEGER;
+const tsArb = fc.oneof(
+  fc.integer({ min: -(2 ** 31), max: 2 ** 31 }),
+  fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+  fc.integer({ min: MAX - 1000, max: MAX }),
+  fc.integer({ min: -MAX, max: -MAX + 1000 }),
+  fc.constantFrom(0, MAX, -MAX, 1, -1),
+  fc.maxSafeInteger(),
+);
+/** Timestamps like a scrape's: start, then 10 s ± jitter, sometimes a gap, a repeat or a step back. */
+const scrapeTs = fc
+  .tuple(
+    fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+    fc.array(fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 9995, max: 10005 }) }, fc.integer({ min: -100_000, max: 10_000_000 }), fc.constant(0)), {
+      maxLength: 2000,
+    }),
+  )
+  .map(([start, steps]) => {
+    const out = [start];
+    for (const s of steps) out.push(out[out.length - 1] + s);
+    return out;
+  });
+const nanArb = fc.tuple(fc.integer({ min: 0, max: 0xfffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.boolean()).map(([hi, lo, neg]) =>
+  fromBits(((neg ? 0xfff00000 : 0x7ff00000) | hi | (hi === 0 && lo === 0 ? 1 : 0)) >>> 0, lo),
+);
+const floatArb = fc.oneof(
+  fc.double(),
+  fc.constantFrom(NaN, Infinity, -Infinity, -0, 0, Number.MIN_VALUE, -Number.MIN_VALUE, 2.2250738585072009e-308, Number.MAX_VALUE),
+  nanArb,
+  fc.double({ min: -1e-300, max: 1e-300 }),
+);
+const decimalArb = (k: number) => fc.integer({ min: -(10 ** 9), max: 10 ** 9 }).map((i) => (i === 0 ? 0 : i / 10 ** k));
+
+function pointsOf<T>(tsA: fc.Arbitrary<number[]>, valueArb: fc.Arbitrary<T[]>) {
+  return fc.tuple(tsA, valueArb).map(([ts, vs]) => {
+    const n = Math.min(ts.length, (vs as unknown[]).length);
+    return { ts: ts.slice(0, n), values: (vs as number[]).slice(0, n) };
+  });
+}
+
+const anyTs = fc.oneof(fc.array(tsArb, { maxLength: 2000 }), scrapeTs);
+
+describe('chunk codec', () => {
+  describe('round trip (property)', () => {
+    it('any timestamps and any float64 values round-trip bit-exactly', () => {
+      fc.assert(
+        fc.property(pointsOf(anyTs, fc.array(floatArb, { maxLength: 2000 })), ({ ts, values }) => {
+          roundTrip(ts, values);
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    it('integers and decimals round-trip and are stored as decimals', () => {
+      const valuesArb = fc.oneof(
+        fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 }), { maxLength: 2000 }),
+        fc.array(fc.maxSafeInteger(), { maxLength: 2000 }),
+        fc.integer({ min: 0, max: 4 }).chain((k) => fc.array(decimalArb(k), { maxLength: 2000 })),
+        // a counter with integer increments, a gauge changing every few samples
+        fc.array(fc.integer({ min: 0, max: 1000 }), { maxLength: 2000 }).map((inc) => {
+          let c = 1e6;
+          return inc.map((d) => (c += d));
+        }),
+        fc.array(fc.tuple(fc.nat(5), fc.integer({ min: -500, max: 500 })), { maxLength: 2000 }).map((steps) => {
+          let g = 4217;
+          return steps.map(([skip, d]) => (skip === 0 ? (g += d) : g) / 100);
+        }),
+      );
+      fc.assert(
+        fc.property(pointsOf(anyTs, valuesArb), ({ ts, values }) => {
+          const data = roundTrip(ts, values);
+          if (ts.length > 0) expect(chunkValueMode(data)).to.match(/^decimal-/);
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    it('a -0 or a NaN anywhere forces XOR mode, and still round-trips', () => {
+      fc.assert(
+        fc.property(
+          pointsOf(anyTs, fc.array(decimalArb(2), { minLength: 1, maxLength: 500 })),
+          fc.oneof(fc.constant(-0), fc.constant(NaN), nanArb),
+          fc.nat(),
+          ({ ts, values }, odd, at) => {
+            if (ts.length === 0) return;
+            values[at % values.length] = odd;
+            const data = roundTrip(ts, values);
+            expect(chunkValueMode(data)).to.equal('xor');
+          },
+        ),
+        { numRuns: 200 },
+      );
+    });
+  });
+
+  describe('examples', () => {
+    it('empty chunk: version and count only', () => {
+      const data = encodeChunk([], []);
+      expect([...data]).to.deep.equal([1, 0]);
+      expect(decodeChunk(data)).to.deep.equal({ ts: [], values: [] });
+    });
+
+    it('one point: header, 54-bit timestamp, 54-bit scaled integer', () => {
+      // 3 header bytes + 108 bits (14 bytes)
+      const data = roundTrip([1_700_000_000_000], [42]);
+      expect(data.length).to.equal(3 + 14);
+      expect(chunkValueMode(data)).to.equal('decimal-delta');
+    });
+
+    it('regular 10 s scrape of a constant: one bit per timestamp and per value after the first', () => {
+      const ts = Array.from({ length: 720 }, (_, i) => 1_700_000_000_000 + i * 10_000);
+      const values = ts.map(() => 1);
+      const data = roundTrip(ts, values);
+      // first dod: delta 10 000 from 0 → bucket 4 (20 bits): 5 + 20 bits; then 718 zeros
+      // 4 header bytes (count 720 takes two), 54 + 25 + 718 ts bits, 54 + 719 value bits = 1570 bits → 197 bytes
+      expect(data.length).to.equal(4 + Math.ceil((54 + 25 + 718 + 54 + 719) / 8));
+    });
+
+    it('a counter with a steady integer rate costs the same as a constant (delta-of-delta)', () => {
+      const ts = Array.from({ length: 720 }, (_, i) => 1_700_000_000_000 + i * 10_000);
+      const values = ts.map((_, i) => 1000 + 7 * i);
+      const data = roundTrip(ts, values);
+      expect(chunkValueMode(data)).to.equal('decimal-dod');
+      // values: 54 + first dod 7 (zigzag 14 → 7-bit bucket: 3 + 7) + 718 zeros
+      expect(data.length).to.equal(4 + Math.ceil((54 + 25 + 718 + 54 + 10 + 718) / 8));
+    });
+
+    it('two-decimal values are stored scaled by 100', () => {
+      const data = roundTrip([0, 10_000, 20_000], [0.25, 0.5, 0.5]);
+      expect(chunkValueMode(data)).to.equal('decimal-delta');
+      // ts: 54 + (dod 10 000: 25) + 1; values: 54 + (delta 25, zigzag 50: 3 + 7) + 1
+      expect(data.length).to.equal(3 + Math.ceil((54 + 25 + 1 + 54 + 10 + 1) / 8));
+    });
+
+    it('XOR floats: a repeated value costs one bit', () => {
+      const data = roundTrip([0, 1, 2, 3], [Math.PI, Math.PI, Math.PI, Math.PI]);
+      expect(chunkValueMode(data)).to.equal('xor');
+      // ts: 54 + dod 1 (zigzag 2: 2 + 5) + dod 0 + dod 0; values: 64 + 3 zero bits
+      expect(data.length).to.equal(3 + Math.ceil((54 + 7 + 1 + 1 + 64 + 3) / 8));
+    });
+
+    it('NaN payloads are written verbatim', () => {
+      const nan = fromBits(0x7ff80000, 0xdeadbeef);
+      const data = encodeChunk([0, 0], [1.5, nan]);
+      expect(chunkValueMode(data)).to.equal('xor');
+      // ts 54 + 1 bits, then 64 bits of 1.5, then the XOR with 1.5 (3ff8… ^ 7ff8… = 4000 0000 dead beef):
+      // '11', 1 leading zero (5 bits), 63 meaningful bits (6 bits: 62)
+      const dataView = new DataView(data.buffer, data.byteOffset, data.length);
+      const bitAt = (i: number) => (data[3 + (i >>> 3)] >>> (7 - (i & 7))) & 1;
+      let xor = 0n;
+      const start = 55 + 64 + 2 + 5 + 6;
+      for (let i = 0; i < 63; i++) xor = (xor << 1n) | BigInt(bitAt(start + i));
+      expect(xor.toString(16)).to.equal('40000000deadbeef');
+      expect(dataView.byteLength).to.equal(3 + Math.ceil((start + 63) / 8));
+      const back = decodeChunk(data).values[1];
+      expect(Number.isNaN(back)).to.equal(true);
+    });
+
+    it('special floats, huge jumps and the extremes of the safe range', () => {
+      roundTrip(
+        [MAX, -MAX, MAX, MAX, -MAX, 0, 0, -1],
+        [NaN, -0, Infinity, -Infinity, Number.MIN_VALUE, -Number.MAX_VALUE, fromBits(0x7ff00000, 1), fromBits(0xfff80000, 0xdeadbeef)],
+      );
+      roundTrip([MAX, -MAX, MAX], [MAX, -MAX, MAX]);
+      roundTrip([1, 2, 3], [0.1 + 0.2, 0.3, 1e-7]);
+    });
+
+    it('rejects what it cannot store faithfully', () => {
+      expect(() => encodeChunk([1.5], [1])).to.throw(RangeError, /safe integer/);
+      expect(() => encodeChunk([2 ** 53], [1])).to.throw(RangeError, /safe integer/);
+      expect(() => encodeChunk([1, 2], [1])).to.throw(RangeError, /2 timestamps but 1 values/);
+    });
+  });
+
+  describe('malformed data', () => {
+    const ts = Array.from({ length: 200 }, (_, i) => 1_700_000_000_000 + i * 10_000 + ((i * 7) % 11) - 5);
+    const samples = [
+      encodeChunk(ts, ts.map((_, i) => Math.sin(i))),
+      encodeChunk(ts, ts.map((_, i) => Math.round(i * 3.7) / 100)),
+      encodeChunk(ts, ts.map((_, i) => i * i)),
+    ];
+
+    it('every truncation throws an Error', () => {
+      for (const data of samples) {
+        for (let len = 0; len < data.length; len++) {
+          expect(() => decodeChunk(data.subarray(0, len)), `length ${len}`).to.throw(Error, /chunk data is corrupt/);
+        }
+      }
+    });
+
+    it('unknown version, unknown mode, trailing bytes and an impossible count throw', () => {
+      const data = Buffer.from(samples[0]);
+      expect(() => decodeChunk(Buffer.from([2, ...data.subarray(1)]))).to.throw(/unknown version 2/);
+      const badMode = Buffer.from(data);
+      badMode[3] = 11;
+      expect(() => decodeChunk(badMode)).to.throw(/unknown value mode/);
+      expect(() => decodeChunk(Buffer.concat([data, Buffer.from([0])]))).to.throw(/trailing bytes/);
+      expect(() => decodeChunk(Buffer.from([1, 0xff, 0xff, 0xff, 0xff, 0x07, 0, 0, 0]))).to.throw(/count/);
+      expect(() => decodeChunk(Buffer.from([1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))).to.throw(/count too large/);
+    });
+
+    it('random corruption throws an Error or decodes to some points, never hangs', () => {
+      fc.assert(
+        fc.property(fc.constantFrom(...samples), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }), (data, flips) => {
+          const bad = Buffer.from(data);
+          for (const [at, x] of flips) bad[at % bad.length] ^= x;
+          try {
+            const out = decodeChunk(bad);
+            expect(out.ts.length).to.equal(out.values.length);
+            expect(out.ts.length).to.be.at.most(bad.length * 8);
+          } catch (e) {
+            expect(e).to.be.instanceOf(Error);
+          }
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('random bytes throw or decode, never hang or allocate beyond the data', () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+          const data = Buffer.from([1, ...bytes]);
+          try {
+            const out = decodeChunk(data);
+            expect(out.ts.length).to.be.at.most(data.length * 8);
+          } catch (e) {
+            expect(e).to.be.instanceOf(Error);
+          }
+        }),
+        { numRuns: 1000 },
+      );
+    });
+  });
+
+  describe('chunkAggregates', () => {
+    /** The plain definition: sort (ts, then value as PostgreSQL orders float8), then fold. */
+    function reference(ts: number[], values: number[]): ChunkAggregates {
+      const rank = (v: number) => (Number.isNaN(v) ? Infinity : v);
+      const pts = ts.map((t, i) => ({ t, v: values[i], i }));
+      pts.sort((a, b) => {
+        if (a.t !== b.t) return a.t < b.t ? -1 : 1;
+        const na = Number.isNaN(a.v);
+        const nb = Number.isNaN(b.v);
+        if (na !== nb) return na ? 1 : -1;
+        if (!na && rank(a.v) !== rank(b.v)) return rank(a.v) < rank(b.v) ? -1 : 1;
+        return a.i - b.i;
+      });
+      const vs = pts.map((p) => p.v);
+      let sum = 0;
+      for (const v of vs) sum += v;
+      let increase = 0;
+      for (let i = 1; i < vs.length; i++) increase += vs[i] >= vs[i - 1] ? vs[i] - vs[i - 1] : vs[i];
+      const nonNaN = vs.filter((v) => !Number.isNaN(v));
+      const pgMin = nonNaN.length ? nonNaN.reduce((a, b) => (b < a ? b : a)) : NaN;
+      const pgMax = nonNaN.length < vs.length ? NaN : vs.reduce((a, b) => (b > a ? b : a));
+      return {
+        count: vs.length,
+        firstTs: pts[0].t,
+        lastTs: pts[pts.length - 1].t,
+        min: pgMin,
+        max: pgMax,
+        sum: vs.length === 1 ? vs[0] : sum,
+        firstValue: vs[0],
+        lastValue: vs[vs.length - 1],
+        increase,
+      };
+    }
+
+    it('matches the reference on any points, in any order', () => {
+      const smallTs = fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 300 });
+      const vals = fc.array(fc.oneof(fc.double(), fc.integer({ min: -5, max: 5 }), fc.constantFrom(NaN, -0, 0, Infinity)), { maxLength: 300 });
+      fc.assert(
+        fc.property(pointsOf(fc.oneof(smallTs, fc.array(tsArb, { minLength: 1, maxLength: 300 })), vals), ({ ts, values }) => {
+          if (ts.length === 0) return;
+          const got = chunkAggregates(ts, values);
+          const want = reference(ts, values);
+          for (const key of Object.keys(want) as (keyof ChunkAggregates)[]) {
+            // min/max of equal values (0 and -0) may be either; compare numerically there
+            if ((key === 'min' || key === 'max') && got[key] === 0 && want[key] === 0) continue;
+            expect(Object.is(got[key], want[key]), `${key}: got ${got[key]}, want ${want[key]}`).to.equal(true);
+          }
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('a counter reset: the value after the drop counts in full', () => {
+      const a = chunkAggregates([30, 10, 20, 40], [2, 5, 8, 6]);
+      // order by ts: 5, 8, 2, 6 → 3 + 2 (reset) + 4
+      expect(a).to.deep.equal({ count: 4, firstTs: 10, lastTs: 40, min: 2, max: 8, sum: 21, firstValue: 5, lastValue: 6, increase: 9 });
+      expect(() => chunkAggregates([], [])).to.throw(RangeError);
+    });
+  });
+});
