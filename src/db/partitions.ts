@@ -37,6 +37,16 @@ export interface PartitionInfo<T extends string = string> {
   day: number;
 }
 
+export interface PartitionStatistics {
+  name: string;
+  /** The planner's row estimate; -1 before the table was first analyzed or vacuumed. */
+  reltuples: number;
+  /** Rows inserted, updated or deleted since the last analyze. */
+  modified: number;
+  /** Analyzed at least once (ANALYZE or autovacuum's analyze). */
+  analyzed: boolean;
+}
+
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -127,6 +137,42 @@ export class PartitionsRepository<T extends string = string> {
       if (day !== null && partitionName(r.parent, day) === r.name) out.push({ table: r.parent as T, name: r.name, day });
     }
     return out;
+  }
+
+  /**
+   * Planner-statistics state of the named tables that exist: their row estimate (`reltuples`, -1
+   * before the first ANALYZE or VACUUM), the rows inserted, updated or deleted since their last
+   * analyze (`n_mod_since_analyze`; the statistics collector reports it within seconds), and
+   * whether they were ever analyzed (by hand, by a job, or by autovacuum).
+   */
+  async statistics(names: readonly string[]): Promise<PartitionStatistics[]> {
+    const { rows } = await this.knex.raw<{ rows: PartitionStatistics[] }>(
+      `select c.relname as name, c.reltuples::float8 as reltuples, coalesce(s.n_mod_since_analyze, 0)::float8 as modified,
+              (s.last_analyze is not null or s.last_autoanalyze is not null) as analyzed
+         from pg_class c left join pg_stat_user_tables s on s.relid = c.oid
+        where c.relname = any(?) and c.relkind = 'r' and pg_table_is_visible(c.oid) order by c.relname`,
+      [[...names]],
+    );
+    return rows;
+  }
+
+  /**
+   * ANALYZE one partition (it samples a bounded number of rows however large the table is; reads
+   * and writes go on meanwhile). Waits at most `lockTimeoutMs` for the partition's lock (a VACUUM
+   * holds it): false when it stayed busy.
+   */
+  async analyze(info: PartitionInfo, lockTimeoutMs: number): Promise<boolean> {
+    const name = checkedPartitionName(info);
+    try {
+      await this.knex.transaction(async (trx) => {
+        await trx.raw(`set local lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`);
+        await trx.raw(`analyze ${name}`);
+      });
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+      throw err;
+    }
   }
 
   async drop(info: PartitionInfo): Promise<void> {

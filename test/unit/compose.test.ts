@@ -84,6 +84,7 @@ describe('composing feature modules', () => {
     expect(declaredJobs().map((j) => [j.name, j.module])).to.deep.equal([
       ['retention', 'retention'],
       ['partitions', 'retention'],
+      ['analyze', 'retention'],
       ['backup', 'backups'],
       ['restore-drill', 'backups'],
       ['instance-checks', 'heartbeats'],

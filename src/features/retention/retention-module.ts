@@ -1,7 +1,7 @@
 import { configuredMs } from '../../core/duration.js';
 import { PartitionsRepository } from '../../db/partitions.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
-import { PartitionMaintenance, type PartitionMaintenanceReport } from './partition-maintenance.js';
+import { PartitionAnalyzer, PartitionMaintenance, type PartitionAnalyzeReport, type PartitionMaintenanceReport } from './partition-maintenance.js';
 import { RETAINED_TABLES } from './retained-tables.js';
 import { RetentionRepository } from './retention-repository.js';
 import { RetentionService, type RetentionPolicySource, type RetentionReport } from './retention-service.js';
@@ -9,7 +9,14 @@ import { RetentionService, type RetentionPolicySource, type RetentionReport } fr
 interface RetentionServices {
   retention: RetentionService;
   partitions: PartitionMaintenance;
+  analyzer: PartitionAnalyzer;
 }
+
+/**
+ * The day-partitioned tables whose fresh partitions the `analyze` job keeps analyzed: the retained
+ * ones and the chunk tier of metrics (the telemetry migrations create them all).
+ */
+const ANALYZED_TABLES: readonly string[] = [...new Set<string>([...RETAINED_TABLES, 'point_chunks'])];
 
 const list = (names: string[]) => (names.length ? `: ${names.join(', ')}` : '');
 
@@ -50,12 +57,26 @@ const partitionsJob: JobSpec<RetentionServices, PartitionMaintenanceReport> = {
   print: printPartitions,
 };
 
+const printAnalyze = (r: PartitionAnalyzeReport): string =>
+  (r.analyzed.length ? `analyzed ${r.analyzed.length} partitions${list(r.analyzed)}\n` : 'no partition changed enough since its last analyze\n') +
+  (r.deferred.length ? `partitions deferred (locked by a vacuum, retried next run): ${r.deferred.length}${list(r.deferred)}\n` : '');
+
+const analyzeJob: JobSpec<RetentionServices, PartitionAnalyzeReport> = {
+  name: 'analyze',
+  description: "ANALYZE today's and yesterday's day-partitions that changed by 1,000 rows plus 10% since their last analyze, so fresh partitions have planner statistics",
+  // Fresh partitions must not wait for autovacuum's analyze (a plan without statistics sorts a whole day of logs).
+  defaultSchedule: '*/5 * * * *',
+  timeoutMs: 4 * 60_000,
+  run: (s, signal) => s.analyzer.run(Date.now(), signal),
+  print: printAnalyze,
+};
+
 /** Telemetry retention and the day-partitions it drops and creates ahead. */
 export const retentionModule = defineModule({
   name: 'retention',
   requires: ['retentionPolicies'],
   provides: [],
-  jobs: [retentionJob, partitionsJob],
+  jobs: [retentionJob, partitionsJob, analyzeJob],
   build(kits, needs: { retentionPolicies: RetentionPolicySource }) {
     const { config, logger } = kits;
     const knex = kits.db.knex;
@@ -72,7 +93,8 @@ export const retentionModule = defineModule({
       logger,
     );
     const maintenance = new PartitionMaintenance(partitions, { aheadDays: config.retention.partitions_ahead_days }, logger);
-    const services: RetentionServices = { retention, partitions: maintenance };
+    const analyzer = new PartitionAnalyzer(new PartitionsRepository(knex, ANALYZED_TABLES), {}, logger);
+    const services: RetentionServices = { retention, partitions: maintenance, analyzer };
 
     // The `partitions` job (hourly) keeps the days ahead; at start too, since the tables exist
     // only once migrations have run (hence a start hook) and the daemon may have been down past

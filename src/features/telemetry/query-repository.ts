@@ -422,14 +422,19 @@ export class QueryRepository {
     return rows;
   }
 
-  /** Newest first by (ts, id), strictly after the cursor; range [start, end); under a statement timeout. */
+  /**
+   * Newest first by (ts, id), strictly after the cursor; range [start, end); under a statement timeout.
+   * The ORDER BY names the table's columns (`logs.id`: a bare `id` would be the text output column),
+   * so it is the order of the (org_id, ts, id) index, read backwards up to the limit, and the
+   * bigint order the cursor's row comparison pages by (ids of different lengths tie in ts).
+   */
   async logs(orgId: string, f: LogFilter, timeoutMs: number): Promise<LogRow[]> {
     const p = new Params();
     const where = logWhere(p, orgId, f);
     afterCursor(p, where, f.after);
     const sql = `select ts, ${TS_US} as ts_us, id::text as id, severity_number, severity_text, body, attributes, resource, trace_id, span_id,
                           observed_ts, event_name
-                   from logs where ${where.join(' and ')} order by ts desc, id desc limit ${p.add(f.limit)}`;
+                   from logs where ${where.join(' and ')} order by logs.ts desc, logs.id desc limit ${p.add(f.limit)}`;
     return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<LogRow>(sql, p.values)).rows);
   }
 
@@ -440,6 +445,7 @@ export class QueryRepository {
     return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<{ n: number }>(sql, p.values)).rows[0].n);
   }
 
+  /** Newest first by (ts, id) as `logs` (the ORDER BY names the bigint column, the index's order). */
   async events(orgId: string, f: EventFilter, timeoutMs: number): Promise<EventRow[]> {
     const p = new Params();
     const where = [`org_id = ${p.add(orgId)}`, `ts >= ${p.add(new Date(f.startMs))}`, `ts < ${p.add(new Date(f.endMs))}`];
@@ -447,7 +453,7 @@ export class QueryRepository {
     if (f.tags.length) where.push(`tags @> ${p.add(JSON.stringify(f.tags))}::jsonb`);
     afterCursor(p, where, f.after);
     const sql = `select id::text as id, ts, ${TS_US} as ts_us, type, title, text, tags
-                   from events where ${where.join(' and ')} order by ts desc, id desc limit ${p.add(f.limit)}`;
+                   from events where ${where.join(' and ')} order by events.ts desc, events.id desc limit ${p.add(f.limit)}`;
     return this.onReadConnection(timeoutMs, async (conn) => (await conn.query<EventRow>(sql, p.values)).rows);
   }
 
