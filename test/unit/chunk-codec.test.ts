@@ -146,9 +146,9 @@ describe('chunk codec', () => {
     });
 
     it('one point: header, 54-bit timestamp, 54-bit scaled integer', () => {
-      // 3 header bytes + 108 bits (14 bytes)
+      // 4 header bytes (version, count, mode, bucket base) + 108 bits (14 bytes)
       const data = roundTrip([1_700_000_000_000], [42]);
-      expect(data.length).to.equal(3 + 14);
+      expect(data.length).to.equal(4 + 14);
       expect(chunkValueMode(data)).to.equal('decimal-delta');
     });
 
@@ -156,9 +156,9 @@ describe('chunk codec', () => {
       const ts = Array.from({ length: 720 }, (_, i) => 1_700_000_000_000 + i * 10_000);
       const values = ts.map(() => 1);
       const data = roundTrip(ts, values);
-      // first dod: delta 10 000 from 0 → bucket 4 (20 bits): 5 + 20 bits; then 718 zeros
-      // 4 header bytes (count 720 takes two), 54 + 25 + 718 ts bits, 54 + 719 value bits = 1570 bits → 197 bytes
-      expect(data.length).to.equal(4 + Math.ceil((54 + 25 + 718 + 54 + 719) / 8));
+      // first dod: delta 10 000 from 0 → zigzag 20 000, the fifth bucket (20 bits): 6 + 20 bits; then 718 zeros
+      // 5 header bytes (count 720 takes two), 54 + 26 + 718 ts bits, 54 + 719 value bits = 1571 bits → 197 bytes
+      expect(data.length).to.equal(5 + Math.ceil((54 + 26 + 718 + 54 + 719) / 8));
     });
 
     it('a counter with a steady integer rate costs the same as a constant (delta-of-delta)', () => {
@@ -166,22 +166,22 @@ describe('chunk codec', () => {
       const values = ts.map((_, i) => 1000 + 7 * i);
       const data = roundTrip(ts, values);
       expect(chunkValueMode(data)).to.equal('decimal-dod');
-      // values: 54 + first dod 7 (zigzag 14 → 7-bit bucket: 3 + 7) + 718 zeros
-      expect(data.length).to.equal(4 + Math.ceil((54 + 25 + 718 + 54 + 10 + 718) / 8));
+      // values: 54 + first dod 7 (zigzag 14: 4 bits, base 4 → '10' + 4 bits) + 718 zeros
+      expect(data.length).to.equal(5 + Math.ceil((54 + 26 + 718 + 54 + 6 + 718) / 8));
     });
 
     it('two-decimal values are stored scaled by 100', () => {
       const data = roundTrip([0, 10_000, 20_000], [0.25, 0.5, 0.5]);
       expect(chunkValueMode(data)).to.equal('decimal-delta');
-      // ts: 54 + (dod 10 000: 25) + 1; values: 54 + (delta 25, zigzag 50: 3 + 7) + 1
-      expect(data.length).to.equal(3 + Math.ceil((54 + 25 + 1 + 54 + 10 + 1) / 8));
+      // ts: 54 + (dod 10 000: 26) + 1; values ×100: 54 + (delta 25, zigzag 50: 6 bits, base 6 → 2 + 6) + 1
+      expect(data.length).to.equal(4 + Math.ceil((54 + 26 + 1 + 54 + 8 + 1) / 8));
     });
 
     it('XOR floats: a repeated value costs one bit', () => {
       const data = roundTrip([0, 1, 2, 3], [Math.PI, Math.PI, Math.PI, Math.PI]);
       expect(chunkValueMode(data)).to.equal('xor');
-      // ts: 54 + dod 1 (zigzag 2: 2 + 5) + dod 0 + dod 0; values: 64 + 3 zero bits
-      expect(data.length).to.equal(3 + Math.ceil((54 + 7 + 1 + 1 + 64 + 3) / 8));
+      // 3 header bytes; ts: 54 + dod 1 (zigzag 2: 2 + 4) + dod 0 + dod 0; values: 64 + 3 zero bits
+      expect(data.length).to.equal(3 + Math.ceil((54 + 6 + 1 + 1 + 64 + 3) / 8));
     });
 
     it('NaN payloads are written verbatim', () => {
@@ -239,6 +239,10 @@ describe('chunk codec', () => {
       const badMode = Buffer.from(data);
       badMode[3] = 11;
       expect(() => decodeChunk(badMode)).to.throw(/unknown value mode/);
+      const badBase = Buffer.from(samples[1]);
+      expect(badBase[3]).to.be.within(1, 10);
+      badBase[4] = 21;
+      expect(() => decodeChunk(badBase)).to.throw(/unknown bucket base 21/);
       expect(() => decodeChunk(Buffer.concat([data, Buffer.from([0])]))).to.throw(/trailing bytes/);
       expect(() => decodeChunk(Buffer.from([1, 0xff, 0xff, 0xff, 0xff, 0x07, 0, 0, 0]))).to.throw(/count/);
       expect(() => decodeChunk(Buffer.from([1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))).to.throw(/count too large/);
@@ -291,8 +295,9 @@ describe('chunk codec', () => {
         return a.i - b.i;
       });
       const vs = pts.map((p) => p.v);
-      let sum = 0;
-      for (const v of vs) sum += v;
+      // PostgreSQL's sum(float8) starts from the first value (float8pl, no initial state): -0 stays -0
+      let sum = vs[0];
+      for (const v of vs.slice(1)) sum += v;
       let increase = 0;
       for (let i = 1; i < vs.length; i++) increase += vs[i] >= vs[i - 1] ? vs[i] - vs[i - 1] : vs[i];
       const nonNaN = vs.filter((v) => !Number.isNaN(v));
@@ -304,7 +309,7 @@ describe('chunk codec', () => {
         lastTs: pts[pts.length - 1].t,
         min: pgMin,
         max: pgMax,
-        sum: vs.length === 1 ? vs[0] : sum,
+        sum,
         firstValue: vs[0],
         lastValue: vs[vs.length - 1],
         increase,

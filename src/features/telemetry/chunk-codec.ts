@@ -10,6 +10,7 @@
  *   u8      value mode (only when count > 0): 0 = XOR floats; 1 + k + 5·(order − 1) = decimal
  *           values scaled by 10^k (k = 0..4) and coded as deltas (order 1) or
  *           delta-of-deltas (order 2)
+ *   u8      decimal modes only: the value buckets' base width b (1..20)
  *   bits    timestamps: an integer sequence of order 2 with the timestamp buckets
  *   bits    values: an integer sequence with the value buckets (decimal) or Gorilla XOR floats
  *
@@ -30,7 +31,7 @@
  * Decimal mode is chosen when every value v is finite, not -0, and for one k in 0..4 the
  * integer s = Math.round(v·10^k) is a safe integer with s / 10^k === v exactly (the decoder
  * computes s / 10^k), so decoding gives back the same float64 bits; the encoder measures both
- * orders and keeps the smaller stream.
+ * orders and every bucket table, and keeps the smallest stream.
  *
  * Timestamps are safe integers (|t| ≤ 2^53 − 1) in any order; equal and decreasing allowed.
  */
@@ -38,10 +39,15 @@
 export const CHUNK_CODEC_VERSION = 1;
 
 /** Bucket widths (bits of the zigzag-coded delta-of-delta) for timestamps. A 10 s interval with
- * ±5 ms jitter gives |dod| ≤ 20: mostly the 5-bit bucket (7 bits), else 7 bits (10). */
-const TS_BUCKETS = [5, 7, 12, 20, 32] as const;
-/** Bucket widths for decimal values (deltas or delta-of-deltas of the scaled integers). */
-const VALUE_BUCKETS = [3, 7, 12, 20, 32] as const;
+ * ±5 ms of jitter gives |dod| ≤ 20 (zigzag < 41): 6, 8 or 10 bits, 6.5 on average. */
+const TS_BUCKETS = [4, 5, 6, 12, 20, 32] as const;
+/** Bucket widths for decimal values (deltas or delta-of-deltas of the scaled integers): one
+ * table per base width b = 1..20, [b, b+3, b+6, b+9, b+12, 32] (capped at 32); the encoder picks
+ * the base (and the order) that gives the fewest bits for the chunk. */
+const MAX_BASE = 20;
+const VALUE_TABLES: number[][] = Array.from({ length: MAX_BASE + 1 }, (_, b) =>
+  b === 0 ? [] : [b, b + 3, b + 6, b + 9, b + 12, 32].map((w) => Math.min(w, 32)),
+);
 
 const POW10 = [1, 10, 100, 1000, 10000] as const;
 const TWO32 = 4294967296;
@@ -192,18 +198,14 @@ class BitReader {
 // ---------------------------------------------------------------- integer sequences
 
 const zigzag = (e: number): number => (e >= 0 ? e * 2 : -e * 2 - 1);
+const limitsOf = (buckets: readonly number[]): number[] => buckets.map((w) => 2 ** w);
+const LIMITS = new Map<readonly number[], number[]>();
+const limits = (buckets: readonly number[]): number[] => {
+  let l = LIMITS.get(buckets);
+  if (!l) LIMITS.set(buckets, (l = limitsOf(buckets)));
+  return l;
+};
 const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
-
-/** Bits one element costs with these buckets (for measuring delta against delta-of-delta). */
-function bucketCost(e: number, buckets: readonly number[]): number {
-  if (e === 0) return 1;
-  if (!Number.isSafeInteger(e)) return buckets.length + 1 + 54;
-  const z = zigzag(e);
-  for (let b = 0; b < buckets.length; b++) {
-    if (z < 2 ** buckets[b]) return b + 2 + buckets[b];
-  }
-  return buckets.length + 1 + 54;
-}
 
 function writeIntSeq(w: BitWriter, xs: ArrayLike<number>, order: 1 | 2, buckets: readonly number[]): void {
   const n = xs.length;
@@ -212,6 +214,7 @@ function writeIntSeq(w: BitWriter, xs: ArrayLike<number>, order: 1 | 2, buckets:
   w.signed53(prev);
   let prevD = 0;
   const nb = buckets.length;
+  const lim = limits(buckets);
   for (let i = 1; i < n; i++) {
     const x = xs[i];
     const d = x - prev;
@@ -224,12 +227,10 @@ function writeIntSeq(w: BitWriter, xs: ArrayLike<number>, order: 1 | 2, buckets:
       if (dSafe && Number.isSafeInteger(e)) {
         const z = zigzag(e);
         for (let b = 0; b < nb; b++) {
-          const width = buckets[b];
-          if (z < 2 ** width) {
-            // b + 1 ones then a zero
+          if (z < lim[b]) {
+            // b + 1 ones then a zero, then the zigzag value
             w.bits(((1 << (b + 1)) - 1) << 1, b + 2);
-            if (width > 32) throw new Error('bucket wider than 32 bits');
-            w.bits(z >>> 0, width);
+            w.bits(z >>> 0, buckets[b]);
             done = true;
             break;
           }
@@ -397,8 +398,9 @@ function decimalScale(values: readonly number[], scaled: Float64Array): number {
     for (let i = 0; i < n; i++) {
       const v = values[i];
       let s = Math.round(v * p);
-      if (s === 0) s = 0; // no -0 integers: -0 itself then fails the check below
-      if (!Number.isSafeInteger(s) || !Object.is(s / p, v)) {
+      if (s === 0) s = 0; // no -0 integers: the decoder's 0 / 10^k is +0
+      // (s / p === v also holds for v = -0, hence the reciprocal test; NaN fails both sides)
+      if (!(s / p === v) || !(s <= Number.MAX_SAFE_INTEGER && s >= -Number.MAX_SAFE_INTEGER) || (v === 0 && 1 / v < 0)) {
         // Not representable at this k; a larger k may do (values with more fraction digits).
         if (v !== v || v === Infinity || v === -Infinity || Object.is(v, -0)) return -1;
         k++;
@@ -411,15 +413,32 @@ function decimalScale(values: readonly number[], scaled: Float64Array): number {
   return -1;
 }
 
-function intSeqCost(xs: ArrayLike<number>, order: 1 | 2, buckets: readonly number[]): number {
-  let bits = 0;
+/** Histogram of an integer sequence's deltas (order 1) or delta-of-deltas (order 2), as
+ * writeIntSeq would code them: [0] zeros, [1..32] zigzag bit lengths, [33] escapes. */
+function histogram(xs: ArrayLike<number>, order: 1 | 2): Float64Array {
+  const h = new Float64Array(34);
   let prevD = 0;
   for (let i = 1; i < xs.length; i++) {
     const d = xs[i] - xs[i - 1];
     const dSafe = Number.isSafeInteger(d);
     const e = order === 1 ? d : d - prevD;
-    bits += dSafe ? bucketCost(e, buckets) : buckets.length + 1 + 54;
+    if (!dSafe || !Number.isSafeInteger(e)) h[33]++;
+    else if (e === 0) h[0]++;
+    else {
+      const z = zigzag(e);
+      h[z < TWO32 ? 32 - Math.clz32(z) : 33]++;
+    }
     prevD = dSafe ? d : 0;
+  }
+  return h;
+}
+
+function histogramCost(h: Float64Array, buckets: readonly number[]): number {
+  let bits = h[0] + h[33] * (buckets.length + 1 + 54);
+  let b = 0;
+  for (let len = 1; len <= 32; len++) {
+    while (buckets[b] < len) b++;
+    bits += h[len] * (b + 2 + buckets[b]);
   }
   return bits;
 }
@@ -451,14 +470,27 @@ export function encodeChunk(ts: readonly number[], values: readonly number[]): B
   const scaled = new Float64Array(n);
   const k = decimalScale(values, scaled);
   let order: 1 | 2 = 1;
+  let base = 1;
   if (k >= 0) {
-    order = intSeqCost(scaled, 2, VALUE_BUCKETS) < intSeqCost(scaled, 1, VALUE_BUCKETS) ? 2 : 1;
+    let best = Infinity;
+    for (const o of [1, 2] as const) {
+      const h = histogram(scaled, o);
+      for (let b = 1; b <= MAX_BASE; b++) {
+        const c = histogramCost(h, VALUE_TABLES[b]);
+        if (c < best) {
+          best = c;
+          order = o;
+          base = b;
+        }
+      }
+    }
     w.byte(1 + k + 5 * (order - 1));
+    w.byte(base);
   } else {
     w.byte(0);
   }
   writeIntSeq(w, ts, 2, TS_BUCKETS);
-  if (k >= 0) writeIntSeq(w, scaled, order, VALUE_BUCKETS);
+  if (k >= 0) writeIntSeq(w, scaled, order, VALUE_TABLES[base]);
   else writeXor(w, values);
   return w.finish();
 }
@@ -488,6 +520,12 @@ export function decodeChunk(data: Uint8Array): DecodedChunk {
   if (p >= data.length) throw corrupt('truncated header');
   const mode = data[p++];
   if (mode > 10) throw corrupt(`unknown value mode ${mode}`);
+  let base = 0;
+  if (mode !== 0) {
+    if (p >= data.length) throw corrupt('truncated header');
+    base = data[p++];
+    if (base < 1 || base > MAX_BASE) throw corrupt(`unknown bucket base ${base}`);
+  }
   // Every point after the first costs at least one bit in each stream: bound the count by the
   // bytes present before allocating anything for it.
   if (n - 1 > ((data.length - p) * 8 - 54 - 1) / 2) throw corrupt('count larger than the data');
@@ -498,7 +536,7 @@ export function decodeChunk(data: Uint8Array): DecodedChunk {
   } else {
     const k = (mode - 1) % 5;
     const order = mode > 5 ? 2 : 1;
-    readIntSeq(r, n, order, VALUE_BUCKETS, values);
+    readIntSeq(r, n, order, VALUE_TABLES[base], values);
     const pw = POW10[k];
     for (let i = 0; i < n; i++) values[i] = values[i] / pw;
   }
@@ -539,7 +577,8 @@ function cmpFloat8(a: number, b: number): number {
 /**
  * The aggregates stored beside a chunk's data. Points are taken in ascending (ts, value) order —
  * ties on ts ordered by value as PostgreSQL orders float8 (NaN last, -0 equal to 0), otherwise
- * in input order — and `sum` and `increase` are accumulated in that order. min/max follow
+ * in input order — and `sum` and `increase` are accumulated in that order, sum starting from the
+ * first value as PostgreSQL's sum(float8) does (so a chunk of -0 sums to -0). min/max follow
  * PostgreSQL's float8 min()/max(): NaN counts as the largest value. increase is the counter
  * growth: the sum over consecutive pairs of (v >= prev ? v - prev : v), a drop being a reset.
  * Throws a RangeError when there is no point.
