@@ -1,0 +1,127 @@
+/**
+ * Chunk codec: bytes per point and encode/decode throughput, in this process (no database).
+ *
+ * Series mix like a node exporter's (SENTINEL_BENCH_SERIES series, default 500; 4 h at 10 s with
+ * ±5 ms of uniform integer jitter on every timestamp; cut into 2-hour chunks of 720 points):
+ *   - 50% counters with integer increments: each series has a mean increment m drawn
+ *     log-uniformly from 1..1000 per scrape, and each increment is uniform over 0..2m;
+ *   - 30% two-decimal gauges that change every few samples: each sample changes with
+ *     probability 1/4, by a uniform −5.00..+5.00;
+ *   - 20% constants.
+ * Worst cases, same timestamps: every value a fresh random two-decimal number (0..1000.00), and
+ * every value a fresh random float64 (Math.random() × 1000).
+ *
+ * Bytes per point are the encoded data only, then with ~150 bytes per chunk row for everything
+ * else a chunk row stores in PostgreSQL (tuple header, key and aggregate columns, bytea header,
+ * primary-key index entry), which is the figure to compare with the ≤ 2 bytes target.
+ *
+ *   npm run bench:codec
+ */
+import { performance } from 'node:perf_hooks';
+import { machineLine } from './machine.js';
+import { chunkValueMode, decodeChunk, encodeChunk } from '../src/features/telemetry/chunk-codec.js';
+
+const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 500);
+const HOURS = 4;
+const WINDOW_MS = 7_200_000;
+const INTERVAL_MS = 10_000;
+const ROW_OVERHEAD = 150;
+
+/** Deterministic PRNG (mulberry32), so runs compare. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Chunk {
+  ts: number[];
+  values: number[];
+}
+
+type Kind = 'counter' | 'gauge' | 'constant' | 'random-decimal' | 'random-float';
+
+function generate(kinds: (i: number) => Kind, seed: number): Chunk[] {
+  const rand = rng(seed);
+  const start = Date.UTC(2026, 10, 30, 0, 0, 0);
+  const perWindow = WINDOW_MS / INTERVAL_MS;
+  const windows = (HOURS * 3_600_000) / WINDOW_MS;
+  const chunks: Chunk[] = [];
+  for (let s = 0; s < SERIES; s++) {
+    const kind = kinds(s);
+    const mean = Math.exp(rand() * Math.log(1000));
+    let v = kind === 'counter' ? Math.floor(rand() * 1e9) : kind === 'gauge' ? Math.round(rand() * 10000) / 100 : Math.round(rand() * 100000) / 100;
+    for (let w = 0; w < windows; w++) {
+      const ts: number[] = [];
+      const values: number[] = [];
+      for (let i = 0; i < perWindow; i++) {
+        ts.push(start + w * WINDOW_MS + i * INTERVAL_MS + Math.floor(rand() * 11) - 5);
+        switch (kind) {
+          case 'counter':
+            v += Math.floor(rand() * (2 * mean + 1));
+            break;
+          case 'gauge':
+            if (rand() < 0.25) v = Math.round(v * 100 + Math.floor(rand() * 1001) - 500) / 100;
+            break;
+          case 'constant':
+            break;
+          case 'random-decimal':
+            v = Math.floor(rand() * 100001) / 100;
+            break;
+          case 'random-float':
+            v = rand() * 1000;
+            break;
+        }
+        values.push(v);
+      }
+      chunks.push({ ts, values });
+    }
+  }
+  return chunks;
+}
+
+function measure(name: string, chunks: Chunk[]): string {
+  const points = chunks.reduce((n, c) => n + c.ts.length, 0);
+  // warm up, then time the best of 5 passes
+  let encoded: Buffer[] = chunks.map((c) => encodeChunk(c.ts, c.values));
+  for (const e of encoded) decodeChunk(e);
+  let encBest = Infinity;
+  let decBest = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    encoded = chunks.map((c) => encodeChunk(c.ts, c.values));
+    const t1 = performance.now();
+    for (const e of encoded) decodeChunk(e);
+    const t2 = performance.now();
+    encBest = Math.min(encBest, t1 - t0);
+    decBest = Math.min(decBest, t2 - t1);
+  }
+  const bytes = encoded.reduce((n, e) => n + e.length, 0);
+  const modes = new Map<string, number>();
+  for (const e of encoded) modes.set(chunkValueMode(e), (modes.get(chunkValueMode(e)) ?? 0) + 1);
+  const modeText = [...modes].map(([m, n]) => `${m} ${n}`).join(', ');
+  const mps = (ms: number) => ((points / ms) * 1000 / 1e6).toFixed(1);
+  return (
+    `${name}: ${points.toLocaleString('en-US')} points in ${chunks.length} chunks; data ${(bytes / points).toFixed(3)} B/point, ` +
+    `with ~${ROW_OVERHEAD} B per chunk row ${((bytes + ROW_OVERHEAD * chunks.length) / points).toFixed(3)} B/point; ` +
+    `encode ${mps(encBest)} M points/s, decode ${mps(decBest)} M points/s (modes: ${modeText})`
+  );
+}
+
+console.log(machineLine());
+const mixKind = (s: number): Kind => {
+  const r = s % 10;
+  return r < 5 ? 'counter' : r < 8 ? 'gauge' : 'constant';
+};
+const mix = generate(mixKind, 1);
+console.log(measure('node-exporter-like mix', mix));
+for (const kind of ['counter', 'gauge', 'constant'] as const) {
+  console.log(measure(`  of which ${kind}s`, mix.filter((_, i) => mixKind(Math.floor(i / ((HOURS * 3_600_000) / WINDOW_MS))) === kind)));
+}
+console.log(measure('worst case, fresh random two-decimal values', generate(() => 'random-decimal', 2)));
+console.log(measure('worst case, fresh random float64 values', generate(() => 'random-float', 3)));
