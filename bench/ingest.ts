@@ -5,25 +5,30 @@
  *      labels jsonb, ts, value; plain table, no index) from 4 connections, 1,000 rows per
  *      COPY + commit (target ≥ 100%); reference: the same points as narrow rows COPYed straight
  *      into `points` (its index included);
+ *  (o) OTLP protobuf batched ingest — POST /v1/metrics (application/x-protobuf), 4 connections,
+ *      1,000 gauge data points per request (the same 100 series × 10 timestamps) → points/s, vs
+ *      the same narrow rows COPYed straight into `points` in the same run (target ≥ 60%; the
+ *      native (a) against that ceiling: ≥ 75%);
  *  (b) single-point requests — 50 connections, one metric per body → req/s and p99, vs bare Koa +
  *      koa-bodyparser answering the same 202 without a database (target ≥ 60%, p99 < 30 ms);
  *  (d) daemon RSS under (a)-style load for SENTINEL_BENCH_RSS_SECONDS (default 300; 0 skips it),
  *      sampled every 10 s; after a 30 s warm-up it should stay within 10%.
  *
  *   npm run bench:ingest          (SENTINEL_BENCH_SECONDS=10 per measurement by default)
- *   SENTINEL_BENCH_PARTS=b npm run bench:ingest    (only the single-point requests; default a,b,d)
+ *   SENTINEL_BENCH_PARTS=b npm run bench:ingest    (only the single-point requests; default a,o,b,d)
  */
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { OTLP_MESSAGES } from '../src/features/telemetry/otlp-proto.js';
 import { machineLine } from './machine.js';
 import { ensurePointPartitions, median, pct, rssMiB, startSentinel } from './harness.js';
 
 const seconds = Number(process.env.SENTINEL_BENCH_SECONDS ?? 10);
 const rssSeconds = Number(process.env.SENTINEL_BENCH_RSS_SECONDS ?? 300);
 const ROUNDS = 3;
-const parts = new Set((process.env.SENTINEL_BENCH_PARTS ?? 'a,b,d').split(','));
+const parts = new Set((process.env.SENTINEL_BENCH_PARTS ?? 'a,o,b,d').split(','));
 const BATCH_CONNECTIONS = 4;
 const SINGLE_CONNECTIONS = 50;
 const SERIES = 100;
@@ -52,6 +57,32 @@ function ingestBody(): string {
   const items: string[] = [];
   for (let j = 0; j < TIMES; j++) for (let h = 0; h < SERIES; h++) items.push(`{"name":"${METRIC}","value":${value(h, j, t0)},"ts":${t0 + j},"labels":${labelsJson(h)}}`);
   return `{"metrics":[${items.join(',')}]}`;
+}
+
+const OTLP_METRIC = 'bench.otlp';
+const OTLP_POOL = 200;
+const strAttr = (key: string, value: string) => ({ key, value: { stringValue: value } });
+
+/**
+ * An ExportMetricsServiceRequest holding the same 1,000 points as ingestBody() (one resource,
+ * one scope, one gauge; a data point per series and timestamp), protobuf-encoded. Encoding costs
+ * the load generator more than a JSON string, so a pool of bodies (each its own timestamps) is
+ * made before the run and sent in turn.
+ */
+function otlpBody(): Buffer {
+  const t0 = nextBatchTs();
+  const dataPoints: object[] = [];
+  for (let j = 0; j < TIMES; j++) {
+    for (let h = 0; h < SERIES; h++) {
+      dataPoints.push({ attributes: [strAttr('host', `h${h}`), strAttr('region', 'eu')], timeUnixNano: String(BigInt(t0 + j) * 1_000_000n), asDouble: value(h, j, t0) });
+    }
+  }
+  const request = {
+    resourceMetrics: [{ resource: { attributes: [strAttr('service.name', 'bench')] }, scopeMetrics: [{ scope: { name: 'bench' }, metrics: [{ name: OTLP_METRIC, gauge: { dataPoints } }] }] }],
+  };
+  const t = OTLP_MESSAGES.metricsRequest;
+  const bytes = t.encode(t.fromObject(request)).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** COPY text rows of one batch: the same points as ingestBody(), wide or narrow. */
@@ -141,6 +172,30 @@ function telemetryLoad(url: string, apiKey: string, body: (() => string) | strin
   return { opts: { url, requests: [request] } as autocannon.Options, check };
 }
 
+/** Autocannon options for POST /v1/metrics with protobuf bodies from `pool` in turn; any non-200 answer or partial rejection fails the run. */
+function otlpLoad(url: string, apiKey: string, pool: Buffer[]) {
+  const seen: { first?: string } = {};
+  let next = 0;
+  const request: autocannon.Request = {
+    method: 'POST',
+    path: '/v1/metrics',
+    headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${apiKey}` },
+    setupRequest: (req: autocannon.Request) => {
+      req.body = pool[next++ % pool.length];
+      return req;
+    },
+    onResponse: (status: number, resBody: string) => {
+      // ExportMetricsServiceResponse: empty when everything was stored; partialSuccess otherwise.
+      if ((status !== 200 || resBody.length > 0) && !seen.first) seen.first = `${status} ${JSON.stringify(String(resBody).slice(0, 400))}`;
+    },
+  };
+  const check = (r: Result, what: string) => {
+    if (r.non2xx || r.errors || r.timeouts || seen.first) throw new Error(`${what}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; first bad answer: ${seen.first ?? '-'}`);
+    return r;
+  };
+  return { opts: { url, requests: [request] } as autocannon.Options, check };
+}
+
 /** Bare Koa + koa-bodyparser in its own process, answering the ingest route's 202 body without a database. */
 function bareKoa(): Promise<{ port: number; stop: () => void }> {
   const code = `
@@ -205,9 +260,34 @@ try {
   console.log(
     `(a) batched ingest (${BATCH_CONNECTIONS} conn, ${POINTS_PER_BODY} points/request): ${k(a)} points/s (p99 ${median(p99s)} ms)   ` +
       `ceiling: wide-row COPY ${k(w)} points/s   ratio ${pct(a, w)} (target >= 100%)   ` +
-      `reference: narrow COPY into points ${k(n)} points/s (ingest ${pct(a, n)} of it)   rounds: ingest ${ingest.map(k).join(' / ')}, wide ${wide.map(k).join(' / ')}, narrow ${narrow.map(k).join(' / ')}`,
+      `reference: narrow COPY into points ${k(n)} points/s (ingest ${pct(a, n)} of it; target >= 75%)   rounds: ingest ${ingest.map(k).join(' / ')}, wide ${wide.map(k).join(' / ')}, narrow ${narrow.map(k).join(' / ')}`,
   );
 
+  }
+
+  // (o) OTLP protobuf batched ingest vs narrow COPY.
+  if (parts.has('o')) {
+    const pool = Array.from({ length: OTLP_POOL }, otlpBody);
+    const firstOtlp = await fetch(`${base}/v1/metrics`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${s.apiKey}` }, body: new Uint8Array(pool[0]) });
+    const firstAnswer = Buffer.from(await firstOtlp.arrayBuffer());
+    if (firstOtlp.status !== 200 || firstAnswer.length > 0) throw new Error(`first OTLP export answered ${firstOtlp.status} (${firstAnswer.length} bytes of partialSuccess)`);
+    const otlp: number[] = [];
+    const narrow: number[] = [];
+    const p99s: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      narrow.push(await copyRate(s.pgUrl, 'copy points (org_id, series_id, ts, value) from stdin', () => narrowRows(s.orgId, seriesIds), seconds));
+      const load = otlpLoad(base, s.apiKey, pool);
+      const r = load.check(await run({ ...load.opts, connections: BATCH_CONNECTIONS, duration: seconds, warmup: { connections: BATCH_CONNECTIONS, duration: 1 } } as autocannon.Options), 'OTLP protobuf ingest');
+      otlp.push((r['2xx'] * POINTS_PER_BODY) / r.duration);
+      p99s.push(r.latency.p99);
+    }
+    const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
+    const o = median(otlp);
+    const n = median(narrow);
+    console.log(
+      `(o) OTLP protobuf batched ingest (${BATCH_CONNECTIONS} conn, ${POINTS_PER_BODY} data points/request, ${(pool[0].length / 1024).toFixed(0)} KiB): ${k(o)} points/s (p99 ${median(p99s)} ms)   ` +
+        `ceiling: narrow COPY into points ${k(n)} points/s   ratio ${pct(o, n)} (target >= 60%)   rounds: otlp ${otlp.map(k).join(' / ')}, narrow ${narrow.map(k).join(' / ')}`,
+    );
   }
 
   // (b) Single-point requests vs bare Koa.

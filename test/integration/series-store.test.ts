@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { SeriesRepository } from '../../src/features/telemetry/series-repository.js';
-import { canonicalLabels, SeriesStore } from '../../src/features/telemetry/series-store.js';
+import { canonicalLabels, labelsCacheKey, SeriesStore } from '../../src/features/telemetry/series-store.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 
 describe('series store (ids for ingest)', function () {
@@ -27,6 +27,13 @@ describe('series store (ids for ingest)', function () {
     expect(canonicalLabels({ b: '2', a: '1' })).to.equal(canonicalLabels({ a: '1', b: '2' }));
     expect(canonicalLabels({})).to.equal('{}');
     expect(JSON.parse(canonicalLabels({ 'k"\\': 'v\n' }))).to.deep.equal({ 'k"\\': 'v\n' });
+  });
+
+  it('the cache key tells label sets apart that a plain join of keys and values would mix up, and ignores key order', () => {
+    const sets = [{ a: '1:b' }, { a: '1', b: '' }, { 'a1:b': '' }, { a: '', b: '1' }, { 'a:1': 'b' }, { '1:a': '' }, {}];
+    expect(new Set(sets.map(labelsCacheKey)).size).to.equal(sets.length);
+    expect(labelsCacheKey({ region: 'eu', host: 'h1', az: 'x' })).to.equal(labelsCacheKey({ az: 'x', host: 'h1', region: 'eu' }));
+    expect(labelsCacheKey({ b: '2', a: '1' })).to.equal(labelsCacheKey({ a: '1', b: '2' }));
   });
 
   it('concurrent stores creating overlapping series agree on one id per series and create no duplicates', async () => {

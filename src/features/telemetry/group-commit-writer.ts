@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DomainError } from '../../core/errors.js';
-import { dayStart, type PartitionsRepository } from '../../db/partitions.js';
+import { DAY_MS, dayStart, type PartitionsRepository } from '../../db/partitions.js';
 import type { TelemetryTable } from './telemetry-tables.js';
 import { classifyDbError, DB_RETRY_AFTER_SECONDS } from '../../db/pg-errors.js';
 import type { IngestRepository, WriteItem } from './ingest-repository.js';
@@ -173,17 +173,25 @@ export class GroupCommitWriter {
 
   private async ensurePartitions(items: readonly WriteItem[]): Promise<void> {
     const needed = new Map<TelemetryTable, Set<number>>();
-    const note = (table: TelemetryTable, ts: number) => {
-      const day = dayStart(ts);
-      if (this.knownPartitions.has(`${table}:${day}`)) return;
-      let days = needed.get(table);
-      if (!days) needed.set(table, (days = new Set()));
-      days.add(day);
+    // Rows of a batch share a few days: a row within the day last looked at costs one comparison.
+    const note = (table: TelemetryTable, rows: readonly { ts: number }[]) => {
+      let from = Infinity;
+      let to = -Infinity;
+      for (const row of rows) {
+        if (row.ts >= from && row.ts < to) continue;
+        const day = dayStart(row.ts);
+        from = day;
+        to = day + DAY_MS;
+        if (this.knownPartitions.has(`${table}:${day}`)) continue;
+        let days = needed.get(table);
+        if (!days) needed.set(table, (days = new Set()));
+        days.add(day);
+      }
     };
     for (const item of items) {
-      for (const p of item.points) note('points', p.ts);
-      for (const l of item.logs) note('logs', l.ts);
-      for (const e of item.events) note('events', e.ts);
+      note('points', item.points);
+      note('logs', item.logs);
+      note('events', item.events);
     }
     for (const [table, days] of needed) {
       const { created } = await this.partitions.ensure(table, days);

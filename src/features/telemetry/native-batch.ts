@@ -16,15 +16,16 @@ export function parseTimestamp(ts: string | number | undefined, now: number): nu
  */
 export function nativeBatch(body: TelemetryBodyT, now: number): { batch: TelemetryBatch; errors: ErrorDetail[] } {
   const errors: ErrorDetail[] = [];
-  const ts = (value: string | number | undefined, path: string): number => {
+  // The error path is built only for an item in error.
+  const ts = (value: string | number | undefined, list: string, i: number): number => {
     const ms = parseTimestamp(value, now);
-    if (Number.isNaN(ms)) errors.push({ path, message: 'must be an RFC 3339 time or Unix epoch milliseconds' });
+    if (Number.isNaN(ms)) errors.push({ path: `body/${list}/${i}/ts`, message: 'must be an RFC 3339 time or Unix epoch milliseconds' });
     return ms;
   };
   const batch: TelemetryBatch = {
-    points: (body.metrics ?? []).map((m, i) => ({ name: m.name, labels: m.labels ?? {}, ts: ts(m.ts, `body/metrics/${i}/ts`), value: m.value })),
+    points: (body.metrics ?? []).map((m, i) => ({ name: m.name, labels: m.labels ?? {}, ts: ts(m.ts, 'metrics', i), value: m.value })),
     logs: (body.logs ?? []).map((l, i) => ({
-      ts: ts(l.ts, `body/logs/${i}/ts`),
+      ts: ts(l.ts, 'logs', i),
       severityNumber: LEVELS[l.level],
       severityText: l.level,
       body: l.message,
@@ -35,7 +36,7 @@ export function nativeBatch(body: TelemetryBodyT, now: number): { batch: Telemet
       observedTs: null,
       eventName: null,
     })),
-    events: (body.events ?? []).map((e, i) => ({ ts: ts(e.ts, `body/events/${i}/ts`), type: e.type, title: e.title, text: e.text ?? null, tags: e.tags ?? [] })),
+    events: (body.events ?? []).map((e, i) => ({ ts: ts(e.ts, 'events', i), type: e.type, title: e.title, text: e.text ?? null, tags: e.tags ?? [] })),
   };
   return { batch, errors };
 }

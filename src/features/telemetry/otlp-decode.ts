@@ -109,11 +109,12 @@ const JSON_WHITESPACE = /^[ \t\r\n]*$/;
 const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** The request as a plain object tree, the same shape for both encodings. */
-export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: ProtoMessageType): Obj {
+export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: ProtoMessageType, keepLongs = false): Obj {
   if (format === 'protobuf') {
     try {
-      // Longs as decimal strings, as in JSON; bytes stay Buffers (ids become hex later).
-      return type.toObject(type.decode(body), { longs: String });
+      // Longs as decimal strings, as in JSON, or (keepLongs: the metrics readers take them, see
+      // otlp-values) as Long objects; bytes stay Buffers (ids become hex later).
+      return type.toObject(type.decode(body), keepLongs ? {} : { longs: String });
     } catch (err) {
       // Truncated or corrupt input, or nesting deep enough to exhaust the stack.
       throw new DomainError('bad_request', `invalid OTLP protobuf: ${reason(err)}`);
@@ -134,7 +135,7 @@ export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: Pro
 
 /** POST /v1/metrics: ExportMetricsServiceRequest → points. `now` (epoch ms) stands in for missing timestamps. */
 export function decodeOtlpMetrics(body: Uint8Array, format: OtlpFormat, now: number): OtlpDecoded {
-  const request = parseOtlpRequest(body, format, OTLP_MESSAGES.metricsRequest);
+  const request = parseOtlpRequest(body, format, OTLP_MESSAGES.metricsRequest, true);
   const state: MetricsDecodeState = { points: [], rejections: new Rejections('data point(s)'), warnings: new Warnings(), seen: 0 };
   collectMetrics(request, now, state);
   return { batch: { points: state.points, logs: [], events: [] }, rejected: state.rejections.count, messages: state.rejections.messages(), warnings: state.warnings.messages() };

@@ -307,8 +307,11 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
   const toPoint: Notes = { add: (m) => void notes.push(m) };
   const meta = present(metric.name) && typeof metric.name !== 'string' ? 'a metric name that is not a string' : name === '' ? 'a metric without a name' : metaOf(metric, kind, data, toMetric);
 
+  // Built once per metric, not per data point.
+  const itemWhere = `${dpWhere}[]`;
+  const attributesWhere = `${dpWhere}[].attributes`;
   for (const item of listAt(data.dataPoints, dpWhere)) {
-    const dp = objectAt(item, `${dpWhere}[]`);
+    const dp = objectAt(item, itemWhere);
     const point = ++state.seen;
     if (point > L.maxItems) {
       state.rejections.add(`the request holds more than ${L.maxItems} data points`);
@@ -335,7 +338,7 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
       continue;
     }
     const labels: Labels = { ...base };
-    addLabels(labels, attributesToText(dp.attributes, `${dpWhere}[].attributes`), toPoint);
+    addLabels(labels, attributesToText(dp.attributes, attributesWhere), toPoint);
     // Last, so that no attribute can stand in for the resource's identity.
     if (resourceId !== null) {
       if (Object.hasOwn(labels, RESOURCE_ID_LABEL) && labels[RESOURCE_ID_LABEL] !== resourceId) {

@@ -1,8 +1,10 @@
+import protobuf from 'protobufjs';
 import { DomainError } from '../../core/errors.js';
 
 /**
  * Readers for the loosely typed request tree both encodings decode to: JSON.parse of the OTLP JSON
- * mapping, or protobufjs toObject (longs as decimal strings, bytes as Buffers). Structures of the
+ * mapping, or protobufjs toObject (longs as decimal strings, or for metrics as Long objects; bytes
+ * as Buffers). Structures of the
  * wrong type make the whole request a 400; a scalar of the wrong type spoils only its item.
  */
 export type Obj = Record<string, unknown>;
@@ -30,6 +32,26 @@ const SIGNED = /^-?\d+$/;
 const NANOS_PER_MS = 1_000_000n;
 
 /**
+ * 64-bit fields of a protobuf metrics request are left as protobufjs's Long objects (decoding them
+ * to decimal strings and parsing those back cost more than the rest of a data point). Only real
+ * Long instances count: a JSON body cannot make one.
+ */
+type Long = { low: number; high: number; unsigned: boolean; toString(): string };
+const LongClass = protobuf.util.Long as unknown as abstract new (...args: never[]) => Long;
+const isLong = (v: unknown): v is Long => v instanceof LongClass;
+const TWO_32 = 4_294_967_296;
+/** A Long as a Number: exact within ±(2^53−1), beyond it a Number of at least that magnitude (never safe). */
+const longToNumber = (v: Long): number => (v.unsigned ? (v.high >>> 0) * TWO_32 : v.high * TWO_32) + (v.low >>> 0);
+/**
+ * A non-negative Long of nanoseconds as whole milliseconds, exactly: 2^32 ns = 4294 ms + 967,296 ns,
+ * and high × 967,296 + low stays below 2^53.
+ */
+const longNanosToMs = (v: Long): number => {
+  const high = v.high >>> 0;
+  return high * 4294 + Math.floor((high * 967_296 + (v.low >>> 0)) / 1_000_000);
+};
+
+/**
  * A *TimeUnixNano field as epoch milliseconds (truncated): null when absent or zero (OTLP's
  * "unset"), NaN when unreadable. Any other value is a real time, however small: 500 ns is the
  * epoch's first millisecond, not "unset". BigInt keeps a 19-digit nanosecond string exact
@@ -43,6 +65,10 @@ export function nanosToMs(v: unknown): number | null {
     return ns === 0n ? null : Number(ns / NANOS_PER_MS);
   }
   if (typeof v === 'number') return !Number.isFinite(v) || v < 0 ? NaN : v === 0 ? null : Math.floor(v / 1e6);
+  if (isLong(v)) {
+    if (!v.unsigned && v.high < 0) return NaN;
+    return v.high === 0 && v.low === 0 ? null : longNanosToMs(v);
+  }
   return NaN;
 }
 
@@ -56,6 +82,7 @@ export function int64(v: unknown, absent = NaN): number {
   let n = NaN;
   if (typeof v === 'string') n = SIGNED.test(v) ? Number(v) : NaN;
   else if (typeof v === 'number') n = Number.isInteger(v) ? v : NaN;
+  else if (isLong(v)) n = longToNumber(v);
   return Number.isSafeInteger(n) ? n : NaN;
 }
 
@@ -65,6 +92,7 @@ export const INEXACT_INT64 = 'beyond ±(2^53−1), which cannot be stored exactl
 /** Whether `v` is a readable integer that int64 refuses only because it is beyond ±(2^53−1). */
 export function int64Inexact(v: unknown): boolean {
   if (typeof v === 'string') return SIGNED.test(v) && !Number.isSafeInteger(Number(v));
+  if (isLong(v)) return !Number.isSafeInteger(longToNumber(v));
   return typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v);
 }
 
@@ -90,7 +118,7 @@ export function anyToJs(v: unknown, where: string, depth = 0): unknown {
   if (a.intValue !== undefined && a.intValue !== null) {
     const n = int64(a.intValue);
     // Beyond 2^53 a Number would silently change the value; the decimal string keeps it.
-    return Number.isSafeInteger(n) ? n : typeof a.intValue === 'string' ? a.intValue : null;
+    return Number.isSafeInteger(n) ? n : typeof a.intValue === 'string' ? a.intValue : isLong(a.intValue) ? a.intValue.toString() : null;
   }
   if (a.doubleValue !== undefined && a.doubleValue !== null) {
     const n = double(a.doubleValue);

@@ -53,6 +53,46 @@ export function canonicalLabels(labels: Record<string, string>): string {
 }
 
 /**
+ * The in-process cache key of a label set: the same for every order of the same labels, distinct
+ * for distinct label sets (each key and value is prefixed by its length, so no character of theirs
+ * can make two sets collide). Cheaper than canonicalLabels (no JSON escaping, no sort when the
+ * keys already come in order, as a client's usually do); canonicalLabels is computed only for
+ * series not in the cache.
+ */
+export function labelsCacheKey(labels: Record<string, string>): string {
+  let out = '';
+  let prev = '';
+  for (const k in labels) {
+    if (k < prev) return sortedLabelsKey(labels);
+    prev = k;
+    const v = labels[k];
+    out += `${k.length}:${k}${v.length}:${v}`;
+  }
+  return out;
+}
+
+function sortedLabelsKey(labels: Record<string, string>): string {
+  const keys = Object.keys(labels).sort();
+  let out = '';
+  for (const k of keys) {
+    const v = labels[k];
+    out += `${k.length}:${k}${v.length}:${v}`;
+  }
+  return out;
+}
+
+/**
+ * The cache key of a stream: its org's tag, name, the identifying part of its descriptor and its
+ * labels (see seriesIdentity). Short keys hash faster: the org is a small number, not its uuid.
+ */
+function streamCacheKey(orgTag: number, name: string, meta: SeriesMeta, labels: Record<string, string>): string {
+  const head = `${orgTag}\u0000${name.length}:${name}`;
+  const labelsKey = labelsCacheKey(labels);
+  if (meta.kind === NATIVE_META.kind && meta.temporality === null && meta.unit === '') return `${head}${labelsKey}`;
+  return `${head}\u0000${meta.kind}\u0000${meta.temporality ?? ''}\u0000${meta.unit.length}:${meta.unit}${labelsKey}`;
+}
+
+/**
  * Series ids for ingest: an in-process LRU in front of the series table, the org's series
  * limit checked before anything new is created, and last_seen_at refreshed at most hourly.
  * New series of one org are created one request at a time (a per-org chain), so concurrent
@@ -62,6 +102,8 @@ export class SeriesStore {
   private readonly cache: LRUCache<string, number>;
   private readonly counts = new Map<string, { n: number; at: number }>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** A number per organization seen, for short cache keys. */
+  private readonly orgTags = new Map<string, number>();
 
   constructor(
     private readonly repo: SeriesRepository,
@@ -80,18 +122,19 @@ export class SeriesStore {
     const ids: (number | null)[] = new Array<number | null>(points.length).fill(null);
     /** Cache key → the input indexes needing that series, and what identifies it. */
     const missing = new Map<string, { at: number[]; meta: SeriesMeta; name: string; canon: string }>();
+    let orgTag = this.orgTags.get(orgId);
+    if (orgTag === undefined) this.orgTags.set(orgId, (orgTag = this.orgTags.size));
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
       const meta = p.meta ?? NATIVE_META;
-      const canon = canonicalLabels(p.labels);
-      const key = `${orgId}\u0000${p.name}\u0000${seriesIdentity(canon, meta)}`;
+      const key = streamCacheKey(orgTag, p.name, meta, p.labels);
       const hit = this.cache.get(key);
       if (hit !== undefined) {
         ids[i] = hit;
       } else {
         const m = missing.get(key);
         if (m) m.at.push(i);
-        else missing.set(key, { at: [i], meta, name: p.name, canon });
+        else missing.set(key, { at: [i], meta, name: p.name, canon: canonicalLabels(p.labels) });
       }
     }
     const refused: number[] = [];
