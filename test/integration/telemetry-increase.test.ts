@@ -10,6 +10,7 @@ import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/se
 import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta, Temporality } from '../../src/features/telemetry/telemetry-types.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { asPoints, HOUR, increaseSeries, iso, MIN, refIncrease, SEC, sumMaps, type Pt, type StoredSeries } from '../support/telemetry-fixtures.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { expectProblem, type Problem } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -17,7 +18,7 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
 /**
  * Temporality in queries, against real PostgreSQL over HTTP (every answer is validated against
  * the OpenAPI document): agg=increase and agg=rate compared with a reference implementation of
- * their definition written here (per series, consecutive points in time order; a drop is a
+ * their definition (test/support/telemetry-fixtures.ts: per series, consecutive points in time order; a drop is a
  * counter reset; a delta series' values are summed; the base of the range's first point is the
  * series' last point in the 5 minutes, or one step when longer, before start, and only without
  * one does the first point merely set the base), plus a few buckets worked out by hand, among them
@@ -26,54 +27,6 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  * reading agg=rate.
  */
 
-const SEC = 1000;
-const MIN = 60 * SEC;
-const HOUR = 60 * MIN;
-const iso = (ms: number) => new Date(ms).toISOString();
-
-type Pt = [number, number];
-
-// ---------------------------------------------------------------------------------------------
-// The definition, computed without SQL
-
-/** Prometheus's default lookback, as the definition uses it (not imported: the test states the definition). */
-const LOOKBACK_MS = 5 * 60_000;
-
-/**
- * Per bucket start: the summed deltas of the series' points in [start, end). The base of the
- * range's first point is the series' last point in the lookback (5 minutes, or one step when
- * longer) before start; without one, the first point only sets the base. Buckets without a delta
- * are absent.
- */
-function refIncrease(points: Pt[], temporality: Temporality | null, start: number, end: number, step: number, kind = 'counter'): Map<number, number> {
-  const order = (a: Pt, b: Pt) => a[0] - b[0] || a[1] - b[1];
-  const before = points.filter(([ts]) => ts < start && ts >= start - Math.max(step, LOOKBACK_MS)).sort(order);
-  const inRange = points.filter(([ts]) => ts >= start && ts < end).sort(order);
-  const base = before.length ? before[before.length - 1] : undefined;
-  const out = new Map<number, number>();
-  inRange.forEach(([ts, v], i) => {
-    const prev = i > 0 ? inRange[i - 1] : base;
-    let d: number;
-    if (temporality === 'delta') d = v;
-    else if (prev === undefined) return; // the base
-    else if (kind === 'updowncounter') d = v - prev[1];
-    else d = v >= prev[1] ? v - prev[1] : v; // a drop: restarted from 0
-    const b = start + Math.floor((ts - start) / step) * step;
-    out.set(b, (out.get(b) ?? 0) + d);
-  });
-  return out;
-}
-
-function sumMaps(maps: Map<number, number>[]): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const m of maps) for (const [b, v] of m) out.set(b, (out.get(b) ?? 0) + v);
-  return out;
-}
-
-/** As the answer lists them: ascending bucket starts; rate divides by the step in seconds. */
-function asPoints(m: Map<number, number>, agg: 'increase' | 'rate', step: number): [string, number][] {
-  return [...m.entries()].sort(([a], [b]) => a - b).map(([b, v]) => [iso(b), agg === 'rate' ? v / (step / 1000) : v]);
-}
 
 function expectClose(actual: [string, number | null][], expected: [string, number][], what: string): void {
   expect(actual.map((p) => p[0]), `${what}: bucket starts`).to.deep.equal(expected.map((p) => p[0]));
@@ -97,12 +50,6 @@ interface MetricItem {
   types: { kind: string; temporality: string | null; monotonic: boolean; unit: string; description: string; series: number }[];
 }
 
-interface StoredSeries {
-  labels: Record<string, string>;
-  temporality: Temporality | null;
-  points: Pt[];
-}
-
 describe('telemetry increase and rate', function () {
   this.timeout(120_000);
 
@@ -121,95 +68,8 @@ describe('telemetry increase and rate', function () {
 
   const counter = (temporality: Temporality, unit = '1'): SeriesMeta => ({ kind: 'counter', temporality, monotonic: true, unit, description: 'Requests served' });
 
-  // http_requests_total{job=api,instance=a}, cumulative: resets exactly on a bucket start (60 s)
-  // and inside a bucket (105 s, 375 s), an unchanged value, empty buckets (240–360 s), and
-  // points outside [start, end) on both sides: the one at -5 s is within the lookback, so it is
-  // the base of the point at 0 s (never a delta of its own); the one at 600 s never counts.
-  const cumA: StoredSeries = {
-    labels: { job: 'api', instance: 'a' },
-    temporality: 'cumulative',
-    points: (
-      [
-        [-5, 90],
-        [0, 100],
-        [15, 110],
-        [30, 125],
-        [45, 130],
-        [60, 5],
-        [75, 20],
-        [90, 22],
-        [105, 3],
-        [120, 10],
-        [135, 10],
-        [150, 40],
-        [180, 41],
-        [360, 50],
-        [375, 2],
-        [420, 9],
-        [480, 12],
-        [540, 30],
-        [585, 31],
-        [600, 1000],
-      ] as Pt[]
-    ).map(([s, v]): Pt => [at(s), v]),
-  };
-  // The same labels, a delta stream: its own series, values summed per bucket (a bucket of zeros is 0, not absent).
-  // Its point at -1 s is within the lookback but never counts: a delta series has no base.
-  const deltaA: StoredSeries = {
-    labels: { job: 'api', instance: 'a' },
-    temporality: 'delta',
-    points: (
-      [
-        [-1, 50],
-        [0, 3],
-        [20, 4],
-        [40, 0],
-        [70, 7],
-        [130, 0],
-        [400, 5],
-        [599, 2],
-        [600, 99],
-      ] as Pt[]
-    ).map(([s, v]): Pt => [at(s), v]),
-  };
-  // Another process: every 30 s, +10 at first, a burst of +100 per 30 s from 4 min, a reset at 6 min, then +10 again.
-  const cumB: StoredSeries = { labels: { job: 'api', instance: 'b' }, temporality: 'cumulative', points: [] };
-  {
-    let v = 1000;
-    for (let s = 0; s <= 600; s += 30) {
-      if (s === 360) v = 4;
-      else if (s > 0) v += s > 240 && s <= 330 ? 100 : s > 360 && s <= 420 ? 150 : 10;
-      cumB.points.push([at(s), v]);
-    }
-  }
-  // A gauge read with increase: a drop counts as a reset, as Prometheus does.
-  const temp: StoredSeries = {
-    labels: { room: 'x' },
-    temporality: null,
-    points: ([[0, 20], [30, 22], [60, 19], [90, 25]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
-  };
-  // Written before kinds were recorded (kind unknown): read as cumulative.
-  const legacy: StoredSeries = {
-    labels: {},
-    temporality: null,
-    points: ([[0, 5], [20, 8], [40, 2], [50, 6]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
-  };
-
-  // A cumulative counter with gaps longer than the lookback: the point at -360 s is 6 minutes
-  // before the range's start (beyond 5 minutes, within a 10-minute step), and 30 s → 400 s is a
-  // gap of 6 min 10 s; the point at 30 s is exactly 5 minutes before 330 s.
-  const sparse: StoredSeries = {
-    labels: { job: 'batch' },
-    temporality: 'cumulative',
-    points: ([[-360, 7], [0, 10], [30, 16], [400, 20], [420, 3]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
-  };
-
-  // A cumulative up-down counter: no resets, a drop is a negative change.
-  const queue: StoredSeries = {
-    labels: { q: 'jobs' },
-    temporality: 'cumulative',
-    points: ([[0, 5], [20, 3], [40, 0], [70, 4], [100, 1]] as Pt[]).map(([s, v]): Pt => [at(s), v]),
-  };
+  // The series and their stories: test/support/telemetry-fixtures.ts (increaseSeries).
+  const { cumA, deltaA, cumB, temp, legacy, sparse, queue } = increaseSeries(B);
 
   async function insertSeries(orgId: string, name: string, labels: Record<string, string>, meta: SeriesMeta | null): Promise<number> {
     const canon = canonicalLabels(labels);

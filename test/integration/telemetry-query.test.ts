@@ -9,66 +9,21 @@ import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.
 import { QueryService, type MetricQueryInput, type MetricSeries, type QueryOptions } from '../../src/features/telemetry/query-service.js';
 import type { LimitDefaults, OrgDirectory, OrgLimitOverrides } from '../../src/features/telemetry/telemetry-limits-source.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { AGGS, expectedPoints, HOUR, iso, MIN, querySeries, type Pt } from '../support/telemetry-fixtures.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import type { Answer, Problem } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 /**
  * The telemetry query API against real PostgreSQL: exact aggregates (expected values computed
- * here, independently of SQL), bucket alignment, grouping, label matchers, limits, logs and
+ * in test/support/telemetry-fixtures.ts, independently of SQL), bucket alignment, grouping, label matchers, limits, logs and
  * events filters and paging, usage, and tenant isolation over HTTP.
  */
 
 const MANY = { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000', SENTINEL_RATE_LIMITS_LOGIN_PER_MINUTE_PER_IP: '1000' };
-const MIN = 60_000;
-const HOUR = 3_600_000;
-const iso = (ms: number) => new Date(ms).toISOString();
 
 // ---------------------------------------------------------------------------------------------
 // Expected values, computed without SQL
-
-type Agg = 'avg' | 'min' | 'max' | 'sum' | 'count' | 'p50' | 'p90' | 'p95' | 'p99';
-const AGGS: Agg[] = ['avg', 'min', 'max', 'sum', 'count', 'p50', 'p90', 'p95', 'p99'];
-
-/** percentile_cont: linear interpolation between the closest ranks of the sorted values. */
-function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  const pos = p * (s.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
-}
-
-function aggregate(values: number[], agg: Agg): number {
-  switch (agg) {
-    case 'avg':
-      return values.reduce((a, b) => a + b, 0) / values.length;
-    case 'min':
-      return Math.min(...values);
-    case 'max':
-      return Math.max(...values);
-    case 'sum':
-      return values.reduce((a, b) => a + b, 0);
-    case 'count':
-      return values.length;
-    default:
-      return percentile(values, Number(agg.slice(1)) / 100);
-  }
-}
-
-type Pt = [number, number];
-
-/** Buckets aligned to start: [start + k·step, start + (k+1)·step), empty ones left out. */
-function expectedPoints(points: Pt[], start: number, end: number, step: number, agg: Agg): [string, number][] {
-  const buckets = new Map<number, number[]>();
-  for (const [ts, v] of points) {
-    if (ts < start || ts >= end) continue;
-    const b = start + Math.floor((ts - start) / step) * step;
-    if (!buckets.has(b)) buckets.set(b, []);
-    buckets.get(b)!.push(v);
-  }
-  return [...buckets.entries()].sort(([a], [b]) => a - b).map(([b, vs]) => [iso(b), aggregate(vs, agg)]);
-}
 
 function expectClose(actual: [string, number | null][], expected: [string, number][], what: string): void {
   expect(actual.map((p) => p[0]), `${what}: bucket labels`).to.deep.equal(expected.map((p) => p[0]));
@@ -205,16 +160,8 @@ describe('telemetry query API', function () {
     const days = [B - DAY_MS, B, B + DAY_MS, Date.now(), Date.now() + DAY_MS];
     for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
 
-    // Outside the window on both sides (start inclusive, end exclusive): these must never count.
-    const fence: Pt[] = [
-      [B - 1000, 1e9],
-      [B + 10 * MIN, 1e9],
-    ];
-    // s1: every 30 s, irregular values; s2: every 60 s; s3: every 120 s; s4: a single point.
-    await metric(orgA, 's1', 'req', { host: 'a', env: 'prod', region: 'eu' }, [...Array.from({ length: 20 }, (_, i): Pt => [B + i * 30_000, ((i * 7) % 11) + i / 4]), ...fence]);
-    await metric(orgA, 's2', 'req', { host: 'b', env: 'prod', region: 'us' }, Array.from({ length: 10 }, (_, i): Pt => [B + i * MIN, 100 + i * 3]));
-    await metric(orgA, 's3', 'req', { host: 'c', env: 'dev' }, Array.from({ length: 5 }, (_, i): Pt => [B + i * 2 * MIN, -i - 0.5]));
-    await metric(orgA, 's4', 'req', { host: 'd' }, [[B + MIN, 42]]);
+    // s1 (every 30 s, irregular values, and a point outside the window on each side), s2 (every 60 s), s3 (every 120 s), s4 (one point).
+    for (const [key, x] of Object.entries(querySeries(B))) await metric(orgA, key, 'req', x.labels, x.points);
     await metric(orgA, 'cs', 'cpu.system', {}, [[B, 1]]);
     await metric(orgA, 'cu', 'cpu.user', { core: '0' }, [[B, 2]]);
     // Another org with the same metric name and label values: must never show up in A's answers.

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import type { LabelMatcher, TsIdCursor } from './query-params.js';
+import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 import type { SeriesKind, Temporality } from './telemetry-types.js';
+import { aggregateTiers, type TierChunk, type TierFresh, type TierSeries } from './tier-read.js';
 
 /**
  * The aggregations a metric query offers. Percentiles interpolate (percentile_cont); `increase`
@@ -187,8 +189,13 @@ interface PoolAccess {
   releaseConnection(conn: PgConnection): Promise<void>;
 }
 
-/** A row of metricRead's statement: the counts (n not null) or one answer series. */
+/**
+ * A row of metricRead's statement: r = 'k' the counts; 'x' one answer series (fresh tier only);
+ * with chunks in the range instead 's' a matching series (lookup order), 'c' a chunk, 'f' a
+ * series' fresh points or per-bucket partials.
+ */
 interface MetricReadRow {
+  r: 'k' | 'x' | 's' | 'c' | 'f';
   n: number | null;
   answers: number | null;
   labels: Record<string, string> | null;
@@ -198,6 +205,8 @@ interface MetricReadRow {
   gk: (string | null)[] | null;
   t: number[] | null;
   v: (number | null)[] | null;
+  sid: string | null;
+  data: Buffer | null;
 }
 
 /**
@@ -294,65 +303,154 @@ export class QueryRepository {
     const where = [`org_id = ${org}`, `name = ${p.add(q.name)}`, ...matcherTerms(p, q.matchers)];
     const grouped = q.by.length > 0;
     const by = grouped ? p.add(q.by) : '';
+    const temporal = isTemporal(q.agg);
+    const pointAgg = AGG_SQL[q.agg as PointAggregation] ?? ''; // '' for increase/rate
+    const lookbackStartMs = q.startMs - Math.max(q.stepMs, INCREASE_LOOKBACK_MS);
+    const lookbackStart = temporal ? p.add(new Date(lookbackStartMs)) : '';
     // The group key: the `by` labels' values in `by` order (null: absent); arrays with nulls group as equal.
     const key = `array(select labels->>k from unnest(${by}::text[]) with ordinality u(k, i) order by i)`;
-    const bin = `date_bin(${step}::bigint * interval '1 millisecond', p.ts, ${start}::timestamptz)`;
+    const binOf = (ts: string) => `date_bin(${step}::bigint * interval '1 millisecond', ${ts}, ${start}::timestamptz)`;
+    const bin = binOf('p.ts');
     const withinLimits = `(select n <= ${maxSeries} and answers::bigint * ${buckets} <= ${maxPoints} from k)`;
+    // Two tiers: whether a chunk of the matching series overlaps the range (or the lookback). Without one
+    // (one index probe per series), the statement is the fresh-only one; with one, it returns the
+    // series, the chunks and the fresh tier's part for tier-read.ts to aggregate.
+    const mixed = `(select exists (select 1 from ch))`;
     const range = `p.org_id = ${org} and p.series_id = s.id and p.ts >= ${start} and p.ts < ${end}`;
+    const baseProbe = `(select p.ts, p.value from points p
+                     where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${lookbackStart} and p.ts < ${start}
+                     order by p.ts desc, p.value desc limit 1)`;
     let a: string;
-    if (isTemporal(q.agg)) {
+    if (temporal) {
       // Ties in ts (a retried native write) are ordered by value, so the deltas never depend on the plan.
       const v = q.agg === 'rate' ? `sum(${DELTA_SQL}) / (${step}::bigint::float8 / 1000)` : `sum(${DELTA_SQL})`;
-      const lookbackStart = p.add(new Date(q.startMs - Math.max(q.stepMs, INCREASE_LOOKBACK_MS)));
       // The base: the series' last point before start (one index probe, read backwards), then the range's points.
       a = `
         select s.${grouped ? 'gk' : 'id'} as g, ${bin} as b, ${v} as v
           from s cross join lateral (
                  select q.ts, q.value, lag(q.value) over (order by q.ts, q.value) as prev from (
-                   (select p.ts, p.value from points p
-                     where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${lookbackStart} and p.ts < ${start}
-                     order by p.ts desc, p.value desc limit 1)
+                   ${baseProbe}
                    union all
                    (select p.ts, p.value from points p where ${range})) q) p
-         where p.ts >= ${start} and ${TEMPORAL_WHERE} and ${withinLimits}`;
+         where p.ts >= ${start} and ${TEMPORAL_WHERE} and ${withinLimits} and not ${mixed}`;
     } else if (grouped) {
       a = `
-        select s.gk as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
+        select s.gk as g, ${bin} as b, ${pointAgg} as v
           from s cross join lateral (select p.ts, p.value from points p where ${range}) p
-         where ${withinLimits}`;
+         where ${withinLimits} and not ${mixed}`;
     } else {
       a = `
-        select p.series_id as g, ${bin} as b, ${AGG_SQL[q.agg]} as v
+        select p.series_id as g, ${bin} as b, ${pointAgg} as v
           from points p
          where p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}
            and p.series_id = any(array(select id from s))
-           and ${withinLimits}`;
+           and ${withinLimits} and not ${mixed}`;
     }
+    // A chunk's data is read only when its points are needed one by one: a percentile, a chunk not
+    // wholly inside one bucket of the range, or (increase/rate) an up-down counter's chunk or one with
+    // fresh points of its series between its first and last point (late data not merged yet), which
+    // its stored increase does not see.
+    const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
+    const percentile = pointAgg.startsWith('percentile');
+    const whole = percentile
+      ? 'false'
+      : `c.first_ts >= ${start} and c.last_ts < ${end} and ${binOf('c.first_ts')} = ${binOf('c.last_ts')}` +
+        (temporal
+          ? ` and not exists (select 1 from points p where p.org_id = ${org} and p.series_id = c.series_id and p.ts >= c.first_ts and p.ts <= c.last_ts)` +
+            // An up-down counter's increase is the sum of its deltas, which last − first need not equal in floating point.
+            ` and not exists (select 1 from s where s.id = c.series_id and s.kind = 'updowncounter')`
+          : '');
+    const lo = temporal ? lookbackStart : start;
+    const chunks = `
+      select c.series_id::text as sid, array[${ms('c.first_ts')}, ${ms('c.last_ts')}] as t,
+             array[c.count::float8, c.min, c.max, c.sum, c.first_value, c.last_value, c.increase] as v,
+             case when ${whole} then null else c.data end as data
+        from point_chunks c
+       where c.org_id = ${org} and c.series_id = any(array(select id from s))
+         and c.ts > ${lo}::timestamptz - ${p.add(CHUNK_WINDOW_MS)}::bigint * interval '1 millisecond' and c.ts < ${end}
+         and c.last_ts >= ${lo} and c.first_ts < ${end} and ${withinLimits}`;
+    // The fresh tier's part when chunks overlap: raw points in (ts, value) order where every value
+    // counts (percentiles) or consecutive points do (increase/rate, with the fresh base probe),
+    // else per series and bucket [bucket, first ts, count, sum, min, max].
+    let fresh: string;
+    if (temporal) {
+      fresh = `
+        select s.id::text as sid, array_agg(${ms('q.ts')} order by q.ts, q.value) as t, array_agg(q.value order by q.ts, q.value) as v
+          from s cross join lateral (${baseProbe} union all (select p.ts, p.value from points p where ${range})) q
+         where ${mixed} group by s.id`;
+    } else if (percentile) {
+      fresh = `
+        select p.series_id::text as sid, array_agg(${ms('p.ts')} order by p.ts, p.value) as t, array_agg(p.value order by p.ts, p.value) as v
+          from points p
+         where p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end} and p.series_id = any(array(select id from s)) and ${mixed}
+         group by p.series_id`;
+    } else {
+      fresh = `
+        select sid, null::float8[] as t, array_agg(array[${ms('b')}, ${ms('f')}, n, sm, mn, mx]) as v from (
+          select p.series_id::text as sid, ${bin} as b, min(p.ts) as f, count(*)::float8 as n, sum(p.value) as sm, min(p.value) as mn, max(p.value) as mx
+            from points p
+           where p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end} and p.series_id = any(array(select id from s)) and ${mixed}
+           group by 1, 2) fb
+         group by sid`;
+    }
+    const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
     const sql = `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
+      ch as materialized (${chunks}),
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
-      select k.n, k.answers, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk,
-             null::float8[] as t, null::float8[] as v from k
+      select 'k' as r, k.n, k.answers, ${none}, null::float8[] as t, null::float8[] as v, null::bytea as data from k
       union all
-      select null, null, ${grouped ? 'null::jsonb, null, null, null, x.g' : 's.labels, s.kind, s.temporality, s.unit, null::text[]'}, x.t, x.v
-        from x${grouped ? '' : ' join s on s.id = x.g'}`;
+      select 'x', null, null, null, ${grouped ? 'null::jsonb, null, null, null, x.g' : 's.labels, s.kind, s.temporality, s.unit, null::text[]'}, x.t, x.v, null
+        from x${grouped ? '' : ' join s on s.id = x.g'}
+      union all
+      select 's', null, null, s.id::text, ${grouped ? 'null, s.kind, s.temporality, null, s.gk' : 's.labels, s.kind, s.temporality, s.unit, null'}, null, null, null
+        from s where ${mixed}
+      union all
+      select 'c', null, null, ch.sid, null, null, null, null, null, ch.t, ch.v, ch.data from ch
+      union all
+      select 'f', null, null, f.sid, null, null, null, null, null, f.t, f.v, null from (${fresh}) f`;
     const rows = await this.onReadConnection(timeoutMs, async (conn) => (await conn.query<MetricReadRow>(sql, p.values)).rows);
     const out: MetricReadResult = { series: 0, answers: 0, rows: [] };
+    const series: TierSeries[] = [];
+    const chunkRows: TierChunk[] = [];
+    const freshRows: TierFresh[] = [];
     for (const r of rows) {
-      if (r.n !== null) {
-        out.series = r.n;
+      if (r.r === 'k') {
+        out.series = r.n ?? 0;
         out.answers = r.answers ?? 0;
-      } else {
+      } else if (r.r === 'x') {
         out.rows.push({
           labels: r.labels ?? pickedLabels(q.by, r.gk ?? []),
           descriptor: r.kind === null ? null : { kind: r.kind, temporality: r.temporality, unit: r.unit ?? '' },
           t: r.t ?? [],
           v: r.v ?? [],
         });
+      } else if (r.r === 's') {
+        const kind = r.kind ?? 'unknown';
+        series.push({
+          id: r.sid!,
+          kind,
+          temporality: r.temporality,
+          labels: grouped ? null : (r.labels ?? {}),
+          descriptor: grouped ? null : { kind, temporality: r.temporality, unit: r.unit ?? '' },
+          gk: grouped ? (r.gk ?? []) : null,
+        });
+      } else if (r.r === 'c') {
+        const [firstTs, lastTs] = r.t as number[];
+        const [count, min, max, sum, firstValue, lastValue, increase] = r.v as number[];
+        chunkRows.push({ seriesId: r.sid!, firstTs, lastTs, count, min, max, sum, firstValue, lastValue, increase, data: r.data });
+      } else if (r.t !== null) {
+        freshRows.push({ seriesId: r.sid!, raw: true, t: r.t, v: r.v as number[] });
+      } else {
+        const parts = (r.v ?? []) as unknown as number[][];
+        freshRows.push({ seriesId: r.sid!, raw: false, buckets: parts.map(([b, first, n, sum, min, max]) => ({ b, first, n, sum, min, max })) });
       }
+    }
+    if (series.length > 0) {
+      out.rows = aggregateTiers({ agg: q.agg, startMs: q.startMs, endMs: q.endMs, stepMs: q.stepMs, lookbackStartMs, by: q.by }, series, chunkRows, freshRows);
     }
     return out;
   }

@@ -1,0 +1,397 @@
+import { createHash } from 'node:crypto';
+import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
+import { DomainError } from '../../src/core/errors.js';
+import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
+import { chunkAggregates, encodeChunk } from '../../src/features/telemetry/chunk-codec.js';
+import { readMetric, type MetricRead, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
+import { QueryRepository, type Aggregation } from '../../src/features/telemetry/query-repository.js';
+import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
+import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import type { SeriesMeta } from '../../src/features/telemetry/telemetry-types.js';
+import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { createApiKey, createOrg } from '../support/factories.js';
+import {
+  AGGS,
+  asPoints,
+  expectedPoints,
+  HOUR,
+  increaseSeries,
+  iso,
+  MIN,
+  querySeries,
+  refIncrease,
+  SEC,
+  sumMaps,
+  type Pt,
+  type StoredSeries,
+} from '../support/telemetry-fixtures.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * Metric reads over the two tiers (DESIGN §3): the data of the query tests (telemetry-query's
+ * `req`, telemetry-increase's counters, gauges and up-down counter) and series spanning several
+ * chunk windows are stored once per org, (a) all fresh in `points`, (b) all compacted into
+ * `point_chunks` (chunk rows written with the codec, one per series and 2-hour window), (c) split
+ * across the tiers in the middle of a bucket, and (d) interleaved (every other point compacted, as
+ * late data leaves them until the next compaction). Every read — every aggregation, grouped or not,
+ * with filters, several steps and unaligned starts, the increase/rate lookback — answers exactly
+ * (deep equality) what the fresh tier answers, which equals the reference computed without SQL.
+ * A chunk wholly inside a bucket is answered from its stored aggregates: with its data destroyed,
+ * those reads still answer the same (and a percentile, which needs the values, fails).
+ */
+
+type Mode = 'fresh' | 'compacted' | 'split' | 'interleaved';
+const MODES: Mode[] = ['fresh', 'compacted', 'split', 'interleaved'];
+
+const counter = (temporality: 'cumulative' | 'delta', unit = '1'): SeriesMeta => ({ kind: 'counter', temporality, monotonic: true, unit, description: 'Requests served' });
+const gauge: SeriesMeta = { kind: 'gauge', temporality: null, monotonic: false, unit: 'Cel', description: 'Room temperature' };
+
+describe('metric reads across the two tiers (fresh points and compacted chunks)', function () {
+  this.timeout(300_000);
+
+  let url: string;
+  let t: TestApp;
+  let knex: Knex;
+  let reads: Knex;
+  let repo: QueryRepository;
+  const orgs = {} as Record<Mode | 'whole', { id: string; slug: string }>;
+  let readKey: Record<string, string>;
+
+  /** 1 hour into a 2-hour chunk window, some hours ago: [B − 1 h, B + 1 h) is one window. */
+  const B = Math.floor((Date.now() - 6 * HOUR) / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS + HOUR;
+  const at = (s: number) => B + s * SEC;
+  const W = { start: B, end: B + 10 * MIN };
+  /** Mid-bucket for every step the reads use (2 min 37 s): earlier points compacted, later ones fresh. */
+  const SPLIT = B + 157 * SEC;
+  /** The long series: one point a minute over 5 hours from B − 3 h (three chunk windows), split at LONG_SPLIT. */
+  const LONG = { start: B - 3 * HOUR, end: B + 2 * HOUR };
+  const LONG_SPLIT = B - 17 * MIN - 30 * SEC;
+
+  const req = querySeries(B);
+  const inc = increaseSeries(B);
+  // Counters and gauges over three windows: integer counter with resets, a quarter-step gauge
+  // (exact sums), a two-decimal gauge (inexact sums: see the floating-point note in tier-read.ts).
+  const longCounter: Pt[] = [];
+  const longGauge: Pt[] = [];
+  const longDecimal: Pt[] = [];
+  {
+    let c = 0;
+    for (let ts = LONG.start, i = 0; ts < LONG.end; ts += MIN, i++) {
+      c = i % 97 === 50 ? 3 : c + ((i * 13) % 7);
+      longCounter.push([ts + ((i * 7) % 5), c]);
+      longGauge.push([ts, ((i * 37) % 40) / 4 - 3]);
+      longDecimal.push([ts, Math.round(((i * 7919) % 10_000) - 5000) / 100]);
+    }
+  }
+
+  interface Stored {
+    name: string;
+    labels: Record<string, string>;
+    meta: SeriesMeta | null;
+    points: Pt[];
+  }
+  const stored: Stored[] = [
+    ...Object.values(req).map((x) => ({ name: 'req', labels: x.labels, meta: null, points: x.points })),
+    { name: 'http_requests_total', ...inc.cumA, meta: counter('cumulative') },
+    { name: 'http_requests_total', ...inc.deltaA, meta: counter('delta') },
+    { name: 'http_requests_total', ...inc.cumB, meta: counter('cumulative') },
+    { name: 'temp', ...inc.temp, meta: gauge },
+    { name: 'legacy_total', ...inc.legacy, meta: null },
+    { name: 'sparse_total', ...inc.sparse, meta: counter('cumulative') },
+    { name: 'queue_length', ...inc.queue, meta: { kind: 'updowncounter', temporality: 'cumulative', monotonic: false, unit: '{item}', description: 'Items queued' } },
+    { name: 'long', labels: { k: 'counter' }, meta: counter('cumulative'), points: longCounter },
+    { name: 'long', labels: { k: 'gauge' }, meta: gauge, points: longGauge },
+    { name: 'long_decimal', labels: {}, meta: gauge, points: longDecimal },
+  ];
+
+  async function insertSeries(orgId: string, s: Stored): Promise<number> {
+    const canon = canonicalLabels(s.labels);
+    if (s.meta === null) {
+      const hash = createHash('sha256').update(s.name === 'req' ? `${s.name}\u0000${canon}` : canon).digest();
+      const { rows } = await knex.raw<{ rows: { id: string }[] }>('insert into series (org_id, name, labels, labels_hash) values (?, ?, ?::jsonb, ?) returning id', [orgId, s.name, canon, hash]);
+      return Number(rows[0].id);
+    }
+    const hash = createHash('sha256').update(seriesIdentity(canon, s.meta)).digest();
+    const { rows } = await knex.raw<{ rows: { id: string }[] }>(
+      `insert into series (org_id, name, labels, labels_hash, kind, temporality, monotonic, unit, description)
+       values (?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?) returning id`,
+      [orgId, s.name, canon, hash, s.meta.kind, s.meta.temporality, s.meta.monotonic, s.meta.unit, s.meta.description],
+    );
+    return Number(rows[0].id);
+  }
+
+  async function insertPoints(orgId: string, seriesId: number, points: Pt[]): Promise<void> {
+    if (points.length === 0) return;
+    await knex.raw('insert into points (org_id, series_id, ts, value) select ?, ?, u.ts, u.v from unnest(?::timestamptz[], ?::float8[]) as u(ts, v)', [
+      orgId,
+      seriesId,
+      points.map(([ts]) => iso(ts)),
+      points.map(([, v]) => v),
+    ]);
+  }
+
+  /** One chunk row per 2-hour window, written as the compaction job writes them (codec and its aggregates). */
+  async function insertChunks(orgId: string, seriesId: number, points: Pt[]): Promise<void> {
+    const windows = new Map<number, Pt[]>();
+    for (const p of points) {
+      const w = Math.floor(p[0] / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
+      windows.set(w, [...(windows.get(w) ?? []), p]);
+    }
+    for (const [w, pts] of windows) {
+      const ts = pts.map(([x]) => x);
+      const values = pts.map(([, v]) => v);
+      const a = chunkAggregates(ts, values);
+      await knex.raw(
+        `insert into point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [orgId, seriesId, iso(w), iso(a.firstTs), iso(a.lastTs), a.count, a.min, a.max, a.sum, a.firstValue, a.lastValue, a.increase, encodeChunk(ts, values)],
+      );
+    }
+  }
+
+  async function place(orgId: string, mode: Mode, s: Stored): Promise<void> {
+    const id = await insertSeries(orgId, s);
+    const sorted = [...s.points].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const split = s.name.startsWith('long') ? LONG_SPLIT : SPLIT;
+    const chunked =
+      mode === 'fresh' ? [] : mode === 'compacted' ? sorted : mode === 'split' ? sorted.filter(([ts]) => ts < split) : sorted.filter((_, i) => i % 2 === 0);
+    const rest = sorted.filter((p) => !chunked.includes(p));
+    await insertChunks(orgId, id, chunked);
+    await insertPoints(orgId, id, rest);
+  }
+
+  before(async () => {
+    url = await cloneDatabase();
+    t = await startTestApp(url, { SENTINEL_RATE_LIMITS_API_PER_MINUTE: '100000' });
+    knex = t.app.db.knex;
+    reads = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
+    repo = new QueryRepository(knex, reads);
+    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES);
+    const days: number[] = [];
+    for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
+    for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
+    readKey = {};
+    for (const mode of [...MODES, 'whole'] as const) {
+      orgs[mode] = await createOrg(t.app.services);
+      readKey[mode] = (await createApiKey(t.app.services, orgs[mode].slug, ['read'])).secret;
+      for (const s of stored) await place(orgs[mode].id, mode === 'whole' ? 'compacted' : mode, s);
+    }
+    // The data of every chunk of `whole` destroyed: only reads answered from stored aggregates can succeed.
+    await knex.raw(`update point_chunks set data = '\\xff00'::bytea where org_id = ?`, [orgs.whole.id]);
+    await knex.raw('analyze points');
+    await knex.raw('analyze point_chunks');
+    const counts = await knex.raw<{ rows: { org_id: string; points: number; chunks: number }[] }>(
+      `select o.id as org_id, (select count(*)::int from points p where p.org_id = o.id) as points, (select count(*)::int from point_chunks c where c.org_id = o.id) as chunks
+         from organizations o where o.id = any(?)`,
+      [MODES.map((m) => orgs[m].id)],
+    );
+    const byOrg = Object.fromEntries(counts.rows.map((r) => [r.org_id, r]));
+    // The placement is what the modes say: nothing compacted, nothing fresh, both.
+    expect(byOrg[orgs.fresh.id].chunks).to.equal(0);
+    expect(byOrg[orgs.compacted.id].points).to.equal(0);
+    for (const m of ['split', 'interleaved'] as const) expect(byOrg[orgs[m].id].points * byOrg[orgs[m].id].chunks, m).to.be.greaterThan(0);
+  });
+
+  after(async () => {
+    await reads?.destroy();
+    await t?.stop();
+    if (url) await dropDatabase(url);
+  });
+
+  const LIMITS = { maxSeries: 1000, maxPoints: 1_000_000, statementTimeoutMs: 10_000 };
+  type Read = Omit<MetricRead, 'matchers' | 'buckets'> & { filter?: [string, '=' | '!=' | '=~' | '!~', string][] };
+  const read = (mode: Mode | 'whole', r: Read, limits = LIMITS): Promise<RawAnswerSeries[]> =>
+    readMetric(
+      repo,
+      orgs[mode].id,
+      {
+        ...r,
+        matchers: (r.filter ?? []).map(([label, op, value]) => ({ label, op, value, source: `${label}${op}${value}` })),
+        buckets: Math.ceil((r.endMs - r.startMs) / r.stepMs),
+      },
+      limits,
+    );
+
+  /** Every mode answers `r` exactly as the fresh tier does; returns the fresh answer. */
+  async function same(r: Read): Promise<RawAnswerSeries[]> {
+    const fresh = await read('fresh', r);
+    for (const mode of MODES.slice(1)) expect(await read(mode, r), `${mode}: ${JSON.stringify(r)}`).to.deep.equal(fresh);
+    return fresh;
+  }
+
+  const close = (actual: [number, number | null][], expected: [string, number][], what: string) => {
+    expect(actual.map(([b]) => iso(b)), `${what}: buckets`).to.deep.equal(expected.map(([b]) => b));
+    actual.forEach(([, v], i) => expect(v, `${what} @ ${expected[i][0]}`).to.be.closeTo(expected[i][1], 1e-9 * Math.max(1, Math.abs(expected[i][1]))));
+  };
+  const find = (series: RawAnswerSeries[], labels: Record<string, string>, temporality?: string | null) =>
+    series.find((s) => canonicalLabels(s.labels) === canonicalLabels(labels) && (temporality === undefined || (s.descriptor?.temporality ?? null) === temporality));
+
+  describe("telemetry-query's reads", () => {
+    it('every aggregation, per series and grouped by one or two labels, several steps and an unaligned start: identical in every mode and equal to the reference', async () => {
+      for (const agg of AGGS) {
+        for (const step of [30 * SEC, MIN, 5 * MIN, 10 * MIN]) {
+          for (const start of [W.start, B + 17 * SEC]) {
+            const per = await same({ name: 'req', agg, by: [], startMs: start, endMs: W.end, stepMs: step });
+            expect(per.map((s) => s.labels.host), `${agg} ${step}`).to.deep.equal(['c', 'a', 'b', 'd']);
+            for (const x of Object.values(req)) close(find(per, x.labels)!.points, expectedPoints(x.points, start, W.end, step, agg), `${agg} ${step} ${x.labels.host}`);
+            const byEnv = await same({ name: 'req', agg, by: ['env'], startMs: start, endMs: W.end, stepMs: step });
+            expect(byEnv.map((s) => s.labels)).to.deep.equal([{ env: 'dev' }, { env: 'prod' }, {}]);
+            close(byEnv[1].points, expectedPoints([...req.s1.points, ...req.s2.points], start, W.end, step, agg), `${agg} ${step} prod`);
+            await same({ name: 'req', agg, by: ['env', 'region'], startMs: start, endMs: W.end, stepMs: step });
+          }
+        }
+      }
+    });
+
+    it('filters (=, !=, =~, !~) select the same series in every mode', async () => {
+      const filters: Read['filter'][] = [[['env', '=', 'prod']], [['env', '!=', 'prod']], [['region', '=~', 'e.*']], [['region', '!~', 'e.*']], [['env', '=', '']], [['host', '=~', 'a|b'], ['env', '!=', 'dev']]];
+      for (const filter of filters) {
+        for (const agg of ['avg', 'p90'] as const) {
+          const res = await same({ name: 'req', agg, by: [], startMs: W.start, endMs: W.end, stepMs: MIN, filter });
+          expect(res.length, JSON.stringify(filter)).to.be.greaterThan(0);
+        }
+      }
+      expect(await same({ name: 'req', agg: 'sum', by: ['env'], startMs: W.start, endMs: W.end, stepMs: 10 * MIN, filter: [['env', '=', 'prod']] })).to.have.length(1);
+    });
+
+    it('the series and answer-size limits refuse the same reads with the same message', async () => {
+      const r: Read = { name: 'req', agg: 'avg', by: [], startMs: W.start, endMs: W.end, stepMs: MIN };
+      for (const [maxSeries, maxPoints, message] of [
+        [3, 1000, 'more than 3 series'],
+        [4, 39, '4 series × 10 buckets = 40 points'],
+      ] as const) {
+        for (const mode of MODES) {
+          const err = await read(mode, r, { ...LIMITS, maxSeries, maxPoints }).then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(err, mode).to.be.instanceOf(DomainError);
+          expect((err as Error).message, mode).to.contain(message);
+        }
+      }
+      for (const mode of MODES) expect(await read(mode, r, { ...LIMITS, maxSeries: 4, maxPoints: 40 }), mode).to.have.length(4);
+    });
+  });
+
+  describe("telemetry-increase's reads", () => {
+    const refs: Record<string, StoredSeries[]> = {
+      http_requests_total: [inc.cumA, inc.deltaA, inc.cumB],
+      temp: [inc.temp],
+      legacy_total: [inc.legacy],
+      sparse_total: [inc.sparse],
+    };
+
+    it('increase and rate: every series, several steps, starts on, after and just past the lookback base; identical in every mode and equal to the reference', async () => {
+      for (const step of [5 * SEC, 30 * SEC, MIN, 2 * MIN, 3 * MIN, 10 * MIN]) {
+        for (const start of [W.start, at(7), at(60), at(330), at(331)]) {
+          if (start + step > W.end) continue;
+          for (const agg of ['increase', 'rate'] as const) {
+            for (const [name, list] of Object.entries(refs)) {
+              const res = await same({ name, agg, by: [], startMs: start, endMs: W.end, stepMs: step });
+              for (const s of list) {
+                const expected = asPoints(refIncrease(s.points, s.temporality, start, W.end, step), agg, step);
+                const got = find(res, s.labels, s.temporality);
+                if (expected.length === 0) expect(got, `${name} ${agg} ${step} ${start}`).to.equal(undefined);
+                else close(got!.points, expected, `${name} ${JSON.stringify(s.labels)} ${s.temporality} ${agg} ${step} ${iso(start)}`);
+              }
+            }
+            const grouped = await same({ name: 'http_requests_total', agg, by: ['job'], startMs: start, endMs: W.end, stepMs: step });
+            close(grouped[0].points, asPoints(sumMaps(refs.http_requests_total.map((s) => refIncrease(s.points, s.temporality, start, W.end, step))), agg, step), `by job ${agg} ${step}`);
+            await same({ name: 'http_requests_total', agg, by: ['instance'], startMs: start, endMs: W.end, stepMs: step });
+          }
+        }
+      }
+    });
+
+    it('the worked examples: resets, a delta stream, an up-down counter, a one-point range', async () => {
+      const cum = find(await same({ name: 'http_requests_total', agg: 'increase', by: [], startMs: W.start, endMs: W.end, stepMs: MIN, filter: [['instance', '=', 'a']] }), inc.cumA.labels, 'cumulative')!;
+      expect(cum.points).to.deep.equal([0, 1, 2, 3, 6, 7, 8, 9].map((m, i) => [B + m * MIN, [40, 25, 37, 1, 11, 7, 3, 19][i]]));
+      const [q] = await same({ name: 'queue_length', agg: 'increase', by: [], startMs: W.start, endMs: W.end, stepMs: MIN });
+      expect(q.points).to.deep.equal([
+        [B, -5],
+        [B + MIN, 1],
+      ]);
+      const [r] = await same({ name: 'queue_length', agg: 'rate', by: [], startMs: W.start, endMs: W.end, stepMs: 2 * MIN });
+      expect(r.points).to.deep.equal([[B, -4 / 120]]);
+      const one = await same({ name: 'http_requests_total', agg: 'increase', by: [], startMs: at(170), endMs: at(200), stepMs: 10 * SEC, filter: [['instance', '=', 'a']] });
+      expect(one.map((s) => [s.descriptor?.temporality, s.points])).to.deep.equal([['cumulative', [[at(180), 1]]]]);
+      expect(await same({ name: 'sparse_total', agg: 'increase', by: [], startMs: at(390), endMs: at(410), stepMs: 10 * SEC })).to.deep.equal([]);
+      // The other aggregations of these series too.
+      for (const agg of AGGS) for (const name of Object.keys(refs)) await same({ name, agg, by: [], startMs: W.start, endMs: W.end, stepMs: 2 * MIN });
+    });
+  });
+
+  describe('series spanning several chunk windows', () => {
+    const ALL: Aggregation[] = [...AGGS, 'increase', 'rate'];
+
+    it('every aggregation over 5 hours, buckets aligned to the windows (whole chunks) or not, identical in every mode and equal to the reference', async () => {
+      for (const step of [10 * MIN, HOUR, 2 * HOUR]) {
+        for (const start of [LONG.start, LONG.start + 7 * MIN + 13 * SEC]) {
+          for (const agg of ALL) {
+            const res = await same({ name: 'long', agg, by: [], startMs: start, endMs: LONG.end, stepMs: step });
+            const grouped = await same({ name: 'long', agg, by: ['nope'], startMs: start, endMs: LONG.end, stepMs: step });
+            expect(grouped).to.have.length(1);
+            if (agg === 'increase' || agg === 'rate') {
+              close(find(res, { k: 'counter' })!.points, asPoints(refIncrease(longCounter, 'cumulative', start, LONG.end, step), agg, step), `counter ${agg} ${step}`);
+            } else {
+              close(find(res, { k: 'counter' })!.points, expectedPoints(longCounter, start, LONG.end, step, agg), `counter ${agg} ${step}`);
+              close(find(res, { k: 'gauge' })!.points, expectedPoints(longGauge, start, LONG.end, step, agg), `gauge ${agg} ${step}`);
+            }
+          }
+        }
+      }
+    });
+
+    it('two-decimal values: counts, extremes and percentiles identical; sums within the last bits where a stored sum is one term', async () => {
+      for (const step of [HOUR, 2 * HOUR]) {
+        for (const agg of ALL) {
+          const r: Read = { name: 'long_decimal', agg, by: [], startMs: LONG.start, endMs: LONG.end, stepMs: step };
+          const fresh = await read('fresh', r);
+          close(fresh[0].points, agg === 'increase' || agg === 'rate' ? asPoints(refIncrease(longDecimal, null, LONG.start, LONG.end, step), agg, step) : expectedPoints(longDecimal, LONG.start, LONG.end, step, agg), `${agg} ${step}`);
+          for (const mode of MODES.slice(1)) {
+            const got = await read(mode, r);
+            if (['min', 'max', 'count', 'p50', 'p90', 'p95', 'p99'].includes(agg)) expect(got, `${mode} ${agg}`).to.deep.equal(fresh);
+            else close(got[0].points, fresh[0].points.map(([b, v]) => [iso(b), v!]), `${mode} ${agg} ${step}`);
+          }
+        }
+      }
+    });
+
+    it('a bucket covering whole chunks is answered from their stored aggregates, without reading their data', async () => {
+      // `whole` is `compacted` with every chunk's data destroyed. Buckets of 2 h aligned to the windows cover whole chunks
+      // (the first has no point in its lookback, so increase needs no earlier chunk).
+      for (const agg of ['avg', 'min', 'max', 'sum', 'count', 'increase', 'rate'] as const) {
+        const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: 2 * HOUR };
+        expect(await read('whole', r), agg).to.deep.equal(await read('compacted', r));
+        expect(await read('whole', { ...r, by: ['k'] }), agg).to.deep.equal(await read('compacted', { ...r, by: ['k'] }));
+      }
+      // A percentile needs the values: the destroyed data fails it (so the reads above did not decode).
+      const err = await read('whole', { name: 'long', agg: 'p50', by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: 2 * HOUR }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(Error);
+    });
+  });
+
+  describe('over HTTP', () => {
+    it('GET …/metrics/query answers the same in every mode', async () => {
+      const answers: unknown[] = [];
+      for (const mode of MODES) {
+        for (const params of [
+          { name: 'req', agg: 'p95', by: 'env', step: '5m', start: W.start, end: W.end },
+          { name: 'http_requests_total', agg: 'rate', step: '1m', start: W.start, end: W.end },
+          { name: 'long', agg: 'avg', step: '1h', start: LONG.start, end: LONG.end },
+        ]) {
+          const res = await t.api.get<{ series: unknown[] }>(`/organizations/${orgs[mode].slug}/metrics/query?${new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]))}`, readKey[mode]);
+          expect(res.status, res.text).to.equal(200);
+          expect(res.body.series.length).to.be.greaterThan(0);
+          answers.push([mode, params.name, res.body]);
+        }
+      }
+      const per = (mode: Mode) => answers.filter((a) => (a as [Mode])[0] === mode).map((a) => (a as unknown[]).slice(1));
+      for (const mode of MODES.slice(1)) expect(per(mode), mode).to.deep.equal(per('fresh'));
+    });
+  });
+});
