@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { cronProblem } from '../core/cron.js';
+import { parseDuration } from '../core/duration.js';
 import { DomainError, type ErrorDetail } from '../core/errors.js';
 import { packageRoot } from './paths.js';
 import { ConfigSchema, type Config } from './schema.js';
@@ -217,11 +218,20 @@ function databaseUrlProblem(url: string): string | null {
   return protocol === 'postgres:' || protocol === 'postgresql:' ? null : 'must be a postgres:// URL (postgres://user:password@host:5432/database), or empty for the embedded server';
 }
 
-/** Rules JSON Schema cannot state (byte lengths, key encodings, URL syntax), reported like schema errors. */
-const VALUE_CHECKS: { path: string; problem: (value: string) => string | null }[] = [
-  { path: 'auth.jwt_secret', problem: (v) => secretProblem('auth.jwt_secret', v) },
-  { path: 'auth.encryption_key', problem: (v) => secretProblem('auth.encryption_key', v) },
-  { path: 'database.url', problem: databaseUrlProblem },
+/** storage.compact_after: compacting windows that fresh points still arrive for only makes late merges. */
+const MIN_COMPACT_AFTER_MS = 10 * 60_000;
+
+function compactAfterProblem(v: string): string | null {
+  const ms = parseDuration(v);
+  return ms !== null && ms < MIN_COMPACT_AFTER_MS ? 'must be at least 10m' : null;
+}
+
+/** Rules JSON Schema cannot state (byte lengths, key encodings, URL syntax, least durations), reported like schema errors. */
+const VALUE_CHECKS: { path: string; secret: boolean; problem: (value: string) => string | null }[] = [
+  { path: 'auth.jwt_secret', secret: true, problem: (v) => secretProblem('auth.jwt_secret', v) },
+  { path: 'auth.encryption_key', secret: true, problem: (v) => secretProblem('auth.encryption_key', v) },
+  { path: 'database.url', secret: true, problem: databaseUrlProblem },
+  { path: 'storage.compact_after', secret: false, problem: compactAfterProblem },
 ];
 
 function checkValues(merged: JsonObject, sources: Record<string, string>): ErrorDetail[] {
@@ -229,8 +239,8 @@ function checkValues(merged: JsonObject, sources: Record<string, string>): Error
   for (const c of VALUE_CHECKS) {
     const value = getPath(merged, c.path);
     const problem = typeof value === 'string' ? c.problem(value) : null;
-    // Every checked key is a secret: the value is never echoed.
-    if (problem) out.push({ path: c.path, message: `${formatValue(value, true)} (from ${sources[c.path] ?? 'default'}): ${problem}` });
+    // A secret's value is never echoed.
+    if (problem) out.push({ path: c.path, message: `${formatValue(value, c.secret)} (from ${sources[c.path] ?? 'default'}): ${problem}` });
   }
   return out;
 }

@@ -128,6 +128,19 @@ export const ConfigSchema = Obj(
       },
       'Retention of telemetry.',
     ),
+    storage: Obj(
+      {
+        compact_after: Duration(
+          'How old the end of a 2-hour window must be before the compaction job rewrites its points into chunks (at least 10m). Later points for a compacted window are merged into its chunk by the next run.',
+        ),
+        compact_batch_series: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          description: 'Series whose points of one window the compaction job moves into chunks in one transaction.',
+        }),
+      },
+      'Metric storage: fresh points as rows, older ones compacted into one chunk per series and 2-hour window.',
+    ),
     backups: Obj(
       {
         dir: Type.String({ description: 'Where backups are written (one directory per backup, mode 0700, files 0600). Empty: <data_dir>/backups.' }),

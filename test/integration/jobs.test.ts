@@ -58,7 +58,7 @@ describe('jobs in the app: two daemons, admin API, metrics', function () {
   // A schedule override through the environment, as an operator might set it.
   // (The other jobs disabled, as test/support/config.ts does for every test app: no wall-clock ticks.)
   const env = {
-    SENTINEL_JOBS: JSON.stringify({ partitions: { schedule: '7 * * * *' }, retention: {}, backup: { enabled: false }, 'restore-drill': { enabled: false }, 'instance-checks': { enabled: false }, 'daily-report': { enabled: false }, analyze: { enabled: false } }),
+    SENTINEL_JOBS: JSON.stringify({ partitions: { schedule: '7 * * * *' }, retention: {}, backup: { enabled: false }, 'restore-drill': { enabled: false }, 'instance-checks': { enabled: false }, 'daily-report': { enabled: false }, analyze: { enabled: false }, compaction: { enabled: false } }),
   };
 
   before(async () => {

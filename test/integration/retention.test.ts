@@ -94,7 +94,7 @@ async function counts(knex: Knex): Promise<Record<string, Record<string, Record<
 }
 
 const partitionNames = async (partitions: PartitionsRepository) => (await partitions.list()).map((p) => p.name);
-const names = (offsets: number[]) => TABLES.flatMap((t) => offsets.map((d) => partitionName(t, day(d)))).sort();
+const names = (offsets: number[]) => PARTITIONED_TABLES.flatMap((t) => offsets.map((d) => partitionName(t, day(d)))).sort();
 
 function service(knex: Knex, repo: RetentionRepository, policies: RetentionPolicySource, logger: Logger, opts: { batch?: number; lockMs?: number } = {}) {
   return new RetentionService(repo, new PartitionsRepository(knex), policies, {
@@ -181,7 +181,7 @@ describe('retention', function () {
         expect(after[t][orgB], `${t} of B`).to.deep.equal({ '-3': 4, '-2': 7, '-1': 7, '0': 7 });
       }
       // Day −3: A 7 + B 3; day −2: A 7; day −1: A 3.
-      expect(first.rows_deleted).to.deep.equal({ points: 20, logs: 20, events: 20 });
+      expect(first.rows_deleted).to.deep.equal({ points: 20, point_chunks: 0, logs: 20, events: 20 });
       const [{ n }] = (await knex.raw<{ rows: { n: string }[] }>(`select count(*) as n from logs where org_id = ? and ts = ?`, [orgA, new Date(NOW - DAY_MS)])).rows;
       expect(Number(n), 'the row exactly at the cutoff stays').to.equal(1);
     });
@@ -210,7 +210,7 @@ describe('retention', function () {
 
     it('logs a summary with counts only, never data', () => {
       const line = logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'retention run finished');
-      expect(line).to.include({ job: 'retention', dropped: 6, series_removed: 2, idempotency_keys_removed: 2 });
+      expect(line).to.include({ job: 'retention', dropped: 8, series_removed: 2, idempotency_keys_removed: 2 });
       expect(logs.text).to.not.contain('canary').and.not.contain(orgA).and.not.contain(orgB);
     });
 
@@ -219,7 +219,7 @@ describe('retention', function () {
       expect(again).to.deep.include({
         dropped_partitions: [],
         deferred_partitions: [],
-        rows_deleted: { points: 0, logs: 0, events: 0 },
+        rows_deleted: { points: 0, point_chunks: 0, logs: 0, events: 0 },
         deleted_orgs_swept: 0,
         series_removed: 0,
         idempotency_keys_removed: 0,
@@ -239,7 +239,7 @@ describe('retention', function () {
       source.hide.add(late);
       const r = await service(knex, new RetentionRepository(knex), source, logger, { batch: 5 }).run(NOW);
       expect(r.deleted_orgs_swept).to.equal(1);
-      expect(r.rows_deleted).to.deep.equal({ points: 14, logs: 14, events: 14 });
+      expect(r.rows_deleted).to.deep.equal({ points: 14, point_chunks: 0, logs: 14, events: 14 });
       const after = await counts(knex);
       for (const t of TABLES) {
         expect(after[t][gone], t).to.equal(undefined);
@@ -252,7 +252,7 @@ describe('retention', function () {
       const ts = new Date(day(-2) + 3 * HOUR);
       await knex('points').insert(Array.from({ length: 5 }, () => ({ org_id: orgA, series_id: series.aLagging, ts, value: 1 })));
       const r = await service(knex, new RetentionRepository(knex), policySource(knex, retention), logger, { batch: 2 }).run(NOW);
-      expect(r.rows_deleted).to.deep.equal({ points: 5, logs: 0, events: 0 });
+      expect(r.rows_deleted).to.deep.equal({ points: 5, point_chunks: 0, logs: 0, events: 0 });
       expect((await counts(knex)).points[orgA]).to.deep.equal({ '-1': 4, '0': 7 });
     });
 
@@ -354,9 +354,9 @@ describe('retention', function () {
   describe('partition maintenance', () => {
     // A day no other test touches, so every partition of it is new.
     const at = Date.UTC(2031, 0, 15, 9, 30);
-    const expected = (ahead: number) => TABLES.flatMap((t) => Array.from({ length: ahead + 2 }, (_, i) => partitionName(t, dayStart(at) + (i - 1) * DAY_MS))).sort();
+    const expected = (ahead: number) => PARTITIONED_TABLES.flatMap((t) => Array.from({ length: ahead + 2 }, (_, i) => partitionName(t, dayStart(at) + (i - 1) * DAY_MS))).sort();
 
-    it('creates yesterday through today + aheadDays for points, logs and events, and is idempotent', async () => {
+    it('creates yesterday through today + aheadDays for points, point chunks, logs and events, and is idempotent', async () => {
       const m = new PartitionMaintenance(partitions, { aheadDays: 2 }, logger);
       const first = await m.run(at);
       expect(first.created.sort()).to.deep.equal(expected(2));
@@ -364,8 +364,8 @@ describe('retention', function () {
       const listed = await partitionNames(partitions);
       for (const n of expected(2)) expect(listed).to.include(n);
       expect(await m.run(at)).to.deep.equal({ created: [], deferred: [] });
-      // One more day ahead creates exactly the three new partitions of that day.
-      expect((await new PartitionMaintenance(partitions, { aheadDays: 3 }, logger).run(at)).created.sort()).to.deep.equal(['events_p20310118', 'logs_p20310118', 'points_p20310118']);
+      // One more day ahead creates exactly the four new partitions of that day.
+      expect((await new PartitionMaintenance(partitions, { aheadDays: 3 }, logger).run(at)).created.sort()).to.deep.equal(['events_p20310118', 'logs_p20310118', 'point_chunks_p20310118', 'points_p20310118']);
     });
 
     it('defers a day whose table is locked (a backup\'s ACCESS SHARE) within its lock timeout, without stalling inserts', async () => {
@@ -397,7 +397,7 @@ describe('retention', function () {
         expect(elapsed).to.be.below(3500);
         expect(inserted - started).to.be.below(3500);
         expect(r.deferred.sort()).to.deep.equal([partitionName('points', dayStart(at2) - DAY_MS), partitionName('points', dayStart(at2))]);
-        expect(r.created.sort()).to.deep.equal(['events', 'logs'].flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
+        expect(r.created.sort()).to.deep.equal(['events', 'logs', 'point_chunks'].flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
         await backup.query('commit');
         const again = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
         expect(again).to.deep.equal({ created: r.deferred, deferred: [] });
@@ -512,13 +512,13 @@ describe('CLI: jobs run', function () {
     expect(r.code, r.stderr).to.equal(0);
     const report = JSON.parse(r.stdout) as RetentionReport;
     expect(report.dropped_partitions).to.deep.equal([partitionName('logs', dayStart(now - 20 * DAY_MS))]);
-    expect(report.rows_deleted).to.deep.equal({ points: 0, logs: 1, events: 0 });
+    expect(report.rows_deleted).to.deep.equal({ points: 0, point_chunks: 0, logs: 1, events: 0 });
     const left = await knex('logs').select('org_id').orderBy('org_id');
     expect(left).to.deep.equal([{ org_id: dflt.id }]);
 
     const human = await cli(['jobs', 'run', 'retention'], env);
     expect(human.code, human.stderr).to.equal(0);
-    expect(human.stdout).to.match(/^retention finished in \d+ ms/).and.contain('partitions dropped: 0\n').and.contain('rows deleted: points 0, logs 0, events 0\n');
+    expect(human.stdout).to.match(/^retention finished in \d+ ms/).and.contain('partitions dropped: 0\n').and.contain('rows deleted: points 0, point chunks 0, logs 0, events 0\n');
   });
 
   it('jobs run partitions creates the coming days once', async () => {

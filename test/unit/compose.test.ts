@@ -82,6 +82,7 @@ describe('composing feature modules', () => {
 
   it("the app's list: jobs are known without building it, in the order `jobs run` names them", () => {
     expect(declaredJobs().map((j) => [j.name, j.module])).to.deep.equal([
+      ['compaction', 'telemetry'],
       ['retention', 'retention'],
       ['partitions', 'retention'],
       ['analyze', 'retention'],

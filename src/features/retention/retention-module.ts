@@ -26,7 +26,7 @@ function printRetention(r: RetentionReport): string {
     `retention finished in ${r.duration_ms} ms (cutoffs from ${r.now})\n`,
     `partitions dropped: ${r.dropped_partitions.length}${list(r.dropped_partitions)}\n`,
     r.deferred_partitions.length ? `partitions deferred (table busy, retried next run): ${r.deferred_partitions.length}${list(r.deferred_partitions)}\n` : '',
-    `rows deleted: points ${rows.points}, logs ${rows.logs}, events ${rows.events}\n`,
+    `rows deleted: points ${rows.points}, point chunks ${rows.point_chunks}, logs ${rows.logs}, events ${rows.events}\n`,
     r.deleted_orgs_swept ? `deleted organizations swept: ${r.deleted_orgs_swept}\n` : '',
     `series removed: ${r.series_removed}\n`,
     `idempotency keys removed: ${r.idempotency_keys_removed}\n`,

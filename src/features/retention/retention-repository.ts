@@ -1,12 +1,12 @@
 import type { Knex } from 'knex';
 import { checkedPartitionName, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
-import type { RetainedTable } from './retained-tables.js';
+import { ROW_SPAN_MS, type RetainedTable } from './retained-tables.js';
 
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
 /** The columns after org_id in each table's index (see the telemetry migration): the order batches walk in. */
-const ORDER: Record<RetainedTable, [string, string]> = { points: ['series_id', 'ts'], logs: ['ts', 'id'], events: ['ts', 'id'] };
+const ORDER: Record<RetainedTable, [string, string]> = { points: ['series_id', 'ts'], point_chunks: ['series_id', 'ts'], logs: ['ts', 'id'], events: ['ts', 'id'] };
 const TYPE: Record<string, string> = { series_id: 'bigint', id: 'bigint', ts: 'timestamptz' };
 
 /** Where a batch ended: the ORDER columns of its last row, as PostgreSQL's text (exact to the microsecond). */
@@ -112,19 +112,22 @@ export class RetentionRepository {
 
   /**
    * Deletes up to `limit` series of one org not seen since `before` and without a point at or
-   * after it, so a series whose last_seen_at lags its newest retained points (the writer
-   * refreshes it at most hourly) keeps its name and labels until those points expire too.
+   * after it, in either tier (a chunk counts while retention keeps it: until its whole window
+   * has passed `before`), so a series whose last_seen_at lags its newest retained points (the
+   * writer refreshes it at most hourly) keeps its name and labels until those points expire too.
    * last_seen_at is checked again on the outer DELETE: a series the writer touched meanwhile
    * is re-evaluated on its new row version and kept.
    */
   async deleteStaleSeries(orgId: string, before: Date, limit: number): Promise<number> {
+    const chunksAfter = new Date(before.getTime() - ROW_SPAN_MS.point_chunks);
     const res = await this.knex.raw<{ rowCount: number }>(
       `delete from series where org_id = ? and last_seen_at < ? and id = any(array(
          select s.id from series s
           where s.org_id = ? and s.last_seen_at < ?
             and not exists (select 1 from points p where p.org_id = s.org_id and p.series_id = s.id and p.ts >= ?)
+            and not exists (select 1 from point_chunks c where c.org_id = s.org_id and c.series_id = s.id and c.ts > ?)
           limit ?))`,
-      [orgId, before, orgId, before, before, limit],
+      [orgId, before, orgId, before, before, chunksAfter, limit],
     );
     return res.rowCount ?? 0;
   }

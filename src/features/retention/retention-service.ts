@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DAY_MS, type PartitionInfo, type PartitionsRepository } from '../../db/partitions.js';
-import type { RetainedTable } from './retained-tables.js';
+import { ROW_SPAN_MS, type RetainedTable } from './retained-tables.js';
 import type { RetentionRepository, RowKey } from './retention-repository.js';
 
 /** The kinds of telemetry an org's retention is set for (organizations.limits.retention_days). */
@@ -8,7 +8,7 @@ export type RetentionKind = 'metrics' | 'logs' | 'events';
 export type RetentionDays = Record<RetentionKind, number>;
 
 /** Which retention applies to which day-partitioned table. */
-const TABLE_KIND: Record<RetainedTable, RetentionKind> = { points: 'metrics', logs: 'logs', events: 'events' };
+const TABLE_KIND: Record<RetainedTable, RetentionKind> = { points: 'metrics', point_chunks: 'metrics', logs: 'logs', events: 'events' };
 const TABLES = Object.keys(TABLE_KIND) as RetainedTable[];
 
 /**
@@ -80,7 +80,7 @@ export class RetentionService {
       now: new Date(now).toISOString(),
       dropped_partitions: [],
       deferred_partitions: [],
-      rows_deleted: { points: 0, logs: 0, events: 0 },
+      rows_deleted: { points: 0, point_chunks: 0, logs: 0, events: 0 },
       deleted_orgs_swept: 0,
       series_removed: 0,
       idempotency_keys_removed: 0,
@@ -94,7 +94,11 @@ export class RetentionService {
     for (const table of TABLES) {
       const kind = TABLE_KIND[table];
       const cutoffOf = (days: RetentionDays) => now - days[kind] * DAY_MS;
+      // Rows whose ts is before this hold nothing the org keeps: a chunk goes once its whole
+      // window has passed the cutoff (ts + span <= cutoff), a point once it has.
+      const rowsBefore = (days: RetentionDays) => cutoffOf(days) - Math.max(0, ROW_SPAN_MS[table] - 1);
       // Orgs that were deleted need no say here: their rows may go whenever the living orgs' may.
+      // A chunk window never crosses midnight, so a day that ends by the cutoff holds no later data.
       const dropBefore = orgs.reduce((min, p) => Math.min(min, cutoffOf(p.days)), orgs.length ? Infinity : cutoffOf(this.o.defaults));
       for (const p of await partitions.list(table)) {
         signal?.throwIfAborted();
@@ -107,7 +111,7 @@ export class RetentionService {
         for (const orgId of await repo.orgsInPartition(p)) {
           const days = known.get(orgId);
           if (!days) unknown.push({ p, orgId });
-          else if (cutoffOf(days) > p.day) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(cutoffOf(days)), signal);
+          else if (rowsBefore(days) > p.day) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(rowsBefore(days)), signal);
         }
       }
     }

@@ -4,9 +4,11 @@ import { configuredMs } from '../../core/duration.js';
 import { TokenBuckets } from '../../core/token-bucket.js';
 import { createKnex } from '../../db/database.js';
 import { PartitionsRepository } from '../../db/partitions.js';
-import { defineModule } from '../feature-module.js';
+import { defineModule, type JobSpec } from '../feature-module.js';
 import type { AlertQuerySource } from '../../core/alerting.js';
 import { AlertQuery } from './alert-query.js';
+import { CompactionRepository } from './compaction-repository.js';
+import { CompactionService, type CompactionReport } from './compaction-service.js';
 import { GroupCommitWriter } from './group-commit-writer.js';
 import { IngestRepository } from './ingest-repository.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
@@ -36,11 +38,34 @@ export interface RetentionPolicies {
 
 const ms = configuredMs;
 
+interface TelemetryServices {
+  telemetry: TelemetryService;
+  query: QueryService;
+  rejections: RejectionCounter;
+  compaction: CompactionService;
+}
+
+const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
+  name: 'compaction',
+  description: 'rewrite the points of every 2-hour window older than storage.compact_after into one chunk per series (late points merged)',
+  defaultSchedule: '*/10 * * * *',
+  // Each batch is its own transaction: past this the run stops between batches, the next goes on.
+  timeoutMs: 30 * 60_000,
+  run: (s, signal) => s.compaction.run(Date.now(), signal),
+  print: (r) =>
+    `compaction finished in ${r.duration_ms} ms (windows ending by ${r.horizon})\n` +
+    `points compacted: ${r.points_compacted}\n` +
+    `chunks written: ${r.chunks_written} (${r.chunks_merged} merged with late points)\n` +
+    `batches: ${r.batches}\n` +
+    (r.partitions_vacuumed.length ? `partitions vacuumed: ${r.partitions_vacuumed.join(', ')}\n` : ''),
+};
+
 /** Ingest (native and OTLP/HTTP, group commit) and queries over metrics, logs and events. */
 export const telemetryModule = defineModule({
   name: 'telemetry',
   requires: ['orgAccess', 'orgLimits'],
   provides: ['retentionPolicies', 'telemetryStats', 'alertQuery'],
+  jobs: [compactionJob],
   build(kits, needs: { orgAccess: OrgAccess; orgLimits: OrgLimitsSource }) {
     const { config, logger, db } = kits;
     const knex = db.knex;
@@ -92,12 +117,18 @@ export const telemetryModule = defineModule({
       maxPoints: config.query.max_points,
       statementTimeoutMs: config.query.statement_timeout_ms,
     });
+    const compaction = new CompactionService(
+      new CompactionRepository(knex),
+      { compactAfterMs: ms(config.storage.compact_after), batchSeries: config.storage.compact_batch_series },
+      logger,
+    );
     const retentionPolicies: RetentionPolicies = {
       retentionDays: async () => (await directory.all()).map((o) => ({ orgId: o.id, days: effectiveLimits(o.limits, limitDefaults).retention_days })),
     };
+    const services: TelemetryServices = { telemetry, query, rejections, compaction };
     return {
       provides: { retentionPolicies, telemetryStats: stats as TelemetryStats, alertQuery },
-      services: { telemetry, query, rejections },
+      services,
       routes: (registry) => {
         registerTelemetryRoutes(registry, telemetry);
         registerQueryRoutes(registry, query);

@@ -1,0 +1,190 @@
+import type { Knex } from 'knex';
+import type pg from 'pg';
+import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
+
+/** A point as compaction moves it: its series, its time in epoch ms and its value. */
+export interface MovedPoint {
+  seriesId: string;
+  ts: number;
+  value: number;
+}
+
+/** One chunk row as compaction writes it (point_chunks, see its migration). */
+export interface ChunkRow {
+  seriesId: string;
+  /** The window's start (epoch ms, a multiple of the window). */
+  windowStart: number;
+  firstTs: number;
+  lastTs: number;
+  count: number;
+  min: number;
+  max: number;
+  sum: number;
+  firstValue: number;
+  lastValue: number;
+  increase: number;
+  data: Buffer;
+}
+
+/** Before any series id (ids are positive: series.id is a bigserial). */
+const NO_SERIES = '0';
+
+/**
+ * The SQL of the compaction job: which (partition, org, series) have points to compact, and
+ * the one transaction that moves a batch of series' points of one window into their chunks.
+ * Partition names are checked against our naming scheme and passed as identifier bindings
+ * (`??`), never pasted into SQL.
+ */
+export class CompactionRepository {
+  private readonly points: PartitionsRepository<'points'>;
+  private readonly chunks: PartitionsRepository<'point_chunks'>;
+
+  constructor(private readonly knex: Knex) {
+    this.points = new PartitionsRepository(knex, ['points']);
+    this.chunks = new PartitionsRepository(knex, ['point_chunks']);
+  }
+
+  /** The day-partitions of points, oldest first. */
+  async pointPartitions(): Promise<PartitionInfo<'points'>[]> {
+    return (await this.points.list('points')).sort((a, b) => a.day - b.day);
+  }
+
+  /** The chunk table's partition of `day` (created if missing, as the writer does for points). */
+  async ensureChunkPartition(day: number): Promise<void> {
+    await this.chunks.ensure('point_chunks', [day]);
+  }
+
+  /**
+   * The distinct orgs with rows in one points partition: a loose index scan (one descent per org
+   * over the org_id-leading index), as retention does, instead of reading every row of a day.
+   */
+  async orgsInPartition(p: PartitionInfo<'points'>): Promise<string[]> {
+    const name = checkedPartitionName(p);
+    const { rows } = await this.knex.raw<{ rows: { org_id: string }[] }>(
+      `with recursive o(org_id) as (
+         (select org_id from ?? order by org_id limit 1)
+         union all
+         select (select t.org_id from ?? t where t.org_id > o.org_id order by t.org_id limit 1) from o where o.org_id is not null
+       )
+       select org_id from o where org_id is not null`,
+      [name, name],
+    );
+    return rows.map((r) => r.org_id);
+  }
+
+  /**
+   * Up to `limit` series of one org, in id order after `after` (null: from the first), that have
+   * a point before `before` in the partition. A loose index scan over (org_id, series_id, ts):
+   * two index descents per series (the next id; its oldest point), so a day of fresh points is
+   * not read to find the few series with something to compact. The recursion is evaluated only
+   * as far as the LIMIT pulls it.
+   */
+  async seriesWithPointsBefore(p: PartitionInfo<'points'>, orgId: string, before: Date, after: string | null, limit: number): Promise<string[]> {
+    const name = checkedPartitionName(p);
+    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+      `with recursive s(id) as (
+         (select series_id from ?? where org_id = ? and series_id > ?::bigint order by series_id limit 1)
+         union all
+         select (select t.series_id from ?? t where t.org_id = ? and t.series_id > s.id order by t.series_id limit 1) from s where s.id is not null
+       )
+       select s.id::text as id from s
+        where s.id is not null and exists (select 1 from ?? x where x.org_id = ? and x.series_id = s.id and x.ts < ?)
+        limit ?`,
+      [name, orgId, after ?? NO_SERIES, name, orgId, name, orgId, before, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Which of the windows starting at `windowStarts` hold a point of these series (one org) in the
+   * partition: one index probe per series and window, so a batch skips its empty windows
+   * without opening a transaction for each.
+   */
+  async windowsWithPoints(p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], windowStarts: readonly number[], windowMs: number): Promise<number[]> {
+    const name = checkedPartitionName(p);
+    const { rows } = await this.knex.raw<{ rows: { w: number }[] }>(
+      `select w from unnest(?::float8[]) as w
+        where exists (select 1 from ?? x where x.org_id = ? and x.series_id = any(?::bigint[])
+                         and x.ts >= to_timestamp(w / 1000) and x.ts < to_timestamp((w + ?) / 1000))
+        order by w`,
+      [windowStarts as number[], name, orgId, seriesIds as string[], windowMs],
+    );
+    return rows.map((r) => r.w);
+  }
+
+  /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
+  transaction<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+    return this.knex.transaction(fn);
+  }
+
+  /**
+   * Deletes the points of `seriesIds` (one org) in [from, to) from the partition and returns
+   * them. Times come back as epoch milliseconds (every ingest path stores milliseconds, so the
+   * conversion is exact). Row locks only: inserts and reads of the table go on meanwhile.
+   */
+  async takePoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number): Promise<MovedPoint[]> {
+    const name = checkedPartitionName(p);
+    if (from < p.day || to > p.day + DAY_MS) throw new Error(`window [${from}, ${to}) is not inside partition ${name}`);
+    const { rows } = await trx.raw<{ rows: { series_id: string; t: number; value: number }[] }>(
+      `delete from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?
+       returning series_id::text as series_id, floor(extract(epoch from ts) * 1000)::float8 as t, value`,
+      [name, orgId, seriesIds as string[], new Date(from), new Date(to)],
+    );
+    return rows.map((r) => ({ seriesId: r.series_id, ts: r.t, value: r.value }));
+  }
+
+  /**
+   * The existing chunks of these series in one window, locked (FOR UPDATE) until the
+   * transaction ends: late points are merged into them and the result written back.
+   */
+  async lockChunks(trx: Knex.Transaction, orgId: string, seriesIds: readonly string[], windowStart: number): Promise<Map<string, Buffer>> {
+    const { rows } = await trx.raw<{ rows: { series_id: string; data: Buffer }[] }>(
+      `select series_id::text as series_id, data from point_chunks
+        where org_id = ? and series_id = any(?::bigint[]) and ts = ?
+        for update`,
+      [orgId, seriesIds as string[], new Date(windowStart)],
+    );
+    return new Map(rows.map((r) => [r.series_id, r.data]));
+  }
+
+  /** Inserts the chunks, replacing any of the same (org, series, window). */
+  async upsertChunks(trx: Knex.Transaction, orgId: string, chunks: readonly ChunkRow[]): Promise<void> {
+    if (!chunks.length) return;
+    const rows = chunks.map((c) => ({
+      org_id: orgId,
+      series_id: c.seriesId,
+      ts: new Date(c.windowStart),
+      first_ts: new Date(c.firstTs),
+      last_ts: new Date(c.lastTs),
+      count: c.count,
+      min: c.min,
+      max: c.max,
+      sum: c.sum,
+      first_value: c.firstValue,
+      last_value: c.lastValue,
+      increase: c.increase,
+      data: c.data,
+    }));
+    await trx('point_chunks').insert(rows).onConflict(['org_id', 'series_id', 'ts']).merge();
+  }
+
+  /**
+   * VACUUM (and ANALYZE) of a points partition whose points were all compacted, so its space is
+   * reused at once and the next run's index scans do not walk dead entries. Skipped, not
+   * waited for, when something holds a conflicting lock (an autovacuum, a drop).
+   */
+  async vacuumPartition(p: PartitionInfo<'points'>): Promise<void> {
+    const name = checkedPartitionName(p);
+    // VACUUM cannot run in a transaction (so no SET LOCAL): the pool's statement_timeout, meant
+    // for API queries, is lifted on one connection for it and restored after.
+    const client = this.knex.client as { acquireConnection(): Promise<pg.ClientBase>; releaseConnection(c: pg.ClientBase): Promise<void> };
+    const conn = await client.acquireConnection();
+    try {
+      await conn.query('set statement_timeout = 0');
+      await conn.query(`vacuum (analyze, skip_locked) ${name}`);
+    } finally {
+      await conn.query('reset statement_timeout').catch(() => undefined);
+      await client.releaseConnection(conn);
+    }
+  }
+}

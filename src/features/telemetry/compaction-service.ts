@@ -1,0 +1,167 @@
+import type { Logger } from 'pino';
+import { DAY_MS, type PartitionInfo } from '../../db/partitions.js';
+import { chunkAggregates, decodeChunk, encodeChunk } from './chunk-codec.js';
+import type { ChunkRow, CompactionRepository, MovedPoint } from './compaction-repository.js';
+import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
+
+export interface CompactionOptions {
+  /** storage.compact_after in ms: a window is compacted once its end is at least this old. */
+  compactAfterMs: number;
+  /** storage.compact_batch_series: series per transaction (one org, one window). */
+  batchSeries: number;
+}
+
+export interface CompactionReport {
+  /** The reference time (RFC 3339). */
+  now: string;
+  /** Points older than this (RFC 3339, a multiple of the window) were compacted. */
+  horizon: string;
+  /** Points moved from `points` into chunks. */
+  points_compacted: number;
+  /** Chunk rows written (new and merged). */
+  chunks_written: number;
+  /** Of those, chunks that existed and took late points. */
+  chunks_merged: number;
+  /** Transactions that moved points (one org, one window, a batch of series). */
+  batches: number;
+  /** Points partitions compacted to their end, vacuumed after. */
+  partitions_vacuumed: string[];
+  duration_ms: number;
+}
+
+/** PostgreSQL's float8 order (NaN last, -0 equal to 0), as the codec's aggregates order ties. */
+function cmpFloat8(a: number, b: number): number {
+  if (a !== a) return b !== b ? 0 : 1;
+  if (b !== b) return -1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The compaction job (DESIGN §3, two tiers): rewrites the points of every window whose end is
+ * at least `compactAfterMs` old into one chunk row per (org, series, window), in batches of
+ * series, one transaction per batch: the batch's points of the window are deleted (RETURNING
+ * them), merged with the window's existing chunk if late points came after it was written
+ * (locked FOR UPDATE), encoded, and the chunk upserted. A crash at any moment leaves each point
+ * in exactly one tier: the transaction commits both the delete and the chunk, or neither.
+ *
+ * Bounded work per transaction, row locks only: ingest (inserts) and queries go on meanwhile.
+ * One run at a time is the jobs kit's advisory lock; run directly (tests) it is also correct
+ * alongside ingest, since a point is only ever deleted by the transaction that writes it out.
+ */
+export class CompactionService {
+  constructor(
+    private readonly repo: CompactionRepository,
+    private readonly o: CompactionOptions,
+    private readonly logger: Logger,
+  ) {
+    if (!(o.batchSeries >= 1)) throw new Error('batchSeries must be at least 1');
+    if (!(o.compactAfterMs >= 0)) throw new Error('compactAfterMs must not be negative');
+  }
+
+  /** `signal` (the job's timeout, shutdown) is checked before each batch; an aborted run throws its reason, what it committed stays. */
+  async run(now = Date.now(), signal?: AbortSignal): Promise<CompactionReport> {
+    const started = Date.now();
+    const horizon = Math.floor((now - this.o.compactAfterMs) / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
+    const report: CompactionReport = {
+      now: new Date(now).toISOString(),
+      horizon: new Date(horizon).toISOString(),
+      points_compacted: 0,
+      chunks_written: 0,
+      chunks_merged: 0,
+      batches: 0,
+      partitions_vacuumed: [],
+      duration_ms: 0,
+    };
+    for (const p of await this.repo.pointPartitions()) {
+      if (p.day >= horizon) break;
+      signal?.throwIfAborted();
+      const before = report.points_compacted;
+      await this.compactPartition(p, Math.min(p.day + DAY_MS, horizon), report, signal);
+      // A day wholly behind the horizon is empty now: its space is reused at once (statistics of
+      // the chunk partitions are the analyze job's).
+      if (report.points_compacted > before && p.day + DAY_MS <= horizon) {
+        await this.repo.vacuumPartition(p);
+        report.partitions_vacuumed.push(p.name);
+      }
+    }
+    report.duration_ms = Date.now() - started;
+    // Counts and partition names only: never org data.
+    this.logger.info(
+      {
+        job: 'compaction',
+        horizon: report.horizon,
+        points_compacted: report.points_compacted,
+        chunks_written: report.chunks_written,
+        chunks_merged: report.chunks_merged,
+        batches: report.batches,
+        partitions_vacuumed: report.partitions_vacuumed.length,
+        duration_ms: report.duration_ms,
+      },
+      'compaction run finished',
+    );
+    return report;
+  }
+
+  /** Every org's series with points before `end` in one day-partition, batch after batch, window by window. */
+  private async compactPartition(p: PartitionInfo<'points'>, end: number, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+    let ensured = false;
+    for (const orgId of await this.repo.orgsInPartition(p)) {
+      for (let after: string | null = null; ; ) {
+        signal?.throwIfAborted();
+        const ids = await this.repo.seriesWithPointsBefore(p, orgId, new Date(end), after, this.o.batchSeries);
+        if (!ids.length) break;
+        if (!ensured) {
+          await this.repo.ensureChunkPartition(p.day);
+          ensured = true;
+        }
+        const starts: number[] = [];
+        for (let w = p.day; w < end; w += CHUNK_WINDOW_MS) starts.push(w);
+        for (const w of await this.repo.windowsWithPoints(p, orgId, ids, starts, CHUNK_WINDOW_MS)) {
+          signal?.throwIfAborted();
+          await this.compactWindow(p, orgId, ids, w, report);
+        }
+        if (ids.length < this.o.batchSeries) break;
+        after = ids[ids.length - 1];
+      }
+    }
+  }
+
+  /** One transaction: the batch's points of one window out of `points`, into their chunks. */
+  private async compactWindow(p: PartitionInfo<'points'>, orgId: string, ids: string[], w0: number, report: CompactionReport): Promise<void> {
+    const r = await this.repo.transaction(async (trx) => {
+      await trx.raw("set local statement_timeout = '5min'");
+      const moved = await this.repo.takePoints(trx, p, orgId, ids, w0, w0 + CHUNK_WINDOW_MS);
+      if (!moved.length) return null;
+      const bySeries = new Map<string, MovedPoint[]>();
+      for (const m of moved) {
+        const list = bySeries.get(m.seriesId);
+        if (list) list.push(m);
+        else bySeries.set(m.seriesId, [m]);
+      }
+      const existing = await this.repo.lockChunks(trx, orgId, [...bySeries.keys()], w0);
+      const chunks: ChunkRow[] = [];
+      for (const [seriesId, fresh] of bySeries) {
+        const pts: { ts: number; value: number }[] = [];
+        const old = existing.get(seriesId);
+        if (old) {
+          const d = decodeChunk(old);
+          for (let i = 0; i < d.ts.length; i++) pts.push({ ts: d.ts[i], value: d.values[i] });
+        }
+        for (const m of fresh) pts.push(m);
+        // Stored in time order (ties by value as PostgreSQL orders them): what the aggregates assume.
+        pts.sort((a, b) => a.ts - b.ts || cmpFloat8(a.value, b.value));
+        const ts = pts.map((x) => x.ts);
+        const values = pts.map((x) => x.value);
+        const a = chunkAggregates(ts, values);
+        chunks.push({ seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values) });
+      }
+      await this.repo.upsertChunks(trx, orgId, chunks);
+      return { points: moved.length, chunks: chunks.length, merged: existing.size };
+    });
+    if (!r) return;
+    report.points_compacted += r.points;
+    report.chunks_written += r.chunks;
+    report.chunks_merged += r.merged;
+    report.batches++;
+  }
+}

@@ -1,0 +1,551 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
+import { pino } from 'pino';
+import { DAY_MS, dayStart, partitionName, PartitionsRepository } from '../../src/db/partitions.js';
+import { ROW_SPAN_MS } from '../../src/features/retention/retained-tables.js';
+import { RetentionRepository } from '../../src/features/retention/retention-repository.js';
+import { RetentionService, type RetentionDays } from '../../src/features/retention/retention-service.js';
+import { decodeChunk } from '../../src/features/telemetry/chunk-codec.js';
+import { CompactionRepository, type MovedPoint } from '../../src/features/telemetry/compaction-repository.js';
+import { CompactionService, type CompactionReport } from '../../src/features/telemetry/compaction-service.js';
+import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { LogCapture } from '../support/capture.js';
+import { cli } from '../support/cli.js';
+import { testEnv } from '../support/config.js';
+import { cloneDatabase, dropDatabase, emptyDatabase } from '../support/db.js';
+import { tableChecksums } from '../support/table-checksums.js';
+import { tenantChecksum } from '../support/tenant-checksum.js';
+
+/**
+ * The compaction job against real PostgreSQL: points of windows older than compact_after move
+ * into chunks exactly (every point, bit for bit, in exactly one tier), late points are merged
+ * into their window's chunk, retention and backups treat chunks as metric data, and one org's
+ * compaction never touches another's rows. Expected aggregates come from PostgreSQL's own
+ * aggregates over the points before they were compacted.
+ */
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const W = CHUNK_WINDOW_MS;
+/** 13:17:00.000 today (UTC): with compact_after 2 h the horizon is 10:00 today. */
+const NOW = dayStart(Date.now()) + 13 * HOUR + 17 * MIN;
+const TODAY = dayStart(NOW);
+const HORIZON = TODAY + 10 * HOUR;
+const day = (offset: number) => TODAY + offset * DAY_MS;
+
+type Pt = [number, number];
+/** One stored point: series, time (ms), value. */
+type Row = [string, number, number];
+
+const logs = new LogCapture();
+const logger = pino({ level: 'info' }, logs);
+
+/** Bit-exact identity of a float64 (NaN, -0 included) and a time: sorts and compares rows. */
+const bits = (v: number) => {
+  const b = Buffer.alloc(8);
+  b.writeDoubleBE(v);
+  return b.toString('hex');
+};
+const key = (r: Row) => `${r[0].padStart(12, '0')}|${String(r[1]).padStart(15, '0')}|${bits(r[2])}`;
+const sortRows = (rows: Row[]) => rows.map((r) => [key(r), r] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, r]) => r);
+
+async function insertOrg(knex: Knex, slug: string): Promise<string> {
+  const [row] = await knex('organizations').insert({ slug, name: slug }).returning<{ id: string }[]>('id');
+  return row.id;
+}
+
+async function insertSeries(knex: Knex, orgId: string, name: string, lastSeenAt = NOW): Promise<string> {
+  const [row] = await knex('series')
+    .insert({ org_id: orgId, name, labels: '{}', labels_hash: Buffer.from(`${orgId}/${name}`), last_seen_at: new Date(lastSeenAt) })
+    .returning<{ id: string }[]>('id');
+  return String(row.id);
+}
+
+async function insertPoints(knex: Knex, orgId: string, seriesId: string, pts: Pt[]): Promise<void> {
+  for (let i = 0; i < pts.length; i += 1000) {
+    // Values as PostgreSQL float8 text, so NaN, ±Infinity and -0 arrive as themselves.
+    const chunk = pts.slice(i, i + 1000);
+    await knex.raw(
+      `insert into points (org_id, series_id, ts, value)
+       select ?::uuid, ?::bigint, to_timestamp(t / 1000.0), v::float8 from unnest(?::float8[], ?::text[]) as x(t, v)`,
+      [orgId, seriesId, chunk.map((p) => p[0]), chunk.map((p) => (Object.is(p[1], -0) ? '-0' : String(p[1])))],
+    );
+  }
+}
+
+/** Every point of the org still in `points`. */
+async function freshRows(knex: Knex, orgId: string): Promise<Row[]> {
+  const { rows } = await knex.raw<{ rows: { s: string; t: number; v: number }[] }>(
+    'select series_id::text as s, (extract(epoch from ts) * 1000)::float8 as t, value as v from points where org_id = ?',
+    [orgId],
+  );
+  return rows.map((r) => [r.s, r.t, r.v]);
+}
+
+interface StoredChunk {
+  series_id: string;
+  ts: Date;
+  first_ts: Date;
+  last_ts: Date;
+  count: number;
+  min: number;
+  max: number;
+  sum: number;
+  first_value: number;
+  last_value: number;
+  increase: number;
+  data: Buffer;
+}
+
+async function chunks(knex: Knex, orgId: string): Promise<StoredChunk[]> {
+  const { rows } = await knex.raw<{ rows: StoredChunk[] }>(
+    `select series_id::text as series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data
+       from point_chunks where org_id = ? order by point_chunks.series_id, ts`,
+    [orgId],
+  );
+  return rows;
+}
+
+/** Every point the org's chunks hold, decoded. */
+async function chunkRows(knex: Knex, orgId: string): Promise<Row[]> {
+  const out: Row[] = [];
+  for (const c of await chunks(knex, orgId)) {
+    const d = decodeChunk(c.data);
+    for (let i = 0; i < d.ts.length; i++) out.push([c.series_id, d.ts[i], d.values[i]]);
+  }
+  return out;
+}
+
+/** Both tiers; each point listed once per tier it is in. */
+async function allRows(knex: Knex, orgId: string): Promise<Row[]> {
+  return [...(await freshRows(knex, orgId)), ...(await chunkRows(knex, orgId))];
+}
+
+function service(knex: Knex, batchSeries = 3, compactAfterMs = 2 * HOUR): CompactionService {
+  return new CompactionService(new CompactionRepository(knex), { compactAfterMs, batchSeries }, logger);
+}
+
+/** Deterministic pseudo-random numbers (a test run is repeatable). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Points every `everyMs` from `from` to `to` (exclusive), a few ms of jitter, values from `value(i)`. */
+function series(from: number, to: number, everyMs: number, value: (i: number) => number, seed: number): Pt[] {
+  const r = rng(seed);
+  const out: Pt[] = [];
+  for (let t = from, i = 0; t < to; t += everyMs, i++) out.push([Math.max(from, t + Math.floor(r() * 11) - 5), value(i)]);
+  return out;
+}
+
+describe('compaction', function () {
+  this.timeout(120_000);
+  let url: string;
+  let knex: Knex;
+  const parts = () => new PartitionsRepository(knex, TELEMETRY_TABLES);
+
+  before(async () => {
+    url = await cloneDatabase();
+    knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 6 } });
+    for (const t of TELEMETRY_TABLES) await parts().ensure(t, [day(-3), day(-2), day(-1), day(0), day(1)]);
+  });
+  after(async () => {
+    await knex?.destroy();
+    if (url) await dropDatabase(url);
+  });
+
+  it('the chunk window retention assumes is the one telemetry writes', () => {
+    expect(ROW_SPAN_MS.point_chunks).to.equal(CHUNK_WINDOW_MS);
+  });
+
+  describe('two orgs, seven series over two days', () => {
+    let orgA: string;
+    let orgB: string;
+    let orgC: string;
+    const written = new Map<string, Row[]>();
+    const ids: Record<string, string> = {};
+    let first: CompactionReport;
+    let expectedAgg: Map<string, { count: number; min: number; max: number; sum: number; first_ts: number; last_ts: number; first_value: number; last_value: number }>;
+    let beforeC: Record<string, string>;
+
+    const add = async (org: string, name: string, pts: Pt[]) => {
+      const id = (ids[`${org}/${name}`] ??= await insertSeries(knex, org, name));
+      await insertPoints(knex, org, id, pts);
+      const list = written.get(org) ?? [];
+      list.push(...pts.map(([t, v]): Row => [id, t, v]));
+      written.set(org, list);
+      return id;
+    };
+
+    before(async () => {
+      orgA = await insertOrg(knex, 'compact-a');
+      orgB = await insertOrg(knex, 'compact-b');
+      orgC = await insertOrg(knex, 'compact-c');
+      const from = day(-1) + 3 * HOUR;
+      const to = NOW;
+      // A counter with integer increments and a reset, a two-decimal gauge, a constant, random
+      // floats, and the special values; one series with repeated and out-of-order timestamps.
+      let c = 0;
+      await add(orgA, 'counter', series(from, to, 10 * MIN, (i) => (i === 40 ? (c = 3) : (c += (i * 7) % 13)), 1));
+      await add(orgA, 'gauge', series(from, to, 10 * MIN, (i) => Math.round((20 + Math.sin(i / 5) * 10) * 100) / 100, 2));
+      await add(orgA, 'constant', series(from, to, 10 * MIN, () => 1, 3));
+      const r = rng(4);
+      await add(orgA, 'random', series(from, to, 7 * MIN, () => (r() - 0.5) * 1e6, 4));
+      const specials = [NaN, Infinity, -Infinity, -0, 0, 5e-324, -5e-324, 1e300, 1.5, -2.25];
+      await add(orgA, 'specials', series(from, to, 13 * MIN, (i) => specials[i % specials.length], 5));
+      const t0 = day(-1) + 5 * HOUR + 30 * MIN;
+      await add(orgA, 'repeats', [[t0, 3], [t0, 1], [t0, 2], [t0 - 1000, 9], [t0 + 1, 1], [t0 - 60_000, 4], [HORIZON - 1, 7], [HORIZON, 8]]);
+      // Only fresh points: nothing of it is compacted.
+      await add(orgA, 'fresh', series(HORIZON, NOW, 5 * MIN, (i) => i, 6));
+      // B: the same windows, other series; C: fresh points only (its checksum must not move).
+      await add(orgB, 'counter', series(from, to, 15 * MIN, (i) => i * 2, 7));
+      await add(orgB, 'gauge', series(day(-1), to, 20 * MIN, (i) => i / 4, 8));
+      await add(orgC, 'fresh', series(HORIZON + MIN, NOW, 5 * MIN, (i) => i, 9));
+
+      // The reference aggregates, by PostgreSQL over the points before compaction.
+      const { rows } = await knex.raw<{ rows: { s: string; w: number; count: number; min: number; max: number; sum: number; first_ts: number; last_ts: number; first_value: number; last_value: number }[] }>(
+        `select series_id::text as s, (floor(extract(epoch from ts) * 1000 / ?) * ?)::float8 as w, count(*)::int as count, min(value) as min, max(value) as max, sum(value) as sum,
+                (extract(epoch from min(ts)) * 1000)::float8 as first_ts, (extract(epoch from max(ts)) * 1000)::float8 as last_ts,
+                (array_agg(value order by ts, value))[1] as first_value, (array_agg(value order by ts desc, value desc))[1] as last_value
+           from points where ts < ? group by 1, 2`,
+        [W, W, new Date(HORIZON)],
+      );
+      expectedAgg = new Map(rows.map((r) => [`${r.s}@${r.w}`, r]));
+      beforeC = await tenantChecksum(url, orgC, []);
+      first = await service(knex).run(NOW);
+    });
+
+    it('moves every point older than the horizon into chunks, bit for bit, and leaves the recent ones', async () => {
+      for (const org of [orgA, orgB]) {
+        const all = written.get(org)!;
+        const old = all.filter((r) => r[1] < HORIZON);
+        const recent = all.filter((r) => r[1] >= HORIZON);
+        expect(old.length, 'the test has old points').to.be.greaterThan(100);
+        expect(sortRows(await chunkRows(knex, org)).map(key)).to.deep.equal(sortRows(old).map(key));
+        expect(sortRows(await freshRows(knex, org)).map(key)).to.deep.equal(sortRows(recent).map(key));
+      }
+      expect(first.points_compacted).to.equal([orgA, orgB].reduce((n, o) => n + written.get(o)!.filter((r) => r[1] < HORIZON).length, 0));
+      expect(first.horizon).to.equal(new Date(HORIZON).toISOString());
+      expect(first.chunks_merged).to.equal(0);
+    });
+
+    it('writes one chunk per (org, series, window), its window aligned, its data in time order', async () => {
+      let n = 0;
+      for (const org of [orgA, orgB]) {
+        const windows = new Set(written.get(org)!.filter((r) => r[1] < HORIZON).map((r) => `${r[0]}@${Math.floor(r[1] / W) * W}`));
+        const got = await chunks(knex, org);
+        expect(got.map((c) => `${c.series_id}@${c.ts.getTime()}`).sort()).to.deep.equal([...windows].sort());
+        n += got.length;
+        for (const c of got) {
+          expect(c.ts.getTime() % W).to.equal(0);
+          const d = decodeChunk(c.data);
+          for (let i = 1; i < d.ts.length; i++) expect(d.ts[i]).to.be.at.least(d.ts[i - 1]);
+          expect(d.ts[0]).to.be.at.least(c.ts.getTime());
+          expect(d.ts[d.ts.length - 1]).to.be.below(c.ts.getTime() + W);
+        }
+      }
+      expect(first.chunks_written).to.equal(n);
+      // 7 series in batches of 3, for each window of each day behind the horizon.
+      expect(first.batches).to.be.greaterThan(0);
+    });
+
+    it('stores the aggregates PostgreSQL computes over the same points', async () => {
+      const got = [...(await chunks(knex, orgA)), ...(await chunks(knex, orgB))];
+      expect(got.length).to.equal(expectedAgg.size);
+      const same = (a: number, b: number, what: string) => (Number.isNaN(b) ? expect(a, what).to.be.NaN : expect(a, what).to.equal(b));
+      for (const c of got) {
+        const e = expectedAgg.get(`${c.series_id}@${c.ts.getTime()}`)!;
+        const what = `series ${c.series_id} window ${c.ts.toISOString()}`;
+        expect(c.count, what).to.equal(e.count);
+        expect(c.first_ts.getTime(), what).to.equal(e.first_ts);
+        expect(c.last_ts.getTime(), what).to.equal(e.last_ts);
+        same(c.min, e.min, `${what} min`);
+        same(c.max, e.max, `${what} max`);
+        same(c.first_value, e.first_value, `${what} first`);
+        same(c.last_value, e.last_value, `${what} last`);
+        if (Number.isFinite(e.sum)) expect(c.sum, `${what} sum`).to.be.closeTo(e.sum, 1e-9 * Math.max(1, Math.abs(e.sum)));
+        else same(c.sum, e.sum, `${what} sum`);
+      }
+    });
+
+    it('stores the counter increase (a drop is a reset) computed from the points in time order', async () => {
+      const counter = ids[`${orgA}/counter`];
+      const pts = written.get(orgA)!.filter((r) => r[0] === counter && r[1] < HORIZON).sort((a, b) => a[1] - b[1]);
+      for (const c of (await chunks(knex, orgA)).filter((x) => x.series_id === counter)) {
+        const inW = pts.filter((r) => r[1] >= c.ts.getTime() && r[1] < c.ts.getTime() + W).map((r) => r[2]);
+        let inc = 0;
+        for (let i = 1; i < inW.length; i++) inc += inW[i] >= inW[i - 1] ? inW[i] - inW[i - 1] : inW[i];
+        expect(c.increase, c.ts.toISOString()).to.equal(inc);
+      }
+      // The reset (at i = 40) is inside one of them: somewhere the increase is not last − first.
+      expect((await chunks(knex, orgA)).filter((x) => x.series_id === counter).some((x) => x.increase !== x.last_value - x.first_value)).to.equal(true);
+    });
+
+    it('leaves an org with only fresh points untouched (tenant checksum)', async () => {
+      expect(await tenantChecksum(url, orgC, [])).to.deep.equal(beforeC);
+      expect(await chunks(knex, orgC)).to.deep.equal([]);
+    });
+
+    it('keeps each org\'s points in its own chunks', async () => {
+      const aIds = new Set(Object.entries(ids).filter(([k]) => k.startsWith(orgA)).map(([, v]) => v));
+      for (const c of await chunks(knex, orgB)) expect(aIds.has(c.series_id)).to.equal(false);
+      const { rows } = await knex.raw<{ rows: { n: number }[] }>(
+        'select count(*)::int as n from point_chunks c join series s on s.id = c.series_id where s.org_id <> c.org_id',
+      );
+      expect(rows[0].n).to.equal(0);
+    });
+
+    it('finds nothing to do when run again', async () => {
+      const again = await service(knex).run(NOW);
+      expect(again).to.deep.include({ points_compacted: 0, chunks_written: 0, chunks_merged: 0, batches: 0 });
+    });
+
+    it('merges late points into the chunk of their already compacted window on the next run', async () => {
+      const counter = ids[`${orgA}/counter`];
+      const w = day(-1) + 6 * HOUR;
+      const [before] = (await chunks(knex, orgA)).filter((c) => c.series_id === counter && c.ts.getTime() === w);
+      // Before the chunk's first point, between two of them, equal to an existing time, at the window's last ms.
+      const late: Pt[] = [[w, 1e9], [before.first_ts.getTime() + 1, -1], [before.last_ts.getTime(), 42], [w + W - 1, 0.5]];
+      await add(orgA, 'counter', late);
+      // And a late point for a window of a series that had none there (a new chunk).
+      const gaugeB = ids[`${orgB}/gauge`];
+      await insertPoints(knex, orgB, gaugeB, [[day(-1) + 2 * HOUR + 1, 3.25]]);
+      written.get(orgB)!.push([gaugeB, day(-1) + 2 * HOUR + 1, 3.25]);
+
+      const r = await service(knex).run(NOW);
+      expect(r.points_compacted).to.equal(5);
+      expect(r.chunks_merged).to.equal(2);
+      expect(r.chunks_written).to.equal(2);
+      const [after] = (await chunks(knex, orgA)).filter((c) => c.series_id === counter && c.ts.getTime() === w);
+      expect(after.count).to.equal(before.count + 4);
+      expect(after.first_ts.getTime()).to.equal(w);
+      expect(after.first_value).to.equal(1e9);
+      expect(after.last_ts.getTime()).to.equal(w + W - 1);
+      expect(after.max).to.equal(1e9);
+      expect(after.min).to.equal(-1);
+      const d = decodeChunk(after.data);
+      const want = written.get(orgA)!.filter((x) => x[0] === counter && x[1] >= w && x[1] < w + W);
+      expect(sortRows(d.ts.map((t, i): Row => [counter, t, d.values[i]])).map(key)).to.deep.equal(sortRows(want).map(key));
+    });
+
+    it('keeps every point in exactly one tier: counts across tiers equal the points written, none twice', async () => {
+      for (const org of [orgA, orgB, orgC]) {
+        const fresh = await freshRows(knex, org);
+        const compacted = await chunkRows(knex, org);
+        expect(fresh.length + compacted.length, org).to.equal(written.get(org)!.length);
+        expect(sortRows([...fresh, ...compacted]).map(key)).to.deep.equal(sortRows(written.get(org)!).map(key));
+        const { rows } = await knex.raw<{ rows: { n: number }[] }>('select coalesce(sum(count), 0)::int as n from point_chunks where org_id = ?', [org]);
+        expect(rows[0].n).to.equal(compacted.length);
+      }
+    });
+  });
+
+  describe('alongside ingest', () => {
+    it('runs while points are inserted into the windows it compacts; after a last run every point is in exactly one tier', async () => {
+      const org = await insertOrg(knex, 'concurrent');
+      const sids = await Promise.all(Array.from({ length: 12 }, (_, i) => insertSeries(knex, org, `c${i}`)));
+      const written: Row[] = [];
+      let stop = false;
+      const r = rng(11);
+      const writer = (async () => {
+        while (!stop) {
+          const pts: Row[] = Array.from({ length: 200 }, () => [sids[Math.floor(r() * sids.length)], day(-2) + Math.floor(r() * (DAY_MS + 12 * HOUR)), Math.round(r() * 1e4) / 100]);
+          for (const s of sids) {
+            const mine = pts.filter((p) => p[0] === s);
+            if (mine.length) await insertPoints(knex, org, s, mine.map(([, t, v]) => [t, v]));
+          }
+          written.push(...pts);
+        }
+      })();
+      const svc = service(knex, 5);
+      let merged = 0;
+      for (let i = 0; i < 5; i++) {
+        merged += (await svc.run(NOW)).chunks_merged;
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+      stop = true;
+      await writer;
+      await svc.run(NOW);
+      expect(merged, 'late points were merged while ingest went on').to.be.greaterThan(0);
+      const all = await allRows(knex, org);
+      expect(all.length).to.equal(written.length);
+      expect(sortRows(all).map(key)).to.deep.equal(sortRows(written).map(key));
+      expect((await freshRows(knex, org)).every((p) => p[1] >= HORIZON)).to.equal(true);
+    });
+  });
+
+  describe('an aborted run (the job\'s timeout, shutdown)', () => {
+    it('stops between batches with the signal\'s reason; what it committed is whole', async () => {
+      const db = await cloneDatabase();
+      const k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
+      try {
+        for (const t of TELEMETRY_TABLES) await new PartitionsRepository(k, TELEMETRY_TABLES).ensure(t, [day(-1), day(0)]);
+        const org = await insertOrg(k, 'aborted');
+        const rows: Row[] = [];
+        for (let i = 0; i < 4; i++) {
+          const s = await insertSeries(k, org, `s${i}`);
+          const pts: Pt[] = Array.from({ length: 36 }, (_, j) => [day(-1) + j * 10 * MIN, j]);
+          await insertPoints(k, org, s, pts);
+          rows.push(...pts.map(([t, v]): Row => [s, t, v]));
+        }
+        const controller = new AbortController();
+        const reason = new Error('timed out after 1 ms');
+        class AbortingRepository extends CompactionRepository {
+          override async takePoints(...args: Parameters<CompactionRepository['takePoints']>): Promise<MovedPoint[]> {
+            const got = await super.takePoints(...args);
+            if (got.length) controller.abort(reason);
+            return got;
+          }
+        }
+        const svc = new CompactionService(new AbortingRepository(k), { compactAfterMs: 2 * HOUR, batchSeries: 2 }, logger);
+        const err = await svc.run(NOW, controller.signal).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err).to.equal(reason);
+        const inChunks = await chunkRows(k, org);
+        // One batch (2 series, one window of 2 h at 10 min: 12 points each) was committed.
+        expect(inChunks.length).to.equal(24);
+        expect(sortRows(await allRows(k, org)).map(key)).to.deep.equal(sortRows(rows).map(key));
+      } finally {
+        await k.destroy();
+        await dropDatabase(db);
+      }
+    });
+  });
+
+  describe('retention of compacted data', () => {
+    it('deletes an org\'s chunks once their whole window has passed its retention, drops whole days, and keeps series that still have chunks', async () => {
+      const db = await cloneDatabase();
+      const k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
+      try {
+        const p = new PartitionsRepository(k, TELEMETRY_TABLES);
+        for (const t of TELEMETRY_TABLES) await p.ensure(t, [day(-3), day(-2), day(-1), day(0)]);
+        const short = await insertOrg(k, 'short');
+        const long = await insertOrg(k, 'long');
+        // Last seen two days ago (the writer refreshes it lazily): kept while chunks are retained.
+        const sShort = await insertSeries(k, short, 'm', day(-2));
+        const sGone = await insertSeries(k, short, 'gone', day(-3));
+        const sLong = await insertSeries(k, long, 'm', day(-2));
+        const hourly = (from: number, to: number): Pt[] => Array.from({ length: (to - from) / HOUR }, (_, i) => [from + i * HOUR + 30 * MIN, i]);
+        await insertPoints(k, short, sShort, hourly(day(-2), day(0)));
+        await insertPoints(k, short, sGone, hourly(day(-3), day(-2)));
+        await insertPoints(k, long, sLong, hourly(day(-3), day(0)));
+        await service(k, 10).run(NOW);
+        expect(await k('points').where('ts', '<', new Date(day(0))).count<{ count: number }[]>('* as count')).to.deep.equal([{ count: 0 }]);
+
+        const days = (n: number): RetentionDays => ({ metrics: n, logs: n, events: n });
+        const policies = { retentionDays: async () => [
+          { orgId: short, days: days(1) },
+          { orgId: long, days: days(3) },
+        ] };
+        const retention = new RetentionService(new RetentionRepository(k), p, policies, { defaults: days(30), deleteBatchSize: 2, idempotencyTtlMs: HOUR }, logger);
+        const r = await retention.run(NOW);
+        // short's cutoff is yesterday 13:17: windows of yesterday up to 10:00 (ending by 12:00) go,
+        // 12:00 (ending 14:00, after the cutoff) stays; long's cutoff (3 days) is inside day −3.
+        const windowsOf = async (org: string) => (await chunks(k, org)).map((c) => (c.ts.getTime() - day(0)) / HOUR);
+        expect(await windowsOf(short)).to.deep.equal([-12, -10, -8, -6, -4, -2]);
+        // short: day −2 (12), day −1 until 10:00 (6), 'gone' on day −3 (12); long: day −3 until 10:00 (6).
+        expect(r.rows_deleted.point_chunks).to.equal(12 + 6 + 12 + 6);
+        expect(r.dropped_partitions).to.deep.equal([]);
+        const longWindows = await windowsOf(long);
+        expect(longWindows[0]).to.equal(-72 + 12);
+        expect(longWindows).to.have.length(30);
+        expect(await k('series').where({ org_id: short }).pluck('name')).to.deep.equal(['m']);
+
+        // A day later every org's retention has passed day −3: its chunk partition goes whole.
+        const later = await retention.run(NOW + 2 * DAY_MS);
+        expect(later.dropped_partitions).to.include(partitionName('point_chunks', day(-3)));
+        expect(later.dropped_partitions).to.include(partitionName('points', day(-3)));
+      } finally {
+        await k.destroy();
+        await dropDatabase(db);
+      }
+    });
+  });
+
+  describe('CLI, backups', () => {
+    let db: string;
+    let k: Knex;
+    let env: Record<string, string>;
+    let org: string;
+    let written: Row[];
+    const now = Date.now();
+    before(async () => {
+      db = await cloneDatabase();
+      env = testEnv(db, { SENTINEL_BACKUPS_DIR: mkdtempSync(join(tmpdir(), 'sentinel-backups-')), SENTINEL_LOG_LEVEL: 'warn' });
+      k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
+      const p = new PartitionsRepository(k, TELEMETRY_TABLES);
+      for (const t of TELEMETRY_TABLES) await p.ensure(t, [now - DAY_MS, now]);
+      org = await insertOrg(k, 'cli');
+      written = [];
+      for (let i = 0; i < 3; i++) {
+        const s = await insertSeries(k, org, `cli${i}`);
+        const pts = series(now - DAY_MS + HOUR, now, 5 * MIN, (j) => j * 1.25 + i, 30 + i);
+        await insertPoints(k, org, s, pts);
+        written.push(...pts.map(([t, v]): Row => [s, t, v]));
+      }
+    });
+    after(async () => {
+      await k?.destroy();
+      if (db) await dropDatabase(db);
+    });
+
+    it('sentinel jobs run compaction compacts with the configured storage.compact_after and prints a report', async () => {
+      const r = await cli(['jobs', 'run', 'compaction', '--json'], env);
+      expect(r.code, r.stderr).to.equal(0);
+      const report = JSON.parse(r.stdout) as CompactionReport;
+      const horizon = Math.floor((Date.parse(report.now) - 2 * HOUR) / W) * W;
+      expect(report.horizon).to.equal(new Date(horizon).toISOString());
+      expect(report.points_compacted).to.equal(written.filter((x) => x[1] < horizon).length).and.be.greaterThan(0);
+      expect((await freshRows(k, org)).every((x) => x[1] >= horizon)).to.equal(true);
+      expect(sortRows(await allRows(k, org)).map(key)).to.deep.equal(sortRows(written).map(key));
+
+      const human = await cli(['jobs', 'run', 'compaction'], env);
+      expect(human.code, human.stderr).to.equal(0);
+      expect(human.stdout).to.match(/^compaction finished in \d+ ms \(windows ending by /).and.contain('points compacted: ');
+      const shorter = await cli(['jobs', 'run', 'compaction'], { ...env, SENTINEL_STORAGE_COMPACT_AFTER: '5m' });
+      expect(shorter.code, shorter.stderr).to.equal(2);
+      expect(shorter.stderr).to.contain('storage.compact_after').and.contain('at least 10m');
+    });
+
+    it('a backup restores both tiers: the same points rows and the same chunk rows, bytes included', async () => {
+      expect((await chunks(k, org)).length).to.be.greaterThan(0);
+      expect((await freshRows(k, org)).length).to.be.greaterThan(0);
+      const b = await cli(['backup', 'create', '--json'], env);
+      expect(b.code, b.stderr).to.equal(0);
+      const { id } = JSON.parse(b.stdout) as { id: string };
+      const target = await emptyDatabase();
+      try {
+        const r = await cli(['backup', 'restore', id, '--yes', '--database-url', target], env);
+        expect(r.code, r.stderr).to.equal(0);
+        const source = await tableChecksums(db);
+        const restored = await tableChecksums(target);
+        for (const t of ['points', 'point_chunks', 'series']) {
+          expect(source.get(t)!.rows, t).to.be.greaterThan(0);
+          expect(restored.get(t), t).to.deep.equal(source.get(t));
+        }
+        const rk = knexFactory({ client: 'pg', connection: target, pool: { min: 0, max: 1 } });
+        try {
+          expect(sortRows(await allRows(rk, org)).map(key)).to.deep.equal(sortRows(written).map(key));
+          // Partitions came back too: the restored database compacts and takes late points.
+          expect((await new PartitionsRepository(rk, ['point_chunks']).list()).length).to.be.greaterThan(0);
+        } finally {
+          await rk.destroy();
+        }
+      } finally {
+        await dropDatabase(target);
+      }
+    });
+  });
+});
