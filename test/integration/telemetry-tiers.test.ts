@@ -7,6 +7,7 @@ import { chunkAggregates, encodeChunk } from '../../src/features/telemetry/chunk
 import { readMetric, type MetricRead, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
 import { QueryRepository, type Aggregation } from '../../src/features/telemetry/query-repository.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
+import { StatsRepository } from '../../src/features/telemetry/stats-repository.js';
 import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta } from '../../src/features/telemetry/telemetry-types.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
@@ -372,6 +373,19 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         (e: unknown) => e,
       );
       expect(err).to.be.instanceOf(Error);
+    });
+  });
+
+  describe('other reads of stored points', () => {
+    it("the daily report's point count and top series count both tiers", async () => {
+      const stats = new StatsRepository(knex);
+      for (const day of new Set([LONG.start, B - 400 * SEC, LONG.end - 1].map((ms) => iso(ms).slice(0, 10)))) {
+        const expected = stored.reduce((n, s) => n + s.points.filter(([ts]) => iso(ts).slice(0, 10) === day).length, 0);
+        const fresh = await stats.daily(orgs.fresh.id, day, 5);
+        expect(fresh.ingested.points, day).to.equal(expected);
+        expect(fresh.top_series[0].points, day).to.be.greaterThan(0);
+        for (const mode of MODES.slice(1)) expect(await stats.daily(orgs[mode].id, day, 5), `${mode} ${day}`).to.deep.equal(fresh);
+      }
     });
   });
 

@@ -285,6 +285,14 @@ export class QueryRepository {
    * (DELTA_SQL) before the buckets sum them: a group's increase is the sum of its series'
    * increases. Over the group's raw points it would be meaningless: lag() across the points of
    * different series would subtract one process's counter from another's.
+   * Two tiers (DESIGN §3): the statement also looks up the chunks (point_chunks) of the matching
+   * series overlapping the range (and the increase/rate lookback), one index probe per series.
+   * Without one, it answers as above and nothing else runs. With one, the finished aggregates are
+   * not computed; the statement returns instead the series in lookup order, the chunks (their
+   * stored aggregates, and their data only where the points are needed one by one) and the fresh
+   * tier's part of the range — per series and bucket count/sum/min/max, or raw points in (ts,
+   * value) order for percentiles and increase/rate — and tier-read.ts aggregates them exactly as
+   * the fresh-only statement would (see there for where a float sum's order can differ).
    * No ORDER BY: the caller orders the answer.
    * Unnamed, not prepared: a named statement's cached generic plan does not know the label
    * filter's value and may walk every series of the metric where the custom plan uses the GIN

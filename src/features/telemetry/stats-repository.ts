@@ -40,16 +40,29 @@ export class StatsRepository implements TelemetryStats {
       const { rows } = await this.knex.raw<{ rows: { n: string }[] }>(`select count(*) as n from ${table} where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END}`, [orgId, date, date]);
       return Number(rows[0].n);
     };
-    const [points, logs, events] = await Promise.all([counted('points'), counted('logs'), counted('events')]);
-    // Count per series over the day's range of the (org_id, series_id, ts) index, then name the top ones.
+    // Points are in either tier: fresh rows, and compacted chunks (a chunk's window lies within one UTC day, its count is its points').
+    const compacted = async () => {
+      const { rows } = await this.knex.raw<{ rows: { n: string }[] }>(
+        `select coalesce(sum(count), 0) as n from point_chunks where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END}`,
+        [orgId, date, date],
+      );
+      return Number(rows[0].n);
+    };
+    const [fresh, chunked, logs, events] = await Promise.all([counted('points'), compacted(), counted('logs'), counted('events')]);
+    const points = fresh + chunked;
+    // Count per series over the day's range of each tier's (org_id, series_id, ts) index, then name the top ones.
     const { rows: series } = await this.knex.raw<{ rows: { name: string; labels: Record<string, string>; n: string }[] }>(
       `select s.name, s.labels, c.n
-         from (select series_id, count(*) as n from points
-                where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END}
+         from (select series_id, sum(n) as n from (
+                 select series_id, count(*) as n from points
+                  where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END} group by series_id
+                 union all
+                 select series_id, sum(count) as n from point_chunks
+                  where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END} group by series_id) t
                 group by series_id order by n desc, series_id limit ?) c
          join series s on s.org_id = ? and s.id = c.series_id
         order by c.n desc, s.name, s.id`,
-      [orgId, date, date, top, orgId],
+      [orgId, date, date, orgId, date, date, top, orgId],
     );
     const rejections = await this.knex('ingest_rejections')
       .where({ org_id: orgId, day: date })
