@@ -472,6 +472,7 @@ describe('retention module: the "partitions ahead" start hook', function () {
     expect(retentionModule.jobs!.map((j) => [j.name, j.defaultSchedule, j.timeoutMs])).to.deep.equal([
       ['retention', '15 * * * *', 30 * 60_000],
       ['partitions', '5 * * * *', 5 * 60_000],
+      ['analyze', '*/5 * * * *', 4 * 60_000],
     ]);
     // The jobs hand the runner's signal on: an aborted run (timeout, shutdown) stops with its reason.
     for (const job of retentionModule.jobs!) {

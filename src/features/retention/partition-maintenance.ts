@@ -97,6 +97,8 @@ export class PartitionAnalyzer<T extends string = string> {
   }
 
   async run(now = Date.now(), signal?: AbortSignal): Promise<PartitionAnalyzeReport> {
+    // An aborted run (timeout, shutdown) stops with its reason, also when nothing is due.
+    signal?.throwIfAborted();
     const today = dayStart(now);
     const infos = this.partitions.partitionedTables.flatMap((table) =>
       [today, today - DAY_MS].map((day) => ({ table, day, name: partitionName(table, day) })),
