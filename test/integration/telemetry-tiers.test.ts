@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
+import { pino } from 'pino';
 import { DomainError } from '../../src/core/errors.js';
 import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
 import { chunkAggregates, encodeChunk } from '../../src/features/telemetry/chunk-codec.js';
+import { CompactionRepository } from '../../src/features/telemetry/compaction-repository.js';
+import { CompactionService } from '../../src/features/telemetry/compaction-service.js';
 import { readMetric, type MetricRead, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
 import { QueryRepository, type Aggregation } from '../../src/features/telemetry/query-repository.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
@@ -385,6 +388,58 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         expect(fresh.ingested.points, day).to.equal(expected);
         expect(fresh.top_series[0].points, day).to.be.greaterThan(0);
         for (const mode of MODES.slice(1)) expect(await stats.daily(orgs[mode].id, day, 5), `${mode} ${day}`).to.deep.equal(fresh);
+      }
+    });
+  });
+
+  describe('through the compaction job', () => {
+    it('the fresh data of one org, compacted by CompactionService.run, answers every read as before', async () => {
+      // Its own database: the job compacts every org's old windows.
+      const url2 = await cloneDatabase();
+      const k2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 3 } });
+      const r2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 1 } });
+      try {
+        const parts = new PartitionsRepository(k2, TELEMETRY_TABLES);
+        const days: number[] = [];
+        for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
+        for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
+        const [{ id: orgId }] = await k2('organizations').insert({ slug: 'tiers-job', name: 'tiers job' }).returning<{ id: string }[]>('id');
+        const saved = knex;
+        knex = k2;
+        try {
+          for (const s of stored) await place(orgId, 'fresh', s);
+        } finally {
+          knex = saved;
+        }
+        const repo2 = new QueryRepository(k2, r2);
+        const reads2: Read[] = [];
+        for (const agg of [...AGGS, 'increase', 'rate'] as Aggregation[]) {
+          for (const [name, start, end, step] of [
+            ['req', W.start, W.end, MIN],
+            ['http_requests_total', W.start, W.end, MIN],
+            ['queue_length', W.start, W.end, MIN],
+            ['long', LONG.start, LONG.end, HOUR],
+            ['long', LONG.start + 7 * MIN, LONG.end, 2 * HOUR],
+          ] as const) {
+            reads2.push({ name, agg, by: [], startMs: start, endMs: end, stepMs: step }, { name, agg, by: ['env'], startMs: start, endMs: end, stepMs: step });
+          }
+        }
+        const answer = (r: Read) =>
+          readMetric(repo2, orgId, { ...r, matchers: [], buckets: Math.ceil((r.endMs - r.startMs) / r.stepMs) }, LIMITS);
+        const before = await Promise.all(reads2.map(answer));
+        const logger = pino({ level: 'silent' });
+        const report = await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, logger).run(Date.now());
+        const total = stored.reduce((n, s) => n + s.points.length, 0);
+        expect(report.points_compacted).to.equal(total);
+        const [{ n }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
+        expect(Number(n)).to.equal(0);
+        const after = await Promise.all(reads2.map(answer));
+        reads2.forEach((r, i) => expect(after[i], JSON.stringify(r)).to.deep.equal(before[i]));
+        expect(before.filter((a) => a.length > 0).length).to.be.greaterThan(reads2.length / 2);
+      } finally {
+        await r2.destroy();
+        await k2.destroy();
+        await dropDatabase(url2);
       }
     });
   });
