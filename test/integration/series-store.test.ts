@@ -30,7 +30,7 @@ describe('series store (ids for ingest)', function () {
   });
 
   it('the cache key tells label sets apart that a plain join of keys and values would mix up, and ignores key order', () => {
-    const sets = [{ a: '1:b' }, { a: '1', b: '' }, { 'a1:b': '' }, { a: '', b: '1' }, { 'a:1': 'b' }, { '1:a': '' }, {}];
+    const sets: Record<string, string>[] = [{ a: '1:b' }, { a: '1', b: '' }, { 'a1:b': '' }, { a: '', b: '1' }, { 'a:1': 'b' }, { '1:a': '' }, {}];
     expect(new Set(sets.map(labelsCacheKey)).size).to.equal(sets.length);
     expect(labelsCacheKey({ region: 'eu', host: 'h1', az: 'x' })).to.equal(labelsCacheKey({ az: 'x', host: 'h1', region: 'eu' }));
     expect(labelsCacheKey({ b: '2', a: '1' })).to.equal(labelsCacheKey({ a: '1', b: '2' }));
