@@ -520,6 +520,7 @@ try {
   rows.push('| figure | Sentinel | Prometheus (ceiling) | Sentinel at or below |');
   rows.push('|---|---|---|---|');
   rows.push(`| bytes per sample (${tier}) | ${sbs.toFixed(2)} | ${pbs.toFixed(2)} | ${sbs <= pbs ? 'yes' : 'NO'} |`);
+  if (hasCompaction) rows.push(`| bytes per sample, chunk tier only (point_chunks partitions + series) | ${((sz.chunks + sz.series) / TOTAL).toFixed(2)} | ${pbs.toFixed(2)} | ${sz.chunks + sz.series <= pbs * TOTAL ? 'yes' : 'NO'} |`);
   if (vacuumed) rows.push(`| bytes per sample after VACUUM points | ${(vacuumed.total / TOTAL).toFixed(2)} | ${pbs.toFixed(2)} | ${vacuumed.total / TOTAL <= pbs ? 'yes' : 'NO'} |`);
   for (const r of results) {
     rows.push(`| ${r.title} p50 | ${msf(r.sp50)} | ${msf(r.pp50)} | ${r.sp50 <= r.pp50 ? 'yes' : 'NO'} |`);
