@@ -237,6 +237,13 @@ describe('compaction', function () {
       expect(first.points_compacted).to.equal([orgA, orgB].reduce((n, o) => n + written.get(o)!.filter((r) => r[1] < HORIZON).length, 0));
       expect(first.horizon).to.equal(new Date(HORIZON).toISOString());
       expect(first.chunks_merged).to.equal(0);
+      // Yesterday's partition is wholly behind the horizon: emptied, its space (table and index) given back.
+      const yesterday = `points_p${new Date(day(-1)).toISOString().slice(0, 10).replaceAll('-', '')}`;
+      expect(first.partitions_emptied).to.deep.equal([yesterday]);
+      expect(first.partitions_vacuumed).to.deep.equal([]);
+      const { rows } = await knex.raw<{ rows: { bytes: string }[] }>('select pg_total_relation_size(?::regclass)::text as bytes', [yesterday]);
+      // Nothing but its index's metapage (8 KiB); before, the day's rows and index entries.
+      expect(Number(rows[0].bytes), 'an emptied partition keeps no data pages').to.equal(8192);
     });
 
     it('writes one chunk per (org, series, window), its window aligned, its data in time order', async () => {
@@ -303,6 +310,16 @@ describe('compaction', function () {
         'select count(*)::int as n from point_chunks c join series s on s.id = c.series_id where s.org_id <> c.org_id',
       );
       expect(rows[0].n).to.equal(0);
+    });
+
+    it('empties a compacted day partition only when it is still empty (a late point keeps it, for the next run)', async () => {
+      const repo = new CompactionRepository(knex);
+      const info = { table: 'points' as const, day: day(-1), name: `points_p${new Date(day(-1)).toISOString().slice(0, 10).replaceAll('-', '')}` };
+      await knex.raw('insert into ?? (org_id, series_id, ts, value) values (?, ?, ?, ?)', [info.name, orgA, ids[`${orgA}/gauge`], new Date(day(-1) + 7 * HOUR), 42]);
+      expect(await repo.truncateIfEmpty(info)).to.equal(false);
+      const { rows } = await knex.raw<{ rows: { n: number }[] }>('select count(*)::int as n from ??', [info.name]);
+      expect(rows[0].n, 'the late point is still there').to.equal(1);
+      await knex.raw('delete from ?? where value = 42', [info.name]);
     });
 
     it('finds nothing to do when run again', async () => {

@@ -26,6 +26,11 @@ export interface ChunkRow {
   data: Buffer;
 }
 
+/** How long emptying a compacted day partition waits for its lock (ingest and queries queue behind the request meanwhile). */
+const TRUNCATE_LOCK_TIMEOUT_MS = 100;
+/** SQLSTATE lock_not_available: `lock_timeout` expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /** Before any series id (ids are positive: series.id is a bigserial). */
 const NO_SERIES = '0';
 
@@ -166,6 +171,31 @@ export class CompactionRepository {
       data: c.data,
     }));
     await trx('point_chunks').insert(rows).onConflict(['org_id', 'series_id', 'ts']).merge();
+  }
+
+  /**
+   * Empties a points partition whose points were all compacted, giving its table and index space
+   * back to the file system (a VACUUM only makes it reusable, and never shrinks an index). Its
+   * exclusive lock is waited for at most TRUNCATE_LOCK_TIMEOUT_MS, and held only for the check
+   * that it is still empty (a late point may have arrived since): ingest and queries touching that
+   * day wait no longer than that. Returns false (nothing done) when the lock was not had in time or
+   * a point is there.
+   */
+  async truncateIfEmpty(p: PartitionInfo<'points'>): Promise<boolean> {
+    const name = checkedPartitionName(p);
+    try {
+      return await this.knex.transaction(async (trx) => {
+        await trx.raw(`set local lock_timeout = ${TRUNCATE_LOCK_TIMEOUT_MS}`);
+        await trx.raw('lock table ?? in access exclusive mode', [name]);
+        const { rows } = await trx.raw<{ rows: { any: boolean }[] }>('select exists (select 1 from ??) as any', [name]);
+        if (rows[0].any) return false;
+        await trx.raw('truncate table ??', [name]);
+        return true;
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+      throw err;
+    }
   }
 
   /**

@@ -24,7 +24,9 @@ export interface CompactionReport {
   chunks_merged: number;
   /** Transactions that moved points (one org, one window, a batch of series). */
   batches: number;
-  /** Points partitions compacted to their end, vacuumed after. */
+  /** Points partitions compacted to their end and then empty: truncated (their space given back). */
+  partitions_emptied: string[];
+  /** Points partitions compacted to their end that were not empty (late points) or stayed locked: vacuumed after. */
   partitions_vacuumed: string[];
   duration_ms: number;
 }
@@ -69,6 +71,7 @@ export class CompactionService {
       chunks_written: 0,
       chunks_merged: 0,
       batches: 0,
+      partitions_emptied: [],
       partitions_vacuumed: [],
       duration_ms: 0,
     };
@@ -80,8 +83,12 @@ export class CompactionService {
       // A day wholly behind the horizon is empty now: its space is reused at once (statistics of
       // the chunk partitions are the analyze job's).
       if (report.points_compacted > before && p.day + DAY_MS <= horizon) {
-        await this.repo.vacuumPartition(p);
-        report.partitions_vacuumed.push(p.name);
+        // Emptied (space back to the file system) when nothing arrived meanwhile, else vacuumed (space reusable).
+        if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
+        else {
+          await this.repo.vacuumPartition(p);
+          report.partitions_vacuumed.push(p.name);
+        }
       }
     }
     report.duration_ms = Date.now() - started;
@@ -94,6 +101,7 @@ export class CompactionService {
         chunks_written: report.chunks_written,
         chunks_merged: report.chunks_merged,
         batches: report.batches,
+        partitions_emptied: report.partitions_emptied.length,
         partitions_vacuumed: report.partitions_vacuumed.length,
         duration_ms: report.duration_ms,
       },

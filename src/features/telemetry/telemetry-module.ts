@@ -57,6 +57,7 @@ const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
     `points compacted: ${r.points_compacted}\n` +
     `chunks written: ${r.chunks_written} (${r.chunks_merged} merged with late points)\n` +
     `batches: ${r.batches}\n` +
+    (r.partitions_emptied.length ? `partitions emptied (space returned): ${r.partitions_emptied.join(', ')}\n` : '') +
     (r.partitions_vacuumed.length ? `partitions vacuumed: ${r.partitions_vacuumed.join(', ')}\n` : ''),
 };
 
