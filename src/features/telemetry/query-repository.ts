@@ -239,6 +239,48 @@ function pickedLabels(by: string[], key: (string | null)[]): Record<string, stri
   return picked;
 }
 
+/**
+ * The fresh tier's part of a two-tier read of the series `ids` (rows r = 'f'): raw points in (ts,
+ * value) order where every value counts (percentiles) or consecutive points do (increase/rate, with
+ * the base probe of the lookback), else per series and bucket [bucket, first ts, count, sum, min, max].
+ */
+function freshStatement(orgId: string, q: MetricReadSpec, ids: string[], lookbackStartMs: number): { sql: string; values: unknown[] } {
+  const p = new Params();
+  const org = p.add(orgId);
+  const start = p.add(new Date(q.startMs));
+  const end = p.add(new Date(q.endMs));
+  const idList = p.add(ids);
+  const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
+  const range = `p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}`;
+  let sql: string;
+  if (isTemporal(q.agg)) {
+    const lookbackStart = p.add(new Date(lookbackStartMs));
+    sql = `
+      select s.id::text as sid, array_agg(${ms('q.ts')} order by q.ts, q.value) as t, array_agg(q.value order by q.ts, q.value) as v
+        from unnest(${idList}::bigint[]) s(id) cross join lateral (
+               (select p.ts, p.value from points p
+                 where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${lookbackStart} and p.ts < ${start}
+                 order by p.ts desc, p.value desc limit 1)
+               union all
+               (select p.ts, p.value from points p where ${range} and p.series_id = s.id)) q
+       group by s.id`;
+  } else if (q.agg.startsWith('p')) {
+    sql = `
+      select p.series_id::text as sid, array_agg(${ms('p.ts')} order by p.ts, p.value) as t, array_agg(p.value order by p.ts, p.value) as v
+        from points p where ${range} and p.series_id = any(${idList}::bigint[])
+       group by p.series_id`;
+  } else {
+    const bin = `date_bin(${p.add(q.stepMs)}::bigint * interval '1 millisecond', p.ts, ${start}::timestamptz)`;
+    sql = `
+      select sid, null::float8[] as t, array_agg(array[${ms('b')}, ${ms('f')}, n, sm, mn, mx]) as v from (
+        select p.series_id::text as sid, ${bin} as b, min(p.ts) as f, count(*)::float8 as n, sum(p.value) as sm, min(p.value) as mn, max(p.value) as mx
+          from points p where ${range} and p.series_id = any(${idList}::bigint[])
+         group by 1, 2) fb
+       group by sid`;
+  }
+  return { sql: `select 'f' as r, sid, t, v from (${sql}) f`, values: p.values };
+}
+
 /** Positional parameters for hand-built SQL: `p.add(v)` returns its placeholder ($1, $2, …). */
 class Params {
   readonly values: unknown[] = [];
@@ -288,11 +330,14 @@ export class QueryRepository {
    * Two tiers (DESIGN §3): the statement also looks up the chunks (point_chunks) of the matching
    * series overlapping the range (and the increase/rate lookback), one index probe per series.
    * Without one, it answers as above and nothing else runs. With one, the finished aggregates are
-   * not computed; the statement returns instead the series in lookup order, the chunks (their
-   * stored aggregates, and their data only where the points are needed one by one) and the fresh
-   * tier's part of the range — per series and bucket count/sum/min/max, or raw points in (ts,
-   * value) order for percentiles and increase/rate — and tier-read.ts aggregates them exactly as
-   * the fresh-only statement would (see there for where a float sum's order can differ).
+   * not computed; the statement returns instead the series in lookup order and the chunks (their
+   * stored aggregates, and their data only where the points are needed one by one), and a second
+   * statement on the same connection the fresh tier's part of the range (freshStatement: per
+   * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and
+   * increase/rate); tier-read.ts aggregates them exactly as the fresh-only statement would (see
+   * there for where a float sum's order can differ). Two statements rather than one: in one, the
+   * fresh part's scans were planned for every read, fresh-only ones too (measured: planning 0.93
+   * against 0.74 ms for one series, 1.22 against 0.82 ms for 100; with two, 0.67 and 0.72 ms).
    * No ORDER BY: the caller orders the answer.
    * Unnamed, not prepared: a named statement's cached generic plan does not know the label
    * filter's value and may walk every series of the metric where the custom plan uses the GIN
@@ -377,30 +422,6 @@ export class QueryRepository {
        where c.org_id = ${org} and c.series_id = any(array(select id from s))
          and c.ts > ${lo}::timestamptz - ${p.add(CHUNK_WINDOW_MS)}::bigint * interval '1 millisecond' and c.ts < ${end}
          and c.last_ts >= ${lo} and c.first_ts < ${end} and ${withinLimits}`;
-    // The fresh tier's part when chunks overlap: raw points in (ts, value) order where every value
-    // counts (percentiles) or consecutive points do (increase/rate, with the fresh base probe),
-    // else per series and bucket [bucket, first ts, count, sum, min, max].
-    let fresh: string;
-    if (temporal) {
-      fresh = `
-        select s.id::text as sid, array_agg(${ms('q.ts')} order by q.ts, q.value) as t, array_agg(q.value order by q.ts, q.value) as v
-          from s cross join lateral (${baseProbe} union all (select p.ts, p.value from points p where ${range})) q
-         where ${mixed} group by s.id`;
-    } else if (percentile) {
-      fresh = `
-        select p.series_id::text as sid, array_agg(${ms('p.ts')} order by p.ts, p.value) as t, array_agg(p.value order by p.ts, p.value) as v
-          from points p
-         where p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end} and p.series_id = any(array(select id from s)) and ${mixed}
-         group by p.series_id`;
-    } else {
-      fresh = `
-        select sid, null::float8[] as t, array_agg(array[${ms('b')}, ${ms('f')}, n, sm, mn, mx]) as v from (
-          select p.series_id::text as sid, ${bin} as b, min(p.ts) as f, count(*)::float8 as n, sum(p.value) as sm, min(p.value) as mn, max(p.value) as mx
-            from points p
-           where p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end} and p.series_id = any(array(select id from s)) and ${mixed}
-           group by 1, 2) fb
-         group by sid`;
-    }
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
     const sql = `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
@@ -418,9 +439,16 @@ export class QueryRepository {
         from s where ${mixed}
       union all
       select 'c', null, null, ch.sid, null, null, null, null, null, ch.t, ch.v, ch.data from ch
-      union all
-      select 'f', null, null, f.sid, null, null, null, null, null, f.t, f.v, null from (${fresh}) f`;
-    const rows = await this.onReadConnection(timeoutMs, async (conn) => (await conn.query<MetricReadRow>(sql, p.values)).rows);
+`;
+    const rows = await this.onReadConnection(timeoutMs, async (conn) => {
+      const first = (await conn.query<MetricReadRow>(sql, p.values)).rows;
+      const ids = first.filter((r) => r.r === 's').map((r) => r.sid!);
+      if (ids.length === 0) return first;
+      // Chunks overlap the range: the fresh tier's part, by a second statement on the same connection
+      // (kept out of the first, whose planning the fresh-only read would pay for).
+      const f = freshStatement(orgId, q, ids, lookbackStartMs);
+      return [...first, ...(await conn.query<MetricReadRow>(f.sql, f.values)).rows];
+    });
     const out: MetricReadResult = { series: 0, answers: 0, rows: [] };
     const series: TierSeries[] = [];
     const chunkRows: TierChunk[] = [];

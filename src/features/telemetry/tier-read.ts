@@ -4,7 +4,7 @@ import type { SeriesKind, Temporality } from './telemetry-types.js';
 
 /*
  * A metric read over both tiers (DESIGN §3): when chunks of the matching series overlap the
- * range, QueryRepository.metricRead's statement returns, instead of finished aggregates, the
+ * range, QueryRepository.metricRead's statements return, instead of finished aggregates, the
  * series (in lookup order), the overlapping chunks and the fresh tier's part of the range, and
  * this module finishes the aggregation in Node with PostgreSQL's semantics, so an answer does not
  * depend on which tier holds a point:
