@@ -28,8 +28,16 @@ export interface ChunkRow {
 
 /** How long emptying a compacted day partition waits for its lock (ingest and queries queue behind the request meanwhile). */
 const TRUNCATE_LOCK_TIMEOUT_MS = 100;
+/**
+ * How long the emptiness check and the TRUNCATE may take while the exclusive lock is held. After
+ * the partition's VACUUM both are instant; this bounds them should the VACUUM have been skipped
+ * (dead rows left to scan), instead of holding the lock for as long as the pool's timeout allows.
+ */
+const TRUNCATE_STATEMENT_TIMEOUT_MS = 1000;
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
+/** SQLSTATE query_canceled: `statement_timeout` expired. */
+const QUERY_CANCELED = '57014';
 
 /** Before any series id (ids are positive: series.id is a bigserial). */
 const NO_SERIES = '0';
@@ -175,17 +183,20 @@ export class CompactionRepository {
 
   /**
    * Empties a points partition whose points were all compacted, giving its table and index space
-   * back to the file system (a VACUUM only makes it reusable, and never shrinks an index). Its
-   * exclusive lock is waited for at most TRUNCATE_LOCK_TIMEOUT_MS, and held only for the check
-   * that it is still empty (a late point may have arrived since): ingest and queries touching that
-   * day wait no longer than that. Returns false (nothing done) when the lock was not had in time or
-   * a point is there.
+   * back to the file system (a VACUUM only makes it reusable, and never shrinks an index). Meant
+   * to run after vacuumPartition: the heap's dead rows are gone and its empty tail truncated, so
+   * the check that it is still empty (a late point may have arrived since) reads next to nothing.
+   * Its exclusive lock is waited for at most TRUNCATE_LOCK_TIMEOUT_MS, and the check and the
+   * TRUNCATE under it may take at most TRUNCATE_STATEMENT_TIMEOUT_MS: ingest and queries touching
+   * that day wait no longer than that. Returns false (nothing done) when the lock was not had in
+   * time, the check ran out of time, or a point is there.
    */
   async truncateIfEmpty(p: PartitionInfo<'points'>): Promise<boolean> {
     const name = checkedPartitionName(p);
     try {
       return await this.knex.transaction(async (trx) => {
         await trx.raw(`set local lock_timeout = ${TRUNCATE_LOCK_TIMEOUT_MS}`);
+        await trx.raw(`set local statement_timeout = ${TRUNCATE_STATEMENT_TIMEOUT_MS}`);
         await trx.raw('lock table ?? in access exclusive mode', [name]);
         const { rows } = await trx.raw<{ rows: { any: boolean }[] }>('select exists (select 1 from ??) as any', [name]);
         if (rows[0].any) return false;
@@ -193,15 +204,18 @@ export class CompactionRepository {
         return true;
       });
     } catch (err) {
-      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+      const code = (err as { code?: string }).code;
+      if (code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED) return false;
       throw err;
     }
   }
 
   /**
    * VACUUM (and ANALYZE) of a points partition whose points were all compacted, so its space is
-   * reused at once and the next run's index scans do not walk dead entries. Skipped, not
-   * waited for, when something holds a conflicting lock (an autovacuum, a drop).
+   * reused at once, the next run's index scans do not walk dead entries, and its now empty heap
+   * tail is truncated (what makes truncateIfEmpty's check instant). It takes no exclusive lock on
+   * the table: ingest and queries go on meanwhile. Skipped, not waited for, when something holds a
+   * conflicting lock (an autovacuum, a drop).
    */
   async vacuumPartition(p: PartitionInfo<'points'>): Promise<void> {
     const name = checkedPartitionName(p);

@@ -24,9 +24,9 @@ export interface CompactionReport {
   chunks_merged: number;
   /** Transactions that moved points (one org, one window, a batch of series). */
   batches: number;
-  /** Points partitions compacted to their end and then empty: truncated (their space given back). */
+  /** Points partitions compacted to their end and then empty: vacuumed, then truncated (their space given back). */
   partitions_emptied: string[];
-  /** Points partitions compacted to their end that were not empty (late points) or stayed locked: vacuumed after. */
+  /** Points partitions compacted to their end that were not empty (late points) or whose lock was not had in time: vacuumed only. */
   partitions_vacuumed: string[];
   duration_ms: number;
 }
@@ -83,12 +83,13 @@ export class CompactionService {
       // A day wholly behind the horizon is empty now: its space is reused at once (statistics of
       // the chunk partitions are the analyze job's).
       if (report.points_compacted > before && p.day + DAY_MS <= horizon) {
-        // Emptied (space back to the file system) when nothing arrived meanwhile, else vacuumed (space reusable).
+        // Vacuumed first (no exclusive lock): the dead rows go and the empty heap is truncated, so
+        // the emptiness check under truncateIfEmpty's exclusive lock reads next to nothing. Then
+        // emptied (table and index space back to the file system) when nothing arrived meanwhile
+        // and the lock was had in time; else it stays vacuumed (space reusable).
+        await this.repo.vacuumPartition(p);
         if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
-        else {
-          await this.repo.vacuumPartition(p);
-          report.partitions_vacuumed.push(p.name);
-        }
+        else report.partitions_vacuumed.push(p.name);
       }
     }
     report.duration_ms = Date.now() - started;

@@ -36,20 +36,23 @@ export class StatsRepository implements TelemetryStats {
     // By the data's own timestamps, not usage_daily (which counts by arrival): the day's figures
     // then agree with the top series and with what a query of that day shows, and a backfill
     // lands on the day it describes. Each count reads one day-partition.
-    const counted = async (table: 'points' | 'logs' | 'events') => {
+    const counted = async (table: 'logs' | 'events') => {
       const { rows } = await this.knex.raw<{ rows: { n: string }[] }>(`select count(*) as n from ${table} where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END}`, [orgId, date, date]);
       return Number(rows[0].n);
     };
-    // Points are in either tier: fresh rows, and compacted chunks (a chunk's window lies within one UTC day, its count is its points').
-    const compacted = async () => {
+    // Points are in either tier: fresh rows, and compacted chunks (a chunk's window lies within one
+    // UTC day, its count is its points'). Both tiers are counted in one statement, so under one
+    // snapshot: a compaction batch committing meanwhile (moving points from one tier to the other)
+    // is seen either wholly before or wholly after, never counted twice or not at all.
+    const bothTiers = async () => {
       const { rows } = await this.knex.raw<{ rows: { n: string }[] }>(
-        `select coalesce(sum(count), 0) as n from point_chunks where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END}`,
-        [orgId, date, date],
+        `select (select count(*) from points where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END})
+              + (select coalesce(sum(count), 0) from point_chunks where org_id = ? and ts >= ${DAY_START} and ts < ${DAY_END}) as n`,
+        [orgId, date, date, orgId, date, date],
       );
       return Number(rows[0].n);
     };
-    const [fresh, chunked, logs, events] = await Promise.all([counted('points'), compacted(), counted('logs'), counted('events')]);
-    const points = fresh + chunked;
+    const [points, logs, events] = await Promise.all([bothTiers(), counted('logs'), counted('events')]);
     // Count per series over the day's range of each tier's (org_id, series_id, ts) index, then name the top ones.
     const { rows: series } = await this.knex.raw<{ rows: { name: string; labels: Record<string, string>; n: string }[] }>(
       `select s.name, s.labels, c.n
