@@ -7,7 +7,7 @@ import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
 import { chunkAggregates, encodeChunk } from '../../src/features/telemetry/chunk-codec.js';
 import { CompactionRepository } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService } from '../../src/features/telemetry/compaction-service.js';
-import { readMetric, type MetricRead, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
+import { readMetric, type MetricRead, type MetricReadLimits, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
 import { QueryRepository, type Aggregation } from '../../src/features/telemetry/query-repository.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
 import { StatsRepository } from '../../src/features/telemetry/stats-repository.js';
@@ -203,7 +203,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     if (url) await dropDatabase(url);
   });
 
-  const LIMITS = { maxSeries: 1000, maxPoints: 1_000_000, statementTimeoutMs: 10_000 };
+  const LIMITS: MetricReadLimits = { maxSeries: 1000, maxPoints: 1_000_000, statementTimeoutMs: 10_000 };
   type Read = Omit<MetricRead, 'matchers' | 'buckets'> & { filter?: [string, '=' | '!=' | '=~' | '!~', string][] };
   const read = (mode: Mode | 'whole', r: Read, limits = LIMITS): Promise<RawAnswerSeries[]> =>
     readMetric(
@@ -376,6 +376,31 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         (e: unknown) => e,
       );
       expect(err).to.be.instanceOf(Error);
+    });
+  });
+
+  describe('the decode bound', () => {
+    it('a read that would decode more compacted points than allowed is refused (422 limit) before any data is fetched; whole chunks cost nothing', async () => {
+      const r: Read = { name: 'long', agg: 'p50', by: [], startMs: LONG.start, endMs: LONG.end, stepMs: HOUR };
+      // The points a p50 decodes: every chunk of the range's series (a percentile never reads a chunk whole).
+      const { rows } = await t.app.db.knex.raw<{ rows: { n: number }[] }>(
+        `select coalesce(sum(c.count), 0)::int as n from point_chunks c join series s on s.org_id = c.org_id and s.id = c.series_id
+          where c.org_id = ? and s.name = 'long' and c.last_ts >= ? and c.first_ts < ?`,
+        [orgs.compacted.id, new Date(LONG.start), new Date(LONG.end)],
+      );
+      const n = rows[0].n;
+      expect(n, 'the test has compacted points').to.be.greaterThan(10);
+      // At the bound the read is answered as before; one below it, refused with the count.
+      expect(await read('compacted', r, { ...LIMITS, maxDecodedPoints: n })).to.deep.equal(await read('fresh', r));
+      const err = (await read('compacted', r, { ...LIMITS, maxDecodedPoints: n - 1 }).then(
+        () => null,
+        (e: unknown) => e,
+      )) as { code?: string; message?: string } | null;
+      expect(err?.code).to.equal('limit_exceeded');
+      expect(err?.message).to.contain(`would decode ${n} compacted points, more than ${n - 1}`);
+      // Buckets covering whole chunks decode nothing: the same bound of 0 still answers avg.
+      const whole: Read = { name: 'long', agg: 'avg', by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: 2 * HOUR };
+      expect(await read('compacted', whole, { ...LIMITS, maxDecodedPoints: 0 })).to.deep.equal(await read('fresh', whole));
     });
   });
 

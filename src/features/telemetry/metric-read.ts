@@ -1,5 +1,5 @@
 import { DomainError } from '../../core/errors.js';
-import type { MetricReadSeries, MetricReadSpec, QueryRepository, SeriesDescriptor } from './query-repository.js';
+import { MAX_DECODED_POINTS, type MetricReadSeries, type MetricReadSpec, type QueryRepository, type SeriesDescriptor } from './query-repository.js';
 
 /*
  * One metric read as both the query API (QueryService.query) and alert rules (AlertQuery) run it:
@@ -13,6 +13,8 @@ export type MetricRead = Omit<MetricReadSpec, 'maxSeries' | 'maxPoints'>;
 export interface MetricReadLimits {
   maxSeries: number;
   maxPoints: number;
+  /** Most compacted points one read decodes (default MAX_DECODED_POINTS). */
+  maxDecodedPoints?: number;
   statementTimeoutMs: number;
 }
 
@@ -53,7 +55,8 @@ export function answerSeries(rows: MetricReadSeries[]): RawAnswerSeries[] {
  * (the caller translates them).
  */
 export async function readMetric(repo: QueryRepository, orgId: string, q: MetricRead, limits: MetricReadLimits): Promise<RawAnswerSeries[]> {
-  const found = await repo.metricRead(orgId, { ...q, maxSeries: limits.maxSeries, maxPoints: limits.maxPoints }, limits.statementTimeoutMs);
+  const maxDecodedPoints = limits.maxDecodedPoints ?? MAX_DECODED_POINTS;
+  const found = await repo.metricRead(orgId, { ...q, maxSeries: limits.maxSeries, maxPoints: limits.maxPoints, maxDecodedPoints }, limits.statementTimeoutMs);
   if (found.series > limits.maxSeries) {
     throw new DomainError('limit_exceeded', `the query matches more than ${limits.maxSeries} series; query.max_series is ${limits.maxSeries} (narrow it with filter)`);
   }
@@ -61,6 +64,12 @@ export async function readMetric(repo: QueryRepository, orgId: string, q: Metric
     throw new DomainError(
       'limit_exceeded',
       `the answer could hold ${found.answers} series × ${q.buckets} buckets = ${found.answers * q.buckets} points; query.max_points is ${limits.maxPoints} (use a larger step, a shorter range, narrower filters or by)`,
+    );
+  }
+  if (found.decodedPoints > maxDecodedPoints) {
+    throw new DomainError(
+      'limit_exceeded',
+      `the query would decode ${found.decodedPoints} compacted points, more than ${maxDecodedPoints} (use a step that is a multiple of 2 h, whose buckets read whole chunks by their stored aggregates, a shorter range or narrower filters)`,
     );
   }
   return answerSeries(found.rows);

@@ -72,6 +72,8 @@ export interface MetricReadSpec {
   maxSeries: number;
   /** More than this many answer series × buckets: nothing is aggregated either. */
   maxPoints: number;
+  /** More compacted points to decode than this: nothing is fetched or aggregated (default MAX_DECODED_POINTS). */
+  maxDecodedPoints?: number;
 }
 
 /** What a stored series is, beside its labels (its descriptor's identifying part). */
@@ -97,7 +99,19 @@ export interface MetricReadResult {
   answers: number;
   /** Answer series holding at least one point; empty when a limit refused the aggregation. */
   rows: MetricReadSeries[];
+  /**
+   * Compacted points the read would decode (chunks not wholly inside one bucket, or a percentile's);
+   * over MAX_DECODED_POINTS nothing is fetched or aggregated (the caller refuses the read).
+   */
+  decodedPoints: number;
 }
+
+/**
+ * Most compacted points one metric read decodes: each becomes objects in Node, outside the
+ * statement timeout's reach, so a read of months of 1-hour buckets (2-hour chunks, never whole in
+ * one bucket) or of percentiles over many series is refused instead of exhausting memory.
+ */
+export const MAX_DECODED_POINTS = 5_000_000;
 
 /** One distinct descriptor among a metric name's series, with how many series have it. */
 export interface MetricTypeRow {
@@ -344,6 +358,7 @@ export class QueryRepository {
    * index (measured: slower, and no less Node CPU).
    */
   async metricRead(orgId: string, q: MetricReadSpec, timeoutMs: number): Promise<MetricReadResult> {
+    const maxDecode = q.maxDecodedPoints ?? MAX_DECODED_POINTS;
     const p = new Params();
     const org = p.add(orgId);
     const start = p.add(new Date(q.startMs));
@@ -427,10 +442,11 @@ export class QueryRepository {
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
       ch as materialized (${chunks}),
+      cd as (select coalesce(sum(v[1]) filter (where data is not null), 0)::float8 as n from ch),
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
-      select 'k' as r, k.n, k.answers, ${none}, null::float8[] as t, null::float8[] as v, null::bytea as data from k
+      select 'k' as r, k.n, k.answers, ${none}, null::float8[] as t, array[(select n from cd)] as v, null::bytea as data from k
       union all
       select 'x', null, null, null, ${grouped ? 'null::jsonb, null, null, null, x.g' : 's.labels, s.kind, s.temporality, s.unit, null::text[]'}, x.t, x.v, null
         from x${grouped ? '' : ' join s on s.id = x.g'}
@@ -439,17 +455,35 @@ export class QueryRepository {
         from s where ${mixed}
       union all
       select 'c', null, null, ch.sid, null, null, null, null, null, ch.t, ch.v, ch.data from ch
+       where (select n from cd) <= ${p.add(maxDecode)}
 `;
+    const decodeCount = (rows: MetricReadRow[]) => (rows.find((r) => r.r === 'k')?.v?.[0] as number | undefined) ?? 0;
     const rows = await this.onReadConnection(timeoutMs, async (conn) => {
       const first = (await conn.query<MetricReadRow>(sql, p.values)).rows;
-      const ids = first.filter((r) => r.r === 's').map((r) => r.sid!);
-      if (ids.length === 0) return first;
+      if (!first.some((r) => r.r === 's') || decodeCount(first) > maxDecode) return first;
       // Chunks overlap the range: the fresh tier's part, by a second statement on the same connection
-      // (kept out of the first, whose planning the fresh-only read would pay for).
-      const f = freshStatement(orgId, q, ids, lookbackStartMs);
-      return [...first, ...(await conn.query<MetricReadRow>(f.sql, f.values)).rows];
+      // (kept out of the first, whose planning the fresh-only read would pay for). Both tiers must
+      // be read in ONE snapshot: a compaction batch committing between two statements would move
+      // points out of the fresh tier after the chunks were read, and the answer would miss them.
+      // So the first statement is run again inside a repeatable-read transaction with the second.
+      await conn.query('begin isolation level repeatable read read only');
+      try {
+        const again = (await conn.query<MetricReadRow>(sql, p.values)).rows;
+        const ids = again.filter((r) => r.r === 's').map((r) => r.sid!);
+        const f = ids.length > 0 && decodeCount(again) <= maxDecode ? freshStatement(orgId, q, ids, lookbackStartMs) : null;
+        const rest = f ? (await conn.query<MetricReadRow>(f.sql, f.values)).rows : [];
+        await conn.query('commit');
+        return [...again, ...rest];
+      } catch (err) {
+        await conn.query('rollback').catch(() => undefined);
+        throw err;
+      }
     });
-    const out: MetricReadResult = { series: 0, answers: 0, rows: [] };
+    const out: MetricReadResult = { series: 0, answers: 0, rows: [], decodedPoints: decodeCount(rows) };
+    if (out.decodedPoints > maxDecode) {
+      const k = rows.find((r) => r.r === 'k');
+      return { ...out, series: k?.n ?? 0, answers: k?.answers ?? 0 };
+    }
     const series: TierSeries[] = [];
     const chunkRows: TierChunk[] = [];
     const freshRows: TierFresh[] = [];
