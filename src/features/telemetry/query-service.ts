@@ -114,9 +114,10 @@ export class QueryService {
   }
 
   /**
-   * One statement on one connection under query.statement_timeout_ms (metric-read.ts): the
-   * matching series (at most max_series, and at most max_points answer points) and every
-   * bucket's aggregate of their points. Ungrouped answer series carry their series' kind,
+   * One read on one connection under query.statement_timeout_ms (metric-read.ts): one statement
+   * when only fresh points are in range, else two in one repeatable-read snapshot (the chunks,
+   * then the fresh tier's part): the matching series (at most max_series, and at most max_points
+   * answer points) and every bucket's aggregate of their points. Ungrouped answer series carry their series' kind,
    * temporality and unit.
    */
   async query(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<MetricQueryResult> {
