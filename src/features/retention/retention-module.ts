@@ -16,7 +16,8 @@ interface RetentionServices {
  * The day-partitioned tables whose fresh partitions the `analyze` job keeps analyzed: the retained
  * ones and the chunk tier of metrics (the telemetry migrations create them all).
  */
-const ANALYZED_TABLES: readonly string[] = [...new Set<string>([...RETAINED_TABLES, 'point_chunks'])];
+/** The day-partitioned tables (point_chunks among them) whose fresh partitions the analyze job keeps planned. */
+const ANALYZED_TABLES: readonly string[] = RETAINED_TABLES;
 
 const list = (names: string[]) => (names.length ? `: ${names.join(', ')}` : '');
 

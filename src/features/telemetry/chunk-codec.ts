@@ -567,8 +567,8 @@ export interface ChunkAggregates {
   increase: number;
 }
 
-/** PostgreSQL's float8 order: NaN above everything, -0 equal to 0. */
-function cmpFloat8(a: number, b: number): number {
+/** PostgreSQL's float8 order: NaN above everything (and equal to NaN), -0 equal to 0. */
+export function cmpFloat8(a: number, b: number): number {
   if (a !== a) return b !== b ? 0 : 1;
   if (b !== b) return -1;
   return a < b ? -1 : a > b ? 1 : 0;

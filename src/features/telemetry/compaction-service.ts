@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DAY_MS, type PartitionInfo } from '../../db/partitions.js';
-import { chunkAggregates, decodeChunk, encodeChunk } from './chunk-codec.js';
+import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk } from './chunk-codec.js';
 import type { ChunkRow, CompactionRepository, MovedPoint } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
@@ -29,13 +29,6 @@ export interface CompactionReport {
   /** Points partitions compacted to their end that were not empty (late points) or whose lock was not had in time: vacuumed only. */
   partitions_vacuumed: string[];
   duration_ms: number;
-}
-
-/** PostgreSQL's float8 order (NaN last, -0 equal to 0), as the codec's aggregates order ties. */
-function cmpFloat8(a: number, b: number): number {
-  if (a !== a) return b !== b ? 0 : 1;
-  if (b !== b) return -1;
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

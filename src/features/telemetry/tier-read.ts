@@ -1,4 +1,4 @@
-import { decodeChunk } from './chunk-codec.js';
+import { cmpFloat8, decodeChunk } from './chunk-codec.js';
 import type { Aggregation, MetricReadSeries, SeriesDescriptor } from './query-repository.js';
 import type { SeriesKind, Temporality } from './telemetry-types.js';
 
@@ -78,12 +78,8 @@ export interface TierReadSpec {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL's float8 semantics
 
-/** float8 comparison: NaN above everything (and equal to NaN), -0 = 0. */
-export function pgCompare(a: number, b: number): number {
-  if (Number.isNaN(a)) return Number.isNaN(b) ? 0 : 1;
-  if (Number.isNaN(b)) return -1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+/** float8 comparison: NaN above everything (and equal to NaN), -0 = 0 (the codec's, which orders its aggregates by it). */
+const pgCompare = cmpFloat8;
 
 /** float8smaller as min() applies it to (state, next): the next one unless the state is smaller. */
 const pgMin = (state: number, next: number): number => (pgCompare(state, next) < 0 ? state : next);
