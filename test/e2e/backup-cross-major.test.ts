@@ -82,7 +82,9 @@ describe('bin/sentinel backup: embedded PostgreSQL 17 → PostgreSQL 15', functi
     const port = readFileSync(join(dataDir, 'postgres.port'), 'utf8').trim();
     const password = readFileSync(join(dataDir, 'secrets', 'postgres_password'), 'utf8').trim();
     const source = await tableChecksums(`postgres://sentinel:${encodeURIComponent(password)}@127.0.0.1:${port}/sentinel`);
-    expect(source.get('points')?.rows).to.be.at.least(500);
+    // The daemon may have compacted the points older than storage.compact_after (2 h) by now: the
+    // last two hours (120 of the 500) are always fresh, the rest in either tier (both are compared below).
+    expect(source.get('points')?.rows).to.be.at.least(120);
 
     target = `sentinel_xmajor_${randomBytes(4).toString('hex')}`;
     const version = await otherServer(async (c) => {

@@ -356,6 +356,9 @@ describe('cross-tenant matrix (generated from the route table)', () => {
     for (const u of [B.owner, B.coOwner, B.viewer]) await api.login(u.email, u.password);
     // And telemetry: series, points, logs, events, usage and an idempotency key.
     await s.telemetry.ingestNative(SYSTEM_ACTOR, B.org.slug, { metrics: [{ name: 'b.metric', value: 1, labels: { secret: 'b' } }], logs: [{ level: 'info', message: 'b log' }], events: [{ type: 'b', title: 'b event' }] }, { idempotencyKey: 'b-batch' });
+    // A point old enough to be compacted, and the compaction job's run: B has a chunk too.
+    await s.telemetry.ingestNative(SYSTEM_ACTOR, B.org.slug, { metrics: [{ name: 'b.metric', value: 2, ts: Date.now() - 5 * 3_600_000, labels: { secret: 'b' } }] });
+    expect((await s.compaction.run()).points_compacted).to.be.greaterThan(0);
     const viewer = (await api.login(B.viewer.email, B.viewer.password)).access_token;
     const setup = await api.call<{ secret: string }>('POST', '/auth/totp/setup', viewer);
     expect(setup.status, setup.text).to.equal(200);
