@@ -29,23 +29,9 @@ export interface DeleteBatch {
 export class RetentionRepository {
   constructor(private readonly knex: Knex) {}
 
-  /**
-   * The distinct orgs with rows in one partition. A loose index scan (one index descent per org
-   * over the org_id-leading index every partitioned table has) instead of `select distinct`,
-   * which would read every row of a day.
-   */
+  /** The distinct orgs with rows in one partition (PartitionsRepository.orgsIn). */
   async orgsInPartition(p: PartitionInfo<RetainedTable>): Promise<string[]> {
-    const name = checkedPartitionName(p);
-    const { rows } = await this.knex.raw<{ rows: { org_id: string }[] }>(
-      `with recursive o(org_id) as (
-         (select org_id from ?? order by org_id limit 1)
-         union all
-         select (select t.org_id from ?? t where t.org_id > o.org_id order by t.org_id limit 1) from o where o.org_id is not null
-       )
-       select org_id from o where org_id is not null`,
-      [name, name],
-    );
-    return rows.map((r) => r.org_id);
+    return new PartitionsRepository(this.knex, [p.table]).orgsIn(p);
   }
 
   /**

@@ -67,22 +67,9 @@ export class CompactionRepository {
     await this.chunks.ensure('point_chunks', [day]);
   }
 
-  /**
-   * The distinct orgs with rows in one points partition: a loose index scan (one descent per org
-   * over the org_id-leading index), as retention does, instead of reading every row of a day.
-   */
+  /** The distinct orgs with rows in one points partition (PartitionsRepository.orgsIn). */
   async orgsInPartition(p: PartitionInfo<'points'>): Promise<string[]> {
-    const name = checkedPartitionName(p);
-    const { rows } = await this.knex.raw<{ rows: { org_id: string }[] }>(
-      `with recursive o(org_id) as (
-         (select org_id from ?? order by org_id limit 1)
-         union all
-         select (select t.org_id from ?? t where t.org_id > o.org_id order by t.org_id limit 1) from o where o.org_id is not null
-       )
-       select org_id from o where org_id is not null`,
-      [name, name],
-    );
-    return rows.map((r) => r.org_id);
+    return this.points.orgsIn(p);
   }
 
   /**
