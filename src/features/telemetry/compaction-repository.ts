@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
+import type { ChunkAggregates } from './chunk-codec.js';
 
 /** A point as compaction moves it: its series, its time in epoch ms and its value. */
 export interface MovedPoint {
@@ -10,19 +11,10 @@ export interface MovedPoint {
 }
 
 /** One chunk row as compaction writes it (point_chunks, see its migration). */
-export interface ChunkRow {
+export interface ChunkRow extends ChunkAggregates {
   seriesId: string;
   /** The window's start (epoch ms, a multiple of the window). */
   windowStart: number;
-  firstTs: number;
-  lastTs: number;
-  count: number;
-  min: number;
-  max: number;
-  sum: number;
-  firstValue: number;
-  lastValue: number;
-  increase: number;
   data: Buffer;
 }
 

@@ -1,4 +1,4 @@
-import { cmpFloat8, decodeChunk } from './chunk-codec.js';
+import { cmpFloat8, decodeChunk, type ChunkAggregates } from './chunk-codec.js';
 import type { Aggregation, MetricReadSeries, SeriesDescriptor } from './query-repository.js';
 import type { SeriesKind, Temporality } from './telemetry-types.js';
 
@@ -42,17 +42,8 @@ export interface TierSeries {
 }
 
 /** One chunk overlapping the range (or the lookback); data null: wholly inside one bucket, use the aggregates. */
-export interface TierChunk {
+export interface TierChunk extends ChunkAggregates {
   seriesId: string;
-  firstTs: number;
-  lastTs: number;
-  count: number;
-  min: number;
-  max: number;
-  sum: number;
-  firstValue: number;
-  lastValue: number;
-  increase: number;
   data: Uint8Array | null;
 }
 
