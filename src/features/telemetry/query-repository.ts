@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { LabelMatcher, TsIdCursor } from './query-params.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 import type { SeriesKind, Temporality } from './telemetry-types.js';
-import { aggregateTiers, type TierChunk, type TierFresh, type TierSeries } from './tier-read.js';
+import { aggregateTiers, pickedLabels, type TierChunk, type TierFresh, type TierSeries } from './tier-read.js';
 
 /**
  * The aggregations a metric query offers. Percentiles interpolate (percentile_cont); `increase`
@@ -241,16 +241,6 @@ function matcherTerms(p: Params, matchers: readonly LabelMatcher[]): string[] {
     }
   }
   return any ? [`labels @> ${p.add(JSON.stringify(contains))}::jsonb`, ...terms] : terms;
-}
-
-/** A group's answer labels: each `by` label it has, with its value. */
-function pickedLabels(by: string[], key: (string | null)[]): Record<string, string> {
-  const picked: Record<string, string> = {};
-  by.forEach((l, i) => {
-    const v = key[i];
-    if (v !== null && v !== undefined) picked[l] = v;
-  });
-  return picked;
 }
 
 /**

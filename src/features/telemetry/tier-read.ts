@@ -231,7 +231,7 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     const s = a.series;
     out.push(
       grouped
-        ? { labels: pickLabels(spec.by, s.gk ?? []), descriptor: null, t, v }
+        ? { labels: pickedLabels(spec.by, s.gk ?? []), descriptor: null, t, v }
         : { labels: s.labels ?? {}, descriptor: s.descriptor, t, v },
     );
   }
@@ -255,7 +255,8 @@ function finish(spec: TierReadSpec, acc: Acc): number {
   }
 }
 
-function pickLabels(by: string[], key: (string | null)[]): Record<string, string> {
+/** A group's answer labels: each `by` label it has, with its value (null: the series lacks it). */
+export function pickedLabels(by: string[], key: (string | null)[]): Record<string, string> {
   const picked: Record<string, string> = {};
   by.forEach((l, i) => {
     const v = key[i];
