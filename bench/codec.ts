@@ -18,6 +18,7 @@
  *   npm run bench:codec
  */
 import { performance } from 'node:perf_hooks';
+import { mulberry32 } from './harness.js';
 import { machineLine } from './machine.js';
 import { chunkValueMode, decodeChunk, encodeChunk } from '../src/features/telemetry/chunk-codec.js';
 
@@ -27,18 +28,6 @@ const WINDOW_MS = 7_200_000;
 const INTERVAL_MS = 10_000;
 const ROW_OVERHEAD = 150;
 
-/** Deterministic PRNG (mulberry32), so runs compare. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Chunk {
   ts: number[];
   values: number[];
@@ -47,7 +36,7 @@ interface Chunk {
 type Kind = 'counter' | 'gauge' | 'constant' | 'random-decimal' | 'random-float';
 
 function generate(kinds: (i: number) => Kind, seed: number): Chunk[] {
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   const start = Date.UTC(2026, 10, 30, 0, 0, 0);
   const perWindow = WINDOW_MS / INTERVAL_MS;
   const windows = (HOURS * 3_600_000) / WINDOW_MS;

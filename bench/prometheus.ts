@@ -41,7 +41,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
 import { freePort, runBin } from '../test/support/daemon.js';
-import { startSentinel, type BenchSentinel } from './harness.js';
+import { mulberry32, startSentinel, type BenchSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const QUERIES = Number(process.env.SENTINEL_BENCH_QUERIES ?? 100);
@@ -71,18 +71,6 @@ const quantile = (xs: number[], p: number) => {
 };
 const msf = (x: number) => `${x.toFixed(2)} ms`;
 
-/** mulberry32: the same data on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // The data
 
@@ -96,7 +84,7 @@ interface Series {
 }
 
 function generate(): { series: Series[]; scrapeTs: Float64Array[]; scrapeTsText: string[][] } {
-  const rnd = prng(13);
+  const rnd = mulberry32(13);
   const instances = 5;
   // Per instance and scrape: the timestamp as OpenMetrics text (seconds, 3 decimals) and as the
   // milliseconds promtool stores for it (int64(seconds * 1000), the same float64 product in JS).
