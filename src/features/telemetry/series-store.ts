@@ -32,13 +32,16 @@ export interface SeriesPoint {
   point?: number;
 }
 
+/** A native gauge's descriptor as far as identity goes (its description does not identify). */
+const identifiesAsNative = (meta: SeriesMeta): boolean => meta.kind === NATIVE_META.kind && meta.temporality === null && meta.unit === '';
+
 /**
  * The identity of a stream as text: its canonical labels and, unless it is a native gauge (the
  * identity series had before descriptors existed, so their hashes still match), its kind,
  * temporality and unit.
  */
 export function seriesIdentity(canon: string, meta: SeriesMeta): string {
-  if (meta.kind === NATIVE_META.kind && meta.temporality === null && meta.unit === '') return canon;
+  if (identifiesAsNative(meta)) return canon;
   return `${canon}\u0000${meta.kind}\u0000${meta.temporality ?? ''}\u0000${meta.unit}`;
 }
 
@@ -88,7 +91,7 @@ function sortedLabelsKey(labels: Record<string, string>): string {
 function streamCacheKey(orgTag: number, name: string, meta: SeriesMeta, labels: Record<string, string>): string {
   const head = `${orgTag}\u0000${name.length}:${name}`;
   const labelsKey = labelsCacheKey(labels);
-  if (meta.kind === NATIVE_META.kind && meta.temporality === null && meta.unit === '') return `${head}${labelsKey}`;
+  if (identifiesAsNative(meta)) return `${head}${labelsKey}`;
   return `${head}\u0000${meta.kind}\u0000${meta.temporality ?? ''}\u0000${meta.unit.length}:${meta.unit}${labelsKey}`;
 }
 
