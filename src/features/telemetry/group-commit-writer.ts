@@ -14,6 +14,11 @@ export interface WriterOptions {
   connections: number;
 }
 
+/** Told about every commit that succeeded (the ingest statistics). */
+export interface CommitObserver {
+  committed(rows: number, seconds: number): void;
+}
+
 export type WriteOutcome = 'stored' | 'duplicate';
 
 interface Pending {
@@ -49,6 +54,7 @@ export class GroupCommitWriter {
     private readonly partitions: PartitionsRepository<TelemetryTable>,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
+    private readonly observer?: CommitObserver,
   ) {
     this.freeSlots = Array.from({ length: opts.connections }, (_, i) => i);
   }
@@ -62,6 +68,11 @@ export class GroupCommitWriter {
       if (this.queuedSize >= this.opts.maxFlushItems || this.opts.flushIntervalMs === 0) this.kick();
       else this.timer ??= setTimeout(() => this.kick(), this.opts.flushIntervalMs);
     });
+  }
+
+  /** Rows (points, log records, events; an empty request counts one) waiting for a commit. */
+  get queuedRows(): number {
+    return this.queuedSize;
   }
 
   /** Writes what is queued and waits for every commit in flight. */
@@ -145,6 +156,17 @@ export class GroupCommitWriter {
   }
 
   private async commit(items: WriteItem[], slot: number): Promise<Set<number>> {
+    const started = performance.now();
+    const duplicates = await this.commitOnce(items, slot);
+    if (this.observer) {
+      let rows = 0;
+      for (const item of items) rows += item.points.length + item.logs.length + item.events.length;
+      this.observer.committed(rows, (performance.now() - started) / 1000);
+    }
+    return duplicates;
+  }
+
+  private async commitOnce(items: WriteItem[], slot: number): Promise<Set<number>> {
     await this.ensurePartitions(items);
     try {
       return await this.repo.commit(items, slot);

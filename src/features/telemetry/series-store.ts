@@ -116,6 +116,11 @@ export class SeriesStore {
     this.cache = new LRUCache({ max: opts.cacheSize, ttl: TOUCH_INTERVAL_MS, updateAgeOnGet: false, perf: { now } });
   }
 
+  /** Series ids in the cache: the series this process wrote to recently. */
+  get cachedSeries(): number {
+    return this.cache.size;
+  }
+
   /**
    * `atomic` (the native API, all or nothing): when anything is refused, no series is created,
    * since the whole batch will be refused.

@@ -1,5 +1,6 @@
 import type { OrgAccess } from '../../core/authorize.js';
 import type { TelemetryStats } from '../../core/telemetry-stats.js';
+import type { IngestStatusSource } from '../../core/status.js';
 import { configuredMs } from '../../core/duration.js';
 import { TokenBuckets } from '../../core/token-bucket.js';
 import { createKnex } from '../../db/database.js';
@@ -11,6 +12,7 @@ import { CompactionRepository } from './compaction-repository.js';
 import { CompactionService, type CompactionReport } from './compaction-service.js';
 import { GroupCommitWriter } from './group-commit-writer.js';
 import { IngestRepository } from './ingest-repository.js';
+import { IngestStats } from './ingest-stats.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
 import { QueryRepository } from './query-repository.js';
 import { registerQueryRoutes } from './query-routes.js';
@@ -65,7 +67,7 @@ const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
 export const telemetryModule = defineModule({
   name: 'telemetry',
   requires: ['orgAccess', 'orgLimits'],
-  provides: ['retentionPolicies', 'telemetryStats', 'alertQuery'],
+  provides: ['retentionPolicies', 'telemetryStats', 'alertQuery', 'ingestStatus'],
   jobs: [compactionJob],
   build(kits, needs: { orgAccess: OrgAccess; orgLimits: OrgLimitsSource }) {
     const { config, logger, db } = kits;
@@ -82,17 +84,22 @@ export const telemetryModule = defineModule({
     };
     const ingestRepo = new IngestRepository(knex);
     const stats = new StatsRepository(knex);
-    const writer = new GroupCommitWriter(
+    const series = new SeriesStore(new SeriesRepository(knex), { cacheSize: config.ingest.series_cache_size });
+    // Read lazily: the writer is built next, fed by these statistics.
+    let writer: GroupCommitWriter | null = null;
+    const ingestStats = new IngestStats(kits.metrics, { queueDepth: () => writer?.queuedRows ?? 0, activeSeries: () => series.cachedSeries });
+    writer = new GroupCommitWriter(
       ingestRepo,
       new PartitionsRepository(knex, TELEMETRY_TABLES),
       { flushIntervalMs: config.ingest.flush_interval_ms, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
       logger,
+      ingestStats,
     );
     const rejections = new RejectionCounter(stats, logger);
     const telemetry = new TelemetryService({
       orgs: needs.orgAccess,
       directory,
-      series: new SeriesStore(new SeriesRepository(knex), { cacheSize: config.ingest.series_cache_size }),
+      series,
       writer,
       repo: ingestRepo,
       buckets: new TokenBuckets(),
@@ -100,6 +107,7 @@ export const telemetryModule = defineModule({
       maxAgeMs: ms(config.ingest.max_age),
       maxFutureMs: ms(config.ingest.max_future),
       rejections,
+      stats: ingestStats,
     });
     // Queries get a pool of their own: their sessions carry query.statement_timeout_ms.
     const queryKnex = createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' });
@@ -128,7 +136,7 @@ export const telemetryModule = defineModule({
     };
     const services: TelemetryServices = { telemetry, query, rejections, compaction };
     return {
-      provides: { retentionPolicies, telemetryStats: stats as TelemetryStats, alertQuery },
+      provides: { retentionPolicies, telemetryStats: stats as TelemetryStats, alertQuery, ingestStatus: ingestStats as IngestStatusSource },
       services,
       routes: (registry) => {
         registerTelemetryRoutes(registry, telemetry);

@@ -12,6 +12,7 @@ import type { SeriesStore } from './series-store.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
 import type { Accepted, TelemetryBodyT } from './telemetry-schemas.js';
+import { SIGNALS, type Signal } from '../../core/signals.js';
 import type { Counts, IngestOptions, IngestResult, LogIn, EventIn, PointIn, TelemetryBatch, TelemetryIngest } from './telemetry-types.js';
 
 export interface TelemetryServiceDeps {
@@ -26,6 +27,8 @@ export interface TelemetryServiceDeps {
   maxFutureMs: number;
   /** Counts refused ingest per reason (the daily report shows them); never changes an answer. */
   rejections?: { record(orgId: string, reason: RejectionReason, items: number): void };
+  /** In-memory ingest statistics (/metrics, the admin status): items stored and refused per signal. */
+  stats?: { accepted(counts: Counts): void; rejected(signal: Signal, reason: RejectionReason, items: number): void };
   now?: () => number;
 }
 
@@ -70,13 +73,13 @@ export class TelemetryService implements TelemetryIngest {
       const err = new DomainError('payload_too_large', `the batch holds ${total} items; at most ${INGEST_LIMITS.maxItems} per request`);
       // Checked before the org is resolved (cheapest first); counted only for a caller that may ingest there.
       const orgId = await this.orgOf(actor, orgSlug).catch(() => null);
-      if (orgId !== null) this.refused(orgId, 'too_many_items', total);
+      if (orgId !== null) this.refused(orgId, 'too_many_items', bodyCounts(body));
       throw err;
     }
     const orgId = await this.orgOf(actor, orgSlug);
     const { batch, errors } = nativeBatch(body, this.now());
     if (errors.length) {
-      this.refused(orgId, 'invalid_items', total);
+      this.refused(orgId, 'invalid_items', bodyCounts(body));
       throw new DomainError('validation_failed', 'request validation failed', { errors });
     }
     const key = opts.idempotencyKey;
@@ -119,8 +122,10 @@ export class TelemetryService implements TelemetryIngest {
   }
 
   // Synchronous: counted in memory and written later, so a refusal never waits on the database.
-  private refused(orgId: string, reason: RejectionReason, items: number): void {
-    this.d.rejections?.record(orgId, reason, items);
+  private refused(orgId: string, reason: RejectionReason, items: Partial<Counts>): void {
+    const total = (items.metrics ?? 0) + (items.logs ?? 0) + (items.events ?? 0);
+    this.d.rejections?.record(orgId, reason, total);
+    if (this.d.stats) for (const signal of SIGNALS) this.d.stats.rejected(signal, reason, items[signal] ?? 0);
   }
 
   private replay(stored: { hash: Buffer; response: unknown }, hash: Buffer): Accepted {
@@ -177,7 +182,7 @@ export class TelemetryService implements TelemetryIngest {
     const events: EventIn[] = inWindow(input.events, 'events');
     rejected.metrics += droppedPoints.size;
     const outside = rejected.metrics + rejected.logs + rejected.events;
-    if (outside) this.refused(orgId, opts.partial ? 'dropped_outside_time_window' : 'outside_time_window', outside);
+    if (outside) this.refused(orgId, opts.partial ? 'dropped_outside_time_window' : 'outside_time_window', rejected);
     if (errors.length && !opts.partial) throw new DomainError('validation_failed', 'request validation failed', { errors });
     if (outside) messages.push(`${outside} item(s) outside the accepted time window`);
     // The other rows of a data point with a row outside the window go too (its rows share one time, so this is rare).
@@ -186,7 +191,7 @@ export class TelemetryService implements TelemetryIngest {
     const cost = points.length + logs.length + events.length;
     const decision = this.d.buckets.take(orgId, limits.ingest_points_per_second, cost);
     if (!decision.allowed) {
-      this.refused(orgId, 'rate_limited', cost);
+      this.refused(orgId, 'rate_limited', { metrics: points.length, logs: logs.length, events: events.length });
       throw new DomainError('rate_limited', `ingest rate limit of ${limits.ingest_points_per_second} items per second exceeded; retry in ${decision.retryAfterSeconds} s`, {
         retryAfter: decision.retryAfterSeconds,
         rateLimit: { limit: decision.limit, remaining: decision.remaining, reset: decision.retryAfterSeconds },
@@ -202,7 +207,7 @@ export class TelemetryService implements TelemetryIngest {
     if (conflicts.length) {
       const conflictMessage = (c: (typeof conflicts)[number]) => `metric "${c.name.slice(0, 100)}" has series of kind ${c.existing}; a ${c.kind} of the same name is refused`;
       if (!opts.partial) {
-        this.refused(orgId, 'kind_conflict', conflicts.length);
+        this.refused(orgId, 'kind_conflict', { metrics: conflicts.length });
         throw new DomainError('validation_failed', 'the batch mixes kinds under one metric name', {
           errors: conflicts.slice(0, 100).map((c) => ({ path: pathOf(c.index), message: conflictMessage(c) })),
         });
@@ -220,12 +225,12 @@ export class TelemetryService implements TelemetryIngest {
         n += set.size;
         if (messages.length < 10) messages.push(`${set.size} data point(s) rejected: ${m}`);
       }
-      this.refused(orgId, 'dropped_kind_conflict', n);
+      this.refused(orgId, 'dropped_kind_conflict', { metrics: n });
     }
     if (refused.length) {
       const message = `would create a new series beyond the organization's limit of ${limits.max_series} series`;
       if (!opts.partial) {
-        this.refused(orgId, 'series_limit', refused.length);
+        this.refused(orgId, 'series_limit', { metrics: refused.length });
         throw new DomainError('validation_failed', `the batch would pass the organization's limit of ${limits.max_series} series`, {
           errors: refused.slice(0, 100).map((i) => ({ path: pathOf(i), message })),
         });
@@ -233,7 +238,7 @@ export class TelemetryService implements TelemetryIngest {
       const limited = new Set(refused.map((i) => pointOf(points[i])).filter((k) => !droppedPoints.has(k)));
       for (const k of limited) droppedPoints.add(k);
       if (limited.size) {
-        this.refused(orgId, 'dropped_series_limit', limited.size);
+        this.refused(orgId, 'dropped_series_limit', { metrics: limited.size });
         messages.push(`${limited.size} data point(s) refused: ${message}`);
       }
     }
@@ -259,8 +264,15 @@ export class TelemetryService implements TelemetryIngest {
       idempotency,
     };
     const outcome = await this.d.writer.write(item);
-    return { accepted: { metrics: stored.length, logs: item.logs.length, events: item.events.length }, rejected, messages, duplicate: outcome === 'duplicate' };
+    const accepted = { metrics: stored.length, logs: item.logs.length, events: item.events.length };
+    // A duplicate (an Idempotency-Key already stored) wrote nothing.
+    if (outcome !== 'duplicate') this.d.stats?.accepted(accepted);
+    return { accepted, rejected, messages, duplicate: outcome === 'duplicate' };
   }
+}
+
+function bodyCounts(body: TelemetryBodyT): Counts {
+  return { metrics: body.metrics?.length ?? 0, logs: body.logs?.length ?? 0, events: body.events?.length ?? 0 };
 }
 
 function batchCounts(b: TelemetryBatch): Counts {
