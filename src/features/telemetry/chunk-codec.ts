@@ -246,10 +246,11 @@ function writeIntSeq(w: BitWriter, xs: ArrayLike<number>, order: 1 | 2, buckets:
   }
 }
 
-function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], out: number[]): void {
+/** Reads n integers into out[0..n) (a number[] grows as it is filled in order). */
+function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], out: number[] | Float64Array): void {
   if (n === 0) return;
   let prev = r.signed53();
-  out.push(prev);
+  out[0] = prev;
   let prevD = 0;
   const nb = buckets.length;
   for (let i = 1; i < n; i++) {
@@ -271,7 +272,7 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
     if (!Number.isSafeInteger(x)) throw corrupt('integer out of range');
     prevD = Number.isSafeInteger(d) ? d : 0;
     prev = x;
-    out.push(x);
+    out[i] = x;
   }
 }
 
@@ -336,13 +337,14 @@ function writeXor(w: BitWriter, values: readonly number[]): void {
   }
 }
 
-function readXor(r: BitReader, n: number, out: number[]): void {
+/** Reads n XOR'd floats into out[0..n). */
+function readXor(r: BitReader, n: number, out: number[] | Float64Array): void {
   if (n === 0) return;
   let ph = r.bits(32);
   let pl = r.bits(32);
   u32[HI] = ph;
   u32[LO] = pl;
-  out.push(f64[0]);
+  out[0] = f64[0];
   let pLead = -1;
   let pTrail = 0;
   for (let i = 1; i < n; i++) {
@@ -383,7 +385,7 @@ function readXor(r: BitReader, n: number, out: number[]): void {
       u32[HI] = ph;
       u32[LO] = pl;
     }
-    out.push(f64[0]);
+    out[i] = f64[0];
   }
 }
 
@@ -497,6 +499,35 @@ export function encodeChunk(ts: readonly number[], values: readonly number[]): B
 
 /** Decodes a chunk written by encodeChunk; throws an Error on anything malformed. */
 export function decodeChunk(data: Uint8Array): DecodedChunk {
+  const ts: number[] = [];
+  const values: number[] = [];
+  decodeWith(data, () => [ts, values]);
+  return { ts, values };
+}
+
+/** Reusable output arrays of decodeChunkInto (replaced by larger ones when a chunk does not fit). */
+export interface DecodeScratch {
+  ts: Float64Array;
+  values: Float64Array;
+}
+
+/**
+ * Decodes a chunk into scratch.ts / scratch.values [0, count) without allocating per chunk
+ * (a query decodes thousands); returns the count. Same checks and results as decodeChunk.
+ */
+export function decodeChunkInto(data: Uint8Array, scratch: DecodeScratch): number {
+  return decodeWith(data, (n) => {
+    if (scratch.ts.length < n) {
+      const size = Math.max(n, scratch.ts.length * 2);
+      scratch.ts = new Float64Array(size);
+      scratch.values = new Float64Array(size);
+    }
+    return [scratch.ts, scratch.values];
+  });
+}
+
+/** The decoder: `out(count)` gives the arrays to fill (asked only once the count is known to fit the data). */
+function decodeWith(data: Uint8Array, out: (n: number) => [number[] | Float64Array, number[] | Float64Array]): number {
   if (data.length < 2) throw corrupt('truncated header');
   if (data[0] !== CHUNK_CODEC_VERSION) throw corrupt(`unknown version ${data[0]}`);
   let p = 1;
@@ -511,11 +542,9 @@ export function decodeChunk(data: Uint8Array): DecodedChunk {
     if (!(b & 0x80)) break;
   }
   if (n > MAX_COUNT) throw corrupt('count too large');
-  const ts: number[] = [];
-  const values: number[] = [];
   if (n === 0) {
     if (p !== data.length) throw corrupt('trailing bytes');
-    return { ts, values };
+    return 0;
   }
   if (p >= data.length) throw corrupt('truncated header');
   const mode = data[p++];
@@ -529,6 +558,7 @@ export function decodeChunk(data: Uint8Array): DecodedChunk {
   // Every point after the first costs at least one bit in each stream: bound the count by the
   // bytes present before allocating anything for it.
   if (n - 1 > ((data.length - p) * 8 - 54 - 1) / 2) throw corrupt('count larger than the data');
+  const [ts, values] = out(n);
   const r = new BitReader(data, p);
   readIntSeq(r, n, 2, TS_BUCKETS, ts);
   if (mode === 0) {
@@ -543,7 +573,7 @@ export function decodeChunk(data: Uint8Array): DecodedChunk {
   // Only zero padding may follow the last bit.
   if (((r.pos + 7) >>> 3) !== data.length) throw corrupt('trailing bytes');
   if (r.pos & 7 && data[data.length - 1] & (0xff >>> (r.pos & 7))) throw corrupt('non-zero padding');
-  return { ts, values };
+  return n;
 }
 
 /** How the values of an encoded chunk are stored (for tests and benchmarks). */

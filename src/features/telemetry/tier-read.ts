@@ -1,4 +1,4 @@
-import { cmpFloat8, decodeChunk, type ChunkAggregates } from './chunk-codec.js';
+import { cmpFloat8, decodeChunkInto, type ChunkAggregates, type DecodeScratch } from './chunk-codec.js';
 import type { Aggregation, MetricReadSeries, SeriesDescriptor } from './query-repository.js';
 import type { SeriesKind, Temporality } from './telemetry-types.js';
 
@@ -93,25 +93,129 @@ function delta(s: TierSeries, prev: number, value: number): number {
   return pgCompare(value, prev) >= 0 || s.kind === 'updowncounter' ? value - prev : value;
 }
 
-interface Pt {
-  t: number;
-  v: number;
-}
-
 const PERCENTILE: Partial<Record<Aggregation, number>> = { p50: 0.5, p90: 0.9, p95: 0.95, p99: 0.99 };
 
 // ---------------------------------------------------------------------------------------------
 
-/** One answer's buckets: per bucket start an accumulator. */
-type Acc = { n: number; sum: number; min: number; max: number };
+/**
+ * One answer's buckets, by bucket index (bucket start = startMs + index · stepMs): count, sum,
+ * min, max in typed arrays, and the indexes in first-seen order (the order the answer lists them).
+ */
+class Buckets {
+  readonly n: Float64Array;
+  readonly sum: Float64Array;
+  readonly min: Float64Array;
+  readonly max: Float64Array;
+  /** The bucket start each index was first seen with. */
+  readonly start: Float64Array;
+  readonly order: number[] = [];
+
+  constructor(size: number) {
+    this.n = new Float64Array(size);
+    this.sum = new Float64Array(size);
+    this.min = new Float64Array(size);
+    this.max = new Float64Array(size);
+    this.start = new Float64Array(size);
+  }
+
+  /** Adds a part (n points, their sum, min and max) to bucket i, as the statement's aggregates would. */
+  add(i: number, b: number, n: number, sum: number, min: number, max: number): void {
+    if (this.n[i] === 0) {
+      this.order.push(i);
+      this.start[i] = b;
+      this.n[i] = n;
+      this.sum[i] = sum;
+      this.min[i] = min;
+      this.max[i] = max;
+    } else {
+      this.n[i] += n;
+      this.sum[i] += sum;
+      this.min[i] = pgMin(this.min[i], min);
+      this.max[i] = pgMax(this.max[i], max);
+    }
+  }
+}
+
+/**
+ * Growable parallel arrays, reused from read to read (aggregateTiers runs synchronously): the
+ * parts of one series (t: time order key, b: bucket start, n/sum/min/max: the part's aggregate,
+ * w: the index of a whole chunk or -1) without an object per point.
+ */
+class Parts {
+  len = 0;
+  t = new Float64Array(1024);
+  b = new Float64Array(1024);
+  n = new Float64Array(1024);
+  sum = new Float64Array(1024);
+  min = new Float64Array(1024);
+  max = new Float64Array(1024);
+  w = new Int32Array(1024);
+
+  reserve(more: number): void {
+    const need = this.len + more;
+    if (need <= this.t.length) return;
+    const size = Math.max(need, this.t.length * 2);
+    const grow = <A extends Float64Array | Int32Array>(a: A): A => {
+      const x = new (a.constructor as new (n: number) => A)(size);
+      x.set(a.subarray(0, this.len));
+      return x;
+    };
+    this.t = grow(this.t);
+    this.b = grow(this.b);
+    this.n = grow(this.n);
+    this.sum = grow(this.sum);
+    this.min = grow(this.min);
+    this.max = grow(this.max);
+    this.w = grow(this.w);
+  }
+
+  push(t: number, b: number, n: number, sum: number, min: number, max: number, w: number): void {
+    this.reserve(1);
+    const i = this.len++;
+    this.t[i] = t;
+    this.b[i] = b;
+    this.n[i] = n;
+    this.sum[i] = sum;
+    this.min[i] = min;
+    this.max[i] = max;
+    this.w[i] = w;
+  }
+
+  /**
+   * The parts' indexes in the order a stable sort by `before` gives (ties keep insertion order);
+   * null when they are in that order already (a chunk's points are stored in (ts, value) order).
+   */
+  order(before: (i: number, j: number) => number): number[] | null {
+    let sorted = true;
+    for (let i = 1; i < this.len; i++) {
+      if (before(i - 1, i) > 0) {
+        sorted = false;
+        break;
+      }
+    }
+    if (sorted) return null;
+    const idx = Array.from({ length: this.len }, (_, i) => i);
+    return idx.sort((i, j) => before(i, j) || i - j);
+  }
+}
+
+const parts = new Parts();
+const scratch: DecodeScratch = { ts: new Float64Array(1024), values: new Float64Array(1024) };
 
 /**
  * The answer series of a two-tier read: per stored series (ungrouped) or per group, the
  * aggregate of every non-empty bucket, as the fresh-only statement computes it.
  */
 export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[], chunks: readonly TierChunk[], fresh: readonly TierFresh[]): MetricReadSeries[] {
-  const bin = (ts: number): number => spec.startMs + Math.floor((ts - spec.startMs) / spec.stepMs) * spec.stepMs;
-  const inRange = (ts: number): boolean => ts >= spec.startMs && ts < spec.endMs;
+  const { startMs, endMs, stepMs } = spec;
+  const size = Math.max(0, Math.ceil((endMs - startMs) / stepMs));
+  const index = (ts: number): number => Math.floor((ts - startMs) / stepMs);
+  /** A bucket start's index; a start outside the range cannot come from the statements. */
+  const indexOfStart = (b: number): number => {
+    const i = index(b);
+    if (!(i >= 0 && i < size)) throw new Error(`tier read: bucket ${b} outside the range`);
+    return i;
+  };
   const chunksOf = new Map<string, TierChunk[]>();
   for (const c of chunks) {
     let list = chunksOf.get(c.seriesId);
@@ -125,26 +229,12 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
   const pct = PERCENTILE[spec.agg];
 
   // Answers in lookup order of their first series; per answer, buckets in first-seen order.
-  const answers = new Map<string, { series: TierSeries; sums: Map<number, Acc>; values: Map<number, number[]> }>();
+  const answers = new Map<string, { series: TierSeries; sums: Buckets | null; values: (number[] | undefined)[] | null; valueOrder: number[] }>();
   const answerOf = (s: TierSeries) => {
     const key = grouped ? JSON.stringify(s.gk ?? []) : s.id;
     let a = answers.get(key);
-    if (!a) answers.set(key, (a = { series: s, sums: new Map(), values: new Map() }));
+    if (!a) answers.set(key, (a = { series: s, sums: pct === undefined ? new Buckets(size) : null, values: pct === undefined ? null : [], valueOrder: [] }));
     return a;
-  };
-  const add = (sums: Map<number, Acc>, b: number, part: Acc): void => {
-    const acc = sums.get(b);
-    if (!acc) sums.set(b, { ...part });
-    else {
-      acc.n += part.n;
-      acc.sum += part.sum;
-      acc.min = pgMin(acc.min, part.min);
-      acc.max = pgMax(acc.max, part.max);
-    }
-  };
-  const decoded = (c: TierChunk): Pt[] => {
-    const { ts, values } = decodeChunk(c.data!);
-    return ts.map((t, i) => ({ t, v: values[i] }));
   };
 
   for (const s of series) {
@@ -153,61 +243,98 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     if (own.length === 0 && f === undefined) continue;
     const answer = answerOf(s);
     if (temporal) {
-      temporalSeries(s, own, f, answer.sums);
+      temporalSeries(s, own, f, answer.sums!);
     } else if (pct !== undefined) {
-      const pts: Pt[] = [];
-      for (const c of own) for (const p of decoded(c)) if (inRange(p.t)) pts.push(p);
-      if (f?.raw) f.t.forEach((t, i) => pts.push({ t, v: f.v[i] }));
-      for (const p of pts) {
-        const b = bin(p.t);
-        let list = answer.values.get(b);
-        if (!list) answer.values.set(b, (list = []));
-        list.push(p.v);
+      const values = answer.values!;
+      const into = (t: number, v: number): void => {
+        const i = index(t);
+        let list = values[i];
+        if (!list) {
+          values[i] = list = [];
+          answer.valueOrder.push(i);
+        }
+        list.push(v);
+      };
+      for (const c of own) {
+        const n = decodeChunkInto(c.data!, scratch);
+        const { ts, values: vs } = scratch;
+        for (let i = 0; i < n; i++) if (ts[i] >= startMs && ts[i] < endMs) into(ts[i], vs[i]);
       }
+      if (f?.raw) for (let i = 0; i < f.t.length; i++) into(f.t[i], f.v[i]);
     } else {
       // Parts of the series in time order: whole chunks, decoded points, the fresh tier's per-bucket partials.
-      const parts: { t: number; b: number; acc: Acc }[] = [];
+      parts.len = 0;
       for (const c of own) {
-        if (c.data === null) parts.push({ t: c.firstTs, b: bin(c.firstTs), acc: { n: c.count, sum: c.sum, min: c.min, max: c.max } });
-        else for (const p of decoded(c)) if (inRange(p.t)) parts.push({ t: p.t, b: bin(p.t), acc: { n: 1, sum: p.v, min: p.v, max: p.v } });
+        if (c.data === null) {
+          const i = index(c.firstTs);
+          parts.push(c.firstTs, startMs + i * stepMs, c.count, c.sum, c.min, c.max, -1);
+        } else {
+          const n = decodeChunkInto(c.data, scratch);
+          const { ts, values: vs } = scratch;
+          parts.reserve(n);
+          for (let i = 0; i < n; i++) {
+            const t = ts[i];
+            if (t >= startMs && t < endMs) {
+              const v = vs[i];
+              parts.push(t, startMs + index(t) * stepMs, 1, v, v, v, -1);
+            }
+          }
+        }
       }
-      if (f && !f.raw) for (const x of f.buckets) parts.push({ t: x.first, b: x.b, acc: { n: x.n, sum: x.sum, min: x.min, max: x.max } });
-      parts.sort((a, b) => a.t - b.t);
-      for (const p of parts) add(answer.sums, p.b, p.acc);
+      if (f && !f.raw) for (const x of f.buckets) parts.push(x.first, x.b, x.n, x.sum, x.min, x.max, -1);
+      const { t, b, n, sum, min, max } = parts;
+      const order = parts.order((i, j) => t[i] - t[j]);
+      const acc = answer.sums!;
+      for (let k = 0; k < parts.len; k++) {
+        const p = order ? order[k] : k;
+        acc.add(indexOfStart(b[p]), b[p], n[p], sum[p], min[p], max[p]);
+      }
     }
   }
 
   /** One series' deltas (increase/rate), in time order, into its answer's buckets. */
-  function temporalSeries(s: TierSeries, own: TierChunk[], f: TierFresh | undefined, sums: Map<number, Acc>): void {
-    type Item = { t: number; v: number; whole?: TierChunk };
-    const items: Item[] = [];
-    for (const c of own) {
-      if (c.data === null) items.push({ t: c.firstTs, v: c.firstValue, whole: c });
-      else for (const p of decoded(c)) if (p.t >= spec.lookbackStartMs && p.t < spec.endMs) items.push(p);
+  function temporalSeries(s: TierSeries, own: TierChunk[], f: TierFresh | undefined, acc: Buckets): void {
+    // Items: t and v (a whole chunk: its first point, w its index in `own`), in (t, v) order.
+    parts.len = 0;
+    for (let k = 0; k < own.length; k++) {
+      const c = own[k];
+      if (c.data === null) parts.push(c.firstTs, 0, 0, c.firstValue, 0, 0, k);
+      else {
+        const n = decodeChunkInto(c.data, scratch);
+        const { ts, values: vs } = scratch;
+        parts.reserve(n);
+        for (let i = 0; i < n; i++) if (ts[i] >= spec.lookbackStartMs && ts[i] < endMs) parts.push(ts[i], 0, 0, vs[i], 0, 0, -1);
+      }
     }
-    if (f?.raw) f.t.forEach((t, i) => items.push({ t, v: f.v[i] }));
-    items.sort((a, b) => a.t - b.t || pgCompare(a.v, b.v));
+    if (f?.raw) {
+      parts.reserve(f.t.length);
+      for (let i = 0; i < f.t.length; i++) parts.push(f.t[i], 0, 0, f.v[i], 0, 0, -1);
+    }
+    const { t, sum: v, w } = parts;
+    const order = parts.order((i, j) => t[i] - t[j] || pgCompare(v[i], v[j]));
     // The base: the last point before start (within the lookback); then every point of the range.
     let prev: number | null = null;
-    const addDelta = (b: number, d: number) => add(sums, b, { n: 1, sum: d, min: d, max: d });
-    for (const it of items) {
-      if (it.t < spec.startMs) {
-        prev = it.whole ? it.whole.lastValue : it.v;
+    const addDelta = (i: number, d: number) => acc.add(i, startMs + i * stepMs, 1, d, d, d);
+    for (let k = 0; k < parts.len; k++) {
+      const p = order ? order[k] : k;
+      const c = w[p] >= 0 ? own[w[p]] : null;
+      const it = v[p];
+      if (t[p] < startMs) {
+        prev = c ? c.lastValue : it;
         continue;
       }
-      const b = bin(it.t);
-      const c = it.whole;
+      const i = index(t[p]);
       if (s.temporality === 'delta') {
-        addDelta(b, c ? c.sum : it.v);
+        addDelta(i, c ? c.sum : it);
       } else if (c) {
-        if (prev !== null) addDelta(b, delta(s, prev, c.firstValue));
-        if (c.count > 1) addDelta(b, s.kind === 'updowncounter' ? c.lastValue - c.firstValue : c.increase);
+        if (prev !== null) addDelta(i, delta(s, prev, c.firstValue));
+        if (c.count > 1) addDelta(i, s.kind === 'updowncounter' ? c.lastValue - c.firstValue : c.increase);
         prev = c.lastValue;
         continue;
       } else if (prev !== null) {
-        addDelta(b, delta(s, prev, it.v));
+        addDelta(i, delta(s, prev, it));
       }
-      prev = c ? c.lastValue : it.v;
+      prev = c ? c.lastValue : it;
     }
   }
 
@@ -216,15 +343,17 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     const t: number[] = [];
     const v: (number | null)[] = [];
     if (pct !== undefined) {
-      for (const [b, list] of a.values) {
+      for (const i of a.valueOrder) {
+        const list = a.values![i]!;
         list.sort(pgCompare);
-        t.push(b);
+        t.push(startMs + i * stepMs);
         v.push(percentileCont(list, pct));
       }
     } else {
-      for (const [b, acc] of a.sums) {
-        t.push(b);
-        v.push(finish(spec, acc));
+      const acc = a.sums!;
+      for (const i of acc.order) {
+        t.push(acc.start[i]);
+        v.push(finish(spec, acc.n[i], acc.sum[i], acc.min[i], acc.max[i]));
       }
     }
     if (t.length === 0) continue;
@@ -238,20 +367,20 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
   return out;
 }
 
-function finish(spec: TierReadSpec, acc: Acc): number {
+function finish(spec: TierReadSpec, n: number, sum: number, min: number, max: number): number {
   switch (spec.agg) {
     case 'avg':
-      return acc.sum / acc.n;
+      return sum / n;
     case 'min':
-      return acc.min;
+      return min;
     case 'max':
-      return acc.max;
+      return max;
     case 'count':
-      return acc.n;
+      return n;
     case 'rate':
-      return acc.sum / (spec.stepMs / 1000);
+      return sum / (spec.stepMs / 1000);
     default:
-      return acc.sum; // sum, increase
+      return sum; // sum, increase
   }
 }
 
