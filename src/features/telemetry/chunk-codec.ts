@@ -165,23 +165,36 @@ class BitReader {
     return b;
   }
 
+  /** The next 32 bits (zeros past the end), most significant first, without consuming them. */
+  private peek32(): number {
+    const buf = this.buf;
+    const i = this.pos >>> 3;
+    const off = this.pos & 7;
+    const len = buf.length;
+    const at = (k: number): number => (k < len ? buf[k] : 0);
+    const w = ((at(i) << 24) | (at(i + 1) << 16) | (at(i + 2) << 8) | at(i + 3)) >>> 0;
+    return off === 0 ? w : ((w << off) | (at(i + 4) >>> (8 - off))) >>> 0;
+  }
+
   /** n ≤ 32 bits as an unsigned number. */
   bits(n: number): number {
     if (n === 0) return 0;
     if (this.pos + n > this.end) throw corrupt('truncated');
-    const buf = this.buf;
-    let pos = this.pos;
-    let out = 0;
-    while (n > 0) {
-      const avail = 8 - (pos & 7);
-      const take = avail < n ? avail : n;
-      const chunk = (buf[pos >>> 3] >>> (avail - take)) & ((1 << take) - 1);
-      out = out * (1 << take) + chunk;
-      pos += take;
-      n -= take;
-    }
-    this.pos = pos;
+    const out = this.peek32() >>> (32 - n);
+    this.pos += n;
     return out;
+  }
+
+  /**
+   * A unary prefix: leading one bits up to `max` (< 32); the zero that ends a shorter run is
+   * consumed too, as reading bit by bit while fewer than `max` ones were seen would.
+   */
+  ones(max: number): number {
+    let ones = Math.clz32(~this.peek32());
+    const used = ones >= max ? ((ones = max), max) : ones + 1;
+    if (this.pos + used > this.end) throw corrupt('truncated');
+    this.pos += used;
+    return ones;
   }
 
   signed53(): number {
@@ -254,8 +267,7 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
   let prevD = 0;
   const nb = buckets.length;
   for (let i = 1; i < n; i++) {
-    let ones = 0;
-    while (ones <= nb && r.bit() === 1) ones++;
+    const ones = r.ones(nb + 1);
     let x: number;
     let d: number;
     if (ones === 0) {
