@@ -232,7 +232,10 @@ export function watchSignals(signals: Signals, logger: Logger): SignalWatch {
  * config file. A stop signal during startup ends it at the next phase boundary, stops what had
  * started, and returns normally (exit 0).
  */
-export async function serveUntilSignal(app: LifecycleApp, o: { migrate: boolean; watch: SignalWatch; load: () => LoadedConfig }): Promise<void> {
+export async function serveUntilSignal(
+  app: LifecycleApp,
+  o: { migrate: boolean; watch: SignalWatch; load: () => LoadedConfig; /** After the ready line (systemd readiness); not awaited. */ onReady?: () => unknown },
+): Promise<void> {
   const { logger } = app;
   const { watch } = o;
   try {
@@ -243,6 +246,7 @@ export async function serveUntilSignal(app: LifecycleApp, o: { migrate: boolean;
     logger.info({ signal: err.signal }, 'stopped before ready');
     return;
   }
+  o.onReady?.();
   const current = { config: app.config };
   watch.serving(() => reload(app, logger, o.load, current));
   const signal = await watch.stopRequested;

@@ -12,7 +12,54 @@ export const REDACT_PATHS = [
   'headers.authorization', 'req.headers.authorization', 'req.headers.cookie', 'url', '*.url', 'database.url',
 ];
 
-export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+export interface LoggerOptions {
+  /** Prefix each line with its syslog priority (`<N>`), which systemd reads from a service's stdout/stderr. */
+  journald?: boolean;
+}
+
+/**
+ * True when the process's output goes to the journal: systemd sets JOURNAL_STREAM to the
+ * `<device>:<inode>` of the stream it connected to stdout/stderr. The value is passed in (read by
+ * main through the CLI's environment), never looked up here.
+ */
+export function journalStreamSet(journalStream: string | undefined): boolean {
+  return typeof journalStream === 'string' && /^[0-9]{1,20}:[0-9]{1,20}$/.test(journalStream);
+}
+
+/** pino's numeric level → syslog priority: fatal 2 (crit), error 3, warn 4, info 6, debug/trace 7. */
+export function syslogPriority(level: number): number {
+  if (level >= 60) return 2;
+  if (level >= 50) return 3;
+  if (level >= 40) return 4;
+  if (level >= 30) return 6;
+  return 7;
+}
+
+const PREFIXES = ['<0>', '<1>', '<2>', '<3>', '<4>', '<5>', '<6>', '<7>'];
+
+/**
+ * A destination that writes `<N>` before each line into another one (the same asynchronous
+ * SonicBoom: no worker thread). pino hands destinations marked with its metadata symbol the
+ * numeric level of the line it is about to write, so nothing is parsed.
+ */
+export function journaldDestination(inner: DestinationStream): DestinationStream {
+  const dest = {
+    [pino.symbols.needsMetadataGsym]: true,
+    lastLevel: 30,
+    write(line: string) {
+      return inner.write(PREFIXES[syslogPriority(dest.lastLevel)] + line);
+    },
+    flush(cb?: (err?: Error) => void) {
+      const f = (inner as { flush?: (cb?: (err?: Error) => void) => void }).flush;
+      if (typeof f === 'function') f.call(inner, cb);
+      else cb?.();
+    },
+  };
+  return dest as DestinationStream;
+}
+
+export function createLogger(level: LogLevel, destination?: DestinationStream, opts: LoggerOptions = {}): Logger {
+  const out = destination ?? pino.destination({ fd: 1, sync: false });
   return pino(
     {
       level,
@@ -21,6 +68,6 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ fd: 1, sync: false }),
+    opts.journald ? journaldDestination(out) : out,
   );
 }

@@ -2,7 +2,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/loader.js';
 import type { LogLevel } from '../config/schema.js';
 import { buildApp, type App, type BuildOptions } from './build-app.js';
-import { createLogger } from './logger.js';
+import { createLogger, journalStreamSet } from './logger.js';
 
 export interface AppEnv {
   env: Record<string, string | undefined>;
@@ -17,7 +17,10 @@ export function loadFor(appEnv: AppEnv): LoadedConfig {
 }
 
 export function loggerFor(appEnv: AppEnv, loaded: LoadedConfig, fallback: LogLevel): Logger {
-  return createLogger(appEnv.logLevel ?? (appEnv.env.SENTINEL_LOG_LEVEL ? loaded.config.log.level : fallback), appEnv.logDestination);
+  // Under systemd (JOURNAL_STREAM set) every line carries its syslog priority, so `journalctl -p err` works.
+  return createLogger(appEnv.logLevel ?? (appEnv.env.SENTINEL_LOG_LEVEL ? loaded.config.log.level : fallback), appEnv.logDestination, {
+    journald: journalStreamSet(appEnv.env.JOURNAL_STREAM),
+  });
 }
 
 /** Build the app for one CLI command, run it, and always stop it (and an embedded server it started). */

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { buildApp } from '../app/build-app.js';
 import { lockDataDir } from '../app/data-dir-lock.js';
 import { serveUntilSignal, watchSignals } from '../app/lifecycle.js';
+import { notifyReady } from '../app/systemd-notify.js';
 import { loadFor, loggerFor } from '../app/with-app.js';
 import { VERSION } from '../app/version.js';
 import type { CliContext } from './context.js';
@@ -31,7 +32,13 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           // Lifecycle phase 1 (open the database), then 2–5 (migrations, start hooks, listen, ready);
           // a failed phase stops what had started.
           const app = await buildApp(loaded.config, logger, { role: 'daemon', http: true });
-          await serveUntilSignal(app, { migrate: o.migrate === true, watch, load: () => loadFor(appEnv) });
+          await serveUntilSignal(app, {
+            migrate: o.migrate === true,
+            watch,
+            load: () => loadFor(appEnv),
+            // Type=notify: systemd learns the daemon is listening (nothing runs without NOTIFY_SOCKET).
+            onReady: () => notifyReady({ notifySocket: appEnv.env.NOTIFY_SOCKET, path: appEnv.env.PATH, pid: process.pid, logger }),
+          });
         } finally {
           // After the app has stopped: the embedded PostgreSQL is down before another daemon may start.
           await lock.release();

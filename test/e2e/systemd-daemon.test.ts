@@ -1,0 +1,162 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { freePort, startDaemon, type Daemon } from '../support/daemon.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A stand-in for systemd's notification socket: a unix datagram socket (Node has none, so a
+ * python3 child owns it). Each datagram is printed as one JSON line, with whether the daemon's
+ * HTTP port accepted a connection at the moment READY=1 arrived. Passed file descriptors
+ * (systemd-notify's BARRIER=1 pipe) are dropped unread, which closes them, as systemd does.
+ */
+const RECEIVER = `
+import json, socket, sys
+path, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+print(json.dumps({"bound": True}), flush=True)
+while True:
+    text = s.recv(65536).decode("utf-8", "replace")
+    listening = None
+    if "READY=1" in text.split("\\n"):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            listening = True
+        except OSError:
+            listening = False
+    print(json.dumps({"message": text, "listening": listening}), flush=True)
+`;
+
+interface Received {
+  message: string;
+  listening: boolean | null;
+}
+
+async function startReceiver(path: string, port: number): Promise<{ proc: ChildProcess; received: () => Received[] }> {
+  const proc = spawn('python3', ['-c', RECEIVER, path, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const deadline = Date.now() + 10_000;
+  while (!out.includes('"bound"')) {
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`the notify receiver did not start: ${out}`);
+    await sleep(20);
+  }
+  const received = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{"message"'))
+      .map((l) => JSON.parse(l) as Received);
+  return { proc, received };
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function stop(d: Daemon | undefined): Promise<void> {
+  if (d && d.proc.exitCode === null && d.proc.signalCode === null) {
+    d.proc.kill('SIGTERM');
+    await d.exited;
+  }
+}
+
+/**
+ * The compiled binary as systemd runs it: JOURNAL_STREAM set → every log line carries its syslog
+ * priority; NOTIFY_SOCKET set → READY=1 once it listens (Type=notify), nothing run without it.
+ */
+describe('bin/sentinel serve under systemd: journald priorities and readiness notification', function () {
+  this.timeout(90_000);
+  let url: string;
+  let dir: string;
+  const daemons: Daemon[] = [];
+  let receiver: { proc: ChildProcess; received: () => Received[] } | undefined;
+
+  before(async () => {
+    url = await cloneDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'sentinel-systemd-'));
+    chmodSync(dir, 0o755);
+  });
+
+  after(async () => {
+    for (const d of daemons) await stop(d);
+    if (receiver && receiver.proc.exitCode === null) receiver.proc.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+    await dropDatabase(url);
+  });
+
+  const envFor = (name: string, extra: Record<string, string>) => {
+    const config = join(dir, `${name}.json`);
+    writeFileSync(config, JSON.stringify({ log: { level: 'info' } }));
+    return { config, env: { SENTINEL_CONFIG: config, SENTINEL_DATABASE_URL: url, SENTINEL_DATA_DIR: join(dir, name), ...extra } };
+  };
+
+  it('with JOURNAL_STREAM=8:1234 and NOTIFY_SOCKET: <6> on info lines, <3> on error lines, READY=1 (with MAINPID) once it listens', async () => {
+    const port = await freePort();
+    const socketPath = join(dir, 'notify.sock');
+    receiver = await startReceiver(socketPath, port);
+    const { config, env } = envFor('journald', { JOURNAL_STREAM: '8:1234', NOTIFY_SOCKET: socketPath, SENTINEL_HTTP_PORT: String(port) });
+    const d = await startDaemon(env, ['serve']);
+    daemons.push(d);
+
+    const ready = await waitFor('READY=1', () => receiver!.received().find((r) => r.listening !== null));
+    expect(ready.message.split('\n')).to.include.members(['READY=1', `MAINPID=${d.proc.pid}`]);
+    expect(ready.listening, 'the HTTP port accepted a connection when READY=1 arrived').to.equal(true);
+
+    // An error line: SIGHUP with a configuration file that became invalid.
+    writeFileSync(config, JSON.stringify({ log: { level: 'loud' } }));
+    d.proc.kill('SIGHUP');
+    const errorLine = await waitFor('the error line', () => d.stdout().split('\n').find((l) => l.includes('configuration not reloaded (invalid)')));
+    expect(errorLine.slice(0, 4)).to.equal('<3>{');
+    expect((JSON.parse(errorLine.slice(3)) as { level: string }).level).to.equal('error');
+
+    const readyLine = d.stdout().split('\n').find((l) => l.includes('"msg":"ready"'));
+    expect(readyLine?.slice(0, 4)).to.equal('<6>{');
+    // Every line, whatever it says, is one prefixed JSON record.
+    const lines = d.stdout().split('\n').filter(Boolean);
+    for (const l of lines) {
+      const m = /^<([0-7])>(\{.*\})$/.exec(l);
+      expect(m, l).to.not.equal(null);
+      const level = (JSON.parse(m![2]) as { level: string }).level;
+      expect(Number(m![1]), l).to.equal({ fatal: 2, error: 3, warn: 4, info: 6, debug: 7, trace: 7 }[level]);
+    }
+    d.proc.kill('SIGTERM');
+    expect((await d.exited).code).to.equal(0);
+    // One READY=1 only (the stop did not send another).
+    expect(receiver.received().filter((r) => r.listening !== null)).to.have.length(1);
+  });
+
+  it('without JOURNAL_STREAM lines are bare JSON; without NOTIFY_SOCKET no systemd-notify is run (a recording one first on PATH)', async () => {
+    const bin = join(dir, 'fake-bin');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(bin);
+    const marker = join(dir, 'fake-notify-ran');
+    writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\necho "$NOTIFY_SOCKET $*" >> ${marker}\n`, { mode: 0o755 });
+    const path = `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+
+    const plain = await startDaemon({ ...envFor('plain', {}).env, PATH: path, SENTINEL_HTTP_PORT: '0' }, ['serve']);
+    daemons.push(plain);
+    // The control: the same recording systemd-notify, with NOTIFY_SOCKET set, is run (so its absence above means something).
+    const control = await startDaemon({ ...envFor('control', {}).env, PATH: path, NOTIFY_SOCKET: '/run/sentinel-test/notify', SENTINEL_HTTP_PORT: '0' }, ['serve']);
+    daemons.push(control);
+    await waitFor('the control run', () => (existsSync(marker) ? true : undefined));
+    await sleep(1000);
+    expect(readFileSync(marker, 'utf8')).to.equal(`/run/sentinel-test/notify --ready --pid=${control.proc.pid}\n`);
+
+    const lines = plain.stdout().split('\n').filter(Boolean);
+    expect(lines.length).to.be.greaterThan(1);
+    for (const l of lines) expect(l[0], l).to.equal('{');
+    await stop(plain);
+    await stop(control);
+  });
+});
