@@ -17,7 +17,8 @@ const allowed = {
   jobs: ['core', 'db'],
   features: ['core', 'db', 'http', 'config'],
   app: layers,
-  cli: ['app', 'core', 'config'],
+  // The status command draws the terminal dashboard.
+  cli: ['app', 'core', 'config', 'tui'],
   tui: ['core'],
 };
 const zones = Object.entries(allowed).map(([layer, ok]) => ({
@@ -61,7 +62,7 @@ export default tseslint.config(
     plugins: { 'import-x': importX },
     settings: {
       // Imports are written with .js and resolve to the .ts sources.
-      'import-x/resolver-next': [createNodeResolver({ extensionAlias: { '.js': ['.ts', '.js'] } })],
+      'import-x/resolver-next': [createNodeResolver({ extensionAlias: { '.js': ['.ts', '.tsx', '.js'] } })],
     },
     rules: {
       'import-x/no-restricted-paths': ['error', { zones }],

@@ -14,6 +14,7 @@ import { registerOrgCommands } from './org.js';
 import { registerReportCommands } from './report.js';
 import { registerServeCommand } from './serve.js';
 import { registerSeedCommand } from './seed.js';
+import { registerStatusCommand } from './status.js';
 import { registerTokenCommands } from './token.js';
 import { registerUserCommands } from './user.js';
 
@@ -47,6 +48,7 @@ export function buildProgram(io: CliIO): Command {
   registerBackupCommands(program, ctx);
   registerMailCommands(program, ctx);
   registerReportCommands(program, ctx);
+  registerStatusCommand(program, ctx);
   // Every subcommand reports through the same output and exits through runCli.
   const inherit = (cmd: Command) => {
     for (const sub of cmd.commands) {

@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../config/loader.js';
+import type { Config } from '../config/schema.js';
+import { secretsDir } from '../config/secrets.js';
+import { mintLocalAdminToken } from '../core/local-admin-token.js';
+import { runDashboard } from '../tui/run.js';
+import { describeFailure, fetchStatus } from '../tui/status-client.js';
+import { printJson } from './io.js';
+import { usage, type CliContext } from './context.js';
+
+/*
+ * `sentinel status`: the live dashboard, or one JSON snapshot. It talks to the running daemon over
+ * HTTP only: no database connection, no embedded server, nothing written to data_dir.
+ */
+
+export interface Terminal {
+  stdout: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+}
+
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+const MAX_TOKEN_LENGTH = 8192;
+
+/** The daemon's own address from its config: a wildcard listen address is reached on loopback. */
+export function daemonUrl(config: Config): string {
+  if (config.http.port === 0) throw usage('http.port is 0 (the daemon picks a free port at start), so the address cannot be known: pass --url');
+  const host = config.http.host;
+  const reach = host === '0.0.0.0' || host === '::' || host === '[::]' ? '127.0.0.1' : host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `http://${reach}:${config.http.port}`;
+}
+
+export function parseUrlOption(value: string): string {
+  let u: URL;
+  try {
+    if (/[\s\0]/.test(value)) throw new Error('blank or NUL');
+    u = new URL(value);
+  } catch {
+    throw usage(`--url: '${value.replace(/[^\x20-\x7e]/g, '?').slice(0, 100)}' is not a URL (e.g. http://127.0.0.1:8080)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw usage(`--url: must be http:// or https:// (got ${u.protocol})`);
+  if (u.username || u.password || u.search || u.hash) throw usage('--url: only scheme, host, port and path (no credentials, query or fragment)');
+  return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+}
+
+export function parseTokenOption(value: string): string {
+  if (value.length === 0 || value.length > MAX_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(value)) {
+    throw usage(`--token: must be 1 to ${MAX_TOKEN_LENGTH} printable ASCII characters without blanks (an access token)`);
+  }
+  return value;
+}
+
+/** The configured JWT secret, or the one the daemon generated in <data_dir>/secrets; never creates one. */
+function localJwtSecret(config: Config): { secret: string; source: string } {
+  if (config.auth.jwt_secret) return { secret: config.auth.jwt_secret, source: 'auth.jwt_secret of the configuration' };
+  const file = join(secretsDir(config.data_dir), 'jwt_secret');
+  try {
+    const secret = readFileSync(file, 'utf8').trim();
+    if (secret) return { secret, source: file };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new Error(
+      code === 'ENOENT'
+        ? `no local secret at ${file} (has the daemon ever started with data_dir ${config.data_dir}? is --config the daemon's?); or pass --token`
+        : `cannot read ${file} (${code}): run as root or the daemon's user, or pass --token`,
+    );
+  }
+  throw new Error(`${file} is empty; pass --token`);
+}
+
+export function registerStatusCommand(program: Command, ctx: CliContext, terminal: Terminal = { stdout: process.stdout, stdin: process.stdin }): void {
+  program
+    .command('status')
+    .description('live status dashboard of the running daemon (one JSON snapshot with --json or without a terminal)')
+    .option('--url <url>', 'daemon URL (default: from http.host and http.port of the configuration)')
+    .option('--token <token>', "access token of a superadmin (default: a short-lived local admin token minted from the daemon's secret)")
+    .option('--json', 'print one snapshot as JSON and exit')
+    .action(async (o: { url?: string; token?: string; json?: boolean }) => {
+      const url = o.url !== undefined ? parseUrlOption(o.url) : undefined;
+      const given = o.token !== undefined ? parseTokenOption(o.token) : undefined;
+      let base = url;
+      let token = (): string => '';
+      let deniedHint = 'The daemon refused --token: pass an access token of a superadmin (sentinel token create --user EMAIL), or leave --token out to mint a local one.';
+      if (given !== undefined) token = () => given;
+      // With both --url and --token the configuration is not read at all.
+      if (given === undefined || base === undefined) {
+        const appEnv = ctx.appEnv();
+        const config = loadConfig({ file: appEnv.configFile, env: appEnv.env }).config;
+        base ??= daemonUrl(config);
+        if (given === undefined) {
+          const { secret, source } = localJwtSecret(config);
+          // Minted per request: each one lives a minute, however long the dashboard stays open.
+          token = () => mintLocalAdminToken(secret, 60);
+          deniedHint = `The token was minted from ${source}; if the daemon runs with another configuration or data_dir, pass its --config, or pass --token with a superadmin's access token.`;
+        }
+      }
+      const get = () => fetchStatus({ url: base, token });
+
+      if (o.json || !terminal.stdout.isTTY || !terminal.stdin.isTTY) {
+        const r = await get();
+        if (r.ok) {
+          printJson(ctx.io, r.status);
+          return;
+        }
+        throw new Error(`${describeFailure(base, r)}${r.kind === 'denied' ? `\n${deniedHint}` : ''}`);
+      }
+
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      for (const s of SIGNALS) ctx.io.signals.on(s, onSignal);
+      try {
+        await runDashboard({ url: base, fetchStatus: get, deniedHint, stdout: terminal.stdout, stdin: terminal.stdin, signal: stop.signal });
+      } finally {
+        for (const s of SIGNALS) ctx.io.signals.off(s, onSignal);
+      }
+    });
+}

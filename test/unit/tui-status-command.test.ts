@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ESLint } from 'eslint';
+import { isLocalAdminToken } from '../../src/core/local-admin-token.js';
+import { cli } from '../support/cli.js';
+import { freePort } from '../support/daemon.js';
+import { healthyStatus } from './tui-fixtures.js';
+
+/**
+ * `sentinel status --json` in process against a local server playing the daemon: where the URL
+ * and the token come from, what it refuses, and that it needs no database.
+ */
+
+/** Never connected to: the command must not open the database. */
+const NO_DATABASE = 'postgres://sentinel@127.0.0.1:1/no-database';
+const SECRET = 'k'.repeat(48);
+
+describe('sentinel status (command)', () => {
+  let server: Server;
+  let port: number;
+  const seen: IncomingMessage[] = [];
+  let answer = { status: 200, body: JSON.stringify(healthyStatus()) };
+
+  before(async () => {
+    server = createServer((req, res) => {
+      seen.push(req);
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(answer.body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise((r) => server.close(r)));
+  beforeEach(() => {
+    seen.length = 0;
+    answer = { status: 200, body: JSON.stringify(healthyStatus()) };
+  });
+
+  /** A data_dir holding the secret the daemon generated. */
+  function dataDirWithSecret(secret = SECRET): string {
+    const dir = mkdtempSync(join(tmpdir(), 'sentinel-status-'));
+    mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
+    writeFileSync(join(dir, 'secrets', 'jwt_secret'), `${secret}\n`, { mode: 0o600 });
+    return dir;
+  }
+  const env = (extra: Record<string, string>) => ({ SENTINEL_DATABASE_URL: NO_DATABASE, ...extra });
+
+  it('finds the daemon from http.host/http.port (0.0.0.0 → 127.0.0.1) and mints a local admin token from data_dir/secrets', async () => {
+    const dataDir = dataDirWithSecret();
+    const r = await cli(['status', '--json'], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_HOST: '0.0.0.0', SENTINEL_HTTP_PORT: String(port) }));
+    expect(r.stderr).to.equal('');
+    expect(r.code).to.equal(0);
+    expect(JSON.parse(r.stdout)).to.deep.equal(healthyStatus());
+    expect(seen).to.have.length(1);
+    expect(seen[0].url).to.equal('/api/v1/admin/status');
+    const token = /^Bearer (.+)$/.exec(seen[0].headers.authorization ?? '')?.[1] ?? '';
+    expect(isLocalAdminToken(SECRET, token)).to.equal(true);
+    expect(isLocalAdminToken('x'.repeat(48), token)).to.equal(false);
+  });
+
+  it('a configured auth.jwt_secret wins over the file; --url and --token are used as given', async () => {
+    const configured = 'c'.repeat(40);
+    let r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}/`], env({ SENTINEL_DATA_DIR: dataDirWithSecret(), SENTINEL_AUTH_JWT_SECRET: configured }));
+    expect(r.code).to.equal(0);
+    expect(isLocalAdminToken(configured, seen[0].headers.authorization!.slice(7))).to.equal(true);
+    // Both given: no configuration needed at all (an invalid one is not even read).
+    r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`, '--token', 'abc.def.ghi'], { SENTINEL_HTTP_PORT: 'not-a-port' });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(seen[1].headers.authorization).to.equal('Bearer abc.def.ghi');
+  });
+
+  it('unreachable: exit 1, the URL and the reason on stderr, nothing on stdout', async () => {
+    const free = await freePort();
+    const r = await cli(['status', '--json'], env({ SENTINEL_DATA_DIR: dataDirWithSecret(), SENTINEL_HTTP_HOST: '127.0.0.1', SENTINEL_HTTP_PORT: String(free) }));
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.equal('');
+    expect(r.stderr).to.equal(`error: cannot reach Sentinel at http://127.0.0.1:${free}: ECONNREFUSED\n`);
+  });
+
+  it('refused: exit 1 with the answer and where the token came from', async () => {
+    answer = { status: 403, body: JSON.stringify({ title: 'Forbidden', status: 403, detail: 'superadmin only' }) };
+    const dataDir = dataDirWithSecret();
+    const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir }));
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.contain('refused the status request: 403 Forbidden: superadmin only');
+    expect(r.stderr).to.contain(join(dataDir, 'secrets', 'jwt_secret'));
+  });
+
+  it('no secret in data_dir: exit 1 naming the file, and nothing is created there', async () => {
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'sentinel-status-')), 'never-started');
+    const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir }));
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.contain(`no local secret at ${join(dataDir, 'secrets', 'jwt_secret')}`);
+    expect(r.stderr).to.contain('--token');
+    expect(existsSync(dataDir)).to.equal(false);
+    expect(seen).to.have.length(0);
+  });
+
+  it('http.port 0 cannot be found: usage error (exit 2) asking for --url', async () => {
+    const r = await cli(['status', '--json'], env({ SENTINEL_DATA_DIR: dataDirWithSecret(), SENTINEL_HTTP_PORT: '0' }));
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.contain('pass --url');
+  });
+
+  it('bad --url and --token values: exit 2, nothing sent', async () => {
+    const dataDir = dataDirWithSecret();
+    for (const url of ['not a url', 'ftp://127.0.0.1/', 'http://user:pw@127.0.0.1:1', 'http://127.0.0.1:1/?q=1', 'http://127.0.0.1\0:1', '', 'x'.repeat(100_000)]) {
+      const r = await cli(['status', '--json', '--url', url], env({ SENTINEL_DATA_DIR: dataDir }));
+      expect(r.code, url.slice(0, 40)).to.equal(2);
+      expect(r.stderr).to.contain('--url');
+      expect(r.stderr.length).to.be.lessThan(500);
+    }
+    for (const token of ['', 'has space', 'nul\0byte', 'line\nbreak', 'é', 't'.repeat(8193)]) {
+      const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`, '--token', token], {});
+      expect(r.code, token.slice(0, 40)).to.equal(2);
+      expect(r.stderr).to.contain('--token');
+    }
+    expect(seen).to.have.length(0);
+  });
+});
+
+describe('import zones of the dashboard', function () {
+  this.timeout(60_000);
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const eslint = new ESLint({ cwd: root });
+  const restricted = async (path: string, source: string) =>
+    (await eslint.lintText(source, { filePath: `${root}${path}` }))[0].messages.filter((m) => m.ruleId === 'import-x/no-restricted-paths');
+
+  it('src/tui imports core only; the CLI may import the dashboard', async () => {
+    expect(await restricted('src/tui/lint-fixture.tsx', "import { loadConfig } from '../config/loader.js';\nexport const x = loadConfig;\n")).to.have.length(1);
+    expect(await restricted('src/tui/lint-fixture.ts', "import { buildApp } from '../app/build-app.js';\nexport const x = buildApp;\n")).to.have.length(1);
+    expect(await restricted('src/tui/lint-fixture.ts', "import { SEVERITIES } from '../core/status.js';\nexport const x = SEVERITIES;\n")).to.deep.equal([]);
+    expect(await restricted('src/cli/lint-fixture.ts', "import { StatusApp } from '../tui/dashboard.js';\nexport const x = StatusApp;\n")).to.deep.equal([]);
+    expect(await restricted('src/features/orgs/lint-fixture.ts', "import { StatusApp } from '../../tui/dashboard.js';\nexport const x = StatusApp;\n")).to.have.length(1);
+  });
+});
