@@ -467,6 +467,67 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         await dropDatabase(url2);
       }
     });
+    it('a compaction batch committing between the chunk statement and the fresh one does not lose the points it moved', async () => {
+      // Its own database, the data split across the tiers; the reads connection runs the job right
+      // after a read's first statement (chunks, series) and before its second (fresh points).
+      const url2 = await cloneDatabase();
+      const k2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 3 } });
+      const r2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 1 } });
+      try {
+        const parts = new PartitionsRepository(k2, TELEMETRY_TABLES);
+        const days: number[] = [];
+        for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
+        for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
+        const [{ id: orgId }] = await k2('organizations').insert({ slug: 'tiers-race', name: 'tiers race' }).returning<{ id: string }[]>('id');
+        const saved = knex;
+        knex = k2;
+        try {
+          for (const s of stored.filter((x) => x.name === 'long')) await place(orgId, 'split', s);
+        } finally {
+          knex = saved;
+        }
+        const [{ n: freshBefore }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
+        expect(Number(freshBefore)).to.be.greaterThan(0);
+        const repo2 = new QueryRepository(k2, r2);
+        const reads2: Read[] = [
+          { name: 'long', agg: 'count', by: [], startMs: LONG.start, endMs: LONG.end, stepMs: HOUR },
+          { name: 'long', agg: 'sum', by: ['k'], startMs: LONG.start, endMs: LONG.end, stepMs: HOUR },
+        ];
+        const answer = (r: Read) => readMetric(repo2, orgId, { ...r, matchers: [], buckets: Math.ceil((r.endMs - r.startMs) / r.stepMs) }, LIMITS);
+        const before = await Promise.all(reads2.map(answer));
+        // The next statement after a read's first one waits for the job to have committed.
+        const pool = r2.client as { acquireConnection(): Promise<{ query(sql: string, values?: unknown[]): Promise<unknown> }> };
+        const acquire = pool.acquireConnection.bind(pool);
+        let compacted = 0;
+        let armed = true;
+        pool.acquireConnection = async () => {
+          const conn = await acquire();
+          const query = conn.query.bind(conn);
+          let sawFirst = false;
+          conn.query = async (sql: string, values?: unknown[]) => {
+            if (sawFirst && armed) {
+              armed = false;
+              const report = await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, pino({ level: 'silent' })).run(Date.now());
+              compacted = report.points_compacted;
+            }
+            const res = await query(sql, values);
+            if (sql.startsWith('with s as materialized')) sawFirst = true;
+            return res;
+          };
+          return conn;
+        };
+        const during = await answer(reads2[0]);
+        expect(compacted).to.equal(Number(freshBefore));
+        const [{ n: freshAfter }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
+        expect(Number(freshAfter)).to.equal(0);
+        expect(during).to.deep.equal(before[0]);
+        expect(await answer(reads2[1])).to.deep.equal(before[1]);
+      } finally {
+        await r2.destroy();
+        await k2.destroy();
+        await dropDatabase(url2);
+      }
+    });
   });
 
   describe('over HTTP', () => {

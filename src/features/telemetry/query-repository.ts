@@ -204,12 +204,13 @@ interface PoolAccess {
 }
 
 /**
- * A row of metricRead's statement: r = 'k' the counts; 'x' one answer series (fresh tier only);
- * with chunks in the range instead 's' a matching series (lookup order), 'c' a chunk, 'f' a
- * series' fresh points or per-bucket partials.
+ * A row of metricRead's statement: r = 'k' the counts (and in sid the versions of the chunks
+ * read); 'x' one answer series (fresh tier only); with chunks in the range instead 's' a matching
+ * series (lookup order), 'c' a chunk, 'f' a series' fresh points or per-bucket partials, 'v' (sid)
+ * the versions of the same chunks as the fresh tier's statement sees them.
  */
 interface MetricReadRow {
-  r: 'k' | 'x' | 's' | 'c' | 'f';
+  r: 'k' | 'x' | 's' | 'c' | 'f' | 'v';
   n: number | null;
   answers: number | null;
   labels: Record<string, string> | null;
@@ -254,11 +255,14 @@ function freshStatement(orgId: string, q: MetricReadSpec, ids: string[], lookbac
   const start = p.add(new Date(q.startMs));
   const end = p.add(new Date(q.endMs));
   const idList = p.add(ids);
+  const lo = isTemporal(q.agg) ? p.add(new Date(lookbackStartMs)) : start;
+  const versions = `select 'v' as r, ${VERSIONS} as sid, null::float8[] as t, null::float8[] as v from (
+      select ${CHUNK_VERSION} as ver from point_chunks c where ${chunkOverlap(org, `${idList}::bigint[]`, lo, end, p.add(CHUNK_WINDOW_MS))}) cv`;
   const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
   const range = `p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}`;
   let sql: string;
   if (isTemporal(q.agg)) {
-    const lookbackStart = p.add(new Date(lookbackStartMs));
+    const lookbackStart = lo;
     sql = `
       select s.id::text as sid, array_agg(${ms('q.ts')} order by q.ts, q.value) as t, array_agg(q.value order by q.ts, q.value) as v
         from unnest(${idList}::bigint[]) s(id) cross join lateral (
@@ -282,8 +286,23 @@ function freshStatement(orgId: string, q: MetricReadSpec, ids: string[], lookbac
          group by 1, 2) fb
        group by sid`;
   }
-  return { sql: `select 'f' as r, sid, t, v from (${sql}) f`, values: p.values };
+  return { sql: `select 'f' as r, sid, t, v from (${sql}) f union all ${versions}`, values: p.values };
 }
+
+/**
+ * The chunks of the series `ids` (an array expression) that overlap [lo, end): the partition key
+ * (a chunk's window start) narrows the probe to the windows that can hold such points.
+ */
+function chunkOverlap(org: string, ids: string, lo: string, end: string, window: string): string {
+  return `c.org_id = ${org} and c.series_id = any(${ids})
+         and c.ts > ${lo}::timestamptz - ${window}::bigint * interval '1 millisecond' and c.ts < ${end}
+         and c.last_ts >= ${lo} and c.first_ts < ${end}`;
+}
+
+/** One chunk row version (partition, place, writing transaction): a compaction batch or a merge changes it. */
+const CHUNK_VERSION = `c.tableoid::text || c.ctid::text || ':' || c.xmin::text`;
+/** The versions of a set of chunk rows (`ver` of each) as one value. */
+const VERSIONS = `md5(coalesce(string_agg(ver, ',' order by ver collate "C"), ''))`;
 
 /** Positional parameters for hand-built SQL: `p.add(v)` returns its placeholder ($1, $2, …). */
 class Params {
@@ -422,11 +441,9 @@ export class QueryRepository {
     const chunks = `
       select c.series_id::text as sid, array[${ms('c.first_ts')}, ${ms('c.last_ts')}] as t,
              array[c.count::float8, c.min, c.max, c.sum, c.first_value, c.last_value, c.increase] as v,
-             case when ${whole} then null else c.data end as data
+             case when ${whole} then null else c.data end as data, ${CHUNK_VERSION} as ver
         from point_chunks c
-       where c.org_id = ${org} and c.series_id = any(array(select id from s))
-         and c.ts > ${lo}::timestamptz - ${p.add(CHUNK_WINDOW_MS)}::bigint * interval '1 millisecond' and c.ts < ${end}
-         and c.last_ts >= ${lo} and c.first_ts < ${end} and ${withinLimits}`;
+       where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(CHUNK_WINDOW_MS))} and ${withinLimits}`;
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
     const sql = `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
@@ -436,7 +453,7 @@ export class QueryRepository {
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
-      select 'k' as r, k.n, k.answers, ${none}, null::float8[] as t, array[(select n from cd)] as v, null::bytea as data from k
+      select 'k' as r, k.n, k.answers, ${none.replace('null::text as sid', `(select ${VERSIONS} from ch) as sid`)}, null::float8[] as t, array[(select n from cd)] as v, null::bytea as data from k
       union all
       select 'x', null, null, null, ${grouped ? 'null::jsonb, null, null, null, x.g' : 's.labels, s.kind, s.temporality, s.unit, null::text[]'}, x.t, x.v, null
         from x${grouped ? '' : ' join s on s.id = x.g'}
@@ -453,17 +470,26 @@ export class QueryRepository {
       if (!first.some((r) => r.r === 's') || decodeCount(first) > maxDecode) return first;
       // Chunks overlap the range: the fresh tier's part, by a second statement on the same connection
       // (kept out of the first, whose planning the fresh-only read would pay for). Both tiers must
-      // be read in ONE snapshot: a compaction batch committing between two statements would move
-      // points out of the fresh tier after the chunks were read, and the answer would miss them.
-      // So the first statement is run again inside a repeatable-read transaction with the second.
+      // be read as of ONE moment: a compaction batch committing between the two statements would
+      // move points out of the fresh tier after the chunks were read, and the answer would miss
+      // them. Such a batch writes or rewrites a chunk the first statement read or would now read
+      // (its points lie in the range), so the second statement also returns the versions of the
+      // chunks it would read: the same versions, and the two statements read one state of the
+      // chunk tier, the answer that of the second's snapshot. Otherwise (rare) both statements
+      // run again inside a repeatable-read transaction.
+      const freshOf = (rows: MetricReadRow[]) => freshStatement(orgId, q, rows.filter((r) => r.r === 's').map((r) => r.sid!), lookbackStartMs);
+      const f = freshOf(first);
+      const rest = (await conn.query<MetricReadRow>(f.sql, f.values)).rows;
+      const versions = (rows: MetricReadRow[], r: 'k' | 'v') => rows.find((x) => x.r === r)?.sid;
+      if (versions(first, 'k') === versions(rest, 'v')) return [...first, ...rest.filter((r) => r.r !== 'v')];
       await conn.query('begin isolation level repeatable read read only');
       try {
         const again = (await conn.query<MetricReadRow>(sql, p.values)).rows;
-        const ids = again.filter((r) => r.r === 's').map((r) => r.sid!);
-        const f = ids.length > 0 && decodeCount(again) <= maxDecode ? freshStatement(orgId, q, ids, lookbackStartMs) : null;
-        const rest = f ? (await conn.query<MetricReadRow>(f.sql, f.values)).rows : [];
+        const ids = again.filter((r) => r.r === 's');
+        const g = ids.length > 0 && decodeCount(again) <= maxDecode ? freshOf(again) : null;
+        const more = g ? (await conn.query<MetricReadRow>(g.sql, g.values)).rows : [];
         await conn.query('commit');
-        return [...again, ...rest];
+        return [...again, ...more.filter((r) => r.r !== 'v')];
       } catch (err) {
         await conn.query('rollback').catch(() => undefined);
         throw err;
