@@ -6,6 +6,7 @@ import { createKnex, openDatabase, type Database, type Role } from '../db/databa
 import { migrationStatus, migratorConfig, rollbackPlan, type MigrationStatus, type RollbackPlan } from '../db/migration-source.js';
 import { ChangeFeed } from '../db/change-feed.js';
 import { classifyDbError } from '../db/pg-errors.js';
+import { registerPoolMetrics } from '../db/pool-stats.js';
 import { NO_CACHE, ReadCache, type Cacher } from '../db/read-cache.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import type { Hook, Kits } from '../features/feature-module.js';
@@ -22,6 +23,7 @@ import { notificationsModule } from '../features/notifications/notifications-mod
 import { orgsModule } from '../features/orgs/orgs-module.js';
 import { reportsModule } from '../features/reports/reports-module.js';
 import { retentionModule } from '../features/retention/retention-module.js';
+import { statusModule } from '../features/status/status-module.js';
 import { telemetryModule } from '../features/telemetry/telemetry-module.js';
 import { totpModule } from '../features/totp/totp-module.js';
 import { usersModule } from '../features/users/users-module.js';
@@ -61,6 +63,7 @@ export const FEATURE_MODULES = moduleList([
   heartbeatsModule,
   reportsModule,
   jobsModule,
+  statusModule,
   healthModule,
 ]);
 
@@ -177,11 +180,12 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     }
     // One registry per app: the HTTP metrics and whatever the modules register (kits.metrics).
     const httpMetrics = createHttpMetrics({ defaultMetrics: daemon });
+    if (daemon) registerPoolMetrics(httpMetrics.registry, db.pools);
     // Enqueueing works in every process (a CLI command's tasks wait in PostgreSQL for the daemon).
     // The jobs kit's own small pool (queue polls and claims, job records): it never waits behind
     // API requests for a connection, nor they behind it, and pg_stat_activity names it. Closed
     // after the modules have stopped (a stop hook may still enqueue).
-    const jobsKnex = createKnex(db.url, config, logger, { max: config.queue.concurrency + 2, applicationName: 'sentinel jobs' });
+    const jobsKnex = db.pools.add('sentinel jobs', createKnex(db.url, config, logger, { max: config.queue.concurrency + 2, applicationName: 'sentinel jobs' }));
     stopHooks.push({ name: 'jobs: database pool', timeoutMs: 5000, run: () => jobsKnex.destroy() });
     const taskStore = new TaskStore(jobsKnex);
     const queue = new PgWorkQueue(taskStore, taskAttempts(FEATURE_MODULES, config), logger);
@@ -194,7 +198,8 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     };
     const jobs: JobControl = { list: () => kitOf().control.list(), history: (q) => kitOf().control.history(q), trigger: (name) => kitOf().control.trigger(name), workersActive: () => kitOf().control.workersActive() };
     const clock = opts.clock ?? systemClock;
-    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue, jobs, clock };
+    const httpStatus = { httpStatus: () => httpMetrics.window.status(httpMetrics.inFlight.count) };
+    const kits: Kits = { config, logger, db, cache, version: VERSION, daemon, metrics: httpMetrics.registry, queue, jobs, clock, httpStatus };
     const composed = composeModules(FEATURE_MODULES, kits, stopHooks);
     startHooks.push(...composed.startHooks);
     app.services = composed.services as unknown as Services;

@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
+import { PoolRegistry } from './pool-stats.js';
 
 // int8 (count(*), bigint ids) as JS numbers: every value we store fits in 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -14,6 +15,8 @@ export interface Database {
   /** Connection URL in use (contains a password: never log it). */
   url: string;
   embedded: EmbeddedPostgres | null;
+  /** The app's connection pools (this one as 'sentinel'); who opens another adds it (status, /metrics). */
+  pools: PoolRegistry;
   /** Round trip to PostgreSQL; throws when it is not reachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -73,10 +76,13 @@ export async function openDatabase(config: Config, logger: Logger, role: Role): 
     url = await embedded.start();
   }
   const knex = createKnex(url, config, logger);
+  const pools = new PoolRegistry();
+  pools.add('sentinel', knex);
   return {
     knex,
     url,
     embedded,
+    pools,
     async ping() {
       await knex.raw('select 1');
     },

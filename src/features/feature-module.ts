@@ -5,6 +5,7 @@ import type { Clock } from '../core/clock.js';
 import type { JobControl } from '../core/jobs.js';
 import type { Database } from '../db/database.js';
 import type { Cacher } from '../db/read-cache.js';
+import type { HttpStatusSource } from '../http/http-window.js';
 import type { ApiRegistry } from '../http/registry.js';
 
 /*
@@ -40,6 +41,8 @@ export interface Kits {
   jobs: JobControl;
   /** "Now" for features that decide by time (alert evaluation, heartbeats): tests pin it. */
   clock: Clock;
+  /** The HTTP kit's last minute (requests, latency, errors, in flight): what the admin status shows. */
+  httpStatus: HttpStatusSource;
 }
 
 /** Enqueue one-off work by task name; the task is stored (committed) before this resolves. */

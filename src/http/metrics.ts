@@ -1,4 +1,5 @@
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HttpWindow } from './http-window.js';
 
 export interface HttpMetrics {
   /** Per-app registry (no process-wide default registry), so several apps in one process never clash. */
@@ -10,6 +11,8 @@ export interface HttpMetrics {
   requestDuration(method: string, route: string, status: number): { observe(seconds: number): void };
   /** Requests being processed: a plain counter the frame adjusts and the gauge reads at scrape time. */
   inFlight: { count: number };
+  /** The last minute's requests (rate, quantiles, 4xx/5xx) for the admin status; the frame records each. */
+  window: HttpWindow;
   /** Registers the process metrics (CPU, memory, event loop, GC) once; later calls do nothing. */
   collectDefault: () => void;
 }
@@ -47,5 +50,5 @@ export function createHttpMetrics(opts: HttpMetricsOptions = {}): HttpMetrics {
   };
   if (opts.defaultMetrics !== false) collectDefault();
 
-  return { registry, requestDuration: (method, route, status) => duration.labels(method, route, String(status)), inFlight, collectDefault };
+  return { registry, requestDuration: (method, route, status) => duration.labels(method, route, String(status)), inFlight, window: new HttpWindow(), collectDefault };
 }

@@ -166,6 +166,7 @@ export function frameMiddleware(opts: FrameOptions): Middleware {
       let duration = record.durations.get(status);
       if (!duration) record.durations.set(status, (duration = metrics.requestDuration(ctx.method, tag.template, status)));
       duration.observe(elapsed / 1000);
+      metrics.window.record(status, elapsed);
       const line: Record<string, unknown> = { request_id: requestId, status, duration_ms: Math.round(elapsed * 1000) / 1000, ip: ctx.ip };
       const actor = actorLabel(state.actor);
       if (actor) line.actor = actor;

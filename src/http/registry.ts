@@ -60,6 +60,11 @@ export interface RouteDef<P extends Maybe = undefined, Q extends Maybe = undefin
   permission?: Permission;
   /** For auth 'any': the service refuses user tokens (the API key decides the organization). */
   apiKeyOnly?: boolean;
+  /**
+   * For auth 'user': the authenticator also takes a local admin token here (core/local-admin-token:
+   * minted from the daemon's own signing key by `sentinel status` on the host), as the system actor.
+   */
+  localAdmin?: boolean;
   params?: P;
   query?: Q;
   body?: B;
@@ -88,6 +93,8 @@ export interface RouteInfo {
   path: string;
   operationId: string;
   auth: AuthMode;
+  /** Takes a local admin token too (RouteDef.localAdmin). */
+  localAdmin?: true;
 }
 
 /**
@@ -235,6 +242,7 @@ export class ApiRegistry {
     }
     if (this.#raw.some((e) => e.def.path === def.path)) throw new Error(`${def.operationId}: ${def.path} is a raw route's path`);
     this.#checkDocumented(def.operationId, def.auth ?? 'user', def.permission, def.apiKeyOnly);
+    if (def.localAdmin && (def.auth ?? 'user') !== 'user') throw new Error(`${def.operationId}: localAdmin describes auth 'user' routes`);
     const inPath = placeholders(def.path);
     if (def.params) {
       const declared = Object.keys((def.params as { properties?: object }).properties ?? {});
@@ -246,7 +254,7 @@ export class ApiRegistry {
     }
     this.#routes.push({
       def: any,
-      info: { method: def.method, path: def.path, operationId: def.operationId, auth: def.auth ?? 'user' },
+      info: { method: def.method, path: def.path, operationId: def.operationId, auth: def.auth ?? 'user', ...(def.localAdmin ? { localAdmin: true as const } : {}) },
       // Made once here: a request only points at it (metrics label, access line).
       tag: { template: def.path },
       params: def.params ? this.#stringAjv.compile(def.params) : undefined,

@@ -5,6 +5,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { pino, type Logger } from 'pino';
+import { PoolRegistry } from '../../src/db/pool-stats.js';
 import { DAY_MS, dayStart, PartitionsRepository as DbPartitionsRepository, partitionName, type PartitionInfo } from '../../src/db/partitions.js';
 import { RETAINED_TABLES as PARTITIONED_TABLES, type RetainedTable as PartitionedTable } from '../../src/features/retention/retained-tables.js';
 import { PartitionMaintenance } from '../../src/features/retention/partition-maintenance.js';
@@ -455,7 +456,7 @@ describe('retention module: the "partitions ahead" start hook', function () {
     const kits = {
       config: testConfig(url),
       logger: pino({ level: 'silent' }),
-      db: { knex, url, embedded: null, ping: async () => undefined, close: async () => undefined },
+      db: { knex, url, embedded: null, pools: new PoolRegistry(), ping: async () => undefined, close: async () => undefined },
       cache: null as never,
       version: 'test',
       daemon: true,
@@ -463,6 +464,7 @@ describe('retention module: the "partitions ahead" start hook', function () {
       queue: { enqueue: async () => undefined },
       jobs: null as never,
       clock: systemClock,
+      httpStatus: null as never,
     };
     const built = retentionModule.build(kits, { retentionPolicies: { retentionDays: async () => [] } });
     expect(built.start!.map((h) => h.name)).to.deep.equal(['partitions ahead']);

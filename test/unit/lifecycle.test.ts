@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import { serveUntilSignal, startApp, stopApp, watchSignals, type LifecycleApp, type Signals } from '../../src/app/lifecycle.js';
 import { createLogger } from '../../src/app/logger.js';
+import { PoolRegistry } from '../../src/db/pool-stats.js';
 import type { Config } from '../../src/config/schema.js';
 import type { Hook } from '../../src/features/feature-module.js';
 import { LogCapture } from '../support/capture.js';
@@ -20,7 +21,7 @@ function fakeApp(o: { pending?: string[]; startHooks?: Hook[]; stopHooks?: Hook[
   const app: LifecycleApp = {
     config: { shutdown: { grace_ms: o.graceMs ?? 100 } } as Config,
     logger: createLogger('debug', logs),
-    db: { knex: null as never, url: '', embedded: null, ping: async () => undefined, close: async () => void calls.push('database closed') },
+    db: { knex: null as never, url: '', embedded: null, pools: new PoolRegistry(), ping: async () => undefined, close: async () => void calls.push('database closed') },
     migrations: {
       status: async () => {
         calls.push('migration status');

@@ -1,6 +1,7 @@
 import type { AlertQuerySource, AlertSink, ChannelDirectory, DeliveryStats, Notifier } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
+import type { AlertsStatusSource } from '../../core/status.js';
 import { defineModule } from '../feature-module.js';
 import { AlertEvaluator } from './alert-evaluator.js';
 import { AlertSinkService } from './alert-sink.js';
@@ -13,6 +14,7 @@ import { AlertRulesRepository } from './alert-rules-repository.js';
 import { registerAlertRuleRoutes } from './alert-rules-routes.js';
 import { AlertRulesService } from './alert-rules-service.js';
 import { AlertsReadRepository } from './alerts-read-repository.js';
+import { AlertsStatusRepository } from './alerts-status-repository.js';
 import { registerAlertRoutes } from './alerts-routes.js';
 import { AlertsService } from './alerts-service.js';
 import { rulePreviewer } from './rule-preview.js';
@@ -37,7 +39,7 @@ interface AlertsNeeds {
 export const alertsModule = defineModule({
   name: 'alerts',
   requires: ['orgAccess', 'auditSink', 'alertQuery', 'notifier', 'channelDirectory', 'deliveryStats'],
-  provides: ['alertSink', 'alertingSummary'],
+  provides: ['alertSink', 'alertingSummary', 'alertsStatus'],
   build(kits, needs: AlertsNeeds) {
     const { config, logger, clock } = kits;
     const knex = kits.db.knex;
@@ -86,7 +88,7 @@ export const alertsModule = defineModule({
     // Evaluation runs in the daemon only, and only where alerts.enabled (another instance may do it).
     const evaluating = kits.daemon && config.alerts.enabled;
     return {
-      provides: { alertSink, alertingSummary },
+      provides: { alertSink, alertingSummary, alertsStatus: new AlertsStatusRepository(knex) as AlertsStatusSource },
       services: { alertEngine, alertSink, alertRules, alerts, silences, maintenanceWindows, notificationPolicy: policy, alertingSummary },
       routes: (registry) => {
         registerAlertRuleRoutes(registry, alertRules);

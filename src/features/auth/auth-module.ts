@@ -2,6 +2,7 @@ import type { TObject } from '@sinclair/typebox';
 import type { Actor } from '../../core/actor.js';
 import type { AuditSink } from '../../core/audit.js';
 import { configuredMs } from '../../core/duration.js';
+import { isLocalAdminToken } from '../../core/local-admin-token.js';
 import { RateLimiter } from '../../core/rate-limiter.js';
 import type { Authenticator } from '../../http/registry.js';
 import { defineModule } from '../feature-module.js';
@@ -47,7 +48,9 @@ export const authModule = defineModule({
       failuresPerAccount,
       refreshTtlMs: ms(config.auth.refresh_ttl),
     });
-    const requestAuthenticator: Authenticator = createAuthenticator(auth, new RateLimiter(config.rate_limits.auth_failures_per_minute_per_ip, 60_000));
+    const requestAuthenticator: Authenticator = createAuthenticator(auth, new RateLimiter(config.rate_limits.auth_failures_per_minute_per_ip, 60_000), (token) =>
+      isLocalAdminToken(config.auth.jwt_secret, token),
+    );
     return {
       provides: { sessionRevoker: sessions, passwordConfirmer },
       services: { auth },

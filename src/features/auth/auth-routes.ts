@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { Actor } from '../../core/actor.js';
+import { SYSTEM_ACTOR, type Actor } from '../../core/actor.js';
 import { DomainError } from '../../core/errors.js';
 import { rateLimitError, type RateLimiter } from '../../core/rate-limiter.js';
 import { actorOf, metaOf, type HttpContext } from '../../http/context.js';
@@ -23,9 +23,10 @@ function unauthenticated(ctx: HttpContext, message: string): DomainError {
  * limit, a presented credential is refused with 429 before it is looked up. Checked before and
  * counted after the lookup, so requests already in flight when the limit is reached still finish:
  * an overshoot bounded by one client's concurrent requests, in exchange for valid credentials
- * never being refused for a burst of their own successes.
+ * never being refused for a burst of their own successes. `isLocalAdmin` recognizes the local
+ * admin token, taken only on routes that declare `localAdmin`.
  */
-export function createAuthenticator(auth: AuthService, failuresPerIp: RateLimiter): Authenticator {
+export function createAuthenticator(auth: AuthService, failuresPerIp: RateLimiter, isLocalAdmin: (token: string) => boolean = () => false): Authenticator {
   return async (ctx, route) => {
     if (route.auth === 'none') return;
     if (QUERY_CREDENTIALS.some((k) => ctx.query[k] !== undefined)) {
@@ -42,6 +43,11 @@ export function createAuthenticator(auth: AuthService, failuresPerIp: RateLimite
     const client = ctx.ip || 'unknown';
     const seen = failuresPerIp.peek(client);
     if (seen.remaining === 0) throw rateLimitError(seen, 'too many failed authentications from this address');
+    // Only where the route says so (GET /admin/status): anywhere else it is an invalid token (401).
+    if (route.localAdmin && isLocalAdmin(token)) {
+      ctx.state.actor = SYSTEM_ACTOR;
+      return;
+    }
     try {
       ctx.state.actor = await auth.authenticate(token, ctx.ip || null);
     } catch (err) {

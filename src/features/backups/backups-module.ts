@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { SYSTEM_ACTOR } from '../../core/actor.js';
+import type { BackupsStatusSource } from '../../core/status.js';
 import { createKnex } from '../../db/database.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
 import { BackupMetrics } from './backup-metrics.js';
 import { BackupService } from './backup-service.js';
 import { BackupStore } from './backup-store.js';
+import { BackupsStatusReader } from './backups-status.js';
 import { registerBackupRoutes } from './backups-routes.js';
 import type { BackupSummary, VerifyReport } from './backups-schemas.js';
 
@@ -40,7 +42,7 @@ const drillJob: JobSpec<BackupServices, VerifyReport> = {
 export const backupsModule = defineModule({
   name: 'backups',
   requires: [],
-  provides: [],
+  provides: ['backupsStatus'],
   jobs: [backupJob, drillJob],
   build(kits) {
     const { config, logger } = kits;
@@ -61,6 +63,7 @@ export const backupsModule = defineModule({
       logger,
     );
     const backups = service;
-    return { provides: {}, services: { backups }, routes: (registry) => registerBackupRoutes(registry, backups) };
+    const backupsStatus: BackupsStatusSource = new BackupsStatusReader(store, kits.jobs);
+    return { provides: { backupsStatus }, services: { backups }, routes: (registry) => registerBackupRoutes(registry, backups) };
   },
 });

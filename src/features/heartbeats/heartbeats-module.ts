@@ -2,9 +2,11 @@ import type { AlertSink, ChannelDirectory } from '../../core/alerting.js';
 import type { AuditSink } from '../../core/audit.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { SecretBox } from '../../core/secrets.js';
+import type { HeartbeatsStatusSource } from '../../core/status.js';
 import { SerialLoop } from '../../core/serial-loop.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
 import { HeartbeatsRepository } from './heartbeats-repository.js';
+import { HeartbeatsStatusRepository } from './heartbeats-status-repository.js';
 import { registerHeartbeatRoutes } from './heartbeats-routes.js';
 import { HeartbeatsService } from './heartbeats-service.js';
 import { INSTANCE_CHECKS, InstanceChecks, registerInstanceCheckMetrics, type InstanceCheckResult } from './instance-checks.js';
@@ -34,7 +36,7 @@ function pingBase(external: string, host: string, port: number): string {
 export const heartbeatsModule = defineModule({
   name: 'heartbeats',
   requires: ['auditSink', 'orgAccess', 'alertSink', 'channelDirectory'],
-  provides: [],
+  provides: ['heartbeatsStatus'],
   jobs: [instanceChecksJob],
   build(kits, needs: { auditSink: AuditSink; orgAccess: OrgAccess; alertSink: AlertSink; channelDirectory: ChannelDirectory }) {
     const { config, logger, clock } = kits;
@@ -57,7 +59,7 @@ export const heartbeatsModule = defineModule({
     const loop = new SerialLoop((signal) => heartbeats.check(clock.now(), signal), { name: 'heartbeats: missed check', intervalMs: config.alerts.tick_ms, firstDelayMs: config.alerts.tick_ms, logger });
     const looping = kits.daemon && config.alerts.enabled;
     return {
-      provides: {},
+      provides: { heartbeatsStatus: new HeartbeatsStatusRepository(kits.db.knex, clock) as HeartbeatsStatusSource },
       services: { heartbeats, instanceChecks },
       routes: (registry) => registerHeartbeatRoutes(registry, heartbeats),
       start: looping ? [{ name: 'heartbeats: missed check loop', timeoutMs: 1000, run: async () => loop.start() }] : [],

@@ -110,7 +110,7 @@ export const telemetryModule = defineModule({
       stats: ingestStats,
     });
     // Queries get a pool of their own: their sessions carry query.statement_timeout_ms.
-    const queryKnex = createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' });
+    const queryKnex = db.pools.add('sentinel-query', createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' }));
     const queryRepo = new QueryRepository(knex, queryKnex);
     const query = new QueryService(queryRepo, needs.orgAccess, directory, {
       maxSeries: config.query.max_series,
