@@ -1,58 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { freePort, startDaemon, type Daemon } from '../support/daemon.js';
+import { startNotifyReceiver, type NotifyReceiver } from '../support/notify-receiver.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * A stand-in for systemd's notification socket: a unix datagram socket (Node has none, so a
- * python3 child owns it). Each datagram is printed as one JSON line, with whether the daemon's
- * HTTP port accepted a connection at the moment READY=1 arrived. Passed file descriptors
- * (systemd-notify's BARRIER=1 pipe) are dropped unread, which closes them, as systemd does.
- */
-const RECEIVER = `
-import json, socket, sys
-path, port = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(path)
-print(json.dumps({"bound": True}), flush=True)
-while True:
-    text = s.recv(65536).decode("utf-8", "replace")
-    listening = None
-    if "READY=1" in text.split("\\n"):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            listening = True
-        except OSError:
-            listening = False
-    print(json.dumps({"message": text, "listening": listening}), flush=True)
-`;
-
-interface Received {
-  message: string;
-  listening: boolean | null;
-}
-
-async function startReceiver(path: string, port: number): Promise<{ proc: ChildProcess; received: () => Received[] }> {
-  const proc = spawn('python3', ['-c', RECEIVER, path, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('"bound"')) {
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`the notify receiver did not start: ${out}`);
-    await sleep(20);
-  }
-  const received = () =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{"message"'))
-      .map((l) => JSON.parse(l) as Received);
-  return { proc, received };
-}
 
 async function waitFor<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -80,7 +34,7 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
   let url: string;
   let dir: string;
   const daemons: Daemon[] = [];
-  let receiver: { proc: ChildProcess; received: () => Received[] } | undefined;
+  let receiver: NotifyReceiver | undefined;
 
   before(async () => {
     url = await cloneDatabase();
@@ -90,7 +44,7 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
 
   after(async () => {
     for (const d of daemons) await stop(d);
-    if (receiver && receiver.proc.exitCode === null) receiver.proc.kill('SIGTERM');
+    receiver?.stop();
     rmSync(dir, { recursive: true, force: true });
     await dropDatabase(url);
   });
@@ -104,7 +58,7 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
   it('with JOURNAL_STREAM=8:1234 and NOTIFY_SOCKET: <6> on info lines, <3> on error lines, READY=1 (with MAINPID) once it listens', async () => {
     const port = await freePort();
     const socketPath = join(dir, 'notify.sock');
-    receiver = await startReceiver(socketPath, port);
+    receiver = await startNotifyReceiver(socketPath, port);
     const { config, env } = envFor('journald', { JOURNAL_STREAM: '8:1234', NOTIFY_SOCKET: socketPath, SENTINEL_HTTP_PORT: String(port) });
     const d = await startDaemon(env, ['serve']);
     daemons.push(d);
