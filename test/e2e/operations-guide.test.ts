@@ -291,7 +291,7 @@ describe('the operations guide (docs/operations.md) and config/nginx.example.con
     expect(readFileSync(join(ROOT_DIR, 'README.md'), 'utf8')).to.contain('](docs/operations.md)');
   });
 
-  it('rewrites every path and the user name when moved under a temporary root (and refuses what it cannot)', () => {
+  it('rewrites every path and the user name when moved under a temporary root, and leaves file and host names alone', () => {
     const r = { root: '/tmp/sentinel-guide-x', user: 'sentinel-guide-abc', port: 1234 };
     expect(rewrite('install -d -o sentinel -g sentinel -m 0750 /var/lib/sentinel', r)).to.equal(
       'install -d -o sentinel-guide-abc -g sentinel-guide-abc -m 0750 /tmp/sentinel-guide-x/var/lib/sentinel',
