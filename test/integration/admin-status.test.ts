@@ -94,6 +94,17 @@ describe('GET /admin/status', function () {
       expectProblem(await t.api.get('/admin/status', sign({}, 3600)), 401, 'a lifetime of an hour');
       expectProblem(await t.api.get('/admin/status', sign({ iat: Math.floor(Date.now() / 1000) - 120 }, 60)), 401, 'expired');
       expectProblem(await t.api.get('/admin/status', 'not-a-token'), 401, 'garbage');
+      expectProblem(await t.api.get('/admin/status', 'x'.repeat(8000)), 401, 'an 8000-character token');
+      const local = mintLocalAdminToken(t.app.config.auth.jwt_secret);
+      expectProblem(await t.api.get('/admin/status', `${local}.x`), 401, 'a local admin token with a fourth part');
+      expectProblem(await t.api.raw('GET', '/api/v1/admin/status', { headers: { authorization: `Bearer ${local} extra` } }), 401, 'a malformed header');
+      expectProblem(await t.api.raw('GET', '/api/v1/admin/status', { headers: { authorization: `Basic ${local}` } }), 401, 'another scheme');
+    });
+
+    it('input it does not take is refused as on every route: NUL bytes and credentials in the query string', async () => {
+      expectProblem(await t.api.get('/admin/status?x=%00', root), 400, 'a NUL byte in the query');
+      const local = mintLocalAdminToken(t.app.config.auth.jwt_secret);
+      expectProblem(await t.api.get(`/admin/status?token=${local}`), 401, 'the local admin token in the query string');
     });
 
     it('a non-superadmin user 403, an API key 403, no token 401', async () => {
