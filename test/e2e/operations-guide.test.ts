@@ -493,6 +493,15 @@ describe('the operations guide followed on this machine: install, first admin, t
     expect(uidOf(postmaster)).to.equal(uid);
   });
 
+  it('`sentinel status --json` through the wrapper (the CLI as the user, no password) reads the running daemon', () => {
+    // The wrapper reaches the daemon's secret (the local admin token) and its address from the guide's configuration.
+    const snapshot = JSON.parse(sh(`${root}/usr/local/sbin/sentinel status --json`, 'sentinel status --json')) as {
+      pid: number;
+      database: { mode: string; migrations: { pending: number } };
+    };
+    expect([snapshot.pid, snapshot.database.mode, snapshot.database.migrations.pending]).to.deep.equal([daemon!.pid, 'embedded', 0]);
+  });
+
   it('serves the site of config/nginx.example.conf from Debian\'s nginx on 127.0.0.1 with TLS', async () => {
     nginxDir = mkdtempSync(join(tmpdir(), 'sentinel-guide-nginx-'));
     for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(nginxDir, sub));
