@@ -116,34 +116,50 @@ function Help({ width, height }: { width: number; height: number }) {
   );
 }
 
-/** Panel grid: 3 columns from 120 columns on, else 2; the focused panel's row gets the spare height. */
+/**
+ * Panel grid: 3 columns from 120 columns on, else 2. Every row gets at least MIN_PANEL_HEIGHT;
+ * the spare height goes first to the focused panel's row, then to the rows whose panels have
+ * more to say, and what is left to the focused row again (the screen stays full).
+ */
+const MIN_PANEL_HEIGHT = 6;
+
+export function rowHeights(needs: number[], focusRow: number, height: number): number[] {
+  const heights = needs.map(() => MIN_PANEL_HEIGHT);
+  let spare = height - MIN_PANEL_HEIGHT * needs.length;
+  const grow = (r: number, upTo: number) => {
+    const add = Math.max(0, Math.min(spare, upTo - heights[r]));
+    heights[r] += add;
+    spare -= add;
+  };
+  grow(focusRow, needs[focusRow]);
+  needs.forEach((n, r) => grow(r, n));
+  if (spare > 0) heights[focusRow] += spare;
+  return heights;
+}
+
 function Grid(props: { status: AdminStatus; focus: number; columns: number; height: number; now: number }) {
   const ncols = props.columns >= 120 ? 3 : 2;
   const nrows = Math.ceil(PANELS.length / ncols);
-  const focusRow = Math.floor(props.focus / ncols);
-  const minHeight = 6;
-  const other = Math.max(minHeight, Math.floor(props.height / (nrows + 1)));
-  const focused = Math.max(minHeight, props.height - other * (nrows - 1));
   const colWidth = Math.floor(props.columns / ncols);
+  const cells = PANELS.map((p, i) => {
+    const c = i % ncols;
+    const width = c === ncols - 1 ? props.columns - colWidth * (ncols - 1) : colWidth;
+    const focused = i === props.focus;
+    return { ...p, width, focused, lines: panelLines(p.id, props.status, props.now, width - 2, focused) };
+  });
+  const rowsOf = Array.from({ length: nrows }, (_, r) => cells.slice(r * ncols, r * ncols + ncols));
+  const heights = rowHeights(
+    rowsOf.map((row) => Math.max(...row.map((c) => c.lines.length + 2))),
+    Math.floor(props.focus / ncols),
+    props.height,
+  );
   return (
     <Box flexDirection="column" height={props.height} overflow="hidden">
-      {Array.from({ length: nrows }, (_, r) => (
-        <Box key={r} flexDirection="row" height={r === focusRow ? focused : other}>
-          {PANELS.slice(r * ncols, r * ncols + ncols).map((p, c) => {
-            const i = r * ncols + c;
-            const width = c === ncols - 1 ? props.columns - colWidth * (ncols - 1) : colWidth;
-            const isFocused = i === props.focus;
-            return (
-              <Panel
-                key={p.id}
-                title={p.title}
-                width={width}
-                height={r === focusRow ? focused : other}
-                focused={isFocused}
-                lines={panelLines(p.id, props.status, props.now, width - 2, isFocused)}
-              />
-            );
-          })}
+      {rowsOf.map((row, r) => (
+        <Box key={r} flexDirection="row" height={heights[r]}>
+          {row.map((c) => (
+            <Panel key={c.id} title={c.title} width={c.width} height={heights[r]} focused={c.focused} lines={c.lines} />
+          ))}
         </Box>
       ))}
     </Box>
@@ -265,12 +281,33 @@ export function StatusApp(props: StatusAppProps) {
     };
   }, [stdout, props.size]);
 
+  // The key handler reads the help flag through a ref: two keys in one tick (or before React
+  // re-registers the handler) must see the state the previous key left.
+  const helpShown = useRef(false);
+  const showHelp = (v: boolean) => {
+    helpShown.current = v;
+    setHelp(v);
+  };
   useInput((input, key) => {
-    if (input === 'q' || (key.escape && !help)) exit();
-    else if (key.escape || (help && input === '?')) setHelp(false);
-    else if (input === '?') setHelp(true);
-    else if (key.tab) setFocus((f) => (f + (key.shift ? PANELS.length - 1 : 1)) % PANELS.length);
-    else if (input === 'r') void refresh();
+    if (key.escape) {
+      if (helpShown.current) showHelp(false);
+      else exit();
+      return;
+    }
+    if (key.tab && key.shift) {
+      setFocus((f) => (f + PANELS.length - 1) % PANELS.length);
+      return;
+    }
+    // Keys typed ahead arrive as one string ("\t\t" for two quick tabs): each counts.
+    for (const ch of key.tab && input === '' ? '\t' : input) {
+      if (ch === 'q') {
+        exit();
+        return;
+      }
+      if (ch === '\t') setFocus((f) => (f + 1) % PANELS.length);
+      else if (ch === '?') showHelp(!helpShown.current);
+      else if (ch === 'r') void refresh();
+    }
   });
 
   const shown = props.size ?? size;

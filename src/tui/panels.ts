@@ -86,17 +86,17 @@ function jobLine(j: JobStatusLine, now: number, width: number): Line[] {
   const name = j.name.padEnd(Math.min(18, Math.max(10, Math.floor(width / 3))));
   const rel = (iso: string | null) => formatRelative(iso, now, true);
   if (j.running) return [line(`… ${name} running since ${rel(j.last_run?.started_at ?? null).replace(/ ago$/, '')}`, 'warn')];
-  if (!j.enabled) return [line(`- ${name} disabled`, 'dim')];
-  const next = j.next_run ? ` · next ${rel(j.next_run)}` : '';
+  // A disabled job still shows how its last (manual) run went.
+  const next = !j.enabled ? ' · disabled' : j.next_run ? ` · next ${rel(j.next_run)}` : '';
   const r = j.last_run;
-  if (!r) return [line(`  ${name} never run${next}`)];
+  if (!r) return [line(`  ${name} never run${next}`, j.enabled ? 'normal' : 'dim')];
   const when = rel(r.finished_at ?? r.started_at);
   if (r.outcome === 'failed' || r.outcome === 'timeout') {
     const out = [line(`✗ ${name} ${r.outcome} ${when}${next}`, 'bad')];
     if (r.error) out.push(line(`    ${r.error.replace(/\s+/g, ' ')}`, 'bad'));
     return out;
   }
-  return [line(`${r.outcome === 'ok' ? '✓' : ' '} ${name} ${r.outcome ?? '?'} ${when}${next}`, r.outcome === 'ok' ? 'normal' : 'dim')];
+  return [line(`${r.outcome === 'ok' ? '✓' : ' '} ${name} ${r.outcome ?? '?'} ${when}${next}`, r.outcome === 'ok' && j.enabled ? 'normal' : 'dim')];
 }
 
 function jobLines(s: AdminStatus, now: number, width: number): Line[] {

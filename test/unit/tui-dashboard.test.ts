@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { render } from 'ink-testing-library';
 import { createElement as h } from 'react';
 import type { AdminStatus } from '../../src/core/status.js';
-import { Dashboard, StatusApp, type DashboardProps, type View } from '../../src/tui/dashboard.js';
+import { Dashboard, rowHeights, StatusApp, type DashboardProps, type View } from '../../src/tui/dashboard.js';
 import { formatClock, formatDuration, formatRelative, sparkline } from '../../src/tui/format.js';
 import type { FetchResult } from '../../src/tui/status-client.js';
 import { failedJobStatus, firingStatus, healthyStatus, NOW } from './tui-fixtures.js';
@@ -137,6 +137,22 @@ describe('status dashboard frames', () => {
     expect(f).to.contain('● critical acme/cpu-high');
   });
 
+  it('row heights: each row at least 6, the focused row served first, the whole height used', () => {
+    expect(rowHeights([4, 9, 12], 1, 20)).to.deep.equal([6, 8, 6]);
+    expect(rowHeights([4, 9, 12], 2, 20)).to.deep.equal([6, 6, 8]);
+    expect(rowHeights([4, 9, 12], 0, 26)).to.deep.equal([6, 9, 11]);
+    expect(rowHeights([4, 9, 7], 0, 40)).to.deep.equal([6 + 40 - 6 - 9 - 7, 9, 7]);
+    for (const [needs, focus, height] of [
+      [[3, 3, 3], 0, 20],
+      [[30, 30], 1, 26],
+      [[1, 50, 1], 2, 46],
+    ] as const) {
+      const hs = rowHeights([...needs], focus, height);
+      expect(hs.reduce((a, b) => a + b, 0)).to.equal(height);
+      for (const x of hs) expect(x).to.be.at.least(6);
+    }
+  });
+
   it('below 80×24: a message instead of a broken layout', () => {
     for (const [columns, rows] of [
       [79, 24],
@@ -148,6 +164,24 @@ describe('status dashboard frames', () => {
       expect(f).to.contain('at least 80×24');
       expect(f).not.to.contain('req/s');
     }
+  });
+
+  it('jobs: disabled, never run and running ones each say so; a disabled job still shows its failed manual run', () => {
+    const s = healthyStatus();
+    const base = s.jobs[0];
+    s.jobs = [
+      { ...base, name: 'reports', enabled: false, last_run: null, next_run: null },
+      { ...base, name: 'restore-drill', enabled: false, next_run: null, last_run: { ...base.last_run!, outcome: 'failed', error: 'no complete backup\nto drill' } },
+      { ...base, name: 'compaction', running: true, last_run: { ...base.last_run!, started_at: new Date(NOW - 42_000).toISOString(), finished_at: null, outcome: null } },
+      { ...base, name: 'retention', last_run: null },
+    ];
+    const f = frame(ok(s), { focus: 3 });
+    expect(lineWith(f, 'reports')).to.match(/ {2}reports +never run · disabled/);
+    expect(lineWith(f, '✗ restore-drill')).to.contain('failed 3h ago · disabled');
+    expect(f).to.contain('no complete backup to drill');
+    expect(lineWith(f, '… compaction')).to.contain('running since 42s');
+    expect(lineWith(f, 'retention')).to.contain('never run · next in 20h');
+    expect(f).to.contain('4 jobs · 1 failed');
   });
 
   it('a panel with more lines than room says how many are hidden', () => {
@@ -192,6 +226,9 @@ describe('status dashboard behaviour (StatusApp)', () => {
     await until('focus back on Ingest', () => a.frame().includes('▶ Ingest'));
     for (let i = 0; i < 5; i++) a.stdin.write('\t');
     await until('focus wrapped round to HTTP', () => a.frame().includes('▶ HTTP'));
+    // Two tabs typed ahead reach the app as one string: both count.
+    a.stdin.write('\t\t');
+    await until('focus two panels on', () => a.frame().includes('▶ Alerts'));
     a.unmount();
   });
 
