@@ -484,7 +484,8 @@ describe('the operations guide followed on this machine: install, first admin, t
     await waitFor('the daemon answering /api/v1/health/ready', 90_000, async () => {
       if (daemon!.exitCode !== null) throw new Error(`the daemon exited ${daemon!.exitCode}: ${readFileSync(daemonLog, 'utf8').slice(-3000)}`);
       const a = await call({ port, path: '/api/v1/health/ready' });
-      return a.status === 200 ? a : null;
+      if (a.status !== 200) throw new Error(`/api/v1/health/ready answered ${a.status}: ${a.body}`);
+      return a;
     });
     // sh and setpriv exec node: the pid is the daemon's, and it is not root.
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, 2)).to.deep.equal(['/usr/bin/node', `${root}/opt/sentinel/dist/src/main.js`]);
@@ -551,7 +552,8 @@ http {
     nginx = spawn(NGINX!, args, { stdio: 'ignore' });
     await waitFor('nginx answering over TLS', 15_000, async () => {
       const a = await call({ port: tlsPort, path: '/api/v1/health', ca: cert });
-      return a.status === 200 ? a : null;
+      if (a.status !== 200) throw new Error(`/api/v1/health through nginx answered ${a.status}`);
+      return a;
     });
 
     const redirect = await call({ port: httpPort, path: '/api/v1/health' });
