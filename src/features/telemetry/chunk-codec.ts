@@ -171,9 +171,9 @@ class BitReader {
     const i = this.pos >>> 3;
     const off = this.pos & 7;
     const len = buf.length;
-    const at = (k: number): number => (k < len ? buf[k] : 0);
-    const w = ((at(i) << 24) | (at(i + 1) << 16) | (at(i + 2) << 8) | at(i + 3)) >>> 0;
-    return off === 0 ? w : ((w << off) | (at(i + 4) >>> (8 - off))) >>> 0;
+    // (No helper closure: this runs per field read, and a closure per call is not free everywhere.)
+    const w = (((i < len ? buf[i] : 0) << 24) | (i + 1 < len ? buf[i + 1] << 16 : 0) | (i + 2 < len ? buf[i + 2] << 8 : 0) | (i + 3 < len ? buf[i + 3] : 0)) >>> 0;
+    return off === 0 ? w : ((w << off) | ((i + 4 < len ? buf[i + 4] : 0) >>> (8 - off))) >>> 0;
   }
 
   /** n ≤ 32 bits as an unsigned number. */
@@ -511,10 +511,9 @@ export function encodeChunk(ts: readonly number[], values: readonly number[]): B
 
 /** Decodes a chunk written by encodeChunk; throws an Error on anything malformed. */
 export function decodeChunk(data: Uint8Array): DecodedChunk {
-  const ts: number[] = [];
-  const values: number[] = [];
-  decodeWith(data, () => [ts, values]);
-  return { ts, values };
+  const out: DecodedChunk = { ts: [], values: [] };
+  decodeWith(data, out);
+  return out;
 }
 
 /** Reusable output arrays of decodeChunkInto (replaced by larger ones when a chunk does not fit). */
@@ -528,18 +527,11 @@ export interface DecodeScratch {
  * (a query decodes thousands); returns the count. Same checks and results as decodeChunk.
  */
 export function decodeChunkInto(data: Uint8Array, scratch: DecodeScratch): number {
-  return decodeWith(data, (n) => {
-    if (scratch.ts.length < n) {
-      const size = Math.max(n, scratch.ts.length * 2);
-      scratch.ts = new Float64Array(size);
-      scratch.values = new Float64Array(size);
-    }
-    return [scratch.ts, scratch.values];
-  });
+  return decodeWith(data, scratch);
 }
 
-/** The decoder: `out(count)` gives the arrays to fill (asked only once the count is known to fit the data). */
-function decodeWith(data: Uint8Array, out: (n: number) => [number[] | Float64Array, number[] | Float64Array]): number {
+/** The decoder, into `out`'s arrays (a scratch's are replaced by larger ones once the count is known to fit the data). */
+function decodeWith(data: Uint8Array, out: DecodedChunk | DecodeScratch): number {
   if (data.length < 2) throw corrupt('truncated header');
   if (data[0] !== CHUNK_CODEC_VERSION) throw corrupt(`unknown version ${data[0]}`);
   let p = 1;
@@ -570,7 +562,12 @@ function decodeWith(data: Uint8Array, out: (n: number) => [number[] | Float64Arr
   // Every point after the first costs at least one bit in each stream: bound the count by the
   // bytes present before allocating anything for it.
   if (n - 1 > ((data.length - p) * 8 - 54 - 1) / 2) throw corrupt('count larger than the data');
-  const [ts, values] = out(n);
+  if (out.ts instanceof Float64Array && out.ts.length < n) {
+    const size = Math.max(n, out.ts.length * 2);
+    out.ts = new Float64Array(size);
+    out.values = new Float64Array(size);
+  }
+  const { ts, values } = out;
   const r = new BitReader(data, p);
   readIntSeq(r, n, 2, TS_BUCKETS, ts);
   if (mode === 0) {
