@@ -1,0 +1,260 @@
+/**
+ * Metric query latency over the compacted tier (point_chunks), through the HTTP API, each beside
+ * the database's part of the same read in the same run:
+ *  1. one series (filter host=h123), last 1 h, step 60s, avg → p95 < 5 ms and ≤ 2× its SQL;
+ *  2. 100 series (svc=svc7) by shard, 24 h, step 5m, avg → p95 < 30 ms;
+ *  3. 100 series (svc=svc3), 30 days, step 1h, avg, over 30 days of data at 60 s
+ *     (1,000 series, 43.2 M points) → p95 < 200 ms.
+ *
+ * Data, generated straight into chunks (no ingest, no compaction job): the points are encoded
+ * here with the codec (src/features/telemetry/chunk-codec.ts) into one row per series and 2-hour
+ * window with the aggregates the job stores (chunkAggregates), and COPYed into point_chunks:
+ *   bench.query  SENTINEL_BENCH_SERIES series (default 10,000), 1,000 points each (10 M), and
+ *   bench.month  1,000 series, 30 days each (43,200 points each, 43.2 M),
+ * both at 60 s with up to ±5 ms of jitter, ending at the last 2-hour boundary before now, labels
+ * {host: h<i>, shard: s<i % 100>, svc: svc<floor(i / 100)>}, values two-decimal gauges that
+ * change on about one sample in three (as bench:prometheus's). Queries end at that boundary.
+ *
+ * Per query and iteration, interleaved (one connection each, latency measured by the client):
+ *   API     GET …/metrics/query over HTTP (authentication, validation, the read, JSON);
+ *   repo    QueryRepository.metricRead in this process (the statements and the decoding and
+ *           aggregation in Node; no HTTP, no JSON);
+ *   SQL     the ceiling: the statements metricRead ran for that query (series lookup with the
+ *           chunk rows; then the fresh tier's part), replayed through `pg` — the database's part.
+ *
+ *   npm run bench:query-chunks    (SENTINEL_BENCH_QUERIES=100 per query; SENTINEL_BENCH_MONTH_SERIES=1000)
+ */
+import { Agent, request } from 'node:http';
+import knexFactory from 'knex';
+import pg from 'pg';
+import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
+import { chunkAggregates, encodeChunk } from '../src/features/telemetry/chunk-codec.js';
+import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
+import { CHUNK_WINDOW_MS } from '../src/features/telemetry/telemetry-tables.js';
+import { copyInto, loadSeries, mulberry32, startSentinel } from './harness.js';
+import { machineLine } from './machine.js';
+
+const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
+const MONTH_SERIES = Number(process.env.SENTINEL_BENCH_MONTH_SERIES ?? 1000);
+const QUERIES = Number(process.env.SENTINEL_BENCH_QUERIES ?? 100);
+const WARMUP = Math.max(5, Math.round(QUERIES / 10));
+const SPACING = 60_000;
+const DAY = 86_400_000;
+const END = Math.floor(Date.now() / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
+const MAX_SERIES = 1000;
+const MAX_POINTS = 1_000_000;
+
+if (SERIES < 800 || MONTH_SERIES < 400) throw new Error('need at least 800 series (svc7) and 400 month series (svc3)');
+
+const labelsOf = (i: number) => ({ host: `h${i}`, shard: `s${i % 100}`, svc: `svc${Math.floor(i / 100)}` });
+const quantile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+};
+const ms = (x: number) => `${x.toFixed(2)} ms`;
+const iso = (t: number) => new Date(t).toISOString();
+
+/** Daily partitions of point_chunks for every UTC day touched by [fromMs, toMs]. */
+async function ensureChunkPartitions(client: pg.Client, fromMs: number, toMs: number): Promise<void> {
+  for (let day = dayStart(fromMs); day <= toMs; day += DAY_MS) {
+    const sql = `create table if not exists ${partitionName('point_chunks', day)} partition of point_chunks for values from ('${iso(day)}') to ('${iso(day + DAY_MS)}')`;
+    try {
+      await client.query(sql);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== '42P07' && code !== '23505') throw err; // the daemon's partitions job made it at the same moment
+    }
+  }
+}
+
+/** COPYs one chunk row per series and 2-hour window of `perSeries` points ending before END. */
+async function loadChunks(client: pg.Client, orgId: string, ids: number[], perSeries: number, seed: number): Promise<{ rows: number; bytes: number }> {
+  const rnd = mulberry32(seed);
+  const first = END - perSeries * SPACING;
+  let rows = 0;
+  let bytes = 0;
+  await copyInto(
+    client,
+    'copy point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data) from stdin',
+    (function* () {
+      let out = '';
+      for (const id of ids) {
+        let v = Math.round(2000 + rnd() * 6000) / 100;
+        for (let w = Math.floor(first / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS; w < END; w += CHUNK_WINDOW_MS) {
+          const ts: number[] = [];
+          const values: number[] = [];
+          for (let t = Math.max(w, first); t < w + CHUNK_WINDOW_MS && t < END; t += SPACING) {
+            if (rnd() < 1 / 3) v = Math.round(v * 100 + (rnd() < 0.5 ? -1 : 1) * Math.floor(1 + rnd() * 50)) / 100;
+            ts.push(t + 5000 + Math.round(rnd() * 10 - 5)); // 5 s ± 5 ms into its minute: never across a window edge
+            values.push(v);
+          }
+          if (ts.length === 0) continue;
+          const a = chunkAggregates(ts, values);
+          const data = encodeChunk(ts, values);
+          rows++;
+          bytes += data.length;
+          out += `${orgId}\t${id}\t${iso(w)}\t${iso(a.firstTs)}\t${iso(a.lastTs)}\t${a.count}\t${a.min}\t${a.max}\t${a.sum}\t${a.firstValue}\t${a.lastValue}\t${a.increase}\t\\\\x${data.toString('hex')}\n`;
+          if (out.length > 1 << 20) {
+            yield out;
+            out = '';
+          }
+        }
+      }
+      yield out;
+    })(),
+  );
+  return { rows, bytes };
+}
+
+// ---------------------------------------------------------------------------------------------
+console.log(machineLine());
+const s = await startSentinel('query-chunks', { SENTINEL_RETENTION_METRICS_DAYS: '60', SENTINEL_QUERY_STATEMENT_TIMEOUT_MS: '60000' });
+const admin = new pg.Client(s.pgUrl);
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+const knex = knexFactory({ client: 'pg', connection: s.pgUrl, pool: { min: 1, max: 1 } });
+try {
+  await admin.connect();
+  const org = s.orgId;
+  const MONTH_POINTS = 30 * (DAY / SPACING);
+  await ensureChunkPartitions(admin, END - 31 * DAY, END);
+  const t0 = performance.now();
+  const idsA = await loadSeries(admin, org, 'bench.query', SERIES, labelsOf);
+  const a = await loadChunks(admin, org, idsA, 1000, 1);
+  const tA = performance.now();
+  const idsB = await loadSeries(admin, org, 'bench.month', MONTH_SERIES, labelsOf);
+  const b = await loadChunks(admin, org, idsB, MONTH_POINTS, 2);
+  const tB = performance.now();
+  const { rows: size } = await admin.query<{ total: string }>(
+    `select sum(pg_total_relation_size(c.oid))::text as total from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'point_chunks'::regclass`,
+  );
+  const pointsA = SERIES * 1000;
+  const pointsB = MONTH_SERIES * MONTH_POINTS;
+  console.log(
+    `generated into chunks with COPY: bench.query ${pointsA.toLocaleString('en')} points (${SERIES.toLocaleString('en')} series × 1,000 at 60 s) in ${a.rows.toLocaleString('en')} chunks, ${((tA - t0) / 1000).toFixed(1)} s; ` +
+      `bench.month ${pointsB.toLocaleString('en')} points (${MONTH_SERIES.toLocaleString('en')} series × 30 days at 60 s) in ${b.rows.toLocaleString('en')} chunks, ${((tB - tA) / 1000).toFixed(1)} s; ` +
+      `data ${((a.bytes + b.bytes) / (pointsA + pointsB)).toFixed(2)} B/point, point_chunks with indexes ${(Number(size[0].total) / (pointsA + pointsB)).toFixed(2)} B/point; ending ${iso(END)}; no ANALYZE by hand`,
+  );
+
+  interface Case {
+    title: string;
+    target: number;
+    ratio: boolean;
+    name: string;
+    filter: [string, string];
+    by: string | null;
+    startMs: number;
+    stepMs: number;
+    step: string;
+  }
+  const cases: Case[] = [
+    { title: '1. one series (host=h123), last 1 h, step 60s, avg', target: 5, ratio: true, name: 'bench.query', filter: ['host', 'h123'], by: null, startMs: END - 3_600_000, stepMs: 60_000, step: '60s' },
+    { title: '2. 100 series (svc=svc7) by shard, 24 h, step 5m, avg', target: 30, ratio: false, name: 'bench.query', filter: ['svc', 'svc7'], by: 'shard', startMs: END - DAY, stepMs: 300_000, step: '5m' },
+    { title: '3. 100 series (svc=svc3), 30 days, step 1h, avg', target: 200, ratio: false, name: 'bench.month', filter: ['svc', 'svc3'], by: null, startMs: END - 30 * DAY, stepMs: 3_600_000, step: '1h' },
+  ];
+
+  const viaApi = (c: Case): Promise<{ ms: number; status: number; body: string }> => {
+    const qs = new URLSearchParams({ name: c.name, filter: `${c.filter[0]}=${c.filter[1]}`, start: String(c.startMs), end: String(END), step: c.step, agg: 'avg' });
+    if (c.by) qs.set('by', c.by);
+    return new Promise((resolve, reject) => {
+      const t = performance.now();
+      const req = request(
+        { host: '127.0.0.1', port: s.daemon.port, path: `/api/v1/organizations/bench/metrics/query?${qs}`, agent, headers: { authorization: `Bearer ${s.apiKey}` } },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => resolve({ ms: performance.now() - t, status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  };
+
+  // The repository in this process, its statements recorded (for the ceiling) while `recording`.
+  const repo = new QueryRepository(knex, knex);
+  const pool = knex.client as { acquireConnection(): Promise<{ query(sql: string, values?: unknown[]): Promise<unknown> }> };
+  const acquire = pool.acquireConnection.bind(pool);
+  let recording: { sql: string; values: unknown[] }[] | null = null;
+  pool.acquireConnection = async () => {
+    const conn = await acquire();
+    if (!(conn as { recorded?: boolean }).recorded) {
+      (conn as { recorded?: boolean }).recorded = true;
+      const query = conn.query.bind(conn);
+      conn.query = (sql: string, values?: unknown[]) => {
+        if (recording && !sql.startsWith('set ')) recording.push({ sql, values: values ?? [] });
+        return query(sql, values);
+      };
+    }
+    return conn;
+  };
+  const spec = (c: Case): MetricReadSpec => ({
+    name: c.name,
+    matchers: [{ label: c.filter[0], op: '=', value: c.filter[1], source: `${c.filter[0]}=${c.filter[1]}` }],
+    by: c.by ? [c.by] : [],
+    startMs: c.startMs,
+    endMs: END,
+    stepMs: c.stepMs,
+    agg: 'avg',
+    buckets: Math.ceil((END - c.startMs) / c.stepMs),
+    maxSeries: MAX_SERIES,
+    maxPoints: MAX_POINTS,
+  });
+
+  const raw = new pg.Client(s.pgUrl);
+  await raw.connect();
+  await raw.query('set jit = off');
+
+  console.log(`${QUERIES} sequential requests per query after ${WARMUP} warm-up; API, repository and SQL interleaved (one connection each); latency measured by the client`);
+  for (const c of cases) {
+    const first = await viaApi(c);
+    if (first.status !== 200) throw new Error(`${c.title}: API answered ${first.status}: ${first.body.slice(0, 500)}`);
+    const answer = JSON.parse(first.body) as { series: { points: unknown[] }[] };
+    const apiPoints = answer.series.reduce((n, x) => n + x.points.length, 0);
+    recording = [];
+    const r = await repo.metricRead(org, spec(c), 60_000);
+    const statements = recording;
+    recording = null;
+    const repoPoints = r.rows.reduce((n, x) => n + x.t.length, 0);
+    if (repoPoints !== apiPoints) throw new Error(`${c.title}: the API answered ${apiPoints} points, the repository ${repoPoints}`);
+    if (statements.length !== 2) throw new Error(`${c.title}: expected two statements (chunks, fresh), got ${statements.length}`);
+
+    const api: number[] = [];
+    const inProc: number[] = [];
+    const sql: number[] = [];
+    for (let i = 0; i < WARMUP + QUERIES; i++) {
+      const steps = [
+        async () => {
+          const x = await viaApi(c);
+          if (x.status !== 200) throw new Error(`${c.title}: API answered ${x.status}`);
+          if (i >= WARMUP) api.push(x.ms);
+        },
+        async () => {
+          const t = performance.now();
+          await repo.metricRead(org, spec(c), 60_000);
+          if (i >= WARMUP) inProc.push(performance.now() - t);
+        },
+        async () => {
+          const t = performance.now();
+          for (const st of statements) await raw.query(st.sql, st.values);
+          if (i >= WARMUP) sql.push(performance.now() - t);
+        },
+      ];
+      for (let j = 0; j < steps.length; j++) await steps[(i + j) % steps.length]();
+    }
+    const ap95 = quantile(api, 0.95);
+    const sp95 = quantile(sql, 0.95);
+    console.log(
+      `${c.title} (${r.series} series, ${apiPoints} answer points, ${r.decodedPoints.toLocaleString('en')} points decoded, ${(first.body.length / 1024).toFixed(0)} KiB JSON): ` +
+        `API p50 ${ms(quantile(api, 0.5))} p95 ${ms(ap95)} (target < ${c.target} ms: ${ap95 < c.target ? 'yes' : 'NO'})   ` +
+        `repository p50 ${ms(quantile(inProc, 0.5))} p95 ${ms(quantile(inProc, 0.95))}   ` +
+        `ceiling: its SQL p50 ${ms(quantile(sql, 0.5))} p95 ${ms(sp95)}   ratio ${(ap95 / sp95).toFixed(2)}×${c.ratio ? ` (target <= 2×: ${ap95 <= 2 * sp95 ? 'yes' : 'NO'})` : ''}`,
+    );
+  }
+  await raw.end();
+} finally {
+  agent.destroy();
+  await knex.destroy().catch(() => undefined);
+  await admin.end().catch(() => undefined);
+  await s.stop();
+}
