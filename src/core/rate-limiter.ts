@@ -74,10 +74,25 @@ export class RateLimiter {
   }
 }
 
+/**
+ * Every limit that answers 429, by the name `sentinel_rate_limited_total{limiter}` counts it under:
+ * api (per client IP on /api/), login_ip and login_account (logins), auth_failures_ip (refused
+ * credentials per IP), totp (2FA code attempts), ingest (an organization's points per second),
+ * heartbeat_ping (pings per heartbeat).
+ */
+export const RATE_LIMITERS = ['api', 'login_ip', 'login_account', 'auth_failures_ip', 'totp', 'ingest', 'heartbeat_ping'] as const;
+export type RateLimiterName = (typeof RATE_LIMITERS)[number];
+
+/** `details.rateLimit` of a 429: the RateLimit-* header values and which limit refused. */
+export interface RateLimitDetails {
+  limit: number;
+  remaining: number;
+  reset: number;
+  limiter: RateLimiterName;
+}
+
 /** The 429 for a refused decision: Retry-After and RateLimit-* come from `details`. */
-export function rateLimitError(d: RateDecision, message: string): DomainError {
-  return new DomainError('rate_limited', `${message}; retry in ${d.resetSeconds} s`, {
-    retryAfter: d.resetSeconds,
-    rateLimit: { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds },
-  });
+export function rateLimitError(d: RateDecision, message: string, limiter: RateLimiterName): DomainError {
+  const rateLimit: RateLimitDetails = { limit: d.limit, remaining: d.remaining, reset: d.resetSeconds, limiter };
+  return new DomainError('rate_limited', `${message}; retry in ${d.resetSeconds} s`, { retryAfter: d.resetSeconds, rateLimit });
 }

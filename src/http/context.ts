@@ -18,6 +18,8 @@ export interface HttpState {
   route?: RouteTag;
   /** Set by the authenticator for every route that is not public; the access line names its id. */
   actor?: Actor;
+  /** The limit that refused the request (a 429), for sentinel_rate_limited_total. */
+  rateLimiter?: string;
 }
 
 /** A route as metrics and the access log name it, e.g. "/organizations/{org}": never the raw path. */

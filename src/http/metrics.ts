@@ -1,4 +1,5 @@
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RATE_LIMITERS } from '../core/rate-limiter.js';
 import { HttpWindow } from './http-window.js';
 
 export interface HttpMetrics {
@@ -13,9 +14,17 @@ export interface HttpMetrics {
   inFlight: { count: number };
   /** The last minute's requests (rate, quantiles, 4xx/5xx) for the admin status; the frame records each. */
   window: HttpWindow;
+  /** Counts one 429 answer under the limit that refused it (`other` when none is named). */
+  rateLimited(limiter: string | undefined): void;
   /** Registers the process metrics (CPU, memory, event loop, GC) once; later calls do nothing. */
   collectDefault: () => void;
 }
+
+/**
+ * prom-client defaults that `promtool check metrics` flags: gauges named `_total` (sums of the
+ * `nodejs_active_*` gauges beside them, which stay).
+ */
+export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
 
 export interface HttpMetricsOptions {
   /** Call collectDefault() right away (default true). */
@@ -47,8 +56,18 @@ export function createHttpMetrics(opts: HttpMetricsOptions = {}): HttpMetrics {
     if (defaultsCollected) return;
     defaultsCollected = true;
     collectDefaultMetrics({ register: registry });
+    for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
   };
   if (opts.defaultMetrics !== false) collectDefault();
 
-  return { registry, requestDuration: (method, route, status) => duration.labels(method, route, String(status)), inFlight, window: new HttpWindow(), collectDefault };
+  const rateLimited = new Counter({
+    name: 'sentinel_rate_limited_total',
+    help: 'Requests answered 429, by the limit that refused them (see RATE_LIMITERS).',
+    labelNames: ['limiter'] as const,
+    registers: [registry],
+  });
+  // Every limit shows from the start, so a rate() over it needs no first 429.
+  for (const limiter of RATE_LIMITERS) rateLimited.inc({ limiter }, 0);
+
+  return { registry, requestDuration: (method, route, status) => duration.labels(method, route, String(status)), inFlight, window: new HttpWindow(), rateLimited: (limiter) => rateLimited.inc({ limiter: limiter ?? 'other' }), collectDefault };
 }

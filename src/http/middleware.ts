@@ -46,6 +46,7 @@ class RequestState {
   private child: Logger | undefined;
   route: RouteTag | undefined = undefined;
   actor: Actor | undefined = undefined;
+  rateLimiter: string | undefined = undefined;
   constructor(
     private readonly root: Logger,
     readonly requestId: string,
@@ -167,6 +168,7 @@ export function frameMiddleware(opts: FrameOptions): Middleware {
       if (!duration) record.durations.set(status, (duration = metrics.requestDuration(ctx.method, tag.template, status)));
       duration.observe(elapsed / 1000);
       metrics.window.record(status, elapsed);
+      if (status === 429) metrics.rateLimited(state.rateLimiter);
       const line: Record<string, unknown> = { request_id: requestId, status, duration_ms: Math.round(elapsed * 1000) / 1000, ip: ctx.ip };
       const actor = actorLabel(state.actor);
       if (actor) line.actor = actor;
@@ -190,7 +192,7 @@ function limitThenNext(ctx: Context, next: Next, limiter: RateLimiter, rateLimit
   res.setHeader('RateLimit-Limit', String(d.limit));
   res.setHeader('RateLimit-Remaining', String(d.remaining));
   res.setHeader('RateLimit-Reset', String(d.resetSeconds));
-  if (!d.allowed) throw rateLimitError(d, `rate limit of ${d.limit} requests per ${windowSeconds} s exceeded`);
+  if (!d.allowed) throw rateLimitError(d, `rate limit of ${d.limit} requests per ${windowSeconds} s exceeded`, 'api');
   return next();
 }
 

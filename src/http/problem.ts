@@ -187,7 +187,9 @@ function handleError(ctx: AnyContext, err: unknown, opts: ProblemOptions): void 
 }
 
 /** IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), as seconds and counts. */
-export function setRateLimitHeaders(ctx: ParameterizedContext, rl: { limit: number; remaining: number; reset: number }): void {
+export function setRateLimitHeaders(ctx: ParameterizedContext, rl: { limit: number; remaining: number; reset: number; limiter?: string }): void {
+  // Every 429 answer (problem+json and OTLP's Status) passes here: the frame counts it under this name.
+  if (rl.limiter) (ctx.state as HttpState).rateLimiter = rl.limiter;
   ctx.set('RateLimit-Limit', String(rl.limit));
   ctx.set('RateLimit-Remaining', String(rl.remaining));
   ctx.set('RateLimit-Reset', String(rl.reset));

@@ -42,7 +42,7 @@ export function createAuthenticator(auth: AuthService, failuresPerIp: RateLimite
     if (route.auth === 'user' && token.startsWith(API_KEY_PREFIX)) throw new DomainError('forbidden', 'this endpoint needs a user token, not an API key');
     const client = ctx.ip || 'unknown';
     const seen = failuresPerIp.peek(client);
-    if (seen.remaining === 0) throw rateLimitError(seen, 'too many failed authentications from this address');
+    if (seen.remaining === 0) throw rateLimitError(seen, 'too many failed authentications from this address', 'auth_failures_ip');
     // Only where the route says so (GET /admin/status): anywhere else it is an invalid token (401).
     if (route.localAdmin && isLocalAdmin(token)) {
       ctx.state.actor = SYSTEM_ACTOR;

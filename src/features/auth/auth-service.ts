@@ -68,14 +68,14 @@ export class AuthService {
 
   async login(input: LoginInput, meta: RequestMeta): Promise<TokenPair> {
     const ipDecision = this.d.loginPerIp.hit(meta.ip ?? 'unknown');
-    if (!ipDecision.allowed) throw rateLimitError(ipDecision, 'too many login attempts from this address');
+    if (!ipDecision.allowed) throw rateLimitError(ipDecision, 'too many login attempts from this address', 'login_ip');
     const account = input.email.trim().toLowerCase();
     // Only failures count against an account; once they reach the limit, even the right password
     // waits out the window. The attempt is counted here, before bcrypt, and forgiven below when it
     // was not a failure: a count taken after the comparison let any number of concurrent guesses
     // pass the same check.
     const accountDecision = this.d.failuresPerAccount.hit(account);
-    if (!accountDecision.allowed) throw rateLimitError(accountDecision, 'too many failed logins for this account');
+    if (!accountDecision.allowed) throw rateLimitError(accountDecision, 'too many failed logins for this account', 'login_account');
 
     const user = await this.d.users.findByEmail(input.email.trim());
     // Unknown emails cost one bcrypt comparison too, so timing does not reveal which emails exist.

@@ -34,7 +34,7 @@ export class PasswordConfirmation {
     if (!user || user.disabled_at || !user.password_hash) return false;
     const account = user.email.trim().toLowerCase();
     const decision = this.failuresPerAccount.hit(account);
-    if (!decision.allowed) throw rateLimitError(decision, 'too many failed password attempts for this account');
+    if (!decision.allowed) throw rateLimitError(decision, 'too many failed password attempts for this account', 'login_account');
     if (!(await this.passwords.verify(password, user.password_hash))) return false;
     this.failuresPerAccount.refund(account);
     return true;

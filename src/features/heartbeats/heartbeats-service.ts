@@ -8,6 +8,7 @@ import { DomainError, conflictOnUnique, notFound, type ErrorDetail } from '../..
 import { isUuid, randomToken } from '../../core/ids.js';
 import { pageLimit, toPage, uuidCursor, type Page, type PageRequest } from '../../core/pagination.js';
 import { sha256, type SecretBox } from '../../core/secrets.js';
+import type { RateLimitDetails } from '../../core/rate-limiter.js';
 import { TokenBuckets } from '../../core/token-bucket.js';
 import { compile, validationError } from '../../core/validation.js';
 import type { HeartbeatPatch, HeartbeatRow, HeartbeatsRepository } from './heartbeats-repository.js';
@@ -163,6 +164,7 @@ export class HeartbeatsService {
     if (!d.allowed) {
       throw new DomainError('rate_limited', `more than ${PINGS_PER_SECOND} ping per second for this heartbeat; retry in ${d.retryAfterSeconds} s`, {
         retryAfter: d.retryAfterSeconds,
+        rateLimit: { limit: d.limit, remaining: d.remaining, reset: d.retryAfterSeconds, limiter: 'heartbeat_ping' } satisfies RateLimitDetails,
       });
     }
     const at = this.clock.now();

@@ -3,6 +3,7 @@ import { toStorableText } from '../../core/text.js';
 import type { Actor } from '../../core/actor.js';
 import { authorize, type OrgAccess } from '../../core/authorize.js';
 import { DomainError, notFound, type ErrorDetail } from '../../core/errors.js';
+import type { RateLimitDetails } from '../../core/rate-limiter.js';
 import type { TokenBuckets } from '../../core/token-bucket.js';
 import type { GroupCommitWriter } from './group-commit-writer.js';
 import type { IngestRepository, StoredPoint, WriteItem } from './ingest-repository.js';
@@ -194,7 +195,7 @@ export class TelemetryService implements TelemetryIngest {
       this.refused(orgId, 'rate_limited', { metrics: points.length, logs: logs.length, events: events.length });
       throw new DomainError('rate_limited', `ingest rate limit of ${limits.ingest_points_per_second} items per second exceeded; retry in ${decision.retryAfterSeconds} s`, {
         retryAfter: decision.retryAfterSeconds,
-        rateLimit: { limit: decision.limit, remaining: decision.remaining, reset: decision.retryAfterSeconds },
+        rateLimit: { limit: decision.limit, remaining: decision.remaining, reset: decision.retryAfterSeconds, limiter: 'ingest' } satisfies RateLimitDetails,
       });
     }
 

@@ -193,7 +193,7 @@ export class TotpService {
   private throttle(userId: string): void {
     const d = this.d.attempts.hit(userId);
     if (!d.allowed) {
-      throw rateLimitError(d, 'too many 2FA code attempts');
+      throw rateLimitError(d, 'too many 2FA code attempts', 'totp');
     }
   }
 
