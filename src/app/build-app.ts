@@ -37,6 +37,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { JobControl } from '../core/jobs.js';
 import { composeModules, jobCatalog, moduleList, taskAttempts, type JobInfo, type JobRegistry, type ServicesOf } from './compose.js';
 import { stopApp } from './lifecycle.js';
+import { registerProcessMetrics } from './process-metrics.js';
 import { VERSION } from './version.js';
 
 export type { User } from '../features/users/users-service.js';
@@ -181,6 +182,7 @@ export async function buildApp(rawConfig: Config, logger: Logger, opts: BuildOpt
     // One registry per app: the HTTP metrics and whatever the modules register (kits.metrics).
     const httpMetrics = createHttpMetrics({ defaultMetrics: daemon });
     if (daemon) registerPoolMetrics(httpMetrics.registry, db.pools);
+    if (daemon) registerProcessMetrics(httpMetrics.registry, { version: VERSION, embedded: db.embedded });
     // Enqueueing works in every process (a CLI command's tasks wait in PostgreSQL for the daemon).
     // The jobs kit's own small pool (queue polls and claims, job records): it never waits behind
     // API requests for a connection, nor they behind it, and pg_stat_activity names it. Closed

@@ -83,6 +83,7 @@ export class EmbeddedPostgres {
   private ids: { uid?: number; gid?: number } = {};
   private bins: Binaries | null = null;
   private backoffMs = 1000;
+  private restartCount = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private watchTimer: NodeJS.Timeout | null = null;
   private readonly recent: string[] = [];
@@ -103,6 +104,16 @@ export class EmbeddedPostgres {
   /** True when this process started (or adopted) the server and will stop it. */
   get isOwner(): boolean {
     return this.owned;
+  }
+
+  /** Whether the cluster's postmaster is alive (its pid file names a running process); cheap enough for every scrape. */
+  get running(): boolean {
+    return this.postmasterPid() !== null;
+  }
+
+  /** Times this process's supervisor brought the server back after it exited unexpectedly. */
+  get restarts(): number {
+    return this.restartCount;
   }
 
   /** Make sure the cluster exists and a server is running on it; returns its URL. */
@@ -145,7 +156,12 @@ export class EmbeddedPostgres {
   private async startLocked(): Promise<string> {
     this.bins = await this.binaries();
     this.password = readOrCreateSecret(this.opts.dataDir, 'postgres_password', 24);
-    if (!existsSync(join(this.pgdata, 'PG_VERSION'))) await this.initdb();
+    if (!existsSync(join(this.pgdata, 'PG_VERSION'))) {
+      // initdb starts the server as our child, already supervised: adopting it as well would
+      // supervise it twice (two restarts after one crash).
+      await this.initdb();
+      return this.url;
+    }
 
     const running = await this.runningServer();
     if (running) {
@@ -327,10 +343,13 @@ export class EmbeddedPostgres {
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     let exited = false;
+    let ready = false;
     child.once('exit', (code, signal) => {
       exited = true;
       if (this.child === child) this.child = null;
-      if (this.stopping || !this.opts.supervise) return;
+      // Exiting before it was ready is this start's failure: the caller handles it (and a
+      // restart that failed schedules the next one), so it is not a second restart.
+      if (this.stopping || !this.opts.supervise || !ready) return;
       this.opts.logger.error({ code, signal, last_output: this.recent.slice(-5) }, 'embedded PostgreSQL exited unexpectedly; restarting');
       this.scheduleRestart();
     });
@@ -339,6 +358,7 @@ export class EmbeddedPostgres {
       if (!exited) child.kill('SIGKILL');
       throw new Error(`embedded PostgreSQL did not start: ${this.recent.slice(-5).join(' | ') || 'no output'}`);
     }
+    ready = true;
     const startedAt = Date.now();
     child.once('exit', () => {
       // A server that ran for a while earns a fresh backoff.
@@ -365,10 +385,15 @@ export class EmbeddedPostgres {
     const release = await this.lock();
     try {
       const running = await this.runningServer();
-      if (!running) return await this.spawnServer();
+      if (!running) {
+        await this.spawnServer();
+        this.restartCount++;
+        return;
+      }
       this.port = running.port;
       this.adoptedPid = running.pid;
       writeFileSync(this.ownerFile, this.ownerToken);
+      this.restartCount++;
       this.watchAdopted();
     } finally {
       release();
