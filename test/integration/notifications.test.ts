@@ -376,8 +376,8 @@ describe('notifications', function () {
       expect(failed.items[0].attempts.map((t) => t.outcome)).to.deep.equal(['retrying', 'retrying', 'failed']);
 
       const metrics = await t.api.raw('GET', '/metrics');
-      expect(metrics.text).to.match(/sentinel_notifications_total\{channel_type="webhook",outcome="retrying"\} [1-9]/);
-      expect(metrics.text).to.match(/sentinel_notifications_total\{channel_type="webhook",outcome="failed"\} [1-9]/);
+      expect(metrics.text).to.match(/sentinel_notification_deliveries_total\{channel_type="webhook",outcome="retrying"\} [1-9]/);
+      expect(metrics.text).to.match(/sentinel_notification_deliveries_total\{channel_type="webhook",outcome="failed"\} [1-9]/);
     });
 
     it('an attempt is bounded by notifications.timeout_ms (a receiver that never answers)', async () => {

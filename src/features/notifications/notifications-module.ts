@@ -53,7 +53,7 @@ export const notificationsModule = defineModule({
     const channelsRepo = new ChannelsRepository(kits.db.knex);
     const notificationsRepo = new NotificationsRepository(kits.db.knex);
     const sent = new Counter({
-      name: 'sentinel_notifications_total',
+      name: 'sentinel_notification_deliveries_total',
       help: 'Notification delivery attempts by channel type and outcome (sent, retrying, failed).',
       labelNames: ['channel_type', 'outcome'] as const,
       registers: [kits.metrics],
