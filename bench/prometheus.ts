@@ -38,9 +38,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, runBin } from '../test/support/daemon.js';
+import { findPrometheus } from '../test/support/prometheus-binaries.js';
 import { mulberry32, startSentinel, type BenchSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
@@ -169,38 +170,6 @@ async function writeOpenMetrics(file: string, d: ReturnType<typeof generate>): P
 // ---------------------------------------------------------------------------------------------
 // Prometheus
 
-function onPath(cmd: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir && existsSync(join(dir, cmd))) return join(dir, cmd);
-  }
-  return null;
-}
-
-/** prometheus and promtool: PROMETHEUS_BIN_DIR, PATH, or Debian's package unpacked into a cache dir (no service, nothing installed). */
-function findPrometheus(): { prometheus: string; promtool: string } {
-  const dir = process.env.PROMETHEUS_BIN_DIR;
-  if (dir) return { prometheus: join(dir, 'prometheus'), promtool: join(dir, 'promtool') };
-  const p = onPath('prometheus');
-  const t = onPath('promtool');
-  if (p && t) return { prometheus: p, promtool: t };
-  const cache = join(tmpdir(), 'sentinel-bench-prometheus');
-  const bin = join(cache, 'x', 'usr', 'bin');
-  if (!existsSync(join(bin, 'promtool'))) {
-    mkdirSync(cache, { recursive: true });
-    const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { cwd: cache, encoding: 'utf8', timeout: 300_000 });
-    console.log(`prometheus/promtool not found: apt-get download prometheus into ${cache}`);
-    let r = sh('apt-get', ['download', 'prometheus']);
-    if (r.status !== 0) {
-      sh('apt-get', ['update']);
-      r = sh('apt-get', ['download', 'prometheus']);
-    }
-    const deb = readdirSync(cache).find((f) => /^prometheus_.*\.deb$/.test(f));
-    if (r.status !== 0 || !deb) throw new Error(`apt-get download prometheus failed: ${r.stderr}`);
-    const x = sh('dpkg', ['-x', deb, 'x']);
-    if (x.status !== 0) throw new Error(`dpkg -x ${deb}: ${x.stderr}`);
-  }
-  return { prometheus: join(bin, 'prometheus'), promtool: join(bin, 'promtool') };
-}
 
 /** Bytes of the blocks' chunks/ and index files, and their samples (meta.json). */
 function blockBytes(dir: string): { blocks: number; chunks: number; index: number; samples: number } {
