@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { expect } from 'chai';
+import { serveUntilSignal, watchSignals, type LifecycleApp, type Signals } from '../../src/app/lifecycle.js';
 import { createLogger } from '../../src/app/logger.js';
+import type { LoadedConfig } from '../../src/config/loader.js';
 import { notifyReady, validNotifySocket, type SpawnFn } from '../../src/app/systemd-notify.js';
 import { LogCapture } from '../support/capture.js';
 
@@ -86,5 +88,74 @@ describe('systemd readiness (systemd-notify --ready)', () => {
       expect(await notifyReady({ notifySocket: '/run/notify', path: '/nowhere', pid: 1, logger, spawn })).to.equal(false);
       expect(records().map((x) => `${x.level}:${x.msg}`)).to.deep.equal(['error:could not run systemd-notify; systemd was not told the daemon is ready']);
     }
+  });
+});
+
+/** The lifecycle's own phases on stand-ins, recording when onReady (systemd's notification) runs. */
+function lifecycleStandIn(o: { onListen?: () => void } = {}) {
+  const calls: string[] = [];
+  const out = new LogCapture();
+  const logger = createLogger('info', out);
+  // Whether the ready line had been written when onReady ran.
+  const readyLogged = () => out.lines.some((l) => l.includes('"msg":"ready"'));
+  const app = {
+    config: { shutdown: { grace_ms: 50 } },
+    logger,
+    db: { embedded: null, close: async () => void calls.push('database closed') },
+    migrations: { status: async () => ({ applied: [], pending: [] }) },
+    http: {
+      listen: async () => {
+        calls.push('listen');
+        o.onListen?.();
+        return { host: '127.0.0.1', port: 1 };
+      },
+      close: async () => void calls.push('http closed'),
+    },
+    startHooks: [],
+    stopHooks: [],
+  } as unknown as LifecycleApp;
+  const emitter = new EventEmitter();
+  const signals: Signals = { on: (s, h) => void emitter.on(s, h), off: (s, h) => void emitter.off(s, h) };
+  const watch = watchSignals(signals, logger);
+  return { app, calls, watch, emitter, readyLogged };
+}
+
+describe('serve: readiness is notified after the ready line, and only then', () => {
+  const load = () => ({}) as LoadedConfig;
+
+  it('onReady runs once, after listen and the ready line, before any stop', async () => {
+    const { app, calls, watch, emitter, readyLogged } = lifecycleStandIn();
+    const serving = serveUntilSignal(app, { migrate: false, watch, load, onReady: () => calls.push(`onReady (ready logged: ${readyLogged()})`) });
+    await new Promise((r) => setTimeout(r, 20));
+    emitter.emit('SIGTERM');
+    await serving;
+    watch.dispose();
+    expect(calls).to.deep.equal(['listen', 'onReady (ready logged: true)', 'http closed', 'database closed']);
+  });
+
+  it('a stop signal during startup: no ready, so onReady never runs', async () => {
+    let emit: () => void = () => undefined;
+    const { app, calls, watch, emitter } = lifecycleStandIn({ onListen: () => emit() });
+    emit = () => emitter.emit('SIGTERM');
+    await serveUntilSignal(app, { migrate: false, watch, load, onReady: () => calls.push('onReady') });
+    watch.dispose();
+    expect(calls).to.deep.equal(['listen', 'http closed', 'database closed']);
+  });
+
+  it('a failed startup (listen throws): onReady never runs', async () => {
+    const { app, calls, watch } = lifecycleStandIn({
+      onListen: () => {
+        throw new Error('EADDRINUSE');
+      },
+    });
+    let err: Error | null = null;
+    try {
+      await serveUntilSignal(app, { migrate: false, watch, load, onReady: () => calls.push('onReady') });
+    } catch (e) {
+      err = e as Error;
+    }
+    watch.dispose();
+    expect(err?.message).to.equal('EADDRINUSE');
+    expect(calls).to.deep.equal(['listen', 'http closed', 'database closed']);
   });
 });
