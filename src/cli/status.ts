@@ -69,6 +69,30 @@ function localJwtSecret(config: Config): { secret: string; source: string } {
   throw new Error(`${file} is empty; pass --token`);
 }
 
+interface Target {
+  url: string;
+  token: () => string;
+  /** Shown with a 401/403: where the token came from and what to do instead. */
+  deniedHint: string;
+}
+
+/** Where to ask and with which token; the configuration is read only for what the options leave open. */
+function resolveTarget(given: { url?: string; token?: string }, config: () => Config): Target {
+  const loaded = given.url === undefined || given.token === undefined ? config() : null;
+  const url = given.url ?? daemonUrl(loaded!);
+  if (given.token !== undefined) {
+    const t = given.token;
+    return { url, token: () => t, deniedHint: 'The daemon refused --token: pass an access token of a superadmin (sentinel token create --user EMAIL), or leave --token out to mint a local one.' };
+  }
+  const { secret, source } = localJwtSecret(loaded!);
+  return {
+    url,
+    // Minted per request: each lives a minute, however long the dashboard stays open.
+    token: () => mintLocalAdminToken(secret, 60),
+    deniedHint: `The token was minted from ${source}; if the daemon runs with another configuration or data_dir, pass its --config, or pass --token with a superadmin's access token.`,
+  };
+}
+
 export function registerStatusCommand(program: Command, ctx: CliContext, terminal: Terminal = { stdout: process.stdout, stdin: process.stdin }): void {
   program
     .command('status')
@@ -77,24 +101,11 @@ export function registerStatusCommand(program: Command, ctx: CliContext, termina
     .option('--token <token>', "access token of a superadmin (default: a short-lived local admin token minted from the daemon's secret)")
     .option('--json', 'print one snapshot as JSON and exit')
     .action(async (o: { url?: string; token?: string; json?: boolean }) => {
-      const url = o.url !== undefined ? parseUrlOption(o.url) : undefined;
-      const given = o.token !== undefined ? parseTokenOption(o.token) : undefined;
-      let base = url;
-      let token = (): string => '';
-      let deniedHint = 'The daemon refused --token: pass an access token of a superadmin (sentinel token create --user EMAIL), or leave --token out to mint a local one.';
-      if (given !== undefined) token = () => given;
-      // With both --url and --token the configuration is not read at all.
-      if (given === undefined || base === undefined) {
+      const given = { url: o.url !== undefined ? parseUrlOption(o.url) : undefined, token: o.token !== undefined ? parseTokenOption(o.token) : undefined };
+      const { url: base, token, deniedHint } = resolveTarget(given, () => {
         const appEnv = ctx.appEnv();
-        const config = loadConfig({ file: appEnv.configFile, env: appEnv.env }).config;
-        base ??= daemonUrl(config);
-        if (given === undefined) {
-          const { secret, source } = localJwtSecret(config);
-          // Minted per request: each one lives a minute, however long the dashboard stays open.
-          token = () => mintLocalAdminToken(secret, 60);
-          deniedHint = `The token was minted from ${source}; if the daemon runs with another configuration or data_dir, pass its --config, or pass --token with a superadmin's access token.`;
-        }
-      }
+        return loadConfig({ file: appEnv.configFile, env: appEnv.env }).config;
+      });
       const get = () => fetchStatus({ url: base, token });
 
       if (o.json || !terminal.stdout.isTTY || !terminal.stdin.isTTY) {

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
 import { isLocalAdminToken } from '../../src/core/local-admin-token.js';
+import { daemonUrl } from '../../src/cli/status.js';
 import { cli } from '../support/cli.js';
+import { testConfig } from '../support/config.js';
 import { freePort } from '../support/daemon.js';
 import { healthyStatus } from './tui-fixtures.js';
 
@@ -99,6 +101,15 @@ describe('sentinel status (command)', () => {
     expect(r.stderr).to.contain('--token');
     expect(existsSync(dataDir)).to.equal(false);
     expect(seen).to.have.length(0);
+  });
+
+  it('the URL from http.host: wildcards on loopback, IPv6 in brackets, names as they are', () => {
+    const url = (host: string) => daemonUrl(testConfig(undefined, {}, { host, port: 8080 }));
+    expect(url('0.0.0.0')).to.equal('http://127.0.0.1:8080');
+    expect(url('::')).to.equal('http://127.0.0.1:8080');
+    expect(url('::1')).to.equal('http://[::1]:8080');
+    expect(url('10.1.2.3')).to.equal('http://10.1.2.3:8080');
+    expect(url('mon.internal')).to.equal('http://mon.internal:8080');
   });
 
   it('http.port 0 cannot be found: usage error (exit 2) asking for --url', async () => {
