@@ -266,6 +266,17 @@ describe('/metrics', function () {
     expect(value(after, 'sentinel_job_duration_seconds', { job: 'partitions' })).to.be.at.least(0).and.lessThan(60);
   });
 
+  it('a job run that fails: sentinel_job_failures_total of that job (a restore drill with no backup to verify)', async () => {
+    const before = await scrape();
+    const failures = (f: Families) => value(f, 'sentinel_job_failures_total', { job: 'restore-drill' });
+    const res = await t.api.post('/admin/jobs/restore-drill/run', root);
+    expect(res.status, res.text).to.equal(202);
+    const after = await until('the drill to fail', scrape, (f) => failures(f) === failures(before) + 1);
+    expect(value(after, 'sentinel_restore_drill_failures_total') - value(before, 'sentinel_restore_drill_failures_total')).to.equal(1);
+    expect(value(after, 'sentinel_job_failures_total', { job: 'partitions' })).to.equal(value(before, 'sentinel_job_failures_total', { job: 'partitions' }));
+    expect(value(after, 'sentinel_job_last_success_timestamp_seconds', { job: 'restore-drill' }), 'never succeeded').to.equal(0);
+  });
+
   it('a backup: sentinel_backup_last_success_timestamp_seconds, _size_bytes and _age_seconds follow the newest', async () => {
     const before = await scrape();
     expect(value(before, 'sentinel_backup_last_success_timestamp_seconds')).to.equal(0);
