@@ -257,7 +257,7 @@ function freshStatement(orgId: string, q: MetricReadSpec, ids: string[], lookbac
   const idList = p.add(ids);
   const lo = isTemporal(q.agg) ? p.add(new Date(lookbackStartMs)) : start;
   const versions = `select 'v' as r, ${VERSIONS} as sid, null::float8[] as t, null::float8[] as v from (
-      select ${CHUNK_VERSION} as ver from point_chunks c where ${chunkOverlap(org, `${idList}::bigint[]`, lo, end, p.add(new Date((isTemporal(q.agg) ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))}) cv`;
+      select ${CHUNK_VERSION} from point_chunks c where ${chunkOverlap(org, `${idList}::bigint[]`, lo, end, p.add(new Date((isTemporal(q.agg) ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))}) cv`;
   const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
   const range = `p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}`;
   let sql: string;
@@ -302,10 +302,10 @@ function chunkOverlap(org: string, ids: string, lo: string, end: string, windowL
          and c.last_ts >= ${lo} and c.first_ts < ${end}`;
 }
 
-/** One chunk row version (partition, place, writing transaction): a compaction batch or a merge changes it. */
-const CHUNK_VERSION = `c.tableoid::text || c.ctid::text || ':' || c.xmin::text`;
-/** The versions of a set of chunk rows (`ver` of each) as one value. */
-const VERSIONS = `md5(coalesce(string_agg(ver, ',' order by ver collate "C"), ''))`;
+/** One chunk row version (partition vt, place vc, writing transaction ver): a compaction batch or a merge changes it. */
+const CHUNK_VERSION = `c.tableoid as vt, c.ctid as vc, c.xmin::text as ver`;
+/** The versions of a set of chunk rows as one value (ordered by place: no text sort). */
+const VERSIONS = `md5(coalesce(string_agg(vt::text || vc::text || ':' || ver, ',' order by vt, vc), ''))`;
 
 /** Positional parameters for hand-built SQL: `p.add(v)` returns its placeholder ($1, $2, …). */
 class Params {
@@ -444,7 +444,7 @@ export class QueryRepository {
     const chunks = `
       select c.series_id::text as sid, array[${ms('c.first_ts')}, ${ms('c.last_ts')}] as t,
              array[c.count::float8, c.min, c.max, c.sum, c.first_value, c.last_value, c.increase] as v,
-             case when ${whole} then null else c.data end as data, ${CHUNK_VERSION} as ver
+             case when ${whole} then null else c.data end as data, ${CHUNK_VERSION}
         from point_chunks c
        where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))} and ${withinLimits}`;
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
