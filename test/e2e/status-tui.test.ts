@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AdminStatus } from '../../src/core/status.js';
 import { testEnv } from '../support/config.js';
@@ -210,6 +210,21 @@ describe('sentinel status against a running daemon (compiled binary, tmux)', fun
     expect(r.code, r.stderr).to.equal(0);
     expect(r.status?.pid).to.equal(daemon.proc.pid);
     expect(r.stderr).to.equal('');
+  });
+
+  it("refused: a token that is not the daemon's (another data_dir's secret, or garbage) exits 1 saying 401 and why", () => {
+    const other = join(dir, 'other-data-dir');
+    mkdirSync(join(other, 'secrets'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(other, 'secrets', 'jwt_secret'), `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+    const r = runBin(['status', '--json'], { ...env, SENTINEL_DATA_DIR: other });
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.equal('');
+    expect(r.stderr).to.contain(`Sentinel at http://127.0.0.1:${port} refused the status request: 401`);
+    expect(r.stderr).to.contain(`minted from ${join(other, 'secrets', 'jwt_secret')}`);
+    const g = runBin(['status', '--json', '--token', 'not-a-token'], env);
+    expect(g.code).to.equal(1);
+    expect(g.stderr).to.contain('refused the status request: 401');
+    expect(g.stderr).to.contain('The daemon refused --token');
   });
 
   it('the dashboard in a 100×30 terminal: version, panels, the firing alert and the failed job; tab, ?, and q restores the terminal', async () => {
