@@ -62,7 +62,18 @@ function Panel(props: { title: string; lines: Line[]; width: number; height: num
       <Text wrap="truncate" color={color} bold={props.focused}>
         {topBorder(props.title, props.width, props.focused)}
       </Text>
-      <Box flexDirection="column" width={props.width} height={props.height - 1} borderStyle={props.focused ? 'double' : 'round'} borderTop={false} borderColor={color} overflow="hidden">
+      {/* Keyed by the style: ink applies a changed borderStyle without the borderTop={false} beside
+          it, which would leave a phantom top border in the layout (the content one row down). */}
+      <Box
+        key={props.focused ? 'focused' : 'plain'}
+        flexDirection="column"
+        width={props.width}
+        height={props.height - 1}
+        borderStyle={props.focused ? 'double' : 'round'}
+        borderTop={false}
+        borderColor={color}
+        overflow="hidden"
+      >
         {lines.map((l, i) => (
           <Row key={i} l={l} />
         ))}
@@ -110,7 +121,7 @@ function Help({ width, height }: { width: number; height: number }) {
         </Text>
       ))}
       <Text wrap="wrap" dimColor>
-        Panels: HTTP (last minute), Ingest (rates, writer queue, history), Alerts, Jobs, Backups, Heartbeats. `sentinel status --json` prints one snapshot for scripts.
+        Panels: HTTP (last minute), Ingest (rates, writer queue, history), Alerts (● firing, ○ pending, and for how long), Jobs (✗ failed, ✓ ok, … running), Backups, Heartbeats. `sentinel status --json` prints one snapshot for scripts.
       </Text>
     </Box>
   );

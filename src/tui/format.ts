@@ -93,3 +93,13 @@ export function sparkline(values: readonly number[], width: number): string {
   const max = Math.max(0, ...shown);
   return shown.map((v) => (max === 0 ? BARS[0] : BARS[Math.min(BARS.length - 1, Math.round((v / max) * (BARS.length - 1)))])).join('');
 }
+
+/**
+ * Text from the daemon as it may be printed on a terminal: control characters (C0, DEL, C1: the
+ * start of every escape sequence) and bidirectional overrides become a space or nothing, so an
+ * alert summary or a job error written by anyone cannot move the cursor, retitle the window or
+ * reorder what the operator reads.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '');
+}

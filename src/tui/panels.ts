@@ -1,5 +1,5 @@
 import { SEVERITIES, type AdminStatus, type JobStatusLine } from '../core/status.js';
-import { formatBytes, formatCount, formatDuration, formatMs, formatRate, formatRelative, sparkline } from './format.js';
+import { formatBytes, formatCount, formatDuration, formatMs, formatRate, formatRelative, sparkline, terminalSafe } from './format.js';
 
 /*
  * What each panel says, as plain lines: the layout (dashboard.tsx) decides how many fit. The
@@ -23,7 +23,7 @@ export interface Line {
   tone?: Tone;
 }
 
-const line = (text: string, tone: Tone = 'normal'): Line => ({ text, tone });
+const line = (text: string, tone: Tone = 'normal'): Line => ({ text: terminalSafe(text), tone });
 
 function bySeverity(counts: Record<(typeof SEVERITIES)[number], number>): string {
   const parts = SEVERITIES.filter((s) => counts[s] > 0).map((s) => `${s} ${counts[s]}`);
@@ -62,14 +62,16 @@ function ingestLines(s: AdminStatus, width: number, expanded: boolean): Line[] {
   return out;
 }
 
-function alertLines(s: AdminStatus, now: number): Line[] {
+function alertLines(s: AdminStatus, now: number, expanded: boolean): Line[] {
   const a = s.alerts;
   const firing = total(a.firing);
   const pending = total(a.pending);
   const out: Line[] = [line(`firing ${firing}${bySeverity(a.firing)}`, firing > 0 ? 'bad' : 'good'), line(`pending ${pending}${bySeverity(a.pending)}`, pending > 0 ? 'warn' : 'normal')];
   if (a.newest.length === 0) out.push(line('no firing or pending alerts', 'dim'));
   for (const x of a.newest) {
-    out.push(line(`${x.state === 'firing' ? '●' : '○'} ${x.severity} ${x.org}/${x.rule} ${x.state} ${formatRelative(x.since, now, true).replace(/ ago$/, '')}`, x.state === 'firing' ? 'bad' : 'warn'));
+    // ● firing, ○ pending (the two lines above name them); the age is how long it has been so.
+    out.push(line(`${x.state === 'firing' ? '●' : '○'} ${x.severity} ${x.org}/${x.rule} ${formatRelative(x.since, now, true).replace(/ ago$/, '')}`, x.state === 'firing' ? 'bad' : 'warn'));
+    if (expanded && x.summary) out.push(line(`    ${x.summary.replace(/\s+/g, ' ')}`, 'dim'));
   }
   return out;
 }
@@ -129,7 +131,7 @@ export function panelLines(id: PanelId, s: AdminStatus, now: number, width: numb
     case 'ingest':
       return ingestLines(s, width, expanded);
     case 'alerts':
-      return alertLines(s, now);
+      return alertLines(s, now, expanded);
     case 'jobs':
       return jobLines(s, now, width);
     case 'backups':
@@ -146,7 +148,7 @@ export function headerLines(s: AdminStatus): [string, string] {
   const pools = d.pools.map((p) => `${p.name} ${p.in_use}/${p.max}`).join(', ');
   const migrations = d.migrations.pending ? ` · ${d.migrations.pending} migrations pending` : '';
   return [
-    `Sentinel ${s.version} · up ${formatDuration(s.uptime_seconds)} · pid ${s.pid} · ${s.hostname}`,
-    `db ${d.mode} PostgreSQL ${d.server_version} · ${formatBytes(d.size_bytes)}${migrations} · pools ${pools}${waiting ? ` · ${waiting} waiting` : ''}`,
+    terminalSafe(`Sentinel ${s.version} · up ${formatDuration(s.uptime_seconds)} · pid ${s.pid} · ${s.hostname}`),
+    terminalSafe(`db ${d.mode} PostgreSQL ${d.server_version} · ${formatBytes(d.size_bytes)}${migrations} · pools ${pools}${waiting ? ` · ${waiting} waiting` : ''}`),
   ];
 }

@@ -238,7 +238,7 @@ describe('sentinel status against a running daemon (compiled binary, tmux)', fun
     expect(screen).to.contain('db external PostgreSQL');
     for (const t of ['HTTP', 'Ingest', 'Alerts', 'Jobs', 'Backups', 'Heartbeats']) expect(screen).to.contain(` ${t} `);
     expect(screen).to.contain('firing 1 (critical 1)');
-    expect(screen).to.contain(`● critical ${slug}/tui-load-high firing`);
+    expect(screen).to.contain(`● critical ${slug}/tui-load-high `);
     expect(screen).to.match(/✗ restore-drill +failed/);
     expect(screen).to.contain('no backups yet');
     expect(screen).to.contain(`http://127.0.0.1:${port}`);

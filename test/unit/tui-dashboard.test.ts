@@ -4,6 +4,7 @@ import { createElement as h } from 'react';
 import type { AdminStatus } from '../../src/core/status.js';
 import { Dashboard, rowHeights, StatusApp, type DashboardProps, type View } from '../../src/tui/dashboard.js';
 import { formatClock, formatDuration, formatRelative, sparkline } from '../../src/tui/format.js';
+import { PANELS } from '../../src/tui/panels.js';
 import type { FetchResult } from '../../src/tui/status-client.js';
 import { failedJobStatus, firingStatus, healthyStatus, NOW } from './tui-fixtures.js';
 
@@ -69,10 +70,14 @@ describe('status dashboard frames', () => {
     const f = frame(ok(firingStatus()), { focus: 2 });
     expect(f).to.contain('firing 2 (critical 1, warning 1)');
     expect(f).to.contain('pending 1 (info 1)');
-    expect(f).to.contain('● critical acme/cpu-high firing 3m');
-    expect(f).to.contain('● warning acme/disk-filling firing 15m');
-    expect(f).to.contain('○ info globex/slow-queries pending 30s');
+    expect(f).to.contain('● critical acme/cpu-high 3m');
+    expect(f).to.contain('● warning acme/disk-filling 15m');
+    expect(f).to.contain('○ info globex/slow-queries 30s');
     expect(f).not.to.contain('no firing or pending alerts');
+    // Focused, each alert with a summary shows it under it; unfocused, not.
+    const lines = f.split('\n');
+    expect(lines[lines.findIndex((l) => l.includes('acme/cpu-high')) + 1]).to.contain('    cpu above 95%');
+    expect(frame(ok(firingStatus()), { focus: 0 })).not.to.contain('cpu above 95%');
   });
 
   it('a failed job comes first with its error; a late heartbeat is named', () => {
@@ -184,6 +189,18 @@ describe('status dashboard frames', () => {
     expect(f).to.contain('4 jobs · 1 failed');
   });
 
+  it('text from the daemon cannot drive the terminal: escape sequences, control characters and bidi overrides are neutralized', () => {
+    const s = firingStatus();
+    s.hostname = 'mon\u001b]0;pwned\u0007-01';
+    s.alerts.newest[0].rule = 'cpu\u202ehgih';
+    s.alerts.newest[0].summary = 'clear\u001b[2J\u001b[Hscreen\u009b31m\u0000nul';
+    const f = frame(ok(s), { focus: 2 });
+    expect(f).not.to.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+    expect(f).to.contain('mon ]0;pwned -01');
+    expect(f).to.contain('● critical acme/cpuhgih 3m');
+    expect(f).to.contain('clear [2J [Hscreen 31m nul');
+  });
+
   it('a panel with more lines than room says how many are hidden', () => {
     const s = healthyStatus();
     s.jobs = Array.from({ length: 12 }, (_, i) => ({ ...s.jobs[0], name: `job-${i}` }));
@@ -229,6 +246,26 @@ describe('status dashboard behaviour (StatusApp)', () => {
     // Two tabs typed ahead reach the app as one string: both count.
     a.stdin.write('\t\t');
     await until('focus two panels on', () => a.frame().includes('▶ Alerts'));
+    a.unmount();
+  });
+
+  it('after the focus moves on, each panel still starts right under its title (no layout left over from the focused style)', async () => {
+    const a = app([okResult()], { columns: 80, rows: 24 });
+    await until('first frame', () => a.frame().includes('req/s'));
+    const under = (title: string) => {
+      const lines = a.frame().split('\n');
+      const i = lines.findIndex((l) => l.includes(` ${title} `));
+      return lines[i + 1] ?? '';
+    };
+    for (let i = 0; i < PANELS.length; i++) {
+      a.stdin.write('\t');
+      await until(`focus on ${PANELS[(i + 1) % PANELS.length].title}`, () => a.frame().includes(`▶ ${PANELS[(i + 1) % PANELS.length].title}`));
+      expect(under('HTTP'), a.frame()).to.match(/^[│║]req\/s 37\.5 · p50 4\.2 ms · p99 87 ms +[│║]/);
+      expect(under('Ingest'), a.frame()).to.contain('pts/s 1.5k');
+      expect(under('Jobs'), a.frame()).to.contain('2 jobs · 0 failed');
+      expect(under('Alerts'), a.frame()).to.contain('firing 0');
+      expect(a.frame().split('\n').find((l) => l.includes('4xx'))).to.match(/[│║]4xx 12 · 5xx 0 +[│║]/);
+    }
     a.unmount();
   });
 
