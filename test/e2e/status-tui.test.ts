@@ -255,6 +255,9 @@ describe('sentinel status against a running daemon (compiled binary, tmux)', fun
     expect(screen).to.contain('▶ HTTP');
     pane.keys('Tab');
     await until('focus on Ingest', () => (pane.screen().includes('▶ Ingest') ? true : undefined), 10_000, () => pane.screen());
+    // Redrawn in place: the panel that lost the focus still starts right under its title.
+    const redrawn = pane.screen().split('\n');
+    expect(redrawn[redrawn.findIndex((l) => l.includes('─ HTTP ─')) + 1], pane.screen()).to.match(/^│req\/s [\d.k]+ · p50 /);
     pane.keys('?');
     await until('the help', () => (pane.screen().includes('show or hide this help') ? true : undefined), 10_000, () => pane.screen());
     pane.keys('?');
