@@ -201,6 +201,21 @@ try {
     maxPoints: MAX_POINTS,
   });
 
+  // Which tables have planner statistics (nothing here analyzes them by hand; autovacuum and the daemon's analyze job may).
+  const analyzed = async () =>
+    (
+      await admin.query<{ name: string }>(
+        `select relname as name from pg_stat_user_tables
+          where (relname = 'series' or relname like 'point\\_chunks\\_p%') and (last_analyze is not null or last_autoanalyze is not null) order by relname`,
+      )
+    ).rows.map((r) => r.name);
+  const statsLine = async (when: string) => {
+    const names = await analyzed();
+    const parts = names.filter((n) => n !== 'series').length;
+    console.log(`${when}: series ${names.includes('series') ? 'analyzed' : 'NOT analyzed'}, ${parts} point_chunks partitions analyzed`);
+  };
+  await statsLine('statistics when the queries start');
+
   const raw = new pg.Client(s.pgUrl);
   await raw.connect();
   await raw.query('set jit = off');
@@ -251,6 +266,7 @@ try {
         `ceiling: its SQL p50 ${ms(quantile(sql, 0.5))} p95 ${ms(sp95)}   ratio ${(ap95 / sp95).toFixed(2)}×${c.ratio ? ` (target <= 2×: ${ap95 <= 2 * sp95 ? 'yes' : 'NO'})` : ''}`,
     );
   }
+  await statsLine('statistics when the queries end');
   await raw.end();
 } finally {
   agent.destroy();
