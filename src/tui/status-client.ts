@@ -1,6 +1,7 @@
 import type { ValidateFunction } from 'ajv';
 import { AdminStatusSchema, type AdminStatus } from '../core/status.js';
 import { newAjv } from '../core/validation.js';
+import { terminalSafe } from './format.js';
 
 /*
  * The dashboard's one request: GET /api/v1/admin/status. Every way it can go wrong becomes a
@@ -42,16 +43,16 @@ function networkReason(err: unknown, timeoutMs: number): string {
   return cause?.message ?? e?.message ?? String(err);
 }
 
-/** The `detail` (or `title`) of a problem+json answer, else the body's first line, bounded. */
+/** The `detail` (or `title`) of a problem+json answer, else the body's first line, bounded and safe to print. */
 function problemText(body: string): string {
   try {
     const p = JSON.parse(body) as { detail?: unknown; title?: unknown };
     const text = typeof p.detail === 'string' ? p.detail : typeof p.title === 'string' ? p.title : '';
-    if (text) return text.slice(0, 200);
+    if (text) return terminalSafe(text.slice(0, 200));
   } catch {
     // not JSON
   }
-  return body.split('\n')[0].slice(0, 200);
+  return terminalSafe(body.split('\n')[0].slice(0, 200));
 }
 
 let validator: ValidateFunction<AdminStatus> | null = null;
@@ -82,7 +83,7 @@ export async function fetchStatus(opts: StatusClientOptions): Promise<FetchResul
   }
   if (!validStatus(parsed)) {
     const first = validator?.errors?.[0];
-    return { ok: false, kind: 'failed', reason: `unexpected answer${first ? ` at ${first.instancePath || '/'}: ${first.message ?? 'invalid'}` : ''} (daemon and CLI of different versions?)` };
+    return { ok: false, kind: 'failed', reason: terminalSafe(`unexpected answer${first ? ` at ${first.instancePath || '/'}: ${first.message ?? 'invalid'}` : ''} (daemon and CLI of different versions?)`) };
   }
   return { ok: true, status: parsed };
 }

@@ -93,6 +93,14 @@ describe('status client (GET /api/v1/admin/status)', () => {
     expect(notOk(await fetchStatus({ url, token: () => 'x' })).kind).to.equal('failed');
   });
 
+  it('escape sequences in an error answer do not reach the terminal (stderr or the screen)', async () => {
+    handler = json(403, { title: 'Forbidden', detail: 'no\u001b]0;owned\u0007 way\u001b[2J' });
+    const r = notOk(await fetchStatus({ url, token: () => 'x' }));
+    expect(r.reason).to.equal('403 Forbidden: no ]0;owned  way [2J');
+    handler = json(200, { ['\u001b[31mkey']: 1 });
+    expect(notOk(await fetchStatus({ url, token: () => 'x' })).reason).not.to.match(/[\u0000-\u001f]/);
+  });
+
   it('a huge error body is cut to one bounded line', async () => {
     handler = json(502, `${'x'.repeat(1_000_000)}\nsecond line`, 'text/plain');
     const r = notOk(await fetchStatus({ url, token: () => 'x' }));
