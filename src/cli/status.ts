@@ -5,7 +5,6 @@ import { loadConfig } from '../config/loader.js';
 import type { Config } from '../config/schema.js';
 import { secretsDir } from '../config/secrets.js';
 import { mintLocalAdminToken } from '../core/local-admin-token.js';
-import { runDashboard } from '../tui/run.js';
 import { describeFailure, fetchStatus } from '../tui/status-client.js';
 import { printJson } from './io.js';
 import { usage, type CliContext } from './context.js';
@@ -117,6 +116,8 @@ export function registerStatusCommand(program: Command, ctx: CliContext, termina
         throw new Error(`${describeFailure(base, r)}${r.kind === 'denied' ? `\n${deniedHint}` : ''}`);
       }
 
+      // Loaded only here: ink, React and the layout engine cost every other command ~0.3 s at start.
+      const { runDashboard } = await import('../tui/run.js');
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       for (const s of SIGNALS) ctx.io.signals.on(s, onSignal);

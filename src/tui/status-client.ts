@@ -40,6 +40,8 @@ function networkReason(err: unknown, timeoutMs: number): string {
   // Happy eyeballs (localhost → ::1 and 127.0.0.1) reports an AggregateError of both attempts.
   const inner = cause?.errors?.find((x) => x?.code)?.code;
   if (inner) return inner;
+  // fetch refuses the ports browsers block (1, 9, 6000, 6665-6669 …) before connecting.
+  if (cause?.message === 'bad port') return 'bad port (fetch refuses to connect to this port; give the daemon another http.port)';
   return cause?.message ?? e?.message ?? String(err);
 }
 

@@ -115,6 +115,11 @@ describe('status client (GET /api/v1/admin/status)', () => {
     expect(describeFailure(`http://127.0.0.1:${port}`, r)).to.equal(`cannot reach Sentinel at http://127.0.0.1:${port}: ECONNREFUSED`);
   });
 
+  it('a port fetch refuses (6000, X11): unreachable, saying so', async () => {
+    const r = notOk(await fetchStatus({ url: 'http://127.0.0.1:6000', token: () => 'x' }));
+    expect(r).to.deep.equal({ ok: false, kind: 'unreachable', reason: 'bad port (fetch refuses to connect to this port; give the daemon another http.port)' });
+  });
+
   it('an unknown host: unreachable, named by the resolver error', async () => {
     const r = notOk(await fetchStatus({ url: 'http://no-such-host.invalid:8080', token: () => 'x', timeoutMs: 5000 }));
     expect(r.kind).to.equal('unreachable');
