@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -132,6 +132,21 @@ describe('sentinel status (command)', () => {
       expect(r.stderr).to.contain('--token');
     }
     expect(seen).to.have.length(0);
+  });
+});
+
+describe('what loads the dashboard', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const sources = (dir: string): string[] =>
+    readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : /\.tsx?$/.test(e.name) ? [join(dir, e.name)] : []));
+
+  it('ink and React are imported by src/tui only, and the CLI reaches the screen by a dynamic import (every other command starts without them)', () => {
+    const staticImport = /^import [^;]*from '(ink|react|react\/[^']*|[^']*\/tui\/run\.js)';/m;
+    const offenders = sources('src')
+      .filter((f) => !f.startsWith('src/tui/') || f === 'src/tui/status-client.ts' || f === 'src/tui/format.ts' || f === 'src/tui/panels.ts')
+      .filter((f) => staticImport.test(readFileSync(join(root, f), 'utf8')));
+    expect(offenders).to.deep.equal([]);
+    expect(readFileSync(join(root, 'src/cli/status.ts'), 'utf8')).to.contain("await import('../tui/run.js')");
   });
 });
 
