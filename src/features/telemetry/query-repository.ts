@@ -395,8 +395,9 @@ export class QueryRepository {
    * series overlapping the range (and the increase/rate lookback), one index probe per series.
    * Without one, it answers as above and nothing else runs. With one, the finished aggregates are
    * not computed; the statement returns instead the series in lookup order and the chunks (their
-   * stored aggregates, and their data only where the points are needed one by one), and a second
-   * statement on the same connection the fresh tier's part of the range (freshStatement: per
+   * stored aggregates, and their data only where the points are needed one by one; per series one
+   * bytea of CHUNK_RECORDS), and a second statement on the same connection the fresh tier's part
+   * of the range and the chunk versions that show both read one state of the chunks (freshStatement: per
    * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and
    * increase/rate); tier-read.ts aggregates them exactly as the fresh-only statement would (see
    * there for where a float sum's order can differ). Two statements rather than one: in one, the
