@@ -313,7 +313,9 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     const { t, sum: v, w } = parts;
     const order = parts.order((i, j) => t[i] - t[j] || pgCompare(v[i], v[j]));
     // The base: the last point before start (within the lookback); then every point of the range.
-    let prev: number | null = null;
+    // (A flag beside a number, not number | null: a variable of both kinds boxes every value it takes.)
+    let prev = 0;
+    let hasPrev = false;
     const addDelta = (i: number, d: number) => acc.add(i, startMs + i * stepMs, 1, d, d, d);
     for (let k = 0; k < parts.len; k++) {
       const p = order ? order[k] : k;
@@ -321,20 +323,23 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
       const it = v[p];
       if (t[p] < startMs) {
         prev = c ? c.lastValue : it;
+        hasPrev = true;
         continue;
       }
       const i = index(t[p]);
       if (s.temporality === 'delta') {
         addDelta(i, c ? c.sum : it);
       } else if (c) {
-        if (prev !== null) addDelta(i, delta(s, prev, c.firstValue));
+        if (hasPrev) addDelta(i, delta(s, prev, c.firstValue));
         if (c.count > 1) addDelta(i, s.kind === 'updowncounter' ? c.lastValue - c.firstValue : c.increase);
         prev = c.lastValue;
+        hasPrev = true;
         continue;
-      } else if (prev !== null) {
+      } else if (hasPrev) {
         addDelta(i, delta(s, prev, it));
       }
       prev = c ? c.lastValue : it;
+      hasPrev = true;
     }
   }
 
