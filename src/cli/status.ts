@@ -5,7 +5,7 @@ import { loadConfig } from '../config/loader.js';
 import type { Config } from '../config/schema.js';
 import { secretsDir } from '../config/secrets.js';
 import { mintLocalAdminToken } from '../core/local-admin-token.js';
-import { describeFailure, fetchStatus } from '../tui/status-client.js';
+import { describeFailure, StatusClient } from '../tui/status-client.js';
 import { printJson } from './io.js';
 import { usage, type CliContext } from './context.js';
 
@@ -68,6 +68,21 @@ function localJwtSecret(config: Config): { secret: string; source: string } {
   throw new Error(`${file} is empty; pass --token`);
 }
 
+const bare = (host: string): string => host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+
+/**
+ * Whether a local admin token may be sent to `url`: only to this host's daemon, i.e. a loopback
+ * address (127.0.0.0/8, ::1, localhost) or the configured http.host. The token opens the instance's
+ * status to whoever receives it, so it is never minted for another host (pass --token there).
+ */
+export function mayMintFor(url: string, configuredHost: string): boolean {
+  const host = bare(new URL(url).hostname);
+  if (host === 'localhost' || host === '::1') return true;
+  // 127.0.0.0/8, also as an IPv4-mapped IPv6 address (which URL writes in hex: ::ffff:7f00:1).
+  if (/^127(\.\d{1,3}){3}$/.test(host) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)) return true;
+  return host === bare(configuredHost);
+}
+
 interface Target {
   url: string;
   token: () => string;
@@ -82,6 +97,11 @@ function resolveTarget(given: { url?: string; token?: string }, config: () => Co
   if (given.token !== undefined) {
     const t = given.token;
     return { url, token: () => t, deniedHint: 'The daemon refused --token: pass an access token of a superadmin (sentinel token create --user EMAIL), or leave --token out to mint a local one.' };
+  }
+  if (given.url !== undefined && !mayMintFor(url, loaded!.http.host)) {
+    throw usage(
+      `--url: ${new URL(url).host} is neither a loopback address nor http.host (${loaded!.http.host}), and a local admin token is minted only for this host's daemon: pass --token with a superadmin's access token`,
+    );
   }
   const { secret, source } = localJwtSecret(loaded!);
   return {
@@ -105,7 +125,8 @@ export function registerStatusCommand(program: Command, ctx: CliContext, termina
         const appEnv = ctx.appEnv();
         return loadConfig({ file: appEnv.configFile, env: appEnv.env }).config;
       });
-      const get = () => fetchStatus({ url: base, token });
+      const client = new StatusClient({ url: base, token });
+      const get = () => client.fetch();
 
       if (o.json || !terminal.stdout.isTTY || !terminal.stdin.isTTY) {
         const r = await get();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
 import { isLocalAdminToken } from '../../src/core/local-admin-token.js';
-import { daemonUrl } from '../../src/cli/status.js';
+import { daemonUrl, mayMintFor } from '../../src/cli/status.js';
 import { cli } from '../support/cli.js';
 import { testConfig } from '../support/config.js';
 import { freePort } from '../support/daemon.js';
@@ -101,6 +101,52 @@ describe('sentinel status (command)', () => {
     expect(r.stderr).to.contain('--token');
     expect(existsSync(dataDir)).to.equal(false);
     expect(seen).to.have.length(0);
+  });
+
+  it('a local admin token is minted only for this host: --url elsewhere without --token is a usage error (exit 2), nothing sent', async () => {
+    const dataDir = dataDirWithSecret();
+    // 192.0.2.1 (TEST-NET-1): refused before any connection is tried.
+    const started = Date.now();
+    const r = await cli(['status', '--json', '--url', 'http://192.0.2.1:8080'], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_HOST: '127.0.0.1' }));
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.stderr).to.equal(
+      "error: --url: 192.0.2.1:8080 is neither a loopback address nor http.host (127.0.0.1), and a local admin token is minted only for this host's daemon: pass --token with a superadmin's access token\n",
+    );
+    expect(Date.now() - started).to.be.below(2500);
+    // With --token it goes there (and, nobody answering in time, is unreachable: exit 1, not 2).
+    const withToken = await cli(['status', '--json', '--url', 'http://192.0.2.1:8080', '--token', 'abc.def.ghi'], env({ SENTINEL_DATA_DIR: dataDir }));
+    expect(withToken.code, withToken.stderr).to.equal(1);
+    expect(withToken.stderr).to.contain('cannot reach Sentinel at http://192.0.2.1:8080');
+    // localhost is loopback: minted and sent.
+    const local = await cli(['status', '--json', '--url', `http://localhost:${port}`], env({ SENTINEL_DATA_DIR: dataDir }));
+    expect(local.code, local.stderr).to.equal(0);
+    expect(seen).to.have.length(1);
+    expect(isLocalAdminToken(SECRET, seen[0].headers.authorization!.slice(7))).to.equal(true);
+  });
+
+  it('which hosts a local admin token may be sent to: loopback and the configured http.host only', () => {
+    const yes = [
+      ['http://127.0.0.1:8080', '0.0.0.0'],
+      ['http://127.255.0.9:8080', '0.0.0.0'],
+      ['http://LOCALHOST:8080', '0.0.0.0'],
+      ['http://[::1]:8080', '0.0.0.0'],
+      ['http://[::ffff:127.0.0.1]:8080', '0.0.0.0'],
+      ['https://mon.internal/sentinel', 'mon.internal'],
+      ['http://10.1.2.3:8080', '10.1.2.3'],
+      ['http://[fd00::5]:8080', '[fd00::5]'],
+      ['http://[fd00::5]:8080', 'fd00::5'],
+    ];
+    const no = [
+      ['http://10.1.2.3:8080', '10.1.2.4'],
+      ['http://128.0.0.1:8080', '0.0.0.0'],
+      ['http://localhost.evil.example:8080', '0.0.0.0'],
+      ['http://127.0.0.1.nip.io:8080', '0.0.0.0'],
+      ['http://mon.example.com:8080', 'mon.internal'],
+      ['http://[::2]:8080', '::'],
+      ['http://0.0.0.0:8080', '127.0.0.1'],
+    ];
+    expect(yes.filter(([u, h]) => !mayMintFor(u, h))).to.deep.equal([]);
+    expect(no.filter(([u, h]) => mayMintFor(u, h))).to.deep.equal([]);
   });
 
   it('the URL from http.host: wildcards on loopback, IPv6 in brackets, names as they are', () => {
