@@ -25,6 +25,8 @@ export interface StatusClientOptions {
   /** Called for every request, so a short-lived token can be minted fresh each time. */
   token: () => string;
   timeoutMs?: number;
+  /** The fetch to use; default the global one (tests stand in a failing one). */
+  fetch?: typeof fetch;
 }
 
 export function statusUrl(base: string): string {
@@ -57,15 +59,31 @@ function problemText(body: string): string {
   return terminalSafe(body.split('\n')[0].slice(0, 200));
 }
 
-let validator: ValidateFunction<AdminStatus> | null = null;
-const validStatus = (v: unknown): v is AdminStatus => (validator ??= newAjv({ allErrors: false }).compile<AdminStatus>(AdminStatusSchema))(v);
+/**
+ * The status request of one daemon, its answer's validator compiled once per client (the
+ * dashboard asks every second).
+ */
+export class StatusClient {
+  readonly #validate: ValidateFunction<AdminStatus> = newAjv({ allErrors: false }).compile<AdminStatus>(AdminStatusSchema);
 
-export async function fetchStatus(opts: StatusClientOptions): Promise<FetchResult> {
+  constructor(private readonly opts: StatusClientOptions) {}
+
+  fetch(): Promise<FetchResult> {
+    return request(this.opts, this.#validate);
+  }
+}
+
+/** One request with a client of its own (a single snapshot). */
+export function fetchStatus(opts: StatusClientOptions): Promise<FetchResult> {
+  return new StatusClient(opts).fetch();
+}
+
+async function request(opts: StatusClientOptions, validate: ValidateFunction<AdminStatus>): Promise<FetchResult> {
   const timeoutMs = opts.timeoutMs ?? 3000;
   let res: Response;
   let body: string;
   try {
-    res = await fetch(statusUrl(opts.url), {
+    res = await (opts.fetch ?? fetch)(statusUrl(opts.url), {
       headers: { authorization: `Bearer ${opts.token()}`, accept: 'application/json' },
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -83,8 +101,8 @@ export async function fetchStatus(opts: StatusClientOptions): Promise<FetchResul
   } catch {
     return { ok: false, kind: 'failed', reason: 'the answer is not JSON (is this URL a Sentinel daemon?)' };
   }
-  if (!validStatus(parsed)) {
-    const first = validator?.errors?.[0];
+  if (!validate(parsed)) {
+    const first = validate.errors?.[0];
     return { ok: false, kind: 'failed', reason: terminalSafe(`unexpected answer${first ? ` at ${first.instancePath || '/'}: ${first.message ?? 'invalid'}` : ''} (daemon and CLI of different versions?)`) };
   }
   return { ok: true, status: parsed };

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { describeFailure, fetchStatus, statusUrl, type FetchResult } from '../../src/tui/status-client.js';
+import { describeFailure, fetchStatus, StatusClient, statusUrl, type FetchResult } from '../../src/tui/status-client.js';
 import { freePort } from '../support/daemon.js';
 import { healthyStatus } from './tui-fixtures.js';
 
@@ -121,9 +121,27 @@ describe('status client (GET /api/v1/admin/status)', () => {
   });
 
   it('an unknown host: unreachable, named by the resolver error', async () => {
-    const r = notOk(await fetchStatus({ url: 'http://no-such-host.invalid:8080', token: () => 'x', timeoutMs: 5000 }));
-    expect(r.kind).to.equal('unreachable');
-    expect(r.reason).to.match(/^(ENOTFOUND|EAI_AGAIN)$/);
+    // fetch's failure for a name the resolver does not know (undici: TypeError, the getaddrinfo error as its cause).
+    const notFound = async (): Promise<Response> => {
+      throw new TypeError('fetch failed', { cause: Object.assign(new Error('getaddrinfo ENOTFOUND no-such-host.invalid'), { code: 'ENOTFOUND', hostname: 'no-such-host.invalid' }) });
+    };
+    const r = notOk(await fetchStatus({ url: 'http://no-such-host.invalid:8080', token: () => 'x', fetch: notFound }));
+    expect(r).to.deep.equal({ ok: false, kind: 'unreachable', reason: 'ENOTFOUND' });
+    expect(describeFailure('http://no-such-host.invalid:8080', r)).to.equal('cannot reach Sentinel at http://no-such-host.invalid:8080: ENOTFOUND');
+  });
+
+  it('one client asks again and again with its own validator: answers checked each time', async () => {
+    let n = 0;
+    const client = new StatusClient({ url, token: () => `t${++n}` });
+    handler = json(200, healthyStatus());
+    expect((await client.fetch()).ok).to.equal(true);
+    const bad = healthyStatus() as unknown as Record<string, unknown>;
+    delete bad.pid;
+    handler = json(200, bad);
+    expect(notOk(await client.fetch()).reason).to.contain("must have required property 'pid'");
+    handler = json(200, healthyStatus());
+    expect(await client.fetch()).to.deep.equal({ ok: true, status: healthyStatus() });
+    expect(seen.map((q) => q.headers.authorization)).to.deep.equal(['Bearer t1', 'Bearer t2', 'Bearer t3']);
   });
 
   it('a daemon that never answers: unreachable after the timeout', async () => {
