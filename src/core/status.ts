@@ -63,7 +63,9 @@ export const IngestStatusSchema = Type.Object({
   logs_per_second: Type.Number({ minimum: 0 }),
   events_per_second: Type.Number({ minimum: 0 }),
   /** Items refused since start, by signal and reason (the `reason` of the ingest rejection metrics). */
-  rejected: Type.Array(Type.Object({ signal: Type.String(), reason: Type.String(), items: count() })),
+  rejected: Type.Array(Type.Object({ signal: Type.String(), reason: Type.String(), items: count() }), {
+    description: 'Items refused since this process started (totals, not rates over window_seconds), by signal and reason.',
+  }),
   writer: Type.Object({
     queue_depth: count('Rows waiting for the next group commit.'),
     batch_rows_avg: nullable(Type.Number({ minimum: 0, description: 'Mean rows per commit over the window.' })),

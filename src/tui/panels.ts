@@ -51,7 +51,8 @@ function ingestLines(s: AdminStatus, width: number, expanded: boolean): Line[] {
     line(`pts/s ${formatRate(g.points_per_second)} · logs/s ${formatRate(g.logs_per_second)} · events/s ${formatRate(g.events_per_second)}`),
     spark('pts', (p) => p.points_per_second),
     line(`queue ${formatCount(g.writer.queue_depth)} · batch ${g.writer.batch_rows_avg === null ? '-' : formatRate(g.writer.batch_rows_avg)} · commit ${formatMs(g.writer.commit_ms_p99)}`),
-    line(`rejected ${formatCount(rejected)}${rejected ? '' : ' (none)'}`, rejected > 0 ? 'warn' : 'normal'),
+    // A count since the daemon started (not a rate like the figures above): said so.
+    line(`rejected since start ${formatCount(rejected)}${rejected ? '' : ' (none)'}`, rejected > 0 ? 'warn' : 'normal'),
   ];
   if (expanded) {
     out.push(spark('log', (p) => p.logs_per_second));

@@ -48,6 +48,7 @@ describe('status dashboard frames', () => {
     expect(f).to.contain('4xx 12 · 5xx 0');
     expect(f).to.contain('pts/s 1.5k · logs/s 48 · events/s 0.5');
     expect(f).to.contain('queue 17 · batch 230 · commit 6.5 ms');
+    expect(f).to.contain('rejected since start 0 (none)');
     // The history rises from 0 to 1100 points/s: the sparkline climbs from the lowest bar to the highest.
     const spark = /pts ([▁▂▃▄▅▆▇█]+)/.exec(f)?.[1] ?? '';
     expect(spark).to.have.length(s.ingest.history.length);
@@ -64,6 +65,18 @@ describe('status dashboard frames', () => {
     expect(f).to.contain('none late');
     for (const t of ['HTTP', 'Ingest', 'Alerts', 'Jobs', 'Backups', 'Heartbeats']) expect(f).to.match(new RegExp(`─ (▶ )?${t} ─|═ ▶ ${t} ═`));
     expect(f).to.contain(`updated ${formatClock(NOW)} · ${URL_}`);
+  });
+
+  it('refused items are a count since the daemon started, labelled so beside the per-second rates', () => {
+    const s = healthyStatus();
+    s.ingest.rejected = [
+      { signal: 'logs', reason: 'rate_limited', items: 200 },
+      { signal: 'metrics', reason: 'outside_time_window', items: 1000 },
+    ];
+    expect(frame(ok(s), { focus: 0 })).to.contain('rejected since start 1200');
+    const focused = frame(ok(s), { focus: 1 });
+    expect(focused).to.contain('rejected since start 1200');
+    expect(focused).to.contain('metrics outside_time_window: 1000');
   });
 
   it('firing alerts: counts by severity and the newest, firing and pending told apart', () => {
