@@ -1,4 +1,6 @@
+import { fstatSync } from 'node:fs';
 import { pino } from 'pino';
+import { journaldStreams } from './cli/io.js';
 import { runCli } from './cli/program.js';
 
 // Log lines are buffered up to 4 KiB and flushed at least every second (and at exit): under load
@@ -9,6 +11,15 @@ setInterval(() => logStdout.flush(), 1000).unref();
 // alone, so the processes it starts (PostgreSQL, pg_dump) do not inherit it.
 const env = { ...process.env };
 delete process.env.NOTIFY_SOCKET;
+// systemd sets JOURNAL_STREAM to the device:inode of the journal stream it gave the service; what
+// the service starts inherits the variable, so it counts for a stream only if it names that stream.
+const journald = journaldStreams(env.JOURNAL_STREAM, (fd) => {
+  try {
+    return fstatSync(fd, { bigint: true });
+  } catch {
+    return undefined;
+  }
+});
 const exitCode = await runCli(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
@@ -20,6 +31,7 @@ const exitCode = await runCli(process.argv.slice(2), {
   env,
   logStdout,
   logStderr: pino.destination({ fd: 2, sync: true }),
+  journald,
   signals: process,
 });
 logStdout.flushSync();

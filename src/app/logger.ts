@@ -18,12 +18,16 @@ export interface LoggerOptions {
 }
 
 /**
- * True when the process's output goes to the journal: systemd sets JOURNAL_STREAM to the
- * `<device>:<inode>` of the stream it connected to stdout/stderr. The value is passed in (read by
- * main through the CLI's environment), never looked up here.
+ * True when a stream is connected to the journal: systemd sets JOURNAL_STREAM to the
+ * `<device>:<inode>` of the stream it connected to a service's stdout/stderr, and processes the
+ * service starts inherit the variable whatever their own output is (`sentinel … > file` run from
+ * a unit). So the value counts only when it names the stream the log is written to: main passes
+ * the fstat of that file descriptor; nothing is looked up here.
  */
-export function journalStreamSet(journalStream: string | undefined): boolean {
-  return typeof journalStream === 'string' && /^[0-9]{1,20}:[0-9]{1,20}$/.test(journalStream);
+export function journalStreamIs(journalStream: string | undefined, stream: { dev: number | bigint; ino: number | bigint } | undefined): boolean {
+  if (typeof journalStream !== 'string' || stream === undefined) return false;
+  const m = /^([0-9]{1,20}):([0-9]{1,20})$/.exec(journalStream);
+  return m !== null && BigInt(m[1]) === BigInt(stream.dev) && BigInt(m[2]) === BigInt(stream.ino);
 }
 
 /** pino's numeric level → syslog priority: fatal 2 (crit), error 3, warn 4, info 6, debug/trace 7. */

@@ -2,7 +2,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/loader.js';
 import type { LogLevel } from '../config/schema.js';
 import { buildApp, type App, type BuildOptions } from './build-app.js';
-import { createLogger, journalStreamSet } from './logger.js';
+import { createLogger } from './logger.js';
 
 export interface AppEnv {
   env: Record<string, string | undefined>;
@@ -10,6 +10,8 @@ export interface AppEnv {
   logLevel?: LogLevel;
   /** Where logs go (stdout for the daemon, stderr for other commands). */
   logDestination: DestinationStream;
+  /** logDestination is connected to the journal: prefix each line with its syslog priority. */
+  journald?: boolean;
 }
 
 export function loadFor(appEnv: AppEnv): LoadedConfig {
@@ -17,9 +19,9 @@ export function loadFor(appEnv: AppEnv): LoadedConfig {
 }
 
 export function loggerFor(appEnv: AppEnv, loaded: LoadedConfig, fallback: LogLevel): Logger {
-  // Under systemd (JOURNAL_STREAM set) every line carries its syslog priority, so `journalctl -p err` works.
+  // When the log goes to the journal every line carries its syslog priority, so `journalctl -p err` works.
   return createLogger(appEnv.logLevel ?? (appEnv.env.SENTINEL_LOG_LEVEL ? loaded.config.log.level : fallback), appEnv.logDestination, {
-    journald: journalStreamSet(appEnv.env.JOURNAL_STREAM),
+    journald: appEnv.journald === true,
   });
 }
 

@@ -33,7 +33,7 @@ export function buildProgram(io: CliIO): Command {
     io,
     appEnv: (daemon = false) => {
       const g = program.opts<{ config?: string; logLevel?: LogLevel }>();
-      return { env: io.env, configFile: g.config, logLevel: g.logLevel, logDestination: daemon ? io.logStdout : io.logStderr };
+      return { env: io.env, configFile: g.config, logLevel: g.logLevel, logDestination: daemon ? io.logStdout : io.logStderr, journald: daemon ? io.journald?.stdout : io.journald?.stderr };
     },
   };
   registerServeCommand(program, ctx);

@@ -1,9 +1,9 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
-import { freePort, startDaemon, type Daemon } from '../support/daemon.js';
+import { freePort, startDaemon, startDaemonLoggingTo, type Daemon } from '../support/daemon.js';
 import { startNotifyReceiver, type NotifyReceiver } from '../support/notify-receiver.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -25,9 +25,18 @@ async function stop(d: Daemon | undefined): Promise<void> {
   }
 }
 
+/** A file for a daemon's stdout, created now, and the `<device>:<inode>` systemd would put in JOURNAL_STREAM for it. */
+function logFile(path: string): { path: string; stream: string } {
+  writeFileSync(path, '');
+  const st = statSync(path, { bigint: true });
+  return { path, stream: `${st.dev}:${st.ino}` };
+}
+
 /**
- * The compiled binary as systemd runs it: JOURNAL_STREAM set → every log line carries its syslog
- * priority; NOTIFY_SOCKET set → READY=1 once it listens (Type=notify), nothing run without it.
+ * The compiled binary as systemd runs it: JOURNAL_STREAM naming its stdout → every log line
+ * carries its syslog priority (and naming another stream, as a command a unit starts with its
+ * output redirected inherits it → bare JSON); NOTIFY_SOCKET set → READY=1 once it listens
+ * (Type=notify), nothing run without it.
  */
 describe('bin/sentinel serve under systemd: journald priorities and readiness notification', function () {
   this.timeout(90_000);
@@ -55,12 +64,13 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
     return { config, env: { SENTINEL_CONFIG: config, SENTINEL_DATABASE_URL: url, SENTINEL_DATA_DIR: join(dir, name), ...extra } };
   };
 
-  it('with JOURNAL_STREAM=8:1234 and NOTIFY_SOCKET: <6> on info lines, <3> on error lines, READY=1 (with MAINPID) once it listens', async () => {
+  it('with JOURNAL_STREAM naming its stdout and NOTIFY_SOCKET: <6> on info lines, <3> on error lines, READY=1 (with MAINPID) once it listens', async () => {
     const port = await freePort();
     const socketPath = join(dir, 'notify.sock');
     receiver = await startNotifyReceiver(socketPath, port);
-    const { config, env } = envFor('journald', { JOURNAL_STREAM: '8:1234', NOTIFY_SOCKET: socketPath, SENTINEL_HTTP_PORT: String(port) });
-    const d = await startDaemon(env, ['serve']);
+    const log = logFile(join(dir, 'journald.log'));
+    const { config, env } = envFor('journald', { JOURNAL_STREAM: log.stream, NOTIFY_SOCKET: socketPath });
+    const d = await startDaemonLoggingTo(log.path, env, 60_000, { args: ['serve'], port });
     daemons.push(d);
 
     const ready = await waitFor('READY=1', () => receiver!.received().find((r) => r.listening !== null));
@@ -74,7 +84,7 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
     expect(errorLine.slice(0, 4)).to.equal('<3>{');
     expect((JSON.parse(errorLine.slice(3)) as { level: string }).level).to.equal('error');
 
-    const readyLine = d.stdout().split('\n').find((l) => l.includes('"msg":"ready"'));
+    const readyLine = await waitFor('the ready line', () => d.stdout().split('\n').find((l) => l.includes('"msg":"ready"')));
     expect(readyLine?.slice(0, 4)).to.equal('<6>{');
     // Every line, whatever it says, is one prefixed JSON record.
     const lines = d.stdout().split('\n').filter(Boolean);
@@ -90,7 +100,7 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
     expect(receiver.received().filter((r) => r.listening !== null)).to.have.length(1);
   });
 
-  it('without JOURNAL_STREAM lines are bare JSON; without NOTIFY_SOCKET no systemd-notify is run (a recording one first on PATH)', async () => {
+  it('with JOURNAL_STREAM naming another stream (inherited, output redirected) or none, lines are bare JSON; without NOTIFY_SOCKET no systemd-notify is run (a recording one first on PATH)', async () => {
     const bin = join(dir, 'fake-bin');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(bin);
@@ -98,6 +108,10 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
     writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\necho "$NOTIFY_SOCKET $*" >> ${marker}\n`, { mode: 0o755 });
     const path = `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`;
 
+    // Well formed and a real file's device:inode, just not this daemon's stdout.
+    const elsewhere = logFile(join(dir, 'elsewhere.log'));
+    const redirected = await startDaemonLoggingTo(logFile(join(dir, 'redirected.log')).path, { ...envFor('redirected', {}).env, JOURNAL_STREAM: elsewhere.stream }, 60_000, { args: ['serve'] });
+    daemons.push(redirected);
     const plain = await startDaemon({ ...envFor('plain', {}).env, PATH: path, SENTINEL_HTTP_PORT: '0' }, ['serve']);
     daemons.push(plain);
     // The control: the same recording systemd-notify, with NOTIFY_SOCKET set, is run (so its absence above means something).
@@ -107,9 +121,14 @@ describe('bin/sentinel serve under systemd: journald priorities and readiness no
     await sleep(1000);
     expect(readFileSync(marker, 'utf8')).to.equal(`/run/sentinel-test/notify --ready --pid=${control.proc.pid}\n`);
 
-    const lines = plain.stdout().split('\n').filter(Boolean);
-    expect(lines.length).to.be.greaterThan(1);
-    for (const l of lines) expect(l[0], l).to.equal('{');
+    await waitFor('the redirected daemon\'s ready line', () => (redirected.stdout().includes('"msg":"ready"') ? true : undefined));
+    for (const d of [plain, redirected]) {
+      const lines = d.stdout().split('\n').filter(Boolean);
+      expect(lines.length).to.be.greaterThan(1);
+      for (const l of lines) expect(l[0], l).to.equal('{');
+    }
+    expect(readFileSync(elsewhere.path, 'utf8')).to.equal('');
+    await stop(redirected);
     await stop(plain);
     await stop(control);
   });

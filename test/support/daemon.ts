@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/config/paths.js';
@@ -63,13 +63,19 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * For benchmarks: the daemon's logs go to a file (as to journald in production, not through a
- * pipe this process must drain), and readiness is polled on a fixed port.
+ * The daemon's logs go to a file (as to journald in production, not through a pipe this process
+ * must drain; for benchmarks, and to give it a stdout whose device:inode is known before it
+ * starts), and readiness is polled on a fixed port. `stdout()` reads the file.
  */
-export async function startDaemonLoggingTo(logFile: string, env: Record<string, string>, timeoutMs = 60_000): Promise<Daemon> {
-  const port = await freePort();
+export async function startDaemonLoggingTo(
+  logFile: string,
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+  opts: { args?: string[]; port?: number } = {},
+): Promise<Daemon> {
+  const port = opts.port ?? (await freePort());
   const fd = openSync(logFile, 'a');
-  const proc = spawn(process.execPath, [BIN, 'serve', '--migrate'], {
+  const proc = spawn(process.execPath, [BIN, ...(opts.args ?? ['serve', '--migrate'])], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env, SENTINEL_HTTP_PORT: String(port) },
     stdio: ['ignore', fd, fd],
   });
@@ -85,5 +91,5 @@ export async function startDaemonLoggingTo(logFile: string, env: Record<string, 
     if (Date.now() > deadline) throw new Error(`daemon not ready in ${timeoutMs} ms; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { proc, port, stdout: () => '', exited };
+  return { proc, port, stdout: () => readFileSync(logFile, 'utf8'), exited };
 }

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { createLogger, journalStreamSet, syslogPriority } from '../../src/app/logger.js';
+import { createLogger, journalStreamIs, syslogPriority } from '../../src/app/logger.js';
 import { loggerFor } from '../../src/app/with-app.js';
+import { journaldStreams } from '../../src/cli/io.js';
 import { loadConfig } from '../../src/config/loader.js';
 import { LogCapture } from '../support/capture.js';
 
@@ -65,22 +66,48 @@ describe('logs for journald (<N> syslog priority prefix)', () => {
     expect([0, 10, 20, 29, 30, 39, 40, 49, 50, 59, 60, 100].map(syslogPriority)).to.deep.equal([7, 7, 7, 7, 6, 6, 4, 4, 3, 3, 2, 2]);
   });
 
-  it('JOURNAL_STREAM counts only in systemd\'s <device>:<inode> form', () => {
-    expect(journalStreamSet('8:1234')).to.equal(true);
-    expect(journalStreamSet('0:0')).to.equal(true);
-    for (const bad of [undefined, '', '8', ':', '8:', ':12', 'a:b', '8:12\0', '\0', '8:12 ', ' 8:12', '8:12:3', '-1:2', '9'.repeat(21) + ':1', '8:1\n', '1e3:2']) {
-      expect(journalStreamSet(bad), JSON.stringify(bad)).to.equal(false);
+  it('JOURNAL_STREAM counts only when its <device>:<inode> is the one of the stream the log goes to', () => {
+    const stream = { dev: 8n, ino: 1234n };
+    expect(journalStreamIs('8:1234', stream)).to.equal(true);
+    expect(journalStreamIs('8:1234', { dev: 8, ino: 1234 })).to.equal(true);
+    expect(journalStreamIs('0:0', { dev: 0n, ino: 0n })).to.equal(true);
+    // Inodes past 2^53 compare exactly (fstat with bigint: true).
+    expect(journalStreamIs('8:18446744073709551615', { dev: 8n, ino: 18446744073709551615n })).to.equal(true);
+    expect(journalStreamIs('8:18446744073709551614', { dev: 8n, ino: 18446744073709551615n })).to.equal(false);
+    // Well formed, but another stream (inherited from the unit, output redirected elsewhere).
+    for (const other of ['8:1235', '9:1234', '1234:8', '0:0']) expect(journalStreamIs(other, stream), other).to.equal(false);
+    // No stream to compare with (the descriptor could not be examined).
+    expect(journalStreamIs('8:1234', undefined)).to.equal(false);
+    for (const bad of [undefined, '', '8', ':', '8:', ':12', 'a:b', '8:12\0', '\0', '8:1234 ', ' 8:1234', '8:1234:3', '-8:1234', '9'.repeat(21) + ':1', '8:1234\n', '1e3:2']) {
+      expect(journalStreamIs(bad, stream), JSON.stringify(bad)).to.equal(false);
     }
   });
 
-  it('loggerFor (every command) prefixes when the environment it is given has JOURNAL_STREAM, not otherwise', async () => {
-    for (const [env, first] of [[{ JOURNAL_STREAM: '8:1234' }, '<3>{'], [{}, '{"le'], [{ JOURNAL_STREAM: 'garbage' }, '{"le']] as const) {
+  it('journaldStreams: stdout and stderr each count only if JOURNAL_STREAM names that descriptor', () => {
+    const stats = { 1: { dev: 8n, ino: 1n }, 2: { dev: 8n, ino: 2n } };
+    expect(journaldStreams('8:1', (fd) => stats[fd])).to.deep.equal({ stdout: true, stderr: false });
+    expect(journaldStreams('8:2', (fd) => stats[fd])).to.deep.equal({ stdout: false, stderr: true });
+    expect(journaldStreams('8:3', (fd) => stats[fd])).to.deep.equal({ stdout: false, stderr: false });
+    expect(journaldStreams(undefined, (fd) => stats[fd])).to.deep.equal({ stdout: false, stderr: false });
+    expect(journaldStreams('8:1', () => undefined)).to.deep.equal({ stdout: false, stderr: false });
+  });
+
+  it('loggerFor (every command) prefixes when told its destination is the journal, whatever the environment says', async () => {
+    const cases = [
+      [{ JOURNAL_STREAM: '8:1234' }, true, '<3>{'],
+      [{}, true, '<3>{'],
+      // JOURNAL_STREAM inherited, but the log goes elsewhere: bare JSON.
+      [{ JOURNAL_STREAM: '8:1234' }, false, '{"le'],
+      [{ JOURNAL_STREAM: '8:1234' }, undefined, '{"le'],
+      [{}, undefined, '{"le'],
+    ] as const;
+    for (const [env, journald, first] of cases) {
       const out = new LogCapture();
-      const appEnv = { env: { ...env }, logDestination: out };
+      const appEnv = { env: { ...env }, logDestination: out, journald };
       const logger = loggerFor(appEnv, loadConfig({ env: {} }), 'info');
       logger.error('e');
       await flushed(logger);
-      expect(out.lines[0].slice(0, 4), JSON.stringify(env)).to.equal(first);
+      expect(out.lines[0].slice(0, 4), JSON.stringify([env, journald])).to.equal(first);
     }
   });
 });
