@@ -26,8 +26,9 @@ const zero = () => ({ critical: 0, error: 0, warning: 0, info: 0 });
 /**
  * The alerts section of the admin status: pending and firing alerts of every organization (and
  * Sentinel's own) by severity, and the ten that most recently entered their state. Instance-wide
- * on purpose: only superadmins (and the local admin token) read it. Two statements; the alerts
- * table holds one row per alert instance, not per evaluation.
+ * on purpose: only superadmins (and the local admin token) read it. Two statements, both served by
+ * the partial index alerts_active_since (pending and firing alerts only, by `since`): the alerts
+ * table holds one row per alert instance, resolved ones included, and grows with every org.
  */
 export class AlertsStatusRepository implements AlertsStatusSource {
   constructor(private readonly knex: Knex) {}

@@ -17,7 +17,8 @@ export function registerStatusRoutes(registry: ApiRegistry, status: StatusServic
     localAdmin: true,
     // The dashboard asks every second, one per open terminal: the per-IP request limit (100 a
     // minute by default) would lock out the second. Refused credentials are still limited per
-    // address by the authenticator.
+    // address by the authenticator. What a request costs is bounded instead: the database-backed
+    // sections are assembled at most once a second whoever asks (StatusService, DB_SECTIONS_MS).
     rateLimit: 'none',
     responses: {
       200: { description: 'The status.', schema: AdminStatusSchema },
