@@ -4,6 +4,7 @@ import {
   chunkAggregates,
   chunkValueMode,
   decodeChunk,
+  decodeChunkInto,
   encodeChunk,
   type ChunkAggregates,
 } from '../../src/features/telemetry/chunk-codec.js';
@@ -94,6 +95,32 @@ describe('chunk codec', () => {
         }),
         { numRuns: 300 },
       );
+    });
+
+    it('decodeChunkInto gives the same points as decodeChunk, into a scratch that grows only when too small', () => {
+      const scratch = { ts: new Float64Array(4), values: new Float64Array(4) };
+      let grown = 0;
+      fc.assert(
+        fc.property(pointsOf(anyTs, fc.array(floatArb, { maxLength: 2000 })), ({ ts, values }) => {
+          const data = encodeChunk(ts, values);
+          const before = scratch.ts;
+          // Stale contents from the previous chunk stay past the count: only [0, n) is the answer.
+          const n = decodeChunkInto(data, scratch);
+          expect(n).to.equal(ts.length);
+          if (scratch.ts !== before) {
+            grown++;
+            expect(before.length).to.be.lessThan(n);
+            expect(scratch.values.length).to.equal(scratch.ts.length);
+          }
+          expectSameBits(Array.from(scratch.ts.subarray(0, n)), ts);
+          expectSameBits(Array.from(scratch.values.subarray(0, n)), values);
+          const plain = decodeChunk(data);
+          expectSameBits(plain.ts, ts);
+          expectSameBits(plain.values, values);
+        }),
+        { numRuns: 200 },
+      );
+      expect(grown).to.be.greaterThan(0);
     });
 
     it('integers and decimals round-trip and are stored as decimals', () => {
@@ -226,11 +253,16 @@ describe('chunk codec', () => {
     ];
 
     it('every truncation throws an Error', () => {
+      const scratch = { ts: new Float64Array(1), values: new Float64Array(1) };
       for (const data of samples) {
         for (let len = 0; len < data.length; len++) {
           expect(() => decodeChunk(data.subarray(0, len)), `length ${len}`).to.throw(Error, /chunk data is corrupt/);
+          expect(() => decodeChunkInto(data.subarray(0, len), scratch), `length ${len}`).to.throw(Error, /chunk data is corrupt/);
         }
       }
+      // A count the data cannot hold is refused before the scratch is grown for it.
+      expect(() => decodeChunkInto(Buffer.from([1, 0xff, 0xff, 0xff, 0xff, 0x07, 0, 0, 0]), scratch)).to.throw(/count/);
+      expect(scratch.ts.length).to.be.lessThan(1000);
     });
 
     it('unknown version, unknown mode, trailing bytes and an impossible count throw', () => {
