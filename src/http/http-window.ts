@@ -1,3 +1,4 @@
+import { addCounts, LogBuckets, SlotRing } from '../core/sliding-window.js';
 import type { HttpStatus } from '../core/status.js';
 
 /** What the status answer reads of HTTP: the last minute's figures, from memory. */
@@ -7,30 +8,20 @@ export interface HttpStatusSource {
 
 const WINDOW_SECONDS = 60;
 /*
- * Durations in a fixed log-scale histogram: bin 0 holds everything up to FIRST_MS, bin i up to
- * FIRST_MS·RATIO^i, the last bin everything beyond. With RATIO 1.25 a quantile read from a bin's
- * geometric middle is within ±12 % of the true value; 64 bins reach FIRST_MS·1.25^63 ≈ 13 min.
+ * Durations in a fixed log-scale histogram: bin 0 holds everything up to 0.05 ms, each bin's bound
+ * 1.25 times the previous one's. A quantile read from a bin's geometric middle is within ±12 % of
+ * the true value; 64 bins reach 0.05·1.25^63 ms ≈ 13 min.
  */
-const BINS = 64;
-const FIRST_MS = 0.05;
-const RATIO = 1.25;
-const LOG_RATIO = Math.log(RATIO);
+const DURATIONS = new LogBuckets({ first: 0.05, ratio: 1.25, bins: 64 });
 
 /** Bin of a duration: one logarithm, no search. */
-export function binOf(ms: number): number {
-  if (!(ms > FIRST_MS)) return 0;
-  return Math.min(BINS - 1, Math.ceil(Math.log(ms / FIRST_MS) / LOG_RATIO));
-}
+export const binOf = (ms: number): number => DURATIONS.bin(ms);
 
 /** The value reported for a quantile falling in `bin`: its geometric middle (its bound for bin 0). */
-export function binValue(bin: number): number {
-  return bin === 0 ? FIRST_MS : FIRST_MS * RATIO ** (bin - 0.5);
-}
+export const binValue = (bin: number): number => DURATIONS.middle(bin);
 
 /** One second of requests. */
 interface Slot {
-  /** The Unix second it holds; a slot of another second is stale and reset before use. */
-  second: number;
   requests: number;
   status4xx: number;
   status5xx: number;
@@ -43,27 +34,31 @@ interface Slot {
  * The frame middleware records every answered request (status and duration).
  */
 export class HttpWindow {
-  readonly #slots: Slot[] = Array.from({ length: WINDOW_SECONDS }, () => ({ second: -1, requests: 0, status4xx: 0, status5xx: 0, bins: new Uint32Array(BINS) }));
+  readonly #ring: SlotRing<Slot>;
   readonly #startSecond: number;
 
   constructor(private readonly now: () => number = Date.now) {
+    this.#ring = new SlotRing<Slot>({
+      slotMs: 1000,
+      slots: WINDOW_SECONDS,
+      make: () => ({ requests: 0, status4xx: 0, status5xx: 0, bins: DURATIONS.counts() }),
+      reset: (slot) => {
+        slot.requests = 0;
+        slot.status4xx = 0;
+        slot.status5xx = 0;
+        slot.bins.fill(0);
+      },
+      now,
+    });
     this.#startSecond = Math.floor(now() / 1000);
   }
 
   record(status: number, durationMs: number): void {
-    const second = Math.floor(this.now() / 1000);
-    const slot = this.#slots[second % WINDOW_SECONDS];
-    if (slot.second !== second) {
-      slot.second = second;
-      slot.requests = 0;
-      slot.status4xx = 0;
-      slot.status5xx = 0;
-      slot.bins.fill(0);
-    }
+    const slot = this.#ring.current();
     slot.requests++;
     if (status >= 500) slot.status5xx++;
     else if (status >= 400) slot.status4xx++;
-    slot.bins[binOf(durationMs)]++;
+    slot.bins[DURATIONS.bin(durationMs)]++;
   }
 
   /**
@@ -73,36 +68,26 @@ export class HttpWindow {
   status(inFlight: number): HttpStatus {
     const now = Math.floor(this.now() / 1000);
     const windowSeconds = Math.max(1, Math.min(WINDOW_SECONDS, now - this.#startSecond + 1));
-    const merged = new Uint32Array(BINS);
+    const merged = DURATIONS.counts();
     let requests = 0;
     let status4xx = 0;
     let status5xx = 0;
-    for (const slot of this.#slots) {
-      if (slot.second > now || slot.second <= now - windowSeconds) continue;
+    for (let second = now - windowSeconds + 1; second <= now; second++) {
+      const slot = this.#ring.at(second);
+      if (!slot) continue;
       requests += slot.requests;
       status4xx += slot.status4xx;
       status5xx += slot.status5xx;
-      for (let i = 0; i < BINS; i++) merged[i] += slot.bins[i];
+      addCounts(merged, slot.bins);
     }
     return {
       window_seconds: windowSeconds,
       requests_per_second: requests / windowSeconds,
-      p50_ms: quantile(merged, requests, 0.5),
-      p99_ms: quantile(merged, requests, 0.99),
+      p50_ms: DURATIONS.quantile(merged, 0.5, 'middle'),
+      p99_ms: DURATIONS.quantile(merged, 0.99, 'middle'),
       status_4xx: status4xx,
       status_5xx: status5xx,
       in_flight: Math.max(0, inFlight),
     };
   }
-}
-
-function quantile(bins: Uint32Array, total: number, q: number): number | null {
-  if (total === 0) return null;
-  const rank = Math.max(1, Math.ceil(q * total));
-  let seen = 0;
-  for (let i = 0; i < BINS; i++) {
-    seen += bins[i];
-    if (seen >= rank) return Math.round(binValue(i) * 1000) / 1000;
-  }
-  return Math.round(binValue(BINS - 1) * 1000) / 1000;
 }

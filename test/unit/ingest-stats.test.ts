@@ -31,7 +31,7 @@ describe('ingest statistics', () => {
 
   it('answers zeros and nulls before any traffic, with a full 10-minute history of 10 s slots', () => {
     const s = status();
-    expect(s).to.deep.include({ window_seconds: 60, points_per_second: 0, logs_per_second: 0, events_per_second: 0, rejected: [], active_series: null });
+    expect(s).to.deep.include({ window_seconds: 1, points_per_second: 0, logs_per_second: 0, events_per_second: 0, rejected: [], active_series: null });
     expect(s.writer).to.deep.equal({ queue_depth: 0, batch_rows_avg: null, commit_ms_p99: null });
     expect(s.history).to.have.length(HISTORY_SLOTS);
     expect(s.history.at(-1)!.ts).to.equal(new Date(T0).toISOString());
@@ -42,9 +42,17 @@ describe('ingest statistics', () => {
     now = T0 + 20_000; // 20 s after the start
     stats.accepted({ metrics: 400, logs: 100, events: 20 });
     const s = status();
+    expect(s.window_seconds).to.equal(20);
     expect(s.points_per_second).to.equal(20);
     expect(s.logs_per_second).to.equal(5);
     expect(s.events_per_second).to.equal(1);
+    // Later, in a partial second and after the first minute: the rate is per the window the answer names.
+    now = T0 + 75_500;
+    stats.accepted({ metrics: 7, logs: 0, events: 0 });
+    const later = status();
+    // The window starts at the slot 50 s before the current one's (T0 + 20 s): 55.5 s, counted 56.
+    expect(later.window_seconds).to.equal(56);
+    expect(later.points_per_second * later.window_seconds).to.be.closeTo(407, 1e-9);
     // Two minutes later the items are out of the window.
     now = T0 + 140_000;
     expect(status().points_per_second).to.equal(0);

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { SIGNALS, type Signal } from '../../core/signals.js';
+import { addCounts, LogBuckets, SlotRing } from '../../core/sliding-window.js';
 import type { IngestStatus, IngestStatusSource } from '../../core/status.js';
 import type { RejectionReason } from './rejection-counter.js';
 
@@ -16,24 +17,18 @@ export const INGEST_METRICS = {
 /** The status answer's slots: 10 s each, the last 10 minutes (what the sparkline draws). */
 export const SLOT_MS = 10_000;
 export const HISTORY_SLOTS = 60;
-/** Rates and writer figures of the status answer cover this much. */
+/** Rates and writer figures of the status answer cover this much (less while the process is younger). */
 export const WINDOW_SECONDS = 60;
 
 /*
  * Commit latency distribution per slot: log-spaced bounds (each 10 % above the previous) from
- * 0.05 ms, so a p99 read from it is within 10 % whatever the latency, in a fixed few hundred
- * bytes per slot however many commits.
+ * 0.05 ms, so a p99 read as its bin's upper bound is at most 10 % high whatever the latency, in a
+ * fixed few hundred bytes per slot however many commits. 160 bins: 0.05 ms · 1.1^159 ≈ 190 s,
+ * past any commit timeout.
  */
-const LATENCY_BASE_MS = 0.05;
-const LATENCY_GROWTH = 1.1;
-const LATENCY_BUCKETS = 160; // 0.05 ms · 1.1^159 ≈ 190 s: past any commit timeout
-const latencyBucket = (ms: number): number =>
-  ms <= LATENCY_BASE_MS ? 0 : Math.min(LATENCY_BUCKETS - 1, Math.ceil(Math.log(ms / LATENCY_BASE_MS) / Math.log(LATENCY_GROWTH)));
-const latencyBound = (bucket: number): number => LATENCY_BASE_MS * LATENCY_GROWTH ** bucket;
+const LATENCY = new LogBuckets({ first: 0.05, ratio: 1.1, bins: 160 });
 
 interface Slot {
-  /** Slot number: start time / SLOT_MS. */
-  n: number;
   items: Record<Signal, number>;
   commits: number;
   commitRows: number;
@@ -59,7 +54,7 @@ export class IngestStats implements IngestStatusSource {
   readonly #now: () => number;
   readonly #queueDepth: () => number;
   readonly #activeSeries: () => number | null;
-  readonly #slots: (Slot | undefined)[] = new Array<Slot | undefined>(HISTORY_SLOTS);
+  readonly #ring: SlotRing<Slot>;
   readonly #rejected = new Map<string, { signal: Signal; reason: RejectionReason; items: number }>();
   readonly #startedAt: number;
   readonly #items: Counter<'signal'>;
@@ -73,6 +68,18 @@ export class IngestStats implements IngestStatusSource {
     this.#queueDepth = opts.queueDepth;
     this.#activeSeries = opts.activeSeries;
     this.#startedAt = this.#now();
+    this.#ring = new SlotRing<Slot>({
+      slotMs: SLOT_MS,
+      slots: HISTORY_SLOTS,
+      make: () => ({ items: { metrics: 0, logs: 0, events: 0 }, commits: 0, commitRows: 0, latency: LATENCY.counts() }),
+      reset: (slot) => {
+        slot.items = { metrics: 0, logs: 0, events: 0 };
+        slot.commits = 0;
+        slot.commitRows = 0;
+        slot.latency.fill(0);
+      },
+      now: this.#now,
+    });
     this.#items = new Counter({
       name: INGEST_METRICS.items,
       help: 'Telemetry items stored, by signal (metrics: points; logs: log records; events: events).',
@@ -122,7 +129,7 @@ export class IngestStats implements IngestStatusSource {
 
   /** Items stored by one request (after its commit). */
   accepted(counts: Readonly<Record<Signal, number>>): void {
-    const slot = this.#slot();
+    const slot = this.#ring.current();
     for (const s of SIGNALS) {
       const n = counts[s];
       if (n > 0) {
@@ -146,34 +153,35 @@ export class IngestStats implements IngestStatusSource {
   committed(rows: number, seconds: number): void {
     this.#commitRows.observe(rows);
     this.#commitSeconds.observe(seconds);
-    const slot = this.#slot();
+    const slot = this.#ring.current();
     slot.commits++;
     slot.commitRows += rows;
-    slot.latency[latencyBucket(seconds * 1000)]++;
+    slot.latency[LATENCY.bin(seconds * 1000)]++;
   }
 
   ingestStatus(): IngestStatus {
     const now = this.#now();
-    const current = Math.floor(now / SLOT_MS);
+    const current = this.#ring.slotOf(now);
     const slotsInWindow = WINDOW_SECONDS / (SLOT_MS / 1000);
-    // The window: the current (partial) slot and the full ones before it, never before the start.
+    // The window: the current (partial) slot and the full ones before it, never before the start;
+    // in whole seconds (the current one counted whole), so rate × window_seconds is the count.
     const windowStart = Math.max((current - slotsInWindow + 1) * SLOT_MS, this.#startedAt);
-    const windowSeconds = Math.max(1, (now - windowStart) / 1000);
+    const windowSeconds = Math.max(1, Math.ceil((now - windowStart) / 1000));
     const items: Record<Signal, number> = { metrics: 0, logs: 0, events: 0 };
     let commits = 0;
     let commitRows = 0;
-    const latency = new Uint32Array(LATENCY_BUCKETS);
+    const latency = LATENCY.counts();
     for (let n = current - slotsInWindow + 1; n <= current; n++) {
-      const slot = this.#read(n);
+      const slot = this.#ring.at(n);
       if (!slot) continue;
       for (const s of SIGNALS) items[s] += slot.items[s];
       commits += slot.commits;
       commitRows += slot.commitRows;
-      for (let b = 0; b < LATENCY_BUCKETS; b++) latency[b] += slot.latency[b];
+      addCounts(latency, slot.latency);
     }
     const history: IngestStatus['history'] = [];
     for (let n = current - HISTORY_SLOTS + 1; n <= current; n++) {
-      const slot = this.#read(n);
+      const slot = this.#ring.at(n);
       // The current slot has only run so far (and no slot before the start ran at all).
       const seconds = Math.max(1, (Math.min(now, (n + 1) * SLOT_MS) - Math.max(n * SLOT_MS, this.#startedAt)) / 1000);
       history.push({
@@ -183,7 +191,7 @@ export class IngestStats implements IngestStatusSource {
       });
     }
     return {
-      window_seconds: WINDOW_SECONDS,
+      window_seconds: windowSeconds,
       points_per_second: items.metrics / windowSeconds,
       logs_per_second: items.logs / windowSeconds,
       events_per_second: items.events / windowSeconds,
@@ -191,38 +199,11 @@ export class IngestStats implements IngestStatusSource {
       writer: {
         queue_depth: this.#queueDepth(),
         batch_rows_avg: commits ? commitRows / commits : null,
-        commit_ms_p99: commits ? p99(latency, commits) : null,
+        // The bin's upper bound: at most 10 % above the true p99.
+        commit_ms_p99: LATENCY.quantile(latency, 0.99, 'upper'),
       },
       active_series: this.#activeSeries(),
       history,
     };
   }
-
-  #slot(): Slot {
-    const n = Math.floor(this.#now() / SLOT_MS);
-    const i = ((n % HISTORY_SLOTS) + HISTORY_SLOTS) % HISTORY_SLOTS;
-    let slot = this.#slots[i];
-    if (!slot || slot.n !== n) {
-      slot = { n, items: { metrics: 0, logs: 0, events: 0 }, commits: 0, commitRows: 0, latency: slot?.latency.fill(0) ?? new Uint32Array(LATENCY_BUCKETS) };
-      this.#slots[i] = slot;
-    }
-    return slot;
-  }
-
-  /** Slot `n` if it holds that slot's figures (a ring entry may be an older lap's). */
-  #read(n: number): Slot | undefined {
-    const slot = this.#slots[((n % HISTORY_SLOTS) + HISTORY_SLOTS) % HISTORY_SLOTS];
-    return slot?.n === n ? slot : undefined;
-  }
-}
-
-/** The upper bound of the bucket holding the 99th percentile commit, in ms (at most 10 % high). */
-function p99(latency: Uint32Array, total: number): number {
-  const rank = Math.ceil(total * 0.99);
-  let seen = 0;
-  for (let b = 0; b < latency.length; b++) {
-    seen += latency[b];
-    if (seen >= rank) return Math.round(latencyBound(b) * 1000) / 1000;
-  }
-  return Math.round(latencyBound(latency.length - 1) * 1000) / 1000;
 }
