@@ -1,12 +1,11 @@
 import { expect } from 'chai';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { Socket } from 'node:net';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
 import { expectProblem, type ApiClient, type Problem } from '../support/http.js';
 import { freePort, smtpEnv, TestSmtp } from '../support/smtp.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
+import { WebhookReceiver as Receiver, type WebhookHit as Hit } from '../support/webhook-receiver.js';
 
 /**
  * Alerting end to end, against real servers on 127.0.0.1 and through the HTTP API of the whole
@@ -33,86 +32,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
-  }
-}
-
-/** Alertmanager webhook v4, as receivers read it. */
-interface V4 {
-  version: string;
-  groupKey: string;
-  truncatedAlerts: number;
-  status: 'firing' | 'resolved';
-  receiver: string;
-  groupLabels: Record<string, string>;
-  commonLabels: Record<string, string>;
-  commonAnnotations: Record<string, string>;
-  externalURL: string;
-  alerts: { status: string; labels: Record<string, string>; annotations: Record<string, string>; startsAt: string; endsAt: string; generatorURL: string; fingerprint: string; value?: number | null }[];
-}
-
-interface Hit {
-  at: number;
-  headers: IncomingHttpHeaders;
-  raw: string;
-  body: V4;
-}
-
-/** A webhook receiver on 127.0.0.1 that records every request (answering 200). */
-class Receiver {
-  readonly hits: Hit[] = [];
-  connections = 0;
-  #server: Server | null = null;
-  #sockets = new Set<Socket>();
-  port = 0;
-
-  async start(port = 0): Promise<this> {
-    const server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        let body: V4;
-        try {
-          body = JSON.parse(raw) as V4;
-        } catch {
-          body = { receiver: '<not JSON>' } as V4;
-        }
-        this.hits.push({ at: Date.now(), headers: req.headers, raw, body });
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-      });
-    });
-    server.on('connection', (s: Socket) => {
-      this.connections++;
-      this.#sockets.add(s);
-      s.on('close', () => this.#sockets.delete(s));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as { port: number }).port;
-    this.#server = server;
-    return this;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/hook`;
-  }
-
-  of(receiver: string, status?: 'firing' | 'resolved'): Hit[] {
-    return this.hits.filter((h) => h.body.receiver === receiver && (!status || h.body.status === status));
-  }
-
-  waitFor(receiver: string, status: 'firing' | 'resolved', timeoutMs = 15_000): Promise<Hit> {
-    return until(`a ${status} notification of ${receiver} at ${this.url} (got: ${JSON.stringify(this.hits.map((h) => [h.body.receiver, h.body.status]))})`, () => this.of(receiver, status)[0], timeoutMs);
-  }
-
-  async stop(): Promise<void> {
-    const s = this.#server;
-    this.#server = null;
-    if (!s) return;
-    for (const sock of this.#sockets) sock.destroy();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }
 

@@ -3,12 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../src/config/loader.js';
 import { packageRoot } from '../../src/config/paths.js';
+import { freePort } from '../support/daemon.js';
+import { NGINX, writeNginxConf } from '../support/nginx.js';
 
 /**
  * docs/operations.md followed on this machine, as far as it goes without systemd as PID 1.
@@ -31,7 +32,6 @@ import { packageRoot } from '../../src/config/paths.js';
 const ROOT_DIR = packageRoot();
 const GUIDE = readFileSync(join(ROOT_DIR, 'docs', 'operations.md'), 'utf8');
 const NGINX_EXAMPLE = readFileSync(join(ROOT_DIR, 'config', 'nginx.example.conf'), 'utf8');
-const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 const CLIENT = '127.0.0.5';
 const HOSTNAME = 'sentinel-guide.test';
 const STEPS = ['user', 'code', 'dirs', 'config', 'cli', 'admin', 'unit'];
@@ -91,17 +91,6 @@ function rewrite(text: string, r: Rewrite): string {
   const leftover = new RegExp(`(?<!${rootRe})(?:${PATHS.map(escapeRe).join('|')})(?![\\w-])`).exec(out);
   if (leftover) throw new Error(`rewriting left a real path (${leftover[0]}) in:\n${out}`);
   return out;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function sh(script: string, what: string): string {
@@ -505,7 +494,6 @@ describe('the operations guide followed on this machine: install, first admin, t
 
   it('serves the site of config/nginx.example.conf from Debian\'s nginx on 127.0.0.1 with TLS', async () => {
     nginxDir = mkdtempSync(join(tmpdir(), 'sentinel-guide-nginx-'));
-    for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(nginxDir, sub));
     tlsPort = await freePort();
     httpPort = await freePort();
     sh(
@@ -527,26 +515,7 @@ describe('the operations guide followed on this machine: install, first admin, t
     subst(/^\s*listen \[::\]:443 ssl( http2)?;\n/m, '');
     subst(/server 127\.0\.0\.1:8000;/, `server 127.0.0.1:${port};`);
     writeFileSync(join(nginxDir, 'sentinel.conf'), site);
-    writeFileSync(
-      join(nginxDir, 'nginx.conf'),
-      `daemon off;
-master_process off;
-worker_processes 1;
-pid ${nginxDir}/nginx.pid;
-error_log ${nginxDir}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${nginxDir}/body;
-  proxy_temp_path ${nginxDir}/proxy;
-  fastcgi_temp_path ${nginxDir}/fastcgi;
-  uwsgi_temp_path ${nginxDir}/uwsgi;
-  scgi_temp_path ${nginxDir}/scgi;
-  include ${nginxDir}/sentinel.conf;
-}
-`,
-    );
-    const args = ['-p', nginxDir, '-c', join(nginxDir, 'nginx.conf'), '-e', join(nginxDir, 'error.log')];
+    const args = writeNginxConf(nginxDir, `include ${nginxDir}/sentinel.conf;`);
     const check = spawnSync(NGINX!, ['-t', ...args], { encoding: 'utf8' });
     expect(check.status, `nginx -t: ${check.stderr}`).to.equal(0);
     nginx = spawn(NGINX!, args, { stdio: 'ignore' });
