@@ -99,6 +99,7 @@ describe('OTLP decoding', () => {
           events: [],
         },
         rejected: 0,
+        tooMany: 0,
         messages: [],
         warnings: [],
       });
@@ -580,6 +581,8 @@ describe('OTLP decoding', () => {
       expect(out.batch.points).to.have.length(10_000);
       expect([out.batch.points[9_999].value, out.batch.points[9_999].point]).to.deep.equal([9_999, 10_000]);
       expect(out.rejected).to.equal(2);
+      // Told apart from the invalid ones, for the refusal counts (dropped_too_many_items).
+      expect(out.tooMany).to.equal(2);
       expect(out.messages).to.deep.equal(['2 data point(s) rejected: the request holds more than 10000 data points']);
     });
 
@@ -668,6 +671,7 @@ describe('OTLP decoding', () => {
           events: [],
         },
         rejected: 0,
+        tooMany: 0,
         messages: [],
         warnings: [],
       });
@@ -876,7 +880,7 @@ describe('OTLP decoding', () => {
         [Buffer.from('\uFEFF\n'), 'json'],
       ] as const;
       for (const [body, format] of bodies) {
-        const empty = { batch: { points: [], logs: [], events: [] }, rejected: 0, messages: [], warnings: [] };
+        const empty = { batch: { points: [], logs: [], events: [] }, rejected: 0, tooMany: 0, messages: [], warnings: [] };
         expect(decodeOtlpMetrics(body, format, NOW), `${format} ${JSON.stringify(body.toString())}`).to.deep.equal(empty);
         expect(decodeOtlpLogs(body, format, NOW), `${format} ${JSON.stringify(body.toString())}`).to.deep.equal(empty);
       }

@@ -54,7 +54,7 @@ export const ReportDataSchema = Type.Object({
   }),
   rejections: Type.Array(
     Type.Object({
-      reason: Type.String({ description: 'rate_limited, too_many_items, invalid_items, outside_time_window, series_limit, kind_conflict; OTLP partial answers: dropped_outside_time_window, dropped_series_limit, dropped_kind_conflict.' }),
+      reason: Type.String({ description: 'rate_limited, too_many_items, invalid_items, outside_time_window, series_limit, kind_conflict; OTLP partial answers: dropped_outside_time_window, dropped_series_limit, dropped_kind_conflict, dropped_invalid_items (data points or log records the decoder refused), dropped_too_many_items (past the per-request limit).' }),
       status: Type.Integer({ description: 'The HTTP status the client got (200 for what an OTLP partial answer dropped).' }),
       requests: count('Requests refused (or partly refused) for this reason.'),
       items: count('Metrics, logs and events they carried.'),

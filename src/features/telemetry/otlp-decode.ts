@@ -80,11 +80,16 @@
  *   4,096 characters, an eventName that is not a string, an unreadable timestamp (JSON: not an
  *   unsigned integer, or beyond 2^64−1), and records past the 10,000th of a request.
  *
+ * What the decoder drops is counted by ingest too (the refusal metric, the admin status, the
+ * ingest_rejections table): as `dropped_too_many_items` past the 10,000th item of a request, else
+ * as `dropped_invalid_items`; each item once.
+ *
  * Malformed input (protobuf that does not decode, JSON that does not parse, a structure of the
  * wrong type) fails the whole request with bad_request. An empty body (zero bytes, or for JSON
  * only whitespace) is an empty request.
  */
 import { DomainError } from '../../core/errors.js';
+import { INGEST_LIMITS } from './telemetry-limits.js';
 import type { TelemetryBatch } from './telemetry-types.js';
 import { collectLogs, type LogsDecodeState } from './otlp-logs.js';
 import { collectMetrics, type MetricsDecodeState } from './otlp-metrics.js';
@@ -97,6 +102,8 @@ export interface OtlpDecoded {
   batch: TelemetryBatch;
   /** Data points (metrics) or log records (logs) dropped, in OTLP's own units. */
   rejected: number;
+  /** Of `rejected`, those past the per-request limit (INGEST_LIMITS.maxItems); the others were invalid. */
+  tooMany: number;
   /** Why, one line per reason, for partialSuccess.errorMessage. */
   messages: string[];
   /** What was stored otherwise than sent (partialSuccess.errorMessage also when nothing was rejected). */
@@ -105,6 +112,9 @@ export interface OtlpDecoded {
 
 // Only what JSON itself calls whitespace.
 const JSON_WHITESPACE = /^[ \t\r\n]*$/;
+
+// Every item past the limit is rejected for that alone (collectMetrics, collectLogs).
+const pastLimit = (seen: number): number => Math.max(0, seen - INGEST_LIMITS.maxItems);
 
 const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -138,7 +148,7 @@ export function decodeOtlpMetrics(body: Uint8Array, format: OtlpFormat, now: num
   const request = parseOtlpRequest(body, format, OTLP_MESSAGES.metricsRequest, true);
   const state: MetricsDecodeState = { points: [], rejections: new Rejections('data point(s)'), warnings: new Warnings(), seen: 0 };
   collectMetrics(request, now, state);
-  return { batch: { points: state.points, logs: [], events: [] }, rejected: state.rejections.count, messages: state.rejections.messages(), warnings: state.warnings.messages() };
+  return { batch: { points: state.points, logs: [], events: [] }, rejected: state.rejections.count, tooMany: pastLimit(state.seen), messages: state.rejections.messages(), warnings: state.warnings.messages() };
 }
 
 /** POST /v1/logs: ExportLogsServiceRequest → log rows. `now` (epoch ms) stands in for missing timestamps. */
@@ -146,5 +156,5 @@ export function decodeOtlpLogs(body: Uint8Array, format: OtlpFormat, now: number
   const request = parseOtlpRequest(body, format, OTLP_MESSAGES.logsRequest);
   const state: LogsDecodeState = { logs: [], rejections: new Rejections('log record(s)'), warnings: new Warnings(), seen: 0 };
   collectLogs(request, now, state);
-  return { batch: { points: [], logs: state.logs, events: [] }, rejected: state.rejections.count, messages: state.rejections.messages(), warnings: state.warnings.messages() };
+  return { batch: { points: [], logs: state.logs, events: [] }, rejected: state.rejections.count, tooMany: pastLimit(state.seen), messages: state.rejections.messages(), warnings: state.warnings.messages() };
 }

@@ -181,7 +181,10 @@ export function registerOtlpRoutes(registry: ApiRegistry, deps: OtlpRouteDeps): 
         }
         const body = await readBody(ctx, deps.bodyLimitBytes);
         const decoded = DECODERS[signal](body, format, now());
-        const result = await deps.ingest.ingest(actorOf(ctx), null, decoded.batch, { partial: true });
+        const result = await deps.ingest.ingest(actorOf(ctx), null, decoded.batch, {
+          partial: true,
+          decoded: { invalid: { [signal]: decoded.rejected - decoded.tooMany }, tooMany: { [signal]: decoded.tooMany } },
+        });
         const rejected = decoded.rejected + result.rejected[signal];
         // Warnings go out with nothing rejected too (the spec: rejected 0 and a non-empty message).
         const notes = [...(rejected > 0 ? [...decoded.messages, ...result.messages] : []), ...decoded.warnings];

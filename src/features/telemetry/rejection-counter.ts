@@ -14,6 +14,10 @@ export const REJECTION_REASONS = {
   dropped_outside_time_window: 200,
   dropped_series_limit: 200,
   dropped_kind_conflict: 200,
+  /** Data points or log records the OTLP decoder refused (an int64 beyond 2^53, no aggregationTemporality, buckets not summing to the count, a limit on names, labels or attributes …). */
+  dropped_invalid_items: 200,
+  /** Data points or log records past the per-request limit (INGEST_LIMITS.maxItems) of one OTLP request. */
+  dropped_too_many_items: 200,
 } as const;
 export type RejectionReason = keyof typeof REJECTION_REASONS;
 

@@ -53,6 +53,7 @@ function cleanRecord<T>(r: Record<string, T>): Record<string, T> {
 }
 
 const zero = (): Counts => ({ metrics: 0, logs: 0, events: 0 });
+const total = (items: Partial<Counts>): number => (items.metrics ?? 0) + (items.logs ?? 0) + (items.events ?? 0);
 
 /**
  * Ingest (DESIGN §7): resolve the org from the credential, check the batch (time window, series
@@ -124,8 +125,7 @@ export class TelemetryService implements TelemetryIngest {
 
   // Synchronous: counted in memory and written later, so a refusal never waits on the database.
   private refused(orgId: string, reason: RejectionReason, items: Partial<Counts>): void {
-    const total = (items.metrics ?? 0) + (items.logs ?? 0) + (items.events ?? 0);
-    this.d.rejections?.record(orgId, reason, total);
+    this.d.rejections?.record(orgId, reason, total(items));
     if (this.d.stats) for (const signal of SIGNALS) this.d.stats.rejected(signal, reason, items[signal] ?? 0);
   }
 
@@ -153,6 +153,11 @@ export class TelemetryService implements TelemetryIngest {
     const overrides = await this.d.directory.overrides(orgId);
     if (!overrides) throw notFound('organization');
     const limits = effectiveLimits(overrides, this.d.limitDefaults);
+    // What the OTLP decoder dropped never reaches the checks below, so it is counted only here.
+    if (opts.decoded) {
+      if (total(opts.decoded.invalid)) this.refused(orgId, 'dropped_invalid_items', opts.decoded.invalid);
+      if (total(opts.decoded.tooMany)) this.refused(orgId, 'dropped_too_many_items', opts.decoded.tooMany);
+    }
     const rejected = zero();
     const messages: string[] = [];
     const errors: ErrorDetail[] = [];

@@ -109,6 +109,13 @@ export interface IngestOptions {
   partial: boolean;
   /** Native only: a retried batch with the same key is stored once and answered the same. */
   idempotencyKey?: string;
+  /**
+   * OTLP: items the decoder already dropped (they are not in the batch): invalid ones, and those
+   * past the per-request item limit. Counted with ingest's own refusals (each item once, under
+   * `dropped_invalid_items` or `dropped_too_many_items`) once the organization is known; not part
+   * of the result's `rejected`.
+   */
+  decoded?: { invalid: Partial<Counts>; tooMany: Partial<Counts> };
 }
 
 /** The ingest entry point the HTTP adapters (native and OTLP routes) call. */
