@@ -66,16 +66,26 @@ export interface EnsureResult {
   deferred: string[];
 }
 
-/** `T`: the names of the partitioned tables this repository manages. */
+/**
+ * `T`: the names of the partitioned tables this repository manages. `plainTables`: tables that are
+ * not partitioned whose planner statistics it may also be asked to keep (`analyzeTable`), named
+ * by their feature like the partitioned ones.
+ */
 export class PartitionsRepository<T extends string = string> {
   constructor(
     private readonly knex: Knex,
     private readonly tables: readonly T[],
+    private readonly plain: readonly string[] = [],
   ) {}
 
   /** The partitioned tables this repository manages. */
   get partitionedTables(): readonly T[] {
     return this.tables;
+  }
+
+  /** The tables that are not partitioned whose statistics `analyzeTable` keeps. */
+  get plainTables(): readonly string[] {
+    return this.plain;
   }
 
   /**
@@ -162,7 +172,19 @@ export class PartitionsRepository<T extends string = string> {
    * holds it): false when it stayed busy.
    */
   async analyze(info: PartitionInfo, lockTimeoutMs: number): Promise<boolean> {
-    const name = checkedPartitionName(info);
+    return this.analyzeNamed(checkedPartitionName(info), lockTimeoutMs);
+  }
+
+  /**
+   * ANALYZE one of the `plainTables` (not partitioned), with the same bounded wait for its lock as
+   * `analyze`: false when a VACUUM (or another ANALYZE) held it past `lockTimeoutMs`.
+   */
+  async analyzeTable(name: string, lockTimeoutMs: number): Promise<boolean> {
+    if (!this.plain.includes(name) || !/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`not a table of this repository: ${name}`);
+    return this.analyzeNamed(name, lockTimeoutMs);
+  }
+
+  private async analyzeNamed(name: string, lockTimeoutMs: number): Promise<boolean> {
     try {
       await this.knex.transaction(async (trx) => {
         await trx.raw(`set local lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`);

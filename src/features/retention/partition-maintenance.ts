@@ -68,6 +68,10 @@ export interface PartitionAnalyzeReport {
   analyzed: string[];
   /** Changed enough, but a VACUUM held the partition past the lock timeout: the next run retries. */
   deferred: string[];
+  /** Tables that are not partitioned (the series table) analyzed by the same rule. */
+  tables_analyzed: string[];
+  /** …and those a VACUUM held past the lock timeout: the next run retries. */
+  tables_deferred: string[];
 }
 
 /**
@@ -80,10 +84,16 @@ export interface PartitionAnalyzeReport {
  * there eventually, but only on its rounds and when a worker is free (long VACUUMs of the big
  * partitions compaction and retention empty keep them busy). ANALYZE samples at most 30,000 rows
  * (default_statistics_target 100), so a run costs a fraction of a second per partition.
+ *
+ * The repository's plain tables (not partitioned: the series table) follow the same rule. Every
+ * metric read looks its series up there, by labels: without statistics (thousands of series
+ * created at once by a new deployment, a bulk load) PostgreSQL filters all of a metric's series
+ * through the (org_id, name, labels_hash) index instead of asking the GIN index on labels
+ * (measured for one series among 10,000: the read's statements 5.3 ms at the median instead of 2.9).
  */
 export class PartitionAnalyzer<T extends string = string> {
   constructor(
-    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'partitionedTables'>,
+    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'analyzeTable' | 'partitionedTables' | 'plainTables'>,
     private readonly o: PartitionAnalyzeOptions,
     private readonly logger: Logger,
   ) {}
@@ -104,18 +114,26 @@ export class PartitionAnalyzer<T extends string = string> {
       [today, today - DAY_MS].map((day) => ({ table, day, name: partitionName(table, day) })),
     );
     const byName = new Map(infos.map((i) => [i.name, i]));
-    const stats = await this.partitions.statistics(infos.map((i) => i.name));
-    const report: PartitionAnalyzeReport = { analyzed: [], deferred: [] };
+    const plain = new Set(this.partitions.plainTables);
+    const stats = await this.partitions.statistics([...infos.map((i) => i.name), ...plain]);
+    const report: PartitionAnalyzeReport = { analyzed: [], deferred: [], tables_analyzed: [], tables_deferred: [] };
     const lockTimeoutMs = this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS;
     for (const s of stats) {
       const info = byName.get(s.name);
-      if (!info || !this.due(s)) continue;
+      if ((!info && !plain.has(s.name)) || !this.due(s)) continue;
       signal?.throwIfAborted();
-      if (await this.partitions.analyze(info, lockTimeoutMs)) report.analyzed.push(s.name);
-      else report.deferred.push(s.name);
+      if (info) {
+        if (await this.partitions.analyze(info, lockTimeoutMs)) report.analyzed.push(s.name);
+        else report.deferred.push(s.name);
+      } else if (await this.partitions.analyzeTable(s.name, lockTimeoutMs)) report.tables_analyzed.push(s.name);
+      else report.tables_deferred.push(s.name);
     }
-    if (report.deferred.length) this.logger.warn({ job: 'analyze', deferred: report.deferred }, 'analyze deferred: the partition stayed locked; the next run retries');
-    this.logger.info({ job: 'analyze', analyzed: report.analyzed.length, deferred: report.deferred.length }, 'fresh partitions analyzed');
+    const deferred = [...report.deferred, ...report.tables_deferred];
+    if (deferred.length) this.logger.warn({ job: 'analyze', deferred }, 'analyze deferred: the table stayed locked; the next run retries');
+    this.logger.info(
+      { job: 'analyze', analyzed: report.analyzed.length, deferred: report.deferred.length, tables_analyzed: report.tables_analyzed, tables_deferred: report.tables_deferred },
+      'fresh partitions analyzed',
+    );
     return report;
   }
 }

@@ -12,12 +12,15 @@ interface RetentionServices {
   analyzer: PartitionAnalyzer;
 }
 
-/**
- * The day-partitioned tables whose fresh partitions the `analyze` job keeps analyzed: the retained
- * ones and the chunk tier of metrics (the telemetry migrations create them all).
- */
 /** The day-partitioned tables (point_chunks among them) whose fresh partitions the analyze job keeps planned. */
 const ANALYZED_TABLES: readonly string[] = RETAINED_TABLES;
+
+/**
+ * Tables that are not partitioned which the analyze job keeps planned by the same rule: series,
+ * which every metric read looks up by labels (its index choice depends on the statistics) and
+ * which fills by thousands at once when a deployment or a bulk load brings new series.
+ */
+const ANALYZED_PLAIN_TABLES: readonly string[] = ['series'];
 
 const list = (names: string[]) => (names.length ? `: ${names.join(', ')}` : '');
 
@@ -60,11 +63,14 @@ const partitionsJob: JobSpec<RetentionServices, PartitionMaintenanceReport> = {
 
 const printAnalyze = (r: PartitionAnalyzeReport): string =>
   (r.analyzed.length ? `analyzed ${r.analyzed.length} partitions${list(r.analyzed)}\n` : 'no partition changed enough since its last analyze\n') +
-  (r.deferred.length ? `partitions deferred (locked by a vacuum, retried next run): ${r.deferred.length}${list(r.deferred)}\n` : '');
+  (r.deferred.length ? `partitions deferred (locked by a vacuum, retried next run): ${r.deferred.length}${list(r.deferred)}\n` : '') +
+  (r.tables_analyzed.length ? `analyzed tables${list(r.tables_analyzed)}\n` : '') +
+  (r.tables_deferred.length ? `tables deferred (locked by a vacuum, retried next run)${list(r.tables_deferred)}\n` : '');
 
 const analyzeJob: JobSpec<RetentionServices, PartitionAnalyzeReport> = {
   name: 'analyze',
-  description: "ANALYZE today's and yesterday's day-partitions that changed by 1,000 rows plus 10% since their last analyze, so fresh partitions have planner statistics",
+  description:
+    "ANALYZE today's and yesterday's day-partitions, and the series table, where 1,000 rows plus 10% changed since their last analyze, so fresh partitions and new series have planner statistics",
   // Fresh partitions must not wait for autovacuum's analyze (a plan without statistics sorts a whole day of logs).
   defaultSchedule: '*/5 * * * *',
   timeoutMs: 4 * 60_000,
@@ -94,7 +100,7 @@ export const retentionModule = defineModule({
       logger,
     );
     const maintenance = new PartitionMaintenance(partitions, { aheadDays: config.retention.partitions_ahead_days }, logger);
-    const analyzer = new PartitionAnalyzer(new PartitionsRepository(knex, ANALYZED_TABLES), {}, logger);
+    const analyzer = new PartitionAnalyzer(new PartitionsRepository(knex, ANALYZED_TABLES, ANALYZED_PLAIN_TABLES), {}, logger);
     const services: RetentionServices = { retention, partitions: maintenance, analyzer };
 
     // The `partitions` job (hourly) keeps the days ahead; at start too, since the tables exist
