@@ -41,41 +41,72 @@ function json(v: unknown): string {
 }
 
 /**
- * Streams `lines` into one COPY in chunks of about 64 KiB (with backpressure): a group commit of
- * tens of thousands of rows never becomes one multi-megabyte string.
+ * Streams the chunks `fill` produces into one COPY (with backpressure); `fill` hands over text of
+ * about 64 KiB at a time, so a group commit of tens of thousands of rows never becomes one
+ * multi-megabyte string.
  */
-async function copy(client: PoolClient, sql: string, lines: Iterable<string>): Promise<void> {
+async function copy(client: PoolClient, sql: string, chunks: Iterable<string>): Promise<void> {
   const stream = client.query(copyFrom(sql));
   const done = new Promise<void>((resolve, reject) => {
     stream.on('error', reject);
     stream.on('finish', resolve);
   });
-  let chunk = '';
-  for (const line of lines) {
-    chunk += line;
-    if (chunk.length >= CHUNK) {
-      const more = stream.write(chunk);
-      chunk = '';
-      if (!more) await Promise.race([once(stream, 'drain'), done]);
-    }
+  let last = '';
+  for (const chunk of chunks) {
+    if (last && !stream.write(last)) await Promise.race([once(stream, 'drain'), done]);
+    last = chunk;
   }
-  stream.end(chunk);
+  stream.end(last);
   await done;
 }
 
 const CHUNK = 65_536;
 
-/** COPY lines of one table for every item not skipped; `iso` formats a row's timestamp. */
-function* lines<T>(items: readonly WriteItem[], skip: Set<number>, rowsOf: (item: WriteItem) => readonly T[], line: (org: string, row: T, iso: (ms: number) => string) => string): Generator<string> {
+/** COPY text of one table for every item not skipped, in chunks of about CHUNK characters; `line` formats a row (`iso`: its timestamp). */
+function* chunks<T>(items: readonly WriteItem[], skip: ReadonlySet<number>, rowsOf: (item: WriteItem) => readonly T[], line: (org: string, row: T, iso: (ms: number) => string) => string): Generator<string> {
   const iso = isoFormatter();
+  let chunk = '';
   for (let n = 0; n < items.length; n++) {
     if (skip.has(n)) continue;
-    for (const row of rowsOf(items[n])) yield line(items[n].orgId, row, iso);
+    const org = items[n].orgId;
+    const rows = rowsOf(items[n]);
+    for (let i = 0; i < rows.length; i++) {
+      chunk += line(org, rows[i], iso);
+      if (chunk.length >= CHUNK) {
+        yield chunk;
+        chunk = '';
+      }
+    }
   }
+  if (chunk) yield chunk;
+}
+
+/**
+ * The points' COPY text (the hot path: a row per point): built in place, no call or template per
+ * row; a row's timestamp text is reused while rows repeat it (a batch holds a few timestamps).
+ */
+function* pointChunks(items: readonly WriteItem[], skip: ReadonlySet<number>): Generator<string> {
+  let lastMs = NaN;
+  let lastTs = '';
+  let chunk = '';
+  for (let n = 0; n < items.length; n++) {
+    if (skip.has(n)) continue;
+    const head = items[n].orgId + '\t';
+    const points = items[n].points;
+    for (let i = 0; i < points.length; i++) {
+      const p = points[i];
+      if (p.ts !== lastMs) lastTs = '\t' + new Date((lastMs = p.ts)).toISOString() + '\t';
+      chunk += head + p.seriesId + lastTs + p.value + '\n';
+      if (chunk.length >= CHUNK) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+  }
+  if (chunk) yield chunk;
 }
 
 const POINTS_COPY = 'copy points (org_id, series_id, ts, value) from stdin';
-const pointLine = (org: string, p: StoredPoint, iso: (ms: number) => string) => `${org}\t${p.seriesId}\t${iso(p.ts)}\t${p.value}\n`;
 const LOGS_COPY = 'copy logs (org_id, ts, severity_number, severity_text, body, attributes, resource, trace_id, span_id, observed_ts, event_name) from stdin';
 const logLine = (org: string, l: LogIn, iso: (ms: number) => string) =>
   `${org}\t${iso(l.ts)}\t${l.severityNumber}\t${text(l.severityText)}\t${text(l.body)}\t${json(l.attributes)}\t${json(l.resource)}\t${text(l.traceId)}\t${text(l.spanId)}\t${
@@ -83,6 +114,32 @@ const logLine = (org: string, l: LogIn, iso: (ms: number) => string) =>
   }\t${text(l.eventName)}\n`;
 const EVENTS_COPY = 'copy events (org_id, ts, type, title, text, tags) from stdin';
 const eventLine = (org: string, e: EventIn, iso: (ms: number) => string) => `${org}\t${iso(e.ts)}\t${text(e.type)}\t${text(e.title)}\t${text(e.text)}\t${json(e.tags)}\n`;
+
+const NO_DUPLICATES: ReadonlySet<number> = new Set<number>();
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const count = (n: number): string => {
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`usage count ${n} is not a count`);
+  return String(n);
+};
+
+/**
+ * The usage counters' upsert with its values written in (it shares a simple query with `commit`,
+ * which takes no parameters): org ids checked as uuids, counts as integers. Sorted by org so that
+ * concurrent commits take the counter rows' locks in one order.
+ */
+function usageUpsert(usage: Map<string, [number, number, number]>, slot: number): string {
+  const rows: string[] = [];
+  for (const org of [...usage.keys()].sort()) {
+    if (!UUID.test(org)) throw new Error(`org id ${JSON.stringify(org)} is not a uuid`);
+    const [p, l, e] = usage.get(org)!;
+    rows.push(`('${org}'::uuid, (now() at time zone 'utc')::date, ${count(slot)}, ${count(p)}::bigint, ${count(l)}::bigint, ${count(e)}::bigint)`);
+  }
+  return (
+    `insert into usage_daily (org_id, day, slot, points, logs, events) values ${rows.join(', ')} ` +
+    'on conflict (org_id, day, slot) do update set points = usage_daily.points + excluded.points, ' +
+    'logs = usage_daily.logs + excluded.logs, events = usage_daily.events + excluded.events'
+  );
+}
 
 /**
  * The SQL of a group commit: every request of the group in one transaction — idempotency keys
@@ -100,35 +157,49 @@ export class IngestRepository {
   async commit(items: readonly WriteItem[], slot = 0): Promise<Set<number>> {
     const client = (await this.knex.client.acquireConnection()) as PoolClient;
     try {
-      await client.query('begin');
+      // Round trips: `begin` goes with the first statement and the usage counters with `commit`
+      // (several statements in one simple query), so a group commit of points is two of them:
+      // `begin; copy …` and `insert … ; commit`. After an error in a statement, PostgreSQL skips
+      // the rest of its query string (the commit too) and the transaction is rolled back below.
+      let begin = 'begin; ';
       try {
-        const duplicates = await this.claimKeys(client, items);
+        let duplicates: ReadonlySet<number> = NO_DUPLICATES;
+        if (items.some((item) => item.idempotency)) {
+          // The keys' statement has parameters (the extended protocol: one statement per message).
+          await client.query('begin');
+          begin = '';
+          duplicates = await this.claimKeys(client, items);
+        }
         const usage = new Map<string, [number, number, number]>();
-        items.forEach((item, n) => {
-          if (duplicates.has(n)) return;
-          const u = usage.get(item.orgId) ?? [0, 0, 0];
+        let points = 0;
+        let logs = 0;
+        let events = 0;
+        for (let n = 0; n < items.length; n++) {
+          if (duplicates.has(n)) continue;
+          const item = items[n];
+          let u = usage.get(item.orgId);
+          if (!u) usage.set(item.orgId, (u = [0, 0, 0]));
           u[0] += item.points.length;
           u[1] += item.logs.length;
           u[2] += item.events.length;
-          usage.set(item.orgId, u);
-        });
-        const total = (i: number) => [...usage.values()].reduce((sum, u) => sum + u[i], 0);
-        if (total(0)) await copy(client, POINTS_COPY, lines(items, duplicates, (i) => i.points, pointLine));
-        if (total(1)) await copy(client, LOGS_COPY, lines(items, duplicates, (i) => i.logs, logLine));
-        if (total(2)) await copy(client, EVENTS_COPY, lines(items, duplicates, (i) => i.events, eventLine));
-        if (usage.size) {
-          // Sorted by org so that concurrent commits take the counter rows' locks in one order.
-          const orgs = [...usage.keys()].sort();
-          await client.query(
-            `insert into usage_daily (org_id, day, slot, points, logs, events)
-             select o, (now() at time zone 'utc')::date, $5, p, l, e from unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) as u(o, p, l, e)
-             on conflict (org_id, day, slot) do update set points = usage_daily.points + excluded.points,
-               logs = usage_daily.logs + excluded.logs, events = usage_daily.events + excluded.events`,
-            [orgs, orgs.map((o) => usage.get(o)![0]), orgs.map((o) => usage.get(o)![1]), orgs.map((o) => usage.get(o)![2]), slot],
-          );
+          points += item.points.length;
+          logs += item.logs.length;
+          events += item.events.length;
         }
-        await client.query('commit');
-        return duplicates;
+        if (points) {
+          await copy(client, begin + POINTS_COPY, pointChunks(items, duplicates));
+          begin = '';
+        }
+        if (logs) {
+          await copy(client, begin + LOGS_COPY, chunks(items, duplicates, (i) => i.logs, logLine));
+          begin = '';
+        }
+        if (events) {
+          await copy(client, begin + EVENTS_COPY, chunks(items, duplicates, (i) => i.events, eventLine));
+          begin = '';
+        }
+        await client.query(`${begin}${usage.size ? `${usageUpsert(usage, slot)}; ` : ''}commit`);
+        return duplicates === NO_DUPLICATES ? new Set() : (duplicates as Set<number>);
       } catch (err) {
         await client.query('rollback').catch(() => undefined);
         throw err;

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import { PartitionsRepository } from '../../src/db/partitions.js';
+import { IngestRepository, type WriteItem } from '../../src/features/telemetry/ingest-repository.js';
+import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { cloneDatabase, dropDatabase, query } from '../support/db.js';
+
+/** The statements (query messages, each one round trip) `fn` sends through any pg client. */
+async function statements(fn: () => Promise<unknown>): Promise<string[]> {
+  const sent: string[] = [];
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const q = args[0] as string | { text?: string };
+    sent.push(typeof q === 'string' ? q : (q.text ?? '?'));
+    return original.apply(this, args);
+  };
+  try {
+    await fn();
+  } finally {
+    proto.query = original;
+  }
+  return sent;
+}
+
+describe('ingest repository: one group commit', function () {
+  this.timeout(60_000);
+  let url: string;
+  let knex: Knex;
+  let repo: IngestRepository;
+  let orgA: string;
+  let orgB: string;
+  const ts = Date.now();
+
+  before(async () => {
+    url = await cloneDatabase();
+    // One connection: a commit that left its transaction open would show in the next one.
+    knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+    [{ id: orgA }, { id: orgB }] = await query<{ id: string }>(url, "insert into organizations (slug, name) values ('ir-a', 'A'), ('ir-b', 'B') returning id");
+    await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [ts - (ts % 86_400_000)]);
+    await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('logs', [ts - (ts % 86_400_000)]);
+    await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('events', [ts - (ts % 86_400_000)]);
+    repo = new IngestRepository(knex);
+  });
+  after(async () => {
+    await knex?.destroy();
+    if (url) await dropDatabase(url);
+  });
+  beforeEach(async () => {
+    await query(url, 'delete from points');
+    await query(url, 'delete from logs');
+    await query(url, 'delete from events');
+    await query(url, 'delete from usage_daily');
+    await query(url, 'delete from ingest_idempotency');
+  });
+
+  const points = (orgId: string, n: number, series = 1): WriteItem => ({
+    orgId,
+    points: Array.from({ length: n }, (_, i) => ({ seriesId: series + (i % 3), ts: ts + Math.floor(i / 3), value: i + 0.25 })),
+    logs: [],
+    events: [],
+  });
+
+  it('writes a group of points in two round trips (begin with the COPY, the usage counters with commit), every row and counter exact', async () => {
+    const sent = await statements(() => repo.commit([points(orgA, 7), points(orgB, 5, 10), points(orgA, 2, 20)], 3));
+    expect(sent, sent.join(' | ')).to.have.length(2);
+    expect(sent[0]).to.match(/^begin; copy points/);
+    expect(sent[1]).to.match(/^insert into usage_daily .*; commit$/s);
+
+    const stored = await query<{ org_id: string; series_id: number; ts: Date; value: number }>(url, 'select org_id, series_id::int, ts, value from points order by org_id, series_id, ts, value');
+    const expected = [points(orgA, 7), points(orgB, 5, 10), points(orgA, 2, 20)]
+      .flatMap((item) => item.points.map((p) => ({ org_id: item.orgId, series_id: p.seriesId, ts: new Date(p.ts), value: p.value })))
+      .sort((a, b) => a.org_id.localeCompare(b.org_id) || a.series_id - b.series_id || a.ts.getTime() - b.ts.getTime() || a.value - b.value);
+    expect(stored).to.deep.equal(expected);
+    const usage = await query<{ org_id: string; slot: number; points: number; logs: number; events: number }>(url, 'select org_id, slot, points::int, logs::int, events::int from usage_daily order by org_id');
+    expect(usage).to.deep.equal(
+      [
+        { org_id: orgA, slot: 3, points: 9, logs: 0, events: 0 },
+        { org_id: orgB, slot: 3, points: 5, logs: 0, events: 0 },
+      ].sort((a, b) => a.org_id.localeCompare(b.org_id)),
+    );
+  });
+
+  it('adds to the counters of an existing row, and writes logs and events in one more round trip each', async () => {
+    await repo.commit([points(orgA, 4)], 0);
+    const item: WriteItem = {
+      ...points(orgA, 1),
+      logs: [{ ts, severityNumber: 9, severityText: 'info', body: 'a\tb\\c\nd', attributes: { k: 'v' }, resource: {}, traceId: null, spanId: null, observedTs: null, eventName: null }],
+      events: [{ ts, type: 'deploy', title: 't', text: null, tags: ['x'] }],
+    };
+    const sent = await statements(() => repo.commit([item], 0));
+    expect(sent.map((s) => s.slice(0, 17)), sent.join(' | ')).to.deep.equal(['begin; copy point', 'copy logs (org_id', 'copy events (org_', 'insert into usage']);
+    const [usage] = await query<{ points: number; logs: number; events: number }>(url, 'select points::int, logs::int, events::int from usage_daily');
+    expect(usage).to.deep.equal({ points: 5, logs: 1, events: 1 });
+    const [log] = await query<{ body: string }>(url, 'select body from logs');
+    expect(log.body).to.equal('a\tb\\c\nd');
+  });
+
+  it('writes nothing when the counters cannot be stored: the COPY is rolled back, and the connection serves the next commit', async () => {
+    // usage_daily references organizations, points do not: the COPY succeeds and the statement sent with commit fails.
+    const unknown = randomUUID();
+    let failure: unknown;
+    await repo.commit([points(orgA, 3), points(unknown, 2)], 0).catch((err: unknown) => (failure = err));
+    expect((failure as { code?: string } | undefined)?.code, String(failure)).to.equal('23503');
+    expect(await query(url, 'select 1 from points')).to.have.length(0);
+    expect(await query(url, 'select 1 from usage_daily')).to.have.length(0);
+
+    await repo.commit([points(orgA, 2)], 0);
+    expect(await query(url, 'select 1 from points')).to.have.length(2);
+  });
+
+  it('claims idempotency keys first when an item carries one, and skips the request whose key is stored', async () => {
+    const keyed = (orgId: string, key: string): WriteItem => ({ ...points(orgId, 2), idempotency: { key, hash: Buffer.from('h'), response: { accepted: { metrics: 2 } } } });
+    await repo.commit([keyed(orgA, 'k1')], 0);
+    const sent: string[] = [];
+    let duplicates: Set<number> | undefined;
+    sent.push(...(await statements(async () => (duplicates = await repo.commit([keyed(orgA, 'k1'), keyed(orgB, 'k1'), points(orgA, 1)], 0)))));
+    expect(sent.map((s) => s.trim().slice(0, 11)), sent.join(' | ')).to.deep.equal(['begin', 'insert into', 'copy points', 'insert into']);
+    expect([...duplicates!]).to.deep.equal([0]);
+    const usage = await query<{ org_id: string; points: number }>(url, 'select org_id, sum(points)::int as points from usage_daily group by org_id order by org_id');
+    expect(usage).to.deep.equal([{ org_id: orgA, points: 3 }, { org_id: orgB, points: 2 }].sort((a, b) => a.org_id.localeCompare(b.org_id)));
+    expect(await query(url, 'select 1 from points')).to.have.length(5);
+  });
+
+  it('commits an empty request as a usage row of zeros in one round trip', async () => {
+    const sent = await statements(() => repo.commit([{ orgId: orgB, points: [], logs: [], events: [] }], 1));
+    expect(sent).to.have.length(1);
+    expect(sent[0]).to.match(/^begin; insert into usage_daily .*; commit$/s);
+    expect(await query(url, 'select org_id, slot, points::int from usage_daily')).to.deep.equal([{ org_id: orgB, slot: 1, points: 0 }]);
+  });
+});
