@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
 import { SeriesRepository } from '../../src/features/telemetry/series-repository.js';
 import { canonicalLabels, labelsCacheKey, SeriesStore } from '../../src/features/telemetry/series-store.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
@@ -74,5 +75,28 @@ describe('series store (ids for ingest)', function () {
     expect((await store.resolve(orgId, p, 1000)).ids).to.deep.equal([id]);
     const [after] = await query<{ t: Date }>(url, 'select last_seen_at as t from series where id = $1', [id]);
     expect(Date.now() - after.t.getTime()).to.be.below(60_000);
+  });
+  it('asks its LRU once per series of a batch, however many points name it, and gives every point its id', async () => {
+    const store = new SeriesStore(new SeriesRepository(knex), { cacheSize: 1000 }, now);
+    // 5 series × 8 timestamps, labels in two key orders (one series either way).
+    const batch = Array.from({ length: 40 }, (_, i) => ({ name: 'dedup', labels: i % 2 ? { host: `h${i % 5}`, az: 'a' } : { az: 'a', host: `h${i % 5}` } }));
+    const first = await store.resolve(orgId, batch, 1000);
+    expect(new Set(first.ids).size).to.equal(5);
+    const proto = LRUCache.prototype as unknown as { get: (...args: unknown[]) => unknown };
+    const get = proto.get;
+    let gets = 0;
+    proto.get = function (this: unknown, ...args: unknown[]) {
+      gets++;
+      return get.apply(this, args);
+    };
+    let again: Awaited<ReturnType<SeriesStore['resolve']>>;
+    try {
+      again = await store.resolve(orgId, batch, 1000);
+    } finally {
+      proto.get = get;
+    }
+    expect(gets).to.equal(5);
+    expect(again.ids).to.deep.equal(first.ids);
+    for (let i = 0; i < batch.length; i++) expect(again.ids[i], `point ${i}`).to.equal(first.ids[i % 5]);
   });
 });

@@ -132,11 +132,15 @@ export class SeriesStore {
     const missing = new Map<string, { at: number[]; meta: SeriesMeta; name: string; canon: string }>();
     let orgTag = this.orgTags.get(orgId);
     if (orgTag === undefined) this.orgTags.set(orgId, (orgTag = this.orgTags.size));
+    // A batch names each of its series many times (a point per timestamp): the LRU (recency, ttl)
+    // is asked once per series of the batch, the rest are answered by this map.
+    const seen = new Map<string, number>();
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
       const meta = p.meta ?? NATIVE_META;
       const key = streamCacheKey(orgTag, p.name, meta, p.labels);
-      const hit = this.cache.get(key);
+      let hit = seen.get(key);
+      if (hit === undefined && (hit = this.cache.get(key)) !== undefined) seen.set(key, hit);
       if (hit !== undefined) {
         ids[i] = hit;
       } else {
