@@ -37,7 +37,7 @@ import { AlertQuery } from '../src/features/telemetry/alert-query.js';
 import { QueryRepository } from '../src/features/telemetry/query-repository.js';
 import { createKnex } from '../src/db/database.js';
 import { postgresPids, runBin } from '../test/support/daemon.js';
-import { ensurePointPartitions, loadPointGrid, loadSeries, median, startSentinel, type BenchSentinel } from './harness.js';
+import { ensurePointPartitions, loadPointGrid, loadSeries, median, quantile, startSentinel, type BenchSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const TRIALS = Number(process.env.SENTINEL_BENCH_TRIALS ?? 100);
@@ -49,11 +49,6 @@ const SPACING_MS = 10_000;
 const EVAL_METRIC = 'bench.eval';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** p-quantile (nearest rank). */
-const quantile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-};
 const ms = (x: number) => `${x.toFixed(0)} ms`;
 
 /** The CLI against the bench daemon; a key of org `bench` with every scope (rules need write, channels admin). */

@@ -30,6 +30,11 @@ export interface BenchSentinel {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** p-quantile (nearest rank) of a list of figures. */
+export const quantile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+};
 export const pct = (a: number, b: number): string => `${((100 * a) / b).toFixed(0)}%`;
 
 /** The embedded server's URL as the daemon makes it (user and database `sentinel`). */

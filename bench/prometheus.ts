@@ -42,7 +42,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, runBin } from '../test/support/daemon.js';
 import { findPrometheus } from '../test/support/prometheus-binaries.js';
-import { mulberry32, startSentinel, type BenchSentinel } from './harness.js';
+import { mulberry32, quantile, startSentinel, type BenchSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const QUERIES = Number(process.env.SENTINEL_BENCH_QUERIES ?? 100);
@@ -66,10 +66,6 @@ const CONSTANT = 'node_network_mtu_bytes';
 const MODES = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guest_nice'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const quantile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-};
 const msf = (x: number) => `${x.toFixed(2)} ms`;
 
 // ---------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import { chunkAggregates, encodeChunk } from '../src/features/telemetry/chunk-co
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
 import { CHUNK_WINDOW_MS } from '../src/features/telemetry/telemetry-tables.js';
 import { runBin } from '../test/support/daemon.js';
-import { copyInto, loadSeries, mulberry32, startSentinel } from './harness.js';
+import { copyInto, loadSeries, mulberry32, quantile, startSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
@@ -52,10 +52,6 @@ const MAX_POINTS = 1_000_000;
 if (SERIES < 800 || MONTH_SERIES < 400) throw new Error('need at least 800 series (svc7) and 400 month series (svc3)');
 
 const labelsOf = (i: number) => ({ host: `h${i}`, shard: `s${i % 100}`, svc: `svc${Math.floor(i / 100)}` });
-const quantile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-};
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 const iso = (t: number) => new Date(t).toISOString();
 

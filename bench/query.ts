@@ -18,7 +18,7 @@
 import { Agent, request } from 'node:http';
 import pg from 'pg';
 import { machineLine } from './machine.js';
-import { ensurePointPartitions, loadPointGrid, loadSeries, startSentinel } from './harness.js';
+import { ensurePointPartitions, loadPointGrid, loadSeries, quantile, startSentinel } from './harness.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
 const POINTS = Number(process.env.SENTINEL_BENCH_POINTS ?? 10_000_000);
@@ -37,11 +37,6 @@ if (SERIES < 800 || PER_SERIES < 60) throw new Error('need at least 800 series (
 
 const labelsOf = (i: number) => ({ host: `h${i}`, shard: `s${i % 100}`, svc: `svc${Math.floor(i / 100)}` });
 
-/** p-quantile (nearest rank) of a list of ms. */
-const quantile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-};
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 
 // ---------------------------------------------------------------------------------------------
