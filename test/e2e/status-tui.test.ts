@@ -101,6 +101,9 @@ describe('sentinel status against a running daemon (compiled binary, tmux)', fun
       [
         ...exports,
         `export PATH=${shellQuote(process.env.PATH ?? '/usr/bin:/bin')}`,
+        // ink draws only the final frame when CI or CONTINUOUS_INTEGRATION is set (is-in-ci), and the
+        // pane inherits them from a CI run through the tmux server: a sysadmin's terminal has neither.
+        'unset CI CONTINUOUS_INTEGRATION',
         'echo BEFORE-STATUS',
         `${shellQuote(process.execPath)} ${shellQuote(BIN)} status ${args.map(shellQuote).join(' ')}`,
         'echo "STATUS-EXIT $?"',
