@@ -1,9 +1,11 @@
 /**
- * One value, loaded at most every `ttlMs`: concurrent callers share the load in progress, and a
- * failed load is not kept (the next call tries again).
+ * One value, loaded at most every `ttlMs`: concurrent callers share the load in progress (however
+ * long it takes: loads never overlap), the ttl counts from when a load settled, and a failed load
+ * is not kept (the next call tries again).
  */
 export class Cached<T> {
-  #entry: { at: number; value: Promise<T> } | null = null;
+  /** `at` is null while the load runs. */
+  #entry: { at: number | null; value: Promise<T> } | null = null;
 
   constructor(
     private readonly ttlMs: number,
@@ -12,14 +14,19 @@ export class Cached<T> {
   ) {}
 
   get(): Promise<T> {
-    const now = this.now();
-    if (this.#entry && now - this.#entry.at < this.ttlMs) return this.#entry.value;
+    const e = this.#entry;
+    if (e && (e.at === null || this.now() - e.at < this.ttlMs)) return e.value;
     const value = this.load();
-    const entry = { at: now, value };
+    const entry: { at: number | null; value: Promise<T> } = { at: null, value };
     this.#entry = entry;
-    value.catch(() => {
-      if (this.#entry === entry) this.#entry = null;
-    });
+    value.then(
+      () => {
+        entry.at = this.now();
+      },
+      () => {
+        if (this.#entry === entry) this.#entry = null;
+      },
+    );
     return value;
   }
 }
