@@ -72,11 +72,16 @@ const bare = (host: string): string => host.replace(/^\[(.*)\]$/, '$1').toLowerC
 
 /**
  * Whether a local admin token may be sent to `url`: only to this host's daemon, i.e. a loopback
- * address (127.0.0.0/8, ::1, localhost) or the configured http.host. The token opens the instance's
- * status to whoever receives it, so it is never minted for another host (pass --token there).
+ * address (127.0.0.0/8, ::1, localhost) or the configured http.host, on the configured http.port.
+ * The token opens the instance's status to whoever receives it, so it is never minted for another
+ * host, nor for another port of this one (another local user's process may listen there): pass
+ * --token there.
  */
-export function mayMintFor(url: string, configuredHost: string): boolean {
-  const host = bare(new URL(url).hostname);
+export function mayMintFor(url: string, configuredHost: string, configuredPort: number): boolean {
+  const u = new URL(url);
+  const port = u.port !== '' ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+  if (port !== configuredPort) return false;
+  const host = bare(u.hostname);
   if (host === 'localhost' || host === '::1') return true;
   // 127.0.0.0/8, also as an IPv4-mapped IPv6 address (which URL writes in hex: ::ffff:7f00:1).
   if (/^127(\.\d{1,3}){3}$/.test(host) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)) return true;
@@ -98,9 +103,9 @@ function resolveTarget(given: { url?: string; token?: string }, config: () => Co
     const t = given.token;
     return { url, token: () => t, deniedHint: 'The daemon refused --token: pass an access token of a superadmin (sentinel token create --user EMAIL), or leave --token out to mint a local one.' };
   }
-  if (given.url !== undefined && !mayMintFor(url, loaded!.http.host)) {
+  if (given.url !== undefined && !mayMintFor(url, loaded!.http.host, loaded!.http.port)) {
     throw usage(
-      `--url: ${new URL(url).host} is neither a loopback address nor http.host (${loaded!.http.host}), and a local admin token is minted only for this host's daemon: pass --token with a superadmin's access token`,
+      `--url: ${new URL(url).host} is not a loopback address or http.host (${loaded!.http.host}) on http.port (${loaded!.http.port}), and a local admin token is minted only for this host's daemon: pass --token with a superadmin's access token`,
     );
   }
   const { secret, source } = localJwtSecret(loaded!);

@@ -307,7 +307,8 @@ describe('sentinel status against a running daemon (compiled binary, tmux)', fun
   it('SIGTERM to a running dashboard also restores the terminal', async () => {
     const pane = new Pane();
     panes.push(pane);
-    pane.start(script(['--url', 'http://127.0.0.1:9']), 80, 24);
+    // Port 9 (discard) is not the daemon's: a local token is not minted for it, so one is given.
+    pane.start(script(['--url', 'http://127.0.0.1:9', '--token', 'abc.def.ghi']), 80, 24);
     await until('the unreachable screen', () => (pane.screen().includes('Sentinel unreachable') ? true : undefined), 30_000, () => pane.screen());
     const pid = Number(pane.tmux(['display-message', '-p', '-t', pane.name, '#{pane_pid}']).trim());
     // The pane runs bash; its child is node (bin/sentinel status).

@@ -67,7 +67,7 @@ describe('sentinel status (command)', () => {
 
   it('a configured auth.jwt_secret wins over the file; --url and --token are used as given', async () => {
     const configured = 'c'.repeat(40);
-    let r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}/`], env({ SENTINEL_DATA_DIR: dataDirWithSecret(), SENTINEL_AUTH_JWT_SECRET: configured }));
+    let r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}/`], env({ SENTINEL_DATA_DIR: dataDirWithSecret(), SENTINEL_AUTH_JWT_SECRET: configured, SENTINEL_HTTP_PORT: String(port) }));
     expect(r.code).to.equal(0);
     expect(isLocalAdminToken(configured, seen[0].headers.authorization!.slice(7))).to.equal(true);
     // Both given: no configuration needed at all (an invalid one is not even read).
@@ -87,7 +87,7 @@ describe('sentinel status (command)', () => {
   it('refused: exit 1 with the answer and where the token came from', async () => {
     answer = { status: 403, body: JSON.stringify({ title: 'Forbidden', status: 403, detail: 'superadmin only' }) };
     const dataDir = dataDirWithSecret();
-    const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir }));
+    const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_PORT: String(port) }));
     expect(r.code).to.equal(1);
     expect(r.stderr).to.contain('refused the status request: 403 Forbidden: superadmin only');
     expect(r.stderr).to.contain(join(dataDir, 'secrets', 'jwt_secret'));
@@ -95,7 +95,7 @@ describe('sentinel status (command)', () => {
 
   it('no secret in data_dir: exit 1 naming the file, and nothing is created there', async () => {
     const dataDir = join(mkdtempSync(join(tmpdir(), 'sentinel-status-')), 'never-started');
-    const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir }));
+    const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_PORT: String(port) }));
     expect(r.code).to.equal(1);
     expect(r.stderr).to.contain(`no local secret at ${join(dataDir, 'secrets', 'jwt_secret')}`);
     expect(r.stderr).to.contain('--token');
@@ -106,47 +106,54 @@ describe('sentinel status (command)', () => {
   it('a local admin token is minted only for this host: --url elsewhere without --token is a usage error (exit 2), nothing sent', async () => {
     const dataDir = dataDirWithSecret();
     // 192.0.2.1 (TEST-NET-1): refused before any connection is tried.
-    const started = Date.now();
-    const r = await cli(['status', '--json', '--url', 'http://192.0.2.1:8080'], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_HOST: '127.0.0.1' }));
+    const r = await cli(['status', '--json', '--url', 'http://192.0.2.1:8080'], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_HOST: '127.0.0.1', SENTINEL_HTTP_PORT: '8080' }));
     expect(r.code, r.stderr).to.equal(2);
     expect(r.stderr).to.equal(
-      "error: --url: 192.0.2.1:8080 is neither a loopback address nor http.host (127.0.0.1), and a local admin token is minted only for this host's daemon: pass --token with a superadmin's access token\n",
+      "error: --url: 192.0.2.1:8080 is not a loopback address or http.host (127.0.0.1) on http.port (8080), and a local admin token is minted only for this host's daemon: pass --token with a superadmin's access token\n",
     );
-    expect(Date.now() - started).to.be.below(2500);
+    // Another port of this host (another local user's process may listen there): refused alike.
+    const otherPort = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_PORT: String(port + 1) }));
+    expect(otherPort.code, otherPort.stderr).to.equal(2);
+    expect(otherPort.stderr).to.contain(`on http.port (${port + 1})`);
+    expect(seen).to.have.length(0);
     // With --token it goes there (and, nobody answering in time, is unreachable: exit 1, not 2).
     const withToken = await cli(['status', '--json', '--url', 'http://192.0.2.1:8080', '--token', 'abc.def.ghi'], env({ SENTINEL_DATA_DIR: dataDir }));
     expect(withToken.code, withToken.stderr).to.equal(1);
     expect(withToken.stderr).to.contain('cannot reach Sentinel at http://192.0.2.1:8080');
     // localhost is loopback: minted and sent.
-    const local = await cli(['status', '--json', '--url', `http://localhost:${port}`], env({ SENTINEL_DATA_DIR: dataDir }));
+    const local = await cli(['status', '--json', '--url', `http://localhost:${port}`], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_PORT: String(port) }));
     expect(local.code, local.stderr).to.equal(0);
     expect(seen).to.have.length(1);
     expect(isLocalAdminToken(SECRET, seen[0].headers.authorization!.slice(7))).to.equal(true);
   });
 
-  it('which hosts a local admin token may be sent to: loopback and the configured http.host only', () => {
-    const yes = [
-      ['http://127.0.0.1:8080', '0.0.0.0'],
-      ['http://127.255.0.9:8080', '0.0.0.0'],
-      ['http://LOCALHOST:8080', '0.0.0.0'],
-      ['http://[::1]:8080', '0.0.0.0'],
-      ['http://[::ffff:127.0.0.1]:8080', '0.0.0.0'],
-      ['https://mon.internal/sentinel', 'mon.internal'],
-      ['http://10.1.2.3:8080', '10.1.2.3'],
-      ['http://[fd00::5]:8080', '[fd00::5]'],
-      ['http://[fd00::5]:8080', 'fd00::5'],
+  it('where a local admin token may be sent: loopback and the configured http.host, on http.port only', () => {
+    const yes: [string, string, number][] = [
+      ['http://127.0.0.1:8080', '0.0.0.0', 8080],
+      ['http://127.255.0.9:8080', '0.0.0.0', 8080],
+      ['http://LOCALHOST:8080', '0.0.0.0', 8080],
+      ['http://[::1]:8080', '0.0.0.0', 8080],
+      ['http://[::ffff:127.0.0.1]:8080', '0.0.0.0', 8080],
+      ['https://mon.internal/sentinel', 'mon.internal', 443],
+      ['http://localhost/', '127.0.0.1', 80],
+      ['http://10.1.2.3:8080', '10.1.2.3', 8080],
+      ['http://[fd00::5]:8080', '[fd00::5]', 8080],
+      ['http://[fd00::5]:8080', 'fd00::5', 8080],
     ];
-    const no = [
-      ['http://10.1.2.3:8080', '10.1.2.4'],
-      ['http://128.0.0.1:8080', '0.0.0.0'],
-      ['http://localhost.evil.example:8080', '0.0.0.0'],
-      ['http://127.0.0.1.nip.io:8080', '0.0.0.0'],
-      ['http://mon.example.com:8080', 'mon.internal'],
-      ['http://[::2]:8080', '::'],
-      ['http://0.0.0.0:8080', '127.0.0.1'],
+    const no: [string, string, number][] = [
+      ['http://10.1.2.3:8080', '10.1.2.4', 8080],
+      ['http://128.0.0.1:8080', '0.0.0.0', 8080],
+      ['http://localhost.evil.example:8080', '0.0.0.0', 8080],
+      ['http://127.0.0.1.nip.io:8080', '0.0.0.0', 8080],
+      ['http://mon.example.com:8080', 'mon.internal', 8080],
+      ['http://[::2]:8080', '::', 8080],
+      ['http://0.0.0.0:8080', '127.0.0.1', 8080],
+      ['http://127.0.0.1:9999', '127.0.0.1', 8080],
+      ['http://localhost:8081', '0.0.0.0', 8080],
+      ['https://mon.internal/sentinel', 'mon.internal', 8080],
     ];
-    expect(yes.filter(([u, h]) => !mayMintFor(u, h))).to.deep.equal([]);
-    expect(no.filter(([u, h]) => mayMintFor(u, h))).to.deep.equal([]);
+    expect(yes.filter(([u, h, p]) => !mayMintFor(u, h, p))).to.deep.equal([]);
+    expect(no.filter(([u, h, p]) => mayMintFor(u, h, p))).to.deep.equal([]);
   });
 
   it('the URL from http.host: wildcards on loopback, IPv6 in brackets, names as they are', () => {
