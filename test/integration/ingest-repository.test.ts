@@ -111,6 +111,25 @@ describe('ingest repository: one group commit', function () {
     expect(await query(url, 'select 1 from points')).to.have.length(2);
   });
 
+  it('abandons the COPY when its text cannot be built: nothing is written, and the one connection serves the next commit', async () => {
+    // A log attribute JSON cannot write (a BigInt) makes building the COPY text throw mid-stream,
+    // after `begin; copy points` went out: without a CopyFail the connection would stay in COPY
+    // mode, its rollback would wait behind it and the pool's only connection would never return.
+    const item: WriteItem = {
+      ...points(orgA, 3),
+      logs: [{ ts, severityNumber: 9, severityText: 'info', body: 'x', attributes: { n: 1n } as unknown as Record<string, unknown>, resource: {}, traceId: null, spanId: null, observedTs: null, eventName: null }],
+    };
+    let failure: unknown;
+    await repo.commit([item], 0).catch((err: unknown) => (failure = err));
+    expect(failure, 'the commit failed').to.be.instanceOf(TypeError);
+    expect(await query(url, 'select 1 from points')).to.have.length(0);
+    expect(await query(url, 'select 1 from logs')).to.have.length(0);
+    const next = repo.commit([points(orgA, 2)], 0);
+    const stuck = new Promise((_, reject) => setTimeout(() => reject(new Error('the next commit never got the connection')), 10_000).unref());
+    await Promise.race([next, stuck]);
+    expect(await query(url, 'select 1 from points')).to.have.length(2);
+  });
+
   it('claims idempotency keys first when an item carries one, and skips the request whose key is stored', async () => {
     const keyed = (orgId: string, key: string): WriteItem => ({ ...points(orgId, 2), idempotency: { key, hash: Buffer.from('h'), response: { accepted: { metrics: 2 } } } });
     await repo.commit([keyed(orgA, 'k1')], 0);

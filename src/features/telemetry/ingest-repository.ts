@@ -41,9 +41,9 @@ function json(v: unknown): string {
 }
 
 /**
- * Streams the chunks `fill` produces into one COPY (with backpressure); `fill` hands over text of
- * about 64 KiB at a time, so a group commit of tens of thousands of rows never becomes one
- * multi-megabyte string.
+ * Streams `chunks` (COPY text of about 64 KiB each) into one COPY with backpressure, so a group
+ * commit of tens of thousands of rows never becomes one multi-megabyte string. Should building
+ * the text throw, the COPY is abandoned (CopyFail), which leaves the connection able to roll back.
  */
 async function copy(client: PoolClient, sql: string, chunks: Iterable<string>): Promise<void> {
   const stream = client.query(copyFrom(sql));
@@ -52,9 +52,15 @@ async function copy(client: PoolClient, sql: string, chunks: Iterable<string>): 
     stream.on('finish', resolve);
   });
   let last = '';
-  for (const chunk of chunks) {
-    if (last && !stream.write(last)) await Promise.race([once(stream, 'drain'), done]);
-    last = chunk;
+  try {
+    for (const chunk of chunks) {
+      if (last && !stream.write(last)) await Promise.race([once(stream, 'drain'), done]);
+      last = chunk;
+    }
+  } catch (err) {
+    stream.destroy(err as Error);
+    await done.catch(() => undefined);
+    throw err;
   }
   stream.end(last);
   await done;

@@ -140,7 +140,7 @@ export class SeriesStore {
       const meta = p.meta ?? NATIVE_META;
       const key = streamCacheKey(orgTag, p.name, meta, p.labels);
       let hit = seen.get(key);
-      if (hit === undefined && (hit = this.cache.get(key)) !== undefined) seen.set(key, hit);
+      if (hit === undefined && !missing.has(key) && (hit = this.cache.get(key)) !== undefined) seen.set(key, hit);
       if (hit !== undefined) {
         ids[i] = hit;
       } else {
