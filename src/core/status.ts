@@ -58,7 +58,7 @@ export const IngestRatePointSchema = Type.Object({
 });
 
 export const IngestStatusSchema = Type.Object({
-  window_seconds: count('The rates and writer figures cover this many seconds up to now (the current one counted whole): the last minute, or the time since the start when shorter.'),
+  window_seconds: count('The rates and writer figures cover this many seconds up to now: the current 10 s slot counted whole and the five before it (51–60 s), or the time since the start when shorter.'),
   points_per_second: Type.Number({ minimum: 0 }),
   logs_per_second: Type.Number({ minimum: 0 }),
   events_per_second: Type.Number({ minimum: 0 }),

@@ -91,7 +91,8 @@ describe('GET /admin/status', function () {
     // Requests answered before this app's first status call (none but the test's logins) are in
     // the window too: the quantiles are bounded by what this test timed, within the histogram's 12.5 %.
     expect(b.http.p50_ms).to.be.a('number').and.greaterThan(0).and.at.most(slowest * 1.125);
-    expect(b.http.p99_ms).to.be.a('number').and.greaterThan(0);
+    // p99 may be a login (bcrypt, untimed here): bounded below by the median only.
+    expect(b.http.p99_ms).to.be.a('number').and.at.least(b.http.p50_ms!);
   });
 
   describe('who may read it', () => {
@@ -206,6 +207,8 @@ describe('GET /admin/status', function () {
   it('ingest: points and logs per second and refused items follow what was sent', async () => {
     const before = await status();
     const refusedBefore = before.ingest.rejected.filter((r) => r.signal === 'metrics').reduce((n, r) => n + r.items, 0);
+    // Sent well inside one 10 s slot (the history's), so the slot it lands in is known.
+    if (Date.now() % 10_000 > 7_000) await new Promise((r) => setTimeout(r, 10_000 - (Date.now() % 10_000) + 50));
     const now = Date.now();
     const sentFrom = Date.now();
     const sent = await t.api.post(`/organizations/${slug}/telemetry`, owner, {
@@ -229,7 +232,8 @@ describe('GET /admin/status', function () {
     const slotOf = (ms: number) => new Date(Math.floor(ms / 10_000) * 10_000).toISOString();
     const inHistory = s.ingest.history.filter((p) => p.points_per_second > 0);
     expect(inHistory).to.have.length(1);
-    expect([slotOf(sentFrom), slotOf(sentBy)]).to.include(inHistory[0].ts);
+    expect(slotOf(sentBy), 'the request stayed inside one slot').to.equal(slotOf(sentFrom));
+    expect(inHistory[0].ts).to.equal(slotOf(sentFrom));
     const refused = s.ingest.rejected.filter((r) => r.signal === 'metrics').reduce((n, r) => n + r.items, 0);
     expect(refused - refusedBefore).to.equal(1);
   });

@@ -15,7 +15,7 @@ import { testConfig } from '../support/config.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 
 /**
- * The series table's statistics (issue 13, point 3). Thousands of series created at once (a new
+ * The series table's statistics. Thousands of series created at once (a new
  * deployment, a bulk load) leave `series` without statistics until something analyzes it; the
  * metric read's series lookup then filters all of the metric's series instead of asking the GIN
  * index on labels. The `analyze` job (the retention module's, as the daemon runs it) analyzes
