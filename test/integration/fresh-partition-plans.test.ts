@@ -6,6 +6,7 @@ import { DAY_MS, PartitionsRepository, dayStart, partitionName } from '../../src
 import { PartitionAnalyzer } from '../../src/features/retention/partition-maintenance.js';
 import { QueryRepository } from '../../src/features/telemetry/query-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { recordStatements, type Statement } from '../support/statement-spy.js';
 
 /**
  * Plans over a fresh day partition (issue 13, point 3). Hundreds of thousands of rows land in
@@ -37,11 +38,6 @@ const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)
 const reads = (n: PlanNode, relation: string) => nodes(n).filter((x) => x['Relation Name'] === relation);
 /** Sort nodes with a scan of `relation` below them. */
 const sortsOver = (n: PlanNode, relation: string) => nodes(n).filter((x) => /Sort/.test(x['Node Type']) && reads(x, relation).length > 0);
-
-interface Statement {
-  sql: string;
-  values: unknown[];
-}
 
 describe('fresh partitions: plans without waiting for autovacuum', function () {
   this.timeout(90_000);
@@ -131,20 +127,7 @@ describe('fresh partitions: plans without waiting for autovacuum', function () {
     knex = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
     readsKnex = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 2 } });
     // Record every statement of the reads pool (the repository sends them on its connections).
-    const client = readsKnex.client as { acquireConnection(): Promise<{ query: (sql: string, values?: unknown[]) => Promise<unknown>; __spied?: boolean }> };
-    const acquire = client.acquireConnection.bind(client);
-    client.acquireConnection = async () => {
-      const conn = await acquire();
-      if (!conn.__spied) {
-        const query = conn.query.bind(conn);
-        conn.query = (sql: string, values?: unknown[]) => {
-          captured.push({ sql, values: values ?? [] });
-          return query(sql, values);
-        };
-        conn.__spied = true;
-      }
-      return conn;
-    };
+    recordStatements(readsKnex, captured);
     repo = new QueryRepository(knex, readsKnex);
     await knex.raw(`insert into organizations (id, slug, name) values (?, 'fresh-a', 'A'), (?, 'fresh-b', 'B')`, [orgA, orgB]);
     for (const t of TABLES) await new PartitionsRepository(knex, TABLES).ensure(t, [today - DAY_MS, today, today + DAY_MS]);

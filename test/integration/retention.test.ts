@@ -1,11 +1,8 @@
-import { systemClock } from '../../src/core/clock.js';
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
-import { Registry } from 'prom-client';
 import { pino, type Logger } from 'pino';
-import { PoolRegistry } from '../../src/db/pool-stats.js';
 import { DAY_MS, dayStart, PartitionsRepository as DbPartitionsRepository, partitionName, type PartitionInfo } from '../../src/db/partitions.js';
 import { RETAINED_TABLES as PARTITIONED_TABLES, type RetainedTable as PartitionedTable } from '../../src/features/retention/retained-tables.js';
 import { PartitionMaintenance } from '../../src/features/retention/partition-maintenance.js';
@@ -14,8 +11,9 @@ import { RetentionService, type RetentionDays, type RetentionPolicySource, type 
 import { LogCapture } from '../support/capture.js';
 import { retentionModule } from '../../src/features/retention/retention-module.js';
 import { cli } from '../support/cli.js';
-import { testConfig, testEnv } from '../support/config.js';
+import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { moduleKits } from '../support/module-kits.js';
 
 const HOUR = 3_600_000;
 // Noon today (UTC): every org's cutoff then falls at noon of some day, mid-partition.
@@ -453,20 +451,7 @@ describe('retention module: the "partitions ahead" start hook', function () {
   it('creates the partitions at start; no timer of its own: the hourly `partitions` job keeps them ahead', async () => {
     const repo = new PartitionsRepository(knex);
     for (const p of await repo.list()) await repo.drop(p);
-    const kits = {
-      config: testConfig(url),
-      logger: pino({ level: 'silent' }),
-      db: { knex, url, embedded: null, pools: new PoolRegistry(), ping: async () => undefined, close: async () => undefined },
-      cache: null as never,
-      version: 'test',
-      daemon: true,
-      metrics: new Registry(),
-      queue: { enqueue: async () => undefined },
-      jobs: null as never,
-      clock: systemClock,
-      httpStatus: null as never,
-    };
-    const built = retentionModule.build(kits, { retentionPolicies: { retentionDays: async () => [] } });
+    const built = retentionModule.build(moduleKits(knex, url), { retentionPolicies: { retentionDays: async () => [] } });
     expect(built.start!.map((h) => h.name)).to.deep.equal(['partitions ahead']);
     expect(built.stop ?? [], 'nothing to stop: no timer').to.deep.equal([]);
     await built.start![0].run();

@@ -2,17 +2,15 @@ import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { systemClock } from '../../src/core/clock.js';
-import { PoolRegistry } from '../../src/db/pool-stats.js';
 import { PartitionsRepository } from '../../src/db/partitions.js';
 import { PartitionAnalyzer, type PartitionAnalyzeReport } from '../../src/features/retention/partition-maintenance.js';
 import { retentionModule } from '../../src/features/retention/retention-module.js';
 import { QueryRepository } from '../../src/features/telemetry/query-repository.js';
 import { SeriesRepository } from '../../src/features/telemetry/series-repository.js';
 import { SeriesStore } from '../../src/features/telemetry/series-store.js';
-import { testConfig } from '../support/config.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { moduleKits } from '../support/module-kits.js';
+import { recordStatements, type Statement } from '../support/statement-spy.js';
 
 /**
  * The series table's statistics. Thousands of series created at once (a new
@@ -45,11 +43,6 @@ function seriesAccess(plan: PlanNode): string[] {
     else out.push(n['Index Name'] ?? n['Node Type']);
   }
   return out;
-}
-
-interface Statement {
-  sql: string;
-  values: unknown[];
 }
 
 describe('series statistics: the analyze job analyzes the series table', function () {
@@ -120,20 +113,8 @@ describe('series statistics: the analyze job analyzes the series table', functio
     url = await cloneDatabase();
     knex = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 2 } });
     readsKnex = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
-    const client = readsKnex.client as { acquireConnection(): Promise<{ query: (sql: string, values?: unknown[]) => Promise<unknown>; __spied?: boolean }> };
-    const acquire = client.acquireConnection.bind(client);
-    client.acquireConnection = async () => {
-      const conn = await acquire();
-      if (!conn.__spied) {
-        const query = conn.query.bind(conn);
-        conn.query = (sql: string, values?: unknown[]) => {
-          captured.push({ sql, values: values ?? [] });
-          return query(sql, values);
-        };
-        conn.__spied = true;
-      }
-      return conn;
-    };
+    // Record every statement of the reads pool (the repository sends them on its connections).
+    recordStatements(readsKnex, captured);
     repo = new QueryRepository(knex, readsKnex);
     explainer = new pg.Client({ connectionString: url });
     await explainer.connect();
@@ -141,22 +122,7 @@ describe('series statistics: the analyze job analyzes the series table', functio
     await knex.raw(`insert into organizations (id, slug, name) values (?, 'series-stats', 'S')`, [org]);
     await knex.raw('alter table series set (autovacuum_enabled = off)');
 
-    const built = retentionModule.build(
-      {
-        config: testConfig(url),
-        logger: pino({ level: 'silent' }),
-        db: { knex, url, embedded: null, pools: new PoolRegistry(), ping: async () => undefined, close: async () => undefined },
-        cache: null as never,
-        version: 'test',
-        daemon: true,
-        metrics: new Registry(),
-        queue: { enqueue: async () => undefined },
-        jobs: null as never,
-        clock: systemClock,
-        httpStatus: null as never,
-      },
-      { retentionPolicies: { retentionDays: async () => [] } },
-    );
+    const built = retentionModule.build(moduleKits(knex, url), { retentionPolicies: { retentionDays: async () => [] } });
     const job = retentionModule.jobs!.find((j) => j.name === 'analyze')!;
     analyzeJob = () => job.run(built.services, new AbortController().signal) as Promise<PartitionAnalyzeReport>;
     await createSeries(SERIES);
