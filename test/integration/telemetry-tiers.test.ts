@@ -418,8 +418,12 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
   });
 
   describe('through the compaction job', () => {
-    it('the fresh data of one org, compacted by CompactionService.run, answers every read as before', async () => {
-      // Its own database: the job compacts every org's old windows.
+    /**
+     * A database of its own (the job compacts every org's old windows) with the partitions the
+     * data needs and one org holding `data` placed in `mode`; `run` gets its pools and the org,
+     * and everything is dropped afterwards.
+     */
+    async function withOwnDatabase(slug: string, data: Stored[], mode: Mode, run: (db: { k2: Knex; r2: Knex; orgId: string }) => Promise<void>): Promise<void> {
       const url2 = await cloneDatabase();
       const k2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 3 } });
       const r2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 1 } });
@@ -428,14 +432,24 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         const days: number[] = [];
         for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
         for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
-        const [{ id: orgId }] = await k2('organizations').insert({ slug: 'tiers-job', name: 'tiers job' }).returning<{ id: string }[]>('id');
+        const [{ id: orgId }] = await k2('organizations').insert({ slug, name: slug }).returning<{ id: string }[]>('id');
         const saved = knex;
         knex = k2;
         try {
-          for (const s of stored) await place(orgId, 'fresh', s);
+          for (const d of data) await place(orgId, mode, d);
         } finally {
           knex = saved;
         }
+        await run({ k2, r2, orgId });
+      } finally {
+        await r2.destroy();
+        await k2.destroy();
+        await dropDatabase(url2);
+      }
+    }
+
+    it('the fresh data of one org, compacted by CompactionService.run, answers every read as before', async () => {
+      await withOwnDatabase('tiers-job', stored, 'fresh', async ({ k2, r2, orgId }) => {
         const repo2 = new QueryRepository(k2, r2);
         const reads2: Read[] = [];
         for (const agg of [...AGGS, 'increase', 'rate'] as Aggregation[]) {
@@ -461,31 +475,12 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         const after = await Promise.all(reads2.map(answer));
         reads2.forEach((r, i) => expect(after[i], JSON.stringify(r)).to.deep.equal(before[i]));
         expect(before.filter((a) => a.length > 0).length).to.be.greaterThan(reads2.length / 2);
-      } finally {
-        await r2.destroy();
-        await k2.destroy();
-        await dropDatabase(url2);
-      }
+      });
     });
     it('a compaction batch committing between the chunk statement and the fresh one does not lose the points it moved', async () => {
-      // Its own database, the data split across the tiers; the reads connection runs the job right
-      // after a read's first statement (chunks, series) and before its second (fresh points).
-      const url2 = await cloneDatabase();
-      const k2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 3 } });
-      const r2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 1 } });
-      try {
-        const parts = new PartitionsRepository(k2, TELEMETRY_TABLES);
-        const days: number[] = [];
-        for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
-        for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
-        const [{ id: orgId }] = await k2('organizations').insert({ slug: 'tiers-race', name: 'tiers race' }).returning<{ id: string }[]>('id');
-        const saved = knex;
-        knex = k2;
-        try {
-          for (const s of stored.filter((x) => x.name === 'long')) await place(orgId, 'split', s);
-        } finally {
-          knex = saved;
-        }
+      // The data split across the tiers; the reads connection runs the job right after a read's
+      // first statement (chunks, series) and before its second (fresh points).
+      await withOwnDatabase('tiers-race', stored.filter((x) => x.name === 'long'), 'split', async ({ k2, r2, orgId }) => {
         const [{ n: freshBefore }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
         expect(Number(freshBefore)).to.be.greaterThan(0);
         const repo2 = new QueryRepository(k2, r2);
@@ -522,11 +517,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         expect(Number(freshAfter)).to.equal(0);
         expect(during).to.deep.equal(before[0]);
         expect(await answer(reads2[1])).to.deep.equal(before[1]);
-      } finally {
-        await r2.destroy();
-        await k2.destroy();
-        await dropDatabase(url2);
-      }
+      });
     });
   });
 
