@@ -26,7 +26,7 @@
  *   npm run bench:alerting
  */
 import { readFileSync } from 'node:fs';
-import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -37,7 +37,7 @@ import { AlertQuery } from '../src/features/telemetry/alert-query.js';
 import { QueryRepository } from '../src/features/telemetry/query-repository.js';
 import { createKnex } from '../src/db/database.js';
 import { postgresPids, runBin } from '../test/support/daemon.js';
-import { ensurePointPartitions, loadPointGrid, loadSeries, median, quantile, startSentinel, type BenchSentinel } from './harness.js';
+import { ensurePointPartitions, loadPointGrid, loadSeries, median, quantile, startSentinel, timedRequest, type BenchSentinel, type TimedAnswer as Answer } from './harness.js';
 import { machineLine } from './machine.js';
 
 const TRIALS = Number(process.env.SENTINEL_BENCH_TRIALS ?? 100);
@@ -58,29 +58,13 @@ function adminKey(s: BenchSentinel): string {
   return (JSON.parse(r.stdout) as { secret: string }).secret;
 }
 
-interface Answer {
-  status: number;
-  body: string;
-  ms: number;
-}
-
 /** One HTTP request on a keep-alive agent, timed by the client. */
 function call(agent: Agent, port: number, method: string, path: string, key: string | null, body?: unknown, extra: Record<string, string> = {}): Promise<Answer> {
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const headers: Record<string, string> = { ...extra };
-    if (key) headers.authorization = `Bearer ${key}`;
-    if (payload !== undefined) headers['content-type'] = 'application/json';
-    const req = request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8'), ms: performance.now() - t }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const headers: Record<string, string> = { ...extra };
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  return timedRequest(port, path, agent, { method, headers, body: payload });
 }
 
 function ok(a: Answer, what: string, status: number): Record<string, unknown> {

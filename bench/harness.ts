@@ -5,6 +5,7 @@
  * interrupted.
  */
 import { createHash } from 'node:crypto';
+import { request, type Agent } from 'node:http';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,28 @@ export interface BenchSentinel {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** What a timed request answered: its time as the client saw it, status and body. */
+export interface TimedAnswer {
+  ms: number;
+  status: number;
+  body: string;
+}
+
+/** One request to 127.0.0.1:`port` on `agent`, timed from send to the last byte of the answer. */
+export function timedRequest(port: number, path: string, agent: Agent, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<TimedAnswer> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const req = request({ host: '127.0.0.1', port, path, agent, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ ms: performance.now() - t, status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
 /** p-quantile (nearest rank) of a list of figures. */
 export const quantile = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -36,13 +36,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, runBin } from '../test/support/daemon.js';
 import { findPrometheus } from '../test/support/prometheus-binaries.js';
-import { mulberry32, quantile, startSentinel, type BenchSentinel } from './harness.js';
+import { mulberry32, quantile, startSentinel, timedRequest, type BenchSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 
 const QUERIES = Number(process.env.SENTINEL_BENCH_QUERIES ?? 100);
@@ -191,19 +191,6 @@ function blockBytes(dir: string): { blocks: number; chunks: number; index: numbe
 
 const agents = { sentinel: new Agent({ keepAlive: true, maxSockets: 1 }), prometheus: new Agent({ keepAlive: true, maxSockets: 1 }), ingest: new Agent({ keepAlive: true, maxSockets: INGEST_CONNECTIONS }) };
 
-function http(port: number, path: string, agent: Agent, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ ms: number; status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const req = request({ host: '127.0.0.1', port, path, agent, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => resolve({ ms: performance.now() - t, status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -265,7 +252,7 @@ try {
   });
   for (let i = 0; ; i++) {
     if (prom.exitCode !== null) throw new Error(`prometheus exited ${prom.exitCode}: ${readFileSync(join(work, 'prometheus.log'), 'utf8')}`);
-    const r = await http(promPort, '/-/ready', agents.prometheus).catch(() => null);
+    const r = await timedRequest(promPort, '/-/ready', agents.prometheus).catch(() => null);
     if (r?.status === 200) break;
     if (i > 600) throw new Error('prometheus not ready in 60 s');
     await sleep(100);
@@ -286,7 +273,7 @@ try {
   }
   const ingestHeaders = { 'content-type': 'application/json', authorization: `Bearer ${sentinel.apiKey}` };
   // The first request alone creates the series; the rest go 4 at a time.
-  const first = await http(sentinel.daemon.port, '/api/v1/telemetry', agents.ingest, { method: 'POST', headers: ingestHeaders, body: bodies[0] });
+  const first = await timedRequest(sentinel.daemon.port, '/api/v1/telemetry', agents.ingest, { method: 'POST', headers: ingestHeaders, body: bodies[0] });
   if (first.status !== 202) throw new Error(`ingest answered ${first.status}: ${first.body.slice(0, 500)}`);
   t0 = performance.now();
   let next = 1;
@@ -294,7 +281,7 @@ try {
     Array.from({ length: INGEST_CONNECTIONS }, async () => {
       while (next < bodies.length) {
         const b = bodies[next++];
-        const r = await http(sentinel.daemon.port, '/api/v1/telemetry', agents.ingest, { method: 'POST', headers: ingestHeaders, body: b });
+        const r = await timedRequest(sentinel.daemon.port, '/api/v1/telemetry', agents.ingest, { method: 'POST', headers: ingestHeaders, body: b });
         if (r.status !== 202) throw new Error(`ingest answered ${r.status}: ${r.body.slice(0, 500)}`);
       }
     }),
@@ -383,11 +370,11 @@ try {
   const viaSentinel = (q: Case) => {
     const qs = new URLSearchParams({ name: q.name, start: String(START), end: String(END), step: '60s', agg: q.agg });
     if (q.filter) qs.set('filter', q.filter);
-    return http(sentinel.daemon.port, `/api/v1/organizations/bench/metrics/query?${qs}`, agents.sentinel, { headers: { authorization: `Bearer ${sentinel.apiKey}` } });
+    return timedRequest(sentinel.daemon.port, `/api/v1/organizations/bench/metrics/query?${qs}`, agents.sentinel, { headers: { authorization: `Bearer ${sentinel.apiKey}` } });
   };
   const viaProm = (q: Case) => {
     const qs = new URLSearchParams({ query: q.promql, start: String((START + STEP) / 1000), end: String(END / 1000), step: '60' });
-    return http(promPort, `/api/v1/query_range?${qs}`, agents.prometheus);
+    return timedRequest(promPort, `/api/v1/query_range?${qs}`, agents.prometheus);
   };
   type SAnswer = { series: { labels: Record<string, string>; points: [string, number | null][] }[] };
   type PAnswer = { status: string; data: { result: { metric: Record<string, string>; values: [number, string][] }[] } };

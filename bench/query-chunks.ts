@@ -28,7 +28,7 @@
  *
  *   npm run bench:query-chunks    (SENTINEL_BENCH_QUERIES=100 per query; SENTINEL_BENCH_MONTH_SERIES=1000)
  */
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import knexFactory from 'knex';
 import pg from 'pg';
 import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
@@ -36,7 +36,7 @@ import { chunkAggregates, encodeChunk } from '../src/features/telemetry/chunk-co
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
 import { CHUNK_WINDOW_MS } from '../src/features/telemetry/telemetry-tables.js';
 import { runBin } from '../test/support/daemon.js';
-import { copyInto, loadSeries, mulberry32, quantile, startSentinel } from './harness.js';
+import { copyInto, loadSeries, mulberry32, quantile, startSentinel, timedRequest, type TimedAnswer } from './harness.js';
 import { machineLine } from './machine.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
@@ -153,23 +153,10 @@ try {
     { title: '3. 100 series (svc=svc3), 30 days, step 1h, avg', target: 200, ratio: false, name: 'bench.month', filter: ['svc', 'svc3'], by: null, startMs: END - 30 * DAY, stepMs: 3_600_000, step: '1h' },
   ];
 
-  const viaApi = (c: Case): Promise<{ ms: number; status: number; body: string }> => {
+  const viaApi = (c: Case): Promise<TimedAnswer> => {
     const qs = new URLSearchParams({ name: c.name, filter: `${c.filter[0]}=${c.filter[1]}`, start: String(c.startMs), end: String(END), step: c.step, agg: 'avg' });
     if (c.by) qs.set('by', c.by);
-    return new Promise((resolve, reject) => {
-      const t = performance.now();
-      const req = request(
-        { host: '127.0.0.1', port: s.daemon.port, path: `/api/v1/organizations/bench/metrics/query?${qs}`, agent, headers: { authorization: `Bearer ${s.apiKey}` } },
-        (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (d: Buffer) => parts.push(d));
-          res.on('end', () => resolve({ ms: performance.now() - t, status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+    return timedRequest(s.daemon.port, `/api/v1/organizations/bench/metrics/query?${qs}`, agent, { headers: { authorization: `Bearer ${s.apiKey}` } });
   };
 
   // The repository in this process, its statements recorded (for the ceiling) while `recording`.

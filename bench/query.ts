@@ -15,10 +15,10 @@
  *
  *   npm run bench:query           (SENTINEL_BENCH_QUERIES=200 sequential requests per query)
  */
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import pg from 'pg';
 import { machineLine } from './machine.js';
-import { ensurePointPartitions, loadPointGrid, loadSeries, quantile, startSentinel } from './harness.js';
+import { ensurePointPartitions, loadPointGrid, loadSeries, quantile, startSentinel, timedRequest, type TimedAnswer } from './harness.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 10_000);
 const POINTS = Number(process.env.SENTINEL_BENCH_POINTS ?? 10_000_000);
@@ -96,21 +96,10 @@ try {
     { title: '2. 100 series (svc=svc7) by shard, 24 h, step 5m, avg', target: 100, name: METRIC, filter: ['svc', 'svc7'], by: 'shard', startMs: queryEnd - 86_400_000, endMs: queryEnd, stepMs: 300_000, step: '5m' },
   ];
 
-  const viaApi = (c: Case): Promise<{ ms: number; status: number; body: string }> => {
+  const viaApi = (c: Case): Promise<TimedAnswer> => {
     const qs = new URLSearchParams({ name: c.name, filter: `${c.filter[0]}=${c.filter[1]}`, start: String(c.startMs), end: String(c.endMs), step: c.step, agg: 'avg' });
     if (c.by) qs.set('by', c.by);
-    const path = `/api/v1/organizations/bench/metrics/query?${qs}`;
-    return new Promise((resolve, reject) => {
-      const t = performance.now();
-      const req = request({ host: '127.0.0.1', port: s.daemon.port, path, agent, headers: { authorization: `Bearer ${s.apiKey}` } }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => resolve({ ms: performance.now() - t, status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    return timedRequest(s.daemon.port, `/api/v1/organizations/bench/metrics/query?${qs}`, agent, { headers: { authorization: `Bearer ${s.apiKey}` } });
   };
 
   // QueryRepository's SQL (src/features/telemetry/query-repository.ts), parameters numbered as it numbers them.
