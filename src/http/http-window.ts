@@ -12,13 +12,7 @@ const WINDOW_SECONDS = 60;
  * 1.25 times the previous one's. A quantile read from a bin's geometric middle is within ±12 % of
  * the true value; 64 bins reach 0.05·1.25^63 ms ≈ 13 min.
  */
-const DURATIONS = new LogBuckets({ first: 0.05, ratio: 1.25, bins: 64 });
-
-/** Bin of a duration: one logarithm, no search. */
-export const binOf = (ms: number): number => DURATIONS.bin(ms);
-
-/** The value reported for a quantile falling in `bin`: its geometric middle (its bound for bin 0). */
-export const binValue = (bin: number): number => DURATIONS.middle(bin);
+export const HTTP_DURATIONS = new LogBuckets({ first: 0.05, ratio: 1.25, bins: 64 });
 
 /** One second of requests. */
 interface Slot {
@@ -41,7 +35,7 @@ export class HttpWindow {
     this.#ring = new SlotRing<Slot>({
       slotMs: 1000,
       slots: WINDOW_SECONDS,
-      make: () => ({ requests: 0, status4xx: 0, status5xx: 0, bins: DURATIONS.counts() }),
+      make: () => ({ requests: 0, status4xx: 0, status5xx: 0, bins: HTTP_DURATIONS.counts() }),
       reset: (slot) => {
         slot.requests = 0;
         slot.status4xx = 0;
@@ -58,7 +52,7 @@ export class HttpWindow {
     slot.requests++;
     if (status >= 500) slot.status5xx++;
     else if (status >= 400) slot.status4xx++;
-    slot.bins[DURATIONS.bin(durationMs)]++;
+    slot.bins[HTTP_DURATIONS.bin(durationMs)]++;
   }
 
   /**
@@ -68,7 +62,7 @@ export class HttpWindow {
   status(inFlight: number): HttpStatus {
     const now = Math.floor(this.now() / 1000);
     const windowSeconds = Math.max(1, Math.min(WINDOW_SECONDS, now - this.#startSecond + 1));
-    const merged = DURATIONS.counts();
+    const merged = HTTP_DURATIONS.counts();
     let requests = 0;
     let status4xx = 0;
     let status5xx = 0;
@@ -83,8 +77,8 @@ export class HttpWindow {
     return {
       window_seconds: windowSeconds,
       requests_per_second: requests / windowSeconds,
-      p50_ms: DURATIONS.quantile(merged, 0.5, 'middle'),
-      p99_ms: DURATIONS.quantile(merged, 0.99, 'middle'),
+      p50_ms: HTTP_DURATIONS.quantile(merged, 0.5, 'middle'),
+      p99_ms: HTTP_DURATIONS.quantile(merged, 0.99, 'middle'),
       status_4xx: status4xx,
       status_5xx: status5xx,
       in_flight: Math.max(0, inFlight),

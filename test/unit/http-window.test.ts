@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { HttpWindow, binOf, binValue } from '../../src/http/http-window.js';
+import { HTTP_DURATIONS, HttpWindow } from '../../src/http/http-window.js';
+
+const binOf = (ms: number) => HTTP_DURATIONS.bin(ms);
+const binValue = (bin: number) => HTTP_DURATIONS.middle(bin);
 
 /*
  * The HTTP figures of the admin status: the last 60 s in one-second slots, on a pinned clock, so
