@@ -20,7 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import { mulberry32 } from './harness.js';
 import { machineLine } from './machine.js';
-import { chunkValueMode, decodeChunk, encodeChunk } from '../src/features/telemetry/chunk-codec.js';
+import { chunkValueMode, decodeChunk, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 500);
 const HOURS = 4;
@@ -29,6 +29,8 @@ const INTERVAL_MS = 10_000;
 const ROW_OVERHEAD = 150;
 
 interface Chunk {
+  /** The chunk's window start. */
+  w: number;
   ts: number[];
   values: number[];
 }
@@ -49,7 +51,8 @@ function generate(kinds: (i: number) => Kind, seed: number): Chunk[] {
       const ts: number[] = [];
       const values: number[] = [];
       for (let i = 0; i < perWindow; i++) {
-        ts.push(start + w * WINDOW_MS + i * INTERVAL_MS + Math.floor(rand() * 11) - 5);
+        // 5 s ± 5 ms into its interval: never across a window edge (every point inside its chunk's window, as compaction cuts them)
+        ts.push(start + w * WINDOW_MS + i * INTERVAL_MS + 5 + Math.floor(rand() * 11) - 5);
         switch (kind) {
           case 'counter':
             v += Math.floor(rand() * (2 * mean + 1));
@@ -68,7 +71,7 @@ function generate(kinds: (i: number) => Kind, seed: number): Chunk[] {
         }
         values.push(v);
       }
-      chunks.push({ ts, values });
+      chunks.push({ w: start + w * WINDOW_MS, ts, values });
     }
   }
   return chunks;
@@ -91,6 +94,10 @@ function measure(name: string, chunks: Chunk[]): string {
     decBest = Math.min(decBest, t2 - t1);
   }
   const bytes = encoded.reduce((n, e) => n + e.length, 0);
+  // The halves' aggregates (the `sub` column), with the bytea's 1-byte length header PostgreSQL adds to a short value.
+  const subs = chunks.map((c) => encodeChunkSub(c.w, WINDOW_MS, c.ts, c.values));
+  const subBytes = subs.reduce((n, e) => n + (e ? e.length + 1 : 0), 0);
+  const noSub = subs.filter((e) => e === null).length;
   const modes = new Map<string, number>();
   for (const e of encoded) modes.set(chunkValueMode(e), (modes.get(chunkValueMode(e)) ?? 0) + 1);
   const modeText = [...modes].map(([m, n]) => `${m} ${n}`).join(', ');
@@ -98,6 +105,8 @@ function measure(name: string, chunks: Chunk[]): string {
   return (
     `${name}: ${points.toLocaleString('en-US')} points in ${chunks.length} chunks; data ${(bytes / points).toFixed(3)} B/point, ` +
     `with ~${ROW_OVERHEAD} B per chunk row ${((bytes + ROW_OVERHEAD * chunks.length) / points).toFixed(3)} B/point; ` +
+    `sub ${(subBytes / chunks.length).toFixed(1)} B/chunk (+${(subBytes / points).toFixed(3)} B/point${noSub ? `, ${noSub} chunks without` : ''}), ` +
+    `with sub and the row ${((bytes + subBytes + ROW_OVERHEAD * chunks.length) / points).toFixed(3)} B/point; ` +
     `encode ${mps(encBest)} M points/s, decode ${mps(decBest)} M points/s (modes: ${modeText})`
   );
 }

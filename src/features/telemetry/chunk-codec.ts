@@ -676,3 +676,236 @@ export function chunkAggregates(ts: readonly number[], values: readonly number[]
     increase,
   };
 }
+
+// ---------------------------------------------------------------- halves (the `sub` column)
+
+/**
+ * A chunk's aggregates or a half's, as numbers in one Float64Array (the order of the read's chunk
+ * records): first ts, last ts, count, min, max, sum, first value, last value, increase.
+ */
+export const AGG_FIRST_TS = 0;
+export const AGG_LAST_TS = 1;
+export const AGG_COUNT = 2;
+export const AGG_MIN = 3;
+export const AGG_MAX = 4;
+export const AGG_SUM = 5;
+export const AGG_FIRST = 6;
+export const AGG_LAST = 7;
+export const AGG_INCREASE = 8;
+/** Numbers per aggregate set. */
+export const AGG_SIZE = 9;
+
+export const SUB_VERSION = 1;
+
+/** The largest k of a `reference + k/100` field: its zigzag code stays a safe integer. */
+const MAX_STEP = 2 ** 51;
+
+/**
+ * Encodes the aggregates of a chunk's two halves (the `sub` column of `point_chunks`): the
+ * points before windowStart + windowMs/2 and those from it. Format (version 1), bytes:
+ *
+ *   u8      version (1)
+ *   varint  n1, the first half's count (the second's is the chunk's count − n1); when one half
+ *           is empty (n1 = 0 or n1 = count) nothing follows: the other half is the whole chunk
+ *   varint  (mid − 1) − the first half's last ts;  varint  the second half's first ts − mid
+ *           (the first half's first ts and the second half's last ts are the chunk's)
+ *   3 bytes 2-bit tags, most significant first, of the ten value fields below (4 bits of zeros)
+ *   then    each field's payload, in field order
+ *
+ * Value fields, each given by a tag: 0 = equal to its reference R; 3 = equal to its second
+ * reference R2; 1 = R + k/100, k a zigzag varint (|k| ≤ 2^51); 2 = the float64 itself (8 bytes,
+ * big-endian). References are numbers the reader has already (the chunk's aggregates, earlier
+ * fields), computed by the same float64 operations on both sides:
+ *
+ *   field                 R                            R2
+ *   first half's last     chunk's first value          chunk's last value
+ *   second half's first   first half's last            chunk's last value
+ *   first half's min      chunk's min                  chunk's first value (the half's first)
+ *   first half's max      chunk's max                  first half's last
+ *   second half's min     chunk's min                  second half's first
+ *   second half's max     chunk's max                  chunk's last value (the half's last)
+ *   first half's sum      n1 · chunk's first value     chunk's sum
+ *   second half's sum     chunk's sum − first half's   n2 · second half's first
+ *   first half's increase first half's last − first   0
+ *   second half's increase chunk's last − 2nd's first chunk's increase − first half's
+ *
+ * The encoder checks every tag it writes bit for bit (Object.is: -0 is not 0, NaN is NaN), so a
+ * half's aggregates read back are exactly chunkAggregates of its points. Returns null (no `sub`:
+ * readers decode the data, as for chunks written before the column existed) when the points are
+ * not in (ts, value) order, a timestamp is not a whole number inside the window, the window's
+ * start is not a multiple of its length, or there is no point.
+ */
+export function encodeChunkSub(windowStart: number, windowMs: number, ts: readonly number[], values: readonly number[]): Buffer | null {
+  const n = ts.length;
+  if (values.length !== n) throw new RangeError(`encodeChunkSub: ${n} timestamps but ${values.length} values`);
+  if (n === 0 || !(windowMs > 0 && windowMs % 2 === 0 && Number.isSafeInteger(windowMs)) || !Number.isSafeInteger(windowStart) || windowStart % windowMs !== 0) return null;
+  const mid = windowStart + windowMs / 2;
+  let n1 = 0;
+  for (let i = 0; i < n; i++) {
+    const t = ts[i];
+    if (!Number.isSafeInteger(t) || t < windowStart || t >= windowStart + windowMs) return null;
+    if (i > 0) {
+      const d = t - ts[i - 1];
+      if (d < 0 || (d === 0 && cmpFloat8(values[i - 1], values[i]) > 0)) return null;
+    }
+    if (t < mid) n1++;
+  }
+  const out: number[] = [SUB_VERSION];
+  varint(out, n1);
+  if (n1 === 0 || n1 === n) return Buffer.from(out);
+  const whole = chunkAggregates(ts, values);
+  const a = chunkAggregates(ts.slice(0, n1), values.slice(0, n1));
+  const b = chunkAggregates(ts.slice(n1), values.slice(n1));
+  varint(out, mid - 1 - a.lastTs);
+  varint(out, b.firstTs - mid);
+  const n2 = n - n1;
+  const fields: [number, number, number][] = [
+    [a.lastValue, whole.firstValue, whole.lastValue],
+    [b.firstValue, a.lastValue, whole.lastValue],
+    [a.min, whole.min, whole.firstValue],
+    [a.max, whole.max, a.lastValue],
+    [b.min, whole.min, b.firstValue],
+    [b.max, whole.max, whole.lastValue],
+    [a.sum, n1 * whole.firstValue, whole.sum],
+    [b.sum, whole.sum - a.sum, n2 * b.firstValue],
+    [a.increase, a.lastValue - whole.firstValue, 0],
+    [b.increase, whole.lastValue - b.firstValue, whole.increase - a.increase],
+  ];
+  const tagsAt = out.length;
+  out.push(0, 0, 0);
+  fields.forEach(([v, r, r2], f) => {
+    let tag: number;
+    const k = Math.round((v - r) * 100);
+    if (Object.is(v, r)) tag = 0;
+    else if (Object.is(v, r2)) tag = 3;
+    else if (Math.abs(k) <= MAX_STEP && Object.is(r + k / 100, v)) {
+      tag = 1;
+      varint(out, k >= 0 ? k * 2 : -k * 2 - 1);
+    } else {
+      tag = 2;
+      f64[0] = v;
+      const h = u32[HI];
+      const l = u32[LO];
+      out.push(h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff, l >>> 24, (l >>> 16) & 0xff, (l >>> 8) & 0xff, l & 0xff);
+    }
+    out[tagsAt + (f >>> 2)] |= tag << (6 - 2 * (f & 3));
+  });
+  return Buffer.from(out);
+}
+
+/** Unsigned LEB128 of a safe integer ≥ 0. */
+function varint(out: number[], v: number): void {
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+}
+
+/**
+ * Decodes a `sub` (buf[start, end)) of the chunk whose aggregates are agg[ai, ai + AGG_SIZE) into
+ * out[0, AGG_SIZE) (the first half) and out[AGG_SIZE, 2·AGG_SIZE) (the second); an empty half has
+ * count 0 (its other numbers are left as they were). windowStart is the chunk's window. Throws an
+ * Error on anything malformed. No allocation: a read decodes tens of thousands.
+ */
+export function decodeChunkSubInto(buf: Uint8Array, start: number, end: number, windowStart: number, windowMs: number, agg: Float64Array, ai: number, out: Float64Array): void {
+  let p = start;
+  const byte = (): number => {
+    if (p >= end) throw subCorrupt('truncated');
+    return buf[p++];
+  };
+  const uvarint = (): number => {
+    let v = 0;
+    let scale = 1;
+    for (;;) {
+      const b = byte();
+      v += (b & 0x7f) * scale;
+      if (!(b & 0x80)) return v;
+      scale *= 0x80;
+      if (scale > 2 ** 56) throw subCorrupt('varint too long');
+    }
+  };
+  if (byte() !== SUB_VERSION) throw subCorrupt(`unknown version ${buf[p - 1]}`);
+  const count = agg[ai + AGG_COUNT];
+  const n1 = uvarint();
+  if (n1 > count) throw subCorrupt('first half larger than the chunk');
+  const B = AGG_SIZE;
+  if (n1 === 0 || n1 === count) {
+    if (p !== end) throw subCorrupt('trailing bytes');
+    const whole = n1 === 0 ? B : 0;
+    out[B - whole + AGG_COUNT] = 0;
+    for (let i = 0; i < B; i++) out[whole + i] = agg[ai + i];
+    return;
+  }
+  const mid = windowStart + windowMs / 2;
+  const n2 = count - n1;
+  out[AGG_COUNT] = n1;
+  out[B + AGG_COUNT] = n2;
+  out[AGG_FIRST_TS] = agg[ai + AGG_FIRST_TS];
+  out[AGG_LAST_TS] = mid - 1 - uvarint();
+  out[B + AGG_FIRST_TS] = mid + uvarint();
+  out[B + AGG_LAST_TS] = agg[ai + AGG_LAST_TS];
+  if (out[AGG_LAST_TS] < out[AGG_FIRST_TS] || out[B + AGG_FIRST_TS] > out[B + AGG_LAST_TS]) throw subCorrupt('half times outside the chunk');
+  const t0 = byte();
+  const t1 = byte();
+  const t2 = byte();
+  if (t2 & 0x0f) throw subCorrupt('non-zero tag padding');
+  const tags = (t0 << 16) | (t1 << 8) | t2;
+  const field = (f: number, r: number, r2: number): number => {
+    const tag = (tags >>> (22 - 2 * f)) & 3;
+    if (tag === 0) return r;
+    if (tag === 3) return r2;
+    if (tag === 1) {
+      const z = uvarint();
+      if (z > 2 * MAX_STEP) throw subCorrupt('step out of range');
+      return r + (z % 2 === 0 ? z / 2 : -(z + 1) / 2) / 100;
+    }
+    if (p + 8 > end) throw subCorrupt('truncated');
+    u32[HI] = ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
+    u32[LO] = ((buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]) >>> 0;
+    p += 8;
+    return f64[0];
+  };
+  const first = agg[ai + AGG_FIRST];
+  const last = agg[ai + AGG_LAST];
+  out[AGG_FIRST] = first;
+  out[B + AGG_LAST] = last;
+  const aLast = (out[AGG_LAST] = field(0, first, last));
+  const bFirst = (out[B + AGG_FIRST] = field(1, aLast, last));
+  out[AGG_MIN] = field(2, agg[ai + AGG_MIN], first);
+  out[AGG_MAX] = field(3, agg[ai + AGG_MAX], aLast);
+  out[B + AGG_MIN] = field(4, agg[ai + AGG_MIN], bFirst);
+  out[B + AGG_MAX] = field(5, agg[ai + AGG_MAX], last);
+  const sum = agg[ai + AGG_SUM];
+  const aSum = (out[AGG_SUM] = field(6, n1 * first, sum));
+  out[B + AGG_SUM] = field(7, sum - aSum, n2 * bFirst);
+  const aInc = (out[AGG_INCREASE] = field(8, aLast - first, 0));
+  out[B + AGG_INCREASE] = field(9, last - bFirst, agg[ai + AGG_INCREASE] - aInc);
+  if (p !== end) throw subCorrupt('trailing bytes');
+}
+
+function subCorrupt(what: string): Error {
+  return new Error(`chunk sub is corrupt: ${what}`);
+}
+
+/** decodeChunkSubInto for one chunk's aggregates as an object: [first half, second half], null for an empty half (tests, tools). */
+export function decodeChunkSub(sub: Uint8Array, windowStart: number, windowMs: number, whole: ChunkAggregates): [ChunkAggregates | null, ChunkAggregates | null] {
+  const agg = Float64Array.of(whole.firstTs, whole.lastTs, whole.count, whole.min, whole.max, whole.sum, whole.firstValue, whole.lastValue, whole.increase);
+  const out = new Float64Array(2 * AGG_SIZE);
+  decodeChunkSubInto(sub, 0, sub.length, windowStart, windowMs, agg, 0, out);
+  const half = (o: number): ChunkAggregates | null =>
+    out[o + AGG_COUNT] === 0
+      ? null
+      : {
+          count: out[o + AGG_COUNT],
+          firstTs: out[o + AGG_FIRST_TS],
+          lastTs: out[o + AGG_LAST_TS],
+          min: out[o + AGG_MIN],
+          max: out[o + AGG_MAX],
+          sum: out[o + AGG_SUM],
+          firstValue: out[o + AGG_FIRST],
+          lastValue: out[o + AGG_LAST],
+          increase: out[o + AGG_INCREASE],
+        };
+  return [half(0), half(AGG_SIZE)];
+}
