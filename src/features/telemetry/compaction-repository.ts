@@ -16,6 +16,8 @@ export interface ChunkRow extends ChunkAggregates {
   /** The window's start (epoch ms, a multiple of the window). */
   windowStart: number;
   data: Buffer;
+  /** The halves' aggregates (encodeChunkSub); null: readers decode the data. */
+  sub: Buffer | null;
 }
 
 /** How long emptying a compacted day partition waits for its lock (ingest and queries queue behind the request meanwhile). */
@@ -156,6 +158,7 @@ export class CompactionRepository {
       last_value: c.lastValue,
       increase: c.increase,
       data: c.data,
+      sub: c.sub,
     }));
     await trx('point_chunks').insert(rows).onConflict(['org_id', 'series_id', 'ts']).merge();
   }

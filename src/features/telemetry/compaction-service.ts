@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DAY_MS, type PartitionInfo } from '../../db/partitions.js';
-import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk } from './chunk-codec.js';
+import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
 import type { ChunkRow, CompactionRepository, MovedPoint } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
@@ -155,7 +155,8 @@ export class CompactionService {
         const ts = pts.map((x) => x.ts);
         const values = pts.map((x) => x.value);
         const a = chunkAggregates(ts, values);
-        chunks.push({ seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values) });
+        // With the halves' aggregates, so that 1-hour buckets need not decode the data (late merges too).
+        chunks.push({ seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values), sub: encodeChunkSub(w0, CHUNK_WINDOW_MS, ts, values) });
       }
       await this.repo.upsertChunks(trx, orgId, chunks);
       return { points: moved.length, chunks: chunks.length, merged: existing.size };

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { LabelMatcher, TsIdCursor } from './query-params.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 import type { SeriesKind, Temporality } from './telemetry-types.js';
-import { aggregateTiers, pickedLabels, type TierChunk, type TierFresh, type TierSeries } from './tier-read.js';
+import { aggregateTiers, pickedLabels, type TierChunks, type TierFresh, type TierSeries } from './tier-read.js';
 
 /**
  * The aggregations a metric query offers. Percentiles interpolate (percentile_cont); `increase`
@@ -100,7 +100,7 @@ export interface MetricReadResult {
   /** Answer series holding at least one point; empty when a limit refused the aggregation. */
   rows: MetricReadSeries[];
   /**
-   * Compacted points the read would decode (chunks not wholly inside one bucket, or a percentile's);
+   * Compacted points the read would decode (chunks neither wholly inside one bucket nor read by their halves, or a percentile's);
    * over MAX_DECODED_POINTS nothing is fetched or aggregated (the caller refuses the read).
    */
   decodedPoints: number;
@@ -308,42 +308,15 @@ const CHUNK_VERSION = `c.tableoid as vt, c.ctid as vc, c.xmin::text as ver`;
 const VERSIONS = `md5(coalesce(string_agg(vt::text || vc::text || ':' || ver, ',' order by vt, vc), ''))`;
 
 /**
- * A series' chunks (rows of `ch`: t = [first, last], v = the seven aggregates, data or null) as
- * one bytea of records: the nine numbers as float8send (big-endian IEEE 754, bit for bit), the
- * data's length as int4send (-1: no data), the data. One row per series instead of one per chunk:
- * a month of 2-hour chunks of 100 series is 36,000 rows, whose parsing in node-postgres (text
- * protocol, two float8[] columns each) cost more than the statement.
+ * A series' chunks (rows of `ch`: t = [first, last], v = the seven aggregates, m what follows
+ * them, d its bytes) as one bytea of records (tier-read.ts's TierChunks): the nine numbers as
+ * float8send (big-endian IEEE 754, bit for bit), an int4send L (m = 0: the data, L its length;
+ * m = 1: nothing, L = -1; m = 2: the sub, L = -2 − its length), the bytes. One row per series
+ * instead of one per chunk: a month of 2-hour chunks of 100 series is 36,000 rows, whose parsing in
+ * node-postgres (text protocol, two float8[] columns each) cost more than the statement.
  */
 const CHUNK_RECORDS = `string_agg(float8send(ch.t[1]) || float8send(ch.t[2])${[1, 2, 3, 4, 5, 6, 7].map((i) => ` || float8send(ch.v[${i}])`).join('')}
-         || int4send(coalesce(length(ch.data), -1)) || coalesce(ch.data, ''::bytea), ''::bytea order by ch.t[1])`;
-const CHUNK_RECORD_HEADER = 9 * 8 + 4;
-
-/** The chunks of one series from its CHUNK_RECORDS bytes. */
-function chunkRecords(seriesId: string, buf: Buffer, into: TierChunk[]): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let o = 0;
-  while (o < buf.length) {
-    if (o + CHUNK_RECORD_HEADER > buf.length) throw new Error('chunk records: truncated');
-    const f = (i: number) => view.getFloat64(o + 8 * i);
-    const len = view.getInt32(o + 72);
-    const end = o + CHUNK_RECORD_HEADER + Math.max(0, len);
-    if (end > buf.length) throw new Error('chunk records: truncated');
-    into.push({
-      seriesId,
-      firstTs: f(0),
-      lastTs: f(1),
-      count: f(2),
-      min: f(3),
-      max: f(4),
-      sum: f(5),
-      firstValue: f(6),
-      lastValue: f(7),
-      increase: f(8),
-      data: len < 0 ? null : buf.subarray(o + CHUNK_RECORD_HEADER, end),
-    });
-    o = end;
-  }
-}
+         || int4send(case ch.m when 0 then length(ch.d) when 1 then -1 else -2 - length(ch.d) end) || coalesce(ch.d, ''::bytea), ''::bytea order by ch.t[1])`;
 
 /** Positional parameters for hand-built SQL: `p.add(v)` returns its placeholder ($1, $2, …). */
 class Params {
@@ -468,30 +441,43 @@ export class QueryRepository {
     // A chunk's data is read only when its points are needed one by one: a percentile, a chunk not
     // wholly inside one bucket of the range, or (increase/rate) an up-down counter's chunk or one with
     // fresh points of its series between its first and last point (late data not merged yet), which
-    // its stored increase does not see.
+    // its stored increase does not see. A chunk whose two 1-hour halves each lie wholly inside one
+    // bucket (by the same rules, a half's points being those of the chunk before or from its
+    // window's middle) is read by its halves' aggregates (`sub`) instead, when it has them. The
+    // halves' bounds are taken from the columns (the first half: first_ts up to the middle, or
+    // last_ts if earlier; the second: the middle, or first_ts if later, up to last_ts), which hold
+    // a half's points but may be wider than them: a half decided whole is whole.
     const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
     const percentile = pointAgg.startsWith('percentile');
-    const whole = percentile
+    const inBucket = (lo: string, hi: string) => `${lo} >= ${start} and ${hi} < ${end} and ${binOf(lo)} = ${binOf(hi)}`;
+    const noFreshIn = (lo: string, hi: string) =>
+      temporal ? ` and not exists (select 1 from points p where p.org_id = ${org} and p.series_id = c.series_id and p.ts >= ${lo} and p.ts <= ${hi})` : '';
+    // An up-down counter's increase is the sum of its deltas, which last − first need not equal in floating point.
+    const notUpDown = temporal ? ` and not exists (select 1 from s where s.id = c.series_id and s.kind = 'updowncounter')` : '';
+    const whole = percentile ? 'false' : `${inBucket('c.first_ts', 'c.last_ts')}${noFreshIn('c.first_ts', 'c.last_ts')}${notUpDown}`;
+    const mid = `(c.ts + interval '${CHUNK_WINDOW_MS / 2} milliseconds')`;
+    const firstHi = `least(c.last_ts, ${mid} - interval '1 millisecond')`;
+    const secondLo = `greatest(c.first_ts, ${mid})`;
+    const halves = percentile
       ? 'false'
-      : `c.first_ts >= ${start} and c.last_ts < ${end} and ${binOf('c.first_ts')} = ${binOf('c.last_ts')}` +
-        (temporal
-          ? ` and not exists (select 1 from points p where p.org_id = ${org} and p.series_id = c.series_id and p.ts >= c.first_ts and p.ts <= c.last_ts)` +
-            // An up-down counter's increase is the sum of its deltas, which last − first need not equal in floating point.
-            ` and not exists (select 1 from s where s.id = c.series_id and s.kind = 'updowncounter')`
-          : '');
+      : `c.sub is not null${notUpDown}
+             and (c.first_ts >= ${mid} or (${inBucket('c.first_ts', firstHi)}${noFreshIn('c.first_ts', firstHi)}))
+             and (c.last_ts < ${mid} or (${inBucket(secondLo, 'c.last_ts')}${noFreshIn(secondLo, 'c.last_ts')}))`;
     const lo = temporal ? lookbackStart : start;
+    // m: 0 the data follows (decode), 1 nothing (whole), 2 the sub (halves); d those bytes.
     const chunks = `
       select c.series_id::text as sid, array[${ms('c.first_ts')}, ${ms('c.last_ts')}] as t,
              array[c.count::float8, c.min, c.max, c.sum, c.first_value, c.last_value, c.increase] as v,
-             case when ${whole} then null else c.data end as data, ${CHUNK_VERSION}
+             x.m, case x.m when 0 then c.data when 2 then c.sub end as d, ${CHUNK_VERSION}
         from point_chunks c
+             cross join lateral (select case when ${whole} then 1 when ${halves} then 2 else 0 end as m) x
        where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))} and ${withinLimits}`;
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
     const sql = `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
       ch as materialized (${chunks}),
-      cd as (select coalesce(sum(v[1]) filter (where data is not null), 0)::float8 as n from ch),
+      cd as (select coalesce(sum(v[1]) filter (where m = 0), 0)::float8 as n from ch),
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
@@ -544,7 +530,7 @@ export class QueryRepository {
       return { ...out, series: k?.n ?? 0, answers: k?.answers ?? 0 };
     }
     const series: TierSeries[] = [];
-    const chunkRows: TierChunk[] = [];
+    const chunkRows: TierChunks[] = [];
     const freshRows: TierFresh[] = [];
     for (const r of rows) {
       if (r.r === 'k') {
@@ -568,7 +554,7 @@ export class QueryRepository {
           gk: grouped ? (r.gk ?? []) : null,
         });
       } else if (r.r === 'c') {
-        chunkRecords(r.sid!, r.data!, chunkRows);
+        chunkRows.push({ seriesId: r.sid!, records: r.data! });
       } else if (r.t !== null) {
         freshRows.push({ seriesId: r.sid!, raw: true, t: r.t, v: r.v as number[] });
       } else {

@@ -1,5 +1,20 @@
-import { cmpFloat8, decodeChunkInto, type ChunkAggregates, type DecodeScratch } from './chunk-codec.js';
+import {
+  AGG_COUNT,
+  AGG_FIRST,
+  AGG_FIRST_TS,
+  AGG_INCREASE,
+  AGG_LAST,
+  AGG_MAX,
+  AGG_MIN,
+  AGG_SIZE,
+  AGG_SUM,
+  cmpFloat8,
+  decodeChunkInto,
+  decodeChunkSubInto,
+  type DecodeScratch,
+} from './chunk-codec.js';
 import type { Aggregation, MetricReadSeries, SeriesDescriptor } from './query-repository.js';
+import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 import type { SeriesKind, Temporality } from './telemetry-types.js';
 
 /*
@@ -41,10 +56,78 @@ export interface TierSeries {
   gk: (string | null)[] | null;
 }
 
-/** One chunk overlapping the range (or the lookback); data null: wholly inside one bucket, use the aggregates. */
-export interface TierChunk extends ChunkAggregates {
+/**
+ * One series' chunks overlapping the range (or the lookback) as the statement sends them: one
+ * record per chunk, in first-ts order (CHUNK_RECORDS in query-repository.ts): nine float8, big
+ * endian (first ts, last ts, count, min, max, sum, first value, last value, increase: AGG_* order),
+ * an int4 L, then L bytes of `data` (L ≥ 0: decode the points), or nothing (L = -1: the chunk lies
+ * wholly inside one bucket, use its aggregates), or -2 − L bytes of `sub` (L ≤ -2: each of its
+ * halves lies wholly inside one bucket, use the halves' aggregates).
+ */
+export interface TierChunks {
   seriesId: string;
-  data: Uint8Array | null;
+  records: Uint8Array;
+}
+
+/** Bytes before a record's data or sub. */
+export const CHUNK_RECORD_HEADER = AGG_SIZE * 8 + 4;
+
+/**
+ * Walks CHUNK_RECORDS without an object per chunk: next() loads the record's aggregates into
+ * `agg` and says what follows (the data's or sub's bytes are records[start, end)).
+ */
+class ChunkCursor {
+  readonly agg = new Float64Array(AGG_SIZE);
+  /** -1: aggregates only; 0: data; 1: sub. */
+  kind = -1;
+  start = 0;
+  end = 0;
+  private o = 0;
+  private buf: Uint8Array = new Uint8Array(0);
+  private view = new DataView(this.buf.buffer);
+
+  reset(buf: Uint8Array): void {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.o = 0;
+  }
+
+  next(): boolean {
+    const o = this.o;
+    const len = this.buf.length;
+    if (o >= len) return false;
+    if (o + CHUNK_RECORD_HEADER > len) throw new Error('chunk records: truncated');
+    const view = this.view;
+    const agg = this.agg;
+    for (let i = 0; i < AGG_SIZE; i++) agg[i] = view.getFloat64(o + 8 * i);
+    const l = view.getInt32(o + AGG_SIZE * 8);
+    this.start = o + CHUNK_RECORD_HEADER;
+    if (l >= 0) {
+      this.kind = 0;
+      this.end = this.start + l;
+    } else if (l === -1) {
+      this.kind = -1;
+      this.end = this.start;
+    } else {
+      this.kind = 1;
+      this.end = this.start - 2 - l;
+    }
+    if (this.end > len) throw new Error('chunk records: truncated');
+    this.o = this.end;
+    return true;
+  }
+
+  /** The record's data, decoded into scratch; returns the count. */
+  decode(into: DecodeScratch): number {
+    if (this.kind !== 0) throw new Error('chunk records: a chunk without its data where its points are needed');
+    return decodeChunkInto(this.buf.subarray(this.start, this.end), into);
+  }
+
+  /** The record's halves' aggregates into halves[0, 2·AGG_SIZE) (an empty half has count 0). */
+  halves(into: Float64Array): void {
+    const first = this.agg[AGG_FIRST_TS];
+    decodeChunkSubInto(this.buf, this.start, this.end, Math.floor(first / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS, CHUNK_WINDOW_MS, this.agg, 0, into);
+  }
 }
 
 /**
@@ -138,8 +221,11 @@ class Buckets {
 
 /**
  * Growable parallel arrays, reused from read to read (aggregateTiers runs synchronously): the
- * parts of one series (t: time order key, b: bucket start, n/sum/min/max: the part's aggregate,
- * w: the index of a whole chunk or -1) without an object per point.
+ * parts of one series without an object per point or chunk. A part is a point or a set of
+ * points standing for themselves by their aggregates (a whole chunk, a half, the fresh tier's
+ * points of one bucket): t its first time (the time order key), b its bucket start, n/sum/min/max
+ * its aggregate; for increase/rate v its first value, last its last value, inc its increase, and
+ * w 1 for an aggregate part (0: a point).
  */
 class Parts {
   len = 0;
@@ -149,6 +235,9 @@ class Parts {
   sum = new Float64Array(1024);
   min = new Float64Array(1024);
   max = new Float64Array(1024);
+  v = new Float64Array(1024);
+  last = new Float64Array(1024);
+  inc = new Float64Array(1024);
   w = new Int32Array(1024);
 
   reserve(more: number): void {
@@ -166,11 +255,15 @@ class Parts {
     this.sum = grow(this.sum);
     this.min = grow(this.min);
     this.max = grow(this.max);
+    this.v = grow(this.v);
+    this.last = grow(this.last);
+    this.inc = grow(this.inc);
     this.w = grow(this.w);
   }
 
-  push(t: number, b: number, n: number, sum: number, min: number, max: number, w: number): void {
-    this.reserve(1);
+  /** A bucket's part (avg, min, max, sum, count). */
+  push(t: number, b: number, n: number, sum: number, min: number, max: number): void {
+    if (this.len === this.t.length) this.reserve(1);
     const i = this.len++;
     this.t[i] = t;
     this.b[i] = b;
@@ -178,6 +271,18 @@ class Parts {
     this.sum[i] = sum;
     this.min[i] = min;
     this.max[i] = max;
+  }
+
+  /** A part of increase/rate: a point (w 0: v its value) or points by their aggregates (w 1). */
+  pushTemporal(t: number, n: number, sum: number, v: number, last: number, inc: number, w: number): void {
+    if (this.len === this.t.length) this.reserve(1);
+    const i = this.len++;
+    this.t[i] = t;
+    this.n[i] = n;
+    this.sum[i] = sum;
+    this.v[i] = v;
+    this.last[i] = last;
+    this.inc[i] = inc;
     this.w[i] = w;
   }
 
@@ -201,28 +306,23 @@ class Parts {
 
 const parts = new Parts();
 const scratch: DecodeScratch = { ts: new Float64Array(1024), values: new Float64Array(1024) };
+const cursor = new ChunkCursor();
+/** The two halves' aggregates of the record under the cursor. */
+const halves = new Float64Array(2 * AGG_SIZE);
 
 /**
  * The answer series of a two-tier read: per stored series (ungrouped) or per group, the
  * aggregate of every non-empty bucket, as the fresh-only statement computes it.
  */
-export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[], chunks: readonly TierChunk[], fresh: readonly TierFresh[]): MetricReadSeries[] {
+export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[], chunks: readonly TierChunks[], fresh: readonly TierFresh[]): MetricReadSeries[] {
   const { startMs, endMs, stepMs } = spec;
   const size = Math.max(0, Math.ceil((endMs - startMs) / stepMs));
   const index = (ts: number): number => Math.floor((ts - startMs) / stepMs);
-  /** A bucket start's index; a start outside the range cannot come from the statements. */
-  const indexOfStart = (b: number): number => {
-    const i = index(b);
-    if (!(i >= 0 && i < size)) throw new Error(`tier read: bucket ${b} outside the range`);
-    return i;
-  };
-  const chunksOf = new Map<string, TierChunk[]>();
+  const chunksOf = new Map<string, Uint8Array>();
   for (const c of chunks) {
-    let list = chunksOf.get(c.seriesId);
-    if (!list) chunksOf.set(c.seriesId, (list = []));
-    list.push(c);
+    if (chunksOf.has(c.seriesId)) throw new Error(`tier read: two chunk records of series ${c.seriesId}`);
+    chunksOf.set(c.seriesId, c.records);
   }
-  for (const list of chunksOf.values()) list.sort((a, b) => a.firstTs - b.firstTs);
   const freshOf = new Map(fresh.map((f) => [f.seriesId, f]));
   const grouped = spec.by.length > 0;
   const temporal = spec.agg === 'increase' || spec.agg === 'rate';
@@ -236,14 +336,16 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     if (!a) answers.set(key, (a = { series: s, sums: pct === undefined ? new Buckets(size) : null, values: pct === undefined ? null : [], valueOrder: [] }));
     return a;
   };
+  const agg = cursor.agg;
 
   for (const s of series) {
-    const own = chunksOf.get(s.id) ?? [];
+    const own = chunksOf.get(s.id);
     const f = freshOf.get(s.id);
-    if (own.length === 0 && f === undefined) continue;
+    if (own === undefined && f === undefined) continue;
     const answer = answerOf(s);
+    cursor.reset(own ?? new Uint8Array(0));
     if (temporal) {
-      temporalSeries(s, own, f, answer.sums!);
+      temporalSeries(s, f, answer.sums!);
     } else if (pct !== undefined) {
       const values = answer.values!;
       const into = (t: number, v: number): void => {
@@ -255,62 +357,76 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
         }
         list.push(v);
       };
-      for (const c of own) {
-        const n = decodeChunkInto(c.data!, scratch);
+      while (cursor.next()) {
+        const n = cursor.decode(scratch);
         const { ts, values: vs } = scratch;
         for (let i = 0; i < n; i++) if (ts[i] >= startMs && ts[i] < endMs) into(ts[i], vs[i]);
       }
       if (f?.raw) for (let i = 0; i < f.t.length; i++) into(f.t[i], f.v[i]);
     } else {
-      // Parts of the series in time order: whole chunks, decoded points, the fresh tier's per-bucket partials.
+      // Parts of the series in time order: whole chunks, halves, decoded points, the fresh tier's per-bucket partials.
       parts.len = 0;
-      for (const c of own) {
-        if (c.data === null) {
-          const i = index(c.firstTs);
-          parts.push(c.firstTs, startMs + i * stepMs, c.count, c.sum, c.min, c.max, -1);
+      while (cursor.next()) {
+        if (cursor.kind === -1) {
+          const t = agg[AGG_FIRST_TS];
+          parts.push(t, startMs + index(t) * stepMs, agg[AGG_COUNT], agg[AGG_SUM], agg[AGG_MIN], agg[AGG_MAX]);
+        } else if (cursor.kind === 1) {
+          cursor.halves(halves);
+          for (let h = 0; h < 2 * AGG_SIZE; h += AGG_SIZE) {
+            if (halves[h + AGG_COUNT] === 0) continue;
+            const t = halves[h + AGG_FIRST_TS];
+            parts.push(t, startMs + index(t) * stepMs, halves[h + AGG_COUNT], halves[h + AGG_SUM], halves[h + AGG_MIN], halves[h + AGG_MAX]);
+          }
         } else {
-          const n = decodeChunkInto(c.data, scratch);
+          const n = cursor.decode(scratch);
           const { ts, values: vs } = scratch;
           parts.reserve(n);
           for (let i = 0; i < n; i++) {
             const t = ts[i];
             if (t >= startMs && t < endMs) {
               const v = vs[i];
-              parts.push(t, startMs + index(t) * stepMs, 1, v, v, v, -1);
+              parts.push(t, startMs + index(t) * stepMs, 1, v, v, v);
             }
           }
         }
       }
-      if (f && !f.raw) for (const x of f.buckets) parts.push(x.first, x.b, x.n, x.sum, x.min, x.max, -1);
+      if (f && !f.raw) for (const x of f.buckets) parts.push(x.first, x.b, x.n, x.sum, x.min, x.max);
       const { t, b, n, sum, min, max } = parts;
       const order = parts.order((i, j) => t[i] - t[j]);
       const acc = answer.sums!;
       for (let k = 0; k < parts.len; k++) {
         const p = order ? order[k] : k;
-        acc.add(indexOfStart(b[p]), b[p], n[p], sum[p], min[p], max[p]);
+        const i = index(b[p]);
+        // A bucket start outside the range cannot come from the statements (nor from a chunk or half the statement sent as whole in one bucket).
+        if (!(i >= 0 && i < size)) throw new Error(`tier read: bucket ${b[p]} outside the range`);
+        acc.add(i, b[p], n[p], sum[p], min[p], max[p]);
       }
     }
   }
 
   /** One series' deltas (increase/rate), in time order, into its answer's buckets. */
-  function temporalSeries(s: TierSeries, own: TierChunk[], f: TierFresh | undefined, acc: Buckets): void {
-    // Items: t and v (a whole chunk: its first point, w its index in `own`), in (t, v) order.
+  function temporalSeries(s: TierSeries, f: TierFresh | undefined, acc: Buckets): void {
+    // Parts: points, and whole chunks or halves by their aggregates (t, v: their first point), in (t, v) order.
     parts.len = 0;
-    for (let k = 0; k < own.length; k++) {
-      const c = own[k];
-      if (c.data === null) parts.push(c.firstTs, 0, 0, c.firstValue, 0, 0, k);
-      else {
-        const n = decodeChunkInto(c.data, scratch);
+    const aggregatePart = (a: Float64Array, o: number) =>
+      parts.pushTemporal(a[o + AGG_FIRST_TS], a[o + AGG_COUNT], a[o + AGG_SUM], a[o + AGG_FIRST], a[o + AGG_LAST], a[o + AGG_INCREASE], 1);
+    while (cursor.next()) {
+      if (cursor.kind === -1) aggregatePart(agg, 0);
+      else if (cursor.kind === 1) {
+        cursor.halves(halves);
+        for (let h = 0; h < 2 * AGG_SIZE; h += AGG_SIZE) if (halves[h + AGG_COUNT] !== 0) aggregatePart(halves, h);
+      } else {
+        const n = cursor.decode(scratch);
         const { ts, values: vs } = scratch;
         parts.reserve(n);
-        for (let i = 0; i < n; i++) if (ts[i] >= spec.lookbackStartMs && ts[i] < endMs) parts.push(ts[i], 0, 0, vs[i], 0, 0, -1);
+        for (let i = 0; i < n; i++) if (ts[i] >= spec.lookbackStartMs && ts[i] < endMs) parts.pushTemporal(ts[i], 1, vs[i], vs[i], vs[i], 0, 0);
       }
     }
     if (f?.raw) {
       parts.reserve(f.t.length);
-      for (let i = 0; i < f.t.length; i++) parts.push(f.t[i], 0, 0, f.v[i], 0, 0, -1);
+      for (let i = 0; i < f.t.length; i++) parts.pushTemporal(f.t[i], 1, f.v[i], f.v[i], f.v[i], 0, 0);
     }
-    const { t, sum: v, w } = parts;
+    const { t, v, w, n, sum, last, inc } = parts;
     const order = parts.order((i, j) => t[i] - t[j] || pgCompare(v[i], v[j]));
     // The base: the last point before start (within the lookback); then every point of the range.
     // (A flag beside a number, not number | null: a variable of both kinds boxes every value it takes.)
@@ -319,26 +435,23 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     const addDelta = (i: number, d: number) => acc.add(i, startMs + i * stepMs, 1, d, d, d);
     for (let k = 0; k < parts.len; k++) {
       const p = order ? order[k] : k;
-      const c = w[p] >= 0 ? own[w[p]] : null;
+      const whole = w[p] === 1;
       const it = v[p];
       if (t[p] < startMs) {
-        prev = c ? c.lastValue : it;
+        prev = last[p];
         hasPrev = true;
         continue;
       }
       const i = index(t[p]);
       if (s.temporality === 'delta') {
-        addDelta(i, c ? c.sum : it);
-      } else if (c) {
-        if (hasPrev) addDelta(i, delta(s, prev, c.firstValue));
-        if (c.count > 1) addDelta(i, s.kind === 'updowncounter' ? c.lastValue - c.firstValue : c.increase);
-        prev = c.lastValue;
-        hasPrev = true;
-        continue;
+        addDelta(i, sum[p]);
+      } else if (whole) {
+        if (hasPrev) addDelta(i, delta(s, prev, it));
+        if (n[p] > 1) addDelta(i, s.kind === 'updowncounter' ? last[p] - it : inc[p]);
       } else if (hasPrev) {
         addDelta(i, delta(s, prev, it));
       }
-      prev = c ? c.lastValue : it;
+      prev = last[p];
       hasPrev = true;
     }
   }
