@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
 import { pino } from 'pino';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
 import { MailLogRepository } from '../../src/features/mail/mail-repository.js';
@@ -356,22 +357,43 @@ describe('mail', function () {
   });
 
   describe('welcome email: two first owners at once', () => {
-    it('two owners added to an ownerless org at the same moment: exactly one of them is its first owner and is welcomed', async () => {
+    it('two owners added to an ownerless org at the same moment: the one whose write locks the org first is its first owner and the only one welcomed', async () => {
       const t = await startTestApp(url, smtpEnv(await freePort()));
+      const holder = new pg.Client({ connectionString: url });
+      await holder.connect();
       try {
         const s = t.app.services;
-        for (let i = 0; i < 5; i++) {
+        /** The app's sessions waiting for a lock (the membership writes queue on the org row the holder locks). */
+        const waiting = async () =>
+          (await query<{ n: number }>(url, "select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'sentinel' and wait_event_type = 'Lock'"))[0].n;
+        const until = async (n: number) => {
+          for (let i = 0; i < 500 && (await waiting()) < n; i++) await new Promise((r) => setTimeout(r, 10));
+          expect(await waiting(), 'membership writes waiting on the org row').to.equal(n);
+        };
+        for (let i = 0; i < 4; i++) {
           const org = await createOrg(s);
           const [u1, u2] = [await createUser(s), await createUser(s)];
-          await Promise.all([
-            s.orgs.addMember(SYSTEM_ACTOR, org.slug, { email: u1.email, role: 'owner' }),
-            s.users.grant(SYSTEM_ACTOR, u2.email, org.slug, 'owner'),
-          ]);
+          const add = { u1: () => s.orgs.addMember(SYSTEM_ACTOR, org.slug, { email: u1.email, role: 'owner' }), u2: () => s.users.grant(SYSTEM_ACTOR, u2.email, org.slug, 'owner') };
+          // Both writes queue behind a lock the test holds on the org row, in a known order
+          // (PostgreSQL grants a row's waiters in turn): the first in line becomes the first owner.
+          const [first, second] = i % 2 === 0 ? (['u1', 'u2'] as const) : (['u2', 'u1'] as const);
+          await holder.query('begin');
+          await holder.query('select id from organizations where id = $1 for no key update', [org.id]);
+          const one = add[first]();
+          await until(1);
+          const two = add[second]();
+          await until(2);
+          await holder.query('commit');
+          await Promise.all([one, two]);
           const rows = await query<{ to: string[] }>(url, "select \"to\" from mail_log where org_id = $1 and kind = 'welcome'", [org.id]);
-          expect(rows, `round ${i}`).to.have.length(1);
-          expect([u1.email, u2.email]).to.include(rows[0].to[0]);
+          const expected = { u1: u1.email, u2: u2.email }[first];
+          expect(rows.map((r) => r.to), `round ${i}: ${first} queued first`).to.deep.equal([[expected]]);
+          const owners = await query<{ user_id: string }>(url, "select user_id from memberships where org_id = $1 and role = 'owner' order by user_id", [org.id]);
+          expect(owners.map((o) => o.user_id)).to.deep.equal([u1.id, u2.id].sort());
         }
       } finally {
+        await holder.query('rollback').catch(() => undefined);
+        await holder.end();
         await t.stop();
       }
     });
