@@ -8,12 +8,15 @@
  *
  * Data, generated straight into chunks (no ingest, no compaction job): the points are encoded
  * here with the codec (src/features/telemetry/chunk-codec.ts) into one row per series and 2-hour
- * window with the aggregates the job stores (chunkAggregates), and COPYed into point_chunks:
+ * window with the aggregates the job stores (chunkAggregates, and the halves' in `sub`, encodeChunkSub), and COPYed into point_chunks:
  *   bench.query  SENTINEL_BENCH_SERIES series (default 10,000), 1,000 points each (10 M), and
  *   bench.month  1,000 series, 30 days each (43,200 points each, 43.2 M),
  * both at 60 s with up to ±5 ms of jitter, ending at the last 2-hour boundary before now, labels
  * {host: h<i>, shard: s<i % 100>, svc: svc<floor(i / 100)>}, values two-decimal gauges that
  * change on about one sample in three (as bench:prometheus's). Queries end at that boundary.
+ * The month's svc4 series (400–499) are written without `sub`, as chunks written before the column
+ * existed: query 3 reads svc3 and, interleaved in the same iterations, the same read over svc4
+ * (every chunk decoded, the read as it was before halves), so the two compare within one run.
  *
  * Per query and iteration, interleaved (one connection each, latency measured by the client):
  *   API     GET …/metrics/query over HTTP (authentication, validation, the read, JSON);
@@ -32,7 +35,7 @@ import { Agent } from 'node:http';
 import knexFactory from 'knex';
 import pg from 'pg';
 import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
-import { chunkAggregates, encodeChunk } from '../src/features/telemetry/chunk-codec.js';
+import { chunkAggregates, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
 import { CHUNK_WINDOW_MS } from '../src/features/telemetry/telemetry-tables.js';
 import { runBin } from '../test/support/daemon.js';
@@ -49,7 +52,7 @@ const END = Math.floor(Date.now() / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
 const MAX_SERIES = 1000;
 const MAX_POINTS = 1_000_000;
 
-if (SERIES < 800 || MONTH_SERIES < 400) throw new Error('need at least 800 series (svc7) and 400 month series (svc3)');
+if (SERIES < 800 || MONTH_SERIES < 500) throw new Error('need at least 800 series (svc7) and 500 month series (svc3, and svc4 without sub)');
 
 const labelsOf = (i: number) => ({ host: `h${i}`, shard: `s${i % 100}`, svc: `svc${Math.floor(i / 100)}` });
 const ms = (x: number) => `${x.toFixed(2)} ms`;
@@ -68,18 +71,30 @@ async function ensureChunkPartitions(client: pg.Client, fromMs: number, toMs: nu
   }
 }
 
-/** COPYs one chunk row per series and 2-hour window of `perSeries` points ending before END. */
-async function loadChunks(client: pg.Client, orgId: string, ids: number[], perSeries: number, seed: number): Promise<{ rows: number; bytes: number }> {
+/** float8 as COPY text, -0 included (a template literal makes it 0). */
+const f8 = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
+
+/** COPYs one chunk row per series and 2-hour window of `perSeries` points ending before END; series i without `sub` when noSub(i). */
+async function loadChunks(
+  client: pg.Client,
+  orgId: string,
+  ids: number[],
+  perSeries: number,
+  seed: number,
+  noSub: (i: number) => boolean = () => false,
+): Promise<{ rows: number; bytes: number; subBytes: number }> {
   const rnd = mulberry32(seed);
   const first = END - perSeries * SPACING;
   let rows = 0;
   let bytes = 0;
+  let subBytes = 0;
   await copyInto(
     client,
-    'copy point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data) from stdin',
+    'copy point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub) from stdin',
     (function* () {
       let out = '';
-      for (const id of ids) {
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i];
         let v = Math.round(2000 + rnd() * 6000) / 100;
         for (let w = Math.floor(first / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS; w < END; w += CHUNK_WINDOW_MS) {
           const ts: number[] = [];
@@ -92,9 +107,11 @@ async function loadChunks(client: pg.Client, orgId: string, ids: number[], perSe
           if (ts.length === 0) continue;
           const a = chunkAggregates(ts, values);
           const data = encodeChunk(ts, values);
+          const sub = noSub(i) ? null : encodeChunkSub(w, CHUNK_WINDOW_MS, ts, values);
           rows++;
           bytes += data.length;
-          out += `${orgId}\t${id}\t${iso(w)}\t${iso(a.firstTs)}\t${iso(a.lastTs)}\t${a.count}\t${a.min}\t${a.max}\t${a.sum}\t${a.firstValue}\t${a.lastValue}\t${a.increase}\t\\\\x${data.toString('hex')}\n`;
+          subBytes += sub ? sub.length : 0;
+          out += `${orgId}\t${id}\t${iso(w)}\t${iso(a.firstTs)}\t${iso(a.lastTs)}\t${a.count}\t${f8(a.min)}\t${f8(a.max)}\t${f8(a.sum)}\t${f8(a.firstValue)}\t${f8(a.lastValue)}\t${f8(a.increase)}\t\\\\x${data.toString('hex')}\t${sub ? `\\\\x${sub.toString('hex')}` : '\\N'}\n`;
           if (out.length > 1 << 20) {
             yield out;
             out = '';
@@ -104,7 +121,7 @@ async function loadChunks(client: pg.Client, orgId: string, ids: number[], perSe
       yield out;
     })(),
   );
-  return { rows, bytes };
+  return { rows, bytes, subBytes };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +140,7 @@ try {
   const a = await loadChunks(admin, org, idsA, 1000, 1);
   const tA = performance.now();
   const idsB = await loadSeries(admin, org, 'bench.month', MONTH_SERIES, labelsOf);
-  const b = await loadChunks(admin, org, idsB, MONTH_POINTS, 2);
+  const b = await loadChunks(admin, org, idsB, MONTH_POINTS, 2, (i) => labelsOf(i).svc === 'svc4');
   const tB = performance.now();
   const { rows: size } = await admin.query<{ total: string }>(
     `select sum(pg_total_relation_size(c.oid))::text as total from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'point_chunks'::regclass`,
@@ -133,7 +150,7 @@ try {
   console.log(
     `generated into chunks with COPY: bench.query ${pointsA.toLocaleString('en')} points (${SERIES.toLocaleString('en')} series × 1,000 at 60 s) in ${a.rows.toLocaleString('en')} chunks, ${((tA - t0) / 1000).toFixed(1)} s; ` +
       `bench.month ${pointsB.toLocaleString('en')} points (${MONTH_SERIES.toLocaleString('en')} series × 30 days at 60 s) in ${b.rows.toLocaleString('en')} chunks, ${((tB - tA) / 1000).toFixed(1)} s; ` +
-      `data ${((a.bytes + b.bytes) / (pointsA + pointsB)).toFixed(2)} B/point, point_chunks with indexes ${(Number(size[0].total) / (pointsA + pointsB)).toFixed(2)} B/point; ending ${iso(END)}; no ANALYZE by hand`,
+      `data ${((a.bytes + b.bytes) / (pointsA + pointsB)).toFixed(2)} B/point, sub ${((a.subBytes + b.subBytes) / (a.rows + b.rows - (b.rows * 100) / MONTH_SERIES)).toFixed(1)} B/chunk (svc4 of bench.month without), point_chunks with indexes ${(Number(size[0].total) / (pointsA + pointsB)).toFixed(2)} B/point; ending ${iso(END)}; no ANALYZE by hand`,
   );
 
   interface Case {
@@ -146,11 +163,13 @@ try {
     startMs: number;
     stepMs: number;
     step: string;
+    /** The same read over chunks without `sub` (this filter), interleaved: the read as it was before halves. */
+    noSub?: [string, string];
   }
   const cases: Case[] = [
     { title: '1. one series (host=h123), last 1 h, step 60s, avg', target: 5, ratio: true, name: 'bench.query', filter: ['host', 'h123'], by: null, startMs: END - 3_600_000, stepMs: 60_000, step: '60s' },
     { title: '2. 100 series (svc=svc7) by shard, 24 h, step 5m, avg', target: 30, ratio: false, name: 'bench.query', filter: ['svc', 'svc7'], by: 'shard', startMs: END - DAY, stepMs: 300_000, step: '5m' },
-    { title: '3. 100 series (svc=svc3), 30 days, step 1h, avg', target: 200, ratio: false, name: 'bench.month', filter: ['svc', 'svc3'], by: null, startMs: END - 30 * DAY, stepMs: 3_600_000, step: '1h' },
+    { title: '3. 100 series (svc=svc3), 30 days, step 1h, avg', target: 200, ratio: false, name: 'bench.month', filter: ['svc', 'svc3'], by: null, startMs: END - 30 * DAY, stepMs: 3_600_000, step: '1h', noSub: ['svc', 'svc4'] },
   ];
 
   const viaApi = (c: Case): Promise<TimedAnswer> => {
@@ -226,8 +245,20 @@ try {
       const api: number[] = [];
       const inProc: number[] = [];
       const sql: number[] = [];
+      const before: number[] = [];
+      const old = c.noSub ? { ...c, filter: c.noSub } : null;
+      if (old && (await viaApi(old)).status !== 200) throw new Error(`${c.title}: the API refused the read over chunks without sub`);
       for (let i = 0; i < WARMUP + QUERIES; i++) {
         const steps = [
+          ...(old
+            ? [
+                async () => {
+                  const x = await viaApi(old);
+                  if (x.status !== 200) throw new Error(`${c.title} without sub: API answered ${x.status}`);
+                  if (i >= WARMUP) before.push(x.ms);
+                },
+              ]
+            : []),
           async () => {
             const x = await viaApi(c);
             if (x.status !== 200) throw new Error(`${c.title}: API answered ${x.status}`);
@@ -252,7 +283,11 @@ try {
         `${prefix}${c.title} (${r.series} series, ${apiPoints} answer points, ${r.decodedPoints.toLocaleString('en')} points decoded, ${(first.body.length / 1024).toFixed(0)} KiB JSON): ` +
           `API p50 ${ms(quantile(api, 0.5))} p95 ${ms(ap95)} (target < ${c.target} ms: ${ap95 < c.target ? 'yes' : 'NO'})   ` +
           `repository p50 ${ms(quantile(inProc, 0.5))} p95 ${ms(quantile(inProc, 0.95))}   ` +
-          `ceiling: its SQL p50 ${ms(quantile(sql, 0.5))} p95 ${ms(sp95)}   ratio ${(ap95 / sp95).toFixed(2)}×${c.ratio ? ` (target <= 2×: ${ap95 <= 2 * sp95 ? 'yes' : 'NO'})` : ''}`,
+          `ceiling: its SQL p50 ${ms(quantile(sql, 0.5))} p95 ${ms(sp95)}   ratio ${(ap95 / sp95).toFixed(2)}×${c.ratio ? ` (target <= 2×: ${ap95 <= 2 * sp95 ? 'yes' : 'NO'})` : ''}` +
+          (old
+            ? `   the same over chunks without sub (${c.noSub!.join('=')}, every chunk decoded): API p50 ${ms(quantile(before, 0.5))} p95 ${ms(quantile(before, 0.95))}, ` +
+              `with sub / without: p50 ${(quantile(api, 0.5) / quantile(before, 0.5)).toFixed(2)}× p95 ${(ap95 / quantile(before, 0.95)).toFixed(2)}×`
+            : ''),
       );
     }
   };

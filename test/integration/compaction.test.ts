@@ -8,7 +8,7 @@ import { DAY_MS, dayStart, partitionName, PartitionsRepository } from '../../src
 import { ROW_SPAN_MS } from '../../src/features/retention/retained-tables.js';
 import { RetentionRepository } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays } from '../../src/features/retention/retention-service.js';
-import { decodeChunk } from '../../src/features/telemetry/chunk-codec.js';
+import { chunkAggregates, decodeChunk, decodeChunkSub, type ChunkAggregates } from '../../src/features/telemetry/chunk-codec.js';
 import { CompactionRepository, type MovedPoint } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService, type CompactionReport } from '../../src/features/telemetry/compaction-service.js';
 import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
@@ -98,15 +98,46 @@ interface StoredChunk {
   last_value: number;
   increase: number;
   data: Buffer;
+  sub: Buffer | null;
 }
 
 async function chunks(knex: Knex, orgId: string): Promise<StoredChunk[]> {
   const { rows } = await knex.raw<{ rows: StoredChunk[] }>(
-    `select series_id::text as series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data
+    `select series_id::text as series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub
        from point_chunks where org_id = ? order by point_chunks.series_id, ts`,
     [orgId],
   );
   return rows;
+}
+
+/**
+ * The chunk's `sub` gives, bit for bit, the aggregates of its points before its window's middle
+ * and of those from it (chunkAggregates of its decoded data, halved); returns the halves' counts.
+ */
+function expectHalves(c: StoredChunk): [number, number] {
+  const what = `series ${c.series_id} window ${c.ts.toISOString()}`;
+  expect(c.sub, `${what}: sub`).to.be.instanceOf(Buffer);
+  const d = decodeChunk(c.data);
+  const mid = c.ts.getTime() + W / 2;
+  const n1 = d.ts.filter((t) => t < mid).length;
+  const whole: ChunkAggregates = {
+    count: c.count,
+    firstTs: c.first_ts.getTime(),
+    lastTs: c.last_ts.getTime(),
+    min: c.min,
+    max: c.max,
+    sum: c.sum,
+    firstValue: c.first_value,
+    lastValue: c.last_value,
+    increase: c.increase,
+  };
+  const got = decodeChunkSub(c.sub!, c.ts.getTime(), W, whole);
+  const want = [n1 > 0 ? chunkAggregates(d.ts.slice(0, n1), d.values.slice(0, n1)) : null, n1 < d.ts.length ? chunkAggregates(d.ts.slice(n1), d.values.slice(n1)) : null];
+  for (const h of [0, 1]) {
+    if (want[h] === null) expect(got[h], `${what} half ${h}`).to.equal(null);
+    else for (const [k, v] of Object.entries(want[h]!)) expect(Object.is(got[h]![k as keyof ChunkAggregates], v), `${what} half ${h} ${k}: ${got[h]![k as keyof ChunkAggregates]} vs ${v}`).to.equal(true);
+  }
+  return [n1, d.ts.length - n1];
 }
 
 /** Every point the org's chunks hold, decoded. */
@@ -262,6 +293,10 @@ describe('compaction', function () {
         }
       }
       expect(first.chunks_written).to.equal(n);
+      // Every chunk with its halves' aggregates; some have points in both halves.
+      let both = 0;
+      for (const org of [orgA, orgB]) for (const c of await chunks(knex, org)) if (expectHalves(c).every((x) => x > 0)) both++;
+      expect(both).to.be.greaterThan(0);
       // 7 series in batches of 3, for each window of each day behind the horizon.
       expect(first.batches).to.be.greaterThan(0);
     });
@@ -353,6 +388,11 @@ describe('compaction', function () {
       const d = decodeChunk(after.data);
       const want = written.get(orgA)!.filter((x) => x[0] === counter && x[1] >= w && x[1] < w + W);
       expect(sortRows(d.ts.map((t, i): Row => [counter, t, d.values[i]])).map(key)).to.deep.equal(sortRows(want).map(key));
+      // The merged chunk's halves are those of its points now, late ones included (both halves took one).
+      const [n1, n2] = expectHalves(after);
+      const [b1, b2] = expectHalves(before);
+      expect([n1 - b1, n2 - b2]).to.deep.equal([2, 2]);
+      for (const c of (await chunks(knex, orgB)).filter((x) => x.series_id === gaugeB)) expectHalves(c);
     });
 
     it('keeps every point in exactly one tier: counts across tiers equal the points written, none twice', async () => {

@@ -4,7 +4,7 @@ import knexFactory, { type Knex } from 'knex';
 import { pino } from 'pino';
 import { DomainError } from '../../src/core/errors.js';
 import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
-import { chunkAggregates, encodeChunk } from '../../src/features/telemetry/chunk-codec.js';
+import { chunkAggregates, encodeChunk, encodeChunkSub } from '../../src/features/telemetry/chunk-codec.js';
 import { CompactionRepository } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService } from '../../src/features/telemetry/compaction-service.js';
 import { readMetric, type MetricRead, type MetricReadLimits, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
@@ -41,12 +41,15 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  * late data leaves them until the next compaction). Every read — every aggregation, grouped or not,
  * with filters, several steps and unaligned starts, the increase/rate lookback — answers exactly
  * (deep equality) what the fresh tier answers, which equals the reference computed without SQL.
- * A chunk wholly inside a bucket is answered from its stored aggregates: with its data destroyed,
- * those reads still answer the same (and a percentile, which needs the values, fails).
+ * A chunk wholly inside a bucket is answered from its stored aggregates, and a chunk whose two
+ * halves each lie inside one bucket from its halves' (`sub`): with its data destroyed, those reads
+ * still answer the same (and a percentile, which needs the values, fails). Chunks are written with
+ * their halves as the compaction job writes them, except in (e) `legacy`: all compacted, without
+ * `sub`, as chunks written before the column existed, which reads decode.
  */
 
-type Mode = 'fresh' | 'compacted' | 'split' | 'interleaved';
-const MODES: Mode[] = ['fresh', 'compacted', 'split', 'interleaved'];
+type Mode = 'fresh' | 'compacted' | 'split' | 'interleaved' | 'legacy';
+const MODES: Mode[] = ['fresh', 'compacted', 'split', 'interleaved', 'legacy'];
 
 const counter = (temporality: 'cumulative' | 'delta', unit = '1'): SeriesMeta => ({ kind: 'counter', temporality, monotonic: true, unit, description: 'Requests served' });
 const gauge: SeriesMeta = { kind: 'gauge', temporality: null, monotonic: false, unit: 'Cel', description: 'Room temperature' };
@@ -59,7 +62,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
   let knex: Knex;
   let reads: Knex;
   let repo: QueryRepository;
-  const orgs = {} as Record<Mode | 'whole', { id: string; slug: string }>;
+  const orgs = {} as Record<Mode | 'whole' | 'wholeNoSub' | 'lateCompacted' | 'lateFresh', { id: string; slug: string }>;
   let readKey: Record<string, string>;
 
   /** 1 hour into a 2-hour chunk window, some hours ago: [B − 1 h, B + 1 h) is one window. */
@@ -68,9 +71,13 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
   const W = { start: B, end: B + 10 * MIN };
   /** Mid-bucket for every step the reads use (2 min 37 s): earlier points compacted, later ones fresh. */
   const SPLIT = B + 157 * SEC;
-  /** The long series: one point a minute over 5 hours from B − 3 h (three chunk windows), split at LONG_SPLIT. */
+  /**
+   * The long series: one point a minute over 5 hours from B − 3 h (three chunk windows), split at
+   * LONG_SPLIT, in the second half of the window [B − 1 h, B + 1 h): that chunk has points in both
+   * halves, its second half shares its bucket with fresh points at 1-hour steps.
+   */
   const LONG = { start: B - 3 * HOUR, end: B + 2 * HOUR };
-  const LONG_SPLIT = B - 17 * MIN - 30 * SEC;
+  const LONG_SPLIT = B + 17 * MIN + 30 * SEC;
 
   const req = querySeries(B);
   const inc = increaseSeries(B);
@@ -135,8 +142,8 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     ]);
   }
 
-  /** One chunk row per 2-hour window, written as the compaction job writes them (codec and its aggregates). */
-  async function insertChunks(orgId: string, seriesId: number, points: Pt[]): Promise<void> {
+  /** One chunk row per 2-hour window, written as the compaction job writes them (codec, its aggregates, its halves' unless withSub is false). */
+  async function insertChunks(orgId: string, seriesId: number, points: Pt[], withSub = true): Promise<void> {
     const windows = new Map<number, Pt[]>();
     for (const p of points) {
       const w = Math.floor(p[0] / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
@@ -146,10 +153,12 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
       const ts = pts.map(([x]) => x);
       const values = pts.map(([, v]) => v);
       const a = chunkAggregates(ts, values);
+      const sub = withSub ? encodeChunkSub(w, CHUNK_WINDOW_MS, ts, values) : null;
+      if (withSub) expect(sub, 'the points are in order, inside their window').to.be.instanceOf(Buffer);
       await knex.raw(
-        `insert into point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [orgId, seriesId, iso(w), iso(a.firstTs), iso(a.lastTs), a.count, a.min, a.max, a.sum, a.firstValue, a.lastValue, a.increase, encodeChunk(ts, values)],
+        `insert into point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [orgId, seriesId, iso(w), iso(a.firstTs), iso(a.lastTs), a.count, a.min, a.max, a.sum, a.firstValue, a.lastValue, a.increase, encodeChunk(ts, values), sub],
       );
     }
   }
@@ -159,11 +168,14 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     const sorted = [...s.points].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     const split = s.name.startsWith('long') ? LONG_SPLIT : SPLIT;
     const chunked =
-      mode === 'fresh' ? [] : mode === 'compacted' ? sorted : mode === 'split' ? sorted.filter(([ts]) => ts < split) : sorted.filter((_, i) => i % 2 === 0);
+      mode === 'fresh' ? [] : mode === 'compacted' || mode === 'legacy' ? sorted : mode === 'split' ? sorted.filter(([ts]) => ts < split) : sorted.filter((_, i) => i % 2 === 0);
     const rest = sorted.filter((p) => !chunked.includes(p));
-    await insertChunks(orgId, id, chunked);
+    await insertChunks(orgId, id, chunked, mode !== 'legacy');
     await insertPoints(orgId, id, rest);
   }
+
+  /** A late point of the long counter, inside the second half of the window [B − 1 h, B + 1 h), between two of its points. */
+  const LATE: Pt = [B + 20 * MIN + 30 * SEC, 1e6];
 
   before(async () => {
     url = await cloneDatabase();
@@ -176,13 +188,23 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
     for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
     readKey = {};
-    for (const mode of [...MODES, 'whole'] as const) {
+    for (const mode of [...MODES, 'whole', 'wholeNoSub'] as const) {
       orgs[mode] = await createOrg(t.app.services);
       readKey[mode] = (await createApiKey(t.app.services, orgs[mode].slug, ['read'])).secret;
-      for (const s of stored) await place(orgs[mode].id, mode === 'whole' ? 'compacted' : mode, s);
+      for (const s of stored) await place(orgs[mode].id, mode === 'whole' ? 'compacted' : mode === 'wholeNoSub' ? 'legacy' : mode, s);
     }
-    // The data of every chunk of `whole` destroyed: only reads answered from stored aggregates can succeed.
-    await knex.raw(`update point_chunks set data = '\\xff00'::bytea where org_id = ?`, [orgs.whole.id]);
+    // The data of every chunk of `whole` (and `wholeNoSub`, without halves) destroyed: only reads answered from stored aggregates can succeed.
+    await knex.raw(`update point_chunks set data = '\\xff00'::bytea where org_id = any(?)`, [[orgs.whole.id, orgs.wholeNoSub.id]]);
+    // The long counter compacted with a late point not merged yet (fresh, inside a chunk's second half), and all fresh.
+    const longCounterStored = stored.find((x) => x.name === 'long' && x.labels.k === 'counter')!;
+    for (const [org, mode] of [['lateCompacted', 'compacted'], ['lateFresh', 'fresh']] as const) {
+      orgs[org] = await createOrg(t.app.services);
+      await place(orgs[org].id, mode, longCounterStored);
+    }
+    for (const org of ['lateCompacted', 'lateFresh'] as const) {
+      const [{ id }] = (await knex.raw<{ rows: { id: string }[] }>(`select id::text as id from series where org_id = ? and name = 'long'`, [orgs[org].id])).rows;
+      await insertPoints(orgs[org].id, Number(id), [LATE]);
+    }
     await knex.raw('analyze points');
     await knex.raw('analyze point_chunks');
     const counts = await knex.raw<{ rows: { org_id: string; points: number; chunks: number }[] }>(
@@ -205,7 +227,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
 
   const LIMITS: MetricReadLimits = { maxSeries: 1000, maxPoints: 1_000_000, statementTimeoutMs: 10_000 };
   type Read = Omit<MetricRead, 'matchers' | 'buckets'> & { filter?: [string, '=' | '!=' | '=~' | '!~', string][] };
-  const read = (mode: Mode | 'whole', r: Read, limits = LIMITS): Promise<RawAnswerSeries[]> =>
+  const read = (mode: keyof typeof orgs, r: Read, limits = LIMITS): Promise<RawAnswerSeries[]> =>
     readMetric(
       repo,
       orgs[mode].id,
@@ -376,6 +398,48 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         (e: unknown) => e,
       );
       expect(err).to.be.instanceOf(Error);
+    });
+
+    it('buckets covering whole halves (1 h, aligned) are answered from the halves\' aggregates, without data; chunks without halves are decoded', async () => {
+      const fail = (p: Promise<unknown>) =>
+        p.then(
+          () => null,
+          (e: unknown) => e,
+        );
+      for (const agg of ['avg', 'min', 'max', 'sum', 'count', 'increase', 'rate'] as const) {
+        const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: HOUR };
+        const want = await read('fresh', r);
+        expect(want.length, agg).to.equal(2);
+        expect(await read('whole', r), agg).to.deep.equal(want);
+        expect(await read('whole', { ...r, by: ['k'] }), agg).to.deep.equal(await read('fresh', { ...r, by: ['k'] }));
+        // Without `sub`, 1-hour buckets need the points: the destroyed data fails the read; 2-hour ones do not.
+        expect(await fail(read('wholeNoSub', r)), agg).to.be.instanceOf(Error);
+        expect(await read('wholeNoSub', { ...r, stepMs: 2 * HOUR }), agg).to.deep.equal(await read('fresh', { ...r, stepMs: 2 * HOUR }));
+        // A half not inside one bucket (an unaligned start) needs the points too.
+        expect(await fail(read('whole', { ...r, startMs: LONG.start + 30 * MIN })), agg).to.be.instanceOf(Error);
+      }
+      expect(await fail(read('whole', { name: 'long', agg: 'p50', by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: HOUR }))).to.be.instanceOf(Error);
+      // The decode bound counts no point of a chunk read by its halves (and every point of one without them).
+      const avg: Read = { name: 'long', agg: 'avg', by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: HOUR };
+      expect(await read('compacted', avg, { ...LIMITS, maxDecodedPoints: 0 })).to.deep.equal(await read('fresh', avg));
+      expect(((await fail(read('legacy', avg, { ...LIMITS, maxDecodedPoints: 0 }))) as { code?: string }).code).to.equal('limit_exceeded');
+    });
+
+    it('increase and rate with a late point (fresh, not merged yet) inside a chunk\'s half: that half is decoded, the answer is the fresh one', async () => {
+      for (const agg of ['increase', 'rate', 'avg', 'sum'] as const) {
+        for (const step of [HOUR, 2 * HOUR, 30 * MIN]) {
+          const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.end, stepMs: step };
+          const want = await read('lateFresh', r);
+          expect(want, `${agg} ${step}`).to.have.length(1);
+          expect(await read('lateCompacted', r), `${agg} ${step}`).to.deep.equal(want);
+        }
+      }
+      // The late point counts: a reset and back (1e6 between two small counter values).
+      const r: Read = { name: 'long', agg: 'increase', by: [], startMs: LONG.start, endMs: LONG.end, stepMs: HOUR };
+      const withLate = (await read('lateFresh', r))[0].points;
+      const without = find(await read('fresh', r), { k: 'counter' })!.points;
+      expect(withLate.map(([b]) => b)).to.deep.equal(without.map(([b]) => b));
+      expect(withLate.filter((_, i) => withLate[i][1] !== without[i][1]).map(([b]) => b)).to.deep.equal([B]);
     });
   });
 

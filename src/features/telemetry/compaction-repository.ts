@@ -33,6 +33,13 @@ const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE query_canceled: `statement_timeout` expired. */
 const QUERY_CANCELED = '57014';
 
+/**
+ * A float8 parameter as itself: node-postgres sends a number as String(v), which makes -0 a 0; the
+ * stored aggregates must be those of the points bit for bit (a chunk's `sub` derives its halves'
+ * from them, checked against the encoder's).
+ */
+const float8 = (v: number): number | string => (Object.is(v, -0) ? '-0' : v);
+
 /** Before any series id (ids are positive: series.id is a bigserial). */
 const NO_SERIES = '0';
 
@@ -151,12 +158,12 @@ export class CompactionRepository {
       first_ts: new Date(c.firstTs),
       last_ts: new Date(c.lastTs),
       count: c.count,
-      min: c.min,
-      max: c.max,
-      sum: c.sum,
-      first_value: c.firstValue,
-      last_value: c.lastValue,
-      increase: c.increase,
+      min: float8(c.min),
+      max: float8(c.max),
+      sum: float8(c.sum),
+      first_value: float8(c.firstValue),
+      last_value: float8(c.lastValue),
+      increase: float8(c.increase),
       data: c.data,
       sub: c.sub,
     }));
