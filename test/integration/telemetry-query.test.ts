@@ -541,6 +541,60 @@ describe('telemetry query API', function () {
       }
     });
 
+    it("a metric answer's bytes are JSON.stringify of the service's answer object, typed and sized as JSON; HEAD has the same length", async () => {
+      // Labels beyond ASCII (stored strings never hold NUL: ingest stores it as U+FFFD), in an org of their own.
+      const orgC = await createOrg(t.app.services);
+      const readC = (await createApiKey(t.app.services, orgC.slug, ['read'])).secret;
+      const odd = { 'höst': 'ä😀\uFFFD"\\\n</', 'z\u2028': '\u00e9' };
+      await metric(orgC, 'uni', 'req', odd, [
+        [W.start, 1.5],
+        [W.start + MIN, -0],
+        [W.start + 2 * MIN, 1e-310],
+        [W.start + 3 * MIN, 123456789.123456789],
+      ]);
+      await metric(orgC, 'uni2', 'req', { 'höst': 'b' }, [[W.start, 2]]);
+      // [org, token, parameters, whether the answer has series]
+      const cases: [{ slug: string }, string, Params, boolean][] = [
+        [orgA, tokens.readA, { step: '1m' }, true],
+        [orgA, tokens.viewerA, { step: '5m', agg: 'p95', by: 'env', filter: ['env!=dev', 'host=~a|b|d'] }, true],
+        [orgA, tokens.readA, { step: '2m', agg: 'rate' }, true],
+        [orgA, tokens.readA, { step: '1m', agg: 'increase', by: 'host' }, true],
+        [orgA, tokens.readA, { step: '1m', agg: 'p50' }, true],
+        [orgA, tokens.readA, { step: '10m', agg: 'count', filter: 'host=nope' }, false],
+        [orgC, readC, { step: '1m' }, true],
+        [orgC, readC, { step: '1m', by: 'höst' }, true],
+      ];
+      for (const [org, token, params, some] of cases) {
+        const search = qs({ name: 'req', start: String(W.start), end: String(W.end), ...params });
+        const path = `${t.baseUrl}/api/v1/organizations/${org.slug}/metrics/query${search}`;
+        const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+        const bytes = Buffer.from(await res.arrayBuffer());
+        expect(res.status, search).to.equal(200);
+        const sp = new URLSearchParams(search.slice(1));
+        const input = { ...Object.fromEntries(sp.entries()), filter: sp.getAll('filter') } as MetricQueryInput;
+        const answer = await service().query(SYSTEM_ACTOR, org.slug, input);
+        expect(answer.series.length > 0, search).to.equal(some);
+        expect(bytes.toString('utf8'), search).to.equal(JSON.stringify(answer));
+        expect(bytes.equals(Buffer.from(JSON.stringify(answer))), search).to.equal(true);
+        expect(res.headers.get('content-type')).to.equal('application/json; charset=utf-8');
+        expect(res.headers.get('content-length')).to.equal(String(bytes.length));
+        const head = await fetch(path, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } });
+        expect(head.status).to.equal(200);
+        expect(head.headers.get('content-type')).to.equal('application/json; charset=utf-8');
+        expect(head.headers.get('content-length')).to.equal(String(bytes.length));
+        expect((await head.arrayBuffer()).byteLength).to.equal(0);
+      }
+      const uni = await call<{ series: MetricSeries[] }>(`/organizations/${orgC.slug}/metrics/query`, readC, { name: 'req', start: W.start, end: W.end });
+      // Sorted by labels: 'b' before 'ä'.
+      expect(uni.body.series.map((s) => s.labels)).to.deep.equal([{ 'höst': 'b' }, odd]);
+      expect(uni.body.series[1].points).to.deep.equal([
+        [iso(W.start), 1.5],
+        [iso(W.start + MIN), 0],
+        [iso(W.start + 2 * MIN), 1e-310],
+        [iso(W.start + 3 * MIN), 123456789.123456789],
+      ]);
+    });
+
     it('bad parameters are 400 problem documents naming the parameter', async () => {
       const cases: [Params, string][] = [
         [{ step: '0' }, 'query/step'],

@@ -19,7 +19,7 @@ describe('telemetry query routes', () => {
     };
   const stub = {
     listMetrics: record('listMetrics', { items: [], next_cursor: null }),
-    query: record('query', { series: [] }),
+    queryJson: record('queryJson', Buffer.from('{"series":[]}')),
     logs: record('logs', { items: [], next_cursor: null }),
     events: record('events', { items: [], next_cursor: null }),
     usage: record('usage', {}),
@@ -51,7 +51,15 @@ describe('telemetry query routes', () => {
 
   it('metric query: by and filter arrive as arrays whether given once or repeated', async () => {
     expect((await get('/organizations/acme/metrics/query?name=cpu&by=host&filter=a%3D1&filter=b!~x,c%3Dy&agg=p99')).status).to.equal(200);
-    expect(calls[0]).to.deep.equal({ method: 'query', org: 'acme', input: { name: 'cpu', by: ['host'], filter: ['a=1', 'b!~x,c=y'], agg: 'p99' } });
+    expect(calls[0]).to.deep.equal({ method: 'queryJson', org: 'acme', input: { name: 'cpu', by: ['host'], filter: ['a=1', 'b!~x,c=y'], agg: 'p99' } });
+  });
+
+  it('metric query: the JSON text the service wrote is the answer, as application/json with its length', async () => {
+    const res = await fetch(`${srv.url}/api/v1/organizations/acme/metrics/query?name=cpu`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.equal('application/json; charset=utf-8');
+    expect(res.headers.get('content-length')).to.equal('13');
+    expect(await res.text()).to.equal('{"series":[]}');
   });
 
   it('metric query: name is required, agg is checked, unknown parameters are refused', async () => {

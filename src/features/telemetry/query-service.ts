@@ -16,6 +16,7 @@ import {
   type LabelMatcher,
 } from './query-params.js';
 import { readMetric, type RawAnswerSeries } from './metric-read.js';
+import { metricAnswerJson } from './query-answer-json.js';
 import { AGGREGATIONS, type Aggregation, type MetricTypeRow, type QueryRepository } from './query-repository.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
@@ -121,11 +122,22 @@ export class QueryService {
    * temporality and unit.
    */
   async query(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<MetricQueryResult> {
+    return { series: present(await this.readAnswer(actor, orgSlug, input)) };
+  }
+
+  /**
+   * The same answer as `query`, as its JSON text in UTF-8 (byte for byte JSON.stringify of what
+   * `query` returns), written without building the answer's objects: what the HTTP API sends.
+   */
+  async queryJson(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<Buffer> {
+    return metricAnswerJson(await this.readAnswer(actor, orgSlug, input));
+  }
+
+  private async readAnswer(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<RawAnswerSeries[]> {
     const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
     const q = this.parseQuery(input);
     try {
-      const series = await readMetric(this.repo, org.id, q, this.opts);
-      return { series: present(series) };
+      return await readMetric(this.repo, org.id, q, this.opts);
     } catch (err) {
       throw await this.translate(err, q.matchers);
     }

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
+import { metricAnswerJson } from '../../src/features/telemetry/query-answer-json.js';
+import { SERIES_KINDS } from '../../src/features/telemetry/telemetry-types.js';
+
+/**
+ * The metric answer's JSON bytes against the answer object the query API built before
+ * (`{ series: [{ labels, ...descriptor, points: [[RFC 3339, value]] }] }`) given to
+ * JSON.stringify and encoded as UTF-8, which is what Koa sent for it.
+ */
+function reference(series: readonly RawAnswerSeries[]): Buffer {
+  const answer = { series: series.map((a) => ({ labels: a.labels, ...(a.descriptor ?? {}), points: a.points.map(([t, v]) => [new Date(t).toISOString(), v]) })) };
+  return Buffer.from(JSON.stringify(answer), 'utf8');
+}
+
+const expectSame = (series: RawAnswerSeries[]) => {
+  const got = metricAnswerJson(series);
+  const want = reference(series);
+  if (!got.equals(want)) expect(got.toString('utf8')).to.equal(want.toString('utf8'));
+  expect(got.equals(want)).to.equal(true);
+};
+
+// Strings of every kind: ASCII, any code point, lone surrogates, NUL and the characters JSON escapes.
+const text = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'grapheme', maxLength: 8 }),
+  fc.string({ unit: 'binary', maxLength: 8 }),
+  fc.constantFrom('', '\u0000', '"', '\\', '\n', '\u2028', '\ud800', '\udfff', 'a\ud83d', '😀', '</script>', '\u007f', '\u0080', '\uffff'),
+);
+const value = fc.oneof(
+  { weight: 6, arbitrary: fc.double() },
+  { weight: 2, arbitrary: fc.constant(null) },
+  { weight: 2, arbitrary: fc.integer({ min: -1e6, max: 1e6 }).map((n) => n / 100) },
+  { weight: 1, arbitrary: fc.constantFrom(NaN, Infinity, -Infinity, -0, 0, Number.MIN_VALUE, -Number.MAX_VALUE, 2 ** 53 + 2, 1e21, 1e-7, 5e-324) },
+);
+// Epoch ms across the years JavaScript can print, 0001 to beyond 9999 (six-digit years).
+const ts = fc.oneof(fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }), fc.integer({ min: -62_135_596_800_000, max: 8_640_000_000_000_000 }));
+const descriptor = fc.option(
+  fc.record({ kind: fc.constantFrom(...SERIES_KINDS), temporality: fc.constantFrom('cumulative' as const, 'delta' as const, null), unit: text }),
+  { nil: null },
+);
+const series: fc.Arbitrary<RawAnswerSeries> = fc.record({
+  labels: fc.dictionary(text, text, { maxKeys: 5 }),
+  descriptor,
+  points: fc.array(fc.tuple(ts, value), { maxLength: 40 }),
+});
+
+describe('metric answer JSON', () => {
+  it('is byte for byte JSON.stringify of the answer object, in UTF-8, for any series, labels and values', () => {
+    fc.assert(
+      fc.property(fc.array(series, { maxLength: 8 }), (s) => expectSame(s)),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('answers of bench size: 250 series × 240 buckets sharing their bucket starts, with gaps and nulls', () => {
+    const start = Date.UTC(2026, 10, 30, 4);
+    const s: RawAnswerSeries[] = Array.from({ length: 250 }, (_, i) => ({
+      labels: { instance: `host-${i % 5}`, job: 'node', cpu: String(i >> 1), mode: i % 2 ? 'user' : 'idle' },
+      descriptor: { kind: 'counter', temporality: 'cumulative', unit: '' },
+      points: Array.from({ length: 240 }, (_, k): [number, number | null] => [start + k * 60_000, k % 17 === 3 ? null : (i * 240 + k) / 7]).filter((_, k) => k % 29 !== 5),
+    }));
+    expectSame(s);
+    expect(JSON.parse(metricAnswerJson(s).toString('utf8')).series[249].points[0]).to.deep.equal(['2026-11-30T04:00:00.000Z', (249 * 240) / 7]);
+  });
+
+  it('an empty answer, a series without points, labels without keys', () => {
+    expect(metricAnswerJson([]).toString()).to.equal('{"series":[]}');
+    expectSame([{ labels: {}, descriptor: null, points: [] }]);
+    expectSame([{ labels: {}, descriptor: { kind: 'gauge', temporality: null, unit: '' }, points: [[0, 1]] }]);
+  });
+
+  it('non-finite aggregates and -0 are written as JSON.stringify writes them (null, 0)', () => {
+    const got = metricAnswerJson([{ labels: { a: 'b' }, descriptor: null, points: [[0, NaN], [60_000, Infinity], [120_000, -Infinity], [180_000, -0], [240_000, 1e21], [300_000, 1e-7]] }]);
+    expect(got.toString()).to.equal(
+      '{"series":[{"labels":{"a":"b"},"points":[["1970-01-01T00:00:00.000Z",null],["1970-01-01T00:01:00.000Z",null],["1970-01-01T00:02:00.000Z",null],["1970-01-01T00:03:00.000Z",0],["1970-01-01T00:04:00.000Z",1e+21],["1970-01-01T00:05:00.000Z",1e-7]]}]}',
+    );
+  });
+
+  it('values that are not numbers (never produced by a read) still come out as JSON.stringify has them', () => {
+    const odd = [{ labels: {}, descriptor: null, points: [[0, '1.5' as unknown as number], [1, undefined as unknown as number], [2, { x: [1, ','] } as unknown as number], [3, 2]] }] as RawAnswerSeries[];
+    expectSame(odd);
+  });
+
+  it('outgrows its first estimate: long labels and six-digit years', () => {
+    const long = 'ü'.repeat(5000);
+    expectSame([{ labels: { [long]: long, b: '😀'.repeat(3000) }, descriptor: { kind: 'gauge', temporality: null, unit: long }, points: [[8_000_000_000_000_000, 1]] }]);
+    expectSame(Array.from({ length: 3 }, () => ({ labels: {}, descriptor: null, points: Array.from({ length: 500 }, (_, k): [number, number] => [8_000_000_000_000_000 + k, -Number.MAX_VALUE]) })));
+  });
+
+  it('a bucket start JavaScript cannot print fails as it did (RangeError), not with a wrong answer', () => {
+    expect(() => metricAnswerJson([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
+    expect(() => reference([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
+  });
+});
