@@ -99,7 +99,16 @@ export const ConfigSchema = Obj(
       {
         points_per_second: Type.Integer({ minimum: 1, description: 'Default per-org ingest rate (points, log records and events per second; an org limit overrides it).' }),
         max_series: Type.Integer({ minimum: 1, description: 'Default per-org maximum of metric series (an org limit overrides it).' }),
-        flush_interval_ms: Type.Integer({ minimum: 0, maximum: 1000, description: 'How long the writer gathers concurrent requests into one commit.' }),
+        flush_interval_ms: Type.Integer({
+          minimum: 0,
+          maximum: 1000,
+          description: 'How long a group smaller than flush_min_items waits for other requests to join it while a writer connection is free (0: never waits).',
+        }),
+        flush_min_items: Type.Integer({
+          minimum: 1,
+          description:
+            'Items (points, log records, events) at which a group is written as soon as a writer connection is free, without waiting flush_interval_ms; smaller groups wait for company (1: never waits). While every connection is busy, requests gather until a commit finishes, whatever their size.',
+        }),
         max_flush_items: Type.Integer({ minimum: 1, description: 'Largest number of items in one commit; a full group is written at once.' }),
         writer_connections: Type.Integer({ minimum: 1, maximum: 32, description: 'Commits the writer runs at the same time.' }),
         max_age: Duration('Oldest timestamp accepted, relative to now.'),

@@ -58,7 +58,8 @@ describe('ingest repository: one group commit', function () {
 
   const points = (orgId: string, n: number, series = 1): WriteItem => ({
     orgId,
-    points: Array.from({ length: n }, (_, i) => ({ seriesId: series + (i % 3), ts: ts + Math.floor(i / 3), value: i + 0.25 })),
+    points: Array.from({ length: n }, (_, i) => ({ ts: ts + Math.floor(i / 3), value: i + 0.25 })),
+    seriesIds: Array.from({ length: n }, (_, i) => series + (i % 3)),
     logs: [],
     events: [],
   });
@@ -71,7 +72,7 @@ describe('ingest repository: one group commit', function () {
 
     const stored = await query<{ org_id: string; series_id: number; ts: Date; value: number }>(url, 'select org_id, series_id::int, ts, value from points order by org_id, series_id, ts, value');
     const expected = [points(orgA, 7), points(orgB, 5, 10), points(orgA, 2, 20)]
-      .flatMap((item) => item.points.map((p) => ({ org_id: item.orgId, series_id: p.seriesId, ts: new Date(p.ts), value: p.value })))
+      .flatMap((item) => item.points.map((p, i) => ({ org_id: item.orgId, series_id: item.seriesIds[i], ts: new Date(p.ts), value: p.value })))
       .sort((a, b) => a.org_id.localeCompare(b.org_id) || a.series_id - b.series_id || a.ts.getTime() - b.ts.getTime() || a.value - b.value);
     expect(stored).to.deep.equal(expected);
     const usage = await query<{ org_id: string; slot: number; points: number; logs: number; events: number }>(url, 'select org_id, slot, points::int, logs::int, events::int from usage_daily order by org_id');
@@ -130,6 +131,15 @@ describe('ingest repository: one group commit', function () {
     expect(await query(url, 'select 1 from points')).to.have.length(2);
   });
 
+  it('refuses an item whose series ids do not match its points one for one, writing nothing of the group', async () => {
+    const short: WriteItem = { ...points(orgA, 3), seriesIds: [1, 2] };
+    let failure: unknown;
+    await repo.commit([points(orgB, 2), short], 0).catch((err: unknown) => (failure = err));
+    expect((failure as Error | undefined)?.message).to.equal('3 points with 2 series ids');
+    expect(await query(url, 'select 1 from points')).to.have.length(0);
+    expect(await query(url, 'select 1 from usage_daily')).to.have.length(0);
+  });
+
   it('claims idempotency keys first when an item carries one, and skips the request whose key is stored', async () => {
     const keyed = (orgId: string, key: string): WriteItem => ({ ...points(orgId, 2), idempotency: { key, hash: Buffer.from('h'), response: { accepted: { metrics: 2 } } } });
     await repo.commit([keyed(orgA, 'k1')], 0);
@@ -144,7 +154,7 @@ describe('ingest repository: one group commit', function () {
   });
 
   it('commits an empty request as a usage row of zeros in one round trip', async () => {
-    const sent = await statements(() => repo.commit([{ orgId: orgB, points: [], logs: [], events: [] }], 1));
+    const sent = await statements(() => repo.commit([{ orgId: orgB, points: [], seriesIds: [], logs: [], events: [] }], 1));
     expect(sent).to.have.length(1);
     expect(sent[0]).to.match(/^begin; insert into usage_daily .*; commit$/s);
     expect(await query(url, 'select org_id, slot, points::int from usage_daily')).to.deep.equal([{ org_id: orgB, slot: 1, points: 0 }]);

@@ -6,9 +6,11 @@ import { classifyDbError, DB_RETRY_AFTER_SECONDS } from '../../db/pg-errors.js';
 import type { IngestRepository, WriteItem } from './ingest-repository.js';
 
 export interface WriterOptions {
-  /** How long the first request of a group waits for others to join it. */
+  /** How long a group smaller than flushMinItems waits for others to join it while a connection is free. */
   flushIntervalMs: number;
-  /** A group this large is written at once. */
+  /** A group this large is written as soon as a connection is free, without waiting. */
+  flushMinItems: number;
+  /** Largest group: one this large is written at once, and none is made larger. */
   maxFlushItems: number;
   /** Commits in flight at the same time. */
   connections: number;
@@ -31,13 +33,19 @@ interface Pending {
 const NO_PARTITION = '23514'; // check_violation: "no partition of relation … found for row"
 
 /**
- * Group commit (DESIGN §7): concurrent requests are gathered for a few milliseconds and
- * written in one transaction, and each request's promise settles only after that transaction
- * has committed. When it fails because the database is unreachable, every request in it fails
- * (503, and only those); when it fails otherwise, its requests are committed one at a time so
- * that only the one at fault fails. While all
- * connections are busy, new requests gather into the next group, so a busy writer makes
- * bigger, cheaper commits instead of a queue of small ones.
+ * Group commit (DESIGN §7): concurrent requests are written in one transaction, and each
+ * request's promise settles only after that transaction has committed. When it fails because
+ * the database is unreachable, every request in it fails (503, and only those); when it fails
+ * otherwise, its requests are committed one at a time so that only the one at fault fails.
+ *
+ * When to write: while a connection is free, a group of at least `flushMinItems` rows is written
+ * at once; a smaller one waits up to `flushIntervalMs` for others to join it (a commit's fixed
+ * cost, its round trips and the WAL flush, is shared by more rows), and is written as soon as it
+ * reaches that size. While every connection is busy, requests gather into the next group, which
+ * is written when a commit finishes, whatever its size: it has waited long enough. So a busy
+ * writer makes bigger, cheaper commits instead of a queue of small ones, and a large request
+ * never waits for company it does not need: large requests arriving together are committed in
+ * parallel, one per free connection, as a bulk load would be.
  */
 export class GroupCommitWriter {
   private queue: Pending[] = [];
@@ -65,7 +73,9 @@ export class GroupCommitWriter {
       const size = item.points.length + item.logs.length + item.events.length || 1;
       this.queue.push({ item, size, resolve, reject });
       this.queuedSize += size;
-      if (this.queuedSize >= this.opts.maxFlushItems || this.opts.flushIntervalMs === 0) this.kick();
+      // All connections busy: the next commit to finish writes what has gathered by then.
+      if (this.active >= this.opts.connections) return;
+      if (this.queuedSize >= this.opts.flushMinItems || this.queuedSize >= this.opts.maxFlushItems || this.opts.flushIntervalMs === 0) this.kick();
       else this.timer ??= setTimeout(() => this.kick(), this.opts.flushIntervalMs);
     });
   }

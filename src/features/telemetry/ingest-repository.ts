@@ -4,16 +4,21 @@ import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { EventIn, LogIn } from './telemetry-types.js';
 
+/** A point's time and value; its series id is in WriteItem.seriesIds, at the same index. */
 export interface StoredPoint {
-  seriesId: number;
   ts: number;
   value: number;
 }
 
-/** One request's share of a group commit. */
+/**
+ * One request's share of a group commit. The points and their series ids are parallel arrays, so
+ * the request's own point objects are written as they are, without a stored copy of each.
+ */
 export interface WriteItem {
   orgId: string;
-  points: StoredPoint[];
+  points: readonly StoredPoint[];
+  /** Series id of points[i]; as long as points. */
+  seriesIds: readonly number[];
   logs: LogIn[];
   events: EventIn[];
   idempotency?: { key: string; hash: Buffer; response: unknown };
@@ -98,11 +103,12 @@ function* pointChunks(items: readonly WriteItem[], skip: ReadonlySet<number>): G
   for (let n = 0; n < items.length; n++) {
     if (skip.has(n)) continue;
     const head = items[n].orgId + '\t';
-    const points = items[n].points;
+    const { points, seriesIds } = items[n];
+    if (seriesIds.length !== points.length) throw new Error(`${points.length} points with ${seriesIds.length} series ids`);
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
       if (p.ts !== lastMs) lastTs = '\t' + new Date((lastMs = p.ts)).toISOString() + '\t';
-      chunk += head + p.seriesId + lastTs + p.value + '\n';
+      chunk += head + seriesIds[i] + lastTs + p.value + '\n';
       if (chunk.length >= CHUNK) {
         yield chunk;
         chunk = '';

@@ -22,8 +22,16 @@ export function nativeBatch(body: TelemetryBodyT, now: number): { batch: Telemet
     if (Number.isNaN(ms)) errors.push({ path: `body/${list}/${i}/ts`, message: 'must be an RFC 3339 time or Unix epoch milliseconds' });
     return ms;
   };
+  const metrics = body.metrics ?? [];
+  const points: TelemetryBatch['points'] = [];
+  for (let i = 0; i < metrics.length; i++) {
+    const m = metrics[i];
+    // Epoch milliseconds (what batching clients send) need no call; anything else is parsed.
+    const t = typeof m.ts === 'number' && Number.isSafeInteger(m.ts) ? m.ts : ts(m.ts, 'metrics', i);
+    points.push({ name: m.name, labels: m.labels ?? {}, ts: t, value: m.value });
+  }
   const batch: TelemetryBatch = {
-    points: (body.metrics ?? []).map((m, i) => ({ name: m.name, labels: m.labels ?? {}, ts: ts(m.ts, 'metrics', i), value: m.value })),
+    points,
     logs: (body.logs ?? []).map((l, i) => ({
       ts: ts(l.ts, 'logs', i),
       severityNumber: LEVELS[l.level],

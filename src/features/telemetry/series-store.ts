@@ -85,14 +85,14 @@ function sortedLabelsKey(labels: Record<string, string>): string {
 }
 
 /**
- * The cache key of a stream: its org's tag, name, the identifying part of its descriptor and its
- * labels (see seriesIdentity). Short keys hash faster: the org is a small number, not its uuid.
+ * The cache key of a stream is this head (its org's tag, name and the identifying part of its
+ * descriptor) followed by labelsCacheKey of its labels (see seriesIdentity). Short keys hash
+ * faster: the org is a small number, not its uuid.
  */
-function streamCacheKey(orgTag: number, name: string, meta: SeriesMeta, labels: Record<string, string>): string {
+function streamCacheKeyHead(orgTag: number, name: string, meta: SeriesMeta): string {
   const head = `${orgTag}\u0000${name.length}:${name}`;
-  const labelsKey = labelsCacheKey(labels);
-  if (identifiesAsNative(meta)) return `${head}${labelsKey}`;
-  return `${head}\u0000${meta.kind}\u0000${meta.temporality ?? ''}\u0000${meta.unit.length}:${meta.unit}${labelsKey}`;
+  if (identifiesAsNative(meta)) return head;
+  return `${head}\u0000${meta.kind}\u0000${meta.temporality ?? ''}\u0000${meta.unit.length}:${meta.unit}`;
 }
 
 /**
@@ -135,10 +135,19 @@ export class SeriesStore {
     // A batch names each of its series many times (a point per timestamp): the LRU (recency, ttl)
     // is asked once per series of the batch, the rest are answered by this map.
     const seen = new Map<string, number>();
+    // Points of one stream name and descriptor usually come in runs: the key's head is built once per run.
+    let headName: string | null = null;
+    let headMeta: SeriesMeta | null = null;
+    let head = '';
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
       const meta = p.meta ?? NATIVE_META;
-      const key = streamCacheKey(orgTag, p.name, meta, p.labels);
+      if (p.name !== headName || meta !== headMeta) {
+        head = streamCacheKeyHead(orgTag, p.name, meta);
+        headName = p.name;
+        headMeta = meta;
+      }
+      const key = head + labelsCacheKey(p.labels);
       let hit = seen.get(key);
       if (hit === undefined && !missing.has(key) && (hit = this.cache.get(key)) !== undefined) seen.set(key, hit);
       if (hit !== undefined) {

@@ -91,7 +91,7 @@ export const telemetryModule = defineModule({
     writer = new GroupCommitWriter(
       ingestRepo,
       new PartitionsRepository(knex, TELEMETRY_TABLES),
-      { flushIntervalMs: config.ingest.flush_interval_ms, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
+      { flushIntervalMs: config.ingest.flush_interval_ms, flushMinItems: config.ingest.flush_min_items, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
       logger,
       ingestStats,
     );

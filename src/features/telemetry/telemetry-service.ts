@@ -177,12 +177,17 @@ export class TelemetryService implements TelemetryIngest {
     const now = this.now();
     const oldest = now - this.d.maxAgeMs;
     const newest = now + this.d.maxFutureMs;
-    const inWindow = <T extends { ts: number }>(items: T[], signal: keyof Counts): T[] =>
-      items.filter((item, i) => {
+    const inWindow = <T extends { ts: number }>(items: T[], signal: keyof Counts): T[] => {
+      // The common batch is wholly inside the window: kept as it is, no copy.
+      let n = 0;
+      while (n < items.length && items[n].ts >= oldest && items[n].ts <= newest) n++;
+      if (n === items.length) return items;
+      return items.filter((item, i) => {
         if (item.ts >= oldest && item.ts <= newest) return true;
         refuse(signal, `${i}/ts`, item.ts < oldest ? 'is older than ingest.max_age allows' : 'is further in the future than ingest.max_future allows', signal === 'metrics' ? (item as unknown as PointIn) : undefined);
         return false;
       });
+    };
     let points: PointIn[] = inWindow(input.points, 'metrics');
     const logs: LogIn[] = inWindow(input.logs, 'logs');
     const events: EventIn[] = inWindow(input.events, 'events');
@@ -250,14 +255,25 @@ export class TelemetryService implements TelemetryIngest {
     }
     // A data point is stored whole or not at all: a histogram whose bucket series was refused loses its _count and _sum too.
     rejected.metrics = droppedPoints.size;
-    const stored: StoredPoint[] = [];
-    for (let i = 0; i < points.length; i++) {
-      const id = ids[i];
-      if (id !== null && (droppedPoints.size === 0 || !droppedPoints.has(pointOf(points[i])))) stored.push({ seriesId: id, ts: points[i].ts, value: points[i].value });
+    // The common batch (every series known or created, nothing dropped) is written as it came:
+    // its point objects and the resolved ids, no copy per point.
+    let stored: StoredPoint[] = points;
+    let seriesIds = ids as number[];
+    if (droppedPoints.size > 0 || ids.includes(null)) {
+      stored = [];
+      seriesIds = [];
+      for (let i = 0; i < points.length; i++) {
+        const id = ids[i];
+        if (id !== null && (droppedPoints.size === 0 || !droppedPoints.has(pointOf(points[i])))) {
+          stored.push(points[i]);
+          seriesIds.push(id);
+        }
+      }
     }
     const item: WriteItem = {
       orgId,
       points: stored,
+      seriesIds,
       logs: logs.map((l) => ({
         ...l,
         severityText: clean(l.severityText),
