@@ -118,13 +118,17 @@ const pastLimit = (seen: number): number => Math.max(0, seen - INGEST_LIMITS.max
 
 const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** The request as a plain object tree, the same shape for both encodings. */
-export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: ProtoMessageType, keepLongs = false): Obj {
+/**
+ * The request as an object tree, the same shape for both encodings. `asMessage` (metrics): a
+ * protobuf body stays the decoded protobufjs message, read as it is (see otlp-values: 64-bit fields
+ * as Long objects, fields not sent as its prototype's defaults); otherwise protobufjs toObject
+ * makes it a plain tree, longs as decimal strings as in JSON, bytes as Buffers (ids become hex later).
+ */
+export function parseOtlpRequest(body: Uint8Array, format: OtlpFormat, type: ProtoMessageType, asMessage = false): Obj {
   if (format === 'protobuf') {
     try {
-      // Longs as decimal strings, as in JSON, or (keepLongs: the metrics readers take them, see
-      // otlp-values) as Long objects; bytes stay Buffers (ids become hex later).
-      return type.toObject(type.decode(body), keepLongs ? {} : { longs: String });
+      const message = type.decode(body);
+      return asMessage ? (message as Obj) : type.toObject(message, { longs: String });
     } catch (err) {
       // Truncated or corrupt input, or nesting deep enough to exhaust the stack.
       throw new DomainError('bad_request', `invalid OTLP protobuf: ${reason(err)}`);

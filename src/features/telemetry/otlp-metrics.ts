@@ -3,7 +3,7 @@ import { toStorableText } from '../../core/text.js';
 import { canonicalLabels } from './series-store.js';
 import { INGEST_LIMITS as L } from './telemetry-limits.js';
 import type { PointIn, SeriesKind, SeriesMeta, Temporality } from './telemetry-types.js';
-import { attributesToText, double, INEXACT_INT64, int64, int64Inexact, listAt, nanosToMs, objectAt, put, Rejections, Warnings, type Obj } from './otlp-values.js';
+import { anyToText, attributesToText, double, INEXACT_INT64, int64, int64Inexact, listAt, malformed, nanosToMs, objectAt, put, Rejections, Warnings, type Obj } from './otlp-values.js';
 
 // The mapping rule itself is documented at the top of otlp-decode.ts.
 
@@ -127,21 +127,31 @@ const FLAG_NO_RECORDED_VALUE = 1;
 /** Why a data point cannot be stored; thrown by the readers below and counted per data point. */
 class Refused extends Error {}
 
-/** Why a label set cannot be stored, or null. `extra` counts a label still to be added (le, quantile). */
-function labelProblem(labels: Labels, extra: number): string | null {
-  const keys = Object.keys(labels);
-  if (keys.length + extra > L.maxLabels) return `more than ${L.maxLabels} labels`;
-  for (const k of keys) {
+/**
+ * Why a label set cannot be stored, or null. `extra` counts a label still to be added (le,
+ * quantile). The first offending label in the set's order decides the message.
+ */
+function labelProblem(labels: LabelMap, extra: number): string | null {
+  if (labels.size + extra > L.maxLabels) return `more than ${L.maxLabels} labels`;
+  for (const [k, v] of labels) {
     if (k === '') return 'an attribute with an empty key';
     if (k.length > L.labelKeyMax) return `a label key longer than ${L.labelKeyMax} characters`;
-    if (labels[k].length > L.labelValueMax) return `a label value longer than ${L.labelValueMax} characters`;
+    if (v.length > L.labelValueMax) return `a label value longer than ${L.labelValueMax} characters`;
   }
   return null;
 }
 
-function addLabels(into: Labels, pairs: [string, string][], warnings: Notes): void {
-  for (const [k, v] of sanitizedPairs(pairs, warnings)) put(into, k, v);
+/**
+ * Labels while they are put together: a Map keeps the order keys were first set in, as an object
+ * would (no label key reads as an array index), and takes "__proto__" like any other key.
+ */
+type LabelMap = Map<string, string>;
+
+function addLabels(into: LabelMap, pairs: [string, string][], warnings: Notes): void {
+  for (const [k, v] of sanitizedPairs(pairs, warnings)) into.set(k, v);
 }
+
+const byKey = (a: [string, string], b: [string, string]): number => byCodeUnits(a[0], b[0]);
 
 /** ts of a data point: timeUnixNano, else the time of arrival (never startTimeUnixNano); NaN when unreadable. */
 function pointTime(dp: Obj, now: number): number {
@@ -162,12 +172,6 @@ const count = (v: unknown, field = 'a count'): number => {
 };
 
 const present = (v: unknown): boolean => v !== undefined && v !== null;
-
-function numberParts(dp: Obj): Part[] {
-  if (present(dp.asDouble)) return [{ suffix: '', value: double(dp.asDouble) }];
-  if (present(dp.asInt)) return [{ suffix: '', value: exactInt(dp.asInt, 'an asInt') }];
-  throw new Refused('a data point without a value');
-}
 
 function histogramParts(dp: Obj, where: string, warnings: Notes): Part[] {
   const total = count(dp.count);
@@ -227,7 +231,7 @@ function partsOf(kind: Kind, dp: Obj, where: string, warnings: Notes): Part[] {
   switch (kind) {
     case 'gauge':
     case 'sum':
-      return numberParts(dp);
+      return [{ suffix: '', value: numberValue(dp) }];
     case 'histogram':
       return histogramParts(dp, where, warnings);
     case 'exponentialHistogram':
@@ -292,7 +296,96 @@ export interface MetricsDecodeState {
   seen: number;
 }
 
-function metricPoints(metric: Obj, base: Labels, resourceId: string | null, where: string, now: number, state: MetricsDecodeState): void {
+/**
+ * The labels of one attribute list of a data point under one scope. Data points repeat their
+ * attribute lists (a series per list, a point per timestamp), so each distinct list is turned into
+ * labels, sorted and checked once per request, and its data points share the result.
+ */
+interface LabelSet {
+  /** The labels, keys in code-unit order (the series cache keys them without sorting). Shared: never changed. */
+  labels: Labels;
+  /** Warnings the list brings (keys kept apart, otel_resource_id replaced), in the order they arose. */
+  notes: string[];
+  /** labelProblem of the labels alone, and with one more label (le, quantile). */
+  problem: string | null;
+  problemExtra: string | null;
+  /** The labels with a part's own label (le, quantile) set, by `key \0 value`; made when first asked. */
+  extras: Map<string, Labels> | null;
+}
+
+/** What every data point under one scope starts from. */
+interface ScopeLabels {
+  /** Resource labels, scope name and scope attributes, in precedence order. */
+  base: LabelMap;
+  resourceId: string | null;
+  /** attributesKey → its labels. */
+  sets: Map<string, LabelSet>;
+}
+
+/**
+ * The identity of a data point's attribute list as [key, text] pairs, in the order sent: each key
+ * and text prefixed by its length, so no content can make two lists collide. Fails the request
+ * exactly where attributesToText would.
+ */
+function attributesKey(list: unknown, where: string): string {
+  const items = listAt(list, where);
+  let key = '';
+  for (let i = 0; i < items.length; i++) {
+    const kv = objectAt(items[i], where);
+    const k = kv.key;
+    if (typeof k !== 'string' || !Object.hasOwn(kv, 'key')) throw malformed(`${where}[].key`, 'a string');
+    const v = kv.value as Obj | null | undefined;
+    // A string value (nearly every attribute) as anyToText reads it, without its detour.
+    const text = typeof v === 'object' && v !== null && typeof v.stringValue === 'string' && Object.hasOwn(v, 'stringValue') ? v.stringValue : anyToText(v, where);
+    key += `${k.length}:${k}${text.length}:${text}`;
+  }
+  return key;
+}
+
+/** The labels as an object, keys in code-unit order (fromEntries, unlike assignment, keeps a "__proto__" key). */
+const sortedLabels = (labels: LabelMap): Labels => Object.fromEntries([...labels].sort(byKey));
+
+/** The labels of a data point: the scope's base, its attributes, then the resource's identity. */
+function labelSetOf(scope: ScopeLabels, key: string, attributes: unknown, where: string): LabelSet {
+  let set = scope.sets.get(key);
+  if (set !== undefined) return set;
+  const notes: string[] = [];
+  const labels: LabelMap = new Map(scope.base);
+  addLabels(labels, attributesToText(attributes, where), { add: (m) => void notes.push(m) });
+  // Last, so that no attribute can stand in for the resource's identity.
+  const resourceId = scope.resourceId;
+  if (resourceId !== null) {
+    const before = labels.get(RESOURCE_ID_LABEL);
+    if (before !== undefined && before !== resourceId) notes.push(`an attribute "${RESOURCE_ID_LABEL}" was replaced by the resource's identity`);
+    labels.set(RESOURCE_ID_LABEL, resourceId);
+  }
+  // Checked in the order the labels were built, which decides the message when several are wrong.
+  const problem = labelProblem(labels, 0);
+  const problemExtra = labels.size + 1 > L.maxLabels ? labelProblem(labels, 1) : problem;
+  set = { labels: sortedLabels(labels), notes, problem, problemExtra, extras: null };
+  scope.sets.set(key, set);
+  return set;
+}
+
+/** A part's labels: its set's, plus its own label (le, quantile), which replaces an attribute of that name. */
+function partLabels(set: LabelSet, extra: [string, string]): Labels {
+  const id = `${extra[0]}\u0000${extra[1]}`;
+  set.extras ??= new Map();
+  let labels = set.extras.get(id);
+  if (labels === undefined) set.extras.set(id, (labels = sortedLabels(new Map(Object.entries(set.labels)).set(extra[0], extra[1]))));
+  return labels;
+}
+
+/** A gauge's or sum's data point value: asDouble, else asInt (exact), else refused. */
+function numberValue(dp: Obj): number {
+  const d = dp.asDouble;
+  if (d !== undefined && d !== null && Object.hasOwn(dp, 'asDouble')) return double(d);
+  const i = dp.asInt;
+  if (i !== undefined && i !== null && Object.hasOwn(dp, 'asInt')) return exactInt(i, 'an asInt');
+  throw new Refused('a data point without a value');
+}
+
+function metricPoints(metric: Obj, scope: ScopeLabels, where: string, now: number, state: MetricsDecodeState): void {
   const kind = KINDS.find((k) => present(metric[k]));
   if (!kind) return; // no data: nothing to store and nothing to reject
   const rawName = typeof metric.name === 'string' ? metric.name : '';
@@ -306,6 +399,10 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
   const toMetric: Notes = { add: (m) => void metricNotes.push(m) };
   const toPoint: Notes = { add: (m) => void notes.push(m) };
   const meta = present(metric.name) && typeof metric.name !== 'string' ? 'a metric name that is not a string' : name === '' ? 'a metric without a name' : metaOf(metric, kind, data, toMetric);
+  // Gauges and sums store one row per data point under the metric's own name.
+  const single = kind === 'gauge' || kind === 'sum';
+  const nameTooLong = `a metric name longer than ${L.metricNameMax} characters`;
+  const singleNameTooLong = name.length > L.metricNameMax;
 
   // Built once per metric, not per data point.
   const itemWhere = `${dpWhere}[]`;
@@ -329,44 +426,50 @@ function metricPoints(metric: Obj, base: Labels, resourceId: string | null, wher
       reject('an unreadable timeUnixNano');
       continue;
     }
-    let parts: Part[];
+    let value = NaN;
+    let parts: Part[] | null = null;
     try {
-      parts = partsOf(kind, dp, dpWhere, toPoint);
+      if (single) value = numberValue(dp);
+      else parts = partsOf(kind, dp, dpWhere, toPoint);
     } catch (err) {
       if (!(err instanceof Refused)) throw err;
       reject(err.message);
       continue;
     }
-    const labels: Labels = { ...base };
-    addLabels(labels, attributesToText(dp.attributes, attributesWhere), toPoint);
-    // Last, so that no attribute can stand in for the resource's identity.
-    if (resourceId !== null) {
-      if (Object.hasOwn(labels, RESOURCE_ID_LABEL) && labels[RESOURCE_ID_LABEL] !== resourceId) {
-        notes.push(`an attribute "${RESOURCE_ID_LABEL}" was replaced by the resource's identity`);
+    const set = labelSetOf(scope, attributesKey(dp.attributes, attributesWhere), dp.attributes, attributesWhere);
+    if (parts === null) {
+      const problem = set.problem ?? (Number.isFinite(value) ? null : 'a NaN, infinite or unreadable value') ?? (singleNameTooLong ? nameTooLong : null);
+      if (problem) {
+        reject(problem);
+        continue;
       }
-      labels[RESOURCE_ID_LABEL] = resourceId;
+      state.points.push({ name, labels: set.labels, ts, value, meta, point });
+      for (const m of metricNotes) state.warnings.add(m);
+      for (const m of notes) state.warnings.add(m);
+      for (const m of set.notes) state.warnings.add(m);
+      continue;
     }
+    const withExtra = parts.some((p) => p.extra);
     const problem =
-      labelProblem(labels, parts.some((p) => p.extra) ? 1 : 0) ??
+      (withExtra ? set.problemExtra : set.problem) ??
       (parts.some((p) => !Number.isFinite(p.value)) ? 'a NaN, infinite or unreadable value' : null) ??
-      (parts.some((p) => name.length + p.suffix.length > L.metricNameMax) ? `a metric name longer than ${L.metricNameMax} characters` : null);
+      (parts.some((p) => name.length + p.suffix.length > L.metricNameMax) ? nameTooLong : null);
     if (problem) {
       reject(problem);
       continue;
     }
     const extra = parts.find((p) => p.extra)?.extra?.[0];
-    if (extra !== undefined && Object.hasOwn(labels, extra)) notes.push(`an attribute "${extra}" was replaced by the ${extra === 'le' ? 'bucket bound' : 'quantile'}`);
     for (const p of parts) {
-      const pointLabels = p.extra ? { ...labels } : labels;
-      if (p.extra) put(pointLabels, p.extra[0], p.extra[1]);
-      state.points.push({ name: name + p.suffix, labels: pointLabels, ts, value: p.value, meta, point });
+      state.points.push({ name: name + p.suffix, labels: p.extra ? partLabels(set, p.extra) : set.labels, ts, value: p.value, meta, point });
     }
     for (const m of metricNotes) state.warnings.add(m);
     for (const m of notes) state.warnings.add(m);
+    for (const m of set.notes) state.warnings.add(m);
+    if (extra !== undefined && Object.hasOwn(set.labels, extra)) state.warnings.add(`an attribute "${extra}" was replaced by the ${extra === 'le' ? 'bucket bound' : 'quantile'}`);
   }
 }
 
-/** Walks ExportMetricsServiceRequest (as a plain object) into `state`. */
+/** Walks ExportMetricsServiceRequest (a plain object, or the decoded protobufjs message) into `state`. */
 export function collectMetrics(request: Obj, now: number, state: MetricsDecodeState): void {
   listAt(request.resourceMetrics, 'resourceMetrics').forEach((rmItem, r) => {
     const rm = objectAt(rmItem, `resourceMetrics[${r}]`);
@@ -380,14 +483,15 @@ export function collectMetrics(request: Obj, now: number, state: MetricsDecodeSt
       const scope = objectAt(sm.scope, `${sWhere}.scope`);
       // Precedence, lowest first: resource, scope name, scope attributes, data point attributes;
       // otel_resource_id is set after all of them.
-      const base: Labels = {};
+      const base: LabelMap = new Map();
       addLabels(base, resourceLabels, state.warnings);
       const scopeName = typeof scope.name === 'string' ? scope.name : '';
-      if (scopeName) base[SCOPE_NAME_LABEL] = scopeName;
+      if (scopeName) base.set(SCOPE_NAME_LABEL, scopeName);
       addLabels(base, attributesToText(scope.attributes, `${sWhere}.scope.attributes`), state.warnings);
+      const labels: ScopeLabels = { base, resourceId, sets: new Map() };
       listAt(sm.metrics, `${sWhere}.metrics`).forEach((mItem, m) => {
         const mWhere = `${sWhere}.metrics[${m}]`;
-        metricPoints(objectAt(mItem, mWhere), base, resourceId, mWhere, now, state);
+        metricPoints(objectAt(mItem, mWhere), labels, mWhere, now, state);
       });
     });
   });

@@ -2,12 +2,20 @@ import protobuf from 'protobufjs';
 import { DomainError } from '../../core/errors.js';
 
 /**
- * Readers for the loosely typed request tree both encodings decode to: JSON.parse of the OTLP JSON
- * mapping, or protobufjs toObject (longs as decimal strings, or for metrics as Long objects; bytes
- * as Buffers). Structures of the
- * wrong type make the whole request a 400; a scalar of the wrong type spoils only its item.
+ * Readers for the loosely typed request tree the encodings decode to: JSON.parse of the OTLP JSON
+ * mapping, protobufjs toObject (logs: longs as decimal strings; bytes as Buffers), or for metrics
+ * the decoded protobufjs message itself (64-bit fields as Long objects). Structures of the wrong
+ * type make the whole request a 400; a scalar of the wrong type spoils only its item.
+ *
+ * A decoded message holds the fields that were on the wire as its own properties; the others read
+ * as the defaults on its prototype (0, '', an empty list, a zero Long, null for messages). Where a
+ * default would not read like an absent field (the members of a oneof, a KeyValue's key), the
+ * readers ask `has`, which holds only for a field that was sent (or, in JSON, written out).
  */
 export type Obj = Record<string, unknown>;
+
+/** Whether `o` itself holds `key`, not null: the field was sent. */
+export const has = (o: Obj, key: string): boolean => o[key] !== undefined && o[key] !== null && Object.hasOwn(o, key);
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 
@@ -113,27 +121,27 @@ const MAX_DEPTH = 32;
 export function anyToJs(v: unknown, where: string, depth = 0): unknown {
   if (depth > MAX_DEPTH) throw malformed(where, `nested at most ${MAX_DEPTH} levels deep`);
   const a = objectAt(v, where);
-  if (typeof a.stringValue === 'string') return a.stringValue;
-  if (typeof a.boolValue === 'boolean') return a.boolValue;
-  if (a.intValue !== undefined && a.intValue !== null) {
+  if (typeof a.stringValue === 'string' && has(a, 'stringValue')) return a.stringValue;
+  if (typeof a.boolValue === 'boolean' && has(a, 'boolValue')) return a.boolValue;
+  if (has(a, 'intValue')) {
     const n = int64(a.intValue);
     // Beyond 2^53 a Number would silently change the value; the decimal string keeps it.
     return Number.isSafeInteger(n) ? n : typeof a.intValue === 'string' ? a.intValue : isLong(a.intValue) ? a.intValue.toString() : null;
   }
-  if (a.doubleValue !== undefined && a.doubleValue !== null) {
+  if (has(a, 'doubleValue')) {
     const n = double(a.doubleValue);
     // JSON (and jsonb) have no NaN or Infinity.
     return Number.isFinite(n) ? n : String(n);
   }
-  if (a.arrayValue !== undefined && a.arrayValue !== null) {
+  if (has(a, 'arrayValue')) {
     const arr = objectAt(a.arrayValue, where);
     return listAt(arr.values, where).map((x) => anyToJs(x, where, depth + 1));
   }
-  if (a.kvlistValue !== undefined && a.kvlistValue !== null) {
+  if (has(a, 'kvlistValue')) {
     const kv = objectAt(a.kvlistValue, where);
     return attributesToObject(kv.values, where, depth + 1);
   }
-  if (a.bytesValue !== undefined && a.bytesValue !== null) return bytesToBase64(a.bytesValue);
+  if (has(a, 'bytesValue')) return bytesToBase64(a.bytesValue);
   return null;
 }
 
@@ -148,7 +156,7 @@ export function attributesToObject(list: unknown, where: string, depth = 0): Rec
   const out: Record<string, unknown> = {};
   for (const item of listAt(list, where)) {
     const kv = objectAt(item, where);
-    if (typeof kv.key !== 'string') throw malformed(`${where}[].key`, 'a string');
+    if (typeof kv.key !== 'string' || !has(kv, 'key')) throw malformed(`${where}[].key`, 'a string');
     put(out, kv.key, anyToJs(kv.value, where, depth));
   }
   return out;
@@ -168,7 +176,7 @@ export function attributesToText(list: unknown, where: string): [string, string]
   const out: [string, string][] = [];
   for (const item of listAt(list, where)) {
     const kv = objectAt(item, where);
-    if (typeof kv.key !== 'string') throw malformed(`${where}[].key`, 'a string');
+    if (typeof kv.key !== 'string' || !has(kv, 'key')) throw malformed(`${where}[].key`, 'a string');
     out.push([kv.key, anyToText(kv.value, where)]);
   }
   return out;
