@@ -15,10 +15,18 @@
  * else a chunk row stores in PostgreSQL (tuple header, key and aggregate columns, bytea header,
  * primary-key index entry), which is the figure to compare with the ≤ 2 bytes target.
  *
- *   npm run bench:codec
+ * With SENTINEL_BENCH_DISK=1 (after `npm run build`: it starts a daemon for its PostgreSQL), the
+ * mix's chunk rows are also written into two tables shaped like `point_chunks` (its columns and
+ * primary key), one with `sub` and one without, and their size measured as bench:prometheus
+ * counts the chunk tier (pg_total_relation_size: heap, TOAST, indexes, FSM/VM) and as heap, TOAST
+ * and the primary key only: the bytes per point of the compacted tier, to compare with ≤ 2.
+ *
+ *   npm run bench:codec          SENTINEL_BENCH_DISK=1 npm run bench:codec
  */
 import { performance } from 'node:perf_hooks';
-import { mulberry32 } from './harness.js';
+import pg from 'pg';
+import { chunkAggregates } from '../src/features/telemetry/chunk-codec.js';
+import { copyInto, mulberry32, startSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 import { chunkValueMode, decodeChunk, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
 
@@ -123,3 +131,52 @@ for (const kind of ['counter', 'gauge', 'constant'] as const) {
 }
 console.log(measure('worst case, fresh random two-decimal values', generate(() => 'random-decimal', 2)));
 console.log(measure('worst case, fresh random float64 values', generate(() => 'random-float', 3)));
+
+/** The mix's chunk rows in PostgreSQL, with and without `sub`: on-disk bytes per point. */
+async function onDisk(chunks: Chunk[]): Promise<void> {
+  const s = await startSentinel('codec');
+  const client = new pg.Client(s.pgUrl);
+  try {
+    await client.connect();
+    const points = chunks.reduce((n, c) => n + c.ts.length, 0);
+    const f8 = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
+    const figures: string[] = [];
+    for (const withSub of [false, true]) {
+      const table = withSub ? 'codec_chunks_sub' : 'codec_chunks';
+      await client.query(`create table ${table} (like point_chunks including defaults including constraints including indexes)`);
+      if (!withSub) await client.query(`alter table ${table} drop column sub`);
+      const org = '00000000-0000-0000-0000-000000000001';
+      await copyInto(
+        client,
+        `copy ${table} (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data${withSub ? ', sub' : ''}) from stdin`,
+        [
+          chunks
+            .map((c, i) => {
+              const a = chunkAggregates(c.ts, c.values);
+              const sub = withSub ? encodeChunkSub(c.w, WINDOW_MS, c.ts, c.values) : null;
+              const cols = [org, String(Math.floor(i / 2) + 1), new Date(c.w).toISOString(), new Date(a.firstTs).toISOString(), new Date(a.lastTs).toISOString(), String(a.count)];
+              cols.push(...[a.min, a.max, a.sum, a.firstValue, a.lastValue, a.increase].map(f8), `\\\\x${encodeChunk(c.ts, c.values).toString('hex')}`);
+              if (withSub) cols.push(sub ? `\\\\x${sub.toString('hex')}` : '\\N');
+              return cols.join('\t') + '\n';
+            })
+            .join(''),
+        ],
+      );
+      await client.query(`vacuum analyze ${table}`);
+      const { rows } = await client.query<{ total: string; core: string }>(
+        `select pg_total_relation_size(c.oid)::text as total,
+                (pg_relation_size(c.oid) + coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) + pg_indexes_size(c.oid))::text as core
+           from pg_class c where c.oid = $1::regclass`,
+        [table],
+      );
+      figures.push(
+        `${withSub ? 'with sub' : 'without sub'} ${(Number(rows[0].total) / points).toFixed(3)} B/point (heap, TOAST and primary key only: ${(Number(rows[0].core) / points).toFixed(3)})`,
+      );
+    }
+    console.log(`on disk, the mix's ${chunks.length} chunk rows in a table shaped like point_chunks (pg_total_relation_size): ${figures.join('; ')}`);
+  } finally {
+    await client.end().catch(() => undefined);
+    await s.stop();
+  }
+}
+if (process.env.SENTINEL_BENCH_DISK === '1') await onDisk(mix);

@@ -809,29 +809,17 @@ function varint(out: number[], v: number): void {
  * Error on anything malformed. No allocation: a read decodes tens of thousands.
  */
 export function decodeChunkSubInto(buf: Uint8Array, start: number, end: number, windowStart: number, windowMs: number, agg: Float64Array, ai: number, out: Float64Array): void {
-  let p = start;
-  const byte = (): number => {
-    if (p >= end) throw subCorrupt('truncated');
-    return buf[p++];
-  };
-  const uvarint = (): number => {
-    let v = 0;
-    let scale = 1;
-    for (;;) {
-      const b = byte();
-      v += (b & 0x7f) * scale;
-      if (!(b & 0x80)) return v;
-      scale *= 0x80;
-      if (scale > 2 ** 56) throw subCorrupt('varint too long');
-    }
-  };
-  if (byte() !== SUB_VERSION) throw subCorrupt(`unknown version ${buf[p - 1]}`);
+  // Module-level cursor and plain functions, no closures: this runs per chunk of a read.
+  sub.buf = buf;
+  sub.p = start;
+  sub.end = end;
+  if (subByte() !== SUB_VERSION) throw subCorrupt(`unknown version ${buf[start]}`);
   const count = agg[ai + AGG_COUNT];
-  const n1 = uvarint();
+  const n1 = subVarint();
   if (n1 > count) throw subCorrupt('first half larger than the chunk');
   const B = AGG_SIZE;
   if (n1 === 0 || n1 === count) {
-    if (p !== end) throw subCorrupt('trailing bytes');
+    if (sub.p !== end) throw subCorrupt('trailing bytes');
     const whole = n1 === 0 ? B : 0;
     out[B - whole + AGG_COUNT] = 0;
     for (let i = 0; i < B; i++) out[whole + i] = agg[ai + i];
@@ -842,46 +830,69 @@ export function decodeChunkSubInto(buf: Uint8Array, start: number, end: number, 
   out[AGG_COUNT] = n1;
   out[B + AGG_COUNT] = n2;
   out[AGG_FIRST_TS] = agg[ai + AGG_FIRST_TS];
-  out[AGG_LAST_TS] = mid - 1 - uvarint();
-  out[B + AGG_FIRST_TS] = mid + uvarint();
+  out[AGG_LAST_TS] = mid - 1 - subVarint();
+  out[B + AGG_FIRST_TS] = mid + subVarint();
   out[B + AGG_LAST_TS] = agg[ai + AGG_LAST_TS];
   if (out[AGG_LAST_TS] < out[AGG_FIRST_TS] || out[B + AGG_FIRST_TS] > out[B + AGG_LAST_TS]) throw subCorrupt('half times outside the chunk');
-  const t0 = byte();
-  const t1 = byte();
-  const t2 = byte();
+  const t0 = subByte();
+  const t1 = subByte();
+  const t2 = subByte();
   if (t2 & 0x0f) throw subCorrupt('non-zero tag padding');
   const tags = (t0 << 16) | (t1 << 8) | t2;
-  const field = (f: number, r: number, r2: number): number => {
-    const tag = (tags >>> (22 - 2 * f)) & 3;
-    if (tag === 0) return r;
-    if (tag === 3) return r2;
-    if (tag === 1) {
-      const z = uvarint();
-      if (z > 2 * MAX_STEP) throw subCorrupt('step out of range');
-      return r + (z % 2 === 0 ? z / 2 : -(z + 1) / 2) / 100;
-    }
-    if (p + 8 > end) throw subCorrupt('truncated');
-    u32[HI] = ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-    u32[LO] = ((buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]) >>> 0;
-    p += 8;
-    return f64[0];
-  };
   const first = agg[ai + AGG_FIRST];
   const last = agg[ai + AGG_LAST];
   out[AGG_FIRST] = first;
   out[B + AGG_LAST] = last;
-  const aLast = (out[AGG_LAST] = field(0, first, last));
-  const bFirst = (out[B + AGG_FIRST] = field(1, aLast, last));
-  out[AGG_MIN] = field(2, agg[ai + AGG_MIN], first);
-  out[AGG_MAX] = field(3, agg[ai + AGG_MAX], aLast);
-  out[B + AGG_MIN] = field(4, agg[ai + AGG_MIN], bFirst);
-  out[B + AGG_MAX] = field(5, agg[ai + AGG_MAX], last);
+  const aLast = (out[AGG_LAST] = subField(tags, 0, first, last));
+  const bFirst = (out[B + AGG_FIRST] = subField(tags, 1, aLast, last));
+  out[AGG_MIN] = subField(tags, 2, agg[ai + AGG_MIN], first);
+  out[AGG_MAX] = subField(tags, 3, agg[ai + AGG_MAX], aLast);
+  out[B + AGG_MIN] = subField(tags, 4, agg[ai + AGG_MIN], bFirst);
+  out[B + AGG_MAX] = subField(tags, 5, agg[ai + AGG_MAX], last);
   const sum = agg[ai + AGG_SUM];
-  const aSum = (out[AGG_SUM] = field(6, n1 * first, sum));
-  out[B + AGG_SUM] = field(7, sum - aSum, n2 * bFirst);
-  const aInc = (out[AGG_INCREASE] = field(8, aLast - first, 0));
-  out[B + AGG_INCREASE] = field(9, last - bFirst, agg[ai + AGG_INCREASE] - aInc);
-  if (p !== end) throw subCorrupt('trailing bytes');
+  const aSum = (out[AGG_SUM] = subField(tags, 6, n1 * first, sum));
+  out[B + AGG_SUM] = subField(tags, 7, sum - aSum, n2 * bFirst);
+  const aInc = (out[AGG_INCREASE] = subField(tags, 8, aLast - first, 0));
+  out[B + AGG_INCREASE] = subField(tags, 9, last - bFirst, agg[ai + AGG_INCREASE] - aInc);
+  if (sub.p !== end) throw subCorrupt('trailing bytes');
+}
+
+/** decodeChunkSubInto's cursor (decoding is synchronous). */
+const sub = { buf: new Uint8Array(0) as Uint8Array, p: 0, end: 0 };
+
+function subByte(): number {
+  if (sub.p >= sub.end) throw subCorrupt('truncated');
+  return sub.buf[sub.p++];
+}
+
+function subVarint(): number {
+  let v = 0;
+  let scale = 1;
+  for (;;) {
+    const b = subByte();
+    v += (b & 0x7f) * scale;
+    if (!(b & 0x80)) return v;
+    scale *= 0x80;
+    if (scale > 2 ** 56) throw subCorrupt('varint too long');
+  }
+}
+
+/** Value field f (its 2-bit tag in `tags`) from its references r and r2. */
+function subField(tags: number, f: number, r: number, r2: number): number {
+  const tag = (tags >>> (22 - 2 * f)) & 3;
+  if (tag === 0) return r;
+  if (tag === 3) return r2;
+  if (tag === 1) {
+    const z = subVarint();
+    if (z > 2 * MAX_STEP) throw subCorrupt('step out of range');
+    return r + (z % 2 === 0 ? z / 2 : -(z + 1) / 2) / 100;
+  }
+  const { buf, p } = sub;
+  if (p + 8 > sub.end) throw subCorrupt('truncated');
+  u32[HI] = ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
+  u32[LO] = ((buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]) >>> 0;
+  sub.p = p + 8;
+  return f64[0];
 }
 
 function subCorrupt(what: string): Error {
