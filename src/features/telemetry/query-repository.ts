@@ -108,8 +108,9 @@ export interface MetricReadResult {
 
 /**
  * Most compacted points one metric read decodes: each becomes objects in Node, outside the
- * statement timeout's reach, so a read of months of 1-hour buckets (2-hour chunks, never whole in
- * one bucket) or of percentiles over many series is refused instead of exhausting memory.
+ * statement timeout's reach, so a read of months of 30-minute buckets (2-hour chunks and their
+ * 1-hour halves never whole in one bucket; or of chunks written without halves) or of percentiles
+ * over many series is refused instead of exhausting memory.
  */
 export const MAX_DECODED_POINTS = 5_000_000;
 
@@ -368,7 +369,8 @@ export class QueryRepository {
    * series overlapping the range (and the increase/rate lookback), one index probe per series.
    * Without one, it answers as above and nothing else runs. With one, the finished aggregates are
    * not computed; the statement returns instead the series in lookup order and the chunks (their
-   * stored aggregates, and their data only where the points are needed one by one; per series one
+   * stored aggregates, their halves' (`sub`) where each half lies in one bucket, and their data only
+   * where the points are needed one by one; per series one
    * bytea of CHUNK_RECORDS), and a second statement on the same connection the fresh tier's part
    * of the range and the chunk versions that show both read one state of the chunks (freshStatement: per
    * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and

@@ -37,13 +37,17 @@ const CHUNK_WINDOW_MS = tables.CHUNK_WINDOW_MS;
  * A chunk lying wholly inside one bucket of the range (and, for increase/rate, with no fresh point
  * of its series between its first and last point) arrives without its data: its stored count,
  * min, max and sum (increase: first_value for the delta from the previous point, then the stored
- * increase, last_value as the next point's base) stand for its points. Others are decoded.
+ * increase, last_value as the next point's base) stand for its points. A chunk whose two 1-hour
+ * halves each lie wholly inside one bucket (by the same rules, the half's bounds standing for the
+ * chunk's) arrives with its halves' aggregates (`sub`, decodeChunkSubInto) instead of its data,
+ * and each half stands for its points in the same way. Others are decoded. A chunk without `sub`
+ * (written before the column existed) is decoded wherever a half would have served.
  *
  * Floating point: counts, min, max, percentiles and every delta are exact whatever the tier. A sum
  * (sum, avg, increase/rate) is accumulated in time order, series by series in lookup order, as
  * the fresh-only statement accumulates it; it can differ from the fresh-only answer in the last
- * bits only where a partial sum is added as one term (a whole chunk's stored sum or increase, the
- * fresh tier's per-bucket sum of a series inside a group) and the values are not exactly
+ * bits only where a partial sum is added as one term (a whole chunk's stored sum or increase, a
+ * half's, the fresh tier's per-bucket sum of a series inside a group) and the values are not exactly
  * representable sums (integers and short binary fractions, e.g. counters, are always exact).
  */
 
