@@ -76,6 +76,22 @@ describe('telemetry ingest (native JSON)', function () {
     expect(log).to.deep.equal({ body: 'a\ufffdb', attributes: { k: 'x\ufffdy' } });
   });
 
+  it('stores label values that differ only in what cannot be stored (a NUL, a lone surrogate, U+FFFD) as one series, new or known', async () => {
+    const org = await createOrg(t.app.services);
+    const key = (await createApiKey(t.app.services, org.slug, ['ingest'])).secret;
+    const ts = Date.now() - 1000;
+    const sent = (values: string[], from: number) => ({ metrics: values.map((v, i) => ({ name: 'clean.me', value: from + i, ts: ts + from + i, labels: { host: v, dc: 'eu' } })) });
+    // One batch, the series new: three spellings of one stored label set.
+    expect((await t.api.post('/telemetry', key, sent(['a\u0000b', 'a\ufffdb', 'a\ud800b'], 0))).status).to.equal(202);
+    // Again, the series known (the cache has the spellings of the first batch; here one more order).
+    const again = { metrics: [{ name: 'clean.me', value: 3, ts: ts + 3, labels: { dc: 'eu', host: 'a\u0000b' } }, ...sent(['a\udc00b'], 4).metrics] };
+    expect((await t.api.post('/telemetry', key, again)).status).to.equal(202);
+    const series = await query<{ id: string; labels: Record<string, string> }>(url, 'select id, labels from series where org_id = $1', [org.id]);
+    expect(series.map((s) => s.labels)).to.deep.equal([{ dc: 'eu', host: 'a\ufffdb' }]);
+    const points = await query<{ series_id: string; value: number }>(url, 'select series_id, value from points where org_id = $1 order by value', [org.id]);
+    expect(points).to.deep.equal([0, 1, 2, 3, 4].map((value) => ({ series_id: series[0].id, value })));
+  });
+
   it('accepts gzip bodies and answers 413 for a gzip bomb, storing nothing', async () => {
     const before = await count(url, 'select count(*) as n from points where org_id = $1', [orgA.id]);
     const ok = await t.api.post('/telemetry', keyA, gzipSync(JSON.stringify({ metrics: [{ name: 'gz', value: 2 }] })), { 'content-encoding': 'gzip' });

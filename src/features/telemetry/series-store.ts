@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { toStorableText } from '../../core/text.js';
 import type { SeriesKey, SeriesRepository } from './series-repository.js';
 import { NATIVE_META, type SeriesKind, type SeriesMeta } from './telemetry-types.js';
 
@@ -53,6 +54,25 @@ export function canonicalLabels(labels: Record<string, string>): string {
   let out = '{';
   for (let i = 0; i < keys.length; i++) out += (i ? ',' : '') + JSON.stringify(keys[i]) + ':' + JSON.stringify(labels[keys[i]]);
   return out + '}';
+}
+
+/**
+ * The labels PostgreSQL can store: NUL characters and unpaired surrogates in keys and values
+ * replaced by U+FFFD (toStorableText). The same object when nothing needs replacing.
+ */
+export function storableLabels<T>(r: Record<string, T>): Record<string, T> {
+  let out: Record<string, T> | null = null;
+  for (const k in r) {
+    const v = r[k];
+    const ck = toStorableText(k);
+    const cv = (typeof v === 'string' ? toStorableText(v) : v) as T;
+    if (out || ck !== k || cv !== v) {
+      out ??= { ...r };
+      if (ck !== k) delete out[k];
+      out[ck] = cv;
+    }
+  }
+  return out ?? r;
 }
 
 /**
@@ -155,7 +175,9 @@ export class SeriesStore {
       } else {
         const m = missing.get(key);
         if (m) m.at.push(i);
-        else missing.set(key, { at: [i], meta, name: p.name, canon: canonicalLabels(p.labels) });
+        // Text PostgreSQL cannot store is replaced here, for series not in the cache: the cache key
+        // is that of the labels as sent (distinct label sets that store alike share a series).
+        else missing.set(key, { at: [i], meta, name: toStorableText(p.name), canon: canonicalLabels(storableLabels(p.labels)) });
       }
     }
     const refused: number[] = [];
@@ -176,19 +198,27 @@ export class SeriesStore {
     atomic: boolean,
     now: number,
   ): Promise<void> {
-    /** `name \0 hash hex` → the key and its cache key. */
-    const keys = new Map<string, SeriesKey & { cacheKey: string }>();
+    /**
+     * `name \0 hash hex` → the key and its cache keys (several when label sets sent differently,
+     * with a NUL and with U+FFFD say, store as one series), and the input indexes needing it.
+     */
+    const keys = new Map<string, SeriesKey & { cacheKeys: string[]; at: number[] }>();
     for (const [cacheKey, m] of missing) {
       const hash = createHash('sha256').update(seriesIdentity(m.canon, m.meta)).digest();
-      keys.set(`${m.name}\u0000${hash.toString('hex')}`, { name: m.name, canon: m.canon, hash, meta: m.meta, cacheKey });
+      const id = `${m.name}\u0000${hash.toString('hex')}`;
+      const known = keys.get(id);
+      if (known) {
+        known.cacheKeys.push(cacheKey);
+        known.at.push(...m.at);
+      } else keys.set(id, { name: m.name, canon: m.canon, hash, meta: m.meta, cacheKeys: [cacheKey], at: [...m.at] });
     }
     const assign = (rows: { id: number; name: string; labels_hash: Buffer }[]) => {
       for (const r of rows) {
         const id = `${r.name}\u0000${r.labels_hash.toString('hex')}`;
         const k = keys.get(id);
         if (!k) continue;
-        this.cache.set(k.cacheKey, r.id);
-        for (const i of missing.get(k.cacheKey)?.at ?? []) ids[i] = r.id;
+        for (const cacheKey of k.cacheKeys) this.cache.set(cacheKey, r.id);
+        for (const i of k.at) ids[i] = r.id;
         keys.delete(id);
       }
     };
@@ -202,25 +232,25 @@ export class SeriesStore {
     const count = cached && now - cached.at < COUNT_TTL_MS ? cached.n : await this.repo.count(orgId);
     // One kind per name: a new series whose name already has series of another kind is refused.
     const kinds = await this.repo.kinds(orgId, [...new Set([...keys.values()].map((k) => k.name))]);
-    const fresh: (SeriesKey & { cacheKey: string })[] = [];
+    const fresh: (SeriesKey & { at: number[] })[] = [];
     for (const k of keys.values()) {
       const existing = kinds.get(k.name);
       if (existing === undefined || existing === k.meta.kind) {
         kinds.set(k.name, k.meta.kind);
         fresh.push(k);
       } else {
-        for (const index of missing.get(k.cacheKey)?.at ?? []) conflicts.push({ index, name: k.name, kind: k.meta.kind, existing });
+        for (const index of k.at) conflicts.push({ index, name: k.name, kind: k.meta.kind, existing });
       }
     }
     conflicts.sort((a, b) => a.index - b.index);
     // A data point with a conflicting series creates none of its series (a histogram whose
     // _count is refused leaves no empty _sum or buckets behind).
     const conflicted = new Set(conflicts.map((c) => pointOf(c.index)));
-    const candidates = conflicted.size === 0 ? fresh : fresh.filter((k) => !(missing.get(k.cacheKey)?.at ?? []).every((i) => conflicted.has(pointOf(i))));
+    const candidates = conflicted.size === 0 ? fresh : fresh.filter((k) => !k.at.every((i) => conflicted.has(pointOf(i))));
     const room = Math.max(0, maxSeries - count);
-    const allowed = candidates.length <= room ? candidates : wholePoints(candidates, room, (k) => (missing.get(k.cacheKey)?.at ?? []).map(pointOf));
+    const allowed = candidates.length <= room ? candidates : wholePoints(candidates, room, (k) => k.at.map(pointOf));
     const created = new Set(allowed);
-    for (const k of candidates) if (!created.has(k)) for (const i of missing.get(k.cacheKey)?.at ?? []) refused.push(i);
+    for (const k of candidates) if (!created.has(k)) for (const i of k.at) refused.push(i);
     refused.sort((a, b) => a - b);
     if (atomic && (conflicts.length > 0 || refused.length > 0)) return;
     const rows = await this.repo.insertOrGet(orgId, allowed);

@@ -9,7 +9,7 @@ import type { GroupCommitWriter } from './group-commit-writer.js';
 import type { IngestRepository, StoredPoint, WriteItem } from './ingest-repository.js';
 import { nativeBatch } from './native-batch.js';
 import type { RejectionReason } from './rejection-counter.js';
-import type { SeriesStore } from './series-store.js';
+import { storableLabels, type SeriesStore } from './series-store.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
 import type { Accepted, TelemetryBodyT } from './telemetry-schemas.js';
@@ -35,22 +35,10 @@ export interface TelemetryServiceDeps {
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-// PostgreSQL text cannot hold NUL, and jsonb refuses lone surrogates: both are replaced, not refused.
+// PostgreSQL text cannot hold NUL, and jsonb refuses lone surrogates: both are replaced, not refused
+// (metric names and labels by the series store, for series it does not know yet).
 const clean = toStorableText;
-function cleanRecord<T>(r: Record<string, T>): Record<string, T> {
-  let out: Record<string, T> | null = null;
-  for (const k in r) {
-    const v = r[k];
-    const ck = clean(k);
-    const cv = (typeof v === 'string' ? clean(v) : v) as T;
-    if (out || ck !== k || cv !== v) {
-      out ??= { ...r };
-      if (ck !== k) delete out[k];
-      out[ck] = cv;
-    }
-  }
-  return out ?? r;
-}
+const cleanRecord = storableLabels;
 
 const zero = (): Counts => ({ metrics: 0, logs: 0, events: 0 });
 const total = (items: Partial<Counts>): number => (items.metrics ?? 0) + (items.logs ?? 0) + (items.events ?? 0);
@@ -209,10 +197,6 @@ export class TelemetryService implements TelemetryIngest {
       });
     }
 
-    for (const p of points) {
-      p.name = clean(p.name);
-      p.labels = cleanRecord(p.labels);
-    }
     const { ids, refused, conflicts } = await this.d.series.resolve(orgId, points, limits.max_series, !opts.partial);
     const pathOf = (i: number) => `body/metrics/${input.points.indexOf(points[i])}/name`;
     if (conflicts.length) {
