@@ -97,10 +97,12 @@ export function metricAnswerJson(series: readonly RawAnswerSeries[]): Buffer {
   // beyond 9999) or labels long; the writer grows then.
   const w = new ByteWriter(OPEN.length + 2 + series.length * 256 + points * (30 + NUMBER_MAX + 2));
   // `["<RFC 3339>",` per bucket start, encoded once: every series shares the same few.
-  const heads = new Map<number, string>();
-  const head = (t: number): string => {
+  // As bytes: copying them costs a load and a store each, where a string's characters (a
+  // concatenation's, unflattened) may each cost a walk of its parts.
+  const heads = new Map<number, Buffer>();
+  const head = (t: number): Buffer => {
     let h = heads.get(t);
-    if (h === undefined) heads.set(t, (h = `[${JSON.stringify(new Date(t).toISOString())},`));
+    if (h === undefined) heads.set(t, (h = Buffer.from(`[${JSON.stringify(new Date(t).toISOString())},`, 'latin1')));
     return h;
   };
   let scratch = Buffer.allocUnsafe(0);
@@ -132,7 +134,8 @@ export function metricAnswerJson(series: readonly RawAnswerSeries[]): Buffer {
       let q = 1; // after '['
       for (let j = 0; j < n; j++) {
         if (j > 0) w.byte(COMMA);
-        w.ascii(head(pts[j][0]));
+        const h = head(pts[j][0]);
+        w.slice(h, 0, h.length);
         // The value's text runs to the next comma (or the closing bracket).
         let end = q;
         while (scratch[end] !== COMMA && scratch[end] !== CLOSE_BRACKET) end++;
@@ -143,7 +146,8 @@ export function metricAnswerJson(series: readonly RawAnswerSeries[]): Buffer {
     } else {
       for (let j = 0; j < n; j++) {
         if (j > 0) w.byte(COMMA);
-        w.ascii(head(pts[j][0]));
+        const h = head(pts[j][0]);
+        w.slice(h, 0, h.length);
         w.utf8(valueText(pts[j][1]));
         w.byte(CLOSE_BRACKET);
       }
