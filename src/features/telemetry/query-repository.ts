@@ -193,6 +193,9 @@ export interface UsageRow {
 /** Severity 0 is "unspecified" and reads as info (levelOf), so an info-or-lower filter keeps it. */
 const INFO = 9;
 
+/** work_mem of the reads pool's sessions (per sort or materialized CTE of one statement; fixed, never from input). */
+const READ_WORK_MEM = '32MB';
+
 /** A pooled pg connection, as knex's pool hands it out. */
 interface PgConnection {
   query<R extends object>(sql: string, values?: unknown[]): Promise<{ rows: R[] }>;
@@ -575,7 +578,9 @@ export class QueryRepository {
    * round trip, as it would for a client of PostgreSQL (knex's transaction wrapper costs about
    * a millisecond, BEGIN/COMMIT two more round trips). The session's timeout is set only when it
    * differs from the one wanted. JIT stays off: its compile time (hundreds of ms) dwarfs these
-   * statements.
+   * statements. work_mem is READ_WORK_MEM: a month of one hundred series' chunk rows (36,000, the
+   * `ch` CTE and the sort of their records) spilled to temporary files under the default 4 MB
+   * (measured: the statement's p50 943 → 774 ms, interleaved, on a loaded machine).
    */
   private async onReadConnection<T>(timeoutMs: number, fn: (conn: PgConnection) => Promise<T>): Promise<T> {
     const pool = this.reads.client as unknown as PoolAccess;
@@ -583,7 +588,7 @@ export class QueryRepository {
     try {
       const timeout = Math.max(1, Math.trunc(timeoutMs));
       if (this.sessionTimeouts.get(conn) !== timeout) {
-        await conn.query(`set statement_timeout = ${timeout}; set jit = off`);
+        await conn.query(`set statement_timeout = ${timeout}; set jit = off; set work_mem = '${READ_WORK_MEM}'`);
         this.sessionTimeouts.set(conn, timeout);
       }
       return await fn(conn);
