@@ -318,18 +318,36 @@ interface ScopeLabels {
   /** Resource labels, scope name and scope attributes, in precedence order. */
   base: LabelMap;
   resourceId: string | null;
-  /** attributesKey → its labels. */
-  sets: Map<string, LabelSet>;
+  /** The attribute lists seen under the scope, and their labels. */
+  lists: ListNode;
 }
 
 /**
- * The identity of a data point's attribute list as [key, text] pairs, in the order sent: each key
- * and text prefixed by its length, so no content can make two lists collide. Fails the request
- * exactly where attributesToText would.
+ * The attribute lists seen under a scope as a tree of [key, text] pairs in the order sent: from a
+ * node, `next` leads by a key, from there by its text (so keys and texts never mix), and `set`
+ * holds the labels of the list that ends at the node.
  */
-function attributesKey(list: unknown, where: string): string {
+interface ListNode {
+  next: Map<string, ListNode> | null;
+  set: LabelSet | null;
+}
+
+const newNode = (): ListNode => ({ next: null, set: null });
+
+function step(node: ListNode, s: string): ListNode {
+  node.next ??= new Map();
+  let n = node.next.get(s);
+  if (n === undefined) node.next.set(s, (n = newNode()));
+  return n;
+}
+
+/**
+ * The node of a data point's attribute list ([key, text] pairs, in the order sent) under its scope.
+ * Fails the request exactly where attributesToText would.
+ */
+function listNode(scope: ScopeLabels, list: unknown, where: string): ListNode {
   const items = listAt(list, where);
-  let key = '';
+  let node = scope.lists;
   for (let i = 0; i < items.length; i++) {
     const kv = objectAt(items[i], where);
     const k = kv.key;
@@ -337,18 +355,18 @@ function attributesKey(list: unknown, where: string): string {
     const v = kv.value as Obj | null | undefined;
     // A string value (nearly every attribute) as anyToText reads it, without its detour.
     const text = typeof v === 'object' && v !== null && typeof v.stringValue === 'string' && Object.hasOwn(v, 'stringValue') ? v.stringValue : anyToText(v, where);
-    key += `${k.length}:${k}${text.length}:${text}`;
+    node = step(step(node, k), text);
   }
-  return key;
+  return node;
 }
 
 /** The labels as an object, keys in code-unit order (fromEntries, unlike assignment, keeps a "__proto__" key). */
 const sortedLabels = (labels: LabelMap): Labels => Object.fromEntries([...labels].sort(byKey));
 
 /** The labels of a data point: the scope's base, its attributes, then the resource's identity. */
-function labelSetOf(scope: ScopeLabels, key: string, attributes: unknown, where: string): LabelSet {
-  let set = scope.sets.get(key);
-  if (set !== undefined) return set;
+function labelSetOf(scope: ScopeLabels, attributes: unknown, where: string): LabelSet {
+  const node = listNode(scope, attributes, where);
+  if (node.set !== null) return node.set;
   const notes: string[] = [];
   const labels: LabelMap = new Map(scope.base);
   addLabels(labels, attributesToText(attributes, where), { add: (m) => void notes.push(m) });
@@ -362,9 +380,8 @@ function labelSetOf(scope: ScopeLabels, key: string, attributes: unknown, where:
   // Checked in the order the labels were built, which decides the message when several are wrong.
   const problem = labelProblem(labels, 0);
   const problemExtra = labels.size + 1 > L.maxLabels ? labelProblem(labels, 1) : problem;
-  set = { labels: sortedLabels(labels), notes, problem, problemExtra, extras: null };
-  scope.sets.set(key, set);
-  return set;
+  node.set = { labels: sortedLabels(labels), notes, problem, problemExtra, extras: null };
+  return node.set;
 }
 
 /** A part's labels: its set's, plus its own label (le, quantile), which replaces an attribute of that name. */
@@ -436,7 +453,7 @@ function metricPoints(metric: Obj, scope: ScopeLabels, where: string, now: numbe
       reject(err.message);
       continue;
     }
-    const set = labelSetOf(scope, attributesKey(dp.attributes, attributesWhere), dp.attributes, attributesWhere);
+    const set = labelSetOf(scope, dp.attributes, attributesWhere);
     if (parts === null) {
       const problem = set.problem ?? (Number.isFinite(value) ? null : 'a NaN, infinite or unreadable value') ?? (singleNameTooLong ? nameTooLong : null);
       if (problem) {
@@ -488,7 +505,7 @@ export function collectMetrics(request: Obj, now: number, state: MetricsDecodeSt
       const scopeName = typeof scope.name === 'string' ? scope.name : '';
       if (scopeName) base.set(SCOPE_NAME_LABEL, scopeName);
       addLabels(base, attributesToText(scope.attributes, `${sWhere}.scope.attributes`), state.warnings);
-      const labels: ScopeLabels = { base, resourceId, sets: new Map() };
+      const labels: ScopeLabels = { base, resourceId, lists: newNode() };
       listAt(sm.metrics, `${sWhere}.metrics`).forEach((mItem, m) => {
         const mWhere = `${sWhere}.metrics[${m}]`;
         metricPoints(objectAt(mItem, mWhere), labels, mWhere, now, state);
