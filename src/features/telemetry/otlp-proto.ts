@@ -12,9 +12,10 @@ export interface ProtoMessageType {
 
 /**
  * The vendored opentelemetry-proto files (otlp-proto-files.ts) parsed into one protobufjs Root,
- * field names in camelCase as the OTLP JSON mapping spells them. toObject({ longs: String }) gives
- * the tree the decoders read: (fixed/s)int64 as decimal strings, bytes as Buffers, enums as numbers,
- * unset fields absent. google.rpc.Status, which OTLP/HTTP error bodies carry, is not among them;
+ * field names in camelCase as the OTLP JSON mapping spells them. The metrics decoder reads the
+ * decoded message itself; for logs, toObject({ longs: String }) gives the tree it reads:
+ * (fixed/s)int64 as decimal strings, bytes as Buffers, enums as numbers, unset fields absent
+ * (otlp-values describes both). google.rpc.Status, which OTLP/HTTP error bodies carry, is not among them;
  * only its first two fields are used (details, field 3, is optional and never sent).
  */
 function loadRoot(): protobuf.Root {
