@@ -210,7 +210,7 @@ interface PoolAccess {
 /**
  * A row of metricRead's statement: r = 'k' the counts (and in sid the versions of the chunks
  * read); 'x' one answer series (fresh tier only); with chunks in the range instead 's' a matching
- * series (lookup order), 'c' a series' chunks (CHUNK_RECORDS in data), 'f' a series' fresh points or per-bucket partials, 'v' (sid)
+ * series (lookup order), 'c' a series' chunks (chunkRecords in data), 'f' a series' fresh points or per-bucket partials, 'v' (sid)
  * the versions of the same chunks as the fresh tier's statement sees them.
  */
 interface MetricReadRow {
@@ -308,19 +308,33 @@ function chunkOverlap(org: string, ids: string, lo: string, end: string, windowL
 
 /** One chunk row version (partition vt, place vc, writing transaction ver): a compaction batch or a merge changes it. */
 const CHUNK_VERSION = `c.tableoid as vt, c.ctid as vc, c.xmin::text as ver`;
-/** The versions of a set of chunk rows as one value (ordered by place: no text sort). */
-const VERSIONS = `md5(coalesce(string_agg(vt::text || vc::text || ':' || ver, ',' order by vt, vc), ''))`;
+/**
+ * The versions of a set of chunk rows as one value, order-free (no sort, no concatenation of them
+ * all): their count and the sum of a 64-bit hash of each (place and writing transaction, seeded by
+ * the partition). Why it tells a compaction batch committed between the two statements of a read:
+ * such a batch's rows in the range are new row versions whose xmin is the batch's transaction, which
+ * committed after the first statement's snapshot, so no version the first statement saw carries it;
+ * an updated or deleted row's old version is gone from the second's. The two sets then differ, and
+ * two different sets give equal values only if count and the 64-bit hash sum collide (as the md5 of
+ * their list could).
+ */
+const VERSIONS = `count(*)::text || ':' || coalesce(sum(hashtextextended(vc::text || ':' || ver, vt::oid::bigint)), 0)::text`;
 
 /**
- * A series' chunks (rows of `ch`: t = [first, last], v = the seven aggregates, m what follows
- * them, d its bytes) as one bytea of records (tier-read.ts's TierChunks): the nine numbers as
- * float8send (big-endian IEEE 754, bit for bit), an int4send L (m = 0: the data, L its length;
+ * A series' chunks (rows of `ch`: first and last time, the seven aggregates, m what follows
+ * them, d its bytes) as one bytea of records (tier-read.ts's TierChunks): the two times as
+ * timestamptz_send (big-endian int8 microseconds since 2000-01-01; no numeric epoch arithmetic per
+ * chunk), the seven numbers as float8send (big-endian IEEE 754, bit for bit), an int4send L (m = 0: the data, L its length;
  * m = 1: nothing, L = -1; m = 2: the sub, L = -2 − its length), the bytes. One row per series
  * instead of one per chunk: a month of 2-hour chunks of 100 series is 36,000 rows, whose parsing in
  * node-postgres (text protocol, two float8[] columns each) cost more than the statement.
+ * In no particular order (no sort of the chunk rows): tier-read.ts orders a series' parts by time,
+ * and a series' chunks lie in disjoint windows (one row per series and window); a percentile's,
+ * whose values are kept in the order they come, are sent in first-ts order.
  */
-const CHUNK_RECORDS = `string_agg(float8send(ch.t[1]) || float8send(ch.t[2])${[1, 2, 3, 4, 5, 6, 7].map((i) => ` || float8send(ch.v[${i}])`).join('')}
-         || int4send(case ch.m when 0 then length(ch.d) when 1 then -1 else -2 - length(ch.d) end) || coalesce(ch.d, ''::bytea), ''::bytea order by ch.t[1])`;
+const chunkRecords = (ordered: boolean) => `string_agg(timestamptz_send(ch.ft) || timestamptz_send(ch.lt) || float8send(ch.n::float8) || float8send(ch.mn)
+         || float8send(ch.mx) || float8send(ch.sm) || float8send(ch.fv) || float8send(ch.lv) || float8send(ch.inc)
+         || int4send(case ch.m when 0 then length(ch.d) when 1 then -1 else -2 - length(ch.d) end) || coalesce(ch.d, ''::bytea), ''::bytea${ordered ? ' order by ch.ft' : ''})`;
 
 /** Positional parameters for hand-built SQL: `p.add(v)` returns its placeholder ($1, $2, …). */
 class Params {
@@ -374,7 +388,7 @@ export class QueryRepository {
    * not computed; the statement returns instead the series in lookup order and the chunks (their
    * stored aggregates, their halves' (`sub`) where each half lies in one bucket, and their data only
    * where the points are needed one by one; per series one
-   * bytea of CHUNK_RECORDS), and a second statement on the same connection the fresh tier's part
+   * bytea of chunkRecords), and a second statement on the same connection the fresh tier's part
    * of the range and the chunk versions that show both read one state of the chunks (freshStatement: per
    * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and
    * increase/rate); tier-read.ts aggregates them exactly as the fresh-only statement would (see
@@ -452,7 +466,6 @@ export class QueryRepository {
     // halves' bounds are taken from the columns (the first half: first_ts up to the middle, or
     // last_ts if earlier; the second: the middle, or first_ts if later, up to last_ts), which hold
     // a half's points but may be wider than them: a half decided whole is whole.
-    const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
     const percentile = pointAgg.startsWith('percentile');
     const inBucket = (lo: string, hi: string) => `${lo} >= ${start} and ${hi} < ${end} and ${binOf(lo)} = ${binOf(hi)}`;
     const noFreshIn = (lo: string, hi: string) =>
@@ -471,9 +484,8 @@ export class QueryRepository {
     const lo = temporal ? lookbackStart : start;
     // m: 0 the data follows (decode), 1 nothing (whole), 2 the sub (halves); d those bytes.
     const chunks = `
-      select c.series_id::text as sid, array[${ms('c.first_ts')}, ${ms('c.last_ts')}] as t,
-             array[c.count::float8, c.min, c.max, c.sum, c.first_value, c.last_value, c.increase] as v,
-             x.m, case x.m when 0 then c.data when 2 then c.sub end as d, ${CHUNK_VERSION}
+      select c.series_id::text as sid, c.first_ts as ft, c.last_ts as lt, c.count as n, c.min as mn, c.max as mx, c.sum as sm,
+             c.first_value as fv, c.last_value as lv, c.increase as inc, x.m, case x.m when 0 then c.data when 2 then c.sub end as d, ${CHUNK_VERSION}
         from point_chunks c
              cross join lateral (select case when ${whole} then 1 when ${halves} then 2 else 0 end as m) x
        where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))} and ${withinLimits}`;
@@ -482,7 +494,7 @@ export class QueryRepository {
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
       ch as materialized (${chunks}),
-      cd as (select coalesce(sum(v[1]) filter (where m = 0), 0)::float8 as n from ch),
+      cd as (select coalesce(sum(n) filter (where m = 0), 0)::float8 as n from ch),
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
@@ -494,7 +506,7 @@ export class QueryRepository {
       select 's', null, null, s.id::text, ${grouped ? 'null, s.kind, s.temporality, null, s.gk' : 's.labels, s.kind, s.temporality, s.unit, null'}, null, null, null
         from s where ${mixed}
       union all
-      select 'c', null, null, ch.sid, null, null, null, null, null, null, null, ${CHUNK_RECORDS} from ch
+      select 'c', null, null, ch.sid, null, null, null, null, null, null, null, ${chunkRecords(percentile)} from ch
        where (select n from cd) <= ${p.add(maxDecode)}
        group by ch.sid
 `;

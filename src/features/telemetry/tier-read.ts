@@ -64,8 +64,9 @@ export interface TierSeries {
 
 /**
  * One series' chunks overlapping the range (or the lookback) as the statement sends them: one
- * record per chunk, in first-ts order (CHUNK_RECORDS in query-repository.ts): nine float8, big
- * endian (first ts, last ts, count, min, max, sum, first value, last value, increase: AGG_* order),
+ * record per chunk, in no particular order but a percentile's in first-ts order (chunkRecords in
+ * query-repository.ts): first and last time as big-endian int8 microseconds since 2000-01-01, seven
+ * float8, big endian (count, min, max, sum, first value, last value, increase: AGG_* order after the two times),
  * an int4 L, then L bytes of `data` (L ≥ 0: decode the points), or nothing (L = -1: the chunk lies
  * wholly inside one bucket, use its aggregates), or -2 − L bytes of `sub` (L ≤ -2: each of its
  * halves lies wholly inside one bucket, use the halves' aggregates).
@@ -75,11 +76,14 @@ export interface TierChunks {
   records: Uint8Array;
 }
 
+/** 2000-01-01T00:00:00Z (PostgreSQL's timestamp epoch) in microseconds since 1970. */
+const PG_EPOCH_US = 946_684_800_000_000;
+
 /** Bytes before a record's data or sub. */
 export const CHUNK_RECORD_HEADER = AGG_SIZE * 8 + 4;
 
 /**
- * Walks CHUNK_RECORDS without an object per chunk: next() loads the record's aggregates into
+ * Walks the chunk records without an object per chunk: next() loads the record's aggregates into
  * `agg` and says what follows (the data's or sub's bytes are records[start, end)).
  */
 class ChunkCursor {
@@ -105,7 +109,11 @@ class ChunkCursor {
     if (o + CHUNK_RECORD_HEADER > len) throw new Error('chunk records: truncated');
     const view = this.view;
     const agg = this.agg;
-    for (let i = 0; i < AGG_SIZE; i++) agg[i] = view.getFloat64(o + 8 * i);
+    // First and last time: int8 microseconds since 2000-01-01 (exact as a double below 2^53); ms as
+    // (extract(epoch) * 1000)::float8 gives them (one correctly rounded division of the same value).
+    agg[0] = (view.getInt32(o) * 4294967296 + view.getUint32(o + 4) + PG_EPOCH_US) / 1000;
+    agg[1] = (view.getInt32(o + 8) * 4294967296 + view.getUint32(o + 12) + PG_EPOCH_US) / 1000;
+    for (let i = 2; i < AGG_SIZE; i++) agg[i] = view.getFloat64(o + 8 * i);
     const l = view.getInt32(o + AGG_SIZE * 8);
     this.start = o + CHUNK_RECORD_HEADER;
     if (l >= 0) {
