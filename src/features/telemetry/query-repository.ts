@@ -225,7 +225,8 @@ interface MetricReadRow {
   t: number[] | null;
   v: (number | null)[] | null;
   sid: string | null;
-  data: Buffer | null;
+  /** 'c': the chunk records, base64 (a third more bytes over the wire than raw, where bytea's text form, hex, doubles them). */
+  data: string | null;
 }
 
 /**
@@ -498,7 +499,7 @@ export class QueryRepository {
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
-      select 'k' as r, k.n, k.answers, ${none.replace('null::text as sid', `(select ${VERSIONS} from ch) as sid`)}, null::float8[] as t, array[(select n from cd)] as v, null::bytea as data from k
+      select 'k' as r, k.n, k.answers, ${none.replace('null::text as sid', `(select ${VERSIONS} from ch) as sid`)}, null::float8[] as t, array[(select n from cd)] as v, null::text as data from k
       union all
       select 'x', null, null, null, ${grouped ? 'null::jsonb, null, null, null, x.g' : 's.labels, s.kind, s.temporality, s.unit, null::text[]'}, x.t, x.v, null
         from x${grouped ? '' : ' join s on s.id = x.g'}
@@ -506,7 +507,7 @@ export class QueryRepository {
       select 's', null, null, s.id::text, ${grouped ? 'null, s.kind, s.temporality, null, s.gk' : 's.labels, s.kind, s.temporality, s.unit, null'}, null, null, null
         from s where ${mixed}
       union all
-      select 'c', null, null, ch.sid, null, null, null, null, null, null, null, ${chunkRecords(percentile)} from ch
+      select 'c', null, null, ch.sid, null, null, null, null, null, null, null, encode(${chunkRecords(percentile)}, 'base64') from ch
        where (select n from cd) <= ${p.add(maxDecode)}
        group by ch.sid
 `;
@@ -571,7 +572,7 @@ export class QueryRepository {
           gk: grouped ? (r.gk ?? []) : null,
         });
       } else if (r.r === 'c') {
-        chunkRows.push({ seriesId: r.sid!, records: r.data! });
+        chunkRows.push({ seriesId: r.sid!, records: Buffer.from(r.data!, 'base64') });
       } else if (r.t !== null) {
         freshRows.push({ seriesId: r.sid!, raw: true, t: r.t, v: r.v as number[] });
       } else {
