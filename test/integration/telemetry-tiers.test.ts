@@ -559,6 +559,8 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         const acquire = pool.acquireConnection.bind(pool);
         let compacted = 0;
         let armed = true;
+        // The chunk versions the two statements saw differ (the batch wrote chunks in the range): the read ran again as of one snapshot.
+        let retried = 0;
         pool.acquireConnection = async () => {
           const conn = await acquire();
           const query = conn.query.bind(conn);
@@ -569,6 +571,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
               const report = await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, pino({ level: 'silent' })).run(Date.now());
               compacted = report.points_compacted;
             }
+            if (sql.startsWith('begin isolation level repeatable read')) retried++;
             const res = await query(sql, values);
             if (sql.startsWith('with s as materialized')) sawFirst = true;
             return res;
@@ -577,6 +580,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         };
         const during = await answer(reads2[0]);
         expect(compacted).to.equal(Number(freshBefore));
+        expect(retried).to.equal(1);
         const [{ n: freshAfter }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
         expect(Number(freshAfter)).to.equal(0);
         expect(during).to.deep.equal(before[0]);
