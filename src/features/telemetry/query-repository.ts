@@ -389,7 +389,7 @@ export class QueryRepository {
    * not computed; the statement returns instead the series in lookup order and the chunks (their
    * stored aggregates, their halves' (`sub`) where each half lies in one bucket, and their data only
    * where the points are needed one by one; per series one
-   * bytea of chunkRecords), and a second statement on the same connection the fresh tier's part
+   * bytea of chunkRecords, sent base64), and a second statement on the same connection the fresh tier's part
    * of the range and the chunk versions that show both read one state of the chunks (freshStatement: per
    * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and
    * increase/rate); tier-read.ts aggregates them exactly as the fresh-only statement would (see
