@@ -123,31 +123,22 @@ function validHistogramPointArb(pool: J[][]): fc.Arbitrary<J> {
   );
 }
 
-function exponentialPointArb(pool: J[][]): fc.Arbitrary<J> {
-  return fc
-    .record({
-      attributes: fc.constantFrom(...pool),
-      timeUnixNano: optional(uint64Arb),
-      count: optional(uint64Arb),
-      sum: optional(doubleArb),
-      zeroCount: optional(uint64Arb),
-      positive: optional(fc.record({ offset: fc.integer({ min: -3, max: 3 }), bucketCounts: fc.array(uint64Arb, { maxLength: 2 }) })),
-      min: optional(fc.double()),
-    })
-    .map(defined);
+/** A data point with a count and a sum (exponential histogram, summary), plus the fields of its own kind. */
+function countSumPointArb(pool: J[][], own: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<J> {
+  return fc.record({ attributes: fc.constantFrom(...pool), timeUnixNano: optional(uint64Arb), count: optional(uint64Arb), sum: optional(doubleArb), ...own }).map(defined);
 }
 
-function summaryPointArb(pool: J[][]): fc.Arbitrary<J> {
-  return fc
-    .record({
-      attributes: fc.constantFrom(...pool),
-      timeUnixNano: optional(uint64Arb),
-      count: optional(uint64Arb),
-      sum: optional(doubleArb),
-      quantileValues: optional(fc.array(fc.record({ quantile: optional(fc.oneof(fc.constantFrom(0, 0.5, 0.99, 1), doubleArb)), value: optional(doubleArb) }).map(defined), { maxLength: 3 })),
-    })
-    .map(defined);
-}
+const exponentialPointArb = (pool: J[][]): fc.Arbitrary<J> =>
+  countSumPointArb(pool, {
+    zeroCount: optional(uint64Arb),
+    positive: optional(fc.record({ offset: fc.integer({ min: -3, max: 3 }), bucketCounts: fc.array(uint64Arb, { maxLength: 2 }) })),
+    min: optional(fc.double()),
+  });
+
+const summaryPointArb = (pool: J[][]): fc.Arbitrary<J> =>
+  countSumPointArb(pool, {
+    quantileValues: optional(fc.array(fc.record({ quantile: optional(fc.oneof(fc.constantFrom(0, 0.5, 0.99, 1), doubleArb)), value: optional(doubleArb) }).map(defined), { maxLength: 3 })),
+  });
 
 const temporalityArb = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(1, 2) }, { weight: 1, arbitrary: optional(fc.constant(0)) });
 

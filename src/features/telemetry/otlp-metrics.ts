@@ -21,7 +21,7 @@ export const RESOURCE_LABEL_KEYS: readonly string[] = [
   'k8s.container.name',
   'cloud.region',
 ];
-const RESOURCE_LABELS = new Set(RESOURCE_LABEL_KEYS);
+export const RESOURCE_LABELS = new Set(RESOURCE_LABEL_KEYS);
 export const SCOPE_NAME_LABEL = 'otel_scope_name';
 /**
  * The per-process identity of a resource without `service.instance.id`: a hash of its resource
@@ -47,9 +47,9 @@ export function sanitizeMetricName(name: string): string {
   return /^[A-Za-z_:]/.test(n) ? n : `_${n}`;
 }
 
-type Labels = Record<string, string>;
+export type Labels = Record<string, string>;
 /** Where a warning goes: the request's Warnings, or a data point's own list until it is stored. */
-type Notes = Pick<Warnings, 'add'>;
+export type Notes = Pick<Warnings, 'add'>;
 
 /**
  * `otel_resource_id` for a resource's attributes ([key, text] pairs, a repeated key: the last
@@ -116,16 +116,16 @@ export function sanitizedPairs(pairs: readonly [string, string][], warnings: Not
 }
 
 /** One stored series point of a data point: name suffix, the extra label (le, quantile), value. */
-interface Part {
+export interface Part {
   suffix: string;
   extra?: [string, string];
   value: number;
 }
 
-const FLAG_NO_RECORDED_VALUE = 1;
+export const FLAG_NO_RECORDED_VALUE = 1;
 
 /** Why a data point cannot be stored; thrown by the readers below and counted per data point. */
-class Refused extends Error {}
+export class Refused extends Error {}
 
 /**
  * Why a label set cannot be stored, or null. `extra` counts a label still to be added (le,
@@ -154,12 +154,12 @@ function addLabels(into: LabelMap, pairs: [string, string][], warnings: Notes): 
 const byKey = (a: [string, string], b: [string, string]): number => byCodeUnits(a[0], b[0]);
 
 /** ts of a data point: timeUnixNano, else the time of arrival (never startTimeUnixNano); NaN when unreadable. */
-function pointTime(dp: Obj, now: number): number {
+export function pointTime(dp: Obj, now: number): number {
   return nanosToMs(dp.timeUnixNano) ?? now;
 }
 
 /** An int64 field as a Number; NaN when unreadable; refused when a Number would round it. */
-function exactInt(v: unknown, field: string, absent = NaN): number {
+export function exactInt(v: unknown, field: string, absent = NaN): number {
   const n = int64(v, absent);
   if (Number.isNaN(n) && int64Inexact(v)) throw new Refused(`${field} ${INEXACT_INT64}`);
   return n;
@@ -171,9 +171,9 @@ const count = (v: unknown, field = 'a count'): number => {
   return n >= 0 ? n : NaN;
 };
 
-const present = (v: unknown): boolean => v !== undefined && v !== null;
+export const present = (v: unknown): boolean => v !== undefined && v !== null;
 
-function histogramParts(dp: Obj, where: string, warnings: Notes): Part[] {
+export function histogramParts(dp: Obj, where: string, warnings: Notes): Part[] {
   const total = count(dp.count);
   const parts: Part[] = [{ suffix: '_count', value: total }];
   if (present(dp.sum)) parts.push({ suffix: '_sum', value: double(dp.sum) });
@@ -199,7 +199,7 @@ function histogramParts(dp: Obj, where: string, warnings: Notes): Part[] {
   return parts;
 }
 
-function exponentialParts(dp: Obj, where: string, warnings: Notes): Part[] {
+export function exponentialParts(dp: Obj, where: string, warnings: Notes): Part[] {
   const parts: Part[] = [{ suffix: '_count', value: count(dp.count) }];
   if (present(dp.sum)) parts.push({ suffix: '_sum', value: double(dp.sum) });
   const hasBuckets = (side: unknown, at: string) => listAt(objectAt(side, at).bucketCounts, `${at}.bucketCounts`).length > 0;
@@ -210,7 +210,7 @@ function exponentialParts(dp: Obj, where: string, warnings: Notes): Part[] {
   return parts;
 }
 
-function summaryParts(dp: Obj, where: string): Part[] {
+export function summaryParts(dp: Obj, where: string): Part[] {
   // Summary.sum is a plain (non-optional) double: absent means 0.
   const parts: Part[] = [
     { suffix: '_count', value: count(dp.count) },
@@ -224,8 +224,8 @@ function summaryParts(dp: Obj, where: string): Part[] {
   return parts;
 }
 
-const KINDS = ['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'] as const;
-type Kind = (typeof KINDS)[number];
+export const KINDS = ['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'] as const;
+export type Kind = (typeof KINDS)[number];
 
 function partsOf(kind: Kind, dp: Obj, where: string, warnings: Notes): Part[] {
   switch (kind) {
@@ -251,7 +251,7 @@ function temporalityOf(v: unknown): Temporality | null {
 const KIND_WORDS: Record<Kind, string> = { gauge: 'a gauge', sum: 'a sum', histogram: 'a histogram', exponentialHistogram: 'an exponential histogram', summary: 'a summary' };
 
 /** The stream descriptor every data point of a metric shares, or why none of them can be stored. */
-function metaOf(metric: Obj, kind: Kind, data: Obj, warnings: Notes): SeriesMeta | string {
+export function metaOf(metric: Obj, kind: Kind, data: Obj, warnings: Notes): SeriesMeta | string {
   if (present(metric.unit) && typeof metric.unit !== 'string') return 'a unit that is not a string';
   if (present(metric.description) && typeof metric.description !== 'string') return 'a description that is not a string';
   // PostgreSQL text holds no NUL: replaced, as in names and labels.
