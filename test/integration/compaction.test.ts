@@ -9,7 +9,7 @@ import { ROW_SPAN_MS } from '../../src/features/retention/retained-tables.js';
 import { RetentionRepository } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays } from '../../src/features/retention/retention-service.js';
 import { chunkAggregates, decodeChunk, decodeChunkSub, type ChunkAggregates } from '../../src/features/telemetry/chunk-codec.js';
-import { CompactionRepository, type MovedPoint } from '../../src/features/telemetry/compaction-repository.js';
+import { CompactionRepository, type MovedSeries } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService, type CompactionReport } from '../../src/features/telemetry/compaction-service.js';
 import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import { LogCapture } from '../support/capture.js';
@@ -458,7 +458,7 @@ describe('compaction', function () {
         const controller = new AbortController();
         const reason = new Error('timed out after 1 ms');
         class AbortingRepository extends CompactionRepository {
-          override async takePoints(...args: Parameters<CompactionRepository['takePoints']>): Promise<MovedPoint[]> {
+          override async takePoints(...args: Parameters<CompactionRepository['takePoints']>): Promise<MovedSeries[]> {
             const got = await super.takePoints(...args);
             if (got.length) controller.abort(reason);
             return got;

@@ -3,11 +3,14 @@ import type pg from 'pg';
 import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import type { ChunkAggregates } from './chunk-codec.js';
 
-/** A point as compaction moves it: its series, its time in epoch ms and its value. */
-export interface MovedPoint {
+/**
+ * One series' points as compaction moves them: epoch-ms times and their values, in ascending
+ * (ts, value) order as PostgreSQL orders float8 (NaN last, -0 equal to 0).
+ */
+export interface MovedSeries {
   seriesId: string;
-  ts: number;
-  value: number;
+  ts: number[];
+  values: number[];
 }
 
 /** One chunk row as compaction writes it (point_chunks, see its migration). */
@@ -120,18 +123,37 @@ export class CompactionRepository {
 
   /**
    * Deletes the points of `seriesIds` (one org) in [from, to) from the partition and returns
-   * them. Times come back as epoch milliseconds (every ingest path stores milliseconds, so the
-   * conversion is exact). Row locks only: inserts and reads of the table go on meanwhile.
+   * them, one entry per series. Times come back as epoch milliseconds (every ingest path stores
+   * milliseconds; a sub-millisecond part is floored). PostgreSQL packs each series' points into
+   * one value — per point its time and its value as float8send (big-endian IEEE 754, so -0 and
+   * NaN come back bit for bit), in (ts, value) order — sent base64: one row per series, not one
+   * per point, for the driver to parse. Row locks only: inserts and reads of the table go on
+   * meanwhile.
    */
-  async takePoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number): Promise<MovedPoint[]> {
+  async takePoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number): Promise<MovedSeries[]> {
     const name = checkedPartitionName(p);
     if (from < p.day || to > p.day + DAY_MS) throw new Error(`window [${from}, ${to}) is not inside partition ${name}`);
-    const { rows } = await trx.raw<{ rows: { series_id: string; t: number; value: number }[] }>(
-      `delete from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?
-       returning series_id::text as series_id, floor(extract(epoch from ts) * 1000)::float8 as t, value`,
+    const { rows } = await trx.raw<{ rows: { series_id: string; n: number; pts: string }[] }>(
+      `with d as (
+         delete from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?
+         returning series_id, floor(extract(epoch from ts) * 1000)::float8 as t, value
+       )
+       select series_id::text as series_id, count(*)::int4 as n,
+              encode(string_agg(float8send(t) || float8send(value), ''::bytea order by t, value), 'base64') as pts
+         from d group by series_id`,
       [name, orgId, seriesIds as string[], new Date(from), new Date(to)],
     );
-    return rows.map((r) => ({ seriesId: r.series_id, ts: r.t, value: r.value }));
+    return rows.map((r) => {
+      const buf = Buffer.from(r.pts, 'base64');
+      if (buf.length !== r.n * 16) throw new Error(`series ${r.series_id}: ${buf.length} bytes for ${r.n} points`);
+      const ts = new Array<number>(r.n);
+      const values = new Array<number>(r.n);
+      for (let i = 0, o = 0; i < r.n; i++, o += 16) {
+        ts[i] = buf.readDoubleBE(o);
+        values[i] = buf.readDoubleBE(o + 8);
+      }
+      return { seriesId: r.series_id, ts, values };
+    });
   }
 
   /**

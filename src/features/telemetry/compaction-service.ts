@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { DAY_MS, type PartitionInfo } from '../../db/partitions.js';
 import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
-import type { ChunkRow, CompactionRepository, MovedPoint } from './compaction-repository.js';
+import type { ChunkRow, CompactionRepository } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
 export interface CompactionOptions {
@@ -134,32 +134,35 @@ export class CompactionService {
       await trx.raw("set local statement_timeout = '5min'");
       const moved = await this.repo.takePoints(trx, p, orgId, ids, w0, w0 + CHUNK_WINDOW_MS);
       if (!moved.length) return null;
-      const bySeries = new Map<string, MovedPoint[]>();
-      for (const m of moved) {
-        const list = bySeries.get(m.seriesId);
-        if (list) list.push(m);
-        else bySeries.set(m.seriesId, [m]);
-      }
-      const existing = await this.repo.lockChunks(trx, orgId, [...bySeries.keys()], w0);
+      const existing = await this.repo.lockChunks(
+        trx,
+        orgId,
+        moved.map((m) => m.seriesId),
+        w0,
+      );
       const chunks: ChunkRow[] = [];
-      for (const [seriesId, fresh] of bySeries) {
-        const pts: { ts: number; value: number }[] = [];
-        const old = existing.get(seriesId);
+      let points = 0;
+      for (const m of moved) {
+        points += m.ts.length;
+        let { ts, values } = m;
+        const old = existing.get(m.seriesId);
         if (old) {
+          // Stored in time order (ties by value as PostgreSQL orders them): what the aggregates
+          // assume. The fresh points come in that order; merged with the chunk's, sorted again.
           const d = decodeChunk(old);
+          const pts: { ts: number; value: number }[] = [];
           for (let i = 0; i < d.ts.length; i++) pts.push({ ts: d.ts[i], value: d.values[i] });
+          for (let i = 0; i < ts.length; i++) pts.push({ ts: ts[i], value: values[i] });
+          pts.sort((a, b) => a.ts - b.ts || cmpFloat8(a.value, b.value));
+          ts = pts.map((x) => x.ts);
+          values = pts.map((x) => x.value);
         }
-        for (const m of fresh) pts.push(m);
-        // Stored in time order (ties by value as PostgreSQL orders them): what the aggregates assume.
-        pts.sort((a, b) => a.ts - b.ts || cmpFloat8(a.value, b.value));
-        const ts = pts.map((x) => x.ts);
-        const values = pts.map((x) => x.value);
         const a = chunkAggregates(ts, values);
         // With the halves' aggregates, so that 1-hour buckets need not decode the data (late merges too).
-        chunks.push({ seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values), sub: encodeChunkSub(w0, CHUNK_WINDOW_MS, ts, values) });
+        chunks.push({ seriesId: m.seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values), sub: encodeChunkSub(w0, CHUNK_WINDOW_MS, ts, values) });
       }
       await this.repo.upsertChunks(trx, orgId, chunks);
-      return { points: moved.length, chunks: chunks.length, merged: existing.size };
+      return { points, chunks: chunks.length, merged: existing.size };
     });
     if (!r) return;
     report.points_compacted += r.points;
