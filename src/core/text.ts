@@ -14,6 +14,26 @@ export const isStorableText = (s: string): boolean => !SUSPECT.test(s) || !UNSTO
 /** The same text with every NUL and unpaired surrogate replaced by U+FFFD. */
 export const toStorableText = (s: string): string => (SUSPECT.test(s) ? s.replace(UNSTORABLE_ALL, '\ufffd') : s);
 
+/**
+ * A record PostgreSQL can store (labels, attributes): NUL characters and unpaired surrogates in
+ * its keys and string values replaced by U+FFFD (toStorableText). The same object when nothing
+ * needs replacing.
+ */
+export function toStorableRecord<T>(r: Record<string, T>): Record<string, T> {
+  let out: Record<string, T> | null = null;
+  for (const k in r) {
+    const v = r[k];
+    const ck = toStorableText(k);
+    const cv = (typeof v === 'string' ? toStorableText(v) : v) as T;
+    if (out || ck !== k || cv !== v) {
+      out ??= { ...r };
+      if (ck !== k) delete out[k];
+      out[ck] = cv;
+    }
+  }
+  return out ?? r;
+}
+
 const pointerToken = (key: string): string => toStorableText(key).replaceAll('~', '~0').replaceAll('/', '~1');
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { toStorableText } from '../../core/text.js';
+import { toStorableRecord, toStorableText } from '../../core/text.js';
 import type { SeriesKey, SeriesRepository } from './series-repository.js';
 import { NATIVE_META, type SeriesKind, type SeriesMeta } from './telemetry-types.js';
 
@@ -54,25 +54,6 @@ export function canonicalLabels(labels: Record<string, string>): string {
   let out = '{';
   for (let i = 0; i < keys.length; i++) out += (i ? ',' : '') + JSON.stringify(keys[i]) + ':' + JSON.stringify(labels[keys[i]]);
   return out + '}';
-}
-
-/**
- * The labels PostgreSQL can store: NUL characters and unpaired surrogates in keys and values
- * replaced by U+FFFD (toStorableText). The same object when nothing needs replacing.
- */
-export function storableLabels<T>(r: Record<string, T>): Record<string, T> {
-  let out: Record<string, T> | null = null;
-  for (const k in r) {
-    const v = r[k];
-    const ck = toStorableText(k);
-    const cv = (typeof v === 'string' ? toStorableText(v) : v) as T;
-    if (out || ck !== k || cv !== v) {
-      out ??= { ...r };
-      if (ck !== k) delete out[k];
-      out[ck] = cv;
-    }
-  }
-  return out ?? r;
 }
 
 /**
@@ -177,7 +158,7 @@ export class SeriesStore {
         if (m) m.at.push(i);
         // Text PostgreSQL cannot store is replaced here, for series not in the cache: the cache key
         // is that of the labels as sent (distinct label sets that store alike share a series).
-        else missing.set(key, { at: [i], meta, name: toStorableText(p.name), canon: canonicalLabels(storableLabels(p.labels)) });
+        else missing.set(key, { at: [i], meta, name: toStorableText(p.name), canon: canonicalLabels(toStorableRecord(p.labels)) });
       }
     }
     const refused: number[] = [];

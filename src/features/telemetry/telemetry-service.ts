@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { toStorableText } from '../../core/text.js';
+import { toStorableRecord, toStorableText } from '../../core/text.js';
 import type { Actor } from '../../core/actor.js';
 import { authorize, type OrgAccess } from '../../core/authorize.js';
 import { DomainError, notFound, type ErrorDetail } from '../../core/errors.js';
@@ -9,7 +9,7 @@ import type { GroupCommitWriter } from './group-commit-writer.js';
 import type { IngestRepository, StoredPoint, WriteItem } from './ingest-repository.js';
 import { nativeBatch } from './native-batch.js';
 import type { RejectionReason } from './rejection-counter.js';
-import { storableLabels, type SeriesStore } from './series-store.js';
+import type { SeriesStore } from './series-store.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory } from './telemetry-limits-source.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
 import type { Accepted, TelemetryBodyT } from './telemetry-schemas.js';
@@ -38,7 +38,6 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 // PostgreSQL text cannot hold NUL, and jsonb refuses lone surrogates: both are replaced, not refused
 // (metric names and labels by the series store, for series it does not know yet).
 const clean = toStorableText;
-const cleanRecord = storableLabels;
 
 const zero = (): Counts => ({ metrics: 0, logs: 0, events: 0 });
 const total = (items: Partial<Counts>): number => (items.metrics ?? 0) + (items.logs ?? 0) + (items.events ?? 0);
@@ -262,8 +261,8 @@ export class TelemetryService implements TelemetryIngest {
         ...l,
         severityText: clean(l.severityText),
         body: clean(l.body),
-        attributes: cleanRecord(l.attributes),
-        resource: cleanRecord(l.resource),
+        attributes: toStorableRecord(l.attributes),
+        resource: toStorableRecord(l.resource),
         eventName: l.eventName === null ? null : clean(l.eventName),
       })),
       events: events.map((e) => ({ ...e, type: clean(e.type), title: clean(e.title), text: e.text === null ? null : clean(e.text), tags: e.tags.map(clean) })),
