@@ -80,7 +80,7 @@ export interface TierChunks {
 const PG_EPOCH_US = 946_684_800_000_000;
 
 /** Bytes before a record's data or sub. */
-export const CHUNK_RECORD_HEADER = AGG_SIZE * 8 + 4;
+const CHUNK_RECORD_HEADER = AGG_SIZE * 8 + 4;
 
 /**
  * Walks the chunk records without an object per chunk: next() loads the record's aggregates into
