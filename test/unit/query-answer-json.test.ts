@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import type { RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
-import { metricAnswerJson } from '../../src/features/telemetry/query-answer-json.js';
+import { withPoints, type AnswerColumns, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
+import { metricAnswerJson as answerJson } from '../../src/features/telemetry/query-answer-json.js';
 import { SERIES_KINDS } from '../../src/features/telemetry/telemetry-types.js';
 
 /**
@@ -13,6 +13,10 @@ function reference(series: readonly RawAnswerSeries[]): Buffer {
   const answer = { series: series.map((a) => ({ labels: a.labels, ...(a.descriptor ?? {}), points: a.points.map(([t, v]) => [new Date(t).toISOString(), v]) })) };
   return Buffer.from(JSON.stringify(answer), 'utf8');
 }
+
+/** The answer's JSON from series given with [t, v] points (the writer reads columns). */
+const metricAnswerJson = (series: readonly RawAnswerSeries[]): Buffer => answerJson(series.map(columns));
+const columns = (s: RawAnswerSeries): AnswerColumns => ({ labels: s.labels, descriptor: s.descriptor, t: s.points.map((p) => p[0]), v: s.points.map((p) => p[1]) });
 
 const expectSame = (series: RawAnswerSeries[]) => {
   const got = metricAnswerJson(series);
@@ -87,6 +91,21 @@ describe('metric answer JSON', () => {
     const long = 'ü'.repeat(5000);
     expectSame([{ labels: { [long]: long, b: '😀'.repeat(3000) }, descriptor: { kind: 'gauge', temporality: null, unit: long }, points: [[8_000_000_000_000_000, 1]] }]);
     expectSame(Array.from({ length: 3 }, () => ({ labels: {}, descriptor: null, points: Array.from({ length: 500 }, (_, k): [number, number] => [8_000_000_000_000_000 + k, -Number.MAX_VALUE]) })));
+  });
+
+  it('series that share their times (one array or equal ones) or not, of any lengths, in any sequence', () => {
+    const start = Date.UTC(2026, 10, 30);
+    const grid = (n: number, step: number) => Array.from({ length: n }, (_, k) => start + k * step);
+    const shared: number[] = grid(50, 60_000);
+    const times = fc.oneof(fc.constant(shared), fc.constant(shared).map((t) => [...t]), fc.integer({ min: 0, max: 60 }).map((n) => grid(n, 60_000)), fc.integer({ min: 0, max: 60 }).map((n) => grid(n, 300_000)));
+    const one = fc.tuple(times, fc.array(value, { minLength: 60, maxLength: 60 })).map(([t, v]): AnswerColumns => ({ labels: {}, descriptor: null, t, v: v.slice(0, t.length) }));
+    fc.assert(
+      fc.property(fc.array(one, { maxLength: 10 }), (s) => {
+        const got = answerJson(s);
+        expect(got.equals(reference(s.map(withPoints)))).to.equal(true);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('a bucket start JavaScript cannot print fails as it did (RangeError), not with a wrong answer', () => {

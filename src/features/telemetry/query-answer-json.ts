@@ -1,4 +1,4 @@
-import type { RawAnswerSeries } from './metric-read.js';
+import type { AnswerColumns } from './metric-read.js';
 
 /*
  * A metric query's answer as the bytes of its JSON text, written straight into one buffer: the
@@ -88,24 +88,39 @@ function isAscii(s: string): boolean {
 
 /**
  * The JSON text, UTF-8, of `{ series: [...] }` with RFC 3339 bucket starts: byte for byte what
- * `Buffer.from(JSON.stringify(answer))` gives for the answer object QueryService.query returns.
+ * `Buffer.from(JSON.stringify(answer))` gives for the answer object QueryService.query returns
+ * (each series' points `[[RFC 3339 of t[i], v[i]], …]`).
  */
-export function metricAnswerJson(series: readonly RawAnswerSeries[]): Buffer {
+export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
   let points = 0;
-  for (const a of series) points += a.points.length;
+  for (const a of series) points += a.t.length;
   // `["<24 characters>",` + value + `]` + `,` per point: enough unless stamps are longer (years
   // beyond 9999) or labels long; the writer grows then.
   const w = new ByteWriter(OPEN.length + 2 + series.length * 256 + points * (30 + NUMBER_MAX + 2));
-  // `["<RFC 3339>",` per bucket start, encoded once: every series shares the same few.
-  // As bytes: copying them costs a load and a store each, where a string's characters (a
-  // concatenation's, unflattened) may each cost a walk of its parts.
-  const heads = new Map<number, Buffer>();
-  const head = (t: number): Buffer => {
-    let h = heads.get(t);
-    if (h === undefined) heads.set(t, (h = Buffer.from(`[${JSON.stringify(new Date(t).toISOString())},`, 'latin1')));
-    return h;
+  // `["<RFC 3339>",` per bucket start, encoded once into `heads` (the k-th found at bytes
+  // [headStart[k], headEnd[k])): every series shares the same few. As bytes: copying them costs a
+  // load and a store each, where a string's characters (a concatenation's, unflattened) may each
+  // cost a walk of its parts.
+  const headOf = new Map<number, number>();
+  const heads = new ByteWriter(1024);
+  const headStart: number[] = [];
+  const headEnd: number[] = [];
+  const head = (t: number): number => {
+    let k = headOf.get(t);
+    if (k === undefined) {
+      k = headStart.length;
+      headStart.push(heads.pos);
+      heads.ascii(`[${JSON.stringify(new Date(t).toISOString())},`);
+      headEnd.push(heads.pos);
+      headOf.set(t, k);
+    }
+    return k;
   };
-  let scratch = Buffer.allocUnsafe(0);
+  // The previous series' times and their heads' bytes: most series of an answer have the same
+  // bucket starts, found again without a lookup per point.
+  let prevT: readonly number[] = [];
+  let from = new Int32Array(0);
+  let to = new Int32Array(0);
   w.ascii(OPEN);
   for (let i = 0; i < series.length; i++) {
     const a = series[i];
@@ -116,39 +131,51 @@ export function metricAnswerJson(series: readonly RawAnswerSeries[]): Buffer {
     if (isAscii(open)) w.ascii(open);
     else w.utf8(open);
     w.ascii(members.length > 2 ? ',"points":[' : '"points":[');
-    const pts = a.points;
-    const n = pts.length;
-    // The values' texts as JSON.stringify writes numbers (faster than String(v) each, and the
-    // same text): one array of them, then split at its commas, which only numbers and null hold.
-    const values = new Array<unknown>(n);
+    const t = a.t;
+    const v = a.v;
+    const n = t.length;
+    if (!sameTimes(t, prevT)) {
+      if (from.length < n) {
+        from = new Int32Array(Math.max(n, 2 * from.length));
+        to = new Int32Array(from.length);
+      }
+      for (let j = 0; j < n; j++) {
+        const k = head(t[j]);
+        from[j] = headStart[k];
+        to[j] = headEnd[k];
+      }
+      prevT = t;
+    }
     let plain = true;
     for (let j = 0; j < n; j++) {
-      const v = pts[j][1];
-      if (typeof v !== 'number' && v !== null) plain = false;
-      values[j] = v;
+      const x = v[j];
+      if (typeof x !== 'number' && x !== null) plain = false;
     }
+    const hb = heads.buf;
     if (plain) {
-      const text = JSON.stringify(values);
-      if (scratch.length < text.length) scratch = Buffer.allocUnsafe(Math.max(text.length, 2 * scratch.length));
-      scratch.write(text, 0, 'latin1');
+      // The values' texts as JSON.stringify writes numbers (faster than String(x) each, and the
+      // same text, non-finite ones as null): one string of them, split at its commas, which only
+      // numbers and null hold. Read as characters: JSON.stringify's result is a flat string.
+      const text = JSON.stringify(n === v.length ? v : v.slice(0, n));
+      let room = text.length + 2;
+      for (let j = 0; j < n; j++) room += to[j] - from[j];
+      w.reserve(room);
+      const buf = w.buf;
+      let p = w.pos;
       let q = 1; // after '['
       for (let j = 0; j < n; j++) {
-        if (j > 0) w.byte(COMMA);
-        const h = head(pts[j][0]);
-        w.slice(h, 0, h.length);
+        if (j > 0) buf[p++] = COMMA;
+        for (let k = from[j], e = to[j]; k < e; k++) buf[p++] = hb[k];
         // The value's text runs to the next comma (or the closing bracket).
-        let end = q;
-        while (scratch[end] !== COMMA && scratch[end] !== CLOSE_BRACKET) end++;
-        w.slice(scratch, q, end);
-        w.byte(CLOSE_BRACKET);
-        q = end + 1;
+        for (let c = text.charCodeAt(q++); c !== COMMA && c !== CLOSE_BRACKET; c = text.charCodeAt(q++)) buf[p++] = c;
+        buf[p++] = CLOSE_BRACKET;
       }
+      w.pos = p;
     } else {
       for (let j = 0; j < n; j++) {
         if (j > 0) w.byte(COMMA);
-        const h = head(pts[j][0]);
-        w.slice(h, 0, h.length);
-        w.utf8(valueText(pts[j][1]));
+        w.slice(hb, from[j], to[j]);
+        w.utf8(valueText(v[j]));
         w.byte(CLOSE_BRACKET);
       }
     }
@@ -156,4 +183,12 @@ export function metricAnswerJson(series: readonly RawAnswerSeries[]): Buffer {
   }
   w.ascii(']}');
   return w.done();
+}
+
+/** Whether two series have the same times (the same array, or equal ones). */
+function sameTimes(a: readonly number[], b: readonly number[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -15,7 +15,7 @@ import {
   parseStep,
   type LabelMatcher,
 } from './query-params.js';
-import { readMetric, type RawAnswerSeries } from './metric-read.js';
+import { readMetricColumns, type AnswerColumns } from './metric-read.js';
 import { metricAnswerJson } from './query-answer-json.js';
 import { AGGREGATIONS, type Aggregation, type MetricTypeRow, type QueryRepository } from './query-repository.js';
 import { INGEST_LIMITS } from './telemetry-limits.js';
@@ -133,11 +133,11 @@ export class QueryService {
     return metricAnswerJson(await this.readAnswer(actor, orgSlug, input));
   }
 
-  private async readAnswer(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<RawAnswerSeries[]> {
+  private async readAnswer(actor: Actor, orgSlug: string, input: MetricQueryInput): Promise<AnswerColumns[]> {
     const org = await this.orgs.require(actor, orgSlug, 'telemetry.read');
     const q = this.parseQuery(input);
     try {
-      return await readMetric(this.repo, org.id, q, this.opts);
+      return await readMetricColumns(this.repo, org.id, q, this.opts);
     } catch (err) {
       throw await this.translate(err, q.matchers);
     }
@@ -261,7 +261,7 @@ export class QueryService {
 }
 
 /** Answer series with RFC 3339 bucket starts. */
-function present(series: RawAnswerSeries[]): MetricSeries[] {
+function present(series: AnswerColumns[]): MetricSeries[] {
   // Every series shares the same few bucket starts: format each once, not once per point.
   const stamps = new Map<number, string>();
   const stamp = (t: number): string => {
@@ -269,7 +269,7 @@ function present(series: RawAnswerSeries[]): MetricSeries[] {
     if (s === undefined) stamps.set(t, (s = new Date(t).toISOString()));
     return s;
   };
-  return series.map((a) => ({ labels: a.labels, ...(a.descriptor ?? {}), points: a.points.map(([t, v]) => [stamp(t), v]) }));
+  return series.map((a) => ({ labels: a.labels, ...(a.descriptor ?? {}), points: a.t.map((t, i) => [stamp(t), a.v[i]]) }));
 }
 
 /**
