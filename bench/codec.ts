@@ -11,22 +11,32 @@
  * Worst cases, same timestamps: every value a fresh random two-decimal number (0..1000.00), and
  * every value a fresh random float64 (Math.random() × 1000).
  *
- * Bytes per point are the encoded data only, then with ~150 bytes per chunk row for everything
- * else a chunk row stores in PostgreSQL (tuple header, key and aggregate columns, bytea header,
- * primary-key index entry), which is the figure to compare with the ≤ 2 bytes target.
+ * Bytes per point are the encoded data only, then with ~290 bytes per chunk row for everything
+ * else a chunk row costs in PostgreSQL, as measured on disk below: 141 B of row (tuple header, key
+ * and aggregate columns, varlena headers, alignment, line pointer), ~98 B of primary-key index
+ * (entries of 44 B in leaves about half full: the job inserts each window's rows between the
+ * previous window's) and ~50 B of heap page slack. Not in it: what each day partition costs
+ * whatever its rows (FSM 24 kB, VM 8 kB after a vacuum, the TOAST table's index 8 kB).
  *
- * With SENTINEL_BENCH_DISK=1 (after `npm run build`: it starts a daemon for its PostgreSQL), the
- * mix's chunk rows are also written into two tables shaped like `point_chunks` (its columns and
- * primary key), one with `sub` and one without, and their size measured as bench:prometheus
- * counts the chunk tier (pg_total_relation_size: heap, TOAST, indexes, FSM/VM) and as heap, TOAST
- * and the primary key only: the bytes per point of the compacted tier, to compare with ≤ 2.
+ * With SENTINEL_BENCH_DISK=1 (after `npm run build`: it starts a daemon for its PostgreSQL), three
+ * draws go through the real tables: the mix above, bench:prometheus's draw of the same mix (its
+ * generator, copied) and the fresh random two-decimal values, each 4 h in its own day partition.
+ * Their points are COPYed into `points` (measured: the fresh tier's table and index bytes per
+ * point), then `sentinel jobs run compaction` writes the chunk rows into the real `point_chunks`
+ * partitions, measured with pg_total_relation_size (heap, FSM/VM, TOAST, indexes) as the job leaves
+ * them and after a VACUUM, each fork and index printed, and what a row is made of per kind (data,
+ * sub, header and fixed columns, page slack, indexes). Beside each, the previous emulation (the
+ * same chunks COPYed into a table `like point_chunks`), and the list of every point_chunks
+ * partition (bench:prometheus's figure sums them all, the empty ones created ahead included).
  *
  *   npm run bench:codec          SENTINEL_BENCH_DISK=1 npm run bench:codec
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { chunkAggregates } from '../src/features/telemetry/chunk-codec.js';
-import { copyInto, mulberry32, startSentinel } from './harness.js';
+import { partitionName } from '../src/db/partitions.js';
+import { runBin } from '../test/support/daemon.js';
+import { copyInto, ensurePointPartitions, loadSeries, mulberry32, startSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 import { chunkValueMode, decodeChunk, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
 
@@ -34,9 +44,12 @@ const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 500);
 const HOURS = 4;
 const WINDOW_MS = 7_200_000;
 const INTERVAL_MS = 10_000;
-const ROW_OVERHEAD = 150;
+const ROW_OVERHEAD = 290;
 
 interface Chunk {
+  /** The series' index in its draw. */
+  series: number;
+  kind: Kind;
   /** The chunk's window start. */
   w: number;
   ts: number[];
@@ -45,9 +58,15 @@ interface Chunk {
 
 type Kind = 'counter' | 'gauge' | 'constant' | 'random-decimal' | 'random-float';
 
-function generate(kinds: (i: number) => Kind, seed: number): Chunk[] {
+const DAY_MS = 86_400_000;
+/** Where the draws lie: 00:00–04:00 UTC of the day before yesterday (this bench's mix), of yesterday (bench:prometheus's draw) and three days ago (the fresh random two-decimal values), old enough to compact, each in its own day partition. */
+const TODAY = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+const MIX_START = TODAY - 2 * DAY_MS;
+const PROMETHEUS_START = TODAY - DAY_MS;
+const WORST_START = TODAY - 3 * DAY_MS;
+
+function generate(kinds: (i: number) => Kind, seed: number, start = MIX_START): Chunk[] {
   const rand = mulberry32(seed);
-  const start = Date.UTC(2026, 10, 30, 0, 0, 0);
   const perWindow = WINDOW_MS / INTERVAL_MS;
   const windows = (HOURS * 3_600_000) / WINDOW_MS;
   const chunks: Chunk[] = [];
@@ -79,9 +98,66 @@ function generate(kinds: (i: number) => Kind, seed: number): Chunk[] {
         }
         values.push(v);
       }
-      chunks.push({ w: start + w * WINDOW_MS, ts, values });
+      chunks.push({ series: s, kind, w: start + w * WINDOW_MS, ts, values });
     }
   }
+  return chunks;
+}
+
+/**
+ * bench:prometheus's draw of the same mix (its generator, seed 13, copied: that file runs on import),
+ * cut into 2-hour chunks from `start`: 5 instances, each scrape of an instance with its own jitter
+ * (Math.round(rnd × 10) − 5 ms, through a 3-decimal seconds text and back); per instance 50
+ * counters (5 cpus × 10 modes: `idle` at 800–1000 per scrape, the others 0 with probability 0.3,
+ * else uniform 0–120; each increment the rate × uniform 0.5–1.5, rounded), 30 gauges (cents
+ * 3000–7000, a change of up to ±1.00 with probability 1/3 per sample) and 20 constants (1500,
+ * 9000 or 65536).
+ */
+function prometheusDraw(start: number): Chunk[] {
+  const rnd = mulberry32(13);
+  const samples = (HOURS * 3_600_000) / INTERVAL_MS;
+  const perWindow = WINDOW_MS / INTERVAL_MS;
+  const scrapeTs: Float64Array[] = [];
+  for (let i = 0; i < 5; i++) {
+    const ms = new Float64Array(samples);
+    for (let k = 0; k < samples; k++) {
+      const t = start + INTERVAL_MS / 2 + k * INTERVAL_MS + Math.round(rnd() * 10) - 5;
+      ms[k] = Math.trunc(Number((t / 1000).toFixed(3)) * 1000);
+    }
+    scrapeTs.push(ms);
+  }
+  const series: { kind: Kind; instance: number; values: Float64Array }[] = [];
+  const modes = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guest_nice'];
+  for (let i = 0; i < 5; i++) {
+    for (let cpu = 0; cpu < 5; cpu++) {
+      for (const mode of modes) {
+        const rate = mode === 'idle' ? 800 + rnd() * 200 : rnd() < 0.3 ? 0 : rnd() * 120;
+        let v = Math.floor(rnd() * 1e9);
+        const values = new Float64Array(samples);
+        for (let k = 0; k < samples; k++) {
+          values[k] = v;
+          v += Math.round(rate * (0.5 + rnd()));
+        }
+        series.push({ kind: 'counter', instance: i, values });
+      }
+    }
+    for (let g = 0; g < 30; g++) {
+      let cents = 3000 + Math.floor(rnd() * 4000);
+      const values = new Float64Array(samples);
+      for (let k = 0; k < samples; k++) {
+        if (rnd() < 1 / 3) cents += Math.round((rnd() - 0.5) * 200);
+        values[k] = cents / 100;
+      }
+      series.push({ kind: 'gauge', instance: i, values });
+    }
+    for (let dev = 0; dev < 20; dev++) series.push({ kind: 'constant', instance: i, values: new Float64Array(samples).fill([1500, 9000, 65536][dev % 3]) });
+  }
+  const chunks: Chunk[] = [];
+  series.forEach((x, s) => {
+    for (let k0 = 0; k0 < samples; k0 += perWindow) {
+      chunks.push({ series: s, kind: x.kind, w: start + k0 * INTERVAL_MS, ts: [...scrapeTs[x.instance].subarray(k0, k0 + perWindow)], values: [...x.values.subarray(k0, k0 + perWindow)] });
+    }
+  });
   return chunks;
 }
 
@@ -126,57 +202,194 @@ const mixKind = (s: number): Kind => {
 };
 const mix = generate(mixKind, 1);
 console.log(measure('node-exporter-like mix', mix));
-for (const kind of ['counter', 'gauge', 'constant'] as const) {
-  console.log(measure(`  of which ${kind}s`, mix.filter((_, i) => mixKind(Math.floor(i / ((HOURS * 3_600_000) / WINDOW_MS))) === kind)));
-}
-console.log(measure('worst case, fresh random two-decimal values', generate(() => 'random-decimal', 2)));
+for (const kind of ['counter', 'gauge', 'constant'] as const) console.log(measure(`  of which ${kind}s`, mix.filter((c) => c.kind === kind)));
+const promDraw = prometheusDraw(PROMETHEUS_START);
+console.log(measure("bench:prometheus's draw of the mix", promDraw));
+for (const kind of ['counter', 'gauge', 'constant'] as const) console.log(measure(`  of which ${kind}s`, promDraw.filter((c) => c.kind === kind)));
+const worst = generate(() => 'random-decimal', 2, WORST_START);
+console.log(measure('worst case, fresh random two-decimal values', worst));
 console.log(measure('worst case, fresh random float64 values', generate(() => 'random-float', 3)));
 
-/** The mix's chunk rows in PostgreSQL, with and without `sub`: on-disk bytes per point. */
-async function onDisk(chunks: Chunk[]): Promise<void> {
-  const s = await startSentinel('codec');
+
+// ---------------------------------------------------------------------------------------------
+// On disk (SENTINEL_BENCH_DISK=1)
+
+const f8 = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
+const perPoint = (bytes: number, points: number) => (bytes / points).toFixed(3);
+
+/** Sizes of one table (a point_chunks partition or the LIKE copy): forks, TOAST, each index. */
+async function sizes(client: pg.Client, table: string): Promise<{ total: number; text: string }> {
+  const { rows } = await client.query<{ main: string; fsm: string; vm: string; toast: string; toast_index: string; total: string; indexes: { name: string; bytes: string }[] }>(
+    `select pg_relation_size(c.oid, 'main')::text as main, pg_relation_size(c.oid, 'fsm')::text as fsm, pg_relation_size(c.oid, 'vm')::text as vm,
+            coalesce(pg_table_size(nullif(c.reltoastrelid, 0)), 0)::text as toast, coalesce(pg_indexes_size(nullif(c.reltoastrelid, 0)), 0)::text as toast_index,
+            pg_total_relation_size(c.oid)::text as total,
+            (select json_agg(json_build_object('name', i.indexrelid::regclass::text, 'bytes', pg_relation_size(i.indexrelid)::text)) from pg_index i where i.indrelid = c.oid) as indexes
+       from pg_class c where c.oid = $1::regclass`,
+    [table],
+  );
+  const r = rows[0];
+  const idx = (r.indexes ?? []).map((i) => `index ${i.name} ${Number(i.bytes).toLocaleString('en-US')}`).join(', ');
+  return {
+    total: Number(r.total),
+    text: `heap ${Number(r.main).toLocaleString('en-US')} (+ FSM ${Number(r.fsm).toLocaleString('en-US')}, VM ${Number(r.vm).toLocaleString('en-US')}), TOAST ${Number(r.toast).toLocaleString('en-US')} + its index ${Number(r.toast_index).toLocaleString('en-US')}, ${idx}`,
+  };
+}
+
+/** What the rows of a table are made of, per kind of series: data, sub, the rest of the row, the heap pages' slack and the indexes, per point. */
+async function anatomy(client: pg.Client, table: string, kindOf: Map<string, Kind>, points: number): Promise<string[]> {
+  const { rows } = await client.query<{ series_id: string; n: number; data: number; sub: number | null; tuple: number }>(
+    `select series_id::text as series_id, count as n, octet_length(data) as data, octet_length(sub) as sub, pg_column_size(c.*) as tuple from ${table} c`,
+  );
+  const { rows: rel } = await client.query<{ main: string; idx: string; toast: string; total: string }>(
+    `select pg_relation_size(c.oid)::text as main, pg_indexes_size(c.oid)::text as idx, coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)::text as toast,
+            pg_total_relation_size(c.oid)::text as total
+       from pg_class c where c.oid = $1::regclass`,
+    [table],
+  );
+  const main = Number(rel[0].main);
+  const pages = main / 8192;
+  const maxalign = (n: number) => Math.ceil(n / 8) * 8;
+  // A heap page: 24 bytes of page header, a 4-byte line pointer per tuple, each tuple MAXALIGNed; the rest is free (slack).
+  const used = rows.reduce((n, r) => n + maxalign(r.tuple) + 4, 0) + 24 * pages;
+  const slack = main - used;
+  const lines: string[] = [];
+  // Rows whose data went out of line: pg_column_size of the row counts the data in full, so the heap's own shares cannot be told apart.
+  if (Number(rel[0].toast) > 8192 * 2) return [`    rows TOASTed (over the 2 kB TOAST threshold): heap ${perPoint(main, points)} B/point, TOAST with its index ${perPoint(Number(rel[0].toast), points)}, indexes ${perPoint(Number(rel[0].idx), points)}`];
+  const all = { rows: 0, n: 0, data: 0, sub: 0, tuple: 0, aligned: 0 };
+  const by = new Map<Kind, typeof all>();
+  for (const r of rows) {
+    const k = kindOf.get(r.series_id)!;
+    const a = by.get(k) ?? { rows: 0, n: 0, data: 0, sub: 0, tuple: 0, aligned: 0 };
+    by.set(k, a);
+    for (const x of [a, all]) {
+      x.rows++;
+      x.n += r.n;
+      x.data += r.data;
+      x.sub += r.sub ?? 0;
+      x.tuple += r.tuple;
+      x.aligned += maxalign(r.tuple) + 4;
+    }
+  }
+  const idx = Number(rel[0].idx);
+  const toast = Number(rel[0].toast);
+  // The heap's free space map and visibility map.
+  const forks = Number(rel[0].total) - main - idx - toast;
+  // Page headers, slack, indexes, TOAST and forks shared out by row (each row is one index entry; slack grows with the rows' count, not their size, to a first approximation).
+  const share = (x: typeof all) => ((24 * pages + slack + idx + toast + forks) * x.rows) / all.rows;
+  for (const [name, x] of [['all', all], ...[...by].sort()] as [string, typeof all][]) {
+    const fixed = x.aligned - x.data - x.sub;
+    lines.push(
+      `    ${name}: ${x.rows} rows, ${x.n.toLocaleString('en-US')} points, ${((x.tuple / x.rows) | 0)} B/row: data ${perPoint(x.data, x.n)} + sub ${perPoint(x.sub, x.n)} + row header, fixed columns, varlena headers, alignment, line pointer ${perPoint(fixed, x.n)} (${(fixed / x.rows).toFixed(0)} B/row) + page headers, slack, indexes, TOAST, FSM/VM (shared by row) ${perPoint(share(x), x.n)} = ${perPoint(x.aligned + share(x), x.n)} B/point`,
+    );
+  }
+  lines.push(`    heap: ${pages} pages, ${rows.length} rows (${(rows.length / pages).toFixed(2)} a page), slack ${slack.toLocaleString('en-US')} B (${((100 * slack) / main).toFixed(1)}% of the heap, ${perPoint(slack, points)} B/point), page headers ${perPoint(24 * pages, points)} B/point, indexes ${perPoint(idx, points)} B/point, TOAST (its empty index) ${perPoint(toast, points)} B/point, FSM and VM ${perPoint(forks, points)} B/point`);
+  return lines;
+}
+
+interface Draw {
+  name: string;
+  start: number;
+  chunks: Chunk[];
+}
+
+/**
+ * Each draw's points COPYed into `points` (the day partition of its start), then the compaction
+ * job (`sentinel jobs run compaction`, as bench:prometheus runs it) writes its chunk rows into the
+ * real `point_chunks` partitions: those partitions are measured, as the job leaves them and after
+ * a VACUUM (what autovacuum leaves), with pg_total_relation_size as bench:prometheus counts them.
+ * Beside them, the previous emulation: the same rows' chunks COPYed in series order into a table
+ * `like point_chunks` (not a partition) and VACUUMed.
+ */
+async function onDisk(draws: Draw[]): Promise<void> {
+  const s = await startSentinel('codec', { SENTINEL_JOBS: JSON.stringify({ compaction: { enabled: false } }) });
   const client = new pg.Client(s.pgUrl);
   try {
     await client.connect();
-    const points = chunks.reduce((n, c) => n + c.ts.length, 0);
-    const f8 = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
-    const figures: string[] = [];
-    for (const withSub of [false, true]) {
-      const table = withSub ? 'codec_chunks_sub' : 'codec_chunks';
-      await client.query(`create table ${table} (like point_chunks including defaults including constraints including indexes)`);
-      if (!withSub) await client.query(`alter table ${table} drop column sub`);
-      const org = '00000000-0000-0000-0000-000000000001';
+    const kindOf: Map<string, Kind>[] = [];
+    for (const [j, d] of draws.entries()) {
+      const nSeries = Math.max(...d.chunks.map((c) => c.series)) + 1;
+      const ids = await loadSeries(client, s.orgId, `codec_draw_${j}`, nSeries, (i) => ({ host: `h${i}`, job: 'codec' }));
+      kindOf.push(new Map(d.chunks.map((c) => [String(ids[c.series]), c.kind])));
+      await ensurePointPartitions(client, d.start, d.start + HOURS * 3_600_000 - 1);
+      // Time-major, as scrapes arrive.
       await copyInto(
         client,
-        `copy ${table} (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data${withSub ? ', sub' : ''}) from stdin`,
+        'copy points (org_id, series_id, ts, value) from stdin',
+        (function* () {
+          let chunk = '';
+          for (const w of [...new Set(d.chunks.map((c) => c.w))].sort((a, b) => a - b)) {
+            const cs = d.chunks.filter((c) => c.w === w);
+            for (let k = 0; k < cs[0].ts.length; k++) {
+              for (const c of cs) {
+                chunk += `${s.orgId}\t${ids[c.series]}\t${new Date(c.ts[k]).toISOString()}\t${f8(c.values[k])}\n`;
+                if (chunk.length > 1 << 20) {
+                  yield chunk;
+                  chunk = '';
+                }
+              }
+            }
+          }
+          yield chunk;
+        })(),
+      );
+      const pointsPart = partitionName('points', d.start);
+      const fresh = await sizes(client, pointsPart);
+      const n = d.chunks.reduce((k, c) => k + c.ts.length, 0);
+      console.log(`${d.name}, fresh tier: ${n.toLocaleString('en-US')} points COPYed into ${pointsPart}, pg_total_relation_size ${perPoint(fresh.total, n)} B/point (${fresh.total.toLocaleString('en-US')} B: ${fresh.text})`);
+    }
+    const job = runBin(['jobs', 'run', 'compaction', '--json'], s.env);
+    if (job.code !== 0) throw new Error(`sentinel jobs run compaction: ${job.stderr}`);
+    const report = JSON.parse(job.stdout) as { points_compacted: number; chunks_written: number; batches: number };
+    console.log(`on disk: sentinel jobs run compaction: ${report.points_compacted.toLocaleString('en-US')} points into ${report.chunks_written} chunks in ${report.batches} batches`);
+    for (const [j, d] of draws.entries()) {
+      const points = d.chunks.reduce((n, c) => n + c.ts.length, 0);
+      const part = partitionName('point_chunks', d.start);
+      const stored = Number((await client.query<{ n: string }>(`select coalesce(sum(count), 0)::text as n from ${part}`)).rows[0].n);
+      if (stored !== points) throw new Error(`${part}: ${stored} points, expected ${points}`);
+      const asLeft = await sizes(client, part);
+      await client.query(`vacuum ${part}`);
+      const vacuumed = await sizes(client, part);
+      console.log(
+        `${d.name}, the job's ${d.chunks.length} chunk rows in ${part}, pg_total_relation_size: ${perPoint(asLeft.total, points)} B/point as the job leaves them (${asLeft.total.toLocaleString('en-US')} B: ${asLeft.text}); ` +
+          `${perPoint(vacuumed.total, points)} B/point after VACUUM (${vacuumed.total.toLocaleString('en-US')} B: ${vacuumed.text})`,
+      );
+      for (const line of await anatomy(client, part, kindOf[j], points)) console.log(line);
+      // The previous emulation, for comparison.
+      const like = `codec_like_${j}`;
+      await client.query(`create table ${like} (like point_chunks including defaults including constraints including indexes)`);
+      await copyInto(
+        client,
+        `copy ${like} (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub) from stdin`,
         [
-          chunks
-            .map((c, i) => {
+          d.chunks
+            .map((c) => {
               const a = chunkAggregates(c.ts, c.values);
-              const sub = withSub ? encodeChunkSub(c.w, WINDOW_MS, c.ts, c.values) : null;
-              const cols = [org, String(Math.floor(i / 2) + 1), new Date(c.w).toISOString(), new Date(a.firstTs).toISOString(), new Date(a.lastTs).toISOString(), String(a.count)];
-              cols.push(...[a.min, a.max, a.sum, a.firstValue, a.lastValue, a.increase].map(f8), `\\\\x${encodeChunk(c.ts, c.values).toString('hex')}`);
-              if (withSub) cols.push(sub ? `\\\\x${sub.toString('hex')}` : '\\N');
+              const sub = encodeChunkSub(c.w, WINDOW_MS, c.ts, c.values);
+              const cols = [s.orgId, String(c.series + 1), new Date(c.w).toISOString(), new Date(a.firstTs).toISOString(), new Date(a.lastTs).toISOString(), String(a.count)];
+              cols.push(...[a.min, a.max, a.sum, a.firstValue, a.lastValue, a.increase].map(f8), `\\\\x${encodeChunk(c.ts, c.values).toString('hex')}`, sub ? `\\\\x${sub.toString('hex')}` : '\\N');
               return cols.join('\t') + '\n';
             })
             .join(''),
         ],
       );
-      await client.query(`vacuum analyze ${table}`);
-      const { rows } = await client.query<{ total: string; core: string }>(
-        `select pg_total_relation_size(c.oid)::text as total,
-                (pg_relation_size(c.oid) + coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) + pg_indexes_size(c.oid))::text as core
-           from pg_class c where c.oid = $1::regclass`,
-        [table],
-      );
-      figures.push(
-        `${withSub ? 'with sub' : 'without sub'} ${(Number(rows[0].total) / points).toFixed(3)} B/point (heap, TOAST and primary key only: ${(Number(rows[0].core) / points).toFixed(3)})`,
-      );
+      await client.query(`vacuum analyze ${like}`);
+      const l = await sizes(client, like);
+      console.log(`  the previous emulation (the same chunks COPYed in series order into a table like point_chunks, VACUUMed): ${perPoint(l.total, points)} B/point (${l.total.toLocaleString('en-US')} B: ${l.text})`);
     }
-    console.log(`on disk, the mix's ${chunks.length} chunk rows in a table shaped like point_chunks (pg_total_relation_size): ${figures.join('; ')}`);
+    // bench:prometheus sums every partition of point_chunks, the empty ones the daemon creates ahead included.
+    const { rows: parts } = await client.query<{ name: string; bytes: string }>(
+      `select i.inhrelid::regclass::text as name, pg_total_relation_size(i.inhrelid)::text as bytes from pg_inherits i where i.inhparent = 'point_chunks'::regclass order by 1`,
+    );
+    console.log(`every partition of point_chunks (bench:prometheus's sum counts them all): ${parts.map((p) => `${p.name} ${Number(p.bytes).toLocaleString('en-US')} B`).join(', ')}`);
   } finally {
     await client.end().catch(() => undefined);
     await s.stop();
   }
 }
-if (process.env.SENTINEL_BENCH_DISK === '1') await onDisk(mix);
+if (process.env.SENTINEL_BENCH_DISK === '1') {
+  await onDisk([
+    { name: "this bench's mix", start: MIX_START, chunks: mix },
+    { name: "bench:prometheus's draw", start: PROMETHEUS_START, chunks: promDraw },
+    { name: 'worst case, fresh random two-decimal values', start: WORST_START, chunks: worst },
+  ]);
+}
