@@ -10,9 +10,9 @@ import { LogCapture } from '../support/capture.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 
 /**
- * The real repository, except that one org's points carry a series id PostgreSQL refuses
- * (`1.5` into a bigint column: SQLSTATE 22P02, a data exception) — the stand-in for a value
- * that validation let through. The COPY and its failure are PostgreSQL's own.
+ * The real repository, except that one org's points carry a time PostgreSQL refuses (before
+ * 4713 BC: SQLSTATE 22008, a data exception) — the stand-in for a value that validation let
+ * through. The COPY and its failure are PostgreSQL's own.
  */
 class PoisonedRepository extends IngestRepository {
   readonly commits: number[] = [];
@@ -24,7 +24,8 @@ class PoisonedRepository extends IngestRepository {
   }
   override commit(items: readonly WriteItem[], slot = 0): Promise<Set<number>> {
     this.commits.push(items.length);
-    const poisoned = items.map((i) => (i.orgId === this.poisonedOrg ? { ...i, seriesIds: i.seriesIds.map((id) => id + 0.5) } : i));
+    // Set after the writer made its partitions, so the COPY is what fails.
+    const poisoned = items.map((i) => (i.orgId === this.poisonedOrg ? { ...i, points: i.points.map((p) => ({ ...p, ts: -8e15 })) } : i));
     return super.commit(poisoned, slot);
   }
 }
@@ -241,7 +242,7 @@ describe('group commit: a value PostgreSQL refuses in a shared commit', function
     expect(usage).to.deep.equal([{ org_id: orgA, points: 2 }]);
 
     const errors = logs.lines.map((l) => JSON.parse(l) as { level: string; msg: string; requests?: number; sqlstate?: string }).filter((l) => l.level === 'error');
-    expect(errors.find((l) => l.requests === 3), JSON.stringify(errors)).to.include({ sqlstate: '22P02' });
+    expect(errors.find((l) => l.requests === 3), JSON.stringify(errors)).to.include({ sqlstate: '22008' });
     expect(errors.some((l) => l.requests === 1), 'the culprit alone is logged too').to.equal(true);
   });
 });

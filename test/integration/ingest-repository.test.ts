@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { PartitionsRepository } from '../../src/db/partitions.js';
 import { IngestRepository, type WriteItem } from '../../src/features/telemetry/ingest-repository.js';
 import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
@@ -151,6 +152,48 @@ describe('ingest repository: one group commit', function () {
     const usage = await query<{ org_id: string; points: number }>(url, 'select org_id, sum(points)::int as points from usage_daily group by org_id order by org_id');
     expect(usage).to.deep.equal([{ org_id: orgA, points: 3 }, { org_id: orgB, points: 2 }].sort((a, b) => a.org_id.localeCompare(b.org_id)));
     expect(await query(url, 'select 1 from points')).to.have.length(5);
+  });
+
+  it('stores every point exactly as its COPY text did: the same times, values bit for bit and series ids', async () => {
+    // The points go as binary COPY; the reference is the text form the writer used before
+    // (`new Date(ts).toISOString()`, the value's String) COPYed into a table like points.
+    const day = ts - (ts % 86_400_000);
+    const values = [0, -0, 0.1 + 0.2, -1.5, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1.7976931348623157e308, NaN, Infinity, -Infinity, 123456789.123456789, 2 ** 53 + 2, 1 / 3];
+    const times = [day, day + 1, day + 999.9, day + 86_399_999, ts, ts + 0.5, day + 12_345.678];
+    const ids = [1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER];
+    // 25 rounds (2,625 rows): the binary data spans three chunks.
+    const rows = Array.from({ length: 25 }, (_, round) => values.flatMap((value, v) => times.map((t, i) => ({ ts: t, value, seriesId: ids[(v + i + round) % ids.length] })))).flat();
+    const item: WriteItem = { orgId: orgA, points: rows.map(({ ts, value }) => ({ ts, value })), seriesIds: rows.map((r) => r.seriesId), logs: [], events: [] };
+    await repo.commit([item], 0);
+
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query('create temporary table points_text (like points)');
+      const stream = c.query(copyFrom('copy points_text (org_id, series_id, ts, value) from stdin'));
+      await new Promise<void>((resolve, reject) => {
+        stream.on('error', reject);
+        stream.on('finish', resolve);
+        stream.end(rows.map((r) => `${orgA}\t${r.seriesId}\t${new Date(r.ts).toISOString()}\t${r.value}\n`).join(''));
+      });
+      const read = async (table: string) =>
+        (await c.query<{ row: string }>(`select concat_ws(' ', org_id, series_id, (extract(epoch from ts) * 1000000)::bigint, encode(float8send(value), 'hex')) as row from ${table} order by 1`)).rows.map((r) => r.row);
+      const stored = await read('points');
+      expect(stored).to.have.length(rows.length);
+      expect(stored).to.deep.equal(await read('points_text'));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('refuses a point whose time or series id cannot be written, writing nothing of the group', async () => {
+    for (const bad of [{ ts: NaN, id: 1 }, { ts: 9e15, id: 1 }, { ts, id: 1.5 }, { ts, id: 2 ** 53 }]) {
+      const item: WriteItem = { orgId: orgA, points: [{ ts, value: 1 }, { ts: bad.ts, value: 2 }], seriesIds: [1, bad.id], logs: [], events: [] };
+      let failure: unknown;
+      await repo.commit([points(orgB, 2), item], 0).catch((err: unknown) => (failure = err));
+      expect(failure, JSON.stringify(bad)).to.be.instanceOf(Error);
+      expect(await query(url, 'select 1 from points')).to.have.length(0);
+    }
   });
 
   it('commits an empty request as a usage row of zeros in one round trip', async () => {
