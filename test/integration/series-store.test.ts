@@ -99,4 +99,16 @@ describe('series store (ids for ingest)', function () {
     expect(again.ids).to.deep.equal(first.ids);
     for (let i = 0; i < batch.length; i++) expect(again.ids[i], `point ${i}`).to.equal(first.ids[i % 5]);
   });
+
+  it('tells apart, within one batch, label sets that share a prefix, differ only in a value or a name, or come in another key order', async () => {
+    const sets: Record<string, string>[] = [{}, { a: '1' }, { a: '1', b: '2' }, { a: '1', b: '2', c: '' }, { a: '1', b: '' }, { a: '', b: '1' }, { a: '12' }, { b: '2', a: '1' }, { a: '1', c: '2' }, { ab: '1' }, { a: 'b1' }, { b: '1' }];
+    const batch = ['tree', 'tree_b'].flatMap((name) => [...sets, ...sets.slice().reverse()].map((labels) => ({ name, labels })));
+    const store = new SeriesStore(new SeriesRepository(knex), { cacheSize: 1000 }, now);
+    const together = await store.resolve(orgId, batch, 1000);
+    // Each point alone, through a store that has seen none of them: the series table decides.
+    const alone = await Promise.all(batch.map(async (p) => (await new SeriesStore(new SeriesRepository(knex), { cacheSize: 1000 }, now).resolve(orgId, [p], 1000)).ids[0]));
+    expect(together.ids).to.deep.equal(alone);
+    // {b: '2', a: '1'} is {a: '1', b: '2'}: 11 series per name.
+    expect(new Set(together.ids).size).to.equal(22);
+  });
 });

@@ -96,6 +96,49 @@ function streamCacheKeyHead(orgTag: number, name: string, meta: SeriesMeta): str
   return `${head}\u0000${meta.kind}\u0000${meta.temporality ?? ''}\u0000${meta.unit.length}:${meta.unit}`;
 }
 
+interface Missing {
+  at: number[];
+  meta: SeriesMeta;
+  name: string;
+  canon: string;
+}
+
+/**
+ * A label set seen in one resolve call: the series id it was resolved to, or the entry of the
+ * series it waits for; `next` leads, by a further label's key and then its value, to longer sets.
+ */
+interface LabelNode {
+  id?: number;
+  missing?: Missing;
+  next: Map<string, Map<string, LabelNode>> | null;
+}
+
+const newLabelNode = (): LabelNode => ({ id: undefined, missing: undefined, next: null });
+
+/**
+ * The node of `labels` under `root`, made if new; null when its keys are not in ascending order
+ * (the caller then takes the cache key, which sorts them). In ascending order a set has one path
+ * and distinct sets have distinct paths (a path ends at the node of its last label), so a node
+ * stands for exactly one label set, whatever the strings hold.
+ */
+function labelNodeOf(root: LabelNode, labels: Record<string, string>): LabelNode | null {
+  let node = root;
+  let prev = '';
+  for (const k in labels) {
+    if (k < prev) return null;
+    prev = k;
+    const v = labels[k];
+    let byKey = node.next;
+    if (byKey === null) node.next = byKey = new Map();
+    let byValue = byKey.get(k);
+    if (byValue === undefined) byKey.set(k, (byValue = new Map()));
+    let child = byValue.get(v);
+    if (child === undefined) byValue.set(v, (child = newLabelNode()));
+    node = child;
+  }
+  return node;
+}
+
 /**
  * Series ids for ingest: an in-process LRU in front of the series table, the org's series
  * limit checked before anything new is created, and last_seen_at refreshed at most hourly.
@@ -130,16 +173,20 @@ export class SeriesStore {
     const now = this.now();
     const ids: (number | null)[] = new Array<number | null>(points.length).fill(null);
     /** Cache key → the input indexes needing that series, and what identifies it. */
-    const missing = new Map<string, { at: number[]; meta: SeriesMeta; name: string; canon: string }>();
+    const missing = new Map<string, Missing>();
     let orgTag = this.orgTags.get(orgId);
     if (orgTag === undefined) this.orgTags.set(orgId, (orgTag = this.orgTags.size));
     // A batch names each of its series many times (a point per timestamp): the LRU (recency, ttl)
-    // is asked once per series of the batch, the rest are answered by this map.
+    // is asked once per series of the batch. A point's labels are walked through a tree of the
+    // batch's label sets (by key, then value, in the order sent) to the node of that set, which
+    // holds what the first point with it was told: no cache key is built for the later ones.
     const seen = new Map<string, number>();
-    // Points of one stream name and descriptor usually come in runs: the key's head is built once per run.
+    const trees = new Map<string, LabelNode>();
+    // Points of one stream name and descriptor usually come in runs: the key's head and tree are looked up once per run.
     let headName: string | null = null;
     let headMeta: SeriesMeta | null = null;
     let head = '';
+    let tree: LabelNode = newLabelNode();
     for (let i = 0; i < points.length; i++) {
       const p = points[i];
       const meta = p.meta ?? NATIVE_META;
@@ -147,18 +194,32 @@ export class SeriesStore {
         head = streamCacheKeyHead(orgTag, p.name, meta);
         headName = p.name;
         headMeta = meta;
+        let t = trees.get(head);
+        if (!t) trees.set(head, (t = newLabelNode()));
+        tree = t;
+      }
+      const node = labelNodeOf(tree, p.labels);
+      if (node !== null && node.id !== undefined) {
+        ids[i] = node.id;
+        continue;
+      }
+      if (node !== null && node.missing !== undefined) {
+        node.missing.at.push(i);
+        continue;
       }
       const key = head + labelsCacheKey(p.labels);
       let hit = seen.get(key);
       if (hit === undefined && !missing.has(key) && (hit = this.cache.get(key)) !== undefined) seen.set(key, hit);
       if (hit !== undefined) {
         ids[i] = hit;
+        if (node !== null) node.id = hit;
       } else {
-        const m = missing.get(key);
+        let m = missing.get(key);
         if (m) m.at.push(i);
         // Text PostgreSQL cannot store is replaced here, for series not in the cache: the cache key
         // is that of the labels as sent (distinct label sets that store alike share a series).
-        else missing.set(key, { at: [i], meta, name: toStorableText(p.name), canon: canonicalLabels(toStorableRecord(p.labels)) });
+        else missing.set(key, (m = { at: [i], meta, name: toStorableText(p.name), canon: canonicalLabels(toStorableRecord(p.labels)) }));
+        if (node !== null) node.missing = m;
       }
     }
     const refused: number[] = [];
@@ -170,7 +231,7 @@ export class SeriesStore {
 
   private async load(
     orgId: string,
-    missing: Map<string, { at: number[]; meta: SeriesMeta; name: string; canon: string }>,
+    missing: Map<string, Missing>,
     pointOf: (index: number) => number,
     ids: (number | null)[],
     refused: number[],
