@@ -8,7 +8,7 @@ import { chunkAggregates, encodeChunk, encodeChunkSub } from '../../src/features
 import { CompactionRepository } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService } from '../../src/features/telemetry/compaction-service.js';
 import { readMetric, type MetricRead, type MetricReadLimits, type RawAnswerSeries } from '../../src/features/telemetry/metric-read.js';
-import { QueryRepository, type Aggregation } from '../../src/features/telemetry/query-repository.js';
+import { QueryRepository, SNAPSHOT_READ_MS, type Aggregation } from '../../src/features/telemetry/query-repository.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
 import { StatsRepository } from '../../src/features/telemetry/stats-repository.js';
 import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
@@ -541,26 +541,30 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         expect(before.filter((a) => a.length > 0).length).to.be.greaterThan(reads2.length / 2);
       });
     });
-    it('a compaction batch committing between the chunk statement and the fresh one does not lose the points it moved', async () => {
-      // The data split across the tiers; the reads connection runs the job right after a read's
-      // first statement (chunks, series) and before its second (fresh points).
+    /**
+     * The data split across the tiers; the reads connection runs the job right after a read's
+     * first statement (chunks, series) and before its next one. `from`: the reads' range starts
+     * there (and ends at LONG.end). Returns the statements the raced read sent, in order.
+     */
+    async function raceCompaction(from: number): Promise<string[]> {
+      const sent: string[] = [];
       await withOwnDatabase('tiers-race', stored.filter((x) => x.name === 'long'), 'split', async ({ k2, r2, orgId }) => {
         const [{ n: freshBefore }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
         expect(Number(freshBefore)).to.be.greaterThan(0);
         const repo2 = new QueryRepository(k2, r2);
         const reads2: Read[] = [
-          { name: 'long', agg: 'count', by: [], startMs: LONG.start, endMs: LONG.end, stepMs: HOUR },
-          { name: 'long', agg: 'sum', by: ['k'], startMs: LONG.start, endMs: LONG.end, stepMs: HOUR },
+          { name: 'long', agg: 'count', by: [], startMs: from, endMs: LONG.end, stepMs: HOUR },
+          { name: 'long', agg: 'sum', by: ['k'], startMs: from, endMs: LONG.end, stepMs: HOUR },
         ];
         const answer = (r: Read) => readMetric(repo2, orgId, { ...r, matchers: [], buckets: Math.ceil((r.endMs - r.startMs) / r.stepMs) }, LIMITS);
         const before = await Promise.all(reads2.map(answer));
+        expect(before[0].length).to.be.greaterThan(0);
         // The next statement after a read's first one waits for the job to have committed.
         const pool = r2.client as { acquireConnection(): Promise<{ query(sql: string, values?: unknown[]): Promise<unknown> }> };
         const acquire = pool.acquireConnection.bind(pool);
         let compacted = 0;
         let armed = true;
-        // The chunk versions the two statements saw differ (the batch wrote chunks in the range): the read ran again as of one snapshot.
-        let retried = 0;
+        let recording = true;
         pool.acquireConnection = async () => {
           const conn = await acquire();
           const query = conn.query.bind(conn);
@@ -571,7 +575,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
               const report = await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, pino({ level: 'silent' })).run(Date.now());
               compacted = report.points_compacted;
             }
-            if (sql.startsWith('begin isolation level repeatable read')) retried++;
+            if (recording && !sql.startsWith('set ')) sent.push(sql.trim().split(/\s+/).slice(0, 3).join(' '));
             const res = await query(sql, values);
             if (sql.startsWith('with s as materialized')) sawFirst = true;
             return res;
@@ -579,13 +583,31 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
           return conn;
         };
         const during = await answer(reads2[0]);
+        recording = false;
         expect(compacted).to.equal(Number(freshBefore));
-        expect(retried).to.equal(1);
         const [{ n: freshAfter }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
         expect(Number(freshAfter)).to.equal(0);
         expect(during).to.deep.equal(before[0]);
         expect(await answer(reads2[1])).to.deep.equal(before[1]);
       });
+      return sent;
+    }
+    it('a compaction batch committing between the chunk statement and the fresh one does not lose the points it moved', async () => {
+      expect(LONG.end - LONG.start).to.be.at.most(SNAPSHOT_READ_MS);
+      const sent = await raceCompaction(LONG.start);
+      // The chunk versions the two statements saw differ (the batch wrote chunks in the range): the read ran again as of one snapshot.
+      expect(sent).to.deep.equal([
+        'with s as',
+        "select 'f' as",
+        'begin isolation level',
+        'with s as',
+        "select 'f' as",
+        'commit',
+      ]);
+    });
+    it('a long read (both tiers in one transaction) does not lose the points a batch moves between its statements', async () => {
+      const sent = await raceCompaction(LONG.end - SNAPSHOT_READ_MS - 2 * HOUR);
+      expect(sent).to.deep.equal(['begin isolation level', 'with s as', "select 'f' as", 'commit']);
     });
   });
 
