@@ -13,6 +13,7 @@ const AGG_FIRST = codec.AGG_FIRST;
 const AGG_FIRST_TS = codec.AGG_FIRST_TS;
 const AGG_INCREASE = codec.AGG_INCREASE;
 const AGG_LAST = codec.AGG_LAST;
+const AGG_LAST_TS = codec.AGG_LAST_TS;
 const AGG_MAX = codec.AGG_MAX;
 const AGG_MIN = codec.AGG_MIN;
 const AGG_SIZE = codec.AGG_SIZE;
@@ -102,6 +103,16 @@ class ChunkCursor {
     this.o = 0;
   }
 
+  /** The byte offset of the next record (a value for seek). */
+  get offset(): number {
+    return this.o;
+  }
+
+  /** Makes the record at byte offset o (an earlier `offset`) the next one. */
+  seek(o: number): void {
+    this.o = o;
+  }
+
   next(): boolean {
     const o = this.o;
     const len = this.buf.length;
@@ -128,6 +139,25 @@ class ChunkCursor {
     }
     if (this.end > len) throw new Error('chunk records: truncated');
     this.o = this.end;
+    return true;
+  }
+
+  /**
+   * Steps over the next record reading only its first and last time (into agg, as next() does):
+   * false at the end. What follows is not told (kind, start and end are left as they were).
+   */
+  skip(): boolean {
+    const o = this.o;
+    const len = this.buf.length;
+    if (o >= len) return false;
+    if (o + CHUNK_RECORD_HEADER > len) throw new Error('chunk records: truncated');
+    const view = this.view;
+    this.agg[0] = (view.getInt32(o) * 4294967296 + view.getUint32(o + 4) + PG_EPOCH_US) / 1000;
+    this.agg[1] = (view.getInt32(o + 8) * 4294967296 + view.getUint32(o + 12) + PG_EPOCH_US) / 1000;
+    const l = view.getInt32(o + AGG_SIZE * 8);
+    const end = o + CHUNK_RECORD_HEADER + (l >= 0 ? l : l === -1 ? 0 : -2 - l);
+    if (end > len) throw new Error('chunk records: truncated');
+    this.o = end;
     return true;
   }
 
@@ -319,6 +349,37 @@ class Parts {
 }
 
 const parts = new Parts();
+
+/** A series' chunk records: byte offset, first and last time (reused, as parts). */
+class Records {
+  len = 0;
+  at = new Float64Array(64);
+  first = new Float64Array(64);
+  last = new Float64Array(64);
+
+  push(at: number, first: number, last: number): void {
+    if (this.len === this.at.length) {
+      const grow = (a: Float64Array) => {
+        const x = new Float64Array(2 * a.length);
+        x.set(a);
+        return x;
+      };
+      this.at = grow(this.at);
+      this.first = grow(this.first);
+      this.last = grow(this.last);
+    }
+    const i = this.len++;
+    this.at[i] = at;
+    this.first[i] = first;
+    this.last[i] = last;
+  }
+}
+
+const recs = new Records();
+
+/** Whether series whose parts come in time order go straight into the buckets (tests compare with the general path by turning it off). */
+export const tierStreaming = { enabled: true };
+const EMPTY = new Uint8Array(0);
 const scratch: DecodeScratch = { ts: new Float64Array(1024), values: new Float64Array(1024) };
 const cursor = new ChunkCursor();
 /** The two halves' aggregates of the record under the cursor. */
@@ -351,15 +412,19 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     return a;
   };
   const agg = cursor.agg;
+  // Bucket starts (startMs + i · stepMs) and indexes exact in integers: what streaming relies on.
+  const exact = tierStreaming.enabled && Number.isSafeInteger(startMs) && Number.isSafeInteger(endMs) && Number.isSafeInteger(stepMs) && stepMs > 0 && Number.isSafeInteger(startMs + size * stepMs);
+  const needMinMax = spec.agg === 'min' || spec.agg === 'max';
 
   for (const s of series) {
     const own = chunksOf.get(s.id);
     const f = freshOf.get(s.id);
     if (own === undefined && f === undefined) continue;
     const answer = answerOf(s);
-    cursor.reset(own ?? new Uint8Array(0));
+    cursor.reset(own ?? EMPTY);
     if (temporal) {
-      temporalSeries(s, f, answer.sums!);
+      if (exact && inTimeOrder(own, f, true)) streamTemporal(s, f, answer.sums!);
+      else temporalSeries(s, f, answer.sums!);
     } else if (pct !== undefined) {
       const values = answer.values!;
       const into = (t: number, v: number): void => {
@@ -377,6 +442,8 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
         for (let i = 0; i < n; i++) if (ts[i] >= startMs && ts[i] < endMs) into(ts[i], vs[i]);
       }
       if (f?.raw) for (let i = 0; i < f.t.length; i++) into(f.t[i], f.v[i]);
+    } else if (exact && inTimeOrder(own, f, false)) {
+      streamSeries(f, answer.sums!);
     } else {
       // Parts of the series in time order: whole chunks, halves, decoded points, the fresh tier's per-bucket partials.
       parts.len = 0;
@@ -416,6 +483,212 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
         acc.add(i, b[p], n[p], sum[p], min[p], max[p]);
       }
     }
+  }
+
+  /*
+   * Streaming. A series' records cover disjoint spans of time (a chunk per window), so when they
+   * are taken by first time, and the fresh tier's part comes after the last of them, the parts
+   * come out in the order the general path sorts them into: record by record (a record's points
+   * are stored in order; one that is not is put in order by itself: its span is its own), then the
+   * fresh tier's. The parts then go straight into the buckets, without being collected and sorted
+   * first: the same additions in the same order. inTimeOrder checks that (it leaves the cursor at
+   * the first record and the records' order in `recs`); otherwise the general path runs.
+   */
+
+  /** Whether the series' records, by first time, cover disjoint spans, with the fresh tier's part after them, in order. */
+  function inTimeOrder(own: Uint8Array | undefined, f: TierFresh | undefined, byValue: boolean): boolean {
+    recs.len = 0;
+    if (own !== undefined) {
+      let o = 0;
+      while (cursor.skip()) {
+        recs.push(o, agg[AGG_FIRST_TS], agg[AGG_LAST_TS]);
+        o = cursor.offset;
+      }
+      cursor.seek(0);
+    }
+    const n = recs.len;
+    const { first, last, at } = recs;
+    let sorted = true;
+    for (let k = 1; k < n; k++) if (!(first[k - 1] <= first[k])) sorted = false;
+    if (!sorted) {
+      const idx = Array.from({ length: n }, (_, k) => k).sort((a, b) => first[a] - first[b]);
+      const f2 = idx.map((k) => first[k]);
+      const l2 = idx.map((k) => last[k]);
+      const a2 = idx.map((k) => at[k]);
+      for (let k = 0; k < n; k++) {
+        first[k] = f2[k];
+        last[k] = l2[k];
+        at[k] = a2[k];
+      }
+    }
+    for (let k = 1; k < n; k++) if (!(last[k - 1] < first[k])) return false;
+    const end = n > 0 ? last[n - 1] : -Infinity;
+    if (f === undefined) return true;
+    if (byValue) {
+      if (!f.raw) return true; // (not read by increase/rate)
+      const { t, v } = f;
+      for (let i = 0; i < t.length; i++) {
+        if (!(t[i] > end)) return false;
+        if (i > 0 && !(t[i] > t[i - 1] || (t[i] === t[i - 1] && pgCompare(v[i - 1], v[i]) <= 0))) return false;
+      }
+    } else {
+      if (f.raw) return true; // (not read by these aggregations)
+      let prev = end;
+      for (let i = 0; i < f.buckets.length; i++) {
+        const x = f.buckets[i].first;
+        if (!(x > end && x >= prev)) return false;
+        prev = x;
+      }
+    }
+    return true;
+  }
+
+  /** The record under the cursor decoded into scratch, its points in the order the general path sorts them (by time, or by time and value): the indexes, or null for stored order. */
+  function decodeRecord(byValue: boolean): { n: number; order: number[] | null } {
+    const n = cursor.decode(scratch);
+    const { ts, values: vs } = scratch;
+    let sorted = true;
+    for (let j = 1; j < n; j++) {
+      const d = ts[j] - ts[j - 1];
+      if (!(d > 0 || (d === 0 && (!byValue || pgCompare(vs[j - 1], vs[j]) <= 0)))) {
+        sorted = false;
+        break;
+      }
+    }
+    // Its points inside its span (what the records' order rests on): a chunk's stored times are its points' first and last.
+    const lo = agg[AGG_FIRST_TS];
+    const hi = agg[AGG_LAST_TS];
+    let order: number[] | null = null;
+    if (!sorted) {
+      order = Array.from({ length: n }, (_, j) => j).sort((i, j) => ts[i] - ts[j] || (byValue ? pgCompare(vs[i], vs[j]) : 0) || i - j);
+    }
+    if (n > 0 && !(ts[order ? order[0] : 0] >= lo && ts[order ? order[n - 1] : n - 1] <= hi)) throw new Error('tier read: a chunk\'s points outside its first and last time');
+    return { n, order };
+  }
+
+  /** One series (avg, min, max, sum, count) straight into its answer's buckets, in time order. */
+  function streamSeries(f: TierFresh | undefined, acc: Buckets): void {
+    const { n: N, sum: SUM, min: MIN, max: MAX, start: START, order: firstSeen } = acc;
+    /** A part standing for its points by their aggregates, first at time t (or in bucket b when t is NaN). */
+    const part = (t: number, b: number, n: number, sum: number, min: number, max: number) => {
+      // (The general path's bucket start of a chunk or half, startMs + index(t) · stepMs, and its index again: the same index in integers.)
+      const i = t === t ? index(t) : index(b);
+      const bs = t === t ? startMs + i * stepMs : b;
+      if (!(i >= 0 && i < size)) throw new Error(`tier read: bucket ${bs} outside the range`);
+      acc.add(i, bs, n, sum, min, max);
+    };
+    for (let k = 0; k < recs.len; k++) {
+      cursor.seek(recs.at[k]);
+      cursor.next();
+      if (cursor.kind === -1) {
+        part(agg[AGG_FIRST_TS], 0, agg[AGG_COUNT], agg[AGG_SUM], agg[AGG_MIN], agg[AGG_MAX]);
+      } else if (cursor.kind === 1) {
+        cursor.halves(halves);
+        for (let h = 0; h < 2 * AGG_SIZE; h += AGG_SIZE) {
+          if (halves[h + AGG_COUNT] !== 0) part(halves[h + AGG_FIRST_TS], 0, halves[h + AGG_COUNT], halves[h + AGG_SUM], halves[h + AGG_MIN], halves[h + AGG_MAX]);
+        }
+      } else {
+        const { n, order } = decodeRecord(false);
+        const { ts, values: vs } = scratch;
+        for (let j = 0; j < n; j++) {
+          const p = order === null ? j : order[j];
+          const t = ts[p];
+          if (!(t >= startMs && t < endMs)) continue;
+          const v = vs[p];
+          const i = Math.floor((t - startMs) / stepMs);
+          if (N[i] === 0) {
+            firstSeen.push(i);
+            START[i] = startMs + i * stepMs;
+            N[i] = 1;
+            SUM[i] = v;
+            MIN[i] = v;
+            MAX[i] = v;
+          } else {
+            N[i] += 1;
+            SUM[i] += v;
+            if (needMinMax) {
+              MIN[i] = pgMin(MIN[i], v);
+              MAX[i] = pgMax(MAX[i], v);
+            }
+          }
+        }
+      }
+    }
+    if (f && !f.raw) for (const x of f.buckets) part(NaN, x.b, x.n, x.sum, x.min, x.max);
+  }
+
+  /** temporalSeries, streaming. */
+  function streamTemporal(s: TierSeries, f: TierFresh | undefined, acc: Buckets): void {
+    const { n: N, sum: SUM, start: START, order: firstSeen } = acc;
+    const isDelta = s.temporality === 'delta';
+    const updown = s.kind === 'updowncounter';
+    const lookback = spec.lookbackStartMs;
+    let prev = 0;
+    let hasPrev = false;
+    // (Only the sums and counts: increase and rate are finished from the sum.)
+    const add = (i: number, d: number) => {
+      if (N[i] === 0) {
+        firstSeen.push(i);
+        START[i] = startMs + i * stepMs;
+        N[i] = 1;
+        SUM[i] = d;
+      } else {
+        N[i] += 1;
+        SUM[i] += d;
+      }
+    };
+    /** A part standing for its points by their aggregates (a whole chunk, a half) at a[o, o + AGG_SIZE). */
+    const whole = (a: Float64Array, o: number) => {
+      const t = a[o + AGG_FIRST_TS];
+      const last = a[o + AGG_LAST];
+      if (t < startMs) {
+        prev = last;
+        hasPrev = true;
+        return;
+      }
+      const i = index(t);
+      const it = a[o + AGG_FIRST];
+      if (isDelta) {
+        add(i, a[o + AGG_SUM]);
+      } else {
+        if (hasPrev) add(i, delta(s, prev, it));
+        if (a[o + AGG_COUNT] > 1) add(i, updown ? last - it : a[o + AGG_INCREASE]);
+      }
+      prev = last;
+      hasPrev = true;
+    };
+    /** Points t[from, to) (through `order` when given) of a record or of the fresh tier. */
+    const points = (ts: ArrayLike<number>, vs: ArrayLike<number>, n: number, order: number[] | null, filter: boolean) => {
+      for (let j = 0; j < n; j++) {
+        const p = order === null ? j : order[j];
+        const t = ts[p];
+        if (filter && !(t >= lookback && t < endMs)) continue;
+        const v = vs[p];
+        if (t < startMs) {
+          prev = v;
+          hasPrev = true;
+          continue;
+        }
+        const i = index(t);
+        if (isDelta) add(i, v);
+        else if (hasPrev) add(i, v >= prev || updown ? v - prev : prev === prev && v === v ? v : delta(s, prev, v));
+        prev = v;
+        hasPrev = true;
+      }
+    };
+    for (let k = 0; k < recs.len; k++) {
+      cursor.seek(recs.at[k]);
+      cursor.next();
+      if (cursor.kind === -1) whole(agg, 0);
+      else if (cursor.kind === 1) {
+        cursor.halves(halves);
+        for (let h = 0; h < 2 * AGG_SIZE; h += AGG_SIZE) if (halves[h + AGG_COUNT] !== 0) whole(halves, h);
+      } else {
+        const { n, order } = decodeRecord(true);
+        points(scratch.ts, scratch.values, n, order, true);
+      }
+    }
+    if (f?.raw) points(f.t, f.v, f.t.length, null, false);
   }
 
   /** One series' deltas (increase/rate), in time order, into its answer's buckets. */
