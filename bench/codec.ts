@@ -20,7 +20,8 @@
  *
  * With SENTINEL_BENCH_DISK=1 (after `npm run build`: it starts a daemon for its PostgreSQL), three
  * draws go through the real tables: the mix above, bench:prometheus's draw of the same mix (its
- * generator, copied) and the fresh random two-decimal values, each 4 h in its own day partition.
+ * generator, copied) and the fresh random two-decimal values, each 4 h in its own day partition,
+ * and a whole day of the mix (12 windows: what a day partition holds once compaction has run all day).
  * Their points are COPYed into `points` (measured: the fresh tier's table and index bytes per
  * point), then `sentinel jobs run compaction` writes the chunk rows into the real `point_chunks`
  * partitions, measured with pg_total_relation_size (heap, FSM/VM, TOAST, indexes) as the job leaves
@@ -35,7 +36,8 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { chunkAggregates } from '../src/features/telemetry/chunk-codec.js';
 import { partitionName } from '../src/db/partitions.js';
-import { runBin } from '../test/support/daemon.js';
+import { spawnSync } from 'node:child_process';
+import { BIN } from '../test/support/daemon.js';
 import { copyInto, ensurePointPartitions, loadSeries, mulberry32, startSentinel } from './harness.js';
 import { machineLine } from './machine.js';
 import { chunkValueMode, decodeChunk, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
@@ -64,11 +66,13 @@ const TODAY = Math.floor(Date.now() / DAY_MS) * DAY_MS;
 const MIX_START = TODAY - 2 * DAY_MS;
 const PROMETHEUS_START = TODAY - DAY_MS;
 const WORST_START = TODAY - 3 * DAY_MS;
+/** A whole day of the mix (12 windows) in one partition, as a day of steady compaction leaves it. */
+const DAY_START = TODAY - 4 * DAY_MS;
 
-function generate(kinds: (i: number) => Kind, seed: number, start = MIX_START): Chunk[] {
+function generate(kinds: (i: number) => Kind, seed: number, start = MIX_START, hours = HOURS): Chunk[] {
   const rand = mulberry32(seed);
   const perWindow = WINDOW_MS / INTERVAL_MS;
-  const windows = (HOURS * 3_600_000) / WINDOW_MS;
+  const windows = (hours * 3_600_000) / WINDOW_MS;
   const chunks: Chunk[] = [];
   for (let s = 0; s < SERIES; s++) {
     const kind = kinds(s);
@@ -290,6 +294,8 @@ interface Draw {
   name: string;
   start: number;
   chunks: Chunk[];
+  /** Also COPY its chunks into a table `like point_chunks` (the previous emulation), for comparison. */
+  like?: boolean;
 }
 
 /**
@@ -310,7 +316,7 @@ async function onDisk(draws: Draw[]): Promise<void> {
       const nSeries = Math.max(...d.chunks.map((c) => c.series)) + 1;
       const ids = await loadSeries(client, s.orgId, `codec_draw_${j}`, nSeries, (i) => ({ host: `h${i}`, job: 'codec' }));
       kindOf.push(new Map(d.chunks.map((c) => [String(ids[c.series]), c.kind])));
-      await ensurePointPartitions(client, d.start, d.start + HOURS * 3_600_000 - 1);
+      await ensurePointPartitions(client, d.start, Math.max(...d.chunks.map((c) => c.w)) + WINDOW_MS - 1);
       // Time-major, as scrapes arrive.
       await copyInto(
         client,
@@ -337,8 +343,9 @@ async function onDisk(draws: Draw[]): Promise<void> {
       const n = d.chunks.reduce((k, c) => k + c.ts.length, 0);
       console.log(`${d.name}, fresh tier: ${n.toLocaleString('en-US')} points COPYed into ${pointsPart}, pg_total_relation_size ${perPoint(fresh.total, n)} B/point (${fresh.total.toLocaleString('en-US')} B: ${fresh.text})`);
     }
-    const job = runBin(['jobs', 'run', 'compaction', '--json'], s.env);
-    if (job.code !== 0) throw new Error(`sentinel jobs run compaction: ${job.stderr}`);
+    // Not runBin: its 60 s timeout is short for these points on a loaded machine.
+    const job = spawnSync(process.execPath, [BIN, 'jobs', 'run', 'compaction', '--json'], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...s.env }, encoding: 'utf8', timeout: 600_000 });
+    if (job.status !== 0) throw new Error(`sentinel jobs run compaction: ${job.stderr}`);
     const report = JSON.parse(job.stdout) as { points_compacted: number; chunks_written: number; batches: number };
     console.log(`on disk: sentinel jobs run compaction: ${report.points_compacted.toLocaleString('en-US')} points into ${report.chunks_written} chunks in ${report.batches} batches`);
     for (const [j, d] of draws.entries()) {
@@ -354,6 +361,7 @@ async function onDisk(draws: Draw[]): Promise<void> {
           `${perPoint(vacuumed.total, points)} B/point after VACUUM (${vacuumed.total.toLocaleString('en-US')} B: ${vacuumed.text})`,
       );
       for (const line of await anatomy(client, part, kindOf[j], points)) console.log(line);
+      if (!d.like) continue;
       // The previous emulation, for comparison.
       const like = `codec_like_${j}`;
       await client.query(`create table ${like} (like point_chunks including defaults including constraints including indexes)`);
@@ -388,8 +396,9 @@ async function onDisk(draws: Draw[]): Promise<void> {
 }
 if (process.env.SENTINEL_BENCH_DISK === '1') {
   await onDisk([
-    { name: "this bench's mix", start: MIX_START, chunks: mix },
-    { name: "bench:prometheus's draw", start: PROMETHEUS_START, chunks: promDraw },
-    { name: 'worst case, fresh random two-decimal values', start: WORST_START, chunks: worst },
+    { name: "this bench's mix", start: MIX_START, chunks: mix, like: true },
+    { name: "bench:prometheus's draw", start: PROMETHEUS_START, chunks: promDraw, like: true },
+    { name: 'worst case, fresh random two-decimal values', start: WORST_START, chunks: worst, like: true },
+    { name: "this bench's mix over a whole day (12 windows, another draw)", start: DAY_START, chunks: generate(mixKind, 4, DAY_START, 24) },
   ]);
 }
