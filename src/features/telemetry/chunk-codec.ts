@@ -150,12 +150,14 @@ class BitReader {
   pos: number;
   readonly end: number; // in bits
 
+  /** Bytes [0, length) of buf are the data (length: all of them by default); those after it read as zeros. */
   constructor(
     readonly buf: Uint8Array,
     startByte: number,
+    length = buf.length,
   ) {
     this.pos = startByte * 8;
-    this.end = buf.length * 8;
+    this.end = length * 8;
   }
 
   bit(): number {
@@ -259,26 +261,59 @@ function writeIntSeq(w: BitWriter, xs: ArrayLike<number>, order: 1 | 2, buckets:
   }
 }
 
-/** Reads n integers into out[0..n). */
+/**
+ * Reads n integers into out[0..n). The reader's bytes are followed by at least four zero bytes
+ * (decodeWith pads them), so a 32-bit window is four or five plain loads; a prefix and the bits
+ * after it are taken from one window when they fit in it.
+ */
 function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], out: Float64Array): void {
   if (n === 0) return;
   let prev = r.signed53();
   out[0] = prev;
   let prevD = 0;
   const nb = buckets.length;
+  const max = nb + 1;
+  const buf = r.buf;
+  const end = r.end;
+  let pos = r.pos;
   for (let i = 1; i < n; i++) {
-    const ones = r.ones(nb + 1);
+    // The next 32 bits (zeros past the end), most significant first.
+    let j = pos >>> 3;
+    let off = pos & 7;
+    let w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+    if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
+    // A unary prefix: leading ones up to max; the zero ending a shorter run is consumed too.
+    let ones = Math.clz32(~w);
+    let used = ones + 1;
+    if (ones >= max) ones = used = max;
+    if (pos + used > end) throw corrupt('truncated');
+    pos += used;
     let x: number;
     let d: number;
     if (ones === 0) {
       d = order === 1 ? 0 : prevD;
       x = prev + d;
     } else if (ones <= nb) {
-      const e = unzigzag(r.bits(buckets[ones - 1]));
+      const width = buckets[ones - 1];
+      if (pos + width > end) throw corrupt('truncated');
+      let z: number;
+      if (used + width <= 32) {
+        z = (w << used) >>> (32 - width);
+      } else {
+        j = pos >>> 3;
+        off = pos & 7;
+        w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+        if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
+        z = w >>> (32 - width);
+      }
+      pos += width;
+      const e = unzigzag(z);
       d = order === 1 ? e : prevD + e;
       x = prev + d;
     } else {
+      r.pos = pos;
       x = r.signed53();
+      pos = r.pos;
       d = x - prev;
     }
     if (!Number.isSafeInteger(x)) throw corrupt('integer out of range');
@@ -286,6 +321,7 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
     prev = x;
     out[i] = x;
   }
+  r.pos = pos;
 }
 
 // ---------------------------------------------------------------- XOR floats
@@ -540,6 +576,9 @@ export function decodeChunkInto(data: Uint8Array, scratch: DecodeScratch): numbe
   return decodeWith(data, scratch);
 }
 
+/** decodeWith's copy of the data, zero-padded (decoding is synchronous). */
+let padded = new Uint8Array(1024);
+
 /** The decoder, into `out`'s arrays (replaced by larger ones once the count is known to fit the data). */
 function decodeWith(data: Uint8Array, out: DecodeScratch): number {
   if (data.length < 2) throw corrupt('truncated header');
@@ -578,7 +617,11 @@ function decodeWith(data: Uint8Array, out: DecodeScratch): number {
     out.values = new Float64Array(size);
   }
   const { ts, values } = out;
-  const r = new BitReader(data, p);
+  // The data followed by eight zero bytes: the sequence reader's windows need no bounds checks.
+  if (padded.length < data.length + 8) padded = new Uint8Array(Math.max(data.length + 8, 2 * padded.length));
+  padded.set(data);
+  padded.fill(0, data.length, data.length + 8);
+  const r = new BitReader(padded, p, data.length);
   readIntSeq(r, n, 2, TS_BUCKETS, ts);
   if (mode === 0) {
     readXor(r, n, values);
@@ -587,7 +630,7 @@ function decodeWith(data: Uint8Array, out: DecodeScratch): number {
     const order = mode > 5 ? 2 : 1;
     readIntSeq(r, n, order, VALUE_TABLES[base], values);
     const pw = POW10[k];
-    for (let i = 0; i < n; i++) values[i] = values[i] / pw;
+    if (pw !== 1) for (let i = 0; i < n; i++) values[i] = values[i] / pw; // (x / 1 is x: integers stay as read)
   }
   // Only zero padding may follow the last bit.
   if (((r.pos + 7) >>> 3) !== data.length) throw corrupt('trailing bytes');
