@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
-import type { ChunkAggregates } from './chunk-codec.js';
+import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
 
 /**
  * One series' points as compaction moves them: epoch-ms times and their values, in ascending
@@ -42,6 +42,39 @@ const QUERY_CANCELED = '57014';
  * from them, checked against the encoder's).
  */
 const float8 = (v: number): number | string => (Object.is(v, -0) ? '-0' : v);
+
+/** 2000-01-01T00:00:00Z in epoch ms: PostgreSQL's timestamp epoch (timestamptz_send counts µs from it). */
+const PG_EPOCH_MS = 946_684_800_000;
+
+/**
+ * One series' packed points (per point: int8 µs since PG_EPOCH_MS, then a float8, both
+ * big-endian) as epoch-ms times, the microseconds floored, and values, in ascending (ts, value)
+ * order. They arrive in index order (series, ts); points whose times fall in the same ms (or, if
+ * the plan read them otherwise, any out of order) are put in order here.
+ */
+export function unpackPoints(seriesId: string, n: number, buf: Buffer): MovedSeries {
+  if (buf.length !== n * 16) throw new Error(`series ${seriesId}: ${buf.length} bytes for ${n} points`);
+  let ts = new Array<number>(n);
+  let values = new Array<number>(n);
+  let ordered = true;
+  for (let i = 0, o = 0; i < n; i++, o += 16) {
+    // µs = hi·2³² + lo, beyond 2⁵³: floor(µs / 1000) exactly as hi·4294967 + floor((hi·296 + lo) / 1000)
+    // (2³² = 4294967·1000 + 296; hi·296 + lo is an exact integer, so its quotient floors right).
+    const hi = buf.readInt32BE(o);
+    const t = hi * 4294967 + Math.floor((hi * 296 + buf.readUInt32BE(o + 4)) / 1000) + PG_EPOCH_MS;
+    const v = buf.readDoubleBE(o + 8);
+    if (i > 0 && (t < ts[i - 1] || (t === ts[i - 1] && cmpFloat8(values[i - 1], v) > 0))) ordered = false;
+    ts[i] = t;
+    values[i] = v;
+  }
+  if (!ordered) {
+    const idx = Array.from({ length: n }, (_, i) => i);
+    idx.sort((a, b) => ts[a] - ts[b] || cmpFloat8(values[a], values[b]));
+    ts = idx.map((i) => ts[i]);
+    values = idx.map((i) => values[i]);
+  }
+  return { seriesId, ts, values };
+}
 
 /** Before any series id (ids are positive: series.id is a bigserial). */
 const NO_SERIES = '0';
@@ -116,44 +149,66 @@ export class CompactionRepository {
     return rows.map((r) => r.w);
   }
 
-  /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
+  /**
+   * Runs `fn` in one REPEATABLE READ transaction (committed when it resolves, rolled back when it
+   * throws): takePoints reads a batch's points and then deletes them, and both statements must
+   * see the same rows (one snapshot). A conflict with a concurrent writer of the same rows (a
+   * retention delete of those points) fails it with SERIALIZATION_FAILURE, nothing done.
+   */
   transaction<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
-    return this.knex.transaction(fn);
+    return this.knex.transaction(fn, { isolationLevel: 'repeatable read' });
   }
 
   /**
    * Deletes the points of `seriesIds` (one org) in [from, to) from the partition and returns
-   * them, one entry per series. Times come back as epoch milliseconds (every ingest path stores
-   * milliseconds; a sub-millisecond part is floored). PostgreSQL packs each series' points into
-   * one value — per point its time and its value as float8send (big-endian IEEE 754, so -0 and
-   * NaN come back bit for bit), in (ts, value) order — sent base64: one row per series, not one
-   * per point, for the driver to parse. Row locks only: inserts and reads of the table go on
-   * meanwhile.
+   * them, one entry per series, in ascending (ts, value) order. Times come back as epoch
+   * milliseconds (every ingest path stores milliseconds; a sub-millisecond part is floored).
+   *
+   * Two statements in the transaction's one snapshot (REPEATABLE READ, see transaction): a SELECT
+   * that reads the points in the order of the (org_id, series_id, ts) INCLUDE (value) index (an
+   * index-only scan, no sort) and packs each series' into one value — per point timestamptz_send
+   * (int8 microseconds since 2000-01-01) and float8send (big-endian IEEE 754, so -0 and NaN come
+   * back bit for bit), sent base64: one row per series for the driver to parse — then a plain
+   * DELETE of the same rows. That is about half the work of DELETE … RETURNING, which fetches
+   * each deleted row again and materializes and sorts what it returns. The DELETE removes exactly
+   * the rows the SELECT saw: a point inserted after the snapshot is not visible to it (it stays,
+   * for the next run), and one deleted meanwhile by another session fails the transaction
+   * (SERIALIZATION_FAILURE) instead of being compacted; the counts are checked besides. Row locks
+   * only: inserts and reads of the table go on meanwhile.
    */
   async takePoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number): Promise<MovedSeries[]> {
+    const moved = await this.readPoints(trx, p, orgId, seriesIds, from, to);
+    let n = 0;
+    for (const m of moved) n += m.ts.length;
+    if (n) await this.deletePoints(trx, p, orgId, seriesIds, from, to, n);
+    return moved;
+  }
+
+  /** takePoints' SELECT: the points, packed per series, in index order, unpacked (unpackPoints). */
+  async readPoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number): Promise<MovedSeries[]> {
     const name = checkedPartitionName(p);
     if (from < p.day || to > p.day + DAY_MS) throw new Error(`window [${from}, ${to}) is not inside partition ${name}`);
     const { rows } = await trx.raw<{ rows: { series_id: string; n: number; pts: string }[] }>(
-      `with d as (
-         delete from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?
-         returning series_id, floor(extract(epoch from ts) * 1000)::float8 as t, value
-       )
-       select series_id::text as series_id, count(*)::int4 as n,
-              encode(string_agg(float8send(t) || float8send(value), ''::bytea order by t, value), 'base64') as pts
-         from d group by series_id`,
+      `select series_id::text as series_id, count(*)::int4 as n, encode(string_agg(timestamptz_send(ts) || float8send(value), ''::bytea), 'base64') as pts
+         from (select series_id, ts, value from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?
+                order by series_id, ts) x
+        group by series_id`,
       [name, orgId, seriesIds as string[], new Date(from), new Date(to)],
     );
-    return rows.map((r) => {
-      const buf = Buffer.from(r.pts, 'base64');
-      if (buf.length !== r.n * 16) throw new Error(`series ${r.series_id}: ${buf.length} bytes for ${r.n} points`);
-      const ts = new Array<number>(r.n);
-      const values = new Array<number>(r.n);
-      for (let i = 0, o = 0; i < r.n; i++, o += 16) {
-        ts[i] = buf.readDoubleBE(o);
-        values[i] = buf.readDoubleBE(o + 8);
-      }
-      return { seriesId: r.series_id, ts, values };
-    });
+    return rows.map((r) => unpackPoints(r.series_id, r.n, Buffer.from(r.pts, 'base64')));
+  }
+
+  /** takePoints' DELETE of what readPoints read (`expected` points: any other count throws). */
+  async deletePoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number, expected: number): Promise<void> {
+    const name = checkedPartitionName(p);
+    const del = await trx.raw<{ rowCount: number | null }>('delete from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?', [
+      name,
+      orgId,
+      seriesIds as string[],
+      new Date(from),
+      new Date(to),
+    ]);
+    if (del.rowCount !== expected) throw new Error(`partition ${name}: deleted ${del.rowCount} points, read ${expected}`);
   }
 
   /**

@@ -4,12 +4,26 @@ import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } 
 import type { ChunkRow, CompactionRepository } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
+/** SQLSTATE serialization_failure: a REPEATABLE READ transaction met a concurrent write of its rows. */
+const SERIALIZATION_FAILURE = '40001';
+/** How many times a batch that met one is tried again before the run fails (the next run carries on). */
+const SERIALIZATION_RETRIES = 3;
+
 export interface CompactionOptions {
   /** storage.compact_after in ms: a window is compacted once its end is at least this old. */
   compactAfterMs: number;
   /** storage.compact_batch_series: series per transaction (one org, one window). */
   batchSeries: number;
+  /**
+   * Batch transactions in flight at once (default DEFAULT_CONCURRENCY): while one batch's points
+   * are read and deleted by PostgreSQL, another's are encoded in Node, or both are in
+   * PostgreSQL on two cores.
+   */
+  concurrency?: number;
 }
+
+/** Batch transactions in flight at once unless CompactionOptions.concurrency says otherwise. */
+export const DEFAULT_CONCURRENCY = 2;
 
 export interface CompactionReport {
   /** The reference time (RFC 3339). */
@@ -51,7 +65,11 @@ export class CompactionService {
   ) {
     if (!(o.batchSeries >= 1)) throw new Error('batchSeries must be at least 1');
     if (!(o.compactAfterMs >= 0)) throw new Error('compactAfterMs must not be negative');
+    this.concurrency = o.concurrency ?? DEFAULT_CONCURRENCY;
+    if (!(Number.isInteger(this.concurrency) && this.concurrency >= 1)) throw new Error('concurrency must be an integer of at least 1');
   }
+
+  private readonly concurrency: number;
 
   /** `signal` (the job's timeout, shutdown) is checked before each batch; an aborted run throws its reason, what it committed stays. */
   async run(now = Date.now(), signal?: AbortSignal): Promise<CompactionReport> {
@@ -104,32 +122,68 @@ export class CompactionService {
     return report;
   }
 
-  /** Every org's series with points before `end` in one day-partition, batch after batch, window by window. */
+  /**
+   * Every org's series with points before `end` in one day-partition, batch after batch, window by
+   * window, up to `concurrency` batch transactions at once (each its own series and window, so they
+   * touch disjoint rows). Returns once none is in flight; the first failure (or the signal's
+   * reason) is thrown after the others in flight have ended, what they committed stays.
+   */
   private async compactPartition(p: PartitionInfo<'points'>, end: number, report: CompactionReport, signal?: AbortSignal): Promise<void> {
-    let ensured = false;
-    for (const orgId of await this.repo.orgsInPartition(p)) {
-      for (let after: string | null = null; ; ) {
-        signal?.throwIfAborted();
-        const ids = await this.repo.seriesWithPointsBefore(p, orgId, new Date(end), after, this.o.batchSeries);
-        if (!ids.length) break;
-        if (!ensured) {
-          await this.repo.ensureChunkPartition(p.day);
-          ensured = true;
-        }
-        const starts: number[] = [];
-        for (let w = p.day; w < end; w += CHUNK_WINDOW_MS) starts.push(w);
-        for (const w of await this.repo.windowsWithPoints(p, orgId, ids, starts, CHUNK_WINDOW_MS)) {
+    const inFlight = new Set<Promise<void>>();
+    // The first batch failure, kept for after the others in flight have ended.
+    const failed: { err?: unknown; yes: boolean } = { yes: false };
+    const start = async (orgId: string, ids: string[], w: number) => {
+      while (inFlight.size >= this.concurrency) await Promise.race(inFlight);
+      if (failed.yes) throw failed.err;
+      signal?.throwIfAborted();
+      const batch: Promise<void> = this.compactWindow(p, orgId, ids, w, report)
+        .catch((err: unknown) => {
+          if (!failed.yes) Object.assign(failed, { err, yes: true });
+        })
+        .finally(() => inFlight.delete(batch));
+      inFlight.add(batch);
+    };
+    try {
+      let ensured = false;
+      for (const orgId of await this.repo.orgsInPartition(p)) {
+        for (let after: string | null = null; ; ) {
           signal?.throwIfAborted();
-          await this.compactWindow(p, orgId, ids, w, report);
+          if (failed.yes) throw failed.err;
+          const ids = await this.repo.seriesWithPointsBefore(p, orgId, new Date(end), after, this.o.batchSeries);
+          if (!ids.length) break;
+          if (!ensured) {
+            await this.repo.ensureChunkPartition(p.day);
+            ensured = true;
+          }
+          const starts: number[] = [];
+          for (let w = p.day; w < end; w += CHUNK_WINDOW_MS) starts.push(w);
+          for (const w of await this.repo.windowsWithPoints(p, orgId, ids, starts, CHUNK_WINDOW_MS)) await start(orgId, ids, w);
+          if (ids.length < this.o.batchSeries) break;
+          after = ids[ids.length - 1];
         }
-        if (ids.length < this.o.batchSeries) break;
-        after = ids[ids.length - 1];
+      }
+    } finally {
+      await Promise.all(inFlight);
+    }
+    if (failed.yes) throw failed.err;
+  }
+
+  /**
+   * One transaction: the batch's points of one window out of `points`, into their chunks. Tried
+   * again (at most SERIALIZATION_RETRIES times) when it conflicted with another session's write of
+   * the same rows (a retention delete of those points): it did nothing then.
+   */
+  private async compactWindow(p: PartitionInfo<'points'>, orgId: string, ids: string[], w0: number, report: CompactionReport): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.compactWindowOnce(p, orgId, ids, w0, report);
+      } catch (err) {
+        if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= SERIALIZATION_RETRIES) throw err;
       }
     }
   }
 
-  /** One transaction: the batch's points of one window out of `points`, into their chunks. */
-  private async compactWindow(p: PartitionInfo<'points'>, orgId: string, ids: string[], w0: number, report: CompactionReport): Promise<void> {
+  private async compactWindowOnce(p: PartitionInfo<'points'>, orgId: string, ids: string[], w0: number, report: CompactionReport): Promise<void> {
     const r = await this.repo.transaction(async (trx) => {
       await trx.raw("set local statement_timeout = '5min'");
       const moved = await this.repo.takePoints(trx, p, orgId, ids, w0, w0 + CHUNK_WINDOW_MS);
