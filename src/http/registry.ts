@@ -74,6 +74,12 @@ export interface RouteDef<P extends Maybe = undefined, Q extends Maybe = undefin
    * stores NUL and unpaired surrogates as U+FFFD instead of refusing the batch.
    */
   bulkBody?: boolean;
+  /**
+   * A cheaper check of the parsed body for the route's common shape: true only for bodies `body`
+   * accepts (the schema is then not run), false for anything else, which the schema then judges
+   * and answers as always. For bulk bodies, whose compiled schema costs per item.
+   */
+  bodyAccepts?: (body: unknown) => boolean;
   /** Which limit applies before the route runs; default 'api'. See RateLimitPolicy. */
   rateLimit?: RateLimitPolicy;
   responses: Record<number, ResponseDef>;
@@ -393,7 +399,7 @@ export class ApiRegistry {
     // Validators coerce and fill defaults in place, so handlers receive the typed values.
     if (route.params && !route.params(input.params)) toErrorDetails('params', route.params.errors ?? [], errors);
     if (route.query && !route.query(input.query)) toErrorDetails('query', route.query.errors ?? [], errors);
-    if (route.body) {
+    if (route.body && !(route.def.bodyAccepts?.(input.body) ?? false)) {
       // Every error of a large body (100,000 unknown keys) would cost as much to find as to send:
       // such bodies are answered with their first error only.
       const rawLength = (ctx.request as { rawBody?: string }).rawBody?.length ?? 0;

@@ -1,7 +1,7 @@
 import { actorOf, type HttpContext } from '../../http/context.js';
 import type { ApiRegistry } from '../../http/registry.js';
 import { OrgParams } from '../../http/schemas.js';
-import { AcceptedSchema, TelemetryBody } from './telemetry-schemas.js';
+import { AcceptedSchema, isPlainMetricsBody, TelemetryBody } from './telemetry-schemas.js';
 import type { TelemetryService } from './telemetry-service.js';
 
 const TAGS = ['telemetry'];
@@ -35,6 +35,7 @@ export function registerTelemetryRoutes(registry: ApiRegistry, telemetry: Teleme
     apiKeyOnly: true,
     body: TelemetryBody,
     bulkBody: true,
+    bodyAccepts: isPlainMetricsBody,
     // Per-organization token buckets (points/s) limit ingest, not the per-IP request limit.
     rateLimit: 'ingest',
     responses: RESPONSES,
@@ -56,6 +57,7 @@ export function registerTelemetryRoutes(registry: ApiRegistry, telemetry: Teleme
     params: OrgParams,
     body: TelemetryBody,
     bulkBody: true,
+    bodyAccepts: isPlainMetricsBody,
     // Per-organization token buckets (points/s) limit ingest, not the per-IP request limit.
     rateLimit: 'ingest',
     responses: { ...RESPONSES, 404: { description: 'No such organization, or not visible to the caller.' } },

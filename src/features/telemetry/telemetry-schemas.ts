@@ -66,6 +66,57 @@ export const TelemetryBody = Type.Object(
 );
 export type TelemetryBodyT = Static<typeof TelemetryBody>;
 
+const METRIC_NAME = new RegExp(L.metricNamePattern);
+const LABEL_KEY = new RegExp(L.labelKeyPattern);
+
+/**
+ * True only for a body TelemetryBody accepts: metrics alone (no `logs` or `events`), each item
+ * checked as the schema does, but a name equal to the previous item's and a label key seen before
+ * in the body are not checked again, and a string within its limit in UTF-16 units is within it
+ * in characters too. False for everything else (the schema then decides and names the error),
+ * including valid bodies this does not try to judge. test/unit/telemetry-body-check.test.ts holds
+ * it to the compiled schema.
+ */
+export function isPlainMetricsBody(body: unknown): boolean {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return false;
+  const b = body as { metrics?: unknown; logs?: unknown; events?: unknown };
+  if (b.logs !== undefined || b.events !== undefined) return false;
+  const metrics = b.metrics;
+  if (!Array.isArray(metrics) || metrics.length > L.maxItems) return false;
+  let checkedName: string | null = null;
+  const labelKeys = new Set<string>();
+  for (let i = 0; i < metrics.length; i++) {
+    const m: unknown = metrics[i];
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return false;
+    const item = m as { name?: unknown; value?: unknown; ts?: unknown; labels?: unknown };
+    for (const k in item) if (k !== 'name' && k !== 'value' && k !== 'ts' && k !== 'labels') return false;
+    const n = item.name;
+    if (typeof n !== 'string') return false;
+    if (n !== checkedName) {
+      if (n.length < 1 || n.length > L.metricNameMax || !METRIC_NAME.test(n)) return false;
+      checkedName = n;
+    }
+    if (typeof item.value !== 'number' || !Number.isFinite(item.value)) return false;
+    const ts = item.ts;
+    if (ts !== undefined && typeof ts !== 'string' && !Number.isInteger(ts)) return false;
+    const labels = item.labels;
+    if (labels !== undefined) {
+      if (labels === null || typeof labels !== 'object' || Array.isArray(labels)) return false;
+      let count = 0;
+      for (const k in labels) {
+        if (++count > L.maxLabels) return false;
+        if (!labelKeys.has(k)) {
+          if (k.length < 1 || k.length > L.labelKeyMax || !LABEL_KEY.test(k)) return false;
+          labelKeys.add(k);
+        }
+        const v: unknown = (labels as Record<string, unknown>)[k];
+        if (typeof v !== 'string' || v.length > L.labelValueMax) return false;
+      }
+    }
+  }
+  return true;
+}
+
 const Count = Type.Integer({ minimum: 0 });
 export const AcceptedSchema = Type.Object({
   accepted: Type.Object({ metrics: Count, logs: Count, events: Count }),
