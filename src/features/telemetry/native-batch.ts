@@ -1,7 +1,7 @@
 import type { ErrorDetail } from '../../core/errors.js';
 import { parseRfc3339 } from '../../core/timestamp.js';
 import type { TelemetryBodyT } from './telemetry-schemas.js';
-import { LEVELS, type TelemetryBatch } from './telemetry-types.js';
+import { LEVELS, type PointIn, type TelemetryBatch } from './telemetry-types.js';
 
 /** `ts` in: RFC 3339 or epoch milliseconds; absent means now. Returns NaN for an unreadable value. */
 export function parseTimestamp(ts: string | number | undefined, now: number): number {
@@ -12,7 +12,8 @@ export function parseTimestamp(ts: string | number | undefined, now: number): nu
 
 /**
  * The native body (already checked against TelemetryBody) as a normalized batch. Items map one
- * to one, so batch.points[i] is body.metrics[i] and error paths can name the item.
+ * to one, so batch.points[i] is body.metrics[i] and error paths can name the item. The body is
+ * not changed.
  */
 export function nativeBatch(body: TelemetryBodyT, now: number): { batch: TelemetryBatch; errors: ErrorDetail[] } {
   const errors: ErrorDetail[] = [];
@@ -26,9 +27,11 @@ export function nativeBatch(body: TelemetryBodyT, now: number): { batch: Telemet
   const points: TelemetryBatch['points'] = [];
   for (let i = 0; i < metrics.length; i++) {
     const m = metrics[i];
-    // Epoch milliseconds (what batching clients send) need no call; anything else is parsed.
-    const t = typeof m.ts === 'number' && Number.isSafeInteger(m.ts) ? m.ts : ts(m.ts, 'metrics', i);
-    points.push({ name: m.name, labels: m.labels ?? {}, ts: t, value: m.value });
+    // An item with epoch milliseconds and labels (what batching clients send) already is its
+    // point (the schema allows no other fields): it is taken as it is, not copied. Any other
+    // time is parsed, and a point made.
+    if (typeof m.ts === 'number' && Number.isSafeInteger(m.ts) && m.labels !== undefined) points.push(m as PointIn);
+    else points.push({ name: m.name, labels: m.labels ?? {}, ts: ts(m.ts, 'metrics', i), value: m.value });
   }
   const batch: TelemetryBatch = {
     points,
