@@ -18,6 +18,8 @@
  *   SENTINEL_BENCH_PARTS=b npm run bench:ingest    (only the single-point requests; default a,o,b,d)
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -148,6 +150,38 @@ async function copyRate(pgUrl: string, sql: string, rows: () => string, duration
   }
 }
 
+/** utime + stime (+ the reaped children's, with `children`) of a process from /proc, in ms (USER_HZ 100). */
+function procCpuMs(pid: number, children = false): number {
+  try {
+    // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0)) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU time so far of the daemon, of PostgreSQL (the postmaster, its live children and those it
+ * has reaped) and of this process (the load generator: autocannon, or the COPY rows), ms.
+ */
+function cpuNow(daemonPid: number, pgdata: string): { daemon: number; pg: number; bench: number } {
+  const postmaster = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'latin1').split('\n')[0]);
+  let pgMs = procCpuMs(postmaster, true);
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) pgMs += procCpuMs(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  const u = process.cpuUsage();
+  return { daemon: procCpuMs(daemonPid), pg: pgMs, bench: (u.user + u.system) / 1000 };
+}
+
 /** Autocannon options for POST /telemetry that fail the run on any non-2xx answer (first one kept for the message). */
 function telemetryLoad(url: string, apiKey: string, body: (() => string) | string) {
   const seen: { first?: string } = {};
@@ -244,13 +278,30 @@ try {
   const narrow: number[] = [];
   const ingest: number[] = [];
   const p99s: number[] = [];
+  // CPU ms per 1,000 points stored, per phase (warm-up included: CPU cannot be split at its end).
+  const pgdata = join(s.dataDir, 'postgres');
+  const cpuIngest: { daemon: number; pg: number; bench: number }[] = [];
+  const cpuNarrow: { daemon: number; pg: number; bench: number }[] = [];
+  const pointsNow = async () => Number((await admin.query<{ n: string }>('select count(*)::bigint as n from points')).rows[0].n);
+  const perK = async <T>(into: { daemon: number; pg: number; bench: number }[], phase: () => Promise<T>): Promise<T> => {
+    const n0 = await pointsNow();
+    const c0 = cpuNow(s.daemon.proc.pid!, pgdata);
+    const out = await phase();
+    const c1 = cpuNow(s.daemon.proc.pid!, pgdata);
+    const k = ((await pointsNow()) - n0) / 1000;
+    into.push({ daemon: (c1.daemon - c0.daemon) / k, pg: (c1.pg - c0.pg) / k, bench: (c1.bench - c0.bench) / k });
+    return out;
+  };
   for (let i = 0; i < ROUNDS; i++) {
     wide.push(await copyRate(s.pgUrl, 'copy bench_wide_ceiling (org_id, name, labels, ts, value) from stdin', () => wideRows(s.orgId), seconds));
     const load = telemetryLoad(base, s.apiKey, ingestBody);
-    const r = load.check(await run({ ...load.opts, connections: BATCH_CONNECTIONS, duration: seconds, warmup: { connections: BATCH_CONNECTIONS, duration: 1 } } as autocannon.Options), 'batched ingest');
+    const r = load.check(
+      await perK(cpuIngest, () => run({ ...load.opts, connections: BATCH_CONNECTIONS, duration: seconds, warmup: { connections: BATCH_CONNECTIONS, duration: 1 } } as autocannon.Options)),
+      'batched ingest',
+    );
     ingest.push((r['2xx'] * POINTS_PER_BODY) / r.duration);
     p99s.push(r.latency.p99);
-    narrow.push(await copyRate(s.pgUrl, 'copy points (org_id, series_id, ts, value) from stdin', () => narrowRows(s.orgId, seriesIds), seconds));
+    narrow.push(await perK(cpuNarrow, () => copyRate(s.pgUrl, 'copy points (org_id, series_id, ts, value) from stdin', () => narrowRows(s.orgId, seriesIds), seconds)));
   }
   await admin.query('drop table bench_wide_ceiling');
   const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
@@ -261,6 +312,11 @@ try {
     `(a) batched ingest (${BATCH_CONNECTIONS} conn, ${POINTS_PER_BODY} points/request): ${k(a)} points/s (p99 ${median(p99s)} ms)   ` +
       `ceiling: wide-row COPY ${k(w)} points/s   ratio ${pct(a, w)} (target >= 100%)   ` +
       `reference: narrow COPY into points ${k(n)} points/s (ingest ${pct(a, n)} of it; target >= 75%)   rounds: ingest ${ingest.map(k).join(' / ')}, wide ${wide.map(k).join(' / ')}, narrow ${narrow.map(k).join(' / ')}`,
+  );
+  const ms = (xs: { daemon: number; pg: number; bench: number }[], f: 'daemon' | 'pg' | 'bench') => median(xs.map((x) => x[f])).toFixed(1);
+  console.log(
+    `    CPU ms per 1000 points (medians of the rounds): ingest: daemon ${ms(cpuIngest, 'daemon')}, PostgreSQL ${ms(cpuIngest, 'pg')}, load generator ${ms(cpuIngest, 'bench')}   ` +
+      `narrow COPY: PostgreSQL ${ms(cpuNarrow, 'pg')}, load generator ${ms(cpuNarrow, 'bench')}`,
   );
 
   }
