@@ -229,6 +229,8 @@ const PERCENTILE: Partial<Record<Aggregation, number>> = { p50: 0.5, p90: 0.9, p
  * One answer's buckets, by bucket index (bucket start = startMs + index · stepMs): count, sum,
  * min, max in typed arrays, and the indexes in first-seen order (the order the answer lists them).
  */
+const NONE = new Float64Array(0);
+
 class Buckets {
   readonly n: Float64Array;
   readonly sum: Float64Array;
@@ -238,11 +240,12 @@ class Buckets {
   readonly start: Float64Array;
   readonly order: number[] = [];
 
-  constructor(size: number) {
+  /** minMax false: no min and max kept (empty arrays), for an answer that reads neither. */
+  constructor(size: number, minMax = true) {
     this.n = new Float64Array(size);
     this.sum = new Float64Array(size);
-    this.min = new Float64Array(size);
-    this.max = new Float64Array(size);
+    this.min = minMax ? new Float64Array(size) : NONE;
+    this.max = minMax ? new Float64Array(size) : NONE;
     this.start = new Float64Array(size);
   }
 
@@ -253,13 +256,17 @@ class Buckets {
       this.start[i] = b;
       this.n[i] = n;
       this.sum[i] = sum;
-      this.min[i] = min;
-      this.max[i] = max;
+      if (this.min.length !== 0) {
+        this.min[i] = min;
+        this.max[i] = max;
+      }
     } else {
       this.n[i] += n;
       this.sum[i] += sum;
-      this.min[i] = pgMin(this.min[i], min);
-      this.max[i] = pgMax(this.max[i], max);
+      if (this.min.length !== 0) {
+        this.min[i] = pgMin(this.min[i], min);
+        this.max[i] = pgMax(this.max[i], max);
+      }
     }
   }
 }
@@ -404,18 +411,19 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
   const temporal = spec.agg === 'increase' || spec.agg === 'rate';
   const pct = PERCENTILE[spec.agg];
 
+  // Only min and max read the buckets' min and max.
+  const needMinMax = spec.agg === 'min' || spec.agg === 'max';
   // Answers in lookup order of their first series; per answer, buckets in first-seen order.
   const answers = new Map<string, { series: TierSeries; sums: Buckets | null; values: (number[] | undefined)[] | null; valueOrder: number[] }>();
   const answerOf = (s: TierSeries) => {
     const key = grouped ? JSON.stringify(s.gk ?? []) : s.id;
     let a = answers.get(key);
-    if (!a) answers.set(key, (a = { series: s, sums: pct === undefined ? new Buckets(size) : null, values: pct === undefined ? null : [], valueOrder: [] }));
+    if (!a) answers.set(key, (a = { series: s, sums: pct === undefined ? new Buckets(size, needMinMax) : null, values: pct === undefined ? null : [], valueOrder: [] }));
     return a;
   };
   const agg = cursor.agg;
   // Bucket starts (startMs + i · stepMs) and indexes exact in integers: what streaming relies on.
   const exact = tierStreaming.enabled && Number.isSafeInteger(startMs) && Number.isSafeInteger(endMs) && Number.isSafeInteger(stepMs) && stepMs > 0 && Number.isSafeInteger(startMs + size * stepMs);
-  const needMinMax = spec.agg === 'min' || spec.agg === 'max';
 
   for (const s of series) {
     const own = chunksOf.get(s.id);
@@ -607,8 +615,10 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
             START[i] = startMs + i * stepMs;
             N[i] = 1;
             SUM[i] = v;
-            MIN[i] = v;
-            MAX[i] = v;
+            if (needMinMax) {
+              MIN[i] = v;
+              MAX[i] = v;
+            }
           } else {
             N[i] += 1;
             SUM[i] += v;
@@ -764,7 +774,7 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
       const acc = a.sums!;
       for (const i of acc.order) {
         t.push(acc.start[i]);
-        v.push(finish(spec, acc.n[i], acc.sum[i], acc.min[i], acc.max[i]));
+        v.push(finish(spec, acc.n[i], acc.sum[i], needMinMax ? acc.min[i] : 0, needMinMax ? acc.max[i] : 0));
       }
     }
     if (t.length === 0) continue;
