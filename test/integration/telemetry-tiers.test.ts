@@ -369,6 +369,20 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
       }
     });
 
+    it('a range longer than SNAPSHOT_READ_MS (one transaction, its own chunk statement) answers every aggregation as the same buckets of a short range', async () => {
+      for (const step of [HOUR, 2 * HOUR]) {
+        // Starts a whole number of steps before the data: the same buckets, more of them empty.
+        const longStart = LONG.start - Math.ceil(SNAPSHOT_READ_MS / step) * step;
+        for (const agg of ALL) {
+          for (const by of [[], ['k']]) {
+            const short = await same({ name: 'long', agg, by, startMs: LONG.start, endMs: LONG.end, stepMs: step });
+            expect(short.length, `${agg} ${step}`).to.be.greaterThan(0);
+            expect(await same({ name: 'long', agg, by, startMs: longStart, endMs: LONG.end, stepMs: step }), `${agg} ${step} by ${by.join()}`).to.deep.equal(short);
+          }
+        }
+      }
+    });
+
     it('two-decimal values: counts, extremes and percentiles identical; sums within the last bits where a stored sum is one term', async () => {
       for (const step of [HOUR, 2 * HOUR]) {
         for (const agg of ALL) {
