@@ -118,6 +118,7 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
   };
   // The previous series' times and their heads' bytes: most series of an answer have the same
   // bucket starts, found again without a lookup per point.
+  let scratch = Buffer.allocUnsafe(0);
   let prevT: readonly number[] = [];
   let from = new Int32Array(0);
   let to = new Int32Array(0);
@@ -156,8 +157,11 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
     if (plain) {
       // The values' texts as JSON.stringify writes numbers (faster than String(x) each, and the
       // same text, non-finite ones as null): one string of them, split at its commas, which only
-      // numbers and null hold. Read as characters: JSON.stringify's result is a flat string.
+      // numbers and null hold. Read as bytes (written once into scratch): twice as fast as
+      // reading the string's characters (measured).
       const text = JSON.stringify(n === v.length ? v : v.slice(0, n));
+      if (scratch.length < text.length) scratch = Buffer.allocUnsafe(Math.max(text.length, 2 * scratch.length));
+      scratch.write(text, 0, 'latin1');
       let room = text.length + 2;
       for (let j = 0; j < n; j++) room += to[j] - from[j];
       w.reserve(room);
@@ -173,7 +177,7 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
         for (; k + 4 <= e; k += 4, p += 4) out.setUint32(p, hv.getUint32(k));
         for (; k < e; k++) buf[p++] = hb[k];
         // The value's text runs to the next comma (or the closing bracket).
-        for (let c = text.charCodeAt(q++); c !== COMMA && c !== CLOSE_BRACKET; c = text.charCodeAt(q++)) buf[p++] = c;
+        for (let c = scratch[q++]; c !== COMMA && c !== CLOSE_BRACKET; c = scratch[q++]) buf[p++] = c;
         buf[p++] = CLOSE_BRACKET;
       }
       w.pos = p;
