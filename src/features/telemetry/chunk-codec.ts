@@ -27,10 +27,12 @@
  * is tᵢ − c′ + Δ). With w = 0 there is no code and no escape: every tᵢ is G. Every sum is a
  * float64 addition, the same in the encoder and the decoder; the encoder uses a code only when
  * G + c reproduces tᵢ exactly. The encoder picks Δ (the median delta, or the span over the
- * number of median intervals it holds), lo and w to minimise the header and stream, and c′ so that a point after a gap of whole intervals keeps its place in the grid
- * ((tᵢ − G) mod Δ when that is a code, else the middle code); it writes version 2 only when
- * the header's extra bytes and the offsets take fewer bits than version 1's delta-of-deltas,
- * else version 1 bytes, unchanged: no chunk is larger than in version 1.
+ * number of median intervals it holds), for each the width w and lo whose window of codes holds
+ * the most offsets for the fewest bits, and c′ so that a point after a gap of whole intervals
+ * keeps its place in the grid ((tᵢ − G) mod Δ when that is a code, else the middle code 2^(w−1) − 1).
+ * It writes version 2 only when the header's extra bytes and the offsets take fewer bits than
+ * version 1's delta-of-deltas, else version 1 bytes, unchanged: no chunk is larger than in
+ * version 1 (the byte count is at most version 1's).
  *
  * Integer sequence (timestamps in ms; decimal values as integers v·10^k): the first element as
  * a sign bit and a 53-bit magnitude; then, per element, its delta (order 1) or delta-of-delta
@@ -332,7 +334,7 @@ function gridStream(ts: readonly number[], delta: number, lo: number, w: number,
     }
     return 54;
   }
-  const esc = 2 ** w - 1;
+  const esc = w < 31 ? (1 << w) - 1 : 2 ** w - 1;
   const mid = Math.floor(esc / 2);
   let bits = 54 + (n - 1) * w;
   for (let i = 1; i < n; i++) {
@@ -379,11 +381,10 @@ function chooseGrid(ts: readonly number[]): { delta: number; lo: number; w: numb
   const n = ts.length;
   const deltas = new Float64Array(n - 1);
   for (let i = 1; i < n; i++) deltas[i - 1] = ts[i] - ts[i - 1];
-  deltas.sort();
   // Intervals tried: the median delta, and the span over the number of median intervals it holds
   // (closer when jitter or a slow drift puts the median a millisecond off: a grid that is one off
   // drifts out of its window within the chunk).
-  const median = deltas[(n - 1) >> 1];
+  const median = select(deltas, (n - 1) >> 1);
   const slots = median > 0 ? Math.round((ts[n - 1] - ts[0]) / median) : 0;
   const spanned = slots > 0 ? Math.round((ts[n - 1] - ts[0]) / slots) : median;
   const best = { delta: 0, lo: 0, w: -1, bits: histogramCost(histogram(ts, 2), TS_BUCKETS) };
@@ -392,47 +393,107 @@ function chooseGrid(ts: readonly number[]): { delta: number; lo: number; w: numb
   return best.w < 0 ? null : { delta: best.delta, lo: best.lo, w: best.w };
 }
 
-/** chooseGrid for one interval: replaces `best` with a (lo, w) whose header and stream take fewer bits. */
+/** chooseGrid for one interval: replaces `best` with its (lo, w) when its header and stream take fewer bits. */
 function gridFor(ts: readonly number[], delta: number, best: { delta: number; lo: number; w: number; bits: number }): void {
   const n = ts.length;
   if (!(Math.abs(delta) <= MAX_GRID_PARAM)) return;
   // Each timestamp's offset from the grid through t₀, folded into (−Δ/2, Δ/2] when Δ > 0 (a point
   // after a gap of whole intervals is then where it would be without the gap).
   const off = new Float64Array(n - 1);
+  const half = delta / 2;
   for (let i = 1; i < n; i++) {
     let r = ts[i] - ts[0] - i * delta;
-    if (delta > 0) {
+    if (delta > 0 && (r > half || r <= -half)) {
       r = ((r % delta) + delta) % delta;
-      if (r > delta / 2) r -= delta;
+      if (r > half) r -= delta;
     }
     off[i - 1] = r;
   }
-  off.sort();
-  const range = off[n - 2] - off[0];
+  let min = off[0];
+  let max = off[0];
+  for (let i = 1; i < n - 1; i++) {
+    const r = off[i];
+    if (r < min) min = r;
+    else if (r > max) max = r;
+  }
+  const range = max - min;
+  // Offsets within a few thousand of each other (jitter) are counted per value; others sorted.
+  const counts = range < 4096 ? new Int32Array(range + 1) : null;
+  if (counts) for (let i = 0; i < n - 1; i++) counts[off[i] - min]++;
+  else off.sort();
+  // Each width's estimate: its window (the 2^w − 1 codes, one for w = 0, holding the most
+  // offsets: lo is its lowest) and an escape for each offset outside it; the best is measured.
+  let bestW = -1;
+  let bestLo = 0;
+  let bestEstimate = Infinity;
   for (let w = 0; w <= MAX_GRID_WIDTH; w++) {
-    // The window of 2^w − 1 codes (one for w = 0) holding the most offsets: its lowest is lo.
-    const codes = w === 0 ? 1 : 2 ** w - 1;
-    let lo = off[0];
+    const codes = w === 0 ? 1 : (1 << w) - 1;
+    let lo = min;
     let most = 0;
-    for (let s = 0, e = 0; s < n - 1; s++) {
-      while (e < n - 1 && off[e] - off[s] < codes) e++;
-      if (e - s > most) {
-        most = e - s;
-        lo = off[s];
+    if (counts) {
+      // The window [v, v + codes) over the counts, slid one value at a time.
+      let inside = 0;
+      for (let v = 0; v < codes && v <= range; v++) inside += counts[v];
+      most = inside;
+      for (let v = 1; v + codes - 1 <= range; v++) {
+        inside += counts[v + codes - 1] - counts[v - 1];
+        if (inside > most) {
+          most = inside;
+          lo = min + v;
+        }
+      }
+    } else {
+      for (let s = 0, e = 0; s < n - 1; s++) {
+        while (e < n - 1 && off[e] - off[s] < codes) e++;
+        if (e - s > most) {
+          most = e - s;
+          lo = off[s];
+        }
       }
     }
-    if (Math.abs(lo) <= MAX_GRID_PARAM) {
-      const header = 8 * (1 + varintBytes(zigzag(delta)) + varintBytes(zigzag(lo)));
-      const bits = header + gridStream(ts, delta, lo, w, null) - 54;
-      if (bits < best.bits) {
-        best.bits = bits;
-        best.delta = delta;
-        best.lo = lo;
-        best.w = w;
-      }
+    const estimate = w === 0 ? (most === n - 1 ? 0 : Infinity) : (n - 1) * w + (n - 1 - most) * (54 + w);
+    if (estimate < bestEstimate && Math.abs(lo) <= MAX_GRID_PARAM) {
+      bestEstimate = estimate;
+      bestW = w;
+      bestLo = lo;
     }
     if (codes > range + 1) break; // wider windows hold no more offsets
   }
+  if (bestW < 0) return;
+  const header = 8 * (1 + varintBytes(zigzag(delta)) + varintBytes(zigzag(bestLo)));
+  const bits = header + gridStream(ts, delta, bestLo, bestW, null) - 54;
+  if (bits < best.bits) {
+    best.bits = bits;
+    best.delta = delta;
+    best.lo = bestLo;
+    best.w = bestW;
+  }
+}
+
+/** The k-th smallest of xs (reordered in place; quickselect: a typed array's sort costs more than the rest of the encoder). */
+function select(xs: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = xs.length - 1;
+  while (lo < hi) {
+    const pivot = xs[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (xs[i] < pivot) i++;
+      while (xs[j] > pivot) j--;
+      if (i <= j) {
+        const x = xs[i];
+        xs[i] = xs[j];
+        xs[j] = x;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return xs[k];
+  }
+  return xs[k];
 }
 
 /** An unsigned LEB128 varint of a safe integer ≥ 0, as header bytes. */
@@ -476,7 +537,7 @@ function readGrid(r: BitReader, n: number, w: number, delta: number, lo: number,
     }
     return;
   }
-  const esc = 2 ** w - 1;
+  const esc = w < 31 ? (1 << w) - 1 : 2 ** w - 1;
   for (let i = 1; i < n; i++) {
     g += delta;
     const c = r.bits(w);
