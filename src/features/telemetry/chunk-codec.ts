@@ -24,12 +24,13 @@
  * code c follows: c < 2^w − 1 means tᵢ = G + c; c = 2^w − 1 (all ones) is an escape: tᵢ itself
  * follows as a sign bit and a 53-bit magnitude, then w more bits c′, and the grid continues from
  * it: G becomes tᵢ − c′ (so tᵢ is G + c′, as if it had been coded c′; the next point's grid point
- * is tᵢ − c′ + Δ). With w = 0 there is no code and no escape: every tᵢ is G. Every sum is a
- * float64 addition, the same in the encoder and the decoder; the encoder uses a code only when
+ * is tᵢ − c′ + Δ). With w = 0 there is no code and no escape: every tᵢ is G. All of it is
+ * float64 arithmetic, the same in the encoder and the decoder; the encoder uses a code only when
  * G + c reproduces tᵢ exactly. The encoder picks Δ (the median delta, or the span over the
  * number of median intervals it holds), for each the width w and lo whose window of codes holds
  * the most offsets for the fewest bits, and c′ so that a point after a gap of whole intervals
- * keeps its place in the grid ((tᵢ − G) mod Δ when that is a code, else the middle code 2^(w−1) − 1).
+ * keeps its place in the grid ((tᵢ − G) mod Δ when that is a code, else the middle code 2^(w−1) − 1,
+ * or 0 when tᵢ − c′ would not be a safe integer); the decoder takes whatever c′ it reads.
  * It writes version 2 only when the header's extra bytes and the offsets take fewer bits than
  * version 1's delta-of-deltas, else version 1 bytes, unchanged: no chunk is larger than in
  * version 1 (the byte count is at most version 1's).
