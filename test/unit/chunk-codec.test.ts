@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import {
   chunkAggregates,
+  chunkTimestampMode,
   chunkValueMode,
   decodeChunk,
   decodeChunkInto,
@@ -179,13 +180,14 @@ describe('chunk codec', () => {
       expect(chunkValueMode(data)).to.equal('decimal-delta');
     });
 
-    it('regular 10 s scrape of a constant: one bit per timestamp and per value after the first', () => {
+    it('regular 10 s scrape of a constant: no bit per timestamp (grid, width 0), one per value after the first', () => {
       const ts = Array.from({ length: 720 }, (_, i) => 1_700_000_000_000 + i * 10_000);
       const values = ts.map(() => 1);
       const data = roundTrip(ts, values);
-      // first dod: delta 10 000 from 0 → zigzag 20 000, the fifth bucket (20 bits): 6 + 20 bits; then 718 zeros
-      // 5 header bytes (count 720 takes two), 54 + 26 + 718 ts bits, 54 + 719 value bits = 1571 bits → 197 bytes
-      expect(data.length).to.equal(5 + Math.ceil((54 + 26 + 718 + 54 + 719) / 8));
+      expect(chunkTimestampMode(data)).to.equal('grid');
+      // 5 header bytes (count 720 takes two) + grid: width 0, Δ 10 000 (zigzag 20 000: 3 bytes), lo 0 (1 byte);
+      // ts: t₀'s 54 bits; values: 54 + 719 bits. (Version 1 took 54 + 26 + 718 ts bits: 197 bytes.)
+      expect(data.length).to.equal(5 + 5 + Math.ceil((54 + 54 + 719) / 8));
     });
 
     it('a counter with a steady integer rate costs the same as a constant (delta-of-delta)', () => {
@@ -194,7 +196,7 @@ describe('chunk codec', () => {
       const data = roundTrip(ts, values);
       expect(chunkValueMode(data)).to.equal('decimal-dod');
       // values: 54 + first dod 7 (zigzag 14: 4 bits, base 4 → '10' + 4 bits) + 718 zeros
-      expect(data.length).to.equal(5 + Math.ceil((54 + 26 + 718 + 54 + 6 + 718) / 8));
+      expect(data.length).to.equal(5 + 5 + Math.ceil((54 + 54 + 6 + 718) / 8));
     });
 
     it('two-decimal values are stored scaled by 100', () => {
@@ -267,7 +269,7 @@ describe('chunk codec', () => {
 
     it('unknown version, unknown mode, trailing bytes and an impossible count throw', () => {
       const data = Buffer.from(samples[0]);
-      expect(() => decodeChunk(Buffer.from([2, ...data.subarray(1)]))).to.throw(/unknown version 2/);
+      expect(() => decodeChunk(Buffer.from([3, ...data.subarray(1)]))).to.throw(/unknown version 3/);
       const badMode = Buffer.from(data);
       badMode[3] = 11;
       expect(() => decodeChunk(badMode)).to.throw(/unknown value mode/);
@@ -299,8 +301,8 @@ describe('chunk codec', () => {
 
     it('random bytes throw or decode, never hang or allocate beyond the data', () => {
       fc.assert(
-        fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
-          const data = Buffer.from([1, ...bytes]);
+        fc.property(fc.constantFrom(1, 2), fc.uint8Array({ maxLength: 64 }), (version, bytes) => {
+          const data = Buffer.from([version, ...bytes]);
           try {
             const out = decodeChunk(data);
             expect(out.ts.length).to.be.at.most(data.length * 8);
@@ -310,6 +312,205 @@ describe('chunk codec', () => {
         }),
         { numRuns: 1000 },
       );
+    });
+  });
+
+  describe('timestamps as offsets from a grid (version 2)', () => {
+    /** Version 1's timestamp bits after the first, counted as the format comment documents them (a copy, not the encoder's). */
+    function v1TimestampBits(ts: number[]): number {
+      const widths = [4, 5, 6, 12, 20, 32];
+      let bits = 0;
+      let prevD = 0;
+      for (let i = 1; i < ts.length; i++) {
+        const d = ts[i] - ts[i - 1];
+        const dSafe = Number.isSafeInteger(d);
+        const e = d - prevD;
+        if (e === 0 && dSafe) bits += 1;
+        else {
+          const z = e >= 0 ? 2 * e : -2 * e - 1;
+          const b = dSafe && Number.isSafeInteger(e) ? widths.findIndex((w) => z < 2 ** w) : -1;
+          bits += b >= 0 ? b + 2 + widths[b] : widths.length + 1 + 54;
+        }
+        prevD = dSafe ? d : 0;
+      }
+      return bits;
+    }
+    const varintLength = (v: number): number => (v < 0x80 ? 1 : 1 + varintLength(Math.floor(v / 0x80)));
+    /** Version 1's size for a chunk of zero values (decimal, deltas, base 1: 54 bits, then one bit a point). */
+    const v1SizeOfZeros = (ts: number[]): number => 1 + varintLength(ts.length) + 2 + Math.ceil((54 + v1TimestampBits(ts) + 54 + ts.length - 1) / 8);
+
+    /** A small deterministic generator for jitter (fast-check gives the seed). */
+    const lcg = (seed: number) => {
+      let x = seed >>> 0;
+      return () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    };
+
+    /** Grid-like timestamps anywhere in the safe range: an interval, jitter, and now and then a gap, a drift, an outlier, a repeat, a step back or a huge jump. */
+    const gridTs = fc
+      .record({
+        start: fc.oneof(
+          fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+          fc.integer({ min: -MAX, max: -MAX + 100_000 }),
+          fc.integer({ min: MAX - 10_000_000, max: MAX }),
+        ),
+        interval: fc.oneof(fc.constantFrom(10_000, 15_000, 60_000, 1, 0), fc.integer({ min: -100_000, max: 1_000_000 })),
+        jitter: fc.constantFrom(0, 1, 5, 50, 1000),
+        events: fc.array(fc.tuple(fc.nat(), fc.constantFrom('gap', 'drift', 'outlier', 'repeat', 'back', 'huge')), { maxLength: 8 }),
+        n: fc.integer({ min: 1, max: 800 }),
+        seed: fc.integer(),
+      })
+      .map(({ start, interval, jitter, events, n, seed }) => {
+        const rand = lcg(seed);
+        const at = new Map(events.map(([i, e]) => [i % n, e]));
+        const ts: number[] = [];
+        let shift = 0;
+        for (let i = 0; i < n; i++) {
+          let t = start + shift + i * interval + Math.floor(rand() * (2 * jitter + 1)) - jitter;
+          const event = at.get(i);
+          if (event === 'gap') shift += interval * (1 + Math.floor(rand() * 5));
+          else if (event === 'drift') shift += 1 + Math.floor(rand() * (jitter + 3));
+          else if (event === 'outlier') t += 1_000_000;
+          else if (event === 'repeat' && i > 0) t = ts[i - 1];
+          else if (event === 'back' && i > 0) t = ts[i - 1] - 1000;
+          else if (event === 'huge') t = rand() < 0.5 ? MAX : -MAX;
+          ts.push(Math.max(-MAX, Math.min(MAX, t)));
+        }
+        return ts;
+      });
+
+    it('grid-like and arbitrary timestamps round-trip bit-exactly, never in more bytes than version 1', () => {
+      fc.assert(
+        fc.property(fc.oneof(gridTs, fc.array(tsArb, { maxLength: 300 })), (ts) => {
+          const values = ts.map(() => 0);
+          const data = roundTrip(ts, values);
+          const v1 = v1SizeOfZeros(ts);
+          expect(data.length).to.be.at.most(v1);
+          const mode = chunkTimestampMode(data);
+          if (mode === 'delta-of-delta') {
+            // Where the grid would not be smaller, the bytes are version 1's.
+            expect(data[0]).to.equal(1);
+            expect(data.length).to.equal(v1);
+          } else if (mode === 'grid') {
+            expect(data[0]).to.equal(2);
+          }
+        }),
+        { numRuns: 400 },
+      );
+    });
+
+    it('grid-like timestamps with any values round-trip through both decoders', () => {
+      const scratch = { ts: new Float64Array(4), values: new Float64Array(4) };
+      fc.assert(
+        fc.property(pointsOf(gridTs, fc.array(fc.oneof(floatArb, decimalArb(2)), { maxLength: 800 })), ({ ts, values }) => {
+          const data = roundTrip(ts, values);
+          const n = decodeChunkInto(data, scratch);
+          expectSameBits(Array.from(scratch.ts.subarray(0, n)), ts);
+          expectSameBits(Array.from(scratch.values.subarray(0, n)), values);
+        }),
+        { numRuns: 200 },
+      );
+    });
+
+    it('10 s ± 5 ms of jitter, with missed scrapes: 4 bits a timestamp, and a gap costs one escape (the grid keeps its place after it)', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+          fc.array(fc.integer({ min: -5, max: 5 }), { minLength: 720, maxLength: 720 }),
+          fc.array(fc.tuple(fc.integer({ min: 1, max: 719 }), fc.integer({ min: 1, max: 30 })), { maxLength: 5 }),
+          (start, jitter, gaps) => {
+            const skip = new Map(gaps);
+            let slot = 0;
+            const ts = jitter.map((e, i) => {
+              slot += skip.get(i) ?? 0;
+              return start + (i + slot) * 10_000 + e;
+            });
+            const values = ts.map(() => 0);
+            const data = roundTrip(ts, values);
+            expect(chunkTimestampMode(data)).to.equal('grid');
+            // Header: version, count (2 bytes), mode, base; width, Δ 10 000 (zigzag: 3 bytes), lo ≥ −10 (1 byte).
+            // Offsets from t₀'s grid span at most 21 values (±10), but from the lowest one only 11: 4 bits (15 codes + escape).
+            // A gap: one escape (4 bits), the timestamp (54) and its code (4): 58 bits more. Values: 54 + 719 bits.
+            const bound = 10 + Math.ceil((54 + 719 * 4 + skip.size * 58 + 54 + 719) / 8);
+            expect(data.length).to.be.at.most(bound);
+            if (skip.size === 0) expect(data.length).to.be.lessThan(v1SizeOfZeros(ts) - 150);
+          },
+        ),
+        { numRuns: 100 },
+      );
+    });
+
+    it('an escape as the format comment defines it: the timestamp, then its code, from which the grid continues', () => {
+      // version 2, count 4, decimal ×1 deltas, base 1; width 2, Δ 10 (zigzag 20), lo −1 (zigzag 1)
+      const bits: [number, number][] = [
+        [0, 1], [0, 21], [100, 32], // t₀ = 100: G = 99
+        [2, 2], // G = 109: 109 + 2 = 111
+        [3, 2], [0, 1], [0, 21], [1000, 32], [1, 2], // G = 119: escape, 1000, code 1: G = 999
+        [0, 2], // G = 1009: 1009
+        [0, 1], [0, 21], [0, 32], [0, 3], // values 0, 0, 0, 0
+      ];
+      const out = [2, 4, 1, 1, 2, 20, 1];
+      let acc = 0;
+      let n = 0;
+      for (const [v, w] of bits) {
+        for (let i = w - 1; i >= 0; i--) {
+          acc = (acc << 1) | (Math.floor(v / 2 ** i) & 1);
+          if (++n === 8) {
+            out.push(acc);
+            acc = 0;
+            n = 0;
+          }
+        }
+      }
+      if (n > 0) out.push(acc << (8 - n));
+      expect(decodeChunk(Buffer.from(out))).to.deep.equal({ ts: [100, 111, 1000, 1009], values: [0, 0, 0, 0] });
+    });
+
+    it('version 1 bytes written before version 2 existed still decode', () => {
+      const vectors: [string, number[], number[]][] = [
+        [
+          '010c080600066b483c9fefe04e2ed5d6d56b6ab5b54000000000083cdf5bdfc3da6204954e22ccd200',
+          [1764460799995, 1764460810002, 1764460819998, 1764460830005, 1764460840001, 1764460849997, 1764460860004, 1764460870000, 1764460879996, 1764460890003, 1764460899999, 1764460909995],
+          [42.17, 42.48, 42.51, 42.22, 41.89, 41.82, 42.07, 42.41, 42.54, 42.32, 41.97, 41.8],
+        ],
+        [
+          '0106010300066b483ca00fe04e1cabe18692f8752dfe04e1c000000003d090345ae938c4',
+          [1764460800003, 1764460810001, 1764460820004, 1764460880000, 1764460880000, 1764460889998],
+          [1000000, 1000017, 1000040, 1000041, 1000041, 1000090],
+        ],
+        [
+          '0106007fffffffffffffffffffffffffffffdffffffffffffffe00000000000007f800000000000062400921fb54442d18c1e600490fdaa22168efff0000000000005000000000000000c1ffff8093445b87315c7fa642b77087aa3e',
+          [9007199254740991, -9007199254740991, 9007199254740991, 0, -1, -1],
+          [3.141592653589793, -0, Infinity, -Infinity, 1e-310, 0.30000000000000004],
+        ],
+        [
+          '0101010100062f3f95a000000000000002a0',
+          [1700000000000],
+          [42],
+        ],
+      ];
+      for (const [hex, ts, values] of vectors) {
+        const data = Buffer.from(hex, 'hex');
+        expect(data[0]).to.equal(1);
+        const out = decodeChunk(data);
+        expect(out.ts).to.deep.equal(ts);
+        expectSameBits(out.values, values);
+      }
+    });
+
+    it('malformed grid headers throw', () => {
+      const data = encodeChunk(
+        Array.from({ length: 50 }, (_, i) => 1_700_000_000_000 + i * 10_000 + ((i * 7) % 11)),
+        Array.from({ length: 50 }, () => 0),
+      );
+      expect(chunkTimestampMode(data)).to.equal('grid');
+      const badWidth = Buffer.from(data);
+      badWidth[4] = 33; // version, count, mode, base, width
+      expect(() => decodeChunk(badWidth)).to.throw(/unknown offset width 33/);
+      expect(() => decodeChunk(Buffer.from([2, 4, 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).to.throw(/grid parameter too large/);
+      // Width 0 costs no bit a timestamp: the count is still bounded by the value stream's bit a point.
+      const scratch = { ts: new Float64Array(1), values: new Float64Array(1) };
+      expect(() => decodeChunkInto(Buffer.from([2, 0xff, 0xff, 0xff, 0x07, 1, 1, 0, 20, 0, ...new Array(20).fill(0)]), scratch)).to.throw(/count larger than the data/);
+      expect(scratch.ts.length).to.equal(1);
     });
   });
 

@@ -2,17 +2,38 @@
  * Chunk codec: the compact encoding of one series' points for one time window (the `data`
  * column of `point_chunks`), plus the aggregates stored beside it.
  *
- * Format (version 1). Header bytes, then one bit stream (most significant bit first) padded with
- * zero bits to a whole byte:
+ * Format (versions 1 and 2). Header bytes, then one bit stream (most significant bit first)
+ * padded with zero bits to a whole byte:
  *
- *   u8      version (1)
+ *   u8      version (1 or 2)
  *   varint  count (unsigned LEB128, < 2^31)
  *   u8      value mode (only when count > 0): 0 = XOR floats; 1 + k + 5·(order − 1) = decimal
  *           values scaled by 10^k (k = 0..4) and coded as deltas (order 1) or
  *           delta-of-deltas (order 2)
  *   u8      decimal modes only: the value buckets' base width b (1..20)
- *   bits    timestamps: an integer sequence of order 2 with the timestamp buckets
+ *   version 2 only (grid timestamps, below):
+ *   u8      the offset width w (0..32)
+ *   varint  the grid interval Δ, zigzag-coded (z = 2e for e ≥ 0, −2e − 1 below; |Δ| ≤ 2^52)
+ *   varint  the grid's lowest offset lo, zigzag-coded (|lo| ≤ 2^52)
+ *   bits    timestamps: version 1, an integer sequence of order 2 with the timestamp buckets;
+ *           version 2, grid offsets
  *   bits    values: an integer sequence with the value buckets (decimal) or Gorilla XOR floats
+ *
+ * Grid offsets (version 2): the first timestamp t₀ as a sign bit and a 53-bit magnitude; the
+ * grid point G starts at t₀ + lo. Then per timestamp tᵢ (i ≥ 1), G becomes G + Δ and a w-bit
+ * code c follows: c < 2^w − 1 means tᵢ = G + c; c = 2^w − 1 (all ones) is an escape: tᵢ itself
+ * follows as a sign bit and a 53-bit magnitude, then w more bits c′, and the grid continues from
+ * it: G becomes tᵢ − c′ (so tᵢ is G + c′, as if it had been coded c′; the next point's grid point
+ * is tᵢ − c′ + Δ). With w = 0 there is no code and no escape: every tᵢ is G. All of it is
+ * float64 arithmetic, the same in the encoder and the decoder; the encoder uses a code only when
+ * G + c reproduces tᵢ exactly. The encoder picks Δ (the median delta, or the span over the
+ * number of median intervals it holds), for each the width w and lo whose window of codes holds
+ * the most offsets for the fewest bits, and c′ so that a point after a gap of whole intervals
+ * keeps its place in the grid ((tᵢ − G) mod Δ when that is a code, else the middle code 2^(w−1) − 1,
+ * or 0 when tᵢ − c′ would not be a safe integer); the decoder takes whatever c′ it reads.
+ * It writes version 2 only when the header's extra bytes and the offsets take fewer bits than
+ * version 1's delta-of-deltas, else version 1 bytes, unchanged: no chunk is larger than in
+ * version 1 (the byte count is at most version 1's).
  *
  * Integer sequence (timestamps in ms; decimal values as integers v·10^k): the first element as
  * a sign bit and a 53-bit magnitude; then, per element, its delta (order 1) or delta-of-delta
@@ -36,7 +57,13 @@
  * Timestamps are safe integers (|t| ≤ 2^53 − 1) in any order; equal and decreasing allowed.
  */
 
-export const CHUNK_CODEC_VERSION = 1;
+/** The newest format the encoder writes (it writes version 1 where grid timestamps would not be smaller). */
+export const CHUNK_CODEC_VERSION = 2;
+/** Version 1: timestamps as delta-of-deltas (still written when smaller, and read). */
+const CHUNK_CODEC_V1 = 1;
+/** Grid parameters the encoder considers: |Δ| and |lo| up to 2^52 (zigzag codes stay safe integers), w up to 24. */
+const MAX_GRID_PARAM = 2 ** 52;
+const MAX_GRID_WIDTH = 24;
 
 /** Bucket widths (bits of the zigzag-coded delta-of-delta) for timestamps. A 10 s interval with
  * ±5 ms of jitter gives |dod| ≤ 20 (zigzag < 41): 6, 8 or 10 bits, 6.5 on average. */
@@ -324,6 +351,245 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
   r.pos = pos;
 }
 
+// ---------------------------------------------------------------- grid timestamps (version 2)
+
+/**
+ * The grid offsets of `ts` (n ≥ 2) with interval delta, lowest offset lo and width w, as the
+ * format comment defines them: written to `out` when given; returns the stream's bits (Infinity
+ * when w = 0 and a timestamp is off the grid). The encoder's measure and its writer in one, so
+ * that both take the same decisions.
+ */
+function gridStream(ts: readonly number[], delta: number, lo: number, w: number, out: BitWriter | null): number {
+  const n = ts.length;
+  const t0 = ts[0];
+  if (out) out.signed53(t0);
+  let g = t0 + lo;
+  if (w === 0) {
+    for (let i = 1; i < n; i++) {
+      g += delta;
+      if (g !== ts[i]) return Infinity;
+    }
+    return 54;
+  }
+  const esc = w < 31 ? (1 << w) - 1 : 2 ** w - 1;
+  const mid = Math.floor(esc / 2);
+  let bits = 54 + (n - 1) * w;
+  for (let i = 1; i < n; i++) {
+    g += delta;
+    const t = ts[i];
+    const c = t - g;
+    if (c >= 0 && c < esc && g + c === t) {
+      if (out) out.bits(c, w);
+      continue;
+    }
+    // Escape: the timestamp, then its code in the grid that continues from it.
+    let c2 = mid;
+    if (delta > 0 && Number.isSafeInteger(c)) {
+      const m = ((c % delta) + delta) % delta;
+      if (m < esc) c2 = m;
+    }
+    if (!Number.isSafeInteger(t - c2)) c2 = 0;
+    bits += 54 + w;
+    if (out) {
+      out.bits(esc, w);
+      out.signed53(t);
+      out.bits(c2, w);
+    }
+    g = t - c2;
+  }
+  return bits;
+}
+
+/** Bytes of an unsigned LEB128 varint. */
+const varintBytes = (v: number): number => {
+  let b = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80);
+    b++;
+  }
+  return b;
+};
+
+/**
+ * The grid (interval, lowest offset, width) whose header bytes and offsets take fewer bits than
+ * version 1's delta-of-deltas of `ts` (n ≥ 2), the fewest of those tried; null when none does.
+ */
+function chooseGrid(ts: readonly number[]): { delta: number; lo: number; w: number } | null {
+  const n = ts.length;
+  const deltas = new Float64Array(n - 1);
+  for (let i = 1; i < n; i++) deltas[i - 1] = ts[i] - ts[i - 1];
+  // Intervals tried: the median delta, and the span over the number of median intervals it holds
+  // (closer when jitter or a slow drift puts the median a millisecond off: a grid that is one off
+  // drifts out of its window within the chunk).
+  const median = select(deltas, (n - 1) >> 1);
+  const slots = median > 0 ? Math.round((ts[n - 1] - ts[0]) / median) : 0;
+  const spanned = slots > 0 ? Math.round((ts[n - 1] - ts[0]) / slots) : median;
+  const best = { delta: 0, lo: 0, w: -1, bits: histogramCost(histogram(ts, 2), TS_BUCKETS) };
+  gridFor(ts, median, best);
+  if (spanned !== median) gridFor(ts, spanned, best);
+  return best.w < 0 ? null : { delta: best.delta, lo: best.lo, w: best.w };
+}
+
+/** chooseGrid for one interval: replaces `best` with its (lo, w) when its header and stream take fewer bits. */
+function gridFor(ts: readonly number[], delta: number, best: { delta: number; lo: number; w: number; bits: number }): void {
+  const n = ts.length;
+  if (!(Math.abs(delta) <= MAX_GRID_PARAM)) return;
+  // Each timestamp's offset from the grid through t₀, folded into (−Δ/2, Δ/2] when Δ > 0 (a point
+  // after a gap of whole intervals is then where it would be without the gap).
+  const off = new Float64Array(n - 1);
+  const half = delta / 2;
+  for (let i = 1; i < n; i++) {
+    let r = ts[i] - ts[0] - i * delta;
+    if (delta > 0 && (r > half || r <= -half)) {
+      r = ((r % delta) + delta) % delta;
+      if (r > half) r -= delta;
+    }
+    off[i - 1] = r;
+  }
+  let min = off[0];
+  let max = off[0];
+  for (let i = 1; i < n - 1; i++) {
+    const r = off[i];
+    if (r < min) min = r;
+    else if (r > max) max = r;
+  }
+  const range = max - min;
+  // Offsets within a few thousand of each other (jitter) are counted per value; others sorted.
+  const counts = range < 4096 ? new Int32Array(range + 1) : null;
+  if (counts) for (let i = 0; i < n - 1; i++) counts[off[i] - min]++;
+  else off.sort();
+  // Each width's estimate: its window (the 2^w − 1 codes, one for w = 0, holding the most
+  // offsets: lo is its lowest) and an escape for each offset outside it; the best is measured.
+  let bestW = -1;
+  let bestLo = 0;
+  let bestEstimate = Infinity;
+  for (let w = 0; w <= MAX_GRID_WIDTH; w++) {
+    const codes = w === 0 ? 1 : (1 << w) - 1;
+    let lo = min;
+    let most = 0;
+    if (counts) {
+      // The window [v, v + codes) over the counts, slid one value at a time.
+      let inside = 0;
+      for (let v = 0; v < codes && v <= range; v++) inside += counts[v];
+      most = inside;
+      for (let v = 1; v + codes - 1 <= range; v++) {
+        inside += counts[v + codes - 1] - counts[v - 1];
+        if (inside > most) {
+          most = inside;
+          lo = min + v;
+        }
+      }
+    } else {
+      for (let s = 0, e = 0; s < n - 1; s++) {
+        while (e < n - 1 && off[e] - off[s] < codes) e++;
+        if (e - s > most) {
+          most = e - s;
+          lo = off[s];
+        }
+      }
+    }
+    const estimate = w === 0 ? (most === n - 1 ? 0 : Infinity) : (n - 1) * w + (n - 1 - most) * (54 + w);
+    if (estimate < bestEstimate && Math.abs(lo) <= MAX_GRID_PARAM) {
+      bestEstimate = estimate;
+      bestW = w;
+      bestLo = lo;
+    }
+    if (codes > range + 1) break; // wider windows hold no more offsets
+  }
+  if (bestW < 0) return;
+  const header = 8 * (1 + varintBytes(zigzag(delta)) + varintBytes(zigzag(bestLo)));
+  const bits = header + gridStream(ts, delta, bestLo, bestW, null) - 54;
+  if (bits < best.bits) {
+    best.bits = bits;
+    best.delta = delta;
+    best.lo = bestLo;
+    best.w = bestW;
+  }
+}
+
+/** The k-th smallest of xs (reordered in place; quickselect: a typed array's sort costs more than the rest of the encoder). */
+function select(xs: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = xs.length - 1;
+  while (lo < hi) {
+    const pivot = xs[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (xs[i] < pivot) i++;
+      while (xs[j] > pivot) j--;
+      if (i <= j) {
+        const x = xs[i];
+        xs[i] = xs[j];
+        xs[j] = x;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return xs[k];
+  }
+  return xs[k];
+}
+
+/** An unsigned LEB128 varint of a safe integer ≥ 0, as header bytes. */
+function headerVarint(w: BitWriter, v: number): void {
+  while (v >= 0x80) {
+    w.byte((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  w.byte(v);
+}
+
+/** The header varint reader's cursor (decoding is synchronous). */
+const hdr = { p: 0 };
+
+/** A varint of at most 2^53 at hdr.p. */
+function readHeaderVarint(data: Uint8Array): number {
+  let v = 0;
+  let scale = 1;
+  for (;;) {
+    if (hdr.p >= data.length) throw corrupt('truncated header');
+    const b = data[hdr.p++];
+    v += (b & 0x7f) * scale;
+    if (!(b & 0x80)) break;
+    scale *= 0x80;
+    if (scale > 2 ** 49) throw corrupt('grid parameter too large');
+  }
+  if (v > 2 * MAX_GRID_PARAM) throw corrupt('grid parameter too large');
+  return v;
+}
+
+/** Reads n grid-coded timestamps into out[0..n). */
+function readGrid(r: BitReader, n: number, w: number, delta: number, lo: number, out: Float64Array): void {
+  const t0 = r.signed53();
+  out[0] = t0;
+  let g = t0 + lo;
+  if (w === 0) {
+    for (let i = 1; i < n; i++) {
+      g += delta;
+      if (!Number.isSafeInteger(g)) throw corrupt('integer out of range');
+      out[i] = g;
+    }
+    return;
+  }
+  const esc = w < 31 ? (1 << w) - 1 : 2 ** w - 1;
+  for (let i = 1; i < n; i++) {
+    g += delta;
+    const c = r.bits(w);
+    let t: number;
+    if (c !== esc) {
+      t = g + c;
+      if (!Number.isSafeInteger(t)) throw corrupt('integer out of range');
+    } else {
+      t = r.signed53();
+      g = t - r.bits(w);
+    }
+    out[i] = t;
+  }
+}
+
 // ---------------------------------------------------------------- XOR floats
 
 const ctz32 = (x: number): number => 31 - Math.clz32(x & -x);
@@ -507,8 +773,9 @@ export function encodeChunk(ts: readonly number[], values: readonly number[]): B
   for (let i = 0; i < n; i++) {
     if (!Number.isSafeInteger(ts[i])) throw new RangeError(`encodeChunk: timestamp ${ts[i]} is not a safe integer`);
   }
+  const grid = n >= 2 ? chooseGrid(ts) : null;
   const w = new BitWriter(32 + n * 4);
-  w.byte(CHUNK_CODEC_VERSION);
+  w.byte(grid ? CHUNK_CODEC_VERSION : CHUNK_CODEC_V1);
   let c = n;
   do {
     const b = c & 0x7f;
@@ -539,7 +806,14 @@ export function encodeChunk(ts: readonly number[], values: readonly number[]): B
   } else {
     w.byte(0);
   }
-  writeIntSeq(w, ts, 2, TS_BUCKETS);
+  if (grid) {
+    w.byte(grid.w);
+    headerVarint(w, zigzag(grid.delta));
+    headerVarint(w, zigzag(grid.lo));
+    gridStream(ts, grid.delta, grid.lo, grid.w, w);
+  } else {
+    writeIntSeq(w, ts, 2, TS_BUCKETS);
+  }
   if (k >= 0) writeIntSeq(w, scaled, order, VALUE_TABLES[base]);
   else writeXor(w, values);
   return w.finish();
@@ -582,7 +856,8 @@ let padded = new Uint8Array(1024);
 /** The decoder, into `out`'s arrays (replaced by larger ones once the count is known to fit the data). */
 function decodeWith(data: Uint8Array, out: DecodeScratch): number {
   if (data.length < 2) throw corrupt('truncated header');
-  if (data[0] !== CHUNK_CODEC_VERSION) throw corrupt(`unknown version ${data[0]}`);
+  const version = data[0];
+  if (version !== CHUNK_CODEC_V1 && version !== CHUNK_CODEC_VERSION) throw corrupt(`unknown version ${version}`);
   let p = 1;
   let n = 0;
   let shift = 0;
@@ -608,9 +883,21 @@ function decodeWith(data: Uint8Array, out: DecodeScratch): number {
     base = data[p++];
     if (base < 1 || base > MAX_BASE) throw corrupt(`unknown bucket base ${base}`);
   }
-  // Every point after the first costs at least one bit in each stream: bound the count by the
-  // bytes present before allocating anything for it.
-  if (n - 1 > ((data.length - p) * 8 - 54 - 1) / 2) throw corrupt('count larger than the data');
+  let gw = -1;
+  let gDelta = 0;
+  let gLo = 0;
+  if (version !== CHUNK_CODEC_V1) {
+    if (p >= data.length) throw corrupt('truncated header');
+    gw = data[p++];
+    if (gw > 32) throw corrupt(`unknown offset width ${gw}`);
+    hdr.p = p;
+    gDelta = unzigzag(readHeaderVarint(data));
+    gLo = unzigzag(readHeaderVarint(data));
+    p = hdr.p;
+  }
+  // Every point after the first costs at least one bit in each stream (grid offsets: w bits, maybe
+  // none): bound the count by the bytes present before allocating anything for it.
+  if (gw < 0 ? n - 1 > ((data.length - p) * 8 - 54 - 1) / 2 : (n - 1) * (gw + 1) > (data.length - p) * 8 - 108) throw corrupt('count larger than the data');
   if (out.ts.length < n) {
     const size = Math.max(n, out.ts.length * 2);
     out.ts = new Float64Array(size);
@@ -622,7 +909,8 @@ function decodeWith(data: Uint8Array, out: DecodeScratch): number {
   padded.set(data);
   padded.fill(0, data.length, data.length + 8);
   const r = new BitReader(padded, p, data.length);
-  readIntSeq(r, n, 2, TS_BUCKETS, ts);
+  if (gw < 0) readIntSeq(r, n, 2, TS_BUCKETS, ts);
+  else readGrid(r, n, gw, gDelta, gLo, ts);
   if (mode === 0) {
     readXor(r, n, values);
   } else {
@@ -962,4 +1250,10 @@ export function decodeChunkSub(sub: Uint8Array, windowStart: number, windowMs: n
           increase: out[o + AGG_INCREASE],
         };
   return [half(0), half(AGG_SIZE)];
+}
+
+/** How the timestamps of an encoded chunk are stored (for tests and benchmarks). */
+export function chunkTimestampMode(data: Uint8Array): 'delta-of-delta' | 'grid' | 'empty' {
+  if (data[1] === 0) return 'empty';
+  return data[0] === CHUNK_CODEC_V1 ? 'delta-of-delta' : 'grid';
 }
