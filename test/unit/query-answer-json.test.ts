@@ -93,6 +93,19 @@ describe('metric answer JSON', () => {
     expectSame(Array.from({ length: 3 }, () => ({ labels: {}, descriptor: null, points: Array.from({ length: 500 }, (_, k): [number, number] => [8_000_000_000_000_000 + k, -Number.MAX_VALUE]) })));
   });
 
+  it('a series whose points end exactly where its buffer did: every label length over a range lands the reserve on each boundary', () => {
+    // The labels move where a series' points start in the writer's buffer, byte by byte, so some
+    // length puts the buffer's end inside the points' bytes whatever the growth policy is.
+    const start = Date.UTC(2026, 10, 30);
+    const t = Array.from({ length: 100 }, (_, k) => start + k * 60_000);
+    const v = Array.from({ length: 100 }, (_, k) => k % 10);
+    for (let m = 1; m <= 1200; m++) {
+      const s: AnswerColumns[] = [{ labels: { a: 'x'.repeat(1000), b: 'y'.repeat(1000), c: 'z'.repeat(m) }, descriptor: { kind: 'gauge', temporality: null, unit: 'By' }, t, v }];
+      const got = answerJson(s);
+      if (!got.equals(reference(s.map(withPoints)))) expect(`${m}: ${got.toString('utf8')}`).to.equal(`${m}: ${reference(s.map(withPoints)).toString('utf8')}`);
+    }
+  });
+
   it('series that share their times (one array or equal ones) or not, of any lengths, in any sequence', () => {
     const start = Date.UTC(2026, 10, 30);
     const grid = (n: number, step: number) => Array.from({ length: n }, (_, k) => start + k * step);

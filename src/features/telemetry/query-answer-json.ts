@@ -162,7 +162,9 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
       const text = JSON.stringify(n === v.length ? v : v.slice(0, n));
       if (scratch.length < text.length) scratch = Buffer.allocUnsafe(Math.max(text.length, 2 * scratch.length));
       scratch.write(text, 0, 'latin1');
-      let room = text.length + 2;
+      // Each point: its head, its value's text, ']' and (after the first) ','; text holds the
+      // values, n − 1 commas and two brackets: text.length + n − 2 bytes besides the heads.
+      let room = text.length + n;
       for (let j = 0; j < n; j++) room += to[j] - from[j];
       w.reserve(room);
       const buf = w.buf;
