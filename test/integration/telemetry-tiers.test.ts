@@ -619,6 +619,47 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         'commit',
       ]);
     });
+    it('increase/rate: a late point written between the chunk statement and the fresh one is not counted beside the chunk increase that excludes it', async () => {
+      // Compacted: every chunk of the long counter is whole in a 2-hour bucket, read by its stored
+      // increase. A late point inside the first chunk's span, with a value below the chunk's last
+      // (a reset to the reader), lands between the read's statements; the read answers as of its
+      // first statement, without it.
+      await withOwnDatabase('tiers-late-race', stored.filter((x) => x.name === 'long' && x.labels.k === 'counter'), 'compacted', async ({ k2, r2, orgId }) => {
+        const repo2 = new QueryRepository(k2, r2);
+        const [{ id: seriesId }] = await k2('series').where({ org_id: orgId, name: 'long' }).select<{ id: string }[]>('id');
+        const [{ n: fresh }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
+        expect(Number(fresh)).to.equal(0);
+        for (const agg of ['increase', 'rate'] as const) {
+          const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.start + 4 * HOUR, stepMs: 2 * HOUR };
+          const answer = () => readMetric(repo2, orgId, { ...r, matchers: [], buckets: 2 }, LIMITS);
+          const before = await answer();
+          expect(before.length).to.equal(1);
+          const pool = r2.client as { acquireConnection(): Promise<{ query(sql: string, values?: unknown[]): Promise<unknown> }> };
+          const acquire = pool.acquireConnection.bind(pool);
+          let written = 0;
+          pool.acquireConnection = async () => {
+            const conn = await acquire();
+            const query = conn.query.bind(conn);
+            conn.query = async (sql: string, values?: unknown[]) => {
+              if (written === 0 && sql.startsWith("select 'f'")) {
+                await k2('points').insert({ org_id: orgId, series_id: seriesId, ts: new Date(LONG.start + 30 * MIN + 30 * SEC), value: 0 });
+                written++;
+              }
+              return query(sql, values);
+            };
+            return conn;
+          };
+          const during = await answer();
+          pool.acquireConnection = acquire;
+          expect(written, agg).to.equal(1);
+          expect(during, agg).to.deep.equal(before);
+          // Once written, the late point is read (the chunk is decoded with it): the answer changes.
+          const after = await answer();
+          expect(after, agg).to.not.deep.equal(before);
+          await k2('points').where({ org_id: orgId }).delete();
+        }
+      });
+    });
     it('a long read (both tiers in one transaction) does not lose the points a batch moves between its statements', async () => {
       const sent = await raceCompaction(LONG.end - SNAPSHOT_READ_MS - 2 * HOUR);
       expect(sent).to.deep.equal(['begin isolation level', 'with s as', "select 'f' as", 'commit']);

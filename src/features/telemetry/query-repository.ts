@@ -400,8 +400,8 @@ export class QueryRepository {
    * stored aggregates, their halves' (`sub`) where each half lies in one bucket, and their data only
    * where the points are needed one by one; per series one
    * bytea of chunkRecords, sent base64), and a second statement on the same connection the fresh tier's part
-   * of the range, both as of one state of the chunks (one transaction for a range longer than
-   * SNAPSHOT_READ_MS, else the chunk versions both statements saw; freshStatement: per
+   * of the range, both as of one state of the tiers (one transaction for a range longer than
+   * SNAPSHOT_READ_MS and for increase/rate, else the chunk versions both statements saw; freshStatement: per
    * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and
    * increase/rate); tier-read.ts aggregates them exactly as the fresh-only statement would (see
    * there for where a float sum's order can differ). Two statements rather than one: in one, the
@@ -494,8 +494,11 @@ export class QueryRepository {
              and (c.first_ts >= ${mid} or (${inBucket('c.first_ts', firstHi)}${noFreshIn('c.first_ts', firstHi)}))
              and (c.last_ts < ${mid} or (${inBucket(secondLo, 'c.last_ts')}${noFreshIn(secondLo, 'c.last_ts')}))`;
     const lo = temporal ? lookbackStart : start;
-    // A long range is read in one repeatable-read transaction; a short one by two statements whose chunk versions agree (see below).
-    const snapshot = q.endMs - (temporal ? lookbackStartMs : q.startMs) > SNAPSHOT_READ_MS;
+    // A long range is read in one repeatable-read transaction; a short one by two statements whose chunk versions agree (see below),
+    // except increase/rate: whether a chunk is read by its stored increase depends on the fresh points inside its span, which a
+    // late point written between the two statements changes without changing any chunk version.
+    const long = q.endMs - (temporal ? lookbackStartMs : q.startMs) > SNAPSHOT_READ_MS;
+    const snapshot = long || temporal;
     // m: 0 the data follows (decode), 1 nothing (whole), 2 the sub (halves); d those bytes. In a long
     // read, OFFSET 0 keeps the lateral subquery from being pulled up, which copies its CASE into d's
     // and evaluates it twice per chunk (measured on a month of 100 series: the statement's execution
@@ -504,7 +507,7 @@ export class QueryRepository {
       select c.series_id::text as sid, c.first_ts as ft, c.last_ts as lt, c.count as n, c.min as mn, c.max as mx, c.sum as sm,
              c.first_value as fv, c.last_value as lv, c.increase as inc, x.m, case x.m when 0 then c.data when 2 then c.sub end as d${snapshot ? '' : `, ${CHUNK_VERSION}`}
         from point_chunks c
-             cross join lateral (select case when ${whole} then 1 when ${halves} then 2 else 0 end as m${snapshot ? ' offset 0' : ''}) x
+             cross join lateral (select case when ${whole} then 1 when ${halves} then 2 else 0 end as m${long ? ' offset 0' : ''}) x
        where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))} and ${withinLimits}`;
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
     const sql = `with s as materialized (
@@ -549,8 +552,10 @@ export class QueryRepository {
       // Both tiers must be read as of ONE moment: a compaction batch committing between the chunk
       // statement and the fresh one would move points out of the fresh tier after the chunks were
       // read, and the answer would miss them. A range longer than SNAPSHOT_READ_MS (the versions below
-      // would cost more than the transaction's two round trips) is read in one repeatable-read
-      // transaction, begun before the first statement, which alone tells whether a second is needed.
+      // would cost more than the transaction's two round trips), and increase/rate (a late point
+      // written between the statements inside a chunk read by its stored increase would be counted
+      // twice, and no chunk version tells), are read in one repeatable-read transaction, begun before
+      // the first statement, which alone tells whether a second is needed.
       if (snapshot) return inSnapshot(conn);
       const first = (await conn.query<MetricReadRow>(sql, p.values)).rows;
       if (!needsFresh(first)) return first;
