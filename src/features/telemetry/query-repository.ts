@@ -544,7 +544,8 @@ export class QueryRepository {
         await conn.query('commit');
         return [...first, ...rest.filter((r) => r.r !== 'v')];
       } catch (err) {
-        await conn.query('rollback').catch(() => undefined);
+        // A connection that cannot roll back is ended, so the pool discards it rather than lend it inside a transaction.
+        await conn.query('rollback').catch(() => conn.end().catch(() => undefined));
         throw err;
       }
     };
