@@ -660,6 +660,43 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         }
       });
     });
+    it('a read whose transaction cannot be rolled back ends its connection; the next read gets another one', async () => {
+      await withOwnDatabase('tiers-rollback', stored.filter((x) => x.name === 'long' && x.labels.k === 'counter'), 'compacted', async ({ k2, r2, orgId }) => {
+        const repo2 = new QueryRepository(k2, r2);
+        const r: Read = { name: 'long', agg: 'increase', by: [], startMs: LONG.start, endMs: LONG.start + 4 * HOUR, stepMs: 2 * HOUR };
+        const answer = () => readMetric(repo2, orgId, { ...r, matchers: [], buckets: 2 }, LIMITS);
+        const before = await answer();
+        const pool = r2.client as { acquireConnection(): Promise<{ processID: number; query(sql: string, values?: unknown[]): Promise<unknown> }> };
+        const acquire = pool.acquireConnection.bind(pool);
+        const pids: number[] = [];
+        pool.acquireConnection = async () => {
+          const conn = await acquire();
+          pids.push(conn.processID);
+          const query = conn.query.bind(conn);
+          conn.query = async (sql: string, values?: unknown[]) => {
+            if (sql.startsWith("select 'f'")) throw new Error('statement failed');
+            if (sql === 'rollback') throw new Error('rollback failed');
+            return query(sql, values);
+          };
+          return conn;
+        };
+        try {
+          await answer();
+          expect.fail('the read should fail');
+        } catch (err) {
+          expect((err as Error).message).to.equal('statement failed');
+        }
+        pool.acquireConnection = async () => {
+          const conn = await acquire();
+          pids.push(conn.processID);
+          return conn;
+        };
+        expect(await answer()).to.deep.equal(before);
+        expect(pids).to.have.length(2);
+        expect(pids[1]).to.not.equal(pids[0]);
+        pool.acquireConnection = acquire;
+      });
+    });
     it('a long read (both tiers in one transaction) does not lose the points a batch moves between its statements', async () => {
       const sent = await raceCompaction(LONG.end - SNAPSHOT_READ_MS - 2 * HOUR);
       expect(sent).to.deep.equal(['begin isolation level', 'with s as', "select 'f' as", 'commit']);
