@@ -40,6 +40,7 @@ import { spawnSync } from 'node:child_process';
 import { BIN } from '../test/support/daemon.js';
 import { copyInto, ensurePointPartitions, loadSeries, mulberry32, startSentinel } from './harness.js';
 import { machineLine } from './machine.js';
+import { nodeExporterDraw } from './node-exporter-draw.js';
 import { chunkValueMode, decodeChunk, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 500);
@@ -108,54 +109,11 @@ function generate(kinds: (i: number) => Kind, seed: number, start = MIX_START, h
   return chunks;
 }
 
-/**
- * bench:prometheus's draw of the same mix (its generator, seed 13, copied: that file runs on import),
- * cut into 2-hour chunks from `start`: 5 instances, each scrape of an instance with its own jitter
- * (Math.round(rnd × 10) − 5 ms, through a 3-decimal seconds text and back); per instance 50
- * counters (5 cpus × 10 modes: `idle` at 800–1000 per scrape, the others 0 with probability 0.3,
- * else uniform 0–120; each increment the rate × uniform 0.5–1.5, rounded), 30 gauges (cents
- * 3000–7000, a change of up to ±1.00 with probability 1/3 per sample) and 20 constants (1500,
- * 9000 or 65536).
- */
+/** bench:prometheus's draw of the same mix (bench/node-exporter-draw.ts), cut into 2-hour chunks from `start`. */
 function prometheusDraw(start: number): Chunk[] {
-  const rnd = mulberry32(13);
   const samples = (HOURS * 3_600_000) / INTERVAL_MS;
   const perWindow = WINDOW_MS / INTERVAL_MS;
-  const scrapeTs: Float64Array[] = [];
-  for (let i = 0; i < 5; i++) {
-    const ms = new Float64Array(samples);
-    for (let k = 0; k < samples; k++) {
-      const t = start + INTERVAL_MS / 2 + k * INTERVAL_MS + Math.round(rnd() * 10) - 5;
-      ms[k] = Math.trunc(Number((t / 1000).toFixed(3)) * 1000);
-    }
-    scrapeTs.push(ms);
-  }
-  const series: { kind: Kind; instance: number; values: Float64Array }[] = [];
-  const modes = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guest_nice'];
-  for (let i = 0; i < 5; i++) {
-    for (let cpu = 0; cpu < 5; cpu++) {
-      for (const mode of modes) {
-        const rate = mode === 'idle' ? 800 + rnd() * 200 : rnd() < 0.3 ? 0 : rnd() * 120;
-        let v = Math.floor(rnd() * 1e9);
-        const values = new Float64Array(samples);
-        for (let k = 0; k < samples; k++) {
-          values[k] = v;
-          v += Math.round(rate * (0.5 + rnd()));
-        }
-        series.push({ kind: 'counter', instance: i, values });
-      }
-    }
-    for (let g = 0; g < 30; g++) {
-      let cents = 3000 + Math.floor(rnd() * 4000);
-      const values = new Float64Array(samples);
-      for (let k = 0; k < samples; k++) {
-        if (rnd() < 1 / 3) cents += Math.round((rnd() - 0.5) * 200);
-        values[k] = cents / 100;
-      }
-      series.push({ kind: 'gauge', instance: i, values });
-    }
-    for (let dev = 0; dev < 20; dev++) series.push({ kind: 'constant', instance: i, values: new Float64Array(samples).fill([1500, 9000, 65536][dev % 3]) });
-  }
+  const { series, scrapeTs } = nodeExporterDraw(start, samples, INTERVAL_MS);
   const chunks: Chunk[] = [];
   series.forEach((x, s) => {
     for (let k0 = 0; k0 < samples; k0 += perWindow) {

@@ -42,7 +42,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, runBin } from '../test/support/daemon.js';
 import { findPrometheus } from '../test/support/prometheus-binaries.js';
-import { mulberry32, quantile, startSentinel, timedRequest, type BenchSentinel } from './harness.js';
+import { quantile, startSentinel, timedRequest, type BenchSentinel } from './harness.js';
+import { CONSTANT, COUNTER, GAUGE, nodeExporterDraw } from './node-exporter-draw.js';
 import { machineLine } from './machine.js';
 
 const QUERIES = Number(process.env.SENTINEL_BENCH_QUERIES ?? 100);
@@ -60,10 +61,6 @@ const STEP = 60_000;
 const END = Math.floor((Date.now() - 3 * HOUR) / WINDOW) * WINDOW;
 const START = END - SPAN;
 
-const COUNTER = 'node_cpu_jiffies_total';
-const GAUGE = 'node_hwmon_temp_celsius';
-const CONSTANT = 'node_network_mtu_bytes';
-const MODES = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guest_nice'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const msf = (x: number) => `${x.toFixed(2)} ms`;
@@ -71,71 +68,7 @@ const msf = (x: number) => `${x.toFixed(2)} ms`;
 // ---------------------------------------------------------------------------------------------
 // The data
 
-interface Series {
-  name: string;
-  type: 'counter' | 'gauge';
-  labels: Record<string, string>;
-  values: Float64Array;
-  /** Index into `scrapeTs`: the instance the series belongs to. */
-  instance: number;
-}
-
-function generate(): { series: Series[]; scrapeTs: Float64Array[]; scrapeTsText: string[][] } {
-  const rnd = mulberry32(13);
-  const instances = 5;
-  // Per instance and scrape: the timestamp as OpenMetrics text (seconds, 3 decimals) and as the
-  // milliseconds promtool stores for it (int64(seconds * 1000), the same float64 product in JS).
-  const scrapeTs: Float64Array[] = [];
-  const scrapeTsText: string[][] = [];
-  for (let i = 0; i < instances; i++) {
-    const ms = new Float64Array(SAMPLES);
-    const text: string[] = [];
-    for (let k = 0; k < SAMPLES; k++) {
-      const jitter = Math.round(rnd() * 10) - 5;
-      const t = START + INTERVAL / 2 + k * INTERVAL + jitter;
-      const s = (t / 1000).toFixed(3);
-      text.push(s);
-      ms[k] = Math.trunc(Number(s) * 1000);
-    }
-    scrapeTs.push(ms);
-    scrapeTsText.push(text);
-  }
-  const series: Series[] = [];
-  for (let i = 0; i < instances; i++) {
-    const base = { instance: `host-${i}`, job: 'node' };
-    // 50 counters per instance: 5 cpus × 10 modes, integer increments around a per-series rate.
-    for (let cpu = 0; cpu < 5; cpu++) {
-      for (const mode of MODES) {
-        const rate = mode === 'idle' ? 800 + rnd() * 200 : rnd() < 0.3 ? 0 : rnd() * 120;
-        let v = Math.floor(rnd() * 1e9);
-        const values = new Float64Array(SAMPLES);
-        for (let k = 0; k < SAMPLES; k++) {
-          values[k] = v;
-          v += Math.round(rate * (0.5 + rnd()));
-        }
-        series.push({ name: COUNTER, type: 'counter', labels: { ...base, cpu: String(cpu), mode }, values, instance: i });
-      }
-    }
-    // 30 gauges per instance: two decimals, changing on about one sample in three.
-    for (let chip = 0; chip < 3; chip++) {
-      for (let sensor = 1; sensor <= 10; sensor++) {
-        let cents = 3000 + Math.floor(rnd() * 4000);
-        const values = new Float64Array(SAMPLES);
-        for (let k = 0; k < SAMPLES; k++) {
-          if (rnd() < 1 / 3) cents += Math.round((rnd() - 0.5) * 200);
-          values[k] = cents / 100;
-        }
-        series.push({ name: GAUGE, type: 'gauge', labels: { ...base, chip: `chip${chip}`, sensor: `temp${sensor}` }, values, instance: i });
-      }
-    }
-    // 20 constants per instance.
-    for (let dev = 0; dev < 20; dev++) {
-      const values = new Float64Array(SAMPLES).fill([1500, 9000, 65536][dev % 3]);
-      series.push({ name: CONSTANT, type: 'gauge', labels: { ...base, device: `eth${dev}` }, values, instance: i });
-    }
-  }
-  return { series, scrapeTs, scrapeTsText };
-}
+const generate = () => nodeExporterDraw(START, SAMPLES, INTERVAL);
 
 const promLabels = (name: string, labels: Record<string, string>) =>
   `${name}{${Object.entries(labels)
