@@ -4,9 +4,12 @@ import {
   chunkAggregates,
   chunkTimestampMode,
   chunkValueMode,
+  cmpFloat8,
   decodeChunk,
   decodeChunkInto,
+  decodeChunkSub,
   encodeChunk,
+  encodeChunkSub,
   type ChunkAggregates,
 } from '../../src/features/telemetry/chunk-codec.js';
 
@@ -564,6 +567,40 @@ describe('chunk codec', () => {
           }
         }),
         { numRuns: 500 },
+      );
+    });
+
+    it('matches the reference on points already in (ts, value) order, and encodeChunkSub given them writes the same halves', () => {
+      const W = 7_200_000;
+      const vals = fc.array(fc.oneof(fc.double(), fc.integer({ min: -5, max: 5 }), fc.constantFrom(NaN, -0, 0, Infinity)), { maxLength: 300 });
+      fc.assert(
+        fc.property(pointsOf(fc.array(fc.integer({ min: 0, max: W - 1 }), { minLength: 1, maxLength: 300 }), vals), ({ ts, values }) => {
+          if (ts.length === 0) return;
+          const idx = ts.map((_, i) => i).sort((a, b) => ts[a] - ts[b] || cmpFloat8(values[a], values[b]) || a - b);
+          const st = idx.map((i) => ts[i]);
+          const sv = idx.map((i) => values[i]);
+          const got = chunkAggregates(st, sv);
+          const want = reference(st, sv);
+          for (const key of Object.keys(want) as (keyof ChunkAggregates)[]) {
+            if ((key === 'min' || key === 'max') && got[key] === 0 && want[key] === 0) continue;
+            expect(Object.is(got[key], want[key]), `${key}: got ${got[key]}, want ${want[key]}`).to.equal(true);
+          }
+          const sub = encodeChunkSub(0, W, st, sv);
+          expect(sub).to.not.equal(null);
+          expect(encodeChunkSub(0, W, st, sv, got)).to.deep.equal(sub);
+          const n1 = st.filter((t) => t < W / 2).length;
+          if (n1 === 0 || n1 === st.length) return;
+          // The halves read back are chunkAggregates of their points, bit for bit.
+          const [a, b] = decodeChunkSub(sub!, 0, W, got);
+          for (const [half, pts] of [
+            [a, [st.slice(0, n1), sv.slice(0, n1)]],
+            [b, [st.slice(n1), sv.slice(n1)]],
+          ] as const) {
+            const ref = chunkAggregates(pts[0], pts[1]);
+            for (const key of Object.keys(ref) as (keyof ChunkAggregates)[]) expect(Object.is(half![key], ref[key]), key).to.equal(true);
+          }
+        }),
+        { numRuns: 300 },
       );
     });
 

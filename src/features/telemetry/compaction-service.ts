@@ -213,7 +213,7 @@ export class CompactionService {
         }
         const a = chunkAggregates(ts, values);
         // With the halves' aggregates, so that 1-hour buckets need not decode the data (late merges too).
-        chunks.push({ seriesId: m.seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values), sub: encodeChunkSub(w0, CHUNK_WINDOW_MS, ts, values) });
+        chunks.push({ seriesId: m.seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values), sub: encodeChunkSub(w0, CHUNK_WINDOW_MS, ts, values, a) });
       }
       await this.repo.upsertChunks(trx, orgId, chunks);
       return { points, chunks: chunks.length, merged: existing.size };
