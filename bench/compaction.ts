@@ -19,6 +19,7 @@
  *     with the longest lock wait seen (target: never blocked for more than 100 ms).
  *
  * The scheduled compaction is disabled (SENTINEL_JOBS) so only the run the bench starts works.
+ * SENTINEL_BENCH_BATCH_SERIES sets storage.compact_batch_series for the run (default: the config's).
  *
  *   npm run bench:compaction
  */
@@ -70,7 +71,12 @@ const lat = (xs: number[]) => (xs.length ? `p50 ${quantile(xs, 0.5).toFixed(1)} 
 
 async function main(): Promise<void> {
   console.log(machineLine());
-  const s = await startSentinel('compaction', { SENTINEL_JOBS: JSON.stringify({ compaction: { enabled: false } }) });
+  // SENTINEL_BENCH_BATCH_SERIES: storage.compact_batch_series for the run (default: the config's).
+  const batch = process.env.SENTINEL_BENCH_BATCH_SERIES;
+  const s = await startSentinel('compaction', {
+    SENTINEL_JOBS: JSON.stringify({ compaction: { enabled: false } }),
+    ...(batch ? { SENTINEL_STORAGE_COMPACT_BATCH_SERIES: batch } : {}),
+  });
   const port = s.daemon.port;
   const agent = new Agent({ keepAlive: true, maxSockets: 16 });
   const auth = { authorization: `Bearer ${s.apiKey}` };
