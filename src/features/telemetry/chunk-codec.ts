@@ -575,19 +575,34 @@ function readGrid(r: BitReader, n: number, w: number, delta: number, lo: number,
     return;
   }
   const esc = w < 31 ? (1 << w) - 1 : 2 ** w - 1;
+  // The offsets read from a 32-bit window in place (r.bits(w) inlined: a call per point was most of
+  // this loop's time); the reader's buffer is padded with zero bytes past the data (decodeWith).
+  const buf = r.buf;
+  const end = r.end;
+  const shift = 32 - w;
+  let pos = r.pos;
   for (let i = 1; i < n; i++) {
     g += delta;
-    const c = r.bits(w);
+    if (pos + w > end) throw corrupt('truncated');
+    const j = pos >>> 3;
+    const off = pos & 7;
+    let win = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+    if (off !== 0) win = ((win << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
+    const c = win >>> shift;
+    pos += w;
     let t: number;
     if (c !== esc) {
       t = g + c;
       if (!Number.isSafeInteger(t)) throw corrupt('integer out of range');
     } else {
+      r.pos = pos;
       t = r.signed53();
       g = t - r.bits(w);
+      pos = r.pos;
     }
     out[i] = t;
   }
+  r.pos = pos;
 }
 
 // ---------------------------------------------------------------- XOR floats
