@@ -993,31 +993,12 @@ export function chunkAggregates(ts: readonly number[], values: readonly number[]
   if (sorted) return sortedAggregates(ts, values, 0, n);
   const order = Array.from({ length: n }, (_, i) => i);
   order.sort((a, b) => ts[a] - ts[b] || cmpFloat8(values[a], values[b]) || a - b);
-  const v0 = values[order[0]];
-  let min = v0;
-  let max = v0;
-  let sum = v0;
-  let increase = 0;
-  let prev = v0;
-  for (let i = 1; i < n; i++) {
-    const v = values[order[i]];
-    if (cmpFloat8(v, min) < 0) min = v;
-    if (cmpFloat8(v, max) > 0) max = v;
-    sum += v;
-    increase += v >= prev ? v - prev : v;
-    prev = v;
-  }
-  return {
-    count: n,
-    firstTs: ts[order[0]],
-    lastTs: ts[order[n - 1]],
-    min,
-    max,
-    sum,
-    firstValue: v0,
-    lastValue: prev,
-    increase,
-  };
+  return sortedAggregates(
+    order.map((k) => ts[k]),
+    order.map((k) => values[k]),
+    0,
+    n,
+  );
 }
 
 /**
