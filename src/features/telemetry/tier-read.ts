@@ -115,30 +115,12 @@ class ChunkCursor {
 
   next(): boolean {
     const o = this.o;
-    const len = this.buf.length;
-    if (o >= len) return false;
-    if (o + CHUNK_RECORD_HEADER > len) throw new Error('chunk records: truncated');
-    const view = this.view;
-    const agg = this.agg;
-    // First and last time: int8 microseconds since 2000-01-01 (exact as a double below 2^53); ms as
-    // (extract(epoch) * 1000)::float8 gives them (one correctly rounded division of the same value).
-    agg[0] = (view.getInt32(o) * 4294967296 + view.getUint32(o + 4) + PG_EPOCH_US) / 1000;
-    agg[1] = (view.getInt32(o + 8) * 4294967296 + view.getUint32(o + 12) + PG_EPOCH_US) / 1000;
-    for (let i = 2; i < AGG_SIZE; i++) agg[i] = view.getFloat64(o + 8 * i);
-    const l = view.getInt32(o + AGG_SIZE * 8);
+    if (o >= this.buf.length) return false;
+    const end = this.header(o);
+    for (let i = 2; i < AGG_SIZE; i++) this.agg[i] = this.view.getFloat64(o + 8 * i);
     this.start = o + CHUNK_RECORD_HEADER;
-    if (l >= 0) {
-      this.kind = 0;
-      this.end = this.start + l;
-    } else if (l === -1) {
-      this.kind = -1;
-      this.end = this.start;
-    } else {
-      this.kind = 1;
-      this.end = this.start - 2 - l;
-    }
-    if (this.end > len) throw new Error('chunk records: truncated');
-    this.o = this.end;
+    this.end = end;
+    this.o = end;
     return true;
   }
 
@@ -148,18 +130,26 @@ class ChunkCursor {
    */
   skip(): boolean {
     const o = this.o;
+    if (o >= this.buf.length) return false;
+    this.o = this.header(o);
+    return true;
+  }
+
+  /** Reads the record at o's first and last time (agg[0], agg[1]) and kind; returns where it ends. */
+  private header(o: number): number {
     const len = this.buf.length;
-    if (o >= len) return false;
     if (o + CHUNK_RECORD_HEADER > len) throw new Error('chunk records: truncated');
     const view = this.view;
+    // First and last time: int8 microseconds since 2000-01-01 (exact as a double below 2^53); ms as
+    // (extract(epoch) * 1000)::float8 gives them (one correctly rounded division of the same value).
     this.agg[0] = (view.getInt32(o) * 4294967296 + view.getUint32(o + 4) + PG_EPOCH_US) / 1000;
     this.agg[1] = (view.getInt32(o + 8) * 4294967296 + view.getUint32(o + 12) + PG_EPOCH_US) / 1000;
     const l = view.getInt32(o + AGG_SIZE * 8);
+    // l >= 0: the data, l bytes; -1: nothing; else the sub, -2 - l bytes.
+    this.kind = l >= 0 ? 0 : l === -1 ? -1 : 1;
     const end = o + CHUNK_RECORD_HEADER + (l >= 0 ? l : l === -1 ? 0 : -2 - l);
     if (end > len) throw new Error('chunk records: truncated');
-    this.o = end;
-    this.kind = l >= 0 ? 0 : l === -1 ? -1 : 1;
-    return true;
+    return end;
   }
 
   /** The record's data, decoded into scratch; returns the count. */
@@ -225,12 +215,13 @@ const PERCENTILE: Partial<Record<Aggregation, number>> = { p50: 0.5, p90: 0.9, p
 
 // ---------------------------------------------------------------------------------------------
 
+/** The min and max of an answer that keeps neither. */
+const NONE = new Float64Array(0);
+
 /**
  * One answer's buckets, by bucket index (bucket start = startMs + index · stepMs): count, sum,
  * min, max in typed arrays, and the indexes in first-seen order (the order the answer lists them).
  */
-const NONE = new Float64Array(0);
-
 class Buckets {
   readonly n: Float64Array;
   readonly sum: Float64Array;
