@@ -33,6 +33,8 @@
  *   npm run bench:prometheus     (SENTINEL_BENCH_QUERIES=100 per query and side; PROMETHEUS_BIN_DIR
  *                                 to use prometheus/promtool from there; otherwise from PATH, else
  *                                 `apt-get download prometheus` + `dpkg -x` into a cache dir)
+ *   To profile the daemon: SENTINEL_BENCH_DAEMON_NODE_OPTIONS=--import=<bench/cpu-profile-preload.mjs as a file URL>
+ *   and BENCH_CPU_PROFILE_DIR=<a directory>: the daemon writes its .cpuprofile there when it stops.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -193,7 +195,8 @@ try {
   console.log(`prometheus: pid ${prom.pid} on 127.0.0.1:${promPort}, --storage.tsdb.path on those blocks`);
 
   // --- Sentinel: ingest over HTTP, compact ---------------------------------------------------
-  s = await startSentinel('prometheus', { SENTINEL_INGEST_MAX_AGE: '2d' });
+  const profileDir = process.env.BENCH_CPU_PROFILE_DIR;
+  s = await startSentinel('prometheus', { SENTINEL_INGEST_MAX_AGE: '2d', ...(profileDir ? { BENCH_CPU_PROFILE_DIR: profileDir } : {}) });
   const sentinel = s;
   const bodies: string[] = [];
   const labelsJson = data.series.map((x) => JSON.stringify(x.labels));
