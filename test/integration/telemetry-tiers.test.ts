@@ -14,6 +14,7 @@ import { StatsRepository } from '../../src/features/telemetry/stats-repository.j
 import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta } from '../../src/features/telemetry/telemetry-types.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { recordStatements, type Statement } from '../support/statement-spy.js';
 import { createApiKey, createOrg } from '../support/factories.js';
 import {
   AGGS,
@@ -556,11 +557,11 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
       });
     });
     /**
-     * The data split across the tiers; the reads connection runs the job right after a read's
-     * first statement (chunks, series) and before its next one. `from`: the reads' range starts
-     * there (and ends at LONG.end). Returns the statements the raced read sent, in order.
+     * The data split across the tiers; the reads connection runs the job right before the first
+     * statement of a read that starts with `trigger` (after its first statement). `from`: the reads'
+     * range starts there (and ends at LONG.end). Returns the statements the raced read sent, in order.
      */
-    async function raceCompaction(from: number): Promise<string[]> {
+    async function raceCompaction(from: number, trigger: string): Promise<string[]> {
       const sent: string[] = [];
       await withOwnDatabase('tiers-race', stored.filter((x) => x.name === 'long'), 'split', async ({ k2, r2, orgId }) => {
         const [{ n: freshBefore }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
@@ -584,7 +585,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
           const query = conn.query.bind(conn);
           let sawFirst = false;
           conn.query = async (sql: string, values?: unknown[]) => {
-            if (sawFirst && armed) {
+            if (sawFirst && armed && sql.startsWith(trigger)) {
               armed = false;
               const report = await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, pino({ level: 'silent' })).run(Date.now());
               compacted = report.points_compacted;
@@ -608,61 +609,73 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     }
     it('a compaction batch committing between the chunk statement and the fresh one does not lose the points it moved', async () => {
       expect(LONG.end - LONG.start).to.be.at.most(SNAPSHOT_READ_MS);
-      const sent = await raceCompaction(LONG.start);
-      // The chunk versions the two statements saw differ (the batch wrote chunks in the range): the read ran again as of one snapshot.
-      expect(sent).to.deep.equal([
-        'with s as',
-        "select 'f' as",
-        'begin isolation level',
-        'with s as',
-        "select 'f' as",
-        'commit',
-      ]);
+      const sent = await raceCompaction(LONG.start, "select 'f'");
+      // The chunk versions the two statements saw differ (the batch wrote chunks in the range): the read ran again as of one
+      // snapshot, whose first statement found no fresh point left in the range (the batch took them all): nothing more to read.
+      expect(sent).to.deep.equal(['with s as', "select 'f' as", 'begin isolation level', 'with s as', 'commit']);
     });
     it('increase/rate: a late point written between the chunk statement and the fresh one is not counted beside the chunk increase that excludes it', async () => {
       // Compacted: every chunk of the long counter is whole in a 2-hour bucket, read by its stored
       // increase. A late point inside the first chunk's span, with a value below the chunk's last
-      // (a reset to the reader), lands between the read's statements; the read answers as of its
-      // first statement, without it.
+      // (a reset to the reader), lands while the read runs; the read answers as of its first
+      // statement, without it. (a) No fresh point in the range: the first statement is the whole
+      // read, the point lands right after it. (b) A fresh point already in the range (inside the
+      // second chunk): the read runs again in one transaction, the point lands between its two
+      // statements.
       await withOwnDatabase('tiers-late-race', stored.filter((x) => x.name === 'long' && x.labels.k === 'counter'), 'compacted', async ({ k2, r2, orgId }) => {
         const repo2 = new QueryRepository(k2, r2);
         const [{ id: seriesId }] = await k2('series').where({ org_id: orgId, name: 'long' }).select<{ id: string }[]>('id');
         const [{ n: fresh }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
         expect(Number(fresh)).to.equal(0);
-        for (const agg of ['increase', 'rate'] as const) {
-          const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.start + 4 * HOUR, stepMs: 2 * HOUR };
-          const answer = () => readMetric(repo2, orgId, { ...r, matchers: [], buckets: 2 }, LIMITS);
-          const before = await answer();
-          expect(before.length).to.equal(1);
-          const pool = r2.client as { acquireConnection(): Promise<{ query(sql: string, values?: unknown[]): Promise<unknown> }> };
-          const acquire = pool.acquireConnection.bind(pool);
-          let written = 0;
-          pool.acquireConnection = async () => {
-            const conn = await acquire();
-            const query = conn.query.bind(conn);
-            conn.query = async (sql: string, values?: unknown[]) => {
-              if (written === 0 && sql.startsWith("select 'f'")) {
-                await k2('points').insert({ org_id: orgId, series_id: seriesId, ts: new Date(LONG.start + 30 * MIN + 30 * SEC), value: 0 });
-                written++;
-              }
-              return query(sql, values);
+        const late = { org_id: orgId, series_id: seriesId, ts: new Date(LONG.start + 30 * MIN + 30 * SEC), value: 0 };
+        for (const withFresh of [false, true]) {
+          for (const agg of ['increase', 'rate'] as const) {
+            if (withFresh) await k2('points').insert({ org_id: orgId, series_id: seriesId, ts: new Date(LONG.start + 2 * HOUR + 30 * MIN + 30 * SEC), value: 5e5 });
+            const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.start + 4 * HOUR, stepMs: 2 * HOUR };
+            const answer = () => readMetric(repo2, orgId, { ...r, matchers: [], buckets: 2 }, LIMITS);
+            const before = await answer();
+            expect(before.length).to.equal(1);
+            const pool = r2.client as { acquireConnection(): Promise<{ query(sql: string, values?: unknown[]): Promise<unknown> }> };
+            const acquire = pool.acquireConnection.bind(pool);
+            let written = 0;
+            const sent: string[] = [];
+            pool.acquireConnection = async () => {
+              const conn = await acquire();
+              const query = conn.query.bind(conn);
+              conn.query = async (sql: string, values?: unknown[]) => {
+                if (withFresh && written === 0 && sql.startsWith("select 'f'")) {
+                  await k2('points').insert(late);
+                  written++;
+                }
+                if (!sql.startsWith('set ')) sent.push(sql.trim().split(/\s+/).slice(0, 3).join(' '));
+                const res = await query(sql, values);
+                if (!withFresh && written === 0 && sql.startsWith('with s as')) {
+                  await k2('points').insert(late);
+                  written++;
+                }
+                return res;
+              };
+              return conn;
             };
-            return conn;
-          };
-          const during = await answer();
-          pool.acquireConnection = acquire;
-          expect(written, agg).to.equal(1);
-          expect(during, agg).to.deep.equal(before);
-          // Once written, the late point is read (the chunk is decoded with it): the answer changes.
-          const after = await answer();
-          expect(after, agg).to.not.deep.equal(before);
-          await k2('points').where({ org_id: orgId }).delete();
+            const during = await answer();
+            pool.acquireConnection = acquire;
+            expect(written, agg).to.equal(1);
+            expect(sent, `${agg} ${withFresh}`).to.deep.equal(withFresh ? ['with s as', 'begin isolation level', 'with s as', "select 'f' as", 'commit'] : ['with s as']);
+            expect(during, agg).to.deep.equal(before);
+            // Once written, the late point is read (the chunk is decoded with it): the answer changes.
+            const after = await answer();
+            expect(after, agg).to.not.deep.equal(before);
+            await k2('points').where({ org_id: orgId }).delete();
+          }
         }
       });
     });
     it('a read whose transaction cannot be rolled back ends its connection; the next read gets another one', async () => {
       await withOwnDatabase('tiers-rollback', stored.filter((x) => x.name === 'long' && x.labels.k === 'counter'), 'compacted', async ({ k2, r2, orgId }) => {
         const repo2 = new QueryRepository(k2, r2);
+        // A fresh point in the range: the read runs its two statements in one transaction.
+        const [{ id: seriesId }] = await k2('series').where({ org_id: orgId, name: 'long' }).select<{ id: string }[]>('id');
+        await k2('points').insert({ org_id: orgId, series_id: seriesId, ts: new Date(LONG.start + 2 * HOUR + 30 * MIN + 30 * SEC), value: 5e5 });
         const r: Read = { name: 'long', agg: 'increase', by: [], startMs: LONG.start, endMs: LONG.start + 4 * HOUR, stepMs: 2 * HOUR };
         const answer = () => readMetric(repo2, orgId, { ...r, matchers: [], buckets: 2 }, LIMITS);
         const before = await answer();
@@ -698,8 +711,117 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
       });
     });
     it('a long read (both tiers in one transaction) does not lose the points a batch moves between its statements', async () => {
-      const sent = await raceCompaction(LONG.end - SNAPSHOT_READ_MS - 2 * HOUR);
-      expect(sent).to.deep.equal(['begin isolation level', 'with s as', "select 'f' as", 'commit']);
+      // The first statement, alone, finds chunks and fresh points; the transaction's two statements read both tiers, the batch
+      // committing between them.
+      const sent = await raceCompaction(LONG.end - SNAPSHOT_READ_MS - 2 * HOUR, "select 'f'");
+      expect(sent).to.deep.equal(['with s as', 'begin isolation level', 'with s as', "select 'f' as", 'commit']);
+    });
+    it('a long read: a batch committing between its first statement (alone) and its transaction changes nothing', async () => {
+      const sent = await raceCompaction(LONG.end - SNAPSHOT_READ_MS - 2 * HOUR, 'begin');
+      // The transaction's first statement finds every point compacted: no fresh statement.
+      expect(sent).to.deep.equal(['with s as', 'begin isolation level', 'with s as', 'commit']);
+    });
+
+    /** The statements of `fn` on the pool `r2` (set aside), as their first three words. */
+    function statementsOf(r2: Knex): () => string[] {
+      const all: Statement[] = [];
+      recordStatements(r2, all);
+      let seen = 0;
+      return () => {
+        const mine = all.slice(seen).filter((x) => !x.sql.startsWith('set '));
+        seen = all.length;
+        return mine.map((x) => x.sql.trim().split(/\s+/).slice(0, 3).join(' '));
+      };
+    }
+    const ONE = ['with s as'];
+    const TWO = ['with s as', "select 'f' as"];
+    const AGAIN_IN_ONE_SNAPSHOT = ['with s as', 'begin isolation level', 'with s as', "select 'f' as", 'commit'];
+    /** The long series' reads of every aggregation, per series and grouped: 5 hours, and longer than SNAPSHOT_READ_MS ending at `end`. */
+    const longReads = (start: number, end: number, step: number): Read[] =>
+      ([...AGGS, 'increase', 'rate'] as Aggregation[]).flatMap((agg) =>
+        [[], ['k']].flatMap((by) => [
+          { name: 'long', agg, by, startMs: start, endMs: end, stepMs: step },
+          { name: 'long', agg, by, startMs: end - Math.ceil((SNAPSHOT_READ_MS + HOUR) / step) * step, endMs: end, stepMs: step },
+        ]),
+      );
+
+    it('a read of compacted data only (no fresh point in its range) runs one statement: no second one, no transaction', async () => {
+      await withOwnDatabase('tiers-one-statement', stored.filter((x) => x.name === 'long'), 'fresh', async ({ k2, r2, orgId }) => {
+        const repo2 = new QueryRepository(k2, r2);
+        const sent = statementsOf(r2);
+        const reads2 = [...longReads(LONG.start, LONG.end, HOUR), ...longReads(LONG.start + 7 * MIN + 13 * SEC, LONG.end - HOUR, 10 * MIN)];
+        const answer = (r: Read) => readMetric(repo2, orgId, { ...r, matchers: [], buckets: Math.ceil((r.endMs - r.startMs) / r.stepMs) }, LIMITS);
+        const before: RawAnswerSeries[][] = [];
+        for (const r of reads2) before.push(await answer(r));
+        await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, pino({ level: 'silent' })).run(Date.now());
+        const [{ n }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
+        expect(Number(n)).to.equal(0);
+        sent();
+        for (const [i, r] of reads2.entries()) {
+          const got = await answer(r);
+          expect(sent(), JSON.stringify(r)).to.deep.equal(ONE);
+          expect(got, JSON.stringify(r)).to.deep.equal(before[i]);
+          expect(got.length, JSON.stringify(r)).to.be.greaterThan(0);
+        }
+      });
+    });
+
+    it('points written to `points` after compaction are read: in the range, in the increase lookback only, of a series without chunks', async () => {
+      const longData = stored.filter((x) => x.name === 'long');
+      // Fresh after compaction: a late point inside a chunk of the counter; a series with fresh points only, early in the data.
+      const extra: Stored[] = [
+        { name: 'long', labels: { k: 'counter' }, meta: counter('cumulative'), points: [LATE] },
+        { name: 'long', labels: { k: 'new' }, meta: counter('cumulative'), points: [[LONG.start + 10 * MIN, 7], [LONG.start + 70 * MIN, 9], [LONG.start + 71 * MIN, 20]] },
+      ];
+      await withOwnDatabase('tiers-fresh-after', longData, 'fresh', async ({ k2, r2, orgId }) => {
+        await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, pino({ level: 'silent' })).run(Date.now());
+        const [{ n }] = await k2('points').where({ org_id: orgId }).count<{ n: string }[]>({ n: '*' });
+        expect(Number(n)).to.equal(0);
+        // The same data and the extra points all fresh, in another org (the job has run): the answers to match.
+        const [{ id: truthOrg }] = await k2('organizations').insert({ slug: 'tiers-truth', name: 'truth' }).returning<{ id: string }[]>('id');
+        const saved = knex;
+        knex = k2;
+        try {
+          const merged = longData.map((d) => ({ ...d, points: [...d.points, ...(extra.find((e) => e.labels.k === d.labels.k)?.points ?? [])] }));
+          for (const d of [...merged, extra[1]]) await place(truthOrg, 'fresh', d);
+          const [{ id: counterId }] = await k2('series').where({ org_id: orgId, name: 'long' }).whereRaw(`labels->>'k' = 'counter'`).select<{ id: string }[]>('id');
+          await insertPoints(orgId, Number(counterId), extra[0].points);
+          await place(orgId, 'fresh', extra[1]);
+        } finally {
+          knex = saved;
+        }
+        const repo2 = new QueryRepository(k2, r2);
+        const sent = statementsOf(r2);
+        const answer = (org: string, r: Read) => readMetric(repo2, org, { ...r, matchers: [], buckets: Math.ceil((r.endMs - r.startMs) / r.stepMs) }, LIMITS);
+        const reads2 = [
+          // Every extra point in the range.
+          ...longReads(LONG.start, LONG.end, HOUR),
+          // The late point only: the new series' points are before the start.
+          ...longReads(LONG.start + 2 * HOUR, LONG.end, 30 * MIN),
+          // The new series' points only (the late point is after the end): no chunk of that series, chunks of the others.
+          ...longReads(LONG.start, LONG.start + 2 * HOUR, 30 * MIN),
+          // The late point in the lookback of increase/rate only (10 minutes before the start), none in the range.
+          ...longReads(LATE[0] + 30 * SEC, LONG.end, 10 * MIN),
+        ];
+        const freshPoints = extra.flatMap((e) => e.points.map(([ts]) => ts));
+        let fresh = 0;
+        for (const r of reads2) {
+          const temporal = r.agg === 'increase' || r.agg === 'rate';
+          const lo = temporal ? r.startMs - Math.max(r.stepMs, 5 * MIN) : r.startMs;
+          const inRange = freshPoints.some((ts) => ts >= lo && ts < r.endMs);
+          const want = await answer(truthOrg, r);
+          sent();
+          const got = await answer(orgId, r);
+          const what = `${JSON.stringify(r)} ${iso(r.startMs)}`;
+          const statements = sent();
+          expect(got, what).to.deep.equal(want);
+          expect(statements, what).to.deep.equal(!inRange ? ONE : temporal || r.endMs - lo > SNAPSHOT_READ_MS ? AGAIN_IN_ONE_SNAPSHOT : TWO);
+          expect(got.length, what).to.be.greaterThan(0);
+          if (inRange) fresh++;
+        }
+        // Most reads see fresh points; the lookback-only ones (increase/rate from LATE + 30 s) among them.
+        expect(fresh).to.be.greaterThan(reads2.length / 2);
+      });
     });
   });
 

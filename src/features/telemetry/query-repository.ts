@@ -194,8 +194,9 @@ export interface UsageRow {
 const INFO = 9;
 
 /**
- * A metric read whose range (with the increase/rate lookback) is longer than this reads both tiers
- * in one repeatable-read transaction (two more round trips); a shorter one compares the versions
+ * A metric read whose range (with the increase/rate lookback) is longer than this and holds both
+ * chunks and fresh points reads both tiers in one repeatable-read transaction (three more round
+ * trips, after a first statement alone that told so); a shorter one compares the versions
  * of the chunks its two statements saw instead, whose cost grows with the chunks read (measured on
  * a month of 100 series' chunks, 36,000 rows: about a third of the statements' execution time).
  */
@@ -216,8 +217,9 @@ interface PoolAccess {
 }
 
 /**
- * A row of metricRead's statement: r = 'k' the counts (and in sid the versions of the chunks
- * read); 'x' one answer series (fresh tier only); with chunks in the range instead 's' a matching
+ * A row of metricRead's statement: r = 'k' the counts, in v the compacted points to decode and
+ * whether the fresh tier has points of the series in the range (1, else 0), and in sid the versions
+ * of the chunks read (when the short read's second statement will compare them); 'x' one answer series (fresh tier only); with chunks in the range instead 's' a matching
  * series (lookup order), 'c' a series' chunks (chunkRecords in data), 'f' a series' fresh points or per-bucket partials, 'v' (sid)
  * the versions of the same chunks as the fresh tier's statement sees them.
  */
@@ -399,9 +401,14 @@ export class QueryRepository {
    * not computed; the statement returns instead the series in lookup order and the chunks (their
    * stored aggregates, their halves' (`sub`) where each half lies in one bucket, and their data only
    * where the points are needed one by one; per series one
-   * bytea of chunkRecords, sent base64), and a second statement on the same connection the fresh tier's part
-   * of the range, both as of one state of the tiers (one transaction for a range longer than
-   * SNAPSHOT_READ_MS and for increase/rate, else the chunk versions both statements saw; freshStatement: per
+   * bytea of chunkRecords, sent base64), and whether the fresh tier holds any point of those series
+   * where the fresh tier's part would read (an index probe per series that stops at the first).
+   * When it holds none (all data compacted: any read of data older than compact_after), those rows
+   * are the whole answer, as of the statement's one snapshot, and nothing else runs: one round
+   * trip. Otherwise a second statement on the same connection reads the fresh tier's part of the
+   * range, both as of one state of the tiers (one transaction for a range longer than
+   * SNAPSHOT_READ_MS and for increase/rate, after the first statement alone told both tiers have
+   * points; else the chunk versions both statements saw; freshStatement: per
    * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and
    * increase/rate); tier-read.ts aggregates them exactly as the fresh-only statement would (see
    * there for where a float sum's order can differ). Two statements rather than one: in one, the
@@ -509,16 +516,37 @@ export class QueryRepository {
         from point_chunks c
              cross join lateral (select case when ${whole} then 1 when ${halves} then 2 else 0 end as m${long ? ' offset 0' : ''}) x
        where ${chunkOverlap(org, 'array(select id from s)', lo, end, p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))} and ${withinLimits}`;
+    // Whether the fresh tier holds a point of the matching series where the fresh tier's statement
+    // (freshStatement) would read: [lo, end) — for increase/rate from the lookback start, its base
+    // probe's range. Probed only when chunks overlap the range (CASE: `mixed` first), by one index
+    // probe per series (in index order, limit 1: a plain EXISTS over `series_id = any(…)` was planned
+    // as a sequential scan of the partition, cheap to start but reading it all when nothing matches),
+    // which stops at the first point. Without such a point, this statement's rows are the whole answer
+    // (see metricRead's body).
+    const freshIn = `(case when ${mixed} then exists (select 1 from s cross join lateral (
+                        select 1 from points p where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${lo} and p.ts < ${end} order by p.ts limit 1) fp)
+                      else false end)`;
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
-    const sql = `with s as materialized (
+    // The chunk versions (for the short reads' check below) only when a second statement will compare them: fresh points in the range.
+    const versions = `(case when (select f from fr) then (select ${VERSIONS} from ch) end) as sid`;
+    /**
+     * Statement 1. `probe`: a snapshot read's first statement, outside any transaction: when the
+     * fresh tier has points in the range its chunk rows are not sent (the read runs again in one
+     * transaction, which reads them), so that the statement whose answer is thrown away costs the
+     * lookup and the chunks' index probes only.
+     */
+    const maxDecodeParam = p.add(maxDecode);
+    const statement1 = (probe: boolean) => `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
       ch as materialized (${chunks}),
       cd as (select coalesce(sum(n) filter (where m = 0), 0)::float8 as n from ch),
+      fr as materialized (select ${freshIn} as f),
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
-      select 'k' as r, k.n, k.answers, ${snapshot ? none : none.replace('null::text as sid', `(select ${VERSIONS} from ch) as sid`)}, null::float8[] as t, array[(select n from cd)] as v, null::text as data from k
+      select 'k' as r, k.n, k.answers, ${snapshot ? none : none.replace('null::text as sid', versions)}, null::float8[] as t,
+             array[(select n from cd), (select f::int::float8 from fr)] as v, null::text as data from k
       union all
       select 'x', null, null, null, ${grouped ? 'null::jsonb, null, null, null, x.g' : 's.labels, s.kind, s.temporality, s.unit, null::text[]'}, x.t, x.v, null
         from x${grouped ? '' : ' join s on s.id = x.g'}
@@ -527,13 +555,16 @@ export class QueryRepository {
         from s where ${mixed}
       union all
       select 'c', null, null, ch.sid, null, null, null, null, null, null, null, encode(${chunkRecords(percentile)}, 'base64') from ch
-       where (select n from cd) <= ${p.add(maxDecode)}
+       where (select n from cd) <= ${maxDecodeParam}${probe ? ' and not (select f from fr)' : ''}
        group by ch.sid
 `;
-    const decodeCount = (rows: MetricReadRow[]) => (rows.find((r) => r.r === 'k')?.v?.[0] as number | undefined) ?? 0;
+    const sql = statement1(false);
+    const kRow = (rows: MetricReadRow[]) => rows.find((r) => r.r === 'k');
+    const decodeCount = (rows: MetricReadRow[]) => (kRow(rows)?.v?.[0] as number | undefined) ?? 0;
+    /** Statement 1 found chunks in the range (rows 's') and fresh points there too: the fresh tier's statement has something to read. */
+    const needsFresh = (rows: MetricReadRow[]) => rows.some((r) => r.r === 's') && decodeCount(rows) <= maxDecode && kRow(rows)?.v?.[1] === 1;
     const freshOf = (rows: MetricReadRow[]) =>
       freshStatement(orgId, q, rows.filter((r) => r.r === 's').map((r) => r.sid!), lookbackStartMs, !snapshot);
-    const needsFresh = (rows: MetricReadRow[]) => rows.some((r) => r.r === 's') && decodeCount(rows) <= maxDecode;
     /** Both statements in one repeatable-read transaction: the second reads the snapshot of the first. */
     const inSnapshot = async (conn: PgConnection) => {
       await conn.query('begin isolation level repeatable read read only');
@@ -550,27 +581,38 @@ export class QueryRepository {
       }
     };
     const rows = await this.onReadConnection(timeoutMs, async (conn) => {
-      // Both tiers must be read as of ONE moment: a compaction batch committing between the chunk
-      // statement and the fresh one would move points out of the fresh tier after the chunks were
-      // read, and the answer would miss them. A range longer than SNAPSHOT_READ_MS (the versions below
-      // would cost more than the transaction's two round trips), and increase/rate (a late point
-      // written between the statements inside a chunk read by its stored increase would be counted
-      // twice, and no chunk version tells), are read in one repeatable-read transaction, begun before
-      // the first statement, which alone tells whether a second is needed.
-      if (snapshot) return inSnapshot(conn);
-      const first = (await conn.query<MetricReadRow>(sql, p.values)).rows;
+      // Both tiers must be read as of ONE moment: a compaction batch moves points from `points` into
+      // point_chunks in one transaction, so any one snapshot holds each point in exactly one tier, but
+      // a batch committing between a chunk statement and a fresh one would move points out of the
+      // fresh tier after the chunks were read (the answer would miss them), or into a chunk read by
+      // the second (counted twice).
+      // Statement 1 runs first, alone, in every case. One statement reads as of one snapshot (all its
+      // CTEs and subqueries, in READ COMMITTED too), so its rows are one state of the tiers. They are
+      // the whole answer when it needs no second statement: no chunk in the range (it aggregated the
+      // fresh tier itself), a refused read, or chunks and NO fresh point of the matching series in
+      // the range the fresh statement would read ([lo, end), `fr`) — in that same snapshot the fresh
+      // statement would return no rows, so the answer is exactly the two-statement read's as of that
+      // snapshot (a batch or a late point committed since is simply not seen, as by any earlier read).
+      // All-compacted data (any range older than compact_after) is read this way: one round trip.
+      const first = (await conn.query<MetricReadRow>(snapshot ? statement1(true) : sql, p.values)).rows;
       if (!needsFresh(first)) return first;
-      // Chunks overlap the range: the fresh tier's part, by a second statement on the same connection
-      // (kept out of the first, whose planning the fresh-only read would pay for). A batch
-      // committing between the two writes or rewrites a chunk the first statement read or would
-      // now read (its points lie in the range), so the second statement also returns the versions
-      // of the chunks it would read: the same versions, and the two statements read one state of
-      // the chunk tier, the answer that of the second's snapshot. Otherwise (rare) both statements
-      // run again in one repeatable-read transaction.
+      // Chunks AND fresh points: a range longer than SNAPSHOT_READ_MS (the versions below would cost
+      // more than the transaction's round trips), and increase/rate (a late point written between the
+      // statements inside a chunk read by its stored increase would be counted twice, and no chunk
+      // version tells), are read again in one repeatable-read transaction, both statements (the
+      // first's answer is thrown away: sent without its chunk rows, `probe`).
+      if (snapshot) return inSnapshot(conn);
+      // Otherwise the fresh tier's part, by a second statement on the same connection (kept out of
+      // the first, whose planning the fresh-only read would pay for). A batch committing between
+      // the two writes or rewrites a chunk the first statement read or would now read (its points
+      // lie in the range), so the second statement also returns the versions of the chunks it would
+      // read: the same versions, and the two statements read one state of the chunk tier, the
+      // answer that of the second's snapshot. Otherwise (rare) both statements run again in one
+      // repeatable-read transaction.
       const f = freshOf(first);
       const rest = (await conn.query<MetricReadRow>(f.sql, f.values)).rows;
-      const versions = (rows: MetricReadRow[], r: 'k' | 'v') => rows.find((x) => x.r === r)?.sid;
-      if (versions(first, 'k') === versions(rest, 'v')) return [...first, ...rest.filter((r) => r.r !== 'v')];
+      const versionsOf = (rows: MetricReadRow[], r: 'k' | 'v') => rows.find((x) => x.r === r)?.sid;
+      if (versionsOf(first, 'k') === versionsOf(rest, 'v')) return [...first, ...rest.filter((r) => r.r !== 'v')];
       return inSnapshot(conn);
     });
     const out: MetricReadResult = { series: 0, answers: 0, rows: [], decodedPoints: decodeCount(rows) };
