@@ -10,7 +10,12 @@ import {
   decodeChunkSub,
   encodeChunk,
   encodeChunkSub,
+  foldChunk,
+  FOLD_COUNTER,
+  FOLD_UPDOWN,
+  FOLD_VALUES,
   type ChunkAggregates,
+  type ChunkFold,
 } from '../../src/features/telemetry/chunk-codec.js';
 
 const dv = new DataView(new ArrayBuffer(8));
@@ -609,6 +614,135 @@ describe('chunk codec', () => {
       // order by ts: 5, 8, 2, 6 → 3 + 2 (reset) + 4
       expect(a).to.deep.equal({ count: 4, firstTs: 10, lastTs: 40, min: 2, max: 8, sum: 21, firstValue: 5, lastValue: 6, increase: 9 });
       expect(() => chunkAggregates([], [])).to.throw(RangeError);
+    });
+  });
+
+  describe('foldChunk', () => {
+    /** foldChunk's contract, point by point over decodeChunk's points. */
+    function referenceFold(ts: readonly number[], vs: readonly number[], f: ChunkFold): void {
+      for (let j = 0; j < ts.length; j++) {
+        const t = ts[j];
+        const v = vs[j];
+        if (!(t >= f.lowMs && t < f.endMs)) continue;
+        if (t < f.startMs) {
+          f.prev = v;
+          f.hasPrev = true;
+          continue;
+        }
+        const i = Math.floor((t - f.startMs) / f.stepMs);
+        let d: number | null = null;
+        if (f.mode === FOLD_VALUES) d = v;
+        else if (f.hasPrev) d = f.mode === FOLD_UPDOWN || cmpFloat8(v, f.prev) >= 0 ? v - f.prev : v;
+        if (d !== null) {
+          if (f.n[i] === 0) {
+            f.seen.push(i);
+            f.start[i] = f.startMs + i * f.stepMs;
+            f.n[i] = 1;
+            f.sum[i] = d;
+          } else {
+            f.n[i] += 1;
+            f.sum[i] += d;
+          }
+        }
+        f.prev = v;
+        f.hasPrev = true;
+      }
+    }
+
+    const valuesArb = fc.oneof(
+      fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 }), { maxLength: 300 }),
+      fc.integer({ min: 0, max: 4 }).chain((k) => fc.array(decimalArb(k), { maxLength: 300 })),
+      // a counter with resets
+      fc.array(fc.integer({ min: -50, max: 1000 }), { maxLength: 300 }).map((inc) => {
+        let c = 1e6;
+        return inc.map((d) => (c = d < 0 ? -d : c + d));
+      }),
+      fc.array(floatArb, { maxLength: 300 }),
+    );
+    const tsA = fc.oneof(scrapeTs.map((t) => t.slice(0, 300)), fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 }), { maxLength: 300 }), fc.array(fc.integer({ min: -50, max: 50 }), { maxLength: 300 }).map((t) => [...t].sort((a, b) => a - b)));
+    const foldArb = fc.record({
+      mode: fc.constantFrom(FOLD_VALUES, FOLD_COUNTER, FOLD_UPDOWN),
+      step: fc.constantFrom(1, 7, 1000, 60_000, 3_600_000),
+      // The range's start and the points' lower bound, from the first point, in steps.
+      from: fc.integer({ min: -3, max: 30 }),
+      low: fc.integer({ min: 0, max: 3 }),
+      buckets: fc.integer({ min: 1, max: 400 }),
+      // Buckets with a count and sum already (an earlier chunk's), and the previous point.
+      before: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 9 }), floatArb), { maxLength: 5 }),
+      prev: fc.option(floatArb, { nil: null }),
+      flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 2 }),
+    });
+
+    it('adds the decoded points to the buckets, the same float64 operations in the same order; or adds nothing and says decode; or throws as the decoder does', () => {
+      const scratch = { ts: new Float64Array(4), values: new Float64Array(4) };
+      let folded = 0;
+      fc.assert(
+        fc.property(pointsOf(tsA, valuesArb), foldArb, ({ ts, values }, p) => {
+          const data = Buffer.from(encodeChunk(ts, values));
+          for (const [at, x] of p.flips) if (data.length > 0) data[at % data.length] ^= x;
+          const startMs = (ts[0] ?? 0) + p.from * p.step;
+          const make = (): ChunkFold => {
+            const f: ChunkFold = {
+              mode: p.mode,
+              startMs,
+              endMs: startMs + p.buckets * p.step,
+              stepMs: p.step,
+              lowMs: startMs - p.low * p.step,
+              n: new Float64Array(p.buckets),
+              sum: new Float64Array(p.buckets),
+              start: new Float64Array(p.buckets),
+              seen: [],
+              prev: p.prev ?? 0,
+              hasPrev: p.prev !== null,
+            };
+            for (const [i, n, sum] of p.before) {
+              const b = i % p.buckets;
+              if (f.n[b] === 0) f.seen.push(b);
+              f.n[b] = n;
+              f.sum[b] = sum;
+              f.start[b] = startMs + b * p.step;
+            }
+            return f;
+          };
+          const got = make();
+          const want = make();
+          let decoded: { ts: number[]; values: number[] } | null = null;
+          let error: string | null = null;
+          try {
+            decoded = decodeChunk(data);
+          } catch (e) {
+            error = (e as Error).message;
+          }
+          let n: number;
+          try {
+            n = foldChunk(data, scratch, got);
+          } catch (e) {
+            expect((e as Error).message).to.equal(error);
+            return;
+          }
+          if (n === -1) {
+            // Nothing added: XOR values, or times not strictly increasing (or corrupt: the decoder throws then).
+            expect(got).to.deep.equal(make());
+            if (decoded !== null) expect(chunkValueMode(data) === 'xor' || decoded.ts.some((t, j) => j > 0 && !(t > decoded!.ts[j - 1]))).to.equal(true);
+            return;
+          }
+          expect(error).to.equal(null);
+          expect(chunkValueMode(data)).to.not.equal('xor');
+          folded++;
+          expect(n).to.equal(decoded!.ts.length);
+          expect(decoded!.ts.every((t, j) => j === 0 || t > decoded!.ts[j - 1]), 'times strictly increasing').to.equal(true);
+          expectSameBits(Array.from(scratch.ts.subarray(0, n)), decoded!.ts);
+          referenceFold(decoded!.ts, decoded!.values, want);
+          expect(got.seen).to.deep.equal(want.seen);
+          expectSameBits(Array.from(got.n), Array.from(want.n));
+          expectSameBits(Array.from(got.sum), Array.from(want.sum));
+          expectSameBits(Array.from(got.start), Array.from(want.start));
+          expectSameBits([got.prev], [want.prev]);
+          expect(got.hasPrev).to.equal(want.hasPrev);
+        }),
+        { numRuns: 600 },
+      );
+      expect(folded).to.be.greaterThan(100);
     });
   });
 });

@@ -30,10 +30,17 @@ const value = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(NaN, -0, 0, Infinity) },
 );
 
+/** A point's offset in its window: anywhere, on a minute (a bucket's edge at most steps), or one of a few (repeated times). */
+const offset = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 0, max: CHUNK_WINDOW_MS - 1 }) },
+  { weight: 2, arbitrary: fc.integer({ min: 0, max: 119 }).map((k) => k * 60_000) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 3 }).map((k) => 30_000 + k * 1_000) },
+);
+
 /** A window's points: times inside it (sorted, or as generated), values. */
 const chunkPoints = (w: number) =>
   fc
-    .record({ offs: fc.array(fc.integer({ min: 0, max: CHUNK_WINDOW_MS - 1 }), { minLength: 1, maxLength: 40 }), sorted: fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }), vals: fc.array(value, { minLength: 40, maxLength: 40 }) })
+    .record({ offs: fc.array(offset, { minLength: 1, maxLength: 40 }), sorted: fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }), vals: fc.array(value, { minLength: 40, maxLength: 40 }) })
     .map(({ offs, sorted, vals }) => {
       const ts = (sorted ? [...offs].sort((a, b) => a - b) : offs).map((o) => w + o);
       return { ts, vs: ts.map((_, i) => vals[i]) };
@@ -51,6 +58,9 @@ const seriesArb = fc.record({
   points: fc.tuple(chunkPoints(W), chunkPoints(W + CHUNK_WINDOW_MS), chunkPoints(W + 2 * CHUNK_WINDOW_MS), chunkPoints(W + 3 * CHUNK_WINDOW_MS)),
   // The fresh tier: after the chunks (as usual) or anywhere in the range.
   freshAfter: fc.boolean(),
+  // The chunks' values as generated (mostly XOR-coded), as integers, or as a counter's running
+  // total with resets, or two-decimal (decimal-coded: the chunks the streamed path folds without decoding them).
+  decimal: fc.constantFrom('as-is' as const, 'integers' as const, 'decimals' as const, 'counter' as const),
   fresh: fc.array(fc.tuple(fc.integer({ min: 0, max: 4 * CHUNK_WINDOW_MS - 1 }), value), { maxLength: 12 }),
 });
 
@@ -82,8 +92,12 @@ function build(r: typeof readArb extends fc.Arbitrary<infer T> ? T : never): Rea
       descriptor: r.grouped ? null : { kind: s.kind, temporality: s.temporality, unit: '' },
       gk: r.grouped ? [s.group] : null,
     });
+    let total = 1000;
     const recs = [...s.windows].sort().flatMap((w) => {
-      const { ts, vs } = s.points[w];
+      const { ts } = s.points[w];
+      const vs = s.points[w].vs.map((v) =>
+        s.decimal === 'as-is' ? v : !Number.isFinite(v) ? 7 : s.decimal === 'integers' ? Math.round(v) + 0 : s.decimal === 'decimals' ? Math.round(v * 137) / 100 + 0 : (total = v > 200 ? Math.abs(Math.round(v)) % 50 : total + Math.abs(Math.round(v)) % 30),
+      );
       const at = s.split === null ? 0 : s.split % ts.length;
       if (at === 0) return [record(ts, vs, s.kinds[w], W + w * CHUNK_WINDOW_MS)];
       return [record(ts.slice(0, at), vs.slice(0, at), s.kinds[w], W + w * CHUNK_WINDOW_MS), record(ts.slice(at), vs.slice(at), 0, W + w * CHUNK_WINDOW_MS)];

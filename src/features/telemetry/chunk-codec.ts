@@ -78,6 +78,7 @@ const VALUE_TABLES: number[][] = Array.from({ length: MAX_BASE + 1 }, (_, b) =>
 
 const POW10 = [1, 10, 100, 1000, 10000] as const;
 const TWO32 = 4294967296;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const MAX_COUNT = 0x7fffffff;
 
 export type ValueMode = 'xor' | 'decimal-delta' | 'decimal-dod';
@@ -334,7 +335,7 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
         z = w >>> (32 - width);
       }
       pos += width;
-      const e = unzigzag(z);
+      const e = (z >>> 1) ^ -(z & 1); // unzigzag of a field of at most 32 bits
       d = order === 1 ? e : prevD + e;
       x = prev + d;
     } else {
@@ -343,8 +344,9 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
       pos = r.pos;
       d = x - prev;
     }
-    if (!Number.isSafeInteger(x)) throw corrupt('integer out of range');
-    prevD = Number.isSafeInteger(d) ? d : 0;
+    // (x and d are integers, sums of integers: safe is within ±MAX_SAFE_INTEGER.)
+    if (!(x <= MAX_SAFE && x >= -MAX_SAFE)) throw corrupt('integer out of range');
+    prevD = d <= MAX_SAFE && d >= -MAX_SAFE ? d : 0;
     prev = x;
     out[i] = x;
   }
@@ -593,7 +595,8 @@ function readGrid(r: BitReader, n: number, w: number, delta: number, lo: number,
     let t: number;
     if (c !== esc) {
       t = g + c;
-      if (!Number.isSafeInteger(t)) throw corrupt('integer out of range');
+      // (An integer: safe is within ±MAX_SAFE_INTEGER.)
+      if (!(t <= MAX_SAFE && t >= -MAX_SAFE)) throw corrupt('integer out of range');
     } else {
       r.pos = pos;
       t = r.signed53();
@@ -868,8 +871,11 @@ export function decodeChunkInto(data: Uint8Array, scratch: DecodeScratch): numbe
 /** decodeWith's copy of the data, zero-padded (decoding is synchronous). */
 let padded = new Uint8Array(1024);
 
-/** The decoder, into `out`'s arrays (replaced by larger ones once the count is known to fit the data). */
-function decodeWith(data: Uint8Array, out: DecodeScratch): number {
+/** A chunk's header as readHead leaves it (decoding is synchronous): count, value mode, bucket base, grid parameters (gw -1: version 1), first stream byte. */
+const head = { n: 0, mode: 0, base: 0, gw: -1, gDelta: 0, gLo: 0, p: 0 };
+
+/** Reads a chunk's header into `head` (an empty chunk: n 0, its bytes checked to end there). */
+function readHead(data: Uint8Array): void {
   if (data.length < 2) throw corrupt('truncated header');
   const version = data[0];
   if (version !== CHUNK_CODEC_V1 && version !== CHUNK_CODEC_VERSION) throw corrupt(`unknown version ${version}`);
@@ -885,9 +891,10 @@ function decodeWith(data: Uint8Array, out: DecodeScratch): number {
     if (!(b & 0x80)) break;
   }
   if (n > MAX_COUNT) throw corrupt('count too large');
+  head.n = n;
   if (n === 0) {
     if (p !== data.length) throw corrupt('trailing bytes');
-    return 0;
+    return;
   }
   if (p >= data.length) throw corrupt('truncated header');
   const mode = data[p++];
@@ -913,32 +920,230 @@ function decodeWith(data: Uint8Array, out: DecodeScratch): number {
   // Every point after the first costs at least one bit in each stream (grid offsets: w bits, maybe
   // none): bound the count by the bytes present before allocating anything for it.
   if (gw < 0 ? n - 1 > ((data.length - p) * 8 - 54 - 1) / 2 : (n - 1) * (gw + 1) > (data.length - p) * 8 - 108) throw corrupt('count larger than the data');
+  head.mode = mode;
+  head.base = base;
+  head.gw = gw;
+  head.gDelta = gDelta;
+  head.gLo = gLo;
+  head.p = p;
+}
+
+/** After readHead (n > 0): the timestamps into out.ts (grown to fit); returns the reader, at the values. */
+function readTimes(data: Uint8Array, out: DecodeScratch): BitReader {
+  const n = head.n;
   if (out.ts.length < n) {
     const size = Math.max(n, out.ts.length * 2);
     out.ts = new Float64Array(size);
     out.values = new Float64Array(size);
   }
-  const { ts, values } = out;
   // The data followed by eight zero bytes: the sequence reader's windows need no bounds checks.
   if (padded.length < data.length + 8) padded = new Uint8Array(Math.max(data.length + 8, 2 * padded.length));
   padded.set(data);
   padded.fill(0, data.length, data.length + 8);
-  const r = new BitReader(padded, p, data.length);
-  if (gw < 0) readIntSeq(r, n, 2, TS_BUCKETS, ts);
-  else readGrid(r, n, gw, gDelta, gLo, ts);
+  const r = new BitReader(padded, head.p, data.length);
+  if (head.gw < 0) readIntSeq(r, n, 2, TS_BUCKETS, out.ts);
+  else readGrid(r, n, head.gw, head.gDelta, head.gLo, out.ts);
+  return r;
+}
+
+/** Only zero padding may follow the last bit. */
+function checkEnd(r: BitReader, data: Uint8Array): void {
+  if (((r.pos + 7) >>> 3) !== data.length) throw corrupt('trailing bytes');
+  if (r.pos & 7 && data[data.length - 1] & (0xff >>> (r.pos & 7))) throw corrupt('non-zero padding');
+}
+
+/** The decoder, into `out`'s arrays (replaced by larger ones once the count is known to fit the data). */
+function decodeWith(data: Uint8Array, out: DecodeScratch): number {
+  readHead(data);
+  const n = head.n;
+  if (n === 0) return 0;
+  const mode = head.mode;
+  const r = readTimes(data, out);
+  const values = out.values;
   if (mode === 0) {
     readXor(r, n, values);
   } else {
     const k = (mode - 1) % 5;
     const order = mode > 5 ? 2 : 1;
-    readIntSeq(r, n, order, VALUE_TABLES[base], values);
+    readIntSeq(r, n, order, VALUE_TABLES[head.base], values);
     const pw = POW10[k];
     if (pw !== 1) for (let i = 0; i < n; i++) values[i] = values[i] / pw; // (x / 1 is x: integers stay as read)
   }
-  // Only zero padding may follow the last bit.
-  if (((r.pos + 7) >>> 3) !== data.length) throw corrupt('trailing bytes');
-  if (r.pos & 7 && data[data.length - 1] & (0xff >>> (r.pos & 7))) throw corrupt('non-zero padding');
+  checkEnd(r, data);
   return n;
+}
+
+// ---------------------------------------------------------------- folding into buckets
+
+/** ChunkFold.mode: each point's value. */
+export const FOLD_VALUES = 0;
+/** ChunkFold.mode: a cumulative counter's delta from the previous point (DELTA_SQL: the value itself after a drop). */
+export const FOLD_COUNTER = 1;
+/** ChunkFold.mode: an up-down counter's delta from the previous point (value − previous). */
+export const FOLD_UPDOWN = 2;
+
+/**
+ * Where foldChunk adds a chunk's points: per bucket i (start startMs + i · stepMs) a count n[i]
+ * and a sum sum[i]; a bucket's first addition sets start[i] and appends i to seen. prev/hasPrev:
+ * the previous point's value (deltas), carried from chunk to chunk.
+ */
+export interface ChunkFold {
+  mode: number;
+  startMs: number;
+  endMs: number;
+  stepMs: number;
+  /** Points before it are skipped; those in [lowMs, startMs) only become prev. */
+  lowMs: number;
+  n: Float64Array;
+  sum: Float64Array;
+  start: Float64Array;
+  seen: number[];
+  prev: number;
+  hasPrev: boolean;
+}
+
+/**
+ * Decodes a chunk and adds its points straight to buckets, without its values in an array: per
+ * point in [lowMs, endMs) in stored order, a point before startMs becomes prev; a later one
+ * adds (FOLD_VALUES) its value, or (the others, once there is a prev) its delta from prev, to its
+ * bucket: `n[i] += 1; sum[i] += x`, or `n[i] = 1; sum[i] = x` for a bucket not yet seen. Those are
+ * the same float64 operations, in the same order, as adding the decoded points one by one.
+ * Returns the count (scratch.ts holds the times), or -1, having added nothing, when the values are
+ * not decimal-coded or the times not strictly increasing: then decode the chunk. The same errors
+ * as decodeChunkInto (some points may have been added before one is thrown). startMs, endMs and
+ * stepMs must be safe integers with stepMs > 0 and every bucket start a safe integer: a point's
+ * bucket is found by comparing its time with the bucket's end.
+ */
+export function foldChunk(data: Uint8Array, scratch: DecodeScratch, fold: ChunkFold): number {
+  readHead(data);
+  const n = head.n;
+  if (n === 0) return 0;
+  if (head.mode === 0) return -1;
+  const mode = head.mode;
+  const r = readTimes(data, scratch);
+  const ts = scratch.ts;
+  for (let i = 1; i < n; i++) if (!(ts[i] > ts[i - 1])) return -1;
+  foldIntSeq(r, n, mode > 5 ? 2 : 1, VALUE_TABLES[head.base], POW10[(mode - 1) % 5], ts, fold);
+  checkEnd(r, data);
+  return n;
+}
+
+/** readIntSeq's loop (the same reads and checks), each value (x / pw) folded as foldChunk says instead of stored. */
+function foldIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], pw: number, ts: Float64Array, f: ChunkFold): void {
+  const { mode, startMs, endMs, stepMs, lowMs } = f;
+  const N = f.n;
+  const SUM = f.sum;
+  let prevV = f.prev;
+  let hasPrev = f.hasPrev;
+  // The open bucket: its index, end, and count and sum so far (written back when it closes).
+  let bi = -1;
+  let edge = -Infinity;
+  let open = false;
+  let bn = 0;
+  let bs = 0;
+  let prev = r.signed53();
+  let prevD = 0;
+  const nb = buckets.length;
+  const max = nb + 1;
+  const buf = r.buf;
+  const end = r.end;
+  let pos = r.pos;
+  for (let i = 0; i < n; i++) {
+    let x: number;
+    if (i === 0) {
+      x = prev;
+    } else {
+      // The next 32 bits (zeros past the end), most significant first.
+      let j = pos >>> 3;
+      let off = pos & 7;
+      let w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+      if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
+      // A unary prefix: leading ones up to max; the zero ending a shorter run is consumed too.
+      let ones = Math.clz32(~w);
+      let used = ones + 1;
+      if (ones >= max) ones = used = max;
+      if (pos + used > end) throw corrupt('truncated');
+      pos += used;
+      let d: number;
+      if (ones === 0) {
+        d = order === 1 ? 0 : prevD;
+        x = prev + d;
+      } else if (ones <= nb) {
+        const width = buckets[ones - 1];
+        if (pos + width > end) throw corrupt('truncated');
+        let z: number;
+        if (used + width <= 32) {
+          z = (w << used) >>> (32 - width);
+        } else {
+          j = pos >>> 3;
+          off = pos & 7;
+          w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+          if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
+          z = w >>> (32 - width);
+        }
+        pos += width;
+        const e = (z >>> 1) ^ -(z & 1); // unzigzag of a field of at most 32 bits
+        d = order === 1 ? e : prevD + e;
+        x = prev + d;
+      } else {
+        r.pos = pos;
+        x = r.signed53();
+        pos = r.pos;
+        d = x - prev;
+      }
+      if (!(x <= MAX_SAFE && x >= -MAX_SAFE)) throw corrupt('integer out of range');
+      prevD = d <= MAX_SAFE && d >= -MAX_SAFE ? d : 0;
+      prev = x;
+    }
+    const t = ts[i];
+    if (!(t >= lowMs && t < endMs)) continue;
+    const v = pw === 1 ? x : x / pw;
+    if (t < startMs) {
+      prevV = v;
+      hasPrev = true;
+      continue;
+    }
+    if (t >= edge) {
+      if (open) {
+        N[bi] = bn;
+        SUM[bi] = bs;
+        open = false;
+      }
+      bi = Math.floor((t - startMs) / stepMs);
+      edge = startMs + (bi + 1) * stepMs;
+    }
+    let add: number;
+    if (mode === FOLD_VALUES) add = v;
+    else if (!hasPrev) add = NaN; // (no delta: nothing added)
+    else if (mode === FOLD_UPDOWN) add = v - prevV;
+    else add = v >= prevV ? v - prevV : prevV === prevV && v === v ? v : cmpFloat8(v, prevV) >= 0 ? v - prevV : v;
+    if (mode === FOLD_VALUES || hasPrev) {
+      if (open) {
+        bn += 1;
+        bs += add;
+      } else {
+        open = true;
+        if (N[bi] === 0) {
+          f.seen.push(bi);
+          f.start[bi] = startMs + bi * stepMs;
+          bn = 1;
+          bs = add;
+        } else {
+          bn = N[bi] + 1;
+          bs = SUM[bi] + add;
+        }
+      }
+    }
+    prevV = v;
+    hasPrev = true;
+  }
+  if (open) {
+    N[bi] = bn;
+    SUM[bi] = bs;
+  }
+  f.prev = prevV;
+  f.hasPrev = hasPrev;
+  r.pos = pos;
 }
 
 /** How the values of an encoded chunk are stored (for tests and benchmarks). */

@@ -1,5 +1,5 @@
 import * as codec from './chunk-codec.js';
-import { cmpFloat8, decodeChunkInto, decodeChunkSubInto, type DecodeScratch } from './chunk-codec.js';
+import { cmpFloat8, decodeChunkInto, decodeChunkSubInto, FOLD_COUNTER, FOLD_UPDOWN, FOLD_VALUES, foldChunk, type ChunkFold, type DecodeScratch } from './chunk-codec.js';
 
 import type { Aggregation, MetricReadSeries, SeriesDescriptor } from './query-repository.js';
 import * as tables from './telemetry-tables.js';
@@ -156,6 +156,12 @@ class ChunkCursor {
   decode(into: DecodeScratch): number {
     if (this.kind !== 0) throw new Error('chunk records: a chunk without its data where its points are needed');
     return decodeChunkInto(this.buf.subarray(this.start, this.end), into);
+  }
+
+  /** The record's data folded into buckets (foldChunk): the count, or -1 when it must be decoded instead. */
+  fold(into: DecodeScratch, f: ChunkFold): number {
+    if (this.kind !== 0) throw new Error('chunk records: a chunk without its data where its points are needed');
+    return foldChunk(this.buf.subarray(this.start, this.end), into, f);
   }
 
   /** The record's halves' aggregates into halves[0, 2·AGG_SIZE) (an empty half has count 0). */
@@ -383,6 +389,8 @@ const scratch: DecodeScratch = { ts: new Float64Array(1024), values: new Float64
 const cursor = new ChunkCursor();
 /** The two halves' aggregates of the record under the cursor. */
 const halves = new Float64Array(2 * AGG_SIZE);
+/** Where streamed series fold their chunks' points (foldChunk), pointed at the answer's buckets per series. */
+const fold: ChunkFold = { mode: FOLD_VALUES, startMs: 0, endMs: 0, stepMs: 1, lowMs: 0, n: NONE, sum: NONE, start: NONE, seen: [], prev: 0, hasPrev: false };
 
 /**
  * The answer series of a two-tier read: per stored series (ungrouped) or per group, the
@@ -571,6 +579,28 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     return { n, order };
   }
 
+  /**
+   * The record under the cursor folded straight into acc's buckets (foldChunk; only where
+   * exact holds): false, having added nothing, when it must be decoded instead.
+   */
+  function foldRecord(acc: Buckets, mode: number, lowMs: number): boolean {
+    fold.mode = mode;
+    fold.startMs = startMs;
+    fold.endMs = endMs;
+    fold.stepMs = stepMs;
+    fold.lowMs = lowMs;
+    fold.n = acc.n;
+    fold.sum = acc.sum;
+    fold.start = acc.start;
+    fold.seen = acc.order;
+    const n = cursor.fold(scratch, fold);
+    if (n < 0) return false;
+    // Its points inside its span, as decodeRecord checks (the times are strictly increasing).
+    const ts = scratch.ts;
+    if (n > 0 && !(ts[0] >= agg[AGG_FIRST_TS] && ts[n - 1] <= agg[AGG_LAST_TS])) throw new Error('tier read: a chunk\'s points outside its first and last time');
+    return true;
+  }
+
   /** One series (avg, min, max, sum, count) straight into its answer's buckets, in time order. */
   function streamSeries(f: TierFresh | undefined, acc: Buckets): void {
     const { n: N, sum: SUM, min: MIN, max: MAX, start: START, order: firstSeen } = acc;
@@ -592,6 +622,8 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
         for (let h = 0; h < 2 * AGG_SIZE; h += AGG_SIZE) {
           if (halves[h + AGG_COUNT] !== 0) part(halves[h + AGG_FIRST_TS], 0, halves[h + AGG_COUNT], halves[h + AGG_SUM], halves[h + AGG_MIN], halves[h + AGG_MAX]);
         }
+      } else if (!needMinMax && foldRecord(acc, FOLD_VALUES, startMs)) {
+        continue;
       } else {
         const { n, order } = decodeRecord(false);
         const { ts, values: vs } = scratch;
@@ -691,6 +723,13 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
         cursor.halves(halves);
         for (let h = 0; h < 2 * AGG_SIZE; h += AGG_SIZE) if (halves[h + AGG_COUNT] !== 0) whole(halves, h);
       } else {
+        fold.prev = prev;
+        fold.hasPrev = hasPrev;
+        if (foldRecord(acc, isDelta ? FOLD_VALUES : updown ? FOLD_UPDOWN : FOLD_COUNTER, lookback)) {
+          prev = fold.prev;
+          hasPrev = fold.hasPrev;
+          continue;
+        }
         const { n, order } = decodeRecord(true);
         points(scratch.ts, scratch.values, n, order, true);
       }
