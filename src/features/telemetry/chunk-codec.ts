@@ -296,6 +296,7 @@ function writeIntSeq(w: BitWriter, xs: ArrayLike<number>, order: 1 | 2, buckets:
  */
 function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], out: Float64Array): void {
   if (n === 0) return;
+  const dv = paddedView; // (r.buf is padded)
   let prev = r.signed53();
   out[0] = prev;
   let prevD = 0;
@@ -308,7 +309,7 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
     // The next 32 bits (zeros past the end), most significant first.
     let j = pos >>> 3;
     let off = pos & 7;
-    let w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+    let w = dv.getUint32(j);
     if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
     // A unary prefix: leading ones up to max; the zero ending a shorter run is consumed too.
     let ones = Math.clz32(~w);
@@ -330,7 +331,7 @@ function readIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
       } else {
         j = pos >>> 3;
         off = pos & 7;
-        w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+        w = dv.getUint32(j);
         if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
         z = w >>> (32 - width);
       }
@@ -577,6 +578,7 @@ function readGrid(r: BitReader, n: number, w: number, delta: number, lo: number,
     return;
   }
   const esc = w < 31 ? (1 << w) - 1 : 2 ** w - 1;
+  const dv = paddedView; // (r.buf is padded)
   // The offsets read from a 32-bit window in place (r.bits(w) inlined: a call per point was most of
   // this loop's time); the reader's buffer is padded with zero bytes past the data (decodeWith).
   const buf = r.buf;
@@ -588,7 +590,7 @@ function readGrid(r: BitReader, n: number, w: number, delta: number, lo: number,
     if (pos + w > end) throw corrupt('truncated');
     const j = pos >>> 3;
     const off = pos & 7;
-    let win = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+    let win = dv.getUint32(j);
     if (off !== 0) win = ((win << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
     const c = win >>> shift;
     pos += w;
@@ -870,6 +872,8 @@ export function decodeChunkInto(data: Uint8Array, scratch: DecodeScratch): numbe
 
 /** decodeWith's copy of the data, zero-padded (decoding is synchronous). */
 let padded = new Uint8Array(1024);
+/** padded as a DataView: a window's four bytes in one big-endian load. */
+let paddedView = new DataView(padded.buffer);
 
 /** A chunk's header as readHead leaves it (decoding is synchronous): count, value mode, bucket base, grid parameters (gw -1: version 1), first stream byte. */
 const head = { n: 0, mode: 0, base: 0, gw: -1, gDelta: 0, gLo: 0, p: 0 };
@@ -937,7 +941,10 @@ function readTimes(data: Uint8Array, out: DecodeScratch): BitReader {
     out.values = new Float64Array(size);
   }
   // The data followed by eight zero bytes: the sequence reader's windows need no bounds checks.
-  if (padded.length < data.length + 8) padded = new Uint8Array(Math.max(data.length + 8, 2 * padded.length));
+  if (padded.length < data.length + 8) {
+    padded = new Uint8Array(Math.max(data.length + 8, 2 * padded.length));
+    paddedView = new DataView(padded.buffer);
+  }
   padded.set(data);
   padded.fill(0, data.length, data.length + 8);
   const r = new BitReader(padded, head.p, data.length);
@@ -1030,6 +1037,7 @@ export function foldChunk(data: Uint8Array, scratch: DecodeScratch, fold: ChunkF
 
 /** readIntSeq's loop (the same reads and checks), each value (x / pw) folded as foldChunk says instead of stored. */
 function foldIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], pw: number, ts: Float64Array, f: ChunkFold): void {
+  const dv = paddedView; // (r.buf is padded)
   const { mode, startMs, endMs, stepMs, lowMs } = f;
   const N = f.n;
   const SUM = f.sum;
@@ -1056,7 +1064,7 @@ function foldIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
       // The next 32 bits (zeros past the end), most significant first.
       let j = pos >>> 3;
       let off = pos & 7;
-      let w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+      let w = dv.getUint32(j);
       if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
       // A unary prefix: leading ones up to max; the zero ending a shorter run is consumed too.
       let ones = Math.clz32(~w);
@@ -1077,7 +1085,7 @@ function foldIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
         } else {
           j = pos >>> 3;
           off = pos & 7;
-          w = ((buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3]) >>> 0;
+          w = dv.getUint32(j);
           if (off !== 0) w = ((w << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
           z = w >>> (32 - width);
         }
