@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { chunkAggregates, encodeChunk, encodeChunkSub } from '../../src/features/telemetry/chunk-codec.js';
 import type { Aggregation, MetricReadSeries } from '../../src/features/telemetry/query-repository.js';
 import { CHUNK_WINDOW_MS } from '../../src/features/telemetry/telemetry-tables.js';
-import { aggregateTiers, tierStreaming, type TierChunks, type TierFresh, type TierReadSpec, type TierSeries } from '../../src/features/telemetry/tier-read.js';
+import { aggregateTiers, type TierChunks, type TierFresh, type TierReadSpec, type TierSeries } from '../../src/features/telemetry/tier-read.js';
 
 const PG_EPOCH_US = 946_684_800_000_000n;
 /** 2026-11-30T00:00Z: a window start. */
@@ -135,13 +135,10 @@ function build(r: typeof readArb extends fc.Arbitrary<infer T> ? T : never): Rea
 
 /** The answer, or the error it throws. */
 function run(read: Read, streaming: boolean): MetricReadSeries[] | string {
-  tierStreaming.enabled = streaming;
   try {
-    return aggregateTiers(read.spec, read.series, read.chunks, read.fresh);
+    return aggregateTiers({ ...read.spec, streaming }, read.series, read.chunks, read.fresh);
   } catch (err) {
     return `throws: ${(err as Error).message}`;
-  } finally {
-    tierStreaming.enabled = true;
   }
 }
 
@@ -167,6 +164,21 @@ describe('tier read', () => {
       }),
       { numRuns: 1500 },
     );
+  });
+
+  it('spec.streaming false takes the general path, the default the streamed one (told apart by the streamed path\'s check of a chunk\'s points against its stored span)', () => {
+    const ts = [W + 1_000, W + 61_000, W + 121_000];
+    const rec = record(ts, [1, 2, 3], 0, W);
+    // The stored first time after the first point: only the streamed path reads it as a span.
+    rec.writeBigInt64BE(BigInt(W + 2_000) * 1000n - PG_EPOCH_US, 0);
+    for (const agg of ['avg', 'rate'] as const) {
+      const spec: TierReadSpec = { agg, startMs: W, endMs: W + 180_000, stepMs: 60_000, lookbackStartMs: W - 300_000, by: [] };
+      const series: TierSeries[] = [{ id: '1', kind: 'counter', temporality: 'cumulative', labels: {}, descriptor: null, gk: null }];
+      const chunks = [{ seriesId: '1', records: rec }];
+      expect(() => aggregateTiers(spec, series, chunks, [])).to.throw(/points outside its first and last time/);
+      expect(() => aggregateTiers({ ...spec, streaming: true }, series, chunks, [])).to.throw(/points outside its first and last time/);
+      expect(aggregateTiers({ ...spec, streaming: false }, series, chunks, [])[0].t).to.deep.equal(agg === 'avg' ? [W, W + 60_000, W + 120_000] : [W + 60_000, W + 120_000]);
+    }
   });
 
   it('a read over chunks shaped like bench:prometheus (10 s points, 60 s buckets): the same answers by both paths', () => {

@@ -188,6 +188,11 @@ export interface TierReadSpec {
   lookbackStartMs: number;
   /** The group's `by` labels ([]: ungrouped). */
   by: string[];
+  /**
+   * false: every series takes the general path (collect its parts, sort them, then add them),
+   * never the streamed one; the answers are the same (tests compare the two). Default true.
+   */
+  streaming?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,8 +387,6 @@ class Records {
 
 const recs = new Records();
 
-/** Whether series whose parts come in time order go straight into the buckets (tests compare with the general path by turning it off). */
-export const tierStreaming = { enabled: true };
 const EMPTY = new Uint8Array(0);
 const scratch: DecodeScratch = { ts: new Float64Array(1024), values: new Float64Array(1024) };
 const cursor = new ChunkCursor();
@@ -422,7 +425,7 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
   };
   const agg = cursor.agg;
   // Bucket starts (startMs + i · stepMs) and indexes exact in integers: what streaming relies on.
-  const exact = tierStreaming.enabled && Number.isSafeInteger(startMs) && Number.isSafeInteger(endMs) && Number.isSafeInteger(stepMs) && stepMs > 0 && Number.isSafeInteger(startMs + size * stepMs);
+  const exact = spec.streaming !== false && Number.isSafeInteger(startMs) && Number.isSafeInteger(endMs) && Number.isSafeInteger(stepMs) && stepMs > 0 && Number.isSafeInteger(startMs + size * stepMs);
 
   for (const s of series) {
     const own = chunksOf.get(s.id);
