@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { pino } from 'pino';
 import { DAY_MS, dayStart, PartitionsRepository } from '../../src/db/partitions.js';
-import { decodeChunk } from '../../src/features/telemetry/chunk-codec.js';
+import { chunkAggregates, decodeChunk, type ChunkAggregates } from '../../src/features/telemetry/chunk-codec.js';
 import { CompactionRepository } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService } from '../../src/features/telemetry/compaction-service.js';
 import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
@@ -158,6 +158,26 @@ describe('compaction: taking a batch of points', function () {
     }
     expect(await fresh()).to.deep.equal([]);
     expect(sorted(await compacted())).to.deep.equal(sorted([...pts, late].map((p): Row => [p[0], Date.parse(p[1]), Number(p[2])])));
+  });
+
+  it('stores each chunk\'s aggregates bit for bit: -0, NaN, ±Infinity and subnormals as themselves', async () => {
+    const ids = await series(4);
+    const vals = [['-0', '-0', '-0'], ['Infinity', 'NaN', '-Infinity'], ['-0', '5e-324', '-5e-324'], ['NaN', '-0', '1.5']];
+    await insertRaw(ids.flatMap((s, i) => vals[i].map((v, k): [string, string, string] => [s, new Date(YESTERDAY + k * MIN).toISOString(), v])));
+    await new CompactionService(new CompactionRepository(knex), { compactAfterMs: 2 * HOUR, batchSeries: 10 }, logger).run(NOW);
+    const { rows } = await knex.raw<{ rows: ({ s: string; data: Buffer; first_ts: Date; last_ts: Date; first_value: number; last_value: number } & ChunkAggregates)[] }>(
+      'select series_id::text as s, data, count, first_ts, last_ts, min, max, sum, first_value, last_value, increase from point_chunks where org_id = ? order by series_id',
+      [org],
+    );
+    expect(rows.map((r) => r.s)).to.deep.equal(ids);
+    for (const r of rows) {
+      const d = decodeChunk(r.data);
+      const want = chunkAggregates(d.ts, d.values);
+      const got: ChunkAggregates = { count: r.count, firstTs: r.first_ts.getTime(), lastTs: r.last_ts.getTime(), min: r.min, max: r.max, sum: r.sum, firstValue: r.first_value, lastValue: r.last_value, increase: r.increase };
+      for (const [k, v] of Object.entries(want)) expect(Object.is(got[k as keyof ChunkAggregates], v), `series ${r.s} ${k}: ${got[k as keyof ChunkAggregates]} vs ${v}`).to.equal(true);
+    }
+    // The all -0 series: every value aggregate is -0, not 0.
+    expect(Object.is(rows[0].min, -0) && Object.is(rows[0].max, -0) && Object.is(rows[0].sum, -0)).to.equal(true);
   });
 
   describe('batches in flight at once', () => {

@@ -58,6 +58,14 @@ describe('compaction: unpackPoints', () => {
     expect(got.values).to.deep.equal([1, 2, 3, 4]);
   });
 
+  it('reads a buffer that is a slice of a larger one (Buffer.from(base64) may return a piece of a shared pool)', () => {
+    const packed = pack([[1_000n, 1], [2_000n, -0], [3_000n, NaN]]);
+    const pool = Buffer.concat([Buffer.alloc(40, 0xff), packed, Buffer.alloc(24, 0xee)]);
+    const got = unpackPoints('1', 3, pool.subarray(40, 40 + packed.length));
+    expect(got.ts).to.deep.equal([1, 2, 3]);
+    expect(Object.is(got.values[0], 1) && Object.is(got.values[1], -0) && Number.isNaN(got.values[2])).to.equal(true);
+  });
+
   it('refuses a buffer whose length is not 16 bytes a point', () => {
     expect(() => unpackPoints('1', 2, Buffer.alloc(31))).to.throw(/31 bytes for 2 points/);
   });

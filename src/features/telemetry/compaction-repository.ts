@@ -37,11 +37,12 @@ const LOCK_NOT_AVAILABLE = '55P03';
 const QUERY_CANCELED = '57014';
 
 /**
- * A float8 parameter as itself: node-postgres sends a number as String(v), which makes -0 a 0; the
- * stored aggregates must be those of the points bit for bit (a chunk's `sub` derives its halves'
- * from them, checked against the encoder's).
+ * A float8 as the text PostgreSQL reads back as the same value: String(v) (shortest round trip,
+ * NaN and ±Infinity by name) but -0 as '-0' (String(-0) is '0'); the stored aggregates must be
+ * those of the points bit for bit (a chunk's `sub` derives its halves' from them, checked
+ * against the encoder's).
  */
-const float8 = (v: number): number | string => (Object.is(v, -0) ? '-0' : v);
+const float8Text = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
 
 /** 2000-01-01T00:00:00Z in epoch ms: PostgreSQL's timestamp epoch (timestamptz_send counts µs from it). */
 const PG_EPOCH_MS = 946_684_800_000;
@@ -56,16 +57,24 @@ export function unpackPoints(seriesId: string, n: number, buf: Buffer): MovedSer
   if (buf.length !== n * 16) throw new Error(`series ${seriesId}: ${buf.length} bytes for ${n} points`);
   let ts = new Array<number>(n);
   let values = new Array<number>(n);
+  // A DataView's getters compile to plain loads (Buffer's readInt32BE and co. are bounds-checked
+  // byte-by-byte reads): ~8× less time per point. Buffer.from(base64) may hand back a slice of a
+  // shared pool, hence the offset.
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
   let ordered = true;
+  let prevT = -Infinity;
+  let prevV = 0;
   for (let i = 0, o = 0; i < n; i++, o += 16) {
     // µs = hi·2³² + lo, beyond 2⁵³: floor(µs / 1000) exactly as hi·4294967 + floor((hi·296 + lo) / 1000)
     // (2³² = 4294967·1000 + 296; hi·296 + lo is an exact integer, so its quotient floors right).
-    const hi = buf.readInt32BE(o);
-    const t = hi * 4294967 + Math.floor((hi * 296 + buf.readUInt32BE(o + 4)) / 1000) + PG_EPOCH_MS;
-    const v = buf.readDoubleBE(o + 8);
-    if (i > 0 && (t < ts[i - 1] || (t === ts[i - 1] && cmpFloat8(values[i - 1], v) > 0))) ordered = false;
+    const hi = dv.getInt32(o);
+    const t = hi * 4294967 + Math.floor((hi * 296 + dv.getUint32(o + 4)) / 1000) + PG_EPOCH_MS;
+    const v = dv.getFloat64(o + 8);
+    if (t < prevT || (t === prevT && cmpFloat8(prevV, v) > 0)) ordered = false;
     ts[i] = t;
     values[i] = v;
+    prevT = t;
+    prevV = v;
   }
   if (!ordered) {
     const idx = Array.from({ length: n }, (_, i) => i);
@@ -225,26 +234,43 @@ export class CompactionRepository {
     return new Map(rows.map((r) => [r.series_id, r.data]));
   }
 
-  /** Inserts the chunks, replacing any of the same (org, series, window). */
+  /**
+   * Inserts the chunks, replacing any of the same (org, series, window): one INSERT … SELECT FROM
+   * unnest of one array per column (14 parameters whatever the batch size, instead of 14 per
+   * chunk for node-postgres to serialize and PostgreSQL to parse and plan). Times go as Dates (each
+   * element written as node-postgres writes a Date parameter), float8s as their shortest round-trip
+   * text (-0 as '-0', NaN and ±Infinity by name), data and sub as bytea.
+   */
   async upsertChunks(trx: Knex.Transaction, orgId: string, chunks: readonly ChunkRow[]): Promise<void> {
     if (!chunks.length) return;
-    const rows = chunks.map((c) => ({
-      org_id: orgId,
-      series_id: c.seriesId,
-      ts: new Date(c.windowStart),
-      first_ts: new Date(c.firstTs),
-      last_ts: new Date(c.lastTs),
-      count: c.count,
-      min: float8(c.min),
-      max: float8(c.max),
-      sum: float8(c.sum),
-      first_value: float8(c.firstValue),
-      last_value: float8(c.lastValue),
-      increase: float8(c.increase),
-      data: c.data,
-      sub: c.sub,
-    }));
-    await trx('point_chunks').insert(rows).onConflict(['org_id', 'series_id', 'ts']).merge();
+    const col = <T>(f: (c: ChunkRow) => T): T[] => chunks.map(f);
+    await trx.raw(
+      `insert into point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub)
+       select ?::uuid, x.* from unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::int4[],
+                                      ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::bytea[], ?::bytea[])
+         as x(series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub)
+       on conflict (org_id, series_id, ts) do update set
+         first_ts = excluded.first_ts, last_ts = excluded.last_ts, count = excluded.count, min = excluded.min, max = excluded.max,
+         sum = excluded.sum, first_value = excluded.first_value, last_value = excluded.last_value, increase = excluded.increase,
+         data = excluded.data, sub = excluded.sub`,
+      [
+        orgId,
+        col((c) => c.seriesId),
+        col((c) => new Date(c.windowStart)),
+        col((c) => new Date(c.firstTs)),
+        col((c) => new Date(c.lastTs)),
+        col((c) => c.count),
+        col((c) => float8Text(c.min)),
+        col((c) => float8Text(c.max)),
+        col((c) => float8Text(c.sum)),
+        col((c) => float8Text(c.firstValue)),
+        col((c) => float8Text(c.lastValue)),
+        col((c) => float8Text(c.increase)),
+        // bytea[] (node-postgres writes each Buffer as \\x hex, null as NULL): not among knex's binding types.
+        col((c) => c.data) as unknown as Knex.Value,
+        col((c) => c.sub) as unknown as Knex.Value,
+      ],
+    );
   }
 
   /**
