@@ -230,6 +230,44 @@ const PERCENTILE: Partial<Record<Aggregation, number>> = { p50: 0.5, p90: 0.9, p
 const NONE = new Float64Array(0);
 
 /**
+ * The storage of one read's Buckets, reused from read to read (aggregateTiers runs synchronously
+ * and its Buckets do not outlive it): views of a few large arrays instead of a typed array of its
+ * own per answer and field (hundreds per read, each a separately allocated backing store: measured
+ * to cost milliseconds in allocation and garbage collection).
+ */
+class Arena {
+  private block = new Float64Array(0);
+  private used = 0;
+
+  /** Starts a read: the previous read's views are no longer used. */
+  reset(): void {
+    this.used = 0;
+  }
+
+  /** size elements, not zeroed. */
+  take(size: number): Float64Array {
+    if (this.used + size > this.block.length) {
+      // A new block (views of the old one stay valid); the next read starts in it.
+      this.block = new Float64Array(Math.max(2 * this.block.length, size, 1 << 16));
+      this.used = 0;
+    }
+    const v = this.block.subarray(this.used, this.used + size);
+    this.used += size;
+    return v;
+  }
+
+  /** Ends a read: a block grown beyond `keep` elements is not kept for the next. */
+  release(keep: number): void {
+    if (this.block.length > keep) this.block = new Float64Array(0);
+    this.used = 0;
+  }
+}
+
+const arena = new Arena();
+/** The most arena elements kept between reads (8 MiB). */
+const ARENA_KEEP = 1 << 20;
+
+/**
  * One answer's buckets, by bucket index (bucket start = startMs + index · stepMs): count, sum,
  * min, max in typed arrays, and the indexes in first-seen order (the order the answer lists them).
  */
@@ -242,13 +280,17 @@ class Buckets {
   readonly start: Float64Array;
   readonly order: number[] = [];
 
-  /** minMax false: no min and max kept (empty arrays), for an answer that reads neither. */
+  /**
+   * minMax false: no min and max kept (empty arrays), for an answer that reads neither. The
+   * arrays are views of the arena's (counts zeroed; a sum, min, max or start is written when its
+   * bucket is first seen, before anything reads it).
+   */
   constructor(size: number, minMax = true) {
-    this.n = new Float64Array(size);
-    this.sum = new Float64Array(size);
-    this.min = minMax ? new Float64Array(size) : NONE;
-    this.max = minMax ? new Float64Array(size) : NONE;
-    this.start = new Float64Array(size);
+    this.n = arena.take(size).fill(0);
+    this.sum = arena.take(size);
+    this.min = minMax ? arena.take(size) : NONE;
+    this.max = minMax ? arena.take(size) : NONE;
+    this.start = arena.take(size);
   }
 
   /** Adds a part (n points, their sum, min and max) to bucket i, as the statement's aggregates would. */
@@ -400,6 +442,16 @@ const fold: ChunkFold = { mode: FOLD_VALUES, startMs: 0, endMs: 0, stepMs: 1, lo
  * aggregate of every non-empty bucket, as the fresh-only statement computes it.
  */
 export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[], chunks: readonly TierChunks[], fresh: readonly TierFresh[]): MetricReadSeries[] {
+  arena.reset();
+  try {
+    return aggregate(spec, series, chunks, fresh);
+  } finally {
+    arena.release(ARENA_KEEP);
+    fold.n = fold.sum = fold.start = NONE;
+  }
+}
+
+function aggregate(spec: TierReadSpec, series: readonly TierSeries[], chunks: readonly TierChunks[], fresh: readonly TierFresh[]): MetricReadSeries[] {
   const { startMs, endMs, stepMs } = spec;
   const size = Math.max(0, Math.ceil((endMs - startMs) / stepMs));
   const index = (ts: number): number => Math.floor((ts - startMs) / stepMs);
