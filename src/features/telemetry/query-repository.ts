@@ -194,11 +194,11 @@ export interface UsageRow {
 const INFO = 9;
 
 /**
- * A metric read whose range (with the increase/rate lookback) is longer than this and holds both
- * chunks and fresh points reads both tiers in one repeatable-read transaction (three more round
- * trips, after a first statement alone that told so); a shorter one compares the versions
- * of the chunks its two statements saw instead, whose cost grows with the chunks read (measured on
- * a month of 100 series' chunks, 36,000 rows: about a third of the statements' execution time).
+ * A metric read whose range (with the increase/rate lookback) is longer than this reads both tiers
+ * in one statement (its fresh part planned for every such read); a shorter one holding both chunks
+ * and fresh points reads them by two statements and compares the versions of the chunks they saw,
+ * whose cost grows with the chunks read (measured on a month of 100 series' chunks, 36,000 rows:
+ * about a third of the statements' execution time).
  */
 export const SNAPSHOT_READ_MS = 86_400_000;
 
@@ -269,41 +269,46 @@ function freshStatement(orgId: string, q: MetricReadSpec, ids: string[], lookbac
   const org = p.add(orgId);
   const start = p.add(new Date(q.startMs));
   const end = p.add(new Date(q.endMs));
-  const idList = p.add(ids);
+  const idList = `${p.add(ids)}::bigint[]`;
   const lo = isTemporal(q.agg) ? p.add(new Date(lookbackStartMs)) : start;
   const versionRow = versions
     ? ` union all select 'v' as r, ${VERSIONS} as sid, null::float8[] as t, null::float8[] as v from (
-      select ${CHUNK_VERSION} from point_chunks c where ${chunkOverlap(org, `${idList}::bigint[]`, lo, end, p.add(new Date((isTemporal(q.agg) ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))}) cv`
+      select ${CHUNK_VERSION} from point_chunks c where ${chunkOverlap(org, idList, lo, end, p.add(new Date((isTemporal(q.agg) ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)))}) cv`
     : '';
+  return { sql: `select 'f' as r, sid, t, v from (${freshSelect(p, q, org, start, end, lo, idList)}) f${versionRow}`, values: p.values };
+}
+
+/**
+ * freshStatement's rows (sid, t, v) of the series `ids` (a bigint[] expression): placeholders
+ * `org`, `start`, `end` and `lo` (the lookback start for increase/rate, else start) already in `p`.
+ */
+function freshSelect(p: Params, q: MetricReadSpec, org: string, start: string, end: string, lo: string, ids: string): string {
   const ms = (ts: string) => `(extract(epoch from ${ts}) * 1000)::float8`;
   const range = `p.org_id = ${org} and p.ts >= ${start} and p.ts < ${end}`;
-  let sql: string;
   if (isTemporal(q.agg)) {
-    const lookbackStart = lo;
-    sql = `
-      select s.id::text as sid, array_agg(${ms('q.ts')} order by q.ts, q.value) as t, array_agg(q.value order by q.ts, q.value) as v
-        from unnest(${idList}::bigint[]) s(id) cross join lateral (
+    return `
+      select fs.id::text as sid, array_agg(${ms('q.ts')} order by q.ts, q.value) as t, array_agg(q.value order by q.ts, q.value) as v
+        from unnest(${ids}) fs(id) cross join lateral (
                (select p.ts, p.value from points p
-                 where p.org_id = ${org} and p.series_id = s.id and p.ts >= ${lookbackStart} and p.ts < ${start}
+                 where p.org_id = ${org} and p.series_id = fs.id and p.ts >= ${lo} and p.ts < ${start}
                  order by p.ts desc, p.value desc limit 1)
                union all
-               (select p.ts, p.value from points p where ${range} and p.series_id = s.id)) q
-       group by s.id`;
-  } else if (q.agg.startsWith('p')) {
-    sql = `
+               (select p.ts, p.value from points p where ${range} and p.series_id = fs.id)) q
+       group by fs.id`;
+  }
+  if (q.agg.startsWith('p')) {
+    return `
       select p.series_id::text as sid, array_agg(${ms('p.ts')} order by p.ts, p.value) as t, array_agg(p.value order by p.ts, p.value) as v
-        from points p where ${range} and p.series_id = any(${idList}::bigint[])
+        from points p where ${range} and p.series_id = any(${ids})
        group by p.series_id`;
-  } else {
-    const bin = `date_bin(${p.add(q.stepMs)}::bigint * interval '1 millisecond', p.ts, ${start}::timestamptz)`;
-    sql = `
+  }
+  const bin = `date_bin(${p.add(q.stepMs)}::bigint * interval '1 millisecond', p.ts, ${start}::timestamptz)`;
+  return `
       select sid, null::float8[] as t, array_agg(array[${ms('b')}, ${ms('f')}, n, sm, mn, mx]) as v from (
         select p.series_id::text as sid, ${bin} as b, min(p.ts) as f, count(*)::float8 as n, sum(p.value) as sm, min(p.value) as mn, max(p.value) as mx
-          from points p where ${range} and p.series_id = any(${idList}::bigint[])
+          from points p where ${range} and p.series_id = any(${ids})
          group by 1, 2) fb
        group by sid`;
-  }
-  return { sql: `select 'f' as r, sid, t, v from (${sql}) f${versionRow}`, values: p.values };
 }
 
 /**
@@ -405,15 +410,16 @@ export class QueryRepository {
    * where the fresh tier's part would read (an index probe per series that stops at the first).
    * When it holds none (all data compacted: any read of data older than compact_after), those rows
    * are the whole answer, as of the statement's one snapshot, and nothing else runs: one round
-   * trip. Otherwise a second statement on the same connection reads the fresh tier's part of the
-   * range, both as of one state of the tiers (one transaction for a range longer than
-   * SNAPSHOT_READ_MS and for increase/rate, after the first statement alone told both tiers have
-   * points; else the chunk versions both statements saw; freshStatement: per
-   * series and bucket count/sum/min/max, or raw points in (ts, value) order for percentiles and
-   * increase/rate); tier-read.ts aggregates them exactly as the fresh-only statement would (see
-   * there for where a float sum's order can differ). Two statements rather than one: in one, the
-   * fresh part's scans were planned for every read, fresh-only ones too (measured: planning 0.93
-   * against 0.74 ms for one series, 1.22 against 0.82 ms for 100; with two, 0.67 and 0.72 ms).
+   * trip. Otherwise the fresh tier's part of the range (freshStatement: per series and bucket
+   * count/sum/min/max, or raw points in (ts, value) order for percentiles and increase/rate) is
+   * read as of the same state of the tiers: by the same statement for a range longer than
+   * SNAPSHOT_READ_MS and for increase/rate (`fp`), else by a second statement on the same
+   * connection whose chunk versions must equal the first's (else both again in one repeatable-read
+   * transaction); tier-read.ts aggregates them exactly as the fresh-only statement would (see
+   * there for where a float sum's order can differ). Two statements rather than one for the short
+   * reads of the other aggregations: in one, the fresh part's scans were planned for every read,
+   * fresh-only ones too (measured: planning 0.93 against 0.74 ms for one series, 1.22 against 0.82
+   * ms for 100; with two, 0.67 and 0.72 ms).
    * No ORDER BY: the caller orders the answer.
    * Unnamed, not prepared: a named statement's cached generic plan does not know the label
    * filter's value and may walk every series of the metric where the custom plan uses the GIN
@@ -529,19 +535,22 @@ export class QueryRepository {
     const none = 'null::text as sid, null::jsonb as labels, null::text as kind, null::text as temporality, null::text as unit, null::text[] as gk';
     // The chunk versions (for the short reads' check below) only when a second statement will compare them: fresh points in the range.
     const versions = `(case when (select f from fr) then (select ${VERSIONS} from ch) end) as sid`;
-    /**
-     * Statement 1. `probe`: a snapshot read's first statement, outside any transaction: when the
-     * fresh tier has points in the range its chunk rows are not sent (the read runs again in one
-     * transaction, which reads them), so that the statement whose answer is thrown away costs the
-     * lookup and the chunks' index probes only.
-     */
     const maxDecodeParam = p.add(maxDecode);
-    const statement1 = (probe: boolean) => `with s as materialized (
+    // A snapshot read (long, or increase/rate) reads the fresh tier's part in this statement too
+    // (`fp`, freshStatement's rows), evaluated only when chunks AND fresh points are in the range
+    // (`fr`) and the decode bound holds: every snapshot read is one statement. A short read of
+    // another aggregation does not carry it (its planning would cost every fresh-only read: see above).
+    const freshPart = snapshot
+      ? `
+      fp as (select f0.* from (${freshSelect(p, q, org, start, end, lo, 'array(select id from s)')}) f0
+              where (select f from fr) and (select n from cd) <= ${maxDecodeParam}),`
+      : '';
+    const sql = `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),
       ch as materialized (${chunks}),
       cd as (select coalesce(sum(n) filter (where m = 0), 0)::float8 as n from ch),
-      fr as materialized (select ${freshIn} as f),
+      fr as materialized (select ${freshIn} as f),${freshPart}
       a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)
@@ -555,22 +564,27 @@ export class QueryRepository {
         from s where ${mixed}
       union all
       select 'c', null, null, ch.sid, null, null, null, null, null, null, null, encode(${chunkRecords(percentile)}, 'base64') from ch
-       where (select n from cd) <= ${maxDecodeParam}${probe ? ' and not (select f from fr)' : ''}
-       group by ch.sid
+       where (select n from cd) <= ${maxDecodeParam}
+       group by ch.sid${
+         snapshot
+           ? `
+      union all
+      select 'f', null, null, fp.sid, null, null, null, null, null, fp.t, fp.v, null from fp`
+           : ''
+       }
 `;
-    const sql = statement1(false);
     const kRow = (rows: MetricReadRow[]) => rows.find((r) => r.r === 'k');
     const decodeCount = (rows: MetricReadRow[]) => (kRow(rows)?.v?.[0] as number | undefined) ?? 0;
     /** Statement 1 found chunks in the range (rows 's') and fresh points there too: the fresh tier's statement has something to read. */
     const needsFresh = (rows: MetricReadRow[]) => rows.some((r) => r.r === 's') && decodeCount(rows) <= maxDecode && kRow(rows)?.v?.[1] === 1;
-    const freshOf = (rows: MetricReadRow[]) =>
-      freshStatement(orgId, q, rows.filter((r) => r.r === 's').map((r) => r.sid!), lookbackStartMs, !snapshot);
-    /** Both statements in one repeatable-read transaction: the second reads the snapshot of the first. */
+    const freshOf = (rows: MetricReadRow[], versions: boolean) =>
+      freshStatement(orgId, q, rows.filter((r) => r.r === 's').map((r) => r.sid!), lookbackStartMs, versions);
+    /** A short read's both statements in one repeatable-read transaction: the second reads the snapshot of the first. */
     const inSnapshot = async (conn: PgConnection) => {
       await conn.query('begin isolation level repeatable read read only');
       try {
         const first = (await conn.query<MetricReadRow>(sql, p.values)).rows;
-        const f = needsFresh(first) ? freshOf(first) : null;
+        const f = needsFresh(first) ? freshOf(first, false) : null;
         const rest = f ? (await conn.query<MetricReadRow>(f.sql, f.values)).rows : [];
         await conn.query('commit');
         return [...first, ...rest.filter((r) => r.r !== 'v')];
@@ -585,31 +599,31 @@ export class QueryRepository {
       // point_chunks in one transaction, so any one snapshot holds each point in exactly one tier, but
       // a batch committing between a chunk statement and a fresh one would move points out of the
       // fresh tier after the chunks were read (the answer would miss them), or into a chunk read by
-      // the second (counted twice).
-      // Statement 1 runs first, alone, in every case. One statement reads as of one snapshot (all its
-      // CTEs and subqueries, in READ COMMITTED too), so its rows are one state of the tiers. They are
-      // the whole answer when it needs no second statement: no chunk in the range (it aggregated the
-      // fresh tier itself), a refused read, or chunks and NO fresh point of the matching series in
-      // the range the fresh statement would read ([lo, end), `fr`) — in that same snapshot the fresh
-      // statement would return no rows, so the answer is exactly the two-statement read's as of that
-      // snapshot (a batch or a late point committed since is simply not seen, as by any earlier read).
-      // All-compacted data (any range older than compact_after) is read this way: one round trip.
-      const first = (await conn.query<MetricReadRow>(snapshot ? statement1(true) : sql, p.values)).rows;
+      // the second (counted twice). One statement reads as of one snapshot (all its CTEs and
+      // subqueries, in READ COMMITTED too): its rows are one state of the tiers.
+      // A snapshot read is that one statement, whatever the tiers hold: with chunks and fresh points
+      // in the range it carries the fresh tier's part itself (`fp`); increase/rate are read this way
+      // because a late point written between two statements inside a chunk read by its stored
+      // increase would be counted twice and no chunk version tells, a long range because the chunk
+      // versions below would cost more than the fresh part's planning.
+      if (snapshot) return (await conn.query<MetricReadRow>(sql, p.values)).rows;
+      // Any other read's first statement is the whole answer when it needs no second one: no chunk
+      // in the range (it aggregated the fresh tier itself), a refused read, or chunks and NO fresh
+      // point of the matching series in the range the fresh statement would read ([start, end),
+      // `fr`) — in that same snapshot the fresh statement would return no rows, so the answer is
+      // exactly the two-statement read's as of that snapshot (a batch or a late point committed since
+      // is simply not seen, as by any earlier read). All-compacted data (any range older than
+      // compact_after) is read this way: one round trip.
+      const first = (await conn.query<MetricReadRow>(sql, p.values)).rows;
       if (!needsFresh(first)) return first;
-      // Chunks AND fresh points: a range longer than SNAPSHOT_READ_MS (the versions below would cost
-      // more than the transaction's round trips), and increase/rate (a late point written between the
-      // statements inside a chunk read by its stored increase would be counted twice, and no chunk
-      // version tells), are read again in one repeatable-read transaction, both statements (the
-      // first's answer is thrown away: sent without its chunk rows, `probe`).
-      if (snapshot) return inSnapshot(conn);
-      // Otherwise the fresh tier's part, by a second statement on the same connection (kept out of
-      // the first, whose planning the fresh-only read would pay for). A batch committing between
-      // the two writes or rewrites a chunk the first statement read or would now read (its points
-      // lie in the range), so the second statement also returns the versions of the chunks it would
-      // read: the same versions, and the two statements read one state of the chunk tier, the
+      // Chunks AND fresh points: the fresh tier's part, by a second statement on the same connection
+      // (kept out of the first, whose planning the fresh-only read would pay for). A batch committing
+      // between the two writes or rewrites a chunk the first statement read or would now read (its
+      // points lie in the range), so the second statement also returns the versions of the chunks it
+      // would read: the same versions, and the two statements read one state of the chunk tier, the
       // answer that of the second's snapshot. Otherwise (rare) both statements run again in one
       // repeatable-read transaction.
-      const f = freshOf(first);
+      const f = freshOf(first, true);
       const rest = (await conn.query<MetricReadRow>(f.sql, f.values)).rows;
       const versionsOf = (rows: MetricReadRow[], r: 'k' | 'v') => rows.find((x) => x.r === r)?.sid;
       if (versionsOf(first, 'k') === versionsOf(rest, 'v')) return [...first, ...rest.filter((r) => r.r !== 'v')];
