@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { LabelMatcher, TsIdCursor } from './query-params.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
@@ -207,8 +208,54 @@ const READ_WORK_MEM = '32MB';
 
 /** A pooled pg connection, as knex's pool hands it out. */
 interface PgConnection {
-  query<R extends object>(sql: string, values?: unknown[]): Promise<{ rows: R[] }>;
+  query<R extends object>(sql: string | NamedStatement, values?: unknown[]): Promise<{ rows: R[] }>;
   end(): Promise<void>;
+}
+
+/** A statement node-postgres prepares under `name` on a connection (parsed once there) and then only binds and executes. */
+interface NamedStatement {
+  name: string;
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * Most statement texts one reads connection keeps prepared. The texts are the read shapes (an
+ * aggregation, grouped or not, the matchers' operators…), never input values, so a connection
+ * meets few; past this many, the others run unnamed as before, and its server memory stays bounded.
+ */
+export const MAX_PREPARED_PER_CONNECTION = 200;
+
+/** A reads connection's session: its statement timeout and the statement names it has prepared. */
+interface ReadSession {
+  timeout: number;
+  prepared: Set<string>;
+}
+
+/** A statement's name on a connection: a digest of its text (one text, one name; 128 bits, so no two texts share one). */
+const statementName = (text: string): string => `sentinel_read_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+
+/**
+ * `conn` whose statements with parameters are prepared under a name (statementName) the first time
+ * a text runs on it, then bound and executed only: the parse analysis of a metric read's statement
+ * (several KB of SQL, a dozen CTEs) is not repeated per read. Each execution is still planned for its
+ * values (the session's plan_cache_mode = force_custom_plan), as an unnamed statement is: a generic
+ * plan would not know a label filter's value (and walk every series of the metric where the custom
+ * plan uses the labels index) nor prune the day partitions when planning.
+ */
+function preparing(conn: PgConnection, prepared: Set<string>): PgConnection {
+  return {
+    query<R extends object>(sql: string | NamedStatement, values?: unknown[]): Promise<{ rows: R[] }> {
+      if (typeof sql !== 'string' || !values?.length) return conn.query<R>(sql, values);
+      const name = statementName(sql);
+      if (!prepared.has(name)) {
+        if (prepared.size >= MAX_PREPARED_PER_CONNECTION) return conn.query<R>(sql, values);
+        prepared.add(name);
+      }
+      return conn.query<R>({ name, text: sql, values });
+    },
+    end: () => conn.end(),
+  };
 }
 
 interface PoolAccess {
@@ -370,8 +417,8 @@ class Params {
  * that reads no tenant data (it compiles a pattern).
  */
 export class QueryRepository {
-  /** The statement timeout each `reads` connection's session currently has. */
-  private readonly sessionTimeouts = new WeakMap<PgConnection, number>();
+  /** Each `reads` connection's session: the statement timeout it currently has, the statements it prepared. */
+  private readonly sessions = new WeakMap<PgConnection, ReadSession>();
 
   /**
    * `reads` is a pool of its own for the query statements: this repository sets its sessions'
@@ -680,18 +727,23 @@ export class QueryRepository {
    * differs from the one wanted. JIT stays off: its compile time (hundreds of ms) dwarfs these
    * statements. work_mem is READ_WORK_MEM: a month of one hundred series' chunk rows (36,000, the
    * `ch` CTE and the sort of their records) spilled to temporary files under the default 4 MB
-   * (measured: the statement's p50 943 → 774 ms, interleaved, on a loaded machine).
+   * (measured: the statement's p50 943 → 774 ms, interleaved, on a loaded machine). Statements with
+   * parameters are prepared once per connection and planned per execution for their values
+   * (preparing; plan_cache_mode = force_custom_plan): measured on a compacted one-series read's two
+   * statements, p50 7.3 → 5.1 ms, and 35 → 21 ms for 150 series (interleaved, loaded machine).
    */
   private async onReadConnection<T>(timeoutMs: number, fn: (conn: PgConnection) => Promise<T>): Promise<T> {
     const pool = this.reads.client as unknown as PoolAccess;
     const conn = await pool.acquireConnection();
     try {
       const timeout = Math.max(1, Math.trunc(timeoutMs));
-      if (this.sessionTimeouts.get(conn) !== timeout) {
-        await conn.query(`set statement_timeout = ${timeout}; set jit = off; set work_mem = '${READ_WORK_MEM}'`);
-        this.sessionTimeouts.set(conn, timeout);
+      let session = this.sessions.get(conn);
+      if (session?.timeout !== timeout) {
+        await conn.query(`set statement_timeout = ${timeout}; set jit = off; set work_mem = '${READ_WORK_MEM}'; set plan_cache_mode = force_custom_plan`);
+        session = { timeout, prepared: session?.prepared ?? new Set() };
+        this.sessions.set(conn, session);
       }
-      return await fn(conn);
+      return await fn(preparing(conn, session.prepared));
     } finally {
       await pool.releaseConnection(conn);
     }

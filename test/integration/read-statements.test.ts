@@ -1,0 +1,111 @@
+import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
+import { randomUUID } from 'node:crypto';
+import { DAY_MS, PartitionsRepository } from '../../src/db/partitions.js';
+import { MAX_PREPARED_PER_CONNECTION, QueryRepository, type MetricReadSpec } from '../../src/features/telemetry/query-repository.js';
+import { cloneDatabase, dropDatabase } from '../support/db.js';
+
+/**
+ * The reads pool's statements: prepared once per connection under a name derived from their
+ * text, planned per execution for their values (plan_cache_mode = force_custom_plan), at most
+ * MAX_PREPARED_PER_CONNECTION texts per connection (the others run unnamed). Checked in the
+ * connection's own pg_prepared_statements (a session's view), on a reads pool of one connection.
+ */
+describe('read statements: prepared per connection, planned per read', function () {
+  this.timeout(60_000);
+  const org = randomUUID();
+  const HOUR = 3_600_000;
+  const end = Math.floor(Date.now() / HOUR) * HOUR;
+  let url: string;
+  let knex: Knex;
+  let reads: Knex;
+  let repo: QueryRepository;
+
+  interface Prepared {
+    name: string;
+    generic_plans: number;
+    custom_plans: number;
+  }
+  /** What the reads pool's one connection has prepared (its own session's view). */
+  async function prepared(): Promise<Prepared[]> {
+    const client = reads.client as { acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: Prepared[] }> }>; releaseConnection(c: unknown): Promise<void> };
+    const conn = await client.acquireConnection();
+    try {
+      const { rows } = await conn.query(`select name, generic_plans::int, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by name`);
+      return rows;
+    } finally {
+      await client.releaseConnection(conn);
+    }
+  }
+
+  const spec = (over: Partial<MetricReadSpec> = {}): MetricReadSpec => ({
+    name: 'cpu',
+    matchers: [{ label: 'host', op: '=', value: 'a', source: 'host=a' }],
+    by: [],
+    startMs: end - HOUR,
+    endMs: end,
+    stepMs: 60_000,
+    agg: 'sum',
+    buckets: 60,
+    maxSeries: 100,
+    maxPoints: 100_000,
+    ...over,
+  });
+
+  before(async () => {
+    url = await cloneDatabase();
+    knex = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 2 } });
+    reads = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
+    repo = new QueryRepository(knex, reads);
+    await knex.raw(`insert into organizations (id, slug, name) values (?, 'read-statements', 'R')`, [org]);
+    const ids: Record<string, string> = {};
+    for (const host of ['a', 'b']) {
+      const { rows } = await knex.raw<{ rows: { id: string }[] }>(
+        `insert into series (org_id, name, labels, labels_hash, kind) values (?, 'cpu', ?::jsonb, sha256(convert_to(?, 'UTF8')), 'gauge') returning id::text`,
+        [org, JSON.stringify({ host }), host],
+      );
+      ids[host] = rows[0].id;
+    }
+    const day = Math.floor((end - HOUR) / DAY_MS) * DAY_MS;
+    await new PartitionsRepository(knex, ['points']).ensure('points', [day, day + DAY_MS]);
+    // Host a: 1, 2, …, 60 at the middle of each minute of the hour; host b: 100 each.
+    for (let i = 0; i < 60; i++) {
+      const ts = new Date(end - HOUR + i * 60_000 + 30_000);
+      await knex.raw('insert into points (org_id, series_id, ts, value) values (?, ?, ?, ?), (?, ?, ?, ?)', [org, ids.a, ts, i + 1, org, ids.b, ts, 100]);
+    }
+  });
+
+  after(async () => {
+    await reads?.destroy();
+    await knex?.destroy();
+    if (url) await dropDatabase(url);
+  });
+
+  it('a read is prepared once on its connection and planned for each read’s values (no generic plan), with the right answers', async () => {
+    const a = await repo.metricRead(org, spec(), 30_000);
+    const b = await repo.metricRead(org, spec({ matchers: [{ label: 'host', op: '=', value: 'b', source: 'host=b' }] }), 30_000);
+    const late = await repo.metricRead(org, spec({ startMs: end - HOUR / 2 }), 30_000);
+    for (let i = 0; i < 5; i++) await repo.metricRead(org, spec(), 30_000);
+    // The same text with other values: one statement, planned each time for its own values.
+    const ps = await prepared();
+    expect(ps).to.have.length(1);
+    expect(ps[0].generic_plans).to.equal(0);
+    expect(ps[0].custom_plans).to.equal(8);
+    expect(a.rows[0].v.reduce((x, y) => x! + y!, 0)).to.equal((60 * 61) / 2);
+    expect(b.rows[0].v.every((v) => v === 100)).to.equal(true);
+    expect(late.rows[0].t).to.have.length(30);
+  });
+
+  it(`at most ${MAX_PREPARED_PER_CONNECTION} texts are prepared on a connection; reads of other texts still answer (unnamed)`, async () => {
+    // Each count of `!=` matchers is a text of its own.
+    const shape = (n: number) =>
+      spec({ matchers: Array.from({ length: n }, (_, i) => ({ label: `x${i}`, op: '!=' as const, value: 'never', source: `x${i}!=never` })) });
+    const texts = MAX_PREPARED_PER_CONNECTION + 5;
+    let last = await repo.metricRead(org, shape(1), 30_000);
+    for (let n = 2; n <= texts; n++) last = await repo.metricRead(org, shape(n), 30_000);
+    expect((await prepared()).length).to.equal(MAX_PREPARED_PER_CONNECTION);
+    // The last read's text was not prepared (the connection was full) and answered both series.
+    expect(last.rows).to.have.length(2);
+    expect(last.series).to.equal(2);
+  });
+});
