@@ -14,7 +14,7 @@
  *     SENTINEL_BENCH_SECONDS before the job (baseline), then during `sentinel jobs run
  *     compaction`; a sampler reads `pg_locks` every 10 ms for lock waits (PostgreSQL ≥ 14's
  *     `waitstart`);
- *  4. printed: points compacted per second of job time (the job's own `duration_ms`) against
+ *  4. printed: the load average at the start and as the job starts; points compacted per second of job time (the job's own `duration_ms`) against
  *     5× the ingest ceiling, and the background requests' p50/p99/max before and during the job
  *     with the longest lock wait seen (target: never blocked for more than 100 ms).
  *
@@ -25,6 +25,7 @@
  */
 import { spawn } from 'node:child_process';
 import { Agent } from 'node:http';
+import { loadavg } from 'node:os';
 import pg from 'pg';
 import { BIN } from '../test/support/daemon.js';
 import { machineLine } from './machine.js';
@@ -71,6 +72,10 @@ const lat = (xs: number[]) => (xs.length ? `p50 ${quantile(xs, 0.5).toFixed(1)} 
 
 async function main(): Promise<void> {
   console.log(machineLine());
+  // The machine's other work moves every figure here (2 shared cores): printed at the start and
+  // when the job starts, so runs compare only at like load.
+  const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`load average (1, 5, 15 min) at the start: ${load()}`);
   // SENTINEL_BENCH_BATCH_SERIES: storage.compact_batch_series for the run (default: the config's).
   const batch = process.env.SENTINEL_BENCH_BATCH_SERIES;
   const s = await startSentinel('compaction', {
@@ -165,6 +170,7 @@ async function main(): Promise<void> {
     const background = [paced('ingest'), paced('query'), sample()];
     await sleep(seconds * 1000);
     phase = 'job';
+    console.log(`load average (1, 5, 15 min) as the job starts: ${load()}`);
     const tj = performance.now();
     const job = await runCli(['jobs', 'run', 'compaction', '--json'], s.env);
     const jobWall = (performance.now() - tj) / 1000;
