@@ -204,4 +204,28 @@ describe('tier read', () => {
       expect((got as MetricReadSeries[])[0].t.length).to.equal(240);
     }
   });
+
+  it('a read whose buckets outgrow the reused storage (here 6 answers × 400,000 buckets) answers exactly, and so does a small read after it', () => {
+    const size = 400_000;
+    const spec: TierReadSpec = { agg: 'sum', startMs: 0, endMs: size * 1000, stepMs: 1000, lookbackStartMs: 0, by: [] };
+    const series: TierSeries[] = [];
+    const fresh: TierFresh[] = [];
+    for (let k = 0; k < 6; k++) {
+      const id = String(k);
+      series.push({ id, kind: 'gauge', temporality: null, labels: { k: id }, descriptor: { kind: 'gauge', temporality: null, unit: '' }, gk: null });
+      // Series k holds a point in buckets k, k + 100,000, … (one each): every other bucket must stay empty.
+      const b = [0, 1, 2, 3].map((j) => (k + j * 100_000) * 1000);
+      fresh.push({ seriesId: id, raw: false, buckets: b.map((x) => ({ b: x, first: x + 500, n: 1, sum: x / 1000 + 0.5 + k, min: 0, max: 0 })) });
+    }
+    const big = aggregateTiers(spec, series, [], fresh);
+    expect(big.map((a) => a.labels.k)).to.deep.equal(['0', '1', '2', '3', '4', '5']);
+    big.forEach((a, k) => {
+      expect(a.t).to.deep.equal([0, 1, 2, 3].map((j) => (k + j * 100_000) * 1000));
+      expect(a.v).to.deep.equal([0, 1, 2, 3].map((j) => k + j * 100_000 + 0.5 + k));
+    });
+    const small = aggregateTiers({ ...spec, endMs: 10_000 }, series.slice(0, 1), [], [{ seriesId: '0', raw: false, buckets: [{ b: 1000, first: 1500, n: 2, sum: 3, min: 1, max: 2 }] }]);
+    expect(small).to.have.length(1);
+    expect(small[0].t).to.deep.equal([1000]);
+    expect(small[0].v).to.deep.equal([3]);
+  });
 });

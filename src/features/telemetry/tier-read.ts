@@ -239,6 +239,9 @@ class Arena {
   private block = new Float64Array(0);
   private used = 0;
 
+  /** cap: the largest block (elements) it grows to and keeps; what does not fit in it is allocated on its own, as without an arena. */
+  constructor(private readonly cap: number) {}
+
   /** Starts a read: the previous read's views are no longer used. */
   reset(): void {
     this.used = 0;
@@ -247,25 +250,21 @@ class Arena {
   /** size elements, not zeroed. */
   take(size: number): Float64Array {
     if (this.used + size > this.block.length) {
+      const grown = Math.max(2 * this.block.length, size, 1 << 16);
+      // A huge read gets arrays of its exact sizes (no doubling chain of blocks, none kept after it).
+      if (grown > this.cap) return new Float64Array(size);
       // A new block (views of the old one stay valid); the next read starts in it.
-      this.block = new Float64Array(Math.max(2 * this.block.length, size, 1 << 16));
+      this.block = new Float64Array(grown);
       this.used = 0;
     }
     const v = this.block.subarray(this.used, this.used + size);
     this.used += size;
     return v;
   }
-
-  /** Ends a read: a block grown beyond `keep` elements is not kept for the next. */
-  release(keep: number): void {
-    if (this.block.length > keep) this.block = new Float64Array(0);
-    this.used = 0;
-  }
 }
 
-const arena = new Arena();
-/** The most arena elements kept between reads (8 MiB). */
-const ARENA_KEEP = 1 << 20;
+/** The arena's largest block: 8 MiB, kept between reads. */
+const arena = new Arena(1 << 20);
 
 /**
  * One answer's buckets, by bucket index (bucket start = startMs + index · stepMs): count, sum,
@@ -446,8 +445,10 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
   try {
     return aggregate(spec, series, chunks, fresh);
   } finally {
-    arena.release(ARENA_KEEP);
+    arena.reset();
+    // Nothing of this read stays reachable from the module's scratch.
     fold.n = fold.sum = fold.start = NONE;
+    fold.seen = [];
   }
 }
 
