@@ -6,9 +6,9 @@ import { MAX_PREPARED_PER_CONNECTION, QueryRepository, type MetricReadSpec } fro
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 
 /**
- * The reads pool's statements: prepared once per connection under a name derived from their
- * text, planned per execution for their values (plan_cache_mode = force_custom_plan), at most
- * MAX_PREPARED_PER_CONNECTION texts per connection (the others run unnamed). Checked in the
+ * The reads pool's statements: prepared on their second run on a connection, under a name derived
+ * from their text, planned per execution for their values (plan_cache_mode = force_custom_plan),
+ * at most MAX_PREPARED_PER_CONNECTION texts per connection (the others run unnamed). Checked in the
  * connection's own pg_prepared_statements (a session's view), on a reads pool of one connection.
  */
 describe('read statements: prepared per connection, planned per read', function () {
@@ -27,8 +27,8 @@ describe('read statements: prepared per connection, planned per read', function 
     custom_plans: number;
   }
   /** What the reads pool's one connection has prepared (its own session's view). */
-  async function prepared(): Promise<Prepared[]> {
-    const client = reads.client as { acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: Prepared[] }> }>; releaseConnection(c: unknown): Promise<void> };
+  async function prepared(pool: Knex = reads): Promise<Prepared[]> {
+    const client = pool.client as { acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: Prepared[] }> }>; releaseConnection(c: unknown): Promise<void> };
     const conn = await client.acquireConnection();
     try {
       const { rows } = await conn.query(`select name, generic_plans::int, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by name`);
@@ -81,19 +81,45 @@ describe('read statements: prepared per connection, planned per read', function 
     if (url) await dropDatabase(url);
   });
 
-  it('a read is prepared once on its connection and planned for each read’s values (no generic plan), with the right answers', async () => {
+  it('a read is prepared on its second run on a connection and planned for each read’s values (no generic plan), with the right answers', async () => {
     const a = await repo.metricRead(org, spec(), 30_000);
+    // Run once: not kept.
+    expect(await prepared()).to.deep.equal([]);
     const b = await repo.metricRead(org, spec({ matchers: [{ label: 'host', op: '=', value: 'b', source: 'host=b' }] }), 30_000);
     const late = await repo.metricRead(org, spec({ startMs: end - HOUR / 2 }), 30_000);
     for (let i = 0; i < 5; i++) await repo.metricRead(org, spec(), 30_000);
-    // The same text with other values: one statement, planned each time for its own values.
+    // The same text with other values: one statement (from the second read on), planned each time for its own values.
     const ps = await prepared();
     expect(ps).to.have.length(1);
     expect(ps[0].generic_plans).to.equal(0);
-    expect(ps[0].custom_plans).to.equal(8);
+    expect(ps[0].custom_plans).to.equal(7);
     expect(a.rows[0].v.reduce((x, y) => x! + y!, 0)).to.equal((60 * 61) / 2);
     expect(b.rows[0].v.every((v) => v === 100)).to.equal(true);
     expect(late.rows[0].t).to.have.length(30);
+  });
+
+  it('a prepared read whose selected column changed type (a migration while serving) runs unnamed instead of failing, then and after', async () => {
+    const day = Math.floor((end - HOUR) / DAY_MS) * DAY_MS;
+    await new PartitionsRepository(knex, ['logs']).ensure('logs', [day, day + DAY_MS]);
+    await knex.raw(`insert into logs (org_id, ts, severity_number, severity_text, body) values (?, ?, 9, 'INFO', 'hello')`, [org, new Date(end - HOUR / 2)]);
+    const filter = { startMs: end - HOUR, endMs: end, minSeverity: null, bodyLike: null, attributes: [], limit: 10 };
+    // A reads pool of its own: what this test leaves prepared stays out of the others' counts.
+    const own = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
+    try {
+      const ownRepo = new QueryRepository(knex, own);
+      const read = async () => (await ownRepo.logs(org, filter, 30_000)).map((r) => [r.severity_text, r.body]);
+      expect(await read()).to.deep.equal([['INFO', 'hello']]);
+      expect(await read()).to.deep.equal([['INFO', 'hello']]);
+      expect(await prepared(own)).to.have.length(1);
+      await knex.raw('alter table logs alter column severity_text type varchar(200)');
+      // The prepared statement's result type changed: PostgreSQL refuses to run it again (0A000).
+      expect(await read()).to.deep.equal([['INFO', 'hello']]);
+      expect(await read()).to.deep.equal([['INFO', 'hello']]);
+      // Run unnamed from then on (the refused statement stays on the connection, never used again).
+      expect(await prepared(own)).to.have.length(1);
+    } finally {
+      await own.destroy();
+    }
   });
 
   it(`at most ${MAX_PREPARED_PER_CONNECTION} texts are prepared on a connection; reads of other texts still answer (unnamed)`, async () => {
@@ -102,10 +128,11 @@ describe('read statements: prepared per connection, planned per read', function 
       spec({ matchers: Array.from({ length: n }, (_, i) => ({ label: `x${i}`, op: '!=' as const, value: 'never', source: `x${i}!=never` })) });
     const texts = MAX_PREPARED_PER_CONNECTION + 5;
     let last = await repo.metricRead(org, shape(1), 30_000);
-    for (let n = 2; n <= texts; n++) last = await repo.metricRead(org, shape(n), 30_000);
+    for (let n = 1; n <= texts; n++) for (let twice = 0; twice < 2; twice++) last = await repo.metricRead(org, shape(n), 30_000);
     expect((await prepared()).length).to.equal(MAX_PREPARED_PER_CONNECTION);
     // The last read's text was not prepared (the connection was full) and answered both series.
     expect(last.rows).to.have.length(2);
     expect(last.series).to.equal(2);
   });
+
 });

@@ -221,38 +221,64 @@ interface NamedStatement {
 
 /**
  * Most statement texts one reads connection keeps prepared. The texts are the read shapes (an
- * aggregation, grouped or not, the matchers' operators…), never input values, so a connection
- * meets few; past this many, the others run unnamed as before, and its server memory stays bounded.
+ * aggregation, grouped or not, the matchers' operators…), never input values. A prepared metric
+ * read holds ~0.3–0.45 MB of the server's memory for the connection's life (measured in
+ * pg_backend_memory_contexts), so at most ~14 MB a connection; past this many, other texts run
+ * unnamed as before (slower to parse, nothing kept).
  */
-export const MAX_PREPARED_PER_CONNECTION = 200;
+export const MAX_PREPARED_PER_CONNECTION = 32;
+/** Texts a connection remembers having run once (the second run prepares one); past this many it forgets them all. */
+const MAX_SEEN_PER_CONNECTION = 1000;
+/** SQLSTATE feature_not_supported: "cached plan must not change result type" (a selected column's type changed since it was prepared). */
+const FEATURE_NOT_SUPPORTED = '0A000';
 
-/** A reads connection's session: its statement timeout and the statement names it has prepared. */
+/** A reads connection's session: its statement timeout and what it knows of the texts run on it. */
 interface ReadSession {
   timeout: number;
+  /** Names of texts run once, unnamed. */
+  seen: Set<string>;
+  /** Names prepared on the connection (a named execution succeeded). */
   prepared: Set<string>;
+  /** Names whose prepared statement the server refused to run again (0A000): run unnamed from then on. */
+  blocked: Set<string>;
 }
 
 /** A statement's name on a connection: a digest of its text (one text, one name; 128 bits, so no two texts share one). */
 const statementName = (text: string): string => `sentinel_read_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
 
 /**
- * `conn` whose statements with parameters are prepared under a name (statementName) the first time
- * a text runs on it, then bound and executed only: the parse analysis of a metric read's statement
- * (several KB of SQL, a dozen CTEs) is not repeated per read. Each execution is still planned for its
- * values (the session's plan_cache_mode = force_custom_plan), as an unnamed statement is: a generic
- * plan would not know a label filter's value (and walk every series of the metric where the custom
- * plan uses the labels index) nor prune the day partitions when planning.
+ * `conn` whose statements with parameters are prepared under a name (statementName) the second
+ * time a text runs on it (a shape read once is not kept), then bound and executed only: the parse
+ * analysis of a metric read's statement (several KB of SQL, a dozen CTEs) is not repeated per read.
+ * Each execution is still planned for its values (the session's plan_cache_mode =
+ * force_custom_plan), as an unnamed statement is: a generic plan would not know a label filter's
+ * value (and walk every series of the metric where the custom plan uses the labels index) nor prune
+ * the day partitions when planning. A prepared statement the server refuses to run again because a
+ * selected column's type changed (a migration while serving) is run unnamed instead, then and after.
  */
-function preparing(conn: PgConnection, prepared: Set<string>): PgConnection {
+function preparing(conn: PgConnection, session: ReadSession): PgConnection {
   return {
-    query<R extends object>(sql: string | NamedStatement, values?: unknown[]): Promise<{ rows: R[] }> {
+    async query<R extends object>(sql: string | NamedStatement, values?: unknown[]): Promise<{ rows: R[] }> {
       if (typeof sql !== 'string' || !values?.length) return conn.query<R>(sql, values);
       const name = statementName(sql);
-      if (!prepared.has(name)) {
-        if (prepared.size >= MAX_PREPARED_PER_CONNECTION) return conn.query<R>(sql, values);
-        prepared.add(name);
+      const { seen, prepared, blocked } = session;
+      if (!prepared.has(name) && (blocked.has(name) || !seen.has(name) || prepared.size >= MAX_PREPARED_PER_CONNECTION)) {
+        if (!blocked.has(name)) {
+          if (seen.size >= MAX_SEEN_PER_CONNECTION) seen.clear();
+          seen.add(name);
+        }
+        return conn.query<R>(sql, values);
       }
-      return conn.query<R>({ name, text: sql, values });
+      try {
+        const res = await conn.query<R>({ name, text: sql, values });
+        prepared.add(name);
+        return res;
+      } catch (err) {
+        if ((err as { code?: string }).code !== FEATURE_NOT_SUPPORTED || !prepared.has(name)) throw err;
+        prepared.delete(name);
+        blocked.add(name);
+        return conn.query<R>(sql, values);
+      }
     },
     end: () => conn.end(),
   };
@@ -728,8 +754,8 @@ export class QueryRepository {
    * statements. work_mem is READ_WORK_MEM: a month of one hundred series' chunk rows (36,000, the
    * `ch` CTE and the sort of their records) spilled to temporary files under the default 4 MB
    * (measured: the statement's p50 943 → 774 ms, interleaved, on a loaded machine). Statements with
-   * parameters are prepared once per connection and planned per execution for their values
-   * (preparing; plan_cache_mode = force_custom_plan): measured on a compacted one-series read's two
+   * parameters are prepared on their second run on a connection and planned per execution for their
+   * values (preparing; plan_cache_mode = force_custom_plan): measured on a compacted one-series read's two
    * statements, p50 7.3 → 5.1 ms, and 35 → 21 ms for 150 series (interleaved, loaded machine).
    */
   private async onReadConnection<T>(timeoutMs: number, fn: (conn: PgConnection) => Promise<T>): Promise<T> {
@@ -740,10 +766,10 @@ export class QueryRepository {
       let session = this.sessions.get(conn);
       if (session?.timeout !== timeout) {
         await conn.query(`set statement_timeout = ${timeout}; set jit = off; set work_mem = '${READ_WORK_MEM}'; set plan_cache_mode = force_custom_plan`);
-        session = { timeout, prepared: session?.prepared ?? new Set() };
+        session = { timeout, seen: session?.seen ?? new Set(), prepared: session?.prepared ?? new Set(), blocked: session?.blocked ?? new Set() };
         this.sessions.set(conn, session);
       }
-      return await fn(preparing(conn, session.prepared));
+      return await fn(preparing(conn, session));
     } finally {
       await pool.releaseConnection(conn);
     }
