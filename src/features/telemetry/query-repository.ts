@@ -494,7 +494,7 @@ export class QueryRepository {
    * fresh-only ones too (measured: planning 0.93 against 0.74 ms for one series, 1.22 against 0.82
    * ms for 100; with two, 0.67 and 0.72 ms).
    * No ORDER BY: the caller orders the answer.
-   * Prepared once per reads connection and planned for each read's values (onReadConnection,
+   * Prepared on a reads connection from its second run there, planned for each read's values (onReadConnection,
    * preparing): a generic plan would not know the label filter's value and may walk every series
    * of the metric where the custom plan uses the GIN index.
    */
