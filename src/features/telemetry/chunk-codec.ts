@@ -1035,7 +1035,12 @@ export function foldChunk(data: Uint8Array, scratch: DecodeScratch, fold: ChunkF
   return n;
 }
 
-/** readIntSeq's loop (the same reads and checks), each value (x / pw) folded as foldChunk says instead of stored. */
+/**
+ * readIntSeq's loop (the same reads and checks), each value (x / pw) folded as foldChunk says
+ * instead of stored. A copy on purpose: sharing it (a callback per value) would put a call back
+ * into the loop this exists to remove. A change to the integer-sequence format changes both; the
+ * foldChunk property test (chunk-codec.test.ts) decodes the same chunks both ways and compares.
+ */
 function foldIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly number[], pw: number, ts: Float64Array, f: ChunkFold): void {
   const dv = paddedView; // (r.buf is padded)
   const { mode, startMs, endMs, stepMs, lowMs } = f;
