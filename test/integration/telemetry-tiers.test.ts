@@ -621,7 +621,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
       // snapshot, whose first statement found no fresh point left in the range (the batch took them all): nothing more to read.
       expect(sent).to.deep.equal(['with s as', "select 'f' as", 'begin isolation level', 'with s as', 'commit']);
     });
-    it('increase/rate: a late point written while a read runs is not counted beside the chunk increase that excludes it', async () => {
+    it('increase/rate over chunks is one statement: a late point written right after it is not in its answer, and the next read decodes the chunk with it', async () => {
       // Compacted: every chunk of the long counter is whole in a 2-hour bucket, read by its stored
       // increase. A late point inside the first chunk's span, with a value below the chunk's last
       // (a reset to the reader), lands right after the read's statement; the read answers as of that
