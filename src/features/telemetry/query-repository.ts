@@ -672,7 +672,6 @@ export class QueryRepository {
       // because a late point written between two statements inside a chunk read by its stored
       // increase would be counted twice and no chunk version tells, a long range because the chunk
       // versions below would cost more than the fresh part's planning.
-      if (snapshot) return (await conn.query<MetricReadRow>(sql, p.values)).rows;
       // Any other read's first statement is the whole answer when it needs no second one: no chunk
       // in the range (it aggregated the fresh tier itself), a refused read, or chunks and NO fresh
       // point of the matching series in the range the fresh statement would read ([start, end),
@@ -681,7 +680,7 @@ export class QueryRepository {
       // is simply not seen, as by any earlier read). All-compacted data (any range older than
       // compact_after) is read this way: one round trip.
       const first = (await conn.query<MetricReadRow>(sql, p.values)).rows;
-      if (!needsFresh(first)) return first;
+      if (snapshot || !needsFresh(first)) return first;
       // Chunks AND fresh points: the fresh tier's part, by a second statement on the same connection
       // (kept out of the first, whose planning the fresh-only read would pay for). A batch committing
       // between the two writes or rewrites a chunk the first statement read or would now read (its
