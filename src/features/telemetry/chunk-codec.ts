@@ -1111,7 +1111,8 @@ function foldIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
     const t = ts[i];
     if (!(t >= lowMs && t < endMs)) continue;
     const v = pw === 1 ? x : x / pw;
-    if (t < startMs) {
+    if (t < startMs || (mode !== FOLD_VALUES && !hasPrev)) {
+      // Before the range, or a delta's first point: only the next point's base.
       prevV = v;
       hasPrev = true;
       continue;
@@ -1125,26 +1126,20 @@ function foldIntSeq(r: BitReader, n: number, order: 1 | 2, buckets: readonly num
       bi = Math.floor((t - startMs) / stepMs);
       edge = startMs + (bi + 1) * stepMs;
     }
-    let add: number;
-    if (mode === FOLD_VALUES) add = v;
-    else if (!hasPrev) add = NaN; // (no delta: nothing added)
-    else if (mode === FOLD_UPDOWN) add = v - prevV;
-    else add = v >= prevV ? v - prevV : prevV === prevV && v === v ? v : cmpFloat8(v, prevV) >= 0 ? v - prevV : v;
-    if (mode === FOLD_VALUES || hasPrev) {
-      if (open) {
-        bn += 1;
-        bs += add;
+    const add = mode === FOLD_VALUES ? v : mode === FOLD_UPDOWN ? v - prevV : counterDelta(prevV, v);
+    if (open) {
+      bn += 1;
+      bs += add;
+    } else {
+      open = true;
+      if (N[bi] === 0) {
+        f.seen.push(bi);
+        f.start[bi] = startMs + bi * stepMs;
+        bn = 1;
+        bs = add;
       } else {
-        open = true;
-        if (N[bi] === 0) {
-          f.seen.push(bi);
-          f.start[bi] = startMs + bi * stepMs;
-          bn = 1;
-          bs = add;
-        } else {
-          bn = N[bi] + 1;
-          bs = SUM[bi] + add;
-        }
+        bn = N[bi] + 1;
+        bs = SUM[bi] + add;
       }
     }
     prevV = v;
@@ -1185,6 +1180,16 @@ export function cmpFloat8(a: number, b: number): number {
   if (a !== a) return b !== b ? 0 : 1;
   if (b !== b) return -1;
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * A cumulative counter's growth from prev to v as a metric read's `increase` computes it
+ * (query-repository's DELTA_SQL): v − prev, or v itself after a drop (a reset), compared as
+ * PostgreSQL compares float8 (NaN above everything). The plain comparison answers unless a NaN
+ * is involved.
+ */
+export function counterDelta(prev: number, v: number): number {
+  return v >= prev ? v - prev : prev === prev && v === v ? v : cmpFloat8(v, prev) >= 0 ? v - prev : v;
 }
 
 /**

@@ -1,5 +1,5 @@
 import * as codec from './chunk-codec.js';
-import { cmpFloat8, decodeChunkInto, decodeChunkSubInto, FOLD_COUNTER, FOLD_UPDOWN, FOLD_VALUES, foldChunk, type ChunkFold, type DecodeScratch } from './chunk-codec.js';
+import { cmpFloat8, counterDelta, decodeChunkInto, decodeChunkSubInto, FOLD_COUNTER, FOLD_UPDOWN, FOLD_VALUES, foldChunk, type ChunkFold, type DecodeScratch } from './chunk-codec.js';
 
 import type { Aggregation, MetricReadSeries, SeriesDescriptor } from './query-repository.js';
 import * as tables from './telemetry-tables.js';
@@ -219,7 +219,7 @@ export function percentileCont(sorted: readonly number[], p: number): number {
 /** DELTA_SQL: the growth from prev to value. */
 function delta(s: TierSeries, prev: number, value: number): number {
   if (s.temporality === 'delta') return value;
-  return pgCompare(value, prev) >= 0 || s.kind === 'updowncounter' ? value - prev : value;
+  return s.kind === 'updowncounter' ? value - prev : counterDelta(prev, value);
 }
 
 const PERCENTILE: Partial<Record<Aggregation, number>> = { p50: 0.5, p90: 0.9, p95: 0.95, p99: 0.99 };
@@ -766,7 +766,7 @@ function aggregate(spec: TierReadSpec, series: readonly TierSeries[], chunks: re
         }
         const i = index(t);
         if (isDelta) add(i, v);
-        else if (hasPrev) add(i, v >= prev || updown ? v - prev : prev === prev && v === v ? v : delta(s, prev, v));
+        else if (hasPrev) add(i, updown ? v - prev : counterDelta(prev, v));
         prev = v;
         hasPrev = true;
       }
