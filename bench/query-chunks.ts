@@ -41,6 +41,7 @@ import { chunkAggregates, encodeChunk, encodeChunkSub } from '../src/features/te
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
 import { CHUNK_WINDOW_MS } from '../src/features/telemetry/telemetry-tables.js';
 import { runBin } from '../test/support/daemon.js';
+import { asStatement, type SentStatement } from '../test/support/statement-spy.js';
 import { copyInto, loadSeries, mulberry32, quantile, startSentinel, timedRequest, type TimedAnswer } from './harness.js';
 import { machineLine } from './machine.js';
 
@@ -183,8 +184,7 @@ try {
   // The repository in this process, its statements recorded (for the ceiling) while `recording`.
   const repo = new QueryRepository(knex, knex);
   // A statement with parameters reaches the connection prepared under a name: { name, text, values }.
-  type Sent = string | { name: string; text: string; values: unknown[] };
-  const pool = knex.client as { acquireConnection(): Promise<{ query(sql: Sent, values?: unknown[]): Promise<unknown> }> };
+  const pool = knex.client as { acquireConnection(): Promise<{ query(sql: SentStatement, values?: unknown[]): Promise<unknown> }> };
   const acquire = pool.acquireConnection.bind(pool);
   let recording: { sql: string; values: unknown[] }[] | null = null;
   pool.acquireConnection = async () => {
@@ -192,8 +192,8 @@ try {
     if (!(conn as { recorded?: boolean }).recorded) {
       (conn as { recorded?: boolean }).recorded = true;
       const query = conn.query.bind(conn);
-      conn.query = (sql: Sent, values?: unknown[]) => {
-        const st = typeof sql === 'string' ? { sql, values: values ?? [] } : { sql: sql.text, values: sql.values };
+      conn.query = (sql: SentStatement, values?: unknown[]) => {
+        const st = asStatement(sql, values);
         if (recording && !st.sql.startsWith('set ')) recording.push(st);
         return query(sql, values);
       };

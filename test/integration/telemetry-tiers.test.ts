@@ -14,7 +14,7 @@ import { StatsRepository } from '../../src/features/telemetry/stats-repository.j
 import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta } from '../../src/features/telemetry/telemetry-types.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
-import { recordStatements, type Statement } from '../support/statement-spy.js';
+import { asStatement, recordStatements, type SentStatement, type Statement } from '../support/statement-spy.js';
 import { createApiKey, createOrg } from '../support/factories.js';
 import {
   AGGS,
@@ -50,8 +50,6 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  */
 
 type Mode = 'fresh' | 'compacted' | 'split' | 'interleaved' | 'legacy';
-/** A statement as the reads pool's connections receive it: SQL text, or prepared under a name (text and values). */
-type Sent = string | { name: string; text: string; values: unknown[] };
 const MODES: Mode[] = ['fresh', 'compacted', 'split', 'interleaved', 'legacy'];
 
 const counter = (temporality: 'cumulative' | 'delta', unit = '1'): SeriesMeta => ({ kind: 'counter', temporality, monotonic: true, unit, description: 'Requests served' });
@@ -578,7 +576,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         const before = await Promise.all(reads2.map(answer));
         expect(before[0].length).to.be.greaterThan(0);
         // The next statement after a read's first one waits for the job to have committed.
-        const pool = r2.client as { acquireConnection(): Promise<{ query(sql: Sent, values?: unknown[]): Promise<unknown> }> };
+        const pool = r2.client as { acquireConnection(): Promise<{ query(sql: SentStatement, values?: unknown[]): Promise<unknown> }> };
         const acquire = pool.acquireConnection.bind(pool);
         let compacted = 0;
         let armed = true;
@@ -587,9 +585,9 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
           const conn = await acquire();
           const query = conn.query.bind(conn);
           let sawFirst = false;
-          conn.query = async (stmt: Sent, values?: unknown[]) => {
+          conn.query = async (stmt: SentStatement, values?: unknown[]) => {
             // A statement with parameters comes prepared (named): its text is what the read sent.
-            const sql = typeof stmt === 'string' ? stmt : stmt.text;
+            const { sql } = asStatement(stmt);
             const compact = async () => {
               armed = false;
               const report = await new CompactionService(new CompactionRepository(k2), { compactAfterMs: 2 * HOUR, batchSeries: 3 }, pino({ level: 'silent' })).run(Date.now());
@@ -640,16 +638,16 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
             const answer = () => readMetric(repo2, orgId, { ...r, matchers: [], buckets: 2 }, LIMITS);
             const before = await answer();
             expect(before.length).to.equal(1);
-            const pool = r2.client as { acquireConnection(): Promise<{ query(sql: Sent, values?: unknown[]): Promise<unknown> }> };
+            const pool = r2.client as { acquireConnection(): Promise<{ query(sql: SentStatement, values?: unknown[]): Promise<unknown> }> };
             const acquire = pool.acquireConnection.bind(pool);
             let written = 0;
             const sent: string[] = [];
             pool.acquireConnection = async () => {
               const conn = await acquire();
               const query = conn.query.bind(conn);
-              conn.query = async (stmt: Sent, values?: unknown[]) => {
+              conn.query = async (stmt: SentStatement, values?: unknown[]) => {
                 // A statement with parameters comes prepared (named): its text is what the read sent.
-                const sql = typeof stmt === 'string' ? stmt : stmt.text;
+                const { sql } = asStatement(stmt);
                 if (!sql.startsWith('set ')) sent.push(sql.trim().split(/\s+/).slice(0, 3).join(' '));
                 const res = await query(stmt, values);
                 if (written === 0 && sql.startsWith('with s as')) {
@@ -683,7 +681,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         const r: Read = { name: 'long', agg: 'sum', by: [], startMs: LONG.start, endMs: LONG.start + 4 * HOUR, stepMs: 2 * HOUR };
         const answer = () => readMetric(repo2, orgId, { ...r, matchers: [], buckets: 2 }, LIMITS);
         const before = await answer();
-        const pool = r2.client as { acquireConnection(): Promise<{ processID: number; query(sql: Sent, values?: unknown[]): Promise<unknown> }> };
+        const pool = r2.client as { acquireConnection(): Promise<{ processID: number; query(sql: SentStatement, values?: unknown[]): Promise<unknown> }> };
         const acquire = pool.acquireConnection.bind(pool);
         const pids: number[] = [];
         pool.acquireConnection = async () => {
@@ -692,9 +690,9 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
           const query = conn.query.bind(conn);
           let sawFresh = false;
           const sent: string[] = [];
-          conn.query = async (stmt: Sent, values?: unknown[]) => {
+          conn.query = async (stmt: SentStatement, values?: unknown[]) => {
             // A statement with parameters comes prepared (named): its text is what the read sent.
-            const sql = typeof stmt === 'string' ? stmt : stmt.text;
+            const { sql } = asStatement(stmt);
             if (!sql.startsWith('set ')) sent.push(sql.trim().split(/\s+/).slice(0, 3).join(' '));
             if (sql.startsWith("select 'f'") && !sawFresh) {
               sawFresh = true;
