@@ -183,4 +183,24 @@ describe('series statistics: the analyze job analyzes the series table', functio
       await holder.end();
     }
   });
+
+  it('new series are in the labels index at once (no pending list): the lookup right after 2,000 new ones reads a handful of its pages', async () => {
+    const options = await knex.raw<{ rows: { reloptions: string[] | null }[] }>(`select reloptions from pg_class where relname = 'series_labels'`);
+    expect(options.rows[0].reloptions).to.include('fastupdate=off');
+    // Nothing vacuums series here (autovacuum off; a plain ANALYZE leaves a GIN pending list as it
+    // is): with the list, these series' entries would wait in it and the lookup would read all of it.
+    await createSeries(2000);
+    const blocks: number[] = [];
+    for (const st of await lookupStatements()) {
+      const { rows } = await explainer.query<{ 'QUERY PLAN': { Plan: PlanNode & { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }[] }>(
+        `explain (analyze, buffers, format json) ${st.sql}`,
+        st.values,
+      );
+      for (const n of nodes(rows[0]['QUERY PLAN'][0].Plan) as (PlanNode & { 'Shared Hit Blocks': number; 'Shared Read Blocks': number })[]) {
+        if (n['Node Type'] === 'Bitmap Index Scan' && n['Index Name'] === 'series_labels') blocks.push(n['Shared Hit Blocks'] + n['Shared Read Blocks']);
+      }
+    }
+    expect(blocks).to.have.length(1);
+    expect(blocks[0]).to.be.at.most(10);
+  });
 });
