@@ -121,6 +121,39 @@ describe('metric answer JSON', () => {
     );
   });
 
+  it('values repeated within and across series (each distinct value formatted once) come out as JSON.stringify has each', () => {
+    // A few values, -0 beside 0 and NaN beside Infinity (same texts, different bits), drawn again and again.
+    const pool = fc.array(value, { minLength: 1, maxLength: 8 }).map((p) => [...p, 0, -0, NaN, Infinity, null]);
+    const answer = pool.chain((p) =>
+      fc.array(
+        fc.array(fc.nat(p.length - 1), { maxLength: 300 }).map((ix): AnswerColumns => ({ labels: {}, descriptor: null, t: ix.map((_, k) => k * 60_000), v: ix.map((i) => p[i]) })),
+        { maxLength: 12 },
+      ),
+    );
+    fc.assert(
+      fc.property(answer, (s) => {
+        const got = answerJson(s);
+        const want = reference(s.map(withPoints));
+        if (!got.equals(want)) expect(got.toString()).to.equal(want.toString());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('answers of many distinct values, then repeated ones: the same bytes whichever way each series is written', () => {
+    const t = Array.from({ length: 2000 }, (_, k) => k * 60_000);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(7), fc.boolean()), { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 2 ** 30 }), (shape, seed) => {
+        // Series of 2,000 values: distinct (k + seed / 7, over 8,192 of them across the answer) or eight repeated ones.
+        const s: AnswerColumns[] = shape.map(([m, distinct], i) => ({ labels: {}, descriptor: null, t, v: t.map((_, k) => (distinct ? (seed + i * 2000 + k) / 7 : ((k + m) % 8) / 3)) }));
+        const got = answerJson(s);
+        const want = reference(s.map(withPoints));
+        if (!got.equals(want)) expect(got.toString()).to.equal(want.toString());
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it('a bucket start JavaScript cannot print fails as it did (RangeError), not with a wrong answer', () => {
     expect(() => metricAnswerJson([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
     expect(() => reference([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
