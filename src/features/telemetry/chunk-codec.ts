@@ -1391,7 +1391,10 @@ function varint(out: number[], v: number): void {
  */
 export function decodeChunkSubInto(buf: Uint8Array, start: number, end: number, windowStart: number, windowMs: number, agg: Float64Array, ai: number, out: Float64Array): void {
   // Module-level cursor and plain functions, no closures: this runs per chunk of a read.
-  sub.buf = buf;
+  if (sub.buf !== buf) {
+    sub.buf = buf;
+    sub.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
   sub.p = start;
   sub.end = end;
   if (subByte() !== SUB_VERSION) throw subCorrupt(`unknown version ${buf[start]}`);
@@ -1439,7 +1442,7 @@ export function decodeChunkSubInto(buf: Uint8Array, start: number, end: number, 
 }
 
 /** decodeChunkSubInto's cursor (decoding is synchronous). */
-const sub = { buf: new Uint8Array(0) as Uint8Array, p: 0, end: 0 };
+const sub = { buf: new Uint8Array(0) as Uint8Array, view: new DataView(new ArrayBuffer(0)) as DataView<ArrayBufferLike>, p: 0, end: 0 };
 
 function subByte(): number {
   if (sub.p >= sub.end) throw subCorrupt('truncated');
@@ -1468,12 +1471,11 @@ function subField(tags: number, f: number, r: number, r2: number): number {
     if (z > 2 * MAX_STEP) throw subCorrupt('step out of range');
     return r + (z % 2 === 0 ? z / 2 : -(z + 1) / 2) / 100;
   }
-  const { buf, p } = sub;
+  const p = sub.p;
   if (p + 8 > sub.end) throw subCorrupt('truncated');
-  u32[HI] = ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-  u32[LO] = ((buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]) >>> 0;
   sub.p = p + 8;
-  return f64[0];
+  // One big-endian load (not two words through f64: a 64-bit load of two fresh 32-bit stores stalls).
+  return sub.view.getFloat64(p);
 }
 
 function subCorrupt(what: string): Error {
