@@ -564,50 +564,72 @@ function readHeaderVarint(data: Uint8Array): number {
   return v;
 }
 
+/** Whether the timestamps the last readGrid read are strictly increasing (foldChunk then need not check them again). */
+let gridIncreasing = false;
+
 /** Reads n grid-coded timestamps into out[0..n). */
 function readGrid(r: BitReader, n: number, w: number, delta: number, lo: number, out: Float64Array): void {
   const t0 = r.signed53();
   out[0] = t0;
   let g = t0 + lo;
+  let increasing = true;
+  let prev = t0;
   if (w === 0) {
     for (let i = 1; i < n; i++) {
       g += delta;
       if (!Number.isSafeInteger(g)) throw corrupt('integer out of range');
+      if (!(g > prev)) increasing = false;
+      prev = g;
       out[i] = g;
     }
+    gridIncreasing = increasing;
     return;
   }
   const esc = w < 31 ? (1 << w) - 1 : 2 ** w - 1;
   const dv = paddedView; // (r.buf is padded)
   // The offsets read from a 32-bit window in place (r.bits(w) inlined: a call per point was most of
-  // this loop's time); the reader's buffer is padded with zero bytes past the data (decodeWith).
+  // this loop's time), every offset the window holds whole from one load (8 of 4 bits: measured
+  // a third less time than a load per offset); the reader's buffer is padded with zero bytes past
+  // the data (decodeWith).
   const buf = r.buf;
   const end = r.end;
   const shift = 32 - w;
+  const per = Math.floor(32 / w);
   let pos = r.pos;
-  for (let i = 1; i < n; i++) {
-    g += delta;
-    if (pos + w > end) throw corrupt('truncated');
+  let i = 1;
+  while (i < n) {
     const j = pos >>> 3;
     const off = pos & 7;
     let win = dv.getUint32(j);
     if (off !== 0) win = ((win << off) | (buf[j + 4] >>> (8 - off))) >>> 0;
-    const c = win >>> shift;
-    pos += w;
-    let t: number;
-    if (c !== esc) {
-      t = g + c;
-      // (An integer: safe is within ±MAX_SAFE_INTEGER.)
-      if (!(t <= MAX_SAFE && t >= -MAX_SAFE)) throw corrupt('integer out of range');
-    } else {
-      r.pos = pos;
-      t = r.signed53();
-      g = t - r.bits(w);
-      pos = r.pos;
+    const k = Math.min(per, n - i);
+    for (let m = 0; m < k; m++) {
+      g += delta;
+      if (pos + w > end) throw corrupt('truncated');
+      // (m · w ≤ 32 − w: the m-th offset of the window.)
+      const c = (win << (m * w)) >>> shift;
+      pos += w;
+      if (c !== esc) {
+        const t = g + c;
+        // (An integer: safe is within ±MAX_SAFE_INTEGER.)
+        if (!(t <= MAX_SAFE && t >= -MAX_SAFE)) throw corrupt('integer out of range');
+        if (!(t > prev)) increasing = false;
+        prev = t;
+        out[i++] = t;
+      } else {
+        r.pos = pos;
+        const t = r.signed53();
+        g = t - r.bits(w);
+        pos = r.pos;
+        if (!(t > prev)) increasing = false;
+        prev = t;
+        out[i++] = t;
+        break; // (the window's later bits were the escape's)
+      }
     }
-    out[i] = t;
   }
   r.pos = pos;
+  gridIncreasing = increasing;
 }
 
 // ---------------------------------------------------------------- XOR floats
@@ -1029,7 +1051,7 @@ export function foldChunk(data: Uint8Array, scratch: DecodeScratch, fold: ChunkF
   const mode = head.mode;
   const r = readTimes(data, scratch);
   const ts = scratch.ts;
-  for (let i = 1; i < n; i++) if (!(ts[i] > ts[i - 1])) return -1;
+  if (!(head.gw >= 0 && gridIncreasing)) for (let i = 1; i < n; i++) if (!(ts[i] > ts[i - 1])) return -1;
   foldIntSeq(r, n, mode > 5 ? 2 : 1, VALUE_TABLES[head.base], POW10[(mode - 1) % 5], ts, fold);
   checkEnd(r, data);
   return n;
