@@ -1,7 +1,10 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** sha256 hex: for high-entropy secrets (API keys, refresh tokens, recovery codes) a fast hash is enough. */
-export const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
+/**
+ * sha256 hex: for high-entropy secrets (API keys, refresh tokens, recovery codes) a fast hash is
+ * enough. The one-shot crypto.hash: no Hash object per call (every API-key request hashes its key).
+ */
+export const sha256 = (s: string): string => hash('sha256', s, 'hex');
 
 export function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);

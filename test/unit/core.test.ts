@@ -75,6 +75,10 @@ describe('core', () => {
     expect(() => box.open([iv, tag, flipped.toString('base64url')].join('.'))).to.throw();
     expect(() => new SecretBox('k2').open(a)).to.throw();
     expect(sha256('x')).to.have.length(64);
+    // Stored API-key and refresh-token hashes must stay what they were: the FIPS 180-2 vector, and
+    // a non-ASCII secret hashed as UTF-8.
+    expect(sha256('abc')).to.equal('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(sha256('é')).to.equal('4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c');
   });
 
   it('parses durations', () => {
