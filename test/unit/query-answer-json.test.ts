@@ -154,6 +154,20 @@ describe('metric answer JSON', () => {
     );
   });
 
+  it('series written from one JSON.stringify of their values (after an answer\'s first 1,024 values, mostly new): any values, any lengths', () => {
+    // A first series of 1,100 distinct values: the writer stops looking values up; the others are split from their text.
+    const first: AnswerColumns = { labels: {}, descriptor: null, t: Array.from({ length: 1100 }, (_, k) => k * 60_000), v: Array.from({ length: 1100 }, (_, k) => k / 3) };
+    fc.assert(
+      fc.property(fc.array(series, { maxLength: 8 }), (s) => {
+        const all = [first, ...s.map(columns)];
+        const got = answerJson(all);
+        const want = reference(all.map(withPoints));
+        if (!got.equals(want)) expect(got.toString()).to.equal(want.toString());
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('a bucket start JavaScript cannot print fails as it did (RangeError), not with a wrong answer', () => {
     expect(() => metricAnswerJson([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
     expect(() => reference([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
