@@ -14,8 +14,11 @@ import type { Knex } from 'knex';
  * (nothing measurable one series at a time).
  */
 export async function up(knex: Knex): Promise<void> {
+  // The list flushed before the ALTER (which locks the index exclusively until the migration's
+  // transaction ends: flushing up to 4 MB under that lock would hold up every series lookup), and
+  // what reached it meanwhile after: from the ALTER on, nothing enters it.
+  await knex.raw(`select gin_clean_pending_list('series_labels'::regclass)`);
   await knex.raw('alter index series_labels set (fastupdate = off)');
-  // Entries already in the list stay there until flushed: flush them now.
   await knex.raw(`select gin_clean_pending_list('series_labels'::regclass)`);
 }
 

@@ -221,7 +221,8 @@ interface NamedStatement {
 
 /**
  * Most statement texts one reads connection keeps prepared. The texts are the read shapes (an
- * aggregation, grouped or not, the matchers' operators…), never input values. A prepared metric
+ * aggregation, grouped or not, the matchers' operators, buckets aligned to the chunk windows or
+ * not…), never input values. A prepared metric
  * read holds ~0.3–0.45 MB of the server's memory for the connection's life (measured in
  * pg_backend_memory_contexts), so at most ~14 MB a connection; past this many, other texts run
  * unnamed as before (slower to parse, nothing kept).
