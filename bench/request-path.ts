@@ -33,6 +33,7 @@ import knexFactory from 'knex';
 import pg from 'pg';
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
 import { ensurePointPartitions, loadPointGrid, loadSeries, median, quantile, startSentinel, timedRequest, type TimedAnswer } from './harness.js';
+import { freePort } from '../test/support/daemon.js';
 import { machineLine } from './machine.js';
 
 const SERIES = Number(process.env.SENTINEL_BENCH_SERIES ?? 300);
@@ -50,7 +51,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A daemon of another build on the same database (its own data dir, so its own lock and secrets). */
 async function startOther(bin: string, pgUrl: string): Promise<{ port: number; proc: ChildProcess; stop(): Promise<void> }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sentinel-bench-other-'));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const fd = openSync(join(dataDir, 'sentinel.log'), 'a');
   const proc = spawn(process.execPath, [bin, 'serve'], {
     env: {
@@ -68,13 +69,17 @@ async function startOther(bin: string, pgUrl: string): Promise<{ port: number; p
   });
   const exited = new Promise((r) => proc.once('exit', r));
   for (let i = 0; ; i++) {
-    if (proc.exitCode !== null) throw new Error(`other daemon exited; see ${dataDir}/sentinel.log`);
+    // A build that cannot start (say, one without a migration the database has) leaves its log.
+    if (proc.exitCode !== null) throw new Error(`${bin} exited; see ${dataDir}/sentinel.log`);
     try {
       if ((await fetch(`http://127.0.0.1:${port}/api/v1/health/ready`)).status === 200) break;
     } catch {
       // not listening yet
     }
-    if (i > 1200) throw new Error(`other daemon not ready; see ${dataDir}/sentinel.log`);
+    if (i > 1200) {
+      proc.kill('SIGTERM');
+      throw new Error(`${bin} not ready in 60 s; see ${dataDir}/sentinel.log`);
+    }
     await sleep(50);
   }
   return {
