@@ -123,6 +123,8 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
   let scratch = Buffer.allocUnsafe(0);
   let ids = new Int32Array(0);
   let prevT: readonly number[] = [];
+  /** The bytes of prevT's heads, all together. */
+  let headBytes = 0;
   let from = new Int32Array(0);
   let to = new Int32Array(0);
   w.ascii(OPEN);
@@ -143,10 +145,12 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
         from = new Int32Array(Math.max(n, 2 * from.length));
         to = new Int32Array(from.length);
       }
+      headBytes = 0;
       for (let j = 0; j < n; j++) {
         const k = head(t[j]);
         from[j] = headStart[k];
         to[j] = headEnd[k];
+        headBytes += to[j] - from[j];
       }
       prevT = t;
     }
@@ -211,10 +215,8 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
       const tv = new DataView(tb.buffer, tb.byteOffset, tb.length);
       const ts = texts.start;
       const te = texts.end;
-      // Each point: its head, its value's text, ']' and (after the first) ','.
-      let room = 2 * n;
-      for (let j = 0; j < n; j++) room += to[j] - from[j] + te[ids[j]] - ts[ids[j]];
-      w.reserve(room);
+      // Each point: its head, its value's text (at most NUMBER_MAX bytes), ']' and (after the first) ','.
+      w.reserve(headBytes + n * (NUMBER_MAX + 2));
       const buf = w.buf;
       // Copied four bytes at a time (as integers: never through a float, whose NaNs may change bits).
       const out = new DataView(buf.buffer, buf.byteOffset, buf.length);
