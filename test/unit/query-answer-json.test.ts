@@ -93,6 +93,13 @@ describe('metric answer JSON', () => {
     expectSame(Array.from({ length: 3 }, () => ({ labels: {}, descriptor: null, points: Array.from({ length: 500 }, (_, k): [number, number] => [8_000_000_000_000_000 + k, -Number.MAX_VALUE]) })));
   });
 
+  it('the longest number texts (25 bytes: negative 17-digit values between -1e-5 and -1e-6), repeated, across every buffer boundary', () => {
+    const start = Date.UTC(2026, 10, 30);
+    const points = Array.from({ length: 100 }, (_, k): [number, number] => [start + k * 60_000, -(1.2345678901234567e-6 + (k % 7) * 1e-21)]);
+    expect(String(points[0][1])).to.have.length(25);
+    for (let m = 4000; m < 4400; m++) expectSame([{ labels: { a: 'x'.repeat(1000), b: 'y'.repeat(1000), c: 'z'.repeat(m) }, descriptor: null, points }]);
+  });
+
   it('a series whose points end exactly where its buffer did: every label length over a range lands the reserve on each boundary', () => {
     // The labels move where a series' points start in the writer's buffer, byte by byte, so some
     // length puts the buffer's end inside the points' bytes whatever the growth policy is.

@@ -14,8 +14,12 @@ import type { AnswerColumns } from './metric-read.js';
  * buffer, and that buffer goes to the socket as it is.
  */
 
-/** The longest text of a JSON number (Number.prototype.toString): `-2.2250738585072014e-308`. */
-const NUMBER_MAX = 24;
+/**
+ * The longest text of a JSON number (Number.prototype.toString): 25 bytes, a negative 17-digit
+ * value between -1e-5 and -1e-6, written in fixed notation (`-0.0000012345678901234567`); the
+ * exponent forms are at most 24 (`-2.2250738585072014e-308`).
+ */
+const NUMBER_MAX = 25;
 
 const OPEN = '{"series":[';
 
