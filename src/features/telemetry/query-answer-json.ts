@@ -181,16 +181,12 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
       for (let j = 0; j < n; j++) room += to[j] - from[j];
       w.reserve(room);
       const buf = w.buf;
-      // Heads copied four bytes at a time (as integers: never through a float, whose NaNs may change bits).
       const out = new DataView(buf.buffer, buf.byteOffset, buf.length);
       let p = w.pos;
       let q = 1; // after '['
       for (let j = 0; j < n; j++) {
         if (j > 0) buf[p++] = COMMA;
-        let k = from[j];
-        const e = to[j];
-        for (; k + 4 <= e; k += 4, p += 4) out.setUint32(p, hv.getUint32(k));
-        for (; k < e; k++) buf[p++] = hb[k];
+        p = copyBytes(buf, out, p, hb, hv, from[j], to[j]);
         // The value's text runs to the next comma (or the closing bracket): copied four bytes at a
         // time while a word holds neither (a zero byte of x ^ 0x2c2c2c2c or x ^ 0x5d5d5d5d: the
         // word test (y − 0x01010101) & ~y & 0x80808080 is non-zero exactly when y has one), then
@@ -222,20 +218,13 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
       // Each point: its head, its value's text (at most NUMBER_MAX bytes), ']' and (after the first) ','.
       w.reserve(headBytes + n * (NUMBER_MAX + 2));
       const buf = w.buf;
-      // Copied four bytes at a time (as integers: never through a float, whose NaNs may change bits).
       const out = new DataView(buf.buffer, buf.byteOffset, buf.length);
       let p = w.pos;
       for (let j = 0; j < n; j++) {
         if (j > 0) buf[p++] = COMMA;
-        let k = from[j];
-        let e = to[j];
-        for (; k + 4 <= e; k += 4, p += 4) out.setUint32(p, hv.getUint32(k));
-        for (; k < e; k++) buf[p++] = hb[k];
+        p = copyBytes(buf, out, p, hb, hv, from[j], to[j]);
         const id = ids[j];
-        k = ts[id];
-        e = te[id];
-        for (; k + 4 <= e; k += 4, p += 4) out.setUint32(p, tv.getUint32(k));
-        for (; k < e; k++) buf[p++] = tb[k];
+        p = copyBytes(buf, out, p, tb, tv, ts[id], te[id]);
         buf[p++] = CLOSE_BRACKET;
       }
       w.pos = p;
@@ -298,10 +287,8 @@ class ValueTexts {
     bits[0] = x;
     const lo = words[0] | 0;
     const hi = words[1] | 0;
-    let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
-    h ^= h >>> 15;
     const mask = this.mask;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
+    for (let i = slotHash(lo, hi) & mask; ; i = (i + 1) & mask) {
       const s = this.slot[i];
       if (s === -1) {
         const id = this.count++;
@@ -358,9 +345,7 @@ class ValueTexts {
     this.slot = new Int32Array(size).fill(-1);
     for (let i = 0; i < slot.length; i++) {
       if (slot[i] === -1) continue;
-      let h = Math.imul(lo[i] ^ Math.imul(hi[i], 0x9e3779b1), 0x85ebca6b);
-      h ^= h >>> 15;
-      let k = h & this.mask;
+      let k = slotHash(lo[i], hi[i]) & this.mask;
       while (this.slot[k] !== -1) k = (k + 1) & this.mask;
       this.slot[k] = slot[i];
       this.lo[k] = lo[i];
@@ -373,6 +358,23 @@ class ValueTexts {
 const MAX_TEXTS = 8192;
 
 /** A number's 64 bits (as two 32-bit words, in the platform's order: only compared, never written). */
+/** Where ValueTexts looks a value up first: a mix of its two 32-bit words. */
+function slotHash(lo: number, hi: number): number {
+  const h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  return h ^ (h >>> 15);
+}
+
+/**
+ * Copies src[k, e) to dst from p, four bytes at a time (as integers: never through a float, whose
+ * NaNs may change bits), then the rest byte by byte; returns the position after them. dv and sv
+ * are DataViews of dst and src.
+ */
+function copyBytes(dst: Uint8Array, dv: DataView, p: number, src: Uint8Array, sv: DataView, k: number, e: number): number {
+  for (; k + 4 <= e; k += 4, p += 4) dv.setUint32(p, sv.getUint32(k));
+  for (; k < e; k++) dst[p++] = src[k];
+  return p;
+}
+
 const bits = new Float64Array(1);
 const words = new Int32Array(bits.buffer);
 
