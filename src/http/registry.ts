@@ -344,14 +344,15 @@ export class ApiRegistry {
    * The registry's routes as one middleware that picks a group by the first path segment after
    * `prefix` (`/organizations/…`, `/auth/…`, compared exactly: `/ORGANIZATIONS/…` is no group's),
    * so a request is matched against the few routes of its group instead of every route. Within a
-   * group paths match as @koa/router matches them (its own compiled patterns: an optional trailing
-   * slash, parameters percent-decoded), and a
+   * group the rest of the path matches as @koa/router matches it (its own compiled patterns:
+   * case-insensitive, an optional trailing slash, parameters percent-decoded), and a
    * path a route of the group takes with another method is answered as its allowedMethods answers
    * (405 with Allow, OPTIONS 200 with Allow, 501 for a method no route can have); but a request
    * runs its route directly, without the router's per-request chain (a composed middleware list
    * and closures per matched route: a third of the request's routing time). So a routed request
-   * carries ctx.params and ctx.matched only, not the router's other fields (ctx._matchedRoute,
-   * ctx.routerPath, ctx.captures, ctx.router): the route's tag (ctx.state.route) names it.
+   * carries ctx.params only (ctx.matched is set for a request no route of the group ran), none of
+   * the router's other fields (ctx._matchedRoute, ctx._matchedRouteName, ctx.routerPath,
+   * ctx.captures, ctx.router…): the route's tag (ctx.state.route) names it.
    */
   middleware(limits: RegistryMiddlewareOptions = DEFAULT_BODY_LIMITS, prefix = API_PREFIX): Middleware {
     this.#readBody = bodyReader(limits.bodyLimitBytes);
