@@ -17,7 +17,9 @@
  *
  * A/B: SENTINEL_BENCH_BINS=<name>=<path of a build's bin/sentinel>,… starts those builds on the
  * same database (each with its own data dir) and measures them instead of this build's daemon,
- * alternating the daemons request by request (e.g. a worktree of an older commit, built).
+ * alternating the daemons request by request (e.g. a worktree of an older commit, built). The
+ * repo ceiling is this checkout's read, whichever builds run: query − repo compares only builds
+ * whose reads are the same.
  *
  * SENTINEL_BENCH_PROFILE_DIR=<dir>: every daemon runs with the V8 CPU profiler and writes its
  * profile there at exit (daemon-<pid>.cpuprofile; the pids are printed).
@@ -68,16 +70,17 @@ async function startOther(bin: string, pgUrl: string): Promise<{ port: number; p
     stdio: ['ignore', fd, fd],
   });
   const exited = new Promise((r) => proc.once('exit', r));
-  for (let i = 0; ; i++) {
+  const readyBy = Date.now() + 60_000;
+  for (;;) {
     // A build that cannot start (say, one without a migration the database has) leaves its log.
-    if (proc.exitCode !== null) throw new Error(`${bin} exited; see ${dataDir}/sentinel.log`);
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${bin} exited (${proc.exitCode ?? proc.signalCode}); see ${dataDir}/sentinel.log`);
     try {
-      if ((await fetch(`http://127.0.0.1:${port}/api/v1/health/ready`)).status === 200) break;
+      if ((await fetch(`http://127.0.0.1:${port}/api/v1/health/ready`, { signal: AbortSignal.timeout(1000) })).status === 200) break;
     } catch {
       // not listening yet
     }
-    if (i > 1200) {
-      proc.kill('SIGTERM');
+    if (Date.now() > readyBy) {
+      proc.kill('SIGKILL');
       throw new Error(`${bin} not ready in 60 s; see ${dataDir}/sentinel.log`);
     }
     await sleep(50);
@@ -86,8 +89,12 @@ async function startOther(bin: string, pgUrl: string): Promise<{ port: number; p
     port,
     proc,
     stop: async () => {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      await Promise.race([exited, sleep(20_000)]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      // Not stopped in 20 s: killed, before its data directory goes.
+      if ((await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)])) === false) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -106,8 +113,18 @@ async function startBare(body: string): Promise<{ port: number; stop(): void }> 
     s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));`;
   const proc = spawn(process.execPath, ['-e', code], { env: { BODY: body }, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-    proc.once('exit', () => reject(new Error('bare server exited')));
+    const late = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error('bare server did not listen in 10 s'));
+    }, 10_000);
+    proc.stdout!.once('data', (d: Buffer) => {
+      clearTimeout(late);
+      resolve(Number(d.toString().trim()));
+    });
+    proc.once('exit', () => {
+      clearTimeout(late);
+      reject(new Error('bare server exited'));
+    });
   });
   return { port, stop: () => proc.kill('SIGTERM') };
 }
@@ -121,6 +138,12 @@ const admin = new pg.Client(s.pgUrl);
 const knex = knexFactory({ client: 'pg', connection: s.pgUrl, pool: { min: 1, max: 1 } });
 const others: Awaited<ReturnType<typeof startOther>>[] = [];
 let bare: Awaited<ReturnType<typeof startBare>> | null = null;
+// Ctrl-C or a kill of the benchmark: the harness stops its own daemon and exits; the other builds'
+// daemons and the bare server are this file's, stopped here as the process exits.
+process.once('exit', () => {
+  bare?.stop();
+  for (const o of others) if (o.proc.exitCode === null && o.proc.signalCode === null) o.proc.kill('SIGKILL');
+});
 try {
   await admin.connect();
   await ensurePointPartitions(admin, START - 3_600_000, END);
