@@ -46,10 +46,13 @@ describe('fresh partitions: plans without waiting for autovacuum', function () {
   let readsKnex: Knex;
   let repo: QueryRepository;
   const captured: Statement[] = [];
-  const now = Date.now();
-  const today = dayStart(now);
-  // The data ends now and starts far enough back to fill the last hour even just after midnight.
-  const from = Math.max(today, now - 6 * HOUR);
+  // Noon of today (UTC) stands for "now", whatever the time of the run: the data and every range
+  // read (the last hour, the last 24 h) are then in today's partition, and "the last 24 h" spans
+  // exactly two. At the real time just after midnight, the last hour would reach into yesterday's
+  // (empty) partition and the plans would be different ones.
+  const today = dayStart(Date.now());
+  const now = today + 12 * HOUR;
+  const from = now - 6 * HOUR;
   const orgA = '0000000a-0000-4000-8000-000000000001';
   const orgB = '0000000b-0000-4000-8000-000000000002';
   const logsToday = partitionName('logs', today);
