@@ -9,7 +9,7 @@ import { ROW_SPAN_MS } from '../../src/features/retention/retained-tables.js';
 import { RetentionRepository } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays } from '../../src/features/retention/retention-service.js';
 import { chunkAggregates, decodeChunk, decodeChunkSub, type ChunkAggregates } from '../../src/features/telemetry/chunk-codec.js';
-import { CompactionRepository, type MovedSeries } from '../../src/features/telemetry/compaction-repository.js';
+import { CompactionRepository, TRUNCATE_MAX_HEAP_BYTES, type MovedSeries } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService, type CompactionReport } from '../../src/features/telemetry/compaction-service.js';
 import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import { LogCapture } from '../support/capture.js';
@@ -355,6 +355,35 @@ describe('compaction', function () {
       const { rows } = await knex.raw<{ rows: { n: number }[] }>('select count(*)::int as n from ??', [info.name]);
       expect(rows[0].n, 'the late point is still there').to.equal(1);
       await knex.raw('delete from ?? where value = 42', [info.name]);
+    });
+
+    it('leaves a day whose heap still holds deleted rows (no VACUUM yet) without locking it, and empties it once vacuumed', async () => {
+      const repo = new CompactionRepository(knex);
+      const d = day(-5);
+      const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
+      await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
+      await knex.raw('alter table ?? set (autovacuum_enabled = off)', [info.name]);
+      // More than TRUNCATE_MAX_HEAP_BYTES of rows, all deleted: no live point, the heap as large as before.
+      await knex.raw(
+        `insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 ms', g from generate_series(1, 40000) g`,
+        [info.name, orgA, ids[`${orgA}/gauge`], new Date(d + HOUR)],
+      );
+      await knex.raw('delete from ??', [info.name]);
+      const before = await repo.partitionBytes(info);
+      expect(before.heap).to.be.greaterThan(TRUNCATE_MAX_HEAP_BYTES);
+      // Its emptiness check under the exclusive lock would read every dead row: not tried.
+      expect(await repo.truncateIfEmpty(info)).to.equal(false);
+      expect((await repo.partitionBytes(info)).total).to.equal(before.total);
+      // The next run of the job finds it wholly behind the horizon, nothing to compact, still large:
+      // it tries again, and again leaves it.
+      const again = await service(knex).run(NOW);
+      expect(again.partitions_emptied).to.not.include(info.name);
+      await repo.vacuumPartition(info);
+      expect((await repo.partitionBytes(info)).heap, 'VACUUM truncated the empty heap').to.equal(0);
+      // Its indexes still hold their pages: the job's next run empties it.
+      const next = await service(knex).run(NOW);
+      expect(next.partitions_emptied).to.deep.equal([info.name]);
+      expect((await repo.partitionBytes(info)).total).to.be.below(64 * 1024);
     });
 
     it('finds nothing to do when run again', async () => {

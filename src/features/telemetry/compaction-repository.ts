@@ -23,14 +23,25 @@ export interface ChunkRow extends ChunkAggregates {
   sub: Buffer | null;
 }
 
-/** How long emptying a compacted day partition waits for its lock (ingest and queries queue behind the request meanwhile). */
-const TRUNCATE_LOCK_TIMEOUT_MS = 100;
 /**
- * How long the emptiness check and the TRUNCATE may take while the exclusive lock is held. After
- * the partition's VACUUM both are instant; this bounds them should the VACUUM have been skipped
- * (dead rows left to scan), instead of holding the lock for as long as the pool's timeout allows.
+ * How long emptying a compacted day partition waits for its lock: ingest and queries of that day
+ * queue behind the request meanwhile, and then wait while it is held (at most
+ * TRUNCATE_STATEMENT_TIMEOUT_MS a statement), so together well within the job's 100 ms bound.
  */
-const TRUNCATE_STATEMENT_TIMEOUT_MS = 1000;
+const TRUNCATE_LOCK_TIMEOUT_MS = 50;
+/**
+ * How long the emptiness check and the TRUNCATE may each take while the exclusive lock is held.
+ * Both are instant on a heap of at most TRUNCATE_MAX_HEAP_BYTES; this bounds them anyway.
+ */
+const TRUNCATE_STATEMENT_TIMEOUT_MS = 25;
+/**
+ * A points partition whose heap is larger than this is not emptied (no lock is even asked for):
+ * it still holds rows, live ones or dead ones no VACUUM has removed yet (the job's VACUUM skips a
+ * partition an autovacuum is working on), and the emptiness check under the exclusive lock would
+ * read them all — measured: ~0.95 s over a day of 2.9 M deleted points, every reader of that day
+ * waiting. A VACUUM of an emptied partition truncates its heap to nothing; the next run tries again.
+ */
+export const TRUNCATE_MAX_HEAP_BYTES = 1 << 20;
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE query_canceled: `statement_timeout` expired. */
@@ -280,11 +291,13 @@ export class CompactionRepository {
    * the check that it is still empty (a late point may have arrived since) reads next to nothing.
    * Its exclusive lock is waited for at most TRUNCATE_LOCK_TIMEOUT_MS, and the check and the
    * TRUNCATE under it may take at most TRUNCATE_STATEMENT_TIMEOUT_MS: ingest and queries touching
-   * that day wait no longer than that. Returns false (nothing done) when the lock was not had in
-   * time, the check ran out of time, or a point is there.
+   * that day wait no longer than that. Returns false (nothing done) when the heap is larger than
+   * TRUNCATE_MAX_HEAP_BYTES (checked first, without a lock), the lock was not had in time, the check
+   * ran out of time, or a point is there.
    */
   async truncateIfEmpty(p: PartitionInfo<'points'>): Promise<boolean> {
     const name = checkedPartitionName(p);
+    if ((await this.partitionBytes(p)).heap > TRUNCATE_MAX_HEAP_BYTES) return false;
     try {
       return await this.knex.transaction(async (trx) => {
         await trx.raw(`set local lock_timeout = ${TRUNCATE_LOCK_TIMEOUT_MS}`);
@@ -300,6 +313,16 @@ export class CompactionRepository {
       if (code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED) return false;
       throw err;
     }
+  }
+
+  /** The partition's heap and its whole size (heap, TOAST and indexes), in bytes: read without any lock. */
+  async partitionBytes(p: PartitionInfo<'points'>): Promise<{ heap: number; total: number }> {
+    const name = checkedPartitionName(p);
+    const { rows } = await this.knex.raw<{ rows: { heap: string; total: string }[] }>(
+      'select pg_relation_size(?::regclass)::text as heap, pg_total_relation_size(?::regclass)::text as total',
+      [name, name],
+    );
+    return { heap: Number(rows[0].heap), total: Number(rows[0].total) };
   }
 
   /**

@@ -22,6 +22,9 @@ export interface CompactionOptions {
   concurrency?: number;
 }
 
+/** An emptied points partition keeps its indexes' metapages (8 KiB each); one larger than this is worth emptying. */
+const EMPTIED_BYTES = 256 * 1024;
+
 /** Batch transactions in flight at once unless CompactionOptions.concurrency says otherwise. */
 export const DEFAULT_CONCURRENCY = 2;
 
@@ -91,9 +94,10 @@ export class CompactionService {
       signal?.throwIfAborted();
       const before = report.points_compacted;
       await this.compactPartition(p, Math.min(p.day + DAY_MS, horizon), report, signal);
+      if (p.day + DAY_MS > horizon) continue;
       // A day wholly behind the horizon is empty now: its space is reused at once (statistics of
       // the chunk partitions are the analyze job's).
-      if (report.points_compacted > before && p.day + DAY_MS <= horizon) {
+      if (report.points_compacted > before) {
         // Vacuumed first (no exclusive lock): the dead rows go and the empty heap is truncated, so
         // the emptiness check under truncateIfEmpty's exclusive lock reads next to nothing. Then
         // emptied (table and index space back to the file system) when nothing arrived meanwhile
@@ -101,6 +105,10 @@ export class CompactionService {
         await this.repo.vacuumPartition(p);
         if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
         else report.partitions_vacuumed.push(p.name);
+      } else if ((await this.repo.partitionBytes(p)).total > EMPTIED_BYTES) {
+        // Compacted by an earlier run but not emptied then (its VACUUM was skipped for an
+        // autovacuum's, which has since truncated the heap, or the lock was busy): tried again.
+        if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
       }
     }
     report.duration_ms = Date.now() - started;
