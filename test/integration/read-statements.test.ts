@@ -4,6 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { DAY_MS, PartitionsRepository } from '../../src/db/partitions.js';
 import { MAX_PREPARED_PER_CONNECTION, QueryRepository, type MetricReadSpec } from '../../src/features/telemetry/query-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { pino } from 'pino';
+import { CompactionRepository } from '../../src/features/telemetry/compaction-repository.js';
+import { CompactionService } from '../../src/features/telemetry/compaction-service.js';
 
 /**
  * The reads pool's statements: prepared on their first run on a connection, under a name derived
@@ -133,4 +136,52 @@ describe('read statements: prepared per connection, planned per read', function 
     expect(last.series).to.equal(2);
   });
 
+
+  it('a read of recent data runs the fresh-first statement alone (no chunk rows to plan); with a chunk in its range the full statement follows, with the same answer', async () => {
+    const own = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
+    try {
+      // Every read starts within a day of now: each tries the fresh-first statement.
+      const fresh = new QueryRepository(knex, own, { freshFirstMs: DAY_MS });
+      const texts = async () => {
+        const client = own.client as { acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: { statement: string }[] }> }>; releaseConnection(c: unknown): Promise<void> };
+        const conn = await client.acquireConnection();
+        try {
+          return (await conn.query(`select statement from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`)).rows.map((r) => r.statement);
+        } finally {
+          await client.releaseConnection(conn);
+        }
+      };
+      const specs = [spec(), spec({ agg: 'p90' }), spec({ agg: 'rate' }), spec({ by: ['host'], matchers: [] })];
+      // metricRead's rows come in no particular order (the caller orders the answer).
+      const read = async (r: QueryRepository, sp: MetricReadSpec) => {
+        const x = await r.metricRead(org, sp, 30_000);
+        return { ...x, rows: [...x.rows].sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels))) };
+      };
+      const expected = [];
+      for (const sp of specs) expected.push(await read(repo, sp));
+      for (let i = 0; i < specs.length; i++) expect(await read(fresh, specs[i]), `read ${i}`).to.deep.equal(expected[i]);
+      const onlyFresh = await texts();
+      expect(onlyFresh).to.have.length(specs.length);
+      for (const t of onlyFresh) {
+        // The chunks' existence probe only: none of the full statement's chunk rows, bucket CASE or fresh-point probe.
+        expect(t).to.match(/ch as materialized \(select 1 from point_chunks c where .* limit 1\)/s);
+        expect(t).to.not.match(/cross join lateral \(select case/);
+        expect(t).to.not.match(/fr as materialized/);
+      }
+      // Host a's hour moved into chunks (the job run as if 2 hours later, compacting everything before its window's end).
+      const report = await new CompactionService(new CompactionRepository(knex), { compactAfterMs: 0, batchSeries: 100 }, pino({ level: 'silent' })).run(end + 2 * HOUR);
+      expect(report.points_compacted).to.equal(120);
+      for (let i = 0; i < specs.length; i++) {
+        const got = await read(fresh, specs[i]);
+        expect(got.decodedPoints, `read ${i} read chunks`).to.be.greaterThan(0);
+        expect({ ...got, decodedPoints: 0 }, `read ${i}`).to.deep.equal({ ...expected[i], decodedPoints: 0 });
+      }
+      // The fresh-first statements found a chunk: each read's full statement ran after it.
+      const after = await texts();
+      expect(after).to.have.length(2 * specs.length);
+      expect(after.slice(specs.length).every((t) => /cross join lateral \(select case/.test(t))).to.equal(true);
+    } finally {
+      await own.destroy();
+    }
+  });
 });
