@@ -129,7 +129,10 @@ async function loadChunks(
 
 // ---------------------------------------------------------------------------------------------
 console.log(machineLine());
-const s = await startSentinel('query-chunks', { SENTINEL_RETENTION_METRICS_DAYS: '60', SENTINEL_QUERY_STATEMENT_TIMEOUT_MS: '60000' });
+// The chunks reach the last 2-hour boundary, as the compaction job leaves them only with a short
+// storage.compact_after: the daemon is told so (the least allowed), or it would try its fresh-first
+// statement on recent ranges that hold chunks here (never after its own job) and then the full one.
+const s = await startSentinel('query-chunks', { SENTINEL_RETENTION_METRICS_DAYS: '60', SENTINEL_QUERY_STATEMENT_TIMEOUT_MS: '60000', SENTINEL_STORAGE_COMPACT_AFTER: '10m' });
 const admin = new pg.Client(s.pgUrl);
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 const knex = knexFactory({ client: 'pg', connection: s.pgUrl, pool: { min: 1, max: 1 } });

@@ -9,7 +9,8 @@
  *   bare    a bare node:http server in a process of its own answering the query's bytes (the
  *           client, loopback and HTTP parsing: what no daemon can go below);
  *   repo    QueryRepository.metricRead of the same query in this process (the database's part
- *           and the decoding; no HTTP, no authentication, no JSON).
+ *           and the decoding; no HTTP, no authentication, no JSON), built as the daemon builds it
+ *           on the default configuration (the fresh-first statement for reads of recent data).
  * query − repo is what the request path adds to the read.
  *
  * Data: SENTINEL_BENCH_SERIES series (default 300) of one metric with 2 hours of points at 60 s,
@@ -27,12 +28,13 @@
  *   npm run bench:request-path     (SENTINEL_BENCH_REQUESTS=2000 per kind; SENTINEL_BENCH_ROUNDS=3)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory from 'knex';
 import pg from 'pg';
+import { configuredMs } from '../src/core/duration.js';
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
 import { ensurePointPartitions, loadPointGrid, loadSeries, median, quantile, startSentinel, timedRequest, type TimedAnswer } from './harness.js';
 import { freePort } from '../test/support/daemon.js';
@@ -174,7 +176,9 @@ try {
   const points = (JSON.parse(first.body) as { series: { points: unknown[] }[] }).series.reduce((n, x) => n + x.points.length, 0);
   bare = await startBare(first.body);
   const bareAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const repo = new QueryRepository(knex, knex);
+  // As the daemon builds it on the default configuration: reads starting within storage.compact_after of now try the fresh-first statement.
+  const defaults = JSON.parse(readFileSync(new URL('../config/default.json', import.meta.url), 'utf8')) as { storage: { compact_after: string } };
+  const repo = new QueryRepository(knex, knex, { freshFirstMs: configuredMs(defaults.storage.compact_after) });
   const spec: MetricReadSpec = {
     name: 'bench.rp',
     matchers: [{ label: 'host', op: '=', value: 'h123', source: 'host=h123' }],
