@@ -178,7 +178,7 @@ try {
   const bareAgent = new Agent({ keepAlive: true, maxSockets: 1 });
   // As the daemon builds it on the default configuration: reads starting within storage.compact_after of now try the fresh-first statement.
   const defaults = JSON.parse(readFileSync(new URL('../config/default.json', import.meta.url), 'utf8')) as { storage: { compact_after: string } };
-  const repo = new QueryRepository(knex, knex, { freshFirstMs: configuredMs(defaults.storage.compact_after) });
+  const repo = new QueryRepository(knex, knex, { compactAfterMs: configuredMs(defaults.storage.compact_after) });
   const spec: MetricReadSpec = {
     name: 'bench.rp',
     matchers: [{ label: 'host', op: '=', value: 'h123', source: 'host=h123' }],

@@ -137,20 +137,27 @@ describe('read statements: prepared per connection, planned per read', function 
   });
 
 
-  it('a read of recent data runs the fresh-first statement alone (no chunk rows to plan); with a chunk in its range the full statement follows, with the same answer', async () => {
+  it('a read of recent data runs the fresh-first statement alone (no chunk rows to plan), one of old data the chunks-first one; where the tier was not the predicted one the full statement follows, with the same answer', async () => {
     const own = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
+    const ownOld = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
     try {
       // Every read starts within a day of now: each tries the fresh-first statement.
-      const fresh = new QueryRepository(knex, own, { freshFirstMs: DAY_MS });
-      const texts = async () => {
-        const client = own.client as { acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: { statement: string }[] }> }>; releaseConnection(c: unknown): Promise<void> };
+      const fresh = new QueryRepository(knex, own, { compactAfterMs: DAY_MS });
+      // Every read (but a percentile) predicted compacted: each tries the chunks-first statement.
+      const old = new QueryRepository(knex, ownOld, { compactAfterMs: Number.NEGATIVE_INFINITY });
+      const statements = async (pool: Knex) => {
+        const client = pool.client as {
+          acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: { statement: string; custom_plans: number }[] }> }>;
+          releaseConnection(c: unknown): Promise<void>;
+        };
         const conn = await client.acquireConnection();
         try {
-          return (await conn.query(`select statement from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`)).rows.map((r) => r.statement);
+          return (await conn.query(`select statement, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`)).rows;
         } finally {
           await client.releaseConnection(conn);
         }
       };
+      const texts = async () => (await statements(own)).map((r) => r.statement);
       const specs = [spec(), spec({ agg: 'p90' }), spec({ agg: 'rate' }), spec({ by: ['host'], matchers: [] })];
       // metricRead's rows come in no particular order (the caller orders the answer).
       const read = async (r: QueryRepository, sp: MetricReadSpec) => {
@@ -160,6 +167,9 @@ describe('read statements: prepared per connection, planned per read', function 
       const expected = [];
       for (const sp of specs) expected.push(await read(repo, sp));
       for (let i = 0; i < specs.length; i++) expect(await read(fresh, specs[i]), `read ${i}`).to.deep.equal(expected[i]);
+      const plain = specs.filter((sp) => !sp.agg.startsWith('p'));
+      // All fresh: the chunks-first statement finds no chunk, the full one follows.
+      for (const sp of plain) expect(await read(old, sp)).to.deep.equal(expected[specs.indexOf(sp)]);
       const onlyFresh = await texts();
       expect(onlyFresh).to.have.length(specs.length);
       for (const t of onlyFresh) {
@@ -180,8 +190,24 @@ describe('read statements: prepared per connection, planned per read', function 
       const after = await texts();
       expect(after).to.have.length(2 * specs.length);
       expect(after.slice(specs.length).every((t) => /cross join lateral \(select case/.test(t))).to.equal(true);
+      // The chunks-first statements answer alone now.
+      for (const sp of plain) {
+        const got = await read(old, sp);
+        expect(got.decodedPoints).to.be.greaterThan(0);
+        expect({ ...got, decodedPoints: 0 }).to.deep.equal({ ...expected[specs.indexOf(sp)], decodedPoints: 0 });
+      }
+      const oldStatements = await statements(ownOld);
+      // Per read a chunks-first text (run before and after the compaction) and a full one (before only).
+      expect(oldStatements.map((r) => r.custom_plans)).to.deep.equal(plain.flatMap(() => [2, 1]));
+      for (const [i, r] of oldStatements.entries()) {
+        // The chunk rows, without the fresh-only aggregation (the full statement's `a`).
+        expect(r.statement).to.match(/cross join lateral \(select case/);
+        if (i % 2 === 0) expect(r.statement).to.not.match(/\n\s*a as \(/);
+        else expect(r.statement).to.match(/\n\s*a as \(/);
+      }
     } finally {
       await own.destroy();
+      await ownOld.destroy();
     }
   });
 });

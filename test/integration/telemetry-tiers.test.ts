@@ -63,6 +63,8 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
   let knex: Knex;
   let reads: Knex;
   let repo: QueryRepository;
+  /** Every read through the chunks-first statement where it may (not percentiles), the full one after it where it falls short. */
+  let chunksFirst: QueryRepository;
   const orgs = {} as Record<Mode | 'whole' | 'wholeNoSub' | 'lateCompacted' | 'lateFresh', { id: string; slug: string }>;
   let readKey: Record<string, string>;
 
@@ -185,7 +187,8 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     reads = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
     // Every read of the suite tries the fresh-first statement first: its answer where the range holds
     // no chunk (mode fresh), the full statement's otherwise, and the two must agree in every mode.
-    repo = new QueryRepository(knex, reads, { freshFirstMs: Number.POSITIVE_INFINITY });
+    repo = new QueryRepository(knex, reads, { compactAfterMs: Number.POSITIVE_INFINITY });
+    chunksFirst = new QueryRepository(knex, reads, { compactAfterMs: Number.NEGATIVE_INFINITY });
     const parts = new PartitionsRepository(knex, TELEMETRY_TABLES);
     const days: number[] = [];
     for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
@@ -230,9 +233,9 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
 
   const LIMITS: MetricReadLimits = { maxSeries: 1000, maxPoints: 1_000_000, statementTimeoutMs: 10_000 };
   type Read = Omit<MetricRead, 'matchers' | 'buckets'> & { filter?: [string, '=' | '!=' | '=~' | '!~', string][] };
-  const read = (mode: keyof typeof orgs, r: Read, limits = LIMITS): Promise<RawAnswerSeries[]> =>
+  const read = (mode: keyof typeof orgs, r: Read, limits = LIMITS, via = repo): Promise<RawAnswerSeries[]> =>
     readMetric(
-      repo,
+      via,
       orgs[mode].id,
       {
         ...r,
@@ -246,6 +249,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
   async function same(r: Read): Promise<RawAnswerSeries[]> {
     const fresh = await read('fresh', r);
     for (const mode of MODES.slice(1)) expect(await read(mode, r), `${mode}: ${JSON.stringify(r)}`).to.deep.equal(fresh);
+    for (const mode of MODES) expect(await read(mode, r, LIMITS, chunksFirst), `${mode} (chunks first): ${JSON.stringify(r)}`).to.deep.equal(fresh);
     return fresh;
   }
 
@@ -291,12 +295,14 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         [4, 39, '4 series × 10 buckets = 40 points'],
       ] as const) {
         for (const mode of MODES) {
-          const err = await read(mode, r, { ...LIMITS, maxSeries, maxPoints }).then(
-            () => null,
-            (e: unknown) => e,
-          );
-          expect(err, mode).to.be.instanceOf(DomainError);
-          expect((err as Error).message, mode).to.contain(message);
+          for (const via of [repo, chunksFirst]) {
+            const err = await read(mode, r, { ...LIMITS, maxSeries, maxPoints }, via).then(
+              () => null,
+              (e: unknown) => e,
+            );
+            expect(err, mode).to.be.instanceOf(DomainError);
+            expect((err as Error).message, mode).to.contain(message);
+          }
         }
       }
       for (const mode of MODES) expect(await read(mode, r, { ...LIMITS, maxSeries: 4, maxPoints: 40 }), mode).to.have.length(4);
@@ -408,6 +414,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
         const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: 2 * HOUR };
         expect(await read('whole', r), agg).to.deep.equal(await read('compacted', r));
         expect(await read('whole', { ...r, by: ['k'] }), agg).to.deep.equal(await read('compacted', { ...r, by: ['k'] }));
+        expect(await read('whole', r, LIMITS, chunksFirst), `${agg} (chunks first)`).to.deep.equal(await read('compacted', r));
       }
       // A percentile needs the values: the destroyed data fails it (so the reads above did not decode).
       const err = await read('whole', { name: 'long', agg: 'p50', by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: 2 * HOUR }).then(

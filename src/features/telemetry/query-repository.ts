@@ -424,14 +424,20 @@ const chunkRecords = (ordered: boolean) => `string_agg(timestamptz_send(ch.ft) |
 
 export interface QueryRepositoryOptions {
   /**
-   * A metric read whose range (for increase/rate, from its lookback start) starts within this many
-   * ms of now runs the fresh-first statement before the full one: points that recent are in the
-   * fresh tier unless a compaction ran with a shorter storage.compact_after (or a clock ahead), so
-   * the read usually needs no chunk rows and their planning. When a chunk does overlap, the
-   * fresh-first answer is set aside and the full statement reads. The composition root passes
-   * storage.compact_after; undefined: never (every read is the full statement).
+   * storage.compact_after in ms, from which metricRead predicts which tier a read's range is in
+   * (undefined: no prediction, every read is the full statement). The compaction job compacts only
+   * windows whose end is at least that old, so:
+   *  - a read whose range (for increase/rate, from its lookback start) starts within this long of
+   *    now runs the fresh-first statement before the full one: its points are in the fresh tier
+   *    unless a compaction ran with a shorter setting (or a clock ahead);
+   *  - a read whose range ends before the job's current horizon (the start of the window holding
+   *    now − compact_after), other than a percentile, runs the chunks-first statement: its points
+   *    are in chunks once the job has run since.
+   * Where the prediction is wrong (the chunks-first statement finds no chunk, or fresh points in a
+   * snapshot read; the fresh-first one finds a chunk), its rows are set aside and the full statement
+   * reads. Tests pass +Infinity (always fresh-first) or -Infinity (always chunks-first where allowed).
    */
-  freshFirstMs?: number;
+  compactAfterMs?: number;
 }
 
 /** Positional parameters for hand-built SQL: `p.add(v)` returns its placeholder ($1, $2, …). */
@@ -501,9 +507,12 @@ export class QueryRepository {
    * reads of the other aggregations: in one, the fresh part's scans were planned for every read,
    * fresh-only ones too (measured: planning 0.93 against 0.74 ms for one series, 1.22 against 0.82
    * ms for 100; with two, 0.67 and 0.72 ms).
-   * A read of recent data (QueryRepositoryOptions.freshFirstMs) first runs the fresh-first statement
+   * A read of recent data (QueryRepositoryOptions.compactAfterMs) first runs the fresh-first statement
    * (metricStatement): the lookup and the fresh-only aggregation, with only an existence probe of the
-   * chunks; when no chunk overlaps, its rows are the full statement's in the same snapshot.
+   * chunks; when no chunk overlaps, its rows are the full statement's in the same snapshot. A read of
+   * older data runs the chunks-first statement: the full one without the fresh-only aggregation;
+   * when chunks overlap (and, for a snapshot read, no fresh point is in the range), its rows are the
+   * full statement's.
    * No ORDER BY: the caller orders the answer.
    * Prepared on a reads connection when first run there, planned for each read's values (onReadConnection,
    * preparing): a generic plan would not know the label filter's value and may walk every series
@@ -513,10 +522,13 @@ export class QueryRepository {
     const maxDecode = q.maxDecodedPoints ?? MAX_DECODED_POINTS;
     const temporal = isTemporal(q.agg);
     const lookbackStartMs = q.startMs - Math.max(q.stepMs, INCREASE_LOOKBACK_MS);
-    // A read whose range (from the lookback start for increase/rate) starts within freshFirstMs of
-    // now tries the fresh-first statement before the full one (see QueryRepositoryOptions).
-    const freshFirst = this.o.freshFirstMs !== undefined && (temporal ? lookbackStartMs : q.startMs) >= Date.now() - this.o.freshFirstMs;
-    const full = this.metricStatement(orgId, q, maxDecode, false);
+    // Which tier the range is in, predicted from compact_after (see QueryRepositoryOptions).
+    const after = this.o.compactAfterMs;
+    const now = Date.now();
+    const freshFirst = after !== undefined && (temporal ? lookbackStartMs : q.startMs) >= now - after;
+    const chunksFirst =
+      after !== undefined && !freshFirst && !q.agg.startsWith('p') && q.endMs <= Math.floor((now - after) / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
+    const full = this.metricStatement(orgId, q, maxDecode, 'full');
     const kRow = (rows: MetricReadRow[]) => rows.find((r) => r.r === 'k');
     const decodeCount = (rows: MetricReadRow[]) => (kRow(rows)?.v?.[0] as number | undefined) ?? 0;
     /** Statement 1 found chunks in the range (rows 's') and fresh points there too: the fresh tier's statement has something to read. */
@@ -543,9 +555,18 @@ export class QueryRepository {
       // matching series overlaps the range in its snapshot (k's third value 0); otherwise it is
       // set aside and the full statement reads (as of a later moment, as any later read would).
       if (freshFirst) {
-        const ff = this.metricStatement(orgId, q, maxDecode, true);
+        const ff = this.metricStatement(orgId, q, maxDecode, 'freshFirst');
         const answer = (await conn.query<MetricReadRow>(ff.sql, ff.values)).rows;
         if (kRow(answer)?.v?.[2] !== 1) return answer;
+      }
+      // The chunks-first statement's rows are the full statement's first rows (in the same snapshot)
+      // when chunks overlap (rows 's': the full one's fresh-only aggregation would be empty) and, for
+      // a snapshot read, no fresh point is in the range (its fresh part would be empty).
+      let first: MetricReadRow[] | null = null;
+      if (chunksFirst) {
+        const cf = this.metricStatement(orgId, q, maxDecode, 'chunksFirst');
+        const rows = (await conn.query<MetricReadRow>(cf.sql, cf.values)).rows;
+        if (rows.some((r) => r.r === 's') && !(cf.snapshot && kRow(rows)?.v?.[1] === 1)) first = rows;
       }
       // Both tiers must be read as of ONE moment: a compaction batch moves points from `points` into
       // point_chunks in one transaction, so any one snapshot holds each point in exactly one tier, but
@@ -565,7 +586,7 @@ export class QueryRepository {
       // exactly the two-statement read's as of that snapshot (a batch or a late point committed since
       // is simply not seen, as by any earlier read). All-compacted data (any range older than
       // compact_after) is read this way: one round trip.
-      const first = (await conn.query<MetricReadRow>(full.sql, full.values)).rows;
+      first ??= (await conn.query<MetricReadRow>(full.sql, full.values)).rows;
       if (full.snapshot || !needsFresh(first)) return first;
       // Chunks AND fresh points: the fresh tier's part, by a second statement on the same connection
       // (kept out of the first, whose planning the fresh-only read would pay for). A batch committing
@@ -584,15 +605,22 @@ export class QueryRepository {
   }
 
   /**
-   * metricRead's first statement (see there), or with `freshFirst` the fresh-first one: the same
-   * lookup and fresh-tier aggregation (`a`, rows 'x'), but of the chunks only whether one of the
-   * matching series overlaps the range (one index probe per series, stopping at the first; k's third
-   * value), without the chunk rows, their bucket CASE, the fresh-point probe and the rows 's' and
-   * 'c' — about half the planning of the full statement (measured on a one-series read: 1.5 →
-   * 0.75 ms). Each has its own parameters: PostgreSQL refuses a statement with a parameter it
-   * does not use (it cannot tell its type).
+   * metricRead's first statement (see there), `full`; or the fresh-first one: the same lookup and
+   * fresh-tier aggregation (`a`, rows 'x'), but of the chunks only whether one of the matching series
+   * overlaps the range (one index probe per series, stopping at the first; k's third value), without
+   * the chunk rows, their bucket CASE, the fresh-point probe and the rows 's' and 'c' — about half
+   * the planning of the full statement (measured on a one-series read: 1.5 → 0.75 ms); or the
+   * chunks-first one: the full statement without the fresh-only aggregation (`a`, rows 'x') and a
+   * snapshot read's fresh part (`fp`, rows 'f') — not for percentiles, whose chunk CASE would leave
+   * the step parameter unused. Each has its own parameters: PostgreSQL refuses a statement with a
+   * parameter it does not use (it cannot tell its type).
    */
-  private metricStatement(orgId: string, q: MetricReadSpec, maxDecode: number, freshFirst: boolean): { sql: string; values: unknown[]; snapshot: boolean } {
+  private metricStatement(
+    orgId: string,
+    q: MetricReadSpec,
+    maxDecode: number,
+    mode: 'full' | 'freshFirst' | 'chunksFirst',
+  ): { sql: string; values: unknown[]; snapshot: boolean } {
     const p = new Params();
     const org = p.add(orgId);
     const start = p.add(new Date(q.startMs));
@@ -706,7 +734,7 @@ export class QueryRepository {
     const fresh = `a as (${a}
          group by 1, 2),
       x as (select g, array_agg((extract(epoch from b) * 1000)::float8) as t, array_agg(v) as v from a group by g)`;
-    if (freshFirst) {
+    if (mode === 'freshFirst') {
       // ch: whether a chunk of the matching series overlaps the range (limit 1), under the same limits.
       const sql = `${head}
       ch as materialized (select 1 from point_chunks c where ${overlap()} and ${withinLimits} limit 1),
@@ -740,28 +768,38 @@ export class QueryRepository {
     // (`fp`, freshStatement's rows), evaluated only when chunks AND fresh points are in the range
     // (`fr`) and the decode bound holds: every snapshot read is one statement. A short read of
     // another aggregation does not carry it (its planning would cost every fresh-only read: see above).
-    const freshPart = snapshot
-      ? `
+    const withFresh = mode === 'full';
+    const freshPart =
+      snapshot && withFresh
+        ? `
       fp as (select f0.* from (${freshSelect(p, q, org, start, end, lo, 'array(select id from s)')}) f0
               where (select f from fr) and (select n from cd) <= ${maxDecodeParam}),`
       : '';
     const sql = `${head}
       ch as materialized (${chunks}),
       cd as (select coalesce(sum(n) filter (where m = 0), 0)::float8 as n from ch),
-      fr as materialized (select ${freshIn} as f),${freshPart}
-      ${fresh}
+      fr as materialized (select ${freshIn} as f)${
+        withFresh
+          ? `,${freshPart}
+      ${fresh}`
+          : ''
+      }
       select 'k' as r, k.n, k.answers, ${snapshot ? none : none.replace('null::text as sid', versions)}, null::float8[] as t,
              array[(select n from cd), (select f::int::float8 from fr)] as v, null::text as data from k
-      union all
+      union all${
+        withFresh
+          ? `
       ${answerRows}
-      union all
+      union all`
+          : ''
+      }
       select 's', null, null, s.id::text, ${grouped ? 'null, s.kind, s.temporality, null, s.gk' : 's.labels, s.kind, s.temporality, s.unit, null'}, null, null, null
         from s where ${mixed}
       union all
       select 'c', null, null, ch.sid, null, null, null, null, null, null, null, encode(${chunkRecords(percentile)}, 'base64') from ch
        where (select n from cd) <= ${maxDecodeParam}
        group by ch.sid${
-         snapshot
+         snapshot && withFresh
            ? `
       union all
       select 'f', null, null, fp.sid, null, null, null, null, null, fp.t, fp.v, null from fp`

@@ -111,8 +111,8 @@ export const telemetryModule = defineModule({
     });
     // Queries get a pool of their own: their sessions carry query.statement_timeout_ms.
     const queryKnex = db.pools.add('sentinel-query', createKnex(db.url, config, logger, { max: Math.max(2, Math.ceil(config.database.pool_max / 2)), applicationName: 'sentinel-query' }));
-    // Reads starting within compact_after of now try the fresh-first statement (no chunk rows to plan).
-    const queryRepo = new QueryRepository(knex, queryKnex, { freshFirstMs: ms(config.storage.compact_after) });
+    // compact_after tells metric reads which tier their range is in (fresh-first and chunks-first statements).
+    const queryRepo = new QueryRepository(knex, queryKnex, { compactAfterMs: ms(config.storage.compact_after) });
     const query = new QueryService(queryRepo, needs.orgAccess, directory, {
       maxSeries: config.query.max_series,
       maxBuckets: config.query.max_buckets,
