@@ -33,7 +33,7 @@ const TRUNCATE_LOCK_TIMEOUT_MS = 50;
  * How long the emptiness check and the TRUNCATE may each take while the exclusive lock is held.
  * Both are instant on a heap of at most TRUNCATE_MAX_HEAP_BYTES; this bounds them anyway.
  */
-const TRUNCATE_STATEMENT_TIMEOUT_MS = 25;
+const TRUNCATE_STATEMENT_TIMEOUT_MS = 20;
 /**
  * A points partition whose heap is larger than this is not emptied (no lock is even asked for):
  * it still holds rows, live ones or dead ones no VACUUM has removed yet (the job's VACUUM skips a
@@ -287,7 +287,7 @@ export class CompactionRepository {
   /**
    * Empties a points partition whose points were all compacted, giving its table and index space
    * back to the file system (a VACUUM only makes it reusable, and never shrinks an index). Meant
-   * to run after vacuumPartition: the heap's dead rows are gone and its empty tail truncated, so
+   * to run after a VACUUM (vacuumPartition, or an autovacuum's): the heap's dead rows are gone and its empty tail truncated, so
    * the check that it is still empty (a late point may have arrived since) reads next to nothing.
    * Its exclusive lock is waited for at most TRUNCATE_LOCK_TIMEOUT_MS, and the check and the
    * TRUNCATE under it may take at most TRUNCATE_STATEMENT_TIMEOUT_MS: ingest and queries touching
@@ -300,9 +300,10 @@ export class CompactionRepository {
     if ((await this.partitionBytes(p)).heap > TRUNCATE_MAX_HEAP_BYTES) return false;
     try {
       return await this.knex.transaction(async (trx) => {
+        // The lock's wait is lock_timeout's alone: a statement_timeout set before the LOCK would cut it shorter.
         await trx.raw(`set local lock_timeout = ${TRUNCATE_LOCK_TIMEOUT_MS}`);
-        await trx.raw(`set local statement_timeout = ${TRUNCATE_STATEMENT_TIMEOUT_MS}`);
         await trx.raw('lock table ?? in access exclusive mode', [name]);
+        await trx.raw(`set local statement_timeout = ${TRUNCATE_STATEMENT_TIMEOUT_MS}`);
         const { rows } = await trx.raw<{ rows: { any: boolean }[] }>('select exists (select 1 from ??) as any', [name]);
         if (rows[0].any) return false;
         await trx.raw('truncate table ??', [name]);

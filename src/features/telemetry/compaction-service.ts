@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { DAY_MS, type PartitionInfo } from '../../db/partitions.js';
 import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
-import type { ChunkRow, CompactionRepository } from './compaction-repository.js';
+import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
 /** SQLSTATE serialization_failure: a REPEATABLE READ transaction met a concurrent write of its rows. */
@@ -105,9 +105,13 @@ export class CompactionService {
         await this.repo.vacuumPartition(p);
         if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
         else report.partitions_vacuumed.push(p.name);
-      } else if ((await this.repo.partitionBytes(p)).total > EMPTIED_BYTES) {
-        // Compacted by an earlier run but not emptied then (its VACUUM was skipped for an
-        // autovacuum's, which has since truncated the heap, or the lock was busy): tried again.
+      } else {
+        // Compacted by an earlier run but not emptied then (its VACUUM skipped for an autovacuum's,
+        // the lock busy, or the VACUUM's own truncation of the heap given up for a waiting
+        // session): tried again, vacuumed first while its heap is still large.
+        const bytes = await this.repo.partitionBytes(p);
+        if (bytes.total <= EMPTIED_BYTES) continue;
+        if (bytes.heap > TRUNCATE_MAX_HEAP_BYTES) await this.repo.vacuumPartition(p);
         if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
       }
     }
