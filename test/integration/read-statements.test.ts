@@ -196,6 +196,19 @@ describe('read statements: prepared per connection, planned per read', function 
         expect(got.decodedPoints).to.be.greaterThan(0);
         expect({ ...got, decodedPoints: 0 }).to.deep.equal({ ...expected[specs.indexOf(sp)], decodedPoints: 0 });
       }
+      // A read matching no series, or one its limits refuse: the chunks-first statement's answer is
+      // the full one's (nothing to aggregate), no second statement.
+      const none = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
+      try {
+        const viaNone = new QueryRepository(knex, none, { compactAfterMs: Number.NEGATIVE_INFINITY });
+        const nothing = await viaNone.metricRead(org, spec({ matchers: [{ label: 'host', op: '=', value: 'nope', source: 'host=nope' }] }), 30_000);
+        expect(nothing).to.deep.equal({ series: 0, answers: 0, rows: [], decodedPoints: 0 });
+        const refused = await viaNone.metricRead(org, spec({ matchers: [], maxSeries: 1 }), 30_000);
+        expect(refused).to.deep.include({ series: 2, rows: [] });
+        expect((await statements(none)).map((r) => r.custom_plans)).to.deep.equal([1, 1]);
+      } finally {
+        await none.destroy();
+      }
       const oldStatements = await statements(ownOld);
       // Per read a chunks-first text (run before and after the compaction) and a full one (before only).
       expect(oldStatements.map((r) => r.custom_plans)).to.deep.equal(plain.flatMap(() => [2, 1]));

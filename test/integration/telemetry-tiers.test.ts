@@ -65,6 +65,8 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
   let repo: QueryRepository;
   /** Every read through the chunks-first statement where it may (not percentiles), the full one after it where it falls short. */
   let chunksFirst: QueryRepository;
+  /** No prediction: every read is the full statement (as for a range across the compaction horizon). */
+  let unpredicted: QueryRepository;
   const orgs = {} as Record<Mode | 'whole' | 'wholeNoSub' | 'lateCompacted' | 'lateFresh', { id: string; slug: string }>;
   let readKey: Record<string, string>;
 
@@ -189,6 +191,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     // no chunk (mode fresh), the full statement's otherwise, and the two must agree in every mode.
     repo = new QueryRepository(knex, reads, { compactAfterMs: Number.POSITIVE_INFINITY });
     chunksFirst = new QueryRepository(knex, reads, { compactAfterMs: Number.NEGATIVE_INFINITY });
+    unpredicted = new QueryRepository(knex, reads);
     const parts = new PartitionsRepository(knex, TELEMETRY_TABLES);
     const days: number[] = [];
     for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
@@ -249,7 +252,10 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
   async function same(r: Read): Promise<RawAnswerSeries[]> {
     const fresh = await read('fresh', r);
     for (const mode of MODES.slice(1)) expect(await read(mode, r), `${mode}: ${JSON.stringify(r)}`).to.deep.equal(fresh);
-    for (const mode of MODES) expect(await read(mode, r, LIMITS, chunksFirst), `${mode} (chunks first): ${JSON.stringify(r)}`).to.deep.equal(fresh);
+    for (const mode of MODES) {
+      expect(await read(mode, r, LIMITS, chunksFirst), `${mode} (chunks first): ${JSON.stringify(r)}`).to.deep.equal(fresh);
+      expect(await read(mode, r, LIMITS, unpredicted), `${mode} (full statement): ${JSON.stringify(r)}`).to.deep.equal(fresh);
+    }
     return fresh;
   }
 
@@ -455,7 +461,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
           const r: Read = { name: 'long', agg, by: [], startMs: LONG.start, endMs: LONG.end, stepMs: step };
           const want = await read('lateFresh', r);
           expect(want, `${agg} ${step}`).to.have.length(1);
-          expect(await read('lateCompacted', r), `${agg} ${step}`).to.deep.equal(want);
+          for (const via of [repo, chunksFirst, unpredicted]) expect(await read('lateCompacted', r, LIMITS, via), `${agg} ${step}`).to.deep.equal(want);
         }
       }
       // The late point counts: a reset and back (1e6 between two small counter values).
@@ -489,6 +495,16 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
       // Buckets covering whole chunks decode nothing: the same bound of 0 still answers avg.
       const whole: Read = { name: 'long', agg: 'avg', by: [], startMs: LONG.start, endMs: LONG.end - HOUR, stepMs: 2 * HOUR };
       expect(await read('compacted', whole, { ...LIMITS, maxDecodedPoints: 0 })).to.deep.equal(await read('fresh', whole));
+      // The same through the chunks-first statement (a percentile never takes it: avg at 1 h decodes the halves-less legacy chunks).
+      const avg: Read = { name: 'long', agg: 'avg', by: [], startMs: LONG.start, endMs: LONG.end, stepMs: 30 * MIN };
+      const decoded = await read('compacted', avg, { ...LIMITS, maxDecodedPoints: n }, chunksFirst);
+      expect(decoded).to.deep.equal(await read('fresh', avg));
+      const refused = (await read('compacted', avg, { ...LIMITS, maxDecodedPoints: 1 }, chunksFirst).then(
+        () => null,
+        (e: unknown) => e,
+      )) as { code?: string } | null;
+      expect(refused?.code).to.equal('limit_exceeded');
+      expect(await read('compacted', whole, { ...LIMITS, maxDecodedPoints: 0 }, chunksFirst)).to.deep.equal(await read('fresh', whole));
     });
   });
 

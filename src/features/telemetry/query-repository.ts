@@ -225,7 +225,8 @@ interface NamedStatement {
  * not…), never input values. A prepared metric
  * read holds ~0.3–0.45 MB of the server's memory for the connection's life (measured in
  * pg_backend_memory_contexts), so at most ~14 MB a connection; past this many, other texts run
- * unnamed as before (slower to parse, nothing kept).
+ * unnamed as before (slower to parse, nothing kept). A read shape whose tier is predicted
+ * (QueryRepositoryOptions) has two texts, the predicted statement's and the full one's.
  */
 export const MAX_PREPARED_PER_CONNECTION = 32;
 /** SQLSTATE feature_not_supported: "cached plan must not change result type" (a selected column's type changed since it was prepared). */
@@ -435,7 +436,7 @@ export interface QueryRepositoryOptions {
    *    are in chunks once the job has run since.
    * Where the prediction is wrong (the chunks-first statement finds no chunk, or fresh points in a
    * snapshot read; the fresh-first one finds a chunk), its rows are set aside and the full statement
-   * reads. Tests pass +Infinity (always fresh-first) or -Infinity (always chunks-first where allowed).
+   * reads. Tests may pass +Infinity (always fresh-first) or -Infinity (always chunks-first where allowed).
    */
   compactAfterMs?: number;
 }
@@ -470,7 +471,8 @@ export class QueryRepository {
   ) {}
 
   /**
-   * One metric read in ONE statement on one connection under the statement timeout: the
+   * One metric read, in ONE statement when nothing else is needed (below), on one connection
+   * under the statement timeout: the
    * matching series (at most maxSeries + 1), their count and the number of answer series they
    * form, and — only when both are within the limits (a one-time filter, so a refused read reads
    * no points) — every bucket's aggregate per answer series, one row per answer series with its
@@ -496,8 +498,8 @@ export class QueryRepository {
    * bytea of chunkRecords, sent base64), and whether the fresh tier holds any point of those series
    * where the fresh tier's part would read (an index probe per series that stops at the first).
    * When it holds none (all data compacted: any read of data older than compact_after), those rows
-   * are the whole answer, as of the statement's one snapshot, and nothing else runs: one round
-   * trip. Otherwise the fresh tier's part of the range (freshStatement: per series and bucket
+   * are the whole answer, as of the statement's one snapshot, and nothing else runs (but the full
+   * statement after a predicted one that fell short, below): one round trip. Otherwise the fresh tier's part of the range (freshStatement: per series and bucket
    * count/sum/min/max, or raw points in (ts, value) order for percentiles and increase/rate) is
    * read as of the same state of the tiers: by the same statement for a range longer than
    * SNAPSHOT_READ_MS and for increase/rate (`fp`), else by a second statement on the same
@@ -560,13 +562,19 @@ export class QueryRepository {
         if (kRow(answer)?.v?.[2] !== 1) return answer;
       }
       // The chunks-first statement's rows are the full statement's first rows (in the same snapshot)
-      // when chunks overlap (rows 's': the full one's fresh-only aggregation would be empty) and, for
-      // a snapshot read, no fresh point is in the range (its fresh part would be empty).
+      // whenever the full one's fresh-only aggregation would be empty — chunks overlap (rows 's'), no
+      // series matched, or the read is refused by its limits — and, for a snapshot read, no fresh
+      // point is in the range (its fresh part would be empty).
       let first: MetricReadRow[] | null = null;
       if (chunksFirst) {
         const cf = this.metricStatement(orgId, q, maxDecode, 'chunksFirst');
-        const rows = (await conn.query<MetricReadRow>(cf.sql, cf.values)).rows;
-        if (rows.some((r) => r.r === 's') && !(cf.snapshot && kRow(rows)?.v?.[1] === 1)) first = rows;
+        const cfRows = (await conn.query<MetricReadRow>(cf.sql, cf.values)).rows;
+        const k = kRow(cfRows);
+        const n = k?.n ?? 0;
+        const refused = !(n <= q.maxSeries && (k?.answers ?? 0) * q.buckets <= q.maxPoints);
+        // A snapshot read's fresh part would hold rows (fresh points in range, the decode bound kept): its 'c' rows were left out too.
+        const freshPart = cf.snapshot && k?.v?.[1] === 1 && decodeCount(cfRows) <= maxDecode;
+        if ((cfRows.some((r) => r.r === 's') || n === 0 || refused) && !freshPart) first = cfRows;
       }
       // Both tiers must be read as of ONE moment: a compaction batch moves points from `points` into
       // point_chunks in one transaction, so any one snapshot holds each point in exactly one tier, but
@@ -724,7 +732,10 @@ export class QueryRepository {
     // read, OFFSET 0 keeps the lateral subquery from being pulled up, which copies its CASE into d's
     // and evaluates it twice per chunk (measured on a month of 100 series: the statement's execution
     // 232 → 198 ms); a short read's statement costs ~0.5 ms more CPU with it (one series, 1 h), so not there.
-    const overlap = () => chunkOverlap(org, 'array(select id from s)', lo, end, p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS)));
+    // The windows' lower bound is a parameter of its own (chunkOverlap), added once, where first used.
+    let windowLo: string | undefined;
+    const overlap = () =>
+      chunkOverlap(org, 'array(select id from s)', lo, end, (windowLo ??= p.add(new Date((temporal ? lookbackStartMs : q.startMs) - CHUNK_WINDOW_MS))));
     const head = `with s as materialized (
         select id, ${grouped ? `${key} as gk, kind, temporality` : 'labels, kind, temporality, unit'} from series where ${where.join(' and ')} limit ${lookupLimit}),
       k as (select count(*)::int as n, ${grouped ? 'count(distinct gk)::int' : 'count(*)::int'} as answers from s),`;
@@ -797,7 +808,7 @@ export class QueryRepository {
         from s where ${mixed}
       union all
       select 'c', null, null, ch.sid, null, null, null, null, null, null, null, encode(${chunkRecords(percentile)}, 'base64') from ch
-       where (select n from cd) <= ${maxDecodeParam}
+       where (select n from cd) <= ${maxDecodeParam}${snapshot && !withFresh ? ' and not (select f from fr)' : ''}
        group by ch.sid${
          snapshot && withFresh
            ? `
