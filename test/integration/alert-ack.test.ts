@@ -42,10 +42,14 @@ describe('alerts and acknowledgements', function () {
   let writeKeyA: { id: string; secret: string };
   let ingestKeyA: string;
   let ruleId: string;
-  /** Evaluation times: T0 breaches for both hosts, T1 only host a (b recovers), T2 a recovers. */
-  const T0 = Math.floor(Date.now() / 1000) * 1000 + 60_000;
-  const T1 = T0 + 60_000;
-  const T2 = T1 + 60_000;
+  /**
+   * Evaluation times: T0 breaches for both hosts, T1 only host a (b recovers), T2 a recovers. Set
+   * when the suite starts (not when mocha loads the file, which may be more than the minute ahead
+   * of T0 earlier on a slow machine: the rule's first evaluation would then be after T0).
+   */
+  let T0 = 0;
+  let T1 = 0;
+  let T2 = 0;
 
   const alertsPath = (org: string) => `/organizations/${org}/alerts`;
   const list = async (token: string, qs = '', org = orgA.slug) => {
@@ -63,6 +67,9 @@ describe('alerts and acknowledgements', function () {
   before(async () => {
     url = await cloneDatabase();
     t = await startTestApp(url);
+    T0 = Math.floor(Date.now() / 1000) * 1000 + 60_000;
+    T1 = T0 + 60_000;
+    T2 = T1 + 60_000;
     orgA = await createOrg(t.app.services);
     orgB = await createOrg(t.app.services);
     const e = await createUser(t.app.services, { org: orgA.slug, role: 'editor' });
