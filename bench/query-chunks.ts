@@ -36,6 +36,7 @@
 import { Agent } from 'node:http';
 import knexFactory from 'knex';
 import pg from 'pg';
+import { configuredMs } from '../src/core/duration.js';
 import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
 import { chunkAggregates, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
@@ -132,7 +133,8 @@ console.log(machineLine());
 // The chunks reach the last 2-hour boundary, as the compaction job leaves them only with a short
 // storage.compact_after: the daemon is told so (the least allowed), or it would try its fresh-first
 // statement on recent ranges that hold chunks here (never after its own job) and then the full one.
-const s = await startSentinel('query-chunks', { SENTINEL_RETENTION_METRICS_DAYS: '60', SENTINEL_QUERY_STATEMENT_TIMEOUT_MS: '60000', SENTINEL_STORAGE_COMPACT_AFTER: '10m' });
+const COMPACT_AFTER = '10m';
+const s = await startSentinel('query-chunks', { SENTINEL_RETENTION_METRICS_DAYS: '60', SENTINEL_QUERY_STATEMENT_TIMEOUT_MS: '60000', SENTINEL_STORAGE_COMPACT_AFTER: COMPACT_AFTER });
 const admin = new pg.Client(s.pgUrl);
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 const knex = knexFactory({ client: 'pg', connection: s.pgUrl, pool: { min: 1, max: 1 } });
@@ -185,7 +187,8 @@ try {
   };
 
   // The repository in this process, its statements recorded (for the ceiling) while `recording`.
-  const repo = new QueryRepository(knex, knex);
+  // As the daemon builds it with that setting: its statements are the ceiling's.
+  const repo = new QueryRepository(knex, knex, { compactAfterMs: configuredMs(COMPACT_AFTER) });
   // A statement with parameters reaches the connection prepared under a name: { name, text, values }.
   const pool = knex.client as { acquireConnection(): Promise<{ query(sql: SentStatement, values?: unknown[]): Promise<unknown> }> };
   const acquire = pool.acquireConnection.bind(pool);
