@@ -41,7 +41,7 @@ export interface CompactionReport {
   chunks_merged: number;
   /** Transactions that moved points (one org, one window, a batch of series). */
   batches: number;
-  /** Points partitions compacted to their end and then empty: vacuumed, then truncated (their space given back). */
+  /** Points partitions compacted to their end (by this run, or by an earlier one that left them) and then empty: vacuumed, then truncated (their space given back). */
   partitions_emptied: string[];
   /** Points partitions compacted to their end that were not empty (late points) or whose lock was not had in time: vacuumed only. */
   partitions_vacuumed: string[];
