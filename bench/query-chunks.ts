@@ -8,7 +8,8 @@
  *
  * Data, generated straight into chunks (no ingest, no compaction job): the points are encoded
  * here with the codec (src/features/telemetry/chunk-codec.ts) into one row per series and 2-hour
- * window with the aggregates the job stores (chunkAggregates, and the halves' in `sub`, encodeChunkSub), and COPYed into point_chunks:
+ * window with the aggregates the job stores (chunkAggregates, and the halves' in `sub`, encodeChunkSub, and the head
+ * PostgreSQL computes from them, chunkHeadSql), and COPYed into point_chunks:
  *   bench.query  SENTINEL_BENCH_SERIES series (default 10,000), 1,000 points each (10 M), and
  *   bench.month  1,000 series, 30 days each (43,200 points each, 43.2 M),
  * both at 60 s with up to ±5 ms of jitter, ending at the last 2-hour boundary before now, labels
@@ -40,7 +41,7 @@ import { configuredMs } from '../src/core/duration.js';
 import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
 import { chunkAggregates, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
 import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
-import { CHUNK_WINDOW_MS } from '../src/features/telemetry/telemetry-tables.js';
+import { CHUNK_WINDOW_MS, chunkHeadSql } from '../src/features/telemetry/telemetry-tables.js';
 import { runBin } from '../test/support/daemon.js';
 import { asStatement, type SentStatement } from '../test/support/statement-spy.js';
 import { copyInto, loadSeries, mulberry32, quantile, startSentinel, timedRequest, type TimedAnswer } from './harness.js';
@@ -92,9 +93,12 @@ async function loadChunks(
   let rows = 0;
   let bytes = 0;
   let subBytes = 0;
+  // COPYed into a staging table of the same columns, then moved into point_chunks with each row's
+  // head (chunkHeadSql) computed by PostgreSQL, as the compaction job writes it.
+  await client.query('create temp table if not exists chunk_stage (like point_chunks)');
   await copyInto(
     client,
-    'copy point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub) from stdin',
+    'copy chunk_stage (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub) from stdin',
     (function* () {
       let out = '';
       for (let i = 0; i < ids.length; i++) {
@@ -125,6 +129,9 @@ async function loadChunks(
       yield out;
     })(),
   );
+  const cols = 'org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub';
+  await client.query(`insert into point_chunks (${cols}, head) select ${cols}, ${chunkHeadSql('s')} from chunk_stage s`);
+  await client.query('truncate chunk_stage');
   return { rows, bytes, subBytes };
 }
 

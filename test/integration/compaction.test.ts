@@ -11,7 +11,7 @@ import { RetentionService, type RetentionDays } from '../../src/features/retenti
 import { chunkAggregates, decodeChunk, decodeChunkSub, type ChunkAggregates } from '../../src/features/telemetry/chunk-codec.js';
 import { CompactionRepository, TRUNCATE_MAX_HEAP_BYTES, type MovedSeries } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService, type CompactionReport } from '../../src/features/telemetry/compaction-service.js';
-import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { CHUNK_WINDOW_MS, chunkHeadSql, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import { LogCapture } from '../support/capture.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
@@ -431,6 +431,20 @@ describe('compaction', function () {
       const [b1, b2] = expectHalves(before);
       expect([n1 - b1, n2 - b2]).to.deep.equal([2, 2]);
       for (const c of (await chunks(knex, orgB)).filter((x) => x.series_id === gaugeB)) expectHalves(c);
+    });
+
+    it('stores with every chunk it writes or merges its head: the bytes a read would pack from its columns', async () => {
+      const { rows } = await knex.raw<{ rows: { n: number; with_head: number; same: number }[] }>(
+        `select count(*)::int as n, count(head)::int as with_head, count(*) filter (where head = ${chunkHeadSql('c')})::int as same
+           from point_chunks c where org_id = any(?)`,
+        [[orgA, orgB]],
+      );
+      expect(rows[0].n, 'the job wrote (and merged) chunks').to.be.greaterThan(0);
+      expect(rows[0].with_head).to.equal(rows[0].n);
+      expect(rows[0].same).to.equal(rows[0].n);
+      // 72 bytes: two times and seven numbers, as tier-read reads them.
+      const sizes = await knex.raw<{ rows: { l: number }[] }>('select distinct length(head)::int as l from point_chunks where org_id = any(?)', [[orgA, orgB]]);
+      expect(sizes.rows.map((r) => r.l)).to.deep.equal([72]);
     });
 
     it('keeps every point in exactly one tier: counts across tiers equal the points written, none twice', async () => {

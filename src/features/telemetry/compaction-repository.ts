@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type pg from 'pg';
 import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
+import { chunkHeadSql } from './telemetry-tables.js';
 
 /**
  * One series' points as compaction moves them: epoch-ms times and their values, in ascending
@@ -246,7 +247,8 @@ export class CompactionRepository {
   }
 
   /**
-   * Inserts the chunks, replacing any of the same (org, series, window): one INSERT … SELECT FROM
+   * Inserts the chunks, replacing any of the same (org, series, window), each with its head
+   * (chunkHeadSql, computed by PostgreSQL from the row's own columns): one INSERT … SELECT FROM
    * unnest of one array per column (14 parameters whatever the batch size, instead of 14 per
    * chunk for node-postgres to serialize and PostgreSQL to parse and plan). Times go as Dates (each
    * element written as node-postgres writes a Date parameter), float8s as their shortest round-trip
@@ -256,14 +258,14 @@ export class CompactionRepository {
     if (!chunks.length) return;
     const col = <T>(f: (c: ChunkRow) => T): T[] => chunks.map(f);
     await trx.raw(
-      `insert into point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub)
-       select ?::uuid, x.* from unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::int4[],
+      `insert into point_chunks (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub, head)
+       select ?::uuid, x.*, ${chunkHeadSql('x')} from unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::int4[],
                                       ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::bytea[], ?::bytea[])
          as x(series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub)
        on conflict (org_id, series_id, ts) do update set
          first_ts = excluded.first_ts, last_ts = excluded.last_ts, count = excluded.count, min = excluded.min, max = excluded.max,
          sum = excluded.sum, first_value = excluded.first_value, last_value = excluded.last_value, increase = excluded.increase,
-         data = excluded.data, sub = excluded.sub`,
+         data = excluded.data, sub = excluded.sub, head = excluded.head`,
       [
         orgId,
         col((c) => c.seriesId),

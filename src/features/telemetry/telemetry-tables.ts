@@ -4,3 +4,15 @@ export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
 
 /** The window of one chunk (point_chunks.ts is its start, a UTC multiple of it): 2 hours. */
 export const CHUNK_WINDOW_MS = 7_200_000;
+
+/**
+ * A chunk's head as SQL over the point_chunks columns of `alias` (or a row with the same column
+ * names): first and last time as timestamptz_send (big-endian int8 µs since 2000-01-01), then
+ * count, min, max, sum, first value, last value and increase as float8send (big-endian IEEE 754,
+ * bit for bit) — 72 bytes, the fixed part of every chunk record a metric read sends (tier-read.ts
+ * reads it). The compaction job stores it (point_chunks.head); a read packs it from the columns for
+ * a chunk without one.
+ */
+export const chunkHeadSql = (alias: string): string =>
+  `timestamptz_send(${alias}.first_ts) || timestamptz_send(${alias}.last_ts) || float8send(${alias}.count::float8) || float8send(${alias}.min)
+         || float8send(${alias}.max) || float8send(${alias}.sum) || float8send(${alias}.first_value) || float8send(${alias}.last_value) || float8send(${alias}.increase)`;
