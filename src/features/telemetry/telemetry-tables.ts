@@ -11,7 +11,8 @@ export const CHUNK_WINDOW_MS = 7_200_000;
  * count, min, max, sum, first value, last value and increase as float8send (big-endian IEEE 754,
  * bit for bit) — 72 bytes, the fixed part of every chunk record a metric read sends (tier-read.ts
  * reads it). The compaction job stores it (point_chunks.head); a read packs it from the columns for
- * a chunk without one.
+ * a chunk without one. Stored heads are these bytes: changing the expression (or tier-read's
+ * fixed 72-byte layout) needs a migration that sets point_chunks.head to null (or rewrites it).
  */
 export const chunkHeadSql = (alias: string): string =>
   `timestamptz_send(${alias}.first_ts) || timestamptz_send(${alias}.last_ts) || float8send(${alias}.count::float8) || float8send(${alias}.min)
