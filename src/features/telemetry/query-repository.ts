@@ -408,8 +408,7 @@ const CHUNK_VERSION = `c.tableoid as vt, c.ctid as vc, c.xmin::text as ver`;
 const VERSIONS = `count(*)::text || ':' || coalesce(sum(hashtextextended(vc::text || ':' || ver, vt::oid::bigint)), 0)::text`;
 
 /**
- * A series' chunks (rows of `ch`: first and last time, the seven aggregates, m what follows
- * them, d its bytes) as one bytea of records (tier-read.ts's TierChunks): the chunk's head `hd`
+ * A series' chunks (rows of `ch`: the head, m what follows it, d its bytes) as one bytea of records (tier-read.ts's TierChunks): the chunk's head `hd`
  * (chunkHeadSql: the two times as timestamptz_send — big-endian int8 microseconds since
  * 2000-01-01, no numeric epoch arithmetic per chunk — and the seven numbers as float8send,
  * big-endian IEEE 754, bit for bit; stored by the compaction job, packed from the columns for a
@@ -532,7 +531,13 @@ export class QueryRepository {
     const freshFirst = after !== undefined && (temporal ? lookbackStartMs : q.startMs) >= now - after;
     const chunksFirst =
       after !== undefined && !freshFirst && !q.agg.startsWith('p') && q.endMs <= Math.floor((now - after) / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
-    const full = this.metricStatement(orgId, q, maxDecode, 'full');
+    // A long range is read in one repeatable-read transaction; a short one by two statements whose chunk versions agree (see below),
+    // except increase/rate: whether a chunk is read by its stored increase depends on the fresh points inside its span, which a
+    // late point written between the two statements changes without changing any chunk version.
+    const snapshot = q.endMs - (temporal ? lookbackStartMs : q.startMs) > SNAPSHOT_READ_MS || temporal;
+    const span = { temporal, lookbackStartMs, snapshot };
+    let fullStatement: ReturnType<QueryRepository['metricStatement']> | undefined;
+    const full = () => (fullStatement ??= this.metricStatement(orgId, q, maxDecode, 'full', span));
     const kRow = (rows: MetricReadRow[]) => rows.find((r) => r.r === 'k');
     const decodeCount = (rows: MetricReadRow[]) => (kRow(rows)?.v?.[0] as number | undefined) ?? 0;
     /** Statement 1 found chunks in the range (rows 's') and fresh points there too: the fresh tier's statement has something to read. */
@@ -543,7 +548,7 @@ export class QueryRepository {
     const inSnapshot = async (conn: PgConnection) => {
       await conn.query('begin isolation level repeatable read read only');
       try {
-        const first = (await conn.query<MetricReadRow>(full.sql, full.values)).rows;
+        const first = (await conn.query<MetricReadRow>(full().sql, full().values)).rows;
         const f = needsFresh(first) ? freshOf(first, false) : null;
         const rest = f ? (await conn.query<MetricReadRow>(f.sql, f.values)).rows : [];
         await conn.query('commit');
@@ -559,7 +564,7 @@ export class QueryRepository {
       // matching series overlaps the range in its snapshot (k's third value 0); otherwise it is
       // set aside and the full statement reads (as of a later moment, as any later read would).
       if (freshFirst) {
-        const ff = this.metricStatement(orgId, q, maxDecode, 'freshFirst');
+        const ff = this.metricStatement(orgId, q, maxDecode, 'freshFirst', span);
         const answer = (await conn.query<MetricReadRow>(ff.sql, ff.values)).rows;
         if (kRow(answer)?.v?.[2] !== 1) return answer;
       }
@@ -569,13 +574,13 @@ export class QueryRepository {
       // point is in the range (its fresh part would be empty).
       let first: MetricReadRow[] | null = null;
       if (chunksFirst) {
-        const cf = this.metricStatement(orgId, q, maxDecode, 'chunksFirst');
+        const cf = this.metricStatement(orgId, q, maxDecode, 'chunksFirst', span);
         const cfRows = (await conn.query<MetricReadRow>(cf.sql, cf.values)).rows;
         const k = kRow(cfRows);
         const n = k?.n ?? 0;
         const refused = !(n <= q.maxSeries && (k?.answers ?? 0) * q.buckets <= q.maxPoints);
         // A snapshot read's fresh part would hold rows (fresh points in range, the decode bound kept): its 'c' rows were left out too.
-        const freshPart = cf.snapshot && k?.v?.[1] === 1 && decodeCount(cfRows) <= maxDecode;
+        const freshPart = snapshot && k?.v?.[1] === 1 && decodeCount(cfRows) <= maxDecode;
         if ((cfRows.some((r) => r.r === 's') || n === 0 || refused) && !freshPart) first = cfRows;
       }
       // Both tiers must be read as of ONE moment: a compaction batch moves points from `points` into
@@ -596,8 +601,8 @@ export class QueryRepository {
       // exactly the two-statement read's as of that snapshot (a batch or a late point committed since
       // is simply not seen, as by any earlier read). All-compacted data (any range older than
       // compact_after) is read this way: one round trip.
-      first ??= (await conn.query<MetricReadRow>(full.sql, full.values)).rows;
-      if (full.snapshot || !needsFresh(first)) return first;
+      first ??= (await conn.query<MetricReadRow>(full().sql, full().values)).rows;
+      if (snapshot || !needsFresh(first)) return first;
       // Chunks AND fresh points: the fresh tier's part, by a second statement on the same connection
       // (kept out of the first, whose planning the fresh-only read would pay for). A batch committing
       // between the two writes or rewrites a chunk the first statement read or would now read (its
@@ -630,7 +635,8 @@ export class QueryRepository {
     q: MetricReadSpec,
     maxDecode: number,
     mode: 'full' | 'freshFirst' | 'chunksFirst',
-  ): { sql: string; values: unknown[]; snapshot: boolean } {
+    { temporal, lookbackStartMs, snapshot }: { temporal: boolean; lookbackStartMs: number; snapshot: boolean },
+  ): { sql: string; values: unknown[] } {
     const p = new Params();
     const org = p.add(orgId);
     const start = p.add(new Date(q.startMs));
@@ -643,9 +649,7 @@ export class QueryRepository {
     const where = [`org_id = ${org}`, `name = ${p.add(q.name)}`, ...matcherTerms(p, q.matchers)];
     const grouped = q.by.length > 0;
     const by = grouped ? p.add(q.by) : '';
-    const temporal = isTemporal(q.agg);
     const pointAgg = AGG_SQL[q.agg as PointAggregation] ?? ''; // '' for increase/rate
-    const lookbackStartMs = q.startMs - Math.max(q.stepMs, INCREASE_LOOKBACK_MS);
     const lookbackStart = temporal ? p.add(new Date(lookbackStartMs)) : '';
     // The group key: the `by` labels' values in `by` order (null: absent); arrays with nulls group as equal.
     const key = `array(select labels->>k from unnest(${by}::text[]) with ordinality u(k, i) order by i)`;
@@ -725,11 +729,7 @@ export class QueryRepository {
           ? `when c.first_ts >= ${start} and c.last_ts < ${end} then (case when c.last_ts < ${mid} or c.first_ts >= ${mid} then 1 when c.sub is not null then 2 else 0 end) `
           : '';
     const lo = temporal ? lookbackStart : start;
-    // A long range is read in one repeatable-read transaction; a short one by two statements whose chunk versions agree (see below),
-    // except increase/rate: whether a chunk is read by its stored increase depends on the fresh points inside its span, which a
-    // late point written between the two statements changes without changing any chunk version.
     const long = q.endMs - (temporal ? lookbackStartMs : q.startMs) > SNAPSHOT_READ_MS;
-    const snapshot = long || temporal;
     // m: 0 the data follows (decode), 1 nothing (whole), 2 the sub (halves); d those bytes. In a long
     // read, OFFSET 0 keeps the lateral subquery from being pulled up, which copies its CASE into d's
     // and evaluates it twice per chunk (measured on a month of 100 series: the statement's execution
@@ -756,11 +756,10 @@ export class QueryRepository {
       union all
       ${answerRows}
 `;
-      return { sql, values: p.values, snapshot: false };
+      return { sql, values: p.values };
     }
     const chunks = `
-      select c.series_id::text as sid, c.first_ts as ft, c.last_ts as lt, c.count as n, c.min as mn, c.max as mx, c.sum as sm,
-             c.first_value as fv, c.last_value as lv, c.increase as inc, x.m, case x.m when 0 then c.data when 2 then c.sub end as d,
+      select c.series_id::text as sid, c.first_ts as ft, c.count as n, x.m, case x.m when 0 then c.data when 2 then c.sub end as d,
              coalesce(c.head, ${chunkHeadSql('c')}) as hd${snapshot ? '' : `, ${CHUNK_VERSION}`}
         from point_chunks c
              cross join lateral (select case ${aligned}when ${whole} then 1 when ${halves} then 2 else 0 end as m${long ? ' offset 0' : ''}) x
@@ -820,7 +819,7 @@ export class QueryRepository {
            : ''
        }
 `;
-    return { sql, values: p.values, snapshot };
+    return { sql, values: p.values };
   }
 
   /** metricRead's answer from its statements' rows (`decodedPoints`: the compacted points they decode). */
