@@ -395,6 +395,49 @@ describe('compaction', function () {
       }
     });
 
+    it('waits for the VACUUM\'s lock held elsewhere (an autovacuum\'s, say) rather than skip the day, up to its lock timeout', async () => {
+      const d = day(-6);
+      const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
+      await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
+      await knex.raw('alter table ?? set (autovacuum_enabled = off)', [info.name]);
+      const fill = async () => {
+        await knex.raw(
+          `insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 ms', g from generate_series(1, 40000) g`,
+          [info.name, orgA, ids[`${orgA}/gauge`], new Date(d + HOUR)],
+        );
+        await knex.raw('delete from ??', [info.name]);
+      };
+      /** Holds the lock a VACUUM takes (SHARE UPDATE EXCLUSIVE, as an autovacuum does) for `ms` on another connection. */
+      const holdFor = (ms: number) =>
+        knex.transaction(async (trx) => {
+          await trx.raw('lock table ?? in share update exclusive mode', [info.name]);
+          await new Promise((r) => setTimeout(r, ms));
+        });
+      try {
+        await fill();
+        const large = (await new CompactionRepository(knex).partitionBytes(info)).heap;
+        expect(large).to.be.greaterThan(TRUNCATE_MAX_HEAP_BYTES);
+        // Held for 300 ms, within the timeout: the VACUUM runs once it is released (the deleted rows gone, the heap truncated).
+        let held = true;
+        const holder = holdFor(300).then(() => (held = false));
+        await new Promise((r) => setTimeout(r, 50));
+        expect(await new CompactionRepository(knex, { vacuumLockTimeoutMs: 5_000 }).vacuumPartition(info)).to.equal(true);
+        expect(held, 'it waited for the holder').to.equal(false);
+        await holder;
+        expect((await new CompactionRepository(knex).partitionBytes(info)).heap).to.equal(0);
+        // Held longer than the timeout: nothing done, no error, the heap as it was.
+        await fill();
+        const holder2 = holdFor(600);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(await new CompactionRepository(knex, { vacuumLockTimeoutMs: 100 }).vacuumPartition(info)).to.equal(false);
+        await holder2;
+        expect((await new CompactionRepository(knex).partitionBytes(info)).heap).to.be.greaterThan(TRUNCATE_MAX_HEAP_BYTES);
+      } finally {
+        await knex.raw('alter table ?? reset (autovacuum_enabled)', [info.name]);
+        await knex.raw('truncate table ??', [info.name]);
+      }
+    });
+
     it('finds nothing to do when run again', async () => {
       const again = await service(knex).run(NOW);
       expect(again).to.deep.include({ points_compacted: 0, chunks_written: 0, chunks_merged: 0, batches: 0 });

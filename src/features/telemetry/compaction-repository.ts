@@ -37,12 +37,20 @@ const TRUNCATE_LOCK_TIMEOUT_MS = 50;
 const TRUNCATE_STATEMENT_TIMEOUT_MS = 20;
 /**
  * A points partition whose heap is larger than this is not emptied (no lock is even asked for):
- * it still holds rows, live ones or dead ones no VACUUM has removed yet (the job's VACUUM skips a
- * partition an autovacuum is working on), and the emptiness check under the exclusive lock would
+ * it still holds rows, live ones or dead ones no VACUUM has removed yet (the job's VACUUM gives up
+ * after VACUUM_LOCK_TIMEOUT_MS for a lock held elsewhere), and the emptiness check under the exclusive lock would
  * read them all — measured: ~0.95 s over a day of 2.9 M deleted points, every reader of that day
  * waiting. A VACUUM of an emptied partition truncates its heap to nothing; the next run tries again.
  */
 export const TRUNCATE_MAX_HEAP_BYTES = 1 << 20;
+/**
+ * How long the VACUUM of a compacted day waits for its lock (SHARE UPDATE EXCLUSIVE, which ingest
+ * and queries never conflict with, so they do not wait behind it). The usual holder is an
+ * autovacuum of the same partition, started by the job's own deletes: PostgreSQL cancels an
+ * autovacuum that blocks a lock request for deadlock_timeout (1 s by default), so the VACUUM runs
+ * in this run and the day can be emptied now rather than by a later run.
+ */
+const VACUUM_LOCK_TIMEOUT_MS = 5_000;
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE query_canceled: `statement_timeout` expired. */
@@ -110,7 +118,10 @@ export class CompactionRepository {
   private readonly points: PartitionsRepository<'points'>;
   private readonly chunks: PartitionsRepository<'point_chunks'>;
 
-  constructor(private readonly knex: Knex) {
+  constructor(
+    private readonly knex: Knex,
+    private readonly options: { vacuumLockTimeoutMs?: number } = {},
+  ) {
     this.points = new PartitionsRepository(knex, ['points']);
     this.chunks = new PartitionsRepository(knex, ['point_chunks']);
   }
@@ -295,11 +306,12 @@ export class CompactionRepository {
    * TRUNCATE under it may take at most TRUNCATE_STATEMENT_TIMEOUT_MS: ingest and queries touching
    * that day wait no longer than that. Returns false (nothing done) when the heap is larger than
    * TRUNCATE_MAX_HEAP_BYTES (checked first, without a lock), the lock was not had in time, the check
-   * ran out of time, or a point is there.
+   * ran out of time, or a point is there. `heapBytes`: the heap's size as just read by the caller
+   * (partitionBytes), so it is not read twice.
    */
-  async truncateIfEmpty(p: PartitionInfo<'points'>): Promise<boolean> {
+  async truncateIfEmpty(p: PartitionInfo<'points'>, heapBytes?: number): Promise<boolean> {
     const name = checkedPartitionName(p);
-    if ((await this.partitionBytes(p)).heap > TRUNCATE_MAX_HEAP_BYTES) return false;
+    if ((heapBytes ?? (await this.partitionBytes(p)).heap) > TRUNCATE_MAX_HEAP_BYTES) return false;
     try {
       return await this.knex.transaction(async (trx) => {
         // The lock's wait is lock_timeout's alone: a statement_timeout set before the LOCK would cut it shorter.
@@ -332,20 +344,25 @@ export class CompactionRepository {
    * VACUUM (and ANALYZE) of a points partition whose points were all compacted, so its space is
    * reused at once, the next run's index scans do not walk dead entries, and its now empty heap
    * tail is truncated (what makes truncateIfEmpty's check instant). It takes no exclusive lock on
-   * the table: ingest and queries go on meanwhile. Skipped, not waited for, when something holds a
-   * conflicting lock (an autovacuum, a drop).
+   * the table: ingest and queries go on meanwhile. Waits up to VACUUM_LOCK_TIMEOUT_MS for a
+   * conflicting lock (an autovacuum's, which PostgreSQL cancels for it; a drop's); returns false,
+   * nothing done, when it was not had by then.
    */
-  async vacuumPartition(p: PartitionInfo<'points'>): Promise<void> {
+  async vacuumPartition(p: PartitionInfo<'points'>): Promise<boolean> {
     const name = checkedPartitionName(p);
     // VACUUM cannot run in a transaction (so no SET LOCAL): the pool's statement_timeout, meant
     // for API queries, is lifted on one connection for it and restored after.
     const client = this.knex.client as { acquireConnection(): Promise<pg.ClientBase>; releaseConnection(c: pg.ClientBase): Promise<void> };
     const conn = await client.acquireConnection();
     try {
-      await conn.query('set statement_timeout = 0');
-      await conn.query(`vacuum (analyze, skip_locked) ${name}`);
+      await conn.query(`set statement_timeout = 0; set lock_timeout = ${this.options.vacuumLockTimeoutMs ?? VACUUM_LOCK_TIMEOUT_MS}`);
+      await conn.query(`vacuum (analyze) ${name}`);
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+      throw err;
     } finally {
-      await conn.query('reset statement_timeout').catch(() => undefined);
+      await conn.query('reset statement_timeout; reset lock_timeout').catch(() => undefined);
       await client.releaseConnection(conn);
     }
   }

@@ -102,17 +102,17 @@ export class CompactionService {
         // the emptiness check under truncateIfEmpty's exclusive lock reads next to nothing. Then
         // emptied (table and index space back to the file system) when nothing arrived meanwhile
         // and the lock was had in time; else it stays vacuumed (space reusable).
-        await this.repo.vacuumPartition(p);
+        const vacuumed = await this.repo.vacuumPartition(p);
         if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
-        else report.partitions_vacuumed.push(p.name);
+        else if (vacuumed) report.partitions_vacuumed.push(p.name);
       } else {
-        // Compacted by an earlier run but not emptied then (its VACUUM skipped for an autovacuum's,
-        // the lock busy, or the VACUUM's own truncation of the heap given up for a waiting
+        // Compacted by an earlier run but not emptied then (its VACUUM's lock not had in time, the
+        // exclusive lock busy, or the VACUUM's own truncation of the heap given up for a waiting
         // session): tried again, vacuumed first while its heap is still large.
         const bytes = await this.repo.partitionBytes(p);
         if (bytes.total <= EMPTIED_BYTES) continue;
-        if (bytes.heap > TRUNCATE_MAX_HEAP_BYTES) await this.repo.vacuumPartition(p);
-        if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
+        const vacuumed = bytes.heap > TRUNCATE_MAX_HEAP_BYTES && (await this.repo.vacuumPartition(p));
+        if (await this.repo.truncateIfEmpty(p, vacuumed ? undefined : bytes.heap)) report.partitions_emptied.push(p.name);
       }
     }
     report.duration_ms = Date.now() - started;
