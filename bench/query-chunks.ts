@@ -80,6 +80,9 @@ async function ensureChunkPartitions(client: pg.Client, fromMs: number, toMs: nu
 const f8 = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
 
 /** COPYs one chunk row per series and 2-hour window of `perSeries` points ending before END; series i without `sub` when noSub(i). */
+/** The columns loadChunks COPYs into its staging table (one row per line it writes, in this order); `head` is computed when they are moved. */
+const STAGED_COLUMNS = 'org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub';
+
 async function loadChunks(
   client: pg.Client,
   orgId: string,
@@ -98,7 +101,7 @@ async function loadChunks(
   await client.query('create temp table if not exists chunk_stage (like point_chunks)');
   await copyInto(
     client,
-    'copy chunk_stage (org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub) from stdin',
+    `copy chunk_stage (${STAGED_COLUMNS}) from stdin`,
     (function* () {
       let out = '';
       for (let i = 0; i < ids.length; i++) {
@@ -129,8 +132,7 @@ async function loadChunks(
       yield out;
     })(),
   );
-  const cols = 'org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub';
-  await client.query(`insert into point_chunks (${cols}, head) select ${cols}, ${chunkHeadSql('s')} from chunk_stage s`);
+  await client.query(`insert into point_chunks (${STAGED_COLUMNS}, head) select ${STAGED_COLUMNS}, ${chunkHeadSql('s')} from chunk_stage s`);
   await client.query('truncate chunk_stage');
   return { rows, bytes, subBytes };
 }
