@@ -408,9 +408,10 @@ const CHUNK_VERSION = `c.tableoid as vt, c.ctid as vc, c.xmin::text as ver`;
 const VERSIONS = `count(*)::text || ':' || coalesce(sum(hashtextextended(vc::text || ':' || ver, vt::oid::bigint)), 0)::text`;
 
 /**
- * A series' chunks (rows of `ch`: the head, m what follows it, d its bytes) as one bytea of records (tier-read.ts's TierChunks): the chunk's head `hd`
- * (chunkHeadSql: the two times as timestamptz_send — big-endian int8 microseconds since
- * 2000-01-01, no numeric epoch arithmetic per chunk — and the seven numbers as float8send,
+ * A series' chunks (rows of `ch`: the head, m what follows it, d its bytes) as one bytea of
+ * records (tier-read.ts's TierChunks): the chunk's head `hd` (chunkHeadSql: the two times as
+ * timestamptz_send — big-endian int8 microseconds since 2000-01-01, no numeric epoch arithmetic
+ * per chunk — and the seven numbers as float8send,
  * big-endian IEEE 754, bit for bit; stored by the compaction job, packed from the columns for a
  * chunk without one: packing them per read was about half of a month-long read's statement, 90 of
  * ~180 ms on 36,000 chunks), an int4send L (m = 0: the data, L its length;
