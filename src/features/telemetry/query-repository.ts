@@ -705,7 +705,11 @@ export class QueryRepository {
     const noFreshIn = (lo: string, hi: string) =>
       temporal ? ` and not exists (select 1 from points p where p.org_id = ${org} and p.series_id = c.series_id and p.ts >= ${lo} and p.ts <= ${hi})` : '';
     // An up-down counter's increase is the sum of its deltas, which last − first need not equal in floating point.
-    const notUpDown = temporal ? ` and not exists (select 1 from s where s.id = c.series_id and s.kind = 'updowncounter')` : '';
+    // The up-down counters among the matching series are one array, computed once per statement (an
+    // uncorrelated subquery, an InitPlan): a correlated NOT EXISTS over `s` was planned, while `series`
+    // had no statistics yet, as a scan of every matching series for every chunk (250 counters × 500
+    // chunks: the statement's execution 8 → 19 ms).
+    const notUpDown = temporal ? ` and c.series_id <> all(array(select id from s where kind = 'updowncounter'))` : '';
     const whole = percentile ? 'false' : `${inBucket('c.first_ts', 'c.last_ts')}${noFreshIn('c.first_ts', 'c.last_ts')}${notUpDown}`;
     const mid = `(c.ts + interval '${CHUNK_WINDOW_MS / 2} milliseconds')`;
     const firstHi = `least(c.last_ts, ${mid} - interval '1 millisecond')`;
