@@ -79,10 +79,10 @@ async function ensureChunkPartitions(client: pg.Client, fromMs: number, toMs: nu
 /** float8 as COPY text, -0 included (a template literal makes it 0). */
 const f8 = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
 
-/** COPYs one chunk row per series and 2-hour window of `perSeries` points ending before END; series i without `sub` when noSub(i). */
 /** The columns loadChunks COPYs into its staging table (one row per line it writes, in this order); `head` is computed when they are moved. */
 const STAGED_COLUMNS = 'org_id, series_id, ts, first_ts, last_ts, count, min, max, sum, first_value, last_value, increase, data, sub';
 
+/** COPYs one chunk row per series and 2-hour window of `perSeries` points ending before END; series i without `sub` when noSub(i). */
 async function loadChunks(
   client: pg.Client,
   orgId: string,

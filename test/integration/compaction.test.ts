@@ -395,6 +395,22 @@ describe('compaction', function () {
       }
     });
 
+    /**
+     * Holds the lock a VACUUM takes (SHARE UPDATE EXCLUSIVE, as an autovacuum does) on `name` for
+     * `ms` on another connection: resolves once the lock is held; `done` when it is released.
+     */
+    async function holdVacuumLock(name: string, ms: number): Promise<{ done: Promise<void> }> {
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const done = knex.transaction(async (trx) => {
+        await trx.raw('lock table ?? in share update exclusive mode', [name]);
+        locked();
+        await new Promise((r) => setTimeout(r, ms));
+      });
+      await Promise.race([isLocked, done]);
+      return { done: done.then(() => undefined) };
+    }
+
     it('waits for the VACUUM\'s lock held elsewhere (an autovacuum\'s, say) rather than skip the day, up to its lock timeout', async () => {
       const d = day(-6);
       const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
@@ -407,34 +423,52 @@ describe('compaction', function () {
         );
         await knex.raw('delete from ??', [info.name]);
       };
-      /** Holds the lock a VACUUM takes (SHARE UPDATE EXCLUSIVE, as an autovacuum does) for `ms` on another connection. */
-      const holdFor = (ms: number) =>
-        knex.transaction(async (trx) => {
-          await trx.raw('lock table ?? in share update exclusive mode', [info.name]);
-          await new Promise((r) => setTimeout(r, ms));
-        });
       try {
         await fill();
         const large = (await new CompactionRepository(knex).partitionBytes(info)).heap;
         expect(large).to.be.greaterThan(TRUNCATE_MAX_HEAP_BYTES);
         // Held for 300 ms, within the timeout: the VACUUM runs once it is released (the deleted rows gone, the heap truncated).
         let held = true;
-        const holder = holdFor(300).then(() => (held = false));
-        await new Promise((r) => setTimeout(r, 50));
+        const holder = await holdVacuumLock(info.name, 300);
+        const released = holder.done.then(() => (held = false));
         expect(await new CompactionRepository(knex, { vacuumLockTimeoutMs: 5_000 }).vacuumPartition(info)).to.equal(true);
         expect(held, 'it waited for the holder').to.equal(false);
-        await holder;
+        await released;
         expect((await new CompactionRepository(knex).partitionBytes(info)).heap).to.equal(0);
         // Held longer than the timeout: nothing done, no error, the heap as it was.
         await fill();
-        const holder2 = holdFor(600);
-        await new Promise((r) => setTimeout(r, 50));
+        const holder2 = await holdVacuumLock(info.name, 600);
         expect(await new CompactionRepository(knex, { vacuumLockTimeoutMs: 100 }).vacuumPartition(info)).to.equal(false);
-        await holder2;
+        await holder2.done;
         expect((await new CompactionRepository(knex).partitionBytes(info)).heap).to.be.greaterThan(TRUNCATE_MAX_HEAP_BYTES);
       } finally {
         await knex.raw('alter table ?? reset (autovacuum_enabled)', [info.name]);
         await knex.raw('truncate table ??', [info.name]);
+      }
+    });
+
+    it('a run whose VACUUM of a compacted day does not get its lock in time reports the day neither vacuumed nor emptied; the next run empties it', async () => {
+      const d = day(-7);
+      const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
+      await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
+      await knex.raw('alter table ?? set (autovacuum_enabled = off)', [info.name]);
+      try {
+        await knex.raw(
+          `insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 ms', g from generate_series(1, 40000) g`,
+          [info.name, orgA, ids[`${orgA}/gauge`], new Date(d + HOUR)],
+        );
+        await knex.raw('delete from ??', [info.name]);
+        const quick = new CompactionService(new CompactionRepository(knex, { vacuumLockTimeoutMs: 100 }), { compactAfterMs: 2 * HOUR, batchSeries: 100 }, logger);
+        const holder = await holdVacuumLock(info.name, 1_500);
+        const blocked = await quick.run(NOW);
+        await holder.done;
+        expect(blocked.partitions_emptied).to.not.include(info.name);
+        expect(blocked.partitions_vacuumed).to.not.include(info.name);
+        expect((await new CompactionRepository(knex).partitionBytes(info)).heap).to.be.greaterThan(TRUNCATE_MAX_HEAP_BYTES);
+        const next = await quick.run(NOW);
+        expect(next.partitions_emptied).to.include(info.name);
+      } finally {
+        await knex.raw('alter table ?? reset (autovacuum_enabled)', [info.name]);
       }
     });
 

@@ -345,24 +345,26 @@ export class CompactionRepository {
    * reused at once, the next run's index scans do not walk dead entries, and its now empty heap
    * tail is truncated (what makes truncateIfEmpty's check instant). It takes no exclusive lock on
    * the table: ingest and queries go on meanwhile. Waits up to VACUUM_LOCK_TIMEOUT_MS for a
-   * conflicting lock (an autovacuum's, which PostgreSQL cancels for it; a drop's); returns false,
-   * nothing done, when it was not had by then.
+   * conflicting lock (an autovacuum's, which PostgreSQL cancels for it; an ANALYZE's); returns
+   * false, nothing done, when it was not had by then.
    */
   async vacuumPartition(p: PartitionInfo<'points'>): Promise<boolean> {
     const name = checkedPartitionName(p);
     // VACUUM cannot run in a transaction (so no SET LOCAL): the pool's statement_timeout, meant
-    // for API queries, is lifted on one connection for it and restored after.
-    const client = this.knex.client as { acquireConnection(): Promise<pg.ClientBase>; releaseConnection(c: pg.ClientBase): Promise<void> };
+    // for API queries, is lifted on one connection for it, a lock_timeout set, and both restored after.
+    const client = this.knex.client as { acquireConnection(): Promise<pg.Client>; releaseConnection(c: pg.Client): Promise<void> };
     const conn = await client.acquireConnection();
     try {
-      await conn.query(`set statement_timeout = 0; set lock_timeout = ${this.options.vacuumLockTimeoutMs ?? VACUUM_LOCK_TIMEOUT_MS}`);
+      const lockTimeout = Math.max(1, Math.trunc(this.options.vacuumLockTimeoutMs ?? VACUUM_LOCK_TIMEOUT_MS));
+      await conn.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeout}`);
       await conn.query(`vacuum (analyze) ${name}`);
       return true;
     } catch (err) {
       if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
       throw err;
     } finally {
-      await conn.query('reset statement_timeout; reset lock_timeout').catch(() => undefined);
+      // A connection that could not restore its timeouts is ended, so the pool discards it rather than lend it without them.
+      await conn.query('reset statement_timeout; reset lock_timeout').catch(() => conn.end().catch(() => undefined));
       await client.releaseConnection(conn);
     }
   }

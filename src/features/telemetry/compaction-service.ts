@@ -43,7 +43,7 @@ export interface CompactionReport {
   batches: number;
   /** Points partitions compacted to their end (by this run, or by an earlier one that left them) and then empty: vacuumed, then truncated (their space given back). */
   partitions_emptied: string[];
-  /** Points partitions compacted to their end that were not empty (late points) or whose lock was not had in time: vacuumed only. */
+  /** Points partitions compacted to their end by this run and vacuumed, but not emptied: a late point, the exclusive lock not had in time, or a heap still over 1 MiB. (A VACUUM that did not get its lock in time lists the partition in neither; a later run retries.) */
   partitions_vacuumed: string[];
   duration_ms: number;
 }
@@ -101,7 +101,8 @@ export class CompactionService {
         // Vacuumed first (no exclusive lock): the dead rows go and the empty heap is truncated, so
         // the emptiness check under truncateIfEmpty's exclusive lock reads next to nothing. Then
         // emptied (table and index space back to the file system) when nothing arrived meanwhile
-        // and the lock was had in time; else it stays vacuumed (space reusable).
+        // and the exclusive lock was had in time; else it stays vacuumed (space reusable), or, when
+        // the VACUUM did not get its lock in time, as it was, for a later run (the branch below).
         const vacuumed = await this.repo.vacuumPartition(p);
         if (await this.repo.truncateIfEmpty(p)) report.partitions_emptied.push(p.name);
         else if (vacuumed) report.partitions_vacuumed.push(p.name);

@@ -411,11 +411,11 @@ const VERSIONS = `count(*)::text || ':' || coalesce(sum(hashtextextended(vc::tex
  * A series' chunks (rows of `ch`: the head, m what follows it, d its bytes) as one bytea of
  * records (tier-read.ts's TierChunks): the chunk's head `hd` (chunkHeadSql: the two times as
  * timestamptz_send — big-endian int8 microseconds since 2000-01-01, no numeric epoch arithmetic
- * per chunk — and the seven numbers as float8send,
- * big-endian IEEE 754, bit for bit; stored by the compaction job, packed from the columns for a
- * chunk without one: packing them per read was about half of a month-long read's statement, 90 of
- * ~180 ms on 36,000 chunks), an int4send L (m = 0: the data, L its length;
- * m = 1: nothing, L = -1; m = 2: the sub, L = -2 − its length), the bytes. One row per series
+ * per chunk — and the seven numbers as float8send, big-endian IEEE 754, bit for bit; stored by
+ * the compaction job, packed from the columns for a chunk without one: packing them per read was
+ * about half of a month-long read's statement, 90 of ~180 ms on 36,000 chunks), an int4send L
+ * (m = 0: the data, L its length; m = 1: nothing, L = -1; m = 2: the sub, L = -2 − its length),
+ * the bytes. One row per series
  * instead of one per chunk: a month of 2-hour chunks of 100 series is 36,000 rows, whose parsing in
  * node-postgres (text protocol, two float8[] columns each) cost more than the statement.
  * In no particular order (no sort of the chunk rows): tier-read.ts orders a series' parts by time,
@@ -535,8 +535,9 @@ export class QueryRepository {
     // A long range is read in one repeatable-read transaction; a short one by two statements whose chunk versions agree (see below),
     // except increase/rate: whether a chunk is read by its stored increase depends on the fresh points inside its span, which a
     // late point written between the two statements changes without changing any chunk version.
-    const snapshot = q.endMs - (temporal ? lookbackStartMs : q.startMs) > SNAPSHOT_READ_MS || temporal;
-    const span = { temporal, lookbackStartMs, snapshot };
+    const long = q.endMs - (temporal ? lookbackStartMs : q.startMs) > SNAPSHOT_READ_MS;
+    const snapshot = long || temporal;
+    const span = { temporal, lookbackStartMs, long, snapshot };
     let fullStatement: ReturnType<QueryRepository['metricStatement']> | undefined;
     const full = () => (fullStatement ??= this.metricStatement(orgId, q, maxDecode, 'full', span));
     const kRow = (rows: MetricReadRow[]) => rows.find((r) => r.r === 'k');
@@ -636,7 +637,7 @@ export class QueryRepository {
     q: MetricReadSpec,
     maxDecode: number,
     mode: 'full' | 'freshFirst' | 'chunksFirst',
-    { temporal, lookbackStartMs, snapshot }: { temporal: boolean; lookbackStartMs: number; snapshot: boolean },
+    { temporal, lookbackStartMs, long, snapshot }: { temporal: boolean; lookbackStartMs: number; long: boolean; snapshot: boolean },
   ): { sql: string; values: unknown[] } {
     const p = new Params();
     const org = p.add(orgId);
@@ -705,11 +706,20 @@ export class QueryRepository {
     const noFreshIn = (lo: string, hi: string) =>
       temporal ? ` and not exists (select 1 from points p where p.org_id = ${org} and p.series_id = c.series_id and p.ts >= ${lo} and p.ts <= ${hi})` : '';
     // An up-down counter's increase is the sum of its deltas, which last − first need not equal in floating point.
-    // The up-down counters among the matching series are one array, computed once per statement (an
-    // uncorrelated subquery, an InitPlan): a correlated NOT EXISTS over `s` was planned, while `series`
-    // had no statistics yet, as a scan of every matching series for every chunk (250 counters × 500
-    // chunks: the statement's execution 8 → 19 ms).
-    const notUpDown = temporal ? ` and c.series_id <> all(array(select id from s where kind = 'updowncounter'))` : '';
+    // Whether a chunk's series is one comes from `ud`, computed once per statement (its scalar
+    // subqueries are InitPlans): none of the matching series (the usual case) or all of them (a
+    // metric's series share a kind) answer without looking at the chunk; only a metric of both
+    // kinds compares the chunk's series with the up-down ones. A correlated NOT EXISTS over `s` was
+    // planned, while `series` had no statistics yet, as a scan of every matching series for every
+    // chunk (250 counters × 500 chunks: the statement's execution 8 → 19 ms).
+    const notUpDown = temporal
+      ? ` and ((select n from ud) = 0 or ((select n from ud) < (select total from ud) and c.series_id <> all((select ids from ud)::bigint[])))`
+      : '';
+    const upDownCte = temporal
+      ? `ud as materialized (select count(*) filter (where kind = 'updowncounter')::int as n, count(*)::int as total,
+                           coalesce(array_agg(id) filter (where kind = 'updowncounter'), '{}') as ids from s),
+      `
+      : '';
     const whole = percentile ? 'false' : `${inBucket('c.first_ts', 'c.last_ts')}${noFreshIn('c.first_ts', 'c.last_ts')}${notUpDown}`;
     const mid = `(c.ts + interval '${CHUNK_WINDOW_MS / 2} milliseconds')`;
     const firstHi = `least(c.last_ts, ${mid} - interval '1 millisecond')`;
@@ -734,7 +744,6 @@ export class QueryRepository {
           ? `when c.first_ts >= ${start} and c.last_ts < ${end} then (case when c.last_ts < ${mid} or c.first_ts >= ${mid} then 1 when c.sub is not null then 2 else 0 end) `
           : '';
     const lo = temporal ? lookbackStart : start;
-    const long = q.endMs - (temporal ? lookbackStartMs : q.startMs) > SNAPSHOT_READ_MS;
     // m: 0 the data follows (decode), 1 nothing (whole), 2 the sub (halves); d those bytes. In a long
     // read, OFFSET 0 keeps the lateral subquery from being pulled up, which copies its CASE into d's
     // and evaluates it twice per chunk (measured on a month of 100 series: the statement's execution
@@ -794,7 +803,7 @@ export class QueryRepository {
               where (select f from fr) and (select n from cd) <= ${maxDecodeParam}),`
       : '';
     const sql = `${head}
-      ch as materialized (${chunks}),
+      ${upDownCte}ch as materialized (${chunks}),
       cd as (select coalesce(sum(n) filter (where m = 0), 0)::float8 as n from ch),
       fr as materialized (select ${freshIn} as f)${
         withFresh
