@@ -357,19 +357,31 @@ describe('compaction', function () {
       await knex.raw('delete from ?? where value = 42', [info.name]);
     });
 
-    it('leaves a day whose heap still holds deleted rows (no VACUUM yet) without asking for its lock; the next run vacuums and empties it', async () => {
-      const repo = new CompactionRepository(knex);
-      const d = day(-5);
+    /**
+     * Day `offset`'s points partition, created, with autovacuum off (the tests' finally blocks turn
+     * it back on); `fill()` writes 40,000 points into it and deletes them: more than
+     * TRUNCATE_MAX_HEAP_BYTES of dead rows, no live point, no VACUUM yet.
+     */
+    async function deadRowsDay(offset: number) {
+      const d = day(offset);
       const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
       await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
       await knex.raw('alter table ?? set (autovacuum_enabled = off)', [info.name]);
-      try {
-        // More than TRUNCATE_MAX_HEAP_BYTES of rows, all deleted: no live point, the heap as large as before.
+      const fill = async () => {
         await knex.raw(
           `insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 ms', g from generate_series(1, 40000) g`,
           [info.name, orgA, ids[`${orgA}/gauge`], new Date(d + HOUR)],
         );
         await knex.raw('delete from ??', [info.name]);
+      };
+      return { info, fill };
+    }
+
+    it('leaves a day whose heap still holds deleted rows (no VACUUM yet) without asking for its lock; the next run vacuums and empties it', async () => {
+      const repo = new CompactionRepository(knex);
+      const { info, fill } = await deadRowsDay(-5);
+      try {
+        await fill();
         const before = await repo.partitionBytes(info);
         expect(before.heap).to.be.greaterThan(TRUNCATE_MAX_HEAP_BYTES);
         // Its emptiness check under the exclusive lock would read every dead row: the lock is not even asked for.
@@ -412,17 +424,7 @@ describe('compaction', function () {
     }
 
     it('waits for the VACUUM\'s lock held elsewhere (an autovacuum\'s, say) rather than skip the day, up to its lock timeout', async () => {
-      const d = day(-6);
-      const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
-      await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
-      await knex.raw('alter table ?? set (autovacuum_enabled = off)', [info.name]);
-      const fill = async () => {
-        await knex.raw(
-          `insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 ms', g from generate_series(1, 40000) g`,
-          [info.name, orgA, ids[`${orgA}/gauge`], new Date(d + HOUR)],
-        );
-        await knex.raw('delete from ??', [info.name]);
-      };
+      const { info, fill } = await deadRowsDay(-6);
       try {
         await fill();
         const large = (await new CompactionRepository(knex).partitionBytes(info)).heap;
@@ -448,16 +450,9 @@ describe('compaction', function () {
     });
 
     it('a run whose VACUUM of a compacted day does not get its lock in time reports the day neither vacuumed nor emptied; the next run empties it', async () => {
-      const d = day(-7);
-      const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
-      await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
-      await knex.raw('alter table ?? set (autovacuum_enabled = off)', [info.name]);
+      const { info, fill } = await deadRowsDay(-7);
       try {
-        await knex.raw(
-          `insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 ms', g from generate_series(1, 40000) g`,
-          [info.name, orgA, ids[`${orgA}/gauge`], new Date(d + HOUR)],
-        );
-        await knex.raw('delete from ??', [info.name]);
+        await fill();
         const quick = new CompactionService(new CompactionRepository(knex, { vacuumLockTimeoutMs: 100 }), { compactAfterMs: 2 * HOUR, batchSeries: 100 }, logger);
         const holder = await holdVacuumLock(info.name, 1_500);
         const blocked = await quick.run(NOW);
