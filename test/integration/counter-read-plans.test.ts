@@ -7,6 +7,7 @@ import { CompactionRepository } from '../../src/features/telemetry/compaction-re
 import { CompactionService } from '../../src/features/telemetry/compaction-service.js';
 import { QueryRepository, type MetricReadSpec } from '../../src/features/telemetry/query-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { explainAnalyzed, planNodes } from '../support/plans.js';
 import { recordStatements, type Statement } from '../support/statement-spy.js';
 
 /**
@@ -34,26 +35,6 @@ describe('a rate read over compacted counters before any statistics', function (
   const captured: Statement[] = [];
   /** The days of the data (their point_chunks partitions are analyzed only at the end). */
   const chunkDays: number[] = [];
-
-  interface PlanNode {
-    'Node Type': string;
-    'CTE Name'?: string;
-    'Subplan Name'?: string;
-    'Actual Loops'?: number;
-    Plans?: PlanNode[];
-  }
-  const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
-
-  async function explain(st: Statement): Promise<PlanNode> {
-    const client = reads.client as { acquireConnection(): Promise<{ query(sql: string, v: unknown[]): Promise<{ rows: Record<string, unknown>[] }> }>; releaseConnection(c: unknown): Promise<void> };
-    const conn = await client.acquireConnection();
-    try {
-      const { rows } = await conn.query(`explain (analyze, format json) ${st.sql}`, st.values);
-      return (rows[0]['QUERY PLAN'] as { Plan: PlanNode }[])[0].Plan;
-    } finally {
-      await client.releaseConnection(conn);
-    }
-  }
 
   const spec = (stepMs: number, agg: 'rate' | 'increase', from = start): MetricReadSpec => ({
     name: 'jiffies_total',
@@ -124,8 +105,8 @@ describe('a rate read over compacted counters before any statistics', function (
       const onChunks = captured.filter((s) => /\bpoint_chunks\b/.test(s.sql) && !/^\s*set /i.test(s.sql));
       expect(onChunks.length).to.be.greaterThan(0);
       for (const st of onChunks) {
-        const plan = await explain(st);
-        const scansOfS = nodes(plan).filter((n) => n['Node Type'] === 'CTE Scan' && n['CTE Name'] === 's');
+        const plan = await explainAnalyzed(reads, st);
+        const scansOfS = planNodes(plan).filter((n) => n['Node Type'] === 'CTE Scan' && n['CTE Name'] === 's');
         expect(scansOfS.length).to.be.greaterThan(0);
         for (const n of scansOfS) expect(n['Actual Loops'], `a scan of s (${n['Subplan Name'] ?? 'in the main plan'}) per chunk`).to.be.at.most(1);
       }

@@ -6,6 +6,7 @@ import { DAY_MS, PartitionsRepository, dayStart, partitionName } from '../../src
 import { PartitionAnalyzer } from '../../src/features/retention/partition-maintenance.js';
 import { QueryRepository } from '../../src/features/telemetry/query-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { explainAnalyzed, planNodes, type PlanNode } from '../support/plans.js';
 import { recordStatements, type Statement } from '../support/statement-spy.js';
 
 /**
@@ -24,20 +25,9 @@ const SERIES = 200;
 const POINTS_PER_SERIES = 1500;
 const HOUR = 3_600_000;
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Scan Direction'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  Plans?: PlanNode[];
-}
-
-const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
-const reads = (n: PlanNode, relation: string) => nodes(n).filter((x) => x['Relation Name'] === relation);
+const reads = (n: PlanNode, relation: string) => planNodes(n).filter((x) => x['Relation Name'] === relation);
 /** Sort nodes with a scan of `relation` below them. */
-const sortsOver = (n: PlanNode, relation: string) => nodes(n).filter((x) => /Sort/.test(x['Node Type']) && reads(x, relation).length > 0);
+const sortsOver = (n: PlanNode, relation: string) => planNodes(n).filter((x) => /Sort/.test(x['Node Type']) && reads(x, relation).length > 0);
 
 describe('fresh partitions: plans without waiting for autovacuum', function () {
   this.timeout(90_000);
@@ -77,16 +67,6 @@ describe('fresh partitions: plans without waiting for autovacuum', function () {
     }
   }
 
-  async function explain(st: Statement): Promise<PlanNode> {
-    const conn = await readsKnex.client.acquireConnection();
-    try {
-      const { rows } = await conn.query(`explain (analyze, format json) ${st.sql}`, st.values);
-      return (rows[0]['QUERY PLAN'] as { Plan: PlanNode }[])[0].Plan;
-    } finally {
-      await readsKnex.client.releaseConnection(conn);
-    }
-  }
-
   /** The statements `fn` sends on the reads pool, as sent. */
   async function statementsOf(fn: () => Promise<unknown>): Promise<Statement[]> {
     captured.length = 0;
@@ -110,7 +90,7 @@ describe('fresh partitions: plans without waiting for autovacuum', function () {
     expect(onPoints.length).to.be.greaterThan(0);
     let read = 0;
     for (const st of onPoints) {
-      const plan = await explain(st);
+      const plan = await explainAnalyzed(readsKnex, st);
       const scans = reads(plan, pointsToday);
       expect(scans.length, JSON.stringify(plan)).to.be.greaterThan(0);
       for (const n of scans) {
@@ -173,7 +153,7 @@ describe('fresh partitions: plans without waiting for autovacuum', function () {
     expect(s.reltuples).to.equal(-1);
     const [st] = await newestLogs(now - HOUR);
     expect(st.sql).to.match(/from logs/);
-    const plan = await explain(st);
+    const plan = await explainAnalyzed(readsKnex, st);
     // What the analyze step is for: PostgreSQL guesses a handful of rows and sorts them all.
     expect(sortsOver(plan, logsToday), JSON.stringify(plan)).to.have.length(1);
     // The metric read does not depend on it: the series' index either way.
@@ -202,7 +182,7 @@ describe('fresh partitions: plans without waiting for autovacuum', function () {
     it(`newest 100 logs of ${what}: the index read backwards, no Sort over the partition`, async () => {
       const statements = await newestLogs(now - span, minSeverity);
       expect(statements).to.have.length(1);
-      const plan = await explain(statements[0]);
+      const plan = await explainAnalyzed(readsKnex, statements[0]);
       expect(sortsOver(plan, logsToday), JSON.stringify(plan)).to.deep.equal([]);
       const scans = reads(plan, logsToday);
       expect(scans.map((n) => n['Node Type'])).to.deep.equal(['Index Scan']);

@@ -11,6 +11,7 @@ import { SeriesStore } from '../../src/features/telemetry/series-store.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { moduleKits } from '../support/module-kits.js';
 import { recordStatements, type Statement } from '../support/statement-spy.js';
+import { planNodes, type PlanNode } from '../support/plans.js';
 
 /**
  * The series table's statistics. Thousands of series created at once (a new
@@ -27,19 +28,12 @@ const BATCH = 1000;
 const HOUR = 3_600_000;
 const labelsOf = (i: number) => ({ host: `h${i}`, shard: `s${i % 100}`, svc: `svc${Math.floor(i / 100)}` });
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
 /** The indexes the plan reads `series` through (a bitmap heap scan's through its bitmap index scans), or 'Seq Scan'. */
 function seriesAccess(plan: PlanNode): string[] {
   const out: string[] = [];
-  for (const n of nodes(plan)) {
+  for (const n of planNodes(plan)) {
     if (n['Relation Name'] !== 'series') continue;
-    if (n['Node Type'] === 'Bitmap Heap Scan') out.push(...nodes(n).flatMap((c) => (c['Node Type'] === 'Bitmap Index Scan' ? [c['Index Name'] ?? '?'] : [])));
+    if (n['Node Type'] === 'Bitmap Heap Scan') out.push(...planNodes(n).flatMap((c) => (c['Node Type'] === 'Bitmap Index Scan' ? [c['Index Name'] ?? '?'] : [])));
     else out.push(n['Index Name'] ?? n['Node Type']);
   }
   return out;
@@ -196,7 +190,7 @@ describe('series statistics: the analyze job analyzes the series table', functio
         `explain (analyze, buffers, format json) ${st.sql}`,
         st.values,
       );
-      for (const n of nodes(rows[0]['QUERY PLAN'][0].Plan) as (PlanNode & { 'Shared Hit Blocks': number; 'Shared Read Blocks': number })[]) {
+      for (const n of planNodes(rows[0]['QUERY PLAN'][0].Plan) as (PlanNode & { 'Shared Hit Blocks': number; 'Shared Read Blocks': number })[]) {
         if (n['Node Type'] === 'Bitmap Index Scan' && n['Index Name'] === 'series_labels') blocks.push(n['Shared Hit Blocks'] + n['Shared Read Blocks']);
       }
     }

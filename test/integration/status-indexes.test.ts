@@ -3,6 +3,7 @@ import knexFactory, { type Knex } from 'knex';
 import { AlertsStatusRepository } from '../../src/features/alerts/alerts-status-repository.js';
 import { HeartbeatsStatusRepository } from '../../src/features/heartbeats/heartbeats-status-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { planNodes, type PlanNode } from '../support/plans.js';
 
 /*
  * The admin status answer's instance-wide statements on tables of many organizations' rows:
@@ -10,13 +11,6 @@ import { cloneDatabase, dropDatabase } from '../support/db.js';
  * answer is still right.
  */
 
-interface PlanNode {
-  'Node Type': string;
-  'Index Name'?: string;
-  'Relation Name'?: string;
-  Plans?: PlanNode[];
-}
-const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
 
 describe('admin status statements use their indexes', function () {
   this.timeout(60_000);
@@ -69,7 +63,7 @@ describe('admin status statements use their indexes', function () {
     const out = [];
     for (const q of seen) {
       const { rows } = await knex.raw<{ rows: { 'QUERY PLAN': [{ Plan: PlanNode }] }[] }>(`explain (format json) ${q.sql.replace(/\$\d+/g, '?')}`, q.bindings as Knex.RawBinding[]);
-      out.push({ sql: q.sql, nodes: nodes(rows[0]['QUERY PLAN'][0].Plan) });
+      out.push({ sql: q.sql, nodes: planNodes(rows[0]['QUERY PLAN'][0].Plan) });
     }
     return out;
   }
