@@ -39,8 +39,9 @@ const TRUNCATE_STATEMENT_TIMEOUT_MS = 20;
  * A points partition whose heap is larger than this is not emptied (no lock is even asked for):
  * it still holds rows, live ones or dead ones no VACUUM has removed yet (the job's VACUUM gives up
  * after VACUUM_LOCK_TIMEOUT_MS for a lock held elsewhere), and the emptiness check under the
- * exclusive lock would read them all — measured: ~0.95 s over a day of 2.9 M deleted points, every reader of that day
- * waiting. A VACUUM of an emptied partition truncates its heap to nothing; the next run tries again.
+ * exclusive lock would read them all — measured: ~0.95 s over a day of 2.9 M deleted points,
+ * every reader of that day waiting. A VACUUM of an emptied partition truncates its heap to
+ * nothing; the next run tries again.
  */
 export const TRUNCATE_MAX_HEAP_BYTES = 1 << 20;
 /**

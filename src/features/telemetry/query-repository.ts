@@ -415,9 +415,9 @@ const VERSIONS = `count(*)::text || ':' || coalesce(sum(hashtextextended(vc::tex
  * the compaction job, packed from the columns for a chunk without one: packing them per read was
  * about half of a month-long read's statement, 90 of ~180 ms on 36,000 chunks), an int4send L
  * (m = 0: the data, L its length; m = 1: nothing, L = -1; m = 2: the sub, L = -2 − its length),
- * the bytes. One row per series
- * instead of one per chunk: a month of 2-hour chunks of 100 series is 36,000 rows, whose parsing in
- * node-postgres (text protocol, two float8[] columns each) cost more than the statement.
+ * the bytes. One row per series instead of one per chunk: a month of 2-hour chunks of 100 series
+ * is 36,000 rows, whose parsing in node-postgres (text protocol, two float8[] columns each) cost
+ * more than the statement.
  * In no particular order (no sort of the chunk rows): tier-read.ts orders a series' parts by time,
  * and a series' chunks lie in disjoint windows (one row per series and window); a percentile's,
  * whose values are kept in the order they come, are sent in first-ts order.
