@@ -14,6 +14,7 @@ import { cloneDatabase, dropDatabase, emptyDatabase, query } from '../support/db
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { tableChecksums } from '../support/table-checksums.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
+import { scratchDir } from '../support/scratch.js';
 
 const NOW = Date.now();
 
@@ -35,7 +36,7 @@ describe('backups', function () {
 
   before(async () => {
     url = await cloneDatabase();
-    dir = mkdtempSync(join(tmpdir(), 'sentinel-backups-'));
+    dir = scratchDir('sentinel-backups-');
     t = await startTestApp(url, { SENTINEL_BACKUPS_DIR: dir });
     const s = t.app.services;
     const admin = await createUser(s, { superadmin: true });
@@ -222,7 +223,7 @@ describe('backups', function () {
   });
 
   it('failure is loud: an unwritable backups.dir fails the CLI (exit 1) and the HTTP call, counts the failure, lists nothing as good', async () => {
-    const base = mkdtempSync(join(tmpdir(), 'sentinel-bad-'));
+    const base = scratchDir('sentinel-bad-');
     // Tests run as root, which ignores permissions: a directory below a regular file cannot be made by anyone.
     writeFileSync(join(base, 'file'), 'x');
     const bad = join(base, 'file', 'backups');
@@ -299,7 +300,7 @@ describe('backups', function () {
   });
 
   it('prune keeps backups.keep newest complete backups, never the newest good one, and removes crashed writes', async () => {
-    const pdir = mkdtempSync(join(tmpdir(), 'sentinel-prune-'));
+    const pdir = scratchDir('sentinel-prune-');
     const penv = { ...env(), SENTINEL_BACKUPS_DIR: pdir, SENTINEL_BACKUPS_KEEP: '2' };
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {

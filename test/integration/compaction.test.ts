@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { pino } from 'pino';
@@ -18,6 +15,7 @@ import { testEnv } from '../support/config.js';
 import { cloneDatabase, dropDatabase, emptyDatabase } from '../support/db.js';
 import { tableChecksums } from '../support/table-checksums.js';
 import { tenantChecksum } from '../support/tenant-checksum.js';
+import { scratchDir } from '../support/scratch.js';
 
 /**
  * The compaction job against real PostgreSQL: points of windows older than compact_after move
@@ -666,7 +664,7 @@ describe('compaction', function () {
     const now = Date.now();
     before(async () => {
       db = await cloneDatabase();
-      env = testEnv(db, { SENTINEL_BACKUPS_DIR: mkdtempSync(join(tmpdir(), 'sentinel-backups-')), SENTINEL_LOG_LEVEL: 'warn' });
+      env = testEnv(db, { SENTINEL_BACKUPS_DIR: scratchDir('sentinel-backups-'), SENTINEL_LOG_LEVEL: 'warn' });
       k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
       const p = new PartitionsRepository(k, TELEMETRY_TABLES);
       for (const t of TELEMETRY_TABLES) await p.ensure(t, [now - DAY_MS, now]);

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
@@ -18,6 +17,7 @@ import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createOrg, createUser } from '../support/factories.js';
 import { freePort, smtpEnv, TestSmtp } from '../support/smtp.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
+import { scratchDir } from '../support/scratch.js';
 
 /**
  * The mailer against a real SMTP server (smtp-server on 127.0.0.1) and a real PostgreSQL: the
@@ -267,7 +267,7 @@ describe('mail', function () {
       const password = `smtp-pw-${uniq()}-${uniq()}`;
       const smtp = await new TestSmtp(await freePort(), { user: 'sentinel', password }).start();
       try {
-        const file = join(mkdtempSync(join(tmpdir(), 'sentinel-smtp-')), 'smtp_password');
+        const file = join(scratchDir('sentinel-smtp-'), 'smtp_password');
         writeFileSync(file, `${password}\n`, { mode: 0o600 });
         const env = testEnv(url, smtpEnv(smtp.port, { SENTINEL_NOTIFICATIONS_SMTP_USER: 'sentinel', SENTINEL_NOTIFICATIONS_SMTP_PASSWORD_FILE: file }));
 

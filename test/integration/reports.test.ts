@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { SYSTEM_ACTOR } from '../../src/core/actor.js';
@@ -9,6 +8,7 @@ import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { expectProblem } from '../support/http.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
+import { scratchDir } from '../support/scratch.js';
 
 /**
  * Daily reports against a real PostgreSQL, fed through the real ingest API: the figures equal
@@ -210,7 +210,7 @@ describe('reports', function () {
     expect(json.code, json.stderr).to.equal(0);
     expect((JSON.parse(json.stdout) as ReportJson).ingested).to.deep.equal({ points: 78, logs: 4, events: 3 });
 
-    const file = join(mkdtempSync(join(tmpdir(), 'sentinel-report-')), 'r.csv');
+    const file = join(scratchDir('sentinel-report-'), 'r.csv');
     const csv = await cli(['report', 'generate', '--org', orgB.slug, '--date', iso(D1), '--format', 'csv', '--output', file], env);
     expect(csv.code, csv.stderr).to.equal(0);
     expect(csv.stdout).to.equal('');

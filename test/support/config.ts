@@ -1,15 +1,15 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { declaredJobs } from '../../src/app/build-app.js';
 import { loadConfig } from '../../src/config/loader.js';
 import type { Config } from '../../src/config/schema.js';
+import { scratchDir } from './scratch.js';
 
-/** Environment for a test instance: its own database and data dir, cheap bcrypt, port 0. */
+/**
+ * Environment for a test instance: its own database and data dir (a scratchDir), cheap bcrypt, port 0.
+ */
 export function testEnv(databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     SENTINEL_DATABASE_URL: databaseUrl,
-    SENTINEL_DATA_DIR: mkdtempSync(join(tmpdir(), 'sentinel-data-')),
+    SENTINEL_DATA_DIR: scratchDir('sentinel-data-'),
     SENTINEL_HTTP_PORT: '0',
     SENTINEL_AUTH_BCRYPT_ROUNDS: '4',
     SENTINEL_LOG_LEVEL: 'info',

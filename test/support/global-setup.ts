@@ -6,6 +6,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { migratorConfig } from '../../src/db/migration-source.js';
+import { SCRATCH_ENV } from './scratch.js';
 
 /**
  * Once per test run: a PostgreSQL (the embedded one, or SENTINEL_TEST_DATABASE_URL) and a
@@ -59,4 +60,6 @@ export async function mochaGlobalTeardown(): Promise<void> {
   }
   if (embedded) await embedded.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  const scratch = process.env[SCRATCH_ENV];
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 }

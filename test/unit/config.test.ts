@@ -1,13 +1,13 @@
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, configKeys, defaultDataDir, envNameFor, loadConfig, maskSecrets } from '../../src/config/loader.js';
 import { packageRoot } from '../../src/config/paths.js';
 import { readOrCreateSecret, withSecrets } from '../../src/config/secrets.js';
 import { DomainError } from '../../src/core/errors.js';
+import { scratchDir } from '../support/scratch.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'sentinel-config-'));
+const dir = scratchDir('sentinel-config-');
 function file(name: string, content: unknown): string {
   const p = join(dir, name);
   writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
@@ -167,7 +167,7 @@ describe('config loader', () => {
     });
 
     it('holds a hand-edited secret file in <data_dir>/secrets to the same rule, naming the file', () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'sentinel-secrets-'));
+      const dataDir = scratchDir('sentinel-secrets-');
       mkdirSync(join(dataDir, 'secrets'), { mode: 0o700 });
       writeFileSync(join(dataDir, 'secrets', 'encryption_key'), 'changeme\n', { mode: 0o600 });
       const { config } = loadConfig({ env: { SENTINEL_DATA_DIR: dataDir } });
@@ -194,7 +194,7 @@ describe('config loader', () => {
   });
 
   it('generates missing secrets into <data_dir>/secrets with mode 0600, once', () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'sentinel-secrets-'));
+    const dataDir = scratchDir('sentinel-secrets-');
     const { config } = loadConfig({ env: { SENTINEL_DATA_DIR: dataDir } });
     const filled = withSecrets(config);
     expect(filled.auth.jwt_secret).to.have.length.greaterThan(40);

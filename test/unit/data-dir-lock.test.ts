@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockDataDir } from '../../src/app/data-dir-lock.js';
 import { DomainError, EXIT_CODE } from '../../src/core/errors.js';
+import { scratchDir } from '../support/scratch.js';
 
 async function refusal(dataDir: string): Promise<DomainError> {
   try {
@@ -18,7 +18,7 @@ async function refusal(dataDir: string): Promise<DomainError> {
 
 describe('lockDataDir (one daemon per data directory)', () => {
   it('refuses a second holder, naming the pid (exit 1), until the first releases; the pid file follows the holder', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sentinel-lock-'));
+    const dir = scratchDir('sentinel-lock-');
     const lock = await lockDataDir(dir);
     expect(readFileSync(lock.pidFile, 'utf8')).to.equal(`${process.pid}\n`);
     const err = await refusal(dir);
@@ -32,14 +32,14 @@ describe('lockDataDir (one daemon per data directory)', () => {
   });
 
   it('names the directory by its real path: a symlink to a locked directory is the same directory', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sentinel-lock-'));
-    const link = join(mkdtempSync(join(tmpdir(), 'sentinel-lock-link-')), 'data');
+    const dir = scratchDir('sentinel-lock-');
+    const link = join(scratchDir('sentinel-lock-link-'), 'data');
     symlinkSync(dir, link);
     const lock = await lockDataDir(dir);
     try {
       expect((await refusal(link)).message).to.contain(`in use by pid ${process.pid}`);
       // Another directory is another lock.
-      const other = await lockDataDir(mkdtempSync(join(tmpdir(), 'sentinel-lock-')));
+      const other = await lockDataDir(scratchDir('sentinel-lock-'));
       await other.release();
     } finally {
       await lock.release();
@@ -47,7 +47,7 @@ describe('lockDataDir (one daemon per data directory)', () => {
   });
 
   it('creates a missing data directory (the lock comes before anything else does)', async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'sentinel-lock-')), 'new', 'data');
+    const dir = join(scratchDir('sentinel-lock-'), 'new', 'data');
     const lock = await lockDataDir(dir);
     expect(existsSync(dir)).to.equal(true);
     await lock.release();

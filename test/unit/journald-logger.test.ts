@@ -5,6 +5,7 @@ import { loggerFor } from '../../src/app/with-app.js';
 import { journaldStreams } from '../../src/cli/io.js';
 import { loadConfig } from '../../src/config/loader.js';
 import { LogCapture } from '../support/capture.js';
+import { scratchDir } from '../support/scratch.js';
 
 const flushed = (logger: { flush(cb: (err?: Error) => void): void }) => new Promise<void>((r) => logger.flush(() => r()));
 
@@ -46,10 +47,9 @@ describe('logs for journald (<N> syslog priority prefix)', () => {
   });
 
   it('writes into an asynchronous pino destination (SonicBoom) and flushes through it', async () => {
-    const { mkdtempSync, readFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { readFileSync } = await import('node:fs');
     const { join } = await import('node:path');
-    const file = join(mkdtempSync(join(tmpdir(), 'sentinel-journald-')), 'out.log');
+    const file = join(scratchDir('sentinel-journald-'), 'out.log');
     const dest = pino.destination({ dest: file, sync: false, minLength: 4096, mkdir: true });
     await new Promise((r) => dest.once('ready', r));
     const logger = createLogger('info', dest, { journald: true });

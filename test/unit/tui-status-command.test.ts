@@ -1,8 +1,7 @@
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
@@ -12,6 +11,7 @@ import { cli } from '../support/cli.js';
 import { testConfig } from '../support/config.js';
 import { freePort } from '../support/daemon.js';
 import { healthyStatus } from './tui-fixtures.js';
+import { scratchDir } from '../support/scratch.js';
 
 /**
  * `sentinel status --json` in process against a local server playing the daemon: where the URL
@@ -45,7 +45,7 @@ describe('sentinel status (command)', () => {
 
   /** A data_dir holding the secret the daemon generated. */
   function dataDirWithSecret(secret = SECRET): string {
-    const dir = mkdtempSync(join(tmpdir(), 'sentinel-status-'));
+    const dir = scratchDir('sentinel-status-');
     mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
     writeFileSync(join(dir, 'secrets', 'jwt_secret'), `${secret}\n`, { mode: 0o600 });
     return dir;
@@ -94,7 +94,7 @@ describe('sentinel status (command)', () => {
   });
 
   it('no secret in data_dir: exit 1 naming the file, and nothing is created there', async () => {
-    const dataDir = join(mkdtempSync(join(tmpdir(), 'sentinel-status-')), 'never-started');
+    const dataDir = join(scratchDir('sentinel-status-'), 'never-started');
     const r = await cli(['status', '--json', '--url', `http://127.0.0.1:${port}`], env({ SENTINEL_DATA_DIR: dataDir, SENTINEL_HTTP_PORT: String(port) }));
     expect(r.code).to.equal(1);
     expect(r.stderr).to.contain(`no local secret at ${join(dataDir, 'secrets', 'jwt_secret')}`);
