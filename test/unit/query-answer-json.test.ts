@@ -39,7 +39,13 @@ const value = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(NaN, Infinity, -Infinity, -0, 0, Number.MIN_VALUE, -Number.MAX_VALUE, 2 ** 53 + 2, 1e21, 1e-7, 5e-324) },
 );
 // Epoch ms across the years JavaScript can print, 0001 to beyond 9999 (six-digit years).
-const ts = fc.oneof(fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }), fc.integer({ min: -62_135_596_800_000, max: 8_640_000_000_000_000 }));
+// Times of now, of any year a Date holds (negative, six-digit, the range's ends), fractions of a millisecond.
+const ts = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }) },
+  { weight: 4, arbitrary: fc.integer({ min: -8_640_000_000_000_000, max: 8_640_000_000_000_000 }) },
+  { weight: 1, arbitrary: fc.constantFrom(-8_640_000_000_000_000, 8_640_000_000_000_000, -62_167_219_200_001, -62_167_219_200_000, 253_402_300_799_999, 253_402_300_800_000, -1, 0, -0) },
+  { weight: 1, arbitrary: fc.double({ min: -8.64e15, max: 8.64e15, noNaN: true }) },
+);
 const descriptor = fc.option(
   fc.record({ kind: fc.constantFrom(...SERIES_KINDS), temporality: fc.constantFrom('cumulative' as const, 'delta' as const, null), unit: text }),
   { nil: null },
@@ -85,6 +91,15 @@ describe('metric answer JSON', () => {
   it('values that are not numbers (never produced by a read) still come out as JSON.stringify has them', () => {
     const odd = [{ labels: {}, descriptor: null, points: [[0, '1.5' as unknown as number], [1, undefined as unknown as number], [2, { x: [1, ','] } as unknown as number], [3, 2]] }] as RawAnswerSeries[];
     expectSame(odd);
+  });
+
+  it('bucket starts: every field of the time of day, across days, leap days, years 0000 and 9999/10000, before 1970', () => {
+    const starts = [Date.UTC(2024, 1, 28, 23, 0), Date.UTC(1969, 11, 31, 22, 0), Date.UTC(9999, 11, 31, 23, 0), Date.UTC(0, 0, 1, 0, 0) - 3_600_000, Date.UTC(2026, 11, 1)];
+    for (const start of starts) {
+      for (const step of [1, 7, 999, 1_000, 59_999, 60_000, 61_001, 3_600_000, 86_399_999]) {
+        expectSame([{ labels: {}, descriptor: null, points: Array.from({ length: 200 }, (_, k): [number, number] => [start + k * step, k]) }]);
+      }
+    }
   });
 
   it('outgrows its first estimate: long labels and six-digit years', () => {
@@ -176,7 +191,10 @@ describe('metric answer JSON', () => {
   });
 
   it('a bucket start JavaScript cannot print fails as it did (RangeError), not with a wrong answer', () => {
-    expect(() => metricAnswerJson([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
-    expect(() => reference([{ labels: {}, descriptor: null, points: [[NaN, 1]] }])).to.throw(RangeError);
+    // NaN, ±Infinity, and integers just outside the Date range (their UTC day's start is inside it).
+    for (const t of [NaN, Infinity, -Infinity, 8_640_000_000_000_001, -8_640_000_000_000_001]) {
+      expect(() => metricAnswerJson([{ labels: {}, descriptor: null, points: [[t, 1]] }]), String(t)).to.throw(RangeError);
+      expect(() => reference([{ labels: {}, descriptor: null, points: [[t, 1]] }]), String(t)).to.throw(RangeError);
+    }
   });
 });

@@ -77,6 +77,64 @@ class ByteWriter {
 const COMMA = 0x2c;
 const CLOSE_BRACKET = 0x5d;
 
+const DAY_MS = 86_400_000;
+/** The largest |t| a Date holds (ECMAScript's time value range). */
+const MAX_TIME = 8.64e15;
+const DIGIT_0 = 0x30;
+
+/**
+ * Writes a bucket start's head, `["<RFC 3339>",`, as `["${new Date(t).toISOString()}",` has it:
+ * the date part (`2026-12-01T`, or `+012345-…T` beyond year 9999) from toISOString once per UTC
+ * day, the time of day (`HH:MM:SS.mmmZ`) by arithmetic. A one-series answer of 240 buckets spent
+ * ~0.35 ms of its ~0.6 ms of JSON on toISOString per bucket. A time that is not an integer
+ * within the Date range goes through toISOString as before (a Date truncates a fraction;
+ * outside the range it throws).
+ */
+class StampWriter {
+  private day = NaN;
+  private prefix = '';
+
+  write(w: ByteWriter, t: number): void {
+    if (!(Number.isInteger(t) && Math.abs(t) <= MAX_TIME)) {
+      w.ascii(`[${JSON.stringify(new Date(t).toISOString())},`);
+      return;
+    }
+    const day = Math.floor(t / DAY_MS) * DAY_MS;
+    if (day !== this.day) {
+      const iso = new Date(day).toISOString();
+      this.prefix = `["${iso.slice(0, iso.indexOf('T') + 1)}`;
+      this.day = day;
+    }
+    w.ascii(this.prefix);
+    let r = t - day;
+    const ms = r % 1000;
+    r = (r - ms) / 1000;
+    const sec = r % 60;
+    r = (r - sec) / 60;
+    const min = r % 60;
+    const hour = (r - min) / 60;
+    w.reserve(16);
+    const b = w.buf;
+    let p = w.pos;
+    b[p++] = DIGIT_0 + ((hour / 10) | 0);
+    b[p++] = DIGIT_0 + (hour % 10);
+    b[p++] = 0x3a; // :
+    b[p++] = DIGIT_0 + ((min / 10) | 0);
+    b[p++] = DIGIT_0 + (min % 10);
+    b[p++] = 0x3a;
+    b[p++] = DIGIT_0 + ((sec / 10) | 0);
+    b[p++] = DIGIT_0 + (sec % 10);
+    b[p++] = 0x2e; // .
+    b[p++] = DIGIT_0 + ((ms / 100) | 0);
+    b[p++] = DIGIT_0 + (((ms / 10) | 0) % 10);
+    b[p++] = DIGIT_0 + (ms % 10);
+    b[p++] = 0x5a; // Z
+    b[p++] = 0x22; // "
+    b[p++] = COMMA;
+    w.pos = p;
+  }
+}
+
 /** A point's value as JSON.stringify writes it inside an array. */
 function valueText(v: unknown): string {
   if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'null';
@@ -110,12 +168,13 @@ export function metricAnswerJson(series: readonly AnswerColumns[]): Buffer {
   const heads = new ByteWriter(1024);
   const headStart: number[] = [];
   const headEnd: number[] = [];
+  const stamps = new StampWriter();
   const head = (t: number): number => {
     let k = headOf.get(t);
     if (k === undefined) {
       k = headStart.length;
       headStart.push(heads.pos);
-      heads.ascii(`[${JSON.stringify(new Date(t).toISOString())},`);
+      stamps.write(heads, t);
       headEnd.push(heads.pos);
       headOf.set(t, k);
     }
