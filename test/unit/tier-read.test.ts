@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { chunkAggregates, encodeChunk, encodeChunkSub } from '../../src/features/telemetry/chunk-codec.js';
 import type { Aggregation, MetricReadSeries } from '../../src/features/telemetry/query-repository.js';
 import { CHUNK_WINDOW_MS } from '../../src/features/telemetry/telemetry-tables.js';
-import { aggregateTiers, type TierChunks, type TierFresh, type TierReadSpec, type TierSeries } from '../../src/features/telemetry/tier-read.js';
+import { aggregateTiers, IndexList, type TierChunks, type TierFresh, type TierReadSpec, type TierSeries } from '../../src/features/telemetry/tier-read.js';
 
 const PG_EPOCH_US = 946_684_800_000_000n;
 /** 2026-11-30T00:00Z: a window start. */
@@ -227,5 +227,18 @@ describe('tier read', () => {
     expect(small).to.have.length(1);
     expect(small[0].t).to.deep.equal([1000]);
     expect(small[0].v).to.deep.equal([3]);
+  });
+});
+
+describe('IndexList (an answer\'s buckets in first-seen order)', () => {
+  it('keeps every index in push order, within its array and past it (grown, the first ones kept)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 40 }), fc.array(fc.integer({ min: 0, max: 1e6 }), { maxLength: 200 }), (capacity, pushed) => {
+        const list = new IndexList(new Float64Array(capacity));
+        for (const i of pushed) list.push(i);
+        expect(list.len).to.equal(pushed.length);
+        expect(Array.from(list.at.subarray(0, list.len))).to.deep.equal(pushed);
+      }),
+    );
   });
 });

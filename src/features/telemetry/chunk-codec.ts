@@ -1026,7 +1026,8 @@ export interface ChunkFold {
   n: Float64Array;
   sum: Float64Array;
   start: Float64Array;
-  seen: number[];
+  /** Where a bucket's index goes when first seen (tier-read's IndexList, or an array). */
+  seen: { push(i: number): unknown };
   prev: number;
   hasPrev: boolean;
 }

@@ -267,6 +267,28 @@ class Arena {
 const arena = new Arena(1 << 20);
 
 /**
+ * Bucket indexes in the order they were first seen, in a Float64Array: an answer's buckets are
+ * listed by it, up to its bucket count. A `number[]` grown by push cost a reallocation chain per
+ * answer (~1 MB of garbage for 150 series × 240 buckets).
+ */
+export class IndexList {
+  len = 0;
+  constructor(public at: Float64Array) {}
+
+  push(i: number): void {
+    // (Never past the bucket count when every bucket is seen once; grown all the same if one is not.)
+    if (this.len === this.at.length) this.grow();
+    this.at[this.len++] = i;
+  }
+
+  private grow(): void {
+    const at = new Float64Array(Math.max(16, 2 * this.at.length));
+    at.set(this.at);
+    this.at = at;
+  }
+}
+
+/**
  * One answer's buckets, by bucket index (bucket start = startMs + index · stepMs): count, sum,
  * min, max in typed arrays, and the indexes in first-seen order (the order the answer lists them).
  */
@@ -277,7 +299,7 @@ class Buckets {
   readonly max: Float64Array;
   /** The bucket start each index was first seen with. */
   readonly start: Float64Array;
-  readonly order: number[] = [];
+  readonly order: IndexList;
 
   /**
    * minMax false: no min and max kept (empty arrays), for an answer that reads neither. The
@@ -290,6 +312,7 @@ class Buckets {
     this.min = minMax ? arena.take(size) : NONE;
     this.max = minMax ? arena.take(size) : NONE;
     this.start = arena.take(size);
+    this.order = new IndexList(arena.take(size));
   }
 
   /** Adds a part (n points, their sum, min and max) to bucket i, as the statement's aggregates would. */
@@ -434,7 +457,7 @@ const cursor = new ChunkCursor();
 /** The two halves' aggregates of the record under the cursor. */
 const halves = new Float64Array(2 * AGG_SIZE);
 /** Where streamed series fold their chunks' points (foldChunk), pointed at the answer's buckets per series. */
-const fold: ChunkFold = { mode: FOLD_VALUES, startMs: 0, endMs: 0, stepMs: 1, lowMs: 0, n: NONE, sum: NONE, start: NONE, seen: [], prev: 0, hasPrev: false };
+const fold: ChunkFold = { mode: FOLD_VALUES, startMs: 0, endMs: 0, stepMs: 1, lowMs: 0, n: NONE, sum: NONE, start: NONE, seen: new IndexList(NONE), prev: 0, hasPrev: false };
 
 /**
  * The answer series of a two-tier read: per stored series (ungrouped) or per group, the
@@ -448,7 +471,7 @@ export function aggregateTiers(spec: TierReadSpec, series: readonly TierSeries[]
     arena.reset();
     // Nothing of this read stays reachable from the module's scratch.
     fold.n = fold.sum = fold.start = NONE;
-    fold.seen = [];
+    fold.seen = new IndexList(NONE);
   }
 }
 
@@ -844,20 +867,29 @@ function aggregate(spec: TierReadSpec, series: readonly TierSeries[], chunks: re
 
   const out: MetricReadSeries[] = [];
   for (const a of answers.values()) {
-    const t: number[] = [];
-    const v: (number | null)[] = [];
+    // Sized once (a push per bucket grew each through a chain of reallocations).
+    let t: number[];
+    let v: (number | null)[];
     if (pct !== undefined) {
-      for (const i of a.valueOrder) {
+      const order = a.valueOrder;
+      t = new Array<number>(order.length);
+      v = new Array<number | null>(order.length);
+      for (let k = 0; k < order.length; k++) {
+        const i = order[k];
         const list = a.values![i]!;
         list.sort(pgCompare);
-        t.push(startMs + i * stepMs);
-        v.push(percentileCont(list, pct));
+        t[k] = startMs + i * stepMs;
+        v[k] = percentileCont(list, pct);
       }
     } else {
       const acc = a.sums!;
-      for (const i of acc.order) {
-        t.push(acc.start[i]);
-        v.push(finish(spec, acc.n[i], acc.sum[i], needMinMax ? acc.min[i] : 0, needMinMax ? acc.max[i] : 0));
+      const { at, len } = acc.order;
+      t = new Array<number>(len);
+      v = new Array<number | null>(len);
+      for (let k = 0; k < len; k++) {
+        const i = at[k];
+        t[k] = acc.start[i];
+        v[k] = finish(spec, acc.n[i], acc.sum[i], needMinMax ? acc.min[i] : 0, needMinMax ? acc.max[i] : 0);
       }
     }
     if (t.length === 0) continue;
