@@ -40,7 +40,7 @@ import pg from 'pg';
 import { configuredMs } from '../src/core/duration.js';
 import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
 import { chunkAggregates, encodeChunk, encodeChunkSub } from '../src/features/telemetry/chunk-codec.js';
-import { QueryRepository, READ_PLANS, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
+import { QueryRepository, type MetricReadSpec } from '../src/features/telemetry/query-repository.js';
 import { CHUNK_WINDOW_MS, chunkHeadSql } from '../src/features/telemetry/telemetry-tables.js';
 import { runBin } from '../test/support/daemon.js';
 import { asStatement, type SentStatement } from '../test/support/statement-spy.js';
@@ -245,8 +245,8 @@ try {
 
   const raw = new pg.Client(s.pgUrl);
   await raw.connect();
-  // As the repository's reads pool runs a metric read's statements: JIT off, prepared and planned as its sessions plan them.
-  await raw.query(`set jit = off; ${READ_PLANS.generic}`);
+  // As the repository's reads pool runs its statements: JIT off, prepared and planned per execution.
+  await raw.query('set jit = off; set plan_cache_mode = force_custom_plan');
   const ceilingNames = new Map<string, string>();
   const ceilingName = (text: string): string => {
     let name = ceilingNames.get(text);

@@ -10,12 +10,11 @@ import { CompactionService } from '../../src/features/telemetry/compaction-servi
 
 /**
  * The reads pool's statements: prepared on their first run on a connection, under a name derived
- * from their text; a metric read's planned once per connection (plan_cache_mode =
- * force_generic_plan, sequential scans off), a logs read's per execution for its values (force_custom_plan),
+ * from their text, planned per execution for their values (plan_cache_mode = force_custom_plan),
  * at most MAX_PREPARED_PER_CONNECTION texts per connection (the others run unnamed). Checked in the
  * connection's own pg_prepared_statements (a session's view), on a reads pool of one connection.
  */
-describe('read statements: prepared per connection, metric reads planned once per connection', function () {
+describe('read statements: prepared per connection, planned per read', function () {
   this.timeout(60_000);
   const org = randomUUID();
   const HOUR = 3_600_000;
@@ -85,56 +84,20 @@ describe('read statements: prepared per connection, metric reads planned once pe
     if (url) await dropDatabase(url);
   });
 
-  it('a metric read is prepared on its first run on a connection and planned once there (one generic plan for every value), with the right answers', async () => {
+  it('a read is prepared on its first run on a connection and planned for each read’s values (no generic plan), with the right answers', async () => {
     const a = await repo.metricRead(org, spec(), 30_000);
     expect(await prepared()).to.have.length(1);
     const b = await repo.metricRead(org, spec({ matchers: [{ label: 'host', op: '=', value: 'b', source: 'host=b' }] }), 30_000);
     const late = await repo.metricRead(org, spec({ startMs: end - HOUR / 2 }), 30_000);
     for (let i = 0; i < 5; i++) await repo.metricRead(org, spec(), 30_000);
-    // The same text with other values: one statement, its one generic plan run for each read's values.
+    // The same text with other values: one statement, planned each time for its own values.
     const ps = await prepared();
     expect(ps).to.have.length(1);
-    expect(ps[0].generic_plans).to.equal(8);
-    expect(ps[0].custom_plans).to.equal(0);
+    expect(ps[0].generic_plans).to.equal(0);
+    expect(ps[0].custom_plans).to.equal(8);
     expect(a.rows[0].v.reduce((x, y) => x! + y!, 0)).to.equal((60 * 61) / 2);
     expect(b.rows[0].v.every((v) => v === 100)).to.equal(true);
     expect(late.rows[0].t).to.have.length(30);
-  });
-
-  it('metric and logs reads on one connection: each with its plan settings (a generic plan without sequential scans; a custom plan per logs read)', async () => {
-    const day = Math.floor((end - HOUR) / DAY_MS) * DAY_MS;
-    await new PartitionsRepository(knex, ['logs']).ensure('logs', [day, day + DAY_MS]);
-    const own = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 1 } });
-    type Conn = { query(sql: string): Promise<{ rows: Record<string, unknown>[] }> };
-    const client = own.client as { acquireConnection(): Promise<Conn>; releaseConnection(c: unknown): Promise<void> };
-    /** The one connection's plan settings and its prepared statements' plan counts, by kind. */
-    const state = async () => {
-      const conn = await client.acquireConnection();
-      try {
-        const settings = (await conn.query(`select current_setting('plan_cache_mode') as mode, current_setting('enable_seqscan') as seqscan`)).rows[0];
-        const plans = (await conn.query(`select statement ~ '^\\s*with s as' as metric, generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`)).rows;
-        return { settings, plans };
-      } finally {
-        await client.releaseConnection(conn);
-      }
-    };
-    try {
-      const ownRepo = new QueryRepository(knex, own);
-      const filter = { startMs: end - HOUR, endMs: end, minSeverity: null, bodyLike: null, attributes: [], limit: 10 };
-      await ownRepo.metricRead(org, spec(), 30_000);
-      expect((await state()).settings).to.deep.equal({ mode: 'force_generic_plan', seqscan: 'off' });
-      await ownRepo.logs(org, filter, 30_000);
-      expect((await state()).settings).to.deep.equal({ mode: 'force_custom_plan', seqscan: 'on' });
-      const again = await ownRepo.metricRead(org, spec(), 30_000);
-      await ownRepo.logs(org, filter, 30_000);
-      expect(again.rows[0].v.reduce((x, y) => x! + y!, 0)).to.equal((60 * 61) / 2);
-      expect((await state()).plans).to.deep.equal([
-        { metric: true, generic: 2, custom: 0 },
-        { metric: false, generic: 0, custom: 2 },
-      ]);
-    } finally {
-      await own.destroy();
-    }
   });
 
   it('a prepared read whose selected column changed type (a migration while serving) runs unnamed instead of failing, then and after', async () => {
@@ -184,12 +147,12 @@ describe('read statements: prepared per connection, metric reads planned once pe
       const old = new QueryRepository(knex, ownOld, { compactAfterMs: Number.NEGATIVE_INFINITY });
       const statements = async (pool: Knex) => {
         const client = pool.client as {
-          acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: { statement: string; generic_plans: number; custom_plans: number }[] }> }>;
+          acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: { statement: string; custom_plans: number }[] }> }>;
           releaseConnection(c: unknown): Promise<void>;
         };
         const conn = await client.acquireConnection();
         try {
-          return (await conn.query(`select statement, generic_plans::int, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`)).rows;
+          return (await conn.query(`select statement, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`)).rows;
         } finally {
           await client.releaseConnection(conn);
         }
@@ -242,21 +205,13 @@ describe('read statements: prepared per connection, metric reads planned once pe
         expect(nothing).to.deep.equal({ series: 0, answers: 0, rows: [], decodedPoints: 0 });
         const refused = await viaNone.metricRead(org, spec({ matchers: [], maxSeries: 1 }), 30_000);
         expect(refused).to.deep.include({ series: 2, rows: [] });
-        expect((await statements(none)).map((r) => [r.generic_plans, r.custom_plans])).to.deep.equal([
-          [1, 0],
-          [1, 0],
-        ]);
+        expect((await statements(none)).map((r) => r.custom_plans)).to.deep.equal([1, 1]);
       } finally {
         await none.destroy();
       }
       const oldStatements = await statements(ownOld);
       // Per read a chunks-first text (run before and after the compaction) and a full one (before only).
-      expect(oldStatements.map((r) => [r.generic_plans, r.custom_plans])).to.deep.equal(
-        plain.flatMap(() => [
-          [2, 0],
-          [1, 0],
-        ]),
-      );
+      expect(oldStatements.map((r) => r.custom_plans)).to.deep.equal(plain.flatMap(() => [2, 1]));
       for (const [i, r] of oldStatements.entries()) {
         // The chunk rows, without the fresh-only aggregation (the full statement's `a`).
         expect(r.statement).to.match(/cross join lateral \(select case/);

@@ -4,8 +4,6 @@ import type { Knex } from 'knex';
 export interface Statement {
   sql: string;
   values: unknown[];
-  /** Sent prepared under a name (planned as the session's plan_cache_mode says), not unnamed (planned for its values each time). */
-  prepared?: boolean;
 }
 
 /** A statement node-postgres runs prepared under a name: `{ name, text, values }`. */
@@ -20,7 +18,7 @@ export type SentStatement = string | NamedStatement;
 
 /** A statement as sent, as its SQL text and parameters (a named one's text and values). */
 export const asStatement = (sql: SentStatement, values?: unknown[]): Statement =>
-  typeof sql === 'string' ? { sql, values: values ?? [] } : { sql: sql.text, values: sql.values ?? [], prepared: true };
+  typeof sql === 'string' ? { sql, values: values ?? [] } : { sql: sql.text, values: sql.values ?? [] };
 
 /**
  * Records every statement sent on the connections of `knex`'s pool into `into` (in order), so a

@@ -235,25 +235,11 @@ const FEATURE_NOT_SUPPORTED = '0A000';
 /** A reads connection's session: its statement timeout and what it knows of the texts run on it. */
 interface ReadSession {
   timeout: number;
-  /** The plan settings the session has (READ_PLANS). */
-  plans: ReadPlans;
   /** Names prepared on the connection (a named execution succeeded). */
   prepared: Set<string>;
   /** Names whose prepared statement the server refused to run again (0A000): run unnamed from then on. */
   blocked: Set<string>;
 }
-
-/**
- * How a reads connection plans: `custom` (logs and events reads) plans every execution for its
- * values, as PostgreSQL plans an unnamed statement; `generic` (metric reads) plans a prepared text
- * once per connection, and with sequential scans disabled, so that the plan made without the
- * values cannot be a scan of every series or of a day's points (see onReadConnection).
- */
-export type ReadPlans = 'custom' | 'generic';
-export const READ_PLANS: Record<ReadPlans, string> = {
-  custom: 'set plan_cache_mode = force_custom_plan; set enable_seqscan = on',
-  generic: 'set plan_cache_mode = force_generic_plan; set enable_seqscan = off',
-};
 
 /** A statement's name on a connection: a digest of its text (one text, one name; 128 bits, so no two texts share one). */
 const statementName = (text: string): string => `sentinel_read_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
@@ -265,9 +251,10 @@ const statementName = (text: string): string => `sentinel_read_${createHash('sha
  * ran a text unnamed first and prepared it on a later run executed it ~2.5× slower ever after
  * (measured on the same connection protocol, 200 runs: 5.8–6.5 ms against 2.4–2.6 ms for a text
  * prepared on its first run, 7.0–7.6 ms unnamed every time; not explained).
- * How an execution is planned is the session's (onReadConnection, READ_PLANS): a metric read's
- * text once per connection, a logs or events read's for each execution's values. A prepared
- * statement the server refuses to run again because a
+ * Each execution is still planned for its values (the session's plan_cache_mode =
+ * force_custom_plan), as an unnamed statement is: a generic plan would not know a label filter's
+ * value (and walk every series of the metric where the custom plan uses the labels index) nor prune
+ * the day partitions when planning. A prepared statement the server refuses to run again because a
  * selected column's type changed (a migration while serving) is run unnamed instead, then and after.
  */
 function preparing(conn: PgConnection, session: ReadSession): PgConnection {
@@ -531,8 +518,9 @@ export class QueryRepository {
    * when chunks overlap (and, for a snapshot read, no fresh point is in the range), its rows are the
    * full statement's.
    * No ORDER BY: the caller orders the answer.
-   * Prepared on a reads connection when first run there and planned once there, without sequential
-   * scans (onReadConnection, READ_PLANS 'generic'): planning was most of a short read's statement.
+   * Prepared on a reads connection when first run there, planned for each read's values (onReadConnection,
+   * preparing): a generic plan would not know the label filter's value and may walk every series
+   * of the metric where the custom plan uses the GIN index.
    */
   async metricRead(orgId: string, q: MetricReadSpec, timeoutMs: number): Promise<MetricReadResult> {
     const maxDecode = q.maxDecodedPoints ?? MAX_DECODED_POINTS;
@@ -629,7 +617,7 @@ export class QueryRepository {
       const versionsOf = (rows: MetricReadRow[], r: 'k' | 'v') => rows.find((x) => x.r === r)?.sid;
       if (versionsOf(first, 'k') === versionsOf(rest, 'v')) return [...first, ...rest.filter((r) => r.r !== 'v')];
       return inSnapshot(conn);
-    }, 'generic');
+    });
     return this.metricResult(q, rows, decodeCount(rows), maxDecode, lookbackStartMs);
   }
 
@@ -903,32 +891,19 @@ export class QueryRepository {
    * statements. work_mem is READ_WORK_MEM: a month of one hundred series' chunk rows (36,000, the
    * `ch` CTE and the sort of their records) spilled to temporary files under the default 4 MB
    * (measured: the statement's p50 943 → 774 ms, interleaved, on a loaded machine). Statements with
-   * parameters are prepared on their first run on a connection (preparing): measured on a compacted
-   * one-series read's two statements, p50 7.3 → 5.1 ms, and 35 → 21 ms for 150 series (interleaved,
-   * loaded machine).
-   *
-   * `plans` (READ_PLANS): a metric read's statement is planned once per connection, a generic plan
-   * (plan_cache_mode = force_generic_plan), with sequential scans disabled. Its custom plan took
-   * 1.2–1.4 ms to make against 0.15 ms to run on a compacted one-series read (4 h at 60 s); read
-   * p50 2.74 → 1.42 ms, 150 gauges 22.3 → 19.9, 250 counters 35.7 → 35.3 (in process, same data,
-   * same answers). Made without the values, the plan cannot know how many series a label filter
-   * matches: with sequential scans allowed it read `series` and the day's points partition by
-   * sequential scans where the tables were small, and would keep doing so as they grow; disabled,
-   * every table is read through its index (series by (org, name) or the labels index, points and
-   * chunks by (org, series, time)), which is what a read of a few series wants, and what a read of
-   * many gets anyway. Partitions are pruned when the plan starts (run-time pruning). The plan is
-   * made again when a table it reads is analyzed. Logs and events reads (`custom`) stay planned for
-   * each execution's values, as before (their filters were not measured with a generic plan).
+   * parameters are prepared on their first run on a connection and planned per execution for their
+   * values (preparing; plan_cache_mode = force_custom_plan): measured on a compacted one-series read's two
+   * statements, p50 7.3 → 5.1 ms, and 35 → 21 ms for 150 series (interleaved, loaded machine).
    */
-  private async onReadConnection<T>(timeoutMs: number, fn: (conn: PgConnection) => Promise<T>, plans: ReadPlans = 'custom'): Promise<T> {
+  private async onReadConnection<T>(timeoutMs: number, fn: (conn: PgConnection) => Promise<T>): Promise<T> {
     const pool = this.reads.client as unknown as PoolAccess;
     const conn = await pool.acquireConnection();
     try {
       const timeout = Math.max(1, Math.trunc(timeoutMs));
       let session = this.sessions.get(conn);
-      if (session?.timeout !== timeout || session.plans !== plans) {
-        await conn.query(`set statement_timeout = ${timeout}; set jit = off; set work_mem = '${READ_WORK_MEM}'; ${READ_PLANS[plans]}`);
-        session = { timeout, plans, prepared: session?.prepared ?? new Set(), blocked: session?.blocked ?? new Set() };
+      if (session?.timeout !== timeout) {
+        await conn.query(`set statement_timeout = ${timeout}; set jit = off; set work_mem = '${READ_WORK_MEM}'; set plan_cache_mode = force_custom_plan`);
+        session = { timeout, prepared: session?.prepared ?? new Set(), blocked: session?.blocked ?? new Set() };
         this.sessions.set(conn, session);
       }
       return await fn(preparing(conn, session));
