@@ -58,6 +58,23 @@ export function createKnex(url: string, config: Config, logger: Logger, pool: Po
 }
 
 /**
+ * Runs `fn` with one connection of `knex`'s pool, node-postgres's own client (for what knex does
+ * not do: COPY, several statements in one simple query, statements outside a transaction, session
+ * settings), and gives it back to the pool after, however `fn` ended. `C`: the part of the client
+ * the caller uses (node-postgres's Client unless it says otherwise). A caller that leaves the
+ * session changed ends the connection (`end()`) so the pool discards it.
+ */
+export async function withPooledConnection<T, C = pg.Client>(knex: Knex, fn: (conn: C) => Promise<T>): Promise<T> {
+  const client = knex.client as { acquireConnection(): Promise<C>; releaseConnection(conn: C): Promise<unknown> };
+  const conn = await client.acquireConnection();
+  try {
+    return await fn(conn);
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
+/**
  * Open the configured database: an external server from database.url, or the embedded
  * default (started, or joined when another Sentinel process already runs it).
  */

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type pg from 'pg';
+import { withPooledConnection } from '../../db/database.js';
 import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
 import { chunkHeadSql } from './telemetry-tables.js';
@@ -353,20 +353,19 @@ export class CompactionRepository {
     const name = checkedPartitionName(p);
     // VACUUM cannot run in a transaction (so no SET LOCAL): the pool's statement_timeout, meant
     // for API queries, is lifted on one connection for it, a lock_timeout set, and both restored after.
-    const client = this.knex.client as { acquireConnection(): Promise<pg.Client>; releaseConnection(c: pg.Client): Promise<void> };
-    const conn = await client.acquireConnection();
-    try {
-      const lockTimeout = Math.max(1, Math.trunc(this.options.vacuumLockTimeoutMs ?? VACUUM_LOCK_TIMEOUT_MS));
-      await conn.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeout}`);
-      await conn.query(`vacuum (analyze) ${name}`);
-      return true;
-    } catch (err) {
-      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
-      throw err;
-    } finally {
-      // A connection that could not restore its timeouts is ended, so the pool discards it rather than lend it without them.
-      await conn.query('reset statement_timeout; reset lock_timeout').catch(() => conn.end().catch(() => undefined));
-      await client.releaseConnection(conn);
-    }
+    return withPooledConnection(this.knex, async (conn) => {
+      try {
+        const lockTimeout = Math.max(1, Math.trunc(this.options.vacuumLockTimeoutMs ?? VACUUM_LOCK_TIMEOUT_MS));
+        await conn.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeout}`);
+        await conn.query(`vacuum (analyze) ${name}`);
+        return true;
+      } catch (err) {
+        if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+        throw err;
+      } finally {
+        // A connection that could not restore its timeouts is ended, so the pool discards it rather than lend it without them.
+        await conn.query('reset statement_timeout; reset lock_timeout').catch(() => conn.end().catch(() => undefined));
+      }
+    });
   }
 }

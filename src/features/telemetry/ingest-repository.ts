@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { EventIn, LogIn } from './telemetry-types.js';
+import { withPooledConnection } from '../../db/database.js';
 
 /** A point's time and value; its series id is in WriteItem.seriesIds, at the same index. */
 export interface StoredPoint {
@@ -232,8 +233,7 @@ export class IngestRepository {
    * on each other's counters.
    */
   async commit(items: readonly WriteItem[], slot = 0): Promise<Set<number>> {
-    const client = (await this.knex.client.acquireConnection()) as PoolClient;
-    try {
+    return withPooledConnection<Set<number>, PoolClient>(this.knex, async (client) => {
       // Round trips: `begin` goes with the first statement and the usage counters with `commit`
       // (several statements in one simple query), so a group commit of points is two of them:
       // `begin; copy …` and `insert … ; commit`. After an error in a statement, PostgreSQL skips
@@ -281,9 +281,7 @@ export class IngestRepository {
         await client.query('rollback').catch(() => undefined);
         throw err;
       }
-    } finally {
-      await this.knex.client.releaseConnection(client);
-    }
+    });
   }
 
   private async claimKeys(client: PoolClient, items: readonly WriteItem[]): Promise<Set<number>> {
