@@ -61,8 +61,9 @@ export function createKnex(url: string, config: Config, logger: Logger, pool: Po
  * Runs `fn` with one connection of `knex`'s pool, node-postgres's own client (for what knex does
  * not do: COPY, several statements in one simple query, statements outside a transaction, session
  * settings), and gives it back to the pool after, however `fn` ended. `C`: the part of the client
- * the caller uses (node-postgres's Client unless it says otherwise). A caller that leaves the
- * session changed ends the connection (`end()`) so the pool discards it.
+ * the caller uses (node-postgres's Client unless it says otherwise). Session settings stay on the
+ * connection: a caller on a pool others use restores them, or ends the connection (`end()`, the
+ * pool then discards it) when it cannot; a pool of the caller's own may keep its settings.
  */
 export async function withPooledConnection<T, C = pg.Client>(knex: Knex, fn: (conn: C) => Promise<T>): Promise<T> {
   const client = knex.client as { acquireConnection(): Promise<C>; releaseConnection(conn: C): Promise<unknown> };

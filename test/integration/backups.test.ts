@@ -1,6 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
@@ -246,7 +245,7 @@ describe('backups', function () {
   });
 
   it('failure is loud: a filesystem that fills up mid-backup leaves no backup and no temporary directory', async function () {
-    const mnt = mkdtempSync(join(tmpdir(), 'sentinel-full-'));
+    const mnt = scratchDir('sentinel-full-');
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { stdio: 'pipe' });
     } catch (err) {

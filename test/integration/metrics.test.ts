@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { buildApp, type App } from '../../src/app/build-app.js';
@@ -18,6 +17,7 @@ import { parsePrometheusText, sampleValue, type Family } from '../support/prom-t
 import { findPrometheus } from '../support/prometheus-binaries.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { scratchDir } from '../support/scratch.js';
 
 /**
  * /metrics over real HTTP on a real PostgreSQL: each Sentinel metric is read before and after the
@@ -101,7 +101,7 @@ describe('/metrics', function () {
 
   before(async () => {
     url = await cloneDatabase();
-    backupsDir = mkdtempSync(join(tmpdir(), 'sentinel-metrics-backups-'));
+    backupsDir = scratchDir('sentinel-metrics-backups-');
     await receiver.start();
     t = await startTestApp(url, { ...ENV, SENTINEL_BACKUPS_DIR: backupsDir });
     const s = t.app.services;

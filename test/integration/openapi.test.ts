@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/config/paths.js';
 import type { RouteInfo } from '../../src/http/registry.js';
@@ -11,6 +10,7 @@ import { createApiKey } from '../support/factories.js';
 import { ApiClient, fillPath, placeholders } from '../support/http.js';
 import { createTenant, type Tenant } from '../support/tenants.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
+import { scratchDir } from '../support/scratch.js';
 
 /**
  * The OpenAPI document a running app serves is valid for every reader (swagger-parser and
@@ -45,7 +45,7 @@ const OTLP = ['/v1/metrics', '/v1/logs'];
 
 /** `redocly lint` on the document with the repository's redocly.yaml (built-in rules, telemetry off: no network). */
 async function redoclyLint(doc: unknown): Promise<{ totals: { errors: number; warnings: number }; problems: LintProblem[] }> {
-  const dir = await mkdtemp(join(tmpdir(), 'sentinel-openapi-'));
+  const dir = scratchDir('sentinel-openapi-');
   try {
     const file = join(dir, 'openapi.json');
     await writeFile(file, JSON.stringify(doc, null, 2));

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { randomUUID } from 'node:crypto';
+import { withPooledConnection } from '../../src/db/database.js';
 import { DAY_MS, PartitionsRepository } from '../../src/db/partitions.js';
 import { MAX_PREPARED_PER_CONNECTION, QueryRepository, type MetricReadSpec } from '../../src/features/telemetry/query-repository.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
@@ -31,14 +32,10 @@ describe('read statements: prepared per connection, planned per read', function 
   }
   /** What the reads pool's one connection has prepared (its own session's view). */
   async function prepared(pool: Knex = reads): Promise<Prepared[]> {
-    const client = pool.client as { acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: Prepared[] }> }>; releaseConnection(c: unknown): Promise<void> };
-    const conn = await client.acquireConnection();
-    try {
-      const { rows } = await conn.query(`select name, generic_plans::int, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by name`);
+    return withPooledConnection(pool, async (conn) => {
+      const { rows } = await conn.query<Prepared>(`select name, generic_plans::int, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by name`);
       return rows;
-    } finally {
-      await client.releaseConnection(conn);
-    }
+    });
   }
 
   const spec = (over: Partial<MetricReadSpec> = {}): MetricReadSpec => ({
@@ -145,18 +142,11 @@ describe('read statements: prepared per connection, planned per read', function 
       const fresh = new QueryRepository(knex, own, { compactAfterMs: DAY_MS });
       // Every read (but a percentile) predicted compacted: each tries the chunks-first statement.
       const old = new QueryRepository(knex, ownOld, { compactAfterMs: Number.NEGATIVE_INFINITY });
-      const statements = async (pool: Knex) => {
-        const client = pool.client as {
-          acquireConnection(): Promise<{ query(sql: string): Promise<{ rows: { statement: string; custom_plans: number }[] }> }>;
-          releaseConnection(c: unknown): Promise<void>;
-        };
-        const conn = await client.acquireConnection();
-        try {
-          return (await conn.query(`select statement, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`)).rows;
-        } finally {
-          await client.releaseConnection(conn);
-        }
-      };
+      const statements = (pool: Knex) =>
+        withPooledConnection(pool, async (conn) => {
+          const sql = `select statement, custom_plans::int from pg_prepared_statements where name like 'sentinel_read_%' order by prepare_time`;
+          return (await conn.query<{ statement: string; custom_plans: number }>(sql)).rows;
+        });
       const texts = async () => (await statements(own)).map((r) => r.statement);
       const specs = [spec(), spec({ agg: 'p90' }), spec({ agg: 'rate' }), spec({ by: ['host'], matchers: [] })];
       // metricRead's rows come in no particular order (the caller orders the answer).

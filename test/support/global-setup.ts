@@ -6,7 +6,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { migratorConfig } from '../../src/db/migration-source.js';
-import { SCRATCH_ENV } from './scratch.js';
+import { removeRunScratchDir } from './scratch.js';
 
 /**
  * Once per test run: a PostgreSQL (the embedded one, or SENTINEL_TEST_DATABASE_URL) and a
@@ -50,16 +50,18 @@ export async function mochaGlobalSetup(): Promise<void> {
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {
-  const adminUrl = process.env[ADMIN_ENV];
-  if (adminUrl) {
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    const { rows } = await admin.query<{ datname: string }>(`select datname from pg_database where datname like 't\\_${process.pid}\\_%' or datname = $1`, [process.env[TEMPLATE_ENV]]);
-    for (const r of rows) await admin.query(`drop database if exists ${r.datname} with (force)`);
-    await admin.end();
+  try {
+    const adminUrl = process.env[ADMIN_ENV];
+    if (adminUrl) {
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      const { rows } = await admin.query<{ datname: string }>(`select datname from pg_database where datname like 't\\_${process.pid}\\_%' or datname = $1`, [process.env[TEMPLATE_ENV]]);
+      for (const r of rows) await admin.query(`drop database if exists ${r.datname} with (force)`);
+      await admin.end();
+    }
+    if (embedded) await embedded.stop();
+  } finally {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    removeRunScratchDir();
   }
-  if (embedded) await embedded.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  const scratch = process.env[SCRATCH_ENV];
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
 }

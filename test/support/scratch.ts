@@ -1,23 +1,35 @@
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** Where the run's scratch directory is (made on first use, removed with everything in it by global-setup.ts's teardown). */
-export const SCRATCH_ENV = 'SENTINEL_TEST_SCRATCH_DIR';
+/** The run's scratch directory once made (by this process: removeRunScratchDir removes only it). */
+let made: string | null = null;
 
 /** The run's scratch directory, made on first use (spec files may ask while they load, before the global setup). */
 export function runScratchDir(): string {
-  let dir = process.env[SCRATCH_ENV];
-  if (!dir) {
-    dir = mkdtempSync(join(tmpdir(), 'sentinel-tests-'));
+  if (!made) {
+    made = mkdtempSync(join(tmpdir(), 'sentinel-tests-'));
     // Traversable by the unprivileged user the embedded PostgreSQL of a daemon under test runs as.
-    chmodSync(dir, 0o755);
-    process.env[SCRATCH_ENV] = dir;
+    chmodSync(made, 0o755);
   }
+  return made;
+}
+
+/** A new empty directory for a test's files (`prefix` + random) in the run's scratch directory, traversable as the run's is. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(runScratchDir(), prefix));
+  chmodSync(dir, 0o755);
   return dir;
 }
 
-/** A new empty directory for a test's files (`prefix` + random) in the run's scratch directory. */
-export function scratchDir(prefix: string): string {
-  return mkdtempSync(join(runScratchDir(), prefix));
+/** Removes the run's scratch directory and everything in it, if this process made one (global-setup.ts's teardown). */
+export function removeRunScratchDir(): void {
+  if (!made) return;
+  try {
+    rmSync(made, { recursive: true, force: true });
+  } catch (err) {
+    // (E.g. a file system a test mounted in it and could not unmount.) A directory left behind fails no test.
+    console.warn(`  could not remove the test run's scratch directory ${made}: ${(err as Error).message}`);
+  }
+  made = null;
 }

@@ -93,8 +93,9 @@ describe('metric answer JSON', () => {
     expectSame(odd);
   });
 
-  it('bucket starts: every field of the time of day, across days, leap days, years 0000 and 9999/10000, before 1970', () => {
-    const starts = [Date.UTC(2024, 1, 28, 23, 0), Date.UTC(1969, 11, 31, 22, 0), Date.UTC(9999, 11, 31, 23, 0), Date.UTC(0, 0, 1, 0, 0) - 3_600_000, Date.UTC(2026, 11, 1)];
+  it('bucket starts: every field of the time of day, across days, leap days, years -1/0000 and 9999/10000, before 1970', () => {
+    // (The fourth: an hour before 0000-01-01T00:00Z, so the days of years -1 and 0000.)
+    const starts = [Date.UTC(2024, 1, 28, 23, 0), Date.UTC(1969, 11, 31, 22, 0), Date.UTC(9999, 11, 31, 23, 0), -62_167_219_200_000 - 3_600_000, Date.UTC(2026, 11, 1)];
     for (const start of starts) {
       for (const step of [1, 7, 999, 1_000, 59_999, 60_000, 61_001, 3_600_000, 86_399_999]) {
         expectSame([{ labels: {}, descriptor: null, points: Array.from({ length: 200 }, (_, k): [number, number] => [start + k * step, k]) }]);

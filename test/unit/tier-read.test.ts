@@ -230,6 +230,21 @@ describe('tier read', () => {
   });
 });
 
+describe('answer arrays', () => {
+  it('an answer of more non-empty buckets than the arrays\' template holds (20,000), then a small one: every bucket, in order', () => {
+    const n = 20_000;
+    const spec: TierReadSpec = { agg: 'avg', startMs: 0, endMs: n * 1000, stepMs: 1000, lookbackStartMs: 0, by: [] };
+    const series: TierSeries[] = [{ id: '1', kind: 'gauge', temporality: null, labels: {}, descriptor: { kind: 'gauge', temporality: null, unit: '' }, gk: null }];
+    const buckets = Array.from({ length: n }, (_, i) => ({ b: i * 1000, first: i * 1000 + 1, n: 2, sum: 2 * i + 1, min: 0, max: 0 }));
+    const [big] = aggregateTiers(spec, series, [], [{ seriesId: '1', raw: false, buckets }]);
+    expect(big.t).to.deep.equal(buckets.map((x) => x.b));
+    expect(big.v).to.deep.equal(buckets.map((_, i) => i + 0.5));
+    const [small] = aggregateTiers({ ...spec, endMs: 3000 }, series, [], [{ seriesId: '1', raw: false, buckets: buckets.slice(0, 3) }]);
+    expect(small.t).to.deep.equal([0, 1000, 2000]);
+    expect(small.v).to.deep.equal([0.5, 1.5, 2.5]);
+  });
+});
+
 describe('IndexList (an answer\'s buckets in first-seen order)', () => {
   it('keeps every index in push order, within its array and past it (grown, the first ones kept)', () => {
     fc.assert(
