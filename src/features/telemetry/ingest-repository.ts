@@ -2,8 +2,8 @@ import { once } from 'node:events';
 import type { Knex } from 'knex';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { EventIn, LogIn } from './telemetry-types.js';
 import { withPooledConnection } from '../../db/database.js';
+import type { EventIn, LogIn } from './telemetry-types.js';
 
 /** A point's time and value; its series id is in WriteItem.seriesIds, at the same index. */
 export interface StoredPoint {
