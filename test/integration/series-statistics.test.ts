@@ -10,8 +10,8 @@ import { SeriesRepository } from '../../src/features/telemetry/series-repository
 import { SeriesStore } from '../../src/features/telemetry/series-store.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { moduleKits } from '../support/module-kits.js';
-import { recordStatements, type Statement } from '../support/statement-spy.js';
 import { planNodes, type PlanNode } from '../support/plans.js';
+import { recordStatements, type Statement } from '../support/statement-spy.js';
 
 /**
  * The series table's statistics. Thousands of series created at once (a new

@@ -11,7 +11,6 @@ import { planNodes, type PlanNode } from '../support/plans.js';
  * answer is still right.
  */
 
-
 describe('admin status statements use their indexes', function () {
   this.timeout(60_000);
   let url: string;

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { withPooledConnection } from '../../src/db/database.js';
 import type { Statement } from './statement-spy.js';
 
 /** A node of an EXPLAIN (FORMAT JSON) plan: the fields tests read. */
@@ -22,15 +23,8 @@ export const planNodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).fla
  * (statement-spy.ts), on a connection of `knex`'s pool: the session settings it runs with there.
  */
 export async function explainAnalyzed(knex: Knex, st: Statement): Promise<PlanNode> {
-  const client = knex.client as {
-    acquireConnection(): Promise<{ query(sql: string, values: unknown[]): Promise<{ rows: Record<string, unknown>[] }> }>;
-    releaseConnection(c: unknown): Promise<void>;
-  };
-  const conn = await client.acquireConnection();
-  try {
-    const { rows } = await conn.query(`explain (analyze, format json) ${st.sql}`, st.values);
-    return (rows[0]['QUERY PLAN'] as { Plan: PlanNode }[])[0].Plan;
-  } finally {
-    await client.releaseConnection(conn);
-  }
+  return withPooledConnection(knex, async (conn) => {
+    const { rows } = await conn.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(`explain (analyze, format json) ${st.sql}`, st.values);
+    return rows[0]['QUERY PLAN'][0].Plan;
+  });
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 let made: string | null = null;
 
 /** The run's scratch directory, made on first use (spec files may ask while they load, before the global setup). */
-export function runScratchDir(): string {
+function runScratchDir(): string {
   if (!made) {
     made = mkdtempSync(join(tmpdir(), 'sentinel-tests-'));
     // Traversable by the unprivileged user the embedded PostgreSQL of a daemon under test runs as.
