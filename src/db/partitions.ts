@@ -11,10 +11,20 @@ export const DAY_MS = 86_400_000;
 /** Start of the UTC day holding `ms`. */
 export const dayStart = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS;
 
-/** `points_p20261128` for the UTC day starting at `day`. */
-export function partitionName(table: string, day: number): string {
-  return `${table}_p${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}`;
+/**
+ * `points_p20261128` for the UTC day starting at `day`; with `leaf`, one of that day's own
+ * partitions when the day is split into windows (see EnsureOptions' `windows`): `points_p20261128_w04`
+ * for the window starting at 04:00, `points_p20261128_late` for its default partition.
+ */
+export function partitionName(table: string, day: number, leaf?: string): string {
+  return `${table}_p${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}${leaf ? `_${leaf}` : ''}`;
 }
+
+/** The leaf suffix of the window of a split day starting at `windowStart` (`w04`). */
+export const windowLeaf = (windowStart: number): string => `w${String(new Date(windowStart).getUTCHours()).padStart(2, '0')}`;
+
+/** The leaf suffix of a split day's default partition: rows of windows that no longer have their own. */
+export const LATE_LEAF = 'late';
 
 const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})$/;
 
@@ -26,7 +36,7 @@ export function partitionDay(name: string): number | null {
 
 /** The partition's name, after checking it is exactly ours (it is put into SQL as an identifier). */
 export function checkedPartitionName(info: PartitionInfo): string {
-  if (partitionName(info.table, info.day) !== info.name) throw new Error(`not a partition name: ${info.name}`);
+  if (partitionName(info.table, info.day, info.leaf) !== info.name) throw new Error(`not a partition name: ${info.name}`);
   return info.name;
 }
 
@@ -35,6 +45,15 @@ export interface PartitionInfo<T extends string = string> {
   name: string;
   /** Start of its UTC day (epoch ms). */
   day: number;
+  /**
+   * Set on a day partition that is itself partitioned into windows (its rows are in its leaves;
+   * PartitionsRepository.leaves lists them): the window's length in ms.
+   */
+  windowMs?: number;
+  /** Set on a leaf of such a day: `w04` (a window) or LATE_LEAF (the day's default partition). */
+  leaf?: string;
+  /** On a window leaf: the window's start (epoch ms); null on the late leaf. */
+  windowStart?: number | null;
 }
 
 export interface PartitionStatistics {
@@ -69,14 +88,23 @@ export interface EnsureResult {
 /**
  * `T`: the names of the partitioned tables this repository manages. `plainTables`: tables that are
  * not partitioned whose planner statistics it may also be asked to keep (`analyzeTable`), named
- * by their feature like the partitioned ones.
+ * by their feature like the partitioned ones. `windows`: the tables whose new days are split
+ * into windows of that many ms (a divisor of a day), each its own partition (`…_w04`), plus a
+ * default partition (`…_late`) for rows of a window whose partition was dropped. A split day's
+ * window can be emptied by dropping its partition (compaction does) instead of deleting its rows.
+ * Days created before a table was split stay plain partitions.
  */
 export class PartitionsRepository<T extends string = string> {
   constructor(
     private readonly knex: Knex,
     private readonly tables: readonly T[],
     private readonly plain: readonly string[] = [],
-  ) {}
+    private readonly windows: Partial<Record<T, number>> = {},
+  ) {
+    for (const [table, ms] of Object.entries(windows) as [string, number][]) {
+      if (!Number.isInteger(ms) || ms <= 0 || DAY_MS % ms !== 0 || ms % 3_600_000 !== 0) throw new Error(`${table}: a window must be whole hours dividing a day`);
+    }
+  }
 
   /** The partitioned tables this repository manages. */
   get partitionedTables(): readonly T[] {
@@ -110,15 +138,27 @@ export class PartitionsRepository<T extends string = string> {
       const from = new Date(day).toISOString();
       const to = new Date(day + DAY_MS).toISOString();
       try {
-        const exists = await this.knex.raw<{ rows: unknown[] }>('select 1 from pg_class where relname = ? and relkind = ?', [name, 'r']);
+        const exists = await this.knex.raw<{ rows: unknown[] }>("select 1 from pg_class where relname = ? and relkind in ('r', 'p')", [name]);
         if (exists.rows.length) continue;
         if (busy) {
           result.deferred.push(name);
           continue;
         }
+        const windowMs = this.windows[table];
         await this.knex.transaction(async (trx) => {
           await trx.raw(`set local lock_timeout = ${lockTimeoutMs}`);
-          await trx.raw(`create table if not exists ${name} partition of ${table} for values from ('${from}') to ('${to}')`);
+          if (!windowMs) {
+            await trx.raw(`create table if not exists ${name} partition of ${table} for values from ('${from}') to ('${to}')`);
+            return;
+          }
+          // The day and all its leaves in one transaction: a split day never exists without them
+          // (a window created later would have to be checked against the default partition's rows).
+          await trx.raw(`create table ${name} partition of ${table} for values from ('${from}') to ('${to}') partition by range (ts)`);
+          for (let w = day; w < day + DAY_MS; w += windowMs) {
+            const leaf = partitionName(table, day, windowLeaf(w));
+            await trx.raw(`create table ${leaf} partition of ${name} for values from ('${new Date(w).toISOString()}') to ('${new Date(w + windowMs).toISOString()}')`);
+          }
+          await trx.raw(`create table ${partitionName(table, day, LATE_LEAF)} partition of ${name} default`);
         });
         result.created.push(name);
       } catch (err) {
@@ -134,9 +174,10 @@ export class PartitionsRepository<T extends string = string> {
     return result;
   }
 
+  /** The day partitions (a split day with its `windowMs`), by name. */
   async list(table?: T): Promise<PartitionInfo<T>[]> {
-    const { rows } = await this.knex.raw<{ rows: { parent: string; name: string }[] }>(
-      `select p.relname as parent, c.relname as name
+    const { rows } = await this.knex.raw<{ rows: { parent: string; name: string; split: boolean }[] }>(
+      `select p.relname as parent, c.relname as name, c.relkind = 'p' as split
          from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
         where p.relname = any(?) order by c.relname`,
       [table ? [table] : [...this.tables]],
@@ -144,8 +185,49 @@ export class PartitionsRepository<T extends string = string> {
     const out: PartitionInfo<T>[] = [];
     for (const r of rows) {
       const day = partitionDay(r.name);
-      if (day !== null && partitionName(r.parent, day) === r.name) out.push({ table: r.parent as T, name: r.name, day });
+      if (day === null || partitionName(r.parent, day) !== r.name) continue;
+      const windowMs = this.windows[r.parent as T];
+      if (r.split && !windowMs) throw new Error(`${r.name} is split into windows, but this repository was not told ${r.parent}'s window`);
+      out.push(r.split ? { table: r.parent as T, name: r.name, day, windowMs } : { table: r.parent as T, name: r.name, day });
     }
+    return out;
+  }
+
+  /**
+   * The leaves of a split day that exist now (a compacted window's partition is dropped): its
+   * windows in time order, then its late (default) partition.
+   */
+  async leaves(day: PartitionInfo<T>): Promise<PartitionInfo<T>[]> {
+    const name = checkedPartitionName(day);
+    const windowMs = day.windowMs;
+    if (!windowMs) throw new Error(`${name} is not split into windows`);
+    const { rows } = await this.knex.raw<{ rows: { name: string }[] }>(
+      'select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = ?::regclass',
+      [name],
+    );
+    const have = new Set(rows.map((r) => r.name));
+    const out: PartitionInfo<T>[] = [];
+    for (let w = day.day; w < day.day + DAY_MS; w += windowMs) {
+      const leaf = windowLeaf(w);
+      const n = partitionName(day.table, day.day, leaf);
+      if (have.has(n)) out.push({ table: day.table, name: n, day: day.day, leaf, windowStart: w });
+    }
+    const late = partitionName(day.table, day.day, LATE_LEAF);
+    if (have.has(late)) out.push({ table: day.table, name: late, day: day.day, leaf: LATE_LEAF, windowStart: null });
+    return out;
+  }
+
+  /**
+   * The partitions holding a day's rows, by name, whether or not they exist: the day itself, or
+   * for a table split into windows every leaf its day has when created. What the analyzer keeps
+   * statistics of (the planner reads a leaf's own).
+   */
+  rowPartitions(table: T, day: number): PartitionInfo<T>[] {
+    const windowMs = this.windows[table];
+    if (!windowMs) return [{ table, day, name: partitionName(table, day) }];
+    const out: PartitionInfo<T>[] = [];
+    for (let w = day; w < day + DAY_MS; w += windowMs) out.push({ table, day, name: partitionName(table, day, windowLeaf(w)), leaf: windowLeaf(w), windowStart: w });
+    out.push({ table, day, name: partitionName(table, day, LATE_LEAF), leaf: LATE_LEAF, windowStart: null });
     return out;
   }
 

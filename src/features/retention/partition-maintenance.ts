@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DAY_MS, dayStart, partitionName, type PartitionsRepository } from '../../db/partitions.js';
+import { DAY_MS, dayStart, type PartitionsRepository } from '../../db/partitions.js';
 
 export interface PartitionMaintenanceOptions {
   /** retention.partitions_ahead_days: days after today that get their partitions now. */
@@ -76,7 +76,7 @@ export interface PartitionAnalyzeReport {
 
 /**
  * Planner statistics for the partitions being written: today's and yesterday's day-partitions
- * of each table that changed by at least `minRows + fraction × rows at the last analyze` since
+ * (of a day split into windows, its leaves) of each table that changed by at least `minRows + fraction × rows at the last analyze` since
  * then (or were never analyzed) are ANALYZEd. A fresh day partition has no statistics until
  * someone analyzes it; without them PostgreSQL assumes a range of `ts` for one org holds a
  * handful of rows and plans "read them all, then sort" for the newest logs, where the index
@@ -93,7 +93,7 @@ export interface PartitionAnalyzeReport {
  */
 export class PartitionAnalyzer<T extends string = string> {
   constructor(
-    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'analyzeTable' | 'partitionedTables' | 'plainTables'>,
+    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'analyzeTable' | 'partitionedTables' | 'plainTables' | 'rowPartitions'>,
     private readonly o: PartitionAnalyzeOptions,
     private readonly logger: Logger,
   ) {}
@@ -110,9 +110,8 @@ export class PartitionAnalyzer<T extends string = string> {
     // An aborted run (timeout, shutdown) stops with its reason, also when nothing is due.
     signal?.throwIfAborted();
     const today = dayStart(now);
-    const infos = this.partitions.partitionedTables.flatMap((table) =>
-      [today, today - DAY_MS].map((day) => ({ table, day, name: partitionName(table, day) })),
-    );
+    // A day split into windows has its rows (and the planner its statistics) in the leaves.
+    const infos = this.partitions.partitionedTables.flatMap((table) => [today, today - DAY_MS].flatMap((day) => this.partitions.rowPartitions(table, day)));
     const byName = new Map(infos.map((i) => [i.name, i]));
     const plain = new Set(this.partitions.plainTables);
     const stats = await this.partitions.statistics([...infos.map((i) => i.name), ...plain]);

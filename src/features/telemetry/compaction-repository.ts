@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { withPooledConnection } from '../../db/database.js';
 import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
-import { chunkHeadSql } from './telemetry-tables.js';
+import { chunkHeadSql, POINT_WINDOWS } from './telemetry-tables.js';
 
 /**
  * One series' points as compaction moves them: epoch-ms times and their values, in ascending
@@ -52,6 +52,15 @@ export const TRUNCATE_MAX_HEAP_BYTES = 1 << 20;
  * in this run and the day can be emptied now rather than by a later run.
  */
 const VACUUM_LOCK_TIMEOUT_MS = 5_000;
+/**
+ * How long dropping a compacted window's partition waits for each of its locks: the EXCLUSIVE one
+ * on the partition (late points for that window queue behind it), then DETACH's ACCESS EXCLUSIVE
+ * one on its day (that day's ingest and queries queue behind it). Not had in time: the window's
+ * rows are deleted instead.
+ */
+const DROP_LOCK_TIMEOUT_MS = 50;
+/** How long the count of a window's rows under the EXCLUSIVE lock may take (late points for it wait meanwhile). */
+const DROP_CHECK_TIMEOUT_MS = 1_000;
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE query_canceled: `statement_timeout` expired. */
@@ -123,13 +132,85 @@ export class CompactionRepository {
     private readonly knex: Knex,
     private readonly options: { vacuumLockTimeoutMs?: number } = {},
   ) {
-    this.points = new PartitionsRepository(knex, ['points']);
+    this.points = new PartitionsRepository(knex, ['points'], [], POINT_WINDOWS);
     this.chunks = new PartitionsRepository(knex, ['point_chunks']);
   }
 
-  /** The day-partitions of points, oldest first. */
+  /** The day-partitions of points, oldest first (a day split into windows with its `windowMs`). */
   async pointPartitions(): Promise<PartitionInfo<'points'>[]> {
     return (await this.points.list('points')).sort((a, b) => a.day - b.day);
+  }
+
+  /** The leaves of a split day that exist: its windows not dropped yet, in time order, then its late partition. */
+  async leaves(day: PartitionInfo<'points'>): Promise<PartitionInfo<'points'>[]> {
+    return this.points.leaves(day);
+  }
+
+  /**
+   * The snapshot of a REPEATABLE READ transaction, as `pg_current_snapshot()`'s text: its first
+   * statement, so it is the snapshot every later statement of the transaction reads.
+   */
+  async snapshot(trx: Knex.Transaction): Promise<string> {
+    const { rows } = await trx.raw<{ rows: { s: string }[] }>('select pg_current_snapshot()::text as s');
+    return rows[0].s;
+  }
+
+  /**
+   * Drops a window's partition of a split day, inside the transaction that read its `read` points
+   * in `snapshot` and wrote them into chunks, so the points leave the fresh tier exactly when
+   * their chunks commit. Only when the partition still holds exactly those rows: its writers are
+   * held off (EXCLUSIVE lock: reads go on), then the rows are counted on another connection, which
+   * sees every committed row, with those whose inserting transaction the snapshot does not see
+   * (a late point). Any difference (a late point, a row deleted since by retention), or a lock not
+   * had within DROP_LOCK_TIMEOUT_MS (the EXCLUSIVE one, then the ACCESS EXCLUSIVE one on the day
+   * that DETACH takes: ingest and queries of that day queue behind it meanwhile), or a count that
+   * takes longer than DROP_CHECK_TIMEOUT_MS, and nothing is done: false, and the caller deletes
+   * the rows it read instead. The locks are taken in a savepoint, given back when it is rolled back.
+   */
+  async dropWindow(trx: Knex.Transaction, day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, snapshot: string, read: number): Promise<boolean> {
+    const dayName = checkedPartitionName(day);
+    const name = checkedPartitionName(leaf);
+    if (leaf.day !== day.day || leaf.windowStart == null) throw new Error(`${name} is not a window of ${dayName}`);
+    await trx.raw('savepoint drop_window');
+    try {
+      await trx.raw(`set local lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
+      await trx.raw('lock table ?? in exclusive mode', [name]);
+      const now = await this.rowsAgainst(name, snapshot);
+      if (now.total !== read || now.newer !== 0) {
+        await trx.raw('rollback to savepoint drop_window');
+        return false;
+      }
+      await trx.raw('alter table ?? detach partition ??', [dayName, name]);
+      await trx.raw('drop table ??', [name]);
+      await trx.raw('release savepoint drop_window');
+      return true;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== LOCK_NOT_AVAILABLE && code !== QUERY_CANCELED) throw err;
+      await trx.raw('rollback to savepoint drop_window');
+      return false;
+    }
+  }
+
+  /**
+   * The committed rows of a partition now (read on a connection of its own, outside the caller's
+   * transaction), and how many of them were inserted by a transaction that `snapshot` does not
+   * see: one whose 32-bit xid is at or past the snapshot's xmax (modulo 2³², as PostgreSQL
+   * compares them) or was in progress when it was taken.
+   */
+  async rowsAgainst(name: string, snapshot: string): Promise<{ total: number; newer: number }> {
+    return this.knex.transaction(async (trx) => {
+      await trx.raw(`set local statement_timeout = ${DROP_CHECK_TIMEOUT_MS}`);
+      const { rows } = await trx.raw<{ rows: { total: number; newer: number }[] }>(
+        `with s as (select pg_snapshot_xmax(?::pg_snapshot)::text::int8 & 4294967295 as xmax,
+                           array(select x::text::int8 & 4294967295 from pg_snapshot_xip(?::pg_snapshot) x) as xip)
+         select count(*)::float8 as total,
+                count(*) filter (where ((t.xmin::text::int8 - s.xmax) & 4294967295) < 2147483648 or t.xmin::text::int8 = any(s.xip))::float8 as newer
+           from ?? t, s`,
+        [snapshot, snapshot, name],
+      );
+      return rows[0];
+    });
   }
 
   /** The chunk table's partition of `day` (created if missing, as the writer does for points). */
@@ -137,9 +218,9 @@ export class CompactionRepository {
     await this.chunks.ensure('point_chunks', [day]);
   }
 
-  /** The distinct orgs with rows in one points partition (PartitionsRepository.orgsIn). */
-  async orgsInPartition(p: PartitionInfo<'points'>): Promise<string[]> {
-    return this.points.orgsIn(p);
+  /** The distinct orgs with rows in one points partition (PartitionsRepository.orgsIn), read through `db` (a transaction: in its snapshot). */
+  async orgsInPartition(p: PartitionInfo<'points'>, db: Knex = this.knex): Promise<string[]> {
+    return (db === this.knex ? this.points : new PartitionsRepository(db, ['points'], [], POINT_WINDOWS)).orgsIn(p);
   }
 
   /**
@@ -149,9 +230,9 @@ export class CompactionRepository {
    * not read to find the few series with something to compact. The recursion is evaluated only
    * as far as the LIMIT pulls it.
    */
-  async seriesWithPointsBefore(p: PartitionInfo<'points'>, orgId: string, before: Date, after: string | null, limit: number): Promise<string[]> {
+  async seriesWithPointsBefore(p: PartitionInfo<'points'>, orgId: string, before: Date, after: string | null, limit: number, db: Knex = this.knex): Promise<string[]> {
     const name = checkedPartitionName(p);
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+    const { rows } = await db.raw<{ rows: { id: string }[] }>(
       `with recursive s(id) as (
          (select series_id from ?? where org_id = ? and series_id > ?::bigint order by series_id limit 1)
          union all

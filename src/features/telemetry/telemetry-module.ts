@@ -24,7 +24,7 @@ import { StatsRepository } from './stats-repository.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory, type OrgLimitOverrides } from './telemetry-limits-source.js';
 import { registerTelemetryRoutes } from './telemetry-routes.js';
 import { TelemetryService } from './telemetry-service.js';
-import { TELEMETRY_TABLES } from './telemetry-tables.js';
+import { POINT_WINDOWS, TELEMETRY_TABLES } from './telemetry-tables.js';
 
 /** Organizations' stored limit overrides (the orgs feature keeps and validates them). */
 export interface OrgLimitsSource {
@@ -90,7 +90,7 @@ export const telemetryModule = defineModule({
     const ingestStats = new IngestStats(kits.metrics, { queueDepth: () => writer?.queuedRows ?? 0, activeSeries: () => series.cachedSeries });
     writer = new GroupCommitWriter(
       ingestRepo,
-      new PartitionsRepository(knex, TELEMETRY_TABLES),
+      new PartitionsRepository(knex, TELEMETRY_TABLES, [], POINT_WINDOWS),
       { flushIntervalMs: config.ingest.flush_interval_ms, flushMinItems: config.ingest.flush_min_items, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
       logger,
       ingestStats,
