@@ -2,13 +2,13 @@ import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { pino } from 'pino';
 import { DAY_MS, dayStart, partitionName, PartitionsRepository } from '../../src/db/partitions.js';
-import { ROW_SPAN_MS } from '../../src/features/retention/retained-tables.js';
+import { ROW_SPAN_MS, SPLIT_TABLES } from '../../src/features/retention/retained-tables.js';
 import { RetentionRepository } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays } from '../../src/features/retention/retention-service.js';
 import { chunkAggregates, decodeChunk, decodeChunkSub, type ChunkAggregates } from '../../src/features/telemetry/chunk-codec.js';
 import { CompactionRepository, TRUNCATE_MAX_HEAP_BYTES, type MovedSeries } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService, type CompactionReport } from '../../src/features/telemetry/compaction-service.js';
-import { CHUNK_WINDOW_MS, chunkHeadSql, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { CHUNK_WINDOW_MS, chunkHeadSql, POINT_WINDOWS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import { LogCapture } from '../support/capture.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
@@ -177,11 +177,20 @@ function series(from: number, to: number, everyMs: number, value: (i: number) =>
   return out;
 }
 
-describe('compaction', function () {
+/** Every window partition of the split days `days` whose window ends by `horizon`. */
+const windowsBefore = (days: number[], horizon: number) =>
+  days.flatMap((d) => Array.from({ length: DAY_MS / W }, (_, i) => d + i * W)).filter((w) => w + W <= horizon).map((w) => partitionName('points', dayStart(w), `w${String(new Date(w).getUTCHours()).padStart(2, '0')}`));
+
+// Days of points as plain partitions (as created before days were split, and what the per-row
+// path still handles), and split into one partition per window, each window dropped with the
+// transaction that writes its chunks: the same data, the same answers.
+for (const split of [false, true])
+describe(`compaction (${split ? 'days split into window partitions' : 'plain day partitions'})`, function () {
   this.timeout(120_000);
   let url: string;
   let knex: Knex;
-  const parts = () => new PartitionsRepository(knex, TELEMETRY_TABLES);
+  const windows = split ? POINT_WINDOWS : {};
+  const parts = (k = knex) => new PartitionsRepository(k, TELEMETRY_TABLES, [], windows);
 
   before(async () => {
     url = await cloneDatabase();
@@ -193,8 +202,9 @@ describe('compaction', function () {
     if (url) await dropDatabase(url);
   });
 
-  it('the chunk window retention assumes is the one telemetry writes', () => {
+  it('the chunk window retention assumes is the one telemetry writes, and so are the windows of points', () => {
     expect(ROW_SPAN_MS.point_chunks).to.equal(CHUNK_WINDOW_MS);
+    expect(SPLIT_TABLES).to.deep.equal(POINT_WINDOWS);
   });
 
   describe('two orgs, seven series over two days', () => {
@@ -266,13 +276,30 @@ describe('compaction', function () {
       expect(first.points_compacted).to.equal([orgA, orgB].reduce((n, o) => n + written.get(o)!.filter((r) => r[1] < HORIZON).length, 0));
       expect(first.horizon).to.equal(new Date(HORIZON).toISOString());
       expect(first.chunks_merged).to.equal(0);
-      // Yesterday's partition is wholly behind the horizon: emptied, its space (table and index) given back.
-      const yesterday = `points_p${new Date(day(-1)).toISOString().slice(0, 10).replaceAll('-', '')}`;
-      expect(first.partitions_emptied).to.deep.equal([yesterday]);
-      expect(first.partitions_vacuumed).to.deep.equal([]);
-      const { rows } = await knex.raw<{ rows: { bytes: string }[] }>('select pg_total_relation_size(?::regclass)::text as bytes', [yesterday]);
-      // Nothing but its index's metapage (8 KiB); before, the day's rows and index entries.
-      expect(Number(rows[0].bytes), 'an emptied partition keeps no data pages').to.equal(8192);
+      const yesterday = partitionName('points', day(-1));
+      if (!split) {
+        // Yesterday's partition is wholly behind the horizon: emptied, its space (table and index) given back.
+        expect(first.partitions_emptied).to.deep.equal([yesterday]);
+        expect(first.partitions_vacuumed).to.deep.equal([]);
+        expect(first.windows_dropped).to.deep.equal([]);
+        const { rows } = await knex.raw<{ rows: { bytes: string }[] }>('select pg_total_relation_size(?::regclass)::text as bytes', [yesterday]);
+        // Nothing but its index's metapage (8 KiB); before, the day's rows and index entries.
+        expect(Number(rows[0].bytes), 'an emptied partition keeps no data pages').to.equal(8192);
+        return;
+      }
+      // Every window partition behind the horizon dropped, those with points and the empty ones;
+      // no row deleted, nothing to vacuum.
+      const want = windowsBefore([day(-3), day(-2), day(-1), day(0)], HORIZON);
+      expect([...first.windows_dropped].sort()).to.deep.equal([...want].sort());
+      expect(first).to.deep.include({ windows_deleted: [], partitions_emptied: [], partitions_vacuumed: [] });
+      const left = await knex.raw<{ rows: { name: string }[] }>(
+        "select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = any(array[?, ?]::regclass[]) order by 1",
+        [yesterday, partitionName('points', day(0))],
+      );
+      const hours = (from: number, to: number) => Array.from({ length: (to - from) / 2 }, (_, i) => `w${String(from + 2 * i).padStart(2, '0')}`);
+      expect(left.rows.map((r) => r.name).sort()).to.deep.equal(
+        [`${yesterday}_late`, ...hours(10, 24).map((h) => `${partitionName('points', day(0))}_${h}`), `${partitionName('points', day(0))}_late`].sort(),
+      );
     });
 
     it('writes one chunk per (org, series, window), its window aligned, its data in time order', async () => {
@@ -345,7 +372,7 @@ describe('compaction', function () {
       expect(rows[0].n).to.equal(0);
     });
 
-    it('empties a compacted day partition only when it is still empty (a late point keeps it, for the next run)', async () => {
+    if (!split) it('empties a compacted day partition only when it is still empty (a late point keeps it, for the next run)', async () => {
       const repo = new CompactionRepository(knex);
       const info = { table: 'points' as const, day: day(-1), name: `points_p${new Date(day(-1)).toISOString().slice(0, 10).replaceAll('-', '')}` };
       await knex.raw('insert into ?? (org_id, series_id, ts, value) values (?, ?, ?, ?)', [info.name, orgA, ids[`${orgA}/gauge`], new Date(day(-1) + 7 * HOUR), 42]);
@@ -375,7 +402,7 @@ describe('compaction', function () {
       return { info, fill };
     }
 
-    it('leaves a day whose heap still holds deleted rows (no VACUUM yet) without asking for its lock; the next run vacuums and empties it', async () => {
+    if (!split) it('leaves a day whose heap still holds deleted rows (no VACUUM yet) without asking for its lock; the next run vacuums and empties it', async () => {
       const repo = new CompactionRepository(knex);
       const { info, fill } = await deadRowsDay(-5);
       try {
@@ -421,7 +448,7 @@ describe('compaction', function () {
       return { done: done.then(() => undefined) };
     }
 
-    it('waits for the VACUUM\'s lock held elsewhere (an autovacuum\'s, say) rather than skip the day, up to its lock timeout', async () => {
+    if (!split) it('waits for the VACUUM\'s lock held elsewhere (an autovacuum\'s, say) rather than skip the day, up to its lock timeout', async () => {
       const { info, fill } = await deadRowsDay(-6);
       try {
         await fill();
@@ -447,7 +474,7 @@ describe('compaction', function () {
       }
     });
 
-    it('a run whose VACUUM of a compacted day does not get its lock in time reports the day neither vacuumed nor emptied; the next run empties it', async () => {
+    if (!split) it('a run whose VACUUM of a compacted day does not get its lock in time reports the day neither vacuumed nor emptied; the next run empties it', async () => {
       const { info, fill } = await deadRowsDay(-7);
       try {
         await fill();
@@ -481,8 +508,13 @@ describe('compaction', function () {
       const gaugeB = ids[`${orgB}/gauge`];
       await insertPoints(knex, orgB, gaugeB, [[day(-1) + 2 * HOUR + 1, 3.25]]);
       written.get(orgB)!.push([gaugeB, day(-1) + 2 * HOUR + 1, 3.25]);
+      const lateLeaf = partitionName('points', day(-1), 'late');
+      const inLate = async () => Number((await knex.raw<{ rows: { n: string }[] }>('select count(*) as n from ??', [lateLeaf])).rows[0].n);
+      // Their windows' partitions were dropped: the day's default partition took them.
+      if (split) expect(await inLate()).to.equal(5);
 
       const r = await service(knex).run(NOW);
+      if (split) expect(await inLate()).to.equal(0);
       expect(r.points_compacted).to.equal(5);
       expect(r.chunks_merged).to.equal(2);
       expect(r.chunks_written).to.equal(2);
@@ -568,7 +600,7 @@ describe('compaction', function () {
       const db = await cloneDatabase();
       const k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
       try {
-        for (const t of TELEMETRY_TABLES) await new PartitionsRepository(k, TELEMETRY_TABLES).ensure(t, [day(-1), day(0)]);
+        for (const t of TELEMETRY_TABLES) await parts(k).ensure(t, [day(-1), day(0)]);
         const org = await insertOrg(k, 'aborted');
         const rows: Row[] = [];
         for (let i = 0; i < 4; i++) {
@@ -580,8 +612,8 @@ describe('compaction', function () {
         const controller = new AbortController();
         const reason = new Error('timed out after 1 ms');
         class AbortingRepository extends CompactionRepository {
-          override async takePoints(...args: Parameters<CompactionRepository['takePoints']>): Promise<MovedSeries[]> {
-            const got = await super.takePoints(...args);
+          override async readPoints(...args: Parameters<CompactionRepository['readPoints']>): Promise<MovedSeries[]> {
+            const got = await super.readPoints(...args);
             if (got.length) controller.abort(reason);
             return got;
           }
@@ -595,8 +627,11 @@ describe('compaction', function () {
         );
         expect(err).to.equal(reason);
         const inChunks = await chunkRows(k, org);
-        // One batch (2 series, one window of 2 h at 10 min: 12 points each) was committed.
-        expect(inChunks.length).to.equal(24);
+        // A plain day: one batch (2 series, one window of 2 h at 10 min: 12 points each) was
+        // committed. A split day: a window is one transaction, rolled back whole (the signal is
+        // checked before its next batch).
+        expect(inChunks.length).to.equal(split ? 0 : 24);
+        if (split) expect(Number((await k('points').count<{ count: string }[]>('* as count'))[0].count)).to.equal(rows.length);
         expect(sortRows(await allRows(k, org)).map(key)).to.deep.equal(sortRows(rows).map(key));
       } finally {
         await k.destroy();
@@ -610,7 +645,7 @@ describe('compaction', function () {
       const db = await cloneDatabase();
       const k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
       try {
-        const p = new PartitionsRepository(k, TELEMETRY_TABLES);
+        const p = parts(k);
         for (const t of TELEMETRY_TABLES) await p.ensure(t, [day(-3), day(-2), day(-1), day(0)]);
         const short = await insertOrg(k, 'short');
         const long = await insertOrg(k, 'long');
@@ -666,7 +701,7 @@ describe('compaction', function () {
       db = await cloneDatabase();
       env = testEnv(db, { SENTINEL_BACKUPS_DIR: scratchDir('sentinel-backups-'), SENTINEL_LOG_LEVEL: 'warn' });
       k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
-      const p = new PartitionsRepository(k, TELEMETRY_TABLES);
+      const p = parts(k);
       for (const t of TELEMETRY_TABLES) await p.ensure(t, [now - DAY_MS, now]);
       org = await insertOrg(k, 'cli');
       written = [];

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type pg from 'pg';
 import { withPooledConnection } from '../../db/database.js';
 import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
@@ -115,6 +116,27 @@ export function unpackPoints(seriesId: string, n: number, buf: Buffer): MovedSer
   return { seriesId, ts, values };
 }
 
+/** A partition's committed rows now, and how many of them a snapshot does not see (rowsAgainst). */
+export type RowCheck = (name: string, snapshot: string) => Promise<{ total: number; newer: number }>;
+
+/**
+ * The committed rows of partition `name` (a checked name) now, read on `conn` outside the
+ * caller's transaction, and how many of them were inserted by a transaction that `snapshot`
+ * does not see: one whose 32-bit xid is at or past the snapshot's xmax (modulo 2³², as
+ * PostgreSQL compares them) or was in progress when it was taken.
+ */
+async function rowsAgainst(conn: { query: pg.Client['query'] }, name: string, snapshot: string): Promise<{ total: number; newer: number }> {
+  const { rows } = await conn.query<{ total: number; newer: number }>(
+    `with s as (select pg_snapshot_xmax($1::pg_snapshot)::text::int8 & 4294967295 as xmax,
+                       array(select x::text::int8 & 4294967295 from pg_snapshot_xip($1::pg_snapshot) x) as xip)
+     select count(*)::float8 as total,
+            count(*) filter (where ((t.xmin::text::int8 - s.xmax) & 4294967295) < 2147483648 or t.xmin::text::int8 = any(s.xip))::float8 as newer
+       from "${name}" t, s`,
+    [snapshot],
+  );
+  return rows[0];
+}
+
 /** Before any series id (ids are positive: series.id is a bigserial). */
 const NO_SERIES = '0';
 
@@ -156,18 +178,37 @@ export class CompactionRepository {
   }
 
   /**
+   * Runs `fn` with a RowCheck on a pool connection of its own, held until `fn` ends: dropWindow's
+   * count of a partition's rows must run outside the transaction that holds its lock, and taking
+   * that connection from the pool only then could wait for ever on a pool the job's own
+   * transactions have filled (database.pool_max is at least 2).
+   */
+  async withRowCheck<T>(fn: (check: RowCheck) => Promise<T>): Promise<T> {
+    return withPooledConnection(this.knex, async (conn) => {
+      try {
+        await conn.query(`set statement_timeout = ${DROP_CHECK_TIMEOUT_MS}`);
+        return await fn((name, snapshot) => rowsAgainst(conn, name, snapshot));
+      } finally {
+        // A connection that could not restore its timeout is ended, so the pool discards it rather than lend it with ours.
+        await conn.query('reset statement_timeout').catch(() => conn.end().catch(() => undefined));
+      }
+    });
+  }
+
+  /**
    * Drops a window's partition of a split day, inside the transaction that read its `read` points
    * in `snapshot` and wrote them into chunks, so the points leave the fresh tier exactly when
    * their chunks commit. Only when the partition still holds exactly those rows: its writers are
-   * held off (EXCLUSIVE lock: reads go on), then the rows are counted on another connection, which
-   * sees every committed row, with those whose inserting transaction the snapshot does not see
-   * (a late point). Any difference (a late point, a row deleted since by retention), or a lock not
-   * had within DROP_LOCK_TIMEOUT_MS (the EXCLUSIVE one, then the ACCESS EXCLUSIVE one on the day
-   * that DETACH takes: ingest and queries of that day queue behind it meanwhile), or a count that
-   * takes longer than DROP_CHECK_TIMEOUT_MS, and nothing is done: false, and the caller deletes
-   * the rows it read instead. The locks are taken in a savepoint, given back when it is rolled back.
+   * held off (EXCLUSIVE lock: reads go on), then `check` counts its rows on another connection,
+   * which sees every committed row, with those whose inserting transaction the snapshot does not
+   * see (a late point). Any difference (a late point, a row deleted since by retention), or a
+   * lock not had within DROP_LOCK_TIMEOUT_MS (the EXCLUSIVE one, then the ACCESS EXCLUSIVE one on
+   * the day that DETACH takes: ingest and queries of that day queue behind it meanwhile), or a
+   * count that takes longer than DROP_CHECK_TIMEOUT_MS, and nothing is done: false, and the caller
+   * deletes the rows it read instead. The locks are taken in a savepoint, given back when it is
+   * rolled back.
    */
-  async dropWindow(trx: Knex.Transaction, day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, snapshot: string, read: number): Promise<boolean> {
+  async dropWindow(trx: Knex.Transaction, check: RowCheck, day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, snapshot: string, read: number): Promise<boolean> {
     const dayName = checkedPartitionName(day);
     const name = checkedPartitionName(leaf);
     if (leaf.day !== day.day || leaf.windowStart == null) throw new Error(`${name} is not a window of ${dayName}`);
@@ -175,7 +216,7 @@ export class CompactionRepository {
     try {
       await trx.raw(`set local lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
       await trx.raw('lock table ?? in exclusive mode', [name]);
-      const now = await this.rowsAgainst(name, snapshot);
+      const now = await check(name, snapshot);
       if (now.total !== read || now.newer !== 0) {
         await trx.raw('rollback to savepoint drop_window');
         return false;
@@ -190,27 +231,6 @@ export class CompactionRepository {
       await trx.raw('rollback to savepoint drop_window');
       return false;
     }
-  }
-
-  /**
-   * The committed rows of a partition now (read on a connection of its own, outside the caller's
-   * transaction), and how many of them were inserted by a transaction that `snapshot` does not
-   * see: one whose 32-bit xid is at or past the snapshot's xmax (modulo 2³², as PostgreSQL
-   * compares them) or was in progress when it was taken.
-   */
-  async rowsAgainst(name: string, snapshot: string): Promise<{ total: number; newer: number }> {
-    return this.knex.transaction(async (trx) => {
-      await trx.raw(`set local statement_timeout = ${DROP_CHECK_TIMEOUT_MS}`);
-      const { rows } = await trx.raw<{ rows: { total: number; newer: number }[] }>(
-        `with s as (select pg_snapshot_xmax(?::pg_snapshot)::text::int8 & 4294967295 as xmax,
-                           array(select x::text::int8 & 4294967295 from pg_snapshot_xip(?::pg_snapshot) x) as xip)
-         select count(*)::float8 as total,
-                count(*) filter (where ((t.xmin::text::int8 - s.xmax) & 4294967295) < 2147483648 or t.xmin::text::int8 = any(s.xip))::float8 as newer
-           from ?? t, s`,
-        [snapshot, snapshot, name],
-      );
-      return rows[0];
-    });
   }
 
   /** The chunk table's partition of `day` (created if missing, as the writer does for points). */

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { DAY_MS, LATE_LEAF, type PartitionInfo } from '../../db/partitions.js';
 import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
-import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository, type MovedSeries } from './compaction-repository.js';
+import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository, type MovedSeries, type RowCheck } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
 /** SQLSTATE serialization_failure: a REPEATABLE READ transaction met a concurrent write of its rows. */
@@ -230,31 +230,32 @@ export class CompactionService {
     const leaves = await this.repo.leaves(p);
     const due = leaves.filter((l) => l.windowStart != null && l.windowStart + windowMs <= horizon);
     if (due.length) await this.repo.ensureChunkPartition(p.day);
-    const queue = [...due];
-    let failure: { err: unknown } | null = null;
-    const lane = async () => {
-      for (let l = queue.shift(); l && !failure; l = queue.shift()) {
-        signal?.throwIfAborted();
-        await this.compactLeaf(p, l, windowMs, report);
-      }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.concurrency, queue.length) }, () =>
-        lane().catch((err: unknown) => {
-          failure ??= { err };
-        }),
-      ),
-    );
-    if (failure) throw (failure as { err: unknown }).err;
+    if (due.length) {
+      await this.repo.withRowCheck(async (check) => {
+        const queue = [...due];
+        let failure: { err: unknown } | null = null;
+        const lane = async () => {
+          for (let l = queue.shift(); l && !failure; l = queue.shift()) await this.compactLeaf(p, l, windowMs, check, report, signal);
+        };
+        await Promise.all(
+          Array.from({ length: Math.min(this.concurrency, queue.length) }, () =>
+            lane().catch((err: unknown) => {
+              failure ??= { err };
+            }),
+          ),
+        );
+        if (failure) throw (failure as { err: unknown }).err;
+      });
+    }
     const late = leaves.find((l) => l.leaf === LATE_LEAF);
     if (late) await this.compactPartition(late, Math.min(p.day + DAY_MS, horizon), report, signal);
   }
 
   /** compactLeafOnce, tried again (at most SERIALIZATION_RETRIES times) when a concurrent delete of its rows failed it. */
-  private async compactLeaf(day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, windowMs: number, report: CompactionReport): Promise<void> {
+  private async compactLeaf(day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, windowMs: number, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.compactLeafOnce(day, leaf, windowMs, report);
+        return await this.compactLeafOnce(day, leaf, windowMs, check, report, signal);
       } catch (err) {
         if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= SERIALIZATION_RETRIES) throw err;
       }
@@ -268,7 +269,7 @@ export class CompactionService {
    * busy) those rows are deleted, as a plain day's are, and the emptied partition is dropped by a
    * later run. Either way the chunks and the points' removal commit together.
    */
-  private async compactLeafOnce(day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, windowMs: number, report: CompactionReport): Promise<void> {
+  private async compactLeafOnce(day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, windowMs: number, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
     const w0 = leaf.windowStart as number;
     const w1 = w0 + windowMs;
     const r = await this.repo.transaction(async (trx) => {
@@ -278,6 +279,8 @@ export class CompactionService {
       const done = { points: 0, chunks: 0, merged: 0, batches: 0 };
       for (const orgId of await this.repo.orgsInPartition(leaf, trx)) {
         for (let after: string | null = null; ; ) {
+          // Aborted (the job's timeout, shutdown): the window's transaction is rolled back whole.
+          signal?.throwIfAborted();
           const ids = await this.repo.seriesWithPointsBefore(leaf, orgId, new Date(w1), after, this.o.batchSeries, trx);
           if (!ids.length) break;
           const moved = await this.repo.readPoints(trx, leaf, orgId, ids, w0, w1);
@@ -293,7 +296,7 @@ export class CompactionService {
           after = ids[ids.length - 1];
         }
       }
-      const dropped = await this.repo.dropWindow(trx, day, leaf, snapshot, done.points);
+      const dropped = await this.repo.dropWindow(trx, check, day, leaf, snapshot, done.points);
       if (!dropped) for (const b of batches) await this.repo.deletePoints(trx, leaf, b.orgId, b.ids, w0, w1, b.points);
       return { ...done, dropped };
     });
