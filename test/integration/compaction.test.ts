@@ -561,6 +561,122 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
     });
   });
 
+  if (split)
+    describe('dropping a compacted window\'s partition', () => {
+      let db: string;
+      let k: Knex;
+      let org: string;
+      let sid: string;
+      const d = day(-1);
+      const dayInfo = { table: 'points' as const, day: d, name: partitionName('points', d), windowMs: W };
+      const leafInfo = (w: number) => ({ table: 'points' as const, day: d, name: partitionName('points', d, `w${String(new Date(w).getUTCHours()).padStart(2, '0')}`), leaf: `w${String(new Date(w).getUTCHours()).padStart(2, '0')}`, windowStart: w });
+      const exists = async (name: string) => (await k.raw<{ rows: unknown[] }>('select 1 from pg_class where relname = ?', [name])).rows.length === 1;
+      const w0 = d + 4 * HOUR;
+      const leaf = leafInfo(w0);
+
+      beforeEach(async () => {
+        db = await cloneDatabase();
+        k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 4 } });
+        for (const t of TELEMETRY_TABLES) await parts(k).ensure(t, [d]);
+        org = await insertOrg(k, 'drop');
+        sid = await insertSeries(k, org, 'm');
+        await insertPoints(k, org, sid, series(w0, w0 + W, MIN, (i) => i, 21));
+      });
+      afterEach(async () => {
+        await k?.destroy();
+        if (db) await dropDatabase(db);
+      });
+
+      /** In one REPEATABLE READ transaction: the snapshot, the window's points read, then `between` on another connection, then dropWindow. */
+      async function dropAfter(between: () => Promise<unknown>): Promise<boolean> {
+        const repo = new CompactionRepository(k);
+        return repo.withRowCheck((check) =>
+          repo.transaction(async (trx) => {
+            const snap = await repo.snapshot(trx);
+            const read = (await repo.readPoints(trx, leaf, org, [sid], w0, w0 + W)).reduce((n, m) => n + m.ts.length, 0);
+            expect(read).to.equal(120);
+            await between();
+            return repo.dropWindow(trx, check, dayInfo, leaf, snap, read);
+          }),
+        );
+      }
+
+      it('drops it when it holds exactly the rows its snapshot read', async () => {
+        expect(await dropAfter(async () => undefined)).to.equal(true);
+        expect(await exists(leaf.name)).to.equal(false);
+        expect(await exists(partitionName('points', d, 'w06')), 'the other windows stay').to.equal(true);
+      });
+
+      it('keeps it when a point came after the snapshot (the count is the same otherwise: one row went)', async () => {
+        // One row deleted and one late row inserted by other sessions: the total is unchanged, the late row is not.
+        const late = async () => {
+          await k.raw('delete from ?? where ts = (select min(ts) from ??)', [leaf.name, leaf.name]);
+          await insertPoints(k, org, sid, [[w0 + 30_001, 7]]);
+        };
+        expect(await dropAfter(late)).to.equal(false);
+        expect(await exists(leaf.name)).to.equal(true);
+        expect(Number((await k.raw<{ rows: { n: string }[] }>('select count(*) as n from ??', [leaf.name])).rows[0].n)).to.equal(120);
+      });
+
+      it('keeps it when a row it read was deleted meanwhile', async () => {
+        expect(await dropAfter(() => k.raw('delete from ?? where ts = (select max(ts) from ??)', [leaf.name, leaf.name]))).to.equal(false);
+        expect(await exists(leaf.name)).to.equal(true);
+      });
+
+      it('gives up within its lock timeout when the day is busy (a long query), without an error', async () => {
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let locked!: () => void;
+        const isLocked = new Promise<void>((r) => (locked = r));
+        const holder = k.transaction(async (trx) => {
+          await trx.raw('lock table ?? in access share mode', [dayInfo.name]);
+          locked();
+          await held;
+        });
+        await isLocked;
+        try {
+          const t0 = Date.now();
+          expect(await dropAfter(async () => undefined)).to.equal(false);
+          expect(Date.now() - t0, 'bounded by the lock timeout, not the holder').to.be.below(2_000);
+        } finally {
+          release();
+          await holder;
+        }
+        expect(await exists(leaf.name)).to.equal(true);
+      });
+
+      it('the job deletes the rows instead when the day stays busy, every point in one tier; the next run drops the emptied partition', async () => {
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let locked!: () => void;
+        const isLocked = new Promise<void>((r) => (locked = r));
+        const holder = k.transaction(async (trx) => {
+          await trx.raw('lock table ?? in access share mode', [dayInfo.name]);
+          locked();
+          await held;
+        });
+        await isLocked;
+        let r: CompactionReport;
+        try {
+          r = await service(k, 10).run(NOW);
+        } finally {
+          release();
+          await holder;
+        }
+        // Every window of the day needs the day's lock to be dropped, the empty ones too.
+        expect([...r.windows_deleted].sort()).to.deep.equal(windowsBefore([d], HORIZON).sort());
+        expect(r.windows_dropped).to.deep.equal([]);
+        expect(r.points_compacted).to.equal(120);
+        expect((await freshRows(k, org)).length).to.equal(0);
+        expect((await chunkRows(k, org)).length).to.equal(120);
+        const next = await service(k, 10).run(NOW);
+        expect([...next.windows_dropped].sort()).to.deep.equal(windowsBefore([d], HORIZON).sort());
+        expect(next.points_compacted).to.equal(0);
+        expect(await exists(leaf.name)).to.equal(false);
+        expect((await chunkRows(k, org)).length).to.equal(120);
+      });
+    });
+
   describe('alongside ingest', () => {
     it('runs while points are inserted into the windows it compacts; after a last run every point is in exactly one tier', async () => {
       const org = await insertOrg(knex, 'concurrent');
