@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
+import { createDayStatements, DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
+import { POINT_WINDOWS } from '../src/features/telemetry/telemetry-tables.js';
 import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { BIN, postgresPids, runBin, startDaemonLoggingTo, type Daemon } from '../test/support/daemon.js';
 
@@ -70,10 +71,14 @@ export function embeddedPgUrl(dataDir: string): string {
 /** Daily partitions of `points` for every UTC day touched by [fromMs, toMs]. */
 export async function ensurePointPartitions(client: pg.Client, fromMs: number, toMs: number): Promise<void> {
   for (let day = dayStart(fromMs); day <= toMs; day += DAY_MS) {
-    const sql = `create table if not exists ${partitionName('points', day)} partition of points for values from ('${new Date(day).toISOString()}') to ('${new Date(day + DAY_MS).toISOString()}')`;
+    if ((await client.query("select 1 from pg_class where relname = $1 and relkind in ('r', 'p')", [partitionName('points', day)])).rowCount) continue;
+    // As the daemon creates a day: split into window partitions, in one transaction.
     try {
-      await client.query(sql);
+      await client.query('begin');
+      for (const sql of createDayStatements('points', day, POINT_WINDOWS.points)) await client.query(sql);
+      await client.query('commit');
     } catch (err) {
+      await client.query('rollback');
       // The daemon created it at the same moment.
       const code = (err as { code?: string }).code;
       if (code !== '42P07' && code !== '23505') throw err;

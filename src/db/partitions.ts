@@ -26,6 +26,23 @@ export const windowLeaf = (windowStart: number): string => `w${String(new Date(w
 /** The leaf suffix of a split day's default partition: rows of windows that no longer have their own. */
 export const LATE_LEAF = 'late';
 
+/**
+ * The statements that create the UTC day `day`'s partition of `table` (a plain partition), or,
+ * with `windowMs`, the day split into one partition per window plus its default partition (late
+ * rows of a window whose partition was dropped). Run in one transaction: a split day never exists
+ * without its leaves (a window created later would have to be checked against the default
+ * partition's rows).
+ */
+export function createDayStatements(table: string, day: number, windowMs?: number): string[] {
+  const name = partitionName(table, day);
+  const bound = (from: number, to: number) => `for values from ('${new Date(from).toISOString()}') to ('${new Date(to).toISOString()}')`;
+  if (!windowMs) return [`create table if not exists ${name} partition of ${table} ${bound(day, day + DAY_MS)}`];
+  const out = [`create table ${name} partition of ${table} ${bound(day, day + DAY_MS)} partition by range (ts)`];
+  for (let w = day; w < day + DAY_MS; w += windowMs) out.push(`create table ${partitionName(table, day, windowLeaf(w))} partition of ${name} ${bound(w, w + windowMs)}`);
+  out.push(`create table ${partitionName(table, day, LATE_LEAF)} partition of ${name} default`);
+  return out;
+}
+
 const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})$/;
 
 /** The UTC day a partition name stands for, or null for a name that is not ours. */
@@ -135,8 +152,6 @@ export class PartitionsRepository<T extends string = string> {
       const name = partitionName(table, day);
       // The parent just stayed locked: its other missing days would only wait as long again.
       const busy = result.deferred.length > 0;
-      const from = new Date(day).toISOString();
-      const to = new Date(day + DAY_MS).toISOString();
       try {
         const exists = await this.knex.raw<{ rows: unknown[] }>("select 1 from pg_class where relname = ? and relkind in ('r', 'p')", [name]);
         if (exists.rows.length) continue;
@@ -147,18 +162,7 @@ export class PartitionsRepository<T extends string = string> {
         const windowMs = this.windows[table];
         await this.knex.transaction(async (trx) => {
           await trx.raw(`set local lock_timeout = ${lockTimeoutMs}`);
-          if (!windowMs) {
-            await trx.raw(`create table if not exists ${name} partition of ${table} for values from ('${from}') to ('${to}')`);
-            return;
-          }
-          // The day and all its leaves in one transaction: a split day never exists without them
-          // (a window created later would have to be checked against the default partition's rows).
-          await trx.raw(`create table ${name} partition of ${table} for values from ('${from}') to ('${to}') partition by range (ts)`);
-          for (let w = day; w < day + DAY_MS; w += windowMs) {
-            const leaf = partitionName(table, day, windowLeaf(w));
-            await trx.raw(`create table ${leaf} partition of ${name} for values from ('${new Date(w).toISOString()}') to ('${new Date(w + windowMs).toISOString()}')`);
-          }
-          await trx.raw(`create table ${partitionName(table, day, LATE_LEAF)} partition of ${name} default`);
+          for (const sql of createDayStatements(table, day, windowMs)) await trx.raw(sql);
         });
         result.created.push(name);
       } catch (err) {

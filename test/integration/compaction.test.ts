@@ -872,6 +872,17 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
           expect(sortRows(await allRows(rk, org)).map(key)).to.deep.equal(sortRows(written).map(key));
           // Partitions came back too: the restored database compacts and takes late points.
           expect((await new PartitionsRepository(rk, ['point_chunks']).list()).length).to.be.greaterThan(0);
+          // The same partitions, a split day with the window partitions it had (the compacted ones dropped) and its late one.
+          const layout = async (kk: Knex) =>
+            (
+              await kk.raw<{ rows: { name: string; kind: string; parent: string }[] }>(
+                `select c.relname as name, c.relkind::text as kind, p.relname as parent from pg_inherits i join pg_class c on c.oid = i.inhrelid
+                   join pg_class p on p.oid = i.inhparent where c.relname like 'point%' order by 1`,
+              )
+            ).rows;
+          const was = await layout(k);
+          expect(was.some((r) => r.kind === 'p'), 'split days').to.equal(split);
+          expect(await layout(rk)).to.deep.equal(was);
         } finally {
           await rk.destroy();
         }
