@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /*
- * Day partitions of range-partitioned tables: naming, creating ahead, listing, dropping. Which
+ * Day (or window) partitions of range-partitioned tables: naming, creating ahead, listing, dropping. Which
  * tables are partitioned is the owning feature's knowledge (telemetry's points, logs, events):
  * it hands its list to the repository, so this kit never names a feature's table.
  */
@@ -12,40 +12,20 @@ export const DAY_MS = 86_400_000;
 export const dayStart = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS;
 
 /**
- * `points_p20261128` for the UTC day starting at `day`; with `leaf`, one of that day's own
- * partitions when the day is split into windows (see EnsureOptions' `windows`): `points_p20261128_w04`
- * for the window starting at 04:00, `points_p20261128_late` for its default partition.
+ * `points_p20261128` for the UTC day starting at `day`; with `leaf`, a window of that day for a
+ * table split into windows (PartitionsRepository's `windows`): `points_p20261128_w04` for the
+ * window starting at 04:00.
  */
 export function partitionName(table: string, day: number, leaf?: string): string {
   return `${table}_p${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}${leaf ? `_${leaf}` : ''}`;
 }
 
-/** The leaf suffix of the window of a split day starting at `windowStart` (`w04`). */
+/** The name suffix of the window starting at `windowStart` (`w04`). */
 export const windowLeaf = (windowStart: number): string => `w${String(new Date(windowStart).getUTCHours()).padStart(2, '0')}`;
 
-/** The leaf suffix of a split day's default partition: rows of windows that no longer have their own. */
-export const LATE_LEAF = 'late';
+const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})(?:_w(\d{2}))?$/;
 
-/**
- * The statements that create the UTC day `day`'s partition of `table` (a plain partition), or,
- * with `windowMs`, the day split into one partition per window plus its default partition (late
- * rows of a window whose partition was dropped). Run in one transaction: a split day never exists
- * without its leaves (a window created later would have to be checked against the default
- * partition's rows).
- */
-export function createDayStatements(table: string, day: number, windowMs?: number): string[] {
-  const name = partitionName(table, day);
-  const bound = (from: number, to: number) => `for values from ('${new Date(from).toISOString()}') to ('${new Date(to).toISOString()}')`;
-  if (!windowMs) return [`create table if not exists ${name} partition of ${table} ${bound(day, day + DAY_MS)}`];
-  const out = [`create table ${name} partition of ${table} ${bound(day, day + DAY_MS)} partition by range (ts)`];
-  for (let w = day; w < day + DAY_MS; w += windowMs) out.push(`create table ${partitionName(table, day, windowLeaf(w))} partition of ${name} ${bound(w, w + windowMs)}`);
-  out.push(`create table ${partitionName(table, day, LATE_LEAF)} partition of ${name} default`);
-  return out;
-}
-
-const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})$/;
-
-/** The UTC day a partition name stands for, or null for a name that is not ours. */
+/** The UTC day a partition name stands for (a day's or one of its windows'), or null for a name that is not ours. */
 export function partitionDay(name: string): number | null {
   const m = NAME.exec(name);
   return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : null;
@@ -53,7 +33,10 @@ export function partitionDay(name: string): number | null {
 
 /** The partition's name, after checking it is exactly ours (it is put into SQL as an identifier). */
 export function checkedPartitionName(info: PartitionInfo): string {
-  if (partitionName(info.table, info.day, info.leaf) !== info.name) throw new Error(`not a partition name: ${info.name}`);
+  const leaf = info.windowStart === undefined ? undefined : windowLeaf(info.windowStart);
+  if (partitionName(info.table, info.day, leaf) !== info.name || (info.windowStart !== undefined && dayStart(info.windowStart) !== info.day)) {
+    throw new Error(`not a partition name: ${info.name}`);
+  }
   return info.name;
 }
 
@@ -62,16 +45,15 @@ export interface PartitionInfo<T extends string = string> {
   name: string;
   /** Start of its UTC day (epoch ms). */
   day: number;
-  /**
-   * Set on a day partition that is itself partitioned into windows (its rows are in its leaves;
-   * PartitionsRepository.leaves lists them): the window's length in ms.
-   */
+  /** A window's partition (a table split into windows): the window's start and length (epoch ms, ms). */
+  windowStart?: number;
   windowMs?: number;
-  /** Set on a leaf of such a day: `w04` (a window) or LATE_LEAF (the day's default partition). */
-  leaf?: string;
-  /** On a window leaf: the window's start (epoch ms); null on the late leaf. */
-  windowStart?: number | null;
 }
+
+/** First ms a partition holds. */
+export const partitionStart = (p: PartitionInfo): number => p.windowStart ?? p.day;
+/** First ms after what a partition holds. */
+export const partitionEnd = (p: PartitionInfo): number => (p.windowStart !== undefined ? p.windowStart + (p.windowMs as number) : p.day + DAY_MS);
 
 export interface PartitionStatistics {
   name: string;
@@ -86,6 +68,14 @@ export interface PartitionStatistics {
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
+/** The CREATE of one partition (a day's or a window's), if it does not exist. */
+export function createPartitionSql(p: PartitionInfo): string {
+  const name = checkedPartitionName(p);
+  const from = new Date(partitionStart(p)).toISOString();
+  const to = new Date(partitionEnd(p)).toISOString();
+  return `create table if not exists ${name} partition of ${p.table} for values from ('${from}') to ('${to}')`;
+}
+
 /** How long an on-demand CREATE (the writer's missing day) waits for the parent's lock by default. */
 export const WRITER_LOCK_TIMEOUT_MS = 10_000;
 
@@ -94,6 +84,13 @@ export interface EnsureOptions {
   lockTimeoutMs?: number;
   /** On lock timeout, list the partition as deferred instead of throwing. */
   deferWhenBusy?: boolean;
+  /**
+   * Every partition of the days of the times given, not only those holding the times (the same
+   * for a table kept in day partitions); for a table split into windows, from the window holding
+   * `notBefore` on (a window already past is created only when a row comes for it).
+   */
+  wholeDays?: boolean;
+  notBefore?: number;
 }
 
 export interface EnsureResult {
@@ -105,11 +102,10 @@ export interface EnsureResult {
 /**
  * `T`: the names of the partitioned tables this repository manages. `plainTables`: tables that are
  * not partitioned whose planner statistics it may also be asked to keep (`analyzeTable`), named
- * by their feature like the partitioned ones. `windows`: the tables whose new days are split
- * into windows of that many ms (a divisor of a day), each its own partition (`…_w04`), plus a
- * default partition (`…_late`) for rows of a window whose partition was dropped. A split day's
- * window can be emptied by dropping its partition (compaction does) instead of deleting its rows.
- * Days created before a table was split stay plain partitions.
+ * by their feature like the partitioned ones. `windows`: the tables partitioned by windows of that
+ * many ms (whole hours dividing a day) instead of by day (`points_p20261128_w04`), so that a
+ * window can be emptied by dropping its partition (compaction does). Their days created before
+ * they were split stay day partitions, which hold those days' rows.
  */
 export class PartitionsRepository<T extends string = string> {
   constructor(
@@ -133,43 +129,76 @@ export class PartitionsRepository<T extends string = string> {
     return this.plain;
   }
 
+  /** The span of one partition of `table`: its window, or a day. */
+  unitMs(table: T): number {
+    return this.windows[table] ?? DAY_MS;
+  }
+
+  /** The partition holding time `t` of `table` (whether it exists or not): its window's, or its day's. */
+  partitionAt(table: T, t: number): PartitionInfo<T> {
+    const windowMs = this.windows[table];
+    const day = dayStart(t);
+    if (!windowMs) return { table, day, name: partitionName(table, day) };
+    const windowStart = Math.floor(t / windowMs) * windowMs;
+    return { table, day, name: partitionName(table, day, windowLeaf(windowStart)), windowStart, windowMs };
+  }
+
   /**
-   * Creates the partitions of `days` that do not exist yet. Safe to run from several processes at
-   * once: a partition another session created between our check and our CREATE is fine.
+   * The partitions holding a day's rows, whether they exist or not: the day's, and for a table
+   * split into windows each of its windows' too (a day created before the split is one
+   * partition). What the analyzer keeps statistics of.
+   */
+  rowPartitions(table: T, day: number): PartitionInfo<T>[] {
+    const out: PartitionInfo<T>[] = [{ table, day, name: partitionName(table, day) }];
+    const windowMs = this.windows[table];
+    if (windowMs) for (let w = day; w < day + DAY_MS; w += windowMs) out.push(this.partitionAt(table, w));
+    return out;
+  }
+
+  /**
+   * Creates the partitions holding `times` (with `wholeDays`, every partition of their days) that
+   * do not exist yet. A window of a day that exists as one day partition (made before its table
+   * was split) is not created: the day's partition holds its rows. Safe to run from several
+   * processes at once: a partition another session created between our check and our CREATE is fine.
    *
    * `CREATE TABLE … PARTITION OF` locks the parent exclusively: waiting for that lock behind a
    * long query (a backup's snapshot holds ACCESS SHARE on every table) would queue every insert
    * and query of the parent behind the CREATE. So each CREATE waits at most `lockTimeoutMs`
    * (`SET LOCAL lock_timeout`); then it is deferred (`deferWhenBusy`, for the job creating days
    * ahead, whose next run retries) or the lock error (SQLSTATE 55P03) is thrown (the writer, which
-   * needs the day now and answers 503 to retry).
+   * needs the partition now and answers 503 to retry).
    */
-  async ensure(table: T, days: Iterable<number>, opts: EnsureOptions = {}): Promise<EnsureResult> {
+  async ensure(table: T, times: Iterable<number>, opts: EnsureOptions = {}): Promise<EnsureResult> {
     if (!this.tables.includes(table)) throw new Error(`not a partitioned table of this repository: ${table}`);
     const lockTimeoutMs = Math.max(1, Math.trunc(opts.lockTimeoutMs ?? WRITER_LOCK_TIMEOUT_MS));
+    const unit = this.unitMs(table);
+    const starts = new Set<number>();
+    for (const t of times) {
+      if (!opts.wholeDays) starts.add(Math.floor(t / unit) * unit);
+      else for (let u = dayStart(t); u < dayStart(t) + DAY_MS; u += unit) if (!this.windows[table] || opts.notBefore === undefined || u + unit > opts.notBefore) starts.add(u);
+    }
     const result: EnsureResult = { created: [], deferred: [] };
-    for (const day of new Set([...days].map(dayStart))) {
-      const name = partitionName(table, day);
-      // The parent just stayed locked: its other missing days would only wait as long again.
+    for (const start of [...starts].sort((a, b) => a - b)) {
+      const p = this.partitionAt(table, start);
+      // The parent just stayed locked: its other missing partitions would only wait as long again.
       const busy = result.deferred.length > 0;
       try {
-        const exists = await this.knex.raw<{ rows: unknown[] }>("select 1 from pg_class where relname = ? and relkind in ('r', 'p')", [name]);
+        const exists = await this.knex.raw<{ rows: unknown[] }>("select 1 from pg_class where relname = any(?) and relkind = 'r'", [[p.name, partitionName(table, p.day)]]);
         if (exists.rows.length) continue;
         if (busy) {
-          result.deferred.push(name);
+          result.deferred.push(p.name);
           continue;
         }
-        const windowMs = this.windows[table];
         await this.knex.transaction(async (trx) => {
           await trx.raw(`set local lock_timeout = ${lockTimeoutMs}`);
-          for (const sql of createDayStatements(table, day, windowMs)) await trx.raw(sql);
+          await trx.raw(createPartitionSql(p));
         });
-        result.created.push(name);
+        result.created.push(p.name);
       } catch (err) {
         // 42P07 duplicate table / 23505 on pg_type: a concurrent creator won the race.
         const code = (err as { code?: string }).code;
         if (code === LOCK_NOT_AVAILABLE && opts.deferWhenBusy) {
-          result.deferred.push(name);
+          result.deferred.push(p.name);
           continue;
         }
         if (code !== '42P07' && code !== '23505') throw err;
@@ -178,60 +207,29 @@ export class PartitionsRepository<T extends string = string> {
     return result;
   }
 
-  /** The day partitions (a split day with its `windowMs`), by name. */
+  /** The partitions (days, and windows of a table split into windows), by name. */
   async list(table?: T): Promise<PartitionInfo<T>[]> {
-    const { rows } = await this.knex.raw<{ rows: { parent: string; name: string; split: boolean }[] }>(
-      `select p.relname as parent, c.relname as name, c.relkind = 'p' as split
+    const { rows } = await this.knex.raw<{ rows: { parent: string; name: string }[] }>(
+      `select p.relname as parent, c.relname as name
          from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
         where p.relname = any(?) order by c.relname`,
       [table ? [table] : [...this.tables]],
     );
     const out: PartitionInfo<T>[] = [];
     for (const r of rows) {
+      const m = NAME.exec(r.name);
       const day = partitionDay(r.name);
-      if (day === null || partitionName(r.parent, day) !== r.name) continue;
-      const windowMs = this.windows[r.parent as T];
-      if (r.split && !windowMs) throw new Error(`${r.name} is split into windows, but this repository was not told ${r.parent}'s window`);
-      out.push(r.split ? { table: r.parent as T, name: r.name, day, windowMs } : { table: r.parent as T, name: r.name, day });
+      if (!m || day === null) continue;
+      const parent = r.parent as T;
+      if (m[4] === undefined) {
+        if (partitionName(parent, day) === r.name) out.push({ table: parent, name: r.name, day });
+        continue;
+      }
+      const windowMs = this.windows[parent];
+      if (!windowMs) throw new Error(`${r.name} is a window of ${parent}, but this repository was not told ${parent}'s window`);
+      const p = this.partitionAt(parent, day + Number(m[4]) * 3_600_000);
+      if (p.name === r.name) out.push(p);
     }
-    return out;
-  }
-
-  /**
-   * The leaves of a split day that exist now (a compacted window's partition is dropped): its
-   * windows in time order, then its late (default) partition.
-   */
-  async leaves(day: PartitionInfo<T>): Promise<PartitionInfo<T>[]> {
-    const name = checkedPartitionName(day);
-    const windowMs = day.windowMs;
-    if (!windowMs) throw new Error(`${name} is not split into windows`);
-    const { rows } = await this.knex.raw<{ rows: { name: string }[] }>(
-      'select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = ?::regclass',
-      [name],
-    );
-    const have = new Set(rows.map((r) => r.name));
-    const out: PartitionInfo<T>[] = [];
-    for (let w = day.day; w < day.day + DAY_MS; w += windowMs) {
-      const leaf = windowLeaf(w);
-      const n = partitionName(day.table, day.day, leaf);
-      if (have.has(n)) out.push({ table: day.table, name: n, day: day.day, leaf, windowStart: w });
-    }
-    const late = partitionName(day.table, day.day, LATE_LEAF);
-    if (have.has(late)) out.push({ table: day.table, name: late, day: day.day, leaf: LATE_LEAF, windowStart: null });
-    return out;
-  }
-
-  /**
-   * The partitions holding a day's rows, by name, whether or not they exist: the day itself, or
-   * for a table split into windows every leaf its day has when created. What the analyzer keeps
-   * statistics of (the planner reads a leaf's own).
-   */
-  rowPartitions(table: T, day: number): PartitionInfo<T>[] {
-    const windowMs = this.windows[table];
-    if (!windowMs) return [{ table, day, name: partitionName(table, day) }];
-    const out: PartitionInfo<T>[] = [];
-    for (let w = day; w < day + DAY_MS; w += windowMs) out.push({ table, day, name: partitionName(table, day, windowLeaf(w)), leaf: windowLeaf(w), windowStart: w });
-    out.push({ table, day, name: partitionName(table, day, LATE_LEAF), leaf: LATE_LEAF, windowStart: null });
     return out;
   }
 

@@ -49,19 +49,8 @@ export const TableEntrySchema = Type.Object({
   bytes: Type.Integer({ minimum: 0 }),
   sha256: Type.String({ description: 'sha256 of the gzipped file.' }),
   content: Type.String({ description: 'Order-independent checksum of the rows (see RowHasher).' }),
-  /**
-   * Its day-partitions (name and bound), recreated before loading the parent on restore; a day
-   * that is itself partitioned (a day of points split into windows) with its partition key and
-   * its own partitions.
-   */
-  partitions: Type.Array(
-    Type.Object({
-      name: Type.String(),
-      bound: Type.String(),
-      partition_by: Type.Optional(Type.String()),
-      partitions: Type.Optional(Type.Array(Type.Object({ name: Type.String(), bound: Type.String() }))),
-    }),
-  ),
+  /** Its day-partitions (name and bound), recreated before loading the parent on restore. */
+  partitions: Type.Array(Type.Object({ name: Type.String(), bound: Type.String() })),
 });
 
 export const SequenceEntrySchema = Type.Object({ name: Type.String(), last_value: Type.String(), is_called: Type.Boolean() });

@@ -22,19 +22,11 @@ const NOT_EXTENSION_MEMBER = `not exists (select 1 from pg_depend d where d.clas
 
 export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
-/** A partition as a backup records it: a partitioned one (a split day) with its key and its own partitions. */
-export interface PartitionEntry {
-  name: string;
-  bound: string;
-  partition_by?: string;
-  partitions?: { name: string; bound: string }[];
-}
-
 export interface TableInfo {
   name: string;
   /** Stored columns (generated ones are computed again on load), in table order. */
   columns: string[];
-  partitions: PartitionEntry[];
+  partitions: { name: string; bound: string }[];
 }
 
 export interface SequenceInfo {
@@ -135,24 +127,19 @@ export class BackupSession {
           and c.relname <> all($1) and ${NOT_EXTENSION_MEMBER} order by 1`,
       [MIGRATOR_TABLES],
     );
-    const parts = await this.query<{ parent: string; name: string; bound: string; partition_by: string | null }>(
-      `select p.relname as parent, c.relname as name, pg_get_expr(c.relpartbound, c.oid) as bound,
-              case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end as partition_by
+    const parts = await this.query<{ parent: string; name: string; bound: string }>(
+      `select p.relname as parent, c.relname as name, pg_get_expr(c.relpartbound, c.oid) as bound
          from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
          join pg_namespace n on n.oid = p.relnamespace
         where n.nspname = current_schema() and c.relispartition order by 2`,
     );
-    const partitionsOf = (parent: string): PartitionEntry[] =>
-      parts.rows
-        .filter((p) => p.parent === parent)
-        .map((p) => (p.partition_by ? { name: p.name, bound: p.bound, partition_by: p.partition_by, partitions: partitionsOf(p.name) } : { name: p.name, bound: p.bound }));
     const cols = await this.query<{ table: string; column: string }>(
       `select c.relname as table, a.attname as column from pg_attribute a join pg_class c on c.oid = a.attrelid
          join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = current_schema() and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
         order by c.relname, a.attnum`,
     );
-    return rows.map((r) => ({ name: r.name, columns: cols.rows.filter((c) => c.table === r.name).map((c) => c.column), partitions: partitionsOf(r.name) }));
+    return rows.map((r) => ({ name: r.name, columns: cols.rows.filter((c) => c.table === r.name).map((c) => c.column), partitions: parts.rows.filter((p) => p.parent === r.name).map((p) => ({ name: p.name, bound: p.bound })) }));
   }
 
   async sequences(): Promise<SequenceInfo[]> {
@@ -200,10 +187,9 @@ export class BackupSession {
     return deps;
   }
 
-  async createPartition(parent: string, name: string, bound: string, partitionBy?: string): Promise<void> {
-    // The bound and key are PostgreSQL's own pg_get_expr / pg_get_partkeydef text from the
-    // manifest, checked against their shapes by the loader.
-    await this.query(`create table if not exists ${quoteIdent(name)} partition of ${quoteIdent(parent)} ${bound}${partitionBy ? ` partition by ${partitionBy}` : ''}`);
+  async createPartition(parent: string, name: string, bound: string): Promise<void> {
+    // The bound is PostgreSQL's own pg_get_expr text from the manifest, whose checksum is verified.
+    await this.query(`create table if not exists ${quoteIdent(name)} partition of ${quoteIdent(parent)} ${bound}`);
   }
 
   async setSequence(s: SequenceInfo): Promise<void> {

@@ -17,8 +17,8 @@ export interface PartitionMaintenanceReport {
 }
 
 /**
- * Creates the day-partitions of the repository's tables (telemetry's points, logs and events)
- * ahead of time, so ingest around midnight never waits on a CREATE TABLE (the writer still
+ * Creates the day-partitions of the repository's tables (telemetry's points, logs and events;
+ * the window partitions of points) ahead of time, so ingest around midnight never waits on a CREATE TABLE (the writer still
  * creates a missing one on demand). Yesterday is included for the writer's late arrivals just
  * after midnight. Idempotent. A CREATE waits at most `lockTimeoutMs` for its parent's lock (so
  * a long backup does not make every insert queue behind it); a busy day is deferred to the next
@@ -37,7 +37,9 @@ export class PartitionMaintenance<T extends string = string> {
     const days: number[] = [];
     for (let i = -1; i <= this.o.aheadDays; i++) days.push(today + i * DAY_MS);
     const report: PartitionMaintenanceReport = { created: [], deferred: [] };
-    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true };
+    // Every partition of those days; of a table split into windows, the windows from now on (a
+    // past window, compacted and dropped, is made again only when a late row needs it).
+    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true, wholeDays: true, notBefore: now };
     for (const table of this.partitions.partitionedTables) {
       signal?.throwIfAborted();
       const r = await this.partitions.ensure(table, days, opts);

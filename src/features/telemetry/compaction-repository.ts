@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { withPooledConnection } from '../../db/database.js';
-import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
+import { checkedPartitionName, partitionEnd, partitionStart, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
 import { chunkHeadSql, POINT_WINDOWS } from './telemetry-tables.js';
 
@@ -158,14 +158,9 @@ export class CompactionRepository {
     this.chunks = new PartitionsRepository(knex, ['point_chunks']);
   }
 
-  /** The day-partitions of points, oldest first (a day split into windows with its `windowMs`). */
+  /** The partitions of points, oldest first: window partitions, and days created before points were split into windows. */
   async pointPartitions(): Promise<PartitionInfo<'points'>[]> {
-    return (await this.points.list('points')).sort((a, b) => a.day - b.day);
-  }
-
-  /** The leaves of a split day that exist: its windows not dropped yet, in time order, then its late partition. */
-  async leaves(day: PartitionInfo<'points'>): Promise<PartitionInfo<'points'>[]> {
-    return this.points.leaves(day);
+    return (await this.points.list('points')).sort((a, b) => partitionStart(a) - partitionStart(b));
   }
 
   /**
@@ -196,22 +191,22 @@ export class CompactionRepository {
   }
 
   /**
-   * Drops a window's partition of a split day, inside the transaction that read its `read` points
-   * in `snapshot` and wrote them into chunks, so the points leave the fresh tier exactly when
-   * their chunks commit. Only when the partition still holds exactly those rows: its writers are
-   * held off (EXCLUSIVE lock: reads go on), then `check` counts its rows on another connection,
-   * which sees every committed row, with those whose inserting transaction the snapshot does not
-   * see (a late point). Any difference (a late point, a row deleted since by retention), or a
-   * lock not had within DROP_LOCK_TIMEOUT_MS (the EXCLUSIVE one, then the ACCESS EXCLUSIVE one on
-   * the day that DETACH takes: ingest and queries of that day queue behind it meanwhile), or a
-   * count that takes longer than DROP_CHECK_TIMEOUT_MS, and nothing is done: false, and the caller
-   * deletes the rows it read instead. The locks are taken in a savepoint, given back when it is
-   * rolled back.
+   * Drops a window's partition of points, inside the transaction that read its `read` points in
+   * `snapshot` and wrote them into chunks, so the points leave the fresh tier exactly when their
+   * chunks commit. Only when the partition still holds exactly those rows: its writers are held
+   * off (EXCLUSIVE lock: reads go on), then `check` counts its rows on another connection, which
+   * sees every committed row, with those whose inserting transaction the snapshot does not see
+   * (a late point). Any difference (a late point, a row deleted since by retention), or a lock not
+   * had within DROP_LOCK_TIMEOUT_MS (the EXCLUSIVE one, then the ACCESS EXCLUSIVE one on `points`
+   * that DETACH takes: ingest and queries queue behind the request meanwhile), or a count that
+   * takes longer than DROP_CHECK_TIMEOUT_MS, and nothing is done: false, and the caller deletes
+   * the rows it read instead. The locks are taken in a savepoint, given back when it is rolled
+   * back. A point that comes for the window later finds no partition: the writer creates it again
+   * (an empty one), and the next run merges the point into its chunk and drops it again.
    */
-  async dropWindow(trx: Knex.Transaction, check: RowCheck, day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, snapshot: string, read: number): Promise<boolean> {
-    const dayName = checkedPartitionName(day);
-    const name = checkedPartitionName(leaf);
-    if (leaf.day !== day.day || leaf.windowStart == null) throw new Error(`${name} is not a window of ${dayName}`);
+  async dropWindow(trx: Knex.Transaction, check: RowCheck, window: PartitionInfo<'points'>, snapshot: string, read: number): Promise<boolean> {
+    const name = checkedPartitionName(window);
+    if (window.windowStart === undefined) throw new Error(`${name} is not a window's partition`);
     await trx.raw('savepoint drop_window');
     try {
       await trx.raw(`set local lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
@@ -221,7 +216,7 @@ export class CompactionRepository {
         await trx.raw('rollback to savepoint drop_window');
         return false;
       }
-      await trx.raw('alter table ?? detach partition ??', [dayName, name]);
+      await trx.raw('alter table ?? detach partition ??', [window.table, name]);
       await trx.raw('drop table ??', [name]);
       await trx.raw('release savepoint drop_window');
       return true;
@@ -321,7 +316,7 @@ export class CompactionRepository {
   /** takePoints' SELECT: the points, packed per series, in index order, unpacked (unpackPoints). */
   async readPoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number): Promise<MovedSeries[]> {
     const name = checkedPartitionName(p);
-    if (from < p.day || to > p.day + DAY_MS) throw new Error(`window [${from}, ${to}) is not inside partition ${name}`);
+    if (from < partitionStart(p) || to > partitionEnd(p)) throw new Error(`window [${from}, ${to}) is not inside partition ${name}`);
     const { rows } = await trx.raw<{ rows: { series_id: string; n: number; pts: string }[] }>(
       `select series_id::text as series_id, count(*)::int4 as n, encode(string_agg(timestamptz_send(ts) || float8send(value), ''::bytea), 'base64') as pts
          from (select series_id, ts, value from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?

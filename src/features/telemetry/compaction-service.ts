@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { DAY_MS, LATE_LEAF, type PartitionInfo } from '../../db/partitions.js';
+import { DAY_MS, partitionEnd, partitionStart, type PartitionInfo } from '../../db/partitions.js';
 import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
 import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository, type MovedSeries, type RowCheck } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
@@ -46,7 +46,7 @@ export interface CompactionReport {
   partitions_emptied: string[];
   /** Points partitions compacted to their end by this run and vacuumed, but not emptied: a late point, the exclusive lock not had in time, or a heap still over 1 MiB. (A VACUUM that did not get its lock in time lists the partition in neither; a later run retries.) */
   partitions_vacuumed: string[];
-  /** Window partitions of split days dropped with the transaction that wrote their chunks. */
+  /** Window partitions dropped with the transaction that wrote their chunks. */
   windows_dropped: string[];
   /** Window partitions compacted by deleting their rows instead: a late point came, or a lock was not had in time (a later run drops them). */
   windows_deleted: string[];
@@ -96,13 +96,17 @@ export class CompactionService {
       windows_deleted: [],
       duration_ms: 0,
     };
-    for (const p of await this.repo.pointPartitions()) {
+    const partitions = await this.repo.pointPartitions();
+    await this.compactWindows(
+      partitions.filter((p) => p.windowStart !== undefined && partitionEnd(p) <= horizon),
+      report,
+      signal,
+    );
+    // Days created before points were split into windows: compacted row by row.
+    for (const p of partitions) {
+      if (p.windowStart !== undefined) continue;
       if (p.day >= horizon) break;
       signal?.throwIfAborted();
-      if (p.windowMs) {
-        await this.compactSplitDay(p, p.windowMs, horizon, report, signal);
-        continue;
-      }
       const before = report.points_compacted;
       await this.compactPartition(p, Math.min(p.day + DAY_MS, horizon), report, signal);
       if (p.day + DAY_MS > horizon) continue;
@@ -221,41 +225,34 @@ export class CompactionService {
   }
 
   /**
-   * A split day (one partition per window, and a late one): every window wholly behind the
-   * horizon is compacted in one transaction and its partition dropped (compactLeaf), up to
-   * `concurrency` windows at once; then the late partition (points that came for a window after
-   * its partition was dropped) row by row, as a plain day is.
+   * The window partitions wholly behind the horizon: each compacted in one transaction and its
+   * partition dropped (compactLeaf), up to `concurrency` windows at once.
    */
-  private async compactSplitDay(p: PartitionInfo<'points'>, windowMs: number, horizon: number, report: CompactionReport, signal?: AbortSignal): Promise<void> {
-    const leaves = await this.repo.leaves(p);
-    const due = leaves.filter((l) => l.windowStart != null && l.windowStart + windowMs <= horizon);
-    if (due.length) await this.repo.ensureChunkPartition(p.day);
-    if (due.length) {
-      await this.repo.withRowCheck(async (check) => {
-        const queue = [...due];
-        let failure: { err: unknown } | null = null;
-        const lane = async () => {
-          for (let l = queue.shift(); l && !failure; l = queue.shift()) await this.compactLeaf(p, l, windowMs, check, report, signal);
-        };
-        await Promise.all(
-          Array.from({ length: Math.min(this.concurrency, queue.length) }, () =>
-            lane().catch((err: unknown) => {
-              failure ??= { err };
-            }),
-          ),
-        );
-        if (failure) throw (failure as { err: unknown }).err;
-      });
-    }
-    const late = leaves.find((l) => l.leaf === LATE_LEAF);
-    if (late) await this.compactPartition(late, Math.min(p.day + DAY_MS, horizon), report, signal);
+  private async compactWindows(windows: PartitionInfo<'points'>[], report: CompactionReport, signal?: AbortSignal): Promise<void> {
+    if (!windows.length) return;
+    for (const day of new Set(windows.map((w) => w.day))) await this.repo.ensureChunkPartition(day);
+    await this.repo.withRowCheck(async (check) => {
+      const queue = [...windows];
+      let failure: { err: unknown } | null = null;
+      const lane = async () => {
+        for (let w = queue.shift(); w && !failure; w = queue.shift()) await this.compactLeaf(w, check, report, signal);
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(this.concurrency, queue.length) }, () =>
+          lane().catch((err: unknown) => {
+            failure ??= { err };
+          }),
+        ),
+      );
+      if (failure) throw (failure as { err: unknown }).err;
+    });
   }
 
   /** compactLeafOnce, tried again (at most SERIALIZATION_RETRIES times) when a concurrent delete of its rows failed it. */
-  private async compactLeaf(day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, windowMs: number, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+  private async compactLeaf(leaf: PartitionInfo<'points'>, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.compactLeafOnce(day, leaf, windowMs, check, report, signal);
+        return await this.compactLeafOnce(leaf, check, report, signal);
       } catch (err) {
         if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= SERIALIZATION_RETRIES) throw err;
       }
@@ -263,15 +260,16 @@ export class CompactionService {
   }
 
   /**
-   * One window partition of a split day, in one REPEATABLE READ transaction: every org's points
-   * read batch by batch (as a plain day's), written into their chunks, and then the partition
-   * dropped (repo.dropWindow) when it holds exactly the rows read; otherwise (a late point, a lock
-   * busy) those rows are deleted, as a plain day's are, and the emptied partition is dropped by a
+   * One window's partition, in one REPEATABLE READ transaction: every org's points read batch by
+   * batch (as a day partition's), written into their chunks, and then the partition dropped
+   * (repo.dropWindow) when it holds exactly the rows read; otherwise (a late point, a lock busy)
+   * those rows are deleted, as a day partition's are, and the emptied partition is dropped by a
    * later run. Either way the chunks and the points' removal commit together.
    */
-  private async compactLeafOnce(day: PartitionInfo<'points'>, leaf: PartitionInfo<'points'>, windowMs: number, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
-    const w0 = leaf.windowStart as number;
-    const w1 = w0 + windowMs;
+  private async compactLeafOnce(leaf: PartitionInfo<'points'>, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+    const w0 = partitionStart(leaf);
+    const w1 = partitionEnd(leaf);
+    if (w1 - w0 !== CHUNK_WINDOW_MS) throw new Error(`${leaf.name}: a window partition must be one chunk window`);
     const r = await this.repo.transaction(async (trx) => {
       const snapshot = await this.repo.snapshot(trx);
       await trx.raw("set local statement_timeout = '5min'");
@@ -296,7 +294,7 @@ export class CompactionService {
           after = ids[ids.length - 1];
         }
       }
-      const dropped = await this.repo.dropWindow(trx, check, day, leaf, snapshot, done.points);
+      const dropped = await this.repo.dropWindow(trx, check, leaf, snapshot, done.points);
       if (!dropped) for (const b of batches) await this.repo.deletePoints(trx, leaf, b.orgId, b.ids, w0, w1, b.points);
       return { ...done, dropped };
     });
