@@ -85,11 +85,11 @@ export interface EnsureOptions {
   /** On lock timeout, list the partition as deferred instead of throwing. */
   deferWhenBusy?: boolean;
   /**
-   * Every partition of the days of the times given, not only those holding the times (the same
-   * for a table kept in day partitions); for a table split into windows, from the window holding
-   * `notBefore` on (a window already past is created only when a row comes for it).
+   * Only the partitions holding the times given (the writer's rows), not every partition of their
+   * days: the same for a table kept in day partitions.
    */
-  wholeDays?: boolean;
+  exact?: boolean;
+  /** For a table split into windows: only windows ending after this (a window already past is made only when a row comes for it). */
   notBefore?: number;
 }
 
@@ -156,8 +156,8 @@ export class PartitionsRepository<T extends string = string> {
   }
 
   /**
-   * Creates the partitions holding `times` (with `wholeDays`, every partition of their days) that
-   * do not exist yet. A window of a day that exists as one day partition (made before its table
+   * Creates the partitions of the days of `times` (with `exact`, only those holding the times)
+   * that do not exist yet. A window of a day that exists as one day partition (made before its table
    * was split) is not created: the day's partition holds its rows. Safe to run from several
    * processes at once: a partition another session created between our check and our CREATE is fine.
    *
@@ -174,7 +174,7 @@ export class PartitionsRepository<T extends string = string> {
     const unit = this.unitMs(table);
     const starts = new Set<number>();
     for (const t of times) {
-      if (!opts.wholeDays) starts.add(Math.floor(t / unit) * unit);
+      if (opts.exact) starts.add(Math.floor(t / unit) * unit);
       else for (let u = dayStart(t); u < dayStart(t) + DAY_MS; u += unit) if (!this.windows[table] || opts.notBefore === undefined || u + unit > opts.notBefore) starts.add(u);
     }
     const result: EnsureResult = { created: [], deferred: [] };

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { pino } from 'pino';
 import { DAY_MS, dayStart, partitionName, PartitionsRepository } from '../../src/db/partitions.js';
+import { PartitionAnalyzer } from '../../src/features/retention/partition-maintenance.js';
 import { ROW_SPAN_MS, SPLIT_TABLES } from '../../src/features/retention/retained-tables.js';
 import { RetentionRepository } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays } from '../../src/features/retention/retention-service.js';
@@ -195,7 +196,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
   before(async () => {
     url = await cloneDatabase();
     knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 6 } });
-    for (const t of TELEMETRY_TABLES) await parts().ensure(t, [day(-3), day(-2), day(-1), day(0), day(1)], { wholeDays: true });
+    for (const t of TELEMETRY_TABLES) await parts().ensure(t, [day(-3), day(-2), day(-1), day(0), day(1)]);
   });
   after(async () => {
     await knex?.destroy();
@@ -220,7 +221,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
     const add = async (org: string, name: string, pts: Pt[]) => {
       const id = (ids[`${org}/${name}`] ??= await insertSeries(knex, org, name));
       // As the writer does: a window compacted (its partition dropped) is made again for a late point.
-      await parts().ensure('points', pts.map((x) => x[0]));
+      await parts().ensure('points', pts.map((x) => x[0]), { exact: true });
       await insertPoints(knex, org, id, pts);
       const list = written.get(org) ?? [];
       list.push(...pts.map(([t, v]): Row => [id, t, v]));
@@ -503,7 +504,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       await add(orgA, 'counter', late);
       // And a late point for a window of a series that had none there (a new chunk).
       const gaugeB = ids[`${orgB}/gauge`];
-      await parts().ensure('points', [day(-1) + 2 * HOUR + 1]);
+      await parts().ensure('points', [day(-1) + 2 * HOUR + 1], { exact: true });
       await insertPoints(knex, orgB, gaugeB, [[day(-1) + 2 * HOUR + 1, 3.25]]);
       written.get(orgB)!.push([gaugeB, day(-1) + 2 * HOUR + 1, 3.25]);
 
@@ -576,7 +577,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       beforeEach(async () => {
         db = await cloneDatabase();
         k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 4 } });
-        for (const t of TELEMETRY_TABLES) await parts(k).ensure(t, [d], { wholeDays: true });
+        for (const t of TELEMETRY_TABLES) await parts(k).ensure(t, [d]);
         org = await insertOrg(k, 'drop');
         sid = await insertSeries(k, org, 'm');
         await insertPoints(k, org, sid, series(w0, w0 + W, MIN, (i) => i, 21));
@@ -599,6 +600,12 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
           }),
         );
       }
+
+      it('the analyze job keeps statistics of the window partitions being written (the planner reads theirs)', async () => {
+        const analyzer = new PartitionAnalyzer(parts(k), { minRows: 100 }, logger);
+        expect((await analyzer.run(NOW)).analyzed).to.deep.equal([leaf.name]);
+        expect((await analyzer.run(NOW)).analyzed, 'nothing changed since').to.deep.equal([]);
+      });
 
       it('drops it when it holds exactly the rows its snapshot read', async () => {
         expect(await dropAfter(async () => undefined)).to.equal(true);
@@ -683,7 +690,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
      */
     async function insertLikeTheWriter(org: string, sid: string, pts: Pt[]): Promise<void> {
       for (let attempt = 0; ; attempt++) {
-        await parts().ensure('points', pts.map((x) => x[0]));
+        await parts().ensure('points', pts.map((x) => x[0]), { exact: true });
         try {
           return await insertPoints(knex, org, sid, pts);
         } catch (err) {
@@ -735,7 +742,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       const db = await cloneDatabase();
       const k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
       try {
-        for (const t of TELEMETRY_TABLES) await parts(k).ensure(t, [day(-1), day(0)], { wholeDays: true });
+        for (const t of TELEMETRY_TABLES) await parts(k).ensure(t, [day(-1), day(0)]);
         const org = await insertOrg(k, 'aborted');
         const rows: Row[] = [];
         for (let i = 0; i < 4; i++) {
@@ -781,7 +788,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       const k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
       try {
         const p = parts(k);
-        for (const t of TELEMETRY_TABLES) await p.ensure(t, [day(-3), day(-2), day(-1), day(0)], { wholeDays: true });
+        for (const t of TELEMETRY_TABLES) await p.ensure(t, [day(-3), day(-2), day(-1), day(0)]);
         const short = await insertOrg(k, 'short');
         const long = await insertOrg(k, 'long');
         // Last seen two days ago (the writer refreshes it lazily): kept while chunks are retained.
@@ -839,7 +846,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       env = testEnv(db, { SENTINEL_BACKUPS_DIR: scratchDir('sentinel-backups-'), SENTINEL_LOG_LEVEL: 'warn' });
       k = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
       const p = parts(k);
-      for (const t of TELEMETRY_TABLES) await p.ensure(t, [now - DAY_MS, now], { wholeDays: true });
+      for (const t of TELEMETRY_TABLES) await p.ensure(t, [now - DAY_MS, now]);
       org = await insertOrg(k, 'cli');
       written = [];
       for (let i = 0; i < 3; i++) {

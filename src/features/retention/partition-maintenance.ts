@@ -39,7 +39,7 @@ export class PartitionMaintenance<T extends string = string> {
     const report: PartitionMaintenanceReport = { created: [], deferred: [] };
     // Every partition of those days; of a table split into windows, the windows from now on (a
     // past window, compacted and dropped, is made again only when a late row needs it).
-    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true, wholeDays: true, notBefore: now };
+    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true, notBefore: now };
     for (const table of this.partitions.partitionedTables) {
       signal?.throwIfAborted();
       const r = await this.partitions.ensure(table, days, opts);

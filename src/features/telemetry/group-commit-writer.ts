@@ -228,7 +228,7 @@ export class GroupCommitWriter {
       note('events', item.events);
     }
     for (const [table, starts] of needed) {
-      const { created } = await this.partitions.ensure(table, starts);
+      const { created } = await this.partitions.ensure(table, starts, { exact: true });
       if (created.length) this.log.info({ partitions: created }, 'telemetry partitions created');
       for (const start of starts) this.knownPartitions.add(`${table}:${start}`);
     }
