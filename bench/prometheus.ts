@@ -247,8 +247,7 @@ try {
       Number(
         (
           await admin.query<{ b: string }>(
-            // Every leaf: a day of points is split into window partitions (and a late one).
-            `select coalesce(sum(pg_total_relation_size(relid)), 0)::bigint as b from pg_partition_tree(to_regclass($1)) where isleaf`,
+            `select coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::bigint as b from pg_inherits i where i.inhparent = to_regclass($1)`,
             [parent],
           )
         ).rows[0].b,

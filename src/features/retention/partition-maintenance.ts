@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DAY_MS, dayStart, type PartitionsRepository } from '../../db/partitions.js';
+import { DAY_MS, dayStart, partitionName, type PartitionsRepository } from '../../db/partitions.js';
 
 export interface PartitionMaintenanceOptions {
   /** retention.partitions_ahead_days: days after today that get their partitions now. */
@@ -17,8 +17,8 @@ export interface PartitionMaintenanceReport {
 }
 
 /**
- * Creates the day-partitions of the repository's tables (telemetry's points, logs and events;
- * the window partitions of points) ahead of time, so ingest around midnight never waits on a CREATE TABLE (the writer still
+ * Creates the day-partitions of the repository's tables (telemetry's points, logs and events)
+ * ahead of time, so ingest around midnight never waits on a CREATE TABLE (the writer still
  * creates a missing one on demand). Yesterday is included for the writer's late arrivals just
  * after midnight. Idempotent. A CREATE waits at most `lockTimeoutMs` for its parent's lock (so
  * a long backup does not make every insert queue behind it); a busy day is deferred to the next
@@ -37,9 +37,7 @@ export class PartitionMaintenance<T extends string = string> {
     const days: number[] = [];
     for (let i = -1; i <= this.o.aheadDays; i++) days.push(today + i * DAY_MS);
     const report: PartitionMaintenanceReport = { created: [], deferred: [] };
-    // Every partition of those days; of a table split into windows, the windows from now on (a
-    // past window, compacted and dropped, is made again only when a late row needs it).
-    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true, notBefore: now };
+    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true };
     for (const table of this.partitions.partitionedTables) {
       signal?.throwIfAborted();
       const r = await this.partitions.ensure(table, days, opts);
@@ -78,7 +76,7 @@ export interface PartitionAnalyzeReport {
 
 /**
  * Planner statistics for the partitions being written: today's and yesterday's day-partitions
- * (of a day split into windows, its leaves) of each table that changed by at least `minRows + fraction × rows at the last analyze` since
+ * of each table that changed by at least `minRows + fraction × rows at the last analyze` since
  * then (or were never analyzed) are ANALYZEd. A fresh day partition has no statistics until
  * someone analyzes it; without them PostgreSQL assumes a range of `ts` for one org holds a
  * handful of rows and plans "read them all, then sort" for the newest logs, where the index
@@ -95,7 +93,7 @@ export interface PartitionAnalyzeReport {
  */
 export class PartitionAnalyzer<T extends string = string> {
   constructor(
-    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'analyzeTable' | 'partitionedTables' | 'plainTables' | 'rowPartitions'>,
+    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'analyzeTable' | 'partitionedTables' | 'plainTables'>,
     private readonly o: PartitionAnalyzeOptions,
     private readonly logger: Logger,
   ) {}
@@ -112,8 +110,9 @@ export class PartitionAnalyzer<T extends string = string> {
     // An aborted run (timeout, shutdown) stops with its reason, also when nothing is due.
     signal?.throwIfAborted();
     const today = dayStart(now);
-    // A day split into windows has its rows (and the planner its statistics) in the leaves.
-    const infos = this.partitions.partitionedTables.flatMap((table) => [today, today - DAY_MS].flatMap((day) => this.partitions.rowPartitions(table, day)));
+    const infos = this.partitions.partitionedTables.flatMap((table) =>
+      [today, today - DAY_MS].map((day) => ({ table, day, name: partitionName(table, day) })),
+    );
     const byName = new Map(infos.map((i) => [i.name, i]));
     const plain = new Set(this.partitions.plainTables);
     const stats = await this.partitions.statistics([...infos.map((i) => i.name), ...plain]);
