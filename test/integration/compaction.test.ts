@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { pino } from 'pino';
 import { DAY_MS, dayStart, partitionName, PartitionsRepository } from '../../src/db/partitions.js';
+import { BackupSession } from '../../src/features/backups/backup-repository.js';
 import { ROW_SPAN_MS } from '../../src/features/retention/retained-tables.js';
 import { RetentionRepository } from '../../src/features/retention/retention-repository.js';
 import { RetentionService, type RetentionDays } from '../../src/features/retention/retention-service.js';
@@ -463,6 +464,36 @@ describe('compaction', function () {
       } finally {
         await knex.raw('alter table ?? reset (autovacuum_enabled)', [info.name]);
       }
+    });
+
+    it('a backup running meanwhile keeps a compacted day from being emptied under its snapshot: its copy still holds the points', async () => {
+      // A small day whose points were moved out (deleted) after the backup's snapshot: TRUNCATE is
+      // not MVCC-safe, so emptying the day now would take them from the backup's snapshot too,
+      // while their chunks are too new for it.
+      const d = day(-9);
+      const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
+      await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
+      await knex.raw(`insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 s', g from generate_series(1, 100) g`, [
+        info.name,
+        orgA,
+        ids[`${orgA}/gauge`],
+        new Date(d + HOUR),
+      ]);
+      const backup = await BackupSession.open(url);
+      try {
+        await backup.beginSnapshot();
+        await knex.raw('delete from ??', [info.name]);
+        const repo = new CompactionRepository(knex);
+        expect((await repo.partitionBytes(info)).heap, 'small enough to be emptied').to.be.at.most(TRUNCATE_MAX_HEAP_BYTES);
+        expect(await repo.truncateIfEmpty(info), 'the backup holds the day').to.equal(false);
+        const { rows } = await backup.query<{ n: number }>(`select count(*)::int as n from ${info.name}`);
+        expect(rows[0].n).to.equal(100);
+        await backup.query('commit');
+      } finally {
+        await backup.close();
+      }
+      // Once the backup is over, it is emptied.
+      expect(await new CompactionRepository(knex).truncateIfEmpty(info)).to.equal(true);
     });
 
     it('finds nothing to do when run again', async () => {
