@@ -50,11 +50,11 @@ export interface PartitionStatistics {
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
-/** How long an on-demand CREATE (the writer's missing day) waits for the parent's lock by default. */
+/** How long an on-demand creation (the writer's missing day) waits for the parent's lock by default. */
 export const WRITER_LOCK_TIMEOUT_MS = 10_000;
 
 export interface EnsureOptions {
-  /** Longest wait for the parent table's lock per CREATE (default WRITER_LOCK_TIMEOUT_MS). */
+  /** Longest wait for the parent table's lock per partition attached (default WRITER_LOCK_TIMEOUT_MS). */
   lockTimeoutMs?: number;
   /** On lock timeout, list the partition as deferred instead of throwing. */
   deferWhenBusy?: boolean;
@@ -92,9 +92,14 @@ export class PartitionsRepository<T extends string = string> {
    * Creates the partitions of `days` that do not exist yet. Safe to run from several processes at
    * once: a partition another session created between our check and our CREATE is fine.
    *
-   * `CREATE TABLE … PARTITION OF` locks the parent exclusively: waiting for that lock behind a
-   * long query (a backup's snapshot holds ACCESS SHARE on every table) would queue every insert
-   * and query of the parent behind the CREATE. So each CREATE waits at most `lockTimeoutMs`
+   * A partition is made as a table of the parent's shape (`CREATE TABLE … (LIKE parent INCLUDING
+   * DEFAULTS INCLUDING CONSTRAINTS)`) and then attached (`ALTER TABLE parent ATTACH PARTITION`),
+   * in one transaction: ATTACH takes SHARE UPDATE EXCLUSIVE on the parent, which inserts, queries
+   * and a backup's snapshot (ACCESS SHARE on every table) do not conflict with, so neither waits
+   * for them nor queues them behind its request; `CREATE TABLE … PARTITION OF` takes ACCESS
+   * EXCLUSIVE, which both do. The parent's indexes and foreign keys are created on the new table
+   * by the ATTACH (instantly: it is empty). What can still hold the lock is another ATTACH, a
+   * VACUUM or ANALYZE of the parent itself, or DDL: each attach waits at most `lockTimeoutMs`
    * (`SET LOCAL lock_timeout`); then it is deferred (`deferWhenBusy`, for the job creating days
    * ahead, whose next run retries) or the lock error (SQLSTATE 55P03) is thrown (the writer, which
    * needs the day now and answers 503 to retry).
@@ -118,7 +123,8 @@ export class PartitionsRepository<T extends string = string> {
         }
         await this.knex.transaction(async (trx) => {
           await trx.raw(`set local lock_timeout = ${lockTimeoutMs}`);
-          await trx.raw(`create table if not exists ${name} partition of ${table} for values from ('${from}') to ('${to}')`);
+          await trx.raw(`create table ${name} (like ${table} including defaults including constraints)`);
+          await trx.raw(`alter table ${table} attach partition ${name} for values from ('${from}') to ('${to}')`);
         });
         result.created.push(name);
       } catch (err) {

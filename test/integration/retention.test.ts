@@ -367,61 +367,81 @@ describe('retention', function () {
       expect((await new PartitionMaintenance(partitions, { aheadDays: 3 }, logger).run(at)).created.sort()).to.deep.equal(['events_p20310118', 'logs_p20310118', 'point_chunks_p20310118', 'points_p20310118']);
     });
 
-    it('defers a day whose table is locked (a backup\'s ACCESS SHARE) within its lock timeout, without stalling inserts', async () => {
-      const at2 = Date.UTC(2032, 5, 10, 0, 5);
-      const existing = dayStart(at2) - 10 * DAY_MS;
-      await partitions.ensure('points', [existing]);
-      const orgId = await insertOrg(knex, 'locked');
-      const seriesId = await insertSeries(knex, orgId, 'm', existing);
+    it('creates the days while a backup holds its lock on every table (ACCESS SHARE), inserts going on', async () => {
+      const at2 = Date.UTC(2032, 4, 10, 0, 5);
       const backup = new pg.Client({ connectionString: url });
       await backup.connect();
       try {
         await backup.query('begin');
-        await backup.query('lock table points in access share mode');
+        await backup.query('lock table points, logs, events, point_chunks in access share mode');
         const started = Date.now();
-        const deadline = <T>(p: Promise<T>) =>
-          Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still blocked behind the backup')), 6000).unref())]);
-        // The insert is issued while the CREATE waits for its lock, so it queues behind it until the CREATE gives up.
-        const run = new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
-        const insert = (async () => {
-          while (!(await knex.raw<{ rows: unknown[] }>(`select 1 from pg_locks where relation = 'points'::regclass and mode = 'AccessExclusiveLock' and not granted`)).rows.length) {
-            if (Date.now() - started > 5000) throw new Error('the CREATE never waited for the lock');
-            await new Promise((r) => setTimeout(r, 10));
-          }
-          await knex('points').insert({ org_id: orgId, series_id: seriesId, ts: new Date(existing + HOUR), value: 1 });
-          return Date.now();
-        })();
-        const [r, inserted] = await deadline(Promise.all([run, insert]));
-        const elapsed = Date.now() - started;
-        expect(elapsed).to.be.below(3500);
-        expect(inserted - started).to.be.below(3500);
-        expect(r.deferred.sort()).to.deep.equal([partitionName('points', dayStart(at2) - DAY_MS), partitionName('points', dayStart(at2))]);
-        expect(r.created.sort()).to.deep.equal(['events', 'logs', 'point_chunks'].flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
+        const r = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
+        expect(Date.now() - started, 'no wait for the backup').to.be.below(2000);
+        expect(r.deferred).to.deep.equal([]);
+        expect(r.created.sort()).to.deep.equal(PARTITIONED_TABLES.flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
         await backup.query('commit');
-        const again = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
-        expect(again).to.deep.equal({ created: r.deferred, deferred: [] });
       } finally {
         await backup.end();
       }
     });
 
-    it('the writer\'s on-demand CREATE waits for the lock (bounded), then answers the lock error', async () => {
-      const day2 = Date.UTC(2032, 6, 1);
-      const backup = new pg.Client({ connectionString: url });
-      await backup.connect();
+    it('defers a day whose parent a conflicting lock holds (a VACUUM of it, another ATTACH) within its lock timeout; inserts meanwhile do not queue behind it', async () => {
+      const at2 = Date.UTC(2032, 5, 10, 0, 5);
+      const existing = dayStart(at2) - 10 * DAY_MS;
+      await partitions.ensure('points', [existing]);
+      const orgId = await insertOrg(knex, 'locked');
+      const seriesId = await insertSeries(knex, orgId, 'm', existing);
+      const holder = new pg.Client({ connectionString: url });
+      await holder.connect();
       try {
-        await backup.query('begin');
-        await backup.query('lock table logs in access share mode');
+        await holder.query('begin');
+        await holder.query('lock table points in share update exclusive mode');
+        const started = Date.now();
+        const deadline = <T>(p: Promise<T>) =>
+          Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still blocked behind the holder')), 6000).unref())]);
+        // The insert is issued while the ATTACH waits for its lock: it does not queue behind it.
+        const run = new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
+        const insert = (async () => {
+          while (!(await knex.raw<{ rows: unknown[] }>(`select 1 from pg_locks where relation = 'points'::regclass and mode = 'ShareUpdateExclusiveLock' and not granted`)).rows.length) {
+            if (Date.now() - started > 5000) throw new Error('the ATTACH never waited for the lock');
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          const t0 = Date.now();
+          await knex('points').insert({ org_id: orgId, series_id: seriesId, ts: new Date(existing + HOUR), value: 1 });
+          return Date.now() - t0;
+        })();
+        const [r, insertMs] = await deadline(Promise.all([run, insert]));
+        expect(Date.now() - started).to.be.below(3500);
+        expect(insertMs, 'the insert did not wait for the ATTACH').to.be.below(500);
+        expect(r.deferred.sort()).to.deep.equal([partitionName('points', dayStart(at2) - DAY_MS), partitionName('points', dayStart(at2))]);
+        expect(r.created.sort()).to.deep.equal(['events', 'logs', 'point_chunks'].flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
+        await holder.query('commit');
+        const again = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
+        expect(again).to.deep.equal({ created: r.deferred, deferred: [] });
+      } finally {
+        await holder.end();
+      }
+    });
+
+    it('the writer\'s on-demand creation waits for the lock (bounded), then answers the lock error', async () => {
+      const day2 = Date.UTC(2032, 6, 1);
+      const holder = new pg.Client({ connectionString: url });
+      await holder.connect();
+      try {
+        await holder.query('begin');
+        await holder.query('lock table logs in share update exclusive mode');
         const started = Date.now();
         const err = await partitions.ensure('logs', [day2], { lockTimeoutMs: 300 }).then(() => null, (e: unknown) => e);
         expect((err as { code?: string } | null)?.code).to.equal('55P03');
         expect(Date.now() - started).to.be.within(250, 3000);
-        // Once the backup ends, the same call creates it.
+        // Nothing half made: no table of that name, attached or not.
+        expect((await knex.raw<{ rows: unknown[] }>('select 1 from pg_class where relname = ?', [partitionName('logs', day2)])).rows).to.deep.equal([]);
+        // Once the holder ends, the same call creates it.
         const waiting = partitions.ensure('logs', [day2], { lockTimeoutMs: 5000 });
-        await backup.query('commit');
+        await holder.query('commit');
         expect(await waiting).to.deep.equal({ created: [partitionName('logs', day2)], deferred: [] });
       } finally {
-        await backup.end();
+        await holder.end();
       }
     });
 
