@@ -367,21 +367,38 @@ describe('retention', function () {
       expect((await new PartitionMaintenance(partitions, { aheadDays: 3 }, logger).run(at)).created.sort()).to.deep.equal(['events_p20310118', 'logs_p20310118', 'point_chunks_p20310118', 'points_p20310118']);
     });
 
-    it('creates the days while a backup holds its lock on every table (ACCESS SHARE), inserts going on', async () => {
-      const at2 = Date.UTC(2032, 4, 10, 0, 5);
-      const backup = new pg.Client({ connectionString: url });
-      await backup.connect();
+    /** Another session holding `lock` (a LOCK TABLE statement) in an open transaction until `release()` (idempotent). */
+    async function holding(lock: string): Promise<{ release: () => Promise<void> }> {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      let open = true;
+      const release = async () => {
+        if (!open) return;
+        open = false;
+        await c.query('commit').catch(() => undefined);
+        await c.end();
+      };
       try {
-        await backup.query('begin');
-        await backup.query('lock table points, logs, events, point_chunks in access share mode');
+        await c.query('begin');
+        await c.query(lock);
+      } catch (err) {
+        await release();
+        throw err;
+      }
+      return { release };
+    }
+
+    it('creates the days while a backup holds its lock on every table (ACCESS SHARE)', async () => {
+      const at2 = Date.UTC(2032, 4, 10, 0, 5);
+      const backup = await holding('lock table points, logs, events, point_chunks in access share mode');
+      try {
         const started = Date.now();
         const r = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
         expect(Date.now() - started, 'no wait for the backup').to.be.below(2000);
         expect(r.deferred).to.deep.equal([]);
         expect(r.created.sort()).to.deep.equal(PARTITIONED_TABLES.flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
-        await backup.query('commit');
       } finally {
-        await backup.end();
+        await backup.release();
       }
     });
 
@@ -391,11 +408,8 @@ describe('retention', function () {
       await partitions.ensure('points', [existing]);
       const orgId = await insertOrg(knex, 'locked');
       const seriesId = await insertSeries(knex, orgId, 'm', existing);
-      const holder = new pg.Client({ connectionString: url });
-      await holder.connect();
+      const holder = await holding('lock table points in share update exclusive mode');
       try {
-        await holder.query('begin');
-        await holder.query('lock table points in share update exclusive mode');
         const started = Date.now();
         const deadline = <T>(p: Promise<T>) =>
           Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still blocked behind the holder')), 6000).unref())]);
@@ -415,21 +429,18 @@ describe('retention', function () {
         expect(insertMs, 'the insert did not wait for the ATTACH').to.be.below(500);
         expect(r.deferred.sort()).to.deep.equal([partitionName('points', dayStart(at2) - DAY_MS), partitionName('points', dayStart(at2))]);
         expect(r.created.sort()).to.deep.equal(['events', 'logs', 'point_chunks'].flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
-        await holder.query('commit');
+        await holder.release();
         const again = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
         expect(again).to.deep.equal({ created: r.deferred, deferred: [] });
       } finally {
-        await holder.end();
+        await holder.release();
       }
     });
 
     it('the writer\'s on-demand creation waits for the lock (bounded), then answers the lock error', async () => {
       const day2 = Date.UTC(2032, 6, 1);
-      const holder = new pg.Client({ connectionString: url });
-      await holder.connect();
+      const holder = await holding('lock table logs in share update exclusive mode');
       try {
-        await holder.query('begin');
-        await holder.query('lock table logs in share update exclusive mode');
         const started = Date.now();
         const err = await partitions.ensure('logs', [day2], { lockTimeoutMs: 300 }).then(() => null, (e: unknown) => e);
         expect((err as { code?: string } | null)?.code).to.equal('55P03');
@@ -438,10 +449,10 @@ describe('retention', function () {
         expect((await knex.raw<{ rows: unknown[] }>('select 1 from pg_class where relname = ?', [partitionName('logs', day2)])).rows).to.deep.equal([]);
         // Once the holder ends, the same call creates it.
         const waiting = partitions.ensure('logs', [day2], { lockTimeoutMs: 5000 });
-        await holder.query('commit');
+        await holder.release();
         expect(await waiting).to.deep.equal({ created: [partitionName('logs', day2)], deferred: [] });
       } finally {
-        await holder.end();
+        await holder.release();
       }
     });
 
