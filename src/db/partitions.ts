@@ -98,8 +98,9 @@ export class PartitionsRepository<T extends string = string> {
    * and a backup's snapshot (ACCESS SHARE on every table) do not conflict with, so neither waits
    * for them nor queues them behind its request; `CREATE TABLE … PARTITION OF` takes ACCESS
    * EXCLUSIVE, which both do. The parent's indexes and foreign keys are created on the new table
-   * by the ATTACH (instantly: it is empty). What can still hold the lock is another ATTACH, a
-   * VACUUM or ANALYZE of the parent itself, or DDL: each attach waits at most `lockTimeoutMs`
+   * by the ATTACH (instantly: it is empty). What can still hold the lock is another ATTACH, an
+   * ANALYZE of the parent, DDL, or a DROP of a partition queued behind a long query or a backup:
+   * each attach waits at most `lockTimeoutMs`
    * (`SET LOCAL lock_timeout`); then it is deferred (`deferWhenBusy`, for the job creating days
    * ahead, whose next run retries) or the lock error (SQLSTATE 55P03) is thrown (the writer, which
    * needs the day now and answers 503 to retry).

@@ -388,6 +388,8 @@ describe('backups', function () {
       expect((await sessions()).map((s) => s.wait)).to.include('Lock');
       const tmp = readdirSync(dir).find((n) => n.startsWith('.tmp-') && !before.includes(n));
       expect(tmp, 'the backup\'s directory is begun').to.be.a('string');
+      // Waiting before its snapshot: no table written yet.
+      expect(readdirSync(join(dir, tmp!))).to.deep.equal([]);
       controller.abort(new Error('test abort'));
       let err: unknown;
       await created.catch((e: unknown) => (err = e));

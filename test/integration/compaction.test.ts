@@ -473,6 +473,8 @@ describe('compaction', function () {
       const d = day(-9);
       const info = { table: 'points' as const, day: d, name: partitionName('points', d) };
       await new PartitionsRepository(knex, TELEMETRY_TABLES).ensure('points', [d]);
+      // No autovacuum: one on the day would hold the lock the last truncateIfEmpty waits 50 ms for.
+      await knex.raw('alter table ?? set (autovacuum_enabled = off)', [info.name]);
       await knex.raw(`insert into ?? (org_id, series_id, ts, value) select ?, ?, ?::timestamptz + g * interval '1 s', g from generate_series(1, 100) g`, [
         info.name,
         orgA,
@@ -492,8 +494,44 @@ describe('compaction', function () {
       } finally {
         await backup.close();
       }
-      // Once the backup is over, it is emptied.
-      expect(await new CompactionRepository(knex).truncateIfEmpty(info)).to.equal(true);
+      try {
+        // Once the backup is over, it is emptied.
+        expect(await new CompactionRepository(knex).truncateIfEmpty(info)).to.equal(true);
+      } finally {
+        await knex.raw('alter table ?? reset (autovacuum_enabled)', [info.name]);
+      }
+    });
+
+    it('a backup takes its snapshot after its locks: a row committed while it waits for one is in it', async () => {
+      // Another session holds a table the backup reads exclusively; the backup waits at its LOCK.
+      const holder = await knex.client.acquireRawConnection();
+      const backup = await BackupSession.open(url);
+      try {
+        await holder.query('begin');
+        await holder.query('lock table users in access exclusive mode');
+        const snapshot = backup.beginSnapshot();
+        snapshot.catch(() => undefined);
+        for (let i = 0; ; i++) {
+          const waiting = await knex.raw<{ rows: unknown[] }>("select 1 from pg_locks where relation = 'users'::regclass and not granted");
+          if (waiting.rows.length) break;
+          if (i > 400) throw new Error('the backup never waited for its lock');
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        // A row committed while the backup waits (points is not held up: ACCESS SHARE and ROW EXCLUSIVE do not conflict).
+        const marker = 4242.125;
+        await knex.raw('insert into ?? (org_id, series_id, ts, value) values (?, ?, ?, ?)', [partitionName('points', day(-1)), orgA, ids[`${orgA}/gauge`], new Date(day(-1) + 30 * MIN), marker]);
+        await holder.query('commit');
+        await snapshot;
+        const { rows } = await backup.query<{ n: number }>('select count(*)::int as n from points where value = $1', [marker]);
+        // Taken before the locks (the snapshot first, as pg_dump does), it would not see the row.
+        expect(rows[0].n).to.equal(1);
+        await backup.query('commit');
+        await knex.raw('delete from points where value = ?', [marker]);
+      } finally {
+        await holder.query('rollback').catch(() => undefined);
+        await knex.client.destroyRawConnection(holder);
+        await backup.close();
+      }
     });
 
     it('finds nothing to do when run again', async () => {

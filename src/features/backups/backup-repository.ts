@@ -93,12 +93,12 @@ export class BackupSession {
   /**
    * The snapshot every later statement of this session reads, until commit or rollback. Every
    * table it will read (a partitioned one with all its partitions) is locked ACCESS SHARE first,
-   * before the snapshot is taken, as pg_dump does: TRUNCATE and DROP are not MVCC-safe, and one
-   * committed after the snapshot but before the table is read would make rows the snapshot should
-   * see vanish from the backup (compaction empties a partition whose points it moved into chunks,
-   * chunks this snapshot does not see: those points would be in neither file). Held until the
-   * end, the locks make such a TRUNCATE wait or give up instead (compaction's waits at most
-   * 50 ms, and a later run does it). Inserts, updates and deletes go on meanwhile.
+   * before the snapshot is taken, and held to the end (pg_dump holds the same locks). TRUNCATE and
+   * DROP are not MVCC-safe: one committed after the snapshot but before the table is read would
+   * make rows the snapshot should see vanish from the backup (compaction empties a partition whose
+   * points it moved into chunks, chunks this snapshot does not see: those points would be in
+   * neither file). The locks make such a TRUNCATE wait or give up instead (compaction's waits at
+   * most 50 ms, and a later run does it). Inserts, updates and deletes go on meanwhile.
    */
   async beginSnapshot(): Promise<void> {
     const names = (await this.tables()).map((t) => t.name);

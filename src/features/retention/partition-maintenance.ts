@@ -4,7 +4,7 @@ import { DAY_MS, dayStart, partitionName, type PartitionsRepository } from '../.
 export interface PartitionMaintenanceOptions {
   /** retention.partitions_ahead_days: days after today that get their partitions now. */
   aheadDays: number;
-  /** How long each CREATE waits for its parent's lock before the day is left to the next run (default 2 s). */
+  /** How long each partition's ATTACH waits for its parent's lock before the day is left to the next run (default 2 s). */
   lockTimeoutMs?: number;
 }
 
@@ -12,17 +12,18 @@ export const DEFAULT_CREATE_LOCK_TIMEOUT_MS = 2000;
 
 export interface PartitionMaintenanceReport {
   created: string[];
-  /** Partitions whose parent stayed locked (a long query, a backup): the next hourly run retries. */
+  /** Partitions whose parent stayed locked (an ANALYZE of it, another ATTACH, DDL, a DROP waiting behind a backup): the next hourly run retries. */
   deferred: string[];
 }
 
 /**
  * Creates the day-partitions of the repository's tables (telemetry's points, logs and events)
- * ahead of time, so ingest around midnight never waits on a CREATE TABLE (the writer still
- * creates a missing one on demand). Yesterday is included for the writer's late arrivals just
- * after midnight. Idempotent. A CREATE waits at most `lockTimeoutMs` for its parent's lock (so
- * a long backup does not make every insert queue behind it); a busy day is deferred to the next
- * run, the days-ahead margin covering it.
+ * ahead of time, so ingest around midnight never waits on a partition being made (the writer
+ * still creates a missing one on demand). Yesterday is included for the writer's late arrivals
+ * just after midnight. Idempotent. Each partition is attached (PartitionsRepository.ensure), which
+ * neither waits for inserts, queries or a backup nor holds them up; it waits at most
+ * `lockTimeoutMs` for a conflicting lock, and a busy day is deferred to the next run, the
+ * days-ahead margin covering it.
  */
 export class PartitionMaintenance<T extends string = string> {
   constructor(

@@ -46,7 +46,12 @@ export interface RetentionReport {
   duration_ms: number;
 }
 
-export const DEFAULT_DROP_LOCK_TIMEOUT_MS = 5000;
+/**
+ * How long dropping a partition waits for its lock (ACCESS EXCLUSIVE on the parent): inserts and
+ * queries of that table queue behind the request meanwhile, so it is kept as short as compaction's
+ * (a busy table's drop is left for the next run). A backup holds every table for its whole run.
+ */
+export const DEFAULT_DROP_LOCK_TIMEOUT_MS = 100;
 
 /**
  * Enforces telemetry retention (DESIGN §7): whole day-partitions are dropped once every org's
