@@ -101,7 +101,7 @@ export class BackupSession {
    * most 50 ms, and a later run does it). Inserts, updates and deletes go on meanwhile.
    */
   async beginSnapshot(): Promise<void> {
-    const names = (await this.tables()).map((t) => t.name);
+    const names = await this.tableNames();
     await this.query('begin isolation level repeatable read read only');
     // LOCK takes no snapshot: the first statement after it does.
     if (names.length) await this.query(`lock table ${names.map(quoteIdent).join(', ')} in access share mode`);
@@ -127,18 +127,24 @@ export class BackupSession {
     return (await this.query<{ name: string }>('select name from knex_migrations order by name')).rows.map((r) => r.name);
   }
 
-  /**
-   * The schema's tables that hold data, with their partitions. A partitioned table is copied
-   * through its parent (`select * from parent` reads every partition), so a restore needs only
-   * the partitions to exist, recreated from the bounds recorded here.
-   */
-  async tables(): Promise<TableInfo[]> {
+  /** The names of the schema's tables that hold data (not partitions, not the migrator's or an extension's), in name order. */
+  private async tableNames(): Promise<string[]> {
     const { rows } = await this.query<{ name: string }>(
       `select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = current_schema() and c.relkind in ('r', 'p') and not c.relispartition
           and c.relname <> all($1) and ${NOT_EXTENSION_MEMBER} order by 1`,
       [MIGRATOR_TABLES],
     );
+    return rows.map((r) => r.name);
+  }
+
+  /**
+   * The schema's tables that hold data, with their partitions. A partitioned table is copied
+   * through its parent (`select * from parent` reads every partition), so a restore needs only
+   * the partitions to exist, recreated from the bounds recorded here.
+   */
+  async tables(): Promise<TableInfo[]> {
+    const names = await this.tableNames();
     const parts = await this.query<{ parent: string; name: string; bound: string }>(
       `select p.relname as parent, c.relname as name, pg_get_expr(c.relpartbound, c.oid) as bound
          from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
@@ -151,7 +157,7 @@ export class BackupSession {
         where n.nspname = current_schema() and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
         order by c.relname, a.attnum`,
     );
-    return rows.map((r) => ({ name: r.name, columns: cols.rows.filter((c) => c.table === r.name).map((c) => c.column), partitions: parts.rows.filter((p) => p.parent === r.name).map((p) => ({ name: p.name, bound: p.bound })) }));
+    return names.map((name) => ({ name, columns: cols.rows.filter((c) => c.table === name).map((c) => c.column), partitions: parts.rows.filter((p) => p.parent === name).map((p) => ({ name: p.name, bound: p.bound })) }));
   }
 
   async sequences(): Promise<SequenceInfo[]> {
