@@ -9,7 +9,7 @@ import { JOB_LOCK_SQL } from '../../src/jobs/job-runner.js';
 import { PruneReportSchema, RestoreReportSchema, type BackupSummary, type PruneReport, type VerifyReport } from '../../src/features/backups/backups-schemas.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { cloneDatabase, dropDatabase, emptyDatabase, query } from '../support/db.js';
+import { cloneDatabase, dropDatabase, emptyDatabase, holdingLock, query } from '../support/db.js';
 import { createApiKey, createOrg, createUser } from '../support/factories.js';
 import { tableChecksums } from '../support/table-checksums.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -375,11 +375,8 @@ describe('backups', function () {
     const before = readdirSync(dir).sort();
     // A table is locked exclusively: the backup waits for it before its snapshot (it locks every
     // table it reads first), its directory begun, nothing written yet.
-    const locker = new pg.Client({ connectionString: url });
-    await locker.connect();
+    const locker = await holdingLock(url, 'lock table users in access exclusive mode');
     try {
-      await locker.query('begin');
-      await locker.query('lock table users in access exclusive mode');
       const controller = new AbortController();
       const created = t.app.services.backups.create(SYSTEM_ACTOR, controller.signal);
       created.catch(() => undefined);
@@ -399,8 +396,7 @@ describe('backups', function () {
       for (let i = 0; i < 40 && (await sessions()).length; i++) await new Promise((r) => setTimeout(r, 25));
       expect(await sessions()).to.have.length(0);
     } finally {
-      await locker.query('rollback').catch(() => undefined);
-      await locker.end();
+      await locker.release();
     }
   });
 

@@ -13,7 +13,7 @@ import { CHUNK_WINDOW_MS, chunkHeadSql, TELEMETRY_TABLES } from '../../src/featu
 import { LogCapture } from '../support/capture.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { cloneDatabase, dropDatabase, emptyDatabase } from '../support/db.js';
+import { cloneDatabase, dropDatabase, emptyDatabase, holdingLock } from '../support/db.js';
 import { tableChecksums } from '../support/table-checksums.js';
 import { tenantChecksum } from '../support/tenant-checksum.js';
 import { scratchDir } from '../support/scratch.js';
@@ -504,11 +504,9 @@ describe('compaction', function () {
 
     it('a backup takes its snapshot after its locks: a row committed while it waits for one is in it', async () => {
       // Another session holds a table the backup reads exclusively; the backup waits at its LOCK.
-      const holder = await knex.client.acquireRawConnection();
+      const holder = await holdingLock(url, 'lock table users in access exclusive mode');
       const backup = await BackupSession.open(url);
       try {
-        await holder.query('begin');
-        await holder.query('lock table users in access exclusive mode');
         const snapshot = backup.beginSnapshot();
         snapshot.catch(() => undefined);
         for (let i = 0; ; i++) {
@@ -520,7 +518,7 @@ describe('compaction', function () {
         // A row committed while the backup waits (points is not held up: ACCESS SHARE and ROW EXCLUSIVE do not conflict).
         const marker = 4242.125;
         await knex.raw('insert into ?? (org_id, series_id, ts, value) values (?, ?, ?, ?)', [partitionName('points', day(-1)), orgA, ids[`${orgA}/gauge`], new Date(day(-1) + 30 * MIN), marker]);
-        await holder.query('commit');
+        await holder.release();
         await snapshot;
         const { rows } = await backup.query<{ n: number }>('select count(*)::int as n from points where value = $1', [marker]);
         // Taken before the locks (the snapshot first, as pg_dump does), it would not see the row.
@@ -528,8 +526,7 @@ describe('compaction', function () {
         await backup.query('commit');
         await knex.raw('delete from points where value = ?', [marker]);
       } finally {
-        await holder.query('rollback').catch(() => undefined);
-        await knex.client.destroyRawConnection(holder);
+        await holder.release();
         await backup.close();
       }
     });

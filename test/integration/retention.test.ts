@@ -12,7 +12,7 @@ import { LogCapture } from '../support/capture.js';
 import { retentionModule } from '../../src/features/retention/retention-module.js';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { cloneDatabase, dropDatabase } from '../support/db.js';
+import { cloneDatabase, dropDatabase, holdingLock } from '../support/db.js';
 import { moduleKits } from '../support/module-kits.js';
 
 const HOUR = 3_600_000;
@@ -367,30 +367,9 @@ describe('retention', function () {
       expect((await new PartitionMaintenance(partitions, { aheadDays: 3 }, logger).run(at)).created.sort()).to.deep.equal(['events_p20310118', 'logs_p20310118', 'point_chunks_p20310118', 'points_p20310118']);
     });
 
-    /** Another session holding `lock` (a LOCK TABLE statement) in an open transaction until `release()` (idempotent). */
-    async function holding(lock: string): Promise<{ release: () => Promise<void> }> {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      let open = true;
-      const release = async () => {
-        if (!open) return;
-        open = false;
-        await c.query('commit').catch(() => undefined);
-        await c.end();
-      };
-      try {
-        await c.query('begin');
-        await c.query(lock);
-      } catch (err) {
-        await release();
-        throw err;
-      }
-      return { release };
-    }
-
     it('creates the days while a backup holds its lock on every table (ACCESS SHARE)', async () => {
       const at2 = Date.UTC(2032, 4, 10, 0, 5);
-      const backup = await holding('lock table points, logs, events, point_chunks in access share mode');
+      const backup = await holdingLock(url, 'lock table points, logs, events, point_chunks in access share mode');
       try {
         // Nothing deferred: with CREATE … PARTITION OF each day waited its 2 s for the backup and was deferred.
         const r = await new PartitionMaintenance(partitions, { aheadDays: 0 }, logger).run(at2);
@@ -407,7 +386,7 @@ describe('retention', function () {
       await partitions.ensure('points', [existing]);
       const orgId = await insertOrg(knex, 'locked');
       const seriesId = await insertSeries(knex, orgId, 'm', existing);
-      const holder = await holding('lock table points in share update exclusive mode');
+      const holder = await holdingLock(url, 'lock table points in share update exclusive mode');
       try {
         const started = Date.now();
         const deadline = <T>(p: Promise<T>) =>
@@ -438,7 +417,7 @@ describe('retention', function () {
 
     it('the writer\'s on-demand creation waits for the lock (bounded), then answers the lock error', async () => {
       const day2 = Date.UTC(2032, 6, 1);
-      const holder = await holding('lock table logs in share update exclusive mode');
+      const holder = await holdingLock(url, 'lock table logs in share update exclusive mode');
       try {
         const started = Date.now();
         const err = await partitions.ensure('logs', [day2], { lockTimeoutMs: 300 }).then(() => null, (e: unknown) => e);

@@ -47,3 +47,27 @@ export async function query<T extends pg.QueryResultRow>(url: string, sql: strin
     await c.end();
   }
 }
+
+/**
+ * Another session on `url` holding `lock` (a LOCK TABLE statement) in an open transaction until
+ * `release()` (idempotent: call it early and again in a finally).
+ */
+export async function holdingLock(url: string, lock: string): Promise<{ release: () => Promise<void> }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  let open = true;
+  const release = async () => {
+    if (!open) return;
+    open = false;
+    await c.query('commit').catch(() => undefined);
+    await c.end();
+  };
+  try {
+    await c.query('begin');
+    await c.query(lock);
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { release };
+}
