@@ -100,10 +100,9 @@ export class PartitionsRepository<T extends string = string> {
    * EXCLUSIVE, which both do. The parent's indexes and foreign keys are created on the new table
    * by the ATTACH (instantly: it is empty). What can still hold the lock is another ATTACH, an
    * ANALYZE of the parent, DDL, or a DROP of a partition queued behind a long query or a backup:
-   * each attach waits at most `lockTimeoutMs`
-   * (`SET LOCAL lock_timeout`); then it is deferred (`deferWhenBusy`, for the job creating days
-   * ahead, whose next run retries) or the lock error (SQLSTATE 55P03) is thrown (the writer, which
-   * needs the day now and answers 503 to retry).
+   * each attach waits at most `lockTimeoutMs` (`SET LOCAL lock_timeout`); then it is deferred
+   * (`deferWhenBusy`, for the job creating days ahead, whose next run retries) or the lock error
+   * (SQLSTATE 55P03) is thrown (the writer, which needs the day now and answers 503 to retry).
    */
   async ensure(table: T, days: Iterable<number>, opts: EnsureOptions = {}): Promise<EnsureResult> {
     if (!this.tables.includes(table)) throw new Error(`not a partitioned table of this repository: ${table}`);
