@@ -197,6 +197,20 @@ async function sizes(client: pg.Client, table: string): Promise<{ total: number;
   };
 }
 
+/**
+ * sizes() of a partition, or of each leaf that holds something of one split into windows (a day
+ * of points since days are split), summed.
+ */
+async function leafSizes(client: pg.Client, table: string): Promise<{ total: number; text: string }> {
+  const { rows } = await client.query<{ leaf: string }>(
+    `select relid::regclass::text as leaf from pg_partition_tree($1::regclass) where isleaf and pg_relation_size(relid) > 0 order by 1`,
+    [table],
+  );
+  const each = await Promise.all(rows.map(async (r) => ({ leaf: r.leaf, ...(await sizes(client, r.leaf)) })));
+  if (each.length === 1 && each[0].leaf === table) return each[0];
+  return { total: each.reduce((n, x) => n + x.total, 0), text: each.map((x) => `${x.leaf}: ${x.text}`).join('; ') };
+}
+
 /** What the rows of a table are made of, per kind of series: data, sub, the rest of the row, the heap pages' slack and the indexes, per point. */
 async function anatomy(client: pg.Client, table: string, kindOf: Map<string, Kind>, points: number): Promise<string[]> {
   const { rows } = await client.query<{ series_id: string; n: number; data: number; sub: number | null; tuple: number }>(
@@ -297,7 +311,7 @@ async function onDisk(draws: Draw[]): Promise<void> {
         })(),
       );
       const pointsPart = partitionName('points', d.start);
-      const fresh = await sizes(client, pointsPart);
+      const fresh = await leafSizes(client, pointsPart);
       const n = d.chunks.reduce((k, c) => k + c.ts.length, 0);
       console.log(`${d.name}, fresh tier: ${n.toLocaleString('en-US')} points COPYed into ${pointsPart}, pg_total_relation_size ${perPoint(fresh.total, n)} B/point (${fresh.total.toLocaleString('en-US')} B: ${fresh.text})`);
     }

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { DAY_MS, dayStart, partitionName } from '../src/db/partitions.js';
+import { createPartitionSql, dayStart, partitionName, windowLeaf } from '../src/db/partitions.js';
+import { POINT_WINDOWS } from '../src/features/telemetry/telemetry-tables.js';
 import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { BIN, postgresPids, runBin, startDaemonLoggingTo, type Daemon } from '../test/support/daemon.js';
 
@@ -67,13 +68,20 @@ export function embeddedPgUrl(dataDir: string): string {
   return `postgres://sentinel:${encodeURIComponent(password)}@127.0.0.1:${port}/sentinel`;
 }
 
-/** Daily partitions of `points` for every UTC day touched by [fromMs, toMs]. */
+/** The window partitions of `points` for every window touched by [fromMs, toMs]. */
 export async function ensurePointPartitions(client: pg.Client, fromMs: number, toMs: number): Promise<void> {
-  for (let day = dayStart(fromMs); day <= toMs; day += DAY_MS) {
-    const sql = `create table if not exists ${partitionName('points', day)} partition of points for values from ('${new Date(day).toISOString()}') to ('${new Date(day + DAY_MS).toISOString()}')`;
+  // As the daemon creates them: one partition per window (none for a day already made whole).
+  const windowMs = POINT_WINDOWS.points as number;
+  for (let w = Math.floor(fromMs / windowMs) * windowMs; w <= toMs; w += windowMs) {
+    const day = dayStart(w);
+    const p = { table: 'points', day, name: partitionName('points', day, windowLeaf(w)), windowStart: w, windowMs };
+    if ((await client.query("select 1 from pg_class where relname = any($1) and relkind = 'r'", [[p.name, partitionName('points', day)]])).rowCount) continue;
     try {
-      await client.query(sql);
+      await client.query('begin');
+      for (const sql of createPartitionSql(p)) await client.query(sql);
+      await client.query('commit');
     } catch (err) {
+      await client.query('rollback');
       // The daemon created it at the same moment.
       const code = (err as { code?: string }).code;
       if (code !== '42P07' && code !== '23505') throw err;

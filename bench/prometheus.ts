@@ -247,7 +247,8 @@ try {
       Number(
         (
           await admin.query<{ b: string }>(
-            `select coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::bigint as b from pg_inherits i where i.inhparent = to_regclass($1)`,
+            // Every leaf: a day of points is split into window partitions (and a late one).
+            `select coalesce(sum(pg_total_relation_size(relid)), 0)::bigint as b from pg_partition_tree(to_regclass($1)) where isleaf`,
             [parent],
           )
         ).rows[0].b,

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /*
- * Day partitions of range-partitioned tables: naming, creating ahead, listing, dropping. Which
+ * Day (or window) partitions of range-partitioned tables: naming, creating ahead, listing, dropping. Which
  * tables are partitioned is the owning feature's knowledge (telemetry's points, logs, events):
  * it hands its list to the repository, so this kit never names a feature's table.
  */
@@ -11,14 +11,21 @@ export const DAY_MS = 86_400_000;
 /** Start of the UTC day holding `ms`. */
 export const dayStart = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS;
 
-/** `points_p20261128` for the UTC day starting at `day`. */
-export function partitionName(table: string, day: number): string {
-  return `${table}_p${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}`;
+/**
+ * `points_p20261128` for the UTC day starting at `day`; with `leaf`, a window of that day for a
+ * table split into windows (PartitionsRepository's `windows`): `points_p20261128_w04` for the
+ * window starting at 04:00.
+ */
+export function partitionName(table: string, day: number, leaf?: string): string {
+  return `${table}_p${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}${leaf ? `_${leaf}` : ''}`;
 }
 
-const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})$/;
+/** The name suffix of the window starting at `windowStart` (`w04`). */
+export const windowLeaf = (windowStart: number): string => `w${String(new Date(windowStart).getUTCHours()).padStart(2, '0')}`;
 
-/** The UTC day a partition name stands for, or null for a name that is not ours. */
+const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})(?:_w(\d{2}))?$/;
+
+/** The UTC day a partition name stands for (a day's or one of its windows'), or null for a name that is not ours. */
 export function partitionDay(name: string): number | null {
   const m = NAME.exec(name);
   return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : null;
@@ -26,7 +33,10 @@ export function partitionDay(name: string): number | null {
 
 /** The partition's name, after checking it is exactly ours (it is put into SQL as an identifier). */
 export function checkedPartitionName(info: PartitionInfo): string {
-  if (partitionName(info.table, info.day) !== info.name) throw new Error(`not a partition name: ${info.name}`);
+  const leaf = info.windowStart === undefined ? undefined : windowLeaf(info.windowStart);
+  if (partitionName(info.table, info.day, leaf) !== info.name || (info.windowStart !== undefined && dayStart(info.windowStart) !== info.day)) {
+    throw new Error(`not a partition name: ${info.name}`);
+  }
   return info.name;
 }
 
@@ -35,7 +45,15 @@ export interface PartitionInfo<T extends string = string> {
   name: string;
   /** Start of its UTC day (epoch ms). */
   day: number;
+  /** A window's partition (a table split into windows): the window's start and length (epoch ms, ms). */
+  windowStart?: number;
+  windowMs?: number;
 }
+
+/** First ms a partition holds. */
+export const partitionStart = (p: PartitionInfo): number => p.windowStart ?? p.day;
+/** First ms after what a partition holds. */
+export const partitionEnd = (p: PartitionInfo): number => (p.windowStart !== undefined ? p.windowStart + (p.windowMs as number) : p.day + DAY_MS);
 
 export interface PartitionStatistics {
   name: string;
@@ -50,7 +68,21 @@ export interface PartitionStatistics {
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
-/** How long an on-demand creation (the writer's missing day) waits for the parent's lock by default. */
+/**
+ * The statements making one partition (a day's or a window's), to run in one transaction: a table
+ * of the parent's shape, then attached (PartitionsRepository.ensure says why not `PARTITION OF`).
+ */
+export function createPartitionSql(p: PartitionInfo): [string, string] {
+  const name = checkedPartitionName(p);
+  const from = new Date(partitionStart(p)).toISOString();
+  const to = new Date(partitionEnd(p)).toISOString();
+  return [
+    `create table ${name} (like ${p.table} including defaults including constraints)`,
+    `alter table ${p.table} attach partition ${name} for values from ('${from}') to ('${to}')`,
+  ];
+}
+
+/** How long an on-demand creation (the writer's missing partition) waits for the parent's lock by default. */
 export const WRITER_LOCK_TIMEOUT_MS = 10_000;
 
 export interface EnsureOptions {
@@ -58,6 +90,13 @@ export interface EnsureOptions {
   lockTimeoutMs?: number;
   /** On lock timeout, list the partition as deferred instead of throwing. */
   deferWhenBusy?: boolean;
+  /**
+   * Only the partitions holding the times given (the writer's rows), not every partition of their
+   * days: the same for a table kept in day partitions.
+   */
+  exact?: boolean;
+  /** For a table split into windows: only windows ending after this (a window already past is made only when a row comes for it). */
+  notBefore?: number;
 }
 
 export interface EnsureResult {
@@ -69,14 +108,22 @@ export interface EnsureResult {
 /**
  * `T`: the names of the partitioned tables this repository manages. `plainTables`: tables that are
  * not partitioned whose planner statistics it may also be asked to keep (`analyzeTable`), named
- * by their feature like the partitioned ones.
+ * by their feature like the partitioned ones. `windows`: the tables partitioned by windows of that
+ * many ms (whole hours dividing a day) instead of by day (`points_p20261128_w04`), so that a
+ * window can be emptied by dropping its partition (compaction does). Their days created before
+ * they were split stay day partitions, which hold those days' rows.
  */
 export class PartitionsRepository<T extends string = string> {
   constructor(
     private readonly knex: Knex,
     private readonly tables: readonly T[],
     private readonly plain: readonly string[] = [],
-  ) {}
+    private readonly windows: Partial<Record<T, number>> = {},
+  ) {
+    for (const [table, ms] of Object.entries(windows) as [string, number][]) {
+      if (!Number.isInteger(ms) || ms <= 0 || DAY_MS % ms !== 0 || ms % 3_600_000 !== 0) throw new Error(`${table}: a window must be whole hours dividing a day`);
+    }
+  }
 
   /** The partitioned tables this repository manages. */
   get partitionedTables(): readonly T[] {
@@ -88,9 +135,37 @@ export class PartitionsRepository<T extends string = string> {
     return this.plain;
   }
 
+  /** The span of one partition of `table`: its window, or a day. */
+  unitMs(table: T): number {
+    return this.windows[table] ?? DAY_MS;
+  }
+
+  /** The partition holding time `t` of `table` (whether it exists or not): its window's, or its day's. */
+  partitionAt(table: T, t: number): PartitionInfo<T> {
+    const windowMs = this.windows[table];
+    const day = dayStart(t);
+    if (!windowMs) return { table, day, name: partitionName(table, day) };
+    const windowStart = Math.floor(t / windowMs) * windowMs;
+    return { table, day, name: partitionName(table, day, windowLeaf(windowStart)), windowStart, windowMs };
+  }
+
   /**
-   * Creates the partitions of `days` that do not exist yet. Safe to run from several processes at
-   * once: a partition another session created between our check and our CREATE is fine.
+   * The partitions holding a day's rows, whether they exist or not: the day's, and for a table
+   * split into windows each of its windows' too (a day created before the split is one
+   * partition). What the analyzer keeps statistics of.
+   */
+  rowPartitions(table: T, day: number): PartitionInfo<T>[] {
+    const out: PartitionInfo<T>[] = [{ table, day, name: partitionName(table, day) }];
+    const windowMs = this.windows[table];
+    if (windowMs) for (let w = day; w < day + DAY_MS; w += windowMs) out.push(this.partitionAt(table, w));
+    return out;
+  }
+
+  /**
+   * Creates the partitions of the days of `times` (with `exact`, only those holding the times)
+   * that do not exist yet. A window of a day that exists as one day partition (made before its table
+   * was split) is not created: the day's partition holds its rows. Safe to run from several
+   * processes at once: a partition another session created between our check and our CREATE is fine.
    *
    * A partition is made as a table of the parent's shape (`CREATE TABLE … (LIKE parent INCLUDING
    * DEFAULTS INCLUDING CONSTRAINTS)`) and then attached (`ALTER TABLE parent ATTACH PARTITION`),
@@ -104,34 +179,37 @@ export class PartitionsRepository<T extends string = string> {
    * (`deferWhenBusy`, for the job creating days ahead, whose next run retries) or the lock error
    * (SQLSTATE 55P03) is thrown (the writer, which needs the day now and answers 503 to retry).
    */
-  async ensure(table: T, days: Iterable<number>, opts: EnsureOptions = {}): Promise<EnsureResult> {
+  async ensure(table: T, times: Iterable<number>, opts: EnsureOptions = {}): Promise<EnsureResult> {
     if (!this.tables.includes(table)) throw new Error(`not a partitioned table of this repository: ${table}`);
     const lockTimeoutMs = Math.max(1, Math.trunc(opts.lockTimeoutMs ?? WRITER_LOCK_TIMEOUT_MS));
+    const unit = this.unitMs(table);
+    const starts = new Set<number>();
+    for (const t of times) {
+      if (opts.exact) starts.add(Math.floor(t / unit) * unit);
+      else for (let u = dayStart(t); u < dayStart(t) + DAY_MS; u += unit) if (!this.windows[table] || opts.notBefore === undefined || u + unit > opts.notBefore) starts.add(u);
+    }
     const result: EnsureResult = { created: [], deferred: [] };
-    for (const day of new Set([...days].map(dayStart))) {
-      const name = partitionName(table, day);
-      // The parent just stayed locked: its other missing days would only wait as long again.
+    for (const start of [...starts].sort((a, b) => a - b)) {
+      const p = this.partitionAt(table, start);
+      // The parent just stayed locked: its other missing partitions would only wait as long again.
       const busy = result.deferred.length > 0;
-      const from = new Date(day).toISOString();
-      const to = new Date(day + DAY_MS).toISOString();
       try {
-        const exists = await this.knex.raw<{ rows: unknown[] }>('select 1 from pg_class where relname = ? and relkind = ?', [name, 'r']);
+        const exists = await this.knex.raw<{ rows: unknown[] }>("select 1 from pg_class where relname = any(?) and relkind = 'r'", [[p.name, partitionName(table, p.day)]]);
         if (exists.rows.length) continue;
         if (busy) {
-          result.deferred.push(name);
+          result.deferred.push(p.name);
           continue;
         }
         await this.knex.transaction(async (trx) => {
           await trx.raw(`set local lock_timeout = ${lockTimeoutMs}`);
-          await trx.raw(`create table ${name} (like ${table} including defaults including constraints)`);
-          await trx.raw(`alter table ${table} attach partition ${name} for values from ('${from}') to ('${to}')`);
+          for (const sql of createPartitionSql(p)) await trx.raw(sql);
         });
-        result.created.push(name);
+        result.created.push(p.name);
       } catch (err) {
         // 42P07 duplicate table / 23505 on pg_type: a concurrent creator won the race.
         const code = (err as { code?: string }).code;
         if (code === LOCK_NOT_AVAILABLE && opts.deferWhenBusy) {
-          result.deferred.push(name);
+          result.deferred.push(p.name);
           continue;
         }
         if (code !== '42P07' && code !== '23505') throw err;
@@ -140,6 +218,7 @@ export class PartitionsRepository<T extends string = string> {
     return result;
   }
 
+  /** The partitions (days, and windows of a table split into windows), by name. */
   async list(table?: T): Promise<PartitionInfo<T>[]> {
     const { rows } = await this.knex.raw<{ rows: { parent: string; name: string }[] }>(
       `select p.relname as parent, c.relname as name
@@ -149,8 +228,18 @@ export class PartitionsRepository<T extends string = string> {
     );
     const out: PartitionInfo<T>[] = [];
     for (const r of rows) {
+      const m = NAME.exec(r.name);
       const day = partitionDay(r.name);
-      if (day !== null && partitionName(r.parent, day) === r.name) out.push({ table: r.parent as T, name: r.name, day });
+      if (!m || day === null) continue;
+      const parent = r.parent as T;
+      if (m[4] === undefined) {
+        if (partitionName(parent, day) === r.name) out.push({ table: parent, name: r.name, day });
+        continue;
+      }
+      const windowMs = this.windows[parent];
+      if (!windowMs) throw new Error(`${r.name} is a window of ${parent}, but this repository was not told ${parent}'s window`);
+      const p = this.partitionAt(parent, day + Number(m[4]) * 3_600_000);
+      if (p.name === r.name) out.push(p);
     }
     return out;
   }

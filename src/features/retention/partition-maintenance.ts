@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DAY_MS, dayStart, partitionName, type PartitionsRepository } from '../../db/partitions.js';
+import { DAY_MS, dayStart, type PartitionsRepository } from '../../db/partitions.js';
 
 export interface PartitionMaintenanceOptions {
   /** retention.partitions_ahead_days: days after today that get their partitions now. */
@@ -17,9 +17,9 @@ export interface PartitionMaintenanceReport {
 }
 
 /**
- * Creates the day-partitions of the repository's tables (telemetry's points, logs and events)
- * ahead of time, so ingest around midnight never waits on a partition being made (the writer
- * still creates a missing one on demand). Yesterday is included for the writer's late arrivals
+ * Creates the day-partitions of the repository's tables (telemetry's points, logs and events;
+ * the window partitions of points) ahead of time, so ingest around midnight never waits on a
+ * partition being made (the writer still creates a missing one on demand). Yesterday is included for the writer's late arrivals
  * just after midnight. Idempotent. Each partition is attached (PartitionsRepository.ensure), which
  * neither waits for inserts, queries or a backup nor holds them up; it waits at most
  * `lockTimeoutMs` for a conflicting lock, and a busy day is deferred to the next run, the
@@ -38,7 +38,9 @@ export class PartitionMaintenance<T extends string = string> {
     const days: number[] = [];
     for (let i = -1; i <= this.o.aheadDays; i++) days.push(today + i * DAY_MS);
     const report: PartitionMaintenanceReport = { created: [], deferred: [] };
-    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true };
+    // Every partition of those days; of a table split into windows, the windows from now on (a
+    // past window, compacted and dropped, is made again only when a late row needs it).
+    const opts = { lockTimeoutMs: this.o.lockTimeoutMs ?? DEFAULT_CREATE_LOCK_TIMEOUT_MS, deferWhenBusy: true, notBefore: now };
     for (const table of this.partitions.partitionedTables) {
       signal?.throwIfAborted();
       const r = await this.partitions.ensure(table, days, opts);
@@ -77,7 +79,7 @@ export interface PartitionAnalyzeReport {
 
 /**
  * Planner statistics for the partitions being written: today's and yesterday's day-partitions
- * of each table that changed by at least `minRows + fraction × rows at the last analyze` since
+ * (of a day split into windows, its leaves) of each table that changed by at least `minRows + fraction × rows at the last analyze` since
  * then (or were never analyzed) are ANALYZEd. A fresh day partition has no statistics until
  * someone analyzes it; without them PostgreSQL assumes a range of `ts` for one org holds a
  * handful of rows and plans "read them all, then sort" for the newest logs, where the index
@@ -94,7 +96,7 @@ export interface PartitionAnalyzeReport {
  */
 export class PartitionAnalyzer<T extends string = string> {
   constructor(
-    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'analyzeTable' | 'partitionedTables' | 'plainTables'>,
+    private readonly partitions: Pick<PartitionsRepository<T>, 'statistics' | 'analyze' | 'analyzeTable' | 'partitionedTables' | 'plainTables' | 'rowPartitions'>,
     private readonly o: PartitionAnalyzeOptions,
     private readonly logger: Logger,
   ) {}
@@ -111,9 +113,8 @@ export class PartitionAnalyzer<T extends string = string> {
     // An aborted run (timeout, shutdown) stops with its reason, also when nothing is due.
     signal?.throwIfAborted();
     const today = dayStart(now);
-    const infos = this.partitions.partitionedTables.flatMap((table) =>
-      [today, today - DAY_MS].map((day) => ({ table, day, name: partitionName(table, day) })),
-    );
+    // A day split into windows has its rows (and the planner its statistics) in the leaves.
+    const infos = this.partitions.partitionedTables.flatMap((table) => [today, today - DAY_MS].flatMap((day) => this.partitions.rowPartitions(table, day)));
     const byName = new Map(infos.map((i) => [i.name, i]));
     const plain = new Set(this.partitions.plainTables);
     const stats = await this.partitions.statistics([...infos.map((i) => i.name), ...plain]);

@@ -2,7 +2,7 @@ import { configuredMs } from '../../core/duration.js';
 import { PartitionsRepository } from '../../db/partitions.js';
 import { defineModule, type JobSpec } from '../feature-module.js';
 import { PartitionAnalyzer, PartitionMaintenance, type PartitionAnalyzeReport, type PartitionMaintenanceReport } from './partition-maintenance.js';
-import { RETAINED_TABLES } from './retained-tables.js';
+import { RETAINED_TABLES, SPLIT_TABLES } from './retained-tables.js';
 import { RetentionRepository } from './retention-repository.js';
 import { RetentionService, type RetentionPolicySource, type RetentionReport } from './retention-service.js';
 
@@ -13,7 +13,7 @@ interface RetentionServices {
 }
 
 /** The day-partitioned tables (point_chunks among them) whose fresh partitions the analyze job keeps planned. */
-const ANALYZED_TABLES: readonly string[] = RETAINED_TABLES;
+const ANALYZED_TABLES = RETAINED_TABLES;
 
 /**
  * Tables that are not partitioned which the analyze job keeps planned by the same rule: series,
@@ -87,7 +87,7 @@ export const retentionModule = defineModule({
   build(kits, needs: { retentionPolicies: RetentionPolicySource }) {
     const { config, logger } = kits;
     const knex = kits.db.knex;
-    const partitions = new PartitionsRepository(knex, RETAINED_TABLES);
+    const partitions = new PartitionsRepository(knex, RETAINED_TABLES, [], SPLIT_TABLES);
     const retention = new RetentionService(
       new RetentionRepository(knex),
       partitions,
@@ -100,7 +100,7 @@ export const retentionModule = defineModule({
       logger,
     );
     const maintenance = new PartitionMaintenance(partitions, { aheadDays: config.retention.partitions_ahead_days }, logger);
-    const analyzer = new PartitionAnalyzer(new PartitionsRepository(knex, ANALYZED_TABLES, ANALYZED_PLAIN_TABLES), {}, logger);
+    const analyzer = new PartitionAnalyzer(new PartitionsRepository(knex, ANALYZED_TABLES, ANALYZED_PLAIN_TABLES, SPLIT_TABLES), {}, logger);
     const services: RetentionServices = { retention, partitions: maintenance, analyzer };
 
     // The `partitions` job (hourly) keeps the days ahead; at start too, since the tables exist

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DAY_MS, type PartitionInfo, type PartitionsRepository } from '../../db/partitions.js';
+import { DAY_MS, partitionEnd, partitionStart, type PartitionInfo, type PartitionsRepository } from '../../db/partitions.js';
 import { ROW_SPAN_MS, type RetainedTable } from './retained-tables.js';
 import type { RetentionRepository, RowKey } from './retention-repository.js';
 
@@ -103,11 +103,12 @@ export class RetentionService {
       // window has passed the cutoff (ts + span <= cutoff), a point once it has.
       const rowsBefore = (days: RetentionDays) => cutoffOf(days) - Math.max(0, ROW_SPAN_MS[table] - 1);
       // Orgs that were deleted need no say here: their rows may go whenever the living orgs' may.
-      // A chunk window never crosses midnight, so a day that ends by the cutoff holds no later data.
+      // A chunk window never crosses midnight, so a partition (a day, or a window of points) that
+      // ends by the cutoff holds no later data.
       const dropBefore = orgs.reduce((min, p) => Math.min(min, cutoffOf(p.days)), orgs.length ? Infinity : cutoffOf(this.o.defaults));
       for (const p of await partitions.list(table)) {
         signal?.throwIfAborted();
-        if (p.day + DAY_MS <= dropBefore) {
+        if (partitionEnd(p) <= dropBefore) {
           if (await repo.dropPartition(p, this.lockTimeoutMs)) report.dropped_partitions.push(p.name);
           else report.deferred_partitions.push(p.name);
           continue;
@@ -116,7 +117,7 @@ export class RetentionService {
         for (const orgId of await repo.orgsInPartition(p)) {
           const days = known.get(orgId);
           if (!days) unknown.push({ p, orgId });
-          else if (rowsBefore(days) > p.day) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(rowsBefore(days)), signal);
+          else if (rowsBefore(days) > partitionStart(p)) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(rowsBefore(days)), signal);
         }
       }
     }

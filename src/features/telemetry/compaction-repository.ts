@@ -1,8 +1,9 @@
 import type { Knex } from 'knex';
+import type pg from 'pg';
 import { withPooledConnection } from '../../db/database.js';
-import { checkedPartitionName, DAY_MS, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
+import { checkedPartitionName, partitionEnd, partitionStart, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
-import { chunkHeadSql } from './telemetry-tables.js';
+import { chunkHeadSql, POINT_WINDOWS } from './telemetry-tables.js';
 
 /**
  * One series' points as compaction moves them: epoch-ms times and their values, in ascending
@@ -52,6 +53,15 @@ export const TRUNCATE_MAX_HEAP_BYTES = 1 << 20;
  * in this run and the day can be emptied now rather than by a later run.
  */
 const VACUUM_LOCK_TIMEOUT_MS = 5_000;
+/**
+ * How long dropping a compacted window's partition waits for each of its locks: the EXCLUSIVE one
+ * on the partition (late points for that window queue behind it), then DETACH's ACCESS EXCLUSIVE
+ * one on its day (that day's ingest and queries queue behind it). Not had in time: the window's
+ * rows are deleted instead.
+ */
+const DROP_LOCK_TIMEOUT_MS = 50;
+/** How long the count of a window's rows under the EXCLUSIVE lock may take (late points for it wait meanwhile). */
+const DROP_CHECK_TIMEOUT_MS = 1_000;
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE query_canceled: `statement_timeout` expired. */
@@ -106,6 +116,27 @@ export function unpackPoints(seriesId: string, n: number, buf: Buffer): MovedSer
   return { seriesId, ts, values };
 }
 
+/** A partition's committed rows now, and how many of them a snapshot does not see (rowsAgainst). */
+export type RowCheck = (name: string, snapshot: string) => Promise<{ total: number; newer: number }>;
+
+/**
+ * The committed rows of partition `name` (a checked name) now, read on `conn` outside the
+ * caller's transaction, and how many of them were inserted by a transaction that `snapshot`
+ * does not see: one whose 32-bit xid is at or past the snapshot's xmax (modulo 2³², as
+ * PostgreSQL compares them) or was in progress when it was taken.
+ */
+async function rowsAgainst(conn: { query: pg.Client['query'] }, name: string, snapshot: string): Promise<{ total: number; newer: number }> {
+  const { rows } = await conn.query<{ total: number; newer: number }>(
+    `with s as (select pg_snapshot_xmax($1::pg_snapshot)::text::int8 & 4294967295 as xmax,
+                       array(select x::text::int8 & 4294967295 from pg_snapshot_xip($1::pg_snapshot) x) as xip)
+     select count(*)::float8 as total,
+            count(*) filter (where ((t.xmin::text::int8 - s.xmax) & 4294967295) < 2147483648 or t.xmin::text::int8 = any(s.xip))::float8 as newer
+       from "${name}" t, s`,
+    [snapshot],
+  );
+  return rows[0];
+}
+
 /** Before any series id (ids are positive: series.id is a bigserial). */
 const NO_SERIES = '0';
 
@@ -123,13 +154,78 @@ export class CompactionRepository {
     private readonly knex: Knex,
     private readonly options: { vacuumLockTimeoutMs?: number } = {},
   ) {
-    this.points = new PartitionsRepository(knex, ['points']);
+    this.points = new PartitionsRepository(knex, ['points'], [], POINT_WINDOWS);
     this.chunks = new PartitionsRepository(knex, ['point_chunks']);
   }
 
-  /** The day-partitions of points, oldest first. */
+  /** The partitions of points, oldest first: window partitions, and days created before points were split into windows. */
   async pointPartitions(): Promise<PartitionInfo<'points'>[]> {
-    return (await this.points.list('points')).sort((a, b) => a.day - b.day);
+    return (await this.points.list('points')).sort((a, b) => partitionStart(a) - partitionStart(b));
+  }
+
+  /**
+   * The snapshot of a REPEATABLE READ transaction, as `pg_current_snapshot()`'s text: its first
+   * statement, so it is the snapshot every later statement of the transaction reads.
+   */
+  async snapshot(trx: Knex.Transaction): Promise<string> {
+    const { rows } = await trx.raw<{ rows: { s: string }[] }>('select pg_current_snapshot()::text as s');
+    return rows[0].s;
+  }
+
+  /**
+   * Runs `fn` with a RowCheck on a pool connection of its own, held until `fn` ends: dropWindow's
+   * count of a partition's rows must run outside the transaction that holds its lock, and taking
+   * that connection from the pool only then could wait for ever on a pool the job's own
+   * transactions have filled (database.pool_max is at least 2).
+   */
+  async withRowCheck<T>(fn: (check: RowCheck) => Promise<T>): Promise<T> {
+    return withPooledConnection(this.knex, async (conn) => {
+      try {
+        await conn.query(`set statement_timeout = ${DROP_CHECK_TIMEOUT_MS}`);
+        return await fn((name, snapshot) => rowsAgainst(conn, name, snapshot));
+      } finally {
+        // A connection that could not restore its timeout is ended, so the pool discards it rather than lend it with ours.
+        await conn.query('reset statement_timeout').catch(() => conn.end().catch(() => undefined));
+      }
+    });
+  }
+
+  /**
+   * Drops a window's partition of points, inside the transaction that read its `read` points in
+   * `snapshot` and wrote them into chunks, so the points leave the fresh tier exactly when their
+   * chunks commit. Only when the partition still holds exactly those rows: its writers are held
+   * off (EXCLUSIVE lock: reads go on), then `check` counts its rows on another connection, which
+   * sees every committed row, with those whose inserting transaction the snapshot does not see
+   * (a late point). Any difference (a late point, a row deleted since by retention), or a lock not
+   * had within DROP_LOCK_TIMEOUT_MS (the EXCLUSIVE one, then the ACCESS EXCLUSIVE one on `points`
+   * that DETACH takes: ingest and queries queue behind the request meanwhile), or a count that
+   * takes longer than DROP_CHECK_TIMEOUT_MS, and nothing is done: false, and the caller deletes
+   * the rows it read instead. The locks are taken in a savepoint, given back when it is rolled
+   * back. A point that comes for the window later finds no partition: the writer creates it again
+   * (an empty one), and the next run merges the point into its chunk and drops it again.
+   */
+  async dropWindow(trx: Knex.Transaction, check: RowCheck, window: PartitionInfo<'points'>, snapshot: string, read: number): Promise<boolean> {
+    const name = checkedPartitionName(window);
+    if (window.windowStart === undefined) throw new Error(`${name} is not a window's partition`);
+    await trx.raw('savepoint drop_window');
+    try {
+      await trx.raw(`set local lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
+      await trx.raw('lock table ?? in exclusive mode', [name]);
+      const now = await check(name, snapshot);
+      if (now.total !== read || now.newer !== 0) {
+        await trx.raw('rollback to savepoint drop_window');
+        return false;
+      }
+      await trx.raw('alter table ?? detach partition ??', [window.table, name]);
+      await trx.raw('drop table ??', [name]);
+      await trx.raw('release savepoint drop_window');
+      return true;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== LOCK_NOT_AVAILABLE && code !== QUERY_CANCELED) throw err;
+      await trx.raw('rollback to savepoint drop_window');
+      return false;
+    }
   }
 
   /** The chunk table's partition of `day` (created if missing, as the writer does for points). */
@@ -137,9 +233,9 @@ export class CompactionRepository {
     await this.chunks.ensure('point_chunks', [day]);
   }
 
-  /** The distinct orgs with rows in one points partition (PartitionsRepository.orgsIn). */
-  async orgsInPartition(p: PartitionInfo<'points'>): Promise<string[]> {
-    return this.points.orgsIn(p);
+  /** The distinct orgs with rows in one points partition (PartitionsRepository.orgsIn), read through `db` (a transaction: in its snapshot). */
+  async orgsInPartition(p: PartitionInfo<'points'>, db: Knex = this.knex): Promise<string[]> {
+    return (db === this.knex ? this.points : new PartitionsRepository(db, ['points'], [], POINT_WINDOWS)).orgsIn(p);
   }
 
   /**
@@ -149,9 +245,9 @@ export class CompactionRepository {
    * not read to find the few series with something to compact. The recursion is evaluated only
    * as far as the LIMIT pulls it.
    */
-  async seriesWithPointsBefore(p: PartitionInfo<'points'>, orgId: string, before: Date, after: string | null, limit: number): Promise<string[]> {
+  async seriesWithPointsBefore(p: PartitionInfo<'points'>, orgId: string, before: Date, after: string | null, limit: number, db: Knex = this.knex): Promise<string[]> {
     const name = checkedPartitionName(p);
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+    const { rows } = await db.raw<{ rows: { id: string }[] }>(
       `with recursive s(id) as (
          (select series_id from ?? where org_id = ? and series_id > ?::bigint order by series_id limit 1)
          union all
@@ -220,7 +316,7 @@ export class CompactionRepository {
   /** takePoints' SELECT: the points, packed per series, in index order, unpacked (unpackPoints). */
   async readPoints(trx: Knex.Transaction, p: PartitionInfo<'points'>, orgId: string, seriesIds: readonly string[], from: number, to: number): Promise<MovedSeries[]> {
     const name = checkedPartitionName(p);
-    if (from < p.day || to > p.day + DAY_MS) throw new Error(`window [${from}, ${to}) is not inside partition ${name}`);
+    if (from < partitionStart(p) || to > partitionEnd(p)) throw new Error(`window [${from}, ${to}) is not inside partition ${name}`);
     const { rows } = await trx.raw<{ rows: { series_id: string; n: number; pts: string }[] }>(
       `select series_id::text as series_id, count(*)::int4 as n, encode(string_agg(timestamptz_send(ts) || float8send(value), ''::bytea), 'base64') as pts
          from (select series_id, ts, value from ?? where org_id = ? and series_id = any(?::bigint[]) and ts >= ? and ts < ?

@@ -1,7 +1,8 @@
+import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { DAY_MS, type PartitionInfo } from '../../db/partitions.js';
+import { DAY_MS, partitionEnd, partitionStart, type PartitionInfo } from '../../db/partitions.js';
 import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
-import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository } from './compaction-repository.js';
+import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository, type MovedSeries, type RowCheck } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
 /** SQLSTATE serialization_failure: a REPEATABLE READ transaction met a concurrent write of its rows. */
@@ -45,6 +46,10 @@ export interface CompactionReport {
   partitions_emptied: string[];
   /** Points partitions compacted to their end by this run and vacuumed, but not emptied: a late point, the exclusive lock not had in time, or a heap still over 1 MiB. (A VACUUM that did not get its lock in time lists the partition in neither; a later run retries.) */
   partitions_vacuumed: string[];
+  /** Window partitions dropped with the transaction that wrote their chunks. */
+  windows_dropped: string[];
+  /** Window partitions compacted by deleting their rows instead: a late point came, or a lock was not had in time (a later run drops them). */
+  windows_deleted: string[];
   duration_ms: number;
 }
 
@@ -87,9 +92,19 @@ export class CompactionService {
       batches: 0,
       partitions_emptied: [],
       partitions_vacuumed: [],
+      windows_dropped: [],
+      windows_deleted: [],
       duration_ms: 0,
     };
-    for (const p of await this.repo.pointPartitions()) {
+    const partitions = await this.repo.pointPartitions();
+    await this.compactWindows(
+      partitions.filter((p) => p.windowStart !== undefined && partitionEnd(p) <= horizon),
+      report,
+      signal,
+    );
+    // Days created before points were split into windows: compacted row by row.
+    for (const p of partitions) {
+      if (p.windowStart !== undefined) continue;
       if (p.day >= horizon) break;
       signal?.throwIfAborted();
       const before = report.points_compacted;
@@ -128,6 +143,8 @@ export class CompactionService {
         batches: report.batches,
         partitions_emptied: report.partitions_emptied.length,
         partitions_vacuumed: report.partitions_vacuumed.length,
+        windows_dropped: report.windows_dropped.length,
+        windows_deleted: report.windows_deleted.length,
         duration_ms: report.duration_ms,
       },
       'compaction run finished',
@@ -201,40 +218,140 @@ export class CompactionService {
       await trx.raw("set local statement_timeout = '5min'");
       const moved = await this.repo.takePoints(trx, p, orgId, ids, w0, w0 + CHUNK_WINDOW_MS);
       if (!moved.length) return null;
-      const existing = await this.repo.lockChunks(
-        trx,
-        orgId,
-        moved.map((m) => m.seriesId),
-        w0,
-      );
-      const chunks: ChunkRow[] = [];
-      let points = 0;
-      for (const m of moved) {
-        points += m.ts.length;
-        let { ts, values } = m;
-        const old = existing.get(m.seriesId);
-        if (old) {
-          // Stored in time order (ties by value as PostgreSQL orders them): what the aggregates
-          // assume. The fresh points come in that order; merged with the chunk's, sorted again.
-          const d = decodeChunk(old);
-          const pts: { ts: number; value: number }[] = [];
-          for (let i = 0; i < d.ts.length; i++) pts.push({ ts: d.ts[i], value: d.values[i] });
-          for (let i = 0; i < ts.length; i++) pts.push({ ts: ts[i], value: values[i] });
-          pts.sort((a, b) => a.ts - b.ts || cmpFloat8(a.value, b.value));
-          ts = pts.map((x) => x.ts);
-          values = pts.map((x) => x.value);
-        }
-        const a = chunkAggregates(ts, values);
-        // With the halves' aggregates, so that 1-hour buckets need not decode the data (late merges too).
-        chunks.push({ seriesId: m.seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values), sub: encodeChunkSub(w0, CHUNK_WINDOW_MS, ts, values, a) });
-      }
-      await this.repo.upsertChunks(trx, orgId, chunks);
-      return { points, chunks: chunks.length, merged: existing.size };
+      return this.writeChunks(trx, orgId, moved, w0);
     });
     if (!r) return;
-    report.points_compacted += r.points;
-    report.chunks_written += r.chunks;
-    report.chunks_merged += r.merged;
-    report.batches++;
+    count(report, r);
   }
+
+  /**
+   * The window partitions wholly behind the horizon: each compacted in one transaction and its
+   * partition dropped (compactLeaf), up to `concurrency` windows at once.
+   */
+  private async compactWindows(windows: PartitionInfo<'points'>[], report: CompactionReport, signal?: AbortSignal): Promise<void> {
+    if (!windows.length) return;
+    for (const day of new Set(windows.map((w) => w.day))) await this.repo.ensureChunkPartition(day);
+    await this.repo.withRowCheck(async (check) => {
+      const queue = [...windows];
+      let failure: { err: unknown } | null = null;
+      const lane = async () => {
+        for (let w = queue.shift(); w && !failure; w = queue.shift()) await this.compactLeaf(w, check, report, signal);
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(this.concurrency, queue.length) }, () =>
+          lane().catch((err: unknown) => {
+            failure ??= { err };
+          }),
+        ),
+      );
+      if (failure) throw (failure as { err: unknown }).err;
+    });
+  }
+
+  /** compactLeafOnce, tried again (at most SERIALIZATION_RETRIES times) when a concurrent delete of its rows failed it. */
+  private async compactLeaf(leaf: PartitionInfo<'points'>, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.compactLeafOnce(leaf, check, report, signal);
+      } catch (err) {
+        if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= SERIALIZATION_RETRIES) throw err;
+      }
+    }
+  }
+
+  /**
+   * One window's partition, in one REPEATABLE READ transaction: every org's points read batch by
+   * batch (as a day partition's), written into their chunks, and then the partition dropped
+   * (repo.dropWindow) when it holds exactly the rows read; otherwise (a late point, a lock busy)
+   * those rows are deleted, as a day partition's are, and the emptied partition is dropped by a
+   * later run. Either way the chunks and the points' removal commit together.
+   */
+  private async compactLeafOnce(leaf: PartitionInfo<'points'>, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+    const w0 = partitionStart(leaf);
+    const w1 = partitionEnd(leaf);
+    if (w1 - w0 !== CHUNK_WINDOW_MS) throw new Error(`${leaf.name}: a window partition must be one chunk window`);
+    const r = await this.repo.transaction(async (trx) => {
+      const snapshot = await this.repo.snapshot(trx);
+      await trx.raw("set local statement_timeout = '5min'");
+      const batches: { orgId: string; ids: string[]; points: number }[] = [];
+      const done = { points: 0, chunks: 0, merged: 0, batches: 0 };
+      for (const orgId of await this.repo.orgsInPartition(leaf, trx)) {
+        for (let after: string | null = null; ; ) {
+          // Aborted (the job's timeout, shutdown): the window's transaction is rolled back whole.
+          signal?.throwIfAborted();
+          const ids = await this.repo.seriesWithPointsBefore(leaf, orgId, new Date(w1), after, this.o.batchSeries, trx);
+          if (!ids.length) break;
+          const moved = await this.repo.readPoints(trx, leaf, orgId, ids, w0, w1);
+          if (moved.length) {
+            const c = await this.writeChunks(trx, orgId, moved, w0);
+            batches.push({ orgId, ids, points: c.points });
+            done.points += c.points;
+            done.chunks += c.chunks;
+            done.merged += c.merged;
+            done.batches++;
+          }
+          if (ids.length < this.o.batchSeries) break;
+          after = ids[ids.length - 1];
+        }
+      }
+      const dropped = await this.repo.dropWindow(trx, check, leaf, snapshot, done.points);
+      if (!dropped) for (const b of batches) await this.repo.deletePoints(trx, leaf, b.orgId, b.ids, w0, w1, b.points);
+      return { ...done, dropped };
+    });
+    if (r.dropped) report.windows_dropped.push(leaf.name);
+    else report.windows_deleted.push(leaf.name);
+    count(report, r);
+  }
+
+  /**
+   * The chunks of `moved` (one org, one window) written: each series' points merged with its
+   * existing chunk, if late points came after that was written (locked FOR UPDATE), encoded, and
+   * upserted.
+   */
+  private async writeChunks(trx: Knex.Transaction, orgId: string, moved: MovedSeries[], w0: number): Promise<Counted> {
+    const existing = await this.repo.lockChunks(
+      trx,
+      orgId,
+      moved.map((m) => m.seriesId),
+      w0,
+    );
+    const chunks: ChunkRow[] = [];
+    let points = 0;
+    for (const m of moved) {
+      points += m.ts.length;
+      let { ts, values } = m;
+      const old = existing.get(m.seriesId);
+      if (old) {
+        // Stored in time order (ties by value as PostgreSQL orders them): what the aggregates
+        // assume. The fresh points come in that order; merged with the chunk's, sorted again.
+        const d = decodeChunk(old);
+        const pts: { ts: number; value: number }[] = [];
+        for (let i = 0; i < d.ts.length; i++) pts.push({ ts: d.ts[i], value: d.values[i] });
+        for (let i = 0; i < ts.length; i++) pts.push({ ts: ts[i], value: values[i] });
+        pts.sort((a, b) => a.ts - b.ts || cmpFloat8(a.value, b.value));
+        ts = pts.map((x) => x.ts);
+        values = pts.map((x) => x.value);
+      }
+      const a = chunkAggregates(ts, values);
+      // With the halves' aggregates, so that 1-hour buckets need not decode the data (late merges too).
+      chunks.push({ seriesId: m.seriesId, windowStart: w0, ...a, data: encodeChunk(ts, values), sub: encodeChunkSub(w0, CHUNK_WINDOW_MS, ts, values, a) });
+    }
+    await this.repo.upsertChunks(trx, orgId, chunks);
+    return { points, chunks: chunks.length, merged: existing.size, batches: 1 };
+  }
+}
+
+/** What a batch (or a window's batches) moved. */
+interface Counted {
+  points: number;
+  chunks: number;
+  merged: number;
+  batches: number;
+}
+
+function count(report: CompactionReport, r: Counted): void {
+  report.points_compacted += r.points;
+  report.chunks_written += r.chunks;
+  report.chunks_merged += r.merged;
+  report.batches += r.batches;
 }

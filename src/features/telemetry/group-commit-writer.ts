@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DomainError } from '../../core/errors.js';
-import { DAY_MS, dayStart, type PartitionsRepository } from '../../db/partitions.js';
+import type { PartitionsRepository } from '../../db/partitions.js';
 import type { TelemetryTable } from './telemetry-tables.js';
 import { classifyDbError, DB_RETRY_AFTER_SECONDS } from '../../db/pg-errors.js';
 import type { IngestRepository, WriteItem } from './ingest-repository.js';
@@ -181,7 +181,8 @@ export class GroupCommitWriter {
     try {
       return await this.repo.commit(items, slot);
     } catch (err) {
-      // A partition dropped since we last looked (retention): create it again and retry once.
+      // A partition dropped since we last looked (retention; compaction drops a compacted
+      // window's, and a late point for it needs it back): create it again and retry once.
       if ((err as { code?: string }).code !== NO_PARTITION) throw err;
       this.knownPartitions.clear();
       await this.ensurePartitions(items);
@@ -205,19 +206,20 @@ export class GroupCommitWriter {
 
   private async ensurePartitions(items: readonly WriteItem[]): Promise<void> {
     const needed = new Map<TelemetryTable, Set<number>>();
-    // Rows of a batch share a few days: a row within the day last looked at costs one comparison.
+    // Rows of a batch share a few partitions (days; windows of points): a row within the one last
+    // looked at costs one comparison.
     const note = (table: TelemetryTable, rows: readonly { ts: number }[]) => {
+      const unit = this.partitions.unitMs(table);
       let from = Infinity;
       let to = -Infinity;
       for (const row of rows) {
         if (row.ts >= from && row.ts < to) continue;
-        const day = dayStart(row.ts);
-        from = day;
-        to = day + DAY_MS;
-        if (this.knownPartitions.has(`${table}:${day}`)) continue;
-        let days = needed.get(table);
-        if (!days) needed.set(table, (days = new Set()));
-        days.add(day);
+        from = Math.floor(row.ts / unit) * unit;
+        to = from + unit;
+        if (this.knownPartitions.has(`${table}:${from}`)) continue;
+        let starts = needed.get(table);
+        if (!starts) needed.set(table, (starts = new Set()));
+        starts.add(from);
       }
     };
     for (const item of items) {
@@ -225,10 +227,10 @@ export class GroupCommitWriter {
       note('logs', item.logs);
       note('events', item.events);
     }
-    for (const [table, days] of needed) {
-      const { created } = await this.partitions.ensure(table, days);
+    for (const [table, starts] of needed) {
+      const { created } = await this.partitions.ensure(table, starts, { exact: true });
       if (created.length) this.log.info({ partitions: created }, 'telemetry partitions created');
-      for (const day of days) this.knownPartitions.add(`${table}:${day}`);
+      for (const start of starts) this.knownPartitions.add(`${table}:${start}`);
     }
   }
 }

@@ -24,7 +24,7 @@ import { StatsRepository } from './stats-repository.js';
 import { effectiveLimits, type LimitDefaults, type OrgDirectory, type OrgLimitOverrides } from './telemetry-limits-source.js';
 import { registerTelemetryRoutes } from './telemetry-routes.js';
 import { TelemetryService } from './telemetry-service.js';
-import { TELEMETRY_TABLES } from './telemetry-tables.js';
+import { POINT_WINDOWS, TELEMETRY_TABLES } from './telemetry-tables.js';
 
 /** Organizations' stored limit overrides (the orgs feature keeps and validates them). */
 export interface OrgLimitsSource {
@@ -51,7 +51,7 @@ const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
   name: 'compaction',
   description: 'rewrite the points of every 2-hour window older than storage.compact_after into one chunk per series (late points merged)',
   defaultSchedule: '*/10 * * * *',
-  // Each batch is its own transaction: past this the run stops between batches, the next goes on.
+  // Each batch (on a split day, each window) is its own transaction: past this the run stops between them, the next goes on.
   timeoutMs: 30 * 60_000,
   run: (s, signal) => s.compaction.run(Date.now(), signal),
   print: (r) =>
@@ -60,7 +60,9 @@ const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
     `chunks written: ${r.chunks_written} (${r.chunks_merged} merged with late points)\n` +
     `batches: ${r.batches}\n` +
     (r.partitions_emptied.length ? `partitions emptied (space returned): ${r.partitions_emptied.join(', ')}\n` : '') +
-    (r.partitions_vacuumed.length ? `partitions vacuumed: ${r.partitions_vacuumed.join(', ')}\n` : ''),
+    (r.partitions_vacuumed.length ? `partitions vacuumed: ${r.partitions_vacuumed.join(', ')}\n` : '') +
+    (r.windows_dropped.length ? `window partitions dropped (space returned): ${r.windows_dropped.length}\n` : '') +
+    (r.windows_deleted.length ? `window partitions emptied by deletes (dropped by a later run): ${r.windows_deleted.join(', ')}\n` : ''),
 };
 
 /** Ingest (native and OTLP/HTTP, group commit) and queries over metrics, logs and events. */
@@ -90,7 +92,7 @@ export const telemetryModule = defineModule({
     const ingestStats = new IngestStats(kits.metrics, { queueDepth: () => writer?.queuedRows ?? 0, activeSeries: () => series.cachedSeries });
     writer = new GroupCommitWriter(
       ingestRepo,
-      new PartitionsRepository(knex, TELEMETRY_TABLES),
+      new PartitionsRepository(knex, TELEMETRY_TABLES, [], POINT_WINDOWS),
       { flushIntervalMs: config.ingest.flush_interval_ms, flushMinItems: config.ingest.flush_min_items, maxFlushItems: config.ingest.max_flush_items, connections: config.ingest.writer_connections },
       logger,
       ingestStats,

@@ -6,6 +6,13 @@ export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
 export const CHUNK_WINDOW_MS = 7_200_000;
 
 /**
+ * Each day of `points` is split into one partition per chunk window (and a default one for late
+ * points): compaction drops a window's partition with the transaction that writes its chunks,
+ * instead of deleting its rows one by one (PartitionsRepository's `windows`).
+ */
+export const POINT_WINDOWS: Partial<Record<TelemetryTable, number>> = { points: CHUNK_WINDOW_MS };
+
+/**
  * A chunk's head as SQL over the point_chunks columns of `alias` (or a row with the same column
  * names): first and last time as timestamptz_send (big-endian int8 µs since 2000-01-01), then
  * count, min, max, sum, first value, last value and increase as float8send (big-endian IEEE 754,
