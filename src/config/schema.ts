@@ -52,7 +52,7 @@ export const ConfigSchema = Obj(
           writeOnly: true,
           description: 'postgres:// (or postgresql://) URL of an external PostgreSQL (>= 14). Empty: the embedded server in <data_dir>/postgres.',
         }),
-        pool_max: Type.Integer({ minimum: 2, maximum: 1000, description: 'Largest connection pool (at least 2: the compaction job holds a second connection beside its transaction).' }),
+        pool_max: Type.Integer({ minimum: 1, maximum: 1000, description: 'Largest connection pool.' }),
         statement_timeout_ms: Millis('Statement timeout for API queries.'),
         connect_timeout_ms: Millis('How long to wait for a new connection before answering 503.'),
         embedded: Obj(

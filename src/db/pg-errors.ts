@@ -62,3 +62,12 @@ export function classifyDbError(err: unknown): DomainError | null {
   if (code === '57014') return new DomainError('unavailable', 'the query took too long (statement timeout)', { retryAfter: DB_RETRY_AFTER_SECONDS });
   return null;
 }
+
+/**
+ * SQLSTATE undefined_table (42P01): the statement named a table that no longer exists — for a
+ * job walking partitions it listed, one dropped meanwhile (compaction drops compacted windows of
+ * points, retention expired days), which it skips.
+ */
+export function isGoneTable(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === '42P01';
+}

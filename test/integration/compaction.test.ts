@@ -10,6 +10,7 @@ import { RetentionService, type RetentionDays } from '../../src/features/retenti
 import { chunkAggregates, decodeChunk, decodeChunkSub, type ChunkAggregates } from '../../src/features/telemetry/chunk-codec.js';
 import { CompactionRepository, TRUNCATE_MAX_HEAP_BYTES, type MovedSeries } from '../../src/features/telemetry/compaction-repository.js';
 import { CompactionService, type CompactionReport } from '../../src/features/telemetry/compaction-service.js';
+import { IngestRepository } from '../../src/features/telemetry/ingest-repository.js';
 import { CHUNK_WINDOW_MS, chunkHeadSql, POINT_WINDOWS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import { LogCapture } from '../support/capture.js';
 import { cli } from '../support/cli.js';
@@ -653,19 +654,24 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         if (db) await dropDatabase(db);
       });
 
-      /** In one REPEATABLE READ transaction: the snapshot, the window's points read, then `between` on another connection, then dropWindow. */
-      async function dropAfter(between: () => Promise<unknown>): Promise<boolean> {
-        const repo = new CompactionRepository(k);
-        return repo.withRowCheck((check) =>
-          repo.transaction(async (trx) => {
-            const snap = await repo.snapshot(trx);
-            const read = (await repo.readPoints(trx, leaf, org, [sid], w0, w0 + W)).reduce((n, m) => n + m.ts.length, 0);
-            expect(read).to.equal(120);
-            await between();
-            return repo.dropWindow(trx, check, leaf, snap, read);
-          }),
-        );
+      /**
+       * As the job does it: the window claimed, then in one REPEATABLE READ transaction its
+       * snapshot once its writers are done, its points read (`read` of them), `between` on other
+       * connections, and dropWindow.
+       */
+      async function dropAfter(between: () => Promise<unknown>, read = 120, repo = new CompactionRepository(k)): Promise<boolean> {
+        await repo.claimWindow(leaf);
+        return repo.transaction(async (trx) => {
+          expect(await repo.snapshotAfterWriters(trx, leaf), 'the window\'s lock was had').to.equal(true);
+          expect((await repo.readPoints(trx, leaf, org, [sid], w0, w0 + W)).reduce((n, m) => n + m.ts.length, 0)).to.equal(read);
+          await between();
+          return repo.dropWindow(trx, leaf);
+        });
       }
+      /** One point committed as the writer commits (IngestRepository.commit: it counts points in claimed windows). */
+      const writePoint = (ts: number, value: number) => new IngestRepository(k).commit([{ orgId: org, points: [{ ts, value }], seriesIds: [Number(sid)], logs: [], events: [] }]);
+      const pointsIn = async (name: string) => Number((await k.raw<{ rows: { n: string }[] }>('select count(*) as n from ??', [name])).rows[0].n);
+      const claims = async () => (await k.raw<{ rows: { late: string }[] }>('select late from point_window_claims where window_start = ?', [new Date(w0)])).rows.map((r) => Number(r.late));
 
       it('the analyze job keeps statistics of the window partitions being written (the planner reads theirs)', async () => {
         const analyzer = new PartitionAnalyzer(parts(k), { minRows: 100 }, logger);
@@ -673,26 +679,89 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         expect((await analyzer.run(NOW)).analyzed, 'nothing changed since').to.deep.equal([]);
       });
 
-      it('drops it when it holds exactly the rows its snapshot read', async () => {
+      it('drops it, and its claim, when no point came for it since the snapshot', async () => {
         expect(await dropAfter(async () => undefined)).to.equal(true);
         expect(await exists(leaf.name)).to.equal(false);
         expect(await exists(partitionName('points', d, 'w06')), 'the other windows stay').to.equal(true);
+        expect(await claims()).to.deep.equal([]);
       });
 
-      it('keeps it when a point came after the snapshot (the count is the same otherwise: one row went)', async () => {
-        // One row deleted and one late row inserted by other sessions: the total is unchanged, the late row is not.
-        const late = async () => {
-          await k.raw('delete from ?? where ts = (select min(ts) from ??)', [leaf.name, leaf.name]);
-          await insertPoints(k, org, sid, [[w0 + 30_001, 7]]);
-        };
-        expect(await dropAfter(late)).to.equal(false);
+      it('keeps it when the writer committed a point into it after the snapshot (the point counted in the claim)', async () => {
+        expect(await dropAfter(() => writePoint(w0 + 30_001, 7))).to.equal(false);
         expect(await exists(leaf.name)).to.equal(true);
-        expect(Number((await k.raw<{ rows: { n: string }[] }>('select count(*) as n from ??', [leaf.name])).rows[0].n)).to.equal(120);
+        expect(await pointsIn(leaf.name)).to.equal(121);
+        expect(await claims()).to.deep.equal([1]);
       });
 
-      it('keeps it when a row it read was deleted meanwhile', async () => {
-        expect(await dropAfter(() => k.raw('delete from ?? where ts = (select max(ts) from ??)', [leaf.name, leaf.name]))).to.equal(false);
-        expect(await exists(leaf.name)).to.equal(true);
+      it('a point the writer commits into another window leaves it to be dropped', async () => {
+        expect(await dropAfter(() => writePoint(w0 + W + 1_000, 7))).to.equal(true);
+        expect(await exists(leaf.name)).to.equal(false);
+      });
+
+      it('takes its snapshot once a writer that had inserted into the window committed: its point is read, and the window dropped', async () => {
+        // A writer's transaction that inserted into the window before the claim and commits later.
+        let commit!: () => void;
+        const go = new Promise<void>((r) => (commit = r));
+        let inserted!: () => void;
+        const hasInserted = new Promise<void>((r) => (inserted = r));
+        const writer = k.transaction(async (trx) => {
+          await insertPoints(trx, org, sid, [[w0 + 45_001, 9]]);
+          inserted();
+          await go;
+        });
+        await hasInserted;
+        const dropping = dropAfter(async () => undefined, 121, new CompactionRepository(k, { dropLockTimeoutMs: 10_000 }));
+        dropping.catch(() => undefined);
+        for (let i = 0; ; i++) {
+          const waiting = await k.raw<{ rows: unknown[] }>('select 1 from pg_locks where relation = ?::regclass and not granted', [leaf.name]);
+          if (waiting.rows.length) break;
+          if (i > 400) throw new Error('the job never waited for the writer');
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        commit();
+        await writer;
+        // Taken before the writer committed, the snapshot would hold 120 points and the drop lose one.
+        expect(await dropping).to.equal(true);
+      });
+
+      it('does not drop it when a writer of the window holds it past the lock timeout at the snapshot', async () => {
+        const repo = new CompactionRepository(k);
+        await repo.claimWindow(leaf);
+        await k.transaction(async (writer) => {
+          await insertPoints(writer, org, sid, [[w0 + 45_001, 9]]);
+          const t0 = Date.now();
+          expect(await repo.transaction((trx) => repo.snapshotAfterWriters(trx, leaf))).to.equal(false);
+          expect(Date.now() - t0, 'bounded by the lock timeout').to.be.below(2_000);
+        });
+      });
+
+      it('a window dropped since it was listed is skipped by the compaction, analyze and retention jobs', async () => {
+        const dropAfterListing = <F extends (...args: never[]) => Promise<unknown>>(list: F): F =>
+          (async (...args: Parameters<F>) => {
+            const listed = await list(...args);
+            await k.raw('drop table if exists ??', [leaf.name]);
+            return listed;
+          }) as F;
+        // Compaction: the window listed, then gone.
+        const repo = new CompactionRepository(k);
+        repo.pointPartitions = dropAfterListing(repo.pointPartitions.bind(repo));
+        const r = await new CompactionService(repo, { compactAfterMs: 2 * HOUR, batchSeries: 10 }, logger).run(NOW);
+        expect(r.windows_dropped.concat(r.windows_deleted)).to.not.include(leaf.name);
+        // Analyze: its statistics read, then gone.
+        await parts(k).ensure('points', [w0], { exact: true });
+        await insertPoints(k, org, sid, series(w0, w0 + W, MIN, (i) => i, 22));
+        const analyzed = parts(k);
+        analyzed.statistics = dropAfterListing(analyzed.statistics.bind(analyzed));
+        expect((await new PartitionAnalyzer(analyzed, { minRows: 100 }, logger).run(NOW)).analyzed).to.not.include(leaf.name);
+        // Retention: listed, then gone (its rows are old enough to be deleted, not to drop the window).
+        await parts(k).ensure('points', [w0], { exact: true });
+        await insertPoints(k, org, sid, series(w0, w0 + W, MIN, (i) => i, 23));
+        const listed = new PartitionsRepository(k, ['points', 'point_chunks', 'logs', 'events'], [], SPLIT_TABLES);
+        listed.list = dropAfterListing(listed.list.bind(listed));
+        const days: RetentionDays = { metrics: (NOW - (w0 + 30 * MIN)) / DAY_MS, logs: 30, events: 30 };
+        const retention = new RetentionService(new RetentionRepository(k), listed, { retentionDays: async () => [{ orgId: org, days }] }, { defaults: days, idempotencyTtlMs: DAY_MS, deleteBatchSize: 1000 }, logger);
+        await retention.run(NOW);
+        expect(await exists(leaf.name)).to.equal(false);
       });
 
       it('gives up within its lock timeout when points is busy (a long query), without an error', async () => {
@@ -758,7 +827,9 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       for (let attempt = 0; ; attempt++) {
         await parts().ensure('points', pts.map((x) => x[0]), { exact: true });
         try {
-          return await insertPoints(knex, org, sid, pts);
+          // Its commit, which counts late points in the claimed windows they go to.
+          await new IngestRepository(knex).commit([{ orgId: org, points: pts.map(([ts, value]) => ({ ts, value })), seriesIds: pts.map(() => Number(sid)), logs: [], events: [] }]);
+          return;
         } catch (err) {
           if ((err as { code?: string }).code !== '23514' || attempt >= 5) throw err;
         }

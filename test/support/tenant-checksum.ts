@@ -46,6 +46,7 @@ export const NOT_TENANT_DATA: Record<string, string> = {
   knex_migrations_lock: 'migration bookkeeping',
   job_runs: "the instance's job runs (no org in them); only superadmins see them",
   queue_tasks: 'the durable queue: work to do, no route serves its rows',
+  point_window_claims: "compaction's bookkeeping: the windows of points a run is compacting (no org in them)",
 };
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {

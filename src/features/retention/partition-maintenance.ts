@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isGoneTable } from '../../db/pg-errors.js';
 import { DAY_MS, dayStart, type PartitionsRepository } from '../../db/partitions.js';
 
 export interface PartitionMaintenanceOptions {
@@ -125,7 +126,15 @@ export class PartitionAnalyzer<T extends string = string> {
       if ((!info && !plain.has(s.name)) || !this.due(s)) continue;
       signal?.throwIfAborted();
       if (info) {
-        if (await this.partitions.analyze(info, lockTimeoutMs)) report.analyzed.push(s.name);
+        let analyzed: boolean;
+        try {
+          analyzed = await this.partitions.analyze(info, lockTimeoutMs);
+        } catch (err) {
+          // A window of points compaction dropped since the statistics were read: nothing to plan.
+          if (isGoneTable(err)) continue;
+          throw err;
+        }
+        if (analyzed) report.analyzed.push(s.name);
         else report.deferred.push(s.name);
       } else if (await this.partitions.analyzeTable(s.name, lockTimeoutMs)) report.tables_analyzed.push(s.name);
       else report.tables_deferred.push(s.name);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isGoneTable } from '../../db/pg-errors.js';
 import { DAY_MS, partitionEnd, partitionStart, type PartitionInfo, type PartitionsRepository } from '../../db/partitions.js';
 import { ROW_SPAN_MS, type RetainedTable } from './retained-tables.js';
 import type { RetentionRepository, RowKey } from './retention-repository.js';
@@ -113,11 +114,16 @@ export class RetentionService {
           else report.deferred_partitions.push(p.name);
           continue;
         }
-        // Only the orgs that have rows in this day: one cheap query instead of one per org.
-        for (const orgId of await repo.orgsInPartition(p)) {
-          const days = known.get(orgId);
-          if (!days) unknown.push({ p, orgId });
-          else if (rowsBefore(days) > partitionStart(p)) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(rowsBefore(days)), signal);
+        try {
+          // Only the orgs that have rows in this day: one cheap query instead of one per org.
+          for (const orgId of await repo.orgsInPartition(p)) {
+            const days = known.get(orgId);
+            if (!days) unknown.push({ p, orgId });
+            else if (rowsBefore(days) > partitionStart(p)) report.rows_deleted[table] += await this.deleteRows(p, orgId, new Date(rowsBefore(days)), signal);
+          }
+        } catch (err) {
+          // A window of points compaction dropped since the listing: its rows went into chunks.
+          if (!isGoneTable(err)) throw err;
         }
       }
     }
@@ -131,7 +137,12 @@ export class RetentionService {
         signal?.throwIfAborted();
         if (alive.has(orgId)) continue;
         swept.add(orgId);
-        report.rows_deleted[p.table] += await this.deleteRows(p, orgId, null, signal);
+        try {
+          report.rows_deleted[p.table] += await this.deleteRows(p, orgId, null, signal);
+        } catch (err) {
+          // Dropped by compaction since (a window of points): the next run sweeps its chunks.
+          if (!isGoneTable(err)) throw err;
+        }
       }
       report.deleted_orgs_swept = swept.size;
     }

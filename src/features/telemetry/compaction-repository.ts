@@ -1,5 +1,4 @@
 import type { Knex } from 'knex';
-import type pg from 'pg';
 import { withPooledConnection } from '../../db/database.js';
 import { checkedPartitionName, partitionEnd, partitionStart, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
@@ -54,18 +53,18 @@ export const TRUNCATE_MAX_HEAP_BYTES = 1 << 20;
  */
 const VACUUM_LOCK_TIMEOUT_MS = 5_000;
 /**
- * How long dropping a compacted window's partition waits for each of its locks: the EXCLUSIVE one
- * on the partition (late points for that window queue behind it), then DETACH's ACCESS EXCLUSIVE
- * one on its day (that day's ingest and queries queue behind it). Not had in time: the window's
- * rows are deleted instead.
+ * How long each lock of a window's drop is waited for: the EXCLUSIVE one on the window before its
+ * snapshot (late points for that window queue behind it), then the ACCESS EXCLUSIVE ones on the
+ * window and on `points` (DETACH's; all of ingest and the queries of points queue behind that
+ * request meanwhile). Not had in time: the window's rows are deleted instead.
  */
 const DROP_LOCK_TIMEOUT_MS = 50;
-/** How long the count of a window's rows under the EXCLUSIVE lock may take (late points for it wait meanwhile). */
-const DROP_CHECK_TIMEOUT_MS = 1_000;
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE query_canceled: `statement_timeout` expired. */
 const QUERY_CANCELED = '57014';
+/** SQLSTATE serialization_failure: a row read FOR UPDATE was changed after the snapshot. */
+const SERIALIZATION_FAILURE = '40001';
 
 /**
  * A float8 as the text PostgreSQL reads back as the same value: String(v) (shortest round trip,
@@ -116,27 +115,6 @@ export function unpackPoints(seriesId: string, n: number, buf: Buffer): MovedSer
   return { seriesId, ts, values };
 }
 
-/** A partition's committed rows now, and how many of them a snapshot does not see (rowsAgainst). */
-export type RowCheck = (name: string, snapshot: string) => Promise<{ total: number; newer: number }>;
-
-/**
- * The committed rows of partition `name` (a checked name) now, read on `conn` outside the
- * caller's transaction, and how many of them were inserted by a transaction that `snapshot`
- * does not see: one whose 32-bit xid is at or past the snapshot's xmax (modulo 2³², as
- * PostgreSQL compares them) or was in progress when it was taken.
- */
-async function rowsAgainst(conn: { query: pg.Client['query'] }, name: string, snapshot: string): Promise<{ total: number; newer: number }> {
-  const { rows } = await conn.query<{ total: number; newer: number }>(
-    `with s as (select pg_snapshot_xmax($1::pg_snapshot)::text::int8 & 4294967295 as xmax,
-                       array(select x::text::int8 & 4294967295 from pg_snapshot_xip($1::pg_snapshot) x) as xip)
-     select count(*)::float8 as total,
-            count(*) filter (where ((t.xmin::text::int8 - s.xmax) & 4294967295) < 2147483648 or t.xmin::text::int8 = any(s.xip))::float8 as newer
-       from "${name}" t, s`,
-    [snapshot],
-  );
-  return rows[0];
-}
-
 /** Before any series id (ids are positive: series.id is a bigserial). */
 const NO_SERIES = '0';
 
@@ -152,10 +130,14 @@ export class CompactionRepository {
 
   constructor(
     private readonly knex: Knex,
-    private readonly options: { vacuumLockTimeoutMs?: number } = {},
+    private readonly options: { vacuumLockTimeoutMs?: number; dropLockTimeoutMs?: number } = {},
   ) {
     this.points = new PartitionsRepository(knex, ['points'], [], POINT_WINDOWS);
     this.chunks = new PartitionsRepository(knex, ['point_chunks']);
+  }
+
+  private get dropLockTimeoutMs(): number {
+    return Math.max(1, Math.trunc(this.options.dropLockTimeoutMs ?? DROP_LOCK_TIMEOUT_MS));
   }
 
   /** The partitions of points, oldest first: window partitions, and days created before points were split into windows. */
@@ -164,65 +146,76 @@ export class CompactionRepository {
   }
 
   /**
-   * The snapshot of a REPEATABLE READ transaction, as `pg_current_snapshot()`'s text: its first
-   * statement, so it is the snapshot every later statement of the transaction reads.
+   * Claims a window of points for this run (committed at once, before the run's transaction):
+   * from then on every writer that commits points into it counts them in its claim
+   * (IngestRepository.commit), which is how dropWindow learns of a late point its snapshot does
+   * not hold. A claim left by an earlier run (its window's rows deleted instead) is taken over.
    */
-  async snapshot(trx: Knex.Transaction): Promise<string> {
-    const { rows } = await trx.raw<{ rows: { s: string }[] }>('select pg_current_snapshot()::text as s');
-    return rows[0].s;
+  async claimWindow(window: PartitionInfo<'points'>): Promise<void> {
+    await this.knex.raw('insert into point_window_claims (window_start) values (?) on conflict (window_start) do update set claimed_at = now()', [new Date(partitionStart(window))]);
   }
 
   /**
-   * Runs `fn` with a RowCheck on a pool connection of its own, held until `fn` ends: dropWindow's
-   * count of a partition's rows must run outside the transaction that holds its lock, and taking
-   * that connection from the pool only then could wait for ever on a pool the job's own
-   * transactions have filled (database.pool_max is at least 2).
+   * Takes the snapshot of the window's REPEATABLE READ transaction (its first statement) while
+   * holding the window's EXCLUSIVE lock, so that every writer that had inserted into the window
+   * before (and could have checked for its claim before the claim was committed) has committed
+   * and is in the snapshot. The lock is held only for that moment (taken in a savepoint, given back
+   * by rolling it back; the snapshot stays the transaction's). False when the lock was not had
+   * within DROP_LOCK_TIMEOUT_MS: the snapshot is taken all the same, but the window must not be
+   * dropped (its rows are deleted instead).
    */
-  async withRowCheck<T>(fn: (check: RowCheck) => Promise<T>): Promise<T> {
-    return withPooledConnection(this.knex, async (conn) => {
-      try {
-        await conn.query(`set statement_timeout = ${DROP_CHECK_TIMEOUT_MS}`);
-        return await fn((name, snapshot) => rowsAgainst(conn, name, snapshot));
-      } finally {
-        // A connection that could not restore its timeout is ended, so the pool discards it rather than lend it with ours.
-        await conn.query('reset statement_timeout').catch(() => conn.end().catch(() => undefined));
-      }
-    });
+  async snapshotAfterWriters(trx: Knex.Transaction, window: PartitionInfo<'points'>): Promise<boolean> {
+    const name = checkedPartitionName(window);
+    await trx.raw('savepoint window_snapshot');
+    let locked = true;
+    try {
+      await trx.raw(`set local lock_timeout = ${this.dropLockTimeoutMs}`);
+      await trx.raw('lock table ?? in exclusive mode', [name]);
+    } catch (err) {
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+      locked = false;
+    }
+    if (locked) await trx.raw('select 1');
+    await trx.raw('rollback to savepoint window_snapshot');
+    if (!locked) await trx.raw('select 1');
+    return locked;
   }
 
   /**
-   * Drops a window's partition of points, inside the transaction that read its `read` points in
-   * `snapshot` and wrote them into chunks, so the points leave the fresh tier exactly when their
-   * chunks commit. Only when the partition still holds exactly those rows: its writers are held
-   * off (EXCLUSIVE lock: reads go on), then `check` counts its rows on another connection, which
-   * sees every committed row, with those whose inserting transaction the snapshot does not see
-   * (a late point). Any difference (a late point, a row deleted since by retention), or a lock not
-   * had within DROP_LOCK_TIMEOUT_MS (the EXCLUSIVE one, then the ACCESS EXCLUSIVE one on `points`
-   * that DETACH takes: ingest and queries queue behind the request meanwhile), or a count that
-   * takes longer than DROP_CHECK_TIMEOUT_MS, and nothing is done: false, and the caller deletes
-   * the rows it read instead. The locks are taken in a savepoint, given back when it is rolled
-   * back. A point that comes for the window later finds no partition: the writer creates it again
-   * (an empty one), and the next run merges the point into its chunk and drops it again.
+   * Drops a compacted window's partition of points inside the transaction that read its points
+   * (after snapshotAfterWriters) and wrote them into chunks, so the points leave the fresh tier
+   * exactly when their chunks commit. Only when no point came for the window after the snapshot:
+   * under ACCESS EXCLUSIVE locks on the window and on `points` (every writer of points has
+   * committed or waits), the window's claim is read FOR UPDATE, which fails (40001) when a writer
+   * counted points in it since the snapshot. That, a lock not had within DROP_LOCK_TIMEOUT_MS (a
+   * long query or a backup holds points), or a missing claim, and nothing is done: false, and the
+   * caller deletes the rows it read instead (a later run drops the emptied window). The locks are
+   * taken in a savepoint, given back when it is rolled back. A point that comes for the window
+   * later finds no partition: the writer makes it again (empty), and the next run merges the
+   * point into its chunk and drops the window again.
    */
-  async dropWindow(trx: Knex.Transaction, check: RowCheck, window: PartitionInfo<'points'>, snapshot: string, read: number): Promise<boolean> {
+  async dropWindow(trx: Knex.Transaction, window: PartitionInfo<'points'>): Promise<boolean> {
     const name = checkedPartitionName(window);
     if (window.windowStart === undefined) throw new Error(`${name} is not a window's partition`);
     await trx.raw('savepoint drop_window');
     try {
-      await trx.raw(`set local lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
-      await trx.raw('lock table ?? in exclusive mode', [name]);
-      const now = await check(name, snapshot);
-      if (now.total !== read || now.newer !== 0) {
+      await trx.raw(`set local lock_timeout = ${this.dropLockTimeoutMs}`);
+      // The window first: while its lock is waited for, only its late writers and readers queue.
+      await trx.raw('lock table ?? in access exclusive mode', [name]);
+      await trx.raw('lock table only ?? in access exclusive mode', [window.table]);
+      const claim = await trx.raw<{ rows: unknown[] }>('select 1 from point_window_claims where window_start = ? for update', [new Date(window.windowStart)]);
+      if (!claim.rows.length) {
         await trx.raw('rollback to savepoint drop_window');
         return false;
       }
       await trx.raw('alter table ?? detach partition ??', [window.table, name]);
       await trx.raw('drop table ??', [name]);
+      await trx.raw('delete from point_window_claims where window_start = ?', [new Date(window.windowStart)]);
       await trx.raw('release savepoint drop_window');
       return true;
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code !== LOCK_NOT_AVAILABLE && code !== QUERY_CANCELED) throw err;
+      if (code !== LOCK_NOT_AVAILABLE && code !== SERIALIZATION_FAILURE) throw err;
       await trx.raw('rollback to savepoint drop_window');
       return false;
     }

@@ -1,8 +1,9 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
+import { isGoneTable } from '../../db/pg-errors.js';
 import { DAY_MS, partitionEnd, partitionStart, type PartitionInfo } from '../../db/partitions.js';
 import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
-import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository, type MovedSeries, type RowCheck } from './compaction-repository.js';
+import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository, type MovedSeries } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
 /** SQLSTATE serialization_failure: a REPEATABLE READ transaction met a concurrent write of its rows. */
@@ -231,47 +232,50 @@ export class CompactionService {
   private async compactWindows(windows: PartitionInfo<'points'>[], report: CompactionReport, signal?: AbortSignal): Promise<void> {
     if (!windows.length) return;
     for (const day of new Set(windows.map((w) => w.day))) await this.repo.ensureChunkPartition(day);
-    await this.repo.withRowCheck(async (check) => {
-      const queue = [...windows];
-      let failure: { err: unknown } | null = null;
-      const lane = async () => {
-        for (let w = queue.shift(); w && !failure; w = queue.shift()) await this.compactLeaf(w, check, report, signal);
-      };
-      await Promise.all(
-        Array.from({ length: Math.min(this.concurrency, queue.length) }, () =>
-          lane().catch((err: unknown) => {
-            failure ??= { err };
-          }),
-        ),
-      );
-      if (failure) throw (failure as { err: unknown }).err;
-    });
+    const queue = [...windows];
+    let failure: { err: unknown } | null = null;
+    const lane = async () => {
+      for (let w = queue.shift(); w && !failure; w = queue.shift()) await this.compactLeaf(w, report, signal);
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.concurrency, queue.length) }, () =>
+        lane().catch((err: unknown) => {
+          failure ??= { err };
+        }),
+      ),
+    );
+    if (failure) throw (failure as { err: unknown }).err;
   }
 
   /** compactLeafOnce, tried again (at most SERIALIZATION_RETRIES times) when a concurrent delete of its rows failed it. */
-  private async compactLeaf(leaf: PartitionInfo<'points'>, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+  private async compactLeaf(leaf: PartitionInfo<'points'>, report: CompactionReport, signal?: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.compactLeafOnce(leaf, check, report, signal);
+        return await this.compactLeafOnce(leaf, report, signal);
       } catch (err) {
+        // Dropped since it was listed (retention dropped it past its retention): nothing to compact.
+        if (isGoneTable(err)) return;
         if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= SERIALIZATION_RETRIES) throw err;
       }
     }
   }
 
   /**
-   * One window's partition, in one REPEATABLE READ transaction: every org's points read batch by
-   * batch (as a day partition's), written into their chunks, and then the partition dropped
-   * (repo.dropWindow) when it holds exactly the rows read; otherwise (a late point, a lock busy)
-   * those rows are deleted, as a day partition's are, and the emptied partition is dropped by a
-   * later run. Either way the chunks and the points' removal commit together.
+   * One window's partition, claimed (repo.claimWindow) and then in one REPEATABLE READ
+   * transaction: its snapshot taken once the window's writers are done (repo.snapshotAfterWriters),
+   * every org's points read batch by batch (as a day partition's) and written into their chunks,
+   * and then the partition dropped (repo.dropWindow) when no point came for it since the snapshot;
+   * otherwise (a late point, a lock busy) the rows read are deleted, as a day partition's are, and
+   * the emptied partition is dropped by a later run. Either way the chunks and the points' removal
+   * commit together.
    */
-  private async compactLeafOnce(leaf: PartitionInfo<'points'>, check: RowCheck, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+  private async compactLeafOnce(leaf: PartitionInfo<'points'>, report: CompactionReport, signal?: AbortSignal): Promise<void> {
     const w0 = partitionStart(leaf);
     const w1 = partitionEnd(leaf);
     if (w1 - w0 !== CHUNK_WINDOW_MS) throw new Error(`${leaf.name}: a window partition must be one chunk window`);
+    await this.repo.claimWindow(leaf);
     const r = await this.repo.transaction(async (trx) => {
-      const snapshot = await this.repo.snapshot(trx);
+      const mayDrop = await this.repo.snapshotAfterWriters(trx, leaf);
       await trx.raw("set local statement_timeout = '5min'");
       const batches: { orgId: string; ids: string[]; points: number }[] = [];
       const done = { points: 0, chunks: 0, merged: 0, batches: 0 };
@@ -294,7 +298,7 @@ export class CompactionService {
           after = ids[ids.length - 1];
         }
       }
-      const dropped = await this.repo.dropWindow(trx, check, leaf, snapshot, done.points);
+      const dropped = mayDrop && (await this.repo.dropWindow(trx, leaf));
       if (!dropped) for (const b of batches) await this.repo.deletePoints(trx, leaf, b.orgId, b.ids, w0, w1, b.points);
       return { ...done, dropped };
     });

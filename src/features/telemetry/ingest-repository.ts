@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { withPooledConnection } from '../../db/database.js';
+import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 import type { EventIn, LogIn } from './telemetry-types.js';
 
 /** A point's time and value; its series id is in WriteItem.seriesIds, at the same index. */
@@ -148,9 +149,10 @@ function writePointRow(view: DataView, o: number, org: readonly number[], series
 
 /**
  * The points' COPY data in PostgreSQL's binary format (the hot path: a row per point), in
- * buffers of about CHUNK bytes, the header in the first and the trailer in the last.
+ * buffers of about CHUNK bytes, the header in the first and the trailer in the last. The start of
+ * every chunk window the points fall in is added to `windows`.
  */
-function* pointChunks(items: readonly WriteItem[], skip: ReadonlySet<number>): Generator<Buffer> {
+function* pointChunks(items: readonly WriteItem[], skip: ReadonlySet<number>, windows: Set<number>): Generator<Buffer> {
   const rowsPerChunk = Math.floor(CHUNK / POINT_ROW);
   let buf = Buffer.allocUnsafe(BINARY_HEADER + rowsPerChunk * POINT_ROW);
   let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -163,6 +165,9 @@ function* pointChunks(items: readonly WriteItem[], skip: ReadonlySet<number>): G
     const { points, seriesIds } = items[n];
     if (seriesIds.length !== points.length) throw new Error(`${points.length} points with ${seriesIds.length} series ids`);
     const org = uuidWords(items[n].orgId);
+    // Points of a request share a window or a few: a point within the last one costs two comparisons.
+    let from = Infinity;
+    let to = -Infinity;
     for (let i = 0; i < points.length; i++) {
       if (o + POINT_ROW > buf.length) {
         yield buf.subarray(0, o);
@@ -171,6 +176,11 @@ function* pointChunks(items: readonly WriteItem[], skip: ReadonlySet<number>): G
         o = 0;
       }
       const p = points[i];
+      if (!(p.ts >= from && p.ts < to)) {
+        from = Math.floor(p.ts / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
+        to = from + CHUNK_WINDOW_MS;
+        windows.add(from);
+      }
       writePointRow(view, o, org, seriesIds[i], p.ts, p.value);
       o += POINT_ROW;
     }
@@ -195,6 +205,22 @@ const EVENTS_COPY = 'copy events (org_id, ts, type, title, text, tags) from stdi
 const eventLine = (org: string, e: EventIn, iso: (ms: number) => string) => `${org}\t${iso(e.ts)}\t${text(e.type)}\t${text(e.title)}\t${text(e.text)}\t${json(e.tags)}\n`;
 
 const NO_DUPLICATES: ReadonlySet<number> = new Set<number>();
+
+/**
+ * The count of late points in the claims of compaction runs (point_window_claims) of the windows
+ * given (their starts, epoch ms), in the transaction that inserted the points: a run compacting
+ * one of them sees the change and does not drop the window with the point unread
+ * (CompactionRepository.dropWindow). Without a claim (nearly always) it changes nothing. After
+ * the points' COPY, so that a run's lock on a window (snapshotAfterWriters) waits for the whole
+ * transaction. Times written in as numbers: it shares a simple query with `commit`.
+ */
+function markLateWindows(windows: ReadonlySet<number>): string {
+  const starts = [...windows].map((w) => {
+    if (!Number.isSafeInteger(w)) throw new Error(`window start ${w} is not a time`);
+    return `to_timestamp(${w / 1000})`;
+  });
+  return `update point_window_claims set late = late + 1 where window_start in (${starts.join(', ')})`;
+}
 const count = (n: number): string => {
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`usage count ${n} is not a count`);
   return String(n);
@@ -234,9 +260,9 @@ export class IngestRepository {
    */
   async commit(items: readonly WriteItem[], slot = 0): Promise<Set<number>> {
     return withPooledConnection<Set<number>, PoolClient>(this.knex, async (client) => {
-      // Round trips: `begin` goes with the first statement and the usage counters with `commit`
-      // (several statements in one simple query), so a group commit of points is two of them:
-      // `begin; copy …` and `insert … ; commit`. After an error in a statement, PostgreSQL skips
+      // Round trips: `begin` goes with the first statement, and the late-point count of claimed
+      // windows and the usage counters with `commit` (several statements in one simple query), so
+      // a group commit of points is two of them: `begin; copy …` and `update …; insert …; commit`. After an error in a statement, PostgreSQL skips
       // the rest of its query string (the commit too) and the transaction is rolled back below.
       let begin = 'begin; ';
       try {
@@ -263,8 +289,9 @@ export class IngestRepository {
           logs += item.logs.length;
           events += item.events.length;
         }
+        const windows = new Set<number>();
         if (points) {
-          await copy(client, begin + POINTS_COPY, pointChunks(items, duplicates));
+          await copy(client, begin + POINTS_COPY, pointChunks(items, duplicates, windows));
           begin = '';
         }
         if (logs) {
@@ -275,7 +302,7 @@ export class IngestRepository {
           await copy(client, begin + EVENTS_COPY, chunks(items, duplicates, (i) => i.events, eventLine));
           begin = '';
         }
-        await client.query(`${begin}${usage.size ? `${usageUpsert(usage, slot)}; ` : ''}commit`);
+        await client.query(`${begin}${windows.size ? `${markLateWindows(windows)}; ` : ''}${usage.size ? `${usageUpsert(usage, slot)}; ` : ''}commit`);
         return duplicates === NO_DUPLICATES ? new Set() : (duplicates as Set<number>);
       } catch (err) {
         await client.query('rollback').catch(() => undefined);

@@ -542,9 +542,15 @@ export class QueryRepository {
     const needsFresh = (rows: MetricReadRow[]) => rows.some((r) => r.r === 's') && decodeCount(rows) <= maxDecode && kRow(rows)?.v?.[1] === 1;
     const freshOf = (rows: MetricReadRow[], versions: boolean) =>
       freshStatement(orgId, q, rows.filter((r) => r.r === 's').map((r) => r.sid!), lookbackStartMs, versions);
-    /** A short read's both statements in one repeatable-read transaction: the second reads the snapshot of the first. */
+    /**
+     * A short read's both statements in one repeatable-read transaction: the second reads the
+     * snapshot of the first. Both tiers' parents are locked before the snapshot is taken (the LOCK
+     * takes none, the first SELECT does), as a backup does: a partition of points dropped by
+     * compaction (which locks the parent) after a snapshot that holds its rows but not their chunks
+     * would otherwise be missing from the second statement.
+     */
     const inSnapshot = async (conn: PgConnection) => {
-      await conn.query('begin isolation level repeatable read read only');
+      await conn.query('begin isolation level repeatable read read only; lock table only points, only point_chunks in access share mode');
       try {
         const first = (await conn.query<MetricReadRow>(full().sql, full().values)).rows;
         const f = needsFresh(first) ? freshOf(first, false) : null;
