@@ -543,7 +543,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         }
         // A row committed while the backup waits (points is not held up: ACCESS SHARE and ROW EXCLUSIVE do not conflict).
         const marker = 4242.125;
-        await knex.raw('insert into ?? (org_id, series_id, ts, value) values (?, ?, ?, ?)', [partitionName('points', day(-1)), orgA, ids[`${orgA}/gauge`], new Date(day(-1) + 30 * MIN), marker]);
+        await knex.raw('insert into points (org_id, series_id, ts, value) values (?, ?, ?, ?)', [orgA, ids[`${orgA}/gauge`], new Date(HORIZON + 30 * MIN), marker]);
         await holder.release();
         await snapshot;
         const { rows } = await backup.query<{ n: number }>('select count(*)::int as n from points where value = $1', [marker]);
@@ -673,7 +673,22 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       const pointsIn = async (name: string) => Number((await k.raw<{ rows: { n: string }[] }>('select count(*) as n from ??', [name])).rows[0].n);
       const claims = async () => (await k.raw<{ rows: { late: string }[] }>('select late from point_window_claims where window_start = ?', [new Date(w0)])).rows.map((r) => Number(r.late));
 
+      /**
+       * Until the cumulative statistics count `n` changes to `name` (an idle connection flushes its
+       * counts within 10 s, or at once after pg_stat_force_next_flush()).
+       */
+      async function statsCount(name: string, n: number): Promise<void> {
+        for (const t0 = Date.now(); ; ) {
+          const { rows } = await k.raw<{ rows: { m: number }[] }>('select coalesce(n_mod_since_analyze, 0)::float8 as m from pg_stat_user_tables where relname = ?', [name]);
+          if ((rows[0]?.m ?? 0) >= n) return;
+          if (Date.now() - t0 > 15_000) throw new Error(`${name}: its ${n} changes never reached the statistics`);
+          await k.raw('select pg_stat_force_next_flush()').catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+
       it('the analyze job keeps statistics of the window partitions being written (the planner reads theirs)', async () => {
+        await statsCount(leaf.name, 120);
         const analyzer = new PartitionAnalyzer(parts(k), { minRows: 100 }, logger);
         expect((await analyzer.run(NOW)).analyzed).to.deep.equal([leaf.name]);
         expect((await analyzer.run(NOW)).analyzed, 'nothing changed since').to.deep.equal([]);
@@ -750,6 +765,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         // Analyze: its statistics read, then gone.
         await parts(k).ensure('points', [w0], { exact: true });
         await insertPoints(k, org, sid, series(w0, w0 + W, MIN, (i) => i, 22));
+        await statsCount(leaf.name, 120);
         const analyzed = parts(k);
         analyzed.statistics = dropAfterListing(analyzed.statistics.bind(analyzed));
         expect((await new PartitionAnalyzer(analyzed, { minRows: 100 }, logger).run(NOW)).analyzed).to.not.include(leaf.name);
@@ -831,7 +847,8 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
           await new IngestRepository(knex).commit([{ orgId: org, points: pts.map(([ts, value]) => ({ ts, value })), seriesIds: pts.map(() => Number(sid)), logs: [], events: [] }]);
           return;
         } catch (err) {
-          if ((err as { code?: string }).code !== '23514' || attempt >= 5) throw err;
+          // More tries than the writer's: this one writes into the windows being dropped all the time.
+          if ((err as { code?: string }).code !== '23514' || attempt >= 20) throw err;
         }
       }
     }
@@ -841,9 +858,10 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       const sids = await Promise.all(Array.from({ length: 12 }, (_, i) => insertSeries(knex, org, `c${i}`)));
       const written: Row[] = [];
       let stop = false;
+      let rounds = 0;
       const r = rng(11);
       const writer = (async () => {
-        while (!stop) {
+        for (; !stop; rounds++) {
           const pts: Row[] = Array.from({ length: 200 }, () => [sids[Math.floor(r() * sids.length)], day(-2) + Math.floor(r() * (DAY_MS + 12 * HOUR)), Math.round(r() * 1e4) / 100]);
           for (const s of sids) {
             const mine = pts.filter((p) => p[0] === s);
@@ -855,7 +873,8 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       const svc = service(knex, 5);
       let merged = 0;
       let remade = 0;
-      for (let i = 0; i < 5; i++) {
+      // At least five runs, and until the writer wrote a few rounds between them.
+      for (let i = 0; i < 5 || (rounds < 4 && i < 500); i++) {
         const run = await svc.run(NOW);
         merged += run.chunks_merged;
         remade += run.windows_dropped.length;

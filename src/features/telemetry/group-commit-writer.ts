@@ -31,6 +31,8 @@ interface Pending {
 }
 
 const NO_PARTITION = '23514'; // check_violation: "no partition of relation … found for row"
+/** How many times a group is committed when its partitions keep being dropped under it. */
+const NO_PARTITION_TRIES = 4;
 
 /**
  * Group commit (DESIGN §7): concurrent requests are written in one transaction, and each
@@ -178,15 +180,18 @@ export class GroupCommitWriter {
 
   private async commitOnce(items: WriteItem[], slot: number): Promise<Set<number>> {
     await this.ensurePartitions(items);
-    try {
-      return await this.repo.commit(items, slot);
-    } catch (err) {
-      // A partition dropped since we last looked (retention; compaction drops a compacted
-      // window's, and a late point for it needs it back): create it again and retry once.
-      if ((err as { code?: string }).code !== NO_PARTITION) throw err;
-      this.knownPartitions.clear();
-      await this.ensurePartitions(items);
-      return await this.repo.commit(items, slot);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.repo.commit(items, slot);
+      } catch (err) {
+        // A partition dropped since we last looked (retention; compaction drops each compacted
+        // window's, and a late point for it needs it back): create it again and retry. A group
+        // with late points in several windows can meet a compaction run dropping them one after
+        // another: a few tries, then the error (the requests' 503 and Retry-After).
+        if ((err as { code?: string }).code !== NO_PARTITION || attempt >= NO_PARTITION_TRIES) throw err;
+        this.knownPartitions.clear();
+        await this.ensurePartitions(items);
+      }
     }
   }
 
