@@ -7,7 +7,7 @@ import { RULE_RECORD_FINGERPRINT } from '../../src/features/alerts/rule-evaluati
 import { readMetric } from '../../src/features/telemetry/metric-read.js';
 import { QueryRepository } from '../../src/features/telemetry/query-repository.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
-import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { POINT_WINDOWS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta, Temporality } from '../../src/features/telemetry/telemetry-types.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { asPoints, HOUR, increaseSeries, iso, MIN, refIncrease, SEC, sumMaps, type Pt, type StoredSeries } from '../support/telemetry-fixtures.js';
@@ -111,7 +111,7 @@ describe('telemetry increase and rate', function () {
     readA = (await createApiKey(s, orgA.slug, ['read'])).secret;
     const editor = await createUser(s, { org: orgA.slug, role: 'editor' });
     editorA = (await t.api.login(editor.email, editor.password)).access_token;
-    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES);
+    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES, [], POINT_WINDOWS);
     for (const table of TELEMETRY_TABLES) await parts.ensure(table, [B - DAY_MS, B, B + DAY_MS, Date.now(), Date.now() + DAY_MS]);
 
     await store(orgA.id, 'http_requests_total', cumA, counter('cumulative'));

@@ -272,12 +272,12 @@ describe('telemetry ingest (native JSON)', function () {
     expect([Number(l.n), Number(l.bodies)]).to.deep.equal([2000, 2000]);
   });
 
-  it('creates a missing day partition on demand', async () => {
+  it('creates a missing partition on demand (a window of points two days ago)', async () => {
     const twoDaysAgo = Date.now() - 2 * 86_400_000;
-    const day = new Date(twoDaysAgo).toISOString().slice(0, 10).replaceAll('-', '');
-    await query(url, `drop table if exists points_p${day}`);
+    const window = `points_p${new Date(twoDaysAgo).toISOString().slice(0, 10).replaceAll('-', '')}_w${String(Math.floor(new Date(twoDaysAgo).getUTCHours() / 2) * 2).padStart(2, '0')}`;
+    await query(url, `drop table if exists ${window}`);
     const res = await t.api.post('/telemetry', keyA, { metrics: [{ name: 'old', value: 1, ts: twoDaysAgo }] });
     expect(res.status, JSON.stringify(res.body)).to.equal(202);
-    expect(await count(url, `select count(*) as n from points_p${day}`)).to.equal(1);
+    expect(await count(url, `select count(*) as n from ${window}`)).to.equal(1);
   });
 });

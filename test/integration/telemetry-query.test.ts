@@ -5,7 +5,7 @@ import { SYSTEM_ACTOR, type Actor } from '../../src/core/actor.js';
 import { DomainError } from '../../src/core/errors.js';
 import { PartitionsRepository, DAY_MS } from '../../src/db/partitions.js';
 import { QueryRepository } from '../../src/features/telemetry/query-repository.js';
-import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { POINT_WINDOWS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import { QueryService, type MetricQueryInput, type MetricSeries, type QueryOptions } from '../../src/features/telemetry/query-service.js';
 import type { LimitDefaults, OrgDirectory, OrgLimitOverrides } from '../../src/features/telemetry/telemetry-limits-source.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
@@ -156,7 +156,7 @@ describe('telemetry query API', function () {
     tokens.ingestA = (await createApiKey(s, orgA.slug, ['ingest'])).secret;
     tokens.readB = (await createApiKey(s, orgB.slug, ['read'])).secret;
 
-    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES);
+    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES, [], POINT_WINDOWS);
     const days = [B - DAY_MS, B, B + DAY_MS, Date.now(), Date.now() + DAY_MS];
     for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
 

@@ -11,7 +11,7 @@ import { readMetric, type MetricRead, type MetricReadLimits, type RawAnswerSerie
 import { QueryRepository, SNAPSHOT_READ_MS, type Aggregation } from '../../src/features/telemetry/query-repository.js';
 import { canonicalLabels, seriesIdentity } from '../../src/features/telemetry/series-store.js';
 import { StatsRepository } from '../../src/features/telemetry/stats-repository.js';
-import { CHUNK_WINDOW_MS, chunkHeadSql, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { CHUNK_WINDOW_MS, chunkHeadSql, POINT_WINDOWS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import type { SeriesMeta } from '../../src/features/telemetry/telemetry-types.js';
 import { cloneDatabase, dropDatabase } from '../support/db.js';
 import { asStatement, recordStatements, type SentStatement, type Statement } from '../support/statement-spy.js';
@@ -139,6 +139,8 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
 
   async function insertPoints(orgId: string, seriesId: number, points: Pt[]): Promise<void> {
     if (points.length === 0) return;
+    // As the writer does: a window the compaction job dropped is made again first.
+    await new PartitionsRepository(knex, TELEMETRY_TABLES, [], POINT_WINDOWS).ensure('points', points.map(([ts]) => ts), { exact: true });
     await knex.raw('insert into points (org_id, series_id, ts, value) select ?, ?, u.ts, u.v from unnest(?::timestamptz[], ?::float8[]) as u(ts, v)', [
       orgId,
       seriesId,
@@ -192,7 +194,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
     repo = new QueryRepository(knex, reads, { compactAfterMs: Number.POSITIVE_INFINITY });
     chunksFirst = new QueryRepository(knex, reads, { compactAfterMs: Number.NEGATIVE_INFINITY });
     unpredicted = new QueryRepository(knex, reads);
-    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES);
+    const parts = new PartitionsRepository(knex, TELEMETRY_TABLES, [], POINT_WINDOWS);
     const days: number[] = [];
     for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
     for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
@@ -539,7 +541,7 @@ describe('metric reads across the two tiers (fresh points and compacted chunks)'
       const k2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 3 } });
       const r2 = knexFactory({ client: 'pg', connection: url2, pool: { min: 0, max: 1 } });
       try {
-        const parts = new PartitionsRepository(k2, TELEMETRY_TABLES);
+        const parts = new PartitionsRepository(k2, TELEMETRY_TABLES, [], POINT_WINDOWS);
         const days: number[] = [];
         for (let d = LONG.start - DAY_MS; d <= Date.now() + DAY_MS; d += DAY_MS) days.push(d);
         for (const table of TELEMETRY_TABLES) await parts.ensure(table, days);
