@@ -5,7 +5,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { PartitionsRepository } from '../../src/db/partitions.js';
 import { IngestRepository, type WriteItem } from '../../src/features/telemetry/ingest-repository.js';
-import { TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
+import { CHUNK_WINDOW_MS, TELEMETRY_TABLES } from '../../src/features/telemetry/telemetry-tables.js';
 import { cloneDatabase, dropDatabase, query } from '../support/db.js';
 
 /** The statements (query messages, each one round trip) `fn` sends through any pg client. */
@@ -69,7 +69,7 @@ describe('ingest repository: one group commit', function () {
     const sent = await statements(() => repo.commit([points(orgA, 7), points(orgB, 5, 10), points(orgA, 2, 20)], 3));
     expect(sent, sent.join(' | ')).to.have.length(2);
     expect(sent[0]).to.match(/^begin; copy points/);
-    expect(sent[1]).to.match(/^insert into usage_daily .*; commit$/s);
+    expect(sent[1]).to.match(/^update point_window_claims .*; insert into usage_daily .*; commit$/s);
 
     const stored = await query<{ org_id: string; series_id: number; ts: Date; value: number }>(url, 'select org_id, series_id::int, ts, value from points order by org_id, series_id, ts, value');
     const expected = [points(orgA, 7), points(orgB, 5, 10), points(orgA, 2, 20)]
@@ -93,11 +93,27 @@ describe('ingest repository: one group commit', function () {
       events: [{ ts, type: 'deploy', title: 't', text: null, tags: ['x'] }],
     };
     const sent = await statements(() => repo.commit([item], 0));
-    expect(sent.map((s) => s.slice(0, 17)), sent.join(' | ')).to.deep.equal(['begin; copy point', 'copy logs (org_id', 'copy events (org_', 'insert into usage']);
+    expect(sent.map((s) => s.slice(0, 17)), sent.join(' | ')).to.deep.equal(['begin; copy point', 'copy logs (org_id', 'copy events (org_', 'update point_wind']);
     const [usage] = await query<{ points: number; logs: number; events: number }>(url, 'select points::int, logs::int, events::int from usage_daily');
     expect(usage).to.deep.equal({ points: 5, logs: 1, events: 1 });
     const [log] = await query<{ body: string }>(url, 'select body from logs');
     expect(log.body).to.equal('a\tb\\c\nd');
+  });
+
+  it("counts a group's points in the claims of the windows they fall in (compaction's late points): once per commit, in its transaction, no other claim", async () => {
+    const w = Math.floor(ts / CHUNK_WINDOW_MS) * CHUNK_WINDOW_MS;
+    await query(url, 'delete from point_window_claims');
+    await query(url, 'insert into point_window_claims (window_start) values ($1), ($2)', [new Date(w), new Date(w - CHUNK_WINDOW_MS)]);
+    const claims = async () => (await query<{ late: string }>(url, 'select late from point_window_claims order by window_start')).map((r) => Number(r.late));
+    await repo.commit([points(orgA, 7), points(orgB, 5, 10)], 0);
+    expect(await claims(), 'the earlier window: none of its points').to.deep.equal([0, 1]);
+    // Logs only: no point, no count.
+    await repo.commit([{ orgId: orgA, points: [], seriesIds: [], logs: [{ ts, severityNumber: 9, severityText: 'INFO', body: 'x', attributes: {}, resource: {}, traceId: null, spanId: null, observedTs: null, eventName: null }], events: [] }], 0);
+    expect(await claims()).to.deep.equal([0, 1]);
+    // A commit that fails after its COPY counts nothing either.
+    await repo.commit([points(orgA, 3), points(randomUUID(), 2)], 0).catch(() => undefined);
+    expect(await claims()).to.deep.equal([0, 1]);
+    await query(url, 'delete from point_window_claims');
   });
 
   it('writes nothing when the counters cannot be stored: the COPY is rolled back, and the connection serves the next commit', async () => {
@@ -147,7 +163,7 @@ describe('ingest repository: one group commit', function () {
     const sent: string[] = [];
     let duplicates: Set<number> | undefined;
     sent.push(...(await statements(async () => (duplicates = await repo.commit([keyed(orgA, 'k1'), keyed(orgB, 'k1'), points(orgA, 1)], 0)))));
-    expect(sent.map((s) => s.trim().slice(0, 11)), sent.join(' | ')).to.deep.equal(['begin', 'insert into', 'copy points', 'insert into']);
+    expect(sent.map((s) => s.trim().slice(0, 11)), sent.join(' | ')).to.deep.equal(['begin', 'insert into', 'copy points', 'update poin']);
     expect([...duplicates!]).to.deep.equal([0]);
     const usage = await query<{ org_id: string; points: number }>(url, 'select org_id, sum(points)::int as points from usage_daily group by org_id order by org_id');
     expect(usage).to.deep.equal([{ org_id: orgA, points: 3 }, { org_id: orgB, points: 2 }].sort((a, b) => a.org_id.localeCompare(b.org_id)));
