@@ -702,10 +702,59 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       });
 
       it('keeps it when the writer committed a point into it after the snapshot (the point counted in the claim)', async () => {
-        expect(await dropAfter(() => writePoint(w0 + 30_001, 7))).to.equal(false);
+        // Locks waited for up to 10 s: the claim, not a busy lock, is what keeps it.
+        expect(await dropAfter(() => writePoint(w0 + 30_001, 7), 120, new CompactionRepository(k, { dropLockTimeoutMs: 10_000 }))).to.equal(false);
         expect(await exists(leaf.name)).to.equal(true);
         expect(await pointsIn(leaf.name)).to.equal(121);
         expect(await claims()).to.deep.equal([1]);
+      });
+
+      it('a point committed after the claim but before the snapshot is read, and the window dropped', async () => {
+        const repo = new CompactionRepository(k);
+        await repo.claimWindow(leaf);
+        await writePoint(w0 + 30_001, 7);
+        expect(await claims(), 'counted in the claim').to.deep.equal([1]);
+        const dropped = await repo.transaction(async (trx) => {
+          expect(await repo.snapshotAfterWriters(trx, leaf)).to.equal(true);
+          expect((await repo.readPoints(trx, leaf, org, [sid], w0, w0 + W)).reduce((n, m) => n + m.ts.length, 0)).to.equal(121);
+          return repo.dropWindow(trx, leaf);
+        });
+        expect(dropped).to.equal(true);
+        expect(await exists(leaf.name)).to.equal(false);
+      });
+
+      it('does not drop it while a writer that inserted into it after the snapshot has not committed', async () => {
+        let commit!: () => void;
+        const go = new Promise<void>((r) => (commit = r));
+        let writer: Promise<void> | undefined;
+        const dropped = await dropAfter(async () => {
+          let inserted!: () => void;
+          const hasInserted = new Promise<void>((r) => (inserted = r));
+          writer = k.transaction(async (trx) => {
+            await insertPoints(trx, org, sid, [[w0 + 45_001, 9]]);
+            inserted();
+            await go;
+          });
+          await hasInserted;
+        });
+        commit();
+        await writer;
+        expect(dropped).to.equal(false);
+        expect(await pointsIn(leaf.name)).to.equal(121);
+      });
+
+      it('does not drop it when its batches read fewer rows than it holds: the rows read are deleted, the others stay', async () => {
+        const other = await insertSeries(k, org, 'other');
+        await insertPoints(k, org, other, [[w0 + 1_000, 1]]);
+        // A series the batches miss (as a defect in finding them would): its row must not go with the partition.
+        const repo = new CompactionRepository(k);
+        const find = repo.seriesWithPointsBefore.bind(repo);
+        repo.seriesWithPointsBefore = async (...args) => (await find(...args)).filter((id) => id !== other);
+        const r = await new CompactionService(repo, { compactAfterMs: 2 * HOUR, batchSeries: 10 }, logger).run(NOW);
+        expect(r.windows_dropped).to.not.include(leaf.name);
+        expect(r.windows_deleted).to.include(leaf.name);
+        expect(await pointsIn(leaf.name)).to.equal(1);
+        expect((await chunkRows(k, org)).length).to.equal(120);
       });
 
       it('a point the writer commits into another window leaves it to be dropped', async () => {
@@ -778,6 +827,9 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         const retention = new RetentionService(new RetentionRepository(k), listed, { retentionDays: async () => [{ orgId: org, days }] }, { defaults: days, idempotencyTtlMs: DAY_MS, deleteBatchSize: 1000 }, logger);
         await retention.run(NOW);
         expect(await exists(leaf.name)).to.equal(false);
+        // The claim the compaction made for the vanished window is pruned by its next run.
+        await service(k, 10).run(NOW);
+        expect(await claims()).to.deep.equal([]);
       });
 
       it('gives up within its lock timeout when points is busy (a long query), without an error', async () => {
@@ -786,7 +838,8 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         let locked!: () => void;
         const isLocked = new Promise<void>((r) => (locked = r));
         const holder = k.transaction(async (trx) => {
-          await trx.raw('lock table points in access share mode');
+          // ONLY: the parent, which the drop locks after the window (without it, every partition: the window's lock would be the one that times out).
+          await trx.raw('lock table only points in access share mode');
           locked();
           await held;
         });
@@ -808,7 +861,8 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         let locked!: () => void;
         const isLocked = new Promise<void>((r) => (locked = r));
         const holder = k.transaction(async (trx) => {
-          await trx.raw('lock table points in access share mode');
+          // ONLY: the parent, which the drop locks after the window (without it, every partition: the window's lock would be the one that times out).
+          await trx.raw('lock table only points in access share mode');
           locked();
           await held;
         });

@@ -458,7 +458,7 @@ describe('retention module: the "partitions ahead" start hook', function () {
   });
 
   it('creates the partitions at start; no timer of its own: the hourly `partitions` job keeps them ahead', async () => {
-    const repo = new DbPartitionsRepository(knex, [], [], SPLIT_TABLES);
+    const repo = new DbPartitionsRepository(knex, PARTITIONED_TABLES, [], SPLIT_TABLES);
     for (const p of await repo.list()) await repo.drop(p);
     const built = retentionModule.build(moduleKits(knex, url), { retentionPolicies: { retentionDays: async () => [] } });
     expect(built.start!.map((h) => h.name)).to.deep.equal(['partitions ahead']);

@@ -59,12 +59,26 @@ const VACUUM_LOCK_TIMEOUT_MS = 5_000;
  * request meanwhile). Not had in time: the window's rows are deleted instead.
  */
 const DROP_LOCK_TIMEOUT_MS = 50;
+/**
+ * How many times dropWindow asks for its locks before the rows are deleted instead, and how long
+ * it pauses between (holding nothing): a busy moment (ingest transactions and queries holding
+ * `points` a few tens of ms each) rarely lasts, while deleting a window's rows instead costs as
+ * much as compacting them again.
+ */
+const DROP_LOCK_TRIES = 5;
+const DROP_RETRY_PAUSE_MS = 100;
 /** SQLSTATE lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE query_canceled: `statement_timeout` expired. */
 const QUERY_CANCELED = '57014';
 /** SQLSTATE serialization_failure: a row read FOR UPDATE was changed after the snapshot. */
 const SERIALIZATION_FAILURE = '40001';
+/**
+ * SQLSTATE deadlock_detected: a lock wait of the window's drop that formed a cycle (a query holding
+ * `points` and waiting for the window) and was broken on our side, when deadlock_timeout is set
+ * below the drop's lock timeout: the same as a lock not had in time.
+ */
+const DEADLOCK_DETECTED = '40P01';
 
 /**
  * A float8 as the text PostgreSQL reads back as the same value: String(v) (shortest round trip,
@@ -156,6 +170,22 @@ export class CompactionRepository {
   }
 
   /**
+   * Deletes the claims of windows that have no partition any more (`existing`: the starts of those
+   * that do): a claim whose window was dropped by retention, or vanished before its run got to it.
+   * Claims of windows being compacted are never among them (one run at a time).
+   */
+  async pruneClaims(existing: readonly number[]): Promise<number> {
+    const res = await this.knex.raw<{ rowCount: number }>('delete from point_window_claims where window_start <> all(?::timestamptz[])', [existing.map((t) => new Date(t))]);
+    return res.rowCount;
+  }
+
+  /** The window's rows in the transaction's snapshot: what a compaction of it must have read before it is dropped. */
+  async countRows(trx: Knex.Transaction, window: PartitionInfo<'points'>): Promise<number> {
+    const { rows } = await trx.raw<{ rows: { n: string }[] }>('select count(*) as n from ??', [checkedPartitionName(window)]);
+    return Number(rows[0].n);
+  }
+
+  /**
    * Takes the snapshot of the window's REPEATABLE READ transaction (its first statement) while
    * holding the window's EXCLUSIVE lock, so that every writer that had inserted into the window
    * before (and could have checked for its claim before the claim was committed) has committed
@@ -172,7 +202,8 @@ export class CompactionRepository {
       await trx.raw(`set local lock_timeout = ${this.dropLockTimeoutMs}`);
       await trx.raw('lock table ?? in exclusive mode', [name]);
     } catch (err) {
-      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+      const code = (err as { code?: string }).code;
+      if (code !== LOCK_NOT_AVAILABLE && code !== DEADLOCK_DETECTED) throw err;
       locked = false;
     }
     if (locked) await trx.raw('select 1');
@@ -187,14 +218,24 @@ export class CompactionRepository {
    * exactly when their chunks commit. Only when no point came for the window after the snapshot:
    * under ACCESS EXCLUSIVE locks on the window and on `points` (every writer of points has
    * committed or waits), the window's claim is read FOR UPDATE, which fails (40001) when a writer
-   * counted points in it since the snapshot. That, a lock not had within DROP_LOCK_TIMEOUT_MS (a
-   * long query or a backup holds points), or a missing claim, and nothing is done: false, and the
+   * counted points in it since the snapshot. That, a lock not had within DROP_LOCK_TIMEOUT_MS in
+   * any of DROP_LOCK_TRIES tries (a long query or a backup holds points), or a missing claim, and
+   * nothing is done: false, and the
    * caller deletes the rows it read instead (a later run drops the emptied window). The locks are
    * taken in a savepoint, given back when it is rolled back. A point that comes for the window
    * later finds no partition: the writer makes it again (empty), and the next run merges the
    * point into its chunk and drops the window again.
    */
   async dropWindow(trx: Knex.Transaction, window: PartitionInfo<'points'>): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.dropWindowOnce(trx, window);
+      if (r !== 'busy' || attempt >= DROP_LOCK_TRIES) return r === 'dropped';
+      // Nothing held meanwhile: ingest and queries go on between the tries.
+      await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_PAUSE_MS));
+    }
+  }
+
+  private async dropWindowOnce(trx: Knex.Transaction, window: PartitionInfo<'points'>): Promise<'dropped' | 'late' | 'busy'> {
     const name = checkedPartitionName(window);
     if (window.windowStart === undefined) throw new Error(`${name} is not a window's partition`);
     await trx.raw('savepoint drop_window');
@@ -206,18 +247,18 @@ export class CompactionRepository {
       const claim = await trx.raw<{ rows: unknown[] }>('select 1 from point_window_claims where window_start = ? for update', [new Date(window.windowStart)]);
       if (!claim.rows.length) {
         await trx.raw('rollback to savepoint drop_window');
-        return false;
+        return 'late';
       }
       await trx.raw('alter table ?? detach partition ??', [window.table, name]);
       await trx.raw('drop table ??', [name]);
       await trx.raw('delete from point_window_claims where window_start = ?', [new Date(window.windowStart)]);
       await trx.raw('release savepoint drop_window');
-      return true;
+      return 'dropped';
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code !== LOCK_NOT_AVAILABLE && code !== SERIALIZATION_FAILURE) throw err;
+      if (code !== LOCK_NOT_AVAILABLE && code !== DEADLOCK_DETECTED && code !== SERIALIZATION_FAILURE) throw err;
       await trx.raw('rollback to savepoint drop_window');
-      return false;
+      return code === SERIALIZATION_FAILURE ? 'late' : 'busy';
     }
   }
 

@@ -98,6 +98,7 @@ export class CompactionService {
       duration_ms: 0,
     };
     const partitions = await this.repo.pointPartitions();
+    await this.repo.pruneClaims(partitions.flatMap((p) => (p.windowStart === undefined ? [] : [p.windowStart])));
     await this.compactWindows(
       partitions.filter((p) => p.windowStart !== undefined && partitionEnd(p) <= horizon),
       report,
@@ -298,7 +299,8 @@ export class CompactionService {
           after = ids[ids.length - 1];
         }
       }
-      const dropped = mayDrop && (await this.repo.dropWindow(trx, leaf));
+      // Dropped only with every row read: a row the batches missed would go with the partition.
+      const dropped = mayDrop && (await this.repo.countRows(trx, leaf)) === done.points && (await this.repo.dropWindow(trx, leaf));
       if (!dropped) for (const b of batches) await this.repo.deletePoints(trx, leaf, b.orgId, b.ids, w0, w1, b.points);
       return { ...done, dropped };
     });

@@ -207,20 +207,34 @@ const eventLine = (org: string, e: EventIn, iso: (ms: number) => string) => `${o
 const NO_DUPLICATES: ReadonlySet<number> = new Set<number>();
 
 /**
- * The count of late points in the claims of compaction runs (point_window_claims) of the windows
- * given (their starts, epoch ms), in the transaction that inserted the points: a run compacting
- * one of them sees the change and does not drop the window with the point unread
- * (CompactionRepository.dropWindow). Without a claim (nearly always) it changes nothing. After
- * the points' COPY, so that a run's lock on a window (snapshotAfterWriters) waits for the whole
- * transaction. Times written in as numbers: it shares a simple query with `commit`.
+ * Counts this commit in the claims of compaction runs (point_window_claims) of the windows given
+ * (their starts, epoch ms), in the transaction that inserted the points: a run compacting one of
+ * them sees the claim changed and does not drop the window with the points unread
+ * (CompactionRepository.dropWindow). Without a claim (nearly always) it changes nothing. It must
+ * come after the points' COPY, in READ COMMITTED (BEGIN): its own snapshot, taken once the rows are
+ * in their window, sees any claim made before a run took its snapshot, and a run that claimed the
+ * window later has waited for this transaction (snapshotAfterWriters). Times written in as
+ * numbers: it shares a simple query with `commit`.
  */
 function markLateWindows(windows: ReadonlySet<number>): string {
   const starts = [...windows].map((w) => {
     if (!Number.isSafeInteger(w)) throw new Error(`window start ${w} is not a time`);
     return `to_timestamp(${w / 1000})`;
   });
-  return `update point_window_claims set late = late + 1 where window_start in (${starts.join(', ')})`;
+  // The claims locked in window order: two commits with late points in the same claimed windows
+  // wait for each other instead of deadlocking.
+  return (
+    'update point_window_claims c set late = c.late + 1 from (select window_start from point_window_claims ' +
+    `where window_start in (${starts.join(', ')}) order by window_start for update) l where c.window_start = l.window_start`
+  );
 }
+
+/**
+ * Every group commit runs in READ COMMITTED whatever the server's default_transaction_isolation:
+ * markLateWindows must read the claims with a snapshot taken after the COPY routed its rows into
+ * their windows, which only a statement-level snapshot gives.
+ */
+const BEGIN = 'begin isolation level read committed';
 const count = (n: number): string => {
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`usage count ${n} is not a count`);
   return String(n);
@@ -264,12 +278,12 @@ export class IngestRepository {
       // windows and the usage counters with `commit` (several statements in one simple query), so
       // a group commit of points is two of them: `begin; copy …` and `update …; insert …; commit`. After an error in a statement, PostgreSQL skips
       // the rest of its query string (the commit too) and the transaction is rolled back below.
-      let begin = 'begin; ';
+      let begin = `${BEGIN}; `;
       try {
         let duplicates: ReadonlySet<number> = NO_DUPLICATES;
         if (items.some((item) => item.idempotency)) {
           // The keys' statement has parameters (the extended protocol: one statement per message).
-          await client.query('begin');
+          await client.query(BEGIN);
           begin = '';
           duplicates = await this.claimKeys(client, items);
         }
