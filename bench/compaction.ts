@@ -178,7 +178,7 @@ async function main(): Promise<void> {
     await Promise.all(background);
     await sampler.end();
     if (job.code !== 0) throw new Error(`sentinel jobs run compaction: ${job.stderr}`);
-    const report = JSON.parse(job.stdout) as { points_compacted: number; chunks_written: number; batches: number; duration_ms: number };
+    const report = JSON.parse(job.stdout) as { points_compacted: number; chunks_written: number; batches: number; duration_ms: number; windows_dropped: string[]; windows_deleted: string[] };
     const left = Number((await c.query<{ n: string }>(`select count(*) as n from points p join series s on s.id = p.series_id where s.name = $1`, [METRIC])).rows[0].n);
     await c.end();
 
@@ -188,6 +188,7 @@ async function main(): Promise<void> {
       `compaction: ${report.points_compacted.toLocaleString('en-US')} points into ${report.chunks_written.toLocaleString('en-US')} chunks in ${report.batches} batches, job time ${(report.duration_ms / 1000).toFixed(1)} s (CLI ${jobWall.toFixed(1)} s): ${fmt(rate)} points/s   ` +
         `ceiling: 5 × batched ingest = ${fmt(5 * ingestRate)} points/s   ratio ${(rate / ingestRate).toFixed(1)}× ingest (target >= 5×: ${rate >= 5 * ingestRate ? 'yes' : 'NO'})   loaded points left in the fresh tier: ${left}`,
     );
+    console.log(`window partitions: ${report.windows_dropped.length} dropped with their chunks, ${report.windows_deleted.length} emptied by deletes instead (a late point, or a lock not had in time)`);
     console.log(`background ingest (1,000 points every ${PACE_MS} ms): before the job ${lat(lats.baseline.ingest)}; during it ${lat(lats.job.ingest)}`);
     console.log(`background query (one series, both tiers, every ${PACE_MS} ms): before the job ${lat(lats.baseline.query)}; during it ${lat(lats.job.query)}`);
     console.log(`longest lock wait seen (pg_locks sampled every 10 ms): ${maxLockWaitMs.toFixed(1)} ms${lockWaitDetail ? ` (${lockWaitDetail})` : ''} (target: never more than 100 ms: ${maxLockWaitMs <= 100 ? 'yes' : 'NO'})`);

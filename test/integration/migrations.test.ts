@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { cli } from '../support/cli.js';
 import { testEnv } from '../support/config.js';
-import { dropDatabase, emptyDatabase, query } from '../support/db.js';
+import { cloneDatabase, dropDatabase, emptyDatabase, query } from '../support/db.js';
+import { PartitionsRepository } from '../../src/db/partitions.js';
+import { POINT_WINDOWS } from '../../src/features/telemetry/telemetry-tables.js';
 import knexFactory from 'knex';
 import { migratorConfig } from '../../src/db/migration-source.js';
 
@@ -190,5 +192,41 @@ describe('migrations (sentinel migrate)', () => {
     const r = await cli(['migrate', 'status'], testEnv('postgres://nobody@127.0.0.1:1/none', { SENTINEL_DATABASE_CONNECT_TIMEOUT_MS: '500' }));
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/^error: /);
+  });
+});
+
+describe('rolling back the claims of windows of points (20261214000001)', () => {
+  it("merges each day's windows of points back into one day partition, every point kept, the claims gone", async () => {
+    const db = await cloneDatabase();
+    const knex = knexFactory({ client: 'pg', connection: db, pool: { min: 0, max: 2 } });
+    try {
+      const day = Date.UTC(2026, 10, 20);
+      // Windows of two days, and a whole day made before the split (it stays as it is).
+      await new PartitionsRepository(knex, ['points'], [], POINT_WINDOWS).ensure('points', [day, day + 86_400_000]);
+      await new PartitionsRepository(knex, ['points']).ensure('points', [day - 86_400_000]);
+      await knex.raw(
+        `insert into points (org_id, series_id, ts, value)
+         select gen_random_uuid(), g % 7, to_timestamp(?::float8 / 1000) + g * interval '97 s', g * 0.5 from generate_series(0, 2 * 86400 / 97 + 880) g`,
+        [day - 86_400_000 + 1000],
+      );
+      await knex('point_window_claims').insert({ window_start: new Date(day) });
+      const rows = async () => (await knex.raw<{ rows: { n: string; sum: string }[] }>("select count(*) as n, md5(string_agg(p::text, ',' order by p::text)) as sum from points p")).rows[0];
+      const partitions = async () =>
+        (await knex.raw<{ rows: { name: string }[] }>("select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'points'::regclass order by 1")).rows.map((r) => r.name);
+      const before = await rows();
+      expect(Number(before.n)).to.be.greaterThan(2 * 86400 / 97);
+      expect((await partitions()).filter((n) => n.startsWith('points_p20261120_w'))).to.have.length(12);
+
+      await knex.migrate.down({ ...migratorConfig(), name: '20261214000001_point_window_claims' });
+
+      expect(await rows()).to.deep.equal(before);
+      const after = await partitions();
+      expect(after.filter((n) => /_w\d\d$/.test(n))).to.deep.equal([]);
+      expect(after).to.include.members(['points_p20261119', 'points_p20261120', 'points_p20261121']);
+      expect((await knex.raw("select to_regclass('point_window_claims') as t")).rows[0].t).to.equal(null);
+    } finally {
+      await knex.destroy();
+      await dropDatabase(db);
+    }
   });
 });
