@@ -247,7 +247,7 @@ try {
       Number(
         (
           await admin.query<{ b: string }>(
-            // Every leaf: a day of points is split into window partitions (and a late one).
+            // Every leaf: points is partitioned by window (days made before that stay whole).
             `select coalesce(sum(pg_total_relation_size(relid)), 0)::bigint as b from pg_partition_tree(to_regclass($1)) where isleaf`,
             [parent],
           )

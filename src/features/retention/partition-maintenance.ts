@@ -20,8 +20,9 @@ export interface PartitionMaintenanceReport {
 /**
  * Creates the day-partitions of the repository's tables (telemetry's points, logs and events;
  * the window partitions of points) ahead of time, so ingest around midnight never waits on a
- * partition being made (the writer still creates a missing one on demand). Yesterday is included for the writer's late arrivals
- * just after midnight. Idempotent. Each partition is attached (PartitionsRepository.ensure), which
+ * partition being made (the writer still creates a missing one on demand). Yesterday is included
+ * for the writer's late arrivals just after midnight (for points, only the windows from now on:
+ * a past window is made by the writer when a late point comes for it). Idempotent. Each partition is attached (PartitionsRepository.ensure), which
  * neither waits for inserts, queries or a backup nor holds them up; it waits at most
  * `lockTimeoutMs` for a conflicting lock, and a busy day is deferred to the next run, the
  * days-ahead margin covering it.

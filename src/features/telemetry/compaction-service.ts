@@ -14,12 +14,12 @@ const SERIALIZATION_RETRIES = 3;
 export interface CompactionOptions {
   /** storage.compact_after in ms: a window is compacted once its end is at least this old. */
   compactAfterMs: number;
-  /** storage.compact_batch_series: series per transaction (one org, one window). */
+  /** storage.compact_batch_series: series per batch (one org, one window): a transaction of a whole-day partition, a step of a window's. */
   batchSeries: number;
   /**
-   * Batch transactions in flight at once (default DEFAULT_CONCURRENCY): while one batch's points
-   * are read and deleted by PostgreSQL, another's are encoded in Node, or both are in
-   * PostgreSQL on two cores.
+   * Transactions in flight at once (default DEFAULT_CONCURRENCY): batches of whole-day partitions,
+   * or windows: while one's points are read by PostgreSQL, another's are encoded in Node, or both
+   * are in PostgreSQL on two cores.
    */
   concurrency?: number;
 }
@@ -41,7 +41,7 @@ export interface CompactionReport {
   chunks_written: number;
   /** Of those, chunks that existed and took late points. */
   chunks_merged: number;
-  /** Transactions that moved points (one org, one window, a batch of series). */
+  /** Batches that moved points (one org, one window, a batch of series): each a transaction of its own on a whole-day partition, a step of the window's one transaction on a window's. */
   batches: number;
   /** Points partitions compacted to their end (by this run, or by an earlier one that left them) and then empty: vacuumed, then truncated (their space given back). */
   partitions_emptied: string[];
@@ -57,14 +57,18 @@ export interface CompactionReport {
 /**
  * The compaction job (DESIGN §3, two tiers): rewrites the points of every window whose end is
  * at least `compactAfterMs` old into one chunk row per (org, series, window), in batches of
- * series, one transaction per batch: the batch's points of the window are deleted (RETURNING
- * them), merged with the window's existing chunk if late points came after it was written
- * (locked FOR UPDATE), encoded, and the chunk upserted. A crash at any moment leaves each point
- * in exactly one tier: the transaction commits both the delete and the chunk, or neither.
+ * series: each batch's points of the window are read, merged with the window's existing chunk if
+ * late points came after it was written (locked FOR UPDATE), encoded, and the chunk upserted.
  *
- * Bounded work per transaction, row locks only: ingest (inserts) and queries go on meanwhile.
- * One run at a time is the jobs kit's advisory lock; run directly (tests) it is also correct
- * alongside ingest, since a point is only ever deleted by the transaction that writes it out.
+ * A window partition of points (compactLeafOnce) is compacted in one transaction, batch after
+ * batch, and then dropped in it (or its rows deleted, when a point came for it meanwhile or its
+ * locks stayed busy); an abort rolls the window back whole. A whole-day partition (made before
+ * points was split into windows) is compacted one transaction per batch, its points deleted by
+ * the transaction that writes their chunks, row locks only. Either way a crash at any moment
+ * leaves each point in exactly one tier: a transaction commits both the removal and the chunks,
+ * or neither. Ingest and queries go on meanwhile; a window's drop holds `points` exclusively for
+ * a few milliseconds (CompactionRepository.dropWindow). One run at a time is the jobs kit's
+ * advisory lock; run directly (tests) it is also correct alongside ingest.
  */
 export class CompactionService {
   constructor(

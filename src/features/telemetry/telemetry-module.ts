@@ -51,7 +51,7 @@ const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
   name: 'compaction',
   description: 'rewrite the points of every 2-hour window older than storage.compact_after into one chunk per series (late points merged)',
   defaultSchedule: '*/10 * * * *',
-  // Each batch (on a split day, each window) is its own transaction: past this the run stops between them, the next goes on.
+  // Each window (on a whole-day partition, each batch) is its own transaction: past this the run stops, the one in flight is rolled back, and the next run goes on.
   timeoutMs: 30 * 60_000,
   run: (s, signal) => s.compaction.run(Date.now(), signal),
   print: (r) =>

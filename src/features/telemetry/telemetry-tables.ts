@@ -6,9 +6,9 @@ export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
 export const CHUNK_WINDOW_MS = 7_200_000;
 
 /**
- * Each day of `points` is split into one partition per chunk window (and a default one for late
- * points): compaction drops a window's partition with the transaction that writes its chunks,
- * instead of deleting its rows one by one (PartitionsRepository's `windows`).
+ * `points` is partitioned by chunk window (one partition per window, made ahead by the partitions
+ * job and on demand by the writer): compaction drops a window's partition with the transaction
+ * that writes its chunks, instead of deleting its rows one by one (PartitionsRepository's `windows`).
  */
 export const POINT_WINDOWS: Partial<Record<TelemetryTable, number>> = { points: CHUNK_WINDOW_MS };
 
