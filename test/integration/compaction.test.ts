@@ -668,6 +668,8 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
           return repo.dropWindow(trx, leaf);
         });
       }
+      /** A long query's lock: ONLY the parent, which the drop locks after the window (without ONLY, every partition: the window's lock would be the one to time out). */
+      const HOLD_POINTS = 'lock table only points in access share mode';
       /** One point committed as the writer commits (IngestRepository.commit: it counts points in claimed windows). */
       const writePoint = (ts: number, value: number) => new IngestRepository(k).commit([{ orgId: org, points: [{ ts, value }], seriesIds: [Number(sid)], logs: [], events: [] }]);
       const pointsIn = async (name: string) => Number((await k.raw<{ rows: { n: string }[] }>('select count(*) as n from ??', [name])).rows[0].n);
@@ -833,46 +835,24 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       });
 
       it('gives up within its lock timeout when points is busy (a long query), without an error', async () => {
-        let release!: () => void;
-        const held = new Promise<void>((r) => (release = r));
-        let locked!: () => void;
-        const isLocked = new Promise<void>((r) => (locked = r));
-        const holder = k.transaction(async (trx) => {
-          // ONLY: the parent, which the drop locks after the window (without it, every partition: the window's lock would be the one that times out).
-          await trx.raw('lock table only points in access share mode');
-          locked();
-          await held;
-        });
-        await isLocked;
+        const holder = await holdingLock(db, HOLD_POINTS);
         try {
           const t0 = Date.now();
           expect(await dropAfter(async () => undefined)).to.equal(false);
           expect(Date.now() - t0, 'bounded by the lock timeout, not the holder').to.be.below(2_000);
         } finally {
-          release();
-          await holder;
+          await holder.release();
         }
         expect(await exists(leaf.name)).to.equal(true);
       });
 
       it('the job deletes the rows instead when points stays busy, every point in one tier; the next run drops the emptied partition', async () => {
-        let release!: () => void;
-        const held = new Promise<void>((r) => (release = r));
-        let locked!: () => void;
-        const isLocked = new Promise<void>((r) => (locked = r));
-        const holder = k.transaction(async (trx) => {
-          // ONLY: the parent, which the drop locks after the window (without it, every partition: the window's lock would be the one that times out).
-          await trx.raw('lock table only points in access share mode');
-          locked();
-          await held;
-        });
-        await isLocked;
+        const holder = await holdingLock(db, HOLD_POINTS);
         let r: CompactionReport;
         try {
           r = await service(k, 10).run(NOW);
         } finally {
-          release();
-          await holder;
+          await holder.release();
         }
         // Every window needs the lock on points to be dropped, the empty ones too.
         expect([...r.windows_deleted].sort()).to.deep.equal(windowsBefore([d], HORIZON).sort());
