@@ -759,6 +759,38 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         expect((await chunkRows(k, org)).length).to.equal(120);
       });
 
+      it('a window too large for one transaction is moved out batch by batch, a transaction each, and then dropped', async () => {
+        const other = await insertSeries(k, org, 'big');
+        await insertPoints(k, org, other, series(w0, w0 + W, MIN, (i) => i * 2, 25));
+        // Every window with rows counts as too large here.
+        const r = await new CompactionService(new CompactionRepository(k), { compactAfterMs: 2 * HOUR, batchSeries: 1, wholeWindowMaxBytes: 0 }, logger).run(NOW);
+        expect(r.windows_in_batches).to.deep.equal([leaf.name]);
+        expect(r.windows_dropped).to.include(leaf.name);
+        expect(r.batches, 'one transaction per series').to.equal(2);
+        expect(r.points_compacted).to.equal(240);
+        expect(await exists(leaf.name)).to.equal(false);
+        expect((await chunkRows(k, org)).length).to.equal(240);
+      });
+
+      it('an aborted batch-by-batch window keeps what its committed batches moved, the rest in the window', async () => {
+        const other = await insertSeries(k, org, 'big');
+        await insertPoints(k, org, other, series(w0, w0 + W, MIN, (i) => i * 2, 26));
+        const repo = new CompactionRepository(k);
+        const abort = new AbortController();
+        const upsert = repo.upsertChunks.bind(repo);
+        // Aborted once the first batch has written its chunks (it commits; the next does not start).
+        repo.upsertChunks = async (...args) => {
+          await upsert(...args);
+          abort.abort(new Error('stopped'));
+        };
+        const svc = new CompactionService(repo, { compactAfterMs: 2 * HOUR, batchSeries: 1, wholeWindowMaxBytes: 0, concurrency: 1 }, logger);
+        const failure = await svc.run(NOW, abort.signal).catch((err: unknown) => err);
+        expect((failure as Error).message).to.equal('stopped');
+        expect(await exists(leaf.name)).to.equal(true);
+        expect(await pointsIn(leaf.name)).to.equal(120);
+        expect((await chunkRows(k, org)).length).to.equal(120);
+      });
+
       it('a point the writer commits into another window leaves it to be dropped', async () => {
         expect(await dropAfter(() => writePoint(w0 + W + 1_000, 7))).to.equal(true);
         expect(await exists(leaf.name)).to.equal(false);

@@ -22,7 +22,21 @@ export interface CompactionOptions {
    * are in PostgreSQL on two cores.
    */
   concurrency?: number;
+  /**
+   * A window partition whose heap is larger than this (default WHOLE_WINDOW_MAX_BYTES) is not
+   * compacted in one transaction: its batches are moved out one transaction each, as a whole-day
+   * partition's are, and the emptied window is then dropped.
+   */
+  wholeWindowMaxBytes?: number;
 }
+
+/**
+ * The largest window partition of points (heap bytes: ~15 M points of ~68 bytes) compacted in one
+ * transaction, which holds its snapshot for the whole window and is rolled back whole when the
+ * job is aborted: about half a minute of the job's work on a two-core machine. A larger window
+ * (a large install: 10k points/s fill 72 M points into one) goes batch by batch.
+ */
+export const WHOLE_WINDOW_MAX_BYTES = 1 << 30;
 
 /** An emptied points partition keeps its indexes' metapages (8 KiB each); one larger than this is worth emptying. */
 const EMPTIED_BYTES = 256 * 1024;
@@ -51,6 +65,8 @@ export interface CompactionReport {
   windows_dropped: string[];
   /** Window partitions compacted by deleting their rows instead: a late point came, or a lock was not had in time (a later run drops them). */
   windows_deleted: string[];
+  /** Of the windows dropped or emptied, those too large for one transaction (over CompactionOptions.wholeWindowMaxBytes): moved out batch by batch first, one transaction each. */
+  windows_in_batches: string[];
   duration_ms: number;
 }
 
@@ -99,6 +115,7 @@ export class CompactionService {
       partitions_vacuumed: [],
       windows_dropped: [],
       windows_deleted: [],
+      windows_in_batches: [],
       duration_ms: 0,
     };
     const partitions = await this.repo.pointPartitions();
@@ -159,8 +176,8 @@ export class CompactionService {
   }
 
   /**
-   * Every org's series with points before `end` in one day-partition, batch after batch, window by
-   * window, up to `concurrency` batch transactions at once (each its own series and window, so they
+   * Every org's series with points before `end` in one day-partition (or window partition too large
+   * for one transaction), batch after batch, window by window, up to `concurrency` batch transactions at once (each its own series and window, so they
    * touch disjoint rows). Returns once none is in flight; the first failure (or the signal's
    * reason) is thrown after the others in flight have ended, what they committed stays.
    */
@@ -192,7 +209,7 @@ export class CompactionService {
             ensured = true;
           }
           const starts: number[] = [];
-          for (let w = p.day; w < end; w += CHUNK_WINDOW_MS) starts.push(w);
+          for (let w = partitionStart(p); w < end; w += CHUNK_WINDOW_MS) starts.push(w);
           for (const w of await this.repo.windowsWithPoints(p, orgId, ids, starts, CHUNK_WINDOW_MS)) await start(orgId, ids, w);
           if (ids.length < this.o.batchSeries) break;
           after = ids[ids.length - 1];
@@ -254,6 +271,17 @@ export class CompactionService {
 
   /** compactLeafOnce, tried again (at most SERIALIZATION_RETRIES times) when a concurrent delete of its rows failed it. */
   private async compactLeaf(leaf: PartitionInfo<'points'>, report: CompactionReport, signal?: AbortSignal): Promise<void> {
+    try {
+      // Too large for one transaction: its points moved out batch by batch (committed as they
+      // go, an abort keeping what was done), and then the emptied window dropped as any other.
+      if ((await this.repo.partitionBytes(leaf)).heap > (this.o.wholeWindowMaxBytes ?? WHOLE_WINDOW_MAX_BYTES)) {
+        report.windows_in_batches.push(leaf.name);
+        await this.compactPartition(leaf, partitionEnd(leaf), report, signal);
+      }
+    } catch (err) {
+      if (isGoneTable(err)) return;
+      throw err;
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.compactLeafOnce(leaf, report, signal);

@@ -51,7 +51,7 @@ const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
   name: 'compaction',
   description: 'rewrite the points of every 2-hour window older than storage.compact_after into one chunk per series (late points merged)',
   defaultSchedule: '*/10 * * * *',
-  // Each window (on a whole-day partition, each batch) is its own transaction: past this the run stops, the one in flight is rolled back, and the next run goes on.
+  // Each window (on a whole-day partition or a window over 1 GiB, each batch) is its own transaction: past this the run stops, the one in flight is rolled back, and the next run goes on.
   timeoutMs: 30 * 60_000,
   run: (s, signal) => s.compaction.run(Date.now(), signal),
   print: (r) =>
@@ -62,7 +62,8 @@ const compactionJob: JobSpec<TelemetryServices, CompactionReport> = {
     (r.partitions_emptied.length ? `partitions emptied (space returned): ${r.partitions_emptied.join(', ')}\n` : '') +
     (r.partitions_vacuumed.length ? `partitions vacuumed: ${r.partitions_vacuumed.join(', ')}\n` : '') +
     (r.windows_dropped.length ? `window partitions dropped (space returned): ${r.windows_dropped.length}\n` : '') +
-    (r.windows_deleted.length ? `window partitions emptied by deletes (dropped by a later run): ${r.windows_deleted.join(', ')}\n` : ''),
+    (r.windows_deleted.length ? `window partitions emptied by deletes (dropped by a later run): ${r.windows_deleted.join(', ')}\n` : '') +
+    (r.windows_in_batches.length ? `window partitions too large for one transaction, moved out batch by batch: ${r.windows_in_batches.join(', ')}\n` : ''),
 };
 
 /** Ingest (native and OTLP/HTTP, group commit) and queries over metrics, logs and events. */
