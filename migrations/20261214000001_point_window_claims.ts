@@ -21,12 +21,14 @@ export async function up(knex: Knex): Promise<void> {
  * Besides the claims, the windows of `points` (`points_p20261201_w04`, which the daemon makes
  * from this release on) are merged back into day partitions, the only kind a release before this
  * one knows: each day's windows copied into a new day partition, detached and dropped, and the
- * day attached in their place. Run with the daemon stopped (the upgrade guide's rollback).
+ * day attached in their place. Run with the daemon stopped (the upgrade guide's rollback). It
+ * copies the uncompacted points, so the rollback's dry run (its 2-second statement timeout) gives up
+ * on a store with many of them.
  */
 export async function down(knex: Knex): Promise<void> {
   const { rows } = await knex.raw<{ rows: { name: string }[] }>(
-    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
-      where p.relname = 'points' and p.relnamespace = c.relnamespace and c.relname ~ '^points_p[0-9]{8}_w[0-9]{2}$' order by 1`,
+    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+      where i.inhparent = 'points'::regclass and c.relname ~ '^points_p[0-9]{8}_w[0-9]{2}$' order by 1`,
   );
   const days = new Map<string, string[]>();
   for (const { name } of rows) {

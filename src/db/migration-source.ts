@@ -124,7 +124,7 @@ export async function rollbackPlan(knex: Knex, all: boolean): Promise<RollbackPl
       const code = (err as { code?: unknown }).code;
       plan.dryRunError =
         code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED
-          ? `a table it drops is in use, e.g. by a running daemon; the dry run gave up rather than block it (${(err as Error).message})`
+          ? `a table it drops is in use, e.g. by a running daemon, or a down migration copies more rows than the dry run waits for; the dry run gave up rather than block it (${(err as Error).message})`
           : (err as Error).message;
     }
   }

@@ -725,7 +725,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         expect(await exists(leaf.name)).to.equal(false);
       });
 
-      it('does not drop it while a writer that inserted into it after the snapshot has not committed', async () => {
+      it('does not drop it while a writer that inserted into it after the snapshot has not committed (the writer holds the window: its lock stays busy)', async () => {
         let commit!: () => void;
         const go = new Promise<void>((r) => (commit = r));
         let writer: Promise<void> | undefined;
@@ -763,8 +763,17 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         const other = await insertSeries(k, org, 'big');
         await insertPoints(k, org, other, series(w0, w0 + W, MIN, (i) => i * 2, 25));
         // Every window with rows counts as too large here.
-        const r = await new CompactionService(new CompactionRepository(k), { compactAfterMs: 2 * HOUR, batchSeries: 1, wholeWindowMaxBytes: 0 }, logger).run(NOW);
+        const repo = new CompactionRepository(k);
+        const deleted: number[] = [];
+        const del = repo.deletePoints.bind(repo);
+        repo.deletePoints = async (...args) => {
+          deleted.push(args[6]);
+          return del(...args);
+        };
+        const r = await new CompactionService(repo, { compactAfterMs: 2 * HOUR, batchSeries: 1, wholeWindowMaxBytes: 0 }, logger).run(NOW);
         expect(r.windows_in_batches).to.deep.equal([leaf.name]);
+        // Moved out by two batch transactions (each deleting its series' points), then dropped empty.
+        expect(deleted).to.deep.equal([120, 120]);
         expect(r.windows_dropped).to.include(leaf.name);
         expect(r.batches, 'one transaction per series').to.equal(2);
         expect(r.points_compacted).to.equal(240);
@@ -861,7 +870,10 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         const retention = new RetentionService(new RetentionRepository(k), listed, { retentionDays: async () => [{ orgId: org, days }] }, { defaults: days, idempotencyTtlMs: DAY_MS, deleteBatchSize: 1000 }, logger);
         await retention.run(NOW);
         expect(await exists(leaf.name)).to.equal(false);
-        // The claim the compaction made for the vanished window is pruned by its next run.
+        // A claim left for the vanished window (a run that claimed it and then found it gone) is
+        // pruned by the next run.
+        await k.raw('insert into point_window_claims (window_start) values (?) on conflict do nothing', [new Date(w0)]);
+        expect(await claims()).to.deep.equal([0]);
         await service(k, 10).run(NOW);
         expect(await claims()).to.deep.equal([]);
       });

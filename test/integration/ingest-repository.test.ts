@@ -112,7 +112,8 @@ describe('ingest repository: one group commit', function () {
     await repo.commit([{ orgId: orgA, points: [], seriesIds: [], logs: [{ ts, severityNumber: 9, severityText: 'INFO', body: 'x', attributes: {}, resource: {}, traceId: null, spanId: null, observedTs: null, eventName: null }], events: [] }], 0);
     expect(await claims()).to.deep.equal([0, 1]);
     // A commit that fails after its COPY counts nothing either.
-    await repo.commit([points(orgA, 3), points(randomUUID(), 2)], 0).catch(() => undefined);
+    const failure = await repo.commit([points(orgA, 3), points(randomUUID(), 2)], 0).catch((err: unknown) => err);
+    expect((failure as { code?: string }).code, 'the usage row of an unknown org, after the COPY').to.equal('23503');
     expect(await claims()).to.deep.equal([0, 1]);
     await query(url, 'delete from point_window_claims');
   });
