@@ -114,7 +114,7 @@ async function evaluationCost(): Promise<void> {
     const ids = await loadSeries(admin, org, EVAL_METRIC, SERIES, labelsOf);
     const firstTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS - 4 * 60_000;
     const lastTs = firstTs + (PER_SERIES - 1) * SPACING_MS;
-    await ensurePointPartitions(admin, firstTs, lastTs);
+    await ensurePointPartitions(s.pgUrl, firstTs, lastTs);
     await loadPointGrid(s.pgUrl, { orgId: org, seriesIds: ids, perSeries: PER_SERIES, firstTs, spacingMs: SPACING_MS, connections: 2, rowsPerCommit: 200_000 });
     console.log(`(b) loaded ${SERIES.toLocaleString('en')} series × ${PER_SERIES} points (${SPACING_MS / 1000} s apart, ${new Date(firstTs).toISOString()} .. ${new Date(lastTs).toISOString()}: the 1 m window always holds 6 per series) with COPY in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 

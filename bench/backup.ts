@@ -93,7 +93,7 @@ try {
   const ids = await loadSeries(admin, org, 'bench.backup', SERIES, (i) => ({ host: `h${i}`, shard: `s${i % 100}` }));
   const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;
   const firstTs = lastTs - (PER_SERIES - 1) * SPACING_MS;
-  await ensurePointPartitions(admin, firstTs, lastTs);
+  await ensurePointPartitions(s.pgUrl, firstTs, lastTs);
   await loadPointGrid(s.pgUrl, { orgId: org, seriesIds: ids, perSeries: PER_SERIES, firstTs, spacingMs: SPACING_MS, connections: LOAD_CONNECTIONS, rowsPerCommit: LOAD_ROWS_PER_COMMIT });
   console.log(`loaded ${(SERIES * PER_SERIES).toLocaleString('en')} points over ${SERIES.toLocaleString('en')} series with COPY in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 

@@ -288,7 +288,7 @@ async function onDisk(draws: Draw[]): Promise<void> {
       const nSeries = Math.max(...d.chunks.map((c) => c.series)) + 1;
       const ids = await loadSeries(client, s.orgId, `codec_draw_${j}`, nSeries, (i) => ({ host: `h${i}`, job: 'codec' }));
       kindOf.push(new Map(d.chunks.map((c) => [String(ids[c.series]), c.kind])));
-      await ensurePointPartitions(client, d.start, Math.max(...d.chunks.map((c) => c.w)) + WINDOW_MS - 1);
+      await ensurePointPartitions(s.pgUrl, d.start, Math.max(...d.chunks.map((c) => c.w)) + WINDOW_MS - 1);
       // Time-major, as scrapes arrive.
       await copyInto(
         client,

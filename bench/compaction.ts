@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     await c.connect();
     const tl = performance.now();
     const ids = await loadSeries(c, s.orgId, METRIC, SERIES, (i) => ({ host: `h${i}`, job: 'node' }));
-    await ensurePointPartitions(c, first, end);
+    await ensurePointPartitions(s.pgUrl, first, end);
     const rnd = mulberry32(13);
     await copyInto(
       c,

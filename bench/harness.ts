@@ -9,9 +9,10 @@ import { request, type Agent } from 'node:http';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import knexFactory from 'knex';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { createPartitionSql, dayStart, partitionName, windowLeaf } from '../src/db/partitions.js';
+import { PartitionsRepository } from '../src/db/partitions.js';
 import { POINT_WINDOWS } from '../src/features/telemetry/telemetry-tables.js';
 import { canonicalLabels } from '../src/features/telemetry/series-store.js';
 import { BIN, postgresPids, runBin, startDaemonLoggingTo, type Daemon } from '../test/support/daemon.js';
@@ -69,23 +70,16 @@ export function embeddedPgUrl(dataDir: string): string {
 }
 
 /** The window partitions of `points` for every window touched by [fromMs, toMs]. */
-export async function ensurePointPartitions(client: pg.Client, fromMs: number, toMs: number): Promise<void> {
-  // As the daemon creates them: one partition per window (none for a day already made whole).
+export async function ensurePointPartitions(pgUrl: string, fromMs: number, toMs: number): Promise<void> {
+  // As the daemon's writer creates them: one partition per window (none for a day already made whole).
   const windowMs = POINT_WINDOWS.points as number;
-  for (let w = Math.floor(fromMs / windowMs) * windowMs; w <= toMs; w += windowMs) {
-    const day = dayStart(w);
-    const p = { table: 'points', day, name: partitionName('points', day, windowLeaf(w)), windowStart: w, windowMs };
-    if ((await client.query("select 1 from pg_class where relname = any($1) and relkind = 'r'", [[p.name, partitionName('points', day)]])).rowCount) continue;
-    try {
-      await client.query('begin');
-      for (const sql of createPartitionSql(p)) await client.query(sql);
-      await client.query('commit');
-    } catch (err) {
-      await client.query('rollback');
-      // The daemon created it at the same moment.
-      const code = (err as { code?: string }).code;
-      if (code !== '42P07' && code !== '23505') throw err;
-    }
+  const starts: number[] = [];
+  for (let w = Math.floor(fromMs / windowMs) * windowMs; w <= toMs; w += windowMs) starts.push(w);
+  const knex = knexFactory({ client: 'pg', connection: pgUrl, pool: { min: 0, max: 1 } });
+  try {
+    await new PartitionsRepository(knex, ['points'], [], POINT_WINDOWS).ensure('points', starts, { exact: true });
+  } finally {
+    await knex.destroy();
   }
 }
 

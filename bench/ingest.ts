@@ -262,7 +262,7 @@ const admin = new pg.Client(s.pgUrl);
 let koa: { port: number; stop: () => void } | null = null;
 try {
   await admin.connect();
-  await ensurePointPartitions(admin, tsBase - HOUR, Date.now() + HOUR);
+  await ensurePointPartitions(s.pgUrl, tsBase - HOUR, Date.now() + HOUR);
 
   // First request creates the 100 series (and proves the body is accepted); their ids feed the narrow COPY.
   const first = await fetch(`${base}/api/v1/telemetry`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${s.apiKey}` }, body: ingestBody() });

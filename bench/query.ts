@@ -55,7 +55,7 @@ try {
   // Points: PER_SERIES per series, SPACING_MS apart, the last one at the start of the current minute.
   const lastTs = Math.floor(Date.now() / SPACING_MS) * SPACING_MS;
   const firstTs = lastTs - (PER_SERIES - 1) * SPACING_MS;
-  await ensurePointPartitions(admin, firstTs, lastTs);
+  await ensurePointPartitions(s.pgUrl, firstTs, lastTs);
   await loadPointGrid(s.pgUrl, { orgId: org, seriesIds: ids, perSeries: PER_SERIES, firstTs, spacingMs: SPACING_MS, connections: LOAD_CONNECTIONS, rowsPerCommit: LOAD_ROWS_PER_COMMIT });
   const loadedMs = performance.now() - t0;
   // Which tables have planner statistics at this point (nothing here analyzes them by hand).

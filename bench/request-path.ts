@@ -148,7 +148,7 @@ process.once('exit', () => {
 });
 try {
   await admin.connect();
-  await ensurePointPartitions(admin, START - 3_600_000, END);
+  await ensurePointPartitions(s.pgUrl, START - 3_600_000, END);
   const ids = await loadSeries(admin, s.orgId, 'bench.rp', SERIES, (i) => ({ host: `h${i}`, svc: `svc${i % 10}` }));
   await loadPointGrid(s.pgUrl, { orgId: s.orgId, seriesIds: ids, perSeries: 120, firstTs: END - 120 * SPACING + 5000, spacingMs: SPACING, connections: 1, rowsPerCommit: 100_000 });
   await admin.query('analyze series; analyze points');

@@ -3,6 +3,7 @@ import { basename, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { packageRoot } from '../config/paths.js';
+import { SQLSTATE, sqlState } from './pg-errors.js';
 
 const here = fileURLToPath(import.meta.url);
 /** Compiled code runs from dist/ and loads dist/migrations/*.js; tests (tsx) load migrations/*.ts. */
@@ -76,8 +77,6 @@ class DryRunDone extends Error {}
  */
 const DRY_RUN_LOCK_TIMEOUT = '100ms';
 const DRY_RUN_STATEMENT_TIMEOUT = '2s';
-const LOCK_NOT_AVAILABLE = '55P03';
-const QUERY_CANCELED = '57014';
 
 async function tableNames(db: Knex | Knex.Transaction): Promise<string[]> {
   const { rows } = (await db.raw(
@@ -121,9 +120,9 @@ export async function rollbackPlan(knex: Knex, all: boolean): Promise<RollbackPl
     });
   } catch (err) {
     if (!(err instanceof DryRunDone)) {
-      const code = (err as { code?: unknown }).code;
+      const code = sqlState(err);
       plan.dryRunError =
-        code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED
+        code === SQLSTATE.lockNotAvailable || code === SQLSTATE.queryCanceled
           ? `a table it drops is in use, e.g. by a running daemon, or a down migration copies more rows than the dry run waits for; the dry run gave up rather than block it (${(err as Error).message})`
           : (err as Error).message;
     }

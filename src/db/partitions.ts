@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { SQLSTATE, sqlState } from './pg-errors.js';
 
 /*
  * Day (or window) partitions of range-partitioned tables: naming, creating ahead, listing, dropping. Which
@@ -25,10 +26,13 @@ export const windowLeaf = (windowStart: number): string => `w${String(new Date(w
 
 const NAME = /^[a-z][a-z0-9_]*_p(\d{4})(\d{2})(\d{2})(?:_w(\d{2}))?$/;
 
+/** The UTC day of a NAME match. */
+const matchedDay = (m: RegExpExecArray): number => Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+
 /** The UTC day a partition name stands for (a day's or one of its windows'), or null for a name that is not ours. */
 export function partitionDay(name: string): number | null {
   const m = NAME.exec(name);
-  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : null;
+  return m ? matchedDay(m) : null;
 }
 
 /** The partition's name, after checking it is exactly ours (it is put into SQL as an identifier). */
@@ -65,8 +69,6 @@ export interface PartitionStatistics {
   analyzed: boolean;
 }
 
-/** SQLSTATE lock_not_available: `lock_timeout` expired. */
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * The statements making one partition (a day's or a window's), to run in one transaction: a table
@@ -207,8 +209,8 @@ export class PartitionsRepository<T extends string = string> {
         result.created.push(p.name);
       } catch (err) {
         // 42P07 duplicate table / 23505 on pg_type: a concurrent creator won the race.
-        const code = (err as { code?: string }).code;
-        if (code === LOCK_NOT_AVAILABLE && opts.deferWhenBusy) {
+        const code = sqlState(err);
+        if (code === SQLSTATE.lockNotAvailable && opts.deferWhenBusy) {
           result.deferred.push(p.name);
           continue;
         }
@@ -229,8 +231,8 @@ export class PartitionsRepository<T extends string = string> {
     const out: PartitionInfo<T>[] = [];
     for (const r of rows) {
       const m = NAME.exec(r.name);
-      const day = partitionDay(r.name);
-      if (!m || day === null) continue;
+      if (!m) continue;
+      const day = matchedDay(m);
       const parent = r.parent as T;
       if (m[4] === undefined) {
         if (partitionName(parent, day) === r.name) out.push({ table: parent, name: r.name, day });
@@ -287,7 +289,7 @@ export class PartitionsRepository<T extends string = string> {
       });
       return true;
     } catch (err) {
-      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+      if (sqlState(err) === SQLSTATE.lockNotAvailable) return false;
       throw err;
     }
   }

@@ -59,15 +59,35 @@ export function classifyDbError(err: unknown): DomainError | null {
   if (typeof code === 'string' && CLIENT_DATA_SQLSTATE.has(code)) {
     return new DomainError('bad_request', `the database refused a value of this request (${CLIENT_DATA_SQLSTATE.get(code)})`);
   }
-  if (code === '57014') return new DomainError('unavailable', 'the query took too long (statement timeout)', { retryAfter: DB_RETRY_AFTER_SECONDS });
+  if (code === SQLSTATE.queryCanceled) return new DomainError('unavailable', 'the query took too long (statement timeout)', { retryAfter: DB_RETRY_AFTER_SECONDS });
   return null;
 }
 
+/** The SQLSTATEs (PostgreSQL's appendix A) that jobs, migrations and the writer act on. */
+export const SQLSTATE = {
+  /** lock_not_available: `lock_timeout` expired, or NOWAIT found the lock held. */
+  lockNotAvailable: '55P03',
+  /** query_canceled: `statement_timeout` expired. */
+  queryCanceled: '57014',
+  /** serialization_failure: a REPEATABLE READ transaction met a concurrent write of what it read or locks. */
+  serializationFailure: '40001',
+  /** deadlock_detected: a lock wait formed a cycle and was broken on this side. */
+  deadlockDetected: '40P01',
+  /** undefined_table: the statement named a table that no longer exists. */
+  undefinedTable: '42P01',
+} as const;
+
+/** The error's SQLSTATE (or a Node error code), if it has one. */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /**
- * SQLSTATE undefined_table (42P01): the statement named a table that no longer exists — for a
- * job walking partitions it listed, one dropped meanwhile (compaction drops compacted windows of
- * points, retention expired days), which it skips.
+ * SQLSTATE undefined_table: the statement named a table that no longer exists — for a job walking
+ * partitions it listed, one dropped meanwhile (compaction drops compacted windows of points,
+ * retention expired days), which it skips.
  */
 export function isGoneTable(err: unknown): boolean {
-  return (err as { code?: string } | null)?.code === '42P01';
+  return sqlState(err) === SQLSTATE.undefinedTable;
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { NotificationRequest, NotifiedAlert, Notifier } from '../../core/alerting.js';
+import { SQLSTATE, sqlState } from '../../db/pg-errors.js';
 import type { AlertGroupRow, AlertGroupsRepository, FlushOutcome } from './alert-groups-repository.js';
 import { groupKeyOf, type AlertRow, type GroupSettings, type NotificationPolicy } from './alert-types.js';
 import { matches, type Matcher } from './matchers.js';
@@ -117,8 +118,6 @@ export function silenceCheck(source: SuppressionSource): { silenced(orgId: strin
 }
 
 const NEVER = '0001-01-01T00:00:00Z';
-/** PostgreSQL's lock_not_available (the group's alerts locked by an evaluation: GroupTx.alerts). */
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * The dedup key's content part: which alerts (and episodes) a notification carries, as which
@@ -198,7 +197,8 @@ export class NotificationPolicyService implements NotificationPolicy {
         if (r.value) sent++;
       } catch (err) {
         if (!claimed) throw err;
-        if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) this.o.logger.debug({ group_key: claimed.group_key }, 'alerts: a group is being written by an evaluation; flushed at the next tick');
+        // The group's alerts are locked (NOWAIT) by an evaluation: GroupTx.alerts.
+        if (sqlState(err) === SQLSTATE.lockNotAvailable) this.o.logger.debug({ group_key: claimed.group_key }, 'alerts: a group is being written by an evaluation; flushed at the next tick');
         else this.o.logger.error({ err, group_key: claimed.group_key }, 'alerts: flushing a notification group failed; retried at the next tick');
       }
       if (claimed) done.push(claimed.id);

@@ -1,9 +1,7 @@
 import type { Knex } from 'knex';
 import { checkedPartitionName, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
+import { SQLSTATE, sqlState } from '../../db/pg-errors.js';
 import { ROW_SPAN_MS, type RetainedTable } from './retained-tables.js';
-
-/** SQLSTATE lock_not_available: `lock_timeout` expired. */
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /** The columns after org_id in each table's index (see the telemetry migration): the order batches walk in. */
 const ORDER: Record<RetainedTable, [string, string]> = { points: ['series_id', 'ts'], point_chunks: ['series_id', 'ts'], logs: ['ts', 'id'], events: ['ts', 'id'] };
@@ -91,7 +89,7 @@ export class RetentionRepository {
       });
       return true;
     } catch (err) {
-      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+      if (sqlState(err) === SQLSTATE.lockNotAvailable) return false;
       throw err;
     }
   }

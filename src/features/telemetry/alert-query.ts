@@ -1,5 +1,6 @@
 import type { AlertLogQuery, AlertMetricQuery, AlertQuerySource, AlertSeries } from '../../core/alerting.js';
 import { DomainError } from '../../core/errors.js';
+import { SQLSTATE, sqlState } from '../../db/pg-errors.js';
 import { labelKey, readMetric, type MetricReadLimits, type RawAnswerSeries } from './metric-read.js';
 import { escapeLike } from './query-params.js';
 import type { QueryRepository } from './query-repository.js';
@@ -58,7 +59,7 @@ export class AlertQuery implements AlertQuerySource {
     try {
       return await work;
     } catch (err) {
-      if ((err as { code?: unknown } | null)?.code === '57014') {
+      if (sqlState(err) === SQLSTATE.queryCanceled) {
         throw new DomainError('limit_exceeded', `the query ran longer than query.statement_timeout_ms (${this.limits.statementTimeoutMs} ms)`);
       }
       throw err;

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { withPooledConnection } from '../../db/database.js';
+import { SQLSTATE, sqlState } from '../../db/pg-errors.js';
 import { checkedPartitionName, partitionEnd, partitionStart, PartitionsRepository, type PartitionInfo } from '../../db/partitions.js';
 import { cmpFloat8, type ChunkAggregates } from './chunk-codec.js';
 import { chunkHeadSql, POINT_WINDOWS } from './telemetry-tables.js';
@@ -67,18 +68,12 @@ const DROP_LOCK_TIMEOUT_MS = 50;
  */
 const DROP_LOCK_TRIES = 5;
 const DROP_RETRY_PAUSE_MS = 100;
-/** SQLSTATE lock_not_available: `lock_timeout` expired. */
-const LOCK_NOT_AVAILABLE = '55P03';
-/** SQLSTATE query_canceled: `statement_timeout` expired. */
-const QUERY_CANCELED = '57014';
-/** SQLSTATE serialization_failure: a row read FOR UPDATE was changed after the snapshot. */
-const SERIALIZATION_FAILURE = '40001';
 /**
- * SQLSTATE deadlock_detected: a lock wait of the window's drop that formed a cycle (a query holding
- * `points` and waiting for the window) and was broken on our side, when deadlock_timeout is set
- * below the drop's lock timeout: the same as a lock not had in time.
+ * A lock of the window's snapshot or drop not had in time (lock_not_available), or a wait that
+ * formed a cycle (a query holding `points` and waiting for the window) and was broken on our side
+ * when deadlock_timeout is below the drop's lock timeout (deadlock_detected): the same, busy.
  */
-const DEADLOCK_DETECTED = '40P01';
+const isBusy = (code: string | undefined): boolean => code === SQLSTATE.lockNotAvailable || code === SQLSTATE.deadlockDetected;
 
 /**
  * A float8 as the text PostgreSQL reads back as the same value: String(v) (shortest round trip,
@@ -202,8 +197,7 @@ export class CompactionRepository {
       await trx.raw(`set local lock_timeout = ${this.dropLockTimeoutMs}`);
       await trx.raw('lock table ?? in exclusive mode', [name]);
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== LOCK_NOT_AVAILABLE && code !== DEADLOCK_DETECTED) throw err;
+      if (!isBusy(sqlState(err))) throw err;
       locked = false;
     }
     if (locked) await trx.raw('select 1');
@@ -255,10 +249,12 @@ export class CompactionRepository {
       await trx.raw('release savepoint drop_window');
       return 'dropped';
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== LOCK_NOT_AVAILABLE && code !== DEADLOCK_DETECTED && code !== SERIALIZATION_FAILURE) throw err;
+      // serialization_failure: the claim was counted in by a commit after the snapshot.
+      const code = sqlState(err);
+      const late = code === SQLSTATE.serializationFailure;
+      if (!late && !isBusy(code)) throw err;
       await trx.raw('rollback to savepoint drop_window');
-      return code === SERIALIZATION_FAILURE ? 'late' : 'busy';
+      return late ? 'late' : 'busy';
     }
   }
 
@@ -455,8 +451,8 @@ export class CompactionRepository {
         return true;
       });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED) return false;
+      const code = sqlState(err);
+      if (code === SQLSTATE.lockNotAvailable || code === SQLSTATE.queryCanceled) return false;
       throw err;
     }
   }
@@ -490,7 +486,7 @@ export class CompactionRepository {
         await conn.query(`vacuum (analyze) ${name}`);
         return true;
       } catch (err) {
-        if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
+        if (sqlState(err) === SQLSTATE.lockNotAvailable) return false;
         throw err;
       } finally {
         // A connection that could not restore its timeouts is ended, so the pool discards it rather than lend it without them.

@@ -1,14 +1,12 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { isGoneTable } from '../../db/pg-errors.js';
+import { isGoneTable, SQLSTATE, sqlState } from '../../db/pg-errors.js';
 import { DAY_MS, partitionEnd, partitionStart, type PartitionInfo } from '../../db/partitions.js';
 import { chunkAggregates, cmpFloat8, decodeChunk, encodeChunk, encodeChunkSub } from './chunk-codec.js';
 import { TRUNCATE_MAX_HEAP_BYTES, type ChunkRow, type CompactionRepository, type MovedSeries } from './compaction-repository.js';
 import { CHUNK_WINDOW_MS } from './telemetry-tables.js';
 
-/** SQLSTATE serialization_failure: a REPEATABLE READ transaction met a concurrent write of its rows. */
-const SERIALIZATION_FAILURE = '40001';
-/** How many times a batch that met one is tried again before the run fails (the next run carries on). */
+/** How many times a batch that met a serialization failure is tried again before the run fails (the next run carries on). */
 const SERIALIZATION_RETRIES = 3;
 
 export interface CompactionOptions {
@@ -231,7 +229,7 @@ export class CompactionService {
       try {
         return await this.compactWindowOnce(p, orgId, ids, w0, report);
       } catch (err) {
-        if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= SERIALIZATION_RETRIES) throw err;
+        if (sqlState(err) !== SQLSTATE.serializationFailure || attempt >= SERIALIZATION_RETRIES) throw err;
       }
     }
   }
@@ -290,7 +288,7 @@ export class CompactionService {
       } catch (err) {
         // Dropped since it was listed (retention dropped it past its retention): nothing to compact.
         if (isGoneTable(err)) return;
-        if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= SERIALIZATION_RETRIES) throw err;
+        if (sqlState(err) !== SQLSTATE.serializationFailure || attempt >= SERIALIZATION_RETRIES) throw err;
       }
     }
   }

@@ -3,6 +3,7 @@ import type { Actor } from '../../core/actor.js';
 import type { OrgAccess } from '../../core/authorize.js';
 import { DomainError, notFound } from '../../core/errors.js';
 import { decodeCursor, encodeCursor, pageLimit, type Page } from '../../core/pagination.js';
+import { SQLSTATE, sqlState } from '../../db/pg-errors.js';
 import {
   decodeTsIdCursor,
   encodeTsIdCursor,
@@ -83,8 +84,6 @@ export type EventRecord = Static<typeof EventSchema>;
 export type Usage = Static<typeof UsageSchema>;
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-
-const pgCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 
 const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
@@ -239,14 +238,14 @@ export class QueryService {
     try {
       return await work;
     } catch (err) {
-      throw pgCode(err) === '57014' ? this.timeoutError() : err;
+      throw sqlState(err) === SQLSTATE.queryCanceled ? this.timeoutError() : err;
     }
   }
 
   /** PostgreSQL errors a client can cause, as domain errors. */
   private async translate(err: unknown, matchers: readonly LabelMatcher[]): Promise<unknown> {
-    const code = pgCode(err);
-    if (code === '57014') return this.timeoutError();
+    const code = sqlState(err);
+    if (code === SQLSTATE.queryCanceled) return this.timeoutError();
     if (code === '2201B') {
       // Name the offending matcher: compile each regex on its own (only on this error path).
       for (const m of matchers) {
