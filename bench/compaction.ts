@@ -40,6 +40,8 @@ const PER_SERIES = (4 * HOUR) / SPACING;
 const METRIC = 'bench.compact';
 const INGEST_METRIC = 'bench.compact.ingest';
 const PACE_MS = 50;
+/** The compaction job's statements that wait for locks (its VACUUM, the window's snapshot lock and drop, an emptied day's truncation). */
+const JOB_STATEMENT = /^(?:vacuum\b|lock table (?:only )?"?points|alter table\b|drop table\b|truncate\b)/i;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const end = Math.floor((Date.now() - 3 * HOUR) / WINDOW) * WINDOW;
@@ -149,20 +151,24 @@ async function main(): Promise<void> {
         await sleep(Math.max(0, PACE_MS - (performance.now() - started)));
       }
     };
-    let maxLockWaitMs = 0;
-    let lockWaitDetail = '';
+    // The longest lock wait seen, of ingest and queries (the target) and of the job's own statements
+    // (its VACUUM of a window moved out batch by batch waits for an autovacuum PostgreSQL cancels for
+    // it; the drop's locks): a wait of the job's own holds up nobody unless a request queues behind
+    // it, and that request's wait is then counted as ingest's or a query's.
+    const longest = { others: { ms: 0, what: '' }, job: { ms: 0, what: '' } };
     const sampler = new pg.Client(s.pgUrl);
     await sampler.connect();
     const sample = async () => {
       while (phase !== 'stop') {
-        const { rows } = await sampler.query<{ ms: number | null; what: string | null }>(
-          `select extract(epoch from clock_timestamp() - waitstart) * 1000 as ms, a.query as what
+        const { rows } = await sampler.query<{ ms: number; what: string | null }>(
+          `select extract(epoch from clock_timestamp() - min(l.waitstart))::float8 * 1000 as ms, a.query as what
              from pg_locks l join pg_stat_activity a on a.pid = l.pid
-            where not l.granted and l.waitstart is not null order by waitstart limit 1`,
+            where not l.granted and l.waitstart is not null group by a.pid, a.query`,
         );
-        if (rows[0]?.ms != null && Number(rows[0].ms) > maxLockWaitMs) {
-          maxLockWaitMs = Number(rows[0].ms);
-          lockWaitDetail = (rows[0].what ?? '').replace(/\s+/g, ' ').slice(0, 120);
+        for (const r of rows) {
+          const what = (r.what ?? '').replace(/\s+/g, ' ');
+          const side = JOB_STATEMENT.test(what) ? longest.job : longest.others;
+          if (r.ms > side.ms) Object.assign(side, { ms: r.ms, what: what.slice(0, 120) });
         }
         await sleep(10);
       }
@@ -178,7 +184,11 @@ async function main(): Promise<void> {
     await Promise.all(background);
     await sampler.end();
     if (job.code !== 0) throw new Error(`sentinel jobs run compaction: ${job.stderr}`);
-    const report = JSON.parse(job.stdout) as { points_compacted: number; chunks_written: number; batches: number; duration_ms: number; windows_dropped: string[]; windows_deleted: string[] };
+    // The job's warnings (e.g. a window whose rows read and held differ, so its rows were deleted instead of dropped).
+    for (const line of job.stderr.split('\n')) {
+      if (line.includes('"level":40') || line.includes('"level":50')) console.log(`job log: ${line.slice(0, 400)}`);
+    }
+    const report = JSON.parse(job.stdout) as { points_compacted: number; chunks_written: number; batches: number; duration_ms: number; windows_dropped: string[]; windows_deleted: string[]; windows_in_batches: string[] };
     const left = Number((await c.query<{ n: string }>(`select count(*) as n from points p join series s on s.id = p.series_id where s.name = $1`, [METRIC])).rows[0].n);
     await c.end();
 
@@ -188,10 +198,13 @@ async function main(): Promise<void> {
       `compaction: ${report.points_compacted.toLocaleString('en-US')} points into ${report.chunks_written.toLocaleString('en-US')} chunks in ${report.batches} batches, job time ${(report.duration_ms / 1000).toFixed(1)} s (CLI ${jobWall.toFixed(1)} s): ${fmt(rate)} points/s   ` +
         `ceiling: 5 × batched ingest = ${fmt(5 * ingestRate)} points/s   ratio ${(rate / ingestRate).toFixed(1)}× ingest (target >= 5×: ${rate >= 5 * ingestRate ? 'yes' : 'NO'})   loaded points left in the fresh tier: ${left}`,
     );
-    console.log(`window partitions: ${report.windows_dropped.length} dropped with their chunks, ${report.windows_deleted.length} emptied by deletes instead (a late point, or a lock not had in time)`);
+    console.log(`window partitions: ${report.windows_dropped.length} dropped with their chunks, ${report.windows_deleted.length} emptied by deletes instead (a late point, or a lock not had in time)${report.windows_deleted.length ? `: ${report.windows_deleted.join(', ')}` : ''}, ${report.windows_in_batches.length} moved out batch by batch (over the whole-window size limit)${report.windows_in_batches.length ? `: ${report.windows_in_batches.join(', ')}` : ''}`);
     console.log(`background ingest (1,000 points every ${PACE_MS} ms): before the job ${lat(lats.baseline.ingest)}; during it ${lat(lats.job.ingest)}`);
     console.log(`background query (one series, both tiers, every ${PACE_MS} ms): before the job ${lat(lats.baseline.query)}; during it ${lat(lats.job.query)}`);
-    console.log(`longest lock wait seen (pg_locks sampled every 10 ms): ${maxLockWaitMs.toFixed(1)} ms${lockWaitDetail ? ` (${lockWaitDetail})` : ''} (target: never more than 100 ms: ${maxLockWaitMs <= 100 ? 'yes' : 'NO'})`);
+    const waitLine = (w: { ms: number; what: string }) => `${w.ms.toFixed(1)} ms${w.what ? ` (${w.what})` : ''}`;
+    console.log(
+      `longest lock wait of ingest and queries (pg_locks sampled every 10 ms): ${waitLine(longest.others)} (target: never more than 100 ms: ${longest.others.ms <= 100 ? 'yes' : 'NO'}); of the job's own statements: ${waitLine(longest.job)}`,
+    );
     if (failures.length) throw new Error(`${failures.length} background requests failed, first: ${failures[0]}`);
     if (left !== 0) throw new Error(`${left} loaded points were not compacted`);
   } finally {

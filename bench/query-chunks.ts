@@ -242,6 +242,19 @@ try {
     console.log(`${when}: series ${names.includes('series') ? 'analyzed' : 'NOT analyzed'}, ${parts} point_chunks partitions analyzed`);
   };
   await statsLine('statistics when the queries start');
+  // PostgreSQL's own maintenance of the tables read (autovacuum, autoanalyze) while a pass ran: right
+  // after the load it shares the two cores with the queries, and shows in their tails.
+  const serverNow = async () => (await admin.query<{ t: Date }>('select clock_timestamp() as t')).rows[0].t;
+  const maintenanceLine = async (when: string, since: Date) => {
+    const { rows } = await admin.query<{ vacuumed: number; analyzed: number; running: string[] }>(
+      `select (select count(*)::int from pg_stat_user_tables where (relname = 'series' or relname like 'point\\_chunks\\_p%') and last_autovacuum >= $1) as vacuumed,
+              (select count(*)::int from pg_stat_user_tables where (relname = 'series' or relname like 'point\\_chunks\\_p%') and last_autoanalyze >= $1) as analyzed,
+              (select coalesce(array_agg(left(query, 80)), '{}') from pg_stat_activity where backend_type = 'autovacuum worker') as running`,
+      [since],
+    );
+    const r = rows[0];
+    console.log(`${when}: autovacuum finished on ${r.vacuumed} and autoanalyze on ${r.analyzed} of series and the point_chunks partitions while the queries ran; autovacuum workers at their end: ${r.running.join('; ') || 'none'}`);
+  };
 
   const raw = new pg.Client(s.pgUrl);
   await raw.connect();
@@ -320,7 +333,9 @@ try {
       );
     }
   };
+  const pass1 = await serverNow();
   await runCases('');
+  await maintenanceLine('PostgreSQL maintenance', pass1);
   await statsLine('statistics when the queries end');
   // What the same reads cost once the daemon's `analyze` job (every 5 minutes) has run after the
   // load, as it would within minutes: run by hand here, as an operator would (`sentinel jobs run analyze`).
@@ -329,7 +344,9 @@ try {
   if (job.code !== 0) throw new Error(`sentinel jobs run analyze: ${job.stderr}`);
   console.log(`then, after \`sentinel jobs run analyze\` (${((performance.now() - t1) / 1000).toFixed(1)} s, CLI included): ${job.stdout.trim().replaceAll('\n', '; ')}`);
   await statsLine('statistics');
+  const pass2 = await serverNow();
   await runCases('  ');
+  await maintenanceLine('PostgreSQL maintenance', pass2);
   await raw.end();
 } finally {
   agent.destroy();
