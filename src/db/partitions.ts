@@ -69,7 +69,6 @@ export interface PartitionStatistics {
   analyzed: boolean;
 }
 
-
 /**
  * The statements making one partition (a day's or a window's), to run in one transaction: a table
  * of the parent's shape, then attached (PartitionsRepository.ensure says why not `PARTITION OF`).
