@@ -878,6 +878,61 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         expect(await claims()).to.deep.equal([]);
       });
 
+      describe('under maintenance (an autovacuum or ANALYZE of the window holds its SHARE UPDATE EXCLUSIVE lock)', () => {
+        const HOLD_WINDOW = () => `lock table ${leaf.name} in share update exclusive mode`;
+
+        it('waits for it to end, then drops the window rather than deleting its rows', async () => {
+          const holder = await holdingLock(db, HOLD_WINDOW());
+          const released = new Promise<void>((resolve) => setTimeout(() => void holder.release().then(resolve), 600));
+          let r: CompactionReport;
+          const t0 = Date.now();
+          try {
+            r = await service(k, 10).run(NOW);
+          } finally {
+            await released;
+          }
+          expect(Date.now() - t0, 'it waited for the holder').to.be.at.least(550);
+          expect(r.windows_dropped).to.include(leaf.name);
+          expect(r.windows_deleted).to.not.include(leaf.name);
+          expect(await exists(leaf.name)).to.equal(false);
+          expect((await chunkRows(k, org)).length).to.equal(120);
+        });
+
+        it('waits at most maintenanceWaitMs, then compacts by deletes; the next run drops the emptied window', async () => {
+          const holder = await holdingLock(db, HOLD_WINDOW());
+          let r: CompactionReport;
+          const t0 = Date.now();
+          try {
+            r = await new CompactionService(new CompactionRepository(k), { compactAfterMs: 2 * HOUR, batchSeries: 10, maintenanceWaitMs: 300 }, logger).run(NOW);
+          } finally {
+            await holder.release();
+          }
+          expect(Date.now() - t0, 'bounded by the wait, not the holder').to.be.below(5_000);
+          expect(r.windows_deleted).to.deep.equal([leaf.name]);
+          expect(r.points_compacted).to.equal(120);
+          expect(await pointsIn(leaf.name)).to.equal(0);
+          expect((await chunkRows(k, org)).length).to.equal(120);
+          expect((await service(k, 10).run(NOW)).windows_dropped).to.deep.equal([leaf.name]);
+          expect(await exists(leaf.name)).to.equal(false);
+        });
+
+        it('an abort (the job\'s timeout, shutdown) ends the wait with its reason', async () => {
+          const holder = await holdingLock(db, HOLD_WINDOW());
+          const controller = new AbortController();
+          setTimeout(() => controller.abort(new Error('shutting down')), 200);
+          const t0 = Date.now();
+          let failure: unknown;
+          try {
+            failure = await service(k, 10).run(NOW, controller.signal).catch((err: unknown) => err);
+          } finally {
+            await holder.release();
+          }
+          expect(Date.now() - t0, 'not the whole wait').to.be.below(5_000);
+          expect((failure as Error).message).to.equal('shutting down');
+          expect(await pointsIn(leaf.name), 'nothing moved').to.equal(120);
+        });
+      });
+
       it('gives up within its lock timeout when points is busy (a long query), without an error', async () => {
         const holder = await holdingLock(db, HOLD_POINTS);
         try {

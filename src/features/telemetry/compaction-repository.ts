@@ -69,6 +69,15 @@ const DROP_LOCK_TIMEOUT_MS = 50;
 const DROP_LOCK_TRIES = 5;
 const DROP_RETRY_PAUSE_MS = 100;
 /**
+ * How long a window is waited for, holding nothing, while another session holds its SHARE UPDATE
+ * EXCLUSIVE lock (an autovacuum or ANALYZE of it), and how often that is looked at: the window's
+ * snapshot lock and drop ask for 50 ms at a time, never long enough for PostgreSQL to cancel an
+ * autovacuum in their favour, so a window under maintenance would go the delete path. An
+ * autovacuum of a 2-hour window of an install up to ~2,000 points/s takes seconds.
+ */
+export const MAINTENANCE_WAIT_MS = 30_000;
+const MAINTENANCE_POLL_MS = 100;
+/**
  * A lock of the window's snapshot or drop not had in time (lock_not_available), or a wait that
  * formed a cycle (a query holding `points` and waiting for the window) and was broken on our side
  * when deadlock_timeout is below the drop's lock timeout (deadlock_detected): the same, busy.
@@ -152,6 +161,26 @@ export class CompactionRepository {
   /** The partitions of points, oldest first: window partitions, and days created before points were split into windows. */
   async pointPartitions(): Promise<PartitionInfo<'points'>[]> {
     return (await this.points.list('points')).sort((a, b) => partitionStart(a) - partitionStart(b));
+  }
+
+  /**
+   * Waits, holding no lock, until no other session holds the window's SHARE UPDATE EXCLUSIVE lock
+   * (an autovacuum or ANALYZE of it, the only holders that block the window's snapshot lock but are
+   * not its writers), at most `maxMs` (default MAINTENANCE_WAIT_MS). True when it was free in time.
+   * An abort of `signal` (the job's timeout, shutdown) ends the wait with its reason.
+   */
+  async awaitMaintenance(window: PartitionInfo<'points'>, maxMs = MAINTENANCE_WAIT_MS, signal?: AbortSignal): Promise<boolean> {
+    const name = checkedPartitionName(window);
+    for (const until = Date.now() + maxMs; ; ) {
+      signal?.throwIfAborted();
+      const { rows } = await this.knex.raw<{ rows: { busy: boolean }[] }>(
+        "select exists (select 1 from pg_locks where relation = ?::regclass and mode = 'ShareUpdateExclusiveLock' and granted and pid <> pg_backend_pid()) as busy",
+        [name],
+      );
+      if (!rows[0].busy) return true;
+      if (Date.now() >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, MAINTENANCE_POLL_MS));
+    }
   }
 
   /**

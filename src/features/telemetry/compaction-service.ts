@@ -26,6 +26,8 @@ export interface CompactionOptions {
    * partition's are, and the emptied window is then dropped.
    */
   wholeWindowMaxBytes?: number;
+  /** How long a window under maintenance (autovacuum, ANALYZE) is waited for before it is compacted (default MAINTENANCE_WAIT_MS). */
+  maintenanceWaitMs?: number;
 }
 
 /**
@@ -284,6 +286,10 @@ export class CompactionService {
     }
     for (let attempt = 0; ; attempt++) {
       try {
+        // An autovacuum or ANALYZE of the window (common right after it closes) is let finish first.
+        if (!(await this.repo.awaitMaintenance(leaf, this.o.maintenanceWaitMs, signal))) {
+          this.logger.info({ job: 'compaction', window: leaf.name }, 'compaction: a window stayed under maintenance (autovacuum, ANALYZE) past the wait; compacted now, its rows may be deleted instead of its partition dropped');
+        }
         return await this.compactLeafOnce(leaf, report, signal);
       } catch (err) {
         // Dropped since it was listed (retention dropped it past its retention): nothing to compact.
