@@ -186,7 +186,7 @@ async function main(): Promise<void> {
     if (job.code !== 0) throw new Error(`sentinel jobs run compaction: ${job.stderr}`);
     // The job's warnings (e.g. a window whose rows read and held differ, so its rows were deleted instead of dropped).
     for (const line of job.stderr.split('\n')) {
-      if (line.includes('"level":40') || line.includes('"level":50')) console.log(`job log: ${line.slice(0, 400)}`);
+      if (/"level":"(warn|error|fatal)"/.test(line)) console.log(`job log: ${line.slice(0, 400)}`);
     }
     const report = JSON.parse(job.stdout) as { points_compacted: number; chunks_written: number; batches: number; duration_ms: number; windows_dropped: string[]; windows_deleted: string[]; windows_in_batches: string[] };
     const left = Number((await c.query<{ n: string }>(`select count(*) as n from points p join series s on s.id = p.series_id where s.name = $1`, [METRIC])).rows[0].n);
