@@ -41,7 +41,7 @@ const METRIC = 'bench.compact';
 const INGEST_METRIC = 'bench.compact.ingest';
 const PACE_MS = 50;
 /** The compaction job's statements that wait for locks (its VACUUM, the window's snapshot lock and drop, an emptied day's truncation). */
-const JOB_STATEMENT = /^(?:vacuum\b|lock table (?:only )?"?points|alter table\b|drop table\b|truncate\b)/i;
+const JOB_STATEMENT = /^(?:vacuum\b|lock table (?:only )?"?points|alter table \S+ detach\b|drop table\b|truncate\b)/i;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const end = Math.floor((Date.now() - 3 * HOUR) / WINDOW) * WINDOW;

@@ -884,14 +884,23 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         it('waits for it to end, then drops the window rather than deleting its rows', async () => {
           const holder = await holdingLock(db, HOLD_WINDOW());
           const released = new Promise<void>((resolve) => setTimeout(() => void holder.release().then(resolve), 600));
+          const repo = new CompactionRepository(k);
+          // How long the run's wait for this window lasted: it must have met the holder.
+          let waited = -1;
+          const wait = repo.awaitMaintenance.bind(repo);
+          repo.awaitMaintenance = async (w, ...rest) => {
+            const t = Date.now();
+            const free = await wait(w, ...rest);
+            if (w.name === leaf.name) waited = Date.now() - t;
+            return free;
+          };
           let r: CompactionReport;
-          const t0 = Date.now();
           try {
-            r = await service(k, 10).run(NOW);
+            r = await new CompactionService(repo, { compactAfterMs: 2 * HOUR, batchSeries: 10 }, logger).run(NOW);
           } finally {
             await released;
           }
-          expect(Date.now() - t0, 'it waited for the holder').to.be.at.least(550);
+          expect(waited, 'it waited for the holder').to.be.at.least(100);
           expect(r.windows_dropped).to.include(leaf.name);
           expect(r.windows_deleted).to.not.include(leaf.name);
           expect(await exists(leaf.name)).to.equal(false);
@@ -914,6 +923,26 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
           expect((await chunkRows(k, org)).length).to.equal(120);
           expect((await service(k, 10).run(NOW)).windows_dropped).to.deep.equal([leaf.name]);
           expect(await exists(leaf.name)).to.equal(false);
+        });
+
+        it('a writer or a reader of the window (its other locks) is not waited for', async () => {
+          const repo = new CompactionRepository(k);
+          for (const lock of ['row exclusive', 'access share', 'exclusive']) {
+            const holder = await holdingLock(db, `lock table ${leaf.name} in ${lock} mode`);
+            try {
+              const t0 = Date.now();
+              expect(await repo.awaitMaintenance(leaf, 5_000), lock).to.equal(true);
+              expect(Date.now() - t0, lock).to.be.below(1_000);
+            } finally {
+              await holder.release();
+            }
+          }
+          const holder = await holdingLock(db, HOLD_WINDOW());
+          try {
+            expect(await repo.awaitMaintenance(leaf, 200), 'share update exclusive').to.equal(false);
+          } finally {
+            await holder.release();
+          }
         });
 
         it('an abort (the job\'s timeout, shutdown) ends the wait with its reason', async () => {

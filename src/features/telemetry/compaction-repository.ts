@@ -171,10 +171,15 @@ export class CompactionRepository {
    */
   async awaitMaintenance(window: PartitionInfo<'points'>, maxMs = MAINTENANCE_WAIT_MS, signal?: AbortSignal): Promise<boolean> {
     const name = checkedPartitionName(window);
-    for (const until = Date.now() + maxMs; ; ) {
+    for (const until = Date.now() + (Number.isFinite(maxMs) ? maxMs : MAINTENANCE_WAIT_MS); ; ) {
       signal?.throwIfAborted();
+      // This database's lock on the relation (an oid is unique only within a database), held by a
+      // session: a prepared transaction's (pid null) is not maintenance that will end by itself.
       const { rows } = await this.knex.raw<{ rows: { busy: boolean }[] }>(
-        "select exists (select 1 from pg_locks where relation = ?::regclass and mode = 'ShareUpdateExclusiveLock' and granted and pid <> pg_backend_pid()) as busy",
+        `select exists (select 1 from pg_locks
+                         where locktype = 'relation' and database = (select oid from pg_database where datname = current_database())
+                           and relation = ?::regclass and mode = 'ShareUpdateExclusiveLock' and granted
+                           and pid is not null and pid <> pg_backend_pid()) as busy`,
         [name],
       );
       if (!rows[0].busy) return true;

@@ -287,8 +287,13 @@ export class CompactionService {
     for (let attempt = 0; ; attempt++) {
       try {
         // An autovacuum or ANALYZE of the window (common right after it closes) is let finish first.
-        if (!(await this.repo.awaitMaintenance(leaf, this.o.maintenanceWaitMs, signal))) {
-          this.logger.info({ job: 'compaction', window: leaf.name }, 'compaction: a window stayed under maintenance (autovacuum, ANALYZE) past the wait; compacted now, its rows may be deleted instead of its partition dropped');
+        const t0 = Date.now();
+        const free = await this.repo.awaitMaintenance(leaf, this.o.maintenanceWaitMs, signal);
+        const waited_ms = Date.now() - t0;
+        if (!free) {
+          this.logger.warn({ job: 'compaction', window: leaf.name, waited_ms }, 'compaction: a window stayed under maintenance (autovacuum, ANALYZE) past the wait; compacted now, its rows may be deleted instead of its partition dropped');
+        } else if (waited_ms >= 1000) {
+          this.logger.info({ job: 'compaction', window: leaf.name, waited_ms }, 'compaction: waited for the maintenance of a window (autovacuum, ANALYZE) to end');
         }
         return await this.compactLeafOnce(leaf, report, signal);
       } catch (err) {
