@@ -167,16 +167,15 @@ export class CompactionRepository {
    * Waits, holding no lock, until no other session holds the window's SHARE UPDATE EXCLUSIVE lock
    * (an autovacuum or ANALYZE of it, the only holders that block the window's snapshot lock but are
    * not its writers), at most `maxMs` (default MAINTENANCE_WAIT_MS). True when it was free in time.
-   * An abort of `signal` (the job's timeout, shutdown) ends the wait with its reason. `db`: the
-   * window's own transaction when it is inside one (no second connection of the pool is taken).
+   * An abort of `signal` (the job's timeout, shutdown) ends the wait with its reason.
    */
-  async awaitMaintenance(window: PartitionInfo<'points'>, maxMs = MAINTENANCE_WAIT_MS, signal?: AbortSignal, db: Knex | Knex.Transaction = this.knex): Promise<boolean> {
+  async awaitMaintenance(window: PartitionInfo<'points'>, maxMs = MAINTENANCE_WAIT_MS, signal?: AbortSignal): Promise<boolean> {
     const name = checkedPartitionName(window);
     for (const until = Date.now() + (Number.isFinite(maxMs) ? maxMs : MAINTENANCE_WAIT_MS); ; ) {
       signal?.throwIfAborted();
       // This database's lock on the relation (an oid is unique only within a database), held by a
       // session: a prepared transaction's (pid null) is not maintenance that will end by itself.
-      const { rows } = await db.raw<{ rows: { busy: boolean }[] }>(
+      const { rows } = await this.knex.raw<{ rows: { busy: boolean }[] }>(
         `select exists (select 1 from pg_locks
                          where locktype = 'relation' and database = (select oid from pg_database where datname = current_database())
                            and relation = ?::regclass and mode = 'ShareUpdateExclusiveLock' and granted
@@ -254,13 +253,9 @@ export class CompactionRepository {
    * taken in a savepoint, given back when it is rolled back. A point that comes for the window
    * later finds no partition: the writer makes it again (empty), and the next run merges the
    * point into its chunk and drops the window again.
-   * An autovacuum or ANALYZE of the window that started while its points were read is let finish
-   * first, holding only what the reads hold (which it does not wait for), up to `maintenanceWaitMs`:
-   * its lock would make every try busy. `signal` ends that wait.
    */
-  async dropWindow(trx: Knex.Transaction, window: PartitionInfo<'points'>, signal?: AbortSignal, maintenanceWaitMs = MAINTENANCE_WAIT_MS): Promise<boolean> {
+  async dropWindow(trx: Knex.Transaction, window: PartitionInfo<'points'>): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
-      await this.awaitMaintenance(window, maintenanceWaitMs, signal, trx);
       const r = await this.dropWindowOnce(trx, window);
       if (r !== 'busy' || attempt >= DROP_LOCK_TRIES) return r === 'dropped';
       // Nothing held meanwhile: ingest and queries go on between the tries.

@@ -26,7 +26,7 @@ export interface CompactionOptions {
    * partition's are, and the emptied window is then dropped.
    */
   wholeWindowMaxBytes?: number;
-  /** How long a window under maintenance (autovacuum, ANALYZE) is waited for before it is compacted, and again before its drop (default MAINTENANCE_WAIT_MS). */
+  /** How long a window under maintenance (autovacuum, ANALYZE) is waited for before it is compacted (default MAINTENANCE_WAIT_MS). */
   maintenanceWaitMs?: number;
 }
 
@@ -347,7 +347,7 @@ export class CompactionService {
       if (mayDrop) {
         const held = await this.repo.countRows(trx, leaf);
         if (held !== done.points) this.logger.warn({ job: 'compaction', window: leaf.name, held, read: done.points }, 'compaction read fewer rows of a window than it holds: its rows read are deleted, the rest left in place');
-        else dropped = await this.repo.dropWindow(trx, leaf, signal, this.o.maintenanceWaitMs);
+        else dropped = await this.repo.dropWindow(trx, leaf);
       }
       if (!dropped) for (const b of batches) await this.repo.deletePoints(trx, leaf, b.orgId, b.ids, w0, w1, b.points);
       return { ...done, dropped };
