@@ -879,10 +879,10 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
       });
 
       describe('under maintenance (an autovacuum or ANALYZE of the window holds its SHARE UPDATE EXCLUSIVE lock)', () => {
-        const HOLD_WINDOW = () => `lock table ${leaf.name} in share update exclusive mode`;
+        const HOLD_WINDOW = `lock table ${leaf.name} in share update exclusive mode`;
 
         it('waits for it to end, then drops the window rather than deleting its rows', async () => {
-          const holder = await holdingLock(db, HOLD_WINDOW());
+          const holder = await holdingLock(db, HOLD_WINDOW);
           const released = new Promise<void>((resolve) => setTimeout(() => void holder.release().then(resolve), 600));
           const repo = new CompactionRepository(k);
           // How long the run's wait for this window lasted: it must have met the holder.
@@ -908,7 +908,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         });
 
         it('waits at most maintenanceWaitMs, then compacts by deletes; the next run drops the emptied window', async () => {
-          const holder = await holdingLock(db, HOLD_WINDOW());
+          const holder = await holdingLock(db, HOLD_WINDOW);
           let r: CompactionReport;
           const t0 = Date.now();
           try {
@@ -937,7 +937,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
               await holder.release();
             }
           }
-          const holder = await holdingLock(db, HOLD_WINDOW());
+          const holder = await holdingLock(db, HOLD_WINDOW);
           try {
             expect(await repo.awaitMaintenance(leaf, 200), 'share update exclusive').to.equal(false);
           } finally {
@@ -946,7 +946,7 @@ describe(`compaction (${split ? 'days split into window partitions' : 'plain day
         });
 
         it('an abort (the job\'s timeout, shutdown) ends the wait with its reason', async () => {
-          const holder = await holdingLock(db, HOLD_WINDOW());
+          const holder = await holdingLock(db, HOLD_WINDOW);
           const controller = new AbortController();
           setTimeout(() => controller.abort(new Error('shutting down')), 200);
           const t0 = Date.now();

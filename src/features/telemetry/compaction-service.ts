@@ -286,21 +286,25 @@ export class CompactionService {
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        // An autovacuum or ANALYZE of the window (common right after it closes) is let finish first.
-        const t0 = Date.now();
-        const free = await this.repo.awaitMaintenance(leaf, this.o.maintenanceWaitMs, signal);
-        const waited_ms = Date.now() - t0;
-        if (!free) {
-          this.logger.warn({ job: 'compaction', window: leaf.name, waited_ms }, 'compaction: a window stayed under maintenance (autovacuum, ANALYZE) past the wait; compacted now, its rows may be deleted instead of its partition dropped');
-        } else if (waited_ms >= 1000) {
-          this.logger.info({ job: 'compaction', window: leaf.name, waited_ms }, 'compaction: waited for the maintenance of a window (autovacuum, ANALYZE) to end');
-        }
+        await this.awaitMaintenance(leaf, signal);
         return await this.compactLeafOnce(leaf, report, signal);
       } catch (err) {
         // Dropped since it was listed (retention dropped it past its retention): nothing to compact.
         if (isGoneTable(err)) return;
         if (sqlState(err) !== SQLSTATE.serializationFailure || attempt >= SERIALIZATION_RETRIES) throw err;
       }
+    }
+  }
+
+  /** An autovacuum or ANALYZE of the window (common right after it closes) let finish first (repo.awaitMaintenance), a long wait or a give-up logged. */
+  private async awaitMaintenance(leaf: PartitionInfo<'points'>, signal?: AbortSignal): Promise<void> {
+    const t0 = Date.now();
+    const free = await this.repo.awaitMaintenance(leaf, this.o.maintenanceWaitMs, signal);
+    const waited_ms = Date.now() - t0;
+    if (!free) {
+      this.logger.warn({ job: 'compaction', window: leaf.name, waited_ms }, 'compaction: a window stayed under maintenance (autovacuum, ANALYZE) past the wait; compacted now, its rows may be deleted instead of its partition dropped');
+    } else if (waited_ms >= 1000) {
+      this.logger.info({ job: 'compaction', window: leaf.name, waited_ms }, 'compaction: waited for the maintenance of a window (autovacuum, ANALYZE) to end');
     }
   }
 
