@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { childEnvironment } from '../config/child-env.js';
 import { readOrCreateSecret, secretsDir } from '../config/secrets.js';
 import { randomToken } from '../core/ids.js';
 
@@ -350,7 +351,7 @@ export class EmbeddedPostgres {
       this.bins!.postgres,
       ['-D', this.pgdata, '-p', String(this.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
       // Its own process group: a Ctrl-C in the terminal reaches Sentinel, which drains first and then stops the server.
-      { ...this.ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GLIBC_TUNABLES: postgresTunables(process.env.GLIBC_TUNABLES) } },
+      { ...this.ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment((env) => ({ GLIBC_TUNABLES: postgresTunables(env.GLIBC_TUNABLES) })) },
     );
     this.child = child;
     this.owned = true;
