@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { childEnvironment } from '../config/child-env.js';
+import { embeddedPostgresEnvironment } from '../config/postgres-environment.js';
 import { readOrCreateSecret, secretsDir } from '../config/secrets.js';
 import { randomToken } from '../core/ids.js';
 
@@ -41,29 +41,6 @@ const STOP_TIMEOUT_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * glibc malloc settings for the embedded server (its backends are forked from it and keep them):
- * blocks under 4 MiB come from the heap rather than their own mmap, and freed memory at the top
- * of the heap goes back to the kernel only past 16 MiB. With glibc's defaults a backend that has
- * prepared a few large statements (the reads connections' metric statements) could give back
- * and fault in again ~0.7 MB of planner and executor memory on every statement: ~180 page faults
- * per execution, which tripled a one-series read's statement on a VM (1.2 → 3.7 ms; see
- * docs/benchmarks.md, "Page faults in PostgreSQL's backends"). The cost is memory a backend keeps
- * after a statement that needed it: up to 16 MiB of freed heap each.
- */
-export const POSTGRES_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=16777216';
-
-/**
- * GLIBC_TUNABLES for the embedded server: the environment's own value with
- * POSTGRES_MALLOC_TUNABLES added, or the environment's value alone when it already sets either
- * threshold (an operator's own malloc tuning wins; setting only one of the two would turn off
- * glibc's adaptive mmap threshold). Other C libraries ignore the variable.
- */
-export function postgresTunables(existing: string | undefined): string {
-  if (!existing) return POSTGRES_MALLOC_TUNABLES;
-  return /(^|:)glibc\.malloc\.(mmap|trim)_threshold=/.test(existing) ? existing : `${existing}:${POSTGRES_MALLOC_TUNABLES}`;
-}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -351,7 +328,7 @@ export class EmbeddedPostgres {
       this.bins!.postgres,
       ['-D', this.pgdata, '-p', String(this.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
       // Its own process group: a Ctrl-C in the terminal reaches Sentinel, which drains first and then stops the server.
-      { ...this.ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment((env) => ({ GLIBC_TUNABLES: postgresTunables(env.GLIBC_TUNABLES) })) },
+      { ...this.ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: embeddedPostgresEnvironment() },
     );
     this.child = child;
     this.owned = true;

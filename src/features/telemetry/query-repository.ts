@@ -251,10 +251,13 @@ const statementName = (text: string): string => `sentinel_read_${createHash('sha
  * (several KB of SQL, a dozen CTEs) is not repeated per read. The first run too: a connection that
  * ran a text unnamed first and prepared it on a later run executed it ~2.5× slower ever after
  * (measured on the same connection protocol, 200 runs: 5.8–6.5 ms against 2.4–2.6 ms for a text
- * prepared on its first run, 7.0–7.6 ms unnamed every time). That was the backend's memory, not the
- * statement: with glibc's default malloc thresholds such a backend gave back and faulted in ~0.7 MB
- * on every execution; the embedded server now runs with thresholds that keep it (embedded-postgres.ts,
- * POSTGRES_MALLOC_TUNABLES; docs/benchmarks.md, "Page faults in PostgreSQL's backends").
+ * prepared on its first run, 7.0–7.6 ms unnamed every time). Most of that was the backend's memory,
+ * not the statement: after a text's unnamed runs, its prepared executions gave back and faulted in
+ * ~0.7 MB each with glibc's default malloc thresholds (~180 page faults, 1.1 → 3.7–5.4 ms), and none
+ * with the thresholds the embedded server now runs with (config/postgres-environment.ts;
+ * docs/benchmarks.md, "Page faults in PostgreSQL's backends"). Preparing on the first run still
+ * saves the parse analysis (4–5 ms unnamed against ~1.1 ms prepared for a one-series read), on
+ * any server.
  * Each execution is still planned for its values (the session's plan_cache_mode =
  * force_custom_plan), as an unnamed statement is: a generic plan would not know a label filter's
  * value (and walk every series of the metric where the custom plan uses the labels index) nor prune
