@@ -15,7 +15,6 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  */
 
 const DAY = 86_400_000;
-const YESTERDAY = Math.floor(Date.now() / DAY) * DAY - DAY;
 const ARTIFACTS = resolve('test-artifacts');
 
 describe('the daily report page in a real browser', function () {
@@ -42,6 +41,9 @@ describe('the daily report page in a real browser', function () {
     const key = (await createApiKey(t.app.services, org.slug, ['ingest'])).secret;
     const admin = await createUser(t.app.services, { org: org.slug, role: 'admin' });
     const token = (await t.api.login(admin.email, admin.password)).access_token;
+    // Yesterday as of this test's run (a suite that starts before midnight UTC runs this after it),
+    // and the report asked for that day by name.
+    const YESTERDAY = Math.floor(Date.now() / DAY) * DAY - DAY;
     // 700 + 400 + 134 = 1,234 points in three series, 56 logs, 7 events, all yesterday (UTC).
     const series: [string, Record<string, string>, number][] = [
       ['http.requests', { service: 'api', status: '200' }, 700],
@@ -57,7 +59,7 @@ describe('the daily report page in a real browser', function () {
       events: Array.from({ length: 7 }, (_, i) => ({ ts: YESTERDAY + i * 1000, type: 'deploy', title: `v1.${i}` })),
     });
     expect(signals.status, signals.text).to.equal(202);
-    const made = await t.api.post<{ id: string; date: string }>(`/organizations/${org.slug}/reports`, token, {});
+    const made = await t.api.post<{ id: string; date: string }>(`/organizations/${org.slug}/reports`, token, { date: new Date(YESTERDAY).toISOString().slice(0, 10) });
     expect(made.status, made.text).to.equal(201);
     const html = await t.api.get(`/organizations/${org.slug}/reports/${made.body.id}?format=html`, token);
     expect(html.status).to.equal(200);

@@ -14,7 +14,6 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
  */
 
 const DAY = 86_400_000;
-const YESTERDAY = Math.floor(Date.now() / DAY) * DAY - DAY;
 
 /** The decoded body of the MIME part whose headers match `header` (base64 or quoted-printable). */
 function part(m: Received, header: RegExp): string {
@@ -55,6 +54,8 @@ describe('daily-report job: the report by email', function () {
     const viewer = await createUser(s, { org: org.slug, role: 'viewer' });
     const quietOwner = await createUser(s, { org: quiet.slug, role: 'owner' });
     const key = (await createApiKey(s, org.slug, ['ingest'])).secret;
+    // Yesterday as of this test's run, not of the suite's start (which may be before midnight UTC).
+    const YESTERDAY = Math.floor(Date.now() / DAY) * DAY - DAY;
     const res = await t.api.post('/telemetry', key, {
       metrics: Array.from({ length: 321 }, (_, i) => ({ name: 'mail.sent', labels: { relay: 'mx-1' }, value: i, ts: YESTERDAY + i * 1000 })),
       logs: Array.from({ length: 9 }, (_, i) => ({ ts: YESTERDAY + i, level: 'info', message: `l${i}` })),
