@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
@@ -99,7 +100,7 @@ export class BackupService {
       const run = (await this.opts.jobs.history({ job: 'backup', limit: 100 })).find((r) => r.id === id);
       if (run?.outcome === 'ok') return run.details as BackupSummary;
       if (run?.outcome) throw new DomainError('internal', run.error ?? `backup failed (job run ${id}: ${run.outcome})`);
-      await new Promise((resolve) => setTimeout(resolve, RUN_POLL_MS));
+      await sleep(RUN_POLL_MS);
     }
   }
 

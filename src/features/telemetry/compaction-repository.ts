@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import { withPooledConnection } from '../../db/database.js';
 import { SQLSTATE, sqlState } from '../../db/pg-errors.js';
@@ -184,7 +185,7 @@ export class CompactionRepository {
       );
       if (!rows[0].busy) return true;
       if (Date.now() >= until) return false;
-      await new Promise((resolve) => setTimeout(resolve, MAINTENANCE_POLL_MS));
+      await sleep(MAINTENANCE_POLL_MS);
     }
   }
 
@@ -259,7 +260,7 @@ export class CompactionRepository {
       const r = await this.dropWindowOnce(trx, window);
       if (r !== 'busy' || attempt >= DROP_LOCK_TRIES) return r === 'dropped';
       // Nothing held meanwhile: ingest and queries go on between the tries.
-      await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_PAUSE_MS));
+      await sleep(DROP_RETRY_PAUSE_MS);
     }
   }
 
